@@ -1,0 +1,186 @@
+import { createHash } from "node:crypto";
+import { Webhooks } from "@octokit/webhooks";
+import { ZodError } from "zod";
+import type { Job } from "../jobs";
+import type { Ledger, RecordOutcome } from "../ledger";
+import { jobEventFromWorkflowJob } from "../sources/github";
+import {
+  type GitLabJobs,
+  jobEventFromJobHook,
+  verifyGitLabSignature,
+  verifyGitLabToken,
+} from "../sources/gitlab";
+
+/**
+ * Webhook ingestion, independent of HTTP: verify a delivery, understand it, record it once.
+ * The HTTP layer reads the body (with its size limit) and maps results onto status codes.
+ */
+
+export interface WebhookDelivery {
+  /** Header lookup, case-insensitive. */
+  header(name: string): string | undefined;
+  /** The raw bytes, exactly as received: signatures cover them. */
+  body: Uint8Array;
+  receivedAt: Date;
+}
+
+export type RejectionCode = "unauthorized" | "malformed" | "invalid_payload" | "not_configured";
+
+export type IngestResult =
+  | { kind: "rejected"; code: RejectionCode; message: string }
+  | { kind: "ignored"; reason: string }
+  | { kind: "pong" }
+  | { kind: "recorded"; outcome: RecordOutcome; job: Job | undefined };
+
+const reject = (code: RejectionCode, message: string): IngestResult => ({ kind: "rejected", code, message });
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function parseJson(
+  bytes: Uint8Array,
+  form: boolean,
+): { ok: true; value: unknown } | { ok: false; message: string } {
+  try {
+    let text = decoder.decode(bytes);
+    if (form) {
+      // GitHub's "application/x-www-form-urlencoded" content type puts the JSON in `payload`.
+      const payload = new URLSearchParams(text).get("payload");
+      if (payload === null) return { ok: false, message: "form body has no payload field" };
+      text = payload;
+    }
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, message: "body is not valid UTF-8 JSON" };
+  }
+}
+
+function describeZodError(error: ZodError): string {
+  const issue = error.issues[0];
+  const path = issue?.path.length ? issue.path.join(".") : "(root)";
+  return `payload does not match the schema at ${path}: ${issue?.message ?? "invalid"}`;
+}
+
+/** The id that makes a delivery idempotent; a hash of the body when the forge sent none. */
+function deliveryIdOf(delivery: WebhookDelivery, headers: readonly string[]): string {
+  for (const name of headers) {
+    const value = delivery.header(name)?.trim();
+    if (value && value.length <= 200) return value;
+  }
+  return `sha256:${createHash("sha256").update(delivery.body).digest("hex")}`;
+}
+
+export interface GitHubIngestOptions {
+  ledger: Ledger;
+  /** The webhook secret; undefined means GitHub webhooks are not configured. */
+  secret: string | undefined;
+}
+
+export function createGitHubIngest(options: GitHubIngestOptions) {
+  const webhooks = options.secret ? new Webhooks({ secret: options.secret }) : undefined;
+  return async function ingestGitHub(delivery: WebhookDelivery): Promise<IngestResult> {
+    if (!webhooks) return reject("not_configured", "GitHub webhooks are not configured (no webhook secret)");
+    const signature = delivery.header("x-hub-signature-256");
+    if (!signature) return reject("unauthorized", "X-Hub-Signature-256 header is missing");
+    const body = Buffer.from(delivery.body.buffer, delivery.body.byteOffset, delivery.body.byteLength);
+    let valid = false;
+    try {
+      valid = await webhooks.verify(body.toString("utf8"), signature);
+    } catch {
+      valid = false;
+    }
+    // The signature covers the exact bytes; re-encoding invalid UTF-8 would change them.
+    if (!valid || !Buffer.from(body.toString("utf8"), "utf8").equals(body)) {
+      return reject("unauthorized", "X-Hub-Signature-256 does not match the body");
+    }
+    const event = delivery.header("x-github-event");
+    if (!event) return reject("malformed", "X-GitHub-Event header is missing");
+    if (event === "ping") return { kind: "pong" };
+    if (event !== "workflow_job")
+      return { kind: "ignored", reason: `event ${event.slice(0, 60)} is not handled` };
+
+    const form = (delivery.header("content-type") ?? "").startsWith("application/x-www-form-urlencoded");
+    const parsed = parseJson(delivery.body, form);
+    if (!parsed.ok) return reject("malformed", parsed.message);
+    let jobEvent: ReturnType<typeof jobEventFromWorkflowJob>;
+    try {
+      jobEvent = jobEventFromWorkflowJob(parsed.value);
+    } catch (error) {
+      if (error instanceof ZodError) return reject("invalid_payload", describeZodError(error));
+      throw error;
+    }
+    if (!jobEvent) return { kind: "ignored", reason: "workflow_job action is not handled" };
+    const { outcome, job } = await options.ledger.record(
+      jobEvent,
+      deliveryIdOf(delivery, ["x-github-delivery"]),
+    );
+    return { kind: "recorded", outcome, job };
+  };
+}
+
+export interface GitLabIngestOptions {
+  ledger: Ledger;
+  /** Compared with `X-Gitlab-Token`. */
+  token: string | undefined;
+  /** When set, `webhook-signature` must verify (Standard Webhooks, `whsec_…`). */
+  signingToken: string | undefined;
+  /** How far `webhook-timestamp` may be from now. */
+  toleranceSeconds?: number;
+}
+
+export function createGitLabIngest(options: GitLabIngestOptions) {
+  return async function ingestGitLab(delivery: WebhookDelivery): Promise<IngestResult> {
+    const { token, signingToken } = options;
+    if (!token && !signingToken) {
+      return reject(
+        "not_configured",
+        "GitLab webhooks are not configured (no webhook token or signing token)",
+      );
+    }
+    if (token && !verifyGitLabToken(delivery.header("x-gitlab-token"), token)) {
+      return reject("unauthorized", "X-Gitlab-Token is missing or wrong");
+    }
+    if (signingToken) {
+      const check = verifyGitLabSignature(
+        {
+          id: delivery.header("webhook-id"),
+          timestamp: delivery.header("webhook-timestamp"),
+          signature: delivery.header("webhook-signature"),
+        },
+        delivery.body,
+        signingToken,
+        delivery.receivedAt,
+        options.toleranceSeconds,
+      );
+      if (!check.ok) return reject("unauthorized", check.reason);
+    }
+    const event = delivery.header("x-gitlab-event");
+    if (!event) return reject("malformed", "X-Gitlab-Event header is missing");
+    if (event !== "Job Hook")
+      return { kind: "ignored", reason: `event ${event.slice(0, 60)} is not handled` };
+
+    const parsed = parseJson(delivery.body, false);
+    if (!parsed.ok) return reject("malformed", parsed.message);
+    let jobEvent: ReturnType<typeof jobEventFromJobHook>;
+    try {
+      jobEvent = jobEventFromJobHook(parsed.value, delivery.receivedAt);
+    } catch (error) {
+      if (error instanceof ZodError) return reject("invalid_payload", describeZodError(error));
+      throw error;
+    }
+    if (!jobEvent) return { kind: "ignored", reason: "job status is not handled" };
+    const deliveryId = deliveryIdOf(delivery, ["idempotency-key", "x-gitlab-event-uuid", "webhook-id"]);
+    const { outcome, job } = await options.ledger.record(jobEvent, deliveryId);
+    return { kind: "recorded", outcome, job };
+  };
+}
+
+/** A queued GitLab job whose tags are still unknown: look them up through the API. */
+export const needsTagLookup = (job: Job | undefined): job is Job =>
+  job !== undefined && job.source === "gitlab" && !job.labelsKnown && job.status === "queued";
+
+/** Fill in a GitLab job's tags from the API. The webhook has answered long before this runs. */
+export async function resolveTags(ledger: Ledger, gitlab: GitLabJobs, job: Job): Promise<Job | undefined> {
+  if (!job.projectId) return undefined;
+  const tags = await gitlab.tagList(job.projectId, job.id);
+  return ledger.setLabels(job, tags);
+}

@@ -1,0 +1,173 @@
+import { z } from "zod";
+
+/**
+ * The job ledger's model: one normalized job per forge job, the same for GitLab and GitHub.
+ *
+ * Events are merged with `applyEvent`, a join: it is commutative, associative and idempotent, so
+ * the ledger reaches the same job whatever order (and however often) the forge delivers events.
+ */
+
+export const sources = ["gitlab", "github"] as const;
+export type Source = (typeof sources)[number];
+
+/**
+ * `waiting` holds jobs the forge knows but will not hand to a runner yet (GitLab `created`, `manual`,
+ * `scheduled`; GitHub `waiting` for deployment approval). They are visible, but are not demand.
+ */
+export const jobStatuses = ["waiting", "queued", "running", "completed", "cancelled"] as const;
+export type JobStatus = (typeof jobStatuses)[number];
+
+const statusRank: Record<JobStatus, number> = {
+  waiting: 0,
+  queued: 1,
+  running: 2,
+  // Both are terminal. If a forge ever reported both, `completed` carries more information.
+  cancelled: 3,
+  completed: 4,
+};
+
+export const isTerminal = (status: JobStatus): boolean => statusRank[status] >= statusRank.cancelled;
+
+const isoTime = z.iso.datetime({ offset: true });
+
+export const runnerSchema = z.object({
+  id: z.string().nullable(),
+  name: z.string().nullable(),
+});
+export type Runner = z.infer<typeof runnerSchema>;
+
+export const jobSchema = z.object({
+  source: z.enum(sources),
+  id: z.string().min(1),
+  project: z.string(),
+  /** GitLab's numeric project id, needed for API calls; null for GitHub. */
+  projectId: z.string().nullable(),
+  pipelineId: z.string(),
+  name: z.string(),
+  /** GitHub `run_attempt` (1 = first) or GitLab `retries_count` (0 = first). */
+  attempt: z.number().int().nonnegative(),
+  /** Sorted, lower-cased labels (GitHub) or tags (GitLab). Meaningless while `labelsKnown` is false. */
+  labels: z.array(z.string()),
+  labelsKnown: z.boolean(),
+  status: z.enum(jobStatuses),
+  /** `success`, `failure`, `cancelled`, `skipped`, … (GitHub's vocabulary, GitLab's mapped onto it). */
+  conclusion: z.string().nullable(),
+  /** Why a job failed, when the forge says (GitLab `failure_reason`, e.g. `runner_system_failure`). */
+  failureReason: z.string().nullable(),
+  queuedAt: isoTime.nullable(),
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+  runner: runnerSchema.nullable(),
+  instanceId: z.string().nullable(),
+  url: z.string().nullable(),
+});
+export type Job = z.infer<typeof jobSchema>;
+
+/** What one webhook (or poll, or heartbeat) says about a job: a partial job at a status. */
+export type JobEvent = Job;
+
+export interface JobKey {
+  source: Source;
+  id: string;
+}
+
+export const jobKeyString = (key: JobKey): string => `${key.source}#${key.id}`;
+
+/** Labels as the ledger stores them: trimmed, lower-cased, unique, sorted. */
+export function normalizeLabels(labels: readonly string[]): string[] {
+  return [
+    ...new Set(labels.map((label) => label.trim().toLowerCase()).filter((label) => label !== "")),
+  ].sort();
+}
+
+/** A stable key for a set of labels, used to index queued jobs. */
+export const labelSetKey = (job: Pick<Job, "labels" | "labelsKnown">): string =>
+  job.labelsKnown ? job.labels.join(",") : "?";
+
+const maxString = (a: string, b: string): string => (a >= b ? a : b);
+
+/** Prefer the known value; between two known values, the greater, so that the merge commutes. */
+function either<T extends string>(a: T | null, b: T | null): T | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return maxString(a, b) as T;
+}
+
+/** The earliest known time: timestamps only fill in, and replays never move them. */
+function earliest(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (ta !== tb) return ta < tb ? a : b;
+  return maxString(a, b);
+}
+
+function higherStatus(a: JobStatus, b: JobStatus): JobStatus {
+  return statusRank[a] >= statusRank[b] ? a : b;
+}
+
+function mergeRunner(a: Job, b: Job): Runner | null {
+  if (a.runner === null) return b.runner;
+  if (b.runner === null) return a.runner;
+  return { id: either(a.runner.id, b.runner.id), name: either(a.runner.name, b.runner.name) };
+}
+
+/** Merge two views of the same job. Commutative, associative, idempotent. */
+export function mergeJobs(a: Job, b: Job): Job {
+  if (a.source !== b.source || a.id !== b.id) {
+    throw new Error(`cannot merge ${jobKeyString(a)} with ${jobKeyString(b)}`);
+  }
+  const status = higherStatus(a.status, b.status);
+  let labels: string[];
+  if (a.labelsKnown && b.labelsKnown) labels = normalizeLabels([...a.labels, ...b.labels]);
+  else labels = a.labelsKnown ? a.labels : b.labelsKnown ? b.labels : [];
+  // The conclusion belongs to the terminal event that won.
+  const terminal = [a, b].filter((job) => job.status === status && isTerminal(status));
+  const conclusion = terminal.reduce<string | null>((acc, job) => either(acc, job.conclusion), null);
+  return {
+    source: a.source,
+    id: a.id,
+    project: either(a.project || null, b.project || null) ?? "",
+    projectId: either(a.projectId, b.projectId),
+    pipelineId: either(a.pipelineId || null, b.pipelineId || null) ?? "",
+    name: either(a.name || null, b.name || null) ?? "",
+    attempt: Math.max(a.attempt, b.attempt),
+    labels,
+    labelsKnown: a.labelsKnown || b.labelsKnown,
+    status,
+    conclusion: isTerminal(status) ? conclusion : null,
+    failureReason: isTerminal(status) ? either(a.failureReason, b.failureReason) : null,
+    queuedAt: earliest(a.queuedAt, b.queuedAt),
+    startedAt: earliest(a.startedAt, b.startedAt),
+    finishedAt: earliest(a.finishedAt, b.finishedAt),
+    runner: mergeRunner(a, b),
+    instanceId: either(a.instanceId, b.instanceId),
+    url: either(a.url, b.url),
+  };
+}
+
+/** The ledger's transition function: the job after `event`, given what the ledger held. */
+export function applyEvent(current: Job | undefined, event: JobEvent): Job {
+  return current === undefined ? mergeJobs(event, event) : mergeJobs(current, event);
+}
+
+/** True when both describe the same job state (so a write would change nothing). */
+export function sameJob(a: Job, b: Job): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(job: Job): Job {
+  // Key order fixed by the schema, so that equal jobs stringify equally.
+  return jobSchema.parse(job);
+}
+
+/**
+ * GitHub runners that Hearth starts are named `<instance id>-<slot>`, so a job's runner tells which
+ * instance runs it.
+ */
+export function instanceFromRunnerName(name: string | null): string | null {
+  if (name === null) return null;
+  const match = /^(i-[0-9a-f]{8,17})(?:-\d{1,3})?$/.exec(name);
+  return match?.[1] ?? null;
+}

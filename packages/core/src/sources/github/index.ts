@@ -1,0 +1,91 @@
+import { z } from "zod";
+import { instanceFromRunnerName, type JobEvent, type JobStatus, normalizeLabels } from "../../jobs";
+
+/**
+ * GitHub `workflow_job` webhooks.
+ * Payload reference: https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_job
+ * Only the fields Hearth reads are checked; the rest may change freely.
+ */
+
+const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform(String);
+const time = z.iso.datetime({ offset: true }).nullish();
+
+export const workflowJobPayloadSchema = z.object({
+  action: z.string(),
+  workflow_job: z.object({
+    id,
+    run_id: id,
+    run_attempt: z.number().int().nonnegative().nullish(),
+    name: z.string(),
+    workflow_name: z.string().nullish(),
+    status: z.string(),
+    conclusion: z.string().nullish(),
+    created_at: time,
+    started_at: time,
+    completed_at: time,
+    labels: z.array(z.string()).max(100),
+    runner_id: z.number().int().nullish(),
+    runner_name: z.string().nullish(),
+    html_url: z.string().nullish(),
+  }),
+  repository: z.object({ full_name: z.string().min(1) }),
+});
+export type WorkflowJobPayload = z.infer<typeof workflowJobPayloadSchema>;
+
+const handledActions = ["queued", "waiting", "in_progress", "completed"] as const;
+
+function statusOf(payload: WorkflowJobPayload): JobStatus | undefined {
+  const { action, workflow_job: job } = payload;
+  switch (action) {
+    case "queued":
+      // GitHub may announce a job as queued while it still waits for a deployment approval.
+      return job.status === "waiting" ? "waiting" : "queued";
+    case "waiting":
+      return "waiting";
+    case "in_progress":
+      return "running";
+    case "completed":
+      return job.conclusion === "cancelled" || job.conclusion === "skipped" ? "cancelled" : "completed";
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The job event a `workflow_job` delivery describes, or undefined for actions Hearth does not track.
+ * Throws a ZodError when the payload does not have the shape GitHub documents.
+ */
+export function jobEventFromWorkflowJob(body: unknown): JobEvent | undefined {
+  const payload = workflowJobPayloadSchema.parse(body);
+  const status = statusOf(payload);
+  if (status === undefined) return undefined;
+  const job = payload.workflow_job;
+  // GitHub fills runner and start fields early (even in some `queued` examples); only a job that has
+  // started says truthfully who runs it.
+  const started =
+    status === "running" || ((status === "completed" || status === "cancelled") && !!job.runner_name);
+  const runnerName = started ? (job.runner_name ?? null) : null;
+  return {
+    source: "github",
+    id: job.id,
+    project: payload.repository.full_name,
+    projectId: null,
+    pipelineId: job.run_id,
+    name: job.workflow_name ? `${job.workflow_name} / ${job.name}` : job.name,
+    attempt: job.run_attempt ?? 1,
+    labels: normalizeLabels(job.labels),
+    labelsKnown: true,
+    status,
+    conclusion: status === "completed" || status === "cancelled" ? (job.conclusion ?? null) : null,
+    failureReason: null,
+    queuedAt: job.created_at ?? null,
+    startedAt: started ? (job.started_at ?? null) : null,
+    finishedAt: status === "completed" || status === "cancelled" ? (job.completed_at ?? null) : null,
+    runner: started ? { id: job.runner_id == null ? null : String(job.runner_id), name: runnerName } : null,
+    instanceId: instanceFromRunnerName(runnerName),
+    url: job.html_url ?? null,
+  };
+}
+
+export const isHandledAction = (action: string): boolean =>
+  (handledActions as readonly string[]).includes(action);

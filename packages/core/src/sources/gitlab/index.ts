@@ -1,0 +1,130 @@
+import { z } from "zod";
+import type { JobEvent, JobStatus } from "../../jobs";
+
+export { createGitLabJobs, type GitLabJobs } from "./api";
+export { signGitLabBody, verifyGitLabSignature, verifyGitLabToken } from "./verify";
+
+/**
+ * GitLab `Job Hook` webhooks.
+ * Payload reference: https://docs.gitlab.com/user/project/integrations/webhook_events/#job-events
+ * Only the fields Hearth reads are checked; the rest may change freely.
+ */
+
+const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform(String);
+
+// GitLab writes times both as "2021-02-23T02:41:37.886Z" and as "2021-02-23 02:41:37 UTC".
+const gitlabTime = z
+  .string()
+  .nullish()
+  .transform((value, ctx) => {
+    if (value == null) return null;
+    const iso = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? UTC$/.test(value)
+      ? `${value.replace(" ", "T").replace(" UTC", "")}Z`
+      : value;
+    const ms = Date.parse(iso);
+    if (Number.isNaN(ms)) {
+      ctx.addIssue({ code: "custom", message: `not a time: ${value.slice(0, 40)}` });
+      return z.NEVER;
+    }
+    return new Date(ms).toISOString();
+  });
+
+export const jobHookPayloadSchema = z.object({
+  object_kind: z.literal("build"),
+  build_id: id,
+  build_name: z.string(),
+  build_stage: z.string().nullish(),
+  build_status: z.string(),
+  build_created_at: gitlabTime,
+  build_started_at: gitlabTime,
+  build_finished_at: gitlabTime,
+  build_queued_duration: z.number().nonnegative().nullish(),
+  build_failure_reason: z.string().nullish(),
+  retries_count: z.number().int().nonnegative().nullish(),
+  pipeline_id: id,
+  project_id: id,
+  project_name: z.string().nullish(),
+  project: z.object({ path_with_namespace: z.string().min(1), web_url: z.string().nullish() }).nullish(),
+  runner: z.object({ id: id.nullish(), description: z.string().nullish() }).nullish(),
+});
+export type JobHookPayload = z.infer<typeof jobHookPayloadSchema>;
+
+/** GitLab job statuses (Ci::HasStatus) mapped onto the ledger's. Unknown statuses are ignored. */
+const statusMap: Record<string, JobStatus> = {
+  created: "waiting",
+  waiting_for_resource: "waiting",
+  waiting_for_callback: "waiting",
+  scheduled: "waiting",
+  manual: "waiting",
+  pending: "queued",
+  // A runner has taken the job; `canceling` still occupies it until the runner lets go.
+  preparing: "running",
+  running: "running",
+  canceling: "running",
+  success: "completed",
+  failed: "completed",
+  canceled: "cancelled",
+  skipped: "cancelled",
+};
+
+export const gitlabStatusToJobStatus = (status: string): JobStatus | undefined => statusMap[status];
+
+/**
+ * The job event a Job Hook describes, or undefined for a status Hearth does not know.
+ * `receivedAt` stands in for the time of a `pending` event, which the payload does not carry.
+ * Throws a ZodError when the payload does not have the shape GitLab documents.
+ */
+export function jobEventFromJobHook(body: unknown, receivedAt: Date): JobEvent | undefined {
+  const hook = jobHookPayloadSchema.parse(body);
+  const status = gitlabStatusToJobStatus(hook.build_status);
+  if (status === undefined) return undefined;
+  const terminal = status === "completed" || status === "cancelled";
+  const project = hook.project?.path_with_namespace ?? hook.project_name ?? hook.project_id;
+  return {
+    source: "gitlab",
+    id: hook.build_id,
+    project,
+    projectId: hook.project_id,
+    pipelineId: hook.pipeline_id,
+    name: hook.build_stage ? `${hook.build_stage} / ${hook.build_name}` : hook.build_name,
+    attempt: hook.retries_count ?? 0,
+    // Job Hooks do not carry the job's tags; they are looked up through the API.
+    labels: [],
+    labelsKnown: false,
+    status,
+    conclusion: terminal ? (conclusions[hook.build_status] ?? hook.build_status) : null,
+    // GitLab sends a stale failure reason on jobs that did not fail; only a failure has one.
+    failureReason: hook.build_status === "failed" ? (hook.build_failure_reason ?? null) : null,
+    queuedAt: queuedAtOf(hook, status, receivedAt),
+    startedAt: status === "waiting" || status === "queued" ? null : hook.build_started_at,
+    finishedAt: terminal ? hook.build_finished_at : null,
+    runner:
+      status === "running" || terminal
+        ? hook.runner
+          ? { id: hook.runner.id ?? null, name: hook.runner.description ?? null }
+          : null
+        : null,
+    instanceId: null,
+    url: hook.project?.web_url ? `${hook.project.web_url}/-/jobs/${hook.build_id}` : null,
+  };
+}
+
+const conclusions: Record<string, string> = {
+  success: "success",
+  failed: "failure",
+  canceled: "cancelled",
+  skipped: "skipped",
+};
+
+function queuedAtOf(hook: JobHookPayload, status: JobStatus, receivedAt: Date): string | null {
+  if (status === "waiting") return null;
+  const queued = hook.build_queued_duration;
+  // Exact once the job has started: it waited `queued_duration` before `started_at`.
+  if (hook.build_started_at && queued != null) {
+    return new Date(Date.parse(hook.build_started_at) - queued * 1000).toISOString();
+  }
+  if (status === "queued") {
+    return new Date(receivedAt.getTime() - (queued ?? 0) * 1000).toISOString();
+  }
+  return null;
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from "node:crypto";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { applyEvent, type Job } from "../src/jobs";
+import { createLedger, ensureLedgerTable, type Ledger } from "../src/ledger";
+import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
+import { jobEvent, lifecycle } from "./support/jobs";
+
+/** One suite, two backends: what the ledger promises must hold on both. */
+interface Backend {
+  name: string;
+  endpoint(): string;
+}
+
+let embedded: EmbeddedDynamo | undefined;
+beforeAll(async () => {
+  embedded = await startEmbeddedDynamo();
+});
+afterAll(async () => {
+  await embedded?.close();
+});
+
+const backends: Backend[] = [
+  { name: "dynalite (embedded)", endpoint: () => embedded?.endpoint ?? "" },
+  { name: "DynamoDB Local", endpoint: () => inject("dynamoDbLocalEndpoint") },
+];
+
+describe.each(backends)("ledger on $name", (backend) => {
+  let clock = new Date("2026-01-01T10:00:30.000Z");
+  async function freshLedger(): Promise<{
+    ledger: Ledger;
+    raw: (pk: string, sk: string) => Promise<unknown>;
+  }> {
+    const tableName = `ledger-${randomUUID()}`;
+    const { client, documents } = localDynamoClients(backend.endpoint());
+    await ensureLedgerTable(client, tableName);
+    const ledger = createLedger({ client: documents, tableName, now: () => clock });
+    const raw = async (pk: string, sk: string) =>
+      (await documents.send(new GetCommand({ TableName: tableName, Key: { pk, sk }, ConsistentRead: true })))
+        .Item;
+    return { ledger, raw };
+  }
+
+  it("records a new job and reads it back by key", async () => {
+    const { ledger } = await freshLedger();
+    const event = jobEvent();
+    const result = await ledger.record(event, "d-1");
+    expect(result.outcome).toBe("recorded");
+    expect(await ledger.get({ source: "github", id: "1001" })).toEqual(applyEvent(undefined, event));
+    expect(await ledger.get({ source: "gitlab", id: "1001" })).toBeUndefined();
+  });
+
+  it("applies a delivery once: a replay writes nothing", async () => {
+    const { ledger, raw } = await freshLedger();
+    await ledger.record(jobEvent(), "d-1");
+    const before = await raw("JOB#github#1001", "JOB");
+    clock = new Date(clock.getTime() + 1000);
+    const again = await ledger.record(
+      jobEvent({ status: "running", startedAt: "2026-01-01T10:01:00.000Z" }),
+      "d-1",
+    );
+    expect(again.outcome).toBe("duplicate");
+    expect(await raw("JOB#github#1001", "JOB")).toEqual(before);
+    expect((await ledger.get({ source: "github", id: "1001" }))?.status).toBe("queued");
+  });
+
+  it("never lets a late queued event bring back a running or completed job", async () => {
+    const { ledger } = await freshLedger();
+    const [queued, running, completed] = lifecycle();
+    await ledger.record(running as Job, "d-2");
+    expect((await ledger.record(queued as Job, "d-1")).outcome).toBe("unchanged");
+    expect((await ledger.get({ source: "github", id: "1001" }))?.status).toBe("running");
+    await ledger.record(completed as Job, "d-3");
+    const late = await ledger.record(jobEvent({ status: "queued" }), "d-4");
+    expect(late.outcome).toBe("unchanged");
+    const job = await ledger.get({ source: "github", id: "1001" });
+    expect(job).toMatchObject({
+      status: "completed",
+      conclusion: "success",
+      queuedAt: "2026-01-01T10:00:00.000Z",
+    });
+  });
+
+  it("lists queued jobs by label set, oldest first, and drops them once they run", async () => {
+    const { ledger } = await freshLedger();
+    const times = ["2026-01-01T10:00:05.000Z", "2026-01-01T09:59:00.000Z", "2026-01-01T10:00:01.000Z"];
+    for (const [i, queuedAt] of times.entries()) {
+      await ledger.record(jobEvent({ id: `j${i}`, queuedAt }), `d${i}`);
+    }
+    await ledger.record(jobEvent({ id: "arm", labels: ["nix", "aarch64-linux"] }), "d-arm");
+    const queue = await ledger.queuedByLabels(["x86_64-linux", "NIX"]);
+    expect(queue.map((job) => job.id)).toEqual(["j1", "j2", "j0"]);
+    expect((await ledger.queuedByLabels(["nix", "aarch64-linux"])).map((job) => job.id)).toEqual(["arm"]);
+
+    await ledger.record(
+      jobEvent({ id: "j1", status: "running", instanceId: "i-0aaaaaaaaaaaaaaaa" }),
+      "d-run",
+    );
+    expect((await ledger.queuedByLabels(["nix", "x86_64-linux"])).map((job) => job.id)).toEqual(["j2", "j0"]);
+    expect((await ledger.queued()).map((job) => job.id)).toEqual(["arm", "j2", "j0"]);
+  });
+
+  it("keeps jobs with unknown labels apart until their labels are filled in", async () => {
+    const { ledger } = await freshLedger();
+    await ledger.record(jobEvent({ source: "gitlab", id: "55", labels: [], labelsKnown: false }), "g-1");
+    expect((await ledger.queuedByLabels("unknown")).map((job) => job.id)).toEqual(["55"]);
+    const updated = await ledger.setLabels({ source: "gitlab", id: "55" }, ["Nix", "x86_64-linux"]);
+    expect(updated).toMatchObject({ labels: ["nix", "x86_64-linux"], labelsKnown: true });
+    expect(await ledger.queuedByLabels("unknown")).toEqual([]);
+    expect((await ledger.queuedByLabels(["nix", "x86_64-linux"])).map((job) => job.id)).toEqual(["55"]);
+    expect(await ledger.setLabels({ source: "gitlab", id: "404" }, ["nix"])).toBeUndefined();
+  });
+
+  it("finds the jobs running on an instance", async () => {
+    const { ledger } = await freshLedger();
+    const [, runA, doneA] = lifecycle("a");
+    const [, runB] = lifecycle("b");
+    await ledger.record(runA as Job, "a-run");
+    await ledger.record(runB as Job, "b-run");
+    await ledger.record(jobEvent({ id: "c", status: "running", instanceId: "i-0bbbbbbbbbbbbbbbb" }), "c-run");
+    const ids = async () => (await ledger.runningOn("i-0123456789abcdef0")).map((job) => job.id).sort();
+    expect(await ids()).toEqual(["a", "b"]);
+    await ledger.record(doneA as Job, "a-done");
+    expect(await ids()).toEqual(["b"]);
+  });
+
+  it("gives deliveries and finished jobs an expiry, and live jobs none", async () => {
+    const { ledger, raw } = await freshLedger();
+    const [queued, , completed] = lifecycle();
+    await ledger.record(queued as Job, "d-1");
+    expect(await raw("JOB#github#1001", "JOB")).not.toHaveProperty("expiresAt");
+    const delivery = (await raw("DELIVERY#github#d-1", "DELIVERY")) as { expiresAt: number };
+    expect(delivery.expiresAt).toBe(Math.floor(clock.getTime() / 1000) + 7 * 24 * 3600);
+    await ledger.record(completed as Job, "d-2");
+    const job = (await raw("JOB#github#1001", "JOB")) as { expiresAt: number };
+    expect(job.expiresAt).toBe(Date.parse("2026-01-01T10:05:00.000Z") / 1000 + 7 * 24 * 3600);
+  });
+
+  it("merges concurrent writes to one job without losing any", async () => {
+    const { ledger } = await freshLedger();
+    const events = lifecycle();
+    await Promise.all(events.map((event, i) => ledger.record(event, `c-${i}`)));
+    const expected = events.reduce<Job | undefined>((job, event) => applyEvent(job, event), undefined);
+    expect(await ledger.get({ source: "github", id: "1001" })).toEqual(expected);
+  });
+});

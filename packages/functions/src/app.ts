@@ -1,0 +1,21 @@
+import { Hono } from "hono";
+import { errorResponse } from "./http";
+import type { Logger } from "./log";
+import { type WebhookDeps, webhookRoutes } from "./webhooks";
+
+export interface AppDeps extends WebhookDeps {
+  log: Logger;
+}
+
+/** The HTTP surface of Hearth, the same in Lambda and in local mode. */
+export function createApp(deps: AppDeps) {
+  const app = new Hono();
+  app.route("/webhooks", webhookRoutes(deps));
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((error, c) => {
+    deps.log.error("request failed", { path: c.req.path, error: error.message });
+    return errorResponse(c, 500, "internal", "Hearth could not handle this request; it has been logged");
+  });
+  return app;
+}

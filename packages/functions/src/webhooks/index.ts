@@ -1,0 +1,111 @@
+import {
+  createGitHubIngest,
+  createGitLabIngest,
+  type IngestResult,
+  needsTagLookup,
+  resolveTags,
+  type WebhookDelivery,
+} from "@hearth/core/ingest";
+import type { Job } from "@hearth/core/jobs";
+import type { Ledger } from "@hearth/core/ledger";
+import type { GitLabJobs } from "@hearth/core/sources/gitlab";
+import { type Context, Hono } from "hono";
+import { errorResponse, readBody } from "../http";
+import type { Logger } from "../log";
+
+export interface WebhookDeps {
+  ledger: Ledger;
+  github: { secret: string | undefined };
+  gitlab: { token: string | undefined; signingToken: string | undefined; api: GitLabJobs | undefined };
+  log: Logger;
+  now?: () => Date;
+  /** Runs slow follow-up work after the answer is sent (the GitLab tag lookup). */
+  background: (task: () => Promise<void>) => void;
+  /** Called with each job a delivery changed, after it is recorded. */
+  onJobChanged?: (job: Job) => void;
+}
+
+const rejectionStatus = {
+  unauthorized: 401,
+  malformed: 400,
+  invalid_payload: 400,
+  not_configured: 503,
+} as const;
+
+/** `POST /webhooks/github` and `POST /webhooks/gitlab`. */
+export function webhookRoutes(deps: WebhookDeps) {
+  const now = deps.now ?? (() => new Date());
+  const ingest = {
+    github: createGitHubIngest({ ledger: deps.ledger, secret: deps.github.secret }),
+    gitlab: createGitLabIngest({
+      ledger: deps.ledger,
+      token: deps.gitlab.token,
+      signingToken: deps.gitlab.signingToken,
+    }),
+  };
+
+  const lookUpTags = (job: Job) => {
+    const api = deps.gitlab.api;
+    if (!api) return;
+    deps.background(async () => {
+      try {
+        const updated = await resolveTags(deps.ledger, api, job);
+        if (updated) deps.onJobChanged?.(updated);
+      } catch (error) {
+        deps.log.warn("gitlab tag lookup failed", {
+          job: job.id,
+          project: job.projectId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
+  };
+
+  const handle = (source: "github" | "gitlab") => async (c: Context) => {
+    const started = performance.now();
+    const read = await readBody(c.req.raw);
+    if (!read.ok) {
+      deps.log.warn("webhook rejected", { source, code: read.code });
+      return errorResponse(c, read.status, read.code, read.message);
+    }
+    const delivery: WebhookDelivery = {
+      header: (name) => c.req.header(name),
+      body: read.body,
+      receivedAt: now(),
+    };
+    const result: IngestResult = await ingest[source](delivery);
+    const ms = Math.round((performance.now() - started) * 100) / 100;
+    switch (result.kind) {
+      case "rejected":
+        deps.log.warn("webhook rejected", { source, code: result.code, reason: result.message, ms });
+        return errorResponse(c, rejectionStatus[result.code], result.code, result.message);
+      case "pong":
+        return c.json({ status: "pong" }, 200);
+      case "ignored":
+        return c.json({ status: "ignored", reason: result.reason }, 200);
+      case "recorded": {
+        const { job, outcome } = result;
+        deps.log.info("webhook recorded", { source, outcome, job: job?.id, status: job?.status, ms });
+        if (job && outcome === "recorded") {
+          deps.onJobChanged?.(job);
+          if (needsTagLookup(job)) lookUpTags(job);
+        }
+        return c.json(
+          { status: outcome, job: job ? { source: job.source, id: job.id, status: job.status } : null },
+          outcome === "duplicate" ? 200 : 202,
+        );
+      }
+    }
+  };
+
+  const methodNotAllowed = (c: Context) => {
+    c.header("Allow", "POST");
+    return errorResponse(c, 405, "method_not_allowed", `${c.req.method} is not allowed here; use POST`);
+  };
+
+  return new Hono()
+    .post("/github", handle("github"))
+    .post("/gitlab", handle("gitlab"))
+    .all("/github", methodNotAllowed)
+    .all("/gitlab", methodNotAllowed);
+}
