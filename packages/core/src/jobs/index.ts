@@ -171,3 +171,9 @@ export function instanceFromRunnerName(name: string | null): string | null {
   const match = /^(i-[0-9a-f]{8,17})(?:-\d{1,3})?$/.exec(name);
   return match?.[1] ?? null;
 }
+
+/**
+ * Jobs that share a cache key share a build closure, so an instance that ran one has a warm store for
+ * the next. A job's key is its project and name (for matrix jobs, the name includes the entry).
+ */
+export const cacheKeyOf = (job: Pick<Job, "project" | "name">): string => `${job.project}/${job.name}`;
