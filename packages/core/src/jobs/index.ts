@@ -119,9 +119,8 @@ export function mergeJobs(a: Job, b: Job): Job {
     throw new Error(`cannot merge ${jobKeyString(a)} with ${jobKeyString(b)}`);
   }
   const status = higherStatus(a.status, b.status);
-  let labels: string[];
-  if (a.labelsKnown && b.labelsKnown) labels = normalizeLabels([...a.labels, ...b.labels]);
-  else labels = a.labelsKnown ? a.labels : b.labelsKnown ? b.labels : [];
+  const known = [a, b].filter((job) => job.labelsKnown);
+  const labels = normalizeLabels(known.flatMap((job) => job.labels));
   // The conclusion belongs to the terminal event that won.
   const terminal = [a, b].filter((job) => job.status === status && isTerminal(status));
   const conclusion = terminal.reduce<string | null>((acc, job) => either(acc, job.conclusion), null);

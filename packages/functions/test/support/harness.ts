@@ -1,0 +1,121 @@
+import { randomUUID } from "node:crypto";
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { createLedger, ensureLedgerTable, type Ledger } from "@hearth/core/ledger";
+import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
+import type { GitLabJobs } from "@hearth/core/sources/gitlab";
+import { signGitLabBody } from "@hearth/core/sources/gitlab";
+import { Webhooks } from "@octokit/webhooks";
+import { createApp } from "../../src/app";
+import { silentLogger } from "../../src/log";
+
+export const GITHUB_SECRET = "github-test-secret";
+export const GITLAB_TOKEN = "gitlab-test-token";
+export const GITLAB_SIGNING = `whsec_${Buffer.from("hearth-test-signing-key-32-bytes").toString("base64")}`;
+
+export interface Harness {
+  app: ReturnType<typeof createApp>;
+  ledger: Ledger;
+  /** Every item in the table: to prove that a request wrote nothing. */
+  items(): Promise<Record<string, unknown>[]>;
+  /** Waits for the work the app deferred (tag lookups). */
+  settle(): Promise<void>;
+}
+
+let dynamo: EmbeddedDynamo | undefined;
+
+/** One embedded DynamoDB per test file; a fresh table per harness. */
+export async function embeddedDynamo(): Promise<EmbeddedDynamo> {
+  dynamo ??= await startEmbeddedDynamo();
+  return dynamo;
+}
+
+export async function stopEmbeddedDynamo(): Promise<void> {
+  await dynamo?.close();
+  dynamo = undefined;
+}
+
+export async function createHarness(
+  options: { signingToken?: string; gitlabApi?: GitLabJobs; now?: () => Date } = {},
+): Promise<Harness> {
+  const { endpoint } = await embeddedDynamo();
+  const { client, documents } = localDynamoClients(endpoint);
+  const tableName = `hearth-${randomUUID()}`;
+  await ensureLedgerTable(client, tableName);
+  const ledger = createLedger({ client: documents, tableName, now: options.now });
+  const pending = new Set<Promise<void>>();
+  const app = createApp({
+    ledger,
+    log: silentLogger,
+    now: options.now,
+    github: { secret: GITHUB_SECRET },
+    gitlab: { token: GITLAB_TOKEN, signingToken: options.signingToken, api: options.gitlabApi },
+    background: (task) => {
+      const run = task().finally(() => pending.delete(run));
+      pending.add(run);
+    },
+  });
+  return {
+    app,
+    ledger,
+    async items() {
+      const out = await documents.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
+      return out.Items ?? [];
+    },
+    async settle() {
+      while (pending.size) await Promise.allSettled([...pending]);
+    },
+  };
+}
+
+const githubSigner = new Webhooks({ secret: GITHUB_SECRET });
+
+/** A request as GitHub sends it: signed body, event and delivery headers. */
+export async function githubRequest(
+  event: string,
+  payload: unknown,
+  options: { delivery?: string; secret?: string } = {},
+): Promise<Request> {
+  const body = JSON.stringify(payload);
+  const signer = options.secret ? new Webhooks({ secret: options.secret }) : githubSigner;
+  return new Request("http://hearth.test/webhooks/github", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-github-event": event,
+      "x-github-delivery": options.delivery ?? randomUUID(),
+      "x-hub-signature-256": await signer.sign(body),
+      "user-agent": "GitHub-Hookshot/test",
+    },
+    body,
+  });
+}
+
+/** A request as GitLab sends it: token, event, idempotency key, and (optionally) a signature. */
+export function gitlabRequest(
+  payload: unknown,
+  options: {
+    token?: string;
+    signingToken?: string;
+    idempotencyKey?: string;
+    event?: string;
+    timestamp?: number;
+  } = {},
+): Request {
+  const body = JSON.stringify(payload);
+  const id = options.idempotencyKey ?? randomUUID();
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-gitlab-event": options.event ?? "Job Hook",
+    "x-gitlab-token": options.token ?? GITLAB_TOKEN,
+    "idempotency-key": id,
+    "x-gitlab-event-uuid": randomUUID(),
+    "x-gitlab-webhook-uuid": randomUUID(),
+  };
+  if (options.signingToken) {
+    const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+    headers["webhook-id"] = id;
+    headers["webhook-timestamp"] = String(timestamp);
+    headers["webhook-signature"] = signGitLabBody(id, timestamp, body, options.signingToken);
+  }
+  return new Request("http://hearth.test/webhooks/gitlab", { method: "POST", headers, body });
+}

@@ -1,0 +1,172 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { workflowJobExamples as workflowJobs } from "../../core/test/fixtures";
+import { createHarness, GITHUB_SECRET, githubRequest, stopEmbeddedDynamo } from "./support/harness";
+
+afterAll(stopEmbeddedDynamo);
+
+describe("POST /webhooks/github", () => {
+  const expected = [
+    { status: "running", runner: "my runner" },
+    { status: "completed", conclusion: "failure" },
+    { status: "completed", conclusion: "success" },
+    { status: "running" },
+    { status: "running" },
+    { status: "queued", runner: null },
+    { status: "waiting" },
+    { status: "waiting" },
+  ];
+
+  it.each(workflowJobs.map((example, i) => [i, example.action, example] as const))(
+    "records GitHub's example %i (%s) through the app and the store",
+    async (i, _action, example) => {
+      const { app, ledger } = await createHarness();
+      const response = await app.request(await githubRequest("workflow_job", example));
+      expect(response.status).toBe(202);
+      const job = await ledger.get({ source: "github", id: String(example.workflow_job.id) });
+      expect(job).toMatchObject({
+        project: example.repository.full_name,
+        pipelineId: String(example.workflow_job.run_id),
+        labels: [...new Set(example.workflow_job.labels.map((label) => label.toLowerCase()))].sort(),
+        labelsKnown: true,
+        status: expected[i]?.status,
+      });
+      if (expected[i]?.conclusion) expect(job?.conclusion).toBe(expected[i]?.conclusion);
+      if (expected[i] && "runner" in expected[i]) expect(job?.runner?.name ?? null).toBe(expected[i]?.runner);
+      expect(await response.json()).toMatchObject({
+        status: "recorded",
+        job: { source: "github", status: job?.status },
+      });
+    },
+  );
+
+  it("answers ping, and ignores other events without writing", async () => {
+    const { app, items } = await createHarness();
+    const ping = await app.request(
+      await githubRequest("ping", { zen: "Keep it logically awesome.", hook_id: 1 }),
+    );
+    expect(ping.status).toBe(200);
+    expect(await ping.json()).toEqual({ status: "pong" });
+    const push = await app.request(await githubRequest("push", { ref: "refs/heads/main" }));
+    expect(push.status).toBe(200);
+    expect(await push.json()).toMatchObject({ status: "ignored" });
+    expect(await items()).toEqual([]);
+  });
+
+  it("applies a replayed delivery once", async () => {
+    const { app, items } = await createHarness();
+    const example = workflowJobs[5];
+    const first = await app.request(await githubRequest("workflow_job", example, { delivery: "d-1" }));
+    const before = await items();
+    const replay = await app.request(await githubRequest("workflow_job", example, { delivery: "d-1" }));
+    expect(first.status).toBe(202);
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toMatchObject({ status: "duplicate" });
+    expect(await items()).toEqual(before);
+  });
+
+  it("rejects a missing or wrong signature with 401 and writes nothing", async () => {
+    const { app, items } = await createHarness();
+    const wrong = await app.request(
+      await githubRequest("workflow_job", workflowJobs[5], { secret: "not-it" }),
+    );
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toEqual({
+      error: { code: "unauthorized", message: "X-Hub-Signature-256 does not match the body" },
+    });
+    const unsigned = await githubRequest("workflow_job", workflowJobs[5]);
+    unsigned.headers.delete("x-hub-signature-256");
+    expect((await app.request(unsigned)).status).toBe(401);
+    const tampered = await githubRequest("workflow_job", workflowJobs[5]);
+    const body = (await tampered.text()).replace("queued", "completed");
+    expect(
+      (await app.request(new Request(tampered.url, { method: "POST", headers: tampered.headers, body })))
+        .status,
+    ).toBe(401);
+    expect(await items()).toEqual([]);
+  });
+
+  it("rejects signed but malformed or off-schema bodies with 400", async () => {
+    const { app, items } = await createHarness();
+    const notJson = await githubRequest("workflow_job", {});
+    const sign = async (body: string) => {
+      const { Webhooks } = await import("@octokit/webhooks");
+      const headers = new Headers(notJson.headers);
+      headers.set("x-hub-signature-256", await new Webhooks({ secret: GITHUB_SECRET }).sign(body));
+      return new Request(notJson.url, { method: "POST", headers, body });
+    };
+    const broken = await app.request(await sign("{not json"));
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({ error: { code: "malformed" } });
+    const offSchema = await app.request(
+      await githubRequest("workflow_job", { action: "queued", workflow_job: {} }),
+    );
+    expect(offSchema.status).toBe(400);
+    expect(await offSchema.json()).toMatchObject({ error: { code: "invalid_payload" } });
+    expect(await items()).toEqual([]);
+  });
+
+  it("accepts GitHub's form-encoded deliveries", async () => {
+    const { app, ledger } = await createHarness();
+    const { Webhooks } = await import("@octokit/webhooks");
+    const body = new URLSearchParams({ payload: JSON.stringify(workflowJobs[5]) }).toString();
+    const response = await app.request(
+      new Request("http://hearth.test/webhooks/github", {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "x-github-event": "workflow_job",
+          "x-github-delivery": "form-1",
+          "x-hub-signature-256": await new Webhooks({ secret: GITHUB_SECRET }).sign(body),
+        },
+        body,
+      }),
+    );
+    expect(response.status).toBe(202);
+    expect((await ledger.get({ source: "github", id: "289782451" }))?.status).toBe("queued");
+  });
+
+  it("refuses bodies over 1 MiB, by header and by the bytes actually read", async () => {
+    const { app, items } = await createHarness();
+    const big = await app.request(
+      new Request("http://hearth.test/webhooks/github", {
+        method: "POST",
+        headers: { "content-length": String(1024 * 1024 + 1), "x-github-event": "workflow_job" },
+        body: "x",
+      }),
+    );
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ error: { code: "payload_too_large" } });
+    const chunk = new Uint8Array(64 * 1024).fill(32);
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        sent += chunk.byteLength;
+        if (sent > 4 * 1024 * 1024) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const streamed = await app.request(
+      new Request("http://hearth.test/webhooks/github", {
+        method: "POST",
+        headers: { "x-github-event": "workflow_job" },
+        body: stream,
+        duplex: "half",
+      } as RequestInit),
+    );
+    expect(streamed.status).toBe(413);
+    expect(sent).toBeLessThan(2 * 1024 * 1024); // it stopped reading early
+    expect(await items()).toEqual([]);
+  });
+
+  it("answers 405 to other methods and 404 elsewhere, as JSON", async () => {
+    const { app } = await createHarness();
+    const get = await app.request("/webhooks/github");
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("POST");
+    expect(await get.json()).toMatchObject({ error: { code: "method_not_allowed" } });
+    expect((await app.request("/webhooks/github", { method: "PUT" })).status).toBe(405);
+    const missing = await app.request("/webhooks/bitbucket", { method: "POST" });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: { code: "not_found" } });
+  });
+});
