@@ -124,16 +124,24 @@ describe.each(backends)("ledger on $name", (backend) => {
     expect(await ids()).toEqual(["b"]);
   });
 
-  it("gives deliveries and finished jobs an expiry, and live jobs none", async () => {
+  it("gives finished jobs, and the delivery ids kept on them, an expiry; live jobs none", async () => {
     const { ledger, raw } = await freshLedger();
     const [queued, , completed] = lifecycle();
     await ledger.record(queued as Job, "d-1");
     expect(await raw("JOB#github#1001", "JOB")).not.toHaveProperty("expiresAt");
-    const delivery = (await raw("DELIVERY#github#d-1", "DELIVERY")) as { expiresAt: number };
-    expect(delivery.expiresAt).toBe(Math.floor(clock.getTime() / 1000) + 7 * 24 * 3600);
     await ledger.record(completed as Job, "d-2");
-    const job = (await raw("JOB#github#1001", "JOB")) as { expiresAt: number };
+    const job = (await raw("JOB#github#1001", "JOB")) as { expiresAt: number; deliveries: string[] };
     expect(job.expiresAt).toBe(Date.parse("2026-01-01T10:05:00.000Z") / 1000 + 7 * 24 * 3600);
+    expect(job.deliveries).toEqual(["d-2", "d-1"]);
+  });
+
+  it("writes nothing for an event that tells nothing new", async () => {
+    const { ledger, raw } = await freshLedger();
+    const [queued, running] = lifecycle();
+    await ledger.record(running as Job, "d-2");
+    const before = await raw("JOB#github#1001", "JOB");
+    expect((await ledger.record(queued as Job, "d-1")).outcome).toBe("unchanged");
+    expect(await raw("JOB#github#1001", "JOB")).toEqual(before);
   });
 
   it("merges concurrent writes to one job without losing any", async () => {

@@ -1,4 +1,4 @@
-import { createGitLabJobs } from "@hearth/core/sources/gitlab";
+import { createGitLabJobs } from "@hearth/core/gitlab-api";
 import { afterAll, describe, expect, it } from "vitest";
 import { gitlabJobHookExample } from "../../core/test/fixtures";
 import { startFakeGitLab } from "./support/fake-gitlab";

@@ -1,15 +1,11 @@
 import { createHash } from "node:crypto";
 import { Webhooks } from "@octokit/webhooks";
-import { ZodError } from "zod";
+import * as z from "zod";
+import type { GitLabJobs } from "../gitlab-api";
 import type { Job } from "../jobs";
 import type { Ledger, RecordOutcome } from "../ledger";
 import { jobEventFromWorkflowJob } from "../sources/github";
-import {
-  type GitLabJobs,
-  jobEventFromJobHook,
-  verifyGitLabSignature,
-  verifyGitLabToken,
-} from "../sources/gitlab";
+import { jobEventFromJobHook, verifyGitLabSignature, verifyGitLabToken } from "../sources/gitlab";
 
 /**
  * Webhook ingestion, independent of HTTP: verify a delivery, understand it, record it once.
@@ -54,7 +50,7 @@ function parseJson(
   }
 }
 
-function describeZodError(error: ZodError): string {
+function describeZodError(error: z.ZodError): string {
   const issue = error.issues[0];
   const path = issue?.path.length ? issue.path.join(".") : "(root)";
   return `payload does not match the schema at ${path}: ${issue?.message ?? "invalid"}`;
@@ -105,7 +101,7 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
     try {
       jobEvent = jobEventFromWorkflowJob(parsed.value);
     } catch (error) {
-      if (error instanceof ZodError) return reject("invalid_payload", describeZodError(error));
+      if (error instanceof z.ZodError) return reject("invalid_payload", describeZodError(error));
       throw error;
     }
     if (!jobEvent) return { kind: "ignored", reason: "workflow_job action is not handled" };
@@ -164,7 +160,7 @@ export function createGitLabIngest(options: GitLabIngestOptions) {
     try {
       jobEvent = jobEventFromJobHook(parsed.value, delivery.receivedAt);
     } catch (error) {
-      if (error instanceof ZodError) return reject("invalid_payload", describeZodError(error));
+      if (error instanceof z.ZodError) return reject("invalid_payload", describeZodError(error));
       throw error;
     }
     if (!jobEvent) return { kind: "ignored", reason: "job status is not handled" };

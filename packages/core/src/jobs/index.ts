@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The job ledger's model: one normalized job per forge job, the same for GitLab and GitHub.

@@ -1,6 +1,5 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
-  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -25,16 +24,13 @@ export interface LedgerOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
   now?: () => Date;
-  /** How long a delivery id is remembered for deduplication. GitHub redelivers for up to 3 days. */
-  deliveryTtlSeconds?: number;
   /** How long a finished job stays in the ledger, for the status page and reconciliation. */
   finishedJobTtlSeconds?: number;
 }
 
 /**
  * - `recorded`: the job changed and was written;
- * - `unchanged`: the event told nothing new (e.g. a late `queued` for a running job); nothing written
- *   but the delivery id;
+ * - `unchanged`: the event told nothing new (e.g. a late `queued` for a running job); nothing written;
  * - `duplicate`: this delivery was applied before; nothing written.
  */
 export type RecordOutcome = "recorded" | "unchanged" | "duplicate";
@@ -54,25 +50,30 @@ export interface Ledger {
 }
 
 const MAX_ATTEMPTS = 8;
+/**
+ * Delivery ids are remembered on the job item itself, so deduplication costs no extra read or write
+ * and the ids expire with the job. A job sees a handful of events; a replay older than the last
+ * `DELIVERIES_KEPT` is still harmless, because applying an event again changes nothing.
+ */
+const DELIVERIES_KEPT = 20;
 const jobPk = (key: JobKey) => `JOB#${key.source}#${key.id}`;
-const deliveryPk = (source: string, deliveryId: string) => `DELIVERY#${source}#${deliveryId}`;
 
 type Item = Record<string, unknown>;
 
 export function createLedger(options: LedgerOptions): Ledger {
   const { client, tableName } = options;
   const now = options.now ?? (() => new Date());
-  const deliveryTtl = options.deliveryTtlSeconds ?? 7 * 24 * 3600;
   const finishedTtl = options.finishedJobTtlSeconds ?? 7 * 24 * 3600;
   const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 
-  function toItem(job: Job, version: number): Item {
+  function toItem(job: Job, version: number, deliveries: string[]): Item {
     const item: Item = {
       ...job,
       pk: jobPk(job),
       sk: "JOB",
       kind: "job",
       version,
+      deliveries,
       updatedAt: now().toISOString(),
     };
     if (job.status === "queued") {
@@ -94,42 +95,46 @@ export function createLedger(options: LedgerOptions): Ledger {
     return jobSchema.parse(item);
   }
 
-  /** Read-modify-write with optimistic concurrency: single-item conditional puts only. */
+  /**
+   * Read-modify-write with optimistic concurrency: single-item conditional puts only (no
+   * transactions, which dynalite lacks and which cost twice as much on AWS).
+   */
   async function update(
     key: JobKey,
     change: (current: Job | undefined) => Job | undefined,
-    prefetched?: { item: Item | undefined },
-  ): Promise<{ job: Job | undefined; written: boolean }> {
-    let item = prefetched?.item;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      if (attempt > 1 || prefetched === undefined) {
-        const got = await client.send(
-          new GetCommand({ TableName: tableName, Key: { pk: jobPk(key), sk: "JOB" }, ConsistentRead: true }),
-        );
-        item = got.Item;
-      }
+    deliveryId?: string,
+  ): Promise<{ outcome: RecordOutcome; job: Job | undefined }> {
+    for (let attempt = 1; ; attempt++) {
+      const got = await client.send(
+        new GetCommand({ TableName: tableName, Key: { pk: jobPk(key), sk: "JOB" }, ConsistentRead: true }),
+      );
+      const item = got.Item;
+      const seen: string[] = Array.isArray(item?.deliveries) ? item.deliveries : [];
       const current = item ? fromItem(item) : undefined;
+      if (deliveryId !== undefined && seen.includes(deliveryId))
+        return { outcome: "duplicate", job: current };
       const next = change(current);
+      // An event that tells nothing new is not written at all: applying it again is harmless.
       if (next === undefined || (current !== undefined && sameJob(current, next))) {
-        return { job: current, written: false };
+        return { outcome: "unchanged", job: current };
       }
       const version = typeof item?.version === "number" ? item.version : 0;
+      const deliveries = deliveryId === undefined ? seen : [deliveryId, ...seen].slice(0, DELIVERIES_KEPT);
       try {
         await client.send(
           new PutCommand({
             TableName: tableName,
-            Item: toItem(next, version + 1),
+            Item: toItem(next, version + 1, deliveries),
             ...(item
               ? { ConditionExpression: "version = :v", ExpressionAttributeValues: { ":v": version } }
               : { ConditionExpression: "attribute_not_exists(pk)" }),
           }),
         );
-        return { job: next, written: true };
+        return { outcome: "recorded", job: next };
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException) || attempt === MAX_ATTEMPTS) throw error;
+        if (!(error instanceof ConditionalCheckFailedException) || attempt >= MAX_ATTEMPTS) throw error;
       }
     }
-    throw new Error("unreachable");
   }
 
   async function queryAll(input: ConstructorParameters<typeof QueryCommand>[0]): Promise<Item[]> {
@@ -144,39 +149,8 @@ export function createLedger(options: LedgerOptions): Ledger {
   }
 
   return {
-    async record(event, deliveryId) {
-      const jobKey = { pk: jobPk(event), sk: "JOB" };
-      const deliveryKey = { pk: deliveryPk(event.source, deliveryId), sk: "DELIVERY" };
-      // One round trip for both reads: was this delivery applied, and what does the ledger hold?
-      const got = await client.send(
-        new BatchGetCommand({
-          RequestItems: { [tableName]: { Keys: [deliveryKey, jobKey], ConsistentRead: true } },
-        }),
-      );
-      let items = got.Responses?.[tableName] ?? [];
-      if (got.UnprocessedKeys?.[tableName]) items = [];
-      const delivery = items.find((item) => item.pk === deliveryKey.pk);
-      const jobItem = items.find((item) => item.pk === jobKey.pk);
-      if (delivery) return { outcome: "duplicate", job: jobItem ? fromItem(jobItem) : undefined };
-
-      const { job, written } = await update(event, (current) => applyEvent(current, event), {
-        item: jobItem,
-      });
-      // Recorded after the job: a crash in between only means a redelivery is applied again, and
-      // applying an event twice is the same as once.
-      await client.send(
-        new PutCommand({
-          TableName: tableName,
-          Item: {
-            ...deliveryKey,
-            kind: "delivery",
-            job: `${event.source}#${event.id}`,
-            receivedAt: now().toISOString(),
-            expiresAt: epoch(now()) + deliveryTtl,
-          },
-        }),
-      );
-      return { outcome: written ? "recorded" : "unchanged", job };
+    record(event, deliveryId) {
+      return update(event, (current) => applyEvent(current, event), deliveryId);
     },
 
     async get(key) {

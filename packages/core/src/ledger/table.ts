@@ -10,10 +10,9 @@ import {
 /**
  * The single table's shape, as plain data: local mode creates it from this, infra declares the same.
  *
- * | item     | pk                       | sk         | byLabels (gsi1)                  | byInstance (gsi2)      |
- * |----------|--------------------------|------------|----------------------------------|------------------------|
- * | job      | `JOB#<source>#<id>`      | `JOB`      | `QUEUED#<labels>`, `<queuedAt>#…`| `INSTANCE#<id>`, `<key>` |
- * | delivery | `DELIVERY#<source>#<id>` | `DELIVERY` | –                                | –                      |
+ * | item | pk                  | sk    | byLabels (gsi1)                     | byInstance (gsi2)          |
+ * |------|---------------------|-------|-------------------------------------|----------------------------|
+ * | job  | `JOB#<source>#<id>` | `JOB` | `QUEUED#<labels>`, `<queuedAt>#<key>` | `INSTANCE#<id>`, `<key>` |
  *
  * The indexes are sparse: a job is in `byLabels` only while queued, and in `byInstance` only while
  * running on a known instance. `expiresAt` (epoch seconds) is the TTL attribute.

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Settings } from "@hearth/core/config";
+import { createGitLabJobs } from "@hearth/core/gitlab-api";
 import { createLedger, ensureLedgerTable, type Ledger } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
-import { createGitLabJobs } from "@hearth/core/sources/gitlab";
 import { serve } from "@hono/node-server";
 import { createApp } from "../app";
 import type { Logger } from "../log";

@@ -1,3 +1,4 @@
+import type { GitLabJobs } from "@hearth/core/gitlab-api";
 import {
   createGitHubIngest,
   createGitLabIngest,
@@ -8,7 +9,6 @@ import {
 } from "@hearth/core/ingest";
 import type { Job } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
-import type { GitLabJobs } from "@hearth/core/sources/gitlab";
 import { type Context, Hono } from "hono";
 import { errorResponse, readBody } from "../http";
 import type { Logger } from "../log";

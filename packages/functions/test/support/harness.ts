@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
+import type { GitLabJobs } from "@hearth/core/gitlab-api";
 import { createLedger, ensureLedgerTable, type Ledger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
-import type { GitLabJobs } from "@hearth/core/sources/gitlab";
 import { signGitLabBody } from "@hearth/core/sources/gitlab";
 import { Webhooks } from "@octokit/webhooks";
 import { createApp } from "../../src/app";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { instanceFromRunnerName, type JobEvent, type JobStatus, normalizeLabels } from "../../jobs";
 
 /**

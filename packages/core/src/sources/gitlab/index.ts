@@ -1,7 +1,6 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { JobEvent, JobStatus } from "../../jobs";
 
-export { createGitLabJobs, type GitLabJobs } from "./api";
 export { signGitLabBody, verifyGitLabSignature, verifyGitLabToken } from "./verify";
 
 /**

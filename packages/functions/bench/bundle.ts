@@ -1,0 +1,54 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+
+/**
+ * Bundles a Lambda entry the way it is deployed (esbuild, minified ESM for Node 22) and measures its
+ * size and the time to load the module cold, in a fresh Node process, median of `runs`.
+ */
+export async function measureBundle(entry: string, options: { externalSdk: boolean; runs?: number }) {
+  // Inside the repository, so that external packages resolve from its node_modules as from the runtime.
+  mkdirSync(join(process.cwd(), "node_modules/.cache"), { recursive: true });
+  const dir = mkdtempSync(join(process.cwd(), "node_modules/.cache/hearth-bundle-"));
+  const outfile = join(dir, "handler.mjs");
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    minify: true,
+    platform: "node",
+    format: "esm",
+    target: "node22",
+    external: options.externalSdk ? ["@aws-sdk/*", "@smithy/*"] : [],
+    // Some CommonJS dependencies call require(); ESM output needs it defined.
+    banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+    logLevel: "error",
+  });
+  const bytes = statSync(outfile).size;
+  const gzip = gzipSync(readFileSync(outfile)).byteLength;
+  const probe = join(dir, "probe.mjs");
+  writeFileSync(
+    probe,
+    `const t=performance.now();await import(${JSON.stringify(outfile)});console.log(performance.now()-t);`,
+  );
+  const times: number[] = [];
+  for (let i = 0; i < (options.runs ?? 15); i++) {
+    const run = spawnSync(process.execPath, [probe], {
+      // External SDK packages resolve from the repository's node_modules, as from the runtime's.
+      env: { ...process.env, HEARTH_TABLE_NAME: "bench" },
+      cwd: process.cwd(),
+      encoding: "utf8",
+    });
+    if (run.status !== 0) throw new Error(`loading the bundle failed: ${run.stderr}`);
+    times.push(Number(run.stdout.trim()));
+  }
+  times.sort((a, b) => a - b);
+  return {
+    bytes,
+    gzip,
+    loadMsMedian: times[Math.floor(times.length / 2)] ?? Number.NaN,
+    loadMsMax: times.at(-1),
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * `npm run bench:ingest`: 5,000 signed, mixed webhook deliveries through the real app and ledger,
+ * in process, on the embedded DynamoDB; then the webhook Lambda bundle's size and cold load time.
+ */
+import { randomUUID } from "node:crypto";
+import { cpus } from "node:os";
+import { createLedger, ensureLedgerTable } from "@hearth/core/ledger";
+import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
+import { Webhooks } from "@octokit/webhooks";
+import { gitlabJobHookExample, workflowJobExamples } from "../../core/test/fixtures";
+import { createApp } from "../src/app";
+import { silentLogger } from "../src/log";
+import { measureBundle } from "./bundle";
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 5_000);
+const GITHUB_SECRET = "bench-github-secret";
+const GITLAB_TOKEN = "bench-gitlab-token";
+
+interface Delivery {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+async function deliveries(count: number, firstJob: number): Promise<Delivery[]> {
+  const signer = new Webhooks({ secret: GITHUB_SECRET });
+  const base = workflowJobExamples[5];
+  const gitlab = gitlabJobHookExample();
+  const out: Delivery[] = [];
+  for (let job = 0; out.length < count; job++) {
+    if (job % 2 === 0) {
+      for (const [action, status] of [
+        ["queued", "queued"],
+        ["in_progress", "in_progress"],
+        ["completed", "completed"],
+      ] as const) {
+        const payload = {
+          ...base,
+          action,
+          workflow_job: {
+            ...base?.workflow_job,
+            id: firstJob + job,
+            status,
+            conclusion: status === "completed" ? "success" : null,
+            runner_name: status === "queued" ? null : `i-0${(job % 50).toString(16).padStart(16, "0")}-1`,
+          },
+        };
+        const body = JSON.stringify(payload);
+        out.push({
+          path: "/webhooks/github",
+          headers: {
+            "content-type": "application/json",
+            "x-github-event": "workflow_job",
+            "x-github-delivery": randomUUID(),
+            "x-hub-signature-256": await signer.sign(body),
+          },
+          body,
+        });
+      }
+    } else {
+      for (const status of ["pending", "running", "success"]) {
+        const body = JSON.stringify({
+          ...gitlab,
+          build_id: firstJob + job,
+          build_status: status,
+          build_started_at: status === "pending" ? null : "2026-01-01T10:00:20Z",
+          build_finished_at: status === "success" ? "2026-01-01T10:05:00Z" : null,
+        });
+        out.push({
+          path: "/webhooks/gitlab",
+          headers: {
+            "content-type": "application/json",
+            "x-gitlab-event": "Job Hook",
+            "x-gitlab-token": GITLAB_TOKEN,
+            "idempotency-key": randomUUID(),
+          },
+          body,
+        });
+      }
+    }
+    // Forges retry: one delivery in twenty arrives twice.
+    if (job % 7 === 3 && out.length) out.push(out[out.length - 2] as Delivery);
+  }
+  return out.slice(0, count);
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+const ms = (value: number) => `${value.toFixed(2)} ms`;
+
+async function main() {
+  const dynamo = await startEmbeddedDynamo();
+  const { client, documents } = localDynamoClients(dynamo.endpoint);
+  await ensureLedgerTable(client, "bench");
+  const app = createApp({
+    ledger: createLedger({ client: documents, tableName: "bench" }),
+    log: silentLogger,
+    github: { secret: GITHUB_SECRET },
+    gitlab: { token: GITLAB_TOKEN, signingToken: undefined, api: undefined },
+    background: () => {},
+  });
+  const send = async (delivery: Delivery) => {
+    const response = await app.request(`http://bench${delivery.path}`, {
+      method: "POST",
+      headers: delivery.headers,
+      body: delivery.body,
+    });
+    if (response.status >= 300)
+      throw new Error(`${response.status} ${await response.text()} ${delivery.body.slice(0, 300)}`);
+  };
+
+  for (const delivery of await deliveries(300, 1_000_000)) await send(delivery);
+
+  const events = await deliveries(EVENTS, 2_000_000);
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (const delivery of events) {
+    const t = performance.now();
+    await send(delivery);
+    latencies.push(performance.now() - t);
+  }
+  const sequentialSeconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+
+  // The same load with 8 deliveries in flight, as API Gateway would send them concurrently.
+  const concurrent = await deliveries(EVENTS, 3_000_000);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < concurrent.length) await send(concurrent[next++] as Delivery);
+    }),
+  );
+  const concurrentSeconds = (performance.now() - t0) / 1000;
+  client.destroy();
+  await dynamo.close();
+
+  const entry = "packages/functions/src/webhooks/lambda.ts";
+  const external = await measureBundle(entry, { externalSdk: true });
+  const bundled = await measureBundle(entry, { externalSdk: false });
+
+  const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`;
+  console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`);
+  console.log(
+    `\nIngest, ${EVENTS} signed deliveries (GitHub and GitLab, 5% replays), in process, embedded DynamoDB:`,
+  );
+  console.log("| measure | value | target |\n|---|---|---|");
+  console.log(`| latency p50 | ${ms(quantile(latencies, 0.5))} | |`);
+  console.log(`| latency p99 | ${ms(quantile(latencies, 0.99))} | < 20 ms |`);
+  console.log(`| latency max | ${ms(latencies.at(-1) ?? 0)} | |`);
+  console.log(
+    `| throughput, one at a time | ${(EVENTS / sequentialSeconds).toFixed(0)} events/s | > 500 events/s |`,
+  );
+  console.log(`| throughput, 8 in flight | ${(EVENTS / concurrentSeconds).toFixed(0)} events/s | |`);
+  console.log("\nWebhook Lambda bundle (esbuild, minified ESM, node22):");
+  console.log("| AWS SDK | size | gzip | cold module load (median of 15) | target |\n|---|---|---|---|---|");
+  console.log(
+    `| from the Lambda runtime (deployed) | ${kb(external.bytes)} | ${kb(external.gzip)} | ${ms(external.loadMsMedian)} | < 300 KB, < 150 ms |`,
+  );
+  console.log(`| bundled in | ${kb(bundled.bytes)} | ${kb(bundled.gzip)} | ${ms(bundled.loadMsMedian)} | |`);
+}
+
+await main();
