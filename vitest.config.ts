@@ -6,5 +6,6 @@ export default defineConfig({
     globalSetup: ["packages/core/test/support/dynamodb-local.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
   },
 });

@@ -2,8 +2,9 @@ import { randomUUID } from "node:crypto";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { applyEvent, type Job } from "../src/jobs";
-import { createLedger, ensureLedgerTable, type Ledger } from "../src/ledger";
+import { createLedger, type Ledger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
+import { ensureTable } from "../src/table";
 import { jobEvent, lifecycle } from "./support/jobs";
 
 /** One suite, two backends: what the ledger promises must hold on both. */
@@ -33,7 +34,7 @@ describe.each(backends)("ledger on $name", (backend) => {
   }> {
     const tableName = `ledger-${randomUUID()}`;
     const { client, documents } = localDynamoClients(backend.endpoint());
-    await ensureLedgerTable(client, tableName);
+    await ensureTable(client, tableName);
     const ledger = createLedger({ client: documents, tableName, now: () => clock });
     const raw = async (pk: string, sk: string) =>
       (await documents.send(new GetCommand({ TableName: tableName, Key: { pk, sk }, ConsistentRead: true })))

@@ -4,8 +4,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { cpus } from "node:os";
-import { createLedger, ensureLedgerTable } from "@hearth/core/ledger";
+import { createLedger } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
+import { ensureTable } from "@hearth/core/table";
 import { Webhooks } from "@octokit/webhooks";
 import { gitlabJobHookExample, workflowJobExamples } from "../../core/test/fixtures";
 import { createApp } from "../src/app";
@@ -91,7 +92,7 @@ const ms = (value: number) => `${value.toFixed(2)} ms`;
 async function main() {
   const dynamo = await startEmbeddedDynamo();
   const { client, documents } = localDynamoClients(dynamo.endpoint);
-  await ensureLedgerTable(client, "bench");
+  await ensureTable(client, "bench");
   const app = createApp({
     ledger: createLedger({ client: documents, tableName: "bench" }),
     log: silentLogger,

@@ -18,8 +18,6 @@ import {
   sameJob,
 } from "../jobs";
 
-export { createTableInput, ensureLedgerTable, ledgerTable } from "./table";
-
 export interface LedgerOptions {
   client: DynamoDBDocumentClient;
   tableName: string;
@@ -36,8 +34,8 @@ export interface LedgerOptions {
 export type RecordOutcome = "recorded" | "unchanged" | "duplicate";
 
 export interface Ledger {
-  /** Apply one event, exactly once per delivery id. */
-  record(event: JobEvent, deliveryId: string): Promise<{ outcome: RecordOutcome; job: Job | undefined }>;
+  /** Apply one event, exactly once per delivery id (when it has one). */
+  record(event: JobEvent, deliveryId?: string): Promise<{ outcome: RecordOutcome; job: Job | undefined }>;
   get(key: JobKey): Promise<Job | undefined>;
   /** Fill in the labels of a job recorded without them (GitLab tags looked up after the webhook). */
   setLabels(key: JobKey, labels: readonly string[]): Promise<Job | undefined>;
@@ -47,6 +45,8 @@ export interface Ledger {
   queued(): Promise<Job[]>;
   /** Jobs running on an instance. */
   runningOn(instanceId: string): Promise<Job[]>;
+  /** Jobs queued since `from` (any status now), oldest first: the arrivals the forecast learns from. */
+  arrivedSince(from: Date): Promise<Job[]>;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -83,6 +83,10 @@ export function createLedger(options: LedgerOptions): Ledger {
     if (job.status === "running" && job.instanceId) {
       item.gsi2pk = `INSTANCE#${job.instanceId}`;
       item.gsi2sk = `${job.source}#${job.id}`;
+    }
+    if (job.queuedAt) {
+      item.gsi3pk = `ARRIVED#${job.queuedAt.slice(0, 10)}`;
+      item.gsi3sk = `${job.queuedAt}#${job.source}#${job.id}`;
     }
     if (isTerminal(job.status)) {
       const finished = job.finishedAt ? new Date(job.finishedAt) : now();
@@ -171,7 +175,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       const setKey = labels === "unknown" ? "?" : normalizeLabels(labels).join(",");
       const items = await queryAll({
         TableName: tableName,
-        IndexName: "byLabels",
+        IndexName: "gsi1",
         KeyConditionExpression: "gsi1pk = :pk",
         ExpressionAttributeValues: { ":pk": `QUEUED#${setKey}` },
         ScanIndexForward: true,
@@ -180,26 +184,45 @@ export function createLedger(options: LedgerOptions): Ledger {
     },
 
     async queued() {
-      // The index is sparse (queued jobs only), so a scan of it reads just the queue.
+      // The index is sparse (queued jobs and the instance registry), so a scan of it stays small.
       const items: Item[] = [];
       let start: Item | undefined;
       do {
         const page = await client.send(
-          new ScanCommand({ TableName: tableName, IndexName: "byLabels", ExclusiveStartKey: start }),
+          new ScanCommand({ TableName: tableName, IndexName: "gsi1", ExclusiveStartKey: start }),
         );
         items.push(...(page.Items ?? []));
         start = page.LastEvaluatedKey;
       } while (start);
       return items
+        .filter((item) => item.kind === "job" && item.status === "queued")
         .sort((a, b) => String(a.gsi1sk).localeCompare(String(b.gsi1sk)))
-        .map(fromItem)
-        .filter((job) => job.status === "queued");
+        .map(fromItem);
+    },
+
+    async arrivedSince(from) {
+      const jobs: Job[] = [];
+      const start = from.toISOString();
+      for (
+        let day = new Date(`${start.slice(0, 10)}T00:00:00.000Z`);
+        day <= now();
+        day = new Date(day.getTime() + 86_400_000)
+      ) {
+        const items = await queryAll({
+          TableName: tableName,
+          IndexName: "gsi3",
+          KeyConditionExpression: "gsi3pk = :pk AND gsi3sk >= :from",
+          ExpressionAttributeValues: { ":pk": `ARRIVED#${day.toISOString().slice(0, 10)}`, ":from": start },
+        });
+        jobs.push(...items.map(fromItem));
+      }
+      return jobs;
     },
 
     async runningOn(instanceId) {
       const items = await queryAll({
         TableName: tableName,
-        IndexName: "byInstance",
+        IndexName: "gsi2",
         KeyConditionExpression: "gsi2pk = :pk",
         ExpressionAttributeValues: { ":pk": `INSTANCE#${instanceId}` },
       });

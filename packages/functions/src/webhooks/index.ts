@@ -21,8 +21,12 @@ export interface WebhookDeps {
   now?: () => Date;
   /** Runs slow follow-up work after the answer is sent (the GitLab tag lookup). */
   background: (task: () => Promise<void>) => void;
-  /** Called with each job a delivery changed, after it is recorded. */
-  onJobChanged?: (job: Job) => void;
+  /**
+   * Called (and awaited) for a job a delivery just recorded as queued: starts ScaleFleet when
+   * capacity does not cover it. A failure here is logged, never returned: the job is recorded, and
+   * the periodic tick will scale for it.
+   */
+  onJobQueued?: (job: Job) => Promise<void>;
 }
 
 const rejectionStatus = {
@@ -44,13 +48,27 @@ export function webhookRoutes(deps: WebhookDeps) {
     }),
   };
 
-  const lookUpTags = (job: Job) => {
-    const api = deps.gitlab.api;
-    if (!api) return;
+  const queued = async (job: Job) => {
+    try {
+      await deps.onJobQueued?.(job);
+    } catch (error) {
+      deps.log.error("could not request scaling", {
+        job: job.id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+
+  /**
+   * The GitLab job's tags decide its pool, so scaling waits for them: the lookup runs after the
+   * answer, and then asks for capacity. Without an API, or if the lookup fails, the job is routed
+   * as untagged.
+   */
+  const lookUpTags = (job: Job, api: GitLabJobs) => {
     deps.background(async () => {
+      let resolved: Job | undefined;
       try {
-        const updated = await resolveTags(deps.ledger, api, job);
-        if (updated) deps.onJobChanged?.(updated);
+        resolved = await resolveTags(deps.ledger, api, job);
       } catch (error) {
         deps.log.warn("gitlab tag lookup failed", {
           job: job.id,
@@ -58,6 +76,8 @@ export function webhookRoutes(deps: WebhookDeps) {
           error: error instanceof Error ? error.message : String(error),
         });
       }
+      const current = resolved ?? job;
+      if (current.status === "queued") await queued(current);
     });
   };
 
@@ -86,9 +106,9 @@ export function webhookRoutes(deps: WebhookDeps) {
       case "recorded": {
         const { job, outcome } = result;
         deps.log.info("webhook recorded", { source, outcome, job: job?.id, status: job?.status, ms });
-        if (job && outcome === "recorded") {
-          deps.onJobChanged?.(job);
-          if (needsTagLookup(job)) lookUpTags(job);
+        if (job && outcome === "recorded" && job.status === "queued") {
+          if (needsTagLookup(job) && deps.gitlab.api) lookUpTags(job, deps.gitlab.api);
+          else await queued(job);
         }
         return c.json(
           { status: outcome, job: job ? { source: job.source, id: job.id, status: job.status } : null },

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
-import { createLedger, ensureLedgerTable, type Ledger } from "@hearth/core/ledger";
+import { createLedger, type Ledger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { signGitLabBody } from "@hearth/core/sources/gitlab";
+import { ensureTable } from "@hearth/core/table";
 import { Webhooks } from "@octokit/webhooks";
 import { createApp } from "../../src/app";
 import { silentLogger } from "../../src/log";
@@ -40,7 +41,7 @@ export async function createHarness(
   const { endpoint } = await embeddedDynamo();
   const { client, documents } = localDynamoClients(endpoint);
   const tableName = `hearth-${randomUUID()}`;
-  await ensureLedgerTable(client, tableName);
+  await ensureTable(client, tableName);
   const ledger = createLedger({ client: documents, tableName, now: options.now });
   const pending = new Set<Promise<void>>();
   const app = createApp({

@@ -1,0 +1,314 @@
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../clock";
+import {
+  type CapacityTarget,
+  describeCall,
+  type FleetGroup,
+  type FleetInstance,
+  type FleetObservation,
+  type FleetPort,
+  type Lifecycle,
+  type ReleaseResult,
+} from "../fleet";
+import type { Group, Interruption } from "../instances";
+import type { PoolConfig } from "../pools";
+
+/**
+ * A simulated fleet that behaves like two EC2 Auto Scaling groups per pool: instances launch
+ * protected from scale-in, boot (cold launch or warm resume, times from the pool config), stop into
+ * the warm pool on scale-in, get replaced when interrupted. It runs on an injectable clock, so local
+ * mode watches it in real time and tests drive it by hand.
+ */
+
+export interface SimulatedInstance extends FleetInstance {
+  /** The agent's credential in local mode (in AWS, the instance's IAM role). */
+  token: string;
+}
+
+/** Callbacks are awaited, so that a fake clock's `advance` covers everything they start. */
+export interface FleetListener {
+  /** The instance is running: its agent starts (a new store, or the one it had when it stopped). */
+  inService?(instance: SimulatedInstance): void | Promise<void>;
+  /** The instance stops or terminates: its agent stops. */
+  leaving?(instance: SimulatedInstance, how: "stopped" | "terminated"): void | Promise<void>;
+  /** EC2 sent a spot interruption notice. */
+  interrupted?(instance: SimulatedInstance, notice: Interruption): void | Promise<void>;
+}
+
+export interface SimulatedFleetOptions {
+  pools: readonly PoolConfig[];
+  clock: Clock;
+  /** Seconds for an instance to stop into the warm pool. */
+  stopSeconds?: number;
+  /** Seconds between a spot interruption notice and the termination (EC2 gives two minutes). */
+  interruptionNoticeSeconds?: number;
+  /** Stopped instances the warm pools start with, per pool (as if the stage had been up a while). */
+  initialWarmPool?: number;
+}
+
+interface GroupState {
+  desired: number;
+  warmPoolSize: number;
+}
+
+export class SimulatedFleet implements FleetPort {
+  private readonly pools: Map<string, PoolConfig>;
+  private readonly clock: Clock;
+  private readonly stopMs: number;
+  private readonly noticeMs: number;
+  private readonly instances = new Map<string, SimulatedInstance>();
+  private readonly groups = new Map<string, GroupState>();
+  private readonly listeners: FleetListener[] = [];
+  private readonly timers = new Map<string, () => void>();
+  private counter = 0;
+  private readonly calls: string[] = [];
+  /** Every API call made, for tests that check no launch happened twice. */
+  readonly callLog: string[] = this.calls;
+
+  constructor(options: SimulatedFleetOptions) {
+    this.pools = new Map(options.pools.map((pool) => [pool.name, pool]));
+    this.clock = options.clock;
+    this.stopMs = (options.stopSeconds ?? 10) * 1000;
+    this.noticeMs = (options.interruptionNoticeSeconds ?? 120) * 1000;
+    for (const pool of options.pools) {
+      const initial = Math.min(options.initialWarmPool ?? 0, pool.warm.warmPoolSize);
+      this.groups.set(`${pool.name}/warm`, { desired: 0, warmPoolSize: initial });
+      this.groups.set(`${pool.name}/burst`, { desired: 0, warmPoolSize: 0 });
+      for (let i = 0; i < initial; i++) this.launch(pool, "warm", "stopped", true);
+    }
+  }
+
+  subscribe(listener: FleetListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** The instance an agent token belongs to (local mode's heartbeat authentication). */
+  instanceForToken(token: string): SimulatedInstance | undefined {
+    for (const instance of this.instances.values()) if (instance.token === token) return instance;
+    return undefined;
+  }
+
+  get(id: string): SimulatedInstance | undefined {
+    return this.instances.get(id);
+  }
+
+  all(): SimulatedInstance[] {
+    return [...this.instances.values()];
+  }
+
+  async observe(pool: PoolConfig): Promise<FleetObservation> {
+    const group = (name: Group): FleetGroup => {
+      const state = this.group(pool, name);
+      return {
+        pool: pool.name,
+        group: name,
+        name: `sim-${pool.name}-${name}`,
+        desired: state.desired,
+        max: pool.maxInstances,
+        warmPoolSize: name === "warm" ? state.warmPoolSize : null,
+        onDemandFallback: false,
+      };
+    };
+    return {
+      groups: [group("warm"), group("burst")],
+      instances: this.all()
+        .filter((instance) => instance.pool === pool.name)
+        .map(({ token: _token, ...instance }) => ({ ...instance })),
+    };
+  }
+
+  async lookup(instanceId: string): Promise<FleetInstance | undefined> {
+    const instance = this.instances.get(instanceId);
+    if (!instance) return undefined;
+    const { token: _token, ...rest } = instance;
+    return { ...rest };
+  }
+
+  async release(
+    pool: PoolConfig,
+    instanceIds: readonly string[],
+    stillIdle: (id: string) => Promise<boolean>,
+  ): Promise<ReleaseResult> {
+    const result: ReleaseResult = { released: [], refused: [], calls: [] };
+    for (const id of instanceIds) {
+      const instance = this.instances.get(id);
+      if (!instance || instance.pool !== pool.name || instance.lifecycle !== "in-service") {
+        result.refused.push(id);
+        continue;
+      }
+      if (!(await stillIdle(id))) {
+        result.refused.push(id);
+        continue;
+      }
+      instance.protectedFromScaleIn = false;
+      result.released.push(id);
+    }
+    if (result.released.length) {
+      result.calls.push(this.log("SetInstanceProtection", { instances: result.released, protected: false }));
+    }
+    return result;
+  }
+
+  async setCapacity(pool: PoolConfig, target: CapacityTarget): Promise<string[]> {
+    const calls: string[] = [];
+    const warm = this.group(pool, "warm");
+    const burst = this.group(pool, "burst");
+    const cap = (n: number) => Math.max(0, Math.min(n, pool.maxInstances));
+    if (warm.desired !== cap(target.warm)) {
+      warm.desired = cap(target.warm);
+      calls.push(this.log("SetDesiredCapacity", { group: `sim-${pool.name}-warm`, desired: warm.desired }));
+    }
+    if (warm.warmPoolSize !== target.warmPoolSize) {
+      warm.warmPoolSize = Math.max(0, target.warmPoolSize);
+      calls.push(this.log("PutWarmPool", { group: `sim-${pool.name}-warm`, minSize: warm.warmPoolSize }));
+    }
+    if (burst.desired !== cap(target.burst)) {
+      burst.desired = cap(target.burst);
+      calls.push(this.log("SetDesiredCapacity", { group: `sim-${pool.name}-burst`, desired: burst.desired }));
+    }
+    await this.reconcile(pool);
+    return calls;
+  }
+
+  async handRunnerConfig(instanceId: string): Promise<string[]> {
+    return [this.log("PutParameter", { name: `/hearth/local/jit/${instanceId}`, type: "SecureString" })];
+  }
+
+  /** EC2 announces a spot interruption; the instance goes two minutes later and is replaced. */
+  async interrupt(instanceId: string, action: Interruption["action"] = "terminate"): Promise<void> {
+    const instance = this.instances.get(instanceId);
+    if (instance?.lifecycle !== "in-service") return;
+    const notice = { action, time: new Date(this.clock.now() + this.noticeMs).toISOString() };
+    await this.emit((listener) => listener.interrupted?.(instance, notice));
+    if (action === "rebalance") return;
+    this.schedule(instanceId, this.noticeMs, async () => {
+      await this.remove(instance, "terminated");
+      const pool = this.pools.get(instance.pool);
+      if (pool) await this.reconcile(pool);
+    });
+  }
+
+  private async emit(call: (listener: FleetListener) => void | Promise<void>): Promise<void> {
+    for (const listener of this.listeners) await call(listener);
+  }
+
+  private group(pool: PoolConfig, group: Group): GroupState {
+    const state = this.groups.get(`${pool.name}/${group}`);
+    if (!state) throw new Error(`unknown pool ${pool.name}`);
+    return state;
+  }
+
+  private log(api: string, params: Record<string, unknown>): string {
+    const line = describeCall(api, params);
+    this.calls.push(line);
+    return line;
+  }
+
+  private members(pool: PoolConfig, group: Group, lifecycles: readonly Lifecycle[]): SimulatedInstance[] {
+    return this.all()
+      .filter((i) => i.pool === pool.name && i.group === group && lifecycles.includes(i.lifecycle))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** What an Auto Scaling group does when desired capacity and reality differ. */
+  private async reconcile(pool: PoolConfig): Promise<void> {
+    for (const group of ["warm", "burst"] as const) {
+      const state = this.group(pool, group);
+      const inService = this.members(pool, group, ["pending", "in-service"]);
+      if (inService.length < state.desired) {
+        for (let n = inService.length; n < state.desired; n++) {
+          // Scale-out takes from the warm pool first: a stopped instance resumes with its store.
+          const stopped = group === "warm" ? this.members(pool, "warm", ["stopped"])[0] : undefined;
+          if (stopped) this.resume(pool, stopped);
+          else this.launch(pool, group, "in-service");
+        }
+      } else if (inService.length > state.desired) {
+        // Scale-in can only take unprotected instances; protected ones stay, as in AWS.
+        const unprotected = inService.filter((i) => !i.protectedFromScaleIn && i.lifecycle === "in-service");
+        for (const instance of unprotected.slice(0, inService.length - state.desired)) {
+          if (group === "warm") await this.stop(pool, instance);
+          else await this.remove(instance, "terminated");
+        }
+      }
+    }
+    // The warm pool keeps itself at its size: new instances warm up and stop; extra ones go.
+    const warm = this.group(pool, "warm");
+    const pooled = this.members(pool, "warm", ["stopping", "stopped"]);
+    for (let n = pooled.length; n < warm.warmPoolSize; n++) this.launch(pool, "warm", "stopped");
+    const excess = this.members(pool, "warm", ["stopped"]).slice(
+      0,
+      Math.max(0, pooled.length - warm.warmPoolSize),
+    );
+    for (const instance of excess) await this.remove(instance, "terminated");
+  }
+
+  private launch(pool: PoolConfig, group: Group, into: "in-service" | "stopped", ready = false): void {
+    this.counter += 1;
+    const id = `i-0${this.counter.toString(16).padStart(16, "0")}`;
+    const spot =
+      group === "burst" && pool.burst.spotShare > 0 && this.counter % 100 < pool.burst.spotShare * 100;
+    const instance: SimulatedInstance = {
+      id,
+      pool: pool.name,
+      group,
+      market: spot ? "spot" : "on-demand",
+      az: ["sim-1a", "sim-1b", "sim-1c"][this.counter % 3] as string,
+      lifecycle: into === "stopped" ? "stopping" : "pending",
+      protectedFromScaleIn: true,
+      launchedAt: new Date(this.clock.now()).toISOString(),
+      token: randomBytes(18).toString("base64url"),
+    };
+    this.instances.set(id, instance);
+    if (ready) {
+      instance.lifecycle = "stopped";
+      return;
+    }
+    this.schedule(id, pool.boot.coldSeconds * 1000, async () => {
+      if (into === "stopped") {
+        // A warm-pool instance boots once (so its image is initialised), then stops.
+        instance.lifecycle = "stopped";
+        return;
+      }
+      await this.enterService(instance);
+    });
+  }
+
+  private resume(pool: PoolConfig, instance: SimulatedInstance): void {
+    instance.lifecycle = "pending";
+    instance.protectedFromScaleIn = true;
+    instance.launchedAt = new Date(this.clock.now()).toISOString();
+    this.schedule(instance.id, pool.boot.warmSeconds * 1000, () => this.enterService(instance));
+  }
+
+  private async enterService(instance: SimulatedInstance): Promise<void> {
+    instance.lifecycle = "in-service";
+    await this.emit((listener) => listener.inService?.(instance));
+  }
+
+  private async stop(pool: PoolConfig, instance: SimulatedInstance): Promise<void> {
+    instance.lifecycle = "stopping";
+    this.schedule(instance.id, this.stopMs, async () => {
+      instance.lifecycle = "stopped";
+      await this.reconcile(pool);
+    });
+    await this.emit((listener) => listener.leaving?.(instance, "stopped"));
+  }
+
+  private async remove(instance: SimulatedInstance, how: "terminated"): Promise<void> {
+    this.timers.get(instance.id)?.();
+    this.timers.delete(instance.id);
+    const wasRunning = instance.lifecycle === "in-service";
+    this.instances.delete(instance.id);
+    instance.lifecycle = "terminating";
+    if (wasRunning) await this.emit((listener) => listener.leaving?.(instance, how));
+  }
+
+  private schedule(id: string, ms: number, task: () => void | Promise<void>): void {
+    this.timers.get(id)?.();
+    const cancel = this.clock.after(ms, async () => {
+      this.timers.delete(id);
+      await task();
+    });
+    this.timers.set(id, cancel);
+  }
+}

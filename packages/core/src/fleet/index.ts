@@ -1,0 +1,154 @@
+import type { Group, InstanceRecord, Market } from "../instances";
+import type { InstanceState, PlannerInstance } from "../planner";
+import type { PoolConfig } from "../pools";
+
+/**
+ * The fleet port: what the control plane asks of the machines, whichever driver runs them. The AWS
+ * driver speaks to EC2 Auto Scaling; the simulated driver keeps a fleet in memory that behaves the
+ * same way (warm pools, protection, boot times), for local mode and the end-to-end tests.
+ */
+
+/**
+ * Where an instance is in its Auto Scaling life:
+ * - `pending`: launching, or resuming from the warm pool;
+ * - `in-service`: running (its runner may still be booting; the registry says);
+ * - `stopping`: on its way into the warm pool;
+ * - `stopped`: in the warm pool, store intact;
+ * - `terminating`: going away.
+ */
+export type Lifecycle = "pending" | "in-service" | "stopping" | "stopped" | "terminating";
+
+export interface FleetInstance {
+  id: string;
+  pool: string;
+  group: Group;
+  market: Market;
+  az: string;
+  lifecycle: Lifecycle;
+  protectedFromScaleIn: boolean;
+  /** The last launch or start (EC2 `LaunchTime`), ISO. */
+  launchedAt: string;
+}
+
+export interface FleetGroup {
+  pool: string;
+  group: Group;
+  name: string;
+  desired: number;
+  max: number;
+  /** Warm group only: the stopped instances the warm pool is sized to keep. */
+  warmPoolSize: number | null;
+  /** Burst group only: spot launches failed lately, so on-demand stands in. */
+  onDemandFallback: boolean;
+}
+
+export interface FleetObservation {
+  groups: FleetGroup[];
+  instances: FleetInstance[];
+}
+
+export interface CapacityTarget {
+  warm: number;
+  burst: number;
+  warmPoolSize: number;
+}
+
+export interface ReleaseResult {
+  released: string[];
+  /** Asked for, but busy, draining or not idle when checked: left protected. */
+  refused: string[];
+  calls: string[];
+}
+
+export interface FleetPort {
+  observe(pool: PoolConfig): Promise<FleetObservation>;
+  /** One instance, if it belongs to one of Hearth's groups (a first heartbeat registers it). */
+  lookup(instanceId: string): Promise<FleetInstance | undefined>;
+  /**
+   * Unprotects the given idle instances so that the next lower desired capacity takes exactly them.
+   * `stillIdle` is asked right before each one: a driver never releases a busy or draining instance,
+   * even when a plan (wrongly) asks it to.
+   */
+  release(
+    pool: PoolConfig,
+    instanceIds: readonly string[],
+    stillIdle: (id: string) => Promise<boolean>,
+  ): Promise<ReleaseResult>;
+  /** Sets desired capacities and the warm pool size; returns the API calls it made (none if unchanged). */
+  setCapacity(pool: PoolConfig, target: CapacityTarget): Promise<string[]>;
+  /** Hands a GitHub just-in-time runner configuration to an instance (an SSM parameter in AWS). */
+  handRunnerConfig(instanceId: string, encodedJitConfig: string): Promise<string[]>;
+}
+
+/** An API call as the journal shows it: `SetDesiredCapacity(group=…, desired=3)`. */
+export function describeCall(api: string, params: Record<string, unknown>): string {
+  const args = Object.entries(params)
+    .map(([name, value]) => `${name}=${Array.isArray(value) ? value.join("+") : String(value)}`)
+    .join(", ");
+  return `${api}(${args})`;
+}
+
+/** A heartbeat older than this marks an in-service instance as suspect. */
+export const HEARTBEAT_OVERDUE_MS = 90_000;
+/** How long a new or resumed instance may take to send its first heartbeat. */
+export const BOOT_GRACE_MS = 10 * 60_000;
+
+/**
+ * What the planner sees of an instance: Auto Scaling's lifecycle joined with the instance's own
+ * report. An instance that stopped reporting is suspect, never idle.
+ */
+export function plannerInstance(
+  instance: FleetInstance,
+  record: InstanceRecord | undefined,
+  pool: PoolConfig,
+  now: number,
+): PlannerInstance {
+  const launchedAt = Date.parse(instance.launchedAt);
+  const lastBeat = record?.lastHeartbeatAt ? Date.parse(record.lastHeartbeatAt) : null;
+  const sinceLaunch = lastBeat === null || lastBeat < launchedAt;
+  let state: InstanceState;
+  let heartbeatOverdue = false;
+  switch (instance.lifecycle) {
+    case "pending":
+      state = "launching";
+      break;
+    case "in-service":
+      if (record?.interruption || record?.runner === "draining") state = "draining";
+      else if (sinceLaunch) {
+        // No report since this launch: still booting, unless it is taking far too long.
+        state = "launching";
+        heartbeatOverdue = now - launchedAt > BOOT_GRACE_MS;
+      } else {
+        state = "ready";
+        heartbeatOverdue = now - (lastBeat ?? 0) > HEARTBEAT_OVERDUE_MS;
+      }
+      break;
+    case "stopping":
+      state = "stopping";
+      break;
+    case "stopped":
+      state = "stopped";
+      break;
+    case "terminating":
+      state = "terminating";
+      break;
+  }
+  const busySlots = state === "ready" || state === "draining" ? (record?.runningJobs.length ?? 0) : 0;
+  const idleSince =
+    state === "ready" && busySlots === 0 && record?.idleSince
+      ? Math.max(Date.parse(record.idleSince), launchedAt)
+      : null;
+  return {
+    id: instance.id,
+    pool: instance.pool,
+    group: instance.group,
+    market: instance.market,
+    state,
+    slots: record?.slots ?? pool.slotsPerInstance,
+    busySlots,
+    cacheKeys: record?.cacheKeys ?? [],
+    launchedAt,
+    idleSince,
+    heartbeatOverdue,
+  };
+}

@@ -1,0 +1,121 @@
+import type { FleetPort } from "../fleet";
+import { type Heartbeat, heartbeatSchema, type InstanceRecord, type InstanceRegistry } from "../instances";
+import type { JobEvent } from "../jobs";
+import type { Journal } from "../journal";
+import type { Ledger } from "../ledger";
+import type { PoolConfig } from "../pools";
+
+/**
+ * `POST /agent/heartbeat`: an instance reports its runner state, running jobs and store. The
+ * transport authenticates the caller (IAM in AWS, a token in local mode); this checks that the caller
+ * speaks for itself and for an instance of the fleet, then records what it says.
+ */
+
+export type HeartbeatResult =
+  | { kind: "rejected"; status: 400 | 403; code: string; message: string }
+  | { kind: "accepted"; instance: InstanceRecord };
+
+export interface HeartbeatDeps {
+  registry: InstanceRegistry;
+  ledger: Ledger;
+  journal: Journal;
+  fleet: Pick<FleetPort, "lookup">;
+  pools: readonly PoolConfig[];
+}
+
+/**
+ * The instance id in an assumed-role ARN. EC2 instance profiles assume their role with the instance
+ * id as the session name: `arn:aws:sts::123456789012:assumed-role/<role>/i-0abc…`.
+ */
+export function instanceFromAssumedRoleArn(arn: string | undefined): string | null {
+  const match = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/[\w+=,.@-]+\/(i-[0-9a-f]{8,17})$/.exec(arn ?? "");
+  return match?.[1] ?? null;
+}
+
+function runningEvent(beat: Heartbeat, job: Heartbeat["runningJobs"][number]): JobEvent {
+  return {
+    source: job.source,
+    id: job.id,
+    project: "",
+    projectId: null,
+    pipelineId: "",
+    name: "",
+    attempt: 0,
+    labels: [],
+    labelsKnown: false,
+    status: "running",
+    conclusion: null,
+    failureReason: null,
+    queuedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    runner: null,
+    instanceId: beat.instanceId,
+    url: null,
+  };
+}
+
+export async function acceptHeartbeat(
+  deps: HeartbeatDeps,
+  callerInstanceId: string | null,
+  body: unknown,
+): Promise<HeartbeatResult> {
+  const parsed = heartbeatSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return {
+      kind: "rejected",
+      status: 400,
+      code: "invalid_heartbeat",
+      message: `heartbeat does not match the schema at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
+    };
+  }
+  const beat = parsed.data;
+  if (callerInstanceId !== beat.instanceId) {
+    return {
+      kind: "rejected",
+      status: 403,
+      code: "forbidden",
+      message: "an instance may only report for itself",
+    };
+  }
+  let known = await deps.registry.get(beat.instanceId);
+  if (!known) {
+    // First word from a new instance: register it if it is a member of one of Hearth's groups.
+    const member = await deps.fleet.lookup(beat.instanceId);
+    const pool = deps.pools.find((p) => p.name === member?.pool);
+    if (!member || !pool) {
+      return {
+        kind: "rejected",
+        status: 403,
+        code: "unknown_instance",
+        message: "this instance is not part of the fleet",
+      };
+    }
+    known = await deps.registry.register({ ...member, slots: pool.slotsPerInstance });
+  }
+  const stored = await deps.registry.heartbeat(beat.instanceId, beat);
+  if (!stored) {
+    return {
+      kind: "rejected",
+      status: 403,
+      code: "unknown_instance",
+      message: "this instance is not part of the fleet",
+    };
+  }
+  // The instance is the authority on what it runs; the ledger learns it even if a webhook was lost.
+  for (const job of beat.runningJobs) await deps.ledger.record(runningEvent(beat, job));
+  if (beat.interruption && !stored.before.interruption) {
+    await deps.journal.write({
+      pool: stored.after.pool,
+      kind: "interruption",
+      reason: `${beat.instanceId} got a spot ${beat.interruption.action} notice for ${beat.interruption.time}`,
+      details: {
+        instance: beat.instanceId,
+        action: beat.interruption.action,
+        runningJobs: beat.runningJobs.length,
+      },
+    });
+  }
+  return { kind: "accepted", instance: stored.after };
+}

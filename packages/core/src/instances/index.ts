@@ -1,0 +1,257 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import * as z from "zod";
+import { type JobKey, sources } from "../jobs";
+import type { Store } from "../table";
+
+/**
+ * The instance registry: what each instance of the fleet last said about itself. Auto Scaling knows
+ * an instance's lifecycle; only the instance knows whether its runner is busy, which jobs it runs and
+ * what its Nix store holds. Busy state is never inferred from the forges (GitHub's `busy` flag lags).
+ */
+
+export const instanceIdPattern = /^i-[0-9a-f]{8,17}$/;
+export const groups = ["warm", "burst"] as const;
+export type Group = (typeof groups)[number];
+export const markets = ["on-demand", "spot"] as const;
+export type Market = (typeof markets)[number];
+
+/** `booting` until the first heartbeat; then what the agent reports. */
+export type RunnerState = "booting" | "ready" | "busy" | "draining";
+
+const isoTime = z.iso.datetime({ offset: true });
+
+export const interruptionSchema = z.object({
+  /** EC2's spot instance action, or `rebalance` for a rebalance recommendation. */
+  action: z.enum(["terminate", "stop", "hibernate", "rebalance"]),
+  /** When EC2 will act (the notice's `time`). */
+  time: isoTime,
+});
+export type Interruption = z.infer<typeof interruptionSchema>;
+
+/** `POST /agent/heartbeat`: the agent's report, every 15 s. */
+export const heartbeatSchema = z.object({
+  instanceId: z.string().regex(instanceIdPattern, "not an EC2 instance id"),
+  runner: z.enum(["ready", "busy", "draining"]),
+  slots: z.number().int().min(1).max(64),
+  runningJobs: z
+    .array(z.object({ source: z.enum(sources), id: z.string().regex(/^\d{1,20}$/, "not a job id") }))
+    .max(64),
+  /** Cache keys the store is warm for, most recent first. */
+  cacheKeys: z.array(z.string().min(1).max(300)).max(64),
+  storeBytes: z.number().int().nonnegative().nullable(),
+  interruption: interruptionSchema.nullable(),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+export interface InstanceRecord {
+  id: string;
+  pool: string;
+  group: Group;
+  market: Market;
+  az: string;
+  /** When the instance was launched (or last resumed from the warm pool). */
+  launchedAt: string;
+  registeredAt: string;
+  runner: RunnerState;
+  slots: number;
+  runningJobs: JobKey[];
+  cacheKeys: string[];
+  storeBytes: number | null;
+  lastHeartbeatAt: string | null;
+  /** Since when no slot has been busy; null while busy or before the first heartbeat. */
+  idleSince: string | null;
+  interruption: Interruption | null;
+  /** Local mode: the hash of the token the simulated agent authenticates with. */
+  tokenHash: string | null;
+}
+
+export type Registration = Pick<InstanceRecord, "id" | "pool" | "group" | "market" | "az" | "launchedAt"> & {
+  slots: number;
+  token?: string;
+};
+
+export const hashToken = (token: string): string => createHash("sha256").update(token).digest("hex");
+
+export function tokenMatches(record: InstanceRecord, token: string | undefined): boolean {
+  if (!record.tokenHash || !token) return false;
+  return timingSafeEqual(Buffer.from(record.tokenHash, "hex"), Buffer.from(hashToken(token), "hex"));
+}
+
+const key = (id: string) => ({ pk: `INSTANCE#${id}`, sk: "INSTANCE" });
+const FIELDS = [
+  "id",
+  "pool",
+  "group",
+  "market",
+  "az",
+  "launchedAt",
+  "registeredAt",
+  "runner",
+  "slots",
+  "runningJobs",
+  "cacheKeys",
+  "storeBytes",
+  "lastHeartbeatAt",
+  "idleSince",
+  "interruption",
+  "tokenHash",
+] as const;
+
+function fromItem(item: Record<string, unknown>): InstanceRecord {
+  return Object.fromEntries(FIELDS.map((field) => [field, item[field] ?? null])) as unknown as InstanceRecord;
+}
+
+export interface InstanceRegistry {
+  /** Adds an instance Auto Scaling launched; an instance already known keeps what it reported. */
+  register(registration: Registration): Promise<InstanceRecord>;
+  get(id: string): Promise<InstanceRecord | undefined>;
+  inPool(pool: string): Promise<InstanceRecord[]>;
+  /** Stores a heartbeat; returns the record before and after. */
+  heartbeat(
+    id: string,
+    beat: Heartbeat,
+  ): Promise<{ before: InstanceRecord; after: InstanceRecord } | undefined>;
+  /** An instance resumed from the warm pool: booting again, same store. */
+  resumed(id: string, at: string): Promise<void>;
+  forget(id: string): Promise<void>;
+}
+
+export function createInstanceRegistry(store: Store): InstanceRegistry {
+  const { client, tableName, now } = store;
+
+  function toItem(record: InstanceRecord): Record<string, unknown> {
+    return {
+      ...key(record.id),
+      kind: "instance",
+      ...record,
+      gsi1pk: `INSTANCES#${record.pool}`,
+      gsi1sk: record.id,
+    };
+  }
+
+  async function get(id: string) {
+    const got = await client.send(
+      new GetCommand({ TableName: tableName, Key: key(id), ConsistentRead: true }),
+    );
+    return got.Item ? fromItem(got.Item) : undefined;
+  }
+
+  /** Optimistic update on `lastWrite`, so a heartbeat and a registration never undo each other. */
+  async function update(id: string, change: (record: InstanceRecord) => InstanceRecord) {
+    for (let attempt = 1; ; attempt++) {
+      const got = await client.send(
+        new GetCommand({ TableName: tableName, Key: key(id), ConsistentRead: true }),
+      );
+      if (!got.Item) return undefined;
+      const before = fromItem(got.Item);
+      const after = change(before);
+      const stamp = now().toISOString();
+      try {
+        await client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: { ...toItem(after), lastWrite: `${stamp}#${attempt}` },
+            ConditionExpression: "attribute_not_exists(lastWrite) OR lastWrite = :w",
+            ExpressionAttributeValues: { ":w": got.Item.lastWrite ?? null },
+          }),
+        );
+        return { before, after };
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException) || attempt >= 8) throw error;
+      }
+    }
+  }
+
+  return {
+    async register(registration) {
+      const record: InstanceRecord = {
+        id: registration.id,
+        pool: registration.pool,
+        group: registration.group,
+        market: registration.market,
+        az: registration.az,
+        launchedAt: registration.launchedAt,
+        registeredAt: now().toISOString(),
+        runner: "booting",
+        slots: registration.slots,
+        runningJobs: [],
+        cacheKeys: [],
+        storeBytes: null,
+        lastHeartbeatAt: null,
+        idleSince: null,
+        interruption: null,
+        tokenHash: registration.token ? hashToken(registration.token) : null,
+      };
+      try {
+        await client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: toItem(record),
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+        return record;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        return (await get(registration.id)) ?? record;
+      }
+    },
+
+    get,
+
+    async inPool(pool) {
+      const records: InstanceRecord[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await client.send(
+          new QueryCommand({
+            TableName: tableName,
+            IndexName: "gsi1",
+            KeyConditionExpression: "gsi1pk = :pk",
+            ExpressionAttributeValues: { ":pk": `INSTANCES#${pool}` },
+            ExclusiveStartKey: start,
+          }),
+        );
+        records.push(...(page.Items ?? []).map(fromItem));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return records;
+    },
+
+    heartbeat(id, beat) {
+      const at = now().toISOString();
+      return update(id, (record) => {
+        const busy = beat.runningJobs.length > 0;
+        return {
+          ...record,
+          runner: beat.interruption ? "draining" : beat.runner,
+          slots: beat.slots,
+          runningJobs: beat.runningJobs,
+          cacheKeys: beat.cacheKeys,
+          storeBytes: beat.storeBytes,
+          lastHeartbeatAt: at,
+          idleSince: busy ? null : (record.idleSince ?? at),
+          // A notice stays until the instance is gone: EC2 does not take it back.
+          interruption: record.interruption ?? beat.interruption,
+        };
+      });
+    },
+
+    async resumed(id, at) {
+      await update(id, (record) => ({
+        ...record,
+        launchedAt: at,
+        runner: "booting",
+        runningJobs: [],
+        lastHeartbeatAt: null,
+        idleSince: null,
+      }));
+    },
+
+    async forget(id) {
+      await client.send(new DeleteCommand({ TableName: tableName, Key: key(id) }));
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { epochSeconds, type Store } from "../table";
+
+/**
+ * Leases: at most one holder of a name at a time, for a bounded time. ScaleFleet holds
+ * `scale#<pool>` so that one execution runs per pool, however many webhooks ask for one.
+ */
+export interface Leases {
+  /** Takes the lease if it is free or expired; true when `holder` now has it. */
+  acquire(name: string, holder: string, seconds: number): Promise<boolean>;
+  /** Extends a lease its holder still has; false if it was lost. */
+  renew(name: string, holder: string, seconds: number): Promise<boolean>;
+  release(name: string, holder: string): Promise<void>;
+}
+
+const key = (name: string) => ({ pk: `LEASE#${name}`, sk: "LEASE" });
+
+export function createLeases(store: Store): Leases {
+  const { client, tableName, now } = store;
+
+  async function put(name: string, holder: string, seconds: number, condition: string) {
+    const at = now();
+    try {
+      await client.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: {
+            ...key(name),
+            kind: "lease",
+            holder,
+            leaseUntil: at.getTime() + seconds * 1000,
+            // Only for cleanup; `leaseUntil` decides.
+            expiresAt: epochSeconds(at) + seconds + 86_400,
+          },
+          ConditionExpression: condition,
+          ExpressionAttributeValues: { ":now": at.getTime(), ":holder": holder },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  return {
+    acquire: (name, holder, seconds) =>
+      put(name, holder, seconds, "attribute_not_exists(pk) OR leaseUntil < :now OR holder = :holder"),
+    renew: (name, holder, seconds) => put(name, holder, seconds, "holder = :holder AND leaseUntil >= :now"),
+    async release(name, holder) {
+      try {
+        await client.send(
+          new DeleteCommand({
+            TableName: tableName,
+            Key: key(name),
+            ConditionExpression: "holder = :holder",
+            ExpressionAttributeValues: { ":holder": holder },
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    },
+  };
+}

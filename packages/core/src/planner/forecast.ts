@@ -1,0 +1,280 @@
+/**
+ * What traffic a pool should expect, from the jobs that arrived recently. CI traffic comes in
+ * pipelines (many jobs at once), follows the working day, and reuses a few cache keys a lot, so the
+ * forecast keeps per pool: how big a burst gets, how many jobs were in the pool at once lately, how
+ * often jobs arrive, and which cache keys are in use.
+ *
+ * `DemandHistory` is incremental (the simulator feeds it event by event); `forecastDemand` is the
+ * pure function over a list of jobs that a control plane calls with jobs from the ledger. Both run
+ * the same code.
+ */
+
+export interface Arrival {
+  pool: string;
+  /** Epoch milliseconds at which the job was queued. */
+  at: number;
+  cacheKey: string;
+  /** Epoch milliseconds at which it finished; null while it has not. */
+  finishedAt?: number | null;
+}
+
+export interface PoolDemand {
+  /**
+   * Jobs that may arrive together: a high quantile of the burst sizes over the lookback, what the
+   * pool should be able to start within seconds.
+   */
+  burstJobs: number;
+  /** The largest burst over the lookback. */
+  peakBurstJobs: number;
+  /** The most jobs queued or running at once over the last peak window (a day by default). */
+  peakJobs: number;
+  /** A high quantile (as for bursts) of the jobs queued or running when a job arrived, over the lookback. */
+  loadJobs: number;
+  /** Jobs per hour over the rate window. */
+  jobsPerHour: number;
+  /** Cache keys used over the lookback, each with its number of jobs: what a warm store is worth. */
+  keyWeights: Record<string, number>;
+}
+
+export type Demand = Record<string, PoolDemand>;
+
+export interface ForecastOptions {
+  /** Arrivals this close to the previous one belong to the same burst. */
+  burstGapMs: number;
+  /** How far back bursts and cache keys count. */
+  lookbackMs: number;
+  /** The quantile of burst sizes `burstJobs` reports. */
+  burstQuantile: number;
+  /** How far back `peakJobs` looks: a day covers the working day's peak. */
+  peakWindowMs: number;
+  /** The window of the arrival rate. */
+  rateWindowMs: number;
+}
+
+export const defaultForecastOptions: ForecastOptions = {
+  burstGapMs: 60_000,
+  lookbackMs: 7 * 24 * 3600_000,
+  burstQuantile: 0.9,
+  peakWindowMs: 24 * 3600_000,
+  rateWindowMs: 3600_000,
+};
+
+const bucketMs = 3600_000;
+
+interface Burst {
+  last: number;
+  size: number;
+  /** The most jobs queued or running during the burst. */
+  load: number;
+}
+
+/** Counts of small non-negative integers, for quantiles without sorting. */
+class Histogram {
+  private readonly counts: number[] = [];
+  private total = 0;
+
+  add(value: number, delta: number): void {
+    this.counts[value] = (this.counts[value] ?? 0) + delta;
+    this.total += delta;
+  }
+
+  /** The `q` quantile (nearest rank); 0 when empty. */
+  quantile(q: number): number {
+    if (this.total <= 0) return 0;
+    const rank = Math.min(this.total, Math.max(1, Math.ceil(q * this.total)));
+    let seen = 0;
+    for (let value = 0; value < this.counts.length; value++) {
+      seen += this.counts[value] ?? 0;
+      if (seen >= rank) return value;
+    }
+    return this.counts.length - 1;
+  }
+}
+
+interface PoolHistory {
+  bursts: Burst[];
+  burstHead: number;
+  sizes: Histogram;
+  loads: Histogram;
+  /** Arrival times within the rate window, oldest first from `recentHead`. */
+  recent: number[];
+  recentHead: number;
+  /** Jobs queued or running now, and the most at once per hour bucket. */
+  level: number;
+  peaks: { bucket: number; peak: number }[];
+  /** Jobs per cache key over the lookback; handed out as is, so it is kept up to date in place. */
+  keys: Record<string, number>;
+  /** Key uses in arrival order, for expiry, oldest first from `keyLogHead`. */
+  keyLog: { at: number; key: string }[];
+  keyLogHead: number;
+}
+
+const byName = <T>([a]: [string, T], [b]: [string, T]): number => (a < b ? -1 : a > b ? 1 : 0);
+
+export class DemandHistory {
+  private readonly pools = new Map<string, PoolHistory>();
+
+  constructor(readonly options: ForecastOptions = defaultForecastOptions) {}
+
+  /** Records a job's arrival. Events (arrivals and finishes) must come in time order. */
+  observe(arrival: Arrival): void {
+    const history = this.pool(arrival.pool);
+    history.level++;
+    const last = history.bursts[history.bursts.length - 1];
+    if (last !== undefined && history.bursts.length > history.burstHead && arrival.at - last.last <= this.options.burstGapMs) {
+      history.sizes.add(last.size, -1);
+      history.loads.add(last.load, -1);
+      last.size++;
+      last.last = arrival.at;
+      last.load = Math.max(last.load, history.level);
+    } else {
+      history.bursts.push({ last: arrival.at, size: 1, load: history.level });
+    }
+    const burst = history.bursts[history.bursts.length - 1] as Burst;
+    history.sizes.add(burst.size, 1);
+    history.loads.add(burst.load, 1);
+    history.recent.push(arrival.at);
+    history.keys[arrival.cacheKey] = (history.keys[arrival.cacheKey] ?? 0) + 1;
+    history.keyLog.push({ at: arrival.at, key: arrival.cacheKey });
+    const bucket = Math.floor(arrival.at / bucketMs);
+    const top = history.peaks[history.peaks.length - 1];
+    if (top?.bucket === bucket) top.peak = Math.max(top.peak, history.level);
+    else history.peaks.push({ bucket, peak: history.level });
+  }
+
+  /** Records that a job of `pool` finished (or was cancelled). */
+  finish(pool: string, _at: number): void {
+    const history = this.pool(pool);
+    history.level = Math.max(0, history.level - 1);
+  }
+
+  /**
+   * The forecast at `now` for every pool seen, in name order. Each `keyWeights` is the history's own
+   * record, updated in place by later events: copy it to keep it.
+   */
+  forecast(now: number): Demand {
+    const demand: Demand = {};
+    for (const [name, history] of [...this.pools].sort(byName)) {
+      this.expire(history, now);
+      let peakJobs = history.level;
+      const since = Math.floor((now - this.options.peakWindowMs) / bucketMs);
+      for (const { bucket, peak } of history.peaks) if (bucket >= since) peakJobs = Math.max(peakJobs, peak);
+      demand[name] = {
+        burstJobs: history.sizes.quantile(this.options.burstQuantile),
+        peakBurstJobs: history.sizes.quantile(1),
+        peakJobs,
+        loadJobs: history.loads.quantile(this.options.burstQuantile),
+        jobsPerHour: ((history.recent.length - history.recentHead) * 3600_000) / this.options.rateWindowMs,
+        keyWeights: history.keys,
+      };
+    }
+    return demand;
+  }
+
+  private pool(name: string): PoolHistory {
+    let history = this.pools.get(name);
+    if (history === undefined) {
+      history = {
+        bursts: [],
+        burstHead: 0,
+        sizes: new Histogram(),
+        loads: new Histogram(),
+        recent: [],
+        recentHead: 0,
+        level: 0,
+        peaks: [],
+        // No prototype: a cache key may be any string, `__proto__` included.
+        keys: Object.create(null) as Record<string, number>,
+        keyLog: [],
+        keyLogHead: 0,
+      };
+      this.pools.set(name, history);
+    }
+    return history;
+  }
+
+  private expire(history: PoolHistory, now: number): void {
+    const horizon = now - this.options.lookbackMs;
+    while (history.burstHead < history.bursts.length) {
+      const burst = history.bursts[history.burstHead] as Burst;
+      if (burst.last >= horizon) break;
+      history.sizes.add(burst.size, -1);
+      history.loads.add(burst.load, -1);
+      history.burstHead++;
+    }
+    if (history.burstHead > 4096) {
+      history.bursts.splice(0, history.burstHead);
+      history.burstHead = 0;
+    }
+    const rateHorizon = now - this.options.rateWindowMs;
+    while (
+      history.recentHead < history.recent.length &&
+      (history.recent[history.recentHead] as number) < rateHorizon
+    ) {
+      history.recentHead++;
+    }
+    if (history.recentHead > 4096) {
+      history.recent.splice(0, history.recentHead);
+      history.recentHead = 0;
+    }
+    const since = Math.floor((now - this.options.peakWindowMs) / bucketMs);
+    let old = 0;
+    while (old < history.peaks.length && (history.peaks[old] as { bucket: number }).bucket < since) old++;
+    if (old > 0) history.peaks.splice(0, old);
+    while (history.keyLogHead < history.keyLog.length) {
+      const entry = history.keyLog[history.keyLogHead] as { at: number; key: string };
+      if (entry.at >= horizon) break;
+      history.keyLogHead++;
+      const count = (history.keys[entry.key] ?? 1) - 1;
+      if (count === 0) delete history.keys[entry.key];
+      else history.keys[entry.key] = count;
+    }
+    if (history.keyLogHead > 4096) {
+      history.keyLog.splice(0, history.keyLogHead);
+      history.keyLogHead = 0;
+    }
+  }
+}
+
+/** The `q` quantile (nearest rank) of `values`; 0 for none. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+/**
+ * The forecast from the pools' recent jobs (any order), as a control plane computes it from the
+ * ledger: arrivals up to `now`, and the finishes among them.
+ */
+export function forecastDemand(
+  jobs: readonly Arrival[],
+  now: number,
+  options: ForecastOptions = defaultForecastOptions,
+): Demand {
+  const history = new DemandHistory(options);
+  type Event = { at: number; order: number; pool: string; arrival?: Arrival };
+  const events: Event[] = [];
+  for (const job of jobs) {
+    if (job.at > now) continue;
+    events.push({ at: job.at, order: 0, pool: job.pool, arrival: job });
+    if (job.finishedAt != null && job.finishedAt <= now) {
+      events.push({ at: Math.max(job.at, job.finishedAt), order: 1, pool: job.pool });
+    }
+  }
+  // Arrivals before finishes at the same moment, then by pool and key, so any input order gives
+  // the same forecast.
+  events.sort(
+    (a, b) =>
+      a.at - b.at ||
+      a.order - b.order ||
+      (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0) ||
+      ((a.arrival?.cacheKey ?? "") < (b.arrival?.cacheKey ?? "") ? -1 : 1),
+  );
+  for (const event of events) {
+    if (event.arrival) history.observe(event.arrival);
+    else history.finish(event.pool, event.at);
+  }
+  return history.forecast(now);
+}

@@ -1,0 +1,68 @@
+import type { PoolDemand } from "./forecast";
+import { planPool } from "./pool-plan";
+import type { PlannerInput, PoolPlan } from "./types";
+
+/**
+ * The planner: a pure function from what the control plane observes (jobs, instances, pool config,
+ * the time and a forecast) to one plan per pool. The ScaleFleet workflow and the simulator call the
+ * same `plan`; a driver applies a plan to the pool's two Auto Scaling groups one to one:
+ * - for each id in `release`: remove its scale-in protection and lower its group's desired capacity
+ *   by one (a warm instance goes back to the warm pool, ReuseOnScaleIn; a burst one terminates);
+ * - set the warm group's desired capacity to `desiredWarm` (AWS resumes Stopped warm-pool instances
+ *   first and launches new ones only when the warm pool is empty) and its warm pool to
+ *   `warmPoolSize` (PutWarmPool MaxGroupPreparedCapacity = desiredWarm + warmPoolSize);
+ * - set the burst group's desired capacity to `desiredBurst`.
+ * Capacity only ever shrinks through `release`: desired capacities never drop below the instances
+ * kept, so AWS never picks an instance to remove.
+ */
+
+export type { Arrival, Demand, ForecastOptions, PoolDemand } from "./forecast";
+export { DemandHistory, defaultForecastOptions, forecastDemand } from "./forecast";
+export type {
+  InstanceGroup,
+  InstanceMarket,
+  InstanceState,
+  PlanCounts,
+  PlannerInput,
+  PlannerInstance,
+  PlannerJob,
+  PoolPlan,
+} from "./types";
+
+const noDemand: PoolDemand = {
+  burstJobs: 0,
+  peakBurstJobs: 0,
+  peakJobs: 0,
+  loadJobs: 0,
+  jobsPerHour: 0,
+  keyWeights: {},
+};
+
+function groupBy<T extends { pool: string }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.pool);
+    if (group) group.push(item);
+    else groups.set(item.pool, [item]);
+  }
+  return groups;
+}
+
+/**
+ * Plans every configured pool, in config order. Pure and deterministic: the same input gives the
+ * same plans, whatever order jobs and instances are listed in (every choice breaks ties by id).
+ * Jobs and instances of pools not in the config are ignored.
+ */
+export function plan(input: PlannerInput): PoolPlan[] {
+  const jobs = groupBy(input.jobs);
+  const instances = groupBy(input.instances);
+  return input.pools.map((pool) =>
+    planPool(
+      input.now,
+      pool,
+      jobs.get(pool.name) ?? [],
+      instances.get(pool.name) ?? [],
+      input.demand?.[pool.name] ?? noDemand,
+    ),
+  );
+}

@@ -1,0 +1,150 @@
+import type { PoolConfig } from "../pools";
+import type { PoolDemand } from "./forecast";
+import type { PlanCounts, PlannerInstance, PlannerJob, PoolPlan } from "./types";
+
+/**
+ * One pool's plan. The policy, in the order it decides:
+ *
+ * 1. Jobs waiting for a slot (queued, plus those on draining instances, which will be retried) are
+ *    served from free slots on instances in service, then by resuming Stopped warm-pool instances
+ *    (seconds, store intact), then by new spot instances in the burst group, up to `maxInstances`.
+ * 2. When a waiting job has no free slot warm for its cache key but a stopped store is warm for it,
+ *    the whole warm pool resumes: AWS picks which warm-pool instance starts, so asking for fewer
+ *    would likely miss that store. Those that get no job go back after `idleTimeouts.warmSeconds`.
+ * 3. Idle instances past their idle timeout go when the waiting jobs and `minReady` do not need
+ *    them: burst before warm, then the least valuable store (fewest recent jobs for its cache keys),
+ *    then the longest idle. A warm instance's timeout is short, since stopping keeps its store and a
+ *    resume takes seconds; a burst instance's is longer, since terminating throws its store away.
+ * 4. The warm group (in service and stopped) is kept at the load the pool usually carries when jobs
+ *    arrive, and at least the usual burst, so that those start within seconds on stores that know
+ *    them; it keeps what it has up to the largest load of the last day. Its warm pool is whatever of
+ *    it is not in service, so resuming never makes AWS launch a replacement behind it.
+ */
+export function planPool(
+  now: number,
+  pool: PoolConfig,
+  jobs: readonly PlannerJob[],
+  instances: readonly PlannerInstance[],
+  demand: PoolDemand,
+): PoolPlan {
+  const slots = pool.slotsPerInstance;
+  const draining = new Set(instances.filter((i) => i.state === "draining").map((i) => i.id));
+  const queuedJobs = jobs.filter((job) => job.status === "queued");
+  const rehome = jobs.filter(
+    (job) => job.status === "running" && job.instanceId !== null && draining.has(job.instanceId),
+  ).length;
+  const waiting = queuedJobs.length + rehome;
+
+  const serving = instances.filter((i) => i.state === "launching" || i.state === "ready");
+  // A suspect instance may be gone: its free slots are not counted on.
+  const trusted = serving.filter((i) => !i.heartbeatOverdue);
+  const freeSlots = trusted.reduce((sum, i) => sum + Math.max(0, i.slots - i.busySlots), 0);
+  const warmServing = serving.filter((i) => i.group === "warm").length;
+  const burstServing = serving.length - warmServing;
+  const stopped = instances.filter((i) => i.group === "warm" && i.state === "stopped");
+  const joining = instances.filter((i) => i.group === "warm" && i.state === "stopping").length;
+
+  // 1 and 2: capacity for the waiting jobs and the ready minimum.
+  const reserve = pool.warm.minReady * slots;
+  let missing = Math.max(0, Math.ceil((waiting + reserve - freeSlots) / slots));
+  let room = Math.max(0, pool.maxInstances - serving.length);
+  const resumable = Math.min(stopped.length, room);
+  let resume = Math.min(missing, resumable);
+  if (resume < resumable && warmStoreIsStopped(queuedJobs, trusted, stopped)) resume = resumable;
+  missing = Math.max(0, missing - resume);
+  room -= resume;
+  const launch = Math.min(missing, room);
+
+  // 3: release idle capacity nobody waits for.
+  let spare = freeSlots - waiting - reserve;
+  const release: PlannerInstance[] = [];
+  for (const instance of releaseOrder(now, pool, trusted, demand)) {
+    if (spare < instance.slots) break;
+    spare -= instance.slots;
+    release.push(instance);
+  }
+  const releasedWarm = release.filter((i) => i.group === "warm").length;
+  const desiredWarm = warmServing - releasedWarm + resume;
+  const desiredBurst = burstServing - (release.length - releasedWarm) + launch;
+
+  // 4: the warm group's size, and so its warm pool.
+  const usual = Math.ceil(Math.max(demand.burstJobs, demand.loadJobs) / slots);
+  const largest = Math.ceil(Math.max(demand.peakBurstJobs, demand.peakJobs) / slots);
+  const warmGroup = warmServing + stopped.length + joining;
+  const prepared = Math.max(usual, Math.min(warmGroup, largest), desiredWarm);
+  const warmPoolSize = Math.min(pool.warm.warmPoolSize, prepared - desiredWarm);
+
+  const counts: PlanCounts = { queued: queuedJobs.length, rehome, freeSlots, resume, launch, reserve };
+  return {
+    pool: pool.name,
+    desiredWarm,
+    desiredBurst,
+    warmPoolSize,
+    release: release.map((i) => i.id),
+    reason: describe(counts, release.length, missing - launch),
+    counts,
+  };
+}
+
+/** True when some queued job has no free slot warm for it, but a stopped store is warm for it. */
+function warmStoreIsStopped(
+  queued: readonly PlannerJob[],
+  serving: readonly PlannerInstance[],
+  stopped: readonly PlannerInstance[],
+): boolean {
+  if (queued.length === 0 || stopped.length === 0) return false;
+  const free = new Set<string>();
+  for (const i of serving) if (i.busySlots < i.slots) for (const key of i.cacheKeys) free.add(key);
+  const asleep = new Set<string>();
+  for (const i of stopped) for (const key of i.cacheKeys) asleep.add(key);
+  return queued.some((job) => !free.has(job.cacheKey) && asleep.has(job.cacheKey));
+}
+
+/** How much a store is worth keeping: the recent jobs whose cache keys it is warm for. */
+function storeValue(instance: PlannerInstance, demand: PoolDemand): number {
+  let value = 0;
+  for (const key of instance.cacheKeys) value += demand.keyWeights[key] ?? 0;
+  return value;
+}
+
+/** Idle instances past their timeout, in the order they go. Busy, draining or suspect ones never do. */
+function releaseOrder(
+  now: number,
+  pool: PoolConfig,
+  serving: readonly PlannerInstance[],
+  demand: PoolDemand,
+): PlannerInstance[] {
+  const timeoutMs = (i: PlannerInstance) =>
+    1000 * (i.group === "burst" ? pool.idleTimeouts.burstSeconds : pool.idleTimeouts.warmSeconds);
+  return serving
+    .filter(
+      (i) =>
+        i.state === "ready" &&
+        i.busySlots === 0 &&
+        !i.heartbeatOverdue &&
+        i.idleSince !== null &&
+        now - i.idleSince >= timeoutMs(i),
+    )
+    .map((instance) => ({ instance, value: storeValue(instance, demand) }))
+    .sort(
+      (a, b) =>
+        groupRank(a.instance) - groupRank(b.instance) ||
+        a.value - b.value ||
+        (a.instance.idleSince as number) - (b.instance.idleSince as number) ||
+        (a.instance.id < b.instance.id ? -1 : a.instance.id > b.instance.id ? 1 : 0),
+    )
+    .map(({ instance }) => instance);
+}
+
+const groupRank = (instance: PlannerInstance): number => (instance.group === "burst" ? 0 : 1);
+
+function describe(counts: PlanCounts, released: number, short: number): string {
+  const parts: string[] = [];
+  const waiting = counts.queued + counts.rehome;
+  if (waiting > 0) parts.push(`${waiting} waiting for a slot, ${counts.freeSlots} free`);
+  if (counts.resume > 0) parts.push(`resume ${counts.resume} from the warm pool`);
+  if (counts.launch > 0) parts.push(`launch ${counts.launch} spot`);
+  if (short > 0) parts.push(`${short} short at the instance limit`);
+  if (released > 0) parts.push(`release ${released} idle`);
+  return parts.length > 0 ? parts.join("; ") : "steady";
+}

@@ -1,0 +1,94 @@
+import type { PoolConfig } from "../pools";
+import type { Demand } from "./forecast";
+
+/**
+ * What the planner reads and writes. Times are epoch milliseconds. Everything is plain data, so a
+ * control plane can build the input from DynamoDB and EC2, and the simulator from its own state.
+ */
+
+/** A job the planner sees. Routing has already put it in a pool. */
+export interface PlannerJob {
+  key: string;
+  pool: string;
+  status: "queued" | "running";
+  cacheKey: string;
+  /** Epoch milliseconds. */
+  queuedAt: number;
+  /** The instance running it; null while queued. */
+  instanceId: string | null;
+}
+
+export type InstanceGroup = "warm" | "burst";
+export type InstanceMarket = "on-demand" | "spot";
+/**
+ * - `launching`: launched or resuming, runner not up yet;
+ * - `ready`: in service with its runner up (busy or idle, see `busySlots`);
+ * - `draining`: takes no new job (spot interruption warning, or being retired); no longer counted in
+ *   its group's desired capacity (the interruption handler detaches it);
+ * - `stopping`: on its way into the warm pool (being stopped, or a new instance warming up for it);
+ * - `stopped`: in the warm group's warm pool, store intact;
+ * - `terminating`: going away.
+ */
+export type InstanceState = "launching" | "ready" | "draining" | "stopping" | "stopped" | "terminating";
+
+export interface PlannerInstance {
+  id: string;
+  pool: string;
+  group: InstanceGroup;
+  market: InstanceMarket;
+  state: InstanceState;
+  slots: number;
+  busySlots: number;
+  /** Cache keys the store is warm for, most recent first. */
+  cacheKeys: string[];
+  /** Epoch milliseconds of the last launch or resume. */
+  launchedAt: number;
+  /** Epoch milliseconds since the instance has had no busy slot; null while busy or not in service. */
+  idleSince: number | null;
+  /** No heartbeat lately: suspect. Never counted as idle, never released (the sweep deals with it). */
+  heartbeatOverdue: boolean;
+}
+
+export interface PlannerInput {
+  /** Epoch milliseconds. */
+  now: number;
+  pools: readonly PoolConfig[];
+  jobs: readonly PlannerJob[];
+  instances: readonly PlannerInstance[];
+  /** The forecast per pool (see `forecastDemand`); without it the planner keeps no spare capacity. */
+  demand?: Demand;
+}
+
+export interface PoolPlan {
+  pool: string;
+  /** Instances in service in the warm (on-demand) group: launching or ready, not draining. */
+  desiredWarm: number;
+  /** Instances in service in the burst (spot) group. */
+  desiredBurst: number;
+  /** Stopped instances the warm group's warm pool keeps. */
+  warmPoolSize: number;
+  /**
+   * Idle instances to release, by id: a warm one goes back into the warm pool (ReuseOnScaleIn), a
+   * burst one is terminated. The driver unprotects each and decrements its group's desired capacity;
+   * `desiredWarm`/`desiredBurst` already account for them.
+   */
+  release: string[];
+  /** One line for people. */
+  reason: string;
+  /** Figures behind the plan, for the status page. */
+  counts: PlanCounts;
+}
+
+export interface PlanCounts {
+  queued: number;
+  /** Jobs on draining instances, which will need a slot again. */
+  rehome: number;
+  freeSlots: number;
+  /** Stopped instances to resume (included in `desiredWarm`). */
+  resume: number;
+  /** New spot instances (included in `desiredBurst`). */
+  launch: number;
+  /** Free slots held for expected traffic. */
+  reserve: number;
+}
+

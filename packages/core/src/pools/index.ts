@@ -1,0 +1,188 @@
+import { z } from "zod";
+import { normalizeLabels, type Source } from "../jobs";
+
+/**
+ * Pools: which instances run which jobs. Pure data, shared by infra (ASGs, launch templates), local
+ * mode, the planner and the simulator, so one file describes the fleet everywhere.
+ *
+ * Each pool has two Auto Scaling groups: `warm` (on-demand, with a warm pool of Stopped instances that
+ * keep their Nix store) and `burst` (spot, mixed instance types). Warm pools do not work with spot or
+ * mixed-instance groups, which is why there are two.
+ */
+
+export const architectures = ["x86_64", "arm64"] as const;
+export type Architecture = (typeof architectures)[number];
+
+const nonNegative = z.number().finite().nonnegative();
+
+/** Every GitHub self-hosted runner carries it, so pools leave it out and routing ignores it. */
+const selfHosted = "self-hosted";
+
+const labels = z
+  .array(z.string().trim().min(1).max(100))
+  .min(1)
+  .max(50)
+  // Stored as the ledger stores job labels, so that routing compares like with like.
+  .transform((values) => normalizeLabels(values))
+  .refine((values) => !values.includes(selfHosted), {
+    message: "`self-hosted` is implied for every pool; leave it out",
+  });
+
+export const poolConfigSchema = z.object({
+  /** Used in AWS resource names, so kept short and plain. */
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "letters, digits, `_` or `-`, at most 32"),
+  /** GitHub runner labels or GitLab runner tags (besides the implied `self-hosted`). */
+  labels,
+  architecture: z.enum(architectures),
+  /**
+   * EC2 instance types. The warm group uses the first (warm pools take no mixed-instance policy);
+   * the burst group spreads over all of them for spot capacity.
+   */
+  instanceTypes: z.array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/)).min(1),
+  /** Concurrent jobs per instance (GitLab `concurrent`, or GitHub runners per instance). */
+  slotsPerInstance: z.number().int().min(1).max(64).default(2),
+  warm: z
+    .object({
+      market: z.literal("on-demand").default("on-demand"),
+      /**
+       * The most Stopped instances the warm pool keeps (each pays EBS only, and keeps its store).
+       * The planner sizes it from the forecast within this bound.
+       */
+      warmPoolSize: z.number().int().min(0).max(1000).default(50),
+      /** Instances kept in service and ready even when nothing is queued. */
+      minReady: z.number().int().min(0).max(500).default(0),
+    })
+    .prefault({}),
+  burst: z
+    .object({
+      /** Share of burst capacity bought on the spot market; the rest is on-demand. */
+      spotShare: z.number().min(0).max(1).default(1),
+      /** Let the burst group fall back to on-demand when spot capacity is short. */
+      onDemandFallback: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** The most instances in service (warm and burst together). Stopped instances are not counted. */
+  maxInstances: z.number().int().min(1).max(1000).default(50),
+  idleTimeouts: z
+    .object({
+      /**
+       * How long a warm instance may sit idle before it goes back to the warm pool. Short: stopping
+       * keeps the store and a resume costs seconds.
+       */
+      warmSeconds: nonNegative.default(30),
+      /**
+       * How long a burst instance may sit idle before it is terminated. Longer: terminating a spot
+       * instance throws its warm store away, and idle spot capacity is cheap.
+       */
+      burstSeconds: nonNegative.default(300),
+    })
+    .prefault({}),
+  /** AMI id (`ami-…`) or an SSM parameter (`resolve:ssm:/…`); the infra default when absent. */
+  ami: z.string().min(1).optional(),
+  /** USD per instance-hour; what the simulator bills and the planner weighs. */
+  prices: z
+    .object({
+      onDemandHourly: nonNegative.default(0.145),
+      spotHourly: nonNegative.default(0.05),
+      stoppedHourly: nonNegative.default(0.011),
+    })
+    .prefault({}),
+  /** Seconds from the request until the runner is ready. */
+  boot: z
+    .object({
+      /** A new instance from the AMI. */
+      coldSeconds: nonNegative.default(75),
+      /** A Stopped warm-pool instance resuming. */
+      warmSeconds: nonNegative.default(25),
+    })
+    .prefault({}),
+  /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
+  untagged: z.boolean().default(false),
+});
+export type PoolConfig = z.infer<typeof poolConfigSchema>;
+export type PoolConfigInput = z.input<typeof poolConfigSchema>;
+
+export const poolsConfigSchema = z
+  .array(poolConfigSchema)
+  .min(1)
+  .superRefine((pools, ctx) => {
+    const names = new Set<string>();
+    for (const [index, pool] of pools.entries()) {
+      if (names.has(pool.name)) {
+        ctx.addIssue({ code: "custom", path: [index, "name"], message: `duplicate pool ${pool.name}` });
+      }
+      names.add(pool.name);
+    }
+    if (pools.filter((pool) => pool.untagged).length > 1) {
+      ctx.addIssue({ code: "custom", message: "at most one pool may take untagged jobs" });
+    }
+  });
+
+/** The two pools the shared traces use; infra deploys these unless configured otherwise. */
+export const defaultPools: PoolConfig[] = poolsConfigSchema.parse([
+  {
+    name: "x86_64",
+    labels: ["nix", "x86_64-linux"],
+    architecture: "x86_64",
+    instanceTypes: ["c6a.xlarge", "c6i.xlarge", "c7a.xlarge", "m6a.xlarge"],
+    untagged: true,
+  },
+  {
+    name: "aarch64",
+    labels: ["nix", "aarch64-linux"],
+    architecture: "arm64",
+    instanceTypes: ["c7g.xlarge", "c6g.xlarge", "m7g.xlarge", "m6g.xlarge"],
+  },
+] satisfies PoolConfigInput[]);
+
+export interface RoutableJob {
+  source: Source;
+  /** Normalized (lower-cased) labels or tags; meaningless while `labelsKnown` is false. */
+  labels: readonly string[];
+  labelsKnown: boolean;
+}
+
+export type Route = { pool: string } | { unroutable: string };
+
+/**
+ * Labels that ask for GitHub's hosted runners. A job that asks for one was never meant for Hearth, so
+ * it is unroutable even if a pool happened to carry the label.
+ */
+const githubHosted = /^(ubuntu|windows|macos)-[a-z0-9.-]+$|^(ubuntu|windows|macos)$/;
+
+function pickPool(pools: readonly PoolConfig[], wanted: readonly string[]): PoolConfig | undefined {
+  const candidates = pools.filter((pool) => wanted.every((label) => pool.labels.includes(label)));
+  // The most specific match wins: fewest labels the job did not ask for, then by name for determinism.
+  candidates.sort((a, b) => a.labels.length - b.labels.length || (a.name < b.name ? -1 : 1));
+  return candidates[0];
+}
+
+/**
+ * The pool that runs `job`.
+ *
+ * GitHub: labels match case-insensitively, `self-hosted` is implied, and the job's labels must be a
+ * subset of the pool's. GitLab: the job's tags must be a subset of the pool's; an untagged job goes to
+ * the pool marked `untagged`. GitLab's Job Hook does not carry tags, so a GitLab job whose tags are not
+ * known yet is routed as untagged (once the API lookup fills them in, it is routed again).
+ */
+export function routeJob(job: RoutableJob, pools: readonly PoolConfig[]): Route {
+  const wanted = normalizeLabels(job.labels);
+  if (job.source === "github") {
+    const hosted = wanted.find((label) => githubHosted.test(label));
+    if (hosted !== undefined) return { unroutable: `asks for the GitHub-hosted runner label "${hosted}"` };
+    // A job that asks only for `self-hosted` may run on any pool; the most generic one takes it.
+    const own = wanted.filter((label) => label !== selfHosted);
+    const pool = pickPool(pools, own);
+    return pool ? { pool: pool.name } : { unroutable: `no pool has every label of [${own.join(", ")}]` };
+  }
+  if (!job.labelsKnown || wanted.length === 0) {
+    const pool = pools.find((candidate) => candidate.untagged);
+    if (pool) return { pool: pool.name };
+    const why = job.labelsKnown ? "untagged" : "tags not known yet (routed as untagged)";
+    return { unroutable: `${why}, and no pool takes untagged jobs` };
+  }
+  const pool = pickPool(pools, wanted);
+  return pool ? { pool: pool.name } : { unroutable: `no pool has every tag of [${wanted.join(", ")}]` };
+}
+
+export const isRouted = (route: Route): route is { pool: string } => "pool" in route;

@@ -1,0 +1,297 @@
+import { type FleetGroup, type FleetPort, HEARTBEAT_OVERDUE_MS, plannerInstance } from "../fleet";
+import type { GitLabJobs } from "../gitlab-api";
+import { resolveTags } from "../ingest";
+import type { InstanceRegistry } from "../instances";
+import { cacheKeyOf, type Job } from "../jobs";
+import type { Journal } from "../journal";
+import type { Leases } from "../leases";
+import type { Ledger } from "../ledger";
+import {
+  type Arrival,
+  forecastDemand,
+  type PlannerInstance,
+  type PlannerJob,
+  type PoolDemand,
+  type PoolPlan,
+  plan,
+} from "../planner";
+import { type PoolConfig, routeJob } from "../pools";
+import type { PoolStates } from "./pool-state";
+
+export { createPoolStates, type PoolState, type PoolStates } from "./pool-state";
+
+/**
+ * ScaleFleet's steps as plain functions: observe a pool, plan (pure), apply. The Step Functions
+ * workflow calls each as a task, locally and in AWS; the loop, retries and waits live in the workflow.
+ */
+
+export interface ScalingDeps {
+  pools: readonly PoolConfig[];
+  ledger: Ledger;
+  registry: InstanceRegistry;
+  journal: Journal;
+  leases: Leases;
+  poolStates: PoolStates;
+  fleet: FleetPort;
+  /** Looks up GitLab tags the webhook could not; absent when no API token is configured. */
+  gitlab?: GitLabJobs;
+  now: () => Date;
+}
+
+/** The most queued jobs an observation carries (the workflow's state is limited to 256 KB). */
+const MAX_JOBS = 400;
+/** How many unknown GitLab tag sets one observation looks up, at most. */
+const MAX_TAG_LOOKUPS = 20;
+export const LEASE_SECONDS = 15 * 60;
+export const scaleLease = (pool: string) => `scale#${pool}`;
+
+export interface Observation {
+  pool: string;
+  at: number;
+  iteration: number;
+  jobs: PlannerJob[];
+  queued: number;
+  instances: PlannerInstance[];
+  groups: FleetGroup[];
+  demand: PoolDemand | null;
+}
+
+export function poolOf(deps: Pick<ScalingDeps, "pools">, name: string): PoolConfig {
+  const pool = deps.pools.find((p) => p.name === name);
+  if (!pool) throw new Error(`unknown pool ${name}`);
+  return pool;
+}
+
+const plannerJob = (job: Job, pool: string): PlannerJob => ({
+  key: `${job.source}#${job.id}`,
+  pool,
+  status: job.status === "running" ? "running" : "queued",
+  cacheKey: cacheKeyOf(job),
+  queuedAt: job.queuedAt ? Date.parse(job.queuedAt) : 0,
+  instanceId: job.instanceId,
+});
+
+/** Queued jobs routed to pools; GitLab jobs whose tags are unknown are looked up first, if possible. */
+export async function queuedByPool(deps: Pick<ScalingDeps, "ledger" | "pools" | "gitlab">) {
+  let queued = await deps.ledger.queued();
+  const unknown = queued
+    .filter((job) => job.source === "gitlab" && !job.labelsKnown)
+    .slice(0, MAX_TAG_LOOKUPS);
+  const { gitlab } = deps;
+  if (gitlab && unknown.length) {
+    const resolved = await Promise.allSettled(unknown.map((job) => resolveTags(deps.ledger, gitlab, job)));
+    const updated = new Map(
+      resolved.flatMap((r) =>
+        r.status === "fulfilled" && r.value ? [[`${r.value.source}#${r.value.id}`, r.value]] : [],
+      ),
+    );
+    queued = queued.map((job) => updated.get(`${job.source}#${job.id}`) ?? job);
+  }
+  const byPool = new Map<string, Job[]>();
+  const unroutable: Array<{ job: Job; reason: string }> = [];
+  for (const job of queued) {
+    const route = routeJob(job, deps.pools);
+    if ("pool" in route) byPool.set(route.pool, [...(byPool.get(route.pool) ?? []), job]);
+    else unroutable.push({ job, reason: route.unroutable });
+  }
+  return { byPool, unroutable };
+}
+
+/** Observe: the pool's jobs and instances as the planner needs them; registers new instances. */
+export async function observe(deps: ScalingDeps, poolName: string, iteration: number): Promise<Observation> {
+  const pool = poolOf(deps, poolName);
+  const now = deps.now().getTime();
+  const [fleet, records, { byPool }, forecast] = await Promise.all([
+    deps.fleet.observe(pool),
+    deps.registry.inPool(pool.name),
+    queuedByPool(deps),
+    deps.poolStates.forecast(pool.name),
+  ]);
+  const known = new Map(records.map((record) => [record.id, record]));
+  for (const instance of fleet.instances) {
+    const record = known.get(instance.id);
+    if (!record) {
+      known.set(instance.id, await deps.registry.register({ ...instance, slots: pool.slotsPerInstance }));
+    } else if (
+      Date.parse(instance.launchedAt) > Date.parse(record.launchedAt) &&
+      instance.lifecycle !== "stopped"
+    ) {
+      // Resumed from the warm pool since we last looked: booting again, with the same store.
+      await deps.registry.resumed(instance.id, instance.launchedAt);
+      known.set(instance.id, {
+        ...record,
+        launchedAt: instance.launchedAt,
+        lastHeartbeatAt: null,
+        runningJobs: [],
+      });
+    }
+  }
+  const present = new Set(fleet.instances.map((instance) => instance.id));
+  for (const record of records) if (!present.has(record.id)) await deps.registry.forget(record.id);
+
+  const instances = fleet.instances.map((instance) =>
+    plannerInstance(instance, known.get(instance.id), pool, now),
+  );
+  const queued = byPool.get(pool.name) ?? [];
+  const running: PlannerJob[] = instances.flatMap((instance) =>
+    (known.get(instance.id)?.runningJobs ?? []).map((job) => ({
+      key: `${job.source}#${job.id}`,
+      pool: pool.name,
+      status: "running" as const,
+      cacheKey: "",
+      queuedAt: 0,
+      instanceId: instance.id,
+    })),
+  );
+  return {
+    pool: pool.name,
+    at: now,
+    iteration: iteration + 1,
+    jobs: [...queued.slice(0, MAX_JOBS).map((job) => plannerJob(job, pool.name)), ...running],
+    queued: queued.length,
+    instances,
+    groups: fleet.groups,
+    demand: forecast?.demand ?? null,
+  };
+}
+
+/** Plan: the pure planner on one pool's observation. */
+export function planPool(deps: Pick<ScalingDeps, "pools">, observation: Observation): PoolPlan {
+  const pool = poolOf(deps, observation.pool);
+  const [poolPlan] = plan({
+    now: observation.at,
+    pools: [pool],
+    jobs: observation.jobs,
+    instances: observation.instances,
+    demand: observation.demand ? { [pool.name]: observation.demand } : undefined,
+  });
+  if (!poolPlan) throw new Error(`the planner returned no plan for pool ${pool.name}`);
+  return poolPlan;
+}
+
+export interface Applied {
+  calls: string[];
+  released: string[];
+  refused: string[];
+  settled: boolean;
+  /** Seconds until the next iteration. */
+  waitSeconds: number;
+}
+
+/** Apply: release the chosen idle instances, set capacities, record the decision. */
+export async function apply(
+  deps: ScalingDeps,
+  observation: Observation,
+  poolPlan: PoolPlan,
+): Promise<Applied> {
+  const pool = poolOf(deps, observation.pool);
+  const now = deps.now();
+  // Asked again right before each release: the plan is seconds old, a job may have started since.
+  const stillIdle = async (id: string) => {
+    const record = await deps.registry.get(id);
+    if (record?.runner !== "ready" || record.runningJobs.length || record.interruption) return false;
+    const beat = record.lastHeartbeatAt ? Date.parse(record.lastHeartbeatAt) : 0;
+    return now.getTime() - beat <= HEARTBEAT_OVERDUE_MS;
+  };
+  const released = await deps.fleet.release(pool, poolPlan.release, stillIdle);
+  const groupOf = new Map(observation.instances.map((instance) => [instance.id, instance.group]));
+  // A refused release stays in its group: its desired capacity must keep counting it.
+  const keptWarm = released.refused.filter((id) => groupOf.get(id) === "warm").length;
+  const keptBurst = released.refused.filter((id) => groupOf.get(id) === "burst").length;
+  const target = {
+    warm: poolPlan.desiredWarm + keptWarm,
+    burst: poolPlan.desiredBurst + keptBurst,
+    warmPoolSize: poolPlan.warmPoolSize,
+  };
+  const capacityCalls = await deps.fleet.setCapacity(pool, target);
+  const calls = [...released.calls, ...capacityCalls];
+
+  const busy = (state: PlannerInstance["state"]) => state === "launching" || state === "stopping";
+  const transitioning = observation.instances.some((instance) => busy(instance.state));
+  const freeSlots = observation.instances
+    .filter((instance) => instance.state === "ready" || instance.state === "launching")
+    .reduce((sum, instance) => sum + Math.max(0, instance.slots - instance.busySlots), 0);
+  const settled = calls.length === 0 && !transitioning && freeSlots >= observation.queued;
+
+  await deps.poolStates.put({
+    pool: pool.name,
+    at: now.toISOString(),
+    desiredWarm: target.warm,
+    desiredBurst: target.burst,
+    warmPoolSize: target.warmPoolSize,
+    queued: observation.queued,
+    spareSlots: Math.max(0, freeSlots - observation.queued),
+    reason: poolPlan.reason,
+  });
+  if (calls.length || released.refused.length) {
+    await deps.journal.write({
+      pool: pool.name,
+      kind: "decision",
+      reason: poolPlan.reason,
+      details: {
+        desiredWarm: target.warm,
+        desiredBurst: target.burst,
+        warmPoolSize: target.warmPoolSize,
+        queued: observation.queued,
+        released: released.released.join(" ") || null,
+        refused: released.refused.join(" ") || null,
+      },
+      calls,
+    });
+  }
+  return {
+    calls,
+    released: released.released,
+    refused: released.refused,
+    settled,
+    waitSeconds: transitioning ? 5 : 15,
+  };
+}
+
+/** The forecast from last week's arrivals, stored per pool; refreshed by the minute tick. */
+export async function refreshForecast(deps: Pick<ScalingDeps, "ledger" | "pools" | "poolStates" | "now">) {
+  const now = deps.now();
+  const since = new Date(now.getTime() - 7 * 86_400_000);
+  const arrivals: Arrival[] = [];
+  for (const job of await deps.ledger.arrivedSince(since)) {
+    const route = routeJob(job, deps.pools);
+    if ("pool" in route && job.queuedAt) {
+      arrivals.push({ pool: route.pool, at: Date.parse(job.queuedAt), cacheKey: cacheKeyOf(job) });
+    }
+  }
+  const demand = forecastDemand(arrivals, now.getTime());
+  await deps.poolStates.putForecast(demand, now);
+  return demand;
+}
+
+/** Keeps the run's lease while it loops; false when another run holds it now (this one stops). */
+export async function holdLease(
+  deps: Pick<ScalingDeps, "leases">,
+  pool: string,
+  holder: string,
+): Promise<boolean> {
+  if (await deps.leases.renew(scaleLease(pool), holder, LEASE_SECONDS)) return true;
+  return deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS);
+}
+
+/**
+ * A queued job arrived for `pool`: start a ScaleFleet run unless spare capacity already covers it or
+ * a run is under way (the lease). A burst of webhooks thus starts one execution.
+ */
+export async function requestScale(
+  deps: Pick<ScalingDeps, "leases" | "poolStates">,
+  pool: string,
+  start: (pool: string, holder: string) => Promise<void>,
+  holder: string,
+  options: { covered?: boolean } = {},
+): Promise<"covered" | "running" | "started"> {
+  if (options.covered !== false && (await deps.poolStates.takeSpareSlot(pool))) return "covered";
+  if (!(await deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS))) return "running";
+  try {
+    await start(pool, holder);
+  } catch (error) {
+    await deps.leases.release(scaleLease(pool), holder);
+    throw error;
+  }
+  return "started";
+}

@@ -1,0 +1,156 @@
+import type { Fleet, Market, SimInstance, SimPool } from "./fleet";
+import type { Random } from "./random";
+
+/**
+ * An EC2 Auto Scaling group as the simulator models it, with the semantics a driver relies on:
+ * - Raising desired capacity resumes Stopped warm-pool instances first, and launches new ones only
+ *   when the warm pool has none. AWS does not say which warm-pool instance it starts, so the model
+ *   draws one at random: a policy cannot count on getting a particular store back.
+ * - The warm pool is kept at its target size: AWS launches new instances into it (they boot, then
+ *   stop) or terminates extra ones (again, of its own choosing).
+ * - With scale-in protection, lowering desired capacity removes nothing; `release` (unprotect one
+ *   instance, then decrement) removes exactly that instance: back into the warm pool when it reuses
+ *   instances on scale-in, terminated otherwise.
+ * - Without protection, AWS picks which instances to terminate on scale-in, busy or not.
+ * - An instance that goes away (a spot interruption) is replaced while desired capacity says so.
+ */
+export interface AsgOptions {
+  group: string;
+  /** The market of the next launch (a mixed-instances group decides per launch). */
+  market: (asg: SimAsg) => Market;
+  /** Stopped instances kept for reuse; null for a group without a warm pool. */
+  warmPoolSize: number | null;
+  /** Instances launched protected from scale-in (Hearth); without, AWS picks what to terminate. */
+  protectedFromScaleIn: boolean;
+  /** Which instances AWS picks when the choice is its own. */
+  random: Random;
+}
+
+export class SimAsg {
+  desired = 0;
+  warmPoolSize: number | null;
+  /** In service: launching, ready or draining, until detached. */
+  readonly members: SimInstance[] = [];
+  /** The warm pool: Stopped instances, and new ones on their way there. */
+  readonly warmPool: SimInstance[] = [];
+
+  constructor(
+    private readonly fleet: Fleet,
+    readonly pool: SimPool,
+    private readonly options: AsgOptions,
+  ) {
+    this.warmPoolSize = options.warmPoolSize;
+  }
+
+  get group(): string {
+    return this.options.group;
+  }
+
+  countMembers(predicate: (instance: SimInstance) => boolean): number {
+    let count = 0;
+    for (const instance of this.members) if (predicate(instance)) count++;
+    return count;
+  }
+
+  setDesired(desired: number): void {
+    this.desired = Math.max(0, desired);
+    this.reconcile();
+  }
+
+  /**
+   * Releases, desired capacity and warm-pool size in one step, as a driver applies a plan (the warm
+   * pool's size is MaxGroupPreparedCapacity minus desired, so both change together).
+   */
+  apply(change: { release: readonly SimInstance[]; desired: number; warmPoolSize?: number }): void {
+    for (const instance of change.release) this.detachForRelease(instance);
+    this.desired = Math.max(0, change.desired);
+    if (change.warmPoolSize !== undefined) {
+      if (this.warmPoolSize === null) throw new Error(`group ${this.group} has no warm pool`);
+      this.warmPoolSize = Math.max(0, change.warmPoolSize);
+    }
+    this.reconcile();
+  }
+
+  /** Unprotect one instance and decrement desired capacity: exactly this instance leaves. */
+  release(instance: SimInstance): void {
+    this.detachForRelease(instance);
+    this.reconcile();
+  }
+
+  private detachForRelease(instance: SimInstance): void {
+    const at = this.members.indexOf(instance);
+    if (at < 0) throw new Error(`${instance.id} is not in service in ${this.group}`);
+    if (instance.busy > 0) throw new Error(`${instance.id} is busy`);
+    this.members.splice(at, 1);
+    this.desired = Math.max(0, this.desired - 1);
+    if (this.warmPoolSize !== null) {
+      this.fleet.stop(instance);
+      this.warmPool.push(instance);
+    } else {
+      this.fleet.terminate(instance);
+    }
+  }
+
+  /** Takes an instance out of the group (a draining spot instance), optionally lowering desired. */
+  detach(instance: SimInstance, decrement: boolean): void {
+    const at = this.members.indexOf(instance);
+    if (at < 0) return;
+    this.members.splice(at, 1);
+    instance.owner = null;
+    if (decrement) this.desired = Math.max(0, this.desired - 1);
+    this.reconcile();
+  }
+
+  /** The fleet terminated one of ours (an interruption): forget it, and replace it if still desired. */
+  forget(instance: SimInstance): void {
+    let known = false;
+    for (const list of [this.members, this.warmPool]) {
+      const at = list.indexOf(instance);
+      if (at >= 0) {
+        list.splice(at, 1);
+        known = true;
+      }
+    }
+    if (known) this.reconcile();
+  }
+
+  reconcile(): void {
+    while (this.members.length < this.desired) {
+      const stopped = this.warmPool.filter((instance) => instance.state === "stopped");
+      if (stopped.length > 0) {
+        const instance = stopped[this.options.random.int(stopped.length)] as SimInstance;
+        if (!this.fleet.resume(instance)) break;
+        this.warmPool.splice(this.warmPool.indexOf(instance), 1);
+        this.members.push(instance);
+      } else {
+        const instance = this.fleet.launch(this.pool, { market: this.options.market(this), group: this.group });
+        if (instance === null) break;
+        instance.owner = this;
+        this.members.push(instance);
+      }
+    }
+    if (!this.options.protectedFromScaleIn) {
+      while (this.members.length > this.desired) {
+        const instance = this.members[this.options.random.int(this.members.length)] as SimInstance;
+        this.members.splice(this.members.indexOf(instance), 1);
+        this.fleet.terminate(instance);
+      }
+    }
+    if (this.warmPoolSize === null) return;
+    while (this.warmPool.length < this.warmPoolSize) {
+      const instance = this.fleet.launch(this.pool, {
+        market: "on-demand",
+        group: this.group,
+        intoWarmPool: true,
+      });
+      if (instance === null) break;
+      instance.owner = this;
+      this.warmPool.push(instance);
+    }
+    while (this.warmPool.length > this.warmPoolSize) {
+      const instance = this.warmPool[this.options.random.int(this.warmPool.length)] as SimInstance;
+      this.warmPool.splice(this.warmPool.indexOf(instance), 1);
+      this.fleet.terminate(instance);
+    }
+  }
+}

@@ -1,0 +1,241 @@
+import { defaultPools, isRouted, type PoolConfig, poolConfigSchema, routeJob } from "../pools";
+import { EventQueue } from "./events";
+import { Fleet, SimJob } from "./fleet";
+import { type FleetModel, fleetModelSchema } from "./model";
+import type { PolicyContext, PolicyFactory } from "./policy";
+import { autogitPolicy } from "./policies/autogit";
+import { ephemeralPolicy } from "./policies/ephemeral";
+import { ghrPolicy } from "./policies/ghr";
+import { defaultHearthOptions, type HearthOptions, hearthPolicy } from "./policies/hearth";
+import { oracleCost } from "./policies/oracle";
+import { staticPolicy } from "./policies/static";
+import { terraformNixosPolicy } from "./policies/terraform-nixos";
+import { Random } from "./random";
+import type { Trace, TraceJob } from "./trace";
+
+export type { FleetModel } from "./model";
+export { defaultFleetModel, fleetModelSchema } from "./model";
+export type { Trace, TraceJob } from "./trace";
+export { parseTrace, TraceError } from "./trace";
+
+/**
+ * The simulator: replays a trace through one policy on the fleet model of
+ * `../shared/traces/README.md`, deterministically for a seed.
+ */
+
+export const policyNames = ["hearth", "static", "terraform-nixos", "autogit", "ephemeral", "ghr", "oracle"] as const;
+export type PolicyName = (typeof policyNames)[number];
+
+export const isPolicyName = (name: string): name is PolicyName => (policyNames as readonly string[]).includes(name);
+
+/** One row of `npm run simulate -- --json`, exactly as the traces README defines it. */
+export interface SimResult {
+  policy: PolicyName;
+  trace: string;
+  jobs: number;
+  /** Seconds from arrival to the job's first start. */
+  waitP50: number;
+  waitP95: number;
+  waitMax: number;
+  costUsd: number;
+  /** Hours instances ran (launching, in service or draining); stopped hours are not included. */
+  instanceHours: number;
+  /** Share of started jobs whose first start was on a store warm for their cache key. */
+  warmHitRate: number;
+  interruptedJobs: number;
+  /** Jobs that never finished, unroutable ones included. */
+  lostJobs: number;
+}
+
+/** Figures beyond the README's, for people and tests. */
+export interface SimDetails {
+  unroutable: { jobId: string; reason: string }[];
+  stoppedHours: number;
+  /** The simulated time at which the run ended (the last job finished, or the horizon). */
+  endSeconds: number;
+  resorted: boolean;
+}
+
+export interface SimulateOptions {
+  policy: PolicyName;
+  seed?: number;
+  model?: Partial<FleetModel>;
+  /** Pool configs to route to and plan with; defaults to `defaultPools`. */
+  pools?: readonly PoolConfig[];
+  hearth?: Partial<HearthOptions>;
+  /** Jobs not finished this long after the last arrival are lost. */
+  horizonSeconds?: number;
+}
+
+const factories: Record<Exclude<PolicyName, "oracle">, (options: SimulateOptions) => PolicyFactory> = {
+  hearth: (options) => hearthPolicy({ ...defaultHearthOptions, ...options.hearth }),
+  static: () => staticPolicy,
+  "terraform-nixos": () => terraformNixosPolicy,
+  autogit: () => autogitPolicy,
+  ephemeral: () => ephemeralPolicy,
+  ghr: () => ghrPolicy,
+};
+
+/** The pool configs the simulator plans with: the model's prices, boot times, slots and maximum. */
+export function poolsForModel(pools: readonly PoolConfig[], model: FleetModel): PoolConfig[] {
+  return pools.map((pool) =>
+    poolConfigSchema.parse({
+      ...pool,
+      slotsPerInstance: model.slotsPerInstance,
+      maxInstances: model.maxInstancesPerPool,
+      prices: {
+        onDemandHourly: model.onDemandHourly,
+        spotHourly: model.spotHourly,
+        stoppedHourly: model.stoppedHourly,
+      },
+      boot: { coldSeconds: model.coldBootSeconds, warmSeconds: model.warmBootSeconds },
+    }),
+  );
+}
+
+/** Trace labels route as a GitHub job's would; a job without labels routes as an untagged GitLab job. */
+export function routeTraceJob(job: TraceJob, pools: readonly PoolConfig[]) {
+  return routeJob(
+    { source: job.labels.length === 0 ? "gitlab" : "github", labels: job.labels, labelsKnown: true },
+    pools,
+  );
+}
+
+export interface SimRun {
+  fleet: Fleet;
+  jobs: SimJob[];
+  unroutable: SimDetails["unroutable"];
+  model: FleetModel;
+  /** When the run ended: the last job finished, or the horizon passed. */
+  endSeconds: number;
+}
+
+export function simulate(trace: Trace, options: SimulateOptions): SimResult & { details: SimDetails } {
+  const run = runSimulation(trace, options);
+  const { jobs, unroutable, model } = run;
+  const details = (stoppedHours: number): SimDetails => ({
+    unroutable,
+    stoppedHours,
+    endSeconds: run.endSeconds,
+    resorted: trace.resorted,
+  });
+  if (options.policy === "oracle") {
+    const { cost, slotSeconds } = oracleCost(jobs, model);
+    return {
+      ...summarize(options.policy, trace, jobs.length, unroutable.length, new Float64Array(jobs.length), {
+        costUsd: cost,
+        instanceHours: slotSeconds / model.slotsPerInstance / 3600,
+        warmStarts: jobs.length,
+        interruptedJobs: 0,
+        finished: jobs.length,
+      }),
+      details: details(0),
+    };
+  }
+  const totals = run.fleet.totals();
+  const waits = new Float64Array(jobs.length);
+  let started = 0;
+  let warmStarts = 0;
+  for (const job of jobs) {
+    if (job.firstStartAt < 0) continue;
+    waits[started++] = job.firstStartAt - job.trace.createdAt;
+    if (job.warmStart) warmStarts++;
+  }
+  return {
+    ...summarize(options.policy, trace, jobs.length, unroutable.length, waits.subarray(0, started), {
+      costUsd: totals.cost,
+      instanceHours: totals.runningSeconds / 3600,
+      warmStarts,
+      interruptedJobs: run.fleet.interruptedJobs,
+      finished: run.fleet.finishedJobs,
+    }),
+    details: details(totals.stoppedSeconds / 3600),
+  };
+}
+
+/** Runs the simulation and returns its raw state, for diagnostics and tests. */
+export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
+  const model = fleetModelSchema.parse({ ...options.model });
+  const seed = options.seed ?? 1;
+  const pools = poolsForModel(options.pools ?? defaultPools, model);
+  const clock = new EventQueue();
+  const fleet = new Fleet(
+    clock,
+    model,
+    pools.map((pool) => pool.name),
+    Random.stream(seed, "spot-interruptions"),
+  );
+  const unroutable: SimDetails["unroutable"] = [];
+  const jobs: SimJob[] = [];
+  for (const job of trace.jobs) {
+    const route = routeTraceJob(job, pools);
+    if (!isRouted(route)) {
+      unroutable.push({ jobId: job.id, reason: route.unroutable });
+      continue;
+    }
+    const pool = fleet.pools[pools.findIndex((candidate) => candidate.name === route.pool)];
+    if (pool === undefined) throw new Error(`routed to an unknown pool ${route.pool}`);
+    jobs.push(new SimJob(jobs.length, job, pool));
+  }
+  if (options.policy === "oracle") {
+    const end = jobs.reduce((latest, job) => Math.max(latest, job.trace.createdAt + job.trace.warmSeconds), 0);
+    return { fleet, jobs, unroutable, model, endSeconds: end };
+  }
+
+  let done = false;
+  fleet.total = jobs.length;
+  fleet.onAllFinished = () => {
+    done = true;
+    clock.halt();
+  };
+  const context: PolicyContext = { fleet, clock, model, pools, trace, jobs, seed, active: () => !done };
+  const policy = factories[options.policy](options)(context);
+  fleet.observer = policy.observer;
+  policy.start();
+  // Arrivals are chained (each schedules the next) to keep the event queue small.
+  const arrive = (index: number) => {
+    const job = jobs[index] as SimJob;
+    fleet.enqueue(job);
+    const next = jobs[index + 1];
+    if (next !== undefined) clock.at(next.trace.createdAt, () => arrive(index + 1));
+  };
+  const first = jobs[0];
+  if (first !== undefined) {
+    clock.at(first.trace.createdAt, () => arrive(0));
+    const lastArrival = (jobs[jobs.length - 1] as SimJob).trace.createdAt;
+    clock.run(lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600));
+  }
+  done = true;
+  return { fleet, jobs, unroutable, model, endSeconds: clock.now };
+}
+
+function summarize(
+  policy: PolicyName,
+  trace: Trace,
+  routed: number,
+  unroutable: number,
+  waits: Float64Array,
+  figures: { costUsd: number; instanceHours: number; warmStarts: number; interruptedJobs: number; finished: number },
+): SimResult {
+  waits.sort();
+  return {
+    policy,
+    trace: trace.name,
+    jobs: routed + unroutable,
+    waitP50: percentile(waits, 0.5),
+    waitP95: percentile(waits, 0.95),
+    waitMax: waits.length > 0 ? (waits[waits.length - 1] as number) : 0,
+    costUsd: figures.costUsd,
+    instanceHours: figures.instanceHours,
+    warmHitRate: waits.length > 0 ? figures.warmStarts / waits.length : 0,
+    interruptedJobs: figures.interruptedJobs,
+    lostJobs: routed - figures.finished + unroutable,
+  };
+}
+
+/** Nearest-rank percentile of sorted values; 0 for none. */
+export function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] as number;
+}

@@ -1,0 +1,26 @@
+import { z } from "zod";
+
+/**
+ * The fleet model of `../shared/traces/README.md`: what an instance costs and how long things take.
+ * Every policy runs on the same model; every value is a flag of `npm run simulate`.
+ */
+export const fleetModelSchema = z.object({
+  slotsPerInstance: z.number().int().min(1).max(64).default(2),
+  /** A new instance from the AMI to runner ready. */
+  coldBootSeconds: z.number().nonnegative().default(75),
+  /** A Stopped warm-pool instance to runner ready. */
+  warmBootSeconds: z.number().nonnegative().default(25),
+  onDemandHourly: z.number().nonnegative().default(0.145),
+  spotHourly: z.number().nonnegative().default(0.05),
+  stoppedHourly: z.number().nonnegative().default(0.011),
+  /** An instance stays warm for the cache keys of the jobs it finished most recently (LRU, as GC). */
+  storeKeys: z.number().int().min(0).default(12),
+  spotInterruptionsPerHour: z.number().nonnegative().default(0.05),
+  spotWarningSeconds: z.number().nonnegative().default(120),
+  /** A webhook reaches the control plane this long after the event. */
+  webhookDelaySeconds: z.number().nonnegative().default(1),
+  maxInstancesPerPool: z.number().int().min(1).default(50),
+});
+export type FleetModel = z.infer<typeof fleetModelSchema>;
+
+export const defaultFleetModel: FleetModel = fleetModelSchema.parse({});

@@ -1,0 +1,200 @@
+import * as z from "zod/mini";
+import type { JobStatus, Source } from "../jobs";
+
+/**
+ * The status document: what `GET /api/status` answers and the status page draws.
+ *
+ * It is a view for people, built from the ledger, the fleet and the event log. It carries no secret:
+ * no field holds a token, a webhook URL or a runner registration, and parsing strips every key the
+ * schema does not name, so a handler that parses before it answers cannot leak one by accident.
+ *
+ * Written with zod/mini (the same zod, a tree-shakable API) because the page bundles this schema to
+ * check what the API answers; the chaining API would make the page's JS several times larger.
+ */
+
+export { exampleStatus } from "./example";
+
+/** How the page tells an instance's life apart. `suspect` has missed its heartbeats. */
+export const instanceStates = ["launching", "ready", "busy", "draining", "stopped", "suspect"] as const;
+export type InstanceState = (typeof instanceStates)[number];
+
+export const groups = ["warm", "burst"] as const;
+export type Group = (typeof groups)[number];
+
+export const markets = ["on-demand", "spot"] as const;
+export type Market = (typeof markets)[number];
+
+export const eventKinds = ["decision", "interruption", "sweep", "error"] as const;
+export type EventKind = (typeof eventKinds)[number];
+
+// The ledger's vocabularies, restated rather than imported: importing ../jobs would bundle its
+// full-zod schemas into the page. `satisfies` and the status tests keep the copies in step.
+const jobSources = ["gitlab", "github"] as const satisfies readonly Source[];
+const jobStatuses = [
+  "waiting",
+  "queued",
+  "running",
+  "completed",
+  "cancelled",
+] as const satisfies readonly JobStatus[];
+
+const isoTime = z.iso.datetime({ offset: true });
+const count = z.int().check(z.nonnegative());
+const seconds = z.number().check(z.nonnegative());
+const name = z.string().check(z.minLength(1), z.maxLength(200));
+const nonEmpty = z.string().check(z.minLength(1));
+
+/**
+ * A link to the job on its forge. Only http(s), and never with credentials in it: the page renders
+ * it as a link, so anything here is shown to whoever can read the status.
+ */
+const jobUrl = z.url({ protocol: /^https?$/ }).check(
+  z.refine((value) => {
+    const url = new URL(value);
+    return url.username === "" && url.password === "";
+  }, "a job URL must not carry credentials"),
+);
+
+export const jobViewSchema = z.object({
+  source: z.enum(jobSources),
+  /** The forge's job id. */
+  id: nonEmpty,
+  project: z.string(),
+  name: z.string(),
+  labels: z.array(z.string()),
+  /** The pool the job routes to; null when no pool can run it, or its labels are not known yet. */
+  pool: z.nullable(z.string()),
+  status: z.enum(jobStatuses),
+  conclusion: z.nullable(z.string()),
+  /** The instance that runs or ran it. */
+  instanceId: z.nullable(z.string()),
+  /** Queued until started, or until now while still queued. */
+  waitSeconds: z.nullable(seconds),
+  /** Started until finished, or until now while still running. */
+  runSeconds: z.nullable(seconds),
+  url: z.nullable(jobUrl),
+  queuedAt: z.nullable(isoTime),
+});
+export type JobView = z.infer<typeof jobViewSchema>;
+
+const desiredActual = z.object({ desired: count, actual: count });
+
+export const poolStatusSchema = z.object({
+  name,
+  labels: z.array(z.string()),
+  /** The EC2 architecture of the pool's instances: `x86_64` or `arm64`. */
+  architecture: nonEmpty,
+  capacity: z.object({
+    /** The on-demand group; `actual` counts instances in service or pending, not the stopped ones. */
+    warm: desiredActual,
+    /** The spot group. */
+    burst: desiredActual,
+    /** The warm group's pool of stopped instances, which resume with their Nix store. */
+    warmPool: z.object({ target: count, stopped: count }),
+  }),
+  /** Instances of the pool by state. */
+  instances: z.object({
+    launching: count,
+    ready: count,
+    busy: count,
+    draining: count,
+    stopped: count,
+    suspect: count,
+  }),
+  /** Job slots on instances that can run jobs (not stopped), and how many are busy. */
+  slots: z.object({ total: count, busy: count }),
+  queued: count,
+  running: count,
+  /** Null when nothing is queued. */
+  oldestQueuedSeconds: z.nullable(seconds),
+  maxInstances: count,
+});
+export type PoolStatus = z.infer<typeof poolStatusSchema>;
+
+export const instanceViewSchema = z.object({
+  id: nonEmpty,
+  pool: name,
+  group: z.enum(groups),
+  market: z.enum(markets),
+  instanceType: z.string(),
+  az: z.string(),
+  state: z.enum(instanceStates),
+  busySlots: count,
+  slots: count,
+  /** Since the instance last started; 0 while stopped. */
+  uptimeSeconds: seconds,
+  /** How many job cache keys its Nix store is warm for. */
+  warmCacheKeys: count,
+  /** Seconds since the agent's last heartbeat; null before the first one, or while stopped. */
+  lastHeartbeatSeconds: z.nullable(seconds),
+});
+export type InstanceView = z.infer<typeof instanceViewSchema>;
+
+/** A scalar, so that details stay a short record for people and never carry a payload. */
+const detailValue = z.union([z.string().check(z.maxLength(500)), z.number()]);
+
+export const statusEventSchema = z.object({
+  time: isoTime,
+  /** Null for fleet-wide events (a sweep, an error not tied to a pool). */
+  pool: z.nullable(z.string()),
+  kind: z.enum(eventKinds),
+  /** One sentence: why Hearth did this. */
+  reason: z.string().check(z.minLength(1), z.maxLength(1000)),
+  details: z.optional(z.record(z.string(), detailValue)),
+});
+export type StatusEvent = z.infer<typeof statusEventSchema>;
+
+/** One value per minute; null where nothing was recorded (e.g. before the control plane started). */
+const perMinute = z.array(z.nullable(z.number().check(z.nonnegative())));
+
+export const poolSeriesSchema = z
+  .object({
+    /** Queued jobs routed to the pool. */
+    queued: perMinute,
+    /** Job slots on instances in service: what the queue is measured against. */
+    capacity: perMinute,
+    /** Busy job slots. */
+    busy: perMinute,
+  })
+  .check(
+    z.refine(
+      (series) =>
+        series.capacity.length === series.queued.length && series.busy.length === series.queued.length,
+      "queued, capacity and busy must have one value per step each",
+    ),
+  );
+export type PoolSeries = z.infer<typeof poolSeriesSchema>;
+
+export const seriesSchema = z.object({
+  stepSeconds: z.int().check(z.positive()),
+  /** The time of each pool's first value; value i is at `start + i * stepSeconds`. */
+  start: isoTime,
+  pools: z.record(z.string(), poolSeriesSchema),
+});
+export type Series = z.infer<typeof seriesSchema>;
+
+export const statusSchema = z.object({
+  generatedAt: isoTime,
+  /** `local`, or the SST stage. */
+  stage: nonEmpty,
+  pools: z.array(poolStatusSchema),
+  /** Queued jobs no pool can run. `count` may exceed `jobs.length` when the list is cut short. */
+  unroutable: z.object({ count, jobs: z.array(jobViewSchema) }),
+  instances: z.array(instanceViewSchema),
+  jobs: z.object({
+    queued: z.array(jobViewSchema),
+    running: z.array(jobViewSchema),
+    /** Recently finished (completed or cancelled), latest first. */
+    finished: z.array(jobViewSchema),
+  }),
+  /** Latest first. */
+  events: z.array(statusEventSchema),
+  /** The last hour, per minute and per pool. */
+  series: seriesSchema,
+});
+export type Status = z.infer<typeof statusSchema>;
+
+/** The series step Hearth records: one value a minute. */
+export const SERIES_STEP_SECONDS = 60;
+/** How many steps the document carries: the last hour. */
+export const SERIES_LENGTH = 60;

@@ -1,0 +1,40 @@
+import { acceptHeartbeat, type HeartbeatDeps } from "@hearth/core/heartbeat";
+import { type Context, Hono } from "hono";
+import { errorResponse, readBody } from "../http";
+import type { Logger } from "../log";
+
+export interface AgentDeps extends HeartbeatDeps {
+  /** The instance the caller authenticated as (IAM session in AWS, token locally), or null. */
+  identify: (c: Context) => string | null;
+  log: Logger;
+}
+
+/** A heartbeat is small; anything near this is not one. */
+const MAX_HEARTBEAT_BYTES = 64 * 1024;
+
+/** `POST /agent/heartbeat`. */
+export function agentRoutes(deps: AgentDeps) {
+  return new Hono()
+    .post("/heartbeat", async (c) => {
+      const read = await readBody(c.req.raw, MAX_HEARTBEAT_BYTES);
+      if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
+      let body: unknown;
+      try {
+        body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
+      } catch {
+        return errorResponse(c, 400, "malformed", "body is not valid UTF-8 JSON");
+      }
+      const caller = deps.identify(c);
+      const result = await acceptHeartbeat(deps, caller, body);
+      if (result.kind === "rejected") {
+        deps.log.warn("heartbeat rejected", { code: result.code, caller });
+        return errorResponse(c, result.status, result.code, result.message);
+      }
+      const { instance } = result;
+      return c.json({ status: "ok", instance: instance.id, runner: instance.runner });
+    })
+    .all("/heartbeat", (c) => {
+      c.header("Allow", "POST");
+      return errorResponse(c, 405, "method_not_allowed", `${c.req.method} is not allowed here; use POST`);
+    });
+}

@@ -1,0 +1,308 @@
+import type { Clock } from "@hearth/core/clock";
+import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/fleet-sim";
+import {
+  type ForgeJob,
+  type ForgeRequest,
+  type ForgeSecrets,
+  type GitHubAction,
+  type GitLabStatus,
+  githubDelivery,
+  gitlabDelivery,
+  jobHookPayload,
+  type RunInfo,
+  workflowJobPayload,
+} from "@hearth/core/forge-sim";
+import type { Interruption } from "@hearth/core/instances";
+import { cacheKeyOf, type Job } from "@hearth/core/jobs";
+import type { Ledger } from "@hearth/core/ledger";
+import { type PoolConfig, routeJob } from "@hearth/core/pools";
+import type { Logger } from "../log";
+
+/**
+ * The runners of local mode, and the forge around them. Each simulated instance runs an agent that
+ * heartbeats through the real `/agent/heartbeat` route; its slots claim the oldest queued job their
+ * pool can run (as GitLab and GitHub hand jobs to polling runners), and the forge sends the
+ * `running`/`completed` webhooks a real forge would. A job runs for the duration the demo gave it
+ * (warm or cold, by the instance's store), 60 s by default, unless a `completed` webhook ends it first.
+ */
+
+/** What the demo tells the simulation about a job before queueing it. */
+export interface SimulatedJob {
+  job: ForgeJob;
+  warmSeconds: number;
+  coldSeconds: number;
+}
+
+interface Slot {
+  key: string;
+  cacheKey: string;
+  job: ForgeJob;
+  startedAt: string;
+  createdAt: string;
+  cancel: () => void;
+}
+
+interface Agent {
+  instance: SimulatedInstance;
+  slots: Array<Slot | null>;
+  interruption: Interruption | null;
+  stopHeartbeat: () => void;
+}
+
+export interface SimulatedRunnersOptions {
+  fleet: SimulatedFleet;
+  ledger: Ledger;
+  pools: readonly PoolConfig[];
+  clock: Clock;
+  secrets: ForgeSecrets;
+  /** Sends a request to Hearth's own HTTP app (as GitLab, GitHub or an agent would). */
+  send: (path: string, init: { headers: Record<string, string>; body: string }) => Promise<number>;
+  log: Logger;
+  heartbeatSeconds?: number;
+  /** How often idle slots look for work (GitLab Runner's `check_interval` defaults to 3 s). */
+  pollSeconds?: number;
+}
+
+/** A store stays warm for the 12 cache keys used most recently (as the Nix garbage collector would). */
+const STORE_KEYS = 12;
+const DEFAULT_SECONDS = 60;
+
+export class SimulatedRunners {
+  private readonly agents = new Map<string, Agent>();
+  /** Stores outlive stops: a resumed warm-pool instance keeps what it built. */
+  private readonly stores = new Map<string, string[]>();
+  private readonly jobs = new Map<string, SimulatedJob>();
+  private readonly claimed = new Set<string>();
+  private stopPolling: () => void = () => {};
+  private stopped = false;
+  private dispatching: Promise<void> | null = null;
+
+  constructor(private readonly options: SimulatedRunnersOptions) {
+    options.fleet.subscribe({
+      inService: (instance) => this.startAgent(instance),
+      leaving: (instance, how) => this.stopAgent(instance, how),
+      interrupted: async (instance, notice) => {
+        const agent = this.agents.get(instance.id);
+        if (!agent) return;
+        agent.interruption = notice;
+        await this.heartbeat(agent);
+      },
+    });
+  }
+
+  /** Durations (and the forge's view) of jobs the demo is about to queue. */
+  describe(jobs: readonly SimulatedJob[]): void {
+    for (const job of jobs) this.jobs.set(`${job.job.source}#${job.job.id}`, job);
+  }
+
+  /** The job's tags as the GitLab API would give them (local mode answers `GET …/jobs/:id` with it). */
+  tagsOf(jobId: string): string[] | undefined {
+    return this.jobs.get(`gitlab#${jobId}`)?.job.labels;
+  }
+
+  start(): void {
+    const poll = () => {
+      if (this.stopped) return;
+      this.stopPolling = this.options.clock.after((this.options.pollSeconds ?? 3) * 1000, async () => {
+        await this.dispatch();
+        poll();
+      });
+    };
+    poll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopPolling();
+    for (const agent of this.agents.values()) {
+      agent.stopHeartbeat();
+      for (const slot of agent.slots) slot?.cancel();
+    }
+  }
+
+  /** Hands queued jobs to free slots: oldest job first, to an instance whose store is warm for it. */
+  dispatch(): Promise<void> {
+    this.dispatching ??= this.dispatchOnce().finally(() => {
+      this.dispatching = null;
+    });
+    return this.dispatching;
+  }
+
+  private async dispatchOnce(): Promise<void> {
+    await this.releaseFinishedElsewhere();
+    const free = () =>
+      [...this.agents.values()].filter(
+        (agent) =>
+          !agent.interruption && agent.instance.lifecycle === "in-service" && agent.slots.includes(null),
+      );
+    if (!free().length) return;
+    const queued = await this.options.ledger.queued();
+    for (const job of queued) {
+      const key = `${job.source}#${job.id}`;
+      if (this.claimed.has(key)) continue;
+      const route = routeJob(job, this.options.pools);
+      if (!("pool" in route)) continue;
+      const forgeJob = this.forgeJobOf(job);
+      const cacheKey = cacheKeyOf({ project: forgeJob.project, name: job.name });
+      const candidates = free().filter((agent) => agent.instance.pool === route.pool);
+      if (!candidates.length) continue;
+      const warm = candidates.find((agent) => this.stores.get(agent.instance.id)?.includes(cacheKey));
+      await this.claim(warm ?? (candidates[0] as Agent), job, forgeJob, cacheKey);
+    }
+  }
+
+  /** A `completed` webhook may end a job before its duration; its slot is free again. */
+  private async releaseFinishedElsewhere(): Promise<void> {
+    for (const agent of this.agents.values()) {
+      for (const [index, slot] of agent.slots.entries()) {
+        if (!slot) continue;
+        const [source, id] = slot.key.split("#") as ["gitlab" | "github", string];
+        const job = await this.options.ledger.get({ source, id });
+        if (job && (job.status === "completed" || job.status === "cancelled")) {
+          slot.cancel();
+          agent.slots[index] = null;
+          this.claimed.delete(slot.key);
+          if (job.status === "completed") this.remember(agent, slot.cacheKey);
+          await this.heartbeat(agent);
+        }
+      }
+    }
+  }
+
+  /** The store now holds this job's closure: most recent first, least recent forgotten. */
+  private remember(agent: Agent, cacheKey: string): void {
+    const keys = [cacheKey, ...(this.stores.get(agent.instance.id) ?? []).filter((k) => k !== cacheKey)];
+    this.stores.set(agent.instance.id, keys.slice(0, STORE_KEYS));
+  }
+
+  private forgeJobOf(job: Job): ForgeJob {
+    const described = this.jobs.get(`${job.source}#${job.id}`)?.job;
+    if (described) return described;
+    // The ledger names a job "<workflow or stage> / <name>"; the forge sends the parts separately.
+    const name = job.name.includes(" / ") ? job.name.slice(job.name.indexOf(" / ") + 3) : job.name;
+    return {
+      source: job.source,
+      id: job.id,
+      project: job.project || "local/demo",
+      projectId: job.projectId ?? "1",
+      pipelineId: job.pipelineId || "1",
+      name,
+      labels: job.labels,
+    };
+  }
+
+  private async claim(agent: Agent, job: Job, forgeJob: ForgeJob, cacheKey: string): Promise<void> {
+    const { clock } = this.options;
+    const key = `${job.source}#${job.id}`;
+    const index = agent.slots.indexOf(null);
+    const described = this.jobs.get(key);
+    const store = this.stores.get(agent.instance.id) ?? [];
+    const warm = store.includes(cacheKey);
+    const seconds = described ? (warm ? described.warmSeconds : described.coldSeconds) : DEFAULT_SECONDS;
+    const startedAt = new Date(clock.now()).toISOString();
+    const createdAt = job.queuedAt ?? startedAt;
+    const runnerName = `${agent.instance.id}-${index + 1}`;
+    this.claimed.add(key);
+    const cancel = clock.after(seconds * 1000, async () => {
+      if (agent.slots[index]?.key !== key) return;
+      agent.slots[index] = null;
+      this.claimed.delete(key);
+      this.remember(agent, cacheKey);
+      const finishedAt = new Date(clock.now()).toISOString();
+      await this.forge(forgeJob, "done", {
+        runnerName,
+        startedAt,
+        finishedAt,
+        createdAt,
+        conclusion: "success",
+      });
+      await this.heartbeat(agent);
+    });
+    agent.slots[index] = { key, cacheKey, job: forgeJob, startedAt, createdAt, cancel };
+    await this.forge(forgeJob, "started", { runnerName, startedAt, createdAt });
+    await this.heartbeat(agent);
+  }
+
+  private async forge(job: ForgeJob, phase: "started" | "done" | "lost", run: RunInfo): Promise<void> {
+    const now = new Date(this.options.clock.now());
+    let request: ForgeRequest;
+    if (job.source === "github") {
+      const action: GitHubAction = phase === "started" ? "in_progress" : "completed";
+      request = githubDelivery(
+        workflowJobPayload(job, action, {
+          ...run,
+          conclusion: phase === "lost" ? "failure" : run.conclusion,
+        }),
+        this.options.secrets,
+      );
+    } else {
+      const status: GitLabStatus = phase === "started" ? "running" : phase === "done" ? "success" : "failed";
+      request = gitlabDelivery(
+        jobHookPayload(job, status, { ...run, failureReason: "runner_system_failure" }),
+        this.options.secrets,
+        now,
+      );
+    }
+    const status = await this.options.send(request.path, { headers: request.headers, body: request.body });
+    if (status >= 300)
+      this.options.log.warn("simulated forge webhook refused", { path: request.path, status });
+  }
+
+  private async startAgent(instance: SimulatedInstance): Promise<void> {
+    const pool = this.options.pools.find((p) => p.name === instance.pool);
+    const agent: Agent = {
+      instance,
+      slots: Array.from({ length: pool?.slotsPerInstance ?? 2 }, () => null),
+      interruption: null,
+      stopHeartbeat: () => {},
+    };
+    this.agents.set(instance.id, agent);
+    const beat = () => {
+      agent.stopHeartbeat = this.options.clock.after(
+        (this.options.heartbeatSeconds ?? 15) * 1000,
+        async () => {
+          if (this.agents.get(instance.id) !== agent) return;
+          await this.heartbeat(agent);
+          beat();
+        },
+      );
+    };
+    await this.heartbeat(agent);
+    beat();
+  }
+
+  private async stopAgent(instance: SimulatedInstance, how: "stopped" | "terminated"): Promise<void> {
+    const agent = this.agents.get(instance.id);
+    if (!agent) return;
+    this.agents.delete(instance.id);
+    agent.stopHeartbeat();
+    for (const slot of agent.slots) {
+      if (!slot) continue;
+      slot.cancel();
+      this.claimed.delete(slot.key);
+      // The machine went away under the job: the forge sees the runner fail.
+      const finishedAt = new Date(this.options.clock.now()).toISOString();
+      await this.forge(slot.job, "lost", { ...slot, runnerName: `${instance.id}`, finishedAt });
+    }
+    if (how === "terminated") this.stores.delete(instance.id);
+  }
+
+  private async heartbeat(agent: Agent): Promise<void> {
+    const running = agent.slots.filter((slot): slot is Slot => slot !== null);
+    const body = {
+      instanceId: agent.instance.id,
+      runner: agent.interruption ? "draining" : running.length ? "busy" : "ready",
+      slots: agent.slots.length,
+      runningJobs: running.map((slot) => ({ source: slot.job.source, id: slot.job.id })),
+      cacheKeys: this.stores.get(agent.instance.id) ?? [],
+      storeBytes: (this.stores.get(agent.instance.id)?.length ?? 0) * 2_000_000_000,
+      interruption: agent.interruption,
+    };
+    const status = await this.options.send("/agent/heartbeat", {
+      headers: { "content-type": "application/json", authorization: `Bearer ${agent.instance.token}` },
+      body: JSON.stringify(body),
+    });
+    if (status >= 300)
+      this.options.log.warn("simulated heartbeat refused", { instance: agent.instance.id, status });
+  }
+}

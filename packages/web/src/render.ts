@@ -1,0 +1,448 @@
+import type { InstanceView, JobView, PoolStatus, Status, StatusEvent } from "@hearth/core/status";
+import { PoolChart } from "./chart";
+import { type Child, type Column, h, hidden, table } from "./dom";
+import {
+  formatAgo,
+  formatClock,
+  formatDuration,
+  formatMinute,
+  plural,
+  safeHref,
+  sourceNames,
+} from "./format";
+import { type ChartData, chartData, describeSeries } from "./series";
+
+/** The dashboard's parts, drawn from one status document. Each returns what replaces a section's body. */
+
+const jobKey = (job: JobView) => `${job.source}#${job.id}`;
+
+function labelList(labels: string[], name = "Labels"): HTMLElement {
+  // A GitLab job's tags are looked up after its webhook; until then it has none to show.
+  if (labels.length === 0) return h("span", { class: "sub" }, "none known");
+  return h(
+    "ul",
+    { class: "labels", "aria-label": name },
+    labels.map((label) => h("li", null, label)),
+  );
+}
+
+function jobCell(job: JobView): Child[] {
+  const title = job.name || `job ${job.id}`;
+  const href = safeHref(job.url);
+  return [
+    href
+      ? h(
+          "a",
+          { href, target: "_blank", rel: "noopener noreferrer", "data-focus-key": `job:${jobKey(job)}` },
+          title,
+        )
+      : h("span", { class: "job-name" }, title),
+    h("span", { class: "sub" }, `${job.project} · ${sourceNames[job.source]} #${job.id}`),
+  ];
+}
+
+const badge = (kind: string, text: string) => h("span", { class: `badge badge-${kind}` }, text);
+
+function emptyOr(rows: unknown[], message: string, build: () => Node): Node {
+  return rows.length ? build() : h("p", { class: "empty" }, message);
+}
+
+// Pools
+
+interface Card {
+  card: HTMLElement;
+  body: HTMLElement;
+  caption: HTMLElement;
+  key: { time: HTMLElement; queued: HTMLElement; capacity: HTMLElement; busy: HTMLElement };
+  chart: PoolChart;
+  data: ChartData;
+  /** The minute under the pointer, if any. */
+  cursor: number | null;
+}
+
+/** Pool cards, keyed by pool name so each chart lives across refreshes instead of being redrawn. */
+export class PoolCards {
+  private readonly cards = new Map<string, Card>();
+  private created = 0;
+
+  constructor(private readonly container: HTMLElement) {}
+
+  render(status: Status): void {
+    const seen = new Set<string>();
+    for (const pool of status.pools) {
+      seen.add(pool.name);
+      const card = this.cards.get(pool.name) ?? this.create(pool.name);
+      card.body.replaceChildren(...poolBody(pool, card.card.getAttribute("aria-labelledby") ?? ""));
+      const data = chartData(status.series, pool.name);
+      card.caption.textContent = describeSeries(data);
+      card.data = data;
+      // In document order: appending an element that is already here moves it.
+      this.container.appendChild(card.card);
+      card.chart.update(data);
+      showKey(card);
+    }
+    for (const [name, card] of this.cards) {
+      if (seen.has(name)) continue;
+      card.chart.destroy();
+      card.card.remove();
+      this.cards.delete(name);
+    }
+    if (status.pools.length === 0) {
+      this.container.replaceChildren(h("p", { class: "empty" }, "No pools are configured."));
+    } else {
+      this.container.querySelector(":scope > .empty")?.remove();
+    }
+  }
+
+  rebuildCharts(): void {
+    for (const card of this.cards.values()) card.chart.rebuild();
+  }
+
+  private create(name: string): Card {
+    const titleId = `pool-title-${++this.created}`;
+    const body = h("div", { class: "pool-body" });
+    const plot = h("div", { class: "chart-plot", "aria-hidden": "true" });
+    const caption = h("figcaption", { class: "chart-caption" });
+    const key = { time: h("b"), queued: h("b"), capacity: h("b"), busy: h("b") };
+    const card = h(
+      "article",
+      { class: "card pool", "data-testid": "pool-card", "data-pool": name, "aria-labelledby": titleId },
+      body,
+      h(
+        "figure",
+        { class: "chart", "data-testid": "pool-chart" },
+        // The caption describes the chart for screen readers; the key is for the eye.
+        h(
+          "div",
+          { class: "chart-key", "aria-hidden": "true" },
+          h("span", { class: "key-time" }, key.time),
+          h("span", { class: "key key-queued" }, "Queued ", key.queued),
+          h("span", { class: "key key-capacity" }, "Capacity ", key.capacity),
+          h("span", { class: "key key-busy" }, "Busy ", key.busy),
+        ),
+        plot,
+        caption,
+      ),
+    );
+    const entry: Card = {
+      card,
+      body,
+      caption,
+      key,
+      data: [[], [], [], []],
+      cursor: null,
+      chart: new PoolChart(plot, (index) => {
+        entry.cursor = index;
+        showKey(entry);
+      }),
+    };
+    this.cards.set(name, entry);
+    return entry;
+  }
+}
+
+/** The values at the minute under the pointer, or the latest. */
+function showKey(card: Card): void {
+  const [times, queued, capacity, busy] = card.data;
+  const last = times.length - 1;
+  const index = card.cursor !== null && card.cursor <= last ? card.cursor : last;
+  const value = (column: (number | null)[]) => String(column[index] ?? "—");
+  const time = times[index];
+  card.key.time.textContent = card.cursor === null || time === undefined ? "Now" : formatMinute(time * 1000);
+  card.key.queued.textContent = value(queued);
+  card.key.capacity.textContent = value(capacity);
+  card.key.busy.textContent = value(busy);
+}
+
+function poolBody(pool: PoolStatus, titleId: string): Node[] {
+  const { warm, burst, warmPool } = pool.capacity;
+  const waitingLong = (pool.oldestQueuedSeconds ?? 0) >= 300;
+  const stat = (label: string, value: Child, testId: string, tone?: string) =>
+    h(
+      "div",
+      { class: tone ? `stat stat-${tone}` : "stat" },
+      h("dt", null, label),
+      h("dd", { "data-testid": testId }, value),
+    );
+  const capacityRow = (label: string, actual: number, wanted: number, testId: string) =>
+    h(
+      "tr",
+      { "data-testid": testId },
+      h("th", { scope: "row" }, label),
+      h("td", { class: "num" }, actual),
+      h(
+        "td",
+        { class: "num" },
+        wanted,
+        actual < wanted
+          ? h("span", { class: "trend up", title: "scaling up" }, " ↑", hidden(" scaling up"))
+          : null,
+        actual > wanted
+          ? h("span", { class: "trend down", title: "scaling down" }, " ↓", hidden(" scaling down"))
+          : null,
+      ),
+    );
+  const states = (Object.entries(pool.instances) as [string, number][]).filter(([, count]) => count > 0);
+  return [
+    h(
+      "header",
+      { class: "pool-head" },
+      h("h3", { id: titleId }, pool.name),
+      h("span", { class: "arch" }, pool.architecture),
+      labelList(pool.labels),
+    ),
+    h(
+      "dl",
+      { class: "stats" },
+      stat("Queued", pool.queued, "pool-queued", pool.queued > 0 ? "active" : undefined),
+      stat(
+        "Oldest wait",
+        formatDuration(pool.oldestQueuedSeconds),
+        "pool-oldest-wait",
+        waitingLong ? "warn" : undefined,
+      ),
+      stat("Running", pool.running, "pool-running"),
+      stat("Busy slots", `${pool.slots.busy} / ${pool.slots.total}`, "pool-slots"),
+    ),
+    h(
+      "table",
+      { class: "capacity", "data-testid": "pool-capacity" },
+      h("caption", null, "Capacity, in instances"),
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          h("td", null),
+          h("th", { scope: "col", class: "num" }, "Actual"),
+          h("th", { scope: "col", class: "num" }, "Desired"),
+        ),
+      ),
+      h(
+        "tbody",
+        null,
+        capacityRow("Warm · on-demand", warm.actual, warm.desired, "pool-capacity-warm"),
+        capacityRow("Burst · spot", burst.actual, burst.desired, "pool-capacity-burst"),
+        capacityRow("Warm pool · stopped", warmPool.stopped, warmPool.target, "pool-capacity-warm-pool"),
+      ),
+    ),
+    h(
+      "div",
+      { class: "pool-instances" },
+      states.length
+        ? h(
+            "ul",
+            { class: "states", "aria-label": "Instances by state" },
+            states.map(([state, count]) => h("li", { class: `badge badge-${state}` }, `${count} ${state}`)),
+          )
+        : h("span", null, "No instances"),
+      h("span", { class: "sub" }, `at most ${plural(pool.maxInstances, "instance")}`),
+    ),
+  ];
+}
+
+// Jobs
+
+const jobRow = (job: JobView) => ({
+  "data-testid": "job-row",
+  "data-job": jobKey(job),
+  "data-status": job.status,
+});
+const jobColumn: Column<JobView> = { label: "Job", cell: jobCell };
+const poolColumn: Column<JobView> = { label: "Pool", cell: (job) => job.pool ?? "—" };
+const instanceColumn: Column<JobView> = {
+  label: "Instance",
+  cell: (job) => (job.instanceId ? h("code", null, job.instanceId) : "—"),
+};
+
+export function queueTable(jobs: JobView[]): Node {
+  // Longest waiting first: the reader's question is "who has waited too long".
+  const rows = [...jobs].sort((a, b) => (b.waitSeconds ?? 0) - (a.waitSeconds ?? 0));
+  return emptyOr(rows, "Nothing is queued.", () =>
+    table({
+      labelledBy: "queue-title",
+      testId: "queue-table",
+      rows,
+      row: jobRow,
+      columns: [
+        jobColumn,
+        { label: "Labels", cell: (job) => labelList(job.labels) },
+        poolColumn,
+        { label: "Waiting", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
+      ],
+    }),
+  );
+}
+
+export function unroutableBody(status: Status): Node[] {
+  const { count, jobs } = status.unroutable;
+  const more = count - jobs.length;
+  return [
+    h(
+      "p",
+      null,
+      `${plural(count, "queued job")} ${count === 1 ? "asks" : "ask"} for labels no pool has, so Hearth starts nothing for ${count === 1 ? "it" : "them"}. Add a pool with these labels, or change the job's labels.`,
+    ),
+    table({
+      labelledBy: "unroutable-title",
+      testId: "unroutable-table",
+      rows: jobs,
+      row: jobRow,
+      columns: [
+        jobColumn,
+        { label: "Labels", cell: (job) => labelList(job.labels) },
+        { label: "Waiting", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
+      ],
+    }),
+    ...(more > 0 ? [h("p", { class: "sub" }, `and ${more} more not shown`)] : []),
+  ];
+}
+
+export function runningTable(jobs: JobView[]): Node {
+  return emptyOr(jobs, "No job is running.", () =>
+    table({
+      labelledBy: "running-title",
+      testId: "running-table",
+      rows: jobs,
+      row: jobRow,
+      columns: [
+        jobColumn,
+        poolColumn,
+        instanceColumn,
+        { label: "Waited", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
+        { label: "Running", numeric: true, cell: (job) => formatDuration(job.runSeconds) },
+      ],
+    }),
+  );
+}
+
+const conclusionTone = (job: JobView) =>
+  job.conclusion === "success"
+    ? "success"
+    : job.status === "cancelled" || job.conclusion === "cancelled"
+      ? "muted"
+      : "failure";
+
+export function finishedTable(jobs: JobView[]): Node {
+  return emptyOr(jobs, "No job finished recently.", () =>
+    table({
+      labelledBy: "finished-title",
+      testId: "finished-table",
+      rows: jobs,
+      row: jobRow,
+      columns: [
+        jobColumn,
+        { label: "Result", cell: (job) => badge(conclusionTone(job), job.conclusion ?? job.status) },
+        poolColumn,
+        instanceColumn,
+        { label: "Waited", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
+        { label: "Ran", numeric: true, cell: (job) => formatDuration(job.runSeconds) },
+      ],
+    }),
+  );
+}
+
+// Instances
+
+const stateOrder = ["busy", "draining", "suspect", "launching", "ready", "stopped"];
+
+export function instancesTable(instances: InstanceView[]): Node {
+  const rows = [...instances].sort(
+    (a, b) =>
+      a.pool.localeCompare(b.pool) ||
+      stateOrder.indexOf(a.state) - stateOrder.indexOf(b.state) ||
+      a.id.localeCompare(b.id),
+  );
+  return emptyOr(rows, "No instances.", () =>
+    table({
+      labelledBy: "instances-title",
+      testId: "instances-table",
+      rows,
+      row: (instance) => ({
+        "data-testid": "instance-row",
+        "data-instance": instance.id,
+        "data-state": instance.state,
+      }),
+      columns: [
+        {
+          label: "Instance",
+          cell: (instance) => [
+            h("code", null, instance.id),
+            h("span", { class: "sub" }, instance.instanceType),
+          ],
+        },
+        { label: "Pool", cell: (instance) => instance.pool },
+        {
+          label: "Group",
+          cell: (instance) => [
+            instance.group,
+            h("span", { class: "sub" }, `${instance.market} · ${instance.az}`),
+          ],
+        },
+        { label: "State", cell: (instance) => badge(instance.state, instance.state) },
+        { label: "Slots", numeric: true, cell: (instance) => `${instance.busySlots} / ${instance.slots}` },
+        {
+          label: "Warmth",
+          cell: (instance) =>
+            instance.warmCacheKeys === 0
+              ? h("span", { class: "cold" }, "cold")
+              : h("span", { class: "warm" }, plural(instance.warmCacheKeys, "cache key")),
+        },
+        { label: "Uptime", numeric: true, cell: (instance) => formatDuration(instance.uptimeSeconds) },
+        {
+          label: "Heartbeat",
+          numeric: true,
+          cell: (instance) =>
+            instance.lastHeartbeatSeconds === null ? "—" : formatAgo(instance.lastHeartbeatSeconds * 1000),
+        },
+      ],
+    }),
+  );
+}
+
+// Timeline
+
+const kindNames = {
+  decision: "Decision",
+  interruption: "Interruption",
+  sweep: "Sweep",
+  error: "Error",
+} as const;
+
+/** `freeSlots` → `free slots`. */
+const humanize = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+
+export function timeline(events: StatusEvent[]): Node {
+  return emptyOr(events, "Nothing has happened yet.", () =>
+    h(
+      "ol",
+      { class: "timeline", "data-testid": "timeline" },
+      events.map((event) =>
+        h(
+          "li",
+          { class: `event event-${event.kind}`, "data-testid": "event", "data-kind": event.kind },
+          h(
+            "p",
+            { class: "event-meta" },
+            h("time", { datetime: event.time }, formatClock(event.time)),
+            badge(event.kind, kindNames[event.kind]),
+            event.pool
+              ? h("span", { class: "event-pool" }, event.pool)
+              : h("span", { class: "event-pool" }, "fleet"),
+          ),
+          h("p", { class: "reason" }, event.reason),
+          event.details && Object.keys(event.details).length
+            ? h(
+                "dl",
+                { class: "details" },
+                Object.entries(event.details).map(([key, value]) =>
+                  h("div", null, h("dt", null, humanize(key)), h("dd", null, value)),
+                ),
+              )
+            : null,
+        ),
+      ),
+    ),
+  );
+}

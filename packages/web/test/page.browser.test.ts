@@ -1,0 +1,297 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { exampleStatus, type Status } from "@hearth/core/status";
+import { type Browser, type BrowserContextOptions, chromium, type Locator, type Page } from "playwright-core";
+import { build } from "vite";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { REFRESH_MS } from "../src/freshness";
+import { type FakeApi, servePage } from "./support/server";
+
+/**
+ * The built status page in Debian's chromium, against a fake API: what a reader sees, the token
+ * flow, the failure banner, and the phone layout.
+ */
+
+const CHROMIUM = "/usr/bin/chromium";
+const webDir = resolve(import.meta.dirname, "..");
+const screenshot = resolve(webDir, "../../docs/status-page.png");
+
+let outDir: string;
+let browser: Browser;
+let site: { url: string; close(): Promise<void> };
+const api: FakeApi = {
+  token: null,
+  failWith: null,
+  document: () => exampleStatus(),
+  sendDate: true,
+  authorizations: [],
+};
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`the browser tests need chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
+  }
+  outDir = await mkdtemp(join(tmpdir(), "hearth-web-"));
+  await build({
+    configFile: resolve(webDir, "vite.config.ts"),
+    logLevel: "error",
+    build: { outDir, emptyOutDir: true },
+  });
+  site = await servePage(outDir, api);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await site?.close();
+  if (outDir) await rm(outDir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  api.token = null;
+  api.failWith = null;
+  api.document = () => exampleStatus();
+  api.sendDate = true;
+  api.authorizations = [];
+});
+
+/** A fresh browser profile; fails the test on any script error or blocked resource (CSP). */
+async function open(options: BrowserContextOptions = {}): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().includes("401")) errors.push(message.text());
+  });
+  return { page, errors };
+}
+
+const banner = (page: Page) => page.getByTestId("status-banner");
+
+/**
+ * Runs the page's fake clock on, a refresh interval at a time, until `target` is in the page. Each
+ * refresh's request is real, and its answer reschedules the next one from whenever it arrives, so
+ * the test waits for what the page shows rather than counting timers.
+ */
+async function advanceUntil(page: Page, target: Locator, limitMs = 120_000): Promise<void> {
+  for (let elapsed = 0; ; elapsed += REFRESH_MS) {
+    try {
+      await target.waitFor({ state: "attached", timeout: 250 });
+      return;
+    } catch (error) {
+      if (elapsed >= limitMs) throw error;
+    }
+    await page.clock.runFor(REFRESH_MS);
+  }
+}
+
+/** Boxes that scroll sideways inside the page (a table too wide for its card, say); none should. */
+const sidewaysScrollers = (page: Page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>("body *")]
+      .filter((element) => /auto|scroll/.test(getComputedStyle(element).overflowX))
+      .filter((element) => element.scrollWidth > element.clientWidth)
+      .map((element) => element.id || element.className),
+  );
+
+describe("the status page", () => {
+  it("shows pools, the queue, instances and the timeline", async () => {
+    // A fixed time, zone and locale, so the screenshot in the docs changes only when the page does.
+    const now = new Date("2026-03-02T14:30:00.000Z");
+    api.document = () => exampleStatus(now);
+    api.sendDate = false;
+    const { page, errors } = await open({ colorScheme: "light", timezoneId: "UTC", locale: "en-GB" });
+    await page.clock.setFixedTime(now);
+    await page.goto(site.url);
+
+    const cards = page.getByTestId("pool-card");
+    await cards.first().waitFor();
+    expect(await cards.evaluateAll((all) => all.map((card) => card.getAttribute("data-pool")))).toEqual([
+      "linux-x64",
+      "linux-arm64",
+    ]);
+    const x64 = page.locator('[data-testid="pool-card"][data-pool="linux-x64"]');
+    expect(await x64.getByTestId("pool-queued").textContent()).toBe("4");
+    expect(await x64.getByTestId("pool-oldest-wait").textContent()).toBe("4m 12s");
+    expect(await x64.getByTestId("pool-slots").textContent()).toBe("7 / 12");
+    expect(await x64.getByTestId("pool-capacity-burst").innerText()).toMatch(/Burst · spot\s+3\s+3/);
+    expect(await x64.getByTestId("pool-capacity-warm-pool").innerText()).toMatch(/2\s+3 ↑/);
+    expect(
+      await page.locator('[data-pool="linux-arm64"]').getByTestId("pool-oldest-wait").textContent(),
+    ).toBe("—");
+    // uPlot drew both charts, with their text alternative.
+    expect(await page.locator('[data-testid="pool-chart"] canvas').count()).toBe(2);
+    expect(await x64.locator("figcaption").textContent()).toBe(
+      "Last hour: queue peaked at 8, now 4; capacity between 4 and 12 slots, now 12.",
+    );
+
+    const busy = page.locator('[data-testid="instance-row"][data-instance="i-0a1b2c3d4e5f60001"]');
+    expect(await busy.getAttribute("data-state")).toBe("busy");
+    expect(await busy.innerText()).toContain("41 cache keys");
+    expect(await page.locator('[data-testid="instance-row"][data-state="busy"]').count()).toBe(4);
+
+    const queued = page.getByTestId("queue-table").locator('[data-job="gitlab#41877"]');
+    expect(await queued.innerText()).toContain("4m 12s");
+    expect(await queued.getByRole("link").getAttribute("href")).toBe(
+      "https://gitlab.example.com/platform-infrastructure/terraform-modules-monorepo/-/jobs/41877",
+    );
+    expect(await page.getByTestId("running-table").getByTestId("job-row").count()).toBe(8);
+    expect(await page.getByTestId("unroutable").innerText()).toContain("train (cuda)");
+
+    const decision = page.locator('[data-testid="event"][data-kind="decision"]').first();
+    expect(await decision.innerText()).toContain("Burst 2 → 3");
+    expect(await page.locator('[data-testid="event"][data-kind="interruption"]').innerText()).toContain(
+      "Spot interruption warning for i-0f9e8d7c6b5a40002",
+    );
+
+    expect(await banner(page).getAttribute("data-state")).toBe("live");
+    expect(await banner(page).isVisible()).toBe(false);
+    expect(await page.getByTestId("stage").textContent()).toBe("local");
+    expect(await page.title()).toBe("(4) Hearth · local");
+    // Accessible names hold: tables are labelled by their section headings.
+    expect(await page.getByRole("table", { name: /Instances/ }).count()).toBe(1);
+    expect(await page.getByRole("region", { name: /Decisions and events/ }).count()).toBe(1);
+
+    expect(await sidewaysScrollers(page)).toEqual([]);
+
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it("asks for the token on 401, and again when the token is wrong", async () => {
+    api.token = "s3cret-status-token";
+    const { page, errors } = await open();
+    await page.goto(site.url);
+
+    const form = page.getByTestId("token-form");
+    await form.waitFor();
+    expect(await page.getByTestId("pools").isVisible()).toBe(false);
+    expect(await page.getByTestId("token-error").isVisible()).toBe(false);
+
+    await page.getByLabel("Token", { exact: true }).fill("not-the-token");
+    await page.getByRole("button", { name: "Show the status" }).click();
+    await page.getByTestId("token-error").waitFor();
+    expect(await page.getByTestId("token-error").textContent()).toContain("did not accept this token");
+    expect(await form.isVisible()).toBe(true);
+    expect(await page.getByLabel("Token", { exact: true }).inputValue()).toBe("");
+
+    await page.getByLabel("Token", { exact: true }).fill(api.token);
+    await page.getByRole("button", { name: "Show the status" }).click();
+    await page.getByTestId("pool-card").first().waitFor();
+    expect(await form.isVisible()).toBe(false);
+    expect(api.authorizations.at(-1)).toBe("Bearer s3cret-status-token");
+    expect(api.authorizations).toContain("Bearer not-the-token");
+
+    // Kept for the session: a reload goes straight to the data, and the token stays out of the URL.
+    await page.reload();
+    await page.getByTestId("pool-card").first().waitFor();
+    expect(await form.isVisible()).toBe(false);
+    expect(page.url()).not.toContain("s3cret");
+
+    await page.getByTestId("forget-token").click();
+    expect(await form.isVisible()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length + localStorage.length)).toBe(0);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it("says when the API fails or the data is stale, and recovers", async () => {
+    const { page, errors } = await open();
+    await page.clock.install();
+    await page.goto(site.url);
+    await page.getByTestId("pool-card").first().waitFor();
+    const state = (name: string, text?: string) =>
+      page.locator(`[data-testid="status-banner"][data-state="${name}"]`, text ? { hasText: text } : {});
+
+    api.failWith = 500;
+    await advanceUntil(page, state("error"));
+    const failed = await banner(page).textContent();
+    expect(failed).toContain("HTTP 500: the ledger did not answer");
+    expect(failed).toContain("Showing data from");
+    // The last data stays on screen while the API is down.
+    expect(await page.getByTestId("pool-card").count()).toBe(2);
+
+    await advanceUntil(page, state("error", "The data below is stale"));
+
+    api.failWith = null;
+    await advanceUntil(page, state("live"));
+    expect(await banner(page).isVisible()).toBe(false);
+
+    // A document the control plane stopped updating is flagged even though the request succeeds.
+    api.document = () => exampleStatus(new Date(Date.now() - 120_000));
+    await advanceUntil(page, state("stale"));
+    expect(await banner(page).textContent()).toContain("The status is stale");
+
+    // And one this page cannot read is an error, not a blank page.
+    api.document = () => ({ ...exampleStatus(), pools: "none" });
+    await advanceUntil(page, state("error"));
+    expect(await banner(page).textContent()).toContain("unexpected document (pools");
+    expect(errors.filter((error) => !error.includes("500"))).toEqual([]);
+    await page.context().close();
+  });
+
+  it("keeps its JavaScript under 60 KB gzipped", async () => {
+    const assets = join(outDir, "assets");
+    const scripts = (await readdir(assets)).filter((name) => name.endsWith(".js"));
+    expect(scripts.length).toBeGreaterThan(0);
+    let gzipped = 0;
+    for (const name of scripts) gzipped += gzipSync(await readFile(join(assets, name)), { level: 9 }).length;
+    expect(gzipped).toBeLessThan(60 * 1024);
+  });
+
+  it("fits a phone and shows hostile text as text", async () => {
+    const hostile = '<img src=x onerror="window.pwned=1">';
+    api.document = () => {
+      const status: Status = exampleStatus();
+      const [first] = status.jobs.queued;
+      if (first) {
+        first.name = `${hostile} ${"a-very-long-job-name-without-any-spaces-".repeat(3)}`;
+        first.labels = [...first.labels, "a-label-that-is-much-too-long-for-a-phone-screen"];
+      }
+      status.events[0] = {
+        ...status.events[0],
+        reason: `<script>window.pwned=2</script>${hostile}`,
+      } as Status["events"][0];
+      return status;
+    };
+    const { page, errors } = await open({
+      viewport: { width: 375, height: 812 },
+      isMobile: true,
+      hasTouch: true,
+    });
+    await page.goto(site.url);
+    await page.getByTestId("pool-card").first().waitFor();
+
+    const overflow = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      viewport: window.innerWidth,
+    }));
+    expect(overflow.viewport).toBe(375);
+    expect(overflow.page).toBeLessThanOrEqual(overflow.viewport);
+    expect(await sidewaysScrollers(page)).toEqual([]);
+
+    expect(await page.getByTestId("queue-table").innerText()).toContain(hostile);
+    expect(await page.getByTestId("timeline").innerText()).toContain("<script>window.pwned=2</script>");
+    expect(await page.locator("main img, main script").count()).toBe(0);
+    expect(await page.evaluate(() => (window as { pwned?: number }).pwned)).toBeUndefined();
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * npm run simulate -- --trace FILE --policy NAME|all [--json] [--seed N] [fleet model flags]
+ *
+ * Replays a job trace (format: ../shared/traces/README.md) through Hearth's planner and the
+ * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  defaultFleetModel,
+  type FleetModel,
+  isPolicyName,
+  type PolicyName,
+  parseTrace,
+  policyNames,
+  type SimResult,
+  simulate,
+  TraceError,
+} from "../packages/core/src/sim";
+
+const modelFlags: Record<string, keyof FleetModel> = {
+  slots: "slotsPerInstance",
+  "cold-boot": "coldBootSeconds",
+  "warm-boot": "warmBootSeconds",
+  "on-demand-price": "onDemandHourly",
+  "spot-price": "spotHourly",
+  "stopped-price": "stoppedHourly",
+  "store-keys": "storeKeys",
+  "spot-interruptions": "spotInterruptionsPerHour",
+  "spot-warning": "spotWarningSeconds",
+  "webhook-delay": "webhookDelaySeconds",
+  "max-instances": "maxInstancesPerPool",
+};
+
+const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --policy NAME|all [--json] [--seed N]
+  policies: ${policyNames.join(", ")}
+  fleet model (defaults from ../shared/traces/README.md):
+${Object.entries(modelFlags)
+  .map(([flag, key]) => `    --${flag} N  (default ${defaultFleetModel[key]})`)
+  .join("\n")}`;
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${usage}\n`);
+  process.exit(2);
+}
+
+function main(): void {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      options: {
+        trace: { type: "string", multiple: true },
+        policy: { type: "string", default: "all" },
+        json: { type: "boolean", default: false },
+        seed: { type: "string", default: "1" },
+        help: { type: "boolean", default: false },
+        ...Object.fromEntries(Object.keys(modelFlags).map((flag) => [flag, { type: "string" as const }])),
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return;
+  }
+  const files = (values.trace as string[] | undefined) ?? [];
+  if (files.length === 0) fail("--trace is required");
+  const policyArg = values.policy as string;
+  const policies: PolicyName[] = policyArg === "all" ? [...policyNames] : [];
+  if (policyArg !== "all") {
+    for (const name of policyArg.split(",")) {
+      if (!isPolicyName(name)) fail(`unknown policy ${name}`);
+      policies.push(name);
+    }
+  }
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed)) fail(`--seed must be an integer, got ${values.seed}`);
+  const model: Partial<FleetModel> = {};
+  for (const [flag, key] of Object.entries(modelFlags)) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0) fail(`--${flag} must be a non-negative number, got ${raw}`);
+    model[key] = value;
+  }
+
+  const results: SimResult[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      fail(`cannot read ${file}: ${(error as Error).message}`);
+    }
+    let trace: ReturnType<typeof parseTrace>;
+    try {
+      trace = parseTrace(text, basename(file));
+    } catch (error) {
+      if (error instanceof TraceError) {
+        process.stderr.write(`${error.message}\n`);
+        process.exit(1);
+      }
+      throw error;
+    }
+    if (trace.resorted) process.stderr.write(`${trace.name}: rows were not sorted by created_at_s; sorted them\n`);
+    let reported = false;
+    for (const policy of policies) {
+      const started = performance.now();
+      const { details, ...result } = simulate(trace, { policy, seed, model });
+      const seconds = (performance.now() - started) / 1000;
+      if (!reported && details.unroutable.length > 0) {
+        reported = true;
+        const reasons = new Map<string, number>();
+        for (const { reason } of details.unroutable) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+        process.stderr.write(
+          `${trace.name}: ${details.unroutable.length} of ${result.jobs} jobs are unroutable (counted as lost):\n${[
+            ...reasons,
+          ]
+            .map(([reason, count]) => `  ${count} × ${reason}`)
+            .join("\n")}\n`,
+        );
+      }
+      results.push(rounded(result));
+      if (!values.json) process.stderr.write(`  ${trace.name} ${policy}: ${seconds.toFixed(2)} s\n`);
+    }
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else process.stdout.write(table(results));
+}
+
+function rounded(result: SimResult): SimResult {
+  const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+  return {
+    ...result,
+    waitP50: round(result.waitP50, 1),
+    waitP95: round(result.waitP95, 1),
+    waitMax: round(result.waitMax, 1),
+    costUsd: round(result.costUsd, 4),
+    instanceHours: round(result.instanceHours, 2),
+    warmHitRate: round(result.warmHitRate, 4),
+  };
+}
+
+export function table(results: readonly SimResult[]): string {
+  const header = ["trace", "policy", "jobs", "p50 s", "p95 s", "max s", "cost $", "inst-h", "warm %", "intr", "lost"];
+  const rows = results.map((r) => [
+    r.trace,
+    r.policy,
+    String(r.jobs),
+    r.waitP50.toFixed(1),
+    r.waitP95.toFixed(1),
+    r.waitMax.toFixed(0),
+    r.costUsd.toFixed(2),
+    r.instanceHours.toFixed(1),
+    (100 * r.warmHitRate).toFixed(1),
+    String(r.interruptedJobs),
+    String(r.lostJobs),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ");
+  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
+}
+
+main();
