@@ -27,7 +27,9 @@ if (policies.length === 0) throw new Error(`unknown policy ${values.policy}`);
 const time = <T>(label: string, run: () => T): T => {
   const started = performance.now();
   const result = run();
-  process.stdout.write(`${label.padEnd(48)} ${((performance.now() - started) / 1000).toFixed(2).padStart(7)} s\n`);
+  process.stdout.write(
+    `${label.padEnd(48)} ${((performance.now() - started) / 1000).toFixed(2).padStart(7)} s\n`,
+  );
   return result;
 };
 
@@ -41,7 +43,9 @@ const jobs = Number(values.jobs);
 const csv = time(`generate ${jobs} synthetic jobs over ${values.days} days`, () =>
   syntheticTraceCsv({ jobs, days: Number(values.days), seed: Number(values.seed) }),
 );
-traces.push(time(`parse synthetic (${(csv.length / 1e6).toFixed(0)} MB)`, () => parseTrace(csv, `synthetic-${jobs}`)));
+traces.push(
+  time(`parse synthetic (${(csv.length / 1e6).toFixed(0)} MB)`, () => parseTrace(csv, `synthetic-${jobs}`)),
+);
 for (const trace of traces) {
   for (const policy of policies) {
     const result = time(`simulate ${trace.name} (${trace.jobs.length} jobs) ${policy}`, () =>

@@ -107,7 +107,8 @@ function main(): void {
       }
       throw error;
     }
-    if (trace.resorted) process.stderr.write(`${trace.name}: rows were not sorted by created_at_s; sorted them\n`);
+    if (trace.resorted)
+      process.stderr.write(`${trace.name}: rows were not sorted by created_at_s; sorted them\n`);
     let reported = false;
     for (const policy of policies) {
       const started = performance.now();
@@ -147,7 +148,19 @@ function rounded(result: SimResult): SimResult {
 }
 
 export function table(results: readonly SimResult[]): string {
-  const header = ["trace", "policy", "jobs", "p50 s", "p95 s", "max s", "cost $", "inst-h", "warm %", "intr", "lost"];
+  const header = [
+    "trace",
+    "policy",
+    "jobs",
+    "p50 s",
+    "p95 s",
+    "max s",
+    "cost $",
+    "inst-h",
+    "warm %",
+    "intr",
+    "lost",
+  ];
   const rows = results.map((r) => [
     r.trace,
     r.policy,
@@ -163,7 +176,9 @@ export function table(results: readonly SimResult[]): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
   const line = (cells: string[]) =>
-    cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ");
+    cells
+      .map((cell, i) => (i < 2 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
+      .join("  ");
   return `${[line(header), ...rows.map(line)].join("\n")}\n`;
 }
 

@@ -8,7 +8,10 @@ import { build } from "esbuild";
  * Bundles a Lambda entry the way it is deployed (esbuild, minified ESM for Node 22) and measures its
  * size and the time to load the module cold, in a fresh Node process, median of `runs`.
  */
-export async function measureBundle(entry: string, options: { externalSdk: boolean; runs?: number }) {
+export async function measureBundle(
+  entry: string,
+  options: { externalSdk: boolean; runs?: number; env?: Record<string, string> },
+) {
   // Inside the repository, so that external packages resolve from its node_modules as from the runtime.
   mkdirSync(join(process.cwd(), "node_modules/.cache"), { recursive: true });
   const dir = mkdtempSync(join(process.cwd(), "node_modules/.cache/hearth-bundle-"));
@@ -37,7 +40,7 @@ export async function measureBundle(entry: string, options: { externalSdk: boole
   for (let i = 0; i < (options.runs ?? 15); i++) {
     const run = spawnSync(process.execPath, [probe], {
       // External SDK packages resolve from the repository's node_modules, as from the runtime's.
-      env: { ...process.env, HEARTH_TABLE_NAME: "bench" },
+      env: { ...process.env, ...options.env },
       cwd: process.cwd(),
       encoding: "utf8",
     });

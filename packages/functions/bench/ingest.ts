@@ -6,10 +6,12 @@ import { randomUUID } from "node:crypto";
 import { cpus } from "node:os";
 import { createLedger } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
+import { defaultPools } from "@hearth/core/pools";
 import { ensureTable } from "@hearth/core/table";
 import { Webhooks } from "@octokit/webhooks";
 import { gitlabJobHookExample, workflowJobExamples } from "../../core/test/fixtures";
 import { createApp } from "../src/app";
+import { linkEnvironment } from "../src/aws/links";
 import { silentLogger } from "../src/log";
 import { measureBundle } from "./bundle";
 
@@ -136,9 +138,25 @@ async function main() {
   client.destroy();
   await dynamo.close();
 
-  const entry = "packages/functions/src/webhooks/lambda.ts";
-  const external = await measureBundle(entry, { externalSdk: true });
-  const bundled = await measureBundle(entry, { externalSdk: false });
+  // The API Lambda reads its SST links when it loads, as in Lambda; these are placeholders (no call
+  // reaches AWS while loading).
+  const entry = "packages/functions/src/aws/api.ts";
+  const env = {
+    AWS_REGION: "us-east-1",
+    ...linkEnvironment({
+      App: { name: "hearth", stage: "bench" },
+      HearthConfig: { pools: defaultPools, gitlabUrl: "https://gitlab.com", maxIterations: 60 },
+      Storage: { tableName: "bench" },
+      Fleet: { groups: {}, runnerConfigPrefix: "/hearth/bench/runners" },
+      ScaleFleet: { stateMachineArn: "arn:aws:states:us-east-1:000000000000:stateMachine:bench" },
+      GithubWebhookSecret: { value: GITHUB_SECRET },
+      GitlabWebhookToken: { value: GITLAB_TOKEN },
+      GitlabSigningToken: { value: "" },
+      StatusToken: { value: "bench" },
+    }),
+  };
+  const external = await measureBundle(entry, { externalSdk: true, env });
+  const bundled = await measureBundle(entry, { externalSdk: false, env });
 
   const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`;
   console.log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`);

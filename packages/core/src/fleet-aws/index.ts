@@ -26,7 +26,7 @@ import type { Group } from "../instances";
 import type { PoolConfig } from "../pools";
 import { defaultRetry, type RetryOptions, withRetries } from "./retry";
 
-export { isThrottling, withRetries } from "./retry";
+export { defaultRetry, isThrottling, type RetryOptions, withRetries } from "./retry";
 
 /**
  * The AWS driver: per pool, a warm group (on-demand, warm pool of Stopped instances with
@@ -57,7 +57,26 @@ const spotShortage =
   /InsufficientInstanceCapacity|InsufficientCapacity|UnfulfillableCapacity|MaxSpotInstanceCountExceeded|SpotMaxPriceTooLow|capacity-not-available|There is no Spot capacity/i;
 /** How recent a failed spot launch must be to keep the fallback on. */
 const FALLBACK_WINDOW_MS = 30 * 60_000;
+/** SetInstanceProtection takes at most 50 instance ids per call. */
+const PROTECTION_BATCH = 50;
+/** DescribeInstances: ids per `instance-id` filter (EC2 caps filter values), and page size. */
+const DESCRIBE_BATCH = 200;
+const DESCRIBE_PAGE = 1000;
+/** A standard SSM parameter holds at most 4 KB; GitHub's JIT configs can be larger. */
+const STANDARD_PARAMETER_BYTES = 4096;
 
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Auto Scaling lifecycle states (group and warm pool) as the fleet port sees them:
+ * `Pending*` → pending, `InService` → in-service, `Warmed:Pending*` → stopping (on its way into the
+ * warm pool), `Warmed:Stopped`/`Hibernated`/`Running` → stopped (parked in the warm pool),
+ * `Warmed:Terminat*`, `Terminat*`, `Detach*`, `Standby`, `Quarantined`, … → terminating.
+ */
 function lifecycleOf(state: string | undefined): Lifecycle {
   const value = state ?? "";
   if (value.startsWith("Warmed:")) {
@@ -70,6 +89,36 @@ function lifecycleOf(state: string | undefined): Lifecycle {
   if (value === "InService") return "in-service";
   // Terminating, Detaching, Standby, …: on the way out of service.
   return "terminating";
+}
+
+/**
+ * The stopped instances a warm pool is sized to keep: MaxGroupPreparedCapacity (or, when unset or
+ * -1, the group's MaxSize) less the desired capacity, and never fewer than MinSize.
+ */
+function warmPoolTarget(group: AutoScalingGroup): number | null {
+  const config = group.WarmPoolConfiguration;
+  if (!config) return null;
+  const prepared =
+    config.MaxGroupPreparedCapacity != null && config.MaxGroupPreparedCapacity >= 0
+      ? config.MaxGroupPreparedCapacity
+      : (group.MaxSize ?? 0);
+  return Math.max(config.MinSize ?? 0, prepared - (group.DesiredCapacity ?? 0), 0);
+}
+
+/** The burst group's on-demand share above base capacity, as configured for the pool. */
+const configuredOnDemandPercent = (pool: PoolConfig): number => Math.round((1 - pool.burst.spotShare) * 100);
+
+/** Removes a secret from an error's message and stack before it can reach a log or the journal. */
+function redact(error: unknown, secret: string): unknown {
+  if (!(error instanceof Error) || !secret) return error;
+  const scrub = (text: string) => text.split(secret).join("[redacted]");
+  try {
+    error.message = scrub(error.message);
+    if (error.stack) error.stack = scrub(error.stack);
+    return error;
+  } catch {
+    return new Error(scrub(error.message));
+  }
 }
 
 export function createAwsFleet(options: AwsFleetOptions): FleetPort {
@@ -114,30 +163,44 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     return instances;
   }
 
-  async function launchDetails(ids: string[]) {
+  /**
+   * Market and last launch of each instance. An `instance-id` filter rather than `InstanceIds`: an
+   * id EC2 does not know yet (its API is eventually consistent, and Auto Scaling lists a launch at
+   * once) is left out instead of failing the whole call with InvalidInstanceID.NotFound.
+   */
+  async function launchDetails(ids: readonly string[]) {
     const details = new Map<string, { spot: boolean; launchedAt: string }>();
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
-      const out = await call(() => ec2.send(new DescribeInstancesCommand({ InstanceIds: chunk })));
-      for (const reservation of out.Reservations ?? []) {
-        for (const instance of reservation.Instances ?? []) {
-          if (!instance.InstanceId) continue;
-          details.set(instance.InstanceId, {
-            spot: instance.InstanceLifecycle === "spot",
-            launchedAt: (instance.LaunchTime ?? now()).toISOString(),
-          });
+    for (const chunk of chunks([...new Set(ids)], DESCRIBE_BATCH)) {
+      let token: string | undefined;
+      do {
+        const page = await call(() =>
+          ec2.send(
+            new DescribeInstancesCommand({
+              Filters: [{ Name: "instance-id", Values: chunk }],
+              MaxResults: DESCRIBE_PAGE,
+              NextToken: token,
+            }),
+          ),
+        );
+        for (const reservation of page.Reservations ?? []) {
+          for (const instance of reservation.Instances ?? []) {
+            if (!instance.InstanceId) continue;
+            details.set(instance.InstanceId, {
+              spot: instance.InstanceLifecycle === "spot",
+              launchedAt: (instance.LaunchTime ?? now()).toISOString(),
+            });
+          }
         }
-      }
+        token = page.NextToken;
+      } while (token);
     }
     return details;
   }
 
-  const spotPercent = (pool: PoolConfig) => Math.round((1 - pool.burst.spotShare) * 100);
-
   async function recentSpotShortage(groupName: string): Promise<boolean> {
     const out = await call(() =>
       autoScaling.send(
-        new DescribeScalingActivitiesCommand({ AutoScalingGroupName: groupName, MaxRecords: 20 }),
+        new DescribeScalingActivitiesCommand({ AutoScalingGroupName: groupName, MaxRecords: 50 }),
       ),
     );
     const since = now().getTime() - FALLBACK_WINDOW_MS;
@@ -149,35 +212,57 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     );
   }
 
+  /** SetInstanceProtection in batches of 50 (the API's limit); appends one journal line per call. */
+  async function setProtection(group: string, ids: readonly string[], value: boolean, calls: string[]) {
+    for (const chunk of chunks(ids, PROTECTION_BATCH)) {
+      await call(() =>
+        autoScaling.send(
+          new SetInstanceProtectionCommand({
+            AutoScalingGroupName: group,
+            InstanceIds: chunk,
+            ProtectedFromScaleIn: value,
+          }),
+        ),
+      );
+      calls.push(describeCall("SetInstanceProtection", { group, instances: chunk, protected: value }));
+    }
+  }
+
   return {
     async observe(pool) {
       const { warm, burst } = await describeGroups(pool);
       const warmPool = warm.WarmPoolConfiguration
         ? await warmPoolInstances(warm.AutoScalingGroupName ?? "")
         : [];
-      const members: Array<{ group: Group; instance: Instance }> = [
-        ...(warm.Instances ?? []).map((instance) => ({ group: "warm" as const, instance })),
-        ...warmPool.map((instance) => ({ group: "warm" as const, instance })),
-        ...(burst.Instances ?? []).map((instance) => ({ group: "burst" as const, instance })),
-      ];
-      const details = await launchDetails(members.map((m) => m.instance.InstanceId ?? "").filter(Boolean));
-      const instances: FleetInstance[] = members
-        .filter((m) => m.instance.InstanceId)
-        .map(({ group, instance }) => {
-          const id = instance.InstanceId as string;
-          const detail = details.get(id);
-          return {
-            id,
-            pool: pool.name,
-            group,
-            market: detail?.spot ? "spot" : "on-demand",
-            az: instance.AvailabilityZone ?? "",
-            lifecycle: lifecycleOf(instance.LifecycleState),
-            protectedFromScaleIn: instance.ProtectedFromScaleIn ?? false,
-            launchedAt: detail?.launchedAt ?? now().toISOString(),
-          };
-        });
-      const prepared = warm.WarmPoolConfiguration?.MaxGroupPreparedCapacity;
+      // An instance moving between the group and its warm pool may show up in both lists for a
+      // moment: the group's view wins.
+      const members = new Map<string, { group: Group; instance: Instance }>();
+      const add = (group: Group, list: readonly Instance[]) => {
+        for (const instance of list) {
+          if (instance.InstanceId && !members.has(instance.InstanceId))
+            members.set(instance.InstanceId, { group, instance });
+        }
+      };
+      add("warm", warm.Instances ?? []);
+      add("warm", warmPool);
+      add("burst", burst.Instances ?? []);
+      const details = await launchDetails([...members.keys()]);
+      const instances: FleetInstance[] = [...members].map(([id, { group, instance }]) => {
+        const detail = details.get(id);
+        return {
+          id,
+          pool: pool.name,
+          group,
+          market: detail?.spot ? "spot" : "on-demand",
+          az: instance.AvailabilityZone ?? "",
+          lifecycle: lifecycleOf(instance.LifecycleState),
+          protectedFromScaleIn: instance.ProtectedFromScaleIn ?? false,
+          // Not yet visible to EC2 (eventual consistency): it was launched just now.
+          launchedAt: detail?.launchedAt ?? now().toISOString(),
+          ...(instance.InstanceType ? { instanceType: instance.InstanceType } : {}),
+        };
+      });
+      const configured = configuredOnDemandPercent(pool);
       const groups: FleetGroup[] = [
         {
           pool: pool.name,
@@ -185,10 +270,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           name: warm.AutoScalingGroupName ?? "",
           desired: warm.DesiredCapacity ?? 0,
           max: warm.MaxSize ?? 0,
-          warmPoolSize:
-            prepared != null && prepared >= 0
-              ? Math.max(warm.WarmPoolConfiguration?.MinSize ?? 0, prepared - (warm.DesiredCapacity ?? 0))
-              : (warm.WarmPoolConfiguration?.MinSize ?? null),
+          warmPoolSize: warmPoolTarget(warm),
           onDemandFallback: false,
         },
         {
@@ -199,7 +281,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           max: burst.MaxSize ?? 0,
           warmPoolSize: null,
           onDemandFallback:
-            pool.burst.spotShare > 0 &&
+            configured < 100 &&
             burst.MixedInstancesPolicy?.InstancesDistribution?.OnDemandPercentageAboveBaseCapacity === 100,
         },
       ];
@@ -210,7 +292,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       const out = await call(() =>
         autoScaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] })),
       );
-      const member = out.AutoScalingInstances?.[0];
+      const member = out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId);
       if (!member?.AutoScalingGroupName) return undefined;
       const owner = Object.entries(options.groups).find(
         ([, names]) =>
@@ -228,6 +310,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         lifecycle: lifecycleOf(member.LifecycleState),
         protectedFromScaleIn: member.ProtectedFromScaleIn ?? false,
         launchedAt: detail?.launchedAt ?? now().toISOString(),
+        ...(member.InstanceType ? { instanceType: member.InstanceType } : {}),
       };
     },
 
@@ -238,54 +321,42 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       const wanted = new Set(instanceIds);
       for (const group of [warm, burst]) {
         const name = group.AutoScalingGroupName ?? "";
+        // Only instances in service can be released (and protected: the API refuses warm-pool ones).
         const inService = (group.Instances ?? []).filter(
-          (i) => i.LifecycleState === "InService" && i.InstanceId,
+          (i): i is Instance & { InstanceId: string } => i.LifecycleState === "InService" && !!i.InstanceId,
         );
-        const chosen: string[] = [];
+        const chosen = new Set<string>();
         for (const instance of inService) {
-          const id = instance.InstanceId as string;
+          const id = instance.InstanceId;
           if (!wanted.has(id)) continue;
           wanted.delete(id);
           // Asked right before unprotecting: the registry may have seen a job start since the plan.
-          if (await stillIdle(id)) chosen.push(id);
+          if (await stillIdle(id)) chosen.add(id);
           else result.refused.push(id);
         }
         // Anything unprotected that Hearth did not choose now (a crash between steps, a manual
-        // change) is protected again, so that scale-in can only take the chosen instances.
-        const strays = inService
-          .filter((i) => !i.ProtectedFromScaleIn && !chosen.includes(i.InstanceId as string))
-          .map((i) => i.InstanceId as string);
-        if (strays.length) {
-          await call(() =>
-            autoScaling.send(
-              new SetInstanceProtectionCommand({
-                AutoScalingGroupName: name,
-                InstanceIds: strays,
-                ProtectedFromScaleIn: true,
-              }),
-            ),
-          );
-          calls.push(
-            describeCall("SetInstanceProtection", { group: name, instances: strays, protected: true }),
-          );
-        }
-        if (chosen.length) {
-          await call(() =>
-            autoScaling.send(
-              new SetInstanceProtectionCommand({
-                AutoScalingGroupName: name,
-                InstanceIds: chosen,
-                ProtectedFromScaleIn: false,
-              }),
-            ),
-          );
-          calls.push(
-            describeCall("SetInstanceProtection", { group: name, instances: chosen, protected: false }),
-          );
-          result.released.push(...chosen);
-        }
+        // change, a refused instance released earlier) is protected again first, so that the next
+        // scale-in can only take the chosen instances.
+        const strays = inService.filter((i) => !i.ProtectedFromScaleIn && !chosen.has(i.InstanceId));
+        await setProtection(
+          name,
+          strays.map((i) => i.InstanceId),
+          true,
+          calls,
+        );
+        const unprotect = inService.filter(
+          (i) => chosen.has(i.InstanceId) && i.ProtectedFromScaleIn !== false,
+        );
+        await setProtection(
+          name,
+          unprotect.map((i) => i.InstanceId),
+          false,
+          calls,
+        );
+        result.released.push(...chosen);
       }
-      // Not in service in this pool's groups (already gone, or never ours): nothing to release.
+      // Not in service in this pool's groups (already gone, in the warm pool, or never ours): left
+      // alone, and reported so that desired capacity keeps counting it.
       result.refused.push(...wanted);
       return result;
     },
@@ -293,91 +364,117 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     async setCapacity(pool, target) {
       const { warm, burst } = await describeGroups(pool);
       const calls: string[] = [];
+      /** Within the group's bounds: SetDesiredCapacity refuses anything outside [MinSize, MaxSize]. */
+      const bounded = (group: AutoScalingGroup, desired: number) =>
+        Math.max(group.MinSize ?? 0, Math.min(Math.max(0, desired), group.MaxSize ?? desired));
       const setDesired = async (group: AutoScalingGroup, desired: number) => {
         const name = group.AutoScalingGroupName ?? "";
-        const capped = Math.min(desired, group.MaxSize ?? desired);
-        if (capped === group.DesiredCapacity) return;
+        if (desired === group.DesiredCapacity) return;
         await call(() =>
           autoScaling.send(
             new SetDesiredCapacityCommand({
               AutoScalingGroupName: name,
-              DesiredCapacity: capped,
+              DesiredCapacity: desired,
               HonorCooldown: false,
             }),
           ),
         );
-        calls.push(describeCall("SetDesiredCapacity", { group: name, desired: capped }));
+        calls.push(describeCall("SetDesiredCapacity", { group: name, desired }));
       };
 
-      await setDesired(warm, target.warm);
+      // Desired first, then the warm pool: scaling out draws on the stopped instances before the
+      // pool is refilled, and on scale-in the old, larger bound leaves room for the instances that
+      // return to the pool (ReuseOnScaleIn) with their stores.
+      const warmDesired = bounded(warm, target.warm);
+      await setDesired(warm, warmDesired);
       const warmName = warm.AutoScalingGroupName ?? "";
       const warmPool = warm.WarmPoolConfiguration;
-      const prepared = Math.min(target.warm, warm.MaxSize ?? target.warm) + target.warmPoolSize;
+      const minSize = Math.max(0, target.warmPoolSize);
+      // Warm pool size = MaxGroupPreparedCapacity − desired, and at least MinSize.
+      const prepared = warmDesired + minSize;
       if (
         !warmPool ||
-        warmPool.MinSize !== target.warmPoolSize ||
-        warmPool.MaxGroupPreparedCapacity !== prepared
+        warmPool.MinSize !== minSize ||
+        warmPool.MaxGroupPreparedCapacity !== prepared ||
+        warmPool.PoolState !== "Stopped" ||
+        warmPool.InstanceReusePolicy?.ReuseOnScaleIn !== true
       ) {
-        // Warm pool size = MaxGroupPreparedCapacity − desired, and at least MinSize.
         await call(() =>
           autoScaling.send(
             new PutWarmPoolCommand({
               AutoScalingGroupName: warmName,
-              MinSize: target.warmPoolSize,
+              MinSize: minSize,
               MaxGroupPreparedCapacity: prepared,
               PoolState: "Stopped",
               InstanceReusePolicy: { ReuseOnScaleIn: true },
             }),
           ),
         );
-        calls.push(
-          describeCall("PutWarmPool", {
-            group: warmName,
-            minSize: target.warmPoolSize,
-            maxPrepared: prepared,
-          }),
-        );
+        calls.push(describeCall("PutWarmPool", { group: warmName, minSize, maxPrepared: prepared }));
       }
 
       const burstName = burst.AutoScalingGroupName ?? "";
-      const current = burst.MixedInstancesPolicy?.InstancesDistribution?.OnDemandPercentageAboveBaseCapacity;
-      if (pool.burst.spotShare > 0 && pool.burst.onDemandFallback && target.burst > 0) {
-        const shortage = await recentSpotShortage(burstName);
-        const wantedPercent = shortage ? 100 : spotPercent(pool);
-        if (current !== wantedPercent) {
+      const distribution = burst.MixedInstancesPolicy?.InstancesDistribution;
+      if (distribution) {
+        // AWS's default share is 100 % on-demand when none is set.
+        const current = distribution.OnDemandPercentageAboveBaseCapacity ?? 100;
+        const configured = configuredOnDemandPercent(pool);
+        let wanted = configured;
+        // Spot launches failed lately: on-demand stands in until the failures are older than the
+        // window. Looked at when the group is to grow, or to leave a fallback that is on.
+        if (
+          pool.burst.onDemandFallback &&
+          configured < 100 &&
+          (target.burst > 0 || current !== configured) &&
+          (await recentSpotShortage(burstName))
+        ) {
+          wanted = 100;
+        }
+        if (current !== wanted) {
+          // Only the field that changes: the group keeps its allocation strategy and the rest.
           await call(() =>
             autoScaling.send(
               new UpdateAutoScalingGroupCommand({
                 AutoScalingGroupName: burstName,
                 MixedInstancesPolicy: {
-                  InstancesDistribution: { OnDemandPercentageAboveBaseCapacity: wantedPercent },
+                  InstancesDistribution: { OnDemandPercentageAboveBaseCapacity: wanted },
                 },
               }),
             ),
           );
-          calls.push(
-            describeCall("UpdateAutoScalingGroup", { group: burstName, onDemandPercent: wantedPercent }),
-          );
+          calls.push(describeCall("UpdateAutoScalingGroup", { group: burstName, onDemandPercent: wanted }));
         }
       }
-      await setDesired(burst, target.burst);
+      await setDesired(burst, bounded(burst, target.burst));
       return calls;
     },
 
     async handRunnerConfig(instanceId, encodedJitConfig) {
       const name = `${options.runnerConfigPrefix.replace(/\/+$/, "")}/${instanceId}`;
-      await call(() =>
-        ssm.send(
-          new PutParameterCommand({
-            Name: name,
-            Value: encodedJitConfig,
-            Type: "SecureString",
-            Overwrite: true,
-          }),
-        ),
-      );
+      // GitHub's JIT configs have outgrown the standard tier's 4 KB (PutParameter then fails with a
+      // ValidationException). A large value asks for Advanced outright; Intelligent-Tiering keeps a
+      // small one in the free standard tier and upgrades the parameter when a value needs it.
+      const tier =
+        Buffer.byteLength(encodedJitConfig, "utf8") > STANDARD_PARAMETER_BYTES
+          ? "Advanced"
+          : "Intelligent-Tiering";
+      try {
+        await call(() =>
+          ssm.send(
+            new PutParameterCommand({
+              Name: name,
+              Value: encodedJitConfig,
+              Type: "SecureString",
+              Overwrite: true,
+              Tier: tier,
+            }),
+          ),
+        );
+      } catch (error) {
+        throw redact(error, encodedJitConfig);
+      }
       // The value is a credential: the journal names the parameter, never its value.
-      return [describeCall("PutParameter", { name, type: "SecureString" })];
+      return [describeCall("PutParameter", { name, type: "SecureString", tier })];
     },
   };
 }

@@ -10,17 +10,23 @@ const retryable = new Set([
   "RequestThrottled",
   "ResourceContention",
   "ScalingActivityInProgress",
+  // SSM PutParameter: another update to the same parameter is under way.
+  "TooManyUpdates",
 ]);
 
-export const isThrottling = (error: unknown): boolean =>
-  error instanceof Error &&
-  (retryable.has(error.name) || retryable.has((error as { Code?: string }).Code ?? ""));
+export const isThrottling = (error: unknown): boolean => {
+  if (!(error instanceof Error)) return false;
+  const { Code, $retryable } = error as { Code?: string; $retryable?: { throttling?: boolean } };
+  return retryable.has(error.name) || retryable.has(Code ?? "") || $retryable?.throttling === true;
+};
 
 export interface RetryOptions {
+  /** Attempts in all, the first included. */
   attempts: number;
   baseMs: number;
   maxMs: number;
   sleep: (ms: number) => Promise<void>;
+  /** In [0, 1): the jitter. */
   random: () => number;
 }
 

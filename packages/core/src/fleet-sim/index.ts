@@ -51,6 +51,13 @@ interface GroupState {
   warmPoolSize: number;
 }
 
+/** Everything the simulated fleet is, as JSON: local mode keeps it with `--data` across restarts. */
+export interface FleetSnapshot {
+  counter: number;
+  groups: Record<string, GroupState>;
+  instances: SimulatedInstance[];
+}
+
 export class SimulatedFleet implements FleetPort {
   private readonly pools: Map<string, PoolConfig>;
   private readonly clock: Clock;
@@ -75,6 +82,45 @@ export class SimulatedFleet implements FleetPort {
       this.groups.set(`${pool.name}/warm`, { desired: 0, warmPoolSize: initial });
       this.groups.set(`${pool.name}/burst`, { desired: 0, warmPoolSize: 0 });
       for (let i = 0; i < initial; i++) this.launch(pool, "warm", "stopped", true);
+    }
+  }
+
+  snapshot(): FleetSnapshot {
+    return {
+      counter: this.counter,
+      groups: Object.fromEntries(this.groups),
+      instances: this.all().map((instance) => ({ ...instance })),
+    };
+  }
+
+  /**
+   * Picks up where a snapshot left off: booting instances finish booting (what is left of their boot
+   * time), stopping ones stop, running ones start their agents again.
+   */
+  async restore(snapshot: FleetSnapshot): Promise<void> {
+    // The snapshot replaces whatever the constructor set up.
+    for (const cancel of this.timers.values()) cancel();
+    this.timers.clear();
+    this.instances.clear();
+    this.counter = snapshot.counter;
+    for (const [name, state] of Object.entries(snapshot.groups)) this.groups.set(name, { ...state });
+    for (const saved of snapshot.instances) {
+      const instance = { ...saved };
+      const pool = this.pools.get(instance.pool);
+      if (!pool) continue;
+      this.instances.set(instance.id, instance);
+      const elapsed = this.clock.now() - Date.parse(instance.launchedAt);
+      if (instance.lifecycle === "pending") {
+        const boot = (instance.group === "warm" ? pool.boot.warmSeconds : pool.boot.coldSeconds) * 1000;
+        this.schedule(instance.id, Math.max(0, boot - elapsed), () => this.enterService(instance));
+      } else if (instance.lifecycle === "stopping") {
+        this.schedule(instance.id, this.stopMs, async () => {
+          instance.lifecycle = "stopped";
+          await this.reconcile(pool);
+        });
+      } else if (instance.lifecycle === "in-service") {
+        await this.emit((listener) => listener.inService?.(instance));
+      }
     }
   }
 
@@ -256,6 +302,7 @@ export class SimulatedFleet implements FleetPort {
       lifecycle: into === "stopped" ? "stopping" : "pending",
       protectedFromScaleIn: true,
       launchedAt: new Date(this.clock.now()).toISOString(),
+      instanceType: pool.instanceTypes[0],
       token: randomBytes(18).toString("base64url"),
     };
     this.instances.set(id, instance);

@@ -28,6 +28,7 @@ export interface FleetInstance {
   protectedFromScaleIn: boolean;
   /** The last launch or start (EC2 `LaunchTime`), ISO. */
   launchedAt: string;
+  instanceType?: string;
 }
 
 export interface FleetGroup {

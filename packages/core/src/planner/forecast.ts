@@ -14,7 +14,11 @@ export interface Arrival {
   /** Epoch milliseconds at which the job was queued. */
   at: number;
   cacheKey: string;
-  /** Epoch milliseconds at which it finished; null while it has not. */
+  /**
+   * Epoch milliseconds at which it finished or was cancelled; null while it is queued or running.
+   * Left out, the job counts for bursts and keys but not for the load (`loadJobs`, `peakJobs`),
+   * which then only sees jobs whose finish is known.
+   */
   finishedAt?: number | null;
 }
 
@@ -49,6 +53,8 @@ export interface ForecastOptions {
   peakWindowMs: number;
   /** The window of the arrival rate. */
   rateWindowMs: number;
+  /** A job not finished this long after it arrived no longer counts as load (a lost webhook). */
+  staleAfterMs: number;
 }
 
 export const defaultForecastOptions: ForecastOptions = {
@@ -57,6 +63,7 @@ export const defaultForecastOptions: ForecastOptions = {
   burstQuantile: 0.9,
   peakWindowMs: 24 * 3600_000,
   rateWindowMs: 3600_000,
+  staleAfterMs: 24 * 3600_000,
 };
 
 const bucketMs = 3600_000;
@@ -109,7 +116,8 @@ interface PoolHistory {
   keyLogHead: number;
 }
 
-const byName = <T>([a]: [string, T], [b]: [string, T]): number => (a < b ? -1 : a > b ? 1 : 0);
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byName = <T>([a]: [string, T], [b]: [string, T]): number => compare(a, b);
 
 export class DemandHistory {
   private readonly pools = new Map<string, PoolHistory>();
@@ -121,7 +129,11 @@ export class DemandHistory {
     const history = this.pool(arrival.pool);
     history.level++;
     const last = history.bursts[history.bursts.length - 1];
-    if (last !== undefined && history.bursts.length > history.burstHead && arrival.at - last.last <= this.options.burstGapMs) {
+    if (
+      last !== undefined &&
+      history.bursts.length > history.burstHead &&
+      arrival.at - last.last <= this.options.burstGapMs
+    ) {
       history.sizes.add(last.size, -1);
       history.loads.add(last.load, -1);
       last.size++;
@@ -236,17 +248,9 @@ export class DemandHistory {
   }
 }
 
-/** The `q` quantile (nearest rank) of `values`; 0 for none. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[rank] as number;
-}
-
 /**
  * The forecast from the pools' recent jobs (any order), as a control plane computes it from the
- * ledger: arrivals up to `now`, and the finishes among them.
+ * ledger: arrivals up to `now`, and the finishes among them. Pass a week of jobs (the lookback).
  */
 export function forecastDemand(
   jobs: readonly Arrival[],
@@ -259,9 +263,10 @@ export function forecastDemand(
   for (const job of jobs) {
     if (job.at > now) continue;
     events.push({ at: job.at, order: 0, pool: job.pool, arrival: job });
-    if (job.finishedAt != null && job.finishedAt <= now) {
-      events.push({ at: Math.max(job.at, job.finishedAt), order: 1, pool: job.pool });
-    }
+    // Unknown: as if it finished at once. Null (still running): until it goes stale.
+    const finishedAt =
+      job.finishedAt === undefined ? job.at : (job.finishedAt ?? job.at + options.staleAfterMs);
+    if (finishedAt <= now) events.push({ at: Math.max(job.at, finishedAt), order: 1, pool: job.pool });
   }
   // Arrivals before finishes at the same moment, then by pool and key, so any input order gives
   // the same forecast.
@@ -269,8 +274,8 @@ export function forecastDemand(
     (a, b) =>
       a.at - b.at ||
       a.order - b.order ||
-      (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0) ||
-      ((a.arrival?.cacheKey ?? "") < (b.arrival?.cacheKey ?? "") ? -1 : 1),
+      compare(a.pool, b.pool) ||
+      compare(a.arrival?.cacheKey ?? "", b.arrival?.cacheKey ?? ""),
   );
   for (const event of events) {
     if (event.arrival) history.observe(event.arrival);

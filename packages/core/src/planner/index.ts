@@ -40,10 +40,19 @@ const noDemand: PoolDemand = {
 
 function groupBy<T extends { pool: string }>(items: readonly T[]): Map<string, T[]> {
   const groups = new Map<string, T[]>();
+  let last: T[] | undefined;
+  let lastPool = "";
   for (const item of items) {
-    const group = groups.get(item.pool);
-    if (group) group.push(item);
-    else groups.set(item.pool, [item]);
+    // Items usually come grouped by pool already; skip the lookup while the pool does not change.
+    if (last === undefined || item.pool !== lastPool) {
+      lastPool = item.pool;
+      last = groups.get(lastPool);
+      if (last === undefined) {
+        last = [];
+        groups.set(lastPool, last);
+      }
+    }
+    last.push(item);
   }
   return groups;
 }

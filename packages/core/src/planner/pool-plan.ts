@@ -28,26 +28,48 @@ export function planPool(
   demand: PoolDemand,
 ): PoolPlan {
   const slots = pool.slotsPerInstance;
-  const draining = new Set(instances.filter((i) => i.state === "draining").map((i) => i.id));
-  const queuedJobs = jobs.filter((job) => job.status === "queued");
-  const rehome = jobs.filter(
-    (job) => job.status === "running" && job.instanceId !== null && draining.has(job.instanceId),
-  ).length;
-  const waiting = queuedJobs.length + rehome;
+  const warmTimeout = 1000 * pool.idleTimeouts.warmSeconds;
+  const burstTimeout = 1000 * pool.idleTimeouts.burstSeconds;
 
-  const serving = instances.filter((i) => i.state === "launching" || i.state === "ready");
-  // A suspect instance may be gone: its free slots are not counted on.
-  const trusted = serving.filter((i) => !i.heartbeatOverdue);
-  const freeSlots = trusted.reduce((sum, i) => sum + Math.max(0, i.slots - i.busySlots), 0);
-  const warmServing = serving.filter((i) => i.group === "warm").length;
-  const burstServing = serving.length - warmServing;
-  const stopped = instances.filter((i) => i.group === "warm" && i.state === "stopped");
-  const joining = instances.filter((i) => i.group === "warm" && i.state === "stopping").length;
+  // One pass over the instances.
+  let warmServing = 0;
+  let burstServing = 0;
+  let freeSlots = 0;
+  let joining = 0;
+  const stopped: PlannerInstance[] = [];
+  const trusted: PlannerInstance[] = [];
+  const idle: PlannerInstance[] = [];
+  const draining = new Set<string>();
+  let recheckAt: number | null = null;
+  for (const i of instances) {
+    if (i.state === "launching" || i.state === "ready") {
+      if (i.group === "warm") warmServing++;
+      else burstServing++;
+      // A suspect instance may be gone: its free slots are not counted on, and it is never released.
+      if (i.heartbeatOverdue) continue;
+      trusted.push(i);
+      freeSlots += Math.max(0, i.slots - i.busySlots);
+      if (i.state === "ready" && i.busySlots === 0 && i.idleSince !== null) {
+        const due = i.idleSince + (i.group === "burst" ? burstTimeout : warmTimeout);
+        if (due <= now) idle.push(i);
+        else recheckAt = recheckAt === null ? due : Math.min(recheckAt, due);
+      }
+    } else if (i.state === "draining") draining.add(i.id);
+    else if (i.group === "warm" && i.state === "stopped") stopped.push(i);
+    else if (i.group === "warm" && i.state === "stopping") joining++;
+  }
+  const queuedJobs: PlannerJob[] = [];
+  let rehome = 0;
+  for (const job of jobs) {
+    if (job.status === "queued") queuedJobs.push(job);
+    else if (job.instanceId !== null && draining.has(job.instanceId)) rehome++;
+  }
+  const waiting = queuedJobs.length + rehome;
 
   // 1 and 2: capacity for the waiting jobs and the ready minimum.
   const reserve = pool.warm.minReady * slots;
   let missing = Math.max(0, Math.ceil((waiting + reserve - freeSlots) / slots));
-  let room = Math.max(0, pool.maxInstances - serving.length);
+  let room = Math.max(0, pool.maxInstances + 1 - warmServing - burstServing);
   const resumable = Math.min(stopped.length, room);
   let resume = Math.min(missing, resumable);
   if (resume < resumable && warmStoreIsStopped(queuedJobs, trusted, stopped)) resume = resumable;
@@ -58,7 +80,7 @@ export function planPool(
   // 3: release idle capacity nobody waits for.
   let spare = freeSlots - waiting - reserve;
   const release: PlannerInstance[] = [];
-  for (const instance of releaseOrder(now, pool, trusted, demand)) {
+  for (const instance of releaseOrder(idle, demand)) {
     if (spare < instance.slots) break;
     spare -= instance.slots;
     release.push(instance);
@@ -82,6 +104,7 @@ export function planPool(
     warmPoolSize,
     release: release.map((i) => i.id),
     reason: describe(counts, release.length, missing - launch),
+    recheckAt,
     counts,
   };
 }
@@ -93,11 +116,15 @@ function warmStoreIsStopped(
   stopped: readonly PlannerInstance[],
 ): boolean {
   if (queued.length === 0 || stopped.length === 0) return false;
-  const free = new Set<string>();
-  for (const i of serving) if (i.busySlots < i.slots) for (const key of i.cacheKeys) free.add(key);
-  const asleep = new Set<string>();
-  for (const i of stopped) for (const key of i.cacheKeys) asleep.add(key);
-  return queued.some((job) => !free.has(job.cacheKey) && asleep.has(job.cacheKey));
+  const uncovered = new Set<string>();
+  for (const job of queued) uncovered.add(job.cacheKey);
+  for (const i of serving) {
+    if (i.busySlots >= i.slots) continue;
+    for (const key of i.cacheKeys) uncovered.delete(key);
+  }
+  if (uncovered.size === 0) return false;
+  for (const i of stopped) for (const key of i.cacheKeys) if (uncovered.has(key)) return true;
+  return false;
 }
 
 /** How much a store is worth keeping: the recent jobs whose cache keys it is warm for. */
@@ -107,24 +134,10 @@ function storeValue(instance: PlannerInstance, demand: PoolDemand): number {
   return value;
 }
 
-/** Idle instances past their timeout, in the order they go. Busy, draining or suspect ones never do. */
-function releaseOrder(
-  now: number,
-  pool: PoolConfig,
-  serving: readonly PlannerInstance[],
-  demand: PoolDemand,
-): PlannerInstance[] {
-  const timeoutMs = (i: PlannerInstance) =>
-    1000 * (i.group === "burst" ? pool.idleTimeouts.burstSeconds : pool.idleTimeouts.warmSeconds);
-  return serving
-    .filter(
-      (i) =>
-        i.state === "ready" &&
-        i.busySlots === 0 &&
-        !i.heartbeatOverdue &&
-        i.idleSince !== null &&
-        now - i.idleSince >= timeoutMs(i),
-    )
+/** Idle instances past their timeout, in the order they go. */
+function releaseOrder(idle: readonly PlannerInstance[], demand: PoolDemand): PlannerInstance[] {
+  if (idle.length <= 1) return [...idle];
+  return idle
     .map((instance) => ({ instance, value: storeValue(instance, demand) }))
     .sort(
       (a, b) =>

@@ -75,6 +75,11 @@ export interface PoolPlan {
   release: string[];
   /** One line for people. */
   reason: string;
+  /**
+   * Epoch milliseconds at which the plan changes even if nothing else happens (an idle instance
+   * reaches its idle timeout); null when nothing is pending. The workflow plans again by then.
+   */
+  recheckAt: number | null;
   /** Figures behind the plan, for the status page. */
   counts: PlanCounts;
 }
@@ -91,4 +96,3 @@ export interface PlanCounts {
   /** Free slots held for expected traffic. */
   reserve: number;
 }
-

@@ -18,7 +18,7 @@ import {
 import { type PoolConfig, routeJob } from "../pools";
 import type { PoolStates } from "./pool-state";
 
-export { createPoolStates, type PoolState, type PoolStates } from "./pool-state";
+export { createPoolStates, type PoolState, type PoolStates, type Sample } from "./pool-state";
 
 /**
  * ScaleFleet's steps as plain functions: observe a pool, plan (pure), apply. The Step Functions
@@ -126,6 +126,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
       });
     }
   }
+  await deps.poolStates.putFleet(pool.name, fleet);
   const present = new Set(fleet.instances.map((instance) => instance.id));
   for (const record of records) if (!present.has(record.id)) await deps.registry.forget(record.id);
 
@@ -143,6 +144,16 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
       instanceId: instance.id,
     })),
   );
+  // The status page's chart: this minute's queue against capacity (the last observation wins).
+  const serving = instances.filter(
+    (i) => i.state === "ready" || i.state === "launching" || i.state === "draining",
+  );
+  await deps.poolStates.putSample(pool.name, {
+    minute: new Date(Math.floor(now / 60_000) * 60_000).toISOString(),
+    queued: queued.length,
+    capacity: serving.reduce((sum, i) => sum + i.slots, 0),
+    busy: serving.reduce((sum, i) => sum + i.busySlots, 0),
+  });
   return {
     pool: pool.name,
     at: now,
@@ -256,7 +267,12 @@ export async function refreshForecast(deps: Pick<ScalingDeps, "ledger" | "pools"
   for (const job of await deps.ledger.arrivedSince(since)) {
     const route = routeJob(job, deps.pools);
     if ("pool" in route && job.queuedAt) {
-      arrivals.push({ pool: route.pool, at: Date.parse(job.queuedAt), cacheKey: cacheKeyOf(job) });
+      arrivals.push({
+        pool: route.pool,
+        at: Date.parse(job.queuedAt),
+        cacheKey: cacheKeyOf(job),
+        finishedAt: job.finishedAt ? Date.parse(job.finishedAt) : null,
+      });
     }
   }
   const demand = forecastDemand(arrivals, now.getTime());

@@ -1,7 +1,8 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { FleetObservation } from "../fleet";
 import type { Demand, PoolDemand } from "../planner";
-import type { Store } from "../table";
+import { epochSeconds, type Store } from "../table";
 
 /**
  * Per pool, what the last ScaleFleet iteration saw and decided, and the demand forecast. The webhook
@@ -24,7 +25,18 @@ export interface StoredForecast {
   demand: PoolDemand;
 }
 
+/** One minute of a pool, for the status page's chart. */
+export interface Sample {
+  /** The minute, ISO (`…:00.000Z`). */
+  minute: string;
+  queued: number;
+  /** Job slots on instances in service (launching or ready). */
+  capacity: number;
+  busy: number;
+}
+
 const stateKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "STATE" });
+const fleetKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FLEET" });
 const forecastKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FORECAST" });
 
 export interface PoolStates {
@@ -37,6 +49,12 @@ export interface PoolStates {
   takeSpareSlot(pool: string): Promise<boolean>;
   forecast(pool: string): Promise<StoredForecast | undefined>;
   putForecast(demand: Demand, at: Date): Promise<void>;
+  /** The fleet as the last observation saw it: the status page reads this, not the AWS APIs. */
+  fleet(pool: string): Promise<(FleetObservation & { at: string }) | undefined>;
+  putFleet(pool: string, observation: FleetObservation): Promise<void>;
+  putSample(pool: string, sample: Sample): Promise<void>;
+  /** Samples since `from`, oldest first. */
+  samples(pool: string, from: Date): Promise<Sample[]>;
 }
 
 export function createPoolStates(store: Store): PoolStates {
@@ -76,6 +94,40 @@ export function createPoolStates(store: Store): PoolStates {
     async forecast(pool) {
       const got = await client.send(new GetCommand({ TableName: tableName, Key: forecastKey(pool) }));
       return got.Item?.forecast as StoredForecast | undefined;
+    },
+    async fleet(pool) {
+      const got = await client.send(new GetCommand({ TableName: tableName, Key: fleetKey(pool) }));
+      return got.Item?.fleet as (FleetObservation & { at: string }) | undefined;
+    },
+    async putFleet(pool, observation) {
+      const fleet = { ...observation, at: store.now().toISOString() };
+      await client.send(
+        new PutCommand({ TableName: tableName, Item: { ...fleetKey(pool), kind: "fleet", fleet } }),
+      );
+    },
+    async putSample(pool, sample) {
+      await client.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: {
+            pk: `SERIES#${pool}`,
+            sk: sample.minute,
+            kind: "sample",
+            sample,
+            expiresAt: epochSeconds(new Date(sample.minute)) + 2 * 3600,
+          },
+        }),
+      );
+    },
+    async samples(pool, from) {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: "pk = :pk AND sk >= :from",
+          ExpressionAttributeValues: { ":pk": `SERIES#${pool}`, ":from": from.toISOString() },
+        }),
+      );
+      return (page.Items ?? []).map((item) => item.sample as Sample);
     },
     async putForecast(demand, at) {
       for (const [pool, poolDemand] of Object.entries(demand)) {

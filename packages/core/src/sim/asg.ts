@@ -46,6 +46,14 @@ export class SimAsg {
     return this.options.group;
   }
 
+  /** In service and warm pool at their targets: nothing for AWS to do. */
+  get satisfied(): boolean {
+    return (
+      this.members.length === this.desired &&
+      (this.warmPoolSize === null || this.warmPool.length === this.warmPoolSize)
+    );
+  }
+
   countMembers(predicate: (instance: SimInstance) => boolean): number {
     let count = 0;
     for (const instance of this.members) if (predicate(instance)) count++;
@@ -123,7 +131,10 @@ export class SimAsg {
         this.warmPool.splice(this.warmPool.indexOf(instance), 1);
         this.members.push(instance);
       } else {
-        const instance = this.fleet.launch(this.pool, { market: this.options.market(this), group: this.group });
+        const instance = this.fleet.launch(this.pool, {
+          market: this.options.market(this),
+          group: this.group,
+        });
         if (instance === null) break;
         instance.owner = this;
         this.members.push(instance);

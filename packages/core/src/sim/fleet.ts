@@ -65,6 +65,8 @@ export class SimInstance {
   epoch = 0;
   /** Whoever manages the instance (an ASG model, a policy). */
   owner: unknown = null;
+  /** A policy's own view of the instance, kept with it to avoid a lookup. */
+  view: unknown = null;
   // Billing, settled at every state change.
   since: number;
   cost = 0;
@@ -263,22 +265,35 @@ export class Fleet {
     const batch = pool.waiting.slice(pool.head, pool.head + count);
     pool.head += count;
     const open: SimInstance[] = pool.instances.filter((instance) => instance.canTake());
+    // Jobs of the batch not started yet, per cache key.
+    const pending = new Map<string, number>();
+    for (const job of batch) pending.set(job.trace.cacheKey, (pending.get(job.trace.cacheKey) ?? 0) + 1);
     const cold: SimJob[] = [];
     for (const job of batch) {
-      const instance = this.pick(open, job.trace.cacheKey, batch, true);
-      if (instance === null) cold.push(job);
-      else this.start(job, instance, open);
+      const instance = this.pick(open, job.trace.cacheKey, null);
+      if (instance === null) {
+        cold.push(job);
+        continue;
+      }
+      this.claim(job, instance, open, pending);
     }
     for (const job of cold) {
-      const instance = this.pick(open, job.trace.cacheKey, batch, false);
+      const instance = this.pick(open, job.trace.cacheKey, pending);
       if (instance === null) throw new Error("dispatch ran out of free slots");
-      this.start(job, instance, open);
+      this.claim(job, instance, open, pending);
     }
     // Drop the claimed prefix now and then, so the queue does not grow without bound.
     if (pool.head > 1024 && pool.head * 2 > pool.waiting.length) {
       pool.waiting.splice(0, pool.head);
       pool.head = 0;
     }
+  }
+
+  private claim(job: SimJob, instance: SimInstance, open: SimInstance[], pending: Map<string, number>): void {
+    const key = job.trace.cacheKey;
+    pending.set(key, (pending.get(key) ?? 1) - 1);
+    this.start(job, instance);
+    if (!instance.canTake()) open.splice(open.indexOf(instance), 1);
   }
 
   queuedCount(pool: SimPool): number {
@@ -300,22 +315,23 @@ export class Fleet {
   }
 
   /**
-   * A free slot for a job: warm for it (when `warm`), else the one warm for the fewest jobs of the
-   * batch still waiting; then the busiest instance (so idle ones stay idle and can be released),
-   * then the oldest.
+   * A free slot for a job. Without `pending`, only a slot warm for it; with `pending` (the batch's
+   * jobs not started yet, per key), the slot warm for the fewest of them. Then the busiest instance
+   * (so idle ones stay idle and can be released), then the oldest.
    */
-  private pick(open: SimInstance[], key: string, batch: readonly SimJob[], warm: boolean): SimInstance | null {
+  private pick(
+    open: readonly SimInstance[],
+    key: string,
+    pending: Map<string, number> | null,
+  ): SimInstance | null {
     let best: SimInstance | null = null;
     let bestCost = 0;
     for (const instance of open) {
-      if (!instance.canTake()) continue;
       let cost = 0;
-      if (warm) {
+      if (pending === null) {
         if (!instance.keys.includes(key)) continue;
-      } else if (instance.keys.length > 0) {
-        for (const other of batch) {
-          if (other.state === "queued" && instance.keys.includes(other.trace.cacheKey)) cost++;
-        }
+      } else {
+        for (const held of instance.keys) cost += pending.get(held) ?? 0;
       }
       if (
         best === null ||
@@ -330,7 +346,7 @@ export class Fleet {
     return best;
   }
 
-  private start(job: SimJob, instance: SimInstance, open: SimInstance[]): void {
+  private start(job: SimJob, instance: SimInstance): void {
     const warm = instance.keys.includes(job.trace.cacheKey);
     if (job.firstStartAt < 0) {
       job.firstStartAt = this.now;
@@ -342,7 +358,6 @@ export class Fleet {
     const run = ++job.run;
     instance.running.push(job);
     instance.jobsStarted++;
-    if (!instance.canTake()) open.splice(open.indexOf(instance), 1);
     instance.idleSince = null;
     const duration = warm ? job.trace.warmSeconds : job.trace.coldSeconds;
     this.clock.after(duration, () => {

@@ -2,7 +2,6 @@ import { defaultPools, isRouted, type PoolConfig, poolConfigSchema, routeJob } f
 import { EventQueue } from "./events";
 import { Fleet, SimJob } from "./fleet";
 import { type FleetModel, fleetModelSchema } from "./model";
-import type { PolicyContext, PolicyFactory } from "./policy";
 import { autogitPolicy } from "./policies/autogit";
 import { ephemeralPolicy } from "./policies/ephemeral";
 import { ghrPolicy } from "./policies/ghr";
@@ -10,6 +9,7 @@ import { defaultHearthOptions, type HearthOptions, hearthPolicy } from "./polici
 import { oracleCost } from "./policies/oracle";
 import { staticPolicy } from "./policies/static";
 import { terraformNixosPolicy } from "./policies/terraform-nixos";
+import type { PolicyContext, PolicyFactory } from "./policy";
 import { Random } from "./random";
 import type { Trace, TraceJob } from "./trace";
 
@@ -23,10 +23,19 @@ export { parseTrace, TraceError } from "./trace";
  * `../shared/traces/README.md`, deterministically for a seed.
  */
 
-export const policyNames = ["hearth", "static", "terraform-nixos", "autogit", "ephemeral", "ghr", "oracle"] as const;
+export const policyNames = [
+  "hearth",
+  "static",
+  "terraform-nixos",
+  "autogit",
+  "ephemeral",
+  "ghr",
+  "oracle",
+] as const;
 export type PolicyName = (typeof policyNames)[number];
 
-export const isPolicyName = (name: string): name is PolicyName => (policyNames as readonly string[]).includes(name);
+export const isPolicyName = (name: string): name is PolicyName =>
+  (policyNames as readonly string[]).includes(name);
 
 /** One row of `npm run simulate -- --json`, exactly as the traces README defines it. */
 export interface SimResult {
@@ -178,7 +187,10 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     jobs.push(new SimJob(jobs.length, job, pool));
   }
   if (options.policy === "oracle") {
-    const end = jobs.reduce((latest, job) => Math.max(latest, job.trace.createdAt + job.trace.warmSeconds), 0);
+    const end = jobs.reduce(
+      (latest, job) => Math.max(latest, job.trace.createdAt + job.trace.warmSeconds),
+      0,
+    );
     return { fleet, jobs, unroutable, model, endSeconds: end };
   }
 
@@ -215,7 +227,13 @@ function summarize(
   routed: number,
   unroutable: number,
   waits: Float64Array,
-  figures: { costUsd: number; instanceHours: number; warmStarts: number; interruptedJobs: number; finished: number },
+  figures: {
+    costUsd: number;
+    instanceHours: number;
+    warmStarts: number;
+    interruptedJobs: number;
+    finished: number;
+  },
 ): SimResult {
   waits.sort();
   return {

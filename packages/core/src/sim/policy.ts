@@ -20,7 +20,8 @@ export interface PolicyContext {
   active(): boolean;
 }
 
-export const randomFor = (context: PolicyContext, purpose: string): Random => Random.stream(context.seed, purpose);
+export const randomFor = (context: PolicyContext, purpose: string): Random =>
+  Random.stream(context.seed, purpose);
 
 /** A scaling policy: it reacts to the fleet's events and its own timers. */
 export interface Policy {

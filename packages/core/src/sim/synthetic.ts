@@ -26,7 +26,8 @@ function rate(hourOfWeek: number): number {
   return weekday * working;
 }
 
-const quote = (field: string): string => (/[",\n\r]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field);
+const quote = (field: string): string =>
+  /[",\n\r]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field;
 
 /** A trace as CSV text, with about `jobs` jobs (exactly, once truncated) over `days` days. */
 export function syntheticTraceCsv(options: SyntheticOptions): string {
@@ -44,7 +45,10 @@ export function syntheticTraceCsv(options: SyntheticOptions): string {
     (p * 7919) % 100 < aarch64 * 100 ? "nix;aarch64-linux" : "nix;x86_64-linux",
   );
   // Median run time per job of a project, fixed so that a job's runs look alike.
-  const medians = Array.from({ length: projects * jobsPerProject }, () => 60 * Math.exp(1.2 * random.next() + 1.6));
+  const medians = Array.from(
+    { length: projects * jobsPerProject },
+    () => 60 * Math.exp(1.2 * random.next() + 1.6),
+  );
 
   const meanFanout = 5;
   const hours = options.days * 24;
@@ -66,7 +70,10 @@ export function syntheticTraceCsv(options: SyntheticOptions): string {
       pipeline++;
       const u = random.next();
       const project = cumulative.findIndex((c) => u <= c);
-      const fanout = Math.max(1, Math.min(jobsPerProject * 3, Math.round(-Math.log(1 - random.next()) * meanFanout)));
+      const fanout = Math.max(
+        1,
+        Math.min(jobsPerProject * 3, Math.round(-Math.log(1 - random.next()) * meanFanout)),
+      );
       const first = random.int(jobsPerProject);
       for (let j = 0; j < fanout && jobs < options.jobs; j++) {
         const job = (first + j) % jobsPerProject;

@@ -73,7 +73,9 @@ export function parseTrace(text: string, name = "trace"): Trace {
   for (let r = 1; r < rows.length; r++) {
     const { fields, line } = rows[r] as (typeof rows)[number];
     if (fields.length !== header.fields.length) {
-      throw new TraceError(`${name}: line ${line}: ${fields.length} fields, the header has ${header.fields.length}`);
+      throw new TraceError(
+        `${name}: line ${line}: ${fields.length} fields, the header has ${header.fields.length}`,
+      );
     }
     const field = (column: (typeof traceColumns)[number]) => fields[index[column]] as string;
     const id = field("job_id").trim();

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, readSettings } from "@hearth/core/config";
 import { createLogger } from "../log";
+import { writeLocalSecrets } from "./secrets-file";
 import { startLocal } from "./server";
 
 const usage = `Usage: npm start -- [--port N] [--host ADDR] [--data DIR]
@@ -38,9 +39,11 @@ async function main() {
 
   const lines = [
     `Hearth is running at ${hearth.url}`,
+    `  Status page:    ${hearth.url}/  (JSON: GET ${hearth.url}/api/status)`,
     `  GitHub webhook: POST ${hearth.url}/webhooks/github`,
     `  GitLab webhook: POST ${hearth.url}/webhooks/gitlab`,
-    `  DynamoDB: embedded, ${values.data ? `kept in ${values.data}` : "in memory"}`,
+    `  Heartbeats:     POST ${hearth.url}/agent/heartbeat`,
+    `  DynamoDB: embedded, ${values.data ? `kept in ${values.data}` : "in memory"}; fleet: simulated`,
   ];
   if (hearth.generated.length) {
     lines.push("", "No secret was configured for these, so Hearth made them for this run:");
@@ -53,13 +56,25 @@ async function main() {
   }
   lines.push(
     "",
-    "Try it:",
+    "Watch it scale: run `npm run demo` in another terminal, and open the status page.",
+    "",
+    "Or send one job yourself:",
     `  curl -s -X POST ${hearth.url}/webhooks/gitlab -H 'X-Gitlab-Event: Job Hook' \\`,
     `    -H 'X-Gitlab-Token: ${hearth.secrets.gitlabWebhookToken}' -H 'Content-Type: application/json' \\`,
     `    -d '{"object_kind":"build","build_id":1,"build_name":"test","build_status":"pending","pipeline_id":1,"project_id":1}'`,
     "",
   );
   process.stderr.write(`${lines.join("\n")}\n`);
+  // Only generated secrets are written down (for `npm run demo`); configured ones stay where they are.
+  writeLocalSecrets({
+    url: hearth.url,
+    ...(hearth.generated.includes("GITHUB_WEBHOOK_SECRET")
+      ? { githubWebhookSecret: hearth.secrets.githubWebhookSecret }
+      : {}),
+    ...(hearth.generated.includes("GITLAB_WEBHOOK_TOKEN")
+      ? { gitlabWebhookToken: hearth.secrets.gitlabWebhookToken }
+      : {}),
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {

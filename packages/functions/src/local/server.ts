@@ -1,5 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Clock, systemClock } from "@hearth/core/clock";
 import type { Settings } from "@hearth/core/config";
 import type { FleetPort } from "@hearth/core/fleet";
@@ -14,6 +17,7 @@ import { defaultPools, type PoolConfig, routeJob } from "@hearth/core/pools";
 import { createPoolStates, refreshForecast, requestScale, type ScalingDeps } from "@hearth/core/scaling";
 import { ensureTable, type Store } from "@hearth/core/table";
 import { serve } from "@hono/node-server";
+import { serveStatic } from "@hono/node-server/serve-static";
 import { createApp } from "../app";
 import type { Logger } from "../log";
 import { scaleFleetTasks } from "../scale";
@@ -152,6 +156,16 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
       const route = routeJob(job, pools);
       if ("pool" in route) await scale(route.pool);
     },
+    status: {
+      pools,
+      ledger,
+      registry,
+      journal,
+      poolStates,
+      now: store.now,
+      stage: "local",
+      token: settings.STATUS_TOKEN,
+    },
     agent: {
       registry,
       ledger,
@@ -179,6 +193,9 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
   }
   // Mounted before the first request, once the runners exist.
   if (runners) simRoutes(app, runners);
+  // The status page (built by `npm start`'s prestart step), at `/`.
+  const webRoot = relative(process.cwd(), fileURLToPath(new URL("../../../web/dist", import.meta.url)));
+  app.use("/*", serveStatic({ root: webRoot }));
 
   const server = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? "127.0.0.1" });
   await new Promise<void>((resolve, reject) => {
@@ -190,6 +207,15 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
   const url = `http://${options.host && options.host !== "0.0.0.0" ? options.host : "127.0.0.1"}:${port}`;
   selfUrl = url;
 
+  // With --data, the simulated machines outlive the process too, as real ones would.
+  const snapshotFile =
+    options.dataDir && simulatedFleet && runners ? join(options.dataDir, "simulation.json") : null;
+  const saveSimulation = () => {
+    if (!snapshotFile || !simulatedFleet || !runners) return;
+    const snapshot = { fleet: simulatedFleet.snapshot(), runners: runners.snapshot() };
+    writeFileSync(`${snapshotFile}.tmp`, JSON.stringify(snapshot));
+    renameSync(`${snapshotFile}.tmp`, snapshotFile);
+  };
   let lastForecast = 0;
   const tick = async () => {
     if (clock.now() - lastForecast >= FORECAST_EVERY_MS) {
@@ -198,10 +224,19 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
     }
     // Every pool gets a run: idle instances age out, and jobs whose webhook never came get served.
     for (const pool of pools) await scale(pool.name, false);
+    saveSimulation();
   };
   let stopTicking = () => {};
   const tickSeconds = options.tickSeconds ?? 60;
   if (tickSeconds > 0) {
+    // A first tick at once, so the status page shows the fleet from the start.
+    background(async () => {
+      try {
+        await tick();
+      } catch (error) {
+        log.error("tick failed", { error: error instanceof Error ? error.message : String(error) });
+      }
+    });
     const schedule = () => {
       stopTicking = clock.after(tickSeconds * 1000, async () => {
         try {
@@ -213,6 +248,11 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
       });
     };
     schedule();
+  }
+  if (snapshotFile && existsSync(snapshotFile) && simulatedFleet && runners) {
+    const saved = JSON.parse(readFileSync(snapshotFile, "utf8"));
+    runners.restore(saved.runners);
+    await simulatedFleet.restore(saved.fleet);
   }
   runners?.start();
 
@@ -236,6 +276,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
     },
     async close() {
       stopTicking();
+      saveSimulation();
       runners?.stop();
       scaleFleet.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));

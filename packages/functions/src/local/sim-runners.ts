@@ -39,6 +39,8 @@ interface Slot {
   job: ForgeJob;
   startedAt: string;
   createdAt: string;
+  /** Epoch ms at which the job finishes. */
+  endsAt: number;
   cancel: () => void;
 }
 
@@ -67,6 +69,23 @@ export interface SimulatedRunnersOptions {
 const STORE_KEYS = 12;
 const DEFAULT_SECONDS = 60;
 
+/** The runners' memory across a restart: stores, described jobs, and what each slot was running. */
+export interface RunnersSnapshot {
+  stores: Record<string, string[]>;
+  jobs: SimulatedJob[];
+  slots: Record<
+    string,
+    Array<{
+      key: string;
+      cacheKey: string;
+      job: ForgeJob;
+      startedAt: string;
+      createdAt: string;
+      endsAt: number;
+    } | null>
+  >;
+}
+
 export class SimulatedRunners {
   private readonly agents = new Map<string, Agent>();
   /** Stores outlive stops: a resumed warm-pool instance keeps what it built. */
@@ -74,6 +93,8 @@ export class SimulatedRunners {
   private readonly jobs = new Map<string, SimulatedJob>();
   private readonly claimed = new Set<string>();
   private stopPolling: () => void = () => {};
+  /** Slots to pick up again when their instance's agent starts after a restart. */
+  private restoredSlots = new Map<string, RunnersSnapshot["slots"][string]>();
   private stopped = false;
   private dispatching: Promise<void> | null = null;
 
@@ -88,6 +109,37 @@ export class SimulatedRunners {
         await this.heartbeat(agent);
       },
     });
+  }
+
+  snapshot(): RunnersSnapshot {
+    return {
+      stores: Object.fromEntries(this.stores),
+      jobs: [...this.jobs.values()],
+      slots: Object.fromEntries(
+        [...this.agents].map(([id, agent]) => [
+          id,
+          agent.slots.map((slot) =>
+            slot
+              ? {
+                  key: slot.key,
+                  cacheKey: slot.cacheKey,
+                  job: slot.job,
+                  startedAt: slot.startedAt,
+                  createdAt: slot.createdAt,
+                  endsAt: slot.endsAt,
+                }
+              : null,
+          ),
+        ]),
+      ),
+    };
+  }
+
+  /** Called before the fleet restores, so that restarted agents find their stores and slots. */
+  restore(snapshot: RunnersSnapshot): void {
+    for (const [id, keys] of Object.entries(snapshot.stores)) this.stores.set(id, keys);
+    this.describe(snapshot.jobs);
+    for (const [id, slots] of Object.entries(snapshot.slots)) this.restoredSlots.set(id, slots);
   }
 
   /** Durations (and the forge's view) of jobs the demo is about to queue. */
@@ -201,26 +253,43 @@ export class SimulatedRunners {
     const seconds = described ? (warm ? described.warmSeconds : described.coldSeconds) : DEFAULT_SECONDS;
     const startedAt = new Date(clock.now()).toISOString();
     const createdAt = job.queuedAt ?? startedAt;
-    const runnerName = `${agent.instance.id}-${index + 1}`;
     this.claimed.add(key);
-    const cancel = clock.after(seconds * 1000, async () => {
-      if (agent.slots[index]?.key !== key) return;
+    this.occupy(agent, index, {
+      key,
+      cacheKey,
+      job: forgeJob,
+      startedAt,
+      createdAt,
+      endsAt: clock.now() + seconds * 1000,
+    });
+    await this.forge(forgeJob, "started", {
+      runnerName: `${agent.instance.id}-${index + 1}`,
+      startedAt,
+      createdAt,
+    });
+    await this.heartbeat(agent);
+  }
+
+  /** Puts a job in a slot until it ends (or a `completed` webhook frees the slot first). */
+  private occupy(agent: Agent, index: number, slot: Omit<Slot, "cancel">): void {
+    const { clock } = this.options;
+    const runnerName = `${agent.instance.id}-${index + 1}`;
+    const cancel = clock.after(Math.max(0, slot.endsAt - clock.now()), async () => {
+      if (agent.slots[index]?.key !== slot.key) return;
       agent.slots[index] = null;
-      this.claimed.delete(key);
-      this.remember(agent, cacheKey);
+      this.claimed.delete(slot.key);
+      this.remember(agent, slot.cacheKey);
       const finishedAt = new Date(clock.now()).toISOString();
-      await this.forge(forgeJob, "done", {
+      await this.forge(slot.job, "done", {
         runnerName,
-        startedAt,
+        startedAt: slot.startedAt,
         finishedAt,
-        createdAt,
+        createdAt: slot.createdAt,
         conclusion: "success",
       });
       await this.heartbeat(agent);
     });
-    agent.slots[index] = { key, cacheKey, job: forgeJob, startedAt, createdAt, cancel };
-    await this.forge(forgeJob, "started", { runnerName, startedAt, createdAt });
-    await this.heartbeat(agent);
+    agent.slots[index] = { ...slot, cancel };
   }
 
   private async forge(job: ForgeJob, phase: "started" | "done" | "lost", run: RunInfo): Promise<void> {
@@ -257,6 +326,12 @@ export class SimulatedRunners {
       stopHeartbeat: () => {},
     };
     this.agents.set(instance.id, agent);
+    for (const [index, slot] of (this.restoredSlots.get(instance.id) ?? []).entries()) {
+      if (!slot || index >= agent.slots.length) continue;
+      this.claimed.add(slot.key);
+      this.occupy(agent, index, slot);
+    }
+    this.restoredSlots.delete(instance.id);
     const beat = () => {
       agent.stopHeartbeat = this.options.clock.after(
         (this.options.heartbeatSeconds ?? 15) * 1000,

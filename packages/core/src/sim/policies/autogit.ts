@@ -22,7 +22,8 @@ export function autogitPolicy(context: PolicyContext): Policy {
       for (const instance of idle) fleet.terminate(instance);
       let free = 0;
       for (const instance of pool.instances) {
-        if (instance.state === "launching" || instance.state === "ready") free += instance.slots - instance.busy;
+        if (instance.state === "launching" || instance.state === "ready")
+          free += instance.slots - instance.busy;
       }
       const uncovered = fleet.queuedCount(pool) - free;
       for (let i = 0; i < Math.ceil(uncovered / model.slotsPerInstance); i++) {

@@ -1,0 +1,39 @@
+import { join } from "node:path";
+import { loadHearthConfig, stageSettings } from "../packages/core/src/deploy";
+import { MAX_ITERATIONS } from "./lib/functions";
+import type { Scope } from "./lib/iam";
+import { componentNames } from "./lib/names";
+
+/**
+ * The stage's settings, from the same `hearth.config.json` (and the same `defaultPools`) as local
+ * mode, and where the stage lives. Everything else in infra/ reads these.
+ */
+export const settings = stageSettings(
+  loadHearthConfig(process.env.HEARTH_CONFIG ?? join($cli.paths.root, "hearth.config.json")),
+  $app.stage,
+);
+
+/** Each pool's part in component names (`PoolX8664…`), refusing pools whose names would collide. */
+export const poolComponent = componentNames(settings.pools);
+
+const identity = aws.getCallerIdentityOutput({});
+const region = aws.getRegionOutput({});
+const partition = aws.getPartitionOutput({});
+
+export const scope = $resolve([identity.accountId, region.region, partition.partition]).apply(
+  ([accountId, regionName, partitionName]): Scope => ({
+    accountId,
+    region: regionName,
+    partition: partitionName,
+    stage: settings.stage,
+  }),
+);
+
+/** What the functions need of the settings (the `HearthConfig` link). */
+export const hearthConfig = new sst.Linkable("HearthConfig", {
+  properties: {
+    pools: settings.pools,
+    gitlabUrl: settings.gitlab.url,
+    maxIterations: MAX_ITERATIONS,
+  },
+});

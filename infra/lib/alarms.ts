@@ -1,0 +1,265 @@
+import type { StageSettings } from "../../packages/core/src/deploy";
+import {
+  dimensionsOf,
+  METRIC_NAMESPACE,
+  metricDimensions,
+  metricNames,
+} from "../../packages/functions/src/aws/metric-names";
+import { prefix } from "./names";
+
+/**
+ * The stage's CloudWatch alarms as plain data, thresholds from the stage settings. infra/alarms.ts
+ * creates one `aws.cloudwatch.MetricAlarm` per definition (property names are Pulumi's), sends their
+ * state changes to the alarm topic, and CloudWatch also puts every change on the default event bus.
+ */
+
+export interface MetricStat {
+  id: string;
+  namespace: string;
+  metricName: string;
+  dimensions: Record<string, string>;
+  stat: "Sum" | "Maximum" | "Average";
+  period: number;
+}
+
+export interface AlarmSpec {
+  /** Unique within the stage; part of the component and alarm names. */
+  key: string;
+  name: string;
+  description: string;
+  comparisonOperator: "GreaterThanOrEqualToThreshold" | "GreaterThanThreshold" | "LessThanThreshold";
+  threshold: number;
+  evaluationPeriods: number;
+  datapointsToAlarm: number;
+  treatMissingData: "notBreaching" | "missing" | "breaching";
+  /** One metric, or a math expression over several (`expression` names the one that is compared). */
+  metrics: MetricStat[];
+  expression?: { id: string; expression: string; label: string };
+}
+
+/** What the alarms watch besides Hearth's own metrics. */
+export interface AlarmTargets {
+  /** The HTTP API's id (AWS/ApiGateway `ApiId`). */
+  apiId: string;
+  /** Lambda function names by Hearth function name (AWS/Lambda `FunctionName`). */
+  functions: Record<string, string>;
+  stateMachineArn: string;
+}
+
+const MINUTE = 60;
+const FIVE_MINUTES = 300;
+
+export function alarmName(stage: string, key: string): string {
+  return `${prefix(stage)}-${key}`;
+}
+
+function hearthMetric(
+  stage: string,
+  id: string,
+  metric: keyof typeof metricNames,
+  stat: MetricStat["stat"],
+  period: number,
+  dimensions: Record<string, string> = {},
+): MetricStat {
+  const expected = metricDimensions[metric];
+  const given = Object.keys(dimensions);
+  if (given.length !== expected.length || !expected.every((name) => given.includes(name))) {
+    throw new Error(`${metricNames[metric]} carries [${expected.join(", ")}], not [${given.join(", ")}]`);
+  }
+  return {
+    id,
+    namespace: METRIC_NAMESPACE,
+    metricName: metricNames[metric],
+    dimensions: dimensionsOf(stage, dimensions),
+    stat,
+    period,
+  };
+}
+
+export function alarms(settings: StageSettings, targets: AlarmTargets): AlarmSpec[] {
+  const { stage } = settings;
+  const t = settings.alarms.thresholds;
+  const name = (key: string) => alarmName(stage, key);
+  const list: AlarmSpec[] = [];
+
+  // A job that waits long means capacity cannot be had: the pool is at its instance limit, spot and
+  // the on-demand fallback both fail, the AMI does not boot, or runners do not register. Minutes of
+  // waiting are normal under a burst (a cold instance takes a minute or two); a quarter of an hour,
+  // five minutes running, is not.
+  for (const pool of settings.pools) {
+    list.push({
+      key: `oldest-queued-${pool.name}`,
+      name: name(`oldest-queued-${pool.name}`),
+      description: `A job for pool ${pool.name} has waited over ${t.oldestQueuedSeconds} s to start`,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      threshold: t.oldestQueuedSeconds,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 5,
+      // The tick reports every minute, zeros included; no data means the tick is not running, which
+      // the tick-stopped alarm reports.
+      treatMissingData: "missing",
+      metrics: [hearthMetric(stage, "m1", "oldestQueuedSeconds", "Maximum", MINUTE, { pool: pool.name })],
+    });
+  }
+
+  // A job no pool can run waits for ever: a label typo in a workflow, or a pool missing from the
+  // config. Jobs for GitHub's hosted runners also show here (an organization webhook sends them), but
+  // they start within minutes, so the alarm waits longer than that.
+  list.push({
+    key: "unroutable-jobs",
+    name: name("unroutable-jobs"),
+    description: `A job that no pool can run has been queued over ${t.unroutableAfterSeconds} s`,
+    comparisonOperator: "GreaterThanOrEqualToThreshold",
+    threshold: t.unroutableAfterSeconds,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 5,
+    treatMissingData: "missing",
+    metrics: [hearthMetric(stage, "m1", "oldestUnroutableSeconds", "Maximum", MINUTE)],
+  });
+
+  // Rejected deliveries: a wrong or rotated secret rejects every one, and the forge then disables
+  // the hook (GitLab after repeated failures). A rate, over periods with enough deliveries to be one.
+  list.push({
+    key: "webhooks-rejected",
+    name: name("webhooks-rejected"),
+    description: `Over ${t.webhookRejectedPercent}% of webhook deliveries were rejected (4xx): check the secrets`,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: t.webhookRejectedPercent,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 2,
+    treatMissingData: "notBreaching",
+    metrics: [
+      hearthMetric(stage, "rejected", "webhookRejected", "Sum", FIVE_MINUTES),
+      hearthMetric(stage, "requests", "webhookRequests", "Sum", FIVE_MINUTES),
+    ],
+    expression: {
+      id: "rate",
+      expression: `IF(FILL(requests, 0) >= ${t.minimumRequests}, 100 * FILL(rejected, 0) / requests, 0)`,
+      label: "Rejected webhook deliveries (%)",
+    },
+  });
+
+  // Server errors, as API Gateway counts them: they include a function that crashed or timed out,
+  // which the function's own code cannot report. All routes (webhooks, heartbeats, status).
+  list.push({
+    key: "api-5xx",
+    name: name("api-5xx"),
+    description: `Over ${t.api5xxPercent}% of API requests failed with a 5xx`,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: t.api5xxPercent,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
+    treatMissingData: "notBreaching",
+    metrics: [
+      {
+        id: "errors",
+        namespace: "AWS/ApiGateway",
+        metricName: "5xx",
+        dimensions: { ApiId: targets.apiId },
+        stat: "Sum",
+        period: FIVE_MINUTES,
+      },
+      {
+        id: "requests",
+        namespace: "AWS/ApiGateway",
+        metricName: "Count",
+        dimensions: { ApiId: targets.apiId },
+        stat: "Sum",
+        period: FIVE_MINUTES,
+      },
+    ],
+    expression: {
+      id: "rate",
+      expression: `IF(FILL(requests, 0) >= ${t.minimumRequests}, 100 * FILL(errors, 0) / requests, 0)`,
+      label: "API requests answered 5xx (%)",
+    },
+  });
+
+  // Function errors (unhandled exceptions, timeouts, out of memory). One transient error is retried
+  // or superseded by the next tick; several in five minutes are not transient.
+  for (const [fn, functionName] of Object.entries(targets.functions)) {
+    list.push({
+      key: `errors-${fn}`,
+      name: name(`errors-${fn}`),
+      description: `Function ${fn} failed ${t.lambdaErrors} or more times in 5 minutes`,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      threshold: t.lambdaErrors,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      treatMissingData: "notBreaching",
+      metrics: [
+        {
+          id: "m1",
+          namespace: "AWS/Lambda",
+          metricName: "Errors",
+          dimensions: { FunctionName: functionName },
+          stat: "Sum",
+          period: FIVE_MINUTES,
+        },
+      ],
+    });
+  }
+
+  // The tick is the control plane's pulse: it reports the queue, catches missed webhooks and ages out
+  // idle instances. Fifteen minutes without one (a disabled or deleted schedule, a function that can
+  // no longer be invoked) is an outage even though nothing reports an error.
+  if (targets.functions.tick) {
+    list.push({
+      key: "tick-stopped",
+      name: name("tick-stopped"),
+      description: "The minute tick has not run for 15 minutes: the fleet is not being watched",
+      comparisonOperator: "LessThanThreshold",
+      threshold: 1,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+      treatMissingData: "breaching",
+      metrics: [
+        {
+          id: "m1",
+          namespace: "AWS/Lambda",
+          metricName: "Invocations",
+          dimensions: { FunctionName: targets.functions.tick },
+          stat: "Sum",
+          period: FIVE_MINUTES,
+        },
+      ],
+    });
+  }
+
+  // ScaleFleet runs that failed (a step failed past its retries, journaled by RecordFailure) or timed
+  // out. The next tick starts another run, so one failure heals; failures in two of three
+  // five-minute periods mean the pool is not being scaled.
+  list.push({
+    key: "scale-fleet-failed",
+    name: name("scale-fleet-failed"),
+    description: "ScaleFleet executions keep failing: pools are not being scaled (see the journal)",
+    comparisonOperator: "GreaterThanOrEqualToThreshold",
+    threshold: t.scaleFleetFailures,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 2,
+    treatMissingData: "notBreaching",
+    metrics: ["ExecutionsFailed", "ExecutionsTimedOut"].map((metricName, i) => ({
+      id: `m${i + 1}`,
+      namespace: "AWS/States",
+      metricName,
+      dimensions: { StateMachineArn: targets.stateMachineArn },
+      stat: "Sum" as const,
+      period: FIVE_MINUTES,
+    })),
+    expression: { id: "failed", expression: "FILL(m1, 0) + FILL(m2, 0)", label: "Failed or timed-out runs" },
+  });
+
+  return list;
+}
+
+/**
+ * The EventBridge pattern that matches this stage's alarm state changes on the default bus, for
+ * teams that route alarms somewhere other than the topic.
+ */
+export function alarmEventPattern(stage: string, region: string, accountId: string, partition = "aws") {
+  return {
+    source: ["aws.cloudwatch"],
+    "detail-type": ["CloudWatch Alarm State Change"],
+    resources: [{ prefix: `arn:${partition}:cloudwatch:${region}:${accountId}:alarm:${prefix(stage)}-` }],
+  };
+}

@@ -1,0 +1,325 @@
+import type { FunctionName } from "../../packages/functions/src/aws/links";
+import { APP, groupNames, parameterPaths, prefix, stageTags } from "./names";
+
+/**
+ * Every IAM policy a stage deploys, as plain policy documents, so that tests can read them and the
+ * deploy can refuse one that breaks the rules below (`violations`).
+ *
+ * The rules: no `*` in an action; a `*` resource only for the few read or session actions AWS offers
+ * no resource-level permission for; Auto Scaling groups changed only when they carry this app's and
+ * this stage's tags; everything else named by its ARN, within the stage.
+ */
+
+export interface Statement {
+  Sid: string;
+  Effect: "Allow";
+  Action: string[];
+  Resource: string[];
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+export interface PolicyDocument {
+  Version: "2012-10-17";
+  Statement: Statement[];
+}
+
+/** Where a stage lives. */
+export interface Scope {
+  partition: string;
+  region: string;
+  accountId: string;
+  stage: string;
+}
+
+const doc = (...statements: Statement[]): PolicyDocument => ({
+  Version: "2012-10-17",
+  Statement: statements.filter((s) => s.Action.length > 0),
+});
+
+const arn = (scope: Scope, service: string, resource: string, region = scope.region) =>
+  `arn:${scope.partition}:${service}:${region}:${scope.accountId}:${resource}`;
+
+/** The CloudWatch log group of a Hearth function (infra creates it, with its retention). */
+export const functionLogGroup = (stage: string, fn: string): string => `/${APP}/${stage}/${fn}`;
+
+/** Actions AWS authorizes on `*` only (no resource-level permission); the only ones allowed on `*`. */
+export const unscopableActions = new Set([
+  "autoscaling:DescribeAutoScalingGroups",
+  "autoscaling:DescribeAutoScalingInstances",
+  "autoscaling:DescribeScalingActivities",
+  "autoscaling:DescribeWarmPool",
+  "ec2:DescribeInstances",
+  // Session Manager and Run Command, for the instances (what AmazonSSMManagedInstanceCore grants for
+  // sessions, without its ssm:GetParameter on every parameter in the account).
+  "ssm:UpdateInstanceInformation",
+  "ssmmessages:CreateControlChannel",
+  "ssmmessages:CreateDataChannel",
+  "ssmmessages:OpenControlChannel",
+  "ssmmessages:OpenDataChannel",
+  "ec2messages:AcknowledgeMessage",
+  "ec2messages:DeleteMessage",
+  "ec2messages:FailMessage",
+  "ec2messages:GetEndpoint",
+  "ec2messages:GetMessages",
+  "ec2messages:SendReply",
+]);
+
+/** The Auto Scaling calls that change a group; only ever on this stage's tagged groups. */
+export const autoScalingMutations = [
+  "autoscaling:PutWarmPool",
+  "autoscaling:SetDesiredCapacity",
+  "autoscaling:SetInstanceProtection",
+  "autoscaling:UpdateAutoScalingGroup",
+];
+
+/**
+ * The DynamoDB calls Hearth's stores make: single-item reads and conditional writes and queries on the
+ * table; queries and the (sparse) gsi1 scan on the indexes. No batch, transaction or table scan.
+ */
+export const tableActions = {
+  table: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+  indexes: ["dynamodb:Query", "dynamodb:Scan"],
+};
+
+function tableStatements(tableArn: string): Statement[] {
+  return [
+    { Sid: "Table", Effect: "Allow", Action: tableActions.table, Resource: [tableArn] },
+    {
+      Sid: "TableIndexes",
+      Effect: "Allow",
+      Action: tableActions.indexes,
+      Resource: [`${tableArn}/index/*`],
+    },
+  ];
+}
+
+const logs = (scope: Scope, fn: string): Statement => ({
+  Sid: "Logs",
+  Effect: "Allow",
+  Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+  Resource: [`${arn(scope, "logs", `log-group:${functionLogGroup(scope.stage, fn)}`)}:*`],
+});
+
+const startScaleFleet = (stateMachineArn: string): Statement => ({
+  Sid: "StartScaleFleet",
+  Effect: "Allow",
+  Action: ["states:StartExecution"],
+  Resource: [stateMachineArn],
+});
+
+const describe = (sid: string, actions: string[]): Statement => ({
+  Sid: sid,
+  Effect: "Allow",
+  Action: actions,
+  Resource: ["*"],
+});
+
+/** The stage's Auto Scaling group ARNs, with the app and stage tags required on top. */
+function scaleGroups(scope: Scope, pools: readonly string[]): Statement {
+  const tags = stageTags(scope.stage);
+  return {
+    Sid: "ScaleOwnGroups",
+    Effect: "Allow",
+    Action: autoScalingMutations,
+    Resource: pools.flatMap((pool) =>
+      Object.values(groupNames(scope.stage, pool)).map((name) =>
+        arn(scope, "autoscaling", `autoScalingGroup:*:autoScalingGroupName/${name}`),
+      ),
+    ),
+    Condition: {
+      StringEquals: Object.fromEntries(
+        Object.entries(tags).map(([key, value]) => [`aws:ResourceTag/${key}`, value]),
+      ),
+    },
+  };
+}
+
+export interface FunctionResources {
+  tableArn: string;
+  stateMachineArn: string;
+  pools: readonly string[];
+}
+
+/** The policy of one function: what its handler calls, on this stage's resources, and its own logs. */
+export function functionPolicy(fn: FunctionName, scope: Scope, resources: FunctionResources): PolicyDocument {
+  const table = tableStatements(resources.tableArn);
+  switch (fn) {
+    case "api":
+      // Webhooks write the ledger and start ScaleFleet; a first heartbeat asks Auto Scaling whether
+      // the caller is one of the fleet's instances; the status route reads.
+      return doc(
+        logs(scope, fn),
+        ...table,
+        startScaleFleet(resources.stateMachineArn),
+        describe("LookUpInstance", ["autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances"]),
+      );
+    case "observe":
+      return doc(
+        logs(scope, fn),
+        ...table,
+        describe("ObserveFleet", [
+          "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeWarmPool",
+          "ec2:DescribeInstances",
+        ]),
+      );
+    case "plan":
+      // Pure: it computes a plan from its input and calls nothing.
+      return doc(logs(scope, fn));
+    case "apply":
+      return doc(
+        logs(scope, fn),
+        ...table,
+        describe("ReadGroups", ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities"]),
+        scaleGroups(scope, resources.pools),
+      );
+    case "finish":
+    case "recordFailure":
+      return doc(logs(scope, fn), ...table);
+    case "tick":
+      return doc(logs(scope, fn), ...table, startScaleFleet(resources.stateMachineArn));
+  }
+}
+
+/** What Step Functions may do for ScaleFleet: invoke its five task functions, nothing else. */
+export function stateMachinePolicy(functionArns: readonly string[]): PolicyDocument {
+  return doc({
+    Sid: "InvokeTasks",
+    Effect: "Allow",
+    Action: ["lambda:InvokeFunction"],
+    Resource: functionArns.flatMap((fnArn) => [fnArn, `${fnArn}:*`]),
+  });
+}
+
+export interface InstanceResources {
+  pool: string;
+  /** The binary-cache bucket's name. */
+  cacheBucket: string;
+}
+
+/**
+ * A pool's instance role: Session Manager (instead of SSH; the security group admits nothing), its
+ * own GitHub JIT runner config, its pool's runner credentials, the agent's config, and the binary
+ * cache. The heartbeat route is added by `heartbeatPolicy`, once the API exists.
+ *
+ * A JIT config is readable only by the instance whose ARN its `hearth:instance-arn` tag holds:
+ * Parameter Store has no per-caller path, so the tag carries the binding.
+ */
+export function instancePolicy(scope: Scope, resources: InstanceResources): PolicyDocument {
+  const paths = parameterPaths(scope.stage);
+  const parameter = (path: string) => arn(scope, "ssm", `parameter${path}`);
+  const bucket = `arn:${scope.partition}:s3:::${resources.cacheBucket}`;
+  return doc(
+    describe("SessionManager", [...unscopableActions].filter((a) => /^(ssm|ssmmessages|ec2messages):/.test(a))),
+    {
+      Sid: "OwnRunnerConfig",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter", "ssm:DeleteParameter"],
+      Resource: [parameter(`${paths.runnerConfigs}/*`)],
+      Condition: { StringEquals: { "aws:ResourceTag/hearth:instance-arn": "${ec2:SourceInstanceARN}" } },
+    },
+    {
+      Sid: "PoolCredentials",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter"],
+      Resource: [parameter(paths.poolCredentials(resources.pool)), parameter(paths.agentConfig)],
+    },
+    {
+      Sid: "BinaryCacheBucket",
+      Effect: "Allow",
+      Action: ["s3:ListBucket", "s3:GetBucketLocation"],
+      Resource: [bucket],
+    },
+    {
+      Sid: "BinaryCacheObjects",
+      Effect: "Allow",
+      Action: ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+      Resource: [`${bucket}/*`],
+    },
+  );
+}
+
+/** Lets a pool's instances call `POST /agent/heartbeat` (API Gateway's IAM auth), and no other route. */
+export function heartbeatPolicy(scope: Scope, apiId: string): PolicyDocument {
+  return doc({
+    Sid: "Heartbeat",
+    Effect: "Allow",
+    Action: ["execute-api:Invoke"],
+    Resource: [arn(scope, "execute-api", `${apiId}/*/POST/agent/heartbeat`)],
+  });
+}
+
+/**
+ * A role's trust policy: `service` may assume it, on behalf of this account only (the confused-deputy
+ * guard; EC2 sets no source account, so instance roles go without it).
+ */
+export function trustPolicy(service: string, accountId?: string) {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow",
+        Principal: { Service: service },
+        Action: "sts:AssumeRole",
+        ...(accountId ? { Condition: { StringEquals: { "aws:SourceAccount": accountId } } } : {}),
+      },
+    ],
+  };
+}
+
+/** IAM's wildcard match (`*` any run, `?` one character), case-sensitive as ARNs are. */
+export function wildcardMatch(pattern: string, value: string): boolean {
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${source}$`, "s").test(value);
+}
+
+/** Whether some statement allows `action` (actions match case-insensitively, as IAM does) on `resource`. */
+export function allows(policy: PolicyDocument, action: string, resource = "*"): boolean {
+  return policy.Statement.some(
+    (statement) =>
+      statement.Action.some((a) => wildcardMatch(a.toLowerCase(), action.toLowerCase())) &&
+      statement.Resource.some((r) => wildcardMatch(r, resource)),
+  );
+}
+
+/**
+ * What breaks the least-privilege rules in `policy`, as sentences (none when it is fine). `stage`
+ * scopes the names: resources must belong to this stage.
+ */
+export function violations(policy: PolicyDocument, stage: string): string[] {
+  const found: string[] = [];
+  const tags = stageTags(stage);
+  for (const statement of policy.Statement) {
+    const where = `statement ${statement.Sid}`;
+    if (statement.Effect !== "Allow") found.push(`${where}: only Allow statements are expected`);
+    for (const action of statement.Action) {
+      if (action.includes("*")) found.push(`${where}: wildcard action ${action}`);
+      if (statement.Resource.includes("*") && !unscopableActions.has(action)) {
+        found.push(`${where}: ${action} on * (it supports resource-level permissions)`);
+      }
+    }
+    if (statement.Resource.length === 0) found.push(`${where}: no resource`);
+    for (const resource of statement.Resource) {
+      if (resource !== "*" && !resource.startsWith("arn:")) found.push(`${where}: ${resource} is not an ARN`);
+    }
+    if (statement.Action.some((action) => autoScalingMutations.includes(action))) {
+      const condition = statement.Condition?.StringEquals ?? {};
+      for (const [key, value] of Object.entries(tags)) {
+        if (condition[`aws:ResourceTag/${key}`] !== value) {
+          found.push(`${where}: Auto Scaling changes without the condition ${key} = ${value}`);
+        }
+      }
+      if (!statement.Resource.every((r) => r.includes(`autoScalingGroupName/${prefix(stage)}-`))) {
+        found.push(`${where}: Auto Scaling changes on groups outside the stage`);
+      }
+    }
+  }
+  return found;
+}
+
+/** Checks a policy at deploy time: a stage whose IAM breaks the rules does not deploy. */
+export function checked(policy: PolicyDocument, stage: string, name: string): PolicyDocument {
+  const found = violations(policy, stage);
+  if (found.length) throw new Error(`IAM policy ${name} breaks least privilege:\n  ${found.join("\n  ")}`);
+  return policy;
+}

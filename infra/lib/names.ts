@@ -1,0 +1,61 @@
+import type { PoolGroups } from "../../packages/core/src/fleet-aws";
+
+/**
+ * Names and tags of a stage's AWS resources. They are computed, not read back from AWS, so that a
+ * function's links and IAM policies can name the Auto Scaling groups before they exist, and so that
+ * tests can check them.
+ */
+
+export const APP = "hearth";
+
+/** Tags every Hearth resource carries that IAM conditions use; SST's default tags do not reach ASGs. */
+export const tagKeys = { app: "hearth:app", stage: "hearth:stage", pool: "hearth:pool", group: "hearth:group" };
+
+export const stageTags = (stage: string): Record<string, string> => ({
+  [tagKeys.app]: APP,
+  [tagKeys.stage]: stage,
+});
+
+/** `hearth-<stage>-…`: the prefix of every named resource, and of the alarm names. */
+export const prefix = (stage: string): string => `${APP}-${stage}`;
+
+/** Auto Scaling group names (at most 255 characters; pools have at most 32, stages 24). */
+export function groupNames(stage: string, pool: string): PoolGroups {
+  return { warm: `${prefix(stage)}-${pool}-warm`, burst: `${prefix(stage)}-${pool}-burst` };
+}
+
+/** Parameter Store paths. Each stage has its own subtree, so that a stage's IAM cannot reach another's. */
+export const parameterPaths = (stage: string) => ({
+  /** GitHub JIT runner configs, `<prefix>/<instance id>`, written by ScaleFleet, read by that instance. */
+  runnerConfigs: `/${APP}/${stage}/runners`,
+  /** A pool's runner credentials (SecureString JSON), read by the pool's instances. */
+  poolCredentials: (pool: string) => `/${APP}/${stage}/pools/${pool}/credentials`,
+  /** What the agent needs to know that only the deploy knows (API URL, cache bucket), one String. */
+  agentConfig: `/${APP}/${stage}/agent`,
+  /** The NixOS AMI per architecture (data type `aws:ec2:image`), unless a pool names its own. */
+  ami: (architecture: string) => `/${APP}/${stage}/ami/${architecture}`,
+});
+
+/**
+ * Pool names as parts of SST component names (letters and digits, starting with a capital), in
+ * PascalCase after `Pool`: `x86_64` → `PoolX8664`, `gpu-large` → `PoolGpuLarge`. Two pools that would map to the same name
+ * are refused, since their resources would collide.
+ */
+export function componentNames(pools: readonly { name: string }[]): Map<string, string> {
+  const names = new Map<string, string>();
+  const taken = new Map<string, string>();
+  for (const { name } of pools) {
+    const pascal = name
+      .split(/[_-]+/)
+      .filter(Boolean)
+      .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+      .join("");
+    const other = taken.get(pascal.toLowerCase());
+    if (other !== undefined) {
+      throw new Error(`pools "${other}" and "${name}" would share resource names (${pascal}); rename one`);
+    }
+    taken.set(pascal.toLowerCase(), name);
+    names.set(name, `Pool${pascal}`);
+  }
+  return names;
+}

@@ -1,0 +1,29 @@
+import { componentNames } from "./lib/names";
+import { settings } from "./config";
+
+/**
+ * The stage's secrets, set with `npx sst secret set <Name> <value> --stage <stage>`. SST keeps them
+ * encrypted in the stage's state and hands each only to the functions that link it.
+ *
+ * Only the status token is required (a deployed status API always asks for one). The others default
+ * to empty, which Hearth reads as "not configured": a stage may serve only GitHub or only GitLab, and
+ * a webhook route whose secret is unset answers 503 rather than accepting unsigned deliveries.
+ */
+const optional = (name: string) => new sst.Secret(name, "");
+
+export const githubWebhookSecret = optional("GithubWebhookSecret");
+export const gitlabWebhookToken = optional("GitlabWebhookToken");
+/** GitLab's signing token (`whsec_…`), where the instance signs webhooks. */
+export const gitlabSigningToken = optional("GitlabSigningToken");
+/** Reads a pending job's tags (`read_api`), which the Job Hook does not carry. */
+export const gitlabApiToken = optional("GitlabApiToken");
+/** The GitHub App that mints just-in-time runner configs (used by the GitHub runner flow). */
+export const githubAppId = optional("GithubAppId");
+export const githubAppPrivateKey = optional("GithubAppPrivateKey");
+export const statusToken = new sst.Secret("StatusToken");
+
+/** Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with. */
+const pools = componentNames(settings.pools);
+export const runnerTokens = new Map(
+  settings.pools.map((pool) => [pool.name, optional(`GitlabRunnerToken${pools.get(pool.name)}`)]),
+);

@@ -1,0 +1,258 @@
+import { type FleetInstance, plannerInstance } from "../fleet";
+import type { InstanceRecord, InstanceRegistry } from "../instances";
+import type { Job, JobKey } from "../jobs";
+import type { Journal } from "../journal";
+import type { Ledger } from "../ledger";
+import { type PoolConfig, routeJob } from "../pools";
+import { type PoolStates, queuedByPool } from "../scaling";
+import {
+  type InstanceState,
+  type InstanceView,
+  type JobView,
+  type PoolStatus,
+  SERIES_LENGTH,
+  SERIES_STEP_SECONDS,
+  type Status,
+  type StatusEvent,
+  statusSchema,
+} from "./index";
+
+/**
+ * The status document, built from what the control plane stores: the ledger, the instance
+ * registry, the fleet as ScaleFleet last observed it, the journal and the per-minute samples. It
+ * never calls the AWS APIs, so a page refreshing every few seconds costs a few DynamoDB reads.
+ */
+
+export interface StatusDeps {
+  pools: readonly PoolConfig[];
+  ledger: Ledger;
+  registry: InstanceRegistry;
+  journal: Journal;
+  poolStates: PoolStates;
+  now: () => Date;
+}
+
+const LIST_LIMIT = 200;
+const FINISHED_LIMIT = 50;
+const EVENT_LIMIT = 50;
+
+const seconds = (from: string | null, to: number | string | null): number | null => {
+  if (!from || to === null) return null;
+  const end = typeof to === "number" ? to : Date.parse(to);
+  return Math.max(0, Math.round((end - Date.parse(from)) / 1000));
+};
+
+/** Only plain http(s) links, without credentials, reach the page. */
+function safeUrl(url: string | null): string | null {
+  if (!url) return null;
+  try {
+    const parsed = new URL(url);
+    if (!/^https?:$/.test(parsed.protocol) || parsed.username || parsed.password) return null;
+    return parsed.toString();
+  } catch {
+    return null;
+  }
+}
+
+function jobView(job: Job, pools: readonly PoolConfig[], now: number): JobView {
+  const route = routeJob(job, pools);
+  const active = job.status === "queued" || job.status === "running";
+  return {
+    source: job.source,
+    id: job.id,
+    project: job.project,
+    name: job.name,
+    labels: job.labels,
+    pool: "pool" in route ? route.pool : null,
+    status: job.status,
+    conclusion: job.conclusion,
+    instanceId: job.instanceId,
+    waitSeconds: seconds(job.queuedAt, job.startedAt ?? (job.status === "queued" ? now : null)),
+    runSeconds: seconds(job.startedAt, job.finishedAt ?? (active ? now : null)),
+    url: safeUrl(job.url),
+    queuedAt: job.queuedAt,
+  };
+}
+
+function instanceView(
+  instance: FleetInstance,
+  record: InstanceRecord | undefined,
+  pool: PoolConfig,
+  now: number,
+) {
+  const seen = plannerInstance(instance, record, pool, now);
+  let state: InstanceState;
+  if (seen.heartbeatOverdue) state = "suspect";
+  else if (seen.state === "ready") state = seen.busySlots > 0 ? "busy" : "ready";
+  else if (seen.state === "stopping" || seen.state === "stopped") state = "stopped";
+  else if (seen.state === "terminating") return undefined;
+  else state = seen.state;
+  const running = state !== "stopped";
+  const view: InstanceView = {
+    id: instance.id,
+    pool: pool.name,
+    group: instance.group,
+    market: instance.market,
+    instanceType: instance.instanceType ?? "",
+    az: instance.az,
+    state,
+    busySlots: seen.busySlots,
+    slots: seen.slots,
+    uptimeSeconds: running ? (seconds(instance.launchedAt, now) ?? 0) : 0,
+    warmCacheKeys: record?.cacheKeys.length ?? 0,
+    lastHeartbeatSeconds: running && record?.lastHeartbeatAt ? seconds(record.lastHeartbeatAt, now) : null,
+  };
+  return view;
+}
+
+/** Pools with their instances, as the page and the per-minute samples see them. */
+export async function poolStatuses(deps: StatusDeps) {
+  const now = deps.now().getTime();
+  const { byPool, unroutable } = await queuedByPool(deps);
+  const pools: PoolStatus[] = [];
+  const instances: InstanceView[] = [];
+  for (const pool of deps.pools) {
+    const [fleet, records] = await Promise.all([
+      deps.poolStates.fleet(pool.name),
+      deps.registry.inPool(pool.name),
+    ]);
+    const known = new Map(records.map((record) => [record.id, record]));
+    const views: InstanceView[] = [];
+    for (const instance of fleet?.instances ?? []) {
+      const view = instanceView(instance, known.get(instance.id), pool, now);
+      if (view) views.push(view);
+    }
+    const byState = (state: InstanceState) => views.filter((view) => view.state === state).length;
+    const serving = views.filter((view) => view.state !== "stopped");
+    const group = (name: "warm" | "burst") => fleet?.groups.find((g) => g.group === name);
+    const queued = byPool.get(pool.name) ?? [];
+    const oldest = queued.reduce<number | null>((max, job) => {
+      const wait = seconds(job.queuedAt, now);
+      return wait !== null && (max === null || wait > max) ? wait : max;
+    }, null);
+    pools.push({
+      name: pool.name,
+      labels: pool.labels,
+      architecture: pool.architecture,
+      capacity: {
+        warm: {
+          desired: group("warm")?.desired ?? 0,
+          actual: serving.filter((v) => v.group === "warm").length,
+        },
+        burst: {
+          desired: group("burst")?.desired ?? 0,
+          actual: serving.filter((v) => v.group === "burst").length,
+        },
+        warmPool: { target: group("warm")?.warmPoolSize ?? 0, stopped: byState("stopped") },
+      },
+      instances: {
+        launching: byState("launching"),
+        ready: byState("ready"),
+        busy: byState("busy"),
+        draining: byState("draining"),
+        stopped: byState("stopped"),
+        suspect: byState("suspect"),
+      },
+      slots: {
+        total: serving.reduce((sum, view) => sum + view.slots, 0),
+        busy: serving.reduce((sum, view) => sum + view.busySlots, 0),
+      },
+      queued: queued.length,
+      running: serving.reduce((sum, view) => sum + view.busySlots, 0),
+      oldestQueuedSeconds: oldest,
+      maxInstances: pool.maxInstances,
+    });
+    instances.push(...views);
+  }
+  return { pools, instances, byPool, unroutable };
+}
+
+function eventView(entry: Awaited<ReturnType<Journal["latest"]>>[number]): StatusEvent {
+  const details: Record<string, string | number> = {};
+  for (const [key, value] of Object.entries(entry.details)) {
+    if (value === null) continue;
+    details[key] = typeof value === "number" ? value : String(value).slice(0, 500);
+  }
+  if (entry.calls.length) details.calls = entry.calls.join("; ").slice(0, 500);
+  return {
+    time: entry.time,
+    pool: entry.pool,
+    kind: entry.kind,
+    reason: entry.reason.slice(0, 1000),
+    details,
+  };
+}
+
+export async function buildStatus(deps: StatusDeps, stage: string): Promise<Status> {
+  const nowDate = deps.now();
+  const now = nowDate.getTime();
+  const { pools, instances, byPool, unroutable } = await poolStatuses(deps);
+  const recent = await deps.ledger.arrivedSince(new Date(now - 24 * 3600_000));
+
+  // Running jobs: those the instances report, and any the ledger saw start in the last day.
+  const running = new Map<string, Job>();
+  for (const job of recent) if (job.status === "running") running.set(`${job.source}#${job.id}`, job);
+  for (const pool of deps.pools) {
+    for (const record of await deps.registry.inPool(pool.name)) {
+      for (const key of record.runningJobs as JobKey[]) {
+        const id = `${key.source}#${key.id}`;
+        if (running.has(id)) continue;
+        const job = await deps.ledger.get(key);
+        if (job?.status === "running") running.set(id, job);
+      }
+    }
+  }
+  const finished = recent
+    .filter((job) => job.status === "completed" || job.status === "cancelled")
+    .sort((a, b) => (b.finishedAt ?? "").localeCompare(a.finishedAt ?? ""))
+    .slice(0, FINISHED_LIMIT);
+  const queued = [...byPool.values()]
+    .flat()
+    .sort((a, b) => (a.queuedAt ?? "").localeCompare(b.queuedAt ?? ""))
+    .slice(0, LIST_LIMIT);
+
+  const start = new Date(
+    Math.floor(now / 60_000) * 60_000 - (SERIES_LENGTH - 1) * SERIES_STEP_SECONDS * 1000,
+  );
+  const series: Status["series"] = {
+    stepSeconds: SERIES_STEP_SECONDS,
+    start: start.toISOString(),
+    pools: {},
+  };
+  for (const pool of deps.pools) {
+    const samples = new Map((await deps.poolStates.samples(pool.name, start)).map((s) => [s.minute, s]));
+    const at = (i: number) =>
+      samples.get(new Date(start.getTime() + i * SERIES_STEP_SECONDS * 1000).toISOString());
+    const values = (pick: (s: NonNullable<ReturnType<typeof at>>) => number) =>
+      Array.from({ length: SERIES_LENGTH }, (_, i) => {
+        const sample = at(i);
+        return sample ? pick(sample) : null;
+      });
+    series.pools[pool.name] = {
+      queued: values((s) => s.queued),
+      capacity: values((s) => s.capacity),
+      busy: values((s) => s.busy),
+    };
+  }
+
+  const view = (job: Job) => jobView(job, deps.pools, now);
+  const document: Status = {
+    generatedAt: nowDate.toISOString(),
+    stage,
+    pools,
+    unroutable: {
+      count: unroutable.length,
+      jobs: unroutable.slice(0, LIST_LIMIT).map(({ job }) => view(job)),
+    },
+    instances,
+    jobs: {
+      queued: queued.map(view),
+      running: [...running.values()].slice(0, LIST_LIMIT).map(view),
+      finished: finished.map(view),
+    },
+    events: (await deps.journal.latest(EVENT_LIMIT)).map(eventView),
+    series,
+  };
+  // Parsing strips anything the schema does not name: nothing else can reach the page.
+  return statusSchema.parse(document);
+}

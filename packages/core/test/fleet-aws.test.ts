@@ -1,0 +1,1202 @@
+import { randomUUID } from "node:crypto";
+import {
+  type Activity,
+  AutoScalingClient,
+  AutoScalingServiceException,
+  DescribeAutoScalingGroupsCommand,
+  type DescribeAutoScalingGroupsCommandInput,
+  DescribeAutoScalingInstancesCommand,
+  type DescribeAutoScalingInstancesCommandInput,
+  DescribeScalingActivitiesCommand,
+  type DescribeScalingActivitiesCommandInput,
+  DescribeWarmPoolCommand,
+  type DescribeWarmPoolCommandInput,
+  PutWarmPoolCommand,
+  type PutWarmPoolCommandInput,
+  type ScalingActivityStatusCode,
+  SetDesiredCapacityCommand,
+  type SetDesiredCapacityCommandInput,
+  SetInstanceProtectionCommand,
+  type SetInstanceProtectionCommandInput,
+  UpdateAutoScalingGroupCommand,
+  type UpdateAutoScalingGroupCommandInput,
+  type WarmPoolConfiguration,
+} from "@aws-sdk/client-auto-scaling";
+import {
+  DescribeInstancesCommand,
+  type DescribeInstancesCommandInput,
+  EC2Client,
+  EC2ServiceException,
+} from "@aws-sdk/client-ec2";
+import { PutParameterCommand, SSMClient, SSMServiceException } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { FleetPort } from "../src/fleet";
+import { createAwsFleet, type RetryOptions } from "../src/fleet-aws";
+import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import { createJournal } from "../src/journal";
+import { createLeases } from "../src/leases";
+import { createLedger } from "../src/ledger";
+import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
+import type { PoolPlan } from "../src/planner";
+import { type PoolConfig, poolConfigSchema } from "../src/pools";
+import { apply, createPoolStates, observe, type ScalingDeps } from "../src/scaling";
+import { ensureTable } from "../src/table";
+
+/**
+ * The AWS driver, checked at the SDK boundary: every test looks at the exact inputs of the commands
+ * the driver sends. Behind the mocked clients sits a small model of two Auto Scaling groups and EC2,
+ * so that what one call changes, the next describe shows (as AWS would, eventually).
+ */
+
+const NOW = new Date("2026-03-02T12:00:00.000Z");
+const minutesAgo = (minutes: number) => new Date(NOW.getTime() - minutes * 60_000);
+const WARM = "hearth-x86-warm";
+const BURST = "hearth-x86-burst";
+
+/** Instance ids as EC2 spells them (17 hex digits); the tag makes the tests readable. */
+const iid = (tag: number) => `i-${tag.toString(16).padStart(17, "0")}`;
+
+const pool = (overrides: Partial<PoolConfig> = {}): PoolConfig => ({
+  ...poolConfigSchema.parse({
+    name: "x86",
+    labels: ["nix", "x86_64-linux"],
+    architecture: "x86_64",
+    instanceTypes: ["c6a.xlarge", "c6i.xlarge", "c7a.xlarge"],
+  }),
+  ...overrides,
+});
+
+// ─── A model of Auto Scaling and EC2 behind the mocks ────────────────────────────────────────────
+
+interface FakeInstance {
+  id: string;
+  state: string;
+  protected: boolean;
+  az?: string;
+  spot?: boolean;
+  launchTime?: Date;
+  /** False: Auto Scaling lists it, EC2 does not show it yet (eventual consistency). */
+  visibleToEc2?: boolean;
+}
+
+interface FakeGroup {
+  name: string;
+  min: number;
+  max: number;
+  desired: number;
+  instances: FakeInstance[];
+  warmPool?: WarmPoolConfiguration;
+  warmInstances: FakeInstance[];
+  /** Mixed instances policy: OnDemandPercentageAboveBaseCapacity; absent without a policy. */
+  onDemandPercent?: number;
+}
+
+const validation = (message: string) =>
+  new AutoScalingServiceException({
+    name: "ValidationError",
+    $fault: "client",
+    $metadata: { httpStatusCode: 400 },
+    message,
+  });
+
+class FakeAws {
+  groups = new Map<string, FakeGroup>();
+  activities: Activity[] = [];
+  /** Errors the next calls of an API throw, in turn, before it answers again. */
+  failures = new Map<string, Error[]>();
+  warmPoolPageSize = 2;
+  ec2PageSize = 1_000;
+
+  group(group: Partial<FakeGroup> & Pick<FakeGroup, "name">): FakeGroup {
+    const full: FakeGroup = { min: 0, max: 20, desired: 0, instances: [], warmInstances: [], ...group };
+    this.groups.set(full.name, full);
+    return full;
+  }
+
+  get(name: string): FakeGroup {
+    const group = this.groups.get(name);
+    if (!group) throw validation(`group ${name} not found`);
+    return group;
+  }
+
+  all(): Array<{ group: FakeGroup; instance: FakeInstance }> {
+    return [...this.groups.values()].flatMap((group) =>
+      [...group.instances, ...group.warmInstances].map((instance) => ({ group, instance })),
+    );
+  }
+
+  fail(api: string, ...errors: Error[]) {
+    this.failures.set(api, [...(this.failures.get(api) ?? []), ...errors]);
+  }
+
+  /** Answers one API call, or throws the next queued failure for it. */
+  async answer<T>(api: string, respond: () => T): Promise<T> {
+    const error = this.failures.get(api)?.shift();
+    if (error) throw error;
+    return respond();
+  }
+}
+
+const asInstance = (i: FakeInstance) => ({
+  InstanceId: i.id,
+  InstanceType: "c6a.xlarge",
+  AvailabilityZone: i.az ?? "us-east-1a",
+  LifecycleState: i.state,
+  HealthStatus: "Healthy",
+  ProtectedFromScaleIn: i.protected,
+});
+
+const asGroup = (g: FakeGroup) => ({
+  AutoScalingGroupName: g.name,
+  MinSize: g.min,
+  MaxSize: g.max,
+  DesiredCapacity: g.desired,
+  Instances: g.instances.map(asInstance),
+  WarmPoolConfiguration: g.warmPool ? { ...g.warmPool } : undefined,
+  WarmPoolSize: g.warmPool ? g.warmInstances.length : undefined,
+  MixedInstancesPolicy:
+    g.onDemandPercent === undefined
+      ? undefined
+      : {
+          LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateName: `${g.name}-lt` } },
+          InstancesDistribution: {
+            OnDemandAllocationStrategy: "prioritized",
+            OnDemandBaseCapacity: 0,
+            OnDemandPercentageAboveBaseCapacity: g.onDemandPercent,
+            SpotAllocationStrategy: "price-capacity-optimized",
+          },
+        },
+  CapacityRebalance: g.onDemandPercent !== undefined,
+  NewInstancesProtectedFromScaleIn: true,
+});
+
+const autoScaling = mockClient(AutoScalingClient);
+const ec2 = mockClient(EC2Client);
+const ssm = mockClient(SSMClient);
+
+function install(aws: FakeAws) {
+  autoScaling.reset();
+  ec2.reset();
+  ssm.reset();
+  autoScaling.on(DescribeAutoScalingGroupsCommand).callsFake((input: DescribeAutoScalingGroupsCommandInput) =>
+    aws.answer("DescribeAutoScalingGroups", () => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? [])
+        .flatMap((name) => aws.groups.get(name) ?? [])
+        .map(asGroup),
+    })),
+  );
+  autoScaling.on(DescribeWarmPoolCommand).callsFake((input: DescribeWarmPoolCommandInput) =>
+    aws.answer("DescribeWarmPool", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const start = Number(input.NextToken ?? 0);
+      const end = start + aws.warmPoolPageSize;
+      return {
+        WarmPoolConfiguration: group.warmPool,
+        Instances: group.warmInstances.slice(start, end).map(asInstance),
+        NextToken: end < group.warmInstances.length ? String(end) : undefined,
+      };
+    }),
+  );
+  autoScaling.on(DescribeScalingActivitiesCommand).callsFake((input: DescribeScalingActivitiesCommandInput) =>
+    aws.answer("DescribeScalingActivities", () => ({
+      Activities: aws.activities
+        .filter((a) => a.AutoScalingGroupName === input.AutoScalingGroupName)
+        .slice(0, input.MaxRecords ?? 100),
+    })),
+  );
+  autoScaling
+    .on(DescribeAutoScalingInstancesCommand)
+    .callsFake((input: DescribeAutoScalingInstancesCommandInput) =>
+      aws.answer("DescribeAutoScalingInstances", () => ({
+        AutoScalingInstances: aws
+          .all()
+          .filter(({ instance }) => input.InstanceIds?.includes(instance.id))
+          .map(({ group, instance }) => ({
+            ...asInstance(instance),
+            AutoScalingGroupName: group.name,
+            LaunchTemplate: { LaunchTemplateName: `${group.name}-lt` },
+          })),
+      })),
+    );
+  autoScaling.on(SetDesiredCapacityCommand).callsFake((input: SetDesiredCapacityCommandInput) =>
+    aws.answer("SetDesiredCapacity", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const desired = input.DesiredCapacity ?? 0;
+      if (desired < group.min || desired > group.max) throw validation(`desired ${desired} out of bounds`);
+      group.desired = desired;
+      return {};
+    }),
+  );
+  autoScaling.on(SetInstanceProtectionCommand).callsFake((input: SetInstanceProtectionCommandInput) =>
+    aws.answer("SetInstanceProtection", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const ids = input.InstanceIds ?? [];
+      // The API's limits: 50 ids per call, and never an instance in the warm pool.
+      if (ids.length > 50) throw validation("at most 50 instance ids");
+      for (const id of ids) {
+        const instance = group.instances.find((i) => i.id === id);
+        if (!instance) throw validation(`instance ${id} is not in service in ${group.name}`);
+        instance.protected = input.ProtectedFromScaleIn ?? false;
+      }
+      return {};
+    }),
+  );
+  autoScaling.on(PutWarmPoolCommand).callsFake((input: PutWarmPoolCommandInput) =>
+    aws.answer("PutWarmPool", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      group.warmPool = {
+        MinSize: input.MinSize,
+        MaxGroupPreparedCapacity: input.MaxGroupPreparedCapacity,
+        PoolState: input.PoolState,
+        InstanceReusePolicy: input.InstanceReusePolicy,
+      };
+      return {};
+    }),
+  );
+  autoScaling.on(UpdateAutoScalingGroupCommand).callsFake((input: UpdateAutoScalingGroupCommandInput) =>
+    aws.answer("UpdateAutoScalingGroup", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const percent = input.MixedInstancesPolicy?.InstancesDistribution?.OnDemandPercentageAboveBaseCapacity;
+      if (percent !== undefined) group.onDemandPercent = percent;
+      return {};
+    }),
+  );
+  ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) =>
+    aws.answer("DescribeInstances", () => {
+      const known = aws.all().filter(({ instance }) => instance.visibleToEc2 !== false);
+      if (input.InstanceIds) {
+        // As EC2 does: one id it does not know fails the whole call.
+        const missing = input.InstanceIds.find((id) => !known.some(({ instance }) => instance.id === id));
+        if (missing) {
+          throw new EC2ServiceException({
+            name: "InvalidInstanceID.NotFound",
+            $fault: "client",
+            $metadata: {},
+            message: `The instance ID '${missing}' does not exist`,
+          });
+        }
+      }
+      const ids = input.InstanceIds ?? input.Filters?.find((f) => f.Name === "instance-id")?.Values ?? [];
+      const matching = known.filter(({ instance }) => ids.includes(instance.id));
+      const start = Number(input.NextToken ?? 0);
+      const end = start + aws.ec2PageSize;
+      return {
+        Reservations: [
+          {
+            Instances: matching.slice(start, end).map(({ instance }) => ({
+              InstanceId: instance.id,
+              InstanceLifecycle: instance.spot ? "spot" : undefined,
+              LaunchTime: instance.launchTime ?? minutesAgo(60),
+            })),
+          },
+        ],
+        NextToken: end < matching.length ? String(end) : undefined,
+      };
+    }),
+  );
+  ssm
+    .on(PutParameterCommand)
+    .callsFake(() => aws.answer("PutParameter", () => ({ Version: 1, Tier: "Standard" })));
+}
+
+const inputs = {
+  setProtection: () =>
+    autoScaling.commandCalls(SetInstanceProtectionCommand).map((call) => call.args[0].input),
+  setDesired: () => autoScaling.commandCalls(SetDesiredCapacityCommand).map((call) => call.args[0].input),
+  putWarmPool: () => autoScaling.commandCalls(PutWarmPoolCommand).map((call) => call.args[0].input),
+  update: () => autoScaling.commandCalls(UpdateAutoScalingGroupCommand).map((call) => call.args[0].input),
+  activities: () =>
+    autoScaling.commandCalls(DescribeScalingActivitiesCommand).map((call) => call.args[0].input),
+};
+
+/** The mutating Auto Scaling calls, in the order they were sent. */
+function mutations(): string[] {
+  const kinds = [
+    [SetInstanceProtectionCommand, "SetInstanceProtection"],
+    [SetDesiredCapacityCommand, "SetDesiredCapacity"],
+    [PutWarmPoolCommand, "PutWarmPool"],
+    [UpdateAutoScalingGroupCommand, "UpdateAutoScalingGroup"],
+  ] as const;
+  return autoScaling.calls().flatMap((call) => {
+    const kind = kinds.find(([Command]) => call.args[0] instanceof Command);
+    return kind ? [kind[1]] : [];
+  });
+}
+
+let sleeps: number[] = [];
+const noWaiting: RetryOptions = {
+  attempts: 4,
+  baseMs: 100,
+  maxMs: 1_000,
+  sleep: async (ms) => {
+    sleeps.push(ms);
+  },
+  random: () => 0.5,
+};
+
+function createFleet(
+  groups: Record<string, { warm: string; burst: string }> = { x86: { warm: WARM, burst: BURST } },
+) {
+  return createAwsFleet({
+    autoScaling: new AutoScalingClient({ region: "us-east-1" }),
+    ec2: new EC2Client({ region: "us-east-1" }),
+    ssm: new SSMClient({ region: "us-east-1" }),
+    groups,
+    runnerConfigPrefix: "/hearth/runner-config/",
+    retry: noWaiting,
+    now: () => NOW,
+  });
+}
+
+/** A pool's two groups in a steady state: warm pool sized, burst on its configured spot share. */
+function steadyPool(aws: FakeAws) {
+  const warm = aws.group({
+    name: WARM,
+    max: 10,
+    desired: 2,
+    warmPool: {
+      MinSize: 3,
+      MaxGroupPreparedCapacity: 5,
+      PoolState: "Stopped",
+      InstanceReusePolicy: { ReuseOnScaleIn: true },
+    },
+  });
+  const burst = aws.group({ name: BURST, max: 20, desired: 1, onDemandPercent: 0 });
+  return { warm, burst };
+}
+
+let aws: FakeAws;
+let fleet: FleetPort;
+beforeEach(() => {
+  aws = new FakeAws();
+  install(aws);
+  fleet = createFleet();
+  sleeps = [];
+});
+
+// ─── observe ─────────────────────────────────────────────────────────────────────────────────────
+
+describe("observe", () => {
+  it("maps the groups, every warm-pool page and EC2's details into instances and groups", async () => {
+    const { warm, burst } = steadyPool(aws);
+    warm.instances = [
+      { id: iid(0xa1), state: "InService", protected: true, az: "us-east-1a", launchTime: minutesAgo(90) },
+      { id: iid(0xa2), state: "Pending:Wait", protected: true, az: "us-east-1b", launchTime: minutesAgo(1) },
+    ];
+    warm.warmInstances = [
+      { id: iid(0xb1), state: "Warmed:Pending", protected: false },
+      { id: iid(0xb2), state: "Warmed:Pending:Wait", protected: false },
+      { id: iid(0xb3), state: "Warmed:Stopped", protected: false, launchTime: minutesAgo(300) },
+      { id: iid(0xb4), state: "Warmed:Terminating:Wait", protected: false },
+      { id: iid(0xb5), state: "Warmed:Hibernated", protected: false },
+    ];
+    burst.instances = [
+      {
+        id: iid(0xc1),
+        state: "InService",
+        protected: true,
+        spot: true,
+        az: "us-east-1c",
+        launchTime: minutesAgo(5),
+      },
+      { id: iid(0xc2), state: "Pending", protected: true, spot: true },
+      { id: iid(0xc3), state: "Terminating:Wait", protected: false, spot: true },
+      { id: iid(0xc4), state: "Standby", protected: true },
+      { id: iid(0xc5), state: "InService", protected: false },
+    ];
+
+    const observation = await fleet.observe(pool());
+
+    expect(autoScaling.commandCalls(DescribeAutoScalingGroupsCommand).map((c) => c.args[0].input)).toEqual([
+      { AutoScalingGroupNames: [WARM, BURST] },
+    ]);
+    // Five warm-pool instances, two per page: three pages, each asked with the previous token.
+    expect(autoScaling.commandCalls(DescribeWarmPoolCommand).map((c) => c.args[0].input)).toEqual([
+      { AutoScalingGroupName: WARM, NextToken: undefined },
+      { AutoScalingGroupName: WARM, NextToken: "2" },
+      { AutoScalingGroupName: WARM, NextToken: "4" },
+    ]);
+    const allIds = [...warm.instances, ...warm.warmInstances, ...burst.instances].map((i) => i.id);
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input)).toEqual([
+      { Filters: [{ Name: "instance-id", Values: allIds }], MaxResults: 1000, NextToken: undefined },
+    ]);
+
+    const byId = new Map(observation.instances.map((instance) => [instance.id, instance]));
+    expect(observation.instances).toHaveLength(12);
+    expect(byId.get(iid(0xa1))).toEqual({
+      id: iid(0xa1),
+      pool: "x86",
+      group: "warm",
+      market: "on-demand",
+      az: "us-east-1a",
+      lifecycle: "in-service",
+      protectedFromScaleIn: true,
+      launchedAt: minutesAgo(90).toISOString(),
+      instanceType: "c6a.xlarge",
+    });
+    expect(byId.get(iid(0xc1))).toEqual({
+      id: iid(0xc1),
+      pool: "x86",
+      group: "burst",
+      market: "spot",
+      az: "us-east-1c",
+      lifecycle: "in-service",
+      protectedFromScaleIn: true,
+      launchedAt: minutesAgo(5).toISOString(),
+      instanceType: "c6a.xlarge",
+    });
+    expect(byId.get(iid(0xb3))).toMatchObject({
+      group: "warm",
+      lifecycle: "stopped",
+      launchedAt: minutesAgo(300).toISOString(),
+    });
+    const lifecycles = Object.fromEntries(observation.instances.map((i) => [i.id, i.lifecycle]));
+    expect(lifecycles).toEqual({
+      [iid(0xa1)]: "in-service",
+      [iid(0xa2)]: "pending",
+      [iid(0xb1)]: "stopping",
+      [iid(0xb2)]: "stopping",
+      [iid(0xb3)]: "stopped",
+      [iid(0xb4)]: "terminating",
+      [iid(0xb5)]: "stopped",
+      [iid(0xc1)]: "in-service",
+      [iid(0xc2)]: "pending",
+      [iid(0xc3)]: "terminating",
+      [iid(0xc4)]: "terminating",
+      [iid(0xc5)]: "in-service",
+    });
+    expect(byId.get(iid(0xc5))?.protectedFromScaleIn).toBe(false);
+    expect(byId.get(iid(0xc4))?.market).toBe("on-demand");
+
+    expect(observation.groups).toEqual([
+      // Warm pool: max(MinSize 3, MaxGroupPreparedCapacity 5 − desired 2) = 3.
+      {
+        pool: "x86",
+        group: "warm",
+        name: WARM,
+        desired: 2,
+        max: 10,
+        warmPoolSize: 3,
+        onDemandFallback: false,
+      },
+      {
+        pool: "x86",
+        group: "burst",
+        name: BURST,
+        desired: 1,
+        max: 20,
+        warmPoolSize: null,
+        onDemandFallback: false,
+      },
+    ]);
+  });
+
+  it.each([
+    // [MinSize, MaxGroupPreparedCapacity, desired, MaxSize, expected size]
+    [3, 12, 2, 10, 10], // prepared − desired
+    [3, 4, 2, 10, 3], // never below MinSize
+    [0, 1, 4, 10, 0], // desired above prepared: empty, never negative
+    [0, -1, 4, 10, 6], // -1 (unset): MaxSize − desired
+    [2, undefined, 9, 10, 2], // unset, and MaxSize − desired below MinSize
+  ])(
+    "sizes the warm pool as max(MinSize %i, (MaxGroupPreparedCapacity %s or MaxSize) − desired %i)",
+    async (minSize, prepared, desired, maxSize, expected) => {
+      aws.group({
+        name: WARM,
+        max: maxSize,
+        desired,
+        warmPool: { MinSize: minSize, MaxGroupPreparedCapacity: prepared, PoolState: "Stopped" },
+      });
+      aws.group({ name: BURST, onDemandPercent: 0 });
+      const { groups } = await fleet.observe(pool());
+      expect(groups[0]?.warmPoolSize).toBe(expected);
+    },
+  );
+
+  it("reports on-demand fallback when a spot burst group runs 100 % on-demand", async () => {
+    const { burst } = steadyPool(aws);
+    expect((await fleet.observe(pool())).groups[1]?.onDemandFallback).toBe(false);
+    burst.onDemandPercent = 100;
+    expect((await fleet.observe(pool())).groups[1]?.onDemandFallback).toBe(true);
+    // A pool configured all on-demand is not falling back.
+    expect(
+      (await fleet.observe(pool({ burst: { spotShare: 0, onDemandFallback: true } }))).groups[1]
+        ?.onDemandFallback,
+    ).toBe(false);
+  });
+
+  it("does not fail when EC2 does not show a just-launched instance yet", async () => {
+    const { warm } = steadyPool(aws);
+    warm.instances = [
+      { id: iid(0xa1), state: "InService", protected: true, launchTime: minutesAgo(30) },
+      { id: iid(0xa2), state: "Pending", protected: true, visibleToEc2: false },
+    ];
+    const { instances } = await fleet.observe(pool());
+    expect(instances.map((i) => [i.id, i.lifecycle, i.launchedAt])).toEqual([
+      [iid(0xa1), "in-service", minutesAgo(30).toISOString()],
+      [iid(0xa2), "pending", NOW.toISOString()],
+    ]);
+  });
+
+  it("asks EC2 about at most 200 ids at a time and follows every page", async () => {
+    const { warm } = steadyPool(aws);
+    warm.max = 300;
+    warm.desired = 250;
+    warm.instances = Array.from({ length: 250 }, (_, n) => ({
+      id: iid(0x1000 + n),
+      state: "InService",
+      protected: true,
+      spot: false,
+    }));
+    aws.ec2PageSize = 150;
+    const { instances } = await fleet.observe(pool());
+    const ids = warm.instances.map((i) => i.id);
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        Filters: [{ Name: "instance-id", Values: ids.slice(0, 200) }],
+        MaxResults: 1000,
+        NextToken: undefined,
+      },
+      { Filters: [{ Name: "instance-id", Values: ids.slice(0, 200) }], MaxResults: 1000, NextToken: "150" },
+      { Filters: [{ Name: "instance-id", Values: ids.slice(200) }], MaxResults: 1000, NextToken: undefined },
+    ]);
+    // Every instance got its EC2 details (none fell back to "now").
+    expect(instances.filter((i) => i.launchedAt === NOW.toISOString())).toEqual([]);
+  });
+
+  it("skips DescribeWarmPool for a warm group without a warm pool", async () => {
+    aws.group({ name: WARM, desired: 1, instances: [{ id: iid(1), state: "InService", protected: true }] });
+    aws.group({ name: BURST, onDemandPercent: 0 });
+    const { groups, instances } = await fleet.observe(pool());
+    expect(autoScaling.commandCalls(DescribeWarmPoolCommand)).toHaveLength(0);
+    expect(groups[0]?.warmPoolSize).toBeNull();
+    expect(instances.map((i) => i.id)).toEqual([iid(1)]);
+  });
+
+  it("fails loudly when a configured group does not exist, or the pool has none", async () => {
+    aws.group({ name: WARM });
+    await expect(fleet.observe(pool())).rejects.toThrow(
+      `Auto Scaling group ${BURST} (pool x86) does not exist`,
+    );
+    await expect(fleet.observe(pool({ name: "arm" }))).rejects.toThrow(
+      "no Auto Scaling groups are configured for pool arm",
+    );
+  });
+});
+
+// ─── release ─────────────────────────────────────────────────────────────────────────────────────
+
+describe("release", () => {
+  it("re-protects strays first, then unprotects exactly the chosen idle instances", async () => {
+    const { warm, burst } = steadyPool(aws);
+    const [idleWarm, busyWarm, stray, idleBurst, pending] = [iid(1), iid(2), iid(3), iid(4), iid(5)];
+    warm.instances = [
+      { id: idleWarm, state: "InService", protected: true },
+      { id: busyWarm, state: "InService", protected: true },
+      // Unprotected and not asked for (a crash between release and setCapacity, a manual change).
+      { id: stray, state: "InService", protected: false },
+    ];
+    burst.instances = [
+      { id: idleBurst, state: "InService", protected: true, spot: true },
+      { id: pending, state: "Pending", protected: true, spot: true },
+    ];
+    const gone = iid(6);
+    const asked: string[] = [];
+    const result = await fleet.release(pool(), [idleWarm, busyWarm, idleBurst, pending, gone], async (id) => {
+      asked.push(id);
+      return id !== busyWarm;
+    });
+
+    expect(inputs.setProtection()).toEqual([
+      { AutoScalingGroupName: WARM, InstanceIds: [stray], ProtectedFromScaleIn: true },
+      { AutoScalingGroupName: WARM, InstanceIds: [idleWarm], ProtectedFromScaleIn: false },
+      { AutoScalingGroupName: BURST, InstanceIds: [idleBurst], ProtectedFromScaleIn: false },
+    ]);
+    expect(result).toEqual({
+      released: [idleWarm, idleBurst],
+      refused: [busyWarm, pending, gone],
+      calls: [
+        `SetInstanceProtection(group=${WARM}, instances=${stray}, protected=true)`,
+        `SetInstanceProtection(group=${WARM}, instances=${idleWarm}, protected=false)`,
+        `SetInstanceProtection(group=${BURST}, instances=${idleBurst}, protected=false)`,
+      ],
+    });
+    // Only instances in service are asked about; a pending or vanished one is refused outright.
+    expect(asked).toEqual([idleWarm, busyWarm, idleBurst]);
+    // Nothing in this step lowers a desired capacity: that is setCapacity's, after release.
+    expect(inputs.setDesired()).toEqual([]);
+  });
+
+  it("never touches an instance in the warm pool, even when asked", async () => {
+    const { warm } = steadyPool(aws);
+    warm.warmInstances = [{ id: iid(7), state: "Warmed:Stopped", protected: false }];
+    const asked: string[] = [];
+    const result = await fleet.release(pool(), [iid(7)], async (id) => {
+      asked.push(id);
+      return true;
+    });
+    expect(result).toEqual({ released: [], refused: [iid(7)], calls: [] });
+    expect(asked).toEqual([]);
+    expect(inputs.setProtection()).toEqual([]);
+  });
+
+  it("sends at most 50 instance ids per SetInstanceProtection call", async () => {
+    const { warm } = steadyPool(aws);
+    warm.max = 200;
+    const chosen = Array.from({ length: 120 }, (_, n) => iid(0x100 + n));
+    const strays = Array.from({ length: 60 }, (_, n) => iid(0x400 + n));
+    warm.instances = [
+      ...chosen.map((id) => ({ id, state: "InService", protected: true })),
+      ...strays.map((id) => ({ id, state: "InService", protected: false })),
+    ];
+    const result = await fleet.release(pool(), chosen, async () => true);
+    expect(inputs.setProtection()).toEqual([
+      { AutoScalingGroupName: WARM, InstanceIds: strays.slice(0, 50), ProtectedFromScaleIn: true },
+      { AutoScalingGroupName: WARM, InstanceIds: strays.slice(50), ProtectedFromScaleIn: true },
+      { AutoScalingGroupName: WARM, InstanceIds: chosen.slice(0, 50), ProtectedFromScaleIn: false },
+      { AutoScalingGroupName: WARM, InstanceIds: chosen.slice(50, 100), ProtectedFromScaleIn: false },
+      { AutoScalingGroupName: WARM, InstanceIds: chosen.slice(100), ProtectedFromScaleIn: false },
+    ]);
+    expect(result.released).toEqual(chosen);
+    expect(result.calls).toHaveLength(5);
+  });
+
+  it("is idempotent: an instance already unprotected and chosen again is not unprotected twice", async () => {
+    const { warm } = steadyPool(aws);
+    warm.instances = [{ id: iid(1), state: "InService", protected: true }];
+    const first = await fleet.release(pool(), [iid(1)], async () => true);
+    expect(first.released).toEqual([iid(1)]);
+    const second = await fleet.release(pool(), [iid(1)], async () => true);
+    expect(second).toEqual({ released: [iid(1)], refused: [], calls: [] });
+    expect(inputs.setProtection()).toHaveLength(1);
+  });
+});
+
+// ─── the safety property ─────────────────────────────────────────────────────────────────────────
+
+describe("The AWS driver never releases an instance that is busy or draining, even when the plan (wrongly) asks it to", () => {
+  const [busyWarm, idleWarm, drainingBurst, idleBurst] = [iid(0xa), iid(0xb), iid(0xc), iid(0xd)];
+  const launched = minutesAgo(45);
+
+  /** Warm: a busy and an idle instance; burst: a draining (spot warning) and an idle one. */
+  function fleetWithBusyAndDraining() {
+    const { warm, burst } = steadyPool(aws);
+    warm.desired = 2;
+    warm.instances = [
+      // Left unprotected by an earlier release, then it took a job: it must be protected again.
+      { id: busyWarm, state: "InService", protected: false, launchTime: launched },
+      { id: idleWarm, state: "InService", protected: true, launchTime: launched },
+    ];
+    burst.desired = 2;
+    burst.instances = [
+      { id: drainingBurst, state: "InService", protected: true, spot: true, launchTime: launched },
+      { id: idleBurst, state: "InService", protected: true, spot: true, launchTime: launched },
+    ];
+    return { warm, burst };
+  }
+
+  it("release: a busy or draining instance stays protected, whatever the plan says", async () => {
+    const { warm, burst } = fleetWithBusyAndDraining();
+    const idle = new Set([idleWarm, idleBurst]);
+    const result = await fleet.release(pool(), [busyWarm, idleWarm, drainingBurst, idleBurst], async (id) =>
+      idle.has(id),
+    );
+    const unprotected = inputs.setProtection().filter((input) => input.ProtectedFromScaleIn === false);
+    expect(unprotected.flatMap((input) => input.InstanceIds ?? [])).toEqual([idleWarm, idleBurst]);
+    expect(result.refused).toEqual([busyWarm, drainingBurst]);
+    expect(warm.instances.find((i) => i.id === busyWarm)?.protected).toBe(true);
+    expect(burst.instances.find((i) => i.id === drainingBurst)?.protected).toBe(true);
+  });
+
+  describe("through scaling's observe and apply, with the instance registry in embedded DynamoDB", () => {
+    let embedded: EmbeddedDynamo | undefined;
+    beforeAll(async () => {
+      embedded = await startEmbeddedDynamo();
+    });
+    afterAll(async () => {
+      await embedded?.close();
+    });
+
+    let clock = NOW;
+    async function scalingDeps(): Promise<{ deps: ScalingDeps; registry: InstanceRegistry }> {
+      const { client, documents } = localDynamoClients(embedded?.endpoint ?? "");
+      const tableName = `fleet-aws-${randomUUID()}`;
+      await ensureTable(client, tableName);
+      const store = { client: documents, tableName, now: () => clock };
+      const registry = createInstanceRegistry(store);
+      const deps: ScalingDeps = {
+        pools: [pool()],
+        ledger: createLedger({ client: documents, tableName, now: () => clock }),
+        registry,
+        journal: createJournal(store),
+        leases: createLeases(store),
+        poolStates: createPoolStates(store),
+        fleet,
+        now: () => clock,
+      };
+      return { deps, registry };
+    }
+
+    const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat => ({
+      instanceId,
+      runner: "ready",
+      slots: 2,
+      runningJobs: [],
+      cacheKeys: [],
+      storeBytes: null,
+      interruption: null,
+      ...overrides,
+    });
+
+    async function registerAll(registry: InstanceRegistry) {
+      for (const [id, group, market] of [
+        [busyWarm, "warm", "on-demand"],
+        [idleWarm, "warm", "on-demand"],
+        [drainingBurst, "burst", "spot"],
+        [idleBurst, "burst", "spot"],
+      ] as const) {
+        await registry.register({
+          id,
+          pool: "x86",
+          group,
+          market,
+          az: "us-east-1a",
+          launchedAt: launched.toISOString(),
+          slots: 2,
+        });
+      }
+      clock = new Date(NOW.getTime() - 10_000);
+      await registry.heartbeat(
+        busyWarm,
+        beat(busyWarm, { runner: "busy", runningJobs: [{ source: "github", id: "501" }] }),
+      );
+      await registry.heartbeat(idleWarm, beat(idleWarm));
+      await registry.heartbeat(
+        drainingBurst,
+        beat(drainingBurst, {
+          interruption: { action: "terminate", time: new Date(NOW.getTime() + 110_000).toISOString() },
+        }),
+      );
+      await registry.heartbeat(idleBurst, beat(idleBurst));
+      clock = NOW;
+    }
+
+    /** What a broken planner might say: release everything, and count none of it. */
+    const wrongPlan = (release: string[]): PoolPlan => ({
+      pool: "x86",
+      desiredWarm: 0,
+      desiredBurst: 0,
+      warmPoolSize: 3,
+      release,
+      reason: "a planner bug releases every instance",
+      recheckAt: null,
+      counts: { queued: 0, rehome: 0, freeSlots: 0, resume: 0, launch: 0, reserve: 0 },
+    });
+
+    it("apply unprotects only the idle instances, and desired capacity keeps counting the others", async () => {
+      const { warm, burst } = fleetWithBusyAndDraining();
+      const { deps, registry } = await scalingDeps();
+      await registerAll(registry);
+
+      const observation = await observe(deps, "x86", 0);
+      expect(Object.fromEntries(observation.instances.map((i) => [i.id, i.state]))).toEqual({
+        [busyWarm]: "ready",
+        [idleWarm]: "ready",
+        [drainingBurst]: "draining",
+        [idleBurst]: "ready",
+      });
+      clock = new Date(NOW.getTime() + 5_000);
+      const applied = await apply(
+        deps,
+        observation,
+        wrongPlan([busyWarm, idleWarm, drainingBurst, idleBurst]),
+      );
+
+      // No SetInstanceProtection(false) ever names the busy or the draining instance…
+      const unprotected = inputs.setProtection().filter((input) => input.ProtectedFromScaleIn === false);
+      expect(unprotected.flatMap((input) => input.InstanceIds ?? [])).not.toContain(busyWarm);
+      expect(unprotected.flatMap((input) => input.InstanceIds ?? [])).not.toContain(drainingBurst);
+      // …the busy one, found unprotected, is protected again before anything is unprotected…
+      expect(inputs.setProtection()).toEqual([
+        { AutoScalingGroupName: WARM, InstanceIds: [busyWarm], ProtectedFromScaleIn: true },
+        { AutoScalingGroupName: WARM, InstanceIds: [idleWarm], ProtectedFromScaleIn: false },
+        { AutoScalingGroupName: BURST, InstanceIds: [idleBurst], ProtectedFromScaleIn: false },
+      ]);
+      // …and desired capacity drops by the released instances only: the plan's 0 plus the kept one.
+      expect(inputs.setDesired()).toEqual([
+        { AutoScalingGroupName: WARM, DesiredCapacity: 1, HonorCooldown: false },
+        { AutoScalingGroupName: BURST, DesiredCapacity: 1, HonorCooldown: false },
+      ]);
+      expect(mutations().indexOf("SetDesiredCapacity")).toBeGreaterThan(
+        mutations().lastIndexOf("SetInstanceProtection"),
+      );
+      expect(applied.released).toEqual([idleWarm, idleBurst]);
+      expect(applied.refused).toEqual([busyWarm, drainingBurst]);
+      expect(warm.instances.find((i) => i.id === busyWarm)?.protected).toBe(true);
+      expect(burst.instances.find((i) => i.id === drainingBurst)?.protected).toBe(true);
+      expect(warm.desired).toBe(1);
+      expect(burst.desired).toBe(1);
+    });
+
+    it("apply keeps an instance that took a job after the plan was made", async () => {
+      const { warm } = fleetWithBusyAndDraining();
+      const { deps, registry } = await scalingDeps();
+      await registerAll(registry);
+      const observation = await observe(deps, "x86", 0);
+      // Planned idle; the agent reports a job before apply gets to it.
+      clock = new Date(NOW.getTime() + 3_000);
+      await registry.heartbeat(
+        idleWarm,
+        beat(idleWarm, { runner: "busy", runningJobs: [{ source: "gitlab", id: "77" }] }),
+      );
+      clock = new Date(NOW.getTime() + 5_000);
+      const applied = await apply(deps, observation, {
+        ...wrongPlan([idleWarm]),
+        desiredWarm: 1,
+        desiredBurst: 2,
+      });
+
+      expect(inputs.setProtection()).toEqual([
+        // The busy instance was found unprotected: protected again, never the reverse.
+        { AutoScalingGroupName: WARM, InstanceIds: [busyWarm], ProtectedFromScaleIn: true },
+      ]);
+      expect(applied).toMatchObject({ released: [], refused: [idleWarm] });
+      // Nothing released, so nothing may leave: the warm group keeps both instances.
+      expect(inputs.setDesired()).toEqual([]);
+      expect(warm.desired).toBe(2);
+    });
+  });
+});
+
+// ─── setCapacity ─────────────────────────────────────────────────────────────────────────────────
+
+describe("setCapacity", () => {
+  it("sets desired capacities and sizes the warm pool, with the exact inputs", async () => {
+    steadyPool(aws);
+    const calls = await fleet.setCapacity(pool(), { warm: 4, burst: 3, warmPoolSize: 6 });
+    expect(inputs.setDesired()).toEqual([
+      { AutoScalingGroupName: WARM, DesiredCapacity: 4, HonorCooldown: false },
+      { AutoScalingGroupName: BURST, DesiredCapacity: 3, HonorCooldown: false },
+    ]);
+    expect(inputs.putWarmPool()).toEqual([
+      {
+        AutoScalingGroupName: WARM,
+        MinSize: 6,
+        MaxGroupPreparedCapacity: 10,
+        PoolState: "Stopped",
+        InstanceReusePolicy: { ReuseOnScaleIn: true },
+      },
+    ]);
+    expect(mutations()).toEqual(["SetDesiredCapacity", "PutWarmPool", "SetDesiredCapacity"]);
+    expect(calls).toEqual([
+      `SetDesiredCapacity(group=${WARM}, desired=4)`,
+      `PutWarmPool(group=${WARM}, minSize=6, maxPrepared=10)`,
+      `SetDesiredCapacity(group=${BURST}, desired=3)`,
+    ]);
+    // What observe now reads back is what was asked for.
+    const { groups } = await fleet.observe(pool());
+    expect(groups.map((g) => [g.desired, g.warmPoolSize])).toEqual([
+      [4, 6],
+      [3, null],
+    ]);
+  });
+
+  it("is idempotent: the same target a second time makes no calls", async () => {
+    steadyPool(aws);
+    const target = { warm: 5, burst: 2, warmPoolSize: 4 };
+    expect(await fleet.setCapacity(pool(), target)).toHaveLength(3);
+    const before = mutations().length;
+    expect(await fleet.setCapacity(pool(), target)).toEqual([]);
+    expect(mutations()).toHaveLength(before);
+  });
+
+  it("calls PutWarmPool only when MinSize or MaxGroupPreparedCapacity differ", async () => {
+    const { warm } = steadyPool(aws);
+    // Desired 2 and a warm pool of 3: MaxGroupPreparedCapacity 5, as configured. Burst at 1.
+    expect(await fleet.setCapacity(pool(), { warm: 2, burst: 1, warmPoolSize: 3 })).toEqual([]);
+    expect(inputs.putWarmPool()).toEqual([]);
+
+    expect(await fleet.setCapacity(pool(), { warm: 2, burst: 1, warmPoolSize: 5 })).toEqual([
+      `PutWarmPool(group=${WARM}, minSize=5, maxPrepared=7)`,
+    ]);
+    expect(inputs.setDesired()).toEqual([]);
+    expect(warm.warmPool).toEqual({
+      MinSize: 5,
+      MaxGroupPreparedCapacity: 7,
+      PoolState: "Stopped",
+      InstanceReusePolicy: { ReuseOnScaleIn: true },
+    });
+  });
+
+  it("repairs a warm pool that is not Stopped with ReuseOnScaleIn", async () => {
+    const { warm } = steadyPool(aws);
+    warm.warmPool = { MinSize: 3, MaxGroupPreparedCapacity: 5, PoolState: "Running" };
+    await fleet.setCapacity(pool(), { warm: 2, burst: 1, warmPoolSize: 3 });
+    expect(inputs.putWarmPool()).toEqual([
+      {
+        AutoScalingGroupName: WARM,
+        MinSize: 3,
+        MaxGroupPreparedCapacity: 5,
+        PoolState: "Stopped",
+        InstanceReusePolicy: { ReuseOnScaleIn: true },
+      },
+    ]);
+  });
+
+  it("keeps desired capacity within the group's MinSize and MaxSize", async () => {
+    const { warm, burst } = steadyPool(aws);
+    warm.min = 1;
+    burst.max = 4;
+    await fleet.setCapacity(pool(), { warm: 0, burst: 9, warmPoolSize: 3 });
+    expect(inputs.setDesired()).toEqual([
+      { AutoScalingGroupName: WARM, DesiredCapacity: 1, HonorCooldown: false },
+      { AutoScalingGroupName: BURST, DesiredCapacity: 4, HonorCooldown: false },
+    ]);
+    expect(inputs.putWarmPool()).toEqual([
+      expect.objectContaining({ MinSize: 3, MaxGroupPreparedCapacity: 4 }),
+    ]);
+  });
+
+  it("retries a throttled call with backoff and then succeeds", async () => {
+    steadyPool(aws);
+    const throttled = () =>
+      new AutoScalingServiceException({
+        name: "Throttling",
+        $fault: "client",
+        $metadata: {},
+        message: "Rate exceeded",
+      });
+    aws.fail("SetDesiredCapacity", throttled(), throttled());
+    const calls = await fleet.setCapacity(pool(), { warm: 3, burst: 1, warmPoolSize: 3 });
+    expect(calls).toEqual([
+      `SetDesiredCapacity(group=${WARM}, desired=3)`,
+      `PutWarmPool(group=${WARM}, minSize=3, maxPrepared=6)`,
+    ]);
+    const input = { AutoScalingGroupName: WARM, DesiredCapacity: 3, HonorCooldown: false };
+    expect(inputs.setDesired()).toEqual([input, input, input]);
+    expect(sleeps).toEqual([50, 100]);
+  });
+
+  it("gives up after the configured attempts, and does not retry a ValidationError", async () => {
+    const { warm } = steadyPool(aws);
+    warm.instances = [{ id: iid(1), state: "InService", protected: true }];
+    const throttled = new EC2ServiceException({
+      name: "RequestLimitExceeded",
+      $fault: "client",
+      $metadata: {},
+    });
+    aws.fail("DescribeInstances", throttled, throttled, throttled, throttled);
+    await expect(fleet.observe(pool())).rejects.toBe(throttled);
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(noWaiting.attempts);
+
+    sleeps = [];
+    const invalid = validation("New SetDesiredCapacity value 30 is above max value 20");
+    aws.fail("SetDesiredCapacity", invalid);
+    await expect(fleet.setCapacity(pool(), { warm: 3, burst: 1, warmPoolSize: 3 })).rejects.toBe(invalid);
+    expect(inputs.setDesired()).toHaveLength(1);
+    expect(sleeps).toEqual([]);
+  });
+});
+
+// ─── on-demand fallback ──────────────────────────────────────────────────────────────────────────
+
+describe("on-demand fallback for the burst group", () => {
+  const failed = (
+    minutes: number,
+    StatusMessage: string,
+    StatusCode: ScalingActivityStatusCode = "Failed",
+  ): Activity => ({
+    ActivityId: randomUUID(),
+    AutoScalingGroupName: BURST,
+    Cause:
+      "At 2026-03-02T11:00:00Z an instance was started in response to a difference between desired and actual capacity",
+    StartTime: minutesAgo(minutes),
+    StatusCode,
+    StatusMessage,
+    Description: "Launching a new EC2 instance.  Status Reason: …",
+    Progress: 100,
+  });
+  const toOnDemand = (percent: number) => ({
+    AutoScalingGroupName: BURST,
+    MixedInstancesPolicy: { InstancesDistribution: { OnDemandPercentageAboveBaseCapacity: percent } },
+  });
+
+  it.each([
+    "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available that matches your request. Launching EC2 instance failed.",
+    "We currently do not have sufficient c6a.xlarge capacity in the Availability Zone you requested (us-east-1a). InsufficientInstanceCapacity",
+    "Could not launch Spot Instances. UnfulfillableCapacity - Unable to fulfill capacity due to your request configuration.",
+  ])("falls back to on-demand after a recent failure: %s", async (message) => {
+    const { burst } = steadyPool(aws);
+    aws.activities = [failed(4, message)];
+    const calls = await fleet.setCapacity(pool(), { warm: 2, burst: 3, warmPoolSize: 3 });
+    expect(inputs.activities()).toEqual([{ AutoScalingGroupName: BURST, MaxRecords: 50 }]);
+    expect(inputs.update()).toEqual([toOnDemand(100)]);
+    // The distribution changes before the group grows, so that the new instances are on-demand.
+    expect(mutations()).toEqual(["UpdateAutoScalingGroup", "SetDesiredCapacity"]);
+    expect(calls).toEqual([
+      `UpdateAutoScalingGroup(group=${BURST}, onDemandPercent=100)`,
+      `SetDesiredCapacity(group=${BURST}, desired=3)`,
+    ]);
+    expect(burst.onDemandPercent).toBe(100);
+    expect((await fleet.observe(pool())).groups[1]?.onDemandFallback).toBe(true);
+    // Still short: a second pass changes nothing.
+    expect(await fleet.setCapacity(pool(), { warm: 2, burst: 3, warmPoolSize: 3 })).toEqual([]);
+  });
+
+  it("reverts to the configured spot share once the failures are older than the window", async () => {
+    const { burst } = steadyPool(aws);
+    burst.onDemandPercent = 100;
+    const spotShare80 = pool({ burst: { spotShare: 0.8, onDemandFallback: true } });
+
+    aws.activities = [failed(29, "InsufficientInstanceCapacity")];
+    expect(await fleet.setCapacity(spotShare80, { warm: 2, burst: 1, warmPoolSize: 3 })).toEqual([]);
+    expect(burst.onDemandPercent).toBe(100);
+
+    aws.activities = [failed(31, "InsufficientInstanceCapacity")];
+    expect(await fleet.setCapacity(spotShare80, { warm: 2, burst: 1, warmPoolSize: 3 })).toEqual([
+      `UpdateAutoScalingGroup(group=${BURST}, onDemandPercent=20)`,
+    ]);
+    expect(inputs.update()).toEqual([toOnDemand(20)]);
+    expect(burst.onDemandPercent).toBe(20);
+  });
+
+  it("reverts even while the burst group is empty", async () => {
+    const { burst } = steadyPool(aws);
+    burst.desired = 0;
+    burst.onDemandPercent = 100;
+    aws.activities = [failed(45, "InsufficientInstanceCapacity")];
+    await fleet.setCapacity(pool(), { warm: 2, burst: 0, warmPoolSize: 3 });
+    expect(inputs.update()).toEqual([toOnDemand(0)]);
+  });
+
+  it("ignores failures for other reasons, and activities that did not fail", async () => {
+    steadyPool(aws);
+    aws.activities = [
+      failed(2, "The security group 'sg-123' does not exist. Launching EC2 instance failed."),
+      failed(3, "InsufficientInstanceCapacity", "Successful"),
+    ];
+    expect(await fleet.setCapacity(pool(), { warm: 2, burst: 2, warmPoolSize: 3 })).toEqual([
+      `SetDesiredCapacity(group=${BURST}, desired=2)`,
+    ]);
+    expect(inputs.update()).toEqual([]);
+  });
+
+  it("does not fall back when the pool turns the fallback off", async () => {
+    steadyPool(aws);
+    aws.activities = [failed(1, "InsufficientInstanceCapacity")];
+    await fleet.setCapacity(pool({ burst: { spotShare: 1, onDemandFallback: false } }), {
+      warm: 2,
+      burst: 4,
+      warmPoolSize: 3,
+    });
+    expect(inputs.activities()).toEqual([]);
+    expect(inputs.update()).toEqual([]);
+  });
+});
+
+// ─── lookup ──────────────────────────────────────────────────────────────────────────────────────
+
+describe("lookup", () => {
+  it("maps an instance to its pool and group", async () => {
+    const { warm, burst } = steadyPool(aws);
+    burst.instances = [
+      {
+        id: iid(0xc1),
+        state: "InService",
+        protected: true,
+        spot: true,
+        az: "us-east-1d",
+        launchTime: minutesAgo(3),
+      },
+    ];
+    warm.warmInstances = [
+      { id: iid(0xb1), state: "Warmed:Stopped", protected: false, launchTime: minutesAgo(50) },
+    ];
+
+    expect(await fleet.lookup(iid(0xc1))).toEqual({
+      id: iid(0xc1),
+      pool: "x86",
+      group: "burst",
+      market: "spot",
+      az: "us-east-1d",
+      lifecycle: "in-service",
+      protectedFromScaleIn: true,
+      launchedAt: minutesAgo(3).toISOString(),
+      instanceType: "c6a.xlarge",
+    });
+    expect(await fleet.lookup(iid(0xb1))).toMatchObject({
+      pool: "x86",
+      group: "warm",
+      market: "on-demand",
+      lifecycle: "stopped",
+    });
+    expect(autoScaling.commandCalls(DescribeAutoScalingInstancesCommand).map((c) => c.args[0].input)).toEqual(
+      [{ InstanceIds: [iid(0xc1)] }, { InstanceIds: [iid(0xb1)] }],
+    );
+  });
+
+  it("returns undefined for an instance of a foreign group, or of none", async () => {
+    steadyPool(aws);
+    aws.group({
+      name: "someone-elses-asg",
+      instances: [{ id: iid(0xf1), state: "InService", protected: false }],
+    });
+    expect(await fleet.lookup(iid(0xf1))).toBeUndefined();
+    expect(await fleet.lookup(iid(0xf2))).toBeUndefined();
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(0);
+  });
+});
+
+// ─── handRunnerConfig ────────────────────────────────────────────────────────────────────────────
+
+describe("handRunnerConfig", () => {
+  const secret = "eyJydW5uZXIiOiJzZWNyZXQtand0LWNvbmZpZyJ9";
+
+  it("writes a SecureString parameter <prefix>/<instance id>, overwriting, and never journals the value", async () => {
+    const lines = await fleet.handRunnerConfig(iid(0xa1), secret);
+    expect(ssm.commandCalls(PutParameterCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        Name: `/hearth/runner-config/${iid(0xa1)}`,
+        Value: secret,
+        Type: "SecureString",
+        Overwrite: true,
+        Tier: "Intelligent-Tiering",
+      },
+    ]);
+    expect(lines).toEqual([
+      `PutParameter(name=/hearth/runner-config/${iid(0xa1)}, type=SecureString, tier=Intelligent-Tiering)`,
+    ]);
+    expect(lines.join("\n")).not.toContain(secret);
+  });
+
+  it("puts a config larger than 4 KB in the advanced tier", async () => {
+    const large = "A".repeat(5_000);
+    const lines = await fleet.handRunnerConfig(iid(0xa1), large);
+    expect(ssm.commandCalls(PutParameterCommand)[0]?.args[0].input).toMatchObject({
+      Tier: "Advanced",
+      Value: large,
+    });
+    expect(lines.join("\n")).not.toContain(large);
+  });
+
+  it("keeps the value out of the error when SSM refuses it", async () => {
+    aws.fail(
+      "PutParameter",
+      new SSMServiceException({
+        name: "ValidationException",
+        $fault: "client",
+        $metadata: {},
+        message: `1 validation error detected: Value '${secret}' at 'value' failed to satisfy constraint`,
+      }),
+    );
+    const error = await fleet.handRunnerConfig(iid(0xa1), secret).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SSMServiceException);
+    expect(String((error as Error).message)).toContain("[redacted]");
+    expect(String((error as Error).message)).not.toContain(secret);
+    expect(String((error as Error).stack)).not.toContain(secret);
+  });
+});

@@ -1,0 +1,518 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  type PlannerInput,
+  type PlannerInstance,
+  type PlannerJob,
+  type PoolDemand,
+  type PoolPlan,
+  plan,
+} from "../src/planner";
+import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "../src/pools";
+
+const NOW = Date.parse("2026-03-02T10:00:00Z");
+
+function poolConfig(overrides: Partial<PoolConfigInput> = {}): PoolConfig {
+  return poolConfigSchema.parse({
+    name: "x86_64",
+    labels: ["nix", "x86_64-linux"],
+    architecture: "x86_64",
+    instanceTypes: ["c6a.xlarge"],
+    idleTimeouts: { warmSeconds: 30, burstSeconds: 300 },
+    ...overrides,
+  });
+}
+
+let serial = 0;
+
+function instance(overrides: Partial<PlannerInstance> = {}): PlannerInstance {
+  serial++;
+  return {
+    id: `i-${serial.toString(16).padStart(17, "0")}`,
+    pool: "x86_64",
+    group: "warm",
+    market: "on-demand",
+    state: "ready",
+    slots: 2,
+    busySlots: 0,
+    cacheKeys: [],
+    launchedAt: NOW - 3600_000,
+    idleSince: null,
+    heartbeatOverdue: false,
+    ...overrides,
+  };
+}
+
+/** A ready instance idle for `seconds`. */
+const idle = (seconds: number, overrides: Partial<PlannerInstance> = {}) =>
+  instance({ idleSince: NOW - seconds * 1000, ...overrides });
+const stopped = (overrides: Partial<PlannerInstance> = {}) => instance({ state: "stopped", ...overrides });
+const burst = (overrides: Partial<PlannerInstance> = {}) =>
+  instance({ group: "burst", market: "spot", ...overrides });
+
+function queued(cacheKey = "app/build", overrides: Partial<PlannerJob> = {}): PlannerJob {
+  serial++;
+  return {
+    key: `github#${serial}`,
+    pool: "x86_64",
+    status: "queued",
+    cacheKey,
+    queuedAt: NOW - 10_000,
+    instanceId: null,
+    ...overrides,
+  };
+}
+
+const running = (on: PlannerInstance, cacheKey = "app/build"): PlannerJob =>
+  queued(cacheKey, { status: "running", instanceId: on.id, pool: on.pool });
+
+const demand = (overrides: Partial<PoolDemand> = {}): PoolDemand => ({
+  burstJobs: 0,
+  peakBurstJobs: 0,
+  peakJobs: 0,
+  loadJobs: 0,
+  jobsPerHour: 0,
+  keyWeights: {},
+  ...overrides,
+});
+
+function planOne(overrides: Partial<PlannerInput> & { pool?: PoolConfig }): PoolPlan {
+  const { pool = poolConfig(), ...rest } = overrides;
+  const plans = plan({ now: NOW, pools: [pool], jobs: [], instances: [], ...rest });
+  expect(plans).toHaveLength(1);
+  return plans[0] as PoolPlan;
+}
+
+describe("plan: serving queued jobs", () => {
+  it("does nothing when nothing is queued and nothing runs", () => {
+    const result = planOne({});
+    expect(result).toMatchObject({ desiredWarm: 0, desiredBurst: 0, warmPoolSize: 0, release: [] });
+    expect(result.reason).toBe("steady");
+    expect(result.recheckAt).toBeNull();
+  });
+
+  it("serves queued jobs from free slots first", () => {
+    const ready = [instance(), instance({ busySlots: 1 })];
+    const result = planOne({ instances: ready, jobs: [queued(), queued(), queued(), running(ready[1] as PlannerInstance)] });
+    expect(result).toMatchObject({ desiredWarm: 2, desiredBurst: 0, release: [] });
+    expect(result.counts).toMatchObject({ queued: 3, freeSlots: 3, resume: 0, launch: 0 });
+  });
+
+  it("counts a launching instance's slots as on their way", () => {
+    const result = planOne({ instances: [instance({ state: "launching" })], jobs: [queued(), queued()] });
+    expect(result).toMatchObject({ desiredWarm: 1, desiredBurst: 0 });
+  });
+
+  it("resumes stopped warm-pool instances before launching spot", () => {
+    const result = planOne({ instances: [stopped(), stopped(), stopped()], jobs: [queued(), queued(), queued()] });
+    expect(result).toMatchObject({ desiredWarm: 2, desiredBurst: 0 });
+    expect(result.counts).toMatchObject({ resume: 2, launch: 0 });
+    expect(result.reason).toBe("3 waiting for a slot, 0 free; resume 2 from the warm pool");
+  });
+
+  it("launches spot once the warm pool is empty", () => {
+    const result = planOne({ instances: [stopped()], jobs: Array.from({ length: 7 }, () => queued()) });
+    expect(result).toMatchObject({ desiredWarm: 1, desiredBurst: 3 });
+    expect(result.reason).toBe("7 waiting for a slot, 0 free; resume 1 from the warm pool; launch 3 spot");
+  });
+
+  it("never plans past maxInstances, and says how short it is", () => {
+    const pool = poolConfig({ maxInstances: 3 });
+    const busy = instance({ busySlots: 2 });
+    const result = planOne({
+      pool,
+      instances: [busy, stopped()],
+      jobs: [running(busy), running(busy), ...Array.from({ length: 10 }, () => queued())],
+    });
+    expect(result.desiredWarm + result.desiredBurst).toBe(3);
+    expect(result).toMatchObject({ desiredWarm: 2, desiredBurst: 1 });
+    expect(result.reason).toContain("3 short at the instance limit");
+  });
+
+  it("does not count free slots of a suspect instance", () => {
+    const suspect = instance({ heartbeatOverdue: true, idleSince: NOW - 3600_000 });
+    const result = planOne({ instances: [suspect], jobs: [queued()] });
+    expect(result).toMatchObject({ desiredWarm: 1, desiredBurst: 1, release: [] });
+  });
+
+  it("replaces the capacity of jobs on a draining (interrupted) instance", () => {
+    const draining = burst({ state: "draining", busySlots: 2 });
+    const result = planOne({ instances: [draining], jobs: [running(draining), running(draining)] });
+    expect(result.counts.rehome).toBe(2);
+    // The draining instance is no longer counted in its group: one new instance for its two jobs.
+    expect(result).toMatchObject({ desiredWarm: 0, desiredBurst: 1, release: [] });
+  });
+
+  it("keeps minReady instances ready", () => {
+    const result = planOne({ pool: poolConfig({ warm: { minReady: 2 } }), instances: [stopped()] });
+    expect(result).toMatchObject({ desiredWarm: 1, desiredBurst: 1 });
+  });
+});
+
+describe("plan: warm stores", () => {
+  it("resumes the whole warm pool when a stopped store is warm for a job no free slot is warm for", () => {
+    // AWS picks which warm-pool instance starts, so only resuming all of them brings that store back.
+    const free = instance({ cacheKeys: ["other"] });
+    const result = planOne({
+      instances: [free, stopped({ cacheKeys: ["a"] }), stopped({ cacheKeys: ["b"] }), stopped()],
+      jobs: [queued("a")],
+    });
+    expect(result.counts.resume).toBe(3);
+    expect(result.desiredWarm).toBe(4);
+  });
+
+  it("does not resume for a store that a free slot already has", () => {
+    const free = instance({ cacheKeys: ["a"] });
+    const result = planOne({ instances: [free, stopped({ cacheKeys: ["a"] })], jobs: [queued("a")] });
+    expect(result.counts.resume).toBe(0);
+  });
+
+  it("does not resume when no stopped store is warm for the job", () => {
+    const free = instance();
+    const result = planOne({ instances: [free, stopped({ cacheKeys: ["b"] })], jobs: [queued("a")] });
+    expect(result.counts.resume).toBe(0);
+  });
+});
+
+describe("plan: releasing idle capacity", () => {
+  it("releases idle instances past their timeout, not before", () => {
+    const due = idle(31);
+    const early = idle(29);
+    const result = planOne({ instances: [due, early] });
+    expect(result.release).toEqual([due.id]);
+    expect(result.desiredWarm).toBe(1);
+    // The early one is due in a second: the workflow should look again then.
+    expect(result.recheckAt).toBe(NOW + 1000);
+  });
+
+  it("releases burst before warm", () => {
+    const warm = idle(600);
+    const spot = burst({ idleSince: NOW - 400_000 });
+    const busy = instance({ busySlots: 1 });
+    // One queued job: one of the two idle instances must stay.
+    const result = planOne({ instances: [warm, spot, busy], jobs: [running(busy), queued(), queued()] });
+    expect(result.release).toEqual([spot.id]);
+    expect(result).toMatchObject({ desiredWarm: 2, desiredBurst: 0 });
+  });
+
+  it("releases the coldest store first, then the longest idle", () => {
+    const hot = idle(100, { cacheKeys: ["popular"] });
+    const cold = idle(50, { cacheKeys: ["rare"] });
+    const colder = idle(60, { cacheKeys: [] });
+    const result = planOne({
+      instances: [hot, cold, colder],
+      jobs: [queued("x"), queued("x"), queued("x"), queued("x")],
+      demand: { x86_64: demand({ keyWeights: { popular: 40, rare: 1 } }) },
+    });
+    // Four queued jobs keep two of three idle instances: the coldest goes.
+    expect(result.release).toEqual([colder.id]);
+    const all = planOne({
+      instances: [hot, cold, colder],
+      demand: { x86_64: demand({ keyWeights: { popular: 40, rare: 1 } }) },
+    });
+    expect(all.release).toEqual([colder.id, cold.id, hot.id]);
+  });
+
+  it("never releases a busy, draining, launching, stopped or suspect instance", () => {
+    const instances = [
+      instance({ busySlots: 1, idleSince: NOW - 3600_000 }),
+      instance({ state: "draining", idleSince: NOW - 3600_000 }),
+      instance({ state: "launching", idleSince: NOW - 3600_000 }),
+      stopped({ idleSince: NOW - 3600_000 }),
+      idle(3600, { heartbeatOverdue: true }),
+    ];
+    expect(planOne({ instances }).release).toEqual([]);
+  });
+
+  it("keeps idle instances the queue needs", () => {
+    const result = planOne({ instances: [idle(600), idle(600)], jobs: [queued(), queued(), queued()] });
+    expect(result.release).toEqual([]);
+  });
+});
+
+describe("plan: the warm pool", () => {
+  it("keeps warm capacity for the usual burst and load", () => {
+    const result = planOne({ demand: { x86_64: demand({ burstJobs: 6, loadJobs: 9 }) } });
+    // Nine jobs at once, two slots each: five instances, all stopped until needed.
+    expect(result).toMatchObject({ desiredWarm: 0, warmPoolSize: 5 });
+  });
+
+  it("does not refill the warm pool behind instances it resumed", () => {
+    const result = planOne({
+      instances: [stopped(), stopped(), stopped()],
+      jobs: [queued(), queued(), queued(), queued()],
+      demand: { x86_64: demand({ burstJobs: 6, peakBurstJobs: 6 }) },
+    });
+    expect(result).toMatchObject({ desiredWarm: 2, warmPoolSize: 1 });
+  });
+
+  it("keeps stores up to the largest recent load, and lets go beyond it", () => {
+    const five = Array.from({ length: 5 }, () => stopped());
+    const keep = planOne({ instances: five, demand: { x86_64: demand({ burstJobs: 2, peakJobs: 8 }) } });
+    expect(keep.warmPoolSize).toBe(4);
+    const all = planOne({ instances: five, demand: { x86_64: demand({ burstJobs: 2, peakJobs: 20 }) } });
+    expect(all.warmPoolSize).toBe(5);
+  });
+
+  it("stays within the configured warm-pool size", () => {
+    const result = planOne({
+      pool: poolConfig({ warm: { warmPoolSize: 3 } }),
+      demand: { x86_64: demand({ burstJobs: 40 }) },
+    });
+    expect(result.warmPoolSize).toBe(3);
+  });
+});
+
+describe("plan: pools", () => {
+  it("plans every configured pool in order, ignoring others", () => {
+    const arm = poolConfig({ name: "aarch64", labels: ["nix", "aarch64-linux"], architecture: "arm64" });
+    const plans = plan({
+      now: NOW,
+      pools: [arm, poolConfig()],
+      jobs: [queued("a", { pool: "aarch64" }), queued("b", { pool: "gone" })],
+      instances: [stopped({ pool: "aarch64" }), stopped({ pool: "gone" })],
+    });
+    expect(plans.map((p) => [p.pool, p.desiredWarm])).toEqual([
+      ["aarch64", 1],
+      ["x86_64", 0],
+    ]);
+  });
+});
+
+// Property tests: random pools, fleets, queues and forecasts.
+
+const keys = ["a", "b", "c", "d", "e"];
+
+const poolArb = fc
+  .record({
+    maxInstances: fc.integer({ min: 1, max: 10 }),
+    slotsPerInstance: fc.integer({ min: 1, max: 3 }),
+    minReady: fc.integer({ min: 0, max: 2 }),
+    warmPoolSize: fc.integer({ min: 0, max: 8 }),
+    warmSeconds: fc.constantFrom(0, 30, 120),
+    burstSeconds: fc.constantFrom(0, 300),
+  })
+  .map((p) =>
+    poolConfig({
+      maxInstances: p.maxInstances,
+      slotsPerInstance: p.slotsPerInstance,
+      warm: { minReady: p.minReady, warmPoolSize: p.warmPoolSize },
+      idleTimeouts: { warmSeconds: p.warmSeconds, burstSeconds: p.burstSeconds },
+    }),
+  );
+
+const instanceArb = (slots: number) =>
+  fc
+    .record({
+      group: fc.constantFrom("warm" as const, "burst" as const),
+      state: fc.constantFrom(
+        "launching" as const,
+        "ready" as const,
+        "draining" as const,
+        "stopping" as const,
+        "stopped" as const,
+        "terminating" as const,
+      ),
+      busySlots: fc.integer({ min: 0, max: slots }),
+      cacheKeys: fc.uniqueArray(fc.constantFrom(...keys), { maxLength: 3 }),
+      idleFor: fc.option(fc.integer({ min: 0, max: 1000 }), { nil: null }),
+      heartbeatOverdue: fc.boolean(),
+    })
+    .map((i) => {
+      const group = i.state === "stopped" || i.state === "stopping" ? "warm" : i.group;
+      const busy = i.state === "ready" || i.state === "draining" ? i.busySlots : 0;
+      return {
+        group,
+        market: group === "warm" ? ("on-demand" as const) : ("spot" as const),
+        state: i.state,
+        slots,
+        busySlots: busy,
+        cacheKeys: i.cacheKeys,
+        idleSince: i.state === "ready" && busy === 0 && i.idleFor !== null ? NOW - i.idleFor * 1000 : null,
+        heartbeatOverdue: i.heartbeatOverdue,
+      };
+    });
+
+const demandArb = fc.record({
+  burstJobs: fc.integer({ min: 0, max: 20 }),
+  peakBurstJobs: fc.integer({ min: 0, max: 30 }),
+  peakJobs: fc.integer({ min: 0, max: 30 }),
+  loadJobs: fc.integer({ min: 0, max: 20 }),
+  jobsPerHour: fc.integer({ min: 0, max: 100 }),
+  keyWeights: fc.dictionary(fc.constantFrom(...keys), fc.integer({ min: 0, max: 50 })),
+});
+
+const inputArb: fc.Arbitrary<PlannerInput> = poolArb.chain((pool) =>
+  fc
+    .record({
+      instances: fc.array(instanceArb(pool.slotsPerInstance), { maxLength: 14 }),
+      queued: fc.array(fc.constantFrom(...keys), { maxLength: 12 }),
+      demand: fc.option(demandArb, { nil: undefined }),
+    })
+    .map(({ instances, queued: queuedKeys, demand: poolDemand }) => {
+      const fleet: PlannerInstance[] = instances.map((i, index) => ({
+        ...i,
+        id: `i-${index.toString(16).padStart(17, "0")}`,
+        pool: pool.name,
+        launchedAt: NOW - 3600_000,
+      }));
+      const jobs: PlannerJob[] = [];
+      for (const i of fleet) {
+        for (let s = 0; s < i.busySlots; s++) {
+          jobs.push({
+            key: `run-${i.id}-${s}`,
+            pool: pool.name,
+            status: "running",
+            cacheKey: i.cacheKeys[0] ?? "a",
+            queuedAt: NOW - 600_000,
+            instanceId: i.id,
+          });
+        }
+      }
+      queuedKeys.forEach((cacheKey, index) =>
+        jobs.push({
+          key: `q-${index}`,
+          pool: pool.name,
+          status: "queued",
+          cacheKey,
+          queuedAt: NOW - index * 1000,
+          instanceId: null,
+        }),
+      );
+      return { now: NOW, pools: [pool], jobs, instances: fleet, demand: poolDemand && { [pool.name]: poolDemand } };
+    }),
+);
+
+const only = (input: PlannerInput): PoolPlan => plan(input)[0] as PoolPlan;
+const serving = (input: PlannerInput) =>
+  input.instances.filter((i) => i.state === "launching" || i.state === "ready");
+
+const moreQueued = (input: PlannerInput, extra: string[]): PlannerInput => ({
+  ...input,
+  jobs: [
+    ...input.jobs,
+    ...extra.map((cacheKey, index) => ({
+      key: `extra-${index}`,
+      pool: input.pools[0]?.name ?? "",
+      status: "queued" as const,
+      cacheKey,
+      queuedAt: NOW,
+      instanceId: null,
+    })),
+  ],
+});
+
+describe("plan: properties", () => {
+  it("never releases an instance that is busy, draining, suspect, not ready or not idle long enough", () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const pool = input.pools[0] as PoolConfig;
+        const byId = new Map(input.instances.map((i) => [i.id, i]));
+        for (const id of only(input).release) {
+          const i = byId.get(id);
+          expect(i).toBeDefined();
+          if (i === undefined) return;
+          expect(i.state).toBe("ready");
+          expect(i.busySlots).toBe(0);
+          expect(i.heartbeatOverdue).toBe(false);
+          expect(input.jobs.some((job) => job.instanceId === id)).toBe(false);
+          const timeout = i.group === "warm" ? pool.idleTimeouts.warmSeconds : pool.idleTimeouts.burstSeconds;
+          expect(i.idleSince).not.toBeNull();
+          expect(input.now - (i.idleSince as number)).toBeGreaterThanOrEqual(timeout * 1000);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("never plans past maxInstances (nor removes capacity except by release)", () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const pool = input.pools[0] as PoolConfig;
+        const result = only(input);
+        const inService = serving(input);
+        const released = new Set(result.release);
+        const keptWarm = inService.filter((i) => i.group === "warm" && !released.has(i.id)).length;
+        const keptBurst = inService.filter((i) => i.group === "burst" && !released.has(i.id)).length;
+        // Instances already in service above the limit stay (only release removes them); nothing new.
+        expect(result.desiredWarm + result.desiredBurst).toBeLessThanOrEqual(
+          Math.max(pool.maxInstances, keptWarm + keptBurst),
+        );
+        expect(result.desiredWarm).toBeGreaterThanOrEqual(keptWarm);
+        expect(result.desiredBurst).toBeGreaterThanOrEqual(keptBurst);
+        const stoppedCount = input.instances.filter((i) => i.state === "stopped").length;
+        expect(result.desiredWarm - keptWarm).toBeLessThanOrEqual(stoppedCount);
+        expect(result.warmPoolSize).toBeGreaterThanOrEqual(0);
+        expect(result.warmPoolSize).toBeLessThanOrEqual(pool.warm.warmPoolSize);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("gives no less capacity for more demand", () => {
+    fc.assert(
+      fc.property(inputArb, fc.array(fc.constantFrom(...keys), { minLength: 1, maxLength: 6 }), (input, extra) => {
+        const before = only(input);
+        const after = only(moreQueued(input, extra));
+        expect(after.desiredWarm + after.desiredBurst).toBeGreaterThanOrEqual(before.desiredWarm + before.desiredBurst);
+        expect(after.desiredWarm).toBeGreaterThanOrEqual(before.desiredWarm);
+        expect(after.desiredWarm + after.warmPoolSize).toBeGreaterThanOrEqual(before.desiredWarm + before.warmPoolSize);
+        // Whatever it still releases, it released before too.
+        for (const id of after.release) expect(before.release).toContain(id);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("gives no less capacity for a larger forecast", () => {
+    fc.assert(
+      fc.property(inputArb, demandArb, fc.integer({ min: 1, max: 10 }), (input, base, more) => {
+        const name = input.pools[0]?.name ?? "";
+        const bigger = {
+          ...base,
+          burstJobs: base.burstJobs + more,
+          loadJobs: base.loadJobs + more,
+          peakJobs: base.peakJobs + more,
+          peakBurstJobs: base.peakBurstJobs + more,
+        };
+        const before = only({ ...input, demand: { [name]: base } });
+        const after = only({ ...input, demand: { [name]: bigger } });
+        expect(after.desiredWarm + after.desiredBurst).toBeGreaterThanOrEqual(before.desiredWarm + before.desiredBurst);
+        expect(after.desiredWarm + after.warmPoolSize).toBeGreaterThanOrEqual(before.desiredWarm + before.warmPoolSize);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("gives the same plan for the same input, in any order", () => {
+    fc.assert(
+      fc.property(inputArb, fc.integer(), (input, seed) => {
+        const shuffle = <T>(items: readonly T[]): T[] => {
+          const copy = [...items];
+          let state = seed >>> 0;
+          for (let i = copy.length - 1; i > 0; i--) {
+            state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+            const j = state % (i + 1);
+            [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
+          }
+          return copy;
+        };
+        const first = plan(input);
+        expect(plan(structuredClone(input))).toEqual(first);
+        expect(plan({ ...input, jobs: shuffle(input.jobs), instances: shuffle(input.instances) })).toEqual(first);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("does not modify its input", () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const copy = structuredClone(input);
+        plan(input);
+        expect(input).toEqual(copy);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

@@ -1,0 +1,150 @@
+import { describe, expect, it } from "vitest";
+import {
+  defaultPools,
+  type PoolConfig,
+  type PoolConfigInput,
+  poolConfigSchema,
+  poolsConfigSchema,
+  type RoutableJob,
+  routeJob,
+} from "../src/pools";
+
+const pool = (input: Partial<PoolConfigInput> & Pick<PoolConfigInput, "name" | "labels">): PoolConfig =>
+  poolConfigSchema.parse({ architecture: "x86_64", instanceTypes: ["c6a.xlarge"], ...input });
+
+const github = (...labels: string[]): RoutableJob => ({ source: "github", labels, labelsKnown: true });
+const gitlab = (...labels: string[]): RoutableJob => ({ source: "gitlab", labels, labelsKnown: true });
+
+describe("pool config", () => {
+  it("fills the documented defaults", () => {
+    const config = pool({ name: "x", labels: ["nix"] });
+    expect(config.slotsPerInstance).toBe(2);
+    expect(config.maxInstances).toBe(50);
+    expect(config.warm).toEqual({ market: "on-demand", warmPoolSize: 50, minReady: 0 });
+    expect(config.burst).toEqual({ spotShare: 1, onDemandFallback: true });
+    expect(config.prices).toEqual({ onDemandHourly: 0.145, spotHourly: 0.05, stoppedHourly: 0.011 });
+    expect(config.boot).toEqual({ coldSeconds: 75, warmSeconds: 25 });
+    expect(config.untagged).toBe(false);
+    expect(config.ami).toBeUndefined();
+  });
+
+  it("keeps nested values it is given and defaults the rest", () => {
+    const config = pool({ name: "x", labels: ["nix"], warm: { minReady: 2 }, prices: { spotHourly: 0.04 } });
+    expect(config.warm).toEqual({ market: "on-demand", warmPoolSize: 50, minReady: 2 });
+    expect(config.prices.spotHourly).toBe(0.04);
+    expect(config.prices.onDemandHourly).toBe(0.145);
+  });
+
+  it("stores labels as the ledger stores job labels", () => {
+    expect(pool({ name: "x", labels: [" Nix", "X86_64-Linux", "nix"] }).labels).toEqual(["nix", "x86_64-linux"]);
+  });
+
+  it.each([
+    ["an unknown architecture", { architecture: "riscv64" }],
+    ["no labels", { labels: [] }],
+    ["the implied self-hosted label", { labels: ["self-hosted", "nix"] }],
+    ["no instance type", { instanceTypes: [] }],
+    ["a malformed instance type", { instanceTypes: ["big one"] }],
+    ["a spot share above 1", { burst: { spotShare: 1.5 } }],
+    ["a negative price", { prices: { spotHourly: -1 } }],
+    ["zero slots", { slotsPerInstance: 0 }],
+    ["a name AWS would reject", { name: "x86 64!" }],
+  ])("rejects %s", (_, override) => {
+    const result = poolConfigSchema.safeParse({
+      name: "x",
+      labels: ["nix"],
+      architecture: "x86_64",
+      instanceTypes: ["c6a.xlarge"],
+      ...override,
+    });
+    expect(result.success).toBe(false);
+  });
+
+  it("rejects duplicate pool names and a second untagged pool", () => {
+    const base = { architecture: "x86_64", instanceTypes: ["c6a.xlarge"] } as const;
+    expect(
+      poolsConfigSchema.safeParse([
+        { ...base, name: "a", labels: ["nix"] },
+        { ...base, name: "a", labels: ["other"] },
+      ]).success,
+    ).toBe(false);
+    expect(
+      poolsConfigSchema.safeParse([
+        { ...base, name: "a", labels: ["nix"], untagged: true },
+        { ...base, name: "b", labels: ["other"], untagged: true },
+      ]).success,
+    ).toBe(false);
+    expect(poolsConfigSchema.safeParse([]).success).toBe(false);
+  });
+
+  it("defaults to the two pools of the shared traces", () => {
+    expect(defaultPools.map(({ name, labels, architecture, untagged }) => ({ name, labels, architecture, untagged })))
+      .toEqual([
+        { name: "x86_64", labels: ["nix", "x86_64-linux"], architecture: "x86_64", untagged: true },
+        { name: "aarch64", labels: ["aarch64-linux", "nix"], architecture: "arm64", untagged: false },
+      ]);
+  });
+});
+
+describe("routeJob", () => {
+  it("routes the shared traces' label sets", () => {
+    expect(routeJob(github("nix", "x86_64-linux"), defaultPools)).toEqual({ pool: "x86_64" });
+    expect(routeJob(github("nix", "aarch64-linux"), defaultPools)).toEqual({ pool: "aarch64" });
+  });
+
+  it("matches GitHub labels case-insensitively, with self-hosted implied", () => {
+    expect(routeJob(github("self-hosted", "NIX", "AArch64-Linux"), defaultPools)).toEqual({ pool: "aarch64" });
+    expect(routeJob(github("Self-Hosted", "x86_64-linux"), defaultPools)).toEqual({ pool: "x86_64" });
+  });
+
+  it("routes a job asking only for self-hosted to the most generic pool", () => {
+    const pools = [pool({ name: "big", labels: ["nix", "large"] }), pool({ name: "small", labels: ["nix"] })];
+    expect(routeJob(github("self-hosted"), pools)).toEqual({ pool: "small" });
+  });
+
+  it("needs every job label on the pool", () => {
+    const route = routeJob(github("nix", "x86_64-linux", "gpu"), defaultPools);
+    expect(route).toEqual({ unroutable: "no pool has every label of [gpu, nix, x86_64-linux]" });
+  });
+
+  it.each(["ubuntu-latest", "ubuntu-24.04", "windows-2022", "macos-14", "macos-latest-xlarge", "windows"])(
+    "does not take GitHub-hosted runner label %s, even if a pool carries it",
+    (label) => {
+      const pools = [...defaultPools, pool({ name: "odd", labels: [label] })];
+      const route = routeJob(github(label), pools);
+      expect(route).toEqual({ unroutable: `asks for the GitHub-hosted runner label "${label}"` });
+    },
+  );
+
+  it("prefers the pool with the fewest extra labels, then the first name", () => {
+    const pools = [
+      pool({ name: "zeta", labels: ["nix", "linux"] }),
+      pool({ name: "alpha", labels: ["nix", "linux"] }),
+      pool({ name: "wide", labels: ["nix", "linux", "kvm"] }),
+    ];
+    expect(routeJob(github("nix"), pools)).toEqual({ pool: "alpha" });
+    expect(routeJob(github("kvm"), pools)).toEqual({ pool: "wide" });
+    expect(routeJob(github("nix"), [...pools].reverse())).toEqual({ pool: "alpha" });
+  });
+
+  it("routes GitLab jobs by tags, untagged ones to the untagged pool", () => {
+    expect(routeJob(gitlab("nix", "aarch64-linux"), defaultPools)).toEqual({ pool: "aarch64" });
+    expect(routeJob(gitlab(), defaultPools)).toEqual({ pool: "x86_64" });
+    expect(routeJob(gitlab("docker"), defaultPools)).toEqual({ unroutable: "no pool has every tag of [docker]" });
+  });
+
+  it("routes a GitLab job with unknown tags as untagged", () => {
+    const unknown: RoutableJob = { source: "gitlab", labels: [], labelsKnown: false };
+    expect(routeJob(unknown, defaultPools)).toEqual({ pool: "x86_64" });
+    // Labels are meaningless while unknown, whatever they hold.
+    expect(routeJob({ ...unknown, labels: ["aarch64-linux"] }, defaultPools)).toEqual({ pool: "x86_64" });
+  });
+
+  it("says why when no pool takes untagged jobs", () => {
+    const pools = defaultPools.map((p) => ({ ...p, untagged: false }));
+    expect(routeJob(gitlab(), pools)).toEqual({ unroutable: "untagged, and no pool takes untagged jobs" });
+    expect(routeJob({ source: "gitlab", labels: [], labelsKnown: false }, pools)).toEqual({
+      unroutable: "tags not known yet (routed as untagged), and no pool takes untagged jobs",
+    });
+  });
+});

@@ -1,0 +1,95 @@
+import { poolsConfigSchema } from "@hearth/core/pools";
+import * as z from "zod";
+
+/**
+ * The SST links (`Resource.<Name>`) the Lambdas read at runtime, with the shape of each, and which
+ * function links which. Plain data with no SST import: infra links exactly these names to each
+ * function (and the type checker holds it to declaring a component for every one), and the tests run
+ * each handler with only its own links set, as Lambda would.
+ *
+ * Links carry data only. The permissions that go with them are written out in infra/lib/iam.ts,
+ * because SST's built-in links grant `dynamodb:*` and the like, broader than Hearth needs.
+ */
+
+const secret = z.object({ value: z.string() });
+const nonEmpty = z.string().min(1);
+
+export const linkSchemas = {
+  /** SST links the app's name and stage to every function by itself. */
+  App: z.object({ name: nonEmpty, stage: nonEmpty }),
+  /** The stage's settings the functions need: its pools and GitLab URL. */
+  HearthConfig: z.object({
+    pools: poolsConfigSchema,
+    gitlabUrl: z.url({ protocol: /^https?$/ }),
+    /** ScaleFleet iterations per execution. */
+    maxIterations: z.number().int().positive(),
+  }),
+  /** The single DynamoDB table. */
+  Storage: z.object({ tableName: nonEmpty }),
+  /** The Auto Scaling groups per pool, and where GitHub JIT runner configs go in Parameter Store. */
+  Fleet: z.object({
+    groups: z.record(z.string(), z.object({ warm: nonEmpty, burst: nonEmpty })),
+    runnerConfigPrefix: z.string().regex(/^\/[A-Za-z0-9_.\-/]+$/),
+  }),
+  /** The ScaleFleet state machine. */
+  ScaleFleet: z.object({ stateMachineArn: z.string().regex(/^arn:aws[a-z-]*:states:/) }),
+  GithubWebhookSecret: secret,
+  GitlabWebhookToken: secret,
+  GitlabSigningToken: secret,
+  GitlabApiToken: secret,
+  StatusToken: secret,
+} as const;
+
+export type LinkName = keyof typeof linkSchemas;
+export type Link<N extends LinkName> = z.infer<(typeof linkSchemas)[N]>;
+
+/** Every Lambda Hearth deploys. infra/lib/functions.ts gives each its handler, memory and timeout. */
+export const functionNames = ["api", "observe", "plan", "apply", "finish", "recordFailure", "tick"] as const;
+export type FunctionName = (typeof functionNames)[number];
+
+/** What each function links (besides `App`, which SST links to all): no more than it reads. */
+export const functionLinks = {
+  /** Webhooks, `GET /api/status` and `POST /agent/heartbeat`. */
+  api: [
+    "HearthConfig",
+    "Storage",
+    "Fleet",
+    "ScaleFleet",
+    "GithubWebhookSecret",
+    "GitlabWebhookToken",
+    "GitlabSigningToken",
+    "StatusToken",
+  ],
+  /** Observe resolves GitLab tags the webhook could not (a Lambda cannot work after it answers). */
+  observe: ["HearthConfig", "Storage", "Fleet", "GitlabApiToken"],
+  /** The planner is pure: the pools are all it needs. */
+  plan: ["HearthConfig"],
+  apply: ["HearthConfig", "Storage", "Fleet"],
+  finish: ["HearthConfig", "Storage"],
+  recordFailure: ["HearthConfig", "Storage"],
+  /** The minute tick: forecast, queue metrics (with GitLab tag lookups), ScaleFleet for every pool. */
+  tick: ["HearthConfig", "Storage", "ScaleFleet", "GitlabApiToken"],
+} as const satisfies Record<FunctionName, readonly LinkName[]>;
+
+/** Reads one link through `read` (SST's `Resource` in Lambda) and checks its shape. */
+export function readLink<N extends LinkName>(read: (name: string) => unknown, name: N): Link<N> {
+  const parsed = linkSchemas[name].safeParse(read(name));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`link ${name} is malformed at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`);
+  }
+  return parsed.data as Link<N>;
+}
+
+/** A secret's value, or undefined when it is unset (SST's placeholder for optional secrets is ""). */
+export const secretValue = (link: { value: string }): string | undefined => link.value.trim() || undefined;
+
+/**
+ * The environment variables through which SST hands links to a process (`SST_RESOURCE_<Name>`, JSON):
+ * how tests and benchmarks run a handler as Lambda would.
+ */
+export function linkEnvironment(values: Partial<{ [N in LinkName]: Link<N> }>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(values).map(([name, value]) => [`SST_RESOURCE_${name}`, JSON.stringify(value)]),
+  );
+}

@@ -1,0 +1,57 @@
+/**
+ * The CloudWatch metrics Hearth emits (as EMF, through Powertools Metrics) and the dimension sets
+ * they carry. Plain data: the emitter (./metrics) and the alarms (infra/lib/alarms) both read it, and
+ * a test checks that what the functions print matches what the alarms watch.
+ */
+
+export const METRIC_NAMESPACE = "Hearth";
+/** Powertools puts the service name on every metric as the `service` dimension. */
+export const METRIC_SERVICE = "hearth";
+
+export const metricNames = {
+  /** Per pool, each tick: jobs queued for the pool. */
+  queuedJobs: "QueuedJobs",
+  /** Per pool, each tick: how long the pool's oldest queued job has waited (0 when none). */
+  oldestQueuedSeconds: "OldestQueuedSeconds",
+  /** Each tick: queued jobs that no pool can run (some are for GitHub's hosted runners, and soon start). */
+  unroutableJobs: "UnroutableJobs",
+  /** Each tick: how long the oldest of them has waited (0 when none); a long wait is a config problem. */
+  oldestUnroutableSeconds: "OldestUnroutableSeconds",
+  /** Per pool and state, each ScaleFleet observation: instances in that state. */
+  instances: "Instances",
+  /** Per pool: ScaleFleet iterations that changed the fleet (made API calls). */
+  decisions: "Decisions",
+  /** Every webhook delivery the API answered. */
+  webhookRequests: "WebhookRequests",
+  /** Webhook deliveries answered with a 4xx (bad signature or token, malformed, not configured). */
+  webhookRejected: "WebhookRejected",
+} as const;
+
+/** Instance states as the metrics count them: the planner's, with `ready` split into idle and busy. */
+export const capacityStates = [
+  "launching",
+  "idle",
+  "busy",
+  "draining",
+  "stopping",
+  "stopped",
+  "terminating",
+] as const;
+export type CapacityState = (typeof capacityStates)[number];
+
+/** The dimensions of each metric, beyond `service` and `stage`. */
+export const metricDimensions: Record<keyof typeof metricNames, readonly string[]> = {
+  queuedJobs: ["pool"],
+  oldestQueuedSeconds: ["pool"],
+  unroutableJobs: [],
+  oldestUnroutableSeconds: [],
+  instances: ["pool", "state"],
+  decisions: ["pool"],
+  webhookRequests: [],
+  webhookRejected: [],
+};
+
+/** The full dimension map of one data point, as CloudWatch (and so an alarm) sees it. */
+export function dimensionsOf(stage: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { service: METRIC_SERVICE, stage, ...extra };
+}

@@ -1,0 +1,107 @@
+import { createHash } from "node:crypto";
+import {
+  type ForgeJob,
+  type ForgeSecrets,
+  githubDelivery,
+  gitlabDelivery,
+  jobHookPayload,
+  workflowJobPayload,
+} from "@hearth/core/forge-sim";
+import { normalizeLabels } from "@hearth/core/jobs";
+import type { TraceJob } from "@hearth/core/sim";
+
+/**
+ * The demo: a trace replayed into a running local Hearth as the webhooks GitLab and GitHub would
+ * send, sped up. Each job is described to the simulation first (its run times, and for GitLab its
+ * tags, which the local GitLab API then answers), then queued with a signed webhook.
+ */
+
+export interface DemoJob {
+  /** When to queue it, in seconds from the replay's start (already divided by the speed). */
+  at: number;
+  job: ForgeJob;
+  warmSeconds: number;
+  coldSeconds: number;
+}
+
+const numeric = (text: string, digits = 9) =>
+  String(Number.parseInt(createHash("sha256").update(text).digest("hex").slice(0, 12), 16) % 10 ** digits);
+
+/**
+ * Trace rows as forge jobs. A pipeline goes to GitLab or GitHub as a whole (by its id), its cache key
+ * `project/job` names the project and the job, and job ids count up from `firstId`.
+ */
+export function demoJobs(jobs: readonly TraceJob[], options: { speed: number; firstId: number }): DemoJob[] {
+  return jobs.map((row, index) => {
+    const source = Number(numeric(row.pipelineId, 6)) % 2 === 0 ? "github" : "gitlab";
+    const slash = row.cacheKey.indexOf("/");
+    const project = `demo/${slash > 0 ? row.cacheKey.slice(0, slash) : "app"}`;
+    const name = slash > 0 ? row.cacheKey.slice(slash + 1) : row.cacheKey;
+    return {
+      at: row.createdAt / options.speed,
+      job: {
+        source,
+        id: String(options.firstId + index),
+        project,
+        projectId: numeric(project, 6),
+        pipelineId: numeric(row.pipelineId),
+        name,
+        labels: normalizeLabels(row.labels),
+      },
+      warmSeconds: row.warmSeconds / options.speed,
+      coldSeconds: row.coldSeconds / options.speed,
+    };
+  });
+}
+
+export interface ReplayOptions {
+  url: string;
+  secrets: ForgeSecrets;
+  /** Waits until `seconds` from the replay's start (real time in the CLI; nothing in tests). */
+  waitUntil: (seconds: number) => Promise<void>;
+  now: () => Date;
+  onSent?: (job: DemoJob, status: number) => void;
+}
+
+async function post(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<number> {
+  const response = await fetch(`${url}${path}`, { method: "POST", headers, body });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+/** Sends every job at its time. Fails fast if Hearth refuses the webhooks (wrong secret, not running). */
+export async function replay(
+  jobs: readonly DemoJob[],
+  options: ReplayOptions,
+): Promise<{ sent: number; refused: number }> {
+  let sent = 0;
+  let refused = 0;
+  for (const demo of jobs) {
+    await options.waitUntil(demo.at);
+    const described = await post(
+      options.url,
+      "/sim/jobs",
+      { "content-type": "application/json" },
+      JSON.stringify([{ job: demo.job, warmSeconds: demo.warmSeconds, coldSeconds: demo.coldSeconds }]),
+    );
+    if (described === 404)
+      throw new Error("this Hearth has no simulated fleet (is it running with --fleet aws?)");
+    const createdAt = options.now().toISOString();
+    const request =
+      demo.job.source === "github"
+        ? githubDelivery(workflowJobPayload(demo.job, "queued", { createdAt }), options.secrets)
+        : gitlabDelivery(jobHookPayload(demo.job, "pending", { createdAt }), options.secrets, options.now());
+    const status = await post(options.url, request.path, request.headers, request.body);
+    options.onSent?.(demo, status);
+    if (status === 401)
+      throw new Error(`${request.path} answered 401: the demo's secrets are not the server's`);
+    if (status < 300) sent += 1;
+    else refused += 1;
+  }
+  return { sent, refused };
+}

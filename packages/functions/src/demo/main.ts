@@ -1,0 +1,71 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parseTrace } from "@hearth/core/sim";
+import { readLocalSecrets } from "../local/secrets-file";
+import { demoJobs, replay } from "./index";
+
+const usage = `Usage: npm run demo -- [--trace FILE] [--speed N] [--limit N] [--url URL]
+
+Replays a job trace into a running local Hearth (npm start) as signed GitLab and GitHub webhooks.
+  --trace FILE  a trace in the ../shared/traces format (default: a bundled two-hour sample)
+  --speed N     how much faster than the trace (default 60: an hour in a minute)
+  --limit N     send at most N jobs
+  --url URL     the local Hearth (default http://127.0.0.1:$PORT or :3000)`;
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      trace: { type: "string" },
+      speed: { type: "string", default: "60" },
+      limit: { type: "string" },
+      url: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const speed = Number(values.speed);
+  if (!(speed > 0)) throw new Error(`--speed must be a positive number, got ${values.speed}`);
+  const file = values.trace ?? new URL("../../demo/sample-trace.csv", import.meta.url).pathname;
+  const trace = parseTrace(readFileSync(file, "utf8"), file);
+  const rows = values.limit ? trace.jobs.slice(0, Number(values.limit)) : trace.jobs;
+  const local = readLocalSecrets();
+  const url = values.url ?? local?.url ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+  const secrets = {
+    githubWebhookSecret: process.env.GITHUB_WEBHOOK_SECRET ?? local?.githubWebhookSecret ?? "",
+    gitlabWebhookToken: process.env.GITLAB_WEBHOOK_TOKEN ?? local?.gitlabWebhookToken ?? "",
+    gitlabSigningToken: process.env.GITLAB_SIGNING_TOKEN,
+  };
+  if (!secrets.githubWebhookSecret || !secrets.gitlabWebhookToken) {
+    throw new Error(
+      "no webhook secrets: start Hearth with `npm start` first, or set them in the environment",
+    );
+  }
+  const jobs = demoJobs(rows, { speed, firstId: Math.floor(Date.now() / 1000) * 1000 });
+  const span = jobs.at(-1)?.at ?? 0;
+  process.stderr.write(
+    `Replaying ${jobs.length} jobs from ${file} into ${url}, ${speed}× (${Math.ceil(span)} s)\n`,
+  );
+  const started = Date.now();
+  const result = await replay(jobs, {
+    url,
+    secrets,
+    now: () => new Date(),
+    waitUntil: async (seconds) => {
+      const delay = started + seconds * 1000 - Date.now();
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    },
+    onSent: (job, status) =>
+      process.stderr.write(
+        `  ${job.job.source} job ${job.job.id} (${job.job.labels.join(",")}): ${status}\n`,
+      ),
+  });
+  process.stderr.write(`Sent ${result.sent} jobs (${result.refused} refused). Watch them at ${url}/\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`demo: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,126 @@
+import { FakeClock } from "@hearth/core/clock";
+import type { SimulatedInstance } from "@hearth/core/fleet-sim";
+import { acceptHeartbeat, instanceFromAssumedRoleArn } from "@hearth/core/heartbeat";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalHearth, startLocal } from "../src/local/server";
+import { silentLogger } from "../src/log";
+
+let hearth: LocalHearth;
+let clock: FakeClock;
+let instances: SimulatedInstance[];
+
+beforeAll(async () => {
+  clock = new FakeClock();
+  hearth = await startLocal({
+    port: 0,
+    settings: { GITHUB_WEBHOOK_SECRET: "s", GITLAB_WEBHOOK_TOKEN: "t" } as never,
+    log: silentLogger,
+    clock,
+    tickSeconds: 0,
+    maxIterations: 1,
+    initialWarmPool: 2,
+  });
+  instances = hearth.simulation?.fleet.all() ?? [];
+});
+afterAll(() => hearth.close());
+
+const beat = (instanceId: string, fields: Record<string, unknown> = {}) => ({
+  instanceId,
+  runner: "ready",
+  slots: 2,
+  runningJobs: [],
+  cacheKeys: ["acme/app/build"],
+  storeBytes: 1_000_000,
+  interruption: null,
+  ...fields,
+});
+
+async function post(body: unknown, token?: string) {
+  const response = await fetch(`${hearth.url}/agent/heartbeat`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as { error?: { code: string; message: string } },
+  };
+}
+
+describe("POST /agent/heartbeat", () => {
+  it("accepts an instance's own heartbeat and records it", async () => {
+    const [instance] = instances;
+    if (!instance) throw new Error("no instance");
+    const running = { source: "github", id: "555" };
+    const result = await post(beat(instance.id, { runner: "busy", runningJobs: [running] }), instance.token);
+    expect(result.status).toBe(200);
+    const record = await hearth.registry.get(instance.id);
+    expect(record).toMatchObject({ runner: "busy", runningJobs: [running], cacheKeys: ["acme/app/build"] });
+    // The instance is the authority on what it runs: the ledger learns the job is running there.
+    expect(await hearth.ledger.get({ source: "github", id: "555" })).toMatchObject({
+      status: "running",
+      instanceId: instance.id,
+    });
+  });
+
+  it("refuses a caller without credentials, or one speaking for another instance, with 403", async () => {
+    const [a, b] = instances;
+    if (!a || !b) throw new Error("no instances");
+    expect((await post(beat(a.id))).status).toBe(403);
+    expect((await post(beat(a.id), "forged-token")).status).toBe(403);
+    const other = await post(beat(b.id), a.token);
+    expect(other.status).toBe(403);
+    expect(other.body.error?.code).toBe("forbidden");
+  });
+
+  it("answers a malformed heartbeat with 400 and a reason", async () => {
+    const [a] = instances;
+    if (!a) throw new Error("no instance");
+    expect((await post("{not json", a.token)).status).toBe(400);
+    const invalid = await post(beat(a.id, { slots: 0 }), a.token);
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error?.message).toContain("slots");
+    const badJob = await post(beat(a.id, { runningJobs: [{ source: "jenkins", id: "1" }] }), a.token);
+    expect(badJob.status).toBe(400);
+  });
+
+  it("refuses an instance that is not part of the fleet (403)", async () => {
+    const deps = {
+      registry: hearth.registry,
+      ledger: hearth.ledger,
+      journal: hearth.journal,
+      pools: hearth.pools,
+      fleet: { lookup: async () => undefined },
+    };
+    const result = await acceptHeartbeat(deps, "i-0ffffffffffffffff", beat("i-0ffffffffffffffff"));
+    expect(result).toMatchObject({ kind: "rejected", status: 403, code: "unknown_instance" });
+    expect(await hearth.registry.get("i-0ffffffffffffffff")).toBeUndefined();
+  });
+
+  it("journals a spot interruption notice once", async () => {
+    const [, b] = instances;
+    if (!b) throw new Error("no instance");
+    const notice = { action: "terminate", time: new Date(clock.now() + 120_000).toISOString() };
+    expect((await post(beat(b.id, { interruption: notice }), b.token)).status).toBe(200);
+    expect((await post(beat(b.id, { interruption: notice }), b.token)).status).toBe(200);
+    const interruptions = (await hearth.journal.latest(20)).filter((entry) => entry.kind === "interruption");
+    expect(interruptions).toHaveLength(1);
+    expect((await hearth.registry.get(b.id))?.runner).toBe("draining");
+  });
+});
+
+describe("the caller's instance from IAM", () => {
+  it("is the session name of an EC2 instance profile's assumed role", () => {
+    expect(
+      instanceFromAssumedRoleArn(
+        "arn:aws:sts::123456789012:assumed-role/hearth-production-runner/i-0abc123def4567890",
+      ),
+    ).toBe("i-0abc123def4567890");
+    expect(
+      instanceFromAssumedRoleArn("arn:aws-us-gov:sts::123456789012:assumed-role/runner/i-0abc123d"),
+    ).toBe("i-0abc123d");
+    expect(instanceFromAssumedRoleArn("arn:aws:iam::123456789012:user/alice")).toBeNull();
+    expect(instanceFromAssumedRoleArn("arn:aws:sts::123456789012:assumed-role/runner/alice")).toBeNull();
+    expect(instanceFromAssumedRoleArn(undefined)).toBeNull();
+  });
+});

@@ -1,0 +1,99 @@
+import { FakeClock } from "@hearth/core/clock";
+import {
+  type ForgeJob,
+  githubDelivery,
+  gitlabDelivery,
+  jobHookPayload,
+  workflowJobPayload,
+} from "@hearth/core/forge-sim";
+import { afterEach, describe, expect, it } from "vitest";
+import { type LocalHearth, startLocal } from "../src/local/server";
+import { silentLogger } from "../src/log";
+
+let hearth: LocalHearth | undefined;
+afterEach(async () => {
+  await hearth?.close();
+  hearth = undefined;
+});
+
+const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
+
+describe("a burst of 200 queued jobs across two pools", () => {
+  it("starts one ScaleFleet run per pool, scales each pool to its maximum, and launches nothing twice", async () => {
+    const clock = new FakeClock();
+    hearth = await startLocal({
+      port: 0,
+      settings: {
+        GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
+        GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
+      } as never,
+      log: silentLogger,
+      clock,
+      tickSeconds: 0,
+      // Runs outlast the burst: each iteration waits 250 ms of real time, for 24 iterations.
+      maxIterations: 24,
+      waitMs: 250,
+      initialWarmPool: 2,
+    });
+    const h = hearth;
+    const fleet = h.simulation?.fleet;
+    if (!fleet) throw new Error("expected the simulated fleet");
+
+    const jobs: ForgeJob[] = Array.from({ length: 200 }, (_, i) => ({
+      source: i % 2 === 0 ? "github" : "gitlab",
+      id: String(10_000 + i),
+      project: `acme/p${i % 7}`,
+      projectId: String(100 + (i % 7)),
+      pipelineId: String(500 + Math.floor(i / 25)),
+      name: `job-${i}`,
+      labels: i < 100 ? ["nix", "x86_64-linux"] : ["nix", "aarch64-linux"],
+    }));
+    await fetch(`${h.url}/sim/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(jobs.map((job) => ({ job, warmSeconds: 600, coldSeconds: 600 }))),
+    });
+    const createdAt = new Date(clock.now()).toISOString();
+    const statuses: number[] = [];
+    // Twenty webhooks in flight at a time, as a forge fans out a wide pipeline.
+    for (let i = 0; i < jobs.length; i += 20) {
+      const batch = jobs.slice(i, i + 20).map(async (job) => {
+        const request =
+          job.source === "github"
+            ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), secrets)
+            : gitlabDelivery(jobHookPayload(job, "pending", { createdAt }), secrets, new Date(clock.now()));
+        const response = await fetch(`${h.url}${request.path}`, {
+          method: "POST",
+          headers: request.headers,
+          body: request.body,
+        });
+        statuses.push(response.status);
+      });
+      await Promise.all(batch);
+    }
+    expect(statuses.filter((status) => status === 202)).toHaveLength(200);
+    await h.idle();
+
+    expect(await h.ledger.queued()).toHaveLength(200);
+    expect(h.scaleFleet.executions).toBe(2);
+    for (const name of ["x86_64", "aarch64"]) {
+      const pool = h.pools.find((p) => p.name === name);
+      const serving = fleet
+        .all()
+        .filter((i) => i.pool === name && ["pending", "in-service"].includes(i.lifecycle));
+      // 100 jobs, 2 slots each: exactly the pool's maximum of 50 instances, no more.
+      expect(serving).toHaveLength(pool?.maxInstances ?? 50);
+      const observed = await fleet.observe(pool as NonNullable<typeof pool>);
+      const desired = observed.groups.reduce((sum, group) => sum + group.desired, 0);
+      expect(desired).toBe(50);
+    }
+    // Desired capacity only ever went up during the burst: no run undid another's launches.
+    for (const group of ["sim-x86_64-warm", "sim-x86_64-burst", "sim-aarch64-warm", "sim-aarch64-burst"]) {
+      const values = fleet.callLog
+        .filter((line) => line.startsWith(`SetDesiredCapacity(group=${group},`))
+        .map((line) => Number(/desired=(\d+)/.exec(line)?.[1]));
+      expect(values).toEqual([...values].sort((a, b) => a - b));
+      expect(new Set(values).size).toBe(values.length);
+    }
+  });
+});

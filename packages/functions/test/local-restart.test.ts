@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeClock } from "@hearth/core/clock";
+import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import type { Status } from "@hearth/core/status";
+import { afterAll, describe, expect, it } from "vitest";
+import { type LocalHearth, startLocal } from "../src/local/server";
+import { silentLogger } from "../src/log";
+
+const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
+const dataDir = mkdtempSync(join(tmpdir(), "hearth-data-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function start(clock: FakeClock): Promise<LocalHearth> {
+  return startLocal({
+    port: 0,
+    dataDir,
+    settings: {
+      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
+      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
+    } as never,
+    log: silentLogger,
+    clock,
+    tickSeconds: 0,
+    maxIterations: 1,
+    initialWarmPool: 2,
+  });
+}
+
+async function pass(h: LocalHearth, clock: FakeClock, seconds: number) {
+  for (let t = 0; t < seconds; t += 5) {
+    await clock.advance(5000);
+    await h.idle();
+  }
+}
+
+describe("local mode with --data", () => {
+  it("keeps jobs, instances and running work across a restart", async () => {
+    const clock = new FakeClock();
+    const first = await start(clock);
+    const jobs: ForgeJob[] = [1, 2, 3].map((n) => ({
+      source: "github",
+      id: String(700 + n),
+      project: "acme/app",
+      projectId: "1",
+      pipelineId: "70",
+      name: `test-${n}`,
+      labels: ["nix", "x86_64-linux"],
+    }));
+    await fetch(`${first.url}/sim/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(jobs.map((job) => ({ job, warmSeconds: 300, coldSeconds: 300 }))),
+    });
+    for (const job of jobs) {
+      const request = githubDelivery(
+        workflowJobPayload(job, "queued", { createdAt: new Date(clock.now()).toISOString() }),
+        secrets,
+      );
+      await fetch(`${first.url}${request.path}`, {
+        method: "POST",
+        headers: request.headers,
+        body: request.body,
+      });
+    }
+    await first.idle();
+    await pass(first, clock, 30);
+    const before = await Promise.all(jobs.map((job) => first.ledger.get(job)));
+    expect(before.map((job) => job?.status)).toEqual(["running", "running", "queued"]);
+    const instancesBefore = (await first.registry.inPool("x86_64")).map((r) => r.id).sort();
+    const fleetBefore = first.simulation?.fleet.snapshot().instances.map((i) => [i.id, i.lifecycle]);
+    expect(instancesBefore.length).toBeGreaterThan(0);
+    await first.close();
+
+    const second = await start(clock);
+    try {
+      const after = await Promise.all(jobs.map((job) => second.ledger.get(job)));
+      expect(after).toEqual(before);
+      expect((await second.registry.inPool("x86_64")).map((r) => r.id).sort()).toEqual(instancesBefore);
+      expect(second.simulation?.fleet.snapshot().instances.map((i) => [i.id, i.lifecycle])).toEqual(
+        fleetBefore,
+      );
+      const status = (await (await fetch(`${second.url}/api/status`)).json()) as Status;
+      expect(status.jobs.running.map((job) => job.id).sort()).toEqual(["701", "702"]);
+
+      // The restored runners finish what they were running (300 s), and the next job runs.
+      await pass(second, clock, 300);
+      const done = await Promise.all(jobs.map((job) => second.ledger.get(job)));
+      expect(done.map((job) => job?.status)).toEqual(["completed", "completed", "running"]);
+    } finally {
+      await second.close();
+    }
+  });
+});

@@ -1,0 +1,124 @@
+import { FakeClock } from "@hearth/core/clock";
+import { githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import { type Status, statusSchema } from "@hearth/core/status";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalHearth, startLocal } from "../src/local/server";
+import { silentLogger } from "../src/log";
+
+const secrets = { githubWebhookSecret: "gh-status-secret", gitlabWebhookToken: "gl-status-token" };
+const STATUS_TOKEN = "status-token-for-tests";
+
+let hearth: LocalHearth;
+let clock: FakeClock;
+beforeAll(async () => {
+  clock = new FakeClock();
+  hearth = await startLocal({
+    port: 0,
+    settings: {
+      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
+      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
+      STATUS_TOKEN,
+    } as never,
+    log: silentLogger,
+    clock,
+    tickSeconds: 0,
+    maxIterations: 1,
+    initialWarmPool: 1,
+  });
+  const job = {
+    source: "github" as const,
+    id: "3141",
+    project: "acme/app",
+    projectId: "1",
+    pipelineId: "9",
+    name: "build",
+    labels: ["nix", "x86_64-linux"],
+  };
+  const stuck = { ...job, id: "2718", labels: ["ubuntu-latest"] };
+  for (const each of [job, stuck]) {
+    const request = githubDelivery(
+      workflowJobPayload(each, "queued", { createdAt: new Date(clock.now()).toISOString() }),
+      secrets,
+    );
+    await fetch(`${hearth.url}${request.path}`, {
+      method: "POST",
+      headers: request.headers,
+      body: request.body,
+    });
+  }
+  await hearth.idle();
+  for (let i = 0; i < 8; i++) {
+    await clock.advance(5000);
+    await hearth.idle();
+  }
+  await hearth.tick();
+  await hearth.idle();
+});
+afterAll(() => hearth.close());
+
+const get = (token?: string) =>
+  fetch(`${hearth.url}/api/status`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+
+describe("GET /api/status", () => {
+  it("requires the status token when one is set", async () => {
+    for (const response of [await get(), await get("not-the-token")]) {
+      expect(response.status).toBe(401);
+      expect(response.headers.get("www-authenticate")).toContain("Bearer");
+      expect(await response.json()).toMatchObject({ error: { code: "unauthorized" } });
+    }
+    const ok = await get(STATUS_TOKEN);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("describes pools, instances, jobs, events and series, per the documented schema", async () => {
+    const status = statusSchema.parse(await (await get(STATUS_TOKEN)).json()) as Status;
+    expect(status.stage).toBe("local");
+    expect(status.pools.map((pool) => pool.name)).toEqual(["x86_64", "aarch64"]);
+    const x86 = status.pools[0];
+    expect(x86?.instances.busy).toBe(1);
+    expect(x86?.running).toBe(1);
+    const busy = status.instances.find((instance) => instance.state === "busy");
+    expect(busy).toMatchObject({
+      pool: "x86_64",
+      group: "warm",
+      market: "on-demand",
+      busySlots: 1,
+      slots: 2,
+    });
+    expect(status.jobs.running).toEqual([
+      expect.objectContaining({
+        source: "github",
+        id: "3141",
+        pool: "x86_64",
+        status: "running",
+        instanceId: busy?.id,
+      }),
+    ]);
+    expect(status.unroutable.count).toBe(1);
+    expect(status.unroutable.jobs[0]).toMatchObject({ id: "2718", pool: null, status: "queued" });
+    expect(status.events.some((event) => event.kind === "decision" && event.pool === "x86_64")).toBe(true);
+    expect(status.series.pools.x86_64?.queued).toHaveLength(60);
+    expect(status.series.pools.x86_64?.capacity.at(-1)).toBe(2);
+  });
+
+  it("never carries a secret, a token or a webhook URL", async () => {
+    const text = await (await get(STATUS_TOKEN)).text();
+    for (const secret of [
+      secrets.githubWebhookSecret,
+      secrets.gitlabWebhookToken,
+      STATUS_TOKEN,
+      "/webhooks/",
+    ]) {
+      expect(text).not.toContain(secret);
+    }
+    const tokens = hearth.simulation?.fleet.all().map((instance) => instance.token) ?? [];
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const token of tokens) expect(text).not.toContain(token);
+  });
+
+  it("answers other methods with 405", async () => {
+    const response = await fetch(`${hearth.url}/api/status`, { method: "POST" });
+    expect(response.status).toBe(405);
+  });
+});
