@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { loadHearthConfig, stageSettings } from "../packages/core/src/deploy";
 import { MAX_ITERATIONS } from "./lib/functions";
 import type { Scope } from "./lib/iam";
-import { componentNames } from "./lib/names";
+import { componentNames, groupNames, parameterPaths } from "./lib/names";
 
 /**
  * The stage's settings, from the same `hearth.config.json` (and the same `defaultPools`) as local
@@ -13,14 +13,14 @@ export const settings = stageSettings(
   $app.stage,
 );
 
-/** Each pool's part in component names (`PoolX8664…`), refusing pools whose names would collide. */
+/** Each pool's part in component names (`X8664`), refusing pools whose names would collide. */
 export const poolComponent = componentNames(settings.pools);
 
 const identity = aws.getCallerIdentityOutput({});
 const region = aws.getRegionOutput({});
 const partition = aws.getPartitionOutput({});
 
-export const scope = $resolve([identity.accountId, region.region, partition.partition]).apply(
+export const scope = $util.all([identity.accountId, region.region, partition.partition]).apply(
   ([accountId, regionName, partitionName]): Scope => ({
     accountId,
     region: regionName,
@@ -35,5 +35,16 @@ export const hearthConfig = new sst.Linkable("HearthConfig", {
     pools: settings.pools,
     gitlabUrl: settings.gitlab.url,
     maxIterations: MAX_ITERATIONS,
+  },
+});
+
+/**
+ * The fleet's Auto Scaling group names and the JIT config path (the `Fleet` link). The names are
+ * fixed by the stage and pool, so functions can link them before infra/fleet.ts creates the groups.
+ */
+export const fleetLink = new sst.Linkable("Fleet", {
+  properties: {
+    groups: Object.fromEntries(settings.pools.map((pool) => [pool.name, groupNames(settings.stage, pool.name)])),
+    runnerConfigPrefix: parameterPaths(settings.stage).runnerConfigs,
   },
 });

@@ -1,5 +1,4 @@
-import { componentNames } from "./lib/names";
-import { settings } from "./config";
+import { poolComponent, settings } from "./config";
 
 /**
  * The stage's secrets, set with `npx sst secret set <Name> <value> --stage <stage>`. SST keeps them
@@ -23,7 +22,6 @@ export const githubAppPrivateKey = optional("GithubAppPrivateKey");
 export const statusToken = new sst.Secret("StatusToken");
 
 /** Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with. */
-const pools = componentNames(settings.pools);
 export const runnerTokens = new Map(
-  settings.pools.map((pool) => [pool.name, optional(`GitlabRunnerToken${pools.get(pool.name)}`)]),
+  settings.pools.map((pool) => [pool.name, optional(`GitlabRunnerToken${poolComponent.get(pool.name)}`)]),
 );

@@ -13,16 +13,17 @@ import { prefix } from "./names";
  * state changes to the alarm topic, and CloudWatch also puts every change on the default event bus.
  */
 
-export interface MetricStat {
+/** `T`: how infra passes values it knows only at deploy time (Pulumi outputs); plain strings in tests. */
+export interface MetricStat<T = string> {
   id: string;
   namespace: string;
   metricName: string;
-  dimensions: Record<string, string>;
+  dimensions: Record<string, string | T>;
   stat: "Sum" | "Maximum" | "Average";
   period: number;
 }
 
-export interface AlarmSpec {
+export interface AlarmSpec<T = string> {
   /** Unique within the stage; part of the component and alarm names. */
   key: string;
   name: string;
@@ -33,17 +34,17 @@ export interface AlarmSpec {
   datapointsToAlarm: number;
   treatMissingData: "notBreaching" | "missing" | "breaching";
   /** One metric, or a math expression over several (`expression` names the one that is compared). */
-  metrics: MetricStat[];
+  metrics: MetricStat<T>[];
   expression?: { id: string; expression: string; label: string };
 }
 
 /** What the alarms watch besides Hearth's own metrics. */
-export interface AlarmTargets {
+export interface AlarmTargets<T = string> {
   /** The HTTP API's id (AWS/ApiGateway `ApiId`). */
-  apiId: string;
+  apiId: string | T;
   /** Lambda function names by Hearth function name (AWS/Lambda `FunctionName`). */
-  functions: Record<string, string>;
-  stateMachineArn: string;
+  functions: Record<string, string | T>;
+  stateMachineArn: string | T;
 }
 
 const MINUTE = 60;
@@ -60,7 +61,7 @@ function hearthMetric(
   stat: MetricStat["stat"],
   period: number,
   dimensions: Record<string, string> = {},
-): MetricStat {
+): MetricStat<never> {
   const expected = metricDimensions[metric];
   const given = Object.keys(dimensions);
   if (given.length !== expected.length || !expected.every((name) => given.includes(name))) {
@@ -76,11 +77,11 @@ function hearthMetric(
   };
 }
 
-export function alarms(settings: StageSettings, targets: AlarmTargets): AlarmSpec[] {
+export function alarms<T = string>(settings: StageSettings, targets: AlarmTargets<T>): AlarmSpec<T>[] {
   const { stage } = settings;
   const t = settings.alarms.thresholds;
   const name = (key: string) => alarmName(stage, key);
-  const list: AlarmSpec[] = [];
+  const list: AlarmSpec<T>[] = [];
 
   // A job that waits long means capacity cannot be had: the pool is at its instance limit, spot and
   // the on-demand fallback both fail, the AMI does not boot, or runners do not register. Minutes of
@@ -203,7 +204,8 @@ export function alarms(settings: StageSettings, targets: AlarmTargets): AlarmSpe
   // The tick is the control plane's pulse: it reports the queue, catches missed webhooks and ages out
   // idle instances. Fifteen minutes without one (a disabled or deleted schedule, a function that can
   // no longer be invoked) is an outage even though nothing reports an error.
-  if (targets.functions.tick) {
+  const tick = targets.functions.tick;
+  if (tick !== undefined) {
     list.push({
       key: "tick-stopped",
       name: name("tick-stopped"),
@@ -218,7 +220,7 @@ export function alarms(settings: StageSettings, targets: AlarmTargets): AlarmSpe
           id: "m1",
           namespace: "AWS/Lambda",
           metricName: "Invocations",
-          dimensions: { FunctionName: targets.functions.tick },
+          dimensions: { FunctionName: tick },
           stat: "Sum",
           period: FIVE_MINUTES,
         },

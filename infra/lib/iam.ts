@@ -100,12 +100,10 @@ const logs = (scope: Scope, fn: string): Statement => ({
   Resource: [`${arn(scope, "logs", `log-group:${functionLogGroup(scope.stage, fn)}`)}:*`],
 });
 
-const startScaleFleet = (stateMachineArn: string): Statement => ({
-  Sid: "StartScaleFleet",
-  Effect: "Allow",
-  Action: ["states:StartExecution"],
-  Resource: [stateMachineArn],
-});
+function startScaleFleet(stateMachineArn: string | undefined): Statement {
+  if (!stateMachineArn) throw new Error("this function starts ScaleFleet: its state machine ARN is needed");
+  return { Sid: "StartScaleFleet", Effect: "Allow", Action: ["states:StartExecution"], Resource: [stateMachineArn] };
+}
 
 const describe = (sid: string, actions: string[]): Statement => ({
   Sid: sid,
@@ -136,7 +134,8 @@ function scaleGroups(scope: Scope, pools: readonly string[]): Statement {
 
 export interface FunctionResources {
   tableArn: string;
-  stateMachineArn: string;
+  /** Needed by the functions that start ScaleFleet (the API and the tick), not by its own tasks. */
+  stateMachineArn?: string;
   pools: readonly string[];
 }
 
@@ -322,4 +321,15 @@ export function checked(policy: PolicyDocument, stage: string, name: string): Po
   const found = violations(policy, stage);
   if (found.length) throw new Error(`IAM policy ${name} breaks least privilege:\n  ${found.join("\n  ")}`);
   return policy;
+}
+
+/** The form SST's `permissions` take (it builds the role's inline policy from them). */
+export function sstPermissions(policy: PolicyDocument) {
+  return policy.Statement.map((statement) => ({
+    actions: statement.Action,
+    resources: statement.Resource,
+    conditions: Object.entries(statement.Condition ?? {}).flatMap(([test, variables]) =>
+      Object.entries(variables).map(([variable, values]) => ({ test, variable, values: [values].flat() })),
+    ),
+  }));
 }

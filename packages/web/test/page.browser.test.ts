@@ -17,7 +17,7 @@ import { type FakeApi, servePage } from "./support/server";
 
 const CHROMIUM = "/usr/bin/chromium";
 const webDir = resolve(import.meta.dirname, "..");
-const screenshot = resolve(webDir, "../../docs/status-page.png");
+const screenshot = resolve(webDir, "../../docs/status-page-example.png");
 
 let outDir: string;
 let browser: Browser;

@@ -69,7 +69,7 @@ export function planPool(
   // 1 and 2: capacity for the waiting jobs and the ready minimum.
   const reserve = pool.warm.minReady * slots;
   let missing = Math.max(0, Math.ceil((waiting + reserve - freeSlots) / slots));
-  let room = Math.max(0, pool.maxInstances + 1 - warmServing - burstServing);
+  let room = Math.max(0, pool.maxInstances - warmServing - burstServing);
   const resumable = Math.min(stopped.length, room);
   let resume = Math.min(missing, resumable);
   if (resume < resumable && warmStoreIsStopped(queuedJobs, trusted, stopped)) resume = resumable;

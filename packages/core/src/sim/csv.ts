@@ -42,6 +42,7 @@ export function parseCsv(text: string): CsvRow[] {
       break;
     }
     let value: string;
+    if (fields.length === 0) rowLine = line;
     if (text.charCodeAt(i) === quote) {
       const fieldLine = line;
       let parts = "";
@@ -77,7 +78,6 @@ export function parseCsv(text: string): CsvRow[] {
       value = text.slice(i, j);
       i = j;
     }
-    if (fields.length === 0) rowLine = line;
     fields.push(value);
     if (i >= n) {
       endRow();

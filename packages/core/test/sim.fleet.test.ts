@@ -1,0 +1,305 @@
+import { describe, expect, it } from "vitest";
+import { SimAsg } from "../src/sim/asg";
+import { EventQueue } from "../src/sim/events";
+import { Fleet, SimJob } from "../src/sim/fleet";
+import { type FleetModel, fleetModelSchema } from "../src/sim/model";
+import { Random } from "../src/sim/random";
+import type { TraceJob } from "../src/sim/trace";
+
+/** A fleet with one pool and the README's model, without spot interruptions unless asked. */
+function setup(model: Partial<FleetModel> = {}) {
+  const clock = new EventQueue();
+  const fleet = new Fleet(
+    clock,
+    fleetModelSchema.parse({ spotInterruptionsPerHour: 0, ...model }),
+    ["x86_64"],
+    new Random(7),
+  );
+  const pool = fleet.pools[0] as (typeof fleet.pools)[number];
+  let count = 0;
+  const job = (cacheKey: string, warm = 100, cold = 200, createdAt = clock.now) => {
+    const trace: TraceJob = {
+      id: `j${++count}`,
+      createdAt,
+      pipelineId: "p",
+      cacheKey,
+      labels: [],
+      warmSeconds: warm,
+      coldSeconds: cold,
+    };
+    fleet.total++;
+    return new SimJob(count, trace, pool);
+  };
+  const at = (time: number, action: () => void) => clock.at(time, action);
+  return { clock, fleet, pool, job, at };
+}
+
+const hourly = (seconds: number, price: number) => (seconds * price) / 3600;
+
+describe("billing", () => {
+  it("bills an instance per second from the launch request, boot included", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const build = job("k");
+    at(0, () => {
+      fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(build);
+    });
+    clock.run();
+    // Ready at 75 s, runs cold (a fresh store) for 200 s.
+    expect(build.firstStartAt).toBe(75);
+    expect(build.warmStart).toBe(false);
+    expect(build.state).toBe("done");
+    expect(clock.now).toBe(275);
+    const totals = fleet.totals();
+    expect(totals.runningSeconds).toBe(275);
+    expect(totals.cost).toBeCloseTo(hourly(275, 0.145), 12);
+  });
+
+  it("bills spot at the spot price, and a stopped instance at the EBS price only", () => {
+    const { clock, fleet, pool, at } = setup();
+    at(0, () => {
+      fleet.launch(pool, { market: "spot", group: "g" });
+      const warm = fleet.launch(pool, { market: "on-demand", group: "g" });
+      at(100, () => warm && fleet.stop(warm));
+      at(1000, () => warm && fleet.resume(warm));
+      at(1100, () => {
+        for (const instance of [...pool.instances]) fleet.terminate(instance);
+      });
+    });
+    clock.run();
+    const totals = fleet.totals();
+    // Spot: 1100 s running. Warm: 100 s, stopped 900 s, then 100 s again (25 s of it resuming).
+    expect(totals.runningSeconds).toBe(1100 + 200);
+    expect(totals.stoppedSeconds).toBe(900);
+    expect(totals.cost).toBeCloseTo(hourly(1100, 0.05) + hourly(200, 0.145) + hourly(900, 0.011), 12);
+  });
+
+  it("refuses launches past the pool's maximum, stopped instances not counted", () => {
+    const { clock, fleet, pool, at } = setup({ maxInstancesPerPool: 2 });
+    at(0, () => {
+      const first = fleet.launch(pool, { market: "on-demand", group: "g" });
+      expect(fleet.launch(pool, { market: "on-demand", group: "g" })).not.toBeNull();
+      expect(fleet.launch(pool, { market: "on-demand", group: "g" })).toBeNull();
+      at(80, () => {
+        if (first) fleet.stop(first);
+        expect(fleet.launch(pool, { market: "on-demand", group: "g" })).not.toBeNull();
+        expect(first && fleet.resume(first)).toBe(false);
+      });
+    });
+    clock.run();
+  });
+});
+
+describe("store warmth", () => {
+  it("warms a store for a key once a job with it finished, and keeps the most recent keys", () => {
+    const { clock, fleet, pool, job, at } = setup({ storeKeys: 2 });
+    const jobs = ["a", "b", "a", "c", "b", "a"].map((key) => job(key));
+    at(0, () => {
+      fleet.launch(pool, { market: "on-demand", group: "g" });
+      // One at a time: each job is queued when the previous one is done.
+      const chain = (index: number) => {
+        const next = jobs[index];
+        if (!next) return;
+        fleet.enqueue(next);
+        const wait = () => (next.state === "done" ? chain(index + 1) : clock.after(1, wait));
+        clock.after(1, wait);
+      };
+      chain(0);
+    });
+    clock.run();
+    // a cold, b cold, a warm (keys b,a), c cold (evicts b: keys c,a), b cold (evicts a), a cold.
+    expect(jobs.map((j) => j.warmStart)).toEqual([false, false, true, false, false, false]);
+    expect(pool.instances[0]?.keys).toEqual(["a", "b"]);
+  });
+
+  it("runs a warm job for its warm duration and a cold one for its cold duration", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const first = job("k", 100, 300);
+    const second = job("k", 100, 300);
+    at(0, () => {
+      fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(first);
+    });
+    at(1000, () => fleet.enqueue(second));
+    clock.run();
+    expect(first.firstStartAt).toBe(75);
+    expect(second.firstStartAt).toBe(1000);
+    expect(second.warmStart).toBe(true);
+    expect(clock.now).toBe(1100);
+  });
+
+  it("keeps a stopped instance's keys; a new instance is cold", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const [one, two, three] = [job("k"), job("k"), job("k")];
+    at(0, () => {
+      const instance = fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(one as SimJob);
+      at(400, () => instance && fleet.stop(instance));
+      at(500, () => {
+        if (instance) fleet.resume(instance);
+        fleet.enqueue(two as SimJob);
+      });
+      at(600, () => {
+        fleet.launch(pool, { market: "on-demand", group: "g" });
+        at(601, () => fleet.enqueue(three as SimJob));
+      });
+    });
+    clock.run();
+    expect(two?.firstStartAt).toBe(525);
+    expect(two?.warmStart).toBe(true);
+    // Queued at 601: the resumed instance is busy until 625, the new one ready at 675, cold.
+    expect(three?.firstStartAt).toBe(625);
+    expect(three?.warmStart).toBe(true);
+  });
+});
+
+describe("runners", () => {
+  it("start the oldest jobs first, on a warm store when one is free", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const older = job("cold-key");
+    const newer = job("warm-key");
+    const late = job("late");
+    at(0, () => {
+      const a = fleet.launch(pool, { market: "on-demand", group: "a" });
+      const b = fleet.launch(pool, { market: "on-demand", group: "b" });
+      if (a) a.keys = ["warm-key"];
+      if (b) b.keys = ["other"];
+      fleet.enqueue(older);
+      fleet.enqueue(newer);
+      fleet.enqueue(late);
+      fleet.enqueue(job("never", 1, 1));
+    });
+    clock.run(75);
+    // Four slots, four jobs: all start at 75; the warm job on its store.
+    expect([older, newer, late].map((j) => j.firstStartAt)).toEqual([75, 75, 75]);
+    expect(newer.warmStart).toBe(true);
+    expect(newer.instance?.group).toBe("a");
+    // The cold jobs avoid the slot of a store warm for a job still waiting: none here, so they
+    // pack onto the busiest instance first.
+    expect(older.instance?.group).toBe("a");
+  });
+
+  it("leave a queued job to the slot whose store no waiting job needs", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const cold = job("x");
+    const warm = job("w");
+    at(0, () => {
+      const keeper = fleet.launch(pool, { market: "on-demand", group: "keeper", maxJobs: 1 });
+      const spare = fleet.launch(pool, { market: "on-demand", group: "spare", maxJobs: 1 });
+      if (keeper) keeper.keys = ["w"];
+      if (spare) spare.keys = [];
+      fleet.enqueue(cold);
+      fleet.enqueue(warm);
+    });
+    clock.run(75);
+    expect(warm.instance?.group).toBe("keeper");
+    expect(cold.instance?.group).toBe("spare");
+  });
+
+  it("claim no job on a draining instance", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const build = job("k");
+    at(0, () => {
+      const instance = fleet.launch(pool, { market: "on-demand", group: "g" });
+      if (instance) fleet.drain(instance);
+      fleet.enqueue(build);
+    });
+    clock.run(1000);
+    expect(build.state).toBe("queued");
+  });
+});
+
+describe("spot interruptions", () => {
+  it("warn, terminate two minutes later, and queue the running job again, counted once", () => {
+    // A rate this high interrupts every spot instance within a millisecond of its launch.
+    const { clock, fleet, pool, job, at } = setup({ spotInterruptionsPerHour: 3.6e9 });
+    const warnings: number[] = [];
+    fleet.observer = { spotWarning: () => warnings.push(clock.now) };
+    const build = job("k");
+    at(0, () => {
+      fleet.launch(pool, { market: "spot", group: "g" });
+      fleet.enqueue(build);
+    });
+    at(130, () => {
+      expect(build.state).toBe("queued");
+      // Another spot instance: interrupted again, while it runs the job again.
+      fleet.launch(pool, { market: "spot", group: "g" });
+    });
+    at(300, () => fleet.launch(pool, { market: "on-demand", group: "g" }));
+    clock.run();
+    expect(warnings).toHaveLength(2);
+    expect(build.firstStartAt).toBe(75);
+    expect(build.interrupted).toBe(true);
+    expect(fleet.interruptedJobs).toBe(1);
+    // The on-demand instance is ready at 375 and runs it cold.
+    expect(build.state).toBe("done");
+    expect(clock.now).toBe(575);
+  });
+
+  it("leave on-demand instances alone", () => {
+    const { clock, fleet, pool, job, at } = setup({ spotInterruptionsPerHour: 3.6e9 });
+    const build = job("k");
+    at(0, () => {
+      fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(build);
+    });
+    clock.run();
+    expect(fleet.interruptedJobs).toBe(0);
+    expect(clock.now).toBe(275);
+  });
+});
+
+describe("the Auto Scaling group model", () => {
+  const group = (fleet: Fleet, pool: (typeof fleet.pools)[number], warmPoolSize: number | null, protect = true) =>
+    new SimAsg(fleet, pool, {
+      group: "warm",
+      market: () => "on-demand",
+      warmPoolSize,
+      protectedFromScaleIn: protect,
+      random: new Random(1),
+    });
+
+  it("resumes stopped instances before launching new ones, and keeps the warm pool at its size", () => {
+    const { clock, fleet, pool, at } = setup();
+    const asg = group(fleet, pool, 0);
+    at(0, () => asg.apply({ release: [], desired: 0, warmPoolSize: 2 }));
+    at(100, () => {
+      // The two warm-pool instances booted (75 s) and stopped.
+      expect(asg.warmPool.map((i) => i.state)).toEqual(["stopped", "stopped"]);
+      asg.apply({ release: [], desired: 3, warmPoolSize: 0 });
+      expect(asg.members.map((i) => i.boot)).toEqual(["warm", "warm", "cold"]);
+    });
+    clock.run(200);
+    expect(fleet.launches).toBe(3);
+    expect(fleet.resumes).toBe(2);
+  });
+
+  it("releases exactly the instance asked for, back into the warm pool", () => {
+    const { clock, fleet, pool, at } = setup();
+    const asg = group(fleet, pool, 0);
+    at(0, () => asg.apply({ release: [], desired: 3, warmPoolSize: 0 }));
+    at(100, () => {
+      const chosen = asg.members[1];
+      if (chosen === undefined) throw new Error("no member");
+      asg.apply({ release: [chosen], desired: 2, warmPoolSize: 1 });
+      expect(chosen.state).toBe("stopped");
+      expect(asg.warmPool).toEqual([chosen]);
+      expect(asg.members).toHaveLength(2);
+    });
+    clock.run(200);
+  });
+
+  it("lets AWS pick, busy or not, when instances are not protected", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const asg = group(fleet, pool, null, false);
+    const jobs = [job("a", 1000, 1000), job("b", 1000, 1000)];
+    at(0, () => {
+      asg.setDesired(2);
+      for (const j of jobs) fleet.enqueue(j);
+    });
+    at(100, () => asg.setDesired(0));
+    clock.run(200);
+    expect(asg.members).toHaveLength(0);
+    expect(fleet.interruptedJobs).toBe(1);
+  });
+});

@@ -1,0 +1,133 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { FakeClock } from "@hearth/core/clock";
+import { parseTrace } from "@hearth/core/sim";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { demoJobs, replay } from "../src/demo";
+import { type LocalHearth, startLocal } from "../src/local/server";
+import { silentLogger } from "../src/log";
+
+/**
+ * The status page as a newcomer sees it: local mode, fed by the demo, in Debian's chromium. Fleet
+ * time runs on a fake clock the test moves; the page polls in real time.
+ */
+
+const CHROMIUM = "/usr/bin/chromium";
+const STATUS_TOKEN = "local-status-token";
+const repo = resolve(import.meta.dirname, "../../..");
+const secrets = { githubWebhookSecret: "gh-demo-secret", gitlabWebhookToken: "gl-demo-token" };
+
+let hearth: LocalHearth;
+let clock: FakeClock;
+let browser: Browser;
+
+async function pass(seconds: number) {
+  for (let t = 0; t < seconds; t += 5) {
+    await clock.advance(5000);
+    await hearth.idle();
+  }
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(`the browser tests need chromium at ${CHROMIUM} (apt-get install chromium)`);
+  // What `npm start` does first: build the page if it is missing or stale.
+  execFileSync("node", [resolve(repo, "scripts/ensure-web.mjs")], { cwd: repo, stdio: "inherit" });
+  // Fleet time starts now, so that the page (which reads real time) sees fresh data.
+  clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
+  hearth = await startLocal({
+    port: 0,
+    settings: {
+      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
+      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
+      STATUS_TOKEN,
+    } as never,
+    log: silentLogger,
+    clock,
+    tickSeconds: 0,
+    maxIterations: 1,
+    initialWarmPool: 3,
+  });
+  // The demo's bundled trace, its first 40 jobs, sent at once.
+  const trace = parseTrace(readFileSync(resolve(repo, "packages/functions/demo/sample-trace.csv"), "utf8"));
+  const jobs = demoJobs(trace.jobs.slice(0, 40), { speed: 60, firstId: 5_000_000 });
+  const result = await replay(jobs, {
+    url: hearth.url,
+    secrets,
+    now: () => new Date(clock.now()),
+    waitUntil: async () => {},
+  });
+  expect(result).toEqual({ sent: 40, refused: 0 });
+  await hearth.idle();
+  // Warm instances resume (25 s) and take jobs; spot ones are still booting (75 s).
+  await pass(30);
+  await hearth.tick();
+  await hearth.idle();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await hearth?.close();
+});
+
+async function openPage(): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().includes("401")) errors.push(message.text());
+  });
+  return { page, errors };
+}
+
+describe("the status page on local mode, fed by the demo", () => {
+  it("asks for the status token, refuses a wrong one, then shows the fleet at work", async () => {
+    const { page, errors } = await openPage();
+    await page.goto(`${hearth.url}/`);
+
+    const form = page.getByTestId("token-form");
+    await form.waitFor();
+    await page.getByTestId("token-input").fill("not-the-token");
+    await page.getByRole("button", { name: "Show the status" }).click();
+    await page.getByTestId("token-error").waitFor();
+    await page.getByTestId("token-input").fill(STATUS_TOKEN);
+    await page.getByRole("button", { name: "Show the status" }).click();
+
+    const cards = page.getByTestId("pool-card");
+    await cards.first().waitFor();
+    expect(await cards.evaluateAll((all) => all.map((card) => card.getAttribute("data-pool")))).toEqual([
+      "x86_64",
+      "aarch64",
+    ]);
+    const busy = page.locator('[data-testid="instance-row"][data-state="busy"]');
+    await busy.first().waitFor();
+    expect(await busy.count()).toBeGreaterThan(0);
+    const queued = page.getByTestId("queue-table").locator('[data-testid="job-row"][data-status="queued"]');
+    await queued.first().waitFor();
+    expect(await queued.count()).toBeGreaterThan(0);
+    const decision = page.locator('[data-testid="event"][data-kind="decision"]');
+    await decision.first().waitFor();
+    expect(await decision.first().innerText()).toMatch(/launch|resume|waiting/i);
+    expect(await page.getByTestId("running-table").getByTestId("job-row").count()).toBeGreaterThan(0);
+
+    await page.screenshot({ path: resolve(repo, "docs/status-page.png"), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});
