@@ -18,8 +18,8 @@ const observe = hearthFunction("observe", {
 });
 const plan = hearthFunction("plan", { HearthConfig: hearthConfig });
 const apply = hearthFunction("apply", { HearthConfig: hearthConfig, Storage: storage, Fleet: fleetLink });
-const finish = hearthFunction("finish", { HearthConfig: hearthConfig, Storage: storage });
-const recordFailure = hearthFunction("recordFailure", { HearthConfig: hearthConfig, Storage: storage });
+const finish = hearthFunction("finish", { Storage: storage });
+const recordFailure = hearthFunction("recordFailure", { Storage: storage });
 
 const taskArns = [observe.arn, plan.arn, apply.arn, finish.arn, recordFailure.arn];
 

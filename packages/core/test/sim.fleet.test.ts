@@ -130,26 +130,29 @@ describe("store warmth", () => {
 
   it("keeps a stopped instance's keys; a new instance is cold", () => {
     const { clock, fleet, pool, job, at } = setup();
-    const [one, two, three] = [job("k"), job("k"), job("k")];
+    const first = job("k");
+    const resumed = [job("k"), job("k")];
+    const fresh = job("k");
     at(0, () => {
-      const instance = fleet.launch(pool, { market: "on-demand", group: "g" });
-      fleet.enqueue(one as SimJob);
+      const instance = fleet.launch(pool, { market: "on-demand", group: "resumed" });
+      fleet.enqueue(first);
       at(400, () => instance && fleet.stop(instance));
       at(500, () => {
         if (instance) fleet.resume(instance);
-        fleet.enqueue(two as SimJob);
+        for (const j of resumed) fleet.enqueue(j);
+        fleet.launch(pool, { market: "on-demand", group: "fresh" });
       });
-      at(600, () => {
-        fleet.launch(pool, { market: "on-demand", group: "g" });
-        at(601, () => fleet.enqueue(three as SimJob));
-      });
+      // Both slots of the resumed instance are busy: this one waits for the new instance.
+      at(550, () => fleet.enqueue(fresh));
     });
     clock.run();
-    expect(two?.firstStartAt).toBe(525);
-    expect(two?.warmStart).toBe(true);
-    // Queued at 601: the resumed instance is busy until 625, the new one ready at 675, cold.
-    expect(three?.firstStartAt).toBe(625);
-    expect(three?.warmStart).toBe(true);
+    expect(resumed.map((j) => [j.firstStartAt, j.warmStart, j.instance?.group ?? j.state])).toEqual([
+      [525, true, "done"],
+      [525, true, "done"],
+    ]);
+    expect(fresh.firstStartAt).toBe(575);
+    expect(fresh.warmStart).toBe(false);
+    expect(clock.now).toBe(775);
   });
 });
 
@@ -299,7 +302,9 @@ describe("the Auto Scaling group model", () => {
     });
     at(100, () => asg.setDesired(0));
     clock.run(200);
+    // Runners pack both jobs onto one instance; scaling to zero takes it, running jobs and all.
     expect(asg.members).toHaveLength(0);
-    expect(fleet.interruptedJobs).toBe(1);
+    expect(fleet.interruptedJobs).toBe(2);
+    expect(jobs.map((j) => j.state)).toEqual(["queued", "queued"]);
   });
 });

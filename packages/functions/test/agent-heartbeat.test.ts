@@ -1,25 +1,16 @@
-import { FakeClock } from "@hearth/core/clock";
+import type { FakeClock } from "@hearth/core/clock";
 import type { SimulatedInstance } from "@hearth/core/fleet-sim";
 import { acceptHeartbeat, instanceFromAssumedRoleArn } from "@hearth/core/heartbeat";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalHearth, startLocal } from "../src/local/server";
-import { silentLogger } from "../src/log";
+import type { LocalHearth } from "../src/local/server";
+import { startTestHearth } from "./support/local";
 
 let hearth: LocalHearth;
 let clock: FakeClock;
 let instances: SimulatedInstance[];
 
 beforeAll(async () => {
-  clock = new FakeClock();
-  hearth = await startLocal({
-    port: 0,
-    settings: { GITHUB_WEBHOOK_SECRET: "s", GITLAB_WEBHOOK_TOKEN: "t" } as never,
-    log: silentLogger,
-    clock,
-    tickSeconds: 0,
-    maxIterations: 1,
-    initialWarmPool: 2,
-  });
+  ({ hearth, clock } = await startTestHearth({ initialWarmPool: 2 }));
   instances = hearth.simulation?.fleet.all() ?? [];
 });
 afterAll(() => hearth.close());

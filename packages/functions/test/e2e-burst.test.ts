@@ -1,4 +1,3 @@
-import { FakeClock } from "@hearth/core/clock";
 import {
   type ForgeJob,
   githubDelivery,
@@ -7,8 +6,8 @@ import {
   workflowJobPayload,
 } from "@hearth/core/forge-sim";
 import { afterEach, describe, expect, it } from "vitest";
-import { type LocalHearth, startLocal } from "../src/local/server";
-import { silentLogger } from "../src/log";
+import type { LocalHearth } from "../src/local/server";
+import { describeJobs, secrets, send, startTestHearth } from "./support/local";
 
 let hearth: LocalHearth | undefined;
 afterEach(async () => {
@@ -16,26 +15,17 @@ afterEach(async () => {
   hearth = undefined;
 });
 
-const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
-
 describe("a burst of 200 queued jobs across two pools", () => {
   it("starts one ScaleFleet run per pool, scales each pool to its maximum, and launches nothing twice", async () => {
-    const clock = new FakeClock();
-    hearth = await startLocal({
-      port: 0,
-      settings: {
-        GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
-        GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
-      } as never,
-      log: silentLogger,
-      clock,
-      tickSeconds: 0,
+    const started = await startTestHearth({
       // Runs outlast the burst: each iteration waits 250 ms of real time, for 24 iterations.
       maxIterations: 24,
       waitMs: 250,
       initialWarmPool: 2,
     });
-    const h = hearth;
+    hearth = started.hearth;
+    const { clock } = started;
+    const h = started.hearth;
     const fleet = h.simulation?.fleet;
     if (!fleet) throw new Error("expected the simulated fleet");
 
@@ -48,11 +38,7 @@ describe("a burst of 200 queued jobs across two pools", () => {
       name: `job-${i}`,
       labels: i < 100 ? ["nix", "x86_64-linux"] : ["nix", "aarch64-linux"],
     }));
-    await fetch(`${h.url}/sim/jobs`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(jobs.map((job) => ({ job, warmSeconds: 600, coldSeconds: 600 }))),
-    });
+    await describeJobs(h, jobs, 600);
     const createdAt = new Date(clock.now()).toISOString();
     const statuses: number[] = [];
     // Twenty webhooks in flight at a time, as a forge fans out a wide pipeline.
@@ -62,11 +48,7 @@ describe("a burst of 200 queued jobs across two pools", () => {
           job.source === "github"
             ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), secrets)
             : gitlabDelivery(jobHookPayload(job, "pending", { createdAt }), secrets, new Date(clock.now()));
-        const response = await fetch(`${h.url}${request.path}`, {
-          method: "POST",
-          headers: request.headers,
-          body: request.body,
-        });
+        const response = await send(h, request);
         statuses.push(response.status);
       });
       await Promise.all(batch);

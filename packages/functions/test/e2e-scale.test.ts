@@ -1,4 +1,4 @@
-import { FakeClock } from "@hearth/core/clock";
+import type { FakeClock } from "@hearth/core/clock";
 import type { SimulatedFleet } from "@hearth/core/fleet-sim";
 import {
   type ForgeJob,
@@ -8,8 +8,8 @@ import {
   workflowJobPayload,
 } from "@hearth/core/forge-sim";
 import { afterEach, describe, expect, it } from "vitest";
-import { type LocalHearth, startLocal } from "../src/local/server";
-import { silentLogger } from "../src/log";
+import type { LocalHearth } from "../src/local/server";
+import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
  * The whole control plane in one process on a fake clock: webhook → ledger → ScaleFleet (the real
@@ -24,39 +24,17 @@ afterEach(async () => {
 });
 
 async function start(): Promise<{ hearth: LocalHearth; clock: FakeClock; fleet: SimulatedFleet }> {
-  const clock = new FakeClock();
-  hearth = await startLocal({
-    port: 0,
-    settings: { GITHUB_WEBHOOK_SECRET: "gh-secret", GITLAB_WEBHOOK_TOKEN: "gl-token" } as never,
-    log: silentLogger,
-    clock,
-    tickSeconds: 0,
-    maxIterations: 1,
-    initialWarmPool: 1,
-  });
-  const fleet = hearth.simulation?.fleet;
+  const started = await startTestHearth({ initialWarmPool: 1 });
+  hearth = started.hearth;
+  const fleet = started.hearth.simulation?.fleet;
   if (!fleet) throw new Error("expected the simulated fleet");
-  return { hearth, clock, fleet };
+  return { hearth: started.hearth, clock: started.clock, fleet };
 }
 
-const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
-
-async function post(url: string, request: { path: string; headers: Record<string, string>; body: string }) {
-  const response = await fetch(`${url}${request.path}`, {
-    method: "POST",
-    headers: request.headers,
-    body: request.body,
-  });
+async function post(h: LocalHearth, request: Parameters<typeof send>[1]) {
+  const response = await send(h, request);
   expect(response.status, await response.clone().text()).toBeLessThan(300);
   return response;
-}
-
-/** Advances the fake clock in steps, letting each step's work finish. */
-async function pass(h: LocalHearth, clock: FakeClock, seconds: number, step = 5) {
-  for (let t = 0; t < seconds; t += step) {
-    await clock.advance(step * 1000);
-    await h.idle();
-  }
 }
 
 const lifecycleOf = (fleet: SimulatedFleet, id: string) => fleet.get(id)?.lifecycle;
@@ -75,11 +53,7 @@ describe.each(["github", "gitlab"] as const)("end to end with %s", (source) => {
     };
     const createdAt = new Date(clock.now()).toISOString();
     // GitLab's hooks carry no tags: the simulated GitLab API answers the lookup from this.
-    await post(h.url, {
-      path: "/sim/jobs",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify([{ job, warmSeconds: 600, coldSeconds: 900 }]),
-    });
+    await describeJobs(h, [job], 600);
     const stopped = fleet.all().find((i) => i.pool === "aarch64" && i.lifecycle === "stopped");
     expect(stopped).toBeDefined();
     const instanceId = stopped?.id as string;
@@ -89,7 +63,7 @@ describe.each(["github", "gitlab"] as const)("end to end with %s", (source) => {
       source === "github"
         ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), secrets)
         : gitlabDelivery(jobHookPayload(job, "pending", { createdAt }), secrets, new Date(clock.now()));
-    await post(h.url, queued);
+    await post(h, queued);
     await h.idle();
 
     // 2. the job is in the ledger, with its labels (for GitLab, from the API lookup)
@@ -134,7 +108,7 @@ describe.each(["github", "gitlab"] as const)("end to end with %s", (source) => {
             secrets,
             new Date(clock.now()),
           );
-    await post(h.url, completed);
+    await post(h, completed);
     expect((await h.ledger.get({ source, id: "4242" }))?.status).toBe("completed");
 
     // 7. the idle timeout passes (the agent keeps reporting, idle), and the periodic tick runs ScaleFleet

@@ -5,35 +5,13 @@ import { FakeClock } from "@hearth/core/clock";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
 import type { Status } from "@hearth/core/status";
 import { afterAll, describe, expect, it } from "vitest";
-import { type LocalHearth, startLocal } from "../src/local/server";
-import { silentLogger } from "../src/log";
+import { describeJobs, pass, secrets, startTestHearth } from "./support/local";
 
-const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
 const dataDir = mkdtempSync(join(tmpdir(), "hearth-data-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-function start(clock: FakeClock): Promise<LocalHearth> {
-  return startLocal({
-    port: 0,
-    dataDir,
-    settings: {
-      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
-      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
-    } as never,
-    log: silentLogger,
-    clock,
-    tickSeconds: 0,
-    maxIterations: 1,
-    initialWarmPool: 2,
-  });
-}
-
-async function pass(h: LocalHearth, clock: FakeClock, seconds: number) {
-  for (let t = 0; t < seconds; t += 5) {
-    await clock.advance(5000);
-    await h.idle();
-  }
-}
+const start = async (clock: FakeClock) =>
+  (await startTestHearth({ dataDir, clock, initialWarmPool: 2 })).hearth;
 
 describe("local mode with --data", () => {
   it("keeps jobs, instances and running work across a restart", async () => {
@@ -48,11 +26,7 @@ describe("local mode with --data", () => {
       name: `test-${n}`,
       labels: ["nix", "x86_64-linux"],
     }));
-    await fetch(`${first.url}/sim/jobs`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(jobs.map((job) => ({ job, warmSeconds: 300, coldSeconds: 300 }))),
-    });
+    await describeJobs(first, jobs, 300);
     for (const job of jobs) {
       const request = githubDelivery(
         workflowJobPayload(job, "queued", { createdAt: new Date(clock.now()).toISOString() }),

@@ -1,30 +1,16 @@
-import { FakeClock } from "@hearth/core/clock";
+import type { FakeClock } from "@hearth/core/clock";
 import { githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
 import { type Status, statusSchema } from "@hearth/core/status";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalHearth, startLocal } from "../src/local/server";
-import { silentLogger } from "../src/log";
+import type { LocalHearth } from "../src/local/server";
+import { pass, secrets, startTestHearth } from "./support/local";
 
-const secrets = { githubWebhookSecret: "gh-status-secret", gitlabWebhookToken: "gl-status-token" };
 const STATUS_TOKEN = "status-token-for-tests";
 
 let hearth: LocalHearth;
 let clock: FakeClock;
 beforeAll(async () => {
-  clock = new FakeClock();
-  hearth = await startLocal({
-    port: 0,
-    settings: {
-      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
-      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
-      STATUS_TOKEN,
-    } as never,
-    log: silentLogger,
-    clock,
-    tickSeconds: 0,
-    maxIterations: 1,
-    initialWarmPool: 1,
-  });
+  ({ hearth, clock } = await startTestHearth({ statusToken: STATUS_TOKEN, initialWarmPool: 1 }));
   const job = {
     source: "github" as const,
     id: "3141",
@@ -47,10 +33,7 @@ beforeAll(async () => {
     });
   }
   await hearth.idle();
-  for (let i = 0; i < 8; i++) {
-    await clock.advance(5000);
-    await hearth.idle();
-  }
+  await pass(hearth, clock, 40);
   await hearth.tick();
   await hearth.idle();
 });

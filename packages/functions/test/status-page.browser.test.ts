@@ -6,8 +6,8 @@ import { parseTrace } from "@hearth/core/sim";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoJobs, replay } from "../src/demo";
-import { type LocalHearth, startLocal } from "../src/local/server";
-import { silentLogger } from "../src/log";
+import type { LocalHearth } from "../src/local/server";
+import { pass, secrets, startTestHearth } from "./support/local";
 
 /**
  * The status page as a newcomer sees it: local mode, fed by the demo, in Debian's chromium. Fleet
@@ -17,18 +17,10 @@ import { silentLogger } from "../src/log";
 const CHROMIUM = "/usr/bin/chromium";
 const STATUS_TOKEN = "local-status-token";
 const repo = resolve(import.meta.dirname, "../../..");
-const secrets = { githubWebhookSecret: "gh-demo-secret", gitlabWebhookToken: "gl-demo-token" };
 
 let hearth: LocalHearth;
 let clock: FakeClock;
 let browser: Browser;
-
-async function pass(seconds: number) {
-  for (let t = 0; t < seconds; t += 5) {
-    await clock.advance(5000);
-    await hearth.idle();
-  }
-}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM))
@@ -37,19 +29,7 @@ beforeAll(async () => {
   execFileSync("node", [resolve(repo, "scripts/ensure-web.mjs")], { cwd: repo, stdio: "inherit" });
   // Fleet time starts now, so that the page (which reads real time) sees fresh data.
   clock = new FakeClock(Math.floor(Date.now() / 1000) * 1000);
-  hearth = await startLocal({
-    port: 0,
-    settings: {
-      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
-      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
-      STATUS_TOKEN,
-    } as never,
-    log: silentLogger,
-    clock,
-    tickSeconds: 0,
-    maxIterations: 1,
-    initialWarmPool: 3,
-  });
+  ({ hearth } = await startTestHearth({ clock, statusToken: STATUS_TOKEN, initialWarmPool: 3 }));
   // The demo's bundled trace, its first 40 jobs, sent at once.
   const trace = parseTrace(readFileSync(resolve(repo, "packages/functions/demo/sample-trace.csv"), "utf8"));
   const jobs = demoJobs(trace.jobs.slice(0, 40), { speed: 60, firstId: 5_000_000 });
@@ -62,7 +42,7 @@ beforeAll(async () => {
   expect(result).toEqual({ sent: 40, refused: 0 });
   await hearth.idle();
   // Warm instances resume (25 s) and take jobs; spot ones are still booting (75 s).
-  await pass(30);
+  await pass(hearth, clock, 30);
   await hearth.tick();
   await hearth.idle();
   browser = await chromium.launch({

@@ -34,13 +34,10 @@ export const traceColumns = [
   "duration_cold_s",
 ] as const;
 
-function seconds(value: string, column: string, line: number): number {
+function seconds(value: string): number | undefined {
   const trimmed = value.trim();
   const number = trimmed === "" ? Number.NaN : Number(trimmed);
-  if (!Number.isFinite(number) || number < 0) {
-    throw new TraceError(`line ${line}: ${column} must be a non-negative number of seconds, got "${value}"`);
-  }
-  return number;
+  return Number.isFinite(number) && number >= 0 ? number : undefined;
 }
 
 /**
@@ -66,6 +63,9 @@ export function parseTrace(text: string, name = "trace"): Trace {
     }),
   ) as Record<(typeof traceColumns)[number], number>;
 
+  const fail = (line: number, message: string): never => {
+    throw new TraceError(`${name}: line ${line}: ${message}`);
+  };
   const jobs: TraceJob[] = [];
   const ids = new Set<string>();
   let resorted = false;
@@ -73,18 +73,19 @@ export function parseTrace(text: string, name = "trace"): Trace {
   for (let r = 1; r < rows.length; r++) {
     const { fields, line } = rows[r] as (typeof rows)[number];
     if (fields.length !== header.fields.length) {
-      throw new TraceError(
-        `${name}: line ${line}: ${fields.length} fields, the header has ${header.fields.length}`,
-      );
+      fail(line, `${fields.length} fields, the header has ${header.fields.length}`);
     }
     const field = (column: (typeof traceColumns)[number]) => fields[index[column]] as string;
+    const number = (column: "created_at_s" | "duration_warm_s" | "duration_cold_s") =>
+      seconds(field(column)) ??
+      fail(line, `${column} must be a non-negative number of seconds, got "${field(column)}"`);
     const id = field("job_id").trim();
-    if (id === "") throw new TraceError(`${name}: line ${line}: empty job_id`);
-    if (ids.has(id)) throw new TraceError(`${name}: line ${line}: duplicate job_id ${id}`);
+    if (id === "") fail(line, "empty job_id");
+    if (ids.has(id)) fail(line, `duplicate job_id ${id}`);
     ids.add(id);
-    const createdAt = seconds(field("created_at_s"), "created_at_s", line);
-    const warmSeconds = seconds(field("duration_warm_s"), "duration_warm_s", line);
-    const coldSeconds = seconds(field("duration_cold_s"), "duration_cold_s", line);
+    const createdAt = number("created_at_s");
+    const warmSeconds = number("duration_warm_s");
+    const coldSeconds = number("duration_cold_s");
     if (createdAt < last) resorted = true;
     last = Math.max(last, createdAt);
     jobs.push({

@@ -65,8 +65,9 @@ export const functionLinks = {
   /** The planner is pure: the pools are all it needs. */
   plan: ["HearthConfig"],
   apply: ["HearthConfig", "Storage", "Fleet"],
-  finish: ["HearthConfig", "Storage"],
-  recordFailure: ["HearthConfig", "Storage"],
+  /** Finish and RecordFailure release the lease (and journal); the pools do not come into it. */
+  finish: ["Storage"],
+  recordFailure: ["Storage"],
   /** The minute tick: forecast, queue metrics (with GitLab tag lookups), ScaleFleet for every pool. */
   tick: ["HearthConfig", "Storage", "ScaleFleet", "GitlabApiToken"],
 } as const satisfies Record<FunctionName, readonly LinkName[]>;

@@ -1,0 +1,83 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { policyNames } from "../src/sim";
+
+const root = new URL("../../../", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "hearth-sim-"));
+
+function simulateCli(...args: string[]) {
+  const result = spawnSync(process.execPath, ["--import", "tsx", "scripts/simulate.ts", ...args], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function traceFile(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const header = "job_id,created_at_s,pipeline_id,cache_key,labels,duration_warm_s,duration_cold_s";
+
+describe("npm run simulate", () => {
+  it("prints the README's JSON array, one object per policy", () => {
+    const file = traceFile(
+      "small.csv",
+      `${header}\n1,0,p,"app, build",nix;x86_64-linux,30,60\n2,0,p,test,nix;aarch64-linux,30,60\n`,
+    );
+    const { status, stdout } = simulateCli("--trace", file, "--policy", "all", "--json", "--seed", "3");
+    expect(status).toBe(0);
+    const results = JSON.parse(stdout) as Record<string, unknown>[];
+    expect(results.map((r) => r.policy)).toEqual([...policyNames]);
+    for (const result of results) {
+      expect(Object.keys(result)).toEqual([
+        "policy",
+        "trace",
+        "jobs",
+        "waitP50",
+        "waitP95",
+        "waitMax",
+        "costUsd",
+        "instanceHours",
+        "warmHitRate",
+        "interruptedJobs",
+        "lostJobs",
+      ]);
+      expect(result).toMatchObject({ trace: "small.csv", jobs: 2, lostJobs: 0 });
+    }
+  }, 60_000);
+
+  it("reports unroutable jobs on stderr and counts them as lost", () => {
+    const file = traceFile("odd.csv", `${header}\n1,0,p,k,nix;x86_64-linux,30,60\n2,1,p,k,macos-14,30,60\n`);
+    const { status, stdout, stderr } = simulateCli("--trace", file, "--policy", "oracle", "--json");
+    expect(status).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject([{ policy: "oracle", jobs: 2, lostJobs: 1 }]);
+    expect(stderr).toContain('1 of 2 jobs are unroutable (counted as lost):\n  1 × asks for the GitHub-hosted runner label "macos-14"');
+  }, 60_000);
+
+  it("prints a table without --json", () => {
+    const file = traceFile("table.csv", `${header}\n1,0,p,k,nix;x86_64-linux,30,60\n`);
+    const { status, stdout } = simulateCli("--trace", file, "--policy", "static");
+    expect(status).toBe(0);
+    expect(stdout.split("\n")[0]).toMatch(/^trace\s+policy\s+jobs\s+p50 s\s+p95 s\s+max s\s+cost \$/);
+    expect(stdout).toContain("table.csv  static");
+  }, 60_000);
+
+  it("fails with a message for a bad trace, a bad policy or a bad flag", () => {
+    const bad = traceFile("bad.csv", `${header}\n1,0,p,k,nix,thirty,60\n`);
+    const parse = simulateCli("--trace", bad, "--json");
+    expect(parse.status).toBe(1);
+    expect(parse.stderr).toContain("bad.csv: line 2: duration_warm_s must be a non-negative number");
+    const policy = simulateCli("--trace", bad, "--policy", "nomad");
+    expect(policy.status).toBe(2);
+    expect(policy.stderr).toContain("unknown policy nomad");
+    const flag = simulateCli("--trace", bad, "--spot-price", "-1");
+    expect(flag.status).toBe(2);
+  }, 60_000);
+});

@@ -1,0 +1,147 @@
+import { existsSync, readFileSync } from "node:fs";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseTrace, policyNames, simulate } from "../src/sim";
+import { syntheticTraceCsv } from "../src/sim/synthetic";
+import type { Trace, TraceJob } from "../src/sim/trace";
+
+const resultKeys = [
+  "policy",
+  "trace",
+  "jobs",
+  "waitP50",
+  "waitP95",
+  "waitMax",
+  "costUsd",
+  "instanceHours",
+  "warmHitRate",
+  "interruptedJobs",
+  "lostJobs",
+];
+
+const synthetic = parseTrace(syntheticTraceCsv({ jobs: 600, days: 2, seed: 5 }), "synthetic-600");
+
+describe("simulate", () => {
+  it("returns the README's figures for every policy", () => {
+    for (const policy of policyNames) {
+      const { details, ...result } = simulate(synthetic, { policy });
+      expect(Object.keys(result)).toEqual(resultKeys);
+      expect(result).toMatchObject({ policy, trace: "synthetic-600", jobs: synthetic.jobs.length, lostJobs: 0 });
+      expect(details.unroutable).toEqual([]);
+    }
+  });
+
+  it("is deterministic for a seed", () => {
+    for (const policy of policyNames) {
+      expect(simulate(synthetic, { policy, seed: 11 })).toEqual(simulate(synthetic, { policy, seed: 11 }));
+    }
+  });
+
+  it("draws spot interruptions from the seed", () => {
+    const runs = [1, 2, 3, 4].map((seed) => simulate(synthetic, { policy: "ghr", seed }));
+    expect(new Set(runs.map((r) => r.costUsd)).size).toBeGreaterThan(1);
+  });
+
+  it("reports unroutable jobs and counts them as lost, without running them", () => {
+    const jobs: TraceJob[] = [
+      { id: "a", createdAt: 0, pipelineId: "p", cacheKey: "k", labels: ["nix", "x86_64-linux"], warmSeconds: 10, coldSeconds: 20 },
+      { id: "b", createdAt: 1, pipelineId: "p", cacheKey: "k", labels: ["windows-latest"], warmSeconds: 10, coldSeconds: 20 },
+      { id: "c", createdAt: 2, pipelineId: "p", cacheKey: "k", labels: ["nix", "riscv64-linux"], warmSeconds: 10, coldSeconds: 20 },
+      // No labels: an untagged job, for the pool that takes those.
+      { id: "d", createdAt: 3, pipelineId: "p", cacheKey: "k", labels: [], warmSeconds: 10, coldSeconds: 20 },
+    ];
+    const trace: Trace = { name: "odd", jobs, resorted: false };
+    for (const policy of policyNames) {
+      const result = simulate(trace, { policy, model: { spotInterruptionsPerHour: 0 } });
+      expect(result.jobs).toBe(4);
+      expect(result.lostJobs).toBe(2);
+      expect(result.details.unroutable).toEqual([
+        { jobId: "b", reason: 'asks for the GitHub-hosted runner label "windows-latest"' },
+        { jobId: "c", reason: "no pool has every label of [nix, riscv64-linux]" },
+      ]);
+    }
+  });
+
+  it("handles an empty trace", () => {
+    const empty: Trace = { name: "empty", jobs: [], resorted: false };
+    for (const policy of policyNames) {
+      const { details, ...result } = simulate(empty, { policy });
+      expect(result).toEqual({
+        policy,
+        trace: "empty",
+        jobs: 0,
+        waitP50: 0,
+        waitP95: 0,
+        waitMax: 0,
+        costUsd: 0,
+        instanceHours: 0,
+        warmHitRate: 0,
+        interruptedJobs: 0,
+        lostJobs: 0,
+      });
+      expect(details.endSeconds).toBe(0);
+    }
+  });
+
+  it("takes the fleet model's values", () => {
+    const cheap = simulate(synthetic, { policy: "static", model: { onDemandHourly: 0.0725 } });
+    const dear = simulate(synthetic, { policy: "static" });
+    expect(cheap.costUsd).toBeCloseTo(dear.costUsd / 2, 9);
+    const slow = simulate(synthetic, { policy: "ghr", model: { coldBootSeconds: 300, spotInterruptionsPerHour: 0 } });
+    expect(slow.waitP50).toBeGreaterThanOrEqual(331);
+  });
+
+  it("finishes every job of small random traces, at no less than the oracle's cost", () => {
+    const jobArb = fc.record({
+      gap: fc.integer({ min: 0, max: 900 }),
+      key: fc.constantFrom("a", "b", "c", "d"),
+      arm: fc.boolean(),
+      warm: fc.integer({ min: 1, max: 1800 }),
+      extra: fc.integer({ min: 0, max: 1800 }),
+    });
+    fc.assert(
+      fc.property(fc.array(jobArb, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 1000 }), (rows, seed) => {
+        let at = 0;
+        const jobs: TraceJob[] = rows.map((row, i) => {
+          at += row.gap;
+          return {
+            id: `j${i}`,
+            createdAt: at,
+            pipelineId: `p${at}`,
+            cacheKey: row.key,
+            labels: ["nix", row.arm ? "aarch64-linux" : "x86_64-linux"],
+            warmSeconds: row.warm,
+            coldSeconds: row.warm + row.extra,
+          };
+        });
+        const trace: Trace = { name: "random", jobs, resorted: false };
+        const oracle = simulate(trace, { policy: "oracle" }).costUsd;
+        for (const policy of policyNames) {
+          const result = simulate(trace, { policy, seed });
+          expect(result.lostJobs).toBe(0);
+          expect(result.waitP50).toBeGreaterThanOrEqual(0);
+          expect(result.waitP95).toBeGreaterThanOrEqual(result.waitP50);
+          expect(result.waitMax).toBeGreaterThanOrEqual(result.waitP95);
+          expect(result.warmHitRate).toBeGreaterThanOrEqual(0);
+          expect(result.warmHitRate).toBeLessThanOrEqual(1);
+          expect(result.costUsd).toBeGreaterThanOrEqual(oracle - 1e-9);
+          // Never cheaper than its running hours at the spot price.
+          expect(result.costUsd).toBeGreaterThanOrEqual((result.instanceHours * 0.05) - 1e-9);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
+// The shared traces live beside the checkout, not in it.
+const bitcoin = new URL("../../../../shared/traces/bitcoin-core-gha-2025-09.csv", import.meta.url);
+
+describe("the shared traces", () => {
+  it.skipIf(!existsSync(bitcoin))("parses the bitcoin-core trace and routes every job", () => {
+    const trace = parseTrace(readFileSync(bitcoin, "utf8"), "bitcoin");
+    expect(trace.jobs).toHaveLength(6239);
+    expect(trace.resorted).toBe(false);
+    expect(simulate(trace, { policy: "oracle" }).details.unroutable).toEqual([]);
+  });
+});

@@ -1,0 +1,239 @@
+import { defaultPools } from "@hearth/core/pools";
+import { describe, expect, it } from "vitest";
+import {
+  allows,
+  autoScalingMutations,
+  functionLogGroup,
+  functionPolicy,
+  heartbeatPolicy,
+  instancePolicy,
+  type PolicyDocument,
+  type Scope,
+  sstPermissions,
+  stateMachinePolicy,
+  trustPolicy,
+  unscopableActions,
+  violations,
+  wildcardMatch,
+} from "../../../infra/lib/iam";
+import { groupNames } from "../../../infra/lib/names";
+import { functionNames } from "../src/aws/links";
+
+const scope: Scope = { partition: "aws", region: "eu-west-1", accountId: "123456789012", stage: "prod" };
+const tableArn = "arn:aws:dynamodb:eu-west-1:123456789012:table/hearth-prod-TableTable-abc";
+const stateMachineArn = "arn:aws:states:eu-west-1:123456789012:stateMachine:hearth-prod-scale-fleet";
+const pools = defaultPools.map((pool) => pool.name);
+const policyOf = (fn: (typeof functionNames)[number]) =>
+  functionPolicy(fn, scope, { tableArn, stateMachineArn, pools });
+const groupArn = (name: string, uuid = "8d0cbcd8-7b1b-4c5e-9f0e-000000000000") =>
+  `arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:${uuid}:autoScalingGroupName/${name}`;
+const actionsOf = (policy: PolicyDocument) => policy.Statement.flatMap((statement) => statement.Action);
+
+describe("IAM wildcard matching", () => {
+  it("matches * and ? as IAM does, and nothing else", () => {
+    expect(wildcardMatch("arn:aws:s3:::bucket/*", "arn:aws:s3:::bucket/a/b")).toBe(true);
+    expect(wildcardMatch("arn:aws:s3:::bucket/*", "arn:aws:s3:::bucket2/a")).toBe(false);
+    expect(wildcardMatch("a?c", "abc")).toBe(true);
+    expect(wildcardMatch("a.c", "abc")).toBe(false);
+    expect(wildcardMatch("arn:aws:ssm:*:*:parameter/x", "arn:aws:ssm:r:1:parameter/x")).toBe(true);
+  });
+});
+
+describe("the least-privilege check", () => {
+  const bad = (statement: Partial<PolicyDocument["Statement"][number]>): PolicyDocument => ({
+    Version: "2012-10-17",
+    Statement: [{ Sid: "Bad", Effect: "Allow", Action: [], Resource: [], ...statement }],
+  });
+
+  it("catches wildcard actions, scopable actions on *, and untagged Auto Scaling changes", () => {
+    expect(violations(bad({ Action: ["*"], Resource: ["*"] }), "prod").join()).toMatch(/wildcard action \*/);
+    expect(violations(bad({ Action: ["dynamodb:*"], Resource: [tableArn] }), "prod").join()).toMatch(
+      /wildcard action dynamodb:\*/,
+    );
+    expect(violations(bad({ Action: ["dynamodb:PutItem"], Resource: ["*"] }), "prod").join()).toMatch(
+      /dynamodb:PutItem on \*/,
+    );
+    expect(
+      violations(
+        bad({ Action: ["autoscaling:SetDesiredCapacity"], Resource: [groupArn("hearth-prod-x-warm")] }),
+        "prod",
+      ).length,
+    ).toBe(2);
+    const otherStage = bad({
+      Action: ["autoscaling:SetDesiredCapacity"],
+      Resource: [groupArn("hearth-dev-x-warm")],
+      Condition: {
+        StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
+      },
+    });
+    expect(violations(otherStage, "prod")).toEqual([
+      "statement Bad: Auto Scaling changes on groups outside the stage",
+    ]);
+    expect(violations(bad({ Action: ["s3:GetObject"], Resource: ["bucket/*"] }), "prod").join()).toMatch(
+      /not an ARN/,
+    );
+  });
+});
+
+describe("function policies", () => {
+  it.each(functionNames)("%s: passes the least-privilege check", (fn) => {
+    expect(violations(policyOf(fn), "prod")).toEqual([]);
+  });
+
+  it.each(functionNames)("%s: writes only to its own log group", (fn) => {
+    const logs = policyOf(fn).Statement.find((statement) => statement.Sid === "Logs");
+    expect(logs?.Action).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
+    expect(logs?.Resource).toEqual([
+      `arn:aws:logs:eu-west-1:123456789012:log-group:${functionLogGroup("prod", fn)}:*`,
+    ]);
+    expect(functionLogGroup("prod", fn)).toBe(`/hearth/prod/${fn}`);
+  });
+
+  it("gives the planner nothing but its logs: it is a pure function", () => {
+    expect(actionsOf(policyOf("plan"))).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
+  });
+
+  it("lets only apply change Auto Scaling groups, and only this stage's, tagged for this app and stage", () => {
+    for (const fn of functionNames) {
+      const changes = actionsOf(policyOf(fn)).filter((action) => autoScalingMutations.includes(action));
+      expect(changes.length > 0, fn).toBe(fn === "apply");
+    }
+    const apply = policyOf("apply");
+    const statement = apply.Statement.find((s) => s.Action.includes("autoscaling:SetDesiredCapacity"));
+    expect(statement?.Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
+    });
+    for (const pool of pools) {
+      for (const name of Object.values(groupNames("prod", pool))) {
+        for (const action of autoScalingMutations) expect(allows(apply, action, groupArn(name))).toBe(true);
+      }
+    }
+    // Another stage's group, or a group that is not Hearth's, is out of reach.
+    expect(allows(apply, "autoscaling:SetDesiredCapacity", groupArn("hearth-dev-x86_64-warm"))).toBe(false);
+    expect(allows(apply, "autoscaling:SetDesiredCapacity", groupArn("payments-prod"))).toBe(false);
+    expect(allows(apply, "autoscaling:DeleteAutoScalingGroup", groupArn("hearth-prod-x86_64-warm"))).toBe(
+      false,
+    );
+  });
+
+  it("lets the API and the tick start ScaleFleet, and nothing else start anything", () => {
+    for (const fn of functionNames) {
+      expect(allows(policyOf(fn), "states:StartExecution", stateMachineArn), fn).toBe(
+        fn === "api" || fn === "tick",
+      );
+    }
+    expect(allows(policyOf("api"), "states:StartExecution", `${stateMachineArn}-other`)).toBe(false);
+    expect(() => functionPolicy("tick", scope, { tableArn, pools })).toThrow(/state machine ARN/);
+  });
+
+  it("grants the table's item calls on the table and its indexes only, never a batch, transaction or table scan", () => {
+    const api = policyOf("api");
+    for (const action of ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"]) {
+      expect(allows(api, `dynamodb:${action}`, tableArn)).toBe(true);
+    }
+    expect(allows(api, "dynamodb:Scan", `${tableArn}/index/gsi1`)).toBe(true);
+    expect(allows(api, "dynamodb:Scan", tableArn)).toBe(false);
+    expect(allows(api, "dynamodb:PutItem", `${tableArn}/index/gsi1`)).toBe(false);
+    for (const action of ["BatchWriteItem", "TransactWriteItems", "DeleteTable", "UpdateTable"]) {
+      expect(allows(api, `dynamodb:${action}`, tableArn)).toBe(false);
+    }
+    expect(allows(api, "dynamodb:GetItem", tableArn.replace("prod", "dev"))).toBe(false);
+  });
+
+  it("uses * only for the describe calls that have no resource-level permission", () => {
+    for (const fn of functionNames) {
+      for (const statement of policyOf(fn).Statement.filter((s) => s.Resource.includes("*"))) {
+        for (const action of statement.Action) expect(unscopableActions.has(action), action).toBe(true);
+        expect(statement.Action.every((action) => /:Describe/.test(action))).toBe(true);
+      }
+    }
+  });
+});
+
+describe("the instance role", () => {
+  const policy = instancePolicy(scope, { pool: "x86_64", cacheBucket: "hearth-prod-cache" });
+
+  it("passes the least-privilege check", () => {
+    expect(violations(policy, "prod")).toEqual([]);
+  });
+
+  it("opens sessions through SSM without AmazonSSMManagedInstanceCore's GetParameter on everything", () => {
+    expect(allows(policy, "ssmmessages:OpenDataChannel")).toBe(true);
+    expect(allows(policy, "ssm:UpdateInstanceInformation")).toBe(true);
+    expect(
+      allows(policy, "ssm:GetParameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/payments/db"),
+    ).toBe(false);
+  });
+
+  it("reads its own JIT runner config only, bound by the parameter's instance tag", () => {
+    const jit = policy.Statement.find((s) => s.Sid === "OwnRunnerConfig");
+    expect(jit?.Resource).toEqual(["arn:aws:ssm:eu-west-1:123456789012:parameter/hearth/prod/runners/*"]);
+    expect(jit?.Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/hearth:instance-arn": "${ec2:SourceInstanceARN}" },
+    });
+    expect(jit?.Action).toEqual(["ssm:GetParameter", "ssm:DeleteParameter"]);
+  });
+
+  it("reads its pool's credentials and the agent config, not another pool's or stage's", () => {
+    const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
+    expect(allows(policy, "ssm:GetParameter", parameter("/hearth/prod/pools/x86_64/credentials"))).toBe(true);
+    expect(allows(policy, "ssm:GetParameter", parameter("/hearth/prod/agent"))).toBe(true);
+    expect(allows(policy, "ssm:GetParameter", parameter("/hearth/prod/pools/aarch64/credentials"))).toBe(
+      false,
+    );
+    expect(allows(policy, "ssm:GetParameter", parameter("/hearth/dev/pools/x86_64/credentials"))).toBe(false);
+    expect(allows(policy, "ssm:PutParameter", parameter("/hearth/prod/pools/x86_64/credentials"))).toBe(
+      false,
+    );
+  });
+
+  it("reads and writes the binary cache, and no other bucket", () => {
+    expect(allows(policy, "s3:GetObject", "arn:aws:s3:::hearth-prod-cache/nar/abc.nar.xz")).toBe(true);
+    expect(allows(policy, "s3:PutObject", "arn:aws:s3:::hearth-prod-cache/abc.narinfo")).toBe(true);
+    expect(allows(policy, "s3:ListBucket", "arn:aws:s3:::hearth-prod-cache")).toBe(true);
+    expect(allows(policy, "s3:GetObject", "arn:aws:s3:::other-bucket/x")).toBe(false);
+    expect(allows(policy, "s3:DeleteObject", "arn:aws:s3:::hearth-prod-cache/x")).toBe(false);
+  });
+
+  it("may call the heartbeat route, and no other route of the API", () => {
+    const heartbeat = heartbeatPolicy(scope, "a1b2c3");
+    expect(violations(heartbeat, "prod")).toEqual([]);
+    const route = (path: string) => `arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/$default/${path}`;
+    expect(allows(heartbeat, "execute-api:Invoke", route("POST/agent/heartbeat"))).toBe(true);
+    expect(allows(heartbeat, "execute-api:Invoke", route("GET/api/status"))).toBe(false);
+    expect(allows(heartbeat, "execute-api:Invoke", route("POST/webhooks/github"))).toBe(false);
+  });
+});
+
+describe("the ScaleFleet role", () => {
+  const arns = ["observe", "plan"].map((name) => `arn:aws:lambda:eu-west-1:123456789012:function:${name}`);
+
+  it("invokes the given task functions (and their versions) only", () => {
+    const policy = stateMachinePolicy(arns);
+    expect(violations(policy, "prod")).toEqual([]);
+    expect(allows(policy, "lambda:InvokeFunction", arns[0])).toBe(true);
+    expect(allows(policy, "lambda:InvokeFunction", `${arns[1]}:$LATEST`)).toBe(true);
+    expect(allows(policy, "lambda:InvokeFunction", `${arns[0]}x`)).toBe(false);
+  });
+
+  it("is assumable by Step Functions for this account only", () => {
+    expect(trustPolicy("states.amazonaws.com", "123456789012").Statement[0]).toEqual({
+      Effect: "Allow",
+      Principal: { Service: "states.amazonaws.com" },
+      Action: "sts:AssumeRole",
+      Condition: { StringEquals: { "aws:SourceAccount": "123456789012" } },
+    });
+  });
+});
+
+describe("SST permissions", () => {
+  it("carry every statement's actions, resources and conditions", () => {
+    const permissions = sstPermissions(policyOf("apply"));
+    const scale = permissions.find((p) => p.actions.includes("autoscaling:PutWarmPool"));
+    expect(scale?.conditions).toEqual([
+      { test: "StringEquals", variable: "aws:ResourceTag/hearth:app", values: ["hearth"] },
+      { test: "StringEquals", variable: "aws:ResourceTag/hearth:stage", values: ["prod"] },
+    ]);
+    expect(permissions.flatMap((p) => p.actions)).toEqual(actionsOf(policyOf("apply")));
+  });
+});

@@ -1,0 +1,57 @@
+import { FakeClock } from "@hearth/core/clock";
+import type { ForgeJob, ForgeRequest } from "@hearth/core/forge-sim";
+import { type LocalHearth, type LocalOptions, startLocal } from "../../src/local/server";
+import { silentLogger } from "../../src/log";
+
+export const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
+
+/** Local mode on a fake clock: no periodic tick (tests call `tick()`), one ScaleFleet iteration per run. */
+export async function startTestHearth(
+  options: Partial<LocalOptions> & { statusToken?: string } = {},
+): Promise<{ hearth: LocalHearth; clock: FakeClock }> {
+  const clock = (options.clock as FakeClock | undefined) ?? new FakeClock();
+  const hearth = await startLocal({
+    port: 0,
+    log: silentLogger,
+    tickSeconds: 0,
+    maxIterations: 1,
+    ...options,
+    clock,
+    settings: {
+      GITHUB_WEBHOOK_SECRET: secrets.githubWebhookSecret,
+      GITLAB_WEBHOOK_TOKEN: secrets.gitlabWebhookToken,
+      ...(options.statusToken ? { STATUS_TOKEN: options.statusToken } : {}),
+    } as LocalOptions["settings"],
+  });
+  return { hearth, clock };
+}
+
+/** Moves fleet time on in 5 s steps, letting each step's work (boots, heartbeats, runs) finish. */
+export async function pass(hearth: LocalHearth, clock: FakeClock, seconds: number): Promise<void> {
+  for (let t = 0; t < seconds; t += 5) {
+    await clock.advance(5000);
+    await hearth.idle();
+  }
+}
+
+/** Tells the simulation how long jobs run (and, for GitLab, their tags) before they are queued. */
+export async function describeJobs(
+  hearth: LocalHearth,
+  jobs: readonly ForgeJob[],
+  seconds: number,
+): Promise<void> {
+  const response = await fetch(`${hearth.url}/sim/jobs`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(jobs.map((job) => ({ job, warmSeconds: seconds, coldSeconds: seconds }))),
+  });
+  if (!response.ok) throw new Error(`describing jobs failed: ${response.status}`);
+}
+
+export async function send(hearth: LocalHearth, request: ForgeRequest): Promise<Response> {
+  return fetch(`${hearth.url}${request.path}`, {
+    method: "POST",
+    headers: request.headers,
+    body: request.body,
+  });
+}
