@@ -2,9 +2,17 @@
 
 /**
  * Hearth on AWS: `npx sst deploy --stage <name>`. Each concern of the stage is one file in infra/,
- * imported in dependency order; a later flow (spot interruptions, the sweep, polling) is one more
- * file and one more import here. What infra computes (IAM, alarms, groups, tables) is plain data in
- * infra/lib, tested without SST.
+ * imported in dependency order. What infra computes (IAM, alarms, groups, the table) is plain data in
+ * infra/lib, tested without SST; `npm run typecheck:infra` checks these files against SST's and
+ * Pulumi's types.
+ *
+ * A later flow is one more file here, imported before the alarms: `infra/interruptions.ts` (a
+ * default-bus rule for EC2 Spot Interruption Warnings and rebalance recommendations, with
+ * `sst.aws.Bus.subscribe`), `infra/sweep.ts` (a 5-minute `sst.aws.CronV2`), `infra/polling.ts` (the
+ * poller's cron). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
+ * runtime, logs, links and least-privilege policy, and the alarms their error alarm; their links and
+ * policy are entries in the tables of packages/functions/src/aws/links.ts and infra/lib, which the
+ * type checker makes complete.
  */
 export default $config({
   app(input) {

@@ -1,5 +1,6 @@
 import { fleetLink, hearthConfig } from "./config";
 import { hearthFunction } from "./functions";
+import { apiRoutes } from "./lib/api";
 import { githubWebhookSecret, gitlabSigningToken, gitlabWebhookToken, statusToken } from "./secrets";
 import { storage } from "./storage";
 import { scaleFleet, scaleFleetLink } from "./workflows";
@@ -41,11 +42,9 @@ export const apiFunction = hearthFunction(
   { stateMachineArn: scaleFleet.arn },
 );
 
-api.route("POST /webhooks/github", apiFunction.arn);
-api.route("POST /webhooks/gitlab", apiFunction.arn);
-api.route("GET /api/status", apiFunction.arn);
-api.route("OPTIONS /api/status", apiFunction.arn);
-api.route("POST /agent/heartbeat", apiFunction.arn, { auth: { iam: true } });
+for (const { route, iam } of apiRoutes) {
+  api.route(route, apiFunction.arn, iam ? { auth: { iam: true } } : {});
+}
 
 export const webhookUrls = {
   github: $interpolate`${api.url}/webhooks/github`,

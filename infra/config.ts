@@ -44,7 +44,9 @@ export const hearthConfig = new sst.Linkable("HearthConfig", {
  */
 export const fleetLink = new sst.Linkable("Fleet", {
   properties: {
-    groups: Object.fromEntries(settings.pools.map((pool) => [pool.name, groupNames(settings.stage, pool.name)])),
+    groups: Object.fromEntries(
+      settings.pools.map((pool) => [pool.name, groupNames(settings.stage, pool.name)]),
+    ),
     runnerConfigPrefix: parameterPaths(settings.stage).runnerConfigs,
   },
 });

@@ -79,17 +79,25 @@ for (const pool of settings.pools) {
   });
   new aws.iam.RolePolicy(`Pool${name}InstancePolicy`, {
     role: role.name,
-    policy: $util.all([scope, cacheBucketName]).apply(([where, bucket]) =>
-      JSON.stringify(
-        checked(instancePolicy(where, { pool: pool.name, cacheBucket: bucket }), stage, `${pool.name} instances`),
+    policy: $util
+      .all([scope, cacheBucketName])
+      .apply(([where, bucket]) =>
+        JSON.stringify(
+          checked(
+            instancePolicy(where, { pool: pool.name, cacheBucket: bucket }),
+            stage,
+            `${pool.name} instances`,
+          ),
+        ),
       ),
-    ),
   });
   new aws.iam.RolePolicy(`Pool${name}HeartbeatPolicy`, {
     role: role.name,
-    policy: $util.all([scope, api.nodes.api.id]).apply(([where, apiId]) =>
-      JSON.stringify(checked(heartbeatPolicy(where, apiId), stage, `${pool.name} heartbeat`)),
-    ),
+    policy: $util
+      .all([scope, api.nodes.api.id])
+      .apply(([where, apiId]) =>
+        JSON.stringify(checked(heartbeatPolicy(where, apiId), stage, `${pool.name} heartbeat`)),
+      ),
   });
   const profile = new aws.iam.InstanceProfile(`Pool${name}InstanceProfile`, { role: role.name, tags });
 
@@ -100,9 +108,11 @@ for (const pool of settings.pools) {
     name: paths.poolCredentials(pool.name),
     type: "SecureString",
     description: `Hearth ${stage}: runner credentials of pool ${pool.name}`,
-    value: $util.all([token.value]).apply(([value]) =>
-      JSON.stringify({ gitlab: value.trim() ? { url: settings.gitlab.url, token: value.trim() } : null }),
-    ),
+    value: $util
+      .all([token.value])
+      .apply(([value]) =>
+        JSON.stringify({ gitlab: value.trim() ? { url: settings.gitlab.url, token: value.trim() } : null }),
+      ),
     tags,
   });
 

@@ -25,12 +25,19 @@ export function hearthFunction<F extends FunctionName>(
 ): sst.aws.Function {
   const spec = functionSpecs[fn];
   const name = pascal(fn);
+  // The key is the name the handler reads (`Resource.<key>`): it must be the component's own name.
+  for (const [key, component] of Object.entries(links) as Array<[string, Linkable]>) {
+    component.name.apply((actual) => {
+      if (actual !== key) throw new Error(`${fn}: link ${key} is given the component ${actual}`);
+    });
+  }
   const logGroup = new aws.cloudwatch.LogGroup(`${name}Logs`, {
     name: functionLogGroup(settings.stage, fn),
     retentionInDays: LOG_RETENTION_DAYS,
   });
-  const permissions = $util.all([scope, table.arn, $output(resources.stateMachineArn)]).apply(
-    ([where, tableArn, stateMachineArn]) =>
+  const permissions = $util
+    .all([scope, table.arn, $output(resources.stateMachineArn)])
+    .apply(([where, tableArn, stateMachineArn]) =>
       sstPermissions(
         checked(
           functionPolicy(fn, where, {
@@ -42,7 +49,7 @@ export function hearthFunction<F extends FunctionName>(
           `${fn} function`,
         ),
       ),
-  );
+    );
   const created = new sst.aws.Function(`${name}Function`, {
     handler: spec.handler,
     description: spec.description,

@@ -25,7 +25,9 @@ const taskArns = [observe.arn, plan.arn, apply.arn, finish.arn, recordFailure.ar
 
 const role = new aws.iam.Role("ScaleFleetRole", {
   description: `Hearth ${settings.stage}: ScaleFleet invokes its task functions`,
-  assumeRolePolicy: scope.apply((where) => JSON.stringify(trustPolicy("states.amazonaws.com", where.accountId))),
+  assumeRolePolicy: scope.apply((where) =>
+    JSON.stringify(trustPolicy("states.amazonaws.com", where.accountId)),
+  ),
 });
 const rolePolicy = new aws.iam.RolePolicy("ScaleFleetRolePolicy", {
   role: role.name,

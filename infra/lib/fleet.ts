@@ -20,7 +20,9 @@ export function architectureOf(instanceType: string): Architecture {
 export function checkInstanceTypes(pool: PoolConfig): void {
   const wrong = pool.instanceTypes.filter((type) => architectureOf(type) !== pool.architecture);
   if (wrong.length) {
-    throw new Error(`pool ${pool.name} is ${pool.architecture}, but ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} not`);
+    throw new Error(
+      `pool ${pool.name} is ${pool.architecture}, but ${wrong.join(", ")} ${wrong.length > 1 ? "are" : "is"} not`,
+    );
   }
 }
 
@@ -78,7 +80,11 @@ export interface LaunchTemplateSpec {
   userData: string;
 }
 
-export function launchTemplate(settings: StageSettings, region: string, pool: PoolConfig): LaunchTemplateSpec {
+export function launchTemplate(
+  settings: StageSettings,
+  region: string,
+  pool: PoolConfig,
+): LaunchTemplateSpec {
   checkInstanceTypes(pool);
   const tags = { ...stageTags(settings.stage), [tagKeys.pool]: pool.name };
   const [instanceType] = pool.instanceTypes;

@@ -31,6 +31,10 @@ export interface Scope {
   stage: string;
 }
 
+/** IAM's policy variable for the calling instance's ARN (EC2 sets it on instance-profile credentials). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, which IAM substitutes
+export const SOURCE_INSTANCE_ARN = "${ec2:SourceInstanceARN}";
+
 const doc = (...statements: Statement[]): PolicyDocument => ({
   Version: "2012-10-17",
   Statement: statements.filter((s) => s.Action.length > 0),
@@ -77,7 +81,13 @@ export const autoScalingMutations = [
  * table; queries and the (sparse) gsi1 scan on the indexes. No batch, transaction or table scan.
  */
 export const tableActions = {
-  table: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+  table: [
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+  ],
   indexes: ["dynamodb:Query", "dynamodb:Scan"],
 };
 
@@ -102,7 +112,12 @@ const logs = (scope: Scope, fn: string): Statement => ({
 
 function startScaleFleet(stateMachineArn: string | undefined): Statement {
   if (!stateMachineArn) throw new Error("this function starts ScaleFleet: its state machine ARN is needed");
-  return { Sid: "StartScaleFleet", Effect: "Allow", Action: ["states:StartExecution"], Resource: [stateMachineArn] };
+  return {
+    Sid: "StartScaleFleet",
+    Effect: "Allow",
+    Action: ["states:StartExecution"],
+    Resource: [stateMachineArn],
+  };
 }
 
 const describe = (sid: string, actions: string[]): Statement => ({
@@ -169,7 +184,10 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
       return doc(
         logs(scope, fn),
         ...table,
-        describe("ReadGroups", ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities"]),
+        describe("ReadGroups", [
+          "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeScalingActivities",
+        ]),
         scaleGroups(scope, resources.pools),
       );
     case "finish":
@@ -209,13 +227,16 @@ export function instancePolicy(scope: Scope, resources: InstanceResources): Poli
   const parameter = (path: string) => arn(scope, "ssm", `parameter${path}`);
   const bucket = `arn:${scope.partition}:s3:::${resources.cacheBucket}`;
   return doc(
-    describe("SessionManager", [...unscopableActions].filter((a) => /^(ssm|ssmmessages|ec2messages):/.test(a))),
+    describe(
+      "SessionManager",
+      [...unscopableActions].filter((a) => /^(ssm|ssmmessages|ec2messages):/.test(a)),
+    ),
     {
       Sid: "OwnRunnerConfig",
       Effect: "Allow",
       Action: ["ssm:GetParameter", "ssm:DeleteParameter"],
       Resource: [parameter(`${paths.runnerConfigs}/*`)],
-      Condition: { StringEquals: { "aws:ResourceTag/hearth:instance-arn": "${ec2:SourceInstanceARN}" } },
+      Condition: { StringEquals: { "aws:ResourceTag/hearth:instance-arn": SOURCE_INSTANCE_ARN } },
     },
     {
       Sid: "PoolCredentials",
@@ -268,7 +289,10 @@ export function trustPolicy(service: string, accountId?: string) {
 
 /** IAM's wildcard match (`*` any run, `?` one character), case-sensitive as ARNs are. */
 export function wildcardMatch(pattern: string, value: string): boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${source}$`, "s").test(value);
 }
 

@@ -1,4 +1,4 @@
-import type { PoolGroups } from "../../packages/core/src/fleet-aws";
+export { groupNames, parameterPaths } from "../../packages/core/src/deploy";
 
 /**
  * Names and tags of a stage's AWS resources. They are computed, not read back from AWS, so that a
@@ -9,7 +9,12 @@ import type { PoolGroups } from "../../packages/core/src/fleet-aws";
 export const APP = "hearth";
 
 /** Tags every Hearth resource carries that IAM conditions use; SST's default tags do not reach ASGs. */
-export const tagKeys = { app: "hearth:app", stage: "hearth:stage", pool: "hearth:pool", group: "hearth:group" };
+export const tagKeys = {
+  app: "hearth:app",
+  stage: "hearth:stage",
+  pool: "hearth:pool",
+  group: "hearth:group",
+};
 
 export const stageTags = (stage: string): Record<string, string> => ({
   [tagKeys.app]: APP,
@@ -18,23 +23,6 @@ export const stageTags = (stage: string): Record<string, string> => ({
 
 /** `hearth-<stage>-…`: the prefix of every named resource, and of the alarm names. */
 export const prefix = (stage: string): string => `${APP}-${stage}`;
-
-/** Auto Scaling group names (at most 255 characters; pools have at most 32, stages 24). */
-export function groupNames(stage: string, pool: string): PoolGroups {
-  return { warm: `${prefix(stage)}-${pool}-warm`, burst: `${prefix(stage)}-${pool}-burst` };
-}
-
-/** Parameter Store paths. Each stage has its own subtree, so that a stage's IAM cannot reach another's. */
-export const parameterPaths = (stage: string) => ({
-  /** GitHub JIT runner configs, `<prefix>/<instance id>`, written by ScaleFleet, read by that instance. */
-  runnerConfigs: `/${APP}/${stage}/runners`,
-  /** A pool's runner credentials (SecureString JSON), read by the pool's instances. */
-  poolCredentials: (pool: string) => `/${APP}/${stage}/pools/${pool}/credentials`,
-  /** What the agent needs to know that only the deploy knows (API URL, cache bucket), one String. */
-  agentConfig: `/${APP}/${stage}/agent`,
-  /** The NixOS AMI per architecture (data type `aws:ec2:image`), unless a pool names its own. */
-  ami: (architecture: string) => `/${APP}/${stage}/ami/${architecture}`,
-});
 
 /**
  * A name in PascalCase, for SST component names (letters and digits): `oldest-queued-x86_64` →

@@ -16,7 +16,9 @@ const arrival = (at: number, cacheKey = "k", overrides: Partial<Arrival> = {}): 
 
 /** `size` jobs arriving a second apart from `at`, each running `seconds`. */
 const pipeline = (at: number, size: number, seconds = 600, key = "k") =>
-  Array.from({ length: size }, (_, i) => arrival(at + i * 1000, `${key}${i}`, { finishedAt: at + seconds * 1000 }));
+  Array.from({ length: size }, (_, i) =>
+    arrival(at + i * 1000, `${key}${i}`, { finishedAt: at + seconds * 1000 }),
+  );
 
 describe("forecastDemand", () => {
   it("is empty without jobs", () => {
@@ -44,7 +46,11 @@ describe("forecastDemand", () => {
   });
 
   it("counts a job without a known finish for bursts but not for load", () => {
-    const jobs = Array.from({ length: 6 }, (_, i) => ({ pool: "x86_64", at: T0 + i * 10 * minute, cacheKey: "k" }));
+    const jobs = Array.from({ length: 6 }, (_, i) => ({
+      pool: "x86_64",
+      at: T0 + i * 10 * minute,
+      cacheKey: "k",
+    }));
     const demand = forecastDemand(jobs, T0 + 2 * hour).x86_64;
     expect(demand?.peakJobs).toBe(1);
     // Still running (null): it counts until it goes stale.
@@ -90,39 +96,43 @@ describe("forecastDemand", () => {
       seconds: fc.option(fc.integer({ min: 1, max: 7200 }), { nil: null }),
     });
     fc.assert(
-      fc.property(fc.array(jobArb, { maxLength: 40 }), fc.integer({ min: 0, max: 72 * 60 }), (raw, nowMinutes) => {
-        const now = T0 + nowMinutes * minute;
-        const jobs: Arrival[] = raw.map(({ seconds, ...job }) => ({
-          ...job,
-          finishedAt: seconds === null ? null : job.at + seconds * 1000,
-        }));
-        const forecast = forecastDemand(jobs, now);
-        expect(forecastDemand([...jobs].reverse(), now)).toEqual(forecast);
+      fc.property(
+        fc.array(jobArb, { maxLength: 40 }),
+        fc.integer({ min: 0, max: 72 * 60 }),
+        (raw, nowMinutes) => {
+          const now = T0 + nowMinutes * minute;
+          const jobs: Arrival[] = raw.map(({ seconds, ...job }) => ({
+            ...job,
+            finishedAt: seconds === null ? null : job.at + seconds * 1000,
+          }));
+          const forecast = forecastDemand(jobs, now);
+          expect(forecastDemand([...jobs].reverse(), now)).toEqual(forecast);
 
-        // The same events, fed one by one in time order.
-        const history = new DemandHistory();
-        const events = jobs
-          .filter((job) => job.at <= now)
-          .flatMap((job) => {
-            const finish = job.finishedAt ?? job.at + defaultForecastOptions.staleAfterMs;
-            return [
-              { at: job.at, order: 0, job },
-              ...(finish <= now ? [{ at: finish, order: 1, job }] : []),
-            ];
-          })
-          .sort((a, b) => a.at - b.at || a.order - b.order || (a.job.pool < b.job.pool ? -1 : 1));
-        for (const event of events) {
-          if (event.order === 0) history.observe(event.job);
-          else history.finish(event.job.pool, event.at);
-        }
-        const incremental = history.forecast(now);
-        for (const pool of Object.keys(forecast)) {
-          expect({ ...incremental[pool], keyWeights: { ...incremental[pool]?.keyWeights } }).toEqual({
-            ...forecast[pool],
-            keyWeights: { ...forecast[pool]?.keyWeights },
-          });
-        }
-      }),
+          // The same events, fed one by one in time order.
+          const history = new DemandHistory();
+          const events = jobs
+            .filter((job) => job.at <= now)
+            .flatMap((job) => {
+              const finish = job.finishedAt ?? job.at + defaultForecastOptions.staleAfterMs;
+              return [
+                { at: job.at, order: 0, job },
+                ...(finish <= now ? [{ at: finish, order: 1, job }] : []),
+              ];
+            })
+            .sort((a, b) => a.at - b.at || a.order - b.order || (a.job.pool < b.job.pool ? -1 : 1));
+          for (const event of events) {
+            if (event.order === 0) history.observe(event.job);
+            else history.finish(event.job.pool, event.at);
+          }
+          const incremental = history.forecast(now);
+          for (const pool of Object.keys(forecast)) {
+            expect({ ...incremental[pool], keyWeights: { ...incremental[pool]?.keyWeights } }).toEqual({
+              ...forecast[pool],
+              keyWeights: { ...forecast[pool]?.keyWeights },
+            });
+          }
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -36,7 +36,10 @@ describe("pool config", () => {
   });
 
   it("stores labels as the ledger stores job labels", () => {
-    expect(pool({ name: "x", labels: [" Nix", "X86_64-Linux", "nix"] }).labels).toEqual(["nix", "x86_64-linux"]);
+    expect(pool({ name: "x", labels: [" Nix", "X86_64-Linux", "nix"] }).labels).toEqual([
+      "nix",
+      "x86_64-linux",
+    ]);
   });
 
   it.each([
@@ -78,11 +81,17 @@ describe("pool config", () => {
   });
 
   it("defaults to the two pools of the shared traces", () => {
-    expect(defaultPools.map(({ name, labels, architecture, untagged }) => ({ name, labels, architecture, untagged })))
-      .toEqual([
-        { name: "x86_64", labels: ["nix", "x86_64-linux"], architecture: "x86_64", untagged: true },
-        { name: "aarch64", labels: ["aarch64-linux", "nix"], architecture: "arm64", untagged: false },
-      ]);
+    expect(
+      defaultPools.map(({ name, labels, architecture, untagged }) => ({
+        name,
+        labels,
+        architecture,
+        untagged,
+      })),
+    ).toEqual([
+      { name: "x86_64", labels: ["nix", "x86_64-linux"], architecture: "x86_64", untagged: true },
+      { name: "aarch64", labels: ["aarch64-linux", "nix"], architecture: "arm64", untagged: false },
+    ]);
   });
 });
 
@@ -93,7 +102,9 @@ describe("routeJob", () => {
   });
 
   it("matches GitHub labels case-insensitively, with self-hosted implied", () => {
-    expect(routeJob(github("self-hosted", "NIX", "AArch64-Linux"), defaultPools)).toEqual({ pool: "aarch64" });
+    expect(routeJob(github("self-hosted", "NIX", "AArch64-Linux"), defaultPools)).toEqual({
+      pool: "aarch64",
+    });
     expect(routeJob(github("Self-Hosted", "x86_64-linux"), defaultPools)).toEqual({ pool: "x86_64" });
   });
 
@@ -130,7 +141,9 @@ describe("routeJob", () => {
   it("routes GitLab jobs by tags, untagged ones to the untagged pool", () => {
     expect(routeJob(gitlab("nix", "aarch64-linux"), defaultPools)).toEqual({ pool: "aarch64" });
     expect(routeJob(gitlab(), defaultPools)).toEqual({ pool: "x86_64" });
-    expect(routeJob(gitlab("docker"), defaultPools)).toEqual({ unroutable: "no pool has every tag of [docker]" });
+    expect(routeJob(gitlab("docker"), defaultPools)).toEqual({
+      unroutable: "no pool has every tag of [docker]",
+    });
   });
 
   it("routes a GitLab job with unknown tags as untagged", () => {

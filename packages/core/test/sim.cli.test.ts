@@ -58,7 +58,9 @@ describe("npm run simulate", () => {
     const { status, stdout, stderr } = simulateCli("--trace", file, "--policy", "oracle", "--json");
     expect(status).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject([{ policy: "oracle", jobs: 2, lostJobs: 1 }]);
-    expect(stderr).toContain('1 of 2 jobs are unroutable (counted as lost):\n  1 × asks for the GitHub-hosted runner label "macos-14"');
+    expect(stderr).toContain(
+      '1 of 2 jobs are unroutable (counted as lost):\n  1 × asks for the GitHub-hosted runner label "macos-14"',
+    );
   }, 60_000);
 
   it("prints a table without --json", () => {

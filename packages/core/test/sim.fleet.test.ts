@@ -253,7 +253,12 @@ describe("spot interruptions", () => {
 });
 
 describe("the Auto Scaling group model", () => {
-  const group = (fleet: Fleet, pool: (typeof fleet.pools)[number], warmPoolSize: number | null, protect = true) =>
+  const group = (
+    fleet: Fleet,
+    pool: (typeof fleet.pools)[number],
+    warmPoolSize: number | null,
+    protect = true,
+  ) =>
     new SimAsg(fleet, pool, {
       group: "warm",
       market: () => "on-demand",

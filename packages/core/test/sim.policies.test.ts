@@ -27,7 +27,14 @@ const single = trace([[0, "k", 100, 200]]);
 describe("each policy on one job, by hand", () => {
   it("oracle: starts at once, warm, billed while it runs at the spot price per slot", () => {
     const result = run(single, "oracle");
-    expect(result).toMatchObject({ jobs: 1, waitP50: 0, waitP95: 0, waitMax: 0, warmHitRate: 1, lostJobs: 0 });
+    expect(result).toMatchObject({
+      jobs: 1,
+      waitP50: 0,
+      waitP95: 0,
+      waitMax: 0,
+      warmHitRate: 1,
+      lostJobs: 0,
+    });
     expect(result.costUsd).toBeCloseTo(usd(100, 0.05) / 2, 12);
     expect(result.instanceHours).toBeCloseTo(100 / 2 / 3600, 12);
   });
@@ -125,7 +132,9 @@ describe("baselines", () => {
   });
 
   it("ephemeral runs at most 7 jobs at once, each on a fresh instance", () => {
-    const t = trace(Array.from({ length: 20 }, (_, i): [number, string, number, number] => [0, `k${i}`, 50, 100]));
+    const t = trace(
+      Array.from({ length: 20 }, (_, i): [number, string, number, number] => [0, `k${i}`, 50, 100]),
+    );
     const result = runSimulation(t, { policy: "ephemeral", model: noInterruptions });
     const starts = result.jobs.map((job) => job.firstStartAt);
     for (const start of starts) {

@@ -26,7 +26,12 @@ describe("simulate", () => {
     for (const policy of policyNames) {
       const { details, ...result } = simulate(synthetic, { policy });
       expect(Object.keys(result)).toEqual(resultKeys);
-      expect(result).toMatchObject({ policy, trace: "synthetic-600", jobs: synthetic.jobs.length, lostJobs: 0 });
+      expect(result).toMatchObject({
+        policy,
+        trace: "synthetic-600",
+        jobs: synthetic.jobs.length,
+        lostJobs: 0,
+      });
       expect(details.unroutable).toEqual([]);
     }
   });
@@ -44,9 +49,33 @@ describe("simulate", () => {
 
   it("reports unroutable jobs and counts them as lost, without running them", () => {
     const jobs: TraceJob[] = [
-      { id: "a", createdAt: 0, pipelineId: "p", cacheKey: "k", labels: ["nix", "x86_64-linux"], warmSeconds: 10, coldSeconds: 20 },
-      { id: "b", createdAt: 1, pipelineId: "p", cacheKey: "k", labels: ["windows-latest"], warmSeconds: 10, coldSeconds: 20 },
-      { id: "c", createdAt: 2, pipelineId: "p", cacheKey: "k", labels: ["nix", "riscv64-linux"], warmSeconds: 10, coldSeconds: 20 },
+      {
+        id: "a",
+        createdAt: 0,
+        pipelineId: "p",
+        cacheKey: "k",
+        labels: ["nix", "x86_64-linux"],
+        warmSeconds: 10,
+        coldSeconds: 20,
+      },
+      {
+        id: "b",
+        createdAt: 1,
+        pipelineId: "p",
+        cacheKey: "k",
+        labels: ["windows-latest"],
+        warmSeconds: 10,
+        coldSeconds: 20,
+      },
+      {
+        id: "c",
+        createdAt: 2,
+        pipelineId: "p",
+        cacheKey: "k",
+        labels: ["nix", "riscv64-linux"],
+        warmSeconds: 10,
+        coldSeconds: 20,
+      },
       // No labels: an untagged job, for the pool that takes those.
       { id: "d", createdAt: 3, pipelineId: "p", cacheKey: "k", labels: [], warmSeconds: 10, coldSeconds: 20 },
     ];
@@ -87,7 +116,10 @@ describe("simulate", () => {
     const cheap = simulate(synthetic, { policy: "static", model: { onDemandHourly: 0.0725 } });
     const dear = simulate(synthetic, { policy: "static" });
     expect(cheap.costUsd).toBeCloseTo(dear.costUsd / 2, 9);
-    const slow = simulate(synthetic, { policy: "ghr", model: { coldBootSeconds: 300, spotInterruptionsPerHour: 0 } });
+    const slow = simulate(synthetic, {
+      policy: "ghr",
+      model: { coldBootSeconds: 300, spotInterruptionsPerHour: 0 },
+    });
     expect(slow.waitP50).toBeGreaterThanOrEqual(331);
   });
 
@@ -100,35 +132,39 @@ describe("simulate", () => {
       extra: fc.integer({ min: 0, max: 1800 }),
     });
     fc.assert(
-      fc.property(fc.array(jobArb, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 1000 }), (rows, seed) => {
-        let at = 0;
-        const jobs: TraceJob[] = rows.map((row, i) => {
-          at += row.gap;
-          return {
-            id: `j${i}`,
-            createdAt: at,
-            pipelineId: `p${at}`,
-            cacheKey: row.key,
-            labels: ["nix", row.arm ? "aarch64-linux" : "x86_64-linux"],
-            warmSeconds: row.warm,
-            coldSeconds: row.warm + row.extra,
-          };
-        });
-        const trace: Trace = { name: "random", jobs, resorted: false };
-        const oracle = simulate(trace, { policy: "oracle" }).costUsd;
-        for (const policy of policyNames) {
-          const result = simulate(trace, { policy, seed });
-          expect(result.lostJobs).toBe(0);
-          expect(result.waitP50).toBeGreaterThanOrEqual(0);
-          expect(result.waitP95).toBeGreaterThanOrEqual(result.waitP50);
-          expect(result.waitMax).toBeGreaterThanOrEqual(result.waitP95);
-          expect(result.warmHitRate).toBeGreaterThanOrEqual(0);
-          expect(result.warmHitRate).toBeLessThanOrEqual(1);
-          expect(result.costUsd).toBeGreaterThanOrEqual(oracle - 1e-9);
-          // Never cheaper than its running hours at the spot price.
-          expect(result.costUsd).toBeGreaterThanOrEqual((result.instanceHours * 0.05) - 1e-9);
-        }
-      }),
+      fc.property(
+        fc.array(jobArb, { minLength: 1, maxLength: 25 }),
+        fc.integer({ min: 1, max: 1000 }),
+        (rows, seed) => {
+          let at = 0;
+          const jobs: TraceJob[] = rows.map((row, i) => {
+            at += row.gap;
+            return {
+              id: `j${i}`,
+              createdAt: at,
+              pipelineId: `p${at}`,
+              cacheKey: row.key,
+              labels: ["nix", row.arm ? "aarch64-linux" : "x86_64-linux"],
+              warmSeconds: row.warm,
+              coldSeconds: row.warm + row.extra,
+            };
+          });
+          const trace: Trace = { name: "random", jobs, resorted: false };
+          const oracle = simulate(trace, { policy: "oracle" }).costUsd;
+          for (const policy of policyNames) {
+            const result = simulate(trace, { policy, seed });
+            expect(result.lostJobs).toBe(0);
+            expect(result.waitP50).toBeGreaterThanOrEqual(0);
+            expect(result.waitP95).toBeGreaterThanOrEqual(result.waitP50);
+            expect(result.waitMax).toBeGreaterThanOrEqual(result.waitP95);
+            expect(result.warmHitRate).toBeGreaterThanOrEqual(0);
+            expect(result.warmHitRate).toBeLessThanOrEqual(1);
+            expect(result.costUsd).toBeGreaterThanOrEqual(oracle - 1e-9);
+            // Never cheaper than its running hours at the spot price.
+            expect(result.costUsd).toBeGreaterThanOrEqual(result.instanceHours * 0.05 - 1e-9);
+          }
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -73,7 +73,13 @@ describe("parseTrace", () => {
     const trace = parseTrace(
       "labels,duration_cold_s,note,duration_warm_s,cache_key,pipeline_id,created_at_s,job_id\nnix,20,hi,10,k,p,5,j1\n",
     );
-    expect(trace.jobs[0]).toMatchObject({ id: "j1", createdAt: 5, warmSeconds: 10, coldSeconds: 20, labels: ["nix"] });
+    expect(trace.jobs[0]).toMatchObject({
+      id: "j1",
+      createdAt: 5,
+      warmSeconds: 10,
+      coldSeconds: 20,
+      labels: ["nix"],
+    });
   });
 
   it("reads empty labels as none", () => {
@@ -85,7 +91,9 @@ describe("parseTrace", () => {
   });
 
   it("sorts rows that are out of time order, stably, and says so", () => {
-    const trace = parseTrace(`${header}\nc,5,p,k,nix,1,2\na,1,p,k,nix,1,2\nb,5,p,k,nix,1,2\nd,1,p,k,nix,1,2\n`);
+    const trace = parseTrace(
+      `${header}\nc,5,p,k,nix,1,2\na,1,p,k,nix,1,2\nb,5,p,k,nix,1,2\nd,1,p,k,nix,1,2\n`,
+    );
     expect(trace.resorted).toBe(true);
     expect(trace.jobs.map((job) => job.id)).toEqual(["a", "d", "c", "b"]);
   });

@@ -1,8 +1,5 @@
 import { randomUUID } from "node:crypto";
-import {
-  AutoScalingClient,
-  DescribeAutoScalingInstancesCommand,
-} from "@aws-sdk/client-auto-scaling";
+import { AutoScalingClient, DescribeAutoScalingInstancesCommand } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { Webhooks } from "@octokit/webhooks";
@@ -43,7 +40,10 @@ const INSTANCE = "i-0123456789abcdef0";
 const ROLE_SESSION = `arn:aws:sts::123456789012:assumed-role/hearth-${STAGE}-PoolX8664InstanceRole/${INSTANCE}`;
 
 let stage: AwsTestStage;
-let handler: (event: unknown, context: unknown) => Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
+let handler: (
+  event: unknown,
+  context: unknown,
+) => Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
 let dynamoCalls: { calls: AwsCall[]; restore(): void };
 
 beforeAll(async () => {
@@ -114,7 +114,10 @@ describe("the API Lambda", () => {
     expect(emittedMetrics(lines)).toEqual(["WebhookRequests"]);
     // Logs are Powertools' JSON, with the stage on every line.
     const logged = lines.filter((line) => !line.includes('"_aws"')).map((line) => JSON.parse(line));
-    expect(logged.every((entry) => entry.service === "hearth" && entry.stage === STAGE)).toBe(true);
+    expect(logged.map((entry) => entry.message)).toEqual(["webhook recorded", "scale requested"]);
+    for (const entry of logged) {
+      expect(entry).toMatchObject({ service: "hearth", stage: STAGE, function_name: "hearth-test-api" });
+    }
   });
 
   it("starts one run for a burst: the pool's lease holds off the rest", async () => {
@@ -122,9 +125,9 @@ describe("the API Lambda", () => {
       const { result } = await invoke(await githubDelivery(["self-hosted", "nix", "aarch64-linux"]));
       expect(result.statusCode).toBe(202);
     }
-    expect(sfn.commandCalls(StartExecutionCommand).map((call) => JSON.parse(call.args[0].input.input ?? "").pool)).toEqual([
-      "aarch64",
-    ]);
+    expect(
+      sfn.commandCalls(StartExecutionCommand).map((call) => JSON.parse(call.args[0].input.input ?? "").pool),
+    ).toEqual(["aarch64"]);
   });
 
   it("rejects a delivery with a bad signature, and counts it for the rejection alarm", async () => {
@@ -146,7 +149,11 @@ describe("the API Lambda", () => {
     expect(status.pools.map((pool: { name: string }) => pool.name)).toEqual(["x86_64", "aarch64"]);
     expect(result.headers?.["access-control-allow-origin"]).toBe("*");
     const preflight = await invoke(
-      httpEvent({ method: "OPTIONS", path: "/api/status", headers: { origin: "https://d111.cloudfront.net" } }),
+      httpEvent({
+        method: "OPTIONS",
+        path: "/api/status",
+        headers: { origin: "https://d111.cloudfront.net" },
+      }),
     );
     expect(preflight.result.statusCode).toBe(204);
     expect(preflight.result.headers?.["access-control-allow-headers"]).toMatch(/authorization/i);

@@ -1,12 +1,14 @@
+import { existsSync, readFileSync } from "node:fs";
 import { parseHearthConfig, stageSettings } from "@hearth/core/deploy";
 import { scaleFleetDefinition } from "@hearth/core/workflows";
 import validator from "asl-validator";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { alarmEventPattern, alarms } from "../../../infra/lib/alarms";
+import { apiRoutes } from "../../../infra/lib/api";
 import { functionSpecs, MAX_ITERATIONS, scaleFleetTaskFunctions } from "../../../infra/lib/functions";
 import { wildcardMatch } from "../../../infra/lib/iam";
 import { functionLinks, functionNames } from "../src/aws/links";
-import { capacityStates, METRIC_NAMESPACE } from "../src/aws/metric-names";
+import { METRIC_NAMESPACE } from "../src/aws/metric-names";
 import { createHearthMetrics } from "../src/aws/metrics";
 
 const settings = stageSettings(parseHearthConfig({}), "production");
@@ -47,7 +49,13 @@ function captureEmf(run: () => void): EmittedPoint[] {
     .filter((line) => line.includes('"_aws"'))
     .flatMap((line) => {
       const document = JSON.parse(line) as Record<string, unknown> & {
-        _aws: { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string; Unit: string }> }> };
+        _aws: {
+          CloudWatchMetrics: Array<{
+            Namespace: string;
+            Dimensions: string[][];
+            Metrics: Array<{ Name: string; Unit: string }>;
+          }>;
+        };
       };
       return document._aws.CloudWatchMetrics.flatMap((directive) =>
         directive.Metrics.flatMap((metric) =>
@@ -72,7 +80,15 @@ describe("the metrics the functions emit", () => {
     const metrics = createHearthMetrics("production");
     for (const pool of settings.pools) {
       metrics.queue(pool.name, 3, 125.4);
-      metrics.capacity(pool.name, { launching: 1, idle: 2, busy: 3, draining: 0, stopping: 0, stopped: 4, terminating: 0 });
+      metrics.capacity(pool.name, {
+        launching: 1,
+        idle: 2,
+        busy: 3,
+        draining: 0,
+        stopping: 0,
+        stopped: 4,
+        terminating: 0,
+      });
       metrics.decision(pool.name);
     }
     metrics.unroutable(2, 700);
@@ -91,11 +107,18 @@ describe("the metrics the functions emit", () => {
   it("report capacity by state, queued jobs, oldest wait, decisions and rejected webhooks", () => {
     const find = (name: string, dimensions: Record<string, string> = {}) =>
       points.filter(
-        (p) => p.name === name && Object.entries(dimensions).every(([key, value]) => p.dimensions[key] === value),
+        (p) =>
+          p.name === name && Object.entries(dimensions).every(([key, value]) => p.dimensions[key] === value),
       );
     expect(find("QueuedJobs", { pool: "x86_64" })[0]?.value).toBe(3);
     expect(find("OldestQueuedSeconds", { pool: "x86_64" })[0]).toMatchObject({ value: 125, unit: "Seconds" });
-    expect(find("Instances", { pool: "aarch64" }).map((p) => p.dimensions.state)).toEqual([...capacityStates]);
+    // States with no instance are left out (an idle stage would pay for a row of zeros).
+    expect(find("Instances", { pool: "aarch64" }).map((p) => p.dimensions.state)).toEqual([
+      "launching",
+      "idle",
+      "busy",
+      "stopped",
+    ]);
     expect(find("Instances", { pool: "aarch64", state: "stopped" })[0]?.value).toBe(4);
     expect(find("Decisions", { pool: "x86_64" })).toHaveLength(1);
     expect(find("WebhookRequests")).toHaveLength(2);
@@ -110,7 +133,8 @@ describe("the metrics the functions emit", () => {
       const match = points.find(
         (p) =>
           p.name === metric.metricName &&
-          JSON.stringify(Object.entries(p.dimensions).sort()) === JSON.stringify(Object.entries(metric.dimensions).sort()),
+          JSON.stringify(Object.entries(p.dimensions).sort()) ===
+            JSON.stringify(Object.entries(metric.dimensions).sort()),
       );
       expect(match, `${metric.metricName} ${JSON.stringify(metric.dimensions)}`).toBeDefined();
     }
@@ -128,7 +152,11 @@ describe("the alarms", () => {
         evaluationPeriods: 5,
         datapointsToAlarm: 5,
       });
-      expect(alarm.metrics[0]).toMatchObject({ metricName: "OldestQueuedSeconds", stat: "Maximum", period: 60 });
+      expect(alarm.metrics[0]).toMatchObject({
+        metricName: "OldestQueuedSeconds",
+        stat: "Maximum",
+        period: 60,
+      });
     }
   });
 
@@ -157,8 +185,16 @@ describe("the alarms", () => {
   it("watch API Gateway's 5xx rate, which includes functions that crashed or timed out", () => {
     const alarm = byKey("api-5xx");
     expect(alarm.metrics).toEqual([
-      expect.objectContaining({ namespace: "AWS/ApiGateway", metricName: "5xx", dimensions: { ApiId: "a1b2c3" } }),
-      expect.objectContaining({ namespace: "AWS/ApiGateway", metricName: "Count", dimensions: { ApiId: "a1b2c3" } }),
+      expect.objectContaining({
+        namespace: "AWS/ApiGateway",
+        metricName: "5xx",
+        dimensions: { ApiId: "a1b2c3" },
+      }),
+      expect.objectContaining({
+        namespace: "AWS/ApiGateway",
+        metricName: "Count",
+        dimensions: { ApiId: "a1b2c3" },
+      }),
     ]);
     expect(alarm.threshold).toBe(5);
   });
@@ -198,7 +234,9 @@ describe("the alarms", () => {
     for (const name of names) {
       expect(`arn:aws:cloudwatch:eu-west-1:123456789012:alarm:${name}`.startsWith(prefix)).toBe(true);
     }
-    expect("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:hearth-productionx-y".startsWith(prefix)).toBe(false);
+    expect("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:hearth-productionx-y".startsWith(prefix)).toBe(
+      false,
+    );
   });
 });
 
@@ -250,5 +288,30 @@ describe("the functions", () => {
       expect(spec.timeoutSeconds).toBeLessThanOrEqual(fn === "api" ? 29 : 900);
     }
     expect(functionLinks.plan).toEqual(["HearthConfig"]);
+  });
+
+  it("point SST at handlers that exist", () => {
+    const root = new URL("../../../", import.meta.url);
+    for (const fn of functionNames) {
+      const handler = functionSpecs[fn].handler;
+      const dot = handler.lastIndexOf(".");
+      const file = new URL(`${handler.slice(0, dot)}.ts`, root);
+      expect(existsSync(file), handler).toBe(true);
+      expect(readFileSync(file, "utf8")).toMatch(new RegExp(`export const ${handler.slice(dot + 1)} =`));
+    }
+  });
+});
+
+describe("the API's routes", () => {
+  it("are the webhooks, the status (with its preflight) and the heartbeat, which alone takes IAM auth", () => {
+    expect(apiRoutes.map((r) => r.route)).toEqual([
+      "POST /webhooks/github",
+      "POST /webhooks/gitlab",
+      "GET /api/status",
+      "OPTIONS /api/status",
+      "POST /agent/heartbeat",
+    ]);
+    expect(apiRoutes.filter((r) => r.iam).map((r) => r.route)).toEqual(["POST /agent/heartbeat"]);
+    for (const { route } of apiRoutes) expect(route).toMatch(/^(GET|POST|OPTIONS) \/[a-z/]+$/);
   });
 });

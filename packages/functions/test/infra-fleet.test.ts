@@ -1,4 +1,7 @@
-import { parseHearthConfig, stageSettings } from "@hearth/core/deploy";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadHearthConfig, parseHearthConfig, stageSettings } from "@hearth/core/deploy";
 import { defaultPools, type PoolConfigInput, poolConfigSchema } from "@hearth/core/pools";
 import { createTableInput } from "@hearth/core/table";
 import { describe, expect, it } from "vitest";
@@ -66,6 +69,17 @@ describe("stage settings", () => {
       launchTemplate(production, "eu-west-1", production.pools[0] as never).blockDeviceMappings[0]?.ebs
         .volumeSize,
     ).toBe(300);
+  });
+
+  it("come from hearth.config.json, or from the defaults when there is none", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hearth-config-"));
+    const file = join(dir, "hearth.config.json");
+    writeFileSync(file, JSON.stringify({ stages: { dev: { alarms: { email: "dev@example.com" } } } }));
+    expect(stageSettings(loadHearthConfig(file), "dev").alarms.email).toBe("dev@example.com");
+    expect(loadHearthConfig(join(dir, "absent.json"))).toEqual(parseHearthConfig({}));
+    expect(() => loadHearthConfig(join(dir, "absent.json"), { required: true })).toThrow(/no such file/);
+    writeFileSync(file, "{ not json");
+    expect(() => loadHearthConfig(file)).toThrow(/hearth.config.json: not JSON/);
   });
 
   it("refuse what cannot deploy, naming the setting", () => {

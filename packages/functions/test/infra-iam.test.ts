@@ -9,6 +9,7 @@ import {
   instancePolicy,
   type PolicyDocument,
   type Scope,
+  SOURCE_INSTANCE_ARN,
   sstPermissions,
   stateMachinePolicy,
   trustPolicy,
@@ -166,10 +167,11 @@ describe("the instance role", () => {
   });
 
   it("reads its own JIT runner config only, bound by the parameter's instance tag", () => {
+    expect(SOURCE_INSTANCE_ARN).toBe(["$", "{ec2:SourceInstanceARN}"].join(""));
     const jit = policy.Statement.find((s) => s.Sid === "OwnRunnerConfig");
     expect(jit?.Resource).toEqual(["arn:aws:ssm:eu-west-1:123456789012:parameter/hearth/prod/runners/*"]);
     expect(jit?.Condition).toEqual({
-      StringEquals: { "aws:ResourceTag/hearth:instance-arn": "${ec2:SourceInstanceARN}" },
+      StringEquals: { "aws:ResourceTag/hearth:instance-arn": SOURCE_INSTANCE_ARN },
     });
     expect(jit?.Action).toEqual(["ssm:GetParameter", "ssm:DeleteParameter"]);
   });

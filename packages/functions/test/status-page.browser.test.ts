@@ -1,10 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { FakeClock } from "@hearth/core/clock";
 import { parseTrace } from "@hearth/core/sim";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium, openPage } from "../../web/test/support/chromium";
 import { demoJobs, replay } from "../src/demo";
 import type { LocalHearth } from "../src/local/server";
 import { pass, secrets, startTestHearth } from "./support/local";
@@ -14,7 +15,6 @@ import { pass, secrets, startTestHearth } from "./support/local";
  * time runs on a fake clock the test moves; the page polls in real time.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
 const STATUS_TOKEN = "local-status-token";
 const repo = resolve(import.meta.dirname, "../../..");
 
@@ -23,8 +23,6 @@ let clock: FakeClock;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`the browser tests need chromium at ${CHROMIUM} (apt-get install chromium)`);
   // What `npm start` does first: build the page if it is missing or stale.
   execFileSync("node", [resolve(repo, "scripts/ensure-web.mjs")], { cwd: repo, stdio: "inherit" });
   // Fleet time starts now, so that the page (which reads real time) sees fresh data.
@@ -45,19 +43,7 @@ beforeAll(async () => {
   await pass(hearth, clock, 30);
   await hearth.tick();
   await hearth.idle();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -65,20 +51,9 @@ afterAll(async () => {
   await hearth?.close();
 });
 
-async function openPage(): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on("pageerror", (error) => errors.push(error.message));
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().includes("401")) errors.push(message.text());
-  });
-  return { page, errors };
-}
-
 describe("the status page on local mode, fed by the demo", () => {
   it("asks for the status token, refuses a wrong one, then shows the fleet at work", async () => {
-    const { page, errors } = await openPage();
+    const { page, errors } = await openPage(browser, { colorScheme: "light" });
     await page.goto(`${hearth.url}/`);
 
     const form = page.getByTestId("token-form");

@@ -1,13 +1,13 @@
-import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { exampleStatus, type Status } from "@hearth/core/status";
-import { type Browser, type BrowserContextOptions, chromium, type Locator, type Page } from "playwright-core";
+import type { Browser, BrowserContextOptions, Locator, Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { REFRESH_MS } from "../src/freshness";
+import { launchChromium, openPage } from "./support/chromium";
 import { type FakeApi, servePage } from "./support/server";
 
 /**
@@ -15,7 +15,6 @@ import { type FakeApi, servePage } from "./support/server";
  * flow, the failure banner, and the phone layout.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
 const webDir = resolve(import.meta.dirname, "..");
 const screenshot = resolve(webDir, "../../docs/status-page-example.png");
 
@@ -31,9 +30,6 @@ const api: FakeApi = {
 };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`the browser tests need chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
-  }
   outDir = await mkdtemp(join(tmpdir(), "hearth-web-"));
   await build({
     configFile: resolve(webDir, "vite.config.ts"),
@@ -41,19 +37,7 @@ beforeAll(async () => {
     build: { outDir, emptyOutDir: true },
   });
   site = await servePage(outDir, api);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
@@ -70,17 +54,8 @@ beforeEach(() => {
   api.authorizations = [];
 });
 
-/** A fresh browser profile; fails the test on any script error or blocked resource (CSP). */
-async function open(options: BrowserContextOptions = {}): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on("pageerror", (error) => errors.push(error.message));
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().includes("401")) errors.push(message.text());
-  });
-  return { page, errors };
-}
+/** A fresh browser profile; the test fails on any script error or blocked resource (CSP). */
+const open = (options: BrowserContextOptions = {}) => openPage(browser, options);
 
 const banner = (page: Page) => page.getByTestId("status-banner");
 

@@ -62,13 +62,25 @@ const settingsShape = {
       /** Per pool, when some pools build more than others. */
       rootVolumeGiBByPool: z.record(z.string(), z.number().int().min(20).max(16_384)).default({}),
       /** The root device of the AMI (NixOS images use /dev/xvda). */
-      rootDeviceName: z.string().regex(/^\/dev\/[a-z0-9]+$/).default("/dev/xvda"),
+      rootDeviceName: z
+        .string()
+        .regex(/^\/dev\/[a-z0-9]+$/)
+        .default("/dev/xvda"),
       /** Subnets for the runners; the default VPC's default subnets when absent. */
-      subnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1).optional(),
+      subnetIds: z
+        .array(z.string().regex(/^subnet-[0-9a-f]+$/))
+        .min(1)
+        .optional(),
       /** The VPC of `subnetIds` (required with them). */
-      vpcId: z.string().regex(/^vpc-[0-9a-f]+$/).optional(),
+      vpcId: z
+        .string()
+        .regex(/^vpc-[0-9a-f]+$/)
+        .optional(),
       /** An existing S3 bucket for the Nix binary cache; Hearth creates one when absent. */
-      binaryCacheBucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).optional(),
+      binaryCacheBucket: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
+        .optional(),
     })
     .strict()
     .refine((fleet) => (fleet.subnetIds === undefined) === (fleet.vpcId === undefined), {
@@ -170,3 +182,27 @@ export function stageSettings(config: HearthConfig, stage: string): StageSetting
     },
   };
 }
+
+/** `hearth-<stage>`: the prefix of a stage's named AWS resources. */
+export const resourcePrefix = (stage: string): string => `hearth-${stage}`;
+
+/**
+ * A pool's Auto Scaling group names on a stage: infra creates them, and local mode's `--fleet aws`
+ * finds them by the same rule.
+ */
+export function groupNames(stage: string, pool: string): { warm: string; burst: string } {
+  return { warm: `${resourcePrefix(stage)}-${pool}-warm`, burst: `${resourcePrefix(stage)}-${pool}-burst` };
+}
+
+/** Parameter Store paths. Each stage has its own subtree, so that a stage's IAM cannot reach another's. */
+export const parameterPaths = (stage: string) => ({
+  /** GitHub JIT runner configs, `<prefix>/<instance id>`, written by ScaleFleet, read by that instance. */
+  runnerConfigs: `/hearth/${stage}/runners`,
+  /** A pool's runner credentials (SecureString JSON), read by the pool's instances. */
+  poolCredentials: (pool: string) => `/hearth/${stage}/pools/${pool}/credentials`,
+  /** What the agent needs to know that only the deploy knows (API URL, cache bucket), one String. */
+  agentConfig: `/hearth/${stage}/agent`,
+  /** The NixOS AMI per architecture (data type `aws:ec2:image`), unless a pool names its own. */
+  ami: (architecture: string) => `/hearth/${stage}/ami/${architecture}`,
+});
+

@@ -1,6 +1,6 @@
 import type { FleetPort } from "../fleet";
 import { type Heartbeat, heartbeatSchema, type InstanceRecord, type InstanceRegistry } from "../instances";
-import type { JobEvent } from "../jobs";
+import { type JobEvent, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import type { PoolConfig } from "../pools";
@@ -32,28 +32,8 @@ export function instanceFromAssumedRoleArn(arn: string | undefined): string | nu
   return match?.[1] ?? null;
 }
 
-function runningEvent(beat: Heartbeat, job: Heartbeat["runningJobs"][number]): JobEvent {
-  return {
-    source: job.source,
-    id: job.id,
-    project: "",
-    projectId: null,
-    pipelineId: "",
-    name: "",
-    attempt: 0,
-    labels: [],
-    labelsKnown: false,
-    status: "running",
-    conclusion: null,
-    failureReason: null,
-    queuedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    runner: null,
-    instanceId: beat.instanceId,
-    url: null,
-  };
-}
+const runningEvent = (beat: Heartbeat, job: Heartbeat["runningJobs"][number]): JobEvent =>
+  partialEvent(job, { status: "running", instanceId: beat.instanceId });
 
 export async function acceptHeartbeat(
   deps: HeartbeatDeps,

@@ -146,6 +146,34 @@ export function mergeJobs(a: Job, b: Job): Job {
   };
 }
 
+/**
+ * An event that knows only the job's key and the given fields: what a heartbeat or a poll reports
+ * about a job whose webhooks it has not seen. Merged, it fills in nothing it does not know.
+ */
+export function partialEvent(key: JobKey, fields: Partial<Omit<JobEvent, "source" | "id">>): JobEvent {
+  return {
+    source: key.source,
+    id: key.id,
+    project: "",
+    projectId: null,
+    pipelineId: "",
+    name: "",
+    attempt: 0,
+    labels: [],
+    labelsKnown: false,
+    status: "waiting",
+    conclusion: null,
+    failureReason: null,
+    queuedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    runner: null,
+    instanceId: null,
+    url: null,
+    ...fields,
+  };
+}
+
 /** The ledger's transition function: the job after `event`, given what the ledger held. */
 export function applyEvent(current: Job | undefined, event: JobEvent): Job {
   return current === undefined ? mergeJobs(event, event) : mergeJobs(current, event);

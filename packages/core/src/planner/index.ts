@@ -1,4 +1,3 @@
-import type { PoolDemand } from "./forecast";
 import { planPool } from "./pool-plan";
 import type { PlannerInput, PoolPlan } from "./types";
 
@@ -28,15 +27,6 @@ export type {
   PlannerJob,
   PoolPlan,
 } from "./types";
-
-const noDemand: PoolDemand = {
-  burstJobs: 0,
-  peakBurstJobs: 0,
-  peakJobs: 0,
-  loadJobs: 0,
-  jobsPerHour: 0,
-  keyWeights: {},
-};
 
 function groupBy<T extends { pool: string }>(items: readonly T[]): Map<string, T[]> {
   const groups = new Map<string, T[]>();
@@ -71,7 +61,7 @@ export function plan(input: PlannerInput): PoolPlan[] {
       pool,
       jobs.get(pool.name) ?? [],
       instances.get(pool.name) ?? [],
-      input.demand?.[pool.name] ?? noDemand,
+      input.demand?.[pool.name],
     ),
   );
 }

@@ -8,12 +8,12 @@ import type { PlanCounts, PlannerInstance, PlannerJob, PoolPlan } from "./types"
  * 1. Jobs waiting for a slot (queued, plus those on draining instances, which will be retried) are
  *    served from free slots on instances in service, then by resuming Stopped warm-pool instances
  *    (seconds, store intact), then by new spot instances in the burst group, up to `maxInstances`.
- * 2. When a waiting job has no free slot warm for its cache key but a stopped store is warm for it,
- *    the whole warm pool resumes: AWS picks which warm-pool instance starts, so asking for fewer
- *    would likely miss that store. Those that get no job go back after `idleTimeouts.warmSeconds`.
- * 3. Idle instances past their idle timeout go when the waiting jobs and `minReady` do not need
- *    them: burst before warm, then the least valuable store (fewest recent jobs for its cache keys),
- *    then the longest idle. A warm instance's timeout is short, since stopping keeps its store and a
+ * 2. When a queued job has no free slot warm for its cache key but stopped stores are warm for it,
+ *    enough of the warm pool resumes that one of those stores is very likely among them: AWS picks
+ *    which warm-pool instances start. Those that get no job go back after `idleTimeouts.warmSeconds`.
+ * 3. Idle instances past their idle timeout go while no job waits (one may be claiming a slot right
+ *    now) and `minReady` does not need them: burst before warm, then the least valuable store
+ *    (fewest recent jobs for its cache keys), then the longest idle. A warm instance's timeout is short, since stopping keeps its store and a
  *    resume takes seconds; a burst instance's is longer, since terminating throws its store away.
  * 4. The warm group (in service and stopped) is kept at the load the pool usually carries when jobs
  *    arrive, and at least the usual burst, so that those start within seconds on stores that know
@@ -25,8 +25,9 @@ export function planPool(
   pool: PoolConfig,
   jobs: readonly PlannerJob[],
   instances: readonly PlannerInstance[],
-  demand: PoolDemand,
+  forecast: PoolDemand | undefined,
 ): PoolPlan {
+  const demand = forecast ?? noForecast;
   const slots = pool.slotsPerInstance;
   const warmTimeout = 1000 * pool.idleTimeouts.warmSeconds;
   const burstTimeout = 1000 * pool.idleTimeouts.burstSeconds;
@@ -72,13 +73,15 @@ export function planPool(
   let room = Math.max(0, pool.maxInstances - warmServing - burstServing);
   const resumable = Math.min(stopped.length, room);
   let resume = Math.min(missing, resumable);
-  if (resume < resumable && warmStoreIsStopped(queuedJobs, trusted, stopped)) resume = resumable;
+  if (resume < resumable)
+    resume = Math.max(resume, Math.min(resumable, resumeForWarmth(queuedJobs, trusted, stopped)));
   missing = Math.max(0, missing - resume);
   room -= resume;
   const launch = Math.min(missing, room);
 
-  // 3: release idle capacity nobody waits for.
-  let spare = freeSlots - waiting - reserve;
+  // 3: release idle capacity, only while no job waits: a runner on an idle instance may be claiming
+  // a queued job right now, and an unprotected instance could be taken down under it.
+  let spare = waiting > 0 ? 0 : freeSlots - reserve;
   const release: PlannerInstance[] = [];
   for (const instance of releaseOrder(idle, demand)) {
     if (spare < instance.slots) break;
@@ -93,7 +96,9 @@ export function planPool(
   const usual = Math.ceil(Math.max(demand.burstJobs, demand.loadJobs) / slots);
   const largest = Math.ceil(Math.max(demand.peakBurstJobs, demand.peakJobs) / slots);
   const warmGroup = warmServing + stopped.length + joining;
-  const prepared = Math.max(usual, Math.min(warmGroup, largest), desiredWarm);
+  // Without a forecast (not computed yet, or lost), keep the stores there are rather than none.
+  const keep = forecast === undefined ? warmGroup : Math.min(warmGroup, largest);
+  const prepared = Math.max(usual, keep, desiredWarm);
   const warmPoolSize = Math.min(pool.warm.warmPoolSize, prepared - desiredWarm);
 
   const counts: PlanCounts = { queued: queuedJobs.length, rehome, freeSlots, resume, launch, reserve };
@@ -109,22 +114,53 @@ export function planPool(
   };
 }
 
-/** True when some queued job has no free slot warm for it, but a stopped store is warm for it. */
-function warmStoreIsStopped(
+const noForecast: PoolDemand = {
+  burstJobs: 0,
+  peakBurstJobs: 0,
+  peakJobs: 0,
+  loadJobs: 0,
+  jobsPerHour: 0,
+  keyWeights: {},
+};
+
+/** How sure the planner wants to be of getting a warm store back when it resumes for one. */
+const warmthConfidence = 0.95;
+
+/**
+ * How many warm-pool instances to resume so that, for each queued job no free slot is warm for,
+ * a store warm for it is among them with probability `confidence`. AWS picks which instances
+ * resume, at random as far as Hearth can tell: with m of n stopped stores warm for a key, resuming
+ * k misses them all with probability C(n-m, k) / C(n, k).
+ */
+export function resumeForWarmth(
   queued: readonly PlannerJob[],
   serving: readonly PlannerInstance[],
   stopped: readonly PlannerInstance[],
-): boolean {
-  if (queued.length === 0 || stopped.length === 0) return false;
+  confidence = warmthConfidence,
+): number {
+  if (queued.length === 0 || stopped.length === 0) return 0;
   const uncovered = new Set<string>();
   for (const job of queued) uncovered.add(job.cacheKey);
   for (const i of serving) {
     if (i.busySlots >= i.slots) continue;
     for (const key of i.cacheKeys) uncovered.delete(key);
   }
-  if (uncovered.size === 0) return false;
-  for (const i of stopped) for (const key of i.cacheKeys) if (uncovered.has(key)) return true;
-  return false;
+  let needed = 0;
+  const n = stopped.length;
+  for (const key of uncovered) {
+    let m = 0;
+    for (const i of stopped) if (i.cacheKeys.includes(key)) m++;
+    if (m === 0) continue;
+    // Smallest k with P(miss) = prod_{j<k} (n-m-j)/(n-j) <= 1 - confidence.
+    let miss = 1;
+    let k = 0;
+    while (k < n && miss > 1 - confidence) {
+      miss *= Math.max(0, n - m - k) / (n - k);
+      k++;
+    }
+    needed = Math.max(needed, k);
+  }
+  return needed;
 }
 
 /** How much a store is worth keeping: the recent jobs whose cache keys it is warm for. */

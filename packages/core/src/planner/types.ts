@@ -55,7 +55,10 @@ export interface PlannerInput {
   pools: readonly PoolConfig[];
   jobs: readonly PlannerJob[];
   instances: readonly PlannerInstance[];
-  /** The forecast per pool (see `forecastDemand`); without it the planner keeps no spare capacity. */
+  /**
+   * The forecast per pool (see `forecastDemand`). Without one for a pool, the planner sizes nothing
+   * ahead of demand and keeps the warm group's stores as they are.
+   */
   demand?: Demand;
 }
 
@@ -93,6 +96,6 @@ export interface PlanCounts {
   resume: number;
   /** New spot instances (included in `desiredBurst`). */
   launch: number;
-  /** Free slots held for expected traffic. */
+  /** Free slots held ready (`minReady`). */
   reserve: number;
 }

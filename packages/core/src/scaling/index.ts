@@ -19,6 +19,7 @@ import { type PoolConfig, routeJob } from "../pools";
 import type { PoolStates } from "./pool-state";
 
 export { createPoolStates, type PoolState, type PoolStates, type Sample } from "./pool-state";
+export { oldestWaitSeconds, poolNeedsRun, type TickSummary, tick } from "./tick";
 
 /**
  * ScaleFleet's steps as plain functions: observe a pool, plan (pure), apply. The Step Functions

@@ -37,6 +37,26 @@ export function parseCsv(text: string): CsvRow[] {
   };
 
   while (i <= n) {
+    // Fast path: a whole line without quotes (or a lone CR) is split as is.
+    if (fields.length === 0 && i < n) {
+      let end = text.indexOf("\n", i);
+      if (end < 0) end = n;
+      const stop = end > i && text.charCodeAt(end - 1) === cr ? end - 1 : end;
+      let plain = true;
+      for (let k = i; k < stop; k++) {
+        const c = text.charCodeAt(k);
+        if (c === quote || c === cr) {
+          plain = false;
+          break;
+        }
+      }
+      if (plain) {
+        if (stop > i) rows.push({ fields: text.slice(i, stop).split(","), line });
+        i = end + 1;
+        line++;
+        continue;
+      }
+    }
     if (i === n) {
       if (fields.length > 0) endRow();
       break;

@@ -1,123 +1,20 @@
 import type { EventQueue } from "./events";
+import { type LaunchOptions, SimInstance } from "./instance";
+import type { SimJob } from "./job";
 import type { FleetModel } from "./model";
+import type { SimPool } from "./pool";
 import type { Random } from "./random";
-import type { TraceJob } from "./trace";
+import { claimJobs } from "./runners";
+
+export type { InstanceState, LaunchOptions, Market } from "./instance";
+export { SimInstance } from "./instance";
+export { SimJob } from "./job";
+export type { SimPool } from "./pool";
 
 /**
  * The simulated fleet: instances that boot, run jobs in slots, warm their stores, get interrupted and
  * bill by the second. Policies decide when instances come and go; the fleet decides nothing.
  */
-
-export type Market = "on-demand" | "spot";
-export type InstanceState = "launching" | "ready" | "draining" | "stopped" | "terminated";
-
-export class SimJob {
-  state: "pending" | "queued" | "running" | "done" = "pending";
-  /** When the job last entered the forge's queue: its arrival, or its retry after an interruption. */
-  queuedAt: number;
-  firstStartAt = -1;
-  warmStart = false;
-  interrupted = false;
-  instance: SimInstance | null = null;
-  /** Bumped at every start, so that the finish of an interrupted run is ignored. */
-  run = 0;
-  /** The instance of the first start, for diagnostics. */
-  firstInstance: SimInstance | null = null;
-  /** A policy's own bookkeeping (e.g. when its control plane learned of the job). */
-  seenAt = -1;
-
-  constructor(
-    readonly index: number,
-    readonly trace: TraceJob,
-    readonly pool: SimPool,
-  ) {
-    this.queuedAt = trace.createdAt;
-  }
-}
-
-export interface LaunchOptions {
-  market: Market;
-  /** The policy's name for the group (Hearth: `warm` or `burst`). */
-  group: string;
-  /** Jobs the runner takes before it exits (1 for ephemeral runners). */
-  maxJobs?: number;
-  /** Boot, then stop: an ASG filling its warm pool. */
-  intoWarmPool?: boolean;
-  /** Already running when the simulation starts (a fixed fleet). */
-  running?: boolean;
-}
-
-export class SimInstance {
-  state: InstanceState = "launching";
-  readonly running: SimJob[] = [];
-  /** Cache keys the store is warm for, most recent first. */
-  keys: string[] = [];
-  jobsStarted = 0;
-  /** The last launch or resume request. */
-  launchedAt: number;
-  readyAt = -1;
-  idleSince: number | null = null;
-  intoWarmPool: boolean;
-  /** How the instance last booted: new from the AMI, or resumed from the warm pool. */
-  boot: "cold" | "warm" = "cold";
-  readonly maxJobs: number;
-  /** Bumped whenever the instance changes state, so that stale timers do nothing. */
-  epoch = 0;
-  /** Whoever manages the instance (an ASG model, a policy). */
-  owner: unknown = null;
-  /** A policy's own view of the instance, kept with it to avoid a lookup. */
-  view: unknown = null;
-  // Billing, settled at every state change.
-  since: number;
-  cost = 0;
-  runningSeconds = 0;
-  stoppedSeconds = 0;
-
-  constructor(
-    readonly serial: number,
-    readonly id: string,
-    readonly pool: SimPool,
-    readonly market: Market,
-    readonly group: string,
-    readonly slots: number,
-    options: LaunchOptions,
-    now: number,
-  ) {
-    this.launchedAt = now;
-    this.since = now;
-    this.maxJobs = options.maxJobs ?? Number.POSITIVE_INFINITY;
-    this.intoWarmPool = options.intoWarmPool ?? false;
-  }
-
-  get busy(): number {
-    return this.running.length;
-  }
-
-  /** Running, launching or draining: the instance counts against the pool's maximum. */
-  get live(): boolean {
-    return this.state === "launching" || this.state === "ready" || this.state === "draining";
-  }
-
-  /** Slots a runner could claim a job into now. */
-  freeSlots(): number {
-    if (this.state !== "ready") return 0;
-    return Math.max(0, Math.min(this.slots - this.running.length, this.maxJobs - this.jobsStarted));
-  }
-
-  canTake(): boolean {
-    return this.freeSlots() > 0;
-  }
-}
-
-export interface SimPool {
-  index: number;
-  name: string;
-  /** The forge's queue: jobs waiting for a runner, oldest first (from `head`). */
-  waiting: SimJob[];
-  head: number;
-  /** Instances not terminated (live and stopped). */
-  instances: SimInstance[];
-}
 
 export interface FleetObserver {
   jobQueued?(job: SimJob): void;
@@ -250,50 +147,9 @@ export class Fleet {
     if (instance.state === "launching" || instance.state === "ready") instance.state = "draining";
   }
 
-  /**
-   * Runners claim queued jobs. The queue is first come, first served: when k slots are free, the k
-   * oldest jobs start. Which job lands on which slot favours warm stores: first every job that has a
-   * free slot warm for it takes one, then the rest take the slots that are warm for the fewest
-   * other waiting jobs. (Hearth's agent polls sooner when its store is warm for a queued job; the
-   * simulator gives every policy these runners.)
-   */
+  /** Runners claim the queued jobs they can (see `claimJobs`). */
   dispatch(pool: SimPool): void {
-    let free = 0;
-    for (const instance of pool.instances) free += instance.freeSlots();
-    const count = Math.min(free, pool.waiting.length - pool.head);
-    if (count <= 0) return;
-    const batch = pool.waiting.slice(pool.head, pool.head + count);
-    pool.head += count;
-    const open: SimInstance[] = pool.instances.filter((instance) => instance.canTake());
-    // Jobs of the batch not started yet, per cache key.
-    const pending = new Map<string, number>();
-    for (const job of batch) pending.set(job.trace.cacheKey, (pending.get(job.trace.cacheKey) ?? 0) + 1);
-    const cold: SimJob[] = [];
-    for (const job of batch) {
-      const instance = this.pick(open, job.trace.cacheKey, null);
-      if (instance === null) {
-        cold.push(job);
-        continue;
-      }
-      this.claim(job, instance, open, pending);
-    }
-    for (const job of cold) {
-      const instance = this.pick(open, job.trace.cacheKey, pending);
-      if (instance === null) throw new Error("dispatch ran out of free slots");
-      this.claim(job, instance, open, pending);
-    }
-    // Drop the claimed prefix now and then, so the queue does not grow without bound.
-    if (pool.head > 1024 && pool.head * 2 > pool.waiting.length) {
-      pool.waiting.splice(0, pool.head);
-      pool.head = 0;
-    }
-  }
-
-  private claim(job: SimJob, instance: SimInstance, open: SimInstance[], pending: Map<string, number>): void {
-    const key = job.trace.cacheKey;
-    pending.set(key, (pending.get(key) ?? 1) - 1);
-    this.start(job, instance);
-    if (!instance.canTake()) open.splice(open.indexOf(instance), 1);
+    claimJobs(pool, (job, instance) => this.start(job, instance));
   }
 
   queuedCount(pool: SimPool): number {
@@ -312,38 +168,6 @@ export class Fleet {
       }
     }
     return sum;
-  }
-
-  /**
-   * A free slot for a job. Without `pending`, only a slot warm for it; with `pending` (the batch's
-   * jobs not started yet, per key), the slot warm for the fewest of them. Then the busiest instance
-   * (so idle ones stay idle and can be released), then the oldest.
-   */
-  private pick(
-    open: readonly SimInstance[],
-    key: string,
-    pending: Map<string, number> | null,
-  ): SimInstance | null {
-    let best: SimInstance | null = null;
-    let bestCost = 0;
-    for (const instance of open) {
-      let cost = 0;
-      if (pending === null) {
-        if (!instance.keys.includes(key)) continue;
-      } else {
-        for (const held of instance.keys) cost += pending.get(held) ?? 0;
-      }
-      if (
-        best === null ||
-        cost < bestCost ||
-        (cost === bestCost &&
-          (instance.busy > best.busy || (instance.busy === best.busy && instance.serial < best.serial)))
-      ) {
-        best = instance;
-        bestCost = cost;
-      }
-    }
-    return best;
   }
 
   private start(job: SimJob, instance: SimInstance): void {

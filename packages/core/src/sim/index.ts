@@ -200,7 +200,7 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     done = true;
     clock.halt();
   };
-  const context: PolicyContext = { fleet, clock, model, pools, trace, jobs, seed, active: () => !done };
+  const context: PolicyContext = { fleet, clock, model, pools, jobs, seed, active: () => !done };
   const policy = factories[options.policy](options)(context);
   fleet.observer = policy.observer;
   policy.start();

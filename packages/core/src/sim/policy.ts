@@ -3,7 +3,6 @@ import type { EventQueue } from "./events";
 import type { Fleet, FleetObserver, SimJob } from "./fleet";
 import type { FleetModel } from "./model";
 import { Random } from "./random";
-import type { Trace } from "./trace";
 
 /** What a policy may use: the fleet to act on, the clock, and the pools with the model's values. */
 export interface PolicyContext {
@@ -12,7 +11,6 @@ export interface PolicyContext {
   model: FleetModel;
   /** One per fleet pool, in the same order, with prices, boot times and slots from the model. */
   pools: PoolConfig[];
-  trace: Trace;
   /** The routed jobs, in arrival order. */
   jobs: readonly SimJob[];
   seed: number;

@@ -29,7 +29,7 @@ function rate(hourOfWeek: number): number {
 const quote = (field: string): string =>
   /[",\n\r]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field;
 
-/** A trace as CSV text, with about `jobs` jobs (exactly, once truncated) over `days` days. */
+/** A trace as CSV text: `jobs` jobs over about `days` days (fewer jobs only if `days` is too short). */
 export function syntheticTraceCsv(options: SyntheticOptions): string {
   const random = new Random(options.seed);
   const projects = options.projects ?? 40;
@@ -54,7 +54,8 @@ export function syntheticTraceCsv(options: SyntheticOptions): string {
   const hours = options.days * 24;
   let weekly = 0;
   for (let h = 0; h < 168; h++) weekly += rate(h);
-  const pipelinesPerUnitRate = options.jobs / meanFanout / ((weekly * hours) / 168);
+  // A little above the mean, so that the trace reaches `jobs` before its last day, then stops.
+  const pipelinesPerUnitRate = (1.05 * options.jobs) / meanFanout / ((weekly * hours) / 168);
 
   const lines = [traceColumns.join(",")];
   let jobs = 0;

@@ -8,7 +8,7 @@ export interface TraceJob {
   pipelineId: string;
   cacheKey: string;
   /** As written, split on `;`; routing normalizes them. */
-  labels: string[];
+  labels: readonly string[];
   /** Run time on a store that is warm for `cacheKey`. */
   warmSeconds: number;
   /** Run time on a cold store. */
@@ -68,35 +68,57 @@ export function parseTrace(text: string, name = "trace"): Trace {
   };
   const jobs: TraceJob[] = [];
   const ids = new Set<string>();
+  // Label sets and cache keys repeat a lot: one copy of each saves memory on large traces.
+  const labelSets = new Map<string, string[]>();
+  const keys = new Map<string, string>();
+  const at = {
+    id: index.job_id,
+    created: index.created_at_s,
+    pipeline: index.pipeline_id,
+    key: index.cache_key,
+    labels: index.labels,
+    warm: index.duration_warm_s,
+    cold: index.duration_cold_s,
+  };
+  const width = header.fields.length;
+  const number = (fields: string[], column: number, line: number): number =>
+    seconds(fields[column] as string) ??
+    fail(line, `${names[column]} must be a non-negative number of seconds, got "${fields[column]}"`);
   let resorted = false;
   let last = Number.NEGATIVE_INFINITY;
   for (let r = 1; r < rows.length; r++) {
     const { fields, line } = rows[r] as (typeof rows)[number];
-    if (fields.length !== header.fields.length) {
-      fail(line, `${fields.length} fields, the header has ${header.fields.length}`);
-    }
-    const field = (column: (typeof traceColumns)[number]) => fields[index[column]] as string;
-    const number = (column: "created_at_s" | "duration_warm_s" | "duration_cold_s") =>
-      seconds(field(column)) ??
-      fail(line, `${column} must be a non-negative number of seconds, got "${field(column)}"`);
-    const id = field("job_id").trim();
+    if (fields.length !== width) fail(line, `${fields.length} fields, the header has ${width}`);
+    const id = (fields[at.id] as string).trim();
     if (id === "") fail(line, "empty job_id");
     if (ids.has(id)) fail(line, `duplicate job_id ${id}`);
     ids.add(id);
-    const createdAt = number("created_at_s");
-    const warmSeconds = number("duration_warm_s");
-    const coldSeconds = number("duration_cold_s");
+    const createdAt = number(fields, at.created, line);
+    const warmSeconds = number(fields, at.warm, line);
+    const coldSeconds = number(fields, at.cold, line);
     if (createdAt < last) resorted = true;
-    last = Math.max(last, createdAt);
+    else last = createdAt;
+    const labelText = fields[at.labels] as string;
+    let labels = labelSets.get(labelText);
+    if (labels === undefined) {
+      labels = labelText
+        .split(";")
+        .map((label) => label.trim())
+        .filter((label) => label !== "");
+      labelSets.set(labelText, labels);
+    }
+    const keyText = fields[at.key] as string;
+    let cacheKey = keys.get(keyText);
+    if (cacheKey === undefined) {
+      cacheKey = keyText;
+      keys.set(keyText, keyText);
+    }
     jobs.push({
       id,
       createdAt,
-      pipelineId: field("pipeline_id").trim(),
-      cacheKey: field("cache_key"),
-      labels: field("labels")
-        .split(";")
-        .map((label) => label.trim())
-        .filter((label) => label !== ""),
+      pipelineId: (fields[at.pipeline] as string).trim(),
+      cacheKey,
+      labels,
       warmSeconds,
       coldSeconds,
     });

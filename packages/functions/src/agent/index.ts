@@ -5,7 +5,7 @@ import type { Logger } from "../log";
 
 export interface AgentDeps extends HeartbeatDeps {
   /** The instance the caller authenticated as (IAM session in AWS, token locally), or null. */
-  identify: (c: Context) => string | null;
+  identify: (c: Context) => string | null | Promise<string | null>;
   log: Logger;
 }
 
@@ -24,7 +24,7 @@ export function agentRoutes(deps: AgentDeps) {
       } catch {
         return errorResponse(c, 400, "malformed", "body is not valid UTF-8 JSON");
       }
-      const caller = deps.identify(c);
+      const caller = await deps.identify(c);
       const result = await acceptHeartbeat(deps, caller, body);
       if (result.kind === "rejected") {
         deps.log.warn("heartbeat rejected", { code: result.code, caller });

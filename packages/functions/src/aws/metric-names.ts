@@ -17,7 +17,7 @@ export const metricNames = {
   unroutableJobs: "UnroutableJobs",
   /** Each tick: how long the oldest of them has waited (0 when none); a long wait is a config problem. */
   oldestUnroutableSeconds: "OldestUnroutableSeconds",
-  /** Per pool and state, each ScaleFleet observation: instances in that state. */
+  /** Per pool and state, each ScaleFleet observation: instances in that state (states with none left out). */
   instances: "Instances",
   /** Per pool: ScaleFleet iterations that changed the fleet (made API calls). */
   decisions: "Decisions",

@@ -17,7 +17,11 @@ export interface HearthMetrics {
   queue(pool: string, queued: number, oldestSeconds: number): void;
   /** Queued jobs that no pool can run, and the oldest one's wait, once a tick. */
   unroutable(count: number, oldestSeconds: number): void;
-  /** A pool's instances by state, once an observation (every state, zeros included). */
+  /**
+   * A pool's instances by state, once an observation. States with no instance are left out: each
+   * metric costs by the hours it is emitted, and an idle stage would pay for a row of zeros (graph
+   * them with FILL(m, 0)).
+   */
   capacity(pool: string, counts: Record<CapacityState, number>): void;
   /** A ScaleFleet iteration that changed the pool. */
   decision(pool: string): void;
@@ -52,7 +56,7 @@ export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMet
     },
     capacity(pool, counts) {
       for (const state of capacityStates) {
-        emit(metricNames.instances, MetricUnit.Count, counts[state], { pool, state });
+        if (counts[state] > 0) emit(metricNames.instances, MetricUnit.Count, counts[state], { pool, state });
       }
     },
     decision(pool) {

@@ -7,7 +7,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { FleetPort } from "@hearth/core/fleet";
 import { createAwsFleet } from "@hearth/core/fleet-aws";
-import { createGitLabJobs, type GitLabJobs } from "@hearth/core/gitlab-api";
+import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
@@ -31,6 +31,11 @@ import { createHearthMetrics, type HearthMetrics } from "./metrics";
 export interface AwsRuntimeOptions {
   /** Reads a link; SST's `Resource` by default (which reads `SST_RESOURCE_*` and SST's key file). */
   read?: (name: string) => unknown;
+  /**
+   * Makes the GitLab API client, for the functions that look up tags (`createGitLabJobs`). Passed in
+   * rather than imported, so that the API function's bundle leaves the GitLab client out.
+   */
+  gitlabClient?: (config: GitLabApiConfig) => GitLabJobs;
   now?: () => Date;
 }
 
@@ -112,7 +117,10 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   });
   const gitlab = once(() => {
     const token = secretValue(link("GitlabApiToken"));
-    return token ? createGitLabJobs({ url: config().gitlabUrl, token }) : undefined;
+    if (!token) return undefined;
+    if (!options.gitlabClient)
+      throw new Error("this function has no GitLab client: it does not look up tags");
+    return options.gitlabClient({ url: config().gitlabUrl, token });
   });
   const startScaleFleet = once((): StartScaleFleet => {
     const { stateMachineArn } = link("ScaleFleet");

@@ -1,15 +1,43 @@
 import { parseArgs } from "node:util";
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { SSMClient } from "@aws-sdk/client-ssm";
 import { ConfigError, readSettings } from "@hearth/core/config";
+import {
+  groupNames,
+  HearthConfigError,
+  loadHearthConfig,
+  parameterPaths,
+  stageSettings,
+} from "@hearth/core/deploy";
+import { createAwsFleet } from "@hearth/core/fleet-aws";
+import type { PoolConfig } from "@hearth/core/pools";
+import { identifyBySts } from "../agent/sts-identity";
 import { createLogger } from "../log";
 import { writeLocalSecrets } from "./secrets-file";
 import { startLocal } from "./server";
 
-const usage = `Usage: npm start -- [--port N] [--host ADDR] [--data DIR]
+const usage = `Usage: npm start -- [--port N] [--host ADDR] [--data DIR] [--config FILE] [--fleet sim|aws --stage NAME]
 
 Runs Hearth in one process with an embedded DynamoDB.
-  --port N     port for the HTTP server (default: $PORT or 3000)
-  --host ADDR  address to listen on (default 127.0.0.1)
-  --data DIR   keep the embedded DynamoDB in DIR (default: in memory)`;
+  --port N       port for the HTTP server (default: $PORT or 3000)
+  --host ADDR    address to listen on (default 127.0.0.1)
+  --data DIR     keep the embedded DynamoDB (and the simulated fleet) in DIR (default: in memory)
+  --config FILE  the pool config (default: $HEARTH_CONFIG or hearth.config.json if present, else the
+                 built-in x86_64 and aarch64 pools)
+  --fleet aws    drive the real Auto Scaling groups of stage NAME (hearth-NAME-<pool>-warm/-burst) with
+                 the AWS SDK's default credentials, instead of the simulated fleet`;
+
+/** Single-host controller mode: the real groups a stage's infra created, by their names. */
+function awsFleet(stage: string, pools: readonly PoolConfig[]) {
+  return createAwsFleet({
+    autoScaling: new AutoScalingClient({}),
+    ec2: new EC2Client({}),
+    ssm: new SSMClient({}),
+    groups: Object.fromEntries(pools.map((pool) => [pool.name, groupNames(stage, pool.name)])),
+    runnerConfigPrefix: parameterPaths(stage).runnerConfigs,
+  });
+}
 
 async function main() {
   const { values } = parseArgs({
@@ -17,6 +45,9 @@ async function main() {
       port: { type: "string" },
       host: { type: "string" },
       data: { type: "string" },
+      config: { type: "string" },
+      fleet: { type: "string", default: "sim" },
+      stage: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -28,13 +59,23 @@ async function main() {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new ConfigError(`--port: not a port: ${port}`);
 
+  if (values.fleet !== "sim" && values.fleet !== "aws")
+    throw new ConfigError(`--fleet: sim or aws, not ${values.fleet}`);
+  const stage = values.stage ?? "local";
+  const { pools } = stageSettings(
+    loadHearthConfig(values.config, { required: values.config !== undefined }),
+    stage,
+  );
   const log = createLogger();
+  const aws = values.fleet === "aws" ? awsFleet(stage, pools) : undefined;
   const hearth = await startLocal({
     port,
     host: values.host,
     dataDir: values.data,
     settings: readSettings(process.env),
     log,
+    pools,
+    ...(aws ? { fleet: aws, identify: (c) => identifyBySts(c.req.header("x-hearth-identity")) } : {}),
   });
 
   const lines = [
@@ -43,7 +84,9 @@ async function main() {
     `  GitHub webhook: POST ${hearth.url}/webhooks/github`,
     `  GitLab webhook: POST ${hearth.url}/webhooks/gitlab`,
     `  Heartbeats:     POST ${hearth.url}/agent/heartbeat`,
-    `  DynamoDB: embedded, ${values.data ? `kept in ${values.data}` : "in memory"}; fleet: simulated`,
+    `  DynamoDB: embedded, ${values.data ? `kept in ${values.data}` : "in memory"}; fleet: ${
+      aws ? `AWS Auto Scaling groups of stage ${stage}` : "simulated"
+    }`,
   ];
   if (hearth.generated.length) {
     lines.push("", "No secret was configured for these, so Hearth made them for this run:");
@@ -89,8 +132,8 @@ async function main() {
 }
 
 main().catch((error) => {
-  const message =
-    error instanceof ConfigError ? error.message : error instanceof Error ? error.stack : String(error);
+  const known = error instanceof ConfigError || error instanceof HearthConfigError;
+  const message = known ? error.message : error instanceof Error ? error.stack : String(error);
   process.stderr.write(`hearth: ${message}\n`);
   process.exit(1);
 });

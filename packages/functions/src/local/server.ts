@@ -14,10 +14,11 @@ import { createLeases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools, type PoolConfig, routeJob } from "@hearth/core/pools";
-import { createPoolStates, refreshForecast, requestScale, type ScalingDeps } from "@hearth/core/scaling";
+import { createPoolStates, requestScale, tick as runTick, type ScalingDeps } from "@hearth/core/scaling";
 import { ensureTable, type Store } from "@hearth/core/table";
 import { serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";
+import type { AgentDeps } from "../agent";
 import { createApp } from "../app";
 import type { Logger } from "../log";
 import { scaleFleetTasks } from "../scale";
@@ -37,6 +38,8 @@ export interface LocalOptions {
   clock?: Clock;
   /** A different fleet (the AWS driver in single-host mode); the simulated fleet by default. */
   fleet?: FleetPort;
+  /** How heartbeats prove which instance sends them, with another fleet (a signed STS request). */
+  identify?: AgentDeps["identify"];
   /** Stopped instances each simulated warm pool starts with. */
   initialWarmPool?: number;
   /** ScaleFleet iterations per run, and a fixed wait between them (ms) if given. */
@@ -59,7 +62,7 @@ export interface LocalHearth {
   /** The secrets in effect, including ones generated because none was configured. */
   secrets: { githubWebhookSecret: string; gitlabWebhookToken: string };
   generated: string[];
-  /** What the periodic timer does: refresh the forecast, and run ScaleFleet for every pool. */
+  /** What the periodic timer does: refresh the forecast, and run ScaleFleet for pools with work. */
   tick(): Promise<void>;
   /** Resolves when the work started so far (tag lookups, ScaleFleet runs) has settled. */
   idle(): Promise<void>;
@@ -67,7 +70,6 @@ export interface LocalHearth {
 }
 
 export const TABLE_NAME = "hearth";
-const FORECAST_EVERY_MS = 10 * 60_000;
 
 /** Hearth in one process: the app on a port, an embedded DynamoDB, ScaleFleet, crons and a fleet. */
 export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
@@ -131,8 +133,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
     maxIterations: options.maxIterations ?? 60,
     waitMs: options.waitMs,
   });
-  const scale = (pool: string, covered = true) =>
-    requestScale(deps, pool, (p, holder) => scaleFleet.start(p, holder), randomUUID(), { covered });
+  const scale = (pool: string) =>
+    requestScale(deps, pool, (p, holder) => scaleFleet.start(p, holder), randomUUID());
 
   const pending = new Set<Promise<void>>();
   const background = (task: () => Promise<void>) => {
@@ -172,11 +174,13 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
       journal,
       fleet,
       pools,
-      // Local mode: each simulated instance's agent presents its own token.
-      identify: (c) => {
-        const token = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
-        return token && simulatedFleet ? (simulatedFleet.instanceForToken(token)?.id ?? null) : null;
-      },
+      // Simulated: each instance's agent presents its own token.
+      identify:
+        options.identify ??
+        ((c) => {
+          const token = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
+          return token && simulatedFleet ? (simulatedFleet.instanceForToken(token)?.id ?? null) : null;
+        }),
     },
   });
 
@@ -216,14 +220,13 @@ export async function startLocal(options: LocalOptions): Promise<LocalHearth> {
     writeFileSync(`${snapshotFile}.tmp`, JSON.stringify(snapshot));
     renameSync(`${snapshotFile}.tmp`, snapshotFile);
   };
-  let lastForecast = 0;
   const tick = async () => {
-    if (clock.now() - lastForecast >= FORECAST_EVERY_MS) {
-      lastForecast = clock.now();
-      await refreshForecast(deps);
-    }
-    // Every pool gets a run: idle instances age out, and jobs whose webhook never came get served.
-    for (const pool of pools) await scale(pool.name, false);
+    const summary = await runTick(
+      deps,
+      (pool, holder) => scaleFleet.start(pool, holder),
+      () => randomUUID(),
+    );
+    for (const failure of summary.failures) log.error("tick step failed", { error: failure });
     saveSimulation();
   };
   let stopTicking = () => {};

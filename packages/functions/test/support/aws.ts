@@ -3,11 +3,16 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
 import { ensureTable } from "@hearth/core/table";
-import type { AwsStub } from "aws-sdk-client-mock";
 import { vi } from "vitest";
 import { allows, type PolicyDocument, type Scope } from "../../../../infra/lib/iam";
 import { groupNames, parameterPaths } from "../../../../infra/lib/names";
-import { type FunctionName, functionLinks, type Link, type LinkName, linkEnvironment } from "../../src/aws/links";
+import {
+  type FunctionName,
+  functionLinks,
+  type Link,
+  type LinkName,
+  linkEnvironment,
+} from "../../src/aws/links";
 
 /**
  * Runs the Lambda handlers as Lambda would: their links in `SST_RESOURCE_*`, DynamoDB on a real
@@ -16,7 +21,12 @@ import { type FunctionName, functionLinks, type Link, type LinkName, linkEnviron
  */
 
 export const STAGE = "test";
-export const scope: Scope = { partition: "aws", region: "us-east-1", accountId: "123456789012", stage: STAGE };
+export const scope: Scope = {
+  partition: "aws",
+  region: "us-east-1",
+  accountId: "123456789012",
+  stage: STAGE,
+};
 export const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:123456789012:stateMachine:hearth-${STAGE}-scale-fleet`;
 export const GITHUB_SECRET = "aws-test-github-secret";
 export const GITLAB_TOKEN = "aws-test-gitlab-token";
@@ -46,7 +56,9 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
 /** The links `fn` declares (and SST's `App`), as the environment variables SST sets. */
 export function functionEnvironment(fn: FunctionName, tableName: string): Record<string, string> {
   const links = allLinks(tableName);
-  const own = Object.fromEntries(["App", ...functionLinks[fn]].map((name) => [name, links[name as LinkName]]));
+  const own = Object.fromEntries(
+    ["App", ...functionLinks[fn]].map((name) => [name, links[name as LinkName]]),
+  );
   return linkEnvironment(own);
 }
 
@@ -74,7 +86,7 @@ export async function startAwsTestStage(): Promise<AwsTestStage> {
         AWS_ACCESS_KEY_ID: "test",
         AWS_SECRET_ACCESS_KEY: "test",
         AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-        POWERTOOLS_LOG_LEVEL: "ERROR",
+        POWERTOOLS_LOG_LEVEL: "INFO",
         ...env,
       };
       for (const [key, value] of Object.entries(all)) {
@@ -108,7 +120,9 @@ const documentActions: Record<string, string> = {
 function resourceOf(service: string, action: string, input: Record<string, unknown>, table: string): string {
   switch (service) {
     case "dynamodb":
-      return input.IndexName ? `${tableArn(table)}/index/${input.IndexName}` : tableArn(String(input.TableName));
+      return input.IndexName
+        ? `${tableArn(table)}/index/${input.IndexName}`
+        : tableArn(String(input.TableName));
     case "autoscaling":
       return action.startsWith("Describe")
         ? "*"
@@ -126,21 +140,26 @@ function resourceOf(service: string, action: string, input: Record<string, unkno
 export function recordDynamoCalls(table: string): { calls: AwsCall[]; restore(): void } {
   const calls: AwsCall[] = [];
   const original = DynamoDBDocumentClient.prototype.send;
-  const spy = vi
-    .spyOn(DynamoDBDocumentClient.prototype, "send")
-    .mockImplementation(function (this: DynamoDBDocumentClient, command: unknown, ...rest: unknown[]) {
-      const { name } = (command as object).constructor;
-      const base = name.replace(/Command$/, "");
-      const action = `dynamodb:${documentActions[base] ?? base}`;
-      const input = (command as { input: Record<string, unknown> }).input;
-      calls.push({ action, resource: resourceOf("dynamodb", action, input, table) });
-      return (original as (...args: unknown[]) => unknown).call(this, command, ...rest) as never;
-    });
+  const spy = vi.spyOn(DynamoDBDocumentClient.prototype, "send").mockImplementation(function (
+    this: DynamoDBDocumentClient,
+    command: unknown,
+    ...rest: unknown[]
+  ) {
+    const { name } = (command as object).constructor;
+    const base = name.replace(/Command$/, "");
+    const action = `dynamodb:${documentActions[base] ?? base}`;
+    const input = (command as { input: Record<string, unknown> }).input;
+    calls.push({ action, resource: resourceOf("dynamodb", action, input, table) });
+    return (original as (...args: unknown[]) => unknown).call(this, command, ...rest) as never;
+  });
   return { calls, restore: () => spy.mockRestore() };
 }
 
 /** The calls a mocked client received, as IAM actions on resources. */
-export function mockedCalls(service: string, mock: AwsStub<object, object, object>): AwsCall[] {
+export function mockedCalls(
+  service: string,
+  mock: { calls(): Array<{ args: readonly unknown[] }> },
+): AwsCall[] {
   return mock.calls().map((call) => {
     const command = call.args[0] as { constructor: { name: string }; input: Record<string, unknown> };
     const action = `${service}:${command.constructor.name.replace(/Command$/, "")}`;
@@ -163,10 +182,9 @@ export function httpEvent(options: {
   iamUserArn?: string;
 }) {
   const headers = Object.fromEntries(
-    Object.entries({ host: "abc123.execute-api.us-east-1.amazonaws.com", ...options.headers }).map(([k, v]) => [
-      k.toLowerCase(),
-      v,
-    ]),
+    Object.entries({ host: "abc123.execute-api.us-east-1.amazonaws.com", ...options.headers }).map(
+      ([k, v]) => [k.toLowerCase(), v],
+    ),
   );
   return {
     version: "2.0",
@@ -224,17 +242,20 @@ export const lambdaContext = (functionName: string) => ({
   getRemainingTimeInMillis: () => 10_000,
 });
 
-/** Captures what a function prints (Powertools logs and EMF) while `run` runs. */
+/** Captures what a function prints (Powertools logs and EMF, on stdout and stderr) while `run` runs. */
 export async function captureStdout<T>(run: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
   const lines: string[] = [];
-  const write = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+  const capture = (chunk: unknown) => {
     lines.push(...String(chunk).split("\n").filter(Boolean));
     return true;
-  });
+  };
+  const out = vi.spyOn(process.stdout, "write").mockImplementation(capture);
+  const err = vi.spyOn(process.stderr, "write").mockImplementation(capture);
   try {
     return { result: await run(), lines };
   } finally {
-    write.mockRestore();
+    out.mockRestore();
+    err.mockRestore();
   }
 }
 
@@ -243,6 +264,8 @@ export const emittedMetrics = (lines: readonly string[]): string[] =>
   lines
     .filter((line) => line.includes('"_aws"'))
     .flatMap((line) => {
-      const document = JSON.parse(line) as { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> } };
+      const document = JSON.parse(line) as {
+        _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> };
+      };
       return document._aws.CloudWatchMetrics.flatMap((d) => d.Metrics.map((m) => m.Name));
     });

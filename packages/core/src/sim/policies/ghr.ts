@@ -1,4 +1,4 @@
-import type { SimInstance, SimJob } from "../fleet";
+import type { SimInstance, SimJob, SimPool } from "../fleet";
 import { every, type Policy, type PolicyContext } from "../policy";
 
 /**
@@ -27,13 +27,34 @@ export const ghr = {
 
 export function ghrPolicy(context: PolicyContext): Policy {
   const { fleet, clock, model } = context;
-  // At `runners_maximum_count` the Lambda fails the message and SQS delivers it again later. An
-  // ephemeral runner takes the oldest job, not necessarily its own, so `job_retry` checks each job
-  // again later and scales up once more if it is still queued.
-  const scaleUp = (job: SimJob) => {
-    if (job.state !== "queued") return;
-    const instance = fleet.launch(job.pool, { market: "spot", group: "ephemeral", maxJobs: 1 });
-    clock.after(instance === null ? ghr.retrySeconds : ghr.jobRetrySeconds, () => scaleUp(job));
+  // At `runners_maximum_count` the Lambda fails the message and SQS delivers it again after the
+  // visibility timeout: failed messages wait in order and are retried together. An ephemeral runner
+  // takes the oldest job, not necessarily its own, so `job_retry` checks each job again later and
+  // scales up once more if it is still queued.
+  const redeliver = new Map<SimPool, SimJob[]>();
+  const scaleUp = (job: SimJob): boolean => {
+    if (job.state !== "queued") return true;
+    if (fleet.launch(job.pool, { market: "spot", group: "ephemeral", maxJobs: 1 }) === null) return false;
+    clock.after(ghr.jobRetrySeconds, () => message(job));
+    return true;
+  };
+  const retry = (pool: SimPool) => {
+    const failed = redeliver.get(pool) ?? [];
+    let done = 0;
+    while (done < failed.length && scaleUp(failed[done] as SimJob)) done++;
+    failed.splice(0, done);
+    if (failed.length > 0) clock.after(ghr.retrySeconds, () => retry(pool));
+  };
+  const message = (job: SimJob) => {
+    const failed = redeliver.get(job.pool) ?? [];
+    redeliver.set(job.pool, failed);
+    if (failed.length > 0) {
+      failed.push(job);
+      return;
+    }
+    if (scaleUp(job)) return;
+    failed.push(job);
+    clock.after(ghr.retrySeconds, () => retry(job.pool));
   };
   const scaleDown = () => {
     const now = fleet.now;
@@ -48,7 +69,7 @@ export function ghrPolicy(context: PolicyContext): Policy {
   return {
     observer: {
       jobQueued: (job: SimJob) => {
-        clock.after(model.webhookDelaySeconds + ghr.queueDelaySeconds, () => scaleUp(job));
+        clock.after(model.webhookDelaySeconds + ghr.queueDelaySeconds, () => message(job));
       },
       jobFinished: (_job, instance: SimInstance) => fleet.terminate(instance),
     },

@@ -1,0 +1,106 @@
+import type { Job } from "../jobs";
+import { queuedByPool, refreshForecast, requestScale, type ScalingDeps } from "./index";
+import type { PoolState } from "./pool-state";
+
+/**
+ * The minute tick, the same in AWS (an EventBridge Scheduler cron) and locally (a timer): refresh the
+ * demand forecast when it is ten minutes old, route the queue (resolving GitLab tags webhooks could
+ * not), and start ScaleFleet for every pool that has something to do: queued jobs, instances in
+ * service (idle ones age out), or no run for ten minutes (to reconcile). An idle pool costs no run.
+ */
+
+export const FORECAST_EVERY_MS = 10 * 60_000;
+export const RECONCILE_EVERY_MS = 10 * 60_000;
+
+export interface TickSummary {
+  queue: Array<{ pool: string; queued: number; oldestWaitSeconds: number }>;
+  unroutable: { count: number; oldestWaitSeconds: number; reasons: string[] };
+  runs: Array<{ pool: string; outcome: "covered" | "running" | "started" | "idle" }>;
+  failures: string[];
+}
+
+/** Seconds the oldest of `jobs` has been queued, 0 when there is none. */
+export function oldestWaitSeconds(jobs: readonly Pick<Job, "queuedAt">[], now: number): number {
+  const times = jobs.flatMap((job) => (job.queuedAt ? [Date.parse(job.queuedAt)] : []));
+  return times.length ? Math.max(0, (now - Math.min(...times)) / 1000) : 0;
+}
+
+/** Whether a pool needs a ScaleFleet run now. */
+export function poolNeedsRun(
+  state: PoolState | undefined,
+  active: boolean,
+  queued: number,
+  now: number,
+): boolean {
+  if (queued > 0 || active || !state) return true;
+  if (now - Date.parse(state.at) >= RECONCILE_EVERY_MS) return true;
+  return state.desiredWarm + state.desiredBurst > 0;
+}
+
+export async function tick(
+  deps: ScalingDeps,
+  start: (pool: string, holder: string) => Promise<void>,
+  holder: (pool: string) => string,
+): Promise<TickSummary> {
+  const now = deps.now().getTime();
+  const summary: TickSummary = {
+    queue: [],
+    unroutable: { count: 0, oldestWaitSeconds: 0, reasons: [] },
+    runs: [],
+    failures: [],
+  };
+  const attempt = async (what: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (error) {
+      summary.failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+
+  await attempt("forecast", async () => {
+    const stored = await Promise.all(deps.pools.map((pool) => deps.poolStates.forecast(pool.name)));
+    if (stored.some((forecast) => !forecast || now - Date.parse(forecast.at) >= FORECAST_EVERY_MS)) {
+      await refreshForecast(deps);
+    }
+  });
+
+  let byPool = new Map<string, Job[]>();
+  await attempt("queue", async () => {
+    const routed = await queuedByPool(deps);
+    byPool = routed.byPool;
+    const stranded = routed.unroutable.map(({ job }) => job);
+    summary.unroutable = {
+      count: stranded.length,
+      oldestWaitSeconds: oldestWaitSeconds(stranded, now),
+      reasons: [...new Set(routed.unroutable.map(({ reason }) => reason))].slice(0, 5),
+    };
+    for (const pool of deps.pools) {
+      const queued = byPool.get(pool.name) ?? [];
+      summary.queue.push({
+        pool: pool.name,
+        queued: queued.length,
+        oldestWaitSeconds: oldestWaitSeconds(queued, now),
+      });
+    }
+  });
+
+  for (const pool of deps.pools) {
+    await attempt(`scale ${pool.name}`, async () => {
+      const [state, fleet] = await Promise.all([
+        deps.poolStates.get(pool.name),
+        deps.poolStates.fleet(pool.name),
+      ]);
+      const active = (fleet?.instances ?? []).some((i) =>
+        ["pending", "in-service", "stopping"].includes(i.lifecycle),
+      );
+      const queued = byPool.get(pool.name)?.length ?? 0;
+      if (!poolNeedsRun(state, active, queued, now)) {
+        summary.runs.push({ pool: pool.name, outcome: "idle" });
+        return;
+      }
+      const outcome = await requestScale(deps, pool.name, start, holder(pool.name), { covered: false });
+      summary.runs.push({ pool: pool.name, outcome });
+    });
+  }
+  return summary;
+}

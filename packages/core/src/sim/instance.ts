@@ -1,0 +1,84 @@
+import type { SimJob } from "./job";
+import type { SimPool } from "./pool";
+
+/**
+ * A simulated EC2 instance: its lifecycle, its job slots, its store's warmth and its bill. The fleet
+ * changes it; policies read it.
+ */
+
+export type Market = "on-demand" | "spot";
+export type InstanceState = "launching" | "ready" | "draining" | "stopped" | "terminated";
+
+export interface LaunchOptions {
+  market: Market;
+  /** The policy's name for the group (Hearth: `warm` or `burst`). */
+  group: string;
+  /** Jobs the runner takes before it exits (1 for ephemeral runners). */
+  maxJobs?: number;
+  /** Boot, then stop: an ASG filling its warm pool. */
+  intoWarmPool?: boolean;
+  /** Already running when the simulation starts (a fixed fleet). */
+  running?: boolean;
+}
+
+export class SimInstance {
+  state: InstanceState = "launching";
+  readonly running: SimJob[] = [];
+  /** Cache keys the store is warm for, most recent first. */
+  keys: string[] = [];
+  jobsStarted = 0;
+  /** The last launch or resume request. */
+  launchedAt: number;
+  readyAt = -1;
+  idleSince: number | null = null;
+  intoWarmPool: boolean;
+  /** How the instance last booted: new from the AMI, or resumed from the warm pool. */
+  boot: "cold" | "warm" = "cold";
+  readonly maxJobs: number;
+  /** Bumped whenever the instance changes state, so that stale timers do nothing. */
+  epoch = 0;
+  /** Whoever manages the instance (an ASG model, a policy). */
+  owner: unknown = null;
+  /** A policy's own view of the instance, kept with it to avoid a lookup. */
+  view: unknown = null;
+  // Billing, settled at every state change.
+  since: number;
+  cost = 0;
+  runningSeconds = 0;
+  stoppedSeconds = 0;
+
+  constructor(
+    readonly serial: number,
+    readonly id: string,
+    readonly pool: SimPool,
+    readonly market: Market,
+    readonly group: string,
+    readonly slots: number,
+    options: LaunchOptions,
+    now: number,
+  ) {
+    this.launchedAt = now;
+    this.since = now;
+    this.maxJobs = options.maxJobs ?? Number.POSITIVE_INFINITY;
+    this.intoWarmPool = options.intoWarmPool ?? false;
+  }
+
+  get busy(): number {
+    return this.running.length;
+  }
+
+  /** Running, launching or draining: the instance counts against the pool's maximum. */
+  get live(): boolean {
+    return this.state === "launching" || this.state === "ready" || this.state === "draining";
+  }
+
+  /** Slots a runner could claim a job into now. */
+  freeSlots(): number {
+    if (this.state !== "ready") return 0;
+    return Math.max(0, Math.min(this.slots - this.running.length, this.maxJobs - this.jobsStarted));
+  }
+
+  canTake(): boolean {
+    return this.freeSlots() > 0;
+  }
+}

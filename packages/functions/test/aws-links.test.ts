@@ -1,0 +1,185 @@
+import {
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  DescribeScalingActivitiesCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { createGitLabJobs } from "@hearth/core/gitlab-api";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { groupNames } from "../../../infra/lib/names";
+import { createApiHandler } from "../src/aws/handlers/api";
+import { createScaleHandlers } from "../src/aws/handlers/scale";
+import { createTickHandler } from "../src/aws/handlers/tick";
+import { type FunctionName, functionLinks, functionNames, type LinkName } from "../src/aws/links";
+import { createAwsRuntime } from "../src/aws/runtime";
+import {
+  type AwsTestStage,
+  allLinks,
+  captureStdout,
+  GITHUB_SECRET,
+  httpEvent,
+  lambdaContext,
+  STAGE,
+  STATE_MACHINE_ARN,
+  startAwsTestStage,
+} from "./support/aws";
+
+/**
+ * Each function links exactly what it reads: run with a reader that refuses any link the function
+ * does not declare (as SST's `Resource` would in Lambda), each reads all it declares, and no more.
+ */
+
+const sfn = mockClient(SFNClient);
+const autoScaling = mockClient(AutoScalingClient);
+mockClient(EC2Client);
+
+let stage: AwsTestStage;
+beforeAll(async () => {
+  stage = await startAwsTestStage();
+  // No SST_RESOURCE_* at all: every link comes through the reader below.
+  stage.setEnvironment({});
+  sfn.on(StartExecutionCommand).resolves({ executionArn: `${STATE_MACHINE_ARN}:run`, startDate: new Date() });
+  const group = (name: string) => ({
+    AutoScalingGroupName: name,
+    MinSize: 0,
+    MaxSize: 10,
+    DesiredCapacity: 0,
+    DefaultCooldown: 300,
+    AvailabilityZones: ["us-east-1a"],
+    HealthCheckType: "EC2",
+    CreatedTime: new Date(),
+    Instances: [],
+  });
+  const names = groupNames(STAGE, "x86_64");
+  autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+    AutoScalingGroups: [group(names.warm), group(names.burst)],
+  });
+  autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
+});
+afterAll(() => stage.close());
+
+function strictReader(fn: FunctionName) {
+  const declared = new Set<string>(["App", ...functionLinks[fn]]);
+  const links = allLinks(stage.tableName);
+  const read = new Set<string>();
+  return {
+    read,
+    declared,
+    runtime: createAwsRuntime({
+      gitlabClient: createGitLabJobs,
+      read: (name) => {
+        if (!declared.has(name)) throw new Error(`${fn} reads ${name}, which it does not link`);
+        read.add(name);
+        return links[name as LinkName];
+      },
+    }),
+  };
+}
+
+const run = { pool: "x86_64", iteration: 0, maxIterations: 60 };
+
+/** What each function does in a normal invocation. */
+const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntime>) => Promise<unknown>> = {
+  async api(runtime) {
+    const handler = createApiHandler(runtime);
+    const { Webhooks } = await import("@octokit/webhooks");
+    const body = JSON.stringify({
+      action: "queued",
+      workflow_job: {
+        id: 9001,
+        run_id: 1,
+        run_attempt: 1,
+        name: "build",
+        status: "queued",
+        conclusion: null,
+        labels: ["self-hosted", "nix"],
+        created_at: new Date().toISOString(),
+        started_at: new Date().toISOString(),
+        completed_at: null,
+        runner_id: null,
+        runner_name: null,
+        html_url: "https://github.com/acme/app/actions/runs/1/job/9001",
+      },
+      repository: { full_name: "acme/app" },
+    });
+    const event = httpEvent({
+      method: "POST",
+      path: "/webhooks/github",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": "workflow_job",
+        "x-github-delivery": crypto.randomUUID(),
+        "x-hub-signature-256": await new Webhooks({ secret: GITHUB_SECRET }).sign(body),
+      },
+      body,
+    });
+    const response = await handler(event as never, lambdaContext("api") as never);
+    expect(response.statusCode).toBe(202);
+  },
+  observe: (runtime) => createScaleHandlers(runtime).observe({ ...run, holder: "links-observe" }),
+  plan: async (runtime) => {
+    const observation = {
+      pool: "x86_64",
+      at: Date.now(),
+      iteration: 1,
+      jobs: [],
+      queued: 0,
+      instances: [],
+      groups: [],
+      demand: null,
+    };
+    return createScaleHandlers(runtime).plan({ ...run, holder: "links-plan", observation });
+  },
+  apply: async (runtime) => {
+    const observation = {
+      pool: "x86_64",
+      at: Date.now(),
+      iteration: 1,
+      jobs: [],
+      queued: 0,
+      instances: [],
+      groups: [],
+      demand: null,
+    };
+    const plan = await createScaleHandlers(runtime).plan({ ...run, holder: "links-apply", observation });
+    return createScaleHandlers(runtime).apply({ ...run, holder: "links-apply", observation, plan });
+  },
+  finish: (runtime) => createScaleHandlers(runtime).finish({ ...run, holder: "links-finish" }),
+  recordFailure: (runtime) =>
+    createScaleHandlers(runtime).recordFailure({
+      ...run,
+      holder: "links-failure",
+      error: { Error: "X", Cause: "y" },
+    }),
+  tick: (runtime) => createTickHandler(runtime)({}, lambdaContext("tick") as never),
+};
+
+describe("links", () => {
+  it.each(functionNames)("%s reads exactly the links it declares", async (fn) => {
+    const { runtime, read, declared } = strictReader(fn);
+    await captureStdout(() => exercise[fn](runtime));
+    expect([...read].sort()).toEqual([...declared].sort());
+  });
+
+  it("refuses to serve without a status token, or with a signing token GitLab would not issue", () => {
+    const withLinks = (overrides: Partial<Record<LinkName, unknown>>) =>
+      createAwsRuntime({
+        read: (name) =>
+          name in overrides ? overrides[name as LinkName] : allLinks(stage.tableName)[name as LinkName],
+      });
+    expect(() => createApiHandler(withLinks({ StatusToken: { value: "" } }))).toThrow(/StatusToken is empty/);
+    expect(() => createApiHandler(withLinks({ GitlabSigningToken: { value: "not-whsec" } }))).toThrow(
+      /GITLAB_SIGNING_TOKEN must look like whsec_/,
+    );
+    expect(() => createApiHandler(withLinks({}))).not.toThrow();
+  });
+
+  it("refuses a malformed link, naming it", () => {
+    const runtime = createAwsRuntime({
+      read: (name) => (name === "Storage" ? { tableName: "" } : allLinks(stage.tableName)[name as LinkName]),
+    });
+    expect(() => runtime.store()).toThrow(/link Storage is malformed at tableName/);
+  });
+});

@@ -1,0 +1,157 @@
+/**
+ * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N]
+ *
+ * Runs every policy on every trace in DIR (default ../shared/traces), writes one SVG per trace to
+ * `docs/sim-<trace>.svg` (cost against p95 wait, one point per policy, the targets shaded) and
+ * prints the Markdown tables for docs/BENCHMARKS.md. No dependencies: the SVG is written by hand.
+ */
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { parseArgs } from "node:util";
+import { parseTrace, policyNames, type SimResult, simulate } from "../packages/core/src/sim";
+
+const { values } = parseArgs({
+  options: {
+    traces: { type: "string", default: "../shared/traces" },
+    out: { type: "string", default: "docs" },
+    seed: { type: "string", default: "1" },
+  },
+});
+
+const esc = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Log-scale axis over [lo, hi], both powers of ten. */
+function axis(values: number[], floor: number) {
+  const positive = values.map((v) => Math.max(v, floor));
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...positive)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...positive) * 1.01));
+  return {
+    lo,
+    hi,
+    at: (v: number) => (Math.log10(Math.max(v, floor)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)),
+  };
+}
+
+const colors: Record<string, string> = {
+  hearth: "#d9480f",
+  oracle: "#2b8a3e",
+  static: "#5c7cfa",
+  "terraform-nixos": "#7048e8",
+  autogit: "#1098ad",
+  ephemeral: "#868e96",
+  ghr: "#c2255c",
+};
+
+/** A power of ten, as an SVG text fragment: 1, 10, 100, 1000, then 10⁴… */
+const power = (v: number): string => {
+  const exponent = Math.round(Math.log10(v));
+  return exponent <= 3 ? String(10 ** exponent) : `10<tspan dy="-5" font-size="9">${exponent}</tspan>`;
+};
+
+function plot(trace: string, results: SimResult[]): string {
+  const width = 680;
+  const height = 440;
+  const margin = { left: 70, right: 130, top: 40, bottom: 56 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  // A p95 of 0 s sits on the 1 s line: the axis is logarithmic.
+  const x = axis(
+    results.map((r) => r.waitP95),
+    1,
+  );
+  const y = axis(
+    results.map((r) => r.costUsd),
+    0.01,
+  );
+  const px = (v: number) => margin.left + x.at(v) * plotW;
+  const py = (v: number) => margin.top + plotH - y.at(v) * plotH;
+  const oracle = results.find((r) => r.policy === "oracle");
+  const parts: string[] = [];
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    `<text x="${margin.left}" y="22" font-size="14" font-weight="600">${esc(trace)}: cost against p95 wait</text>`,
+  );
+  if (oracle) {
+    // The targets: p95 under 60 s and cost within twice the oracle's.
+    const right = px(Math.min(60, x.hi));
+    const top = py(Math.min(2 * oracle.costUsd, y.hi));
+    parts.push(
+      `<rect x="${margin.left}" y="${top}" width="${right - margin.left}" height="${margin.top + plotH - top}" fill="#40c05722"/>`,
+      `<text x="${margin.left + 4}" y="${top + 14}" fill="#2b8a3e">targets: p95 &lt; 60 s, cost ≤ 2× oracle</text>`,
+    );
+  }
+  for (let v = x.lo; v <= x.hi * 1.001; v *= 10) {
+    const at = px(v);
+    parts.push(
+      `<line x1="${at}" y1="${margin.top}" x2="${at}" y2="${margin.top + plotH}" stroke="#e9ecef"/>`,
+      `<text x="${at}" y="${margin.top + plotH + 18}" text-anchor="middle" fill="#495057">${v === x.lo && v <= 1 ? "≤1" : power(v)}</text>`,
+    );
+  }
+  for (let v = y.lo; v <= y.hi * 1.001; v *= 10) {
+    const at = py(v);
+    parts.push(
+      `<line x1="${margin.left}" y1="${at}" x2="${margin.left + plotW}" y2="${at}" stroke="#e9ecef"/>`,
+      `<text x="${margin.left - 6}" y="${at + 4}" text-anchor="end" fill="#495057">$${v >= 1 ? v.toFixed(0) : v.toFixed(2)}</text>`,
+    );
+  }
+  parts.push(
+    `<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#adb5bd"/>`,
+    `<text x="${margin.left + plotW / 2}" y="${height - 14}" text-anchor="middle">p95 wait, seconds (log scale)</text>`,
+    `<text transform="translate(18 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">cost, USD (log scale)</text>`,
+  );
+  // Labels right of their points, nudged down until they overlap no label placed before.
+  const placed: { x: number; y: number; w: number }[] = [];
+  for (const result of results) {
+    const cx = px(result.waitP95);
+    const cy = py(result.costUsd);
+    const color = colors[result.policy] ?? "#000";
+    const r = result.policy === "hearth" ? 7 : 5;
+    const label = { x: cx + 9, y: cy + 4, w: 7 * result.policy.length };
+    while (
+      placed.some((p) => Math.abs(p.y - label.y) < 13 && label.x < p.x + p.w && p.x < label.x + label.w)
+    ) {
+      label.y += 13;
+    }
+    placed.push(label);
+    parts.push(
+      `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${r}" fill="${color}" stroke="#fff"/>`,
+      `<text x="${label.x.toFixed(1)}" y="${label.y.toFixed(1)}" fill="${color}"${result.policy === "hearth" ? ' font-weight="700"' : ""}>${esc(result.policy)}</text>`,
+    );
+  }
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}
+
+function table(results: SimResult[]): string {
+  const oracle = results.find((r) => r.policy === "oracle")?.costUsd ?? Number.NaN;
+  const lines = [
+    "| policy | p50 wait | p95 wait | max wait | cost | × oracle | instance-hours | warm hits | interrupted | lost |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const r of results) {
+    const name = r.policy === "hearth" ? "**hearth**" : r.policy;
+    lines.push(
+      `| ${name} | ${r.waitP50.toFixed(0)} s | ${r.waitP95.toFixed(0)} s | ${r.waitMax.toFixed(0)} s | $${r.costUsd.toFixed(2)} | ${(r.costUsd / oracle).toFixed(1)} | ${r.instanceHours.toFixed(0)} | ${(100 * r.warmHitRate).toFixed(1)}% | ${r.interruptedJobs} | ${r.lostJobs} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const dir = values.traces as string;
+const files = readdirSync(dir)
+  .filter((file) => file.endsWith(".csv"))
+  .sort();
+for (const file of files) {
+  const trace = parseTrace(readFileSync(join(dir, file), "utf8"), file);
+  const results = policyNames.map((policy) => {
+    const { details: _, ...result } = simulate(trace, { policy, seed: Number(values.seed) });
+    return result;
+  });
+  const name = basename(file, ".csv");
+  const svg = join(values.out as string, `sim-${name}.svg`);
+  writeFileSync(svg, plot(name, results));
+  process.stdout.write(
+    `#### ${name} (${trace.jobs.length} jobs)\n\n${table(results)}\n\n![${name}](sim-${name}.svg)\n\n`,
+  );
+}
