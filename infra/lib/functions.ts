@@ -100,6 +100,8 @@ export const MAX_ITERATIONS = 60;
  */
 export const nodejsBundle = {
   format: "esm" as const,
+  // Modules imported with import() (the fleet's SDK clients) go to their own chunks, loaded on first use.
+  splitting: true,
   minify: true,
   esbuild: { external: ["@aws-sdk/*", "@smithy/*"], target: "node22" },
 };

@@ -293,6 +293,12 @@ describe("plan: the warm pool", () => {
     expect(none.warmPoolSize).toBe(0);
   });
 
+  it("reads a forecast with missing figures as zeros", () => {
+    const partial = { burstJobs: 4, keyWeights: {} } as unknown as PoolDemand;
+    const result = planOne({ instances: [stopped()], jobs: [queued()], demand: { x86_64: partial } });
+    expect(result).toMatchObject({ desiredWarm: 1, warmPoolSize: 1 });
+  });
+
   it("stays within the configured warm-pool size", () => {
     const result = planOne({
       pool: poolConfig({ warm: { warmPoolSize: 3 } }),

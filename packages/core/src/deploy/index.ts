@@ -205,4 +205,3 @@ export const parameterPaths = (stage: string) => ({
   /** The NixOS AMI per architecture (data type `aws:ec2:image`), unless a pool names its own. */
   ami: (architecture: string) => `/hearth/${stage}/ami/${architecture}`,
 });
-

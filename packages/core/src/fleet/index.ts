@@ -81,6 +81,22 @@ export interface FleetPort {
   handRunnerConfig(instanceId: string, encodedJitConfig: string): Promise<string[]>;
 }
 
+/** A port whose driver is loaded on first use (its SDK clients are slow to load). */
+export function lazyFleet(load: () => Promise<FleetPort>): FleetPort {
+  let loaded: Promise<FleetPort> | undefined;
+  const port = () => {
+    loaded ??= load();
+    return loaded;
+  };
+  return {
+    observe: async (pool) => (await port()).observe(pool),
+    lookup: async (id) => (await port()).lookup(id),
+    release: async (pool, ids, stillIdle) => (await port()).release(pool, ids, stillIdle),
+    setCapacity: async (pool, target) => (await port()).setCapacity(pool, target),
+    handRunnerConfig: async (id, config) => (await port()).handRunnerConfig(id, config),
+  };
+}
+
 /** An API call as the journal shows it: `SetDesiredCapacity(group=…, desired=3)`. */
 export function describeCall(api: string, params: Record<string, unknown>): string {
   const args = Object.entries(params)

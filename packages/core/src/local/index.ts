@@ -1,30 +1,39 @@
-import type { AddressInfo } from "node:net";
+import { Worker } from "node:worker_threads";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import dynalite from "dynalite";
 
 export interface EmbeddedDynamo {
   endpoint: string;
   close(): Promise<void>;
 }
 
-/** dynalite on a loopback port: the real DynamoDB wire protocol, in memory or in a LevelDB folder. */
+/**
+ * dynalite on a loopback port: the real DynamoDB wire protocol, in memory or in a LevelDB folder. It
+ * runs on a worker thread, so that its work and the app's run on different cores.
+ */
 export async function startEmbeddedDynamo(
   options: { path?: string; port?: number } = {},
 ): Promise<EmbeddedDynamo> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: options.path });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+  const worker = new Worker(new URL("./dynalite-worker.mjs", import.meta.url), {
+    workerData: { path: options.path, port: options.port ?? 0 },
   });
-  const { port } = server.address() as AddressInfo;
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once("message", (message: { port?: number; error?: string }) =>
+      message.port ? resolve(message.port) : reject(new Error(`dynalite did not start: ${message.error}`)),
+    );
+    worker.once("error", reject);
+  });
+  // The process may exit while the worker still runs (a test runner, Ctrl-C).
+  worker.unref();
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      }),
+    async close() {
+      await new Promise<void>((resolve) => {
+        worker.once("message", () => resolve());
+        worker.postMessage("close");
+      });
+      await worker.terminate();
+    },
   };
 }
 

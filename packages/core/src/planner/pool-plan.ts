@@ -13,8 +13,9 @@ import type { PlanCounts, PlannerInstance, PlannerJob, PoolPlan } from "./types"
  *    which warm-pool instances start. Those that get no job go back after `idleTimeouts.warmSeconds`.
  * 3. Idle instances past their idle timeout go while no job waits (one may be claiming a slot right
  *    now) and `minReady` does not need them: burst before warm, then the least valuable store
- *    (fewest recent jobs for its cache keys), then the longest idle. A warm instance's timeout is short, since stopping keeps its store and a
- *    resume takes seconds; a burst instance's is longer, since terminating throws its store away.
+ *    (fewest recent jobs for its cache keys), then the longest idle. A warm instance's timeout is
+ *    short, since stopping keeps its store and a resume takes seconds; a burst instance's is longer,
+ *    since terminating throws its store away.
  * 4. The warm group (in service and stopped) is kept at the load the pool usually carries when jobs
  *    arrive, and at least the usual burst, so that those start within seconds on stores that know
  *    them; it keeps what it has up to the largest load of the last day. Its warm pool is whatever of
@@ -27,7 +28,8 @@ export function planPool(
   instances: readonly PlannerInstance[],
   forecast: PoolDemand | undefined,
 ): PoolPlan {
-  const demand = forecast ?? noForecast;
+  // A forecast stored by an older version may lack a field: missing figures count as zero.
+  const demand = forecast === undefined ? noForecast : { ...noForecast, ...forecast };
   const slots = pool.slotsPerInstance;
   const warmTimeout = 1000 * pool.idleTimeouts.warmSeconds;
   const burstTimeout = 1000 * pool.idleTimeouts.burstSeconds;

@@ -1,12 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { EC2Client } from "@aws-sdk/client-ec2";
-import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
-import { SSMClient } from "@aws-sdk/client-ssm";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { FleetPort } from "@hearth/core/fleet";
-import { createAwsFleet } from "@hearth/core/fleet-aws";
+import { type FleetPort, lazyFleet } from "@hearth/core/fleet";
 import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
 import { createJournal, type Journal } from "@hearth/core/journal";
@@ -104,15 +99,25 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   const journal = once(() => createJournal(store()));
   const leases = once(() => createLeases(store()));
   const poolStates = once(() => createPoolStates(store()));
+  // The fleet's SDK clients (EC2's alone takes most of a second to load) are loaded on first use: the
+  // API function needs them only for an unknown instance's first heartbeat.
   const fleet = once(() => {
     const { groups, runnerConfigPrefix } = link("Fleet");
-    return createAwsFleet({
-      autoScaling: new AutoScalingClient({}),
-      ec2: new EC2Client({}),
-      ssm: new SSMClient({}),
-      groups,
-      runnerConfigPrefix,
-      now,
+    return lazyFleet(async () => {
+      const [{ AutoScalingClient }, { EC2Client }, { SSMClient }, { createAwsFleet }] = await Promise.all([
+        import("@aws-sdk/client-auto-scaling"),
+        import("@aws-sdk/client-ec2"),
+        import("@aws-sdk/client-ssm"),
+        import("@hearth/core/fleet-aws"),
+      ]);
+      return createAwsFleet({
+        autoScaling: new AutoScalingClient({}),
+        ec2: new EC2Client({}),
+        ssm: new SSMClient({}),
+        groups,
+        runnerConfigPrefix,
+        now,
+      });
     });
   });
   const gitlab = once(() => {
@@ -124,8 +129,13 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   });
   const startScaleFleet = once((): StartScaleFleet => {
     const { stateMachineArn } = link("ScaleFleet");
-    const sfn = new SFNClient({});
+    // Loaded on the first run to start: most webhooks find capacity and start none.
+    const client = once(async () => {
+      const sdk = await import("@aws-sdk/client-sfn");
+      return { sfn: new sdk.SFNClient({}), StartExecutionCommand: sdk.StartExecutionCommand };
+    });
     return async (pool, holder) => {
+      const { sfn, StartExecutionCommand } = await client();
       await sfn.send(
         new StartExecutionCommand({
           stateMachineArn,
