@@ -108,6 +108,23 @@ describe("routeJob", () => {
     expect(routeJob(github("Self-Hosted", "x86_64-linux"), defaultPools)).toEqual({ pool: "x86_64" });
   });
 
+  it("knows the labels GitHub gives every self-hosted runner: its OS and architecture", () => {
+    expect(routeJob(github("self-hosted", "linux", "x64"), defaultPools)).toEqual({ pool: "x86_64" });
+    expect(routeJob(github("self-hosted", "Linux", "ARM64", "nix"), defaultPools)).toEqual({
+      pool: "aarch64",
+    });
+    expect(routeJob(github("self-hosted", "linux", "arm64", "x86_64-linux"), defaultPools)).toEqual({
+      unroutable: "no pool has every label of [arm64, linux, x86_64-linux]",
+    });
+    expect(routeJob(github("self-hosted", "macos", "x64"), defaultPools)).toMatchObject({
+      unroutable: expect.any(String),
+    });
+    // GitLab has no such defaults: a tag is only what the runner was registered with.
+    expect(routeJob({ source: "gitlab", labels: ["linux"], labelsKnown: true }, defaultPools)).toMatchObject({
+      unroutable: expect.any(String),
+    });
+  });
+
   it("routes a job asking only for self-hosted to the most generic pool", () => {
     const pools = [pool({ name: "big", labels: ["nix", "large"] }), pool({ name: "small", labels: ["nix"] })];
     expect(routeJob(github("self-hosted"), pools)).toEqual({ pool: "small" });

@@ -150,8 +150,24 @@ export type Route = { pool: string } | { unroutable: string };
  */
 const githubHosted = /^(ubuntu|windows|macos)-[a-z0-9.-]+$|^(ubuntu|windows|macos)$/;
 
-function pickPool(pools: readonly PoolConfig[], wanted: readonly string[]): PoolConfig | undefined {
-  const candidates = pools.filter((pool) => wanted.every((label) => pool.labels.includes(label)));
+/**
+ * GitHub gives every self-hosted runner default labels: `self-hosted`, its OS and its architecture
+ * (https://docs.github.com/en/actions/hosting-your-own-runners/managing-self-hosted-runners/using-labels-with-self-hosted-runners).
+ * Hearth's runners keep them, so a job asking for `[self-hosted, linux, x64]` runs on an x86_64 pool.
+ */
+const githubDefaultLabels = (pool: PoolConfig): string[] => [
+  "linux",
+  pool.architecture === "arm64" ? "arm64" : "x64",
+];
+
+function pickPool(
+  pools: readonly PoolConfig[],
+  wanted: readonly string[],
+  implied: (pool: PoolConfig) => readonly string[] = () => [],
+): PoolConfig | undefined {
+  const candidates = pools.filter((pool) =>
+    wanted.every((label) => pool.labels.includes(label) || implied(pool).includes(label)),
+  );
   // The most specific match wins: fewest labels the job did not ask for, then by name for determinism.
   candidates.sort((a, b) => a.labels.length - b.labels.length || (a.name < b.name ? -1 : 1));
   return candidates[0];
@@ -172,7 +188,7 @@ export function routeJob(job: RoutableJob, pools: readonly PoolConfig[]): Route 
     if (hosted !== undefined) return { unroutable: `asks for the GitHub-hosted runner label "${hosted}"` };
     // A job that asks only for `self-hosted` may run on any pool; the most generic one takes it.
     const own = wanted.filter((label) => label !== selfHosted);
-    const pool = pickPool(pools, own);
+    const pool = pickPool(pools, own, githubDefaultLabels);
     return pool ? { pool: pool.name } : { unroutable: `no pool has every label of [${own.join(", ")}]` };
   }
   if (!job.labelsKnown || wanted.length === 0) {
