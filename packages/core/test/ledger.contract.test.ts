@@ -101,6 +101,17 @@ describe.each(backends)("ledger on $name", (backend) => {
     expect((await ledger.queued()).map((job) => job.id)).toEqual(["arm", "j2", "j0"]);
   });
 
+  it("queues a job whose label set is longer than a DynamoDB key may be", async () => {
+    const { ledger } = await freshLedger();
+    // 100 labels of 256 characters: what a webhook may carry, far over the 2048-byte key limit.
+    const labels = Array.from({ length: 100 }, (_, i) => `${i}`.padStart(256, "é"));
+    expect((await ledger.record(jobEvent({ id: "long", labels }), "d-long")).outcome).toBe("recorded");
+    expect((await ledger.queuedByLabels(labels)).map((job) => job.id)).toEqual(["long"]);
+    expect((await ledger.queued()).map((job) => job.id)).toEqual(["long"]);
+    const labelsFor = await ledger.setLabels({ source: "github", id: "long" }, [...labels, "more"]);
+    expect(labelsFor?.labels).toHaveLength(101);
+  });
+
   it("keeps jobs with unknown labels apart until their labels are filled in", async () => {
     const { ledger } = await freshLedger();
     await ledger.record(jobEvent({ source: "gitlab", id: "55", labels: [], labelsKnown: false }), "g-1");

@@ -1,6 +1,7 @@
 import type { FakeClock } from "@hearth/core/clock";
 import type { SimulatedInstance } from "@hearth/core/fleet-sim";
 import { acceptHeartbeat, instanceFromAssumedRoleArn } from "@hearth/core/heartbeat";
+import { partialEvent } from "@hearth/core/jobs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { startTestHearth } from "./support/local";
@@ -88,6 +89,31 @@ describe("POST /agent/heartbeat", () => {
     expect(await hearth.registry.get("i-0ffffffffffffffff")).toBeUndefined();
   });
 
+  it("never counts more slots than the pool gives an instance", async () => {
+    const [a] = instances;
+    if (!a) throw new Error("no instance");
+    expect((await post(beat(a.id, { slots: 64 }), a.token)).status).toBe(200);
+    const pool = hearth.pools.find((p) => p.name === a.pool);
+    expect((await hearth.registry.get(a.id))?.slots).toBe(pool?.slotsPerInstance);
+  });
+
+  it("lets an instance claim neither another instance's job nor a finished one", async () => {
+    const [a, b] = instances;
+    if (!a || !b) throw new Error("no instances");
+    const theirs = { source: "gitlab", id: "9001" } as const;
+    const done = { source: "gitlab", id: "9002" } as const;
+    // `b` runs 9001; 9002 finished on `b`. Instance ids compare as strings: claim with the larger.
+    const [low, high] = [a, b].sort((x, y) => x.id.localeCompare(y.id)) as [typeof a, typeof b];
+    expect((await post(beat(low.id, { runner: "busy", runningJobs: [theirs] }), low.token)).status).toBe(200);
+    await hearth.ledger.record(partialEvent(done, { status: "completed", conclusion: "success" }));
+    const claim = await post(beat(high.id, { runner: "busy", runningJobs: [theirs, done] }), high.token);
+    expect(claim.status).toBe(200);
+    expect(await hearth.ledger.get(theirs)).toMatchObject({ status: "running", instanceId: low.id });
+    expect(await hearth.ledger.get(done)).toMatchObject({ status: "completed", instanceId: null });
+    await post(beat(low.id), low.token);
+    await post(beat(high.id), high.token);
+  });
+
   it("journals a spot interruption notice once", async () => {
     const [, b] = instances;
     if (!b) throw new Error("no instance");
@@ -113,5 +139,11 @@ describe("the caller's instance from IAM", () => {
     expect(instanceFromAssumedRoleArn("arn:aws:iam::123456789012:user/alice")).toBeNull();
     expect(instanceFromAssumedRoleArn("arn:aws:sts::123456789012:assumed-role/runner/alice")).toBeNull();
     expect(instanceFromAssumedRoleArn(undefined)).toBeNull();
+  });
+
+  it("is nobody when the role is not in the fleet's account", () => {
+    const arn = "arn:aws:sts::210987654321:assumed-role/attacker/i-0abc123def4567890";
+    expect(instanceFromAssumedRoleArn(arn, "123456789012")).toBeNull();
+    expect(instanceFromAssumedRoleArn(arn, "210987654321")).toBe("i-0abc123def4567890");
   });
 });

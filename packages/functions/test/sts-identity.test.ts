@@ -47,11 +47,24 @@ afterAll(() => sts.close());
 const header = (fields: Record<string, unknown>) => Buffer.from(JSON.stringify(fields)).toString("base64");
 const signed = (authorization: string, url = sts.url) =>
   header({ url, headers: { authorization }, body: "Action=GetCallerIdentity&Version=2011-06-15" });
-const allowFake = { allowUrl: (url: string) => url === sts.url };
+const allowFake = { allowUrl: (url: string) => url === sts.url, account: "123456789012" };
 
 describe("instance identity from a signed STS request", () => {
   it("is the instance id in the ARN STS answers with", async () => {
     expect(await identifyBySts(signed("AWS4-HMAC-SHA256 valid"), allowFake)).toBe("i-0abc123def4567890");
+  });
+
+  it("is nobody when the caller's role is in another account, whatever its session is named", async () => {
+    // Anyone can assume a role of their own account with an instance id as the session name.
+    expect(
+      await identifyBySts(signed("AWS4-HMAC-SHA256 valid"), { ...allowFake, account: "210987654321" }),
+    ).toBeNull();
+    expect(
+      await identifyBySts(signed("AWS4-HMAC-SHA256 valid"), {
+        ...allowFake,
+        account: async () => "123456789012",
+      }),
+    ).toBe("i-0abc123def4567890");
   });
 
   it("is nobody when STS refuses the signature", async () => {
@@ -60,7 +73,8 @@ describe("instance identity from a signed STS request", () => {
 
   it("never sends the request anywhere but STS, nor anything but GetCallerIdentity", async () => {
     const before = sts.calls;
-    expect(await identifyBySts(signed("AWS4-HMAC-SHA256 valid"))).toBeNull(); // the fake is not an official endpoint
+    // the fake is not an official endpoint
+    expect(await identifyBySts(signed("AWS4-HMAC-SHA256 valid"), { account: "123456789012" })).toBeNull();
     expect(
       await identifyBySts(
         header({ url: sts.url, headers: {}, body: "Action=AssumeRole&Version=2011-06-15" }),

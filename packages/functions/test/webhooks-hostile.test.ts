@@ -173,3 +173,65 @@ describe("hostile requests", () => {
     );
   });
 });
+
+describe("payloads at the edges of the schema", () => {
+  const gitlab = (fields: Record<string, unknown>) =>
+    new Request("http://hearth.test/webhooks/gitlab", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-gitlab-event": "Job Hook",
+        "x-gitlab-token": GITLAB_TOKEN,
+        "idempotency-key": crypto.randomUUID(),
+      },
+      body: JSON.stringify({ ...gitlabSample, build_status: "pending", ...fields }),
+    });
+  const github = async (fields: Record<string, unknown>) => {
+    const example = workflowJobs.find((job) => job.action === "queued") ?? workflowJobs[0];
+    const body = JSON.stringify({ ...example, workflow_job: { ...example?.workflow_job, ...fields } });
+    return new Request("http://hearth.test/webhooks/github", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": "workflow_job",
+        "x-github-delivery": crypto.randomUUID(),
+        "x-hub-signature-256": await signer.sign(body),
+      },
+      body,
+    });
+  };
+
+  it("out-of-range times and durations: a 400, never a 5xx nor a job the ledger cannot read back", async () => {
+    const started = { build_status: "running", build_started_at: "2024-01-01T00:00:00Z" };
+    expect(await send(gitlab({ build_id: 7001, build_queued_duration: 1e300 }))).toBe(202);
+    expect(await send(gitlab({ build_id: 7002, build_queued_duration: 1e11 }))).toBe(202);
+    expect(await send(gitlab({ build_id: 7003, ...started, build_queued_duration: 1e300 }))).toBe(202);
+    expect(
+      await send(gitlab({ build_id: 7004, ...started, build_started_at: "-000001-01-01T00:00:00Z" })),
+    ).toBe(400);
+    expect(
+      await send(gitlab({ build_id: 7005, ...started, build_started_at: "+010000-01-01T00:00:00Z" })),
+    ).toBe(400);
+    // Every job written can be read back, and the queue (ScaleFleet's and the status page's) too.
+    for (const id of ["7001", "7002"]) {
+      const job = await harness.ledger.get({ source: "gitlab", id });
+      expect(Date.now() - Date.parse(job?.queuedAt ?? "")).toBeLessThan(60_000);
+    }
+    expect(await harness.ledger.get({ source: "gitlab", id: "7003" })).toMatchObject({ queuedAt: null });
+    await expect(harness.ledger.queued()).resolves.toBeDefined();
+  });
+
+  it("oversized fields and ids: a 400, never a 5xx", async () => {
+    expect(await send(gitlab({ build_id: 7101, build_name: "x".repeat(500_000) }))).toBe(400);
+    expect(await send(gitlab({ build_id: "9".repeat(3000) }))).toBe(400);
+    expect(await send(gitlab({ build_id: 7102, project_id: "9".repeat(300_000) }))).toBe(400);
+    expect(await send(await github({ id: 7103, labels: ["a".repeat(500_000)] }))).toBe(400);
+    expect(await send(await github({ id: "1".repeat(5000) }))).toBe(400);
+  });
+
+  it("the most labels a job may ask for are recorded and queued", async () => {
+    const labels = Array.from({ length: 100 }, (_, i) => `${i}`.padStart(256, "l"));
+    expect(await send(await github({ id: 7201, labels }))).toBe(202);
+    expect((await harness.ledger.queuedByLabels(labels)).map((job) => job.id)).toEqual(["7201"]);
+  });
+});

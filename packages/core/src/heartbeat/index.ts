@@ -1,6 +1,6 @@
 import type { FleetPort } from "../fleet";
 import { type Heartbeat, heartbeatSchema, type InstanceRecord, type InstanceRegistry } from "../instances";
-import { type JobEvent, partialEvent } from "../jobs";
+import { isTerminal, type JobEvent, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import type { PoolConfig } from "../pools";
@@ -25,11 +25,17 @@ export interface HeartbeatDeps {
 
 /**
  * The instance id in an assumed-role ARN. EC2 instance profiles assume their role with the instance
- * id as the session name: `arn:aws:sts::123456789012:assumed-role/<role>/i-0abc…`.
+ * id as the session name: `arn:aws:sts::123456789012:assumed-role/<role>/i-0abc…`. With `account`, only
+ * a role of that account is believed.
  */
-export function instanceFromAssumedRoleArn(arn: string | undefined): string | null {
-  const match = /^arn:aws[a-z-]*:sts::\d{12}:assumed-role\/[\w+=,.@-]+\/(i-[0-9a-f]{8,17})$/.exec(arn ?? "");
-  return match?.[1] ?? null;
+export function instanceFromAssumedRoleArn(arn: string | undefined, account?: string): string | null {
+  const match = /^arn:aws[a-z-]*:sts::(\d{12}):assumed-role\/[\w+=,.@-]+\/(i-[0-9a-f]{8,17})$/.exec(
+    arn ?? "",
+  );
+  // A session name is chosen by whoever assumes a role: in any account but the fleet's, anyone may
+  // name a session after one of the fleet's instances.
+  if (!match || (account !== undefined && match[1] !== account)) return null;
+  return match[2] ?? null;
 }
 
 const runningEvent = (beat: Heartbeat, job: Heartbeat["runningJobs"][number]): JobEvent =>
@@ -74,7 +80,13 @@ export async function acceptHeartbeat(
     }
     known = await deps.registry.register({ ...member, slots: pool.slotsPerInstance });
   }
-  const stored = await deps.registry.heartbeat(beat.instanceId, beat);
+  // An instance never has more slots than its pool gives it: claiming more would make the planner
+  // count capacity that does not exist, and leave queued jobs waiting.
+  const poolSlots = deps.pools.find((p) => p.name === known.pool)?.slotsPerInstance ?? known.slots;
+  const stored = await deps.registry.heartbeat(beat.instanceId, {
+    ...beat,
+    slots: Math.min(beat.slots, poolSlots),
+  });
   if (!stored) {
     return {
       kind: "rejected",
@@ -84,7 +96,17 @@ export async function acceptHeartbeat(
     };
   }
   // The instance is the authority on what it runs; the ledger learns it even if a webhook was lost.
-  for (const job of beat.runningJobs) await deps.ledger.record(runningEvent(beat, job));
+  // It speaks only for itself: a job the ledger knows finished, or running on another instance, is
+  // not this instance's to claim (the merge would otherwise hand it the job).
+  for (const job of beat.runningJobs) {
+    const current = await deps.ledger.get(job);
+    if (
+      current &&
+      (isTerminal(current.status) || (current.instanceId ?? beat.instanceId) !== beat.instanceId)
+    )
+      continue;
+    await deps.ledger.record(runningEvent(beat, job));
+  }
   if (beat.interruption && !stored.before.interruption) {
     await deps.journal.write({
       pool: stored.after.pool,

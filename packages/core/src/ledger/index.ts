@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
   type DynamoDBDocumentClient,
@@ -57,6 +58,15 @@ const MAX_ATTEMPTS = 8;
  */
 const DELIVERIES_KEPT = 20;
 const jobPk = (key: JobKey) => `JOB#${key.source}#${key.id}`;
+/**
+ * gsi1's partition key for the queue of one label set. DynamoDB refuses key values over 2048 bytes,
+ * and a job may ask for up to 100 labels of 256 characters: a long set is indexed by its hash.
+ */
+export function queuedPk(setKey: string): string {
+  const pk = `QUEUED#${setKey}`;
+  if (Buffer.byteLength(pk, "utf8") <= 1024) return pk;
+  return `QUEUED#sha256:${createHash("sha256").update(setKey).digest("hex")}`;
+}
 
 type Item = Record<string, unknown>;
 
@@ -77,7 +87,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       updatedAt: now().toISOString(),
     };
     if (job.status === "queued") {
-      item.gsi1pk = `QUEUED#${labelSetKey(job)}`;
+      item.gsi1pk = queuedPk(labelSetKey(job));
       item.gsi1sk = `${job.queuedAt ?? ""}#${job.source}#${job.id}`;
     }
     if (job.status === "running" && job.instanceId) {
@@ -177,7 +187,7 @@ export function createLedger(options: LedgerOptions): Ledger {
         TableName: tableName,
         IndexName: "gsi1",
         KeyConditionExpression: "gsi1pk = :pk",
-        ExpressionAttributeValues: { ":pk": `QUEUED#${setKey}` },
+        ExpressionAttributeValues: { ":pk": queuedPk(setKey) },
         ScanIndexForward: true,
       });
       return items.map(fromItem);

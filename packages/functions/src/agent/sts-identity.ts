@@ -28,6 +28,11 @@ export function isStsUrl(value: string): boolean {
 }
 
 export interface StsIdentityOptions {
+  /**
+   * The fleet's AWS account. STS proves a caller in any account, and whoever assumes a role names the
+   * session, so a caller in another account could otherwise pose as one of the fleet's instances.
+   */
+  account: string | (() => Promise<string>);
   /** Sends the request (tests put a fake STS behind this). */
   fetch?: typeof fetch;
   /** Which URLs may be called; official STS endpoints by default. */
@@ -35,7 +40,7 @@ export interface StsIdentityOptions {
 }
 
 /** The instance id of the caller whose signed GetCallerIdentity request this is, or null. */
-export async function identifyBySts(header: string | undefined, options: StsIdentityOptions = {}) {
+export async function identifyBySts(header: string | undefined, options: StsIdentityOptions) {
   if (!header || header.length > 16_384) return null;
   let signed: SignedRequest;
   try {
@@ -60,5 +65,6 @@ export async function identifyBySts(header: string | undefined, options: StsIden
   });
   if (!response.ok) return null;
   const arn = /<Arn>([^<]+)<\/Arn>/.exec(await response.text())?.[1];
-  return instanceFromAssumedRoleArn(arn);
+  const account = typeof options.account === "string" ? options.account : await options.account();
+  return instanceFromAssumedRoleArn(arn, account);
 }

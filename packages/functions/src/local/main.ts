@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { ConfigError, readSettings } from "@hearth/core/config";
@@ -29,14 +29,39 @@ Runs Hearth in one process with an embedded DynamoDB.
                  the AWS SDK's default credentials, instead of the simulated fleet`;
 
 /** Single-host controller mode: the real groups a stage's infra created, by their names. */
-function awsFleet(stage: string, pools: readonly PoolConfig[]) {
+function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
   return createAwsFleet({
-    autoScaling: new AutoScalingClient({}),
+    autoScaling,
     ec2: new EC2Client({}),
     ssm: new SSMClient({}),
     groups: Object.fromEntries(pools.map((pool) => [pool.name, groupNames(stage, pool.name)])),
     runnerConfigPrefix: parameterPaths(stage).runnerConfigs,
   });
+}
+
+/**
+ * The account the stage's groups live in, read once from a group's ARN: only roles of this account
+ * may speak for the fleet's instances.
+ */
+function stageAccount(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
+  let account: Promise<string> | undefined;
+  const read = async () => {
+    const names = pools.flatMap((pool) => Object.values(groupNames(stage, pool.name)));
+    const out = await autoScaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: names }),
+    );
+    const arns = (out.AutoScalingGroups ?? []).map((group) => group.AutoScalingGroupARN ?? "");
+    const found = /^arn:aws[a-z-]*:autoscaling:[^:]*:(\d{12}):/.exec(arns[0] ?? "")?.[1];
+    if (!found) throw new Error(`no Auto Scaling group of stage ${stage} found`);
+    return found;
+  };
+  return () => {
+    account ??= read().catch((error) => {
+      account = undefined;
+      throw error;
+    });
+    return account;
+  };
 }
 
 async function main() {
@@ -67,7 +92,9 @@ async function main() {
     stage,
   );
   const log = createLogger();
-  const aws = values.fleet === "aws" ? awsFleet(stage, pools) : undefined;
+  const autoScaling = values.fleet === "aws" ? new AutoScalingClient({}) : undefined;
+  const aws = autoScaling ? awsFleet(stage, pools, autoScaling) : undefined;
+  const account = autoScaling ? stageAccount(stage, pools, autoScaling) : undefined;
   const hearth = await startLocal({
     port,
     host: values.host,
@@ -75,7 +102,9 @@ async function main() {
     settings: readSettings(process.env),
     log,
     pools,
-    ...(aws ? { fleet: aws, identify: (c) => identifyBySts(c.req.header("x-hearth-identity")) } : {}),
+    ...(aws && account
+      ? { fleet: aws, identify: (c) => identifyBySts(c.req.header("x-hearth-identity"), { account }) }
+      : {}),
   });
 
   const lines = [

@@ -7,7 +7,9 @@ import { instanceFromRunnerName, type JobEvent, type JobStatus, normalizeLabels 
  * Only the fields Hearth reads are checked; the rest may change freely.
  */
 
-const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform(String);
+const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d{1,20}$/)]).transform(String);
+/** Free text GitHub bounds far below these; the ledger item (400 KB at most) must stay small. */
+const text = (max: number) => z.string().max(max);
 const time = z.iso.datetime({ offset: true }).nullish();
 
 export const workflowJobPayloadSchema = z.object({
@@ -16,19 +18,19 @@ export const workflowJobPayloadSchema = z.object({
     id,
     run_id: id,
     run_attempt: z.number().int().nonnegative().nullish(),
-    name: z.string(),
-    workflow_name: z.string().nullish(),
+    name: text(1000),
+    workflow_name: text(1000).nullish(),
     status: z.string(),
-    conclusion: z.string().nullish(),
+    conclusion: text(100).nullish(),
     created_at: time,
     started_at: time,
     completed_at: time,
-    labels: z.array(z.string()).max(100),
+    labels: z.array(text(256)).max(100),
     runner_id: z.number().int().nullish(),
-    runner_name: z.string().nullish(),
-    html_url: z.string().nullish(),
+    runner_name: text(1000).nullish(),
+    html_url: text(2000).nullish(),
   }),
-  repository: z.object({ full_name: z.string().min(1) }),
+  repository: z.object({ full_name: text(1000).min(1) }),
 });
 export type WorkflowJobPayload = z.infer<typeof workflowJobPayloadSchema>;
 

@@ -9,7 +9,15 @@ export { signGitLabBody, verifyGitLabSignature, verifyGitLabToken } from "./veri
  * Only the fields Hearth reads are checked; the rest may change freely.
  */
 
-const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform(String);
+const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d{1,20}$/)]).transform(String);
+/** Free text GitLab bounds far below these; the ledger item (400 KB at most) must stay small. */
+const text = (max: number) => z.string().max(max);
+
+/** The latest instant the ledger stores: `toISOString()` of anything later is not an RFC 3339 time. */
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** A time as the ledger stores it, or null when it is not one (before 1970, after 9999, NaN). */
+const isoFromMs = (ms: number): string | null =>
+  Number.isFinite(ms) && ms >= 0 && ms <= MAX_TIME_MS ? new Date(ms).toISOString() : null;
 
 // GitLab writes times both as "2021-02-23T02:41:37.886Z" and as "2021-02-23 02:41:37 UTC".
 const gitlabTime = z
@@ -20,31 +28,31 @@ const gitlabTime = z
     const iso = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? UTC$/.test(value)
       ? `${value.replace(" ", "T").replace(" UTC", "")}Z`
       : value;
-    const ms = Date.parse(iso);
-    if (Number.isNaN(ms)) {
+    const time = isoFromMs(Date.parse(iso));
+    if (time === null) {
       ctx.addIssue({ code: "custom", message: `not a time: ${value.slice(0, 40)}` });
       return z.NEVER;
     }
-    return new Date(ms).toISOString();
+    return time;
   });
 
 export const jobHookPayloadSchema = z.object({
   object_kind: z.literal("build"),
   build_id: id,
-  build_name: z.string(),
-  build_stage: z.string().nullish(),
-  build_status: z.string(),
+  build_name: text(1000),
+  build_stage: text(1000).nullish(),
+  build_status: text(100),
   build_created_at: gitlabTime,
   build_started_at: gitlabTime,
   build_finished_at: gitlabTime,
   build_queued_duration: z.number().nonnegative().nullish(),
-  build_failure_reason: z.string().nullish(),
+  build_failure_reason: text(200).nullish(),
   retries_count: z.number().int().nonnegative().nullish(),
   pipeline_id: id,
   project_id: id,
-  project_name: z.string().nullish(),
-  project: z.object({ path_with_namespace: z.string().min(1), web_url: z.string().nullish() }).nullish(),
-  runner: z.object({ id: id.nullish(), description: z.string().nullish() }).nullish(),
+  project_name: text(1000).nullish(),
+  project: z.object({ path_with_namespace: text(1000).min(1), web_url: text(2000).nullish() }).nullish(),
+  runner: z.object({ id: id.nullish(), description: text(2000).nullish() }).nullish(),
 });
 export type JobHookPayload = z.infer<typeof jobHookPayloadSchema>;
 
@@ -120,10 +128,11 @@ function queuedAtOf(hook: JobHookPayload, status: JobStatus, receivedAt: Date): 
   const queued = hook.build_queued_duration;
   // Exact once the job has started: it waited `queued_duration` before `started_at`.
   if (hook.build_started_at && queued != null) {
-    return new Date(Date.parse(hook.build_started_at) - queued * 1000).toISOString();
+    return isoFromMs(Date.parse(hook.build_started_at) - queued * 1000);
   }
   if (status === "queued") {
-    return new Date(receivedAt.getTime() - (queued ?? 0) * 1000).toISOString();
+    // A duration that reaches before 1970 is not one: the job is queued now, as far as Hearth knows.
+    return isoFromMs(receivedAt.getTime() - (queued ?? 0) * 1000) ?? receivedAt.toISOString();
   }
   return null;
 }
