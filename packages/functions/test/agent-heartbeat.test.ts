@@ -114,6 +114,21 @@ describe("POST /agent/heartbeat", () => {
     await post(beat(high.id), high.token);
   });
 
+  it("lets an instance claim a queued job only if the job's pool is its own", async () => {
+    const x86 = instances.find((instance) => instance.pool === "x86_64");
+    if (!x86) throw new Error("no x86_64 instance");
+    const forArm = { source: "github", id: "9101" } as const;
+    const forX86 = { source: "github", id: "9102" } as const;
+    const queued = (labels: string[]) => ({ status: "queued" as const, labels, labelsKnown: true });
+    await hearth.ledger.record(partialEvent(forArm, queued(["nix", "aarch64-linux"])));
+    await hearth.ledger.record(partialEvent(forX86, queued(["nix", "x86_64-linux"])));
+    const claim = await post(beat(x86.id, { runner: "busy", runningJobs: [forArm, forX86] }), x86.token);
+    expect(claim.status).toBe(200);
+    expect(await hearth.ledger.get(forArm)).toMatchObject({ status: "queued", instanceId: null });
+    expect(await hearth.ledger.get(forX86)).toMatchObject({ status: "running", instanceId: x86.id });
+    await post(beat(x86.id), x86.token);
+  });
+
   it("journals a spot interruption notice once", async () => {
     const [, b] = instances;
     if (!b) throw new Error("no instance");

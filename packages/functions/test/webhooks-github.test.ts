@@ -158,6 +158,27 @@ describe("POST /webhooks/github", () => {
     expect(await items()).toEqual([]);
   });
 
+  it("answers 400, not 500, when the sender goes away mid-body", async () => {
+    const { app, items } = await createHarness();
+    const broken = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"action":'));
+        controller.error(new Error("socket hang up"));
+      },
+    });
+    const response = await app.request(
+      new Request("http://hearth.test/webhooks/github", {
+        method: "POST",
+        headers: { "x-github-event": "workflow_job" },
+        body: broken,
+        duplex: "half",
+      } as RequestInit),
+    );
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { code: "malformed" } });
+    expect(await items()).toEqual([]);
+  });
+
   it("answers 405 to other methods and 404 elsewhere, as JSON", async () => {
     const { app } = await createHarness();
     const get = await app.request("/webhooks/github");

@@ -28,6 +28,10 @@ export function createGitLabJobs(config: GitLabApiConfig): GitLabJobs {
       if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === "string")) {
         throw new Error(`GitLab job ${jobId} has no tag_list`);
       }
+      // What the ledger can hold (an item is at most 400 KB): GitLab's own limits are far below this.
+      if (tags.length > 100 || tags.some((tag) => tag.length > 256)) {
+        throw new Error(`GitLab job ${jobId} has more or longer tags than Hearth accepts`);
+      }
       return tags;
     },
   };

@@ -1,9 +1,9 @@
 import type { FleetPort } from "../fleet";
 import { type Heartbeat, heartbeatSchema, type InstanceRecord, type InstanceRegistry } from "../instances";
-import { isTerminal, type JobEvent, partialEvent } from "../jobs";
+import { isTerminal, type Job, type JobEvent, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
-import type { PoolConfig } from "../pools";
+import { type PoolConfig, routeJob } from "../pools";
 
 /**
  * `POST /agent/heartbeat`: an instance reports its runner state, running jobs and store. The
@@ -40,6 +40,21 @@ export function instanceFromAssumedRoleArn(arn: string | undefined, account?: st
 
 const runningEvent = (beat: Heartbeat, job: Heartbeat["runningJobs"][number]): JobEvent =>
   partialEvent(job, { status: "running", instanceId: beat.instanceId });
+
+/**
+ * Whether an instance's report that it runs `job` is believable: not a finished job, not one running
+ * elsewhere, and a queued one only if its labels route it to the instance's pool. (A job the ledger
+ * has never seen is believed: its webhook may have been lost.)
+ */
+function mayClaim(job: Job, pool: string, instanceId: string, pools: readonly PoolConfig[]): boolean {
+  if (isTerminal(job.status)) return false;
+  if (job.instanceId && job.instanceId !== instanceId) return false;
+  if (job.status === "queued" && job.labelsKnown) {
+    const route = routeJob(job, pools);
+    return "pool" in route && route.pool === pool;
+  }
+  return true;
+}
 
 export async function acceptHeartbeat(
   deps: HeartbeatDeps,
@@ -100,11 +115,7 @@ export async function acceptHeartbeat(
   // not this instance's to claim (the merge would otherwise hand it the job).
   for (const job of beat.runningJobs) {
     const current = await deps.ledger.get(job);
-    if (
-      current &&
-      (isTerminal(current.status) || (current.instanceId ?? beat.instanceId) !== beat.instanceId)
-    )
-      continue;
+    if (current && !mayClaim(current, stored.after.pool, beat.instanceId, deps.pools)) continue;
     await deps.ledger.record(runningEvent(beat, job));
   }
   if (beat.interruption && !stored.before.interruption) {

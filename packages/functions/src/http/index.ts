@@ -35,7 +35,14 @@ export async function readBody(request: Request, limit = MAX_BODY_BYTES): Promis
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client went away mid-body: nothing to process.
+      return { ok: false, status: 400, code: "malformed", message: "the body could not be read to its end" };
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > limit) {

@@ -10,7 +10,19 @@ import { instanceFromRunnerName, type JobEvent, type JobStatus, normalizeLabels 
 const id = z.union([z.number().int().nonnegative(), z.string().regex(/^\d{1,20}$/)]).transform(String);
 /** Free text GitHub bounds far below these; the ledger item (400 KB at most) must stay small. */
 const text = (max: number) => z.string().max(max);
-const time = z.iso.datetime({ offset: true }).nullish();
+// Stored in UTC (`…Z`): the ledger indexes jobs by the day of their queue time, as a string.
+const time = z.iso
+  .datetime({ offset: true })
+  .nullish()
+  .transform((value, ctx) => {
+    if (value == null) return null;
+    const ms = Date.parse(value);
+    if (!(ms >= 0 && ms < 253_402_300_800_000)) {
+      ctx.addIssue({ code: "custom", message: "time out of range" });
+      return z.NEVER;
+    }
+    return new Date(ms).toISOString();
+  });
 
 export const workflowJobPayloadSchema = z.object({
   action: z.string(),
