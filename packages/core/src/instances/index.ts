@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
@@ -63,21 +62,11 @@ export interface InstanceRecord {
   /** Since when no slot has been busy; null while busy or before the first heartbeat. */
   idleSince: string | null;
   interruption: Interruption | null;
-  /** Local mode: the hash of the token the simulated agent authenticates with. */
-  tokenHash: string | null;
 }
 
 export type Registration = Pick<InstanceRecord, "id" | "pool" | "group" | "market" | "az" | "launchedAt"> & {
   slots: number;
-  token?: string;
 };
-
-export const hashToken = (token: string): string => createHash("sha256").update(token).digest("hex");
-
-export function tokenMatches(record: InstanceRecord, token: string | undefined): boolean {
-  if (!record.tokenHash || !token) return false;
-  return timingSafeEqual(Buffer.from(record.tokenHash, "hex"), Buffer.from(hashToken(token), "hex"));
-}
 
 const key = (id: string) => ({ pk: `INSTANCE#${id}`, sk: "INSTANCE" });
 const FIELDS = [
@@ -96,7 +85,6 @@ const FIELDS = [
   "lastHeartbeatAt",
   "idleSince",
   "interruption",
-  "tokenHash",
 ] as const;
 
 function fromItem(item: Record<string, unknown>): InstanceRecord {
@@ -182,7 +170,6 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         lastHeartbeatAt: null,
         idleSince: null,
         interruption: null,
-        tokenHash: registration.token ? hashToken(registration.token) : null,
       };
       try {
         await client.send(

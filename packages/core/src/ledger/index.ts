@@ -13,6 +13,7 @@ import {
   type Job,
   type JobEvent,
   type JobKey,
+  jobKeyString,
   jobSchema,
   labelSetKey,
   normalizeLabels,
@@ -92,7 +93,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     }
     if (job.status === "running" && job.instanceId) {
       item.gsi2pk = `INSTANCE#${job.instanceId}`;
-      item.gsi2sk = `${job.source}#${job.id}`;
+      item.gsi2sk = jobKeyString(job);
     }
     if (job.queuedAt) {
       item.gsi3pk = `ARRIVED#${job.queuedAt.slice(0, 10)}`;

@@ -2,7 +2,7 @@ import { type FleetGroup, type FleetPort, HEARTBEAT_OVERDUE_MS, plannerInstance 
 import type { GitLabJobs } from "../gitlab-api";
 import { resolveTags } from "../ingest";
 import type { InstanceRegistry } from "../instances";
-import { cacheKeyOf, type Job } from "../jobs";
+import { cacheKeyOf, type Job, jobKeyString } from "../jobs";
 import type { Journal } from "../journal";
 import type { Leases } from "../leases";
 import type { Ledger } from "../ledger";
@@ -64,7 +64,7 @@ export function poolOf(deps: Pick<ScalingDeps, "pools">, name: string): PoolConf
 }
 
 const plannerJob = (job: Job, pool: string): PlannerJob => ({
-  key: `${job.source}#${job.id}`,
+  key: jobKeyString(job),
   pool,
   status: job.status === "running" ? "running" : "queued",
   cacheKey: cacheKeyOf(job),
@@ -83,10 +83,10 @@ export async function queuedByPool(deps: Pick<ScalingDeps, "ledger" | "pools" | 
     const resolved = await Promise.allSettled(unknown.map((job) => resolveTags(deps.ledger, gitlab, job)));
     const updated = new Map(
       resolved.flatMap((r) =>
-        r.status === "fulfilled" && r.value ? [[`${r.value.source}#${r.value.id}`, r.value]] : [],
+        r.status === "fulfilled" && r.value ? [[jobKeyString(r.value), r.value]] : [],
       ),
     );
-    queued = queued.map((job) => updated.get(`${job.source}#${job.id}`) ?? job);
+    queued = queued.map((job) => updated.get(jobKeyString(job)) ?? job);
   }
   const byPool = new Map<string, Job[]>();
   const unroutable: Array<{ job: Job; reason: string }> = [];
@@ -137,7 +137,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   const queued = byPool.get(pool.name) ?? [];
   const running: PlannerJob[] = instances.flatMap((instance) =>
     (known.get(instance.id)?.runningJobs ?? []).map((job) => ({
-      key: `${job.source}#${job.id}`,
+      key: jobKeyString(job),
       pool: pool.name,
       status: "running" as const,
       cacheKey: "",

@@ -1,6 +1,6 @@
 import { type FleetInstance, plannerInstance } from "../fleet";
 import type { InstanceRecord, InstanceRegistry } from "../instances";
-import type { Job, JobKey } from "../jobs";
+import { type Job, type JobKey, jobKeyString } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
@@ -191,11 +191,11 @@ export async function buildStatus(deps: StatusDeps, stage: string): Promise<Stat
 
   // Running jobs: those the instances report, and any the ledger saw start in the last day.
   const running = new Map<string, Job>();
-  for (const job of recent) if (job.status === "running") running.set(`${job.source}#${job.id}`, job);
+  for (const job of recent) if (job.status === "running") running.set(jobKeyString(job), job);
   for (const pool of deps.pools) {
     for (const record of await deps.registry.inPool(pool.name)) {
       for (const key of record.runningJobs as JobKey[]) {
-        const id = `${key.source}#${key.id}`;
+        const id = jobKeyString(key);
         if (running.has(id)) continue;
         const job = await deps.ledger.get(key);
         if (job?.status === "running") running.set(id, job);

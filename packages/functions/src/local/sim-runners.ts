@@ -13,7 +13,7 @@ import {
   workflowJobPayload,
 } from "@hearth/core/forge-sim";
 import type { Interruption } from "@hearth/core/instances";
-import { cacheKeyOf, type Job } from "@hearth/core/jobs";
+import { cacheKeyOf, type Job, jobKeyString } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
 import { type PoolConfig, routeJob } from "@hearth/core/pools";
 import type { Logger } from "../log";
@@ -144,7 +144,7 @@ export class SimulatedRunners {
 
   /** Durations (and the forge's view) of jobs the demo is about to queue. */
   describe(jobs: readonly SimulatedJob[]): void {
-    for (const job of jobs) this.jobs.set(`${job.job.source}#${job.job.id}`, job);
+    for (const job of jobs) this.jobs.set(jobKeyString(job.job), job);
   }
 
   /** The job's tags as the GitLab API would give them (local mode answers `GET …/jobs/:id` with it). */
@@ -190,7 +190,7 @@ export class SimulatedRunners {
     if (!free().length) return;
     const queued = await this.options.ledger.queued();
     for (const job of queued) {
-      const key = `${job.source}#${job.id}`;
+      const key = jobKeyString(job);
       if (this.claimed.has(key)) continue;
       const route = routeJob(job, this.options.pools);
       if (!("pool" in route)) continue;
@@ -228,7 +228,7 @@ export class SimulatedRunners {
   }
 
   private forgeJobOf(job: Job): ForgeJob {
-    const described = this.jobs.get(`${job.source}#${job.id}`)?.job;
+    const described = this.jobs.get(jobKeyString(job))?.job;
     if (described) return described;
     // The ledger names a job "<workflow or stage> / <name>"; the forge sends the parts separately.
     const name = job.name.includes(" / ") ? job.name.slice(job.name.indexOf(" / ") + 3) : job.name;
@@ -245,7 +245,7 @@ export class SimulatedRunners {
 
   private async claim(agent: Agent, job: Job, forgeJob: ForgeJob, cacheKey: string): Promise<void> {
     const { clock } = this.options;
-    const key = `${job.source}#${job.id}`;
+    const key = jobKeyString(job);
     const index = agent.slots.indexOf(null);
     const described = this.jobs.get(key);
     const store = this.stores.get(agent.instance.id) ?? [];

@@ -46,8 +46,6 @@ export const workflowJobPayloadSchema = z.object({
 });
 export type WorkflowJobPayload = z.infer<typeof workflowJobPayloadSchema>;
 
-const handledActions = ["queued", "waiting", "in_progress", "completed"] as const;
-
 function statusOf(payload: WorkflowJobPayload): JobStatus | undefined {
   const { action, workflow_job: job } = payload;
   switch (action) {
@@ -100,6 +98,3 @@ export function jobEventFromWorkflowJob(body: unknown): JobEvent | undefined {
     url: job.html_url ?? null,
   };
 }
-
-export const isHandledAction = (action: string): boolean =>
-  (handledActions as readonly string[]).includes(action);
