@@ -190,6 +190,12 @@ export interface Applied {
   waitSeconds: number;
 }
 
+/** Slots the pool will have free when its desired capacity is in service, less the queue. */
+function spareAfter(observation: Observation, target: { warm: number; burst: number }, slots: number): number {
+  const busy = observation.instances.reduce((sum, instance) => sum + instance.busySlots, 0);
+  return (target.warm + target.burst) * slots - busy - observation.queued;
+}
+
 /** Apply: release the chosen idle instances, set capacities, record the decision. */
 export async function apply(
   deps: ScalingDeps,
@@ -232,7 +238,8 @@ export async function apply(
     desiredBurst: target.burst,
     warmPoolSize: target.warmPoolSize,
     queued: observation.queued,
-    spareSlots: Math.max(0, freeSlots - observation.queued),
+    // Free slots once the capacity just asked for is up: what new jobs can take without another run.
+    spareSlots: Math.max(0, spareAfter(observation, target, pool.slotsPerInstance)),
     reason: poolPlan.reason,
   });
   if (calls.length || released.refused.length) {

@@ -15,7 +15,7 @@ export interface PoolState {
   desiredBurst: number;
   warmPoolSize: number;
   queued: number;
-  /** Free slots on ready or booting instances, less the queue: what new jobs can still take. */
+  /** Slots of the desired capacity, less busy ones and the queue: what new jobs can still take. */
   spareSlots: number;
   reason: string;
 }
