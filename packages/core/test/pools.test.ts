@@ -63,6 +63,19 @@ describe("pool config", () => {
     expect(result.success).toBe(false);
   });
 
+  it("takes the names of existing Auto Scaling groups, for single-host mode", () => {
+    const named = poolConfigSchema.parse({
+      ...defaultPools[0],
+      autoScalingGroups: { warm: "ci-x86-warm", burst: "ci-x86-spot" },
+    });
+    expect(named.autoScalingGroups).toEqual({ warm: "ci-x86-warm", burst: "ci-x86-spot" });
+    expect(defaultPools[0]?.autoScalingGroups).toBeUndefined();
+    expect(
+      poolConfigSchema.safeParse({ ...defaultPools[0], autoScalingGroups: { warm: "bad name", burst: "x" } })
+        .success,
+    ).toBe(false);
+  });
+
   it("rejects duplicate pool names and a second untagged pool", () => {
     const base = { architecture: "x86_64", instanceTypes: ["c6a.xlarge"] } as const;
     expect(

@@ -98,6 +98,16 @@ export const poolConfigSchema = z.object({
     .prefault({}),
   /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
   untagged: z.boolean().default(false),
+  /**
+   * Existing Auto Scaling groups for local mode's `--fleet aws` (single-host controller mode). A
+   * stage deployed with SST names its own, `hearth-<stage>-<pool>-warm` and `-burst`.
+   */
+  autoScalingGroups: z
+    .object({
+      warm: z.string().regex(/^[\w.:/-]{1,255}$/, "an Auto Scaling group name"),
+      burst: z.string().regex(/^[\w.:/-]{1,255}$/, "an Auto Scaling group name"),
+    })
+    .optional(),
 });
 export type PoolConfig = z.infer<typeof poolConfigSchema>;
 export type PoolConfigInput = z.input<typeof poolConfigSchema>;

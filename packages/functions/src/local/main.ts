@@ -25,16 +25,20 @@ Runs Hearth in one process with an embedded DynamoDB.
   --data DIR     keep the embedded DynamoDB (and the simulated fleet) in DIR (default: in memory)
   --config FILE  the pool config (default: $HEARTH_CONFIG or hearth.config.json if present, else the
                  built-in x86_64 and aarch64 pools)
-  --fleet aws    drive the real Auto Scaling groups of stage NAME (hearth-NAME-<pool>-warm/-burst) with
-                 the AWS SDK's default credentials, instead of the simulated fleet`;
+  --fleet aws    drive real Auto Scaling groups with the AWS SDK's default credentials, instead of the
+                 simulated fleet: each pool's \`autoScalingGroups\` from the config, else stage NAME's
+                 (hearth-NAME-<pool>-warm and -burst)`;
 
-/** Single-host controller mode: the real groups a stage's infra created, by their names. */
+/** A pool's groups: named in the pool config, or the ones a stage's infra created. */
+const groupsOf = (stage: string, pool: PoolConfig) => pool.autoScalingGroups ?? groupNames(stage, pool.name);
+
+/** Single-host controller mode: real groups, driven by this process. */
 function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
   return createAwsFleet({
     autoScaling,
     ec2: new EC2Client({}),
     ssm: new SSMClient({}),
-    groups: Object.fromEntries(pools.map((pool) => [pool.name, groupNames(stage, pool.name)])),
+    groups: Object.fromEntries(pools.map((pool) => [pool.name, groupsOf(stage, pool)])),
     runnerConfigPrefix: parameterPaths(stage).runnerConfigs,
   });
 }
@@ -46,7 +50,7 @@ function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: Auto
 function stageAccount(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
   let account: Promise<string> | undefined;
   const read = async () => {
-    const names = pools.flatMap((pool) => Object.values(groupNames(stage, pool.name)));
+    const names = pools.flatMap((pool) => Object.values(groupsOf(stage, pool)));
     const out = await autoScaling.send(
       new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: names }),
     );
