@@ -191,7 +191,11 @@ export interface Applied {
 }
 
 /** Slots the pool will have free when its desired capacity is in service, less the queue. */
-function spareAfter(observation: Observation, target: { warm: number; burst: number }, slots: number): number {
+function spareAfter(
+  observation: Observation,
+  target: { warm: number; burst: number },
+  slots: number,
+): number {
   const busy = observation.instances.reduce((sum, instance) => sum + instance.busySlots, 0);
   return (target.warm + target.burst) * slots - busy - observation.queued;
 }
