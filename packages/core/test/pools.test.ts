@@ -93,7 +93,7 @@ describe("pool config", () => {
     expect(poolsConfigSchema.safeParse([]).success).toBe(false);
   });
 
-  it("defaults to the two pools of the shared traces", () => {
+  it("defaults to the two pools of the bundled traces", () => {
     expect(
       defaultPools.map(({ name, labels, architecture, untagged }) => ({
         name,
@@ -109,7 +109,7 @@ describe("pool config", () => {
 });
 
 describe("routeJob", () => {
-  it("routes the shared traces' label sets", () => {
+  it("routes the bundled traces' label sets", () => {
     expect(routeJob(github("nix", "x86_64-linux"), defaultPools)).toEqual({ pool: "x86_64" });
     expect(routeJob(github("nix", "aarch64-linux"), defaultPools)).toEqual({ pool: "aarch64" });
   });

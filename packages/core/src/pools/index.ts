@@ -128,7 +128,7 @@ export const poolsConfigSchema = z
     }
   });
 
-/** The two pools the shared traces use; infra deploys these unless configured otherwise. */
+/** The two pools the traces in traces/ use; infra deploys these unless configured otherwise. */
 export const defaultPools: PoolConfig[] = poolsConfigSchema.parse([
   {
     name: "x86_64",

@@ -1,3 +1,4 @@
+import "./node-runtime";
 import { parseArgs } from "node:util";
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
