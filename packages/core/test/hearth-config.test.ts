@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { editDistance, nearestKey } from "../src/config";
+import { editDistance, nearestKey } from "../src/config/keys";
 import { loadHearthConfig, parseHearthConfig } from "../src/deploy";
 
 const pool = { name: "x86_64", labels: ["nix"], architecture: "x86_64", instanceTypes: ["c6a.xlarge"] };

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as z from "zod";
-import { describeConfigIssues, strictObject } from "../config";
+import { describeConfigIssues, strictObject } from "../config/keys";
 import { defaultPools, type PoolConfig, poolsConfigSchema } from "../pools";
 
 /**

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { strictObject } from "../config";
+import { strictObject } from "../config/keys";
 import { normalizeLabels, type Source } from "../jobs";
 
 /**
