@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { readSettings } from "../src/config";
 import { editDistance, nearestKey } from "../src/config/keys";
 import { loadHearthConfig, parseHearthConfig } from "../src/deploy";
 
@@ -105,5 +106,17 @@ describe("nearestKey", () => {
     expect(editDistance("", "abc")).toBe(3);
     expect(nearestKey("MAXINSTANCES", ["maxInstances", "minReady"])).toBe("maxInstances");
     expect(nearestKey("colour", ["name", "labels"])).toBeUndefined();
+  });
+});
+
+describe("readSettings", () => {
+  it("takes a signing token the Standard Webhooks reference implementation can use, and no other", () => {
+    const key = `whsec_${Buffer.from("0123456789abcdef0123456789abcdef").toString("base64")}`;
+    expect(readSettings({ GITLAB_SIGNING_TOKEN: key }).GITLAB_SIGNING_TOKEN).toBe(key);
+    for (const bad of ["not-whsec", "whsec_abc", "whsec_===="]) {
+      expect(() => readSettings({ GITLAB_SIGNING_TOKEN: bad })).toThrow(
+        "GITLAB_SIGNING_TOKEN: GITLAB_SIGNING_TOKEN must look like whsec_<base64>, as GitLab shows it",
+      );
+    }
   });
 });
