@@ -1,7 +1,7 @@
 /**
  * npm run bench:sim [-- --jobs N --days D --policy NAME|all --trace FILE]
  *
- * Times the simulator: a real trace (default: the bitcoin-core trace in ../shared/traces) and a
+ * Times the simulator: a real trace (default: the bitcoin-core trace in traces/) and a
  * synthetic trace of N jobs (default 1,000,000 over a year), generated in memory. Prints wall-clock
  * and CPU seconds per step; a benchmark, not a test.
  */
@@ -17,7 +17,7 @@ const { values } = parseArgs({
     days: { type: "string", default: "365" },
     seed: { type: "string", default: "1" },
     policy: { type: "string", default: "hearth" },
-    trace: { type: "string", default: "../shared/traces/bitcoin-core-gha-2025-09.csv" },
+    trace: { type: "string", default: "traces/bitcoin-core-gha-2025-09.csv" },
   },
 });
 const policies: PolicyName[] =

@@ -1,7 +1,7 @@
 /**
  * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N]
  *
- * Runs every policy on every trace in DIR (default ../shared/traces), writes one SVG per trace to
+ * Runs every policy on every trace in DIR (default traces/), writes one SVG per trace to
  * `docs/sim-<trace>.svg` (cost against p95 wait, one point per policy, the targets shaded) and
  * prints the Markdown tables for docs/BENCHMARKS.md. No dependencies: the SVG is written by hand.
  */
@@ -12,7 +12,7 @@ import { parseTrace, policyNames, type SimResult, simulate } from "../packages/c
 
 const { values } = parseArgs({
   options: {
-    traces: { type: "string", default: "../shared/traces" },
+    traces: { type: "string", default: "traces" },
     out: { type: "string", default: "docs" },
     seed: { type: "string", default: "1" },
   },

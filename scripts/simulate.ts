@@ -1,7 +1,7 @@
 /**
  * npm run simulate -- --trace FILE --policy NAME|all [--json] [--seed N] [fleet model flags]
  *
- * Replays a job trace (format: ../shared/traces/README.md) through Hearth's planner and the
+ * Replays a job trace (format: traces/README.md) through Hearth's planner and the
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
  */
 import { readFileSync } from "node:fs";
@@ -35,7 +35,7 @@ const modelFlags: Record<string, keyof FleetModel> = {
 
 const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --policy NAME|all [--json] [--seed N]
   policies: ${policyNames.join(", ")}
-  fleet model (defaults from ../shared/traces/README.md):
+  fleet model (defaults from traces/README.md):
 ${Object.entries(modelFlags)
   .map(([flag, key]) => `    --${flag} N  (default ${defaultFleetModel[key]})`)
   .join("\n")}`;

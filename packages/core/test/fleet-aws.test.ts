@@ -32,7 +32,7 @@ import { PutParameterCommand, SSMClient, SSMServiceException } from "@aws-sdk/cl
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
-import { createAwsFleet, type RetryOptions } from "../src/fleet-aws";
+import { createAwsFleet } from "../src/fleet-aws";
 import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
 import { createJournal } from "../src/journal";
 import { createLeases } from "../src/leases";
@@ -324,17 +324,6 @@ function mutations(): string[] {
   });
 }
 
-let sleeps: number[] = [];
-const noWaiting: RetryOptions = {
-  attempts: 4,
-  baseMs: 100,
-  maxMs: 1_000,
-  sleep: async (ms) => {
-    sleeps.push(ms);
-  },
-  random: () => 0.5,
-};
-
 function createFleet(
   groups: Record<string, { warm: string; burst: string }> = { x86: { warm: WARM, burst: BURST } },
 ) {
@@ -344,7 +333,6 @@ function createFleet(
     ssm: new SSMClient({ region: "us-east-1" }),
     groups,
     runnerConfigPrefix: "/hearth/runner-config/",
-    retry: noWaiting,
     now: () => NOW,
   });
 }
@@ -372,7 +360,6 @@ beforeEach(() => {
   aws = new FakeAws();
   install(aws);
   fleet = createFleet();
-  sleeps = [];
 });
 
 // ─── observe ─────────────────────────────────────────────────────────────────────────────────────
@@ -958,27 +945,9 @@ describe("setCapacity", () => {
     ]);
   });
 
-  it("retries a throttled call with backoff and then succeeds", async () => {
-    steadyPool(aws);
-    const throttled = () =>
-      new AutoScalingServiceException({
-        name: "Throttling",
-        $fault: "client",
-        $metadata: {},
-        message: "Rate exceeded",
-      });
-    aws.fail("SetDesiredCapacity", throttled(), throttled());
-    const calls = await fleet.setCapacity(pool(), { warm: 3, burst: 1, warmPoolSize: 3 });
-    expect(calls).toEqual([
-      `SetDesiredCapacity(group=${WARM}, desired=3)`,
-      `PutWarmPool(group=${WARM}, minSize=3, maxPrepared=6)`,
-    ]);
-    const input = { AutoScalingGroupName: WARM, DesiredCapacity: 3, HonorCooldown: false };
-    expect(inputs.setDesired()).toEqual([input, input, input]);
-    expect(sleeps).toEqual([50, 100]);
-  });
-
-  it("gives up after the configured attempts, and does not retry a ValidationError", async () => {
+  it("leaves retries to the SDK clients: an error that reaches the fleet is passed on, once", async () => {
+    // Throttling is retried inside the clients (fleet-aws-retry.test.ts); these mocks stand in for
+    // the whole client, its retries included, so what they throw is what the retries gave up on.
     const { warm } = steadyPool(aws);
     warm.instances = [{ id: iid(1), state: "InService", protected: true }];
     const throttled = new EC2ServiceException({
@@ -986,16 +955,14 @@ describe("setCapacity", () => {
       $fault: "client",
       $metadata: {},
     });
-    aws.fail("DescribeInstances", throttled, throttled, throttled, throttled);
+    aws.fail("DescribeInstances", throttled);
     await expect(fleet.observe(pool())).rejects.toBe(throttled);
-    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(noWaiting.attempts);
+    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
 
-    sleeps = [];
     const invalid = validation("New SetDesiredCapacity value 30 is above max value 20");
     aws.fail("SetDesiredCapacity", invalid);
     await expect(fleet.setCapacity(pool(), { warm: 3, burst: 1, warmPoolSize: 3 })).rejects.toBe(invalid);
     expect(inputs.setDesired()).toHaveLength(1);
-    expect(sleeps).toEqual([]);
   });
 });
 

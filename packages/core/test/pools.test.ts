@@ -76,6 +76,22 @@ describe("pool config", () => {
     ).toBe(false);
   });
 
+  it("takes one default pool and refuses two", () => {
+    const base = { architecture: "x86_64", instanceTypes: ["c6a.xlarge"] } as const;
+    const one = poolsConfigSchema.parse([
+      { ...base, name: "a", labels: ["nix"] },
+      { ...base, name: "b", labels: ["nix"], default: true },
+    ]);
+    expect(one.map((each) => each.default)).toEqual([false, true]);
+    const two = poolsConfigSchema.safeParse([
+      { ...base, name: "a", labels: ["nix"], default: true },
+      { ...base, name: "b", labels: ["nix"], default: true },
+    ]);
+    expect(two.error?.issues.map((issue) => issue.message)).toEqual([
+      'at most one pool may be the default, and "default": true is on a, b',
+    ]);
+  });
+
   it("rejects duplicate pool names and a second untagged pool", () => {
     const base = { architecture: "x86_64", instanceTypes: ["c6a.xlarge"] } as const;
     expect(
@@ -93,7 +109,7 @@ describe("pool config", () => {
     expect(poolsConfigSchema.safeParse([]).success).toBe(false);
   });
 
-  it("defaults to the two pools of the shared traces", () => {
+  it("defaults to the two pools of the bundled traces", () => {
     expect(
       defaultPools.map(({ name, labels, architecture, untagged }) => ({
         name,
@@ -109,7 +125,7 @@ describe("pool config", () => {
 });
 
 describe("routeJob", () => {
-  it("routes the shared traces' label sets", () => {
+  it("routes the bundled traces' label sets", () => {
     expect(routeJob(github("nix", "x86_64-linux"), defaultPools)).toEqual({ pool: "x86_64" });
     expect(routeJob(github("nix", "aarch64-linux"), defaultPools)).toEqual({ pool: "aarch64" });
   });
@@ -157,15 +173,44 @@ describe("routeJob", () => {
     },
   );
 
-  it("prefers the pool with the fewest extra labels, then the first name", () => {
+  it("prefers the pool with the fewest extra labels, then the default, then the first listed", () => {
     const pools = [
       pool({ name: "zeta", labels: ["nix", "linux"] }),
       pool({ name: "alpha", labels: ["nix", "linux"] }),
       pool({ name: "wide", labels: ["nix", "linux", "kvm"] }),
     ];
-    expect(routeJob(github("nix"), pools)).toEqual({ pool: "alpha" });
+    // Without a pool marked default the first one is the default: names do not decide.
+    expect(routeJob(github("nix"), pools)).toEqual({ pool: "zeta" });
     expect(routeJob(github("kvm"), pools)).toEqual({ pool: "wide" });
+    // The default (here `wide`) takes no tie it does not match as well as the others.
     expect(routeJob(github("nix"), [...pools].reverse())).toEqual({ pool: "alpha" });
+  });
+
+  it.each([
+    ["GitHub [self-hosted]", github("self-hosted")],
+    ["GitHub [self-hosted, linux]", github("self-hosted", "linux")],
+    ["GitHub [self-hosted, nix]", github("self-hosted", "nix")],
+    ["GitHub [self-hosted, Linux, nix]", github("self-hosted", "Linux", "nix")],
+    ["GitLab [nix]", gitlab("nix")],
+  ])("gives a job both default pools match equally (%s) to x86_64, the first", (_, job) => {
+    expect(routeJob(job, defaultPools)).toEqual({ pool: "x86_64" });
+  });
+
+  it("gives ties to the pool the config marks as the default", () => {
+    const pools = poolsConfigSchema.parse([
+      ...defaultPools.map((each) => ({ ...each, default: false })),
+      { ...defaultPools[1], name: "arm-big", instanceTypes: ["c7g.4xlarge"], default: false },
+    ]);
+    const marked = pools.map((each) => ({ ...each, default: each.name === "aarch64" }));
+    for (const job of [github("self-hosted"), github("self-hosted", "nix"), gitlab("nix")]) {
+      expect(routeJob(job, pools)).toEqual({ pool: "x86_64" });
+      expect(routeJob(job, marked)).toEqual({ pool: "aarch64" });
+    }
+    // A job only one pool can run still goes there: the default decides ties, nothing else.
+    expect(routeJob(github("x64"), marked)).toEqual({ pool: "x86_64" });
+    expect(routeJob(gitlab("nix", "x86_64-linux"), marked)).toEqual({ pool: "x86_64" });
+    // Untagged GitLab jobs go to the `untagged` pool, default or not.
+    expect(routeJob(gitlab(), marked)).toEqual({ pool: "x86_64" });
   });
 
   it("routes GitLab jobs by tags, untagged ones to the untagged pool", () => {

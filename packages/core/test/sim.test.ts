@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseTrace, policyNames, simulate } from "../src/sim";
@@ -170,11 +170,10 @@ describe("simulate", () => {
   });
 });
 
-// The shared traces live beside the checkout, not in it.
-const bitcoin = new URL("../../../../shared/traces/bitcoin-core-gha-2025-09.csv", import.meta.url);
+const bitcoin = new URL("../../../traces/bitcoin-core-gha-2025-09.csv", import.meta.url);
 
-describe("the shared traces", () => {
-  it.skipIf(!existsSync(bitcoin))("parses the bitcoin-core trace and routes every job", () => {
+describe("the bundled traces", () => {
+  it("parses the bitcoin-core trace and routes every job", () => {
     const trace = parseTrace(readFileSync(bitcoin, "utf8"), "bitcoin");
     expect(trace.jobs).toHaveLength(6239);
     expect(trace.resorted).toBe(false);

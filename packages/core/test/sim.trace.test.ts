@@ -47,7 +47,7 @@ describe("parseCsv", () => {
 });
 
 describe("parseTrace", () => {
-  it("reads the shared format", () => {
+  it("reads the trace format", () => {
     const trace = parseTrace(
       `${header}\n50100761446,0.0,17631912739,"bitcoin/macOS 14 native, arm64, fuzz",nix;aarch64-linux,843.0,1686.0\n`,
       "t.csv",

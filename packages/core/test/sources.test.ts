@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ZodError } from "zod";
 import { jobEventFromWorkflowJob } from "../src/sources/github";
 import {
@@ -158,27 +158,40 @@ describe("GitLab webhook authentication", () => {
   });
 
   it("accepts a Standard Webhooks signature and rejects tampering, stale times and wrong keys", () => {
-    const signature = signGitLabBody("msg-1", ts, body, secret);
-    const headers = { id: "msg-1", timestamp: String(ts), signature };
-    expect(verifyGitLabSignature(headers, body, secret, now)).toEqual({ ok: true });
-    // Several signatures may be sent during key rotation; one match is enough.
-    expect(
-      verifyGitLabSignature({ ...headers, signature: `v1,AAAA ${signature}` }, body, secret, now).ok,
-    ).toBe(true);
-    expect(verifyGitLabSignature(headers, Buffer.from('{"object_kind":"buildx"}'), secret, now).ok).toBe(
-      false,
-    );
-    expect(verifyGitLabSignature({ ...headers, id: "msg-2" }, body, secret, now).ok).toBe(false);
-    expect(
-      verifyGitLabSignature(headers, body, `whsec_${Buffer.from("x".repeat(32)).toString("base64")}`, now).ok,
-    ).toBe(false);
-    const late = new Date(now.getTime() + 301_000);
-    expect(verifyGitLabSignature(headers, body, secret, late)).toEqual({
-      ok: false,
-      reason: "webhook-timestamp is outside the allowed window",
-    });
-    expect(verifyGitLabSignature({ ...headers, signature: undefined }, body, secret, now).ok).toBe(false);
-    expect(verifyGitLabSignature({ ...headers, timestamp: "1e9" }, body, secret, now).ok).toBe(false);
+    // The reference implementation measures the timestamp's age against the system clock.
+    vi.useFakeTimers({ now, toFake: ["Date"] });
+    try {
+      const signature = signGitLabBody("msg-1", ts, body, secret);
+      const headers = { id: "msg-1", timestamp: String(ts), signature };
+      expect(verifyGitLabSignature(headers, body, secret)).toEqual({ ok: true });
+      // Several signatures may be sent during key rotation; one match is enough.
+      expect(verifyGitLabSignature({ ...headers, signature: `v1,AAAA ${signature}` }, body, secret).ok).toBe(
+        true,
+      );
+      expect(verifyGitLabSignature(headers, Buffer.from('{"object_kind":"buildx"}'), secret)).toEqual({
+        ok: false,
+        reason: "webhook-signature does not match",
+      });
+      expect(verifyGitLabSignature({ ...headers, id: "msg-2" }, body, secret).ok).toBe(false);
+      expect(
+        verifyGitLabSignature(headers, body, `whsec_${Buffer.from("x".repeat(32)).toString("base64")}`).ok,
+      ).toBe(false);
+      vi.setSystemTime(now.getTime() + 301_000);
+      expect(verifyGitLabSignature(headers, body, secret)).toEqual({
+        ok: false,
+        reason: "webhook-timestamp is outside the allowed window",
+      });
+      vi.setSystemTime(now.getTime() - 301_000);
+      expect(verifyGitLabSignature(headers, body, secret).ok).toBe(false);
+      vi.setSystemTime(now);
+      expect(verifyGitLabSignature({ ...headers, signature: undefined }, body, secret)).toEqual({
+        ok: false,
+        reason: "webhook-id, webhook-timestamp and webhook-signature headers are required",
+      });
+      expect(verifyGitLabSignature({ ...headers, timestamp: "1e9" }, body, secret).ok).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("matches the Standard Webhooks reference vector", () => {
@@ -187,5 +200,14 @@ describe("GitLab webhook authentication", () => {
     const refBody = Buffer.from('{"test": 2432232314}');
     const signature = signGitLabBody("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, refBody, refSecret);
     expect(signature).toBe("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    vi.useFakeTimers({ now: 1614265330_000, toFake: ["Date"] });
+    try {
+      const headers = { id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: "1614265330" };
+      expect(verifyGitLabSignature({ ...headers, signature }, refBody, refSecret)).toEqual({ ok: true });
+      const other = "v1,AAAA9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+      expect(verifyGitLabSignature({ ...headers, signature: other }, refBody, refSecret).ok).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -94,7 +94,8 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
         name: "build",
         status: "queued",
         conclusion: null,
-        labels: ["self-hosted", "nix"],
+        // Another pool than `run.pool`'s: the ScaleFleet run this job starts leaves that pool's lease free.
+        labels: ["self-hosted", "nix", "aarch64-linux"],
         created_at: new Date().toISOString(),
         started_at: new Date().toISOString(),
         completed_at: null,

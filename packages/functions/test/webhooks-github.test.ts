@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { workflowJobExamples as workflowJobs } from "../../core/test/fixtures";
 import { createHarness, GITHUB_SECRET, githubRequest, stopEmbeddedDynamo } from "./support/harness";
@@ -102,6 +103,32 @@ describe("POST /webhooks/github", () => {
     );
     expect(offSchema.status).toBe(400);
     expect(await offSchema.json()).toMatchObject({ error: { code: "invalid_payload" } });
+    expect(await items()).toEqual([]);
+  });
+
+  it("answers a correctly signed body that is not UTF-8 with 400 saying so, not a 401", async () => {
+    const { app, items } = await createHarness();
+    const template = await githubRequest("workflow_job", {});
+    // A Latin-1 "é" (0xe9) where UTF-8 needs two bytes; signed over the raw bytes, as GitHub signs.
+    const body = Buffer.concat([
+      Buffer.from('{"action":"queued","name":"caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('"}'),
+    ]);
+    const signed = (secret: string) => {
+      const headers = new Headers(template.headers);
+      headers.set("x-hub-signature-256", `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`);
+      return new Request(template.url, { method: "POST", headers, body });
+    };
+    const response = await app.request(signed(GITHUB_SECRET));
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: { code: "malformed", message: "body is not valid UTF-8 (byte 30); webhooks carry UTF-8 JSON" },
+    });
+    // No signature at all is still a 401: the header is checked first.
+    const unsigned = signed(GITHUB_SECRET);
+    unsigned.headers.delete("x-hub-signature-256");
+    expect((await app.request(unsigned)).status).toBe(401);
     expect(await items()).toEqual([]);
   });
 

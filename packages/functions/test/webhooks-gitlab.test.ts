@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { createGitLabJobs } from "@hearth/core/gitlab-api";
 import { afterAll, describe, expect, it } from "vitest";
 import { gitlabJobHookExample } from "../../core/test/fixtures";
@@ -121,6 +122,48 @@ describe("POST /webhooks/gitlab", () => {
         const response = await app.request(request);
         expect(response.status).toBe(401);
       }
+      expect(await items()).toEqual([]);
+    });
+  });
+
+  describe("a body that is not UTF-8", () => {
+    // A Latin-1 "é" (0xe9) where UTF-8 needs two bytes.
+    const body = Buffer.concat([
+      Buffer.from('{"object_kind":"build","build_name":"caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('"}'),
+    ]);
+    const message = "body is not valid UTF-8 (byte 40); webhooks carry UTF-8 JSON";
+
+    it("is a 400 saying so, with the right token", async () => {
+      const { app, items } = await createHarness();
+      const headers = new Headers(gitlabRequest(sample).headers);
+      const response = await app.request(
+        new Request("http://hearth.test/webhooks/gitlab", { method: "POST", headers, body }),
+      );
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({ error: { code: "malformed", message } });
+      headers.set("x-gitlab-token", "wrong");
+      const wrong = await app.request(
+        new Request("http://hearth.test/webhooks/gitlab", { method: "POST", headers, body }),
+      );
+      expect(wrong.status).toBe(401);
+      expect(await items()).toEqual([]);
+    });
+
+    it("is a 400 saying so when correctly signed, not a 401", async () => {
+      const { app, items } = await createHarness({ signingToken: GITLAB_SIGNING });
+      const headers = new Headers(gitlabRequest(sample, { signingToken: GITLAB_SIGNING }).headers);
+      // Signed over the raw bytes, as the Standard Webhooks specification defines it.
+      const key = Buffer.from(GITLAB_SIGNING.slice("whsec_".length), "base64");
+      const prefix = `${headers.get("webhook-id")}.${headers.get("webhook-timestamp")}.`;
+      const mac = createHmac("sha256", key).update(prefix).update(body).digest("base64");
+      headers.set("webhook-signature", `v1,${mac}`);
+      const response = await app.request(
+        new Request("http://hearth.test/webhooks/gitlab", { method: "POST", headers, body }),
+      );
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({ error: { code: "malformed", message } });
       expect(await items()).toEqual([]);
     });
   });

@@ -1,3 +1,4 @@
+import { Webhook } from "standardwebhooks";
 import * as z from "zod";
 
 const optional = z
@@ -5,12 +6,22 @@ const optional = z
   .optional()
   .transform((value) => (value?.trim() ? value.trim() : undefined));
 
+/** A key the Standard Webhooks reference implementation takes (well-formed base64, not empty). */
+function isSigningKey(value: string): boolean {
+  try {
+    new Webhook(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Settings read from the environment (locally) or from linked `sst.Secret`s (in AWS). */
 export const settingsSchema = z.object({
   GITHUB_WEBHOOK_SECRET: optional,
   GITLAB_WEBHOOK_TOKEN: optional,
   GITLAB_SIGNING_TOKEN: optional.refine(
-    (value) => value === undefined || /^whsec_[A-Za-z0-9+/=]+$/.test(value),
+    (value) => value === undefined || (/^whsec_[A-Za-z0-9+/=]+$/.test(value) && isSigningKey(value)),
     {
       message: "GITLAB_SIGNING_TOKEN must look like whsec_<base64>, as GitLab shows it",
     },

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as z from "zod";
+import { describeConfigIssues, strictObject } from "../config/keys";
 import { defaultPools, type PoolConfig, poolsConfigSchema } from "../pools";
 
 /**
@@ -19,81 +20,72 @@ import { defaultPools, type PoolConfig, poolsConfigSchema } from "../pools";
  * for one stage (each key as a whole: a stage's `pools` replaces the list, its `alarms` the object).
  */
 
-const thresholds = z
-  .object({
-    /** Alarm when a pool's oldest queued job has waited this long (seconds), 5 minutes running. */
-    oldestQueuedSeconds: z.number().int().min(60).max(86_400).default(900),
-    /** Alarm when more than this share (%) of webhook deliveries is rejected (4xx), 15 minutes running. */
-    webhookRejectedPercent: z.number().min(1).max(100).default(25),
-    /** Alarm when more than this share (%) of API requests fails with a 5xx, 10 minutes running. */
-    api5xxPercent: z.number().min(0.1).max(100).default(5),
-    /** A 5-minute share is computed only from this many requests on: fewer are not a rate. */
-    minimumRequests: z.number().int().min(1).max(10_000).default(5),
-    /** Alarm when a function fails this often within 5 minutes. */
-    lambdaErrors: z.number().int().min(1).max(10_000).default(3),
-    /** Alarm when ScaleFleet executions fail or time out in 2 of the last 3 five-minute periods. */
-    scaleFleetFailures: z.number().int().min(1).max(1000).default(1),
-    /** Alarm when a job no pool can run has been queued this long (seconds), 5 minutes running. */
-    unroutableAfterSeconds: z.number().int().min(60).max(86_400).default(600),
-  })
-  .strict();
+const thresholds = strictObject({
+  /** Alarm when a pool's oldest queued job has waited this long (seconds), 5 minutes running. */
+  oldestQueuedSeconds: z.number().int().min(60).max(86_400).default(900),
+  /** Alarm when more than this share (%) of webhook deliveries is rejected (4xx), 15 minutes running. */
+  webhookRejectedPercent: z.number().min(1).max(100).default(25),
+  /** Alarm when more than this share (%) of API requests fails with a 5xx, 10 minutes running. */
+  api5xxPercent: z.number().min(0.1).max(100).default(5),
+  /** A 5-minute share is computed only from this many requests on: fewer are not a rate. */
+  minimumRequests: z.number().int().min(1).max(10_000).default(5),
+  /** Alarm when a function fails this often within 5 minutes. */
+  lambdaErrors: z.number().int().min(1).max(10_000).default(3),
+  /** Alarm when ScaleFleet executions fail or time out in 2 of the last 3 five-minute periods. */
+  scaleFleetFailures: z.number().int().min(1).max(1000).default(1),
+  /** Alarm when a job no pool can run has been queued this long (seconds), 5 minutes running. */
+  unroutableAfterSeconds: z.number().int().min(60).max(86_400).default(600),
+});
 
 const settingsShape = {
   pools: poolsConfigSchema.optional(),
-  gitlab: z
-    .object({
-      /** The GitLab instance whose API resolves job tags (self-managed or gitlab.com). */
-      url: z.url({ protocol: /^https?$/ }).default("https://gitlab.com"),
-    })
-    .strict()
-    .optional(),
-  alarms: z
-    .object({
-      /** Alarm notifications go to this address (SNS asks it to confirm the subscription). */
-      email: z.email().optional(),
-      thresholds: thresholds.prefault({}),
-    })
-    .strict()
-    .optional(),
-  fleet: z
-    .object({
-      /** The root EBS volume, which holds the Nix store: it is what keeps a stopped instance warm. */
-      rootVolumeGiB: z.number().int().min(20).max(16_384).default(100),
-      /** Per pool, when some pools build more than others. */
-      rootVolumeGiBByPool: z.record(z.string(), z.number().int().min(20).max(16_384)).default({}),
-      /** The root device of the AMI (NixOS images use /dev/xvda). */
-      rootDeviceName: z
-        .string()
-        .regex(/^\/dev\/[a-z0-9]+$/)
-        .default("/dev/xvda"),
-      /** Subnets for the runners; the default VPC's default subnets when absent. */
-      subnetIds: z
-        .array(z.string().regex(/^subnet-[0-9a-f]+$/))
-        .min(1)
-        .optional(),
-      /** The VPC of `subnetIds` (required with them). */
-      vpcId: z
-        .string()
-        .regex(/^vpc-[0-9a-f]+$/)
-        .optional(),
-      /** An existing S3 bucket for the Nix binary cache; Hearth creates one when absent. */
-      binaryCacheBucket: z
-        .string()
-        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
-        .optional(),
-    })
-    .strict()
+  gitlab: strictObject({
+    /** The GitLab instance whose API resolves job tags (self-managed or gitlab.com). */
+    url: z.url({ protocol: /^https?$/ }).default("https://gitlab.com"),
+  }).optional(),
+  alarms: strictObject({
+    /** Alarm notifications go to this address (SNS asks it to confirm the subscription). */
+    email: z.email().optional(),
+    thresholds: thresholds.prefault({}),
+  }).optional(),
+  fleet: strictObject({
+    /** The root EBS volume, which holds the Nix store: it is what keeps a stopped instance warm. */
+    rootVolumeGiB: z.number().int().min(20).max(16_384).default(100),
+    /** Per pool, when some pools build more than others. */
+    rootVolumeGiBByPool: z.record(z.string(), z.number().int().min(20).max(16_384)).default({}),
+    /** The root device of the AMI (NixOS images use /dev/xvda). */
+    rootDeviceName: z
+      .string()
+      .regex(/^\/dev\/[a-z0-9]+$/)
+      .default("/dev/xvda"),
+    /** Subnets for the runners; the default VPC's default subnets when absent. */
+    subnetIds: z
+      .array(z.string().regex(/^subnet-[0-9a-f]+$/))
+      .min(1)
+      .optional(),
+    /** The VPC of `subnetIds` (required with them). */
+    vpcId: z
+      .string()
+      .regex(/^vpc-[0-9a-f]+$/)
+      .optional(),
+    /** An existing S3 bucket for the Nix binary cache; Hearth creates one when absent. */
+    binaryCacheBucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)
+      .optional(),
+  })
     .refine((fleet) => (fleet.subnetIds === undefined) === (fleet.vpcId === undefined), {
       message: "set both fleet.vpcId and fleet.subnetIds, or neither (the default VPC)",
     })
     .optional(),
 } as const;
 
-const stageSchema = z.object(settingsShape).strict();
+const stageSchema = strictObject(settingsShape);
 
-export const hearthConfigSchema = z
-  .object({ ...settingsShape, stages: z.record(z.string(), stageSchema).default({}) })
-  .strict();
+export const hearthConfigSchema = strictObject({
+  ...settingsShape,
+  stages: z.record(z.string(), stageSchema).default({}),
+});
 export type HearthConfig = z.infer<typeof hearthConfigSchema>;
 export type HearthConfigInput = z.input<typeof hearthConfigSchema>;
 
@@ -117,14 +109,17 @@ export class HearthConfigError extends Error {
   readonly code = "invalid_config";
 }
 
-function describe(error: z.ZodError): string {
-  const issue = error.issues[0];
-  return `${issue?.path.join(".") || "(root)"}: ${issue?.message}`;
-}
-
+/** Every mistake in the file at once, one line each, so that one edit can fix them all. */
 export function parseHearthConfig(input: unknown, source = "hearth.config.json"): HearthConfig {
   const parsed = hearthConfigSchema.safeParse(input);
-  if (!parsed.success) throw new HearthConfigError(`${source}: ${describe(parsed.error)}`);
+  if (!parsed.success) {
+    const lines = describeConfigIssues(parsed.error);
+    throw new HearthConfigError(
+      lines.length === 1
+        ? `${source}: ${lines[0]}`
+        : `${source}:\n${lines.map((line) => `  ${line}`).join("\n")}`,
+    );
+  }
   return parsed.data;
 }
 

@@ -24,9 +24,16 @@ import {
 } from "../fleet";
 import type { Group } from "../instances";
 import type { PoolConfig } from "../pools";
-import { defaultRetry, type RetryOptions, withRetries } from "./retry";
+import { retryBusyErrors } from "./retry";
 
-export { defaultRetry, isThrottling, type RetryOptions, withRetries } from "./retry";
+export {
+  backoffMs,
+  defaultFleetRetry,
+  type FleetRetry,
+  fleetClientConfig,
+  isThrottling,
+  retryBusyErrors,
+} from "./retry";
 
 /**
  * The AWS driver: per pool, a warm group (on-demand, warm pool of Stopped instances with
@@ -48,7 +55,6 @@ export interface AwsFleetOptions {
   groups: Record<string, PoolGroups>;
   /** SSM parameter path under which JIT runner configs are written: `<prefix>/<instance id>`. */
   runnerConfigPrefix: string;
-  retry?: RetryOptions;
   now?: () => Date;
 }
 
@@ -123,9 +129,9 @@ function redact(error: unknown, secret: string): unknown {
 
 export function createAwsFleet(options: AwsFleetOptions): FleetPort {
   const { autoScaling, ec2, ssm } = options;
-  const retry = options.retry ?? defaultRetry;
+  // Throttling is retried by the clients' own strategy (`fleetClientConfig`); these join it.
+  for (const client of [autoScaling, ec2, ssm]) retryBusyErrors(client);
   const now = options.now ?? (() => new Date());
-  const call = <T>(fn: () => Promise<T>) => withRetries(fn, retry);
 
   function groupsOf(pool: PoolConfig): PoolGroups {
     const names = options.groups[pool.name];
@@ -137,10 +143,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     pool: PoolConfig,
   ): Promise<{ warm: AutoScalingGroup; burst: AutoScalingGroup }> {
     const names = groupsOf(pool);
-    const out = await call(() =>
-      autoScaling.send(
-        new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [names.warm, names.burst] }),
-      ),
+    const out = await autoScaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [names.warm, names.burst] }),
     );
     const find = (name: string) => {
       const group = out.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name);
@@ -154,8 +158,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     const instances: Instance[] = [];
     let token: string | undefined;
     do {
-      const page = await call(() =>
-        autoScaling.send(new DescribeWarmPoolCommand({ AutoScalingGroupName: name, NextToken: token })),
+      const page = await autoScaling.send(
+        new DescribeWarmPoolCommand({ AutoScalingGroupName: name, NextToken: token }),
       );
       instances.push(...(page.Instances ?? []));
       token = page.NextToken;
@@ -173,14 +177,12 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     for (const chunk of chunks([...new Set(ids)], DESCRIBE_BATCH)) {
       let token: string | undefined;
       do {
-        const page = await call(() =>
-          ec2.send(
-            new DescribeInstancesCommand({
-              Filters: [{ Name: "instance-id", Values: chunk }],
-              MaxResults: DESCRIBE_PAGE,
-              NextToken: token,
-            }),
-          ),
+        const page = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [{ Name: "instance-id", Values: chunk }],
+            MaxResults: DESCRIBE_PAGE,
+            NextToken: token,
+          }),
         );
         for (const reservation of page.Reservations ?? []) {
           for (const instance of reservation.Instances ?? []) {
@@ -198,10 +200,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
   }
 
   async function recentSpotShortage(groupName: string): Promise<boolean> {
-    const out = await call(() =>
-      autoScaling.send(
-        new DescribeScalingActivitiesCommand({ AutoScalingGroupName: groupName, MaxRecords: 50 }),
-      ),
+    const out = await autoScaling.send(
+      new DescribeScalingActivitiesCommand({ AutoScalingGroupName: groupName, MaxRecords: 50 }),
     );
     const since = now().getTime() - FALLBACK_WINDOW_MS;
     return (out.Activities ?? []).some(
@@ -215,14 +215,12 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
   /** SetInstanceProtection in batches of 50 (the API's limit); appends one journal line per call. */
   async function setProtection(group: string, ids: readonly string[], value: boolean, calls: string[]) {
     for (const chunk of chunks(ids, PROTECTION_BATCH)) {
-      await call(() =>
-        autoScaling.send(
-          new SetInstanceProtectionCommand({
-            AutoScalingGroupName: group,
-            InstanceIds: chunk,
-            ProtectedFromScaleIn: value,
-          }),
-        ),
+      await autoScaling.send(
+        new SetInstanceProtectionCommand({
+          AutoScalingGroupName: group,
+          InstanceIds: chunk,
+          ProtectedFromScaleIn: value,
+        }),
       );
       calls.push(describeCall("SetInstanceProtection", { group, instances: chunk, protected: value }));
     }
@@ -289,8 +287,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     },
 
     async lookup(instanceId) {
-      const out = await call(() =>
-        autoScaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] })),
+      const out = await autoScaling.send(
+        new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }),
       );
       const member = out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId);
       if (!member?.AutoScalingGroupName) return undefined;
@@ -370,14 +368,12 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       const setDesired = async (group: AutoScalingGroup, desired: number) => {
         const name = group.AutoScalingGroupName ?? "";
         if (desired === group.DesiredCapacity) return;
-        await call(() =>
-          autoScaling.send(
-            new SetDesiredCapacityCommand({
-              AutoScalingGroupName: name,
-              DesiredCapacity: desired,
-              HonorCooldown: false,
-            }),
-          ),
+        await autoScaling.send(
+          new SetDesiredCapacityCommand({
+            AutoScalingGroupName: name,
+            DesiredCapacity: desired,
+            HonorCooldown: false,
+          }),
         );
         calls.push(describeCall("SetDesiredCapacity", { group: name, desired }));
       };
@@ -399,16 +395,14 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         warmPool.PoolState !== "Stopped" ||
         warmPool.InstanceReusePolicy?.ReuseOnScaleIn !== true
       ) {
-        await call(() =>
-          autoScaling.send(
-            new PutWarmPoolCommand({
-              AutoScalingGroupName: warmName,
-              MinSize: minSize,
-              MaxGroupPreparedCapacity: prepared,
-              PoolState: "Stopped",
-              InstanceReusePolicy: { ReuseOnScaleIn: true },
-            }),
-          ),
+        await autoScaling.send(
+          new PutWarmPoolCommand({
+            AutoScalingGroupName: warmName,
+            MinSize: minSize,
+            MaxGroupPreparedCapacity: prepared,
+            PoolState: "Stopped",
+            InstanceReusePolicy: { ReuseOnScaleIn: true },
+          }),
         );
         calls.push(describeCall("PutWarmPool", { group: warmName, minSize, maxPrepared: prepared }));
       }
@@ -432,15 +426,13 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         }
         if (current !== wanted) {
           // Only the field that changes: the group keeps its allocation strategy and the rest.
-          await call(() =>
-            autoScaling.send(
-              new UpdateAutoScalingGroupCommand({
-                AutoScalingGroupName: burstName,
-                MixedInstancesPolicy: {
-                  InstancesDistribution: { OnDemandPercentageAboveBaseCapacity: wanted },
-                },
-              }),
-            ),
+          await autoScaling.send(
+            new UpdateAutoScalingGroupCommand({
+              AutoScalingGroupName: burstName,
+              MixedInstancesPolicy: {
+                InstancesDistribution: { OnDemandPercentageAboveBaseCapacity: wanted },
+              },
+            }),
           );
           calls.push(describeCall("UpdateAutoScalingGroup", { group: burstName, onDemandPercent: wanted }));
         }
@@ -459,16 +451,14 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           ? "Advanced"
           : "Intelligent-Tiering";
       try {
-        await call(() =>
-          ssm.send(
-            new PutParameterCommand({
-              Name: name,
-              Value: encodedJitConfig,
-              Type: "SecureString",
-              Overwrite: true,
-              Tier: tier,
-            }),
-          ),
+        await ssm.send(
+          new PutParameterCommand({
+            Name: name,
+            Value: encodedJitConfig,
+            Type: "SecureString",
+            Overwrite: true,
+            Tier: tier,
+          }),
         );
       } catch (error) {
         throw redact(error, encodedJitConfig);

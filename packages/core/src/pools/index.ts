@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { strictObject } from "../config/keys";
 import { normalizeLabels, type Source } from "../jobs";
 
 /**
@@ -28,7 +29,7 @@ const labels = z
     message: "`self-hosted` is implied for every pool; leave it out",
   });
 
-export const poolConfigSchema = z.object({
+export const poolConfigSchema = strictObject({
   /** Used in AWS resource names, so kept short and plain. */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "letters, digits, `_` or `-`, at most 32"),
   /** GitHub runner labels or GitLab runner tags (besides the implied `self-hosted`). */
@@ -41,73 +42,66 @@ export const poolConfigSchema = z.object({
   instanceTypes: z.array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/)).min(1),
   /** Concurrent jobs per instance (GitLab `concurrent`, or GitHub runners per instance). */
   slotsPerInstance: z.number().int().min(1).max(64).default(2),
-  warm: z
-    .object({
-      market: z.literal("on-demand").default("on-demand"),
-      /**
-       * The most Stopped instances the warm pool keeps (each pays EBS only, and keeps its store).
-       * The planner sizes it from the forecast within this bound.
-       */
-      warmPoolSize: z.number().int().min(0).max(1000).default(50),
-      /** Instances kept in service and ready even when nothing is queued. */
-      minReady: z.number().int().min(0).max(500).default(0),
-    })
-    .prefault({}),
-  burst: z
-    .object({
-      /** Share of burst capacity bought on the spot market; the rest is on-demand. */
-      spotShare: z.number().min(0).max(1).default(1),
-      /** Let the burst group fall back to on-demand when spot capacity is short. */
-      onDemandFallback: z.boolean().default(true),
-    })
-    .prefault({}),
+  warm: strictObject({
+    market: z.literal("on-demand").default("on-demand"),
+    /**
+     * The most Stopped instances the warm pool keeps (each pays EBS only, and keeps its store).
+     * The planner sizes it from the forecast within this bound.
+     */
+    warmPoolSize: z.number().int().min(0).max(1000).default(50),
+    /** Instances kept in service and ready even when nothing is queued. */
+    minReady: z.number().int().min(0).max(500).default(0),
+  }).prefault({}),
+  burst: strictObject({
+    /** Share of burst capacity bought on the spot market; the rest is on-demand. */
+    spotShare: z.number().min(0).max(1).default(1),
+    /** Let the burst group fall back to on-demand when spot capacity is short. */
+    onDemandFallback: z.boolean().default(true),
+  }).prefault({}),
   /** The most instances in service (warm and burst together). Stopped instances are not counted. */
   maxInstances: z.number().int().min(1).max(1000).default(50),
-  idleTimeouts: z
-    .object({
-      /**
-       * How long a warm instance may sit idle before it goes back to the warm pool. Short: stopping
-       * keeps the store and a resume costs seconds.
-       */
-      warmSeconds: nonNegative.default(30),
-      /**
-       * How long a burst instance may sit idle before it is terminated. Longer: terminating a spot
-       * instance throws its warm store away, and idle spot capacity is cheap.
-       */
-      burstSeconds: nonNegative.default(300),
-    })
-    .prefault({}),
+  idleTimeouts: strictObject({
+    /**
+     * How long a warm instance may sit idle before it goes back to the warm pool. Short: stopping
+     * keeps the store and a resume costs seconds.
+     */
+    warmSeconds: nonNegative.default(30),
+    /**
+     * How long a burst instance may sit idle before it is terminated. Longer: terminating a spot
+     * instance throws its warm store away, and idle spot capacity is cheap.
+     */
+    burstSeconds: nonNegative.default(300),
+  }).prefault({}),
   /** AMI id (`ami-…`) or an SSM parameter (`resolve:ssm:/…`); the infra default when absent. */
   ami: z.string().min(1).optional(),
   /** USD per instance-hour; what the simulator bills and the planner weighs. */
-  prices: z
-    .object({
-      onDemandHourly: nonNegative.default(0.145),
-      spotHourly: nonNegative.default(0.05),
-      stoppedHourly: nonNegative.default(0.011),
-    })
-    .prefault({}),
+  prices: strictObject({
+    onDemandHourly: nonNegative.default(0.145),
+    spotHourly: nonNegative.default(0.05),
+    stoppedHourly: nonNegative.default(0.011),
+  }).prefault({}),
   /** Seconds from the request until the runner is ready. */
-  boot: z
-    .object({
-      /** A new instance from the AMI. */
-      coldSeconds: nonNegative.default(75),
-      /** A Stopped warm-pool instance resuming. */
-      warmSeconds: nonNegative.default(25),
-    })
-    .prefault({}),
+  boot: strictObject({
+    /** A new instance from the AMI. */
+    coldSeconds: nonNegative.default(75),
+    /** A Stopped warm-pool instance resuming. */
+    warmSeconds: nonNegative.default(25),
+  }).prefault({}),
   /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
   untagged: z.boolean().default(false),
+  /**
+   * This pool takes a job that several pools match equally well (`[self-hosted]`, or a tag every
+   * pool has). At most one pool says so; without one, the first pool of the list is the default.
+   */
+  default: z.boolean().default(false),
   /**
    * Existing Auto Scaling groups for local mode's `--fleet aws` (single-host controller mode). A
    * stage deployed with SST names its own, `hearth-<stage>-<pool>-warm` and `-burst`.
    */
-  autoScalingGroups: z
-    .object({
-      warm: z.string().regex(/^[\w.:/-]{1,255}$/, "an Auto Scaling group name"),
-      burst: z.string().regex(/^[\w.:/-]{1,255}$/, "an Auto Scaling group name"),
-    })
-    .optional(),
+  autoScalingGroups: strictObject({
+    warm: z.string().regex(/^[\w.:/-]{1,255}$/, "an Auto Scaling group name"),
+    burst: z.string().regex(/^[\w.:/-]{1,255}$/, "an Auto Scaling group name"),
+  }).optional(),
 });
 export type PoolConfig = z.infer<typeof poolConfigSchema>;
 export type PoolConfigInput = z.input<typeof poolConfigSchema>;
@@ -126,9 +120,16 @@ export const poolsConfigSchema = z
     if (pools.filter((pool) => pool.untagged).length > 1) {
       ctx.addIssue({ code: "custom", message: "at most one pool may take untagged jobs" });
     }
+    const defaults = pools.filter((pool) => pool.default).map((pool) => pool.name);
+    if (defaults.length > 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `at most one pool may be the default, and "default": true is on ${defaults.join(", ")}`,
+      });
+    }
   });
 
-/** The two pools the shared traces use; infra deploys these unless configured otherwise. */
+/** The two pools the traces in traces/ use; infra deploys these unless configured otherwise. */
 export const defaultPools: PoolConfig[] = poolsConfigSchema.parse([
   {
     name: "x86_64",
@@ -175,13 +176,20 @@ function pickPool(
   wanted: readonly string[],
   implied: (pool: PoolConfig) => readonly string[] = () => [],
 ): PoolConfig | undefined {
+  const fallback = defaultPool(pools);
+  const rank = (pool: PoolConfig) => (pool === fallback ? -1 : pools.indexOf(pool));
   const candidates = pools.filter((pool) =>
     wanted.every((label) => pool.labels.includes(label) || implied(pool).includes(label)),
   );
-  // The most specific match wins: fewest labels the job did not ask for, then by name for determinism.
-  candidates.sort((a, b) => a.labels.length - b.labels.length || (a.name < b.name ? -1 : 1));
+  // The most specific match wins: fewest labels the job did not ask for. A tie goes to the default
+  // pool, then to the pool listed first: an order the config's author chose, unlike the names'.
+  candidates.sort((a, b) => a.labels.length - b.labels.length || rank(a) - rank(b));
   return candidates[0];
 }
+
+/** The pool that takes ties: the one marked `default`, else the first. */
+export const defaultPool = (pools: readonly PoolConfig[]): PoolConfig | undefined =>
+  pools.find((pool) => pool.default) ?? pools[0];
 
 /**
  * The pool that runs `job`.
@@ -189,14 +197,16 @@ function pickPool(
  * GitHub: labels match case-insensitively, `self-hosted` is implied, and the job's labels must be a
  * subset of the pool's. GitLab: the job's tags must be a subset of the pool's; an untagged job goes to
  * the pool marked `untagged`. GitLab's Job Hook does not carry tags, so a GitLab job whose tags are not
- * known yet is routed as untagged (once the API lookup fills them in, it is routed again).
+ * known yet is routed as untagged (once the API lookup fills them in, it is routed again). When pools
+ * match equally, the default pool takes the job (`defaultPool`).
  */
 export function routeJob(job: RoutableJob, pools: readonly PoolConfig[]): Route {
   const wanted = normalizeLabels(job.labels);
   if (job.source === "github") {
     const hosted = wanted.find((label) => githubHosted.test(label));
     if (hosted !== undefined) return { unroutable: `asks for the GitHub-hosted runner label "${hosted}"` };
-    // A job that asks only for `self-hosted` may run on any pool; the most generic one takes it.
+    // A job that asks only for `self-hosted` may run on any pool; the most generic one takes it, and
+    // among equally generic ones the default pool.
     const own = wanted.filter((label) => label !== selfHosted);
     const pool = pickPool(pools, own, githubDefaultLabels);
     return pool ? { pool: pool.name } : { unroutable: `no pool has every label of [${own.join(", ")}]` };

@@ -20,7 +20,7 @@ export { parseTrace, TraceError } from "./trace";
 
 /**
  * The simulator: replays a trace through one policy on the fleet model of
- * `../shared/traces/README.md`, deterministically for a seed.
+ * `traces/README.md`, deterministically for a seed.
  */
 
 export const policyNames = [

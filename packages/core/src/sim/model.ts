@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * The fleet model of `../shared/traces/README.md`: what an instance costs and how long things take.
+ * The fleet model of `traces/README.md`: what an instance costs and how long things take.
  * Every policy runs on the same model; every value is a flag of `npm run simulate`.
  */
 export const fleetModelSchema = z.object({

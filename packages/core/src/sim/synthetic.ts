@@ -2,7 +2,7 @@ import { Random } from "./random";
 import { traceColumns } from "./trace";
 
 /**
- * Synthetic traces in the shared format, for benchmarks and tests: pipelines of one project arrive
+ * Synthetic traces in the format of traces/README.md, for benchmarks and tests: pipelines of one project arrive
  * with a weekday, working-hours rhythm; projects are Zipf-popular; each pipeline runs a window of
  * its project's jobs at once; run times are log-normal, and a cold store multiplies them.
  */

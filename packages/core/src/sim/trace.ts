@@ -1,6 +1,6 @@
 import { CsvError, parseCsv } from "./csv";
 
-/** One job of a trace, as `../shared/traces/README.md` defines the format. */
+/** One job of a trace, as `traces/README.md` defines the format. */
 export interface TraceJob {
   id: string;
   /** Seconds from the trace's start at which the job is queued. */

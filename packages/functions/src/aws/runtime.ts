@@ -104,16 +104,17 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   const fleet = once(() => {
     const { groups, runnerConfigPrefix } = link("Fleet");
     return lazyFleet(async () => {
-      const [{ AutoScalingClient }, { EC2Client }, { SSMClient }, { createAwsFleet }] = await Promise.all([
-        import("@aws-sdk/client-auto-scaling"),
-        import("@aws-sdk/client-ec2"),
-        import("@aws-sdk/client-ssm"),
-        import("@hearth/core/fleet-aws"),
-      ]);
+      const [{ AutoScalingClient }, { EC2Client }, { SSMClient }, { createAwsFleet, fleetClientConfig }] =
+        await Promise.all([
+          import("@aws-sdk/client-auto-scaling"),
+          import("@aws-sdk/client-ec2"),
+          import("@aws-sdk/client-ssm"),
+          import("@hearth/core/fleet-aws"),
+        ]);
       return createAwsFleet({
-        autoScaling: new AutoScalingClient({}),
-        ec2: new EC2Client({}),
-        ssm: new SSMClient({}),
+        autoScaling: new AutoScalingClient(fleetClientConfig()),
+        ec2: new EC2Client(fleetClientConfig()),
+        ssm: new SSMClient(fleetClientConfig()),
         groups,
         runnerConfigPrefix,
         now,

@@ -7,7 +7,7 @@ import { demoJobs, replay } from "./index";
 const usage = `Usage: npm run demo -- [--trace FILE] [--speed N] [--limit N] [--url URL]
 
 Replays a job trace into a running local Hearth (npm start) as signed GitLab and GitHub webhooks.
-  --trace FILE  a trace in the ../shared/traces format (default: a bundled two-hour sample)
+  --trace FILE  a trace in the format of traces/README.md (default: a bundled two-hour sample)
   --speed N     how much faster than the trace (default 60: an hour in a minute)
   --limit N     send at most N jobs
   --url URL     the local Hearth (default http://127.0.0.1:$PORT or :3000)`;

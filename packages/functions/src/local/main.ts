@@ -1,3 +1,4 @@
+import "./node-runtime";
 import { parseArgs } from "node:util";
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
@@ -10,7 +11,7 @@ import {
   parameterPaths,
   stageSettings,
 } from "@hearth/core/deploy";
-import { createAwsFleet } from "@hearth/core/fleet-aws";
+import { createAwsFleet, fleetClientConfig } from "@hearth/core/fleet-aws";
 import type { PoolConfig } from "@hearth/core/pools";
 import { identifyBySts } from "../agent/sts-identity";
 import { createLogger } from "../log";
@@ -36,8 +37,8 @@ const groupsOf = (stage: string, pool: PoolConfig) => pool.autoScalingGroups ?? 
 function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
   return createAwsFleet({
     autoScaling,
-    ec2: new EC2Client({}),
-    ssm: new SSMClient({}),
+    ec2: new EC2Client(fleetClientConfig()),
+    ssm: new SSMClient(fleetClientConfig()),
     groups: Object.fromEntries(pools.map((pool) => [pool.name, groupsOf(stage, pool)])),
     runnerConfigPrefix: parameterPaths(stage).runnerConfigs,
   });
@@ -96,7 +97,7 @@ async function main() {
     stage,
   );
   const log = createLogger();
-  const autoScaling = values.fleet === "aws" ? new AutoScalingClient({}) : undefined;
+  const autoScaling = values.fleet === "aws" ? new AutoScalingClient(fleetClientConfig()) : undefined;
   const aws = autoScaling ? awsFleet(stage, pools, autoScaling) : undefined;
   const account = autoScaling ? stageAccount(stage, pools, autoScaling) : undefined;
   const hearth = await startLocal({

@@ -1,4 +1,5 @@
-// aws-local-stepfunctions uses Promise.withResolvers (Node 22+). Local mode also runs on Node 20.
+// aws-local-stepfunctions uses Promise.withResolvers (Node 22+). Hearth requires Node 22, but local mode
+// and the tests still run on Node 20 (past its end of life) with this.
 const promise = Promise as unknown as { withResolvers?: () => unknown };
 if (!promise.withResolvers) {
   promise.withResolvers = () => {
