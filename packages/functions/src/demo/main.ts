@@ -43,6 +43,15 @@ async function main() {
       "no webhook secrets: start Hearth with `npm start` first, or set them in the environment",
     );
   }
+  // One clear line when nothing answers, rather than the fetch's "fetch failed".
+  try {
+    await fetch(new URL("/healthz", url));
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    throw new Error(
+      `no Hearth answers at ${url}${cause ? ` (${cause})` : ""}: start it with \`npm start\` in another terminal, or pass --url`,
+    );
+  }
   const jobs = demoJobs(rows, { speed, firstId: Math.floor(Date.now() / 1000) * 1000 });
   const span = jobs.at(-1)?.at ?? 0;
   process.stderr.write(
@@ -53,6 +62,7 @@ async function main() {
     url,
     secrets,
     now: () => new Date(),
+    statusToken: process.env.STATUS_TOKEN,
     waitUntil: async (seconds) => {
       const delay = started + seconds * 1000 - Date.now();
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
