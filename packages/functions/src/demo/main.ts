@@ -33,6 +33,15 @@ async function main() {
   const rows = values.limit ? trace.jobs.slice(0, Number(values.limit)) : trace.jobs;
   const local = readLocalSecrets();
   const url = values.url ?? local?.url ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+  // One clear line when nothing answers, rather than the fetch's "fetch failed".
+  try {
+    await (await fetch(new URL("/healthz", url))).arrayBuffer();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    throw new Error(
+      `no Hearth answers at ${url}${cause ? ` (${cause})` : ""}: start it with \`npm start\` in another terminal, or pass --url`,
+    );
+  }
   const secrets = {
     githubWebhookSecret: process.env.GITHUB_WEBHOOK_SECRET ?? local?.githubWebhookSecret ?? "",
     gitlabWebhookToken: process.env.GITLAB_WEBHOOK_TOKEN ?? local?.gitlabWebhookToken ?? "",
@@ -41,15 +50,6 @@ async function main() {
   if (!secrets.githubWebhookSecret || !secrets.gitlabWebhookToken) {
     throw new Error(
       "no webhook secrets: start Hearth with `npm start` first, or set them in the environment",
-    );
-  }
-  // One clear line when nothing answers, rather than the fetch's "fetch failed".
-  try {
-    await fetch(new URL("/healthz", url));
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    throw new Error(
-      `no Hearth answers at ${url}${cause ? ` (${cause})` : ""}: start it with \`npm start\` in another terminal, or pass --url`,
     );
   }
   const jobs = demoJobs(rows, { speed, firstId: Math.floor(Date.now() / 1000) * 1000 });

@@ -1,4 +1,3 @@
-import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
@@ -17,6 +16,7 @@ import { identifyBySts } from "../agent/sts-identity";
 import { createLogger } from "../log";
 import { AwsFleetError, checkAwsFleet } from "./aws-check";
 import { DataDirInUse } from "./data-lock";
+import { isLoopback, openHostRefusal } from "./host";
 import { writeLocalSecrets } from "./secrets-file";
 import { PortInUse, startLocal } from "./server";
 
@@ -50,13 +50,6 @@ function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: Auto
   });
 }
 
-/** Whether `host` is a loopback address: only this machine can reach a server bound to it. */
-export function isLoopback(host: string): boolean {
-  if (host === "localhost") return true;
-  if (isIP(host) === 4) return host.startsWith("127.");
-  return host === "::1" || host === "0:0:0:0:0:0:0:1";
-}
-
 /** Mistakes on the command line: one line, no stack. */
 class UsageError extends Error {}
 
@@ -82,12 +75,8 @@ async function main() {
   const stage = values.stage ?? "local";
   const host = values.host ?? "127.0.0.1";
   const settings = readSettings(process.env);
-  if (!isLoopback(host) && !settings.STATUS_TOKEN && !values["allow-open"]) {
-    throw new UsageError(
-      `--host ${host} would serve the status API and the simulation to the network without a token: ` +
-        "set STATUS_TOKEN, or pass --allow-open to serve them open",
-    );
-  }
+  const refusal = openHostRefusal(host, settings.STATUS_TOKEN, values["allow-open"] ?? false);
+  if (refusal) throw new UsageError(refusal);
   const { pools } = stageSettings(
     loadHearthConfig(values.config, { required: values.config !== undefined }),
     stage,
