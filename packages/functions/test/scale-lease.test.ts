@@ -1,5 +1,8 @@
 import { FakeClock } from "@hearth/core/clock";
+import type { FleetPort } from "@hearth/core/fleet";
+import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import { defaultPools } from "@hearth/core/pools";
 import { LEASE_SECONDS, scaleLease } from "@hearth/core/scaling";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
@@ -66,5 +69,35 @@ describe("the ScaleFleet lease", () => {
     expect(hearth.scaleFleet.executions).toBeGreaterThan(0);
     const decisions = (await hearth.journal.latest(5)).filter((entry) => entry.kind === "decision");
     expect(decisions.map((entry) => entry.pool)).toContain("x86_64");
+  });
+
+  it("a run that loses its lease while it works stops without applying", async () => {
+    const clock = new FakeClock();
+    const sim = new SimulatedFleet({ pools: defaultPools, clock, initialWarmPool: 1 });
+    let steal: (() => Promise<void>) | undefined;
+    // While this run observes, it stalls past its lease, and another run takes the pool.
+    const fleet: FleetPort = {
+      async observe(pool) {
+        const seen = await sim.observe(pool);
+        await steal?.();
+        return seen;
+      },
+      lookup: (id) => sim.lookup(id),
+      release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
+      setCapacity: (pool, target) => sim.setCapacity(pool, target),
+      handRunnerConfig: (id) => sim.handRunnerConfig(id),
+    };
+    ({ hearth } = await startTestHearth({ clock, fleet }));
+    const leases = hearth.leases;
+    steal = async () => {
+      steal = undefined;
+      await clock.advance((LEASE_SECONDS + 1) * 1000);
+      expect(await leases.acquire(scaleLease("x86_64"), "other-run", LEASE_SECONDS)).toBe(true);
+    };
+    await queue(hearth, clock, "3");
+    expect(hearth.scaleFleet.executions).toBe(1);
+    expect(sim.callLog).toEqual([]);
+    expect(await hearth.journal.latest(5)).toEqual([]);
+    expect((await leases.get(scaleLease("x86_64")))?.holder).toBe("other-run");
   });
 });
