@@ -6,6 +6,7 @@ import {
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createGitLabJobs } from "@hearth/core/gitlab-api";
+import { scaleLease } from "@hearth/core/scaling";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupNames } from "../../../infra/lib/names";
@@ -144,6 +145,8 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
       groups: [],
       demand: null,
     };
+    // Observe's exercise left its run's lease: this run holds the pool only once that one is gone.
+    await runtime.scalingDeps.leases.clear(scaleLease("x86_64"));
     const plan = await createScaleHandlers(runtime).plan({ ...run, holder: "links-apply", observation });
     return createScaleHandlers(runtime).apply({ ...run, holder: "links-apply", observation, plan });
   },

@@ -34,6 +34,7 @@ beforeAll(async () => {
   const result = await replay(jobs, {
     url: hearth.url,
     secrets,
+    statusToken: STATUS_TOKEN,
     now: () => new Date(clock.now()),
     waitUntil: async () => {},
   });

@@ -33,6 +33,8 @@ export interface FleetListener {
   leaving?(instance: SimulatedInstance, how: "stopped" | "terminated"): void | Promise<void>;
   /** EC2 sent a spot interruption notice. */
   interrupted?(instance: SimulatedInstance, notice: Interruption): void | Promise<void>;
+  /** Something in the fleet changed (a snapshot now would differ): local mode keeps it on disk. */
+  changed?(): void;
 }
 
 export interface SimulatedFleetOptions {
@@ -122,6 +124,7 @@ export class SimulatedFleet implements FleetPort {
         await this.emit((listener) => listener.inService?.(instance));
       }
     }
+    this.changed();
   }
 
   subscribe(listener: FleetListener): void {
@@ -191,6 +194,7 @@ export class SimulatedFleet implements FleetPort {
     }
     if (result.released.length) {
       result.calls.push(this.log("SetInstanceProtection", { instances: result.released, protected: false }));
+      this.changed();
     }
     return result;
   }
@@ -213,6 +217,7 @@ export class SimulatedFleet implements FleetPort {
       calls.push(this.log("SetDesiredCapacity", { group: `sim-${pool.name}-burst`, desired: burst.desired }));
     }
     await this.reconcile(pool);
+    if (calls.length) this.changed();
     return calls;
   }
 
@@ -232,6 +237,10 @@ export class SimulatedFleet implements FleetPort {
       const pool = this.pools.get(instance.pool);
       if (pool) await this.reconcile(pool);
     });
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener.changed?.();
   }
 
   private async emit(call: (listener: FleetListener) => void | Promise<void>): Promise<void> {
@@ -306,6 +315,7 @@ export class SimulatedFleet implements FleetPort {
       token: randomBytes(18).toString("base64url"),
     };
     this.instances.set(id, instance);
+    this.changed();
     if (ready) {
       instance.lifecycle = "stopped";
       return;
@@ -324,16 +334,19 @@ export class SimulatedFleet implements FleetPort {
     instance.lifecycle = "pending";
     instance.protectedFromScaleIn = true;
     instance.launchedAt = new Date(this.clock.now()).toISOString();
+    this.changed();
     this.schedule(instance.id, pool.boot.warmSeconds * 1000, () => this.enterService(instance));
   }
 
   private async enterService(instance: SimulatedInstance): Promise<void> {
     instance.lifecycle = "in-service";
+    this.changed();
     await this.emit((listener) => listener.inService?.(instance));
   }
 
   private async stop(pool: PoolConfig, instance: SimulatedInstance): Promise<void> {
     instance.lifecycle = "stopping";
+    this.changed();
     this.schedule(instance.id, this.stopMs, async () => {
       instance.lifecycle = "stopped";
       await this.reconcile(pool);
@@ -347,6 +360,7 @@ export class SimulatedFleet implements FleetPort {
     const wasRunning = instance.lifecycle === "in-service";
     this.instances.delete(instance.id);
     instance.lifecycle = "terminating";
+    this.changed();
     if (wasRunning) await this.emit((listener) => listener.leaving?.(instance, how));
   }
 
@@ -355,6 +369,7 @@ export class SimulatedFleet implements FleetPort {
     const cancel = this.clock.after(ms, async () => {
       this.timers.delete(id);
       await task();
+      this.changed();
     });
     this.timers.set(id, cancel);
   }

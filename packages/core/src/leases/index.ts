@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { epochSeconds, type Store } from "../table";
 
 /**
@@ -12,6 +12,13 @@ export interface Leases {
   /** Extends a lease its holder still has; false if it was lost. */
   renew(name: string, holder: string, seconds: number): Promise<boolean>;
   release(name: string, holder: string): Promise<void>;
+  /** Who holds the lease and until when (epoch ms), if anyone does. */
+  get(name: string): Promise<{ holder: string; until: number } | undefined>;
+  /**
+   * Frees the lease whoever holds it. Only for a host that knows every holder is gone: local mode,
+   * which owns its data directory alone, at start-up.
+   */
+  clear(name: string): Promise<void>;
 }
 
 const key = (name: string) => ({ pk: `LEASE#${name}`, sk: "LEASE" });
@@ -61,6 +68,16 @@ export function createLeases(store: Store): Leases {
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
       }
+    },
+    async get(name) {
+      const { Item } = await client.send(
+        new GetCommand({ TableName: tableName, Key: key(name), ConsistentRead: true }),
+      );
+      if (!Item || Number(Item.leaseUntil) < now().getTime()) return undefined;
+      return { holder: String(Item.holder), until: Number(Item.leaseUntil) };
+    },
+    async clear(name) {
+      await client.send(new DeleteCommand({ TableName: tableName, Key: key(name) }));
     },
   };
 }

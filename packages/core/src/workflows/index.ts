@@ -4,7 +4,7 @@
  * mapping each Task to the handler function the Lambda runs.
  *
  * Observe → Plan → Apply → (settled, or out of iterations?) → Finish, else Wait → Observe.
- * A run that lost its lease to another run stops after Observe.
+ * A run that lost its lease to another run stops after Observe or Apply (see LEASE_SECONDS).
  * Throttling is retried with backoff; any other failure is caught, journaled, and the lease released.
  */
 
@@ -74,6 +74,7 @@ export function scaleFleetDefinition(resources: ScaleFleetResources) {
       "Settled?": {
         Type: "Choice",
         Choices: [
+          { Variable: "$.applied.leaseLost", BooleanEquals: true, Next: "Yielded" },
           { Variable: "$.applied.settled", BooleanEquals: true, Next: "Finish" },
           {
             Variable: "$.observation.iteration",

@@ -61,6 +61,8 @@ export interface ReplayOptions {
   waitUntil: (seconds: number) => Promise<void>;
   now: () => Date;
   onSent?: (job: DemoJob, status: number) => void;
+  /** The status token, when the server has one: its simulation routes ask for it too. */
+  statusToken?: string;
 }
 
 async function post(
@@ -86,11 +88,16 @@ export async function replay(
     const described = await post(
       options.url,
       "/sim/jobs",
-      { "content-type": "application/json" },
+      {
+        "content-type": "application/json",
+        ...(options.statusToken ? { authorization: `Bearer ${options.statusToken}` } : {}),
+      },
       JSON.stringify([{ job: demo.job, warmSeconds: demo.warmSeconds, coldSeconds: demo.coldSeconds }]),
     );
     if (described === 404)
       throw new Error("this Hearth has no simulated fleet (is it running with --fleet aws?)");
+    if (described === 401)
+      throw new Error("this Hearth has a status token: set STATUS_TOKEN to it for the demo too");
     const createdAt = options.now().toISOString();
     const request =
       demo.job.source === "github"

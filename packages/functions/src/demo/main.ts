@@ -33,6 +33,15 @@ async function main() {
   const rows = values.limit ? trace.jobs.slice(0, Number(values.limit)) : trace.jobs;
   const local = readLocalSecrets();
   const url = values.url ?? local?.url ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
+  // One clear line when nothing answers, rather than the fetch's "fetch failed".
+  try {
+    await (await fetch(new URL("/healthz", url))).arrayBuffer();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    throw new Error(
+      `no Hearth answers at ${url}${cause ? ` (${cause})` : ""}: start it with \`npm start\` in another terminal, or pass --url`,
+    );
+  }
   const secrets = {
     githubWebhookSecret: process.env.GITHUB_WEBHOOK_SECRET ?? local?.githubWebhookSecret ?? "",
     gitlabWebhookToken: process.env.GITLAB_WEBHOOK_TOKEN ?? local?.gitlabWebhookToken ?? "",
@@ -53,6 +62,7 @@ async function main() {
     url,
     secrets,
     now: () => new Date(),
+    statusToken: process.env.STATUS_TOKEN,
     waitUntil: async (seconds) => {
       const delay = started + seconds * 1000 - Date.now();
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));

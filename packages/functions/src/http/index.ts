@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
@@ -58,4 +59,16 @@ export async function readBody(request: Request, limit = MAX_BODY_BYTES): Promis
     offset += chunk.byteLength;
   }
   return { ok: true, body };
+}
+
+const digest = (value: string) => createHash("sha256").update(value).digest();
+
+/**
+ * Whether `Authorization` carries `Bearer <token>` (the scheme is case-insensitive, RFC 9110),
+ * compared in constant time. True when no token is configured.
+ */
+export function bearerMatches(header: string | undefined, token: string | undefined): boolean {
+  if (!token) return true;
+  const given = /^bearer +(\S+)\s*$/i.exec(header ?? "")?.[1];
+  return given !== undefined && timingSafeEqual(digest(given), digest(token));
 }

@@ -1,6 +1,6 @@
 import "./node-runtime";
 import { parseArgs } from "node:util";
-import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { ConfigError, readSettings } from "@hearth/core/config";
@@ -15,15 +15,22 @@ import { createAwsFleet, fleetClientConfig } from "@hearth/core/fleet-aws";
 import type { PoolConfig } from "@hearth/core/pools";
 import { identifyBySts } from "../agent/sts-identity";
 import { createLogger } from "../log";
+import { AwsFleetError, checkAwsFleet } from "./aws-check";
+import { DataDirInUse } from "./data-lock";
+import { isLoopback, openHostRefusal } from "./host";
 import { writeLocalSecrets } from "./secrets-file";
-import { startLocal } from "./server";
+import { PortInUse, startLocal } from "./server";
 
-const usage = `Usage: npm start -- [--port N] [--host ADDR] [--data DIR] [--config FILE] [--fleet sim|aws --stage NAME]
+const usage = `Usage: npm start -- [--port N] [--host ADDR [--allow-open]] [--data DIR] [--config FILE] [--fleet sim|aws --stage NAME]
 
 Runs Hearth in one process with an embedded DynamoDB.
   --port N       port for the HTTP server (default: $PORT or 3000)
-  --host ADDR    address to listen on (default 127.0.0.1)
-  --data DIR     keep the embedded DynamoDB (and the simulated fleet) in DIR (default: in memory)
+  --host ADDR    address to listen on (default 127.0.0.1). Any other than loopback needs STATUS_TOKEN
+                 set (the status API and the simulation then ask for it), or --allow-open
+  --allow-open   serve a non-loopback --host without STATUS_TOKEN: anyone who can reach it reads the
+                 status and drives the simulation
+  --data DIR     keep the embedded DynamoDB and the simulated fleet in DIR (default: in memory); one
+                 Hearth at a time per DIR
   --config FILE  the pool config (default: $HEARTH_CONFIG or hearth.config.json if present, else the
                  built-in x86_64 and aarch64 pools)
   --fleet aws    drive real Auto Scaling groups with the AWS SDK's default credentials, instead of the
@@ -44,43 +51,18 @@ function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: Auto
   });
 }
 
-/**
- * The account the stage's groups live in, read once from a group's ARN: only roles of this account
- * may speak for the fleet's instances.
- */
-function stageAccount(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
-  let account: Promise<string> | undefined;
-  const read = async () => {
-    const names = pools.flatMap((pool) => Object.values(groupsOf(stage, pool)));
-    const out = await autoScaling.send(
-      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: names }),
-    );
-    const arns = (out.AutoScalingGroups ?? []).map((group) => group.AutoScalingGroupARN ?? "");
-    const found = /^arn:aws[a-z-]*:autoscaling:[^:]*:(\d{12}):/.exec(arns[0] ?? "")?.[1];
-    if (!found) throw new Error(`no Auto Scaling group of stage ${stage} found`);
-    return found;
-  };
-  return () => {
-    account ??= read().catch((error) => {
-      account = undefined;
-      throw error;
-    });
-    return account;
-  };
-}
+/** Mistakes on the command line: one line, no stack. */
+class UsageError extends Error {}
 
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      port: { type: "string" },
-      host: { type: "string" },
-      data: { type: "string" },
-      config: { type: "string" },
-      fleet: { type: "string", default: "sim" },
-      stage: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  let parsed: ReturnType<typeof parseOptions>;
+  try {
+    parsed = parseOptions();
+  } catch (error) {
+    // parseArgs names the offending option; its own wording is clear, its stack is not.
+    throw new UsageError(`${error instanceof Error ? error.message : String(error)} (see --help)`);
+  }
+  const { values } = parsed;
   if (values.help) {
     console.log(usage);
     return;
@@ -92,25 +74,43 @@ async function main() {
   if (values.fleet !== "sim" && values.fleet !== "aws")
     throw new ConfigError(`--fleet: sim or aws, not ${values.fleet}`);
   const stage = values.stage ?? "local";
+  const host = values.host ?? "127.0.0.1";
+  const settings = readSettings(process.env);
+  const refusal = openHostRefusal(host, settings.STATUS_TOKEN, values["allow-open"] ?? false);
+  if (refusal) throw new UsageError(refusal);
   const { pools } = stageSettings(
     loadHearthConfig(values.config, { required: values.config !== undefined }),
     stage,
   );
   const log = createLogger();
   const autoScaling = values.fleet === "aws" ? new AutoScalingClient(fleetClientConfig()) : undefined;
+  // Checked before anything starts: a region, credentials AWS accepts, and every group.
+  const checked = autoScaling
+    ? await checkAwsFleet(
+        autoScaling,
+        stage,
+        pools.flatMap((pool) => Object.values(groupsOf(stage, pool))),
+      )
+    : undefined;
   const aws = autoScaling ? awsFleet(stage, pools, autoScaling) : undefined;
-  const account = autoScaling ? stageAccount(stage, pools, autoScaling) : undefined;
   const hearth = await startLocal({
     port,
-    host: values.host,
+    host,
     dataDir: values.data,
-    settings: readSettings(process.env),
+    settings,
     log,
     pools,
-    ...(aws && account
-      ? { fleet: aws, identify: (c) => identifyBySts(c.req.header("x-hearth-identity"), { account }) }
+    stage: checked ? stage : "local",
+    ...(aws && checked
+      ? {
+          fleet: aws,
+          identify: (c) => identifyBySts(c.req.header("x-hearth-identity"), { account: checked.account }),
+        }
       : {}),
   });
+  if (!isLoopback(host) && !settings.STATUS_TOKEN) {
+    log.warn("serving without a status token on a non-loopback address (--allow-open)", { host });
+  }
 
   const lines = [
     `Hearth is running at ${hearth.url}`,
@@ -119,11 +119,12 @@ async function main() {
     `  GitLab webhook: POST ${hearth.url}/webhooks/gitlab`,
     `  Heartbeats:     POST ${hearth.url}/agent/heartbeat`,
     `  DynamoDB: embedded, ${values.data ? `kept in ${values.data}` : "in memory"}; fleet: ${
-      aws ? `AWS Auto Scaling groups of stage ${stage}` : "simulated"
+      checked ? `AWS Auto Scaling groups of stage ${stage} in ${checked.region}` : "simulated"
     }`,
   ];
+  // Configured secrets are never printed; generated ones once, here, labelled as generated.
   if (hearth.generated.length) {
-    lines.push("", "No secret was configured for these, so Hearth made them for this run:");
+    lines.push("", "No secret was configured for these, so Hearth generated them for this run:");
     if (hearth.generated.includes("GITHUB_WEBHOOK_SECRET")) {
       lines.push(`  GITHUB_WEBHOOK_SECRET=${hearth.secrets.githubWebhookSecret}`);
     }
@@ -135,9 +136,11 @@ async function main() {
     "",
     "Watch it scale: run `npm run demo` in another terminal, and open the status page.",
     "",
-    "Or send one job yourself:",
+    `Or send one job yourself, with GITLAB_WEBHOOK_TOKEN set to the token${
+      hearth.generated.includes("GITLAB_WEBHOOK_TOKEN") ? " generated above" : " you configured"
+    }:`,
     `  curl -s -X POST ${hearth.url}/webhooks/gitlab -H 'X-Gitlab-Event: Job Hook' \\`,
-    `    -H 'X-Gitlab-Token: ${hearth.secrets.gitlabWebhookToken}' -H 'Content-Type: application/json' \\`,
+    `    -H "X-Gitlab-Token: $GITLAB_WEBHOOK_TOKEN" -H 'Content-Type: application/json' \\`,
     `    -d '{"object_kind":"build","build_id":1,"build_name":"test","build_status":"pending","pipeline_id":1,"project_id":1}'`,
     "",
   );
@@ -165,8 +168,26 @@ async function main() {
   process.on("SIGTERM", () => void stop("SIGTERM"));
 }
 
+function parseOptions() {
+  return parseArgs({
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      "allow-open": { type: "boolean" },
+      data: { type: "string" },
+      config: { type: "string" },
+      fleet: { type: "string", default: "sim" },
+      stage: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}
+
 main().catch((error) => {
-  const known = error instanceof ConfigError || error instanceof HearthConfigError;
+  // Mistakes a user can fix get one line; anything else keeps its stack, for a bug report.
+  const known = [ConfigError, HearthConfigError, UsageError, DataDirInUse, PortInUse, AwsFleetError].some(
+    (kind) => error instanceof kind,
+  );
   const message = known ? error.message : error instanceof Error ? error.stack : String(error);
   process.stderr.write(`hearth: ${message}\n`);
   process.exit(1);

@@ -1,7 +1,7 @@
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import * as z from "zod";
-import { errorResponse } from "../http";
-import type { SimulatedRunners } from "./sim-runners";
+import { bearerMatches, errorResponse, readBody } from "../http";
+import { MAX_DESCRIBED_JOBS, type SimulatedRunners } from "./sim-runners";
 
 const simulatedJobs = z
   .array(
@@ -21,22 +21,58 @@ const simulatedJobs = z
   )
   .max(5_000);
 
+export interface SimRouteOptions {
+  /** The status token: when set, the simulation's routes need it too (`Authorization: Bearer`). */
+  token: string | undefined;
+  /** Called once new descriptions are kept, before the answer (they are written to `--data`). */
+  described?: () => void;
+}
+
 /**
  * Local mode's simulation controls: the demo describes jobs before it queues them, and the local
  * GitLab API answers tag lookups for them (`GET /sim/gitlab/api/v4/projects/:id/jobs/:job_id`).
+ * Bodies have the webhooks' limit (1 MiB), the table of descriptions a bound, and with a status token
+ * set, every route asks for it.
  */
-export function simRoutes(app: Hono, runners: SimulatedRunners): void {
+export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRouteOptions): void {
+  app.use("/sim/*", async (c: Context, next) => {
+    // GitLab's API clients send their token as PRIVATE-TOKEN.
+    const privateToken = c.req.header("private-token");
+    const ok =
+      bearerMatches(c.req.header("authorization"), options.token) ||
+      (privateToken !== undefined && bearerMatches(`Bearer ${privateToken}`, options.token));
+    if (!ok) {
+      c.header("WWW-Authenticate", 'Bearer realm="hearth"');
+      return errorResponse(
+        c,
+        401,
+        "unauthorized",
+        "the simulation needs the status token: Authorization: Bearer <token>",
+      );
+    }
+    await next();
+  });
   app.post("/sim/jobs", async (c) => {
+    const read = await readBody(c.req.raw);
+    if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
     let body: unknown;
     try {
-      body = await c.req.json();
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
     } catch {
       return errorResponse(c, 400, "malformed", "body is not JSON");
     }
     const parsed = simulatedJobs.safeParse(body);
     if (!parsed.success)
       return errorResponse(c, 400, "invalid_payload", parsed.error.issues[0]?.message ?? "invalid");
-    runners.describe(parsed.data);
+    if (!runners.describe(parsed.data)) {
+      return errorResponse(
+        c,
+        413,
+        "too_many_jobs",
+        `the simulation keeps at most ${MAX_DESCRIBED_JOBS} described jobs that have not finished`,
+      );
+    }
+    options.described?.();
     return c.json({ status: "ok", jobs: parsed.data.length });
   });
   app.get("/sim/gitlab/api/v4/projects/:project/jobs/:job", (c) => {

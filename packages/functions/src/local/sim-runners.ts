@@ -60,6 +60,11 @@ export interface SimulatedRunnersOptions {
   /** Sends a request to Hearth's own HTTP app (as GitLab, GitHub or an agent would). */
   send: (path: string, init: { headers: Record<string, string>; body: string }) => Promise<number>;
   log: Logger;
+  /**
+   * Something to keep changed: `state` (stores, slots, webhooks owed) or `jobs` (the descriptions).
+   * Local mode writes them to `--data` (see server.ts).
+   */
+  changed?: (what: "state" | "jobs") => void;
   heartbeatSeconds?: number;
   /** How often idle slots look for work (GitLab Runner's `check_interval` defaults to 3 s). */
   pollSeconds?: number;
@@ -68,22 +73,21 @@ export interface SimulatedRunnersOptions {
 /** A store stays warm for the 12 cache keys used most recently (as the Nix garbage collector would). */
 const STORE_KEYS = 12;
 const DEFAULT_SECONDS = 60;
+/**
+ * Jobs described and not yet finished, at most: each is a few hundred bytes kept in memory and in
+ * `--data`. A description is dropped once its job finishes.
+ */
+export const MAX_DESCRIBED_JOBS = 10_000;
+
+type SavedSlot = Omit<Slot, "cancel">;
 
 /** The runners' memory across a restart: stores, described jobs, and what each slot was running. */
 export interface RunnersSnapshot {
   stores: Record<string, string[]>;
   jobs: SimulatedJob[];
-  slots: Record<
-    string,
-    Array<{
-      key: string;
-      cacheKey: string;
-      job: ForgeJob;
-      startedAt: string;
-      createdAt: string;
-      endsAt: number;
-    } | null>
-  >;
+  slots: Record<string, Array<SavedSlot | null>>;
+  /** Jobs whose machine went away, whose failure the forge has not reported yet. */
+  lost?: Array<SavedSlot & { instanceId: string }>;
 }
 
 export class SimulatedRunners {
@@ -95,6 +99,7 @@ export class SimulatedRunners {
   private stopPolling: () => void = () => {};
   /** Slots to pick up again when their instance's agent starts after a restart. */
   private restoredSlots = new Map<string, RunnersSnapshot["slots"][string]>();
+  private lost: Array<SavedSlot & { instanceId: string }> = [];
   private stopped = false;
   private dispatching: Promise<void> | null = null;
 
@@ -114,7 +119,8 @@ export class SimulatedRunners {
   snapshot(): RunnersSnapshot {
     return {
       stores: Object.fromEntries(this.stores),
-      jobs: [...this.jobs.values()],
+      jobs: this.describedJobs(),
+      lost: [...this.lost],
       slots: Object.fromEntries(
         [...this.agents].map(([id, agent]) => [
           id,
@@ -135,16 +141,45 @@ export class SimulatedRunners {
     };
   }
 
+  /** The descriptions of jobs not finished yet (kept apart from the rest: they change less often). */
+  describedJobs(): SimulatedJob[] {
+    return [...this.jobs.values()];
+  }
+
   /** Called before the fleet restores, so that restarted agents find their stores and slots. */
   restore(snapshot: RunnersSnapshot): void {
     for (const [id, keys] of Object.entries(snapshot.stores)) this.stores.set(id, keys);
-    this.describe(snapshot.jobs);
+    this.describe(snapshot.jobs.slice(0, MAX_DESCRIBED_JOBS));
     for (const [id, slots] of Object.entries(snapshot.slots)) this.restoredSlots.set(id, slots);
+    this.lost.push(...(snapshot.lost ?? []));
   }
 
-  /** Durations (and the forge's view) of jobs the demo is about to queue. */
-  describe(jobs: readonly SimulatedJob[]): void {
+  /**
+   * Once the fleet is restored: slots whose instance is not running any more lost their jobs while
+   * the process was down, and failures the forge still owes are reported now.
+   */
+  async afterRestore(): Promise<void> {
+    for (const [instanceId, slots] of this.restoredSlots) {
+      for (const slot of slots) if (slot) this.lost.push({ ...slot, instanceId });
+    }
+    this.restoredSlots.clear();
+    await this.reportLost();
+  }
+
+  /**
+   * Durations (and the forge's view) of jobs the demo is about to queue. False, and nothing kept,
+   * when they would take the table past `MAX_DESCRIBED_JOBS`.
+   */
+  describe(jobs: readonly SimulatedJob[]): boolean {
+    const added = jobs.filter((job) => !this.jobs.has(jobKeyString(job.job))).length;
+    if (this.jobs.size + added > MAX_DESCRIBED_JOBS) return false;
     for (const job of jobs) this.jobs.set(jobKeyString(job.job), job);
+    if (jobs.length) this.options.changed?.("jobs");
+    return true;
+  }
+
+  private forget(key: string): void {
+    if (this.jobs.delete(key)) this.options.changed?.("jobs");
   }
 
   /** The job's tags as the GitLab API would give them (local mode answers `GET …/jobs/:id` with it). */
@@ -214,7 +249,9 @@ export class SimulatedRunners {
           slot.cancel();
           agent.slots[index] = null;
           this.claimed.delete(slot.key);
+          this.forget(slot.key);
           if (job.status === "completed") this.remember(agent, slot.cacheKey);
+          this.options.changed?.("state");
           await this.heartbeat(agent);
         }
       }
@@ -225,6 +262,7 @@ export class SimulatedRunners {
   private remember(agent: Agent, cacheKey: string): void {
     const keys = [cacheKey, ...(this.stores.get(agent.instance.id) ?? []).filter((k) => k !== cacheKey)];
     this.stores.set(agent.instance.id, keys.slice(0, STORE_KEYS));
+    this.options.changed?.("state");
   }
 
   private forgeJobOf(job: Job): ForgeJob {
@@ -276,10 +314,9 @@ export class SimulatedRunners {
     const runnerName = `${agent.instance.id}-${index + 1}`;
     const cancel = clock.after(Math.max(0, slot.endsAt - clock.now()), async () => {
       if (agent.slots[index]?.key !== slot.key) return;
-      agent.slots[index] = null;
-      this.claimed.delete(slot.key);
-      this.remember(agent, slot.cacheKey);
       const finishedAt = new Date(clock.now()).toISOString();
+      // The forge hears of it before the slot is free: a restart in between finishes it again
+      // (a repeated webhook changes nothing) rather than leaving the job running for ever.
       await this.forge(slot.job, "done", {
         runnerName,
         startedAt: slot.startedAt,
@@ -287,9 +324,14 @@ export class SimulatedRunners {
         createdAt: slot.createdAt,
         conclusion: "success",
       });
+      if (agent.slots[index]?.key === slot.key) agent.slots[index] = null;
+      this.claimed.delete(slot.key);
+      this.forget(slot.key);
+      this.remember(agent, slot.cacheKey);
       await this.heartbeat(agent);
     });
     agent.slots[index] = { ...slot, cancel };
+    this.options.changed?.("state");
   }
 
   private async forge(job: ForgeJob, phase: "started" | "done" | "lost", run: RunInfo): Promise<void> {
@@ -355,11 +397,26 @@ export class SimulatedRunners {
       if (!slot) continue;
       slot.cancel();
       this.claimed.delete(slot.key);
-      // The machine went away under the job: the forge sees the runner fail.
-      const finishedAt = new Date(this.options.clock.now()).toISOString();
-      await this.forge(slot.job, "lost", { ...slot, runnerName: `${instance.id}`, finishedAt });
+      const { cancel: _cancel, ...saved } = slot;
+      this.lost.push({ ...saved, instanceId: instance.id });
     }
     if (how === "terminated") this.stores.delete(instance.id);
+    this.options.changed?.("state");
+    await this.reportLost();
+  }
+
+  /** The machine went away under these jobs: the forge sees their runners fail. */
+  private async reportLost(): Promise<void> {
+    while (this.lost.length) {
+      const slot = this.lost[0] as SavedSlot & { instanceId: string };
+      const finishedAt = new Date(this.options.clock.now()).toISOString();
+      await this.forge(slot.job, "lost", { ...slot, runnerName: slot.instanceId, finishedAt });
+      // Removed once reported (a concurrent report may have taken it already).
+      const at = this.lost.indexOf(slot);
+      if (at >= 0) this.lost.splice(at, 1);
+      this.forget(slot.key);
+      this.options.changed?.("state");
+    }
   }
 
   private async heartbeat(agent: Agent): Promise<void> {

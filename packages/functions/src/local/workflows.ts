@@ -17,6 +17,8 @@ export const localScaleFleetDefinition = scaleFleetDefinition({
 
 export interface LocalWorkflowOptions {
   tasks: ScaleFleetTasks;
+  /** Frees a run's lease when the process stops it (the run never reaches Finish). */
+  release: (pool: string, holder: string) => Promise<void>;
   log: Logger;
   /** Iterations per run; tests use 1 and drive time themselves. */
   maxIterations: number;
@@ -31,6 +33,18 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
   });
   const running = new Set<Promise<unknown>>();
   const aborts = new Set<() => void>();
+  /** Runs in progress, by their lease holder: a clean stop frees their leases. */
+  const holders = new Map<string, string>();
+  /** Task handlers still running: an aborted run's step may still be writing. */
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work);
+    void work.then(
+      () => inFlight.delete(work),
+      () => inFlight.delete(work),
+    );
+    return work;
+  };
   const { tasks } = options;
   let executions = 0;
 
@@ -44,11 +58,11 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
           noThrowOnAbort: true,
           overrides: {
             taskResourceLocalHandlers: {
-              Observe: (input) => tasks.observe(input) as never,
-              Plan: (input) => tasks.plan(input) as never,
-              Apply: (input) => tasks.apply(input) as never,
-              Finish: (input) => tasks.finish(input) as never,
-              RecordFailure: (input) => tasks.recordFailure(input) as never,
+              Observe: (input) => track(tasks.observe(input)) as never,
+              Plan: (input) => track(tasks.plan(input)) as never,
+              Apply: (input) => track(tasks.apply(input)) as never,
+              Finish: (input) => track(tasks.finish(input)) as never,
+              RecordFailure: (input) => track(tasks.recordFailure(input)) as never,
             },
             ...(options.waitMs !== undefined ? { waitTimeOverrides: { Wait: options.waitMs } } : {}),
             retryIntervalOverrides: { Observe: 10, Plan: 10, Apply: 10, Finish: 10, RecordFailure: 10 },
@@ -56,6 +70,7 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
         },
       );
       aborts.add(execution.abort);
+      holders.set(holder, pool);
       const done = execution.result
         .catch((error: unknown) => {
           options.log.error("scale fleet run failed", {
@@ -66,6 +81,7 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
         .finally(() => {
           running.delete(done);
           aborts.delete(execution.abort);
+          holders.delete(holder);
         });
       running.add(done);
     },
@@ -76,8 +92,19 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
     get executions() {
       return executions;
     },
-    stop(): void {
+    /** Stops every run, lets the steps under way finish, and frees the runs' leases. */
+    async stop(): Promise<void> {
+      const stopped = [...holders];
       for (const abort of aborts) abort();
+      while (inFlight.size) await Promise.allSettled([...inFlight]);
+      for (const [holder, pool] of stopped) {
+        await options.release(pool, holder).catch((error: unknown) => {
+          options.log.warn("could not free a ScaleFleet lease", {
+            pool,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        });
+      }
     },
   };
 }

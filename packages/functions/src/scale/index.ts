@@ -1,6 +1,7 @@
 import { isThrottling } from "@hearth/core/fleet-aws";
 import type { PoolPlan } from "@hearth/core/planner";
 import {
+  type Applied,
   apply,
   holdLease,
   type Observation,
@@ -27,6 +28,9 @@ const runSchema = z.object({
   error: z.object({ Error: z.string().optional(), Cause: z.unknown().optional() }).optional(),
 });
 
+/** Apply's answer when another run took the lease: no calls, and the workflow stops. */
+const yielded: Applied = { calls: [], released: [], refused: [], settled: true, waitSeconds: 0 };
+
 /** Errors the workflow retries carry this name (the ASL `Retry` matches it). */
 class Throttled extends Error {
   override name = "Hearth.Throttled";
@@ -42,13 +46,31 @@ async function step<T>(run: () => Promise<T>): Promise<T> {
 }
 
 export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
+  /**
+   * Runs a step while holding the pool's lease: renewed before the work and again after it (also
+   * when the work fails and will be retried), so the lease's bound covers one step, not a whole
+   * iteration. Undefined when another run holds the lease: this run stops.
+   */
+  async function holding<T>(run: { pool: string; holder: string }, work: () => Promise<T>) {
+    if (!(await holdLease(deps, run.pool, run.holder))) return undefined;
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      await holdLease(deps, run.pool, run.holder).catch(() => false);
+      throw error;
+    }
+    return (await holdLease(deps, run.pool, run.holder)) ? result : undefined;
+  }
+
   return {
     observe: (input: unknown) =>
       step(async () => {
         const run = runSchema.parse(input);
         const previous = (run.observation as Observation | undefined)?.iteration ?? run.iteration;
-        if (!(await holdLease(deps, run.pool, run.holder))) return { leaseLost: true, iteration: previous };
-        return { ...(await observe(deps, run.pool, previous)), leaseLost: false };
+        const observation = await holding(run, () => observe(deps, run.pool, previous));
+        if (!observation) return { leaseLost: true, iteration: previous };
+        return { ...observation, leaseLost: false };
       }),
 
     plan: (input: unknown) =>
@@ -60,7 +82,12 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
     apply: (input: unknown) =>
       step(async () => {
         const run = runSchema.parse(input);
-        return apply(deps, run.observation as Observation, run.plan as PoolPlan);
+        const applied = await holding(run, () =>
+          apply(deps, run.observation as Observation, run.plan as PoolPlan),
+        );
+        // Lost before applying: nothing was changed, and the run that holds the lease decides.
+        if (!applied) return { ...yielded, leaseLost: true };
+        return { ...applied, leaseLost: false };
       }),
 
     finish: (input: unknown) =>

@@ -1,4 +1,4 @@
-import type { GitLabJobs } from "@hearth/core/gitlab-api";
+import { type GitLabJobs, TagsUnavailable } from "@hearth/core/gitlab-api";
 import {
   createGitHubIngest,
   createGitLabIngest,
@@ -70,11 +70,13 @@ export function webhookRoutes(deps: WebhookDeps) {
       try {
         resolved = await resolveTags(deps.ledger, api, job);
       } catch (error) {
-        deps.log.warn("gitlab tag lookup failed", {
-          job: job.id,
-          project: job.projectId,
-          error: error instanceof Error ? error.message : String(error),
-        });
+        // Nothing to look up with: the host has said so once already.
+        if (!(error instanceof TagsUnavailable))
+          deps.log.warn("gitlab tag lookup failed", {
+            job: job.id,
+            project: job.projectId,
+            error: error instanceof Error ? error.message : String(error),
+          });
       }
       const current = resolved ?? job;
       if (current.status === "queued") await queued(current);

@@ -1,7 +1,7 @@
 import { readSettings } from "@hearth/core/config";
 import { instanceFromAssumedRoleArn } from "@hearth/core/heartbeat";
 import { routeJob } from "@hearth/core/pools";
-import { requestScale } from "@hearth/core/scaling";
+import { leaseNotices, requestScale } from "@hearth/core/scaling";
 import { type Context, Hono } from "hono";
 import { handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import { createApp } from "../../app";
@@ -45,6 +45,10 @@ export function createApiHandler(runtime: AwsRuntime = createAwsRuntime()) {
   if (!statusToken) throw new Error("StatusToken is empty: a deployed status API must require a token");
   const pools = runtime.pools();
   const deps = runtime.scalingDeps;
+  // Which run holds a pool, when a webhook starts none: once a minute per pool and container.
+  const leaseHeld = leaseNotices(deps, (fields) =>
+    runtime.log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
+  );
 
   const app = createApp({
     ledger: runtime.ledger(),
@@ -68,6 +72,7 @@ export function createApiHandler(runtime: AwsRuntime = createAwsRuntime()) {
         executionName(route.pool),
       );
       runtime.log.info("scale requested", { pool: route.pool, job: job.id, outcome });
+      if (outcome === "running") await leaseHeld(route.pool);
     },
     agent: {
       registry: runtime.registry(),

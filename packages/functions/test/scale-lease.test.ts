@@ -1,0 +1,103 @@
+import { FakeClock } from "@hearth/core/clock";
+import type { FleetPort } from "@hearth/core/fleet";
+import { SimulatedFleet } from "@hearth/core/fleet-sim";
+import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import { defaultPools } from "@hearth/core/pools";
+import { LEASE_SECONDS, scaleLease } from "@hearth/core/scaling";
+import { afterEach, describe, expect, it } from "vitest";
+import type { LocalHearth } from "../src/local/server";
+import type { Logger } from "../src/log";
+import { secrets, send, startTestHearth } from "./support/local";
+
+/** A ScaleFleet run that died without reaching Finish or its Catch: how long its lease holds a pool. */
+
+let hearth: LocalHearth | undefined;
+afterEach(async () => {
+  await hearth?.close();
+  hearth = undefined;
+});
+
+const job = (id: string): ForgeJob => ({
+  source: "github",
+  id,
+  project: "acme/app",
+  projectId: "1",
+  pipelineId: "9",
+  name: `test-${id}`,
+  labels: ["nix", "x86_64-linux"],
+});
+
+function capture() {
+  const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+  const log: Logger = {
+    info: (message, fields) => lines.push({ message, fields }),
+    warn: (message, fields) => lines.push({ message, fields }),
+    error: (message, fields) => lines.push({ message, fields }),
+  };
+  return { lines, log };
+}
+
+async function queue(h: LocalHearth, clock: FakeClock, id: string) {
+  const request = githubDelivery(
+    workflowJobPayload(job(id), "queued", { createdAt: new Date(clock.now()).toISOString() }),
+    secrets,
+  );
+  expect((await send(h, request)).status).toBe(202);
+  await h.idle();
+}
+
+describe("the ScaleFleet lease", () => {
+  it("outlives a dead run by at most 90 s, and a webhook that finds it held says so once", async () => {
+    expect(LEASE_SECONDS).toBe(90);
+    const clock = new FakeClock();
+    const { lines, log } = capture();
+    ({ hearth } = await startTestHearth({ clock, log, initialWarmPool: 1 }));
+    // A run took the pool's lease and died (its Lambda or its host killed): it never renews it.
+    expect(await hearth.leases.acquire(scaleLease("x86_64"), "dead-run", LEASE_SECONDS)).toBe(true);
+
+    await queue(hearth, clock, "1");
+    await queue(hearth, clock, "2");
+    expect(hearth.scaleFleet.executions).toBe(0);
+    const said = lines.filter((line) => line.message.includes("already holds the pool's lease"));
+    expect(said).toHaveLength(1);
+    expect(said[0]?.fields).toMatchObject({ pool: "x86_64", holder: "dead-run", seconds: 90 });
+
+    // Past the bound, the next tick (or webhook) starts a run, which scales for the queue.
+    await clock.advance((LEASE_SECONDS + 1) * 1000);
+    await hearth.tick();
+    await hearth.idle();
+    expect(hearth.scaleFleet.executions).toBeGreaterThan(0);
+    const decisions = (await hearth.journal.latest(5)).filter((entry) => entry.kind === "decision");
+    expect(decisions.map((entry) => entry.pool)).toContain("x86_64");
+  });
+
+  it("a run that loses its lease while it works stops without applying", async () => {
+    const clock = new FakeClock();
+    const sim = new SimulatedFleet({ pools: defaultPools, clock, initialWarmPool: 1 });
+    let steal: (() => Promise<void>) | undefined;
+    // While this run observes, it stalls past its lease, and another run takes the pool.
+    const fleet: FleetPort = {
+      async observe(pool) {
+        const seen = await sim.observe(pool);
+        await steal?.();
+        return seen;
+      },
+      lookup: (id) => sim.lookup(id),
+      release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
+      setCapacity: (pool, target) => sim.setCapacity(pool, target),
+      handRunnerConfig: (id) => sim.handRunnerConfig(id),
+    };
+    ({ hearth } = await startTestHearth({ clock, fleet }));
+    const leases = hearth.leases;
+    steal = async () => {
+      steal = undefined;
+      await clock.advance((LEASE_SECONDS + 1) * 1000);
+      expect(await leases.acquire(scaleLease("x86_64"), "other-run", LEASE_SECONDS)).toBe(true);
+    };
+    await queue(hearth, clock, "3");
+    expect(hearth.scaleFleet.executions).toBe(1);
+    expect(sim.callLog).toEqual([]);
+    expect(await hearth.journal.latest(5)).toEqual([]);
+    expect((await leases.get(scaleLease("x86_64")))?.holder).toBe("other-run");
+  });
+});
