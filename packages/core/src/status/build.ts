@@ -41,9 +41,9 @@ const LIST_LIMIT = 100;
  * Index items one request reads to count the queue itself. A longer queue is counted by the last
  * full read (ScaleFleet's Observe, the minute tick), and paged through its label sets' partitions.
  */
-const QUICK_READ = 1000;
+const QUICK_READ = 250;
 /** Latest arrivals read for the running and finished lists. */
-const RECENT_READ = 1000;
+const RECENT_READ = 500;
 const FINISHED_LIMIT = 50;
 const EVENT_LIMIT = 50;
 
@@ -150,14 +150,18 @@ async function queueView(deps: StatusDeps) {
 /** Pools with their instances, as the page and the per-minute samples see them. */
 export async function poolStatuses(deps: StatusDeps) {
   const now = deps.now().getTime();
-  const queue = await queueView(deps);
+  const [queue, perPool] = await Promise.all([
+    queueView(deps),
+    Promise.all(
+      deps.pools.map((pool) =>
+        Promise.all([deps.poolStates.fleet(pool.name), deps.registry.inPool(pool.name)]),
+      ),
+    ),
+  ]);
   const pools: PoolStatus[] = [];
   const instances: InstanceView[] = [];
-  for (const pool of deps.pools) {
-    const [fleet, records] = await Promise.all([
-      deps.poolStates.fleet(pool.name),
-      deps.registry.inPool(pool.name),
-    ]);
+  for (const [index, pool] of deps.pools.entries()) {
+    const [fleet, records] = perPool[index] ?? [undefined, []];
     const known = new Map(records.map((record) => [record.id, record]));
     const views: InstanceView[] = [];
     for (const instance of fleet?.instances ?? []) {
@@ -283,26 +287,32 @@ export async function buildStatus(
   const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   const nowDate = deps.now();
   const now = nowDate.getTime();
-  const { pools, instances, queue } = await poolStatuses(deps);
-  // Only jobs that ran or finished, among the latest arrivals: the day's may be tens of thousands.
-  const recent = await deps.ledger.latestArrivals(
-    new Date(now - 24 * 3600_000),
-    ["running", "completed", "cancelled"],
-    RECENT_READ,
+  const start = new Date(
+    Math.floor(now / 60_000) * 60_000 - (SERIES_LENGTH - 1) * SERIES_STEP_SECONDS * 1000,
   );
+  // The reads do not depend on each other: one round trip's time, not the sum.
+  const [{ pools, instances, queue }, recent, events, samplesByPool] = await Promise.all([
+    poolStatuses(deps),
+    // Only jobs that ran or finished, among the latest arrivals: the day's may be tens of thousands.
+    deps.ledger.latestArrivals(
+      new Date(now - 24 * 3600_000),
+      ["running", "completed", "cancelled"],
+      RECENT_READ,
+    ),
+    deps.journal.latest(EVENT_LIMIT),
+    Promise.all(deps.pools.map((pool) => deps.poolStates.samples(pool.name, start))),
+  ]);
 
   // Running jobs: those the instances report, and any the ledger saw start in the last day.
   const running = new Map<string, Job>();
   for (const job of recent) if (job.status === "running") running.set(jobKeyString(job), job);
-  for (const pool of deps.pools) {
-    for (const record of await deps.registry.inPool(pool.name)) {
-      for (const key of record.runningJobs as JobKey[]) {
-        const id = jobKeyString(key);
-        if (running.has(id)) continue;
-        const job = await deps.ledger.get(key);
-        if (job?.status === "running") running.set(id, job);
-      }
-    }
+  const reported = (await Promise.all(deps.pools.map((pool) => deps.registry.inPool(pool.name))))
+    .flat()
+    .flatMap((record) => record.runningJobs as JobKey[])
+    .filter((key) => !running.has(jobKeyString(key)))
+    .slice(0, LIST_LIMIT);
+  for (const job of await Promise.all(reported.map((key) => deps.ledger.get(key)))) {
+    if (job?.status === "running") running.set(jobKeyString(job), job);
   }
   const finished = recent
     .filter((job) => job.status === "completed" || job.status === "cancelled")
@@ -310,16 +320,13 @@ export async function buildStatus(
     .slice(0, FINISHED_LIMIT);
   const page = await queuedPage(deps, queue, after);
 
-  const start = new Date(
-    Math.floor(now / 60_000) * 60_000 - (SERIES_LENGTH - 1) * SERIES_STEP_SECONDS * 1000,
-  );
   const series: Status["series"] = {
     stepSeconds: SERIES_STEP_SECONDS,
     start: start.toISOString(),
     pools: {},
   };
-  for (const pool of deps.pools) {
-    const samples = new Map((await deps.poolStates.samples(pool.name, start)).map((s) => [s.minute, s]));
+  for (const [index, pool] of deps.pools.entries()) {
+    const samples = new Map((samplesByPool[index] ?? []).map((s) => [s.minute, s]));
     const at = (i: number) =>
       samples.get(new Date(start.getTime() + i * SERIES_STEP_SECONDS * 1000).toISOString());
     const values = (pick: (s: NonNullable<ReturnType<typeof at>>) => number) =>
@@ -351,7 +358,7 @@ export async function buildStatus(
       running: [...running.values()].slice(0, LIST_LIMIT).map(view),
       finished: finished.map(view),
     },
-    events: (await deps.journal.latest(EVENT_LIMIT)).map(eventView),
+    events: events.map(eventView),
     series,
   };
   // Parsing strips anything the schema does not name: nothing else can reach the page.
