@@ -41,7 +41,7 @@ const LIST_LIMIT = 100;
  * Index items one request reads to count the queue itself. A longer queue is counted by the last
  * full read (ScaleFleet's Observe, the minute tick), and paged through its label sets' partitions.
  */
-const QUICK_READ = 250;
+const QUICK_READ = 400;
 /** Latest arrivals read for the running and finished lists. */
 const RECENT_READ = 500;
 const FINISHED_LIMIT = 50;
