@@ -7,6 +7,9 @@ import {
   type PoolDemand,
   type PoolPlan,
   plan,
+  QUEUE_GROUPS_PER_POOL,
+  type RunningJob,
+  summarizeQueue,
 } from "../src/planner";
 import { resumeForWarmth } from "../src/planner/pool-plan";
 import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "../src/pools";
@@ -77,9 +80,23 @@ const demand = (overrides: Partial<PoolDemand> = {}): PoolDemand => ({
   ...overrides,
 });
 
-function planOne(overrides: Partial<PlannerInput> & { pool?: PoolConfig }): PoolPlan {
-  const { pool = poolConfig(), ...rest } = overrides;
-  const plans = plan({ now: NOW, pools: [pool], jobs: [], instances: [], ...rest });
+/** The planner's input for a list of jobs, as Observe builds it: the queue summarised, running jobs. */
+function jobsInput(jobs: readonly PlannerJob[]): Pick<PlannerInput, "queued" | "running"> {
+  return {
+    queued: summarizeQueue(jobs.filter((job) => job.status === "queued")),
+    running: jobs.flatMap((job): RunningJob[] =>
+      job.status === "running" && job.instanceId !== null
+        ? [{ key: job.key, pool: job.pool, instanceId: job.instanceId }]
+        : [],
+    ),
+  };
+}
+
+function planOne(
+  overrides: Partial<Omit<PlannerInput, "queued" | "running">> & { pool?: PoolConfig; jobs?: PlannerJob[] },
+): PoolPlan {
+  const { pool = poolConfig(), jobs = [], ...rest } = overrides;
+  const plans = plan({ now: NOW, pools: [pool], instances: [], ...jobsInput(jobs), ...rest });
   expect(plans).toHaveLength(1);
   return plans[0] as PoolPlan;
 }
@@ -161,18 +178,18 @@ describe("plan: warm stores", () => {
     // AWS picks which warm-pool instances start. Five of ten stores warm for "a": four resumed miss
     // them all with probability 5/10 * 4/9 * 3/8 * 2/7 = 2.4%, three with 8.3%; 95% is wanted.
     const stores = Array.from({ length: 10 }, (_, i) => stopped({ cacheKeys: i < 5 ? ["a"] : ["b"] }));
-    expect(resumeForWarmth([queued("a")], [], stores)).toBe(4);
+    expect(resumeForWarmth(summarizeQueue([queued("a")]), [], stores)).toBe(4);
     // One store of ten: nine resumed still miss it one time in ten.
     const one = Array.from({ length: 10 }, (_, i) => stopped({ cacheKeys: i === 0 ? ["a"] : [] }));
-    expect(resumeForWarmth([queued("a")], [], one)).toBe(10);
+    expect(resumeForWarmth(summarizeQueue([queued("a")]), [], one)).toBe(10);
     // The job wanting the most resumes decides: "c" is on one store of ten.
     const mixed = Array.from({ length: 10 }, (_, i) =>
       stopped({ cacheKeys: i < 5 ? ["a"] : i === 5 ? ["c"] : [] }),
     );
-    expect(resumeForWarmth([queued("a")], [], mixed)).toBe(4);
-    expect(resumeForWarmth([queued("a"), queued("c")], [], mixed)).toBe(10);
+    expect(resumeForWarmth(summarizeQueue([queued("a")]), [], mixed)).toBe(4);
+    expect(resumeForWarmth(summarizeQueue([queued("a"), queued("c")]), [], mixed)).toBe(10);
     // A free slot warm for the job: nothing to resume for it.
-    expect(resumeForWarmth([queued("a")], [instance({ cacheKeys: ["a"] })], mixed)).toBe(0);
+    expect(resumeForWarmth(summarizeQueue([queued("a")]), [instance({ cacheKeys: ["a"] })], mixed)).toBe(0);
     const result = planOne({ instances: stores, jobs: [queued("a")] });
     expect(result.counts.resume).toBe(4);
   });
@@ -285,6 +302,35 @@ describe("plan: the warm pool", () => {
     expect(all.warmPoolSize).toBe(5);
   });
 
+  it("launches no new stores into the warm pool while a burst fills the instance limit", () => {
+    // The demo's case: the first forecast arrives once spot instances already fill the pool's 50
+    // instances. Stores launched into the warm pool now could not be resumed until the burst ends;
+    // they would boot beside it and sit stopped. The stores already there stay.
+    const pool = poolConfig({ maxInstances: 50 });
+    const fleet = [
+      ...Array.from({ length: 2 }, () => instance({ busySlots: 2 })),
+      ...Array.from({ length: 48 }, () => burst({ state: "launching" })),
+    ];
+    const forecast = { x86_64: demand({ burstJobs: 80, loadJobs: 80, peakJobs: 80 }) };
+    const full = planOne({
+      pool,
+      instances: fleet,
+      jobs: Array.from({ length: 120 }, () => queued()),
+      demand: forecast,
+    });
+    expect(full).toMatchObject({ desiredWarm: 2, desiredBurst: 48, warmPoolSize: 0 });
+    const kept = planOne({
+      pool,
+      instances: [...fleet, stopped(), stopped()],
+      jobs: Array.from({ length: 120 }, () => queued()),
+      demand: forecast,
+    });
+    expect(kept.warmPoolSize).toBe(2);
+    // With room under the limit, the warm pool grows to the forecast again (40 instances).
+    const room = planOne({ pool, instances: fleet.slice(0, 2), demand: forecast });
+    expect(room).toMatchObject({ desiredWarm: 2, warmPoolSize: 38 });
+  });
+
   it("keeps the stores it has when no forecast is known", () => {
     const result = planOne({ instances: [stopped(), stopped(), stopped()] });
     expect(result).toMatchObject({ desiredWarm: 0, warmPoolSize: 3 });
@@ -308,13 +354,54 @@ describe("plan: the warm pool", () => {
   });
 });
 
+describe("plan: a long queue", () => {
+  it("sees every queued job in a bounded input, and plans a pool up to its limit", () => {
+    const pool = poolConfig({ maxInstances: 1000 });
+    const jobs = Array.from({ length: 50_000 }, (_, i) =>
+      queued(`project-${i % 97}/build-${i % 5_000}`, { queuedAt: NOW - i * 10 }),
+    );
+    const queue = summarizeQueue(jobs);
+    expect(queue.length).toBe(QUEUE_GROUPS_PER_POOL + 1);
+    expect(queue.reduce((sum, group) => sum + group.count, 0)).toBe(50_000);
+    const other = queue.at(-1);
+    expect(other?.cacheKey).toBeNull();
+    const named = new Set(queue.map((group) => group.cacheKey));
+    const rest = jobs.filter((job) => !named.has(job.cacheKey));
+    expect(other?.count).toBe(rest.length);
+    expect(other?.oldestQueuedAt).toBe(rest.reduce((min, job) => Math.min(min, job.queuedAt), Infinity));
+    const result = plan({ now: NOW, pools: [pool], queued: queue, running: [], instances: [] })[0];
+    expect(result?.counts.queued).toBe(50_000);
+    expect(result?.desiredBurst).toBe(1000);
+    expect(result?.reason).toBe(
+      "50000 waiting for a slot, 0 free; launch 1000 spot; 24000 short at the instance limit",
+    );
+  });
+
+  it("summarises the same queue the same way, whatever the order, keeping the largest and oldest keys", () => {
+    const jobs = [
+      ...Array.from({ length: 3 }, (_, i) => queued("big", { queuedAt: NOW - 100 + i })),
+      queued("old", { queuedAt: NOW - 5_000 }),
+      queued("new", { queuedAt: NOW - 10 }),
+      queued("other", { queuedAt: NOW - 1_000, pool: "aarch64" }),
+    ];
+    const expected = [
+      { pool: "aarch64", cacheKey: "other", count: 1, oldestQueuedAt: NOW - 1_000 },
+      { pool: "x86_64", cacheKey: "big", count: 3, oldestQueuedAt: NOW - 100 },
+      { pool: "x86_64", cacheKey: "old", count: 1, oldestQueuedAt: NOW - 5_000 },
+      { pool: "x86_64", cacheKey: null, count: 1, oldestQueuedAt: NOW - 10 },
+    ];
+    expect(summarizeQueue(jobs, 2)).toEqual(expected);
+    expect(summarizeQueue([...jobs].reverse(), 2)).toEqual(expected);
+  });
+});
+
 describe("plan: pools", () => {
   it("plans every configured pool in order, ignoring others", () => {
     const arm = poolConfig({ name: "aarch64", labels: ["nix", "aarch64-linux"], architecture: "arm64" });
     const plans = plan({
       now: NOW,
       pools: [arm, poolConfig()],
-      jobs: [queued("a", { pool: "aarch64" }), queued("b", { pool: "gone" })],
+      ...jobsInput([queued("a", { pool: "aarch64" }), queued("b", { pool: "gone" })]),
       instances: [stopped({ pool: "aarch64" }), stopped({ pool: "gone" })],
     });
     expect(plans.map((p) => [p.pool, p.desiredWarm])).toEqual([
@@ -389,7 +476,11 @@ const demandArb = fc.record({
   keyWeights: fc.dictionary(fc.constantFrom(...keys), fc.integer({ min: 0, max: 50 })),
 });
 
-const inputArb: fc.Arbitrary<PlannerInput> = poolArb.chain((pool) =>
+/** A planner input with its jobs listed one by one (`inputOf` summarises them as Observe does). */
+type Case = Omit<PlannerInput, "queued" | "running"> & { jobs: PlannerJob[] };
+const inputOf = ({ jobs, ...rest }: Case): PlannerInput => ({ ...rest, ...jobsInput(jobs) });
+
+const inputArb: fc.Arbitrary<Case> = poolArb.chain((pool) =>
   fc
     .record({
       instances: fc.array(instanceArb(pool.slotsPerInstance), { maxLength: 14 }),
@@ -436,11 +527,11 @@ const inputArb: fc.Arbitrary<PlannerInput> = poolArb.chain((pool) =>
     }),
 );
 
-const only = (input: PlannerInput): PoolPlan => plan(input)[0] as PoolPlan;
-const serving = (input: PlannerInput) =>
+const only = (input: Case): PoolPlan => plan(inputOf(input))[0] as PoolPlan;
+const serving = (input: Case) =>
   input.instances.filter((i) => i.state === "launching" || i.state === "ready");
 
-const moreQueued = (input: PlannerInput, extra: string[]): PlannerInput => ({
+const moreQueued = (input: Case, extra: string[]): Case => ({
   ...input,
   jobs: [
     ...input.jobs,
@@ -514,8 +605,10 @@ describe("plan: properties", () => {
             before.desiredWarm + before.desiredBurst,
           );
           expect(after.desiredWarm).toBeGreaterThanOrEqual(before.desiredWarm);
-          expect(after.desiredWarm + after.warmPoolSize).toBeGreaterThanOrEqual(
-            before.desiredWarm + before.warmPoolSize,
+          // The warm pool may grow less (no new stores while the instances in service fill the
+          // limit), but in service and warm pool together never shrink.
+          expect(after.desiredWarm + after.desiredBurst + after.warmPoolSize).toBeGreaterThanOrEqual(
+            before.desiredWarm + before.desiredBurst + before.warmPoolSize,
           );
           // Whatever it still releases, it released before too.
           for (const id of after.release) expect(before.release).toContain(id);
@@ -562,11 +655,17 @@ describe("plan: properties", () => {
           }
           return copy;
         };
-        const first = plan(input);
-        expect(plan(structuredClone(input))).toEqual(first);
-        expect(plan({ ...input, jobs: shuffle(input.jobs), instances: shuffle(input.instances) })).toEqual(
-          first,
-        );
+        const first = plan(inputOf(input));
+        expect(plan(structuredClone(inputOf(input)))).toEqual(first);
+        const shuffled = inputOf({
+          ...input,
+          jobs: shuffle(input.jobs),
+          instances: shuffle(input.instances),
+        });
+        expect(plan(shuffled)).toEqual(first);
+        expect(
+          plan({ ...shuffled, queued: shuffle(shuffled.queued), running: shuffle(shuffled.running) }),
+        ).toEqual(first);
       }),
       { numRuns: 300 },
     );
@@ -574,7 +673,8 @@ describe("plan: properties", () => {
 
   it("does not modify its input", () => {
     fc.assert(
-      fc.property(inputArb, (input) => {
+      fc.property(inputArb, (arbitrary) => {
+        const input = inputOf(arbitrary);
         const copy = structuredClone(input);
         plan(input);
         expect(input).toEqual(copy);

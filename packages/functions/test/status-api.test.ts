@@ -54,6 +54,16 @@ describe("GET /api/status", () => {
     expect(ok.headers.get("cache-control")).toBe("no-store");
   });
 
+  it("takes the scheme name in any case (RFC 9110), and only the right token", async () => {
+    const as = (authorization: string) => fetch(`${hearth.url}/api/status`, { headers: { authorization } });
+    for (const scheme of ["bearer", "BEARER", "bEaReR"]) {
+      expect((await as(`${scheme} ${STATUS_TOKEN}`)).status).toBe(200);
+      expect((await as(`${scheme} not-the-token`)).status).toBe(401);
+    }
+    expect((await as(`Basic ${STATUS_TOKEN}`)).status).toBe(401);
+    expect((await as(STATUS_TOKEN)).status).toBe(401);
+  });
+
   it("describes pools, instances, jobs, events and series, per the documented schema", async () => {
     const status = statusSchema.parse(await (await get(STATUS_TOKEN)).json()) as Status;
     expect(status.stage).toBe("local");
@@ -103,5 +113,79 @@ describe("GET /api/status", () => {
   it("answers other methods with 405", async () => {
     const response = await fetch(`${hearth.url}/api/status`, { method: "POST" });
     expect(response.status).toBe(405);
+  });
+});
+
+describe("GET /api/status with a long queue", () => {
+  let long: LocalHearth;
+  // Short enough for one request to count it whole (a longer queue is counted by ScaleFleet's
+  // Observe and paged the same way: queue-at-scale.test.ts).
+  const ids = Array.from({ length: 220 }, (_, i) => String(70_000 + i));
+  beforeAll(async () => {
+    let started: FakeClock;
+    ({ hearth: long, clock: started } = await startTestHearth({ statusToken: STATUS_TOKEN }));
+    // Fleet time stands still: nothing boots, so every job stays queued.
+    for (const [index, id] of ids.entries()) {
+      const request = githubDelivery(
+        workflowJobPayload(
+          {
+            source: "github",
+            id,
+            project: "acme/app",
+            projectId: "1",
+            pipelineId: "9",
+            name: `test-${index % 7}`,
+            labels: ["nix", index % 3 ? "x86_64-linux" : "aarch64-linux"],
+          },
+          "queued",
+          { createdAt: new Date(started.now() - (ids.length - index) * 1000).toISOString() },
+        ),
+        secrets,
+      );
+      const response = await fetch(`${long.url}${request.path}`, {
+        method: "POST",
+        headers: request.headers,
+        body: request.body,
+      });
+      expect(response.status).toBe(202);
+    }
+    await long.idle();
+  }, 120_000);
+  afterAll(() => long.close());
+
+  const page = async (cursor?: string) => {
+    const query = cursor === undefined ? "" : `?cursor=${encodeURIComponent(cursor)}`;
+    const response = await fetch(`${long.url}/api/status${query}`, {
+      headers: { authorization: `Bearer ${STATUS_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    return statusSchema.parse(await response.json()) as Status;
+  };
+
+  it("counts every queued job, and pages through them oldest first with a cursor", async () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const status = await page(cursor);
+      pages++;
+      expect(status.jobs.queuedCount).toBe(220);
+      expect(status.pools.map((pool) => pool.queued)).toEqual([146, 74]);
+      expect(status.jobs.queued.length).toBeLessThanOrEqual(100);
+      seen.push(...status.jobs.queued.map((job) => job.id));
+      cursor = status.jobs.next ?? undefined;
+    } while (cursor !== undefined && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(ids);
+  });
+
+  it("refuses a cursor it did not give, with a JSON error", async () => {
+    for (const cursor of ["not a cursor", "bm9wZQ", "%00"]) {
+      const response = await fetch(`${long.url}/api/status?cursor=${encodeURIComponent(cursor)}`, {
+        headers: { authorization: `Bearer ${STATUS_TOKEN}` },
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "bad_request" } });
+    }
   });
 });

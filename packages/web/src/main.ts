@@ -8,6 +8,7 @@ import {
   finishedTable,
   instancesTable,
   PoolCards,
+  queuePager,
   queueTable,
   runningTable,
   timeline,
@@ -49,12 +50,31 @@ let locked = false;
 let timer: ReturnType<typeof setTimeout> | undefined;
 // Answers to superseded requests (e.g. one in flight when a token is submitted) are ignored.
 let requestSeq = 0;
+/**
+ * The page of the queue being read: null for the oldest jobs, else the `jobs.next` that led here.
+ * `previous` holds the cursors of the pages before it, to go back one.
+ */
+let cursor: string | null = null;
+const previous: Array<string | null> = [];
+
+function pageUrl(): string {
+  return cursor === null ? url : `${url}?cursor=${encodeURIComponent(cursor)}`;
+}
+
+function turnPage(to: string | null, back: boolean): void {
+  if (back) cursor = previous.pop() ?? null;
+  else {
+    previous.push(cursor);
+    cursor = to;
+  }
+  void refresh();
+}
 
 async function refresh(): Promise<void> {
   clearTimeout(timer);
   const seq = ++requestSeq;
   const token = tokens.get();
-  const outcome = await fetchStatus(url, token);
+  const outcome = await fetchStatus(pageUrl(), token);
   if (seq !== requestSeq) return;
 
   if (outcome.kind === "unauthorized") {
@@ -99,8 +119,18 @@ function draw(status: Status): void {
       ? `(${status.unroutable.count} ${status.unroutable.count === 1 ? "job" : "jobs"})`
       : "";
     byId("unroutable-body").replaceChildren(...unroutableBody(status));
-    byId("queue-count").textContent = String(status.jobs.queued.length);
-    byId("queue-body").replaceChildren(queueTable(status.jobs.queued));
+    byId("queue-count").textContent = String(status.jobs.queuedCount);
+    byId("queue-body").replaceChildren(
+      queueTable(status.jobs.queued),
+      queuePager({
+        shown: status.jobs.queued.length,
+        total: status.jobs.queuedCount,
+        first: cursor === null,
+        next: status.jobs.next,
+        onOlder: (next) => turnPage(next, false),
+        onNewer: () => turnPage(null, true),
+      }),
+    );
     byId("running-count").textContent = String(status.jobs.running.length);
     byId("running-body").replaceChildren(runningTable(status.jobs.running));
     byId("instances-count").textContent = String(status.instances.length);

@@ -22,7 +22,8 @@ function labelList(labels: string[], name = "Labels"): HTMLElement {
   return h(
     "ul",
     { class: "labels", "aria-label": name },
-    labels.map((label) => h("li", null, label)),
+    // A label may be 256 characters: it is cut with an ellipsis, and shown whole on hover.
+    labels.map((label) => h("li", { title: label }, label)),
   );
 }
 
@@ -274,6 +275,40 @@ export function queueTable(jobs: JobView[]): Node {
     }),
   );
 }
+
+/**
+ * Below the queue: how much of it is shown, and buttons to the next (newer) page and back. The API
+ * sends the queue a page at a time, oldest first.
+ */
+export function queuePager(options: {
+  shown: number;
+  total: number;
+  first: boolean;
+  next: string | null;
+  onOlder: (next: string) => void;
+  onNewer: () => void;
+}): Node {
+  const { shown, total, first, next } = options;
+  const buttons: HTMLElement[] = [];
+  if (!first) {
+    const back = h("button", { type: "button", "data-testid": "queue-previous" }, "Previous page");
+    back.addEventListener("click", () => options.onNewer());
+    buttons.push(back);
+  }
+  if (next !== null) {
+    const more = h("button", { type: "button", "data-testid": "queue-next" }, "Next page");
+    more.addEventListener("click", () => options.onOlder(next));
+    buttons.push(more);
+  }
+  const text =
+    shown === total ? "" : `${formatCount(shown)} of ${formatCount(total)} queued jobs shown, oldest first.`;
+  return h("div", { class: "pager", "data-testid": "queue-pager", hidden: !text && !buttons.length }, [
+    h("span", null, text),
+    ...buttons,
+  ]);
+}
+
+const formatCount = (n: number) => n.toLocaleString("en");
 
 export function unroutableBody(status: Status): Node[] {
   const { count, jobs } = status.unroutable;

@@ -269,4 +269,73 @@ describe("the status page", () => {
     expect(errors).toEqual([]);
     await page.context().close();
   });
+
+  it("keeps a 256-character label inside its card, on a wide screen and a phone", async () => {
+    const long = `nix-${"x".repeat(252)}`;
+    api.document = () => {
+      const status: Status = exampleStatus();
+      const [pool] = status.pools;
+      if (pool) pool.labels = [...pool.labels, long];
+      const [first] = status.jobs.queued;
+      if (first) first.labels = [...first.labels, long];
+      return status;
+    };
+    for (const viewport of [
+      { width: 1280, height: 900 },
+      { width: 375, height: 812 },
+    ]) {
+      const { page, errors } = await open({ viewport });
+      await page.goto(site.url);
+      const card = page.getByTestId("pool-card").first();
+      await card.waitFor();
+      const escaped = await page.evaluate((text) => {
+        const outside: string[] = [];
+        for (const item of document.querySelectorAll<HTMLElement>(".labels li")) {
+          if (item.textContent !== text) continue;
+          const box = item.getBoundingClientRect();
+          const holder = item.closest<HTMLElement>("[data-testid=pool-card], td, .card") ?? document.body;
+          const bounds = holder.getBoundingClientRect();
+          if (box.right > bounds.right + 0.5 || box.left < bounds.left - 0.5) outside.push(holder.className);
+          // The whole label stays readable on hover.
+          if (item.title !== text) outside.push("no title");
+        }
+        return outside;
+      }, long);
+      expect(escaped).toEqual([]);
+      expect(await card.locator(".labels li", { hasText: "nix-xxxx" }).count()).toBe(1);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+        viewport.width,
+      );
+      expect(errors).toEqual([]);
+      await page.context().close();
+    }
+  });
+
+  it("pages through a long queue with the API's cursor", async () => {
+    api.document = (cursor) => {
+      const status: Status = exampleStatus();
+      const [job] = status.jobs.queued;
+      if (!job) throw new Error("the example has a queued job");
+      status.jobs.queuedCount = 250;
+      status.jobs.queued = [{ ...job, source: "github", id: cursor === null ? "page-1" : `after-${cursor}` }];
+      status.jobs.next = cursor === null ? "c1" : cursor === "c1" ? "c2" : null;
+      return status;
+    };
+    const { page, errors } = await open();
+    await page.goto(site.url);
+    const rows = page.getByTestId("queue-table").getByTestId("job-row");
+    await page.locator('[data-job="github#page-1"]').waitFor();
+    expect(await page.locator("#queue-count").innerText()).toBe("250");
+    expect(await page.getByTestId("queue-pager").innerText()).toContain("1 of 250 queued jobs shown");
+    await page.getByTestId("queue-next").click();
+    await page.locator('[data-job="github#after-c1"]').waitFor();
+    await page.getByTestId("queue-next").click();
+    await page.locator('[data-job="github#after-c2"]').waitFor();
+    expect(await page.getByTestId("queue-next").count()).toBe(0);
+    await page.getByTestId("queue-previous").click();
+    await page.locator('[data-job="github#after-c1"]').waitFor();
+    expect(await rows.count()).toBe(1);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });

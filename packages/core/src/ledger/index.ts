@@ -13,6 +13,7 @@ import {
   type Job,
   type JobEvent,
   type JobKey,
+  type JobStatus,
   jobKeyString,
   jobSchema,
   labelSetKey,
@@ -45,10 +46,29 @@ export interface Ledger {
   queuedByLabels(labels: readonly string[] | "unknown"): Promise<Job[]>;
   /** Every queued job, oldest first. */
   queued(): Promise<Job[]>;
+  /**
+   * Every queued job, oldest first, if reading at most `limit` index items finds them all; else
+   * undefined. A cheap look at a short queue, which costs the same whatever the queue's length.
+   */
+  queuedIfFew(limit: number): Promise<Job[] | undefined>;
+  /**
+   * Up to `limit` queued jobs with these label sets (`labelSetKey`), oldest first, after the job
+   * whose queue position (`queuedAt#source#id`) is `after`; `more` when others follow.
+   */
+  queuedAfter(
+    labelSets: readonly string[],
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ jobs: Job[]; more: boolean }>;
   /** Jobs running on an instance. */
   runningOn(instanceId: string): Promise<Job[]>;
   /** Jobs queued since `from` (any status now), oldest first: the arrivals the forecast learns from. */
   arrivedSince(from: Date): Promise<Job[]>;
+  /**
+   * Jobs queued since `from` that now have one of `statuses`, newest arrival first, from at most
+   * about `readLimit` of the latest arrivals: bounded, whatever arrived since.
+   */
+  latestArrivals(from: Date, statuses: readonly JobStatus[], readLimit: number): Promise<Job[]>;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -71,40 +91,80 @@ export function queuedPk(setKey: string): string {
 
 type Item = Record<string, unknown>;
 
+/** A job's own fields: what `queued()` reads of each item. */
+const queuedProjection = Object.keys(jobSchema.shape) as Array<keyof Job>;
+
+const projectionNames = Object.fromEntries(queuedProjection.map((field, i) => [`#f${i}`, field]));
+
+/** Position in the queue: the order of gsi1's sort key, and of the status page's cursor. */
+export const queuePosition = (job: Pick<Job, "queuedAt" | "source" | "id">): string =>
+  `${job.queuedAt ?? ""}#${job.source}#${job.id}`;
+
+function byQueuePosition(items: Item[]): Job[] {
+  return items
+    .map((item) => ({ job: storedJob(item), key: queuePosition(item as unknown as Job) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map(({ job }) => job);
+}
+
+/** A job item as the ledger wrote it (validated then), without the item's bookkeeping. */
+function storedJob(item: Item): Job {
+  const job = {} as Record<string, unknown>;
+  for (const field of queuedProjection) job[field] = item[field] ?? null;
+  return job as unknown as Job;
+}
+
+/**
+ * A job as the table stores it: the job, its bookkeeping, and the keys of the indexes it belongs to
+ * (queued, running on an instance, arrived on a day). Exported for benchmarks that fill a table.
+ */
+export function jobItem(
+  job: Job,
+  options: { version: number; deliveries: string[]; now: Date; finishedTtlSeconds: number },
+): Item {
+  const item: Item = {
+    ...job,
+    pk: jobPk(job),
+    sk: "JOB",
+    kind: "job",
+    version: options.version,
+    deliveries: options.deliveries,
+    updatedAt: options.now.toISOString(),
+  };
+  if (job.status === "queued") {
+    item.gsi1pk = queuedPk(labelSetKey(job));
+    item.gsi1sk = `${job.queuedAt ?? ""}#${job.source}#${job.id}`;
+  }
+  if (job.status === "running" && job.instanceId) {
+    item.gsi2pk = `INSTANCE#${job.instanceId}`;
+    item.gsi2sk = jobKeyString(job);
+  }
+  if (job.queuedAt) {
+    item.gsi3pk = `ARRIVED#${job.queuedAt.slice(0, 10)}`;
+    item.gsi3sk = `${job.queuedAt}#${job.source}#${job.id}`;
+  }
+  if (isTerminal(job.status)) {
+    const finished = job.finishedAt ? new Date(job.finishedAt) : options.now;
+    item.expiresAt = Math.floor(finished.getTime() / 1000) + options.finishedTtlSeconds;
+  }
+  return item;
+}
+
 export function createLedger(options: LedgerOptions): Ledger {
   const { client, tableName } = options;
   const now = options.now ?? (() => new Date());
   const finishedTtl = options.finishedJobTtlSeconds ?? 7 * 24 * 3600;
-  const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 
-  function toItem(job: Job, version: number, deliveries: string[]): Item {
-    const item: Item = {
-      ...job,
-      pk: jobPk(job),
-      sk: "JOB",
-      kind: "job",
-      version,
-      deliveries,
-      updatedAt: now().toISOString(),
-    };
-    if (job.status === "queued") {
-      item.gsi1pk = queuedPk(labelSetKey(job));
-      item.gsi1sk = `${job.queuedAt ?? ""}#${job.source}#${job.id}`;
-    }
-    if (job.status === "running" && job.instanceId) {
-      item.gsi2pk = `INSTANCE#${job.instanceId}`;
-      item.gsi2sk = jobKeyString(job);
-    }
-    if (job.queuedAt) {
-      item.gsi3pk = `ARRIVED#${job.queuedAt.slice(0, 10)}`;
-      item.gsi3sk = `${job.queuedAt}#${job.source}#${job.id}`;
-    }
-    if (isTerminal(job.status)) {
-      const finished = job.finishedAt ? new Date(job.finishedAt) : now();
-      item.expiresAt = epoch(finished) + finishedTtl;
-    }
-    return item;
-  }
+  const queuedScan = {
+    TableName: tableName,
+    IndexName: "gsi1",
+    FilterExpression: "#kind = :job AND #status = :queued",
+    ProjectionExpression: queuedProjection.map((_, i) => `#f${i}`).join(", "),
+    ExpressionAttributeNames: { "#kind": "kind", "#status": "status", ...projectionNames },
+    ExpressionAttributeValues: { ":job": "job", ":queued": "queued" },
+  };
+  const toItem = (job: Job, version: number, deliveries: string[]): Item =>
+    jobItem(job, { version, deliveries, now: now(), finishedTtlSeconds: finishedTtl });
 
   function fromItem(item: Item): Job {
     return jobSchema.parse(item);
@@ -195,20 +255,48 @@ export function createLedger(options: LedgerOptions): Ledger {
     },
 
     async queued() {
-      // The index is sparse (queued jobs and the instance registry), so a scan of it stays small.
+      // The index is sparse (queued jobs and the instance registry). The scan reads only the job's
+      // own fields (not its delivery ids, the bulk of an item), and skips re-validating what the
+      // ledger itself wrote: the queue may be tens of thousands long.
       const items: Item[] = [];
       let start: Item | undefined;
       do {
-        const page = await client.send(
-          new ScanCommand({ TableName: tableName, IndexName: "gsi1", ExclusiveStartKey: start }),
-        );
+        const page = await client.send(new ScanCommand({ ...queuedScan, ExclusiveStartKey: start }));
         items.push(...(page.Items ?? []));
         start = page.LastEvaluatedKey;
       } while (start);
-      return items
-        .filter((item) => item.kind === "job" && item.status === "queued")
-        .sort((a, b) => String(a.gsi1sk).localeCompare(String(b.gsi1sk)))
-        .map(fromItem);
+      return byQueuePosition(items);
+    },
+
+    async queuedIfFew(limit) {
+      const page = await client.send(new ScanCommand({ ...queuedScan, Limit: limit }));
+      return page.LastEvaluatedKey ? undefined : byQueuePosition(page.Items ?? []);
+    },
+
+    async queuedAfter(labelSets, after, limit) {
+      const pages = await Promise.all(
+        labelSets.map((setKey) =>
+          client.send(
+            new QueryCommand({
+              TableName: tableName,
+              IndexName: "gsi1",
+              KeyConditionExpression:
+                after === undefined ? "gsi1pk = :pk" : "gsi1pk = :pk AND gsi1sk > :after",
+              ExpressionAttributeValues: {
+                ":pk": queuedPk(setKey),
+                ...(after === undefined ? {} : { ":after": after }),
+              },
+              ProjectionExpression: queuedScan.ProjectionExpression,
+              ExpressionAttributeNames: projectionNames,
+              ScanIndexForward: true,
+              Limit: limit + 1,
+            }),
+          ),
+        ),
+      );
+      const all = byQueuePosition(pages.flatMap((page) => page.Items ?? []));
+      const more = all.length > limit || pages.some((page) => page.LastEvaluatedKey !== undefined);
+      return { jobs: all.slice(0, limit), more };
     },
 
     async arrivedSince(from) {
@@ -226,6 +314,44 @@ export function createLedger(options: LedgerOptions): Ledger {
           ExpressionAttributeValues: { ":pk": `ARRIVED#${day.toISOString().slice(0, 10)}`, ":from": start },
         });
         jobs.push(...items.map(fromItem));
+      }
+      return jobs;
+    },
+
+    async latestArrivals(from, statuses, readLimit) {
+      const jobs: Job[] = [];
+      const start = from.toISOString();
+      const values = Object.fromEntries(statuses.map((status, i) => [`:s${i}`, status]));
+      let read = 0;
+      // Newest day first, newest first within it; the table filters, so other statuses are never sent.
+      for (
+        let day = new Date(`${now().toISOString().slice(0, 10)}T00:00:00.000Z`);
+        day.getTime() >= Date.parse(`${start.slice(0, 10)}T00:00:00.000Z`) && read < readLimit;
+        day = new Date(day.getTime() - 86_400_000)
+      ) {
+        let cursor: Item | undefined;
+        do {
+          const page = await client.send(
+            new QueryCommand({
+              TableName: tableName,
+              IndexName: "gsi3",
+              KeyConditionExpression: "gsi3pk = :pk AND gsi3sk >= :from",
+              FilterExpression: `#status IN (${statuses.map((_, i) => `:s${i}`).join(", ")})`,
+              ExpressionAttributeNames: { "#status": "status" },
+              ExpressionAttributeValues: {
+                ":pk": `ARRIVED#${day.toISOString().slice(0, 10)}`,
+                ":from": start,
+                ...values,
+              },
+              ScanIndexForward: false,
+              Limit: Math.min(500, readLimit - read),
+              ExclusiveStartKey: cursor,
+            }),
+          );
+          read += page.ScannedCount ?? 0;
+          jobs.push(...(page.Items ?? []).map(fromItem));
+          cursor = page.LastEvaluatedKey;
+        } while (cursor && read < readLimit);
       }
       return jobs;
     },

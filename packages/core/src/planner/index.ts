@@ -2,7 +2,8 @@ import { planPool } from "./pool-plan";
 import type { PlannerInput, PoolPlan } from "./types";
 
 /**
- * The planner: a pure function from what the control plane observes (jobs, instances, pool config,
+ * The planner: a pure function from what the control plane observes (the queue by cache key, the
+ * running jobs, instances, pool config,
  * the time and a forecast) to one plan per pool. The ScaleFleet workflow and the simulator call the
  * same `plan`; a driver applies a plan to the pool's two Auto Scaling groups one to one:
  * - for each id in `release`: remove its scale-in protection and lower its group's desired capacity
@@ -17,6 +18,7 @@ import type { PlannerInput, PoolPlan } from "./types";
 
 export type { Arrival, Demand, ForecastOptions, PoolDemand } from "./forecast";
 export { DemandHistory, defaultForecastOptions, forecastDemand } from "./forecast";
+export { QUEUE_GROUPS_PER_POOL, type QueuedJobView, QueueSummary, summarizeQueue } from "./queue";
 export type {
   InstanceGroup,
   InstanceMarket,
@@ -26,6 +28,8 @@ export type {
   PlannerInstance,
   PlannerJob,
   PoolPlan,
+  QueuedGroup,
+  RunningJob,
 } from "./types";
 
 function groupBy<T extends { pool: string }>(items: readonly T[]): Map<string, T[]> {
@@ -53,13 +57,15 @@ function groupBy<T extends { pool: string }>(items: readonly T[]): Map<string, T
  * Jobs and instances of pools not in the config are ignored.
  */
 export function plan(input: PlannerInput): PoolPlan[] {
-  const jobs = groupBy(input.jobs);
+  const queued = groupBy(input.queued);
+  const running = groupBy(input.running);
   const instances = groupBy(input.instances);
   return input.pools.map((pool) =>
     planPool(
       input.now,
       pool,
-      jobs.get(pool.name) ?? [],
+      queued.get(pool.name) ?? [],
+      running.get(pool.name) ?? [],
       instances.get(pool.name) ?? [],
       input.demand?.[pool.name],
     ),

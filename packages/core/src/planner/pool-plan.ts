@@ -1,6 +1,6 @@
 import type { PoolConfig } from "../pools";
 import type { PoolDemand } from "./forecast";
-import type { PlanCounts, PlannerInstance, PlannerJob, PoolPlan } from "./types";
+import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } from "./types";
 
 /**
  * One pool's plan. The policy, in the order it decides:
@@ -19,12 +19,14 @@ import type { PlanCounts, PlannerInstance, PlannerJob, PoolPlan } from "./types"
  * 4. The warm group (in service and stopped) is kept at the load the pool usually carries when jobs
  *    arrive, and at least the usual burst, so that those start within seconds on stores that know
  *    them; it keeps what it has up to the largest load of the last day. Its warm pool is whatever of
- *    it is not in service, so resuming never makes AWS launch a replacement behind it.
+ *    it is not in service, so resuming never makes AWS launch a replacement behind it. It grows only
+ *    within the room `maxInstances` leaves beside the instances in service.
  */
 export function planPool(
   now: number,
   pool: PoolConfig,
-  jobs: readonly PlannerJob[],
+  queued: readonly QueuedGroup[],
+  running: readonly RunningJob[],
   instances: readonly PlannerInstance[],
   forecast: PoolDemand | undefined,
 ): PoolPlan {
@@ -61,13 +63,11 @@ export function planPool(
     else if (i.group === "warm" && i.state === "stopped") stopped.push(i);
     else if (i.group === "warm" && i.state === "stopping") joining++;
   }
-  const queuedJobs: PlannerJob[] = [];
+  let queuedCount = 0;
+  for (const group of queued) queuedCount += group.count;
   let rehome = 0;
-  for (const job of jobs) {
-    if (job.status === "queued") queuedJobs.push(job);
-    else if (job.instanceId !== null && draining.has(job.instanceId)) rehome++;
-  }
-  const waiting = queuedJobs.length + rehome;
+  for (const job of running) if (draining.has(job.instanceId)) rehome++;
+  const waiting = queuedCount + rehome;
 
   // 1 and 2: capacity for the waiting jobs and the ready minimum.
   const reserve = pool.warm.minReady * slots;
@@ -76,7 +76,7 @@ export function planPool(
   const resumable = Math.min(stopped.length, room);
   let resume = Math.min(missing, resumable);
   if (resume < resumable)
-    resume = Math.max(resume, Math.min(resumable, resumeForWarmth(queuedJobs, trusted, stopped)));
+    resume = Math.max(resume, Math.min(resumable, resumeForWarmth(queued, trusted, stopped)));
   missing = Math.max(0, missing - resume);
   room -= resume;
   const launch = Math.min(missing, room);
@@ -101,9 +101,14 @@ export function planPool(
   // Without a forecast (not computed yet, or lost), keep the stores there are rather than none.
   const keep = forecast === undefined ? warmGroup : Math.min(warmGroup, largest);
   const prepared = Math.max(usual, keep, desiredWarm);
-  const warmPoolSize = Math.min(pool.warm.warmPoolSize, prepared - desiredWarm);
+  // New stores are worth launching into the warm pool only if they can be resumed: not while the
+  // instances in service leave no room under `maxInstances` (a burst on spot). Those would boot now,
+  // competing with the burst, and then wait stopped; the stores already there are kept.
+  const kept = stopped.length - resume + joining;
+  const roomLeft = Math.max(0, pool.maxInstances - desiredWarm - desiredBurst);
+  const warmPoolSize = Math.min(pool.warm.warmPoolSize, prepared - desiredWarm, Math.max(kept, roomLeft));
 
-  const counts: PlanCounts = { queued: queuedJobs.length, rehome, freeSlots, resume, launch, reserve };
+  const counts: PlanCounts = { queued: queuedCount, rehome, freeSlots, resume, launch, reserve };
   return {
     pool: pool.name,
     desiredWarm,
@@ -129,20 +134,20 @@ const noForecast: PoolDemand = {
 const warmthConfidence = 0.95;
 
 /**
- * How many warm-pool instances to resume so that, for each queued job no free slot is warm for,
+ * How many warm-pool instances to resume so that, for each queued cache key no free slot is warm for,
  * a store warm for it is among them with probability `confidence`. AWS picks which instances
  * resume, at random as far as Hearth can tell: with m of n stopped stores warm for a key, resuming
  * k misses them all with probability C(n-m, k) / C(n, k).
  */
 export function resumeForWarmth(
-  queued: readonly PlannerJob[],
+  queued: readonly QueuedGroup[],
   serving: readonly PlannerInstance[],
   stopped: readonly PlannerInstance[],
   confidence = warmthConfidence,
 ): number {
   if (queued.length === 0 || stopped.length === 0) return 0;
   const uncovered = new Set<string>();
-  for (const job of queued) uncovered.add(job.cacheKey);
+  for (const group of queued) if (group.cacheKey !== null && group.count > 0) uncovered.add(group.cacheKey);
   for (const i of serving) {
     if (i.busySlots >= i.slots) continue;
     for (const key of i.cacheKeys) uncovered.delete(key);

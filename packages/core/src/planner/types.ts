@@ -6,7 +6,10 @@ import type { Demand } from "./forecast";
  * control plane can build the input from DynamoDB and EC2, and the simulator from its own state.
  */
 
-/** A job the planner sees. Routing has already put it in a pool. */
+/**
+ * A job as the control plane sees it. Routing has already put it in a pool. Queued jobs reach the
+ * planner summarised (`summarizeQueue`), running ones as `RunningJob`s.
+ */
 export interface PlannerJob {
   key: string;
   pool: string;
@@ -16,6 +19,26 @@ export interface PlannerJob {
   queuedAt: number;
   /** The instance running it; null while queued. */
   instanceId: string | null;
+}
+
+/**
+ * Queued jobs of one pool that share a cache key, or (`cacheKey` null) the rest of the pool's queue,
+ * whose keys were not kept so that the planner's input stays bounded however long the queue is.
+ * Every queued job is in exactly one group, so the counts add up to the whole queue.
+ */
+export interface QueuedGroup {
+  pool: string;
+  cacheKey: string | null;
+  count: number;
+  /** Epoch milliseconds of the group's oldest job. */
+  oldestQueuedAt: number;
+}
+
+/** A job running on an instance (the planner needs it when that instance drains). */
+export interface RunningJob {
+  key: string;
+  pool: string;
+  instanceId: string;
 }
 
 export type InstanceGroup = "warm" | "burst";
@@ -53,7 +76,9 @@ export interface PlannerInput {
   /** Epoch milliseconds. */
   now: number;
   pools: readonly PoolConfig[];
-  jobs: readonly PlannerJob[];
+  /** The whole queue, by pool and cache key (see `summarizeQueue`). */
+  queued: readonly QueuedGroup[];
+  running: readonly RunningJob[];
   instances: readonly PlannerInstance[];
   /**
    * The forecast per pool (see `forecastDemand`). Without one for a pool, the planner sizes nothing

@@ -2,7 +2,7 @@ import { type FleetGroup, type FleetPort, HEARTBEAT_OVERDUE_MS, plannerInstance 
 import type { GitLabJobs } from "../gitlab-api";
 import { resolveTags } from "../ingest";
 import type { InstanceRegistry } from "../instances";
-import { cacheKeyOf, type Job, jobKeyString } from "../jobs";
+import { cacheKeyOf, type Job, jobKeyString, labelSetKey } from "../jobs";
 import type { Journal } from "../journal";
 import type { Leases } from "../leases";
 import type { Ledger } from "../ledger";
@@ -10,15 +10,24 @@ import {
   type Arrival,
   forecastDemand,
   type PlannerInstance,
-  type PlannerJob,
   type PoolDemand,
   type PoolPlan,
   plan,
+  type QueuedGroup,
+  QueueSummary,
+  type RunningJob,
 } from "../planner";
 import { type PoolConfig, routeJob } from "../pools";
-import type { PoolStates } from "./pool-state";
+import { type PoolStates, SNAPSHOT_LABEL_SETS } from "./pool-state";
 
-export { createPoolStates, type PoolState, type PoolStates, type Sample } from "./pool-state";
+export {
+  createPoolStates,
+  type PoolState,
+  type PoolStates,
+  type QueueSnapshot,
+  type Sample,
+  SNAPSHOT_LABEL_SETS,
+} from "./pool-state";
 export { oldestWaitSeconds, poolNeedsRun, type TickSummary, tick } from "./tick";
 
 /**
@@ -39,8 +48,6 @@ export interface ScalingDeps {
   now: () => Date;
 }
 
-/** The most queued jobs an observation carries (the workflow's state is limited to 256 KB). */
-const MAX_JOBS = 400;
 /** How many unknown GitLab tag sets one observation looks up, at most. */
 const MAX_TAG_LOOKUPS = 20;
 /**
@@ -57,7 +64,13 @@ export interface Observation {
   pool: string;
   at: number;
   iteration: number;
-  jobs: PlannerJob[];
+  /**
+   * The pool's whole queue by cache key, bounded (`QUEUE_GROUPS_PER_POOL` keys and one group for the
+   * rest), so the observation fits the workflow's state (256 KB) however long the queue is.
+   */
+  queue: QueuedGroup[];
+  running: RunningJob[];
+  /** Queued jobs in the pool: the sum of `queue`'s counts. */
   queued: number;
   instances: PlannerInstance[];
   groups: FleetGroup[];
@@ -70,17 +83,34 @@ export function poolOf(deps: Pick<ScalingDeps, "pools">, name: string): PoolConf
   return pool;
 }
 
-const plannerJob = (job: Job, pool: string): PlannerJob => ({
-  key: jobKeyString(job),
-  pool,
-  status: job.status === "running" ? "running" : "queued",
-  cacheKey: cacheKeyOf(job),
-  queuedAt: job.queuedAt ? Date.parse(job.queuedAt) : 0,
-  instanceId: job.instanceId,
-});
+/** Queued jobs (oldest first) routed to pools, with the queue summarised per pool and cache key. */
+export function routeQueue(queued: readonly Job[], pools: readonly PoolConfig[]) {
+  const routed: Array<{ job: Job; pool: string }> = [];
+  const labelSets = new Map<string, number>();
+  const summary = new QueueSummary();
+  const unroutable: Array<{ job: Job; reason: string }> = [];
+  for (const job of queued) {
+    const route = routeJob(job, pools);
+    if ("pool" in route) {
+      routed.push({ job, pool: route.pool });
+      summary.add({
+        pool: route.pool,
+        cacheKey: cacheKeyOf(job),
+        queuedAt: job.queuedAt ? Date.parse(job.queuedAt) : 0,
+      });
+      labelSets.set(labelSetKey(job), (labelSets.get(labelSetKey(job)) ?? 0) + 1);
+    } else unroutable.push({ job, reason: route.unroutable });
+  }
+  return { routed, summary, unroutable, labelSets };
+}
 
-/** Queued jobs routed to pools; GitLab jobs whose tags are unknown are looked up first, if possible. */
-export async function queuedByPool(deps: Pick<ScalingDeps, "ledger" | "pools" | "gitlab">) {
+/**
+ * Queued jobs routed to pools, oldest first, with the queue summarised per pool and cache key;
+ * GitLab jobs whose tags are unknown are looked up first, if possible.
+ */
+export async function queuedByPool(
+  deps: Pick<ScalingDeps, "ledger" | "pools" | "gitlab"> & { poolStates?: PoolStates; now?: () => Date },
+) {
   let queued = await deps.ledger.queued();
   const unknown = queued
     .filter((job) => job.source === "gitlab" && !job.labelsKnown)
@@ -95,21 +125,32 @@ export async function queuedByPool(deps: Pick<ScalingDeps, "ledger" | "pools" | 
     );
     queued = queued.map((job) => updated.get(jobKeyString(job)) ?? job);
   }
-  const byPool = new Map<string, Job[]>();
-  const unroutable: Array<{ job: Job; reason: string }> = [];
-  for (const job of queued) {
-    const route = routeJob(job, deps.pools);
-    if ("pool" in route) byPool.set(route.pool, [...(byPool.get(route.pool) ?? []), job]);
-    else unroutable.push({ job, reason: route.unroutable });
+  const { routed, summary, unroutable, labelSets } = routeQueue(queued, deps.pools);
+  if (deps.poolStates && deps.now) {
+    // Kept for the status page, which cannot read a long queue on every request.
+    await deps.poolStates.putQueue({
+      at: deps.now().toISOString(),
+      pools: Object.fromEntries(
+        deps.pools.map((pool) => [
+          pool.name,
+          { count: summary.count(pool.name), oldestQueuedAt: summary.oldest(pool.name) },
+        ]),
+      ),
+      unroutable: unroutable.length,
+      labelSets: [...labelSets.entries()]
+        .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))
+        .slice(0, SNAPSHOT_LABEL_SETS)
+        .map(([setKey]) => setKey),
+    });
   }
-  return { byPool, unroutable };
+  return { routed, summary, unroutable };
 }
 
 /** Observe: the pool's jobs and instances as the planner needs them; registers new instances. */
 export async function observe(deps: ScalingDeps, poolName: string, iteration: number): Promise<Observation> {
   const pool = poolOf(deps, poolName);
   const now = deps.now().getTime();
-  const [fleet, records, { byPool }, forecast] = await Promise.all([
+  const [fleet, records, { summary }, forecast] = await Promise.all([
     deps.fleet.observe(pool),
     deps.registry.inPool(pool.name),
     queuedByPool(deps),
@@ -141,14 +182,11 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   const instances = fleet.instances.map((instance) =>
     plannerInstance(instance, known.get(instance.id), pool, now),
   );
-  const queued = byPool.get(pool.name) ?? [];
-  const running: PlannerJob[] = instances.flatMap((instance) =>
+  const queued = summary.count(pool.name);
+  const running: RunningJob[] = instances.flatMap((instance) =>
     (known.get(instance.id)?.runningJobs ?? []).map((job) => ({
       key: jobKeyString(job),
       pool: pool.name,
-      status: "running" as const,
-      cacheKey: "",
-      queuedAt: 0,
       instanceId: instance.id,
     })),
   );
@@ -158,7 +196,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   );
   await deps.poolStates.putSample(pool.name, {
     minute: new Date(Math.floor(now / 60_000) * 60_000).toISOString(),
-    queued: queued.length,
+    queued,
     capacity: serving.reduce((sum, i) => sum + i.slots, 0),
     busy: serving.reduce((sum, i) => sum + i.busySlots, 0),
   });
@@ -166,8 +204,9 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
     pool: pool.name,
     at: now,
     iteration: iteration + 1,
-    jobs: [...queued.slice(0, MAX_JOBS).map((job) => plannerJob(job, pool.name)), ...running],
-    queued: queued.length,
+    queue: summary.groups(pool.name),
+    running,
+    queued,
     instances,
     groups: fleet.groups,
     demand: forecast?.demand ?? null,
@@ -180,7 +219,8 @@ export function planPool(deps: Pick<ScalingDeps, "pools">, observation: Observat
   const [poolPlan] = plan({
     now: observation.at,
     pools: [pool],
-    jobs: observation.jobs,
+    queued: observation.queue,
+    running: observation.running,
     instances: observation.instances,
     demand: observation.demand ? { [pool.name]: observation.demand } : undefined,
   });

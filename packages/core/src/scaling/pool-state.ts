@@ -35,6 +35,23 @@ export interface Sample {
   busy: number;
 }
 
+/**
+ * The whole queue as the last full read of it counted it (ScaleFleet's Observe, the minute tick):
+ * what the status page shows when the queue is too long to count on every request.
+ */
+export interface QueueSnapshot {
+  at: string;
+  /** Per pool: queued jobs, and the oldest one's epoch milliseconds (null when none). */
+  pools: Record<string, { count: number; oldestQueuedAt: number | null }>;
+  unroutable: number;
+  /** The label sets (`labelSetKey`) of jobs routed to a pool: where to page through the queue. */
+  labelSets: string[];
+}
+
+/** At most this many label sets are kept; past it the status page pages through the first ones. */
+export const SNAPSHOT_LABEL_SETS = 200;
+
+const queueKey = { pk: "QUEUE", sk: "SNAPSHOT" };
 const stateKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "STATE" });
 const fleetKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FLEET" });
 const forecastKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FORECAST" });
@@ -53,6 +70,8 @@ export interface PoolStates {
   fleet(pool: string): Promise<(FleetObservation & { at: string }) | undefined>;
   putFleet(pool: string, observation: FleetObservation): Promise<void>;
   putSample(pool: string, sample: Sample): Promise<void>;
+  queue(): Promise<QueueSnapshot | undefined>;
+  putQueue(snapshot: QueueSnapshot): Promise<void>;
   /** Samples since `from`, oldest first. */
   samples(pool: string, from: Date): Promise<Sample[]>;
 }
@@ -103,6 +122,15 @@ export function createPoolStates(store: Store): PoolStates {
       const fleet = { ...observation, at: store.now().toISOString() };
       await client.send(
         new PutCommand({ TableName: tableName, Item: { ...fleetKey(pool), kind: "fleet", fleet } }),
+      );
+    },
+    async queue() {
+      const got = await client.send(new GetCommand({ TableName: tableName, Key: queueKey }));
+      return got.Item?.queue as QueueSnapshot | undefined;
+    },
+    async putQueue(queue) {
+      await client.send(
+        new PutCommand({ TableName: tableName, Item: { ...queueKey, kind: "queue", queue } }),
       );
     },
     async putSample(pool, sample) {

@@ -1,4 +1,5 @@
 import type { Job } from "../jobs";
+import type { QueueSummary } from "../planner";
 import { queuedByPool, refreshForecast, requestScale, type ScalingDeps } from "./index";
 import type { PoolState } from "./pool-state";
 
@@ -21,8 +22,9 @@ export interface TickSummary {
 
 /** Seconds the oldest of `jobs` has been queued, 0 when there is none. */
 export function oldestWaitSeconds(jobs: readonly Pick<Job, "queuedAt">[], now: number): number {
-  const times = jobs.flatMap((job) => (job.queuedAt ? [Date.parse(job.queuedAt)] : []));
-  return times.length ? Math.max(0, (now - Math.min(...times)) / 1000) : 0;
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const job of jobs) if (job.queuedAt) oldest = Math.min(oldest, Date.parse(job.queuedAt));
+  return Number.isFinite(oldest) ? Math.max(0, (now - oldest) / 1000) : 0;
 }
 
 /** Whether a pool needs a ScaleFleet run now. */
@@ -64,10 +66,10 @@ export async function tick(
     }
   });
 
-  let byPool = new Map<string, Job[]>();
+  let queue: QueueSummary | undefined;
   await attempt("queue", async () => {
     const routed = await queuedByPool(deps);
-    byPool = routed.byPool;
+    queue = routed.summary;
     const stranded = routed.unroutable.map(({ job }) => job);
     summary.unroutable = {
       count: stranded.length,
@@ -75,11 +77,11 @@ export async function tick(
       reasons: [...new Set(routed.unroutable.map(({ reason }) => reason))].slice(0, 5),
     };
     for (const pool of deps.pools) {
-      const queued = byPool.get(pool.name) ?? [];
+      const oldest = routed.summary.oldest(pool.name);
       summary.queue.push({
         pool: pool.name,
-        queued: queued.length,
-        oldestWaitSeconds: oldestWaitSeconds(queued, now),
+        queued: routed.summary.count(pool.name),
+        oldestWaitSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
       });
     }
   });
@@ -93,7 +95,7 @@ export async function tick(
       const active = (fleet?.instances ?? []).some((i) =>
         ["pending", "in-service", "stopping"].includes(i.lifecycle),
       );
-      const queued = byPool.get(pool.name)?.length ?? 0;
+      const queued = queue?.count(pool.name) ?? 0;
       if (!poolNeedsRun(state, active, queued, now)) {
         summary.runs.push({ pool: pool.name, outcome: "idle" });
         return;

@@ -3,13 +3,15 @@ import type { InstanceRecord, InstanceRegistry } from "../instances";
 import { type Job, type JobKey, jobKeyString } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
+import { queuePosition } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
-import { type PoolStates, queuedByPool } from "../scaling";
+import { type PoolStates, type QueueSnapshot, routeQueue } from "../scaling";
 import {
   type InstanceState,
   type InstanceView,
   type JobView,
   type PoolStatus,
+  QUEUED_PAGE,
   SERIES_LENGTH,
   SERIES_STEP_SECONDS,
   type Status,
@@ -30,9 +32,18 @@ export interface StatusDeps {
   journal: Journal;
   poolStates: PoolStates;
   now: () => Date;
+  /** Index items a request reads to count the queue itself (default `QUICK_READ`). */
+  quickRead?: number;
 }
 
-const LIST_LIMIT = 200;
+const LIST_LIMIT = 100;
+/**
+ * Index items one request reads to count the queue itself. A longer queue is counted by the last
+ * full read (ScaleFleet's Observe, the minute tick), and paged through its label sets' partitions.
+ */
+const QUICK_READ = 400;
+/** Latest arrivals read for the running and finished lists. */
+const RECENT_READ = 500;
 const FINISHED_LIMIT = 50;
 const EVENT_LIMIT = 50;
 
@@ -105,17 +116,52 @@ function instanceView(
   return view;
 }
 
+/**
+ * The queue as one request can afford to see it: read whole when short, or else as the last full
+ * read counted it (`snapshot`), with nothing listed.
+ */
+async function queueView(deps: StatusDeps) {
+  const few = await deps.ledger.queuedIfFew(deps.quickRead ?? QUICK_READ);
+  if (few !== undefined) {
+    const { routed, summary, unroutable } = routeQueue(few, deps.pools);
+    return {
+      routed,
+      unroutable: { count: unroutable.length, jobs: unroutable.map(({ job }) => job) },
+      count: (pool: string) => summary.count(pool),
+      oldest: (pool: string) => summary.oldest(pool),
+      snapshot: undefined,
+    };
+  }
+  const snapshot: QueueSnapshot = (await deps.poolStates.queue()) ?? {
+    at: deps.now().toISOString(),
+    pools: {},
+    unroutable: 0,
+    labelSets: [],
+  };
+  return {
+    routed: undefined,
+    unroutable: { count: snapshot.unroutable, jobs: [] },
+    count: (pool: string) => snapshot.pools[pool]?.count ?? 0,
+    oldest: (pool: string) => snapshot.pools[pool]?.oldestQueuedAt ?? null,
+    snapshot,
+  };
+}
+
 /** Pools with their instances, as the page and the per-minute samples see them. */
 export async function poolStatuses(deps: StatusDeps) {
   const now = deps.now().getTime();
-  const { byPool, unroutable } = await queuedByPool(deps);
+  const [queue, perPool] = await Promise.all([
+    queueView(deps),
+    Promise.all(
+      deps.pools.map((pool) =>
+        Promise.all([deps.poolStates.fleet(pool.name), deps.registry.inPool(pool.name)]),
+      ),
+    ),
+  ]);
   const pools: PoolStatus[] = [];
   const instances: InstanceView[] = [];
-  for (const pool of deps.pools) {
-    const [fleet, records] = await Promise.all([
-      deps.poolStates.fleet(pool.name),
-      deps.registry.inPool(pool.name),
-    ]);
+  for (const [index, pool] of deps.pools.entries()) {
+    const [fleet, records] = perPool[index] ?? [undefined, []];
     const known = new Map(records.map((record) => [record.id, record]));
     const views: InstanceView[] = [];
     for (const instance of fleet?.instances ?? []) {
@@ -125,11 +171,8 @@ export async function poolStatuses(deps: StatusDeps) {
     const byState = (state: InstanceState) => views.filter((view) => view.state === state).length;
     const serving = views.filter((view) => view.state !== "stopped");
     const group = (name: "warm" | "burst") => fleet?.groups.find((g) => g.group === name);
-    const queued = byPool.get(pool.name) ?? [];
-    const oldest = queued.reduce<number | null>((max, job) => {
-      const wait = seconds(job.queuedAt, now);
-      return wait !== null && (max === null || wait > max) ? wait : max;
-    }, null);
+    const oldestAt = queue.oldest(pool.name);
+    const oldest = oldestAt === null ? null : Math.max(0, Math.round((now - oldestAt) / 1000));
     pools.push({
       name: pool.name,
       labels: pool.labels,
@@ -157,14 +200,14 @@ export async function poolStatuses(deps: StatusDeps) {
         total: serving.reduce((sum, view) => sum + view.slots, 0),
         busy: serving.reduce((sum, view) => sum + view.busySlots, 0),
       },
-      queued: queued.length,
+      queued: queue.count(pool.name),
       running: serving.reduce((sum, view) => sum + view.busySlots, 0),
       oldestQueuedSeconds: oldest,
       maxInstances: pool.maxInstances,
     });
     instances.push(...views);
   }
-  return { pools, instances, byPool, unroutable };
+  return { pools, instances, queue };
 }
 
 function eventView(entry: Awaited<ReturnType<Journal["latest"]>>[number]): StatusEvent {
@@ -183,44 +226,107 @@ function eventView(entry: Awaited<ReturnType<Journal["latest"]>>[number]): Statu
   };
 }
 
-export async function buildStatus(deps: StatusDeps, stage: string): Promise<Status> {
+export class StatusCursorError extends Error {}
+
+export const encodeCursor = (job: Job): string =>
+  Buffer.from(queuePosition(job), "utf8").toString("base64url");
+
+function decodeCursor(cursor: string): string {
+  const decoded = /^[A-Za-z0-9_-]{1,1000}$/.test(cursor)
+    ? Buffer.from(cursor, "base64url").toString("utf8")
+    : "";
+  if (!/^[^#]*#(github|gitlab)#.+$/.test(decoded)) {
+    throw new StatusCursorError("cursor is not one this API gave: use the `jobs.next` of a status document");
+  }
+  return decoded;
+}
+
+/** One page of the queued jobs routed to a pool, oldest first, after the cursor's position. */
+async function queuedPage(
+  deps: StatusDeps,
+  queue: Awaited<ReturnType<typeof queueView>>,
+  after: string | undefined,
+): Promise<{ jobs: Job[]; next: string | null; total: number }> {
+  const { routed, snapshot } = queue;
+  if (routed !== undefined) {
+    let first = 0;
+    if (after !== undefined) {
+      let low = 0;
+      let high = routed.length;
+      while (low < high) {
+        const middle = (low + high) >>> 1;
+        if (queuePosition((routed[middle] as (typeof routed)[number]).job) <= after) low = middle + 1;
+        else high = middle;
+      }
+      first = low;
+    }
+    const jobs = routed.slice(first, first + QUEUED_PAGE).map(({ job }) => job);
+    const last = jobs.at(-1);
+    const next = last !== undefined && first + QUEUED_PAGE < routed.length ? encodeCursor(last) : null;
+    return { jobs, next, total: routed.length };
+  }
+  // A long queue: the oldest of each label set's partition, merged. Jobs of a label set that routes
+  // for one forge and not the other are skipped; the cursor moves past them all the same.
+  const total = Object.values(snapshot?.pools ?? {}).reduce((sum, pool) => sum + pool.count, 0);
+  const read = await deps.ledger.queuedAfter(snapshot?.labelSets ?? [], after, QUEUED_PAGE);
+  const jobs = read.jobs.filter((job) => "pool" in routeJob(job, deps.pools));
+  const last = read.jobs.at(-1);
+  return { jobs, next: read.more && last !== undefined ? encodeCursor(last) : null, total };
+}
+
+export interface StatusOptions {
+  /** `jobs.next` of an earlier document: the page of queued jobs after it. */
+  cursor?: string;
+}
+
+export async function buildStatus(
+  deps: StatusDeps,
+  stage: string,
+  options: StatusOptions = {},
+): Promise<Status> {
+  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   const nowDate = deps.now();
   const now = nowDate.getTime();
-  const { pools, instances, byPool, unroutable } = await poolStatuses(deps);
-  const recent = await deps.ledger.arrivedSince(new Date(now - 24 * 3600_000));
+  const start = new Date(
+    Math.floor(now / 60_000) * 60_000 - (SERIES_LENGTH - 1) * SERIES_STEP_SECONDS * 1000,
+  );
+  // The reads do not depend on each other: one round trip's time, not the sum.
+  const [{ pools, instances, queue }, recent, events, samplesByPool] = await Promise.all([
+    poolStatuses(deps),
+    // Only jobs that ran or finished, among the latest arrivals: the day's may be tens of thousands.
+    deps.ledger.latestArrivals(
+      new Date(now - 24 * 3600_000),
+      ["running", "completed", "cancelled"],
+      RECENT_READ,
+    ),
+    deps.journal.latest(EVENT_LIMIT),
+    Promise.all(deps.pools.map((pool) => deps.poolStates.samples(pool.name, start))),
+  ]);
 
   // Running jobs: those the instances report, and any the ledger saw start in the last day.
   const running = new Map<string, Job>();
   for (const job of recent) if (job.status === "running") running.set(jobKeyString(job), job);
-  for (const pool of deps.pools) {
-    for (const record of await deps.registry.inPool(pool.name)) {
-      for (const key of record.runningJobs as JobKey[]) {
-        const id = jobKeyString(key);
-        if (running.has(id)) continue;
-        const job = await deps.ledger.get(key);
-        if (job?.status === "running") running.set(id, job);
-      }
-    }
+  const reported = (await Promise.all(deps.pools.map((pool) => deps.registry.inPool(pool.name))))
+    .flat()
+    .flatMap((record) => record.runningJobs as JobKey[])
+    .filter((key) => !running.has(jobKeyString(key)))
+    .slice(0, LIST_LIMIT);
+  for (const job of await Promise.all(reported.map((key) => deps.ledger.get(key)))) {
+    if (job?.status === "running") running.set(jobKeyString(job), job);
   }
   const finished = recent
     .filter((job) => job.status === "completed" || job.status === "cancelled")
     .sort((a, b) => (b.finishedAt ?? "").localeCompare(a.finishedAt ?? ""))
     .slice(0, FINISHED_LIMIT);
-  const queued = [...byPool.values()]
-    .flat()
-    .sort((a, b) => (a.queuedAt ?? "").localeCompare(b.queuedAt ?? ""))
-    .slice(0, LIST_LIMIT);
+  const page = await queuedPage(deps, queue, after);
 
-  const start = new Date(
-    Math.floor(now / 60_000) * 60_000 - (SERIES_LENGTH - 1) * SERIES_STEP_SECONDS * 1000,
-  );
   const series: Status["series"] = {
     stepSeconds: SERIES_STEP_SECONDS,
     start: start.toISOString(),
     pools: {},
   };
-  for (const pool of deps.pools) {
-    const samples = new Map((await deps.poolStates.samples(pool.name, start)).map((s) => [s.minute, s]));
+  for (const [index, pool] of deps.pools.entries()) {
+    const samples = new Map((samplesByPool[index] ?? []).map((s) => [s.minute, s]));
     const at = (i: number) =>
       samples.get(new Date(start.getTime() + i * SERIES_STEP_SECONDS * 1000).toISOString());
     const values = (pick: (s: NonNullable<ReturnType<typeof at>>) => number) =>
@@ -241,16 +347,18 @@ export async function buildStatus(deps: StatusDeps, stage: string): Promise<Stat
     stage,
     pools,
     unroutable: {
-      count: unroutable.length,
-      jobs: unroutable.slice(0, LIST_LIMIT).map(({ job }) => view(job)),
+      count: queue.unroutable.count,
+      jobs: queue.unroutable.jobs.slice(0, LIST_LIMIT).map(view),
     },
     instances,
     jobs: {
-      queued: queued.map(view),
+      queuedCount: page.total,
+      queued: page.jobs.map(view),
+      next: page.next,
       running: [...running.values()].slice(0, LIST_LIMIT).map(view),
       finished: finished.map(view),
     },
-    events: (await deps.journal.latest(EVENT_LIMIT)).map(eventView),
+    events: events.map(eventView),
     series,
   };
   // Parsing strips anything the schema does not name: nothing else can reach the page.

@@ -286,7 +286,7 @@ export function exampleStatus(now: Date = new Date()): Status {
     pools,
     unroutable: { count: unroutable.length, jobs: unroutable },
     instances,
-    jobs: { queued, running, finished },
+    jobs: { queuedCount: queued.length, queued, next: null, running, finished },
     events,
     series: {
       stepSeconds: 60,

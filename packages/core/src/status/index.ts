@@ -182,7 +182,15 @@ export const statusSchema = z.object({
   unroutable: z.object({ count, jobs: z.array(jobViewSchema) }),
   instances: z.array(instanceViewSchema),
   jobs: z.object({
+    /** Every queued job routed to a pool, across pools: the size of the whole queue. */
+    queuedCount: count,
+    /** A page of the queued jobs routed to a pool, oldest first (`QUEUED_PAGE` at most). */
     queued: z.array(jobViewSchema),
+    /**
+     * The cursor of the next page of queued jobs (`GET /api/status?cursor=<next>`), null on the
+     * last page. It names the last job of this page, so a job started meanwhile shifts nothing.
+     */
+    next: z.nullable(z.string().check(z.minLength(1), z.maxLength(1000))),
     running: z.array(jobViewSchema),
     /** Recently finished (completed or cancelled), latest first. */
     finished: z.array(jobViewSchema),
@@ -193,6 +201,9 @@ export const statusSchema = z.object({
   series: seriesSchema,
 });
 export type Status = z.infer<typeof statusSchema>;
+
+/** Queued jobs per page of the document. */
+export const QUEUED_PAGE = 100;
 
 /** The series step Hearth records: one value a minute. */
 export const SERIES_STEP_SECONDS = 60;

@@ -112,3 +112,55 @@ export async function replay(
   }
   return { sent, refused };
 }
+
+export interface DrainOptions {
+  url: string;
+  /** The status token, when the server has one (`STATUS_TOKEN`). */
+  token?: string;
+  /** Seconds between looks at the status. */
+  everySeconds: number;
+  /** Gives up after this long (the queue may never drain: an unroutable label, no capacity). */
+  timeoutSeconds: number;
+  sleep: (seconds: number) => Promise<void>;
+  onProgress?: (look: DrainLook) => void;
+}
+
+export interface DrainLook {
+  /** Seconds since watching began. */
+  seconds: number;
+  /** Jobs queued for a pool (unroutable jobs never drain, and are not counted). */
+  queued: number;
+  running: number;
+  /** The longest any queued job had waited at this look. */
+  oldestQueuedSeconds: number;
+}
+
+/**
+ * After the replay: watches the status until no job waits for a pool, so that the demo ends on what
+ * a reader wants to know, whether Hearth kept up, rather than on a queue in mid-flight.
+ */
+export async function watchDrain(
+  options: DrainOptions,
+): Promise<{ drained: boolean; last: DrainLook; longestWaitSeconds: number }> {
+  let longestWaitSeconds = 0;
+  for (let seconds = 0; ; seconds += options.everySeconds) {
+    const response = await fetch(`${options.url}/api/status`, {
+      headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+    });
+    if (!response.ok) throw new Error(`GET /api/status answered ${response.status}`);
+    const status = (await response.json()) as {
+      pools: Array<{ queued: number; running: number; oldestQueuedSeconds: number | null }>;
+    };
+    const look: DrainLook = {
+      seconds,
+      queued: status.pools.reduce((sum, pool) => sum + pool.queued, 0),
+      running: status.pools.reduce((sum, pool) => sum + pool.running, 0),
+      oldestQueuedSeconds: Math.max(0, ...status.pools.map((pool) => pool.oldestQueuedSeconds ?? 0)),
+    };
+    longestWaitSeconds = Math.max(longestWaitSeconds, look.oldestQueuedSeconds);
+    options.onProgress?.(look);
+    if (look.queued === 0) return { drained: true, last: look, longestWaitSeconds };
+    if (seconds >= options.timeoutSeconds) return { drained: false, last: look, longestWaitSeconds };
+    await options.sleep(options.everySeconds);
+  }
+}

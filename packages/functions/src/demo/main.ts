@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseTrace } from "@hearth/core/sim";
 import { readLocalSecrets } from "../local/secrets-file";
-import { demoJobs, replay } from "./index";
+import { demoJobs, replay, watchDrain } from "./index";
 
 const usage = `Usage: npm run demo -- [--trace FILE] [--speed N] [--limit N] [--url URL]
 
@@ -72,7 +72,28 @@ async function main() {
         `  ${job.job.source} job ${job.job.id} (${job.job.labels.join(",")}): ${status}\n`,
       ),
   });
-  process.stderr.write(`Sent ${result.sent} jobs (${result.refused} refused). Watch them at ${url}/\n`);
+  process.stderr.write(
+    `Sent ${result.sent} jobs (${result.refused} refused). Watch them at ${url}/\n` +
+      "Waiting for the queue to drain (Ctrl-C stops watching; Hearth keeps going)…\n",
+  );
+  // The replay compresses hours into minutes while instances still take their real boot times, so
+  // the end of the replay is mid-burst: what tells whether Hearth keeps up is how soon the queue empties.
+  const drain = await watchDrain({
+    url,
+    token: process.env.STATUS_TOKEN,
+    everySeconds: 5,
+    timeoutSeconds: 600,
+    sleep: (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000)),
+    onProgress: (look) => {
+      if (look.seconds % 15 === 0 || look.queued === 0)
+        process.stderr.write(`  +${look.seconds} s: ${look.queued} queued, ${look.running} running\n`);
+    },
+  });
+  process.stderr.write(
+    drain.drained
+      ? `Every job has started: the queue emptied ${drain.last.seconds} s after the last webhook; the longest wait seen was ${drain.longestWaitSeconds} s.\n`
+      : `${drain.last.queued} jobs still queued after ${drain.last.seconds} s: see ${url}/ for why (the timeline says what Hearth decided).\n`,
+  );
 }
 
 main().catch((error) => {

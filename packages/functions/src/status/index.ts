@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { buildStatus, type StatusDeps } from "@hearth/core/status/build";
+import { buildStatus, StatusCursorError, type StatusDeps } from "@hearth/core/status/build";
 import { type Context, Hono } from "hono";
 import { errorResponse } from "../http";
 
@@ -15,7 +15,8 @@ const digest = (value: string) => createHash("sha256").update(value).digest();
 
 function authorized(c: Context, token: string | undefined): boolean {
   if (!token) return true;
-  const given = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
+  // The scheme's name is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`.
+  const given = /^Bearer +(\S+) *$/i.exec(c.req.header("authorization") ?? "")?.[1];
   return given !== undefined && timingSafeEqual(digest(given), digest(token));
 }
 
@@ -47,7 +48,13 @@ export function statusRoutes(deps: StatusRouteDeps) {
           "this status needs a token: send Authorization: Bearer <token>",
         );
       }
-      return c.json(await buildStatus(deps, deps.stage));
+      const cursor = c.req.query("cursor");
+      try {
+        return c.json(await buildStatus(deps, deps.stage, { cursor }));
+      } catch (error) {
+        if (error instanceof StatusCursorError) return errorResponse(c, 400, "bad_request", error.message);
+        throw error;
+      }
     })
     .all("/status", (c) => {
       c.header("Allow", "GET, OPTIONS");

@@ -9,7 +9,8 @@ export interface FakeApi {
   token: string | null;
   /** When set, the API fails with this HTTP status, in Hearth's error shape. */
   failWith: number | null;
-  document: () => unknown;
+  /** The document, given the request's `cursor` parameter (null without one). */
+  document: (cursor: string | null) => unknown;
   /** Whether answers carry a `Date` header, which the page uses to measure the data's age. */
   sendDate: boolean;
   /** The Authorization header of each status request, in order. */
@@ -39,7 +40,10 @@ export async function servePage(dir: string, api: FakeApi): Promise<{ url: strin
       if (api.failWith !== null) {
         return json(api.failWith, { error: { code: "internal", message: "the ledger did not answer" } });
       }
-      return json(200, api.document());
+      return json(
+        200,
+        api.document(new URL(request.url ?? "/", "http://localhost").searchParams.get("cursor")),
+      );
     }
     const file = normalize(join(dir, path === "/" ? "index.html" : decodeURIComponent(path)));
     if (!file.startsWith(dir + sep)) {

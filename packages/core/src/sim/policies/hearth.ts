@@ -1,10 +1,13 @@
 import {
   type Demand,
   DemandHistory,
+  type PlannerInput,
   type PlannerInstance,
   type PlannerJob,
   type PoolPlan,
   plan,
+  QueueSummary,
+  type RunningJob,
 } from "../../planner";
 import type { PoolConfig } from "../../pools";
 import { SimAsg } from "../asg";
@@ -184,7 +187,7 @@ class HearthPolicy implements Policy {
     const plans = plan({
       now: ms(now),
       pools: this.context.pools,
-      jobs: this.observeJobs(),
+      ...this.observeJobs(),
       instances: this.observeInstances(),
       demand: this.demand,
     });
@@ -245,8 +248,16 @@ class HearthPolicy implements Policy {
     view.instanceId = instance?.id ?? null;
   }
 
-  private observeJobs(): PlannerJob[] {
-    return [...this.jobs.values()];
+  /** The jobs as ScaleFleet's Observe gives them: the queue summarised by cache key, running jobs. */
+  private observeJobs(): Pick<PlannerInput, "queued" | "running"> {
+    const queue = new QueueSummary();
+    const running: RunningJob[] = [];
+    for (const job of this.jobs.values()) {
+      if (job.status === "queued") queue.add(job);
+      else if (job.instanceId !== null)
+        running.push({ key: job.key, pool: job.pool, instanceId: job.instanceId });
+    }
+    return { queued: queue.groups(), running };
   }
 
   /** Per pool, whether an instance was launching at the last observation. */
