@@ -28,7 +28,10 @@ describe("AWS's choice of instance", () => {
   it("is uniform over the candidates, and replays for a seed", () => {
     const counts = [0, 0, 0, 0];
     const random = new Random(3);
-    for (let n = 0; n < 4000; n++) counts[awsChoice([0, 1, 2, 3], random) as number]++;
+    for (let n = 0; n < 4000; n++) {
+      const pick = awsChoice([0, 1, 2, 3], random) as number;
+      counts[pick] = (counts[pick] ?? 0) + 1;
+    }
     for (const count of counts) expect(Math.abs(count - 1000)).toBeLessThan(120);
     const picks = (seed: number) => {
       const random = Random.stream(seed, "warm-pool");
