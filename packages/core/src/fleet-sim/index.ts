@@ -18,8 +18,8 @@ import { awsChoice, Random } from "../sim-rules";
  * A simulated fleet that behaves like two EC2 Auto Scaling groups per pool: instances launch
  * protected from scale-in, boot (cold launch or warm resume, times from the pool config), stop into
  * the warm pool on scale-in, get replaced when interrupted. Which warm-pool instance resumes, or
- * leaves an oversized warm pool, is AWS's choice (`awsChoice`, seeded), as in the trace simulator. It runs on an injectable clock, so local
- * mode watches it in real time and tests drive it by hand.
+ * leaves an oversized warm pool, is AWS's choice (`awsChoice`, seeded), as in the trace simulator.
+ * It runs on an injectable clock, so local mode watches it in real time and tests drive it by hand.
  */
 
 export interface SimulatedInstance extends FleetInstance {
