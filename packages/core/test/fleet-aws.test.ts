@@ -2,34 +2,18 @@ import { randomUUID } from "node:crypto";
 import {
   type Activity,
   AutoScalingClient,
-  AutoScalingServiceException,
   DescribeAutoScalingGroupsCommand,
-  type DescribeAutoScalingGroupsCommandInput,
   DescribeAutoScalingInstancesCommand,
-  type DescribeAutoScalingInstancesCommandInput,
   DescribeScalingActivitiesCommand,
-  type DescribeScalingActivitiesCommandInput,
   DescribeWarmPoolCommand,
-  type DescribeWarmPoolCommandInput,
   PutWarmPoolCommand,
-  type PutWarmPoolCommandInput,
   type ScalingActivityStatusCode,
   SetDesiredCapacityCommand,
-  type SetDesiredCapacityCommandInput,
   SetInstanceProtectionCommand,
-  type SetInstanceProtectionCommandInput,
   UpdateAutoScalingGroupCommand,
-  type UpdateAutoScalingGroupCommandInput,
-  type WarmPoolConfiguration,
 } from "@aws-sdk/client-auto-scaling";
-import {
-  DescribeInstancesCommand,
-  type DescribeInstancesCommandInput,
-  EC2Client,
-  EC2ServiceException,
-} from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, EC2Client, EC2ServiceException } from "@aws-sdk/client-ec2";
 import { PutParameterCommand, SSMClient, SSMServiceException } from "@aws-sdk/client-ssm";
-import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
@@ -42,11 +26,13 @@ import type { PoolPlan } from "../src/planner";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { apply, createPoolStates, observe, type ScalingDeps } from "../src/scaling";
 import { ensureTable } from "../src/table";
+import { FakeAws, installFakeAws, mockedClients, validation } from "./support/auto-scaling-fake";
 
 /**
  * The AWS driver, checked at the SDK boundary: every test looks at the exact inputs of the commands
- * the driver sends. Behind the mocked clients sits a small model of two Auto Scaling groups and EC2,
- * so that what one call changes, the next describe shows (as AWS would, eventually).
+ * the driver sends. Behind the mocked clients sits the stateful model of Auto Scaling and EC2 that
+ * the fleet port's contract suite uses too (`support/auto-scaling-fake.ts`), so that what one call
+ * changes, the next describe shows (as AWS would, eventually).
  */
 
 const NOW = new Date("2026-03-02T12:00:00.000Z");
@@ -67,238 +53,8 @@ const pool = (overrides: Partial<PoolConfig> = {}): PoolConfig => ({
   ...overrides,
 });
 
-// ─── A model of Auto Scaling and EC2 behind the mocks ────────────────────────────────────────────
-
-interface FakeInstance {
-  id: string;
-  state: string;
-  protected: boolean;
-  az?: string;
-  spot?: boolean;
-  launchTime?: Date;
-  /** False: Auto Scaling lists it, EC2 does not show it yet (eventual consistency). */
-  visibleToEc2?: boolean;
-}
-
-interface FakeGroup {
-  name: string;
-  min: number;
-  max: number;
-  desired: number;
-  instances: FakeInstance[];
-  warmPool?: WarmPoolConfiguration;
-  warmInstances: FakeInstance[];
-  /** Mixed instances policy: OnDemandPercentageAboveBaseCapacity; absent without a policy. */
-  onDemandPercent?: number;
-}
-
-const validation = (message: string) =>
-  new AutoScalingServiceException({
-    name: "ValidationError",
-    $fault: "client",
-    $metadata: { httpStatusCode: 400 },
-    message,
-  });
-
-class FakeAws {
-  groups = new Map<string, FakeGroup>();
-  activities: Activity[] = [];
-  /** Errors the next calls of an API throw, in turn, before it answers again. */
-  failures = new Map<string, Error[]>();
-  warmPoolPageSize = 2;
-  ec2PageSize = 1_000;
-
-  group(group: Partial<FakeGroup> & Pick<FakeGroup, "name">): FakeGroup {
-    const full: FakeGroup = { min: 0, max: 20, desired: 0, instances: [], warmInstances: [], ...group };
-    this.groups.set(full.name, full);
-    return full;
-  }
-
-  get(name: string): FakeGroup {
-    const group = this.groups.get(name);
-    if (!group) throw validation(`group ${name} not found`);
-    return group;
-  }
-
-  all(): Array<{ group: FakeGroup; instance: FakeInstance }> {
-    return [...this.groups.values()].flatMap((group) =>
-      [...group.instances, ...group.warmInstances].map((instance) => ({ group, instance })),
-    );
-  }
-
-  fail(api: string, ...errors: Error[]) {
-    this.failures.set(api, [...(this.failures.get(api) ?? []), ...errors]);
-  }
-
-  /** Answers one API call, or throws the next queued failure for it. */
-  async answer<T>(api: string, respond: () => T): Promise<T> {
-    const error = this.failures.get(api)?.shift();
-    if (error) throw error;
-    return respond();
-  }
-}
-
-const asInstance = (i: FakeInstance) => ({
-  InstanceId: i.id,
-  InstanceType: "c6a.xlarge",
-  AvailabilityZone: i.az ?? "us-east-1a",
-  LifecycleState: i.state,
-  HealthStatus: "Healthy",
-  ProtectedFromScaleIn: i.protected,
-});
-
-const asGroup = (g: FakeGroup) => ({
-  AutoScalingGroupName: g.name,
-  MinSize: g.min,
-  MaxSize: g.max,
-  DesiredCapacity: g.desired,
-  Instances: g.instances.map(asInstance),
-  WarmPoolConfiguration: g.warmPool ? { ...g.warmPool } : undefined,
-  WarmPoolSize: g.warmPool ? g.warmInstances.length : undefined,
-  MixedInstancesPolicy:
-    g.onDemandPercent === undefined
-      ? undefined
-      : {
-          LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateName: `${g.name}-lt` } },
-          InstancesDistribution: {
-            OnDemandAllocationStrategy: "prioritized",
-            OnDemandBaseCapacity: 0,
-            OnDemandPercentageAboveBaseCapacity: g.onDemandPercent,
-            SpotAllocationStrategy: "price-capacity-optimized",
-          },
-        },
-  CapacityRebalance: g.onDemandPercent !== undefined,
-  NewInstancesProtectedFromScaleIn: true,
-});
-
-const autoScaling = mockClient(AutoScalingClient);
-const ec2 = mockClient(EC2Client);
-const ssm = mockClient(SSMClient);
-
-function install(aws: FakeAws) {
-  autoScaling.reset();
-  ec2.reset();
-  ssm.reset();
-  autoScaling.on(DescribeAutoScalingGroupsCommand).callsFake((input: DescribeAutoScalingGroupsCommandInput) =>
-    aws.answer("DescribeAutoScalingGroups", () => ({
-      AutoScalingGroups: (input.AutoScalingGroupNames ?? [])
-        .flatMap((name) => aws.groups.get(name) ?? [])
-        .map(asGroup),
-    })),
-  );
-  autoScaling.on(DescribeWarmPoolCommand).callsFake((input: DescribeWarmPoolCommandInput) =>
-    aws.answer("DescribeWarmPool", () => {
-      const group = aws.get(input.AutoScalingGroupName ?? "");
-      const start = Number(input.NextToken ?? 0);
-      const end = start + aws.warmPoolPageSize;
-      return {
-        WarmPoolConfiguration: group.warmPool,
-        Instances: group.warmInstances.slice(start, end).map(asInstance),
-        NextToken: end < group.warmInstances.length ? String(end) : undefined,
-      };
-    }),
-  );
-  autoScaling.on(DescribeScalingActivitiesCommand).callsFake((input: DescribeScalingActivitiesCommandInput) =>
-    aws.answer("DescribeScalingActivities", () => ({
-      Activities: aws.activities
-        .filter((a) => a.AutoScalingGroupName === input.AutoScalingGroupName)
-        .slice(0, input.MaxRecords ?? 100),
-    })),
-  );
-  autoScaling
-    .on(DescribeAutoScalingInstancesCommand)
-    .callsFake((input: DescribeAutoScalingInstancesCommandInput) =>
-      aws.answer("DescribeAutoScalingInstances", () => ({
-        AutoScalingInstances: aws
-          .all()
-          .filter(({ instance }) => input.InstanceIds?.includes(instance.id))
-          .map(({ group, instance }) => ({
-            ...asInstance(instance),
-            AutoScalingGroupName: group.name,
-            LaunchTemplate: { LaunchTemplateName: `${group.name}-lt` },
-          })),
-      })),
-    );
-  autoScaling.on(SetDesiredCapacityCommand).callsFake((input: SetDesiredCapacityCommandInput) =>
-    aws.answer("SetDesiredCapacity", () => {
-      const group = aws.get(input.AutoScalingGroupName ?? "");
-      const desired = input.DesiredCapacity ?? 0;
-      if (desired < group.min || desired > group.max) throw validation(`desired ${desired} out of bounds`);
-      group.desired = desired;
-      return {};
-    }),
-  );
-  autoScaling.on(SetInstanceProtectionCommand).callsFake((input: SetInstanceProtectionCommandInput) =>
-    aws.answer("SetInstanceProtection", () => {
-      const group = aws.get(input.AutoScalingGroupName ?? "");
-      const ids = input.InstanceIds ?? [];
-      // The API's limits: 50 ids per call, and never an instance in the warm pool.
-      if (ids.length > 50) throw validation("at most 50 instance ids");
-      for (const id of ids) {
-        const instance = group.instances.find((i) => i.id === id);
-        if (!instance) throw validation(`instance ${id} is not in service in ${group.name}`);
-        instance.protected = input.ProtectedFromScaleIn ?? false;
-      }
-      return {};
-    }),
-  );
-  autoScaling.on(PutWarmPoolCommand).callsFake((input: PutWarmPoolCommandInput) =>
-    aws.answer("PutWarmPool", () => {
-      const group = aws.get(input.AutoScalingGroupName ?? "");
-      group.warmPool = {
-        MinSize: input.MinSize,
-        MaxGroupPreparedCapacity: input.MaxGroupPreparedCapacity,
-        PoolState: input.PoolState,
-        InstanceReusePolicy: input.InstanceReusePolicy,
-      };
-      return {};
-    }),
-  );
-  autoScaling.on(UpdateAutoScalingGroupCommand).callsFake((input: UpdateAutoScalingGroupCommandInput) =>
-    aws.answer("UpdateAutoScalingGroup", () => {
-      const group = aws.get(input.AutoScalingGroupName ?? "");
-      const percent = input.MixedInstancesPolicy?.InstancesDistribution?.OnDemandPercentageAboveBaseCapacity;
-      if (percent !== undefined) group.onDemandPercent = percent;
-      return {};
-    }),
-  );
-  ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) =>
-    aws.answer("DescribeInstances", () => {
-      const known = aws.all().filter(({ instance }) => instance.visibleToEc2 !== false);
-      if (input.InstanceIds) {
-        // As EC2 does: one id it does not know fails the whole call.
-        const missing = input.InstanceIds.find((id) => !known.some(({ instance }) => instance.id === id));
-        if (missing) {
-          throw new EC2ServiceException({
-            name: "InvalidInstanceID.NotFound",
-            $fault: "client",
-            $metadata: {},
-            message: `The instance ID '${missing}' does not exist`,
-          });
-        }
-      }
-      const ids = input.InstanceIds ?? input.Filters?.find((f) => f.Name === "instance-id")?.Values ?? [];
-      const matching = known.filter(({ instance }) => ids.includes(instance.id));
-      const start = Number(input.NextToken ?? 0);
-      const end = start + aws.ec2PageSize;
-      return {
-        Reservations: [
-          {
-            Instances: matching.slice(start, end).map(({ instance }) => ({
-              InstanceId: instance.id,
-              InstanceLifecycle: instance.spot ? "spot" : undefined,
-              LaunchTime: instance.launchTime ?? minutesAgo(60),
-            })),
-          },
-        ],
-        NextToken: end < matching.length ? String(end) : undefined,
-      };
-    }),
-  );
-  ssm
-    .on(PutParameterCommand)
-    .callsFake(() => aws.answer("PutParameter", () => ({ Version: 1, Tier: "Standard" })));
-}
+const clients = mockedClients();
+const { autoScaling, ec2, ssm } = clients;
 
 const inputs = {
   setProtection: () =>
@@ -357,8 +113,8 @@ function steadyPool(aws: FakeAws) {
 let aws: FakeAws;
 let fleet: FleetPort;
 beforeEach(() => {
-  aws = new FakeAws();
-  install(aws);
+  aws = new FakeAws({ now: () => NOW });
+  installFakeAws(aws, clients);
   fleet = createFleet();
 });
 

@@ -3,8 +3,8 @@ import { SimAsg } from "../src/sim/asg";
 import { EventQueue } from "../src/sim/events";
 import { Fleet, SimJob } from "../src/sim/fleet";
 import { type FleetModel, fleetModelSchema } from "../src/sim/model";
-import { Random } from "../src/sim/random";
 import type { TraceJob } from "../src/sim/trace";
+import { Random } from "../src/sim-rules";
 
 /** A fleet with one pool and the README's model, without spot interruptions unless asked. */
 function setup(model: Partial<FleetModel> = {}) {
@@ -157,46 +157,58 @@ describe("store warmth", () => {
 });
 
 describe("runners", () => {
-  it("start the oldest jobs first, on a warm store when one is free", () => {
+  it("start the oldest jobs first, as many as there are free slots", () => {
     const { clock, fleet, pool, job, at } = setup();
-    const older = job("cold-key");
-    const newer = job("warm-key");
-    const late = job("late");
+    const jobs = [job("a"), job("b"), job("c"), job("d"), job("e")];
     at(0, () => {
-      const a = fleet.launch(pool, { market: "on-demand", group: "a" });
-      const b = fleet.launch(pool, { market: "on-demand", group: "b" });
-      if (a) a.keys = ["warm-key"];
-      if (b) b.keys = ["other"];
-      fleet.enqueue(older);
-      fleet.enqueue(newer);
-      fleet.enqueue(late);
-      fleet.enqueue(job("never", 1, 1));
+      fleet.launch(pool, { market: "on-demand", group: "a" });
+      fleet.launch(pool, { market: "on-demand", group: "b" });
+      for (const queued of jobs) fleet.enqueue(queued);
     });
     clock.run(75);
-    // Four slots, four jobs: all start at 75; the warm job on its store.
-    expect([older, newer, late].map((j) => j.firstStartAt)).toEqual([75, 75, 75]);
-    expect(newer.warmStart).toBe(true);
-    expect(newer.instance?.group).toBe("a");
-    // The cold jobs avoid the slot of a store warm for a job still waiting: none here, so they
-    // pack onto the busiest instance first.
-    expect(older.instance?.group).toBe("a");
+    // Four slots, five jobs: the four oldest start when the runners are ready; the newest waits.
+    expect(jobs.map((j) => j.firstStartAt)).toEqual([75, 75, 75, 75, -1]);
+    expect(jobs[4]?.state).toBe("queued");
   });
 
-  it("leave a queued job to the slot whose store no waiting job needs", () => {
-    const { clock, fleet, pool, job, at } = setup();
-    const cold = job("x");
-    const warm = job("w");
-    at(0, () => {
-      const keeper = fleet.launch(pool, { market: "on-demand", group: "keeper", maxJobs: 1 });
-      const spare = fleet.launch(pool, { market: "on-demand", group: "spare", maxJobs: 1 });
-      if (keeper) keeper.keys = ["w"];
-      if (spare) spare.keys = [];
-      fleet.enqueue(cold);
-      fleet.enqueue(warm);
-    });
-    clock.run(75);
-    expect(warm.instance?.group).toBe("keeper");
-    expect(cold.instance?.group).toBe("spare");
+  it("get jobs from the forge, which picks a listening slot at random, warm store or not", () => {
+    // Two one-slot instances, one warm for the job: the forge hands it to either, about equally.
+    let onWarm = 0;
+    const runs = 200;
+    for (let seed = 1; seed <= runs; seed++) {
+      const clock = new EventQueue();
+      const fleet = new Fleet(
+        clock,
+        fleetModelSchema.parse({ spotInterruptionsPerHour: 0, slotsPerInstance: 1 }),
+        ["x86_64"],
+        new Random(7),
+        Random.stream(seed, "claims"),
+      );
+      const pool = fleet.pools[0] as (typeof fleet.pools)[number];
+      const trace: TraceJob = {
+        id: "j",
+        createdAt: 0,
+        pipelineId: "p",
+        cacheKey: "w",
+        labels: [],
+        warmSeconds: 10,
+        coldSeconds: 20,
+      };
+      const build = new SimJob(0, trace, pool);
+      fleet.total = 1;
+      clock.at(0, () => {
+        const warm = fleet.launch(pool, { market: "on-demand", group: "warm" });
+        const cold = fleet.launch(pool, { market: "on-demand", group: "cold" });
+        if (warm) warm.keys = ["w"];
+        if (cold) cold.keys = ["other"];
+        fleet.enqueue(build);
+      });
+      clock.run(75);
+      if (build.firstInstance?.group === "warm") onWarm++;
+      expect(build.warmStart).toBe(build.firstInstance?.group === "warm");
+    }
+    expect(onWarm).toBeGreaterThan(runs * 0.35);
+    expect(onWarm).toBeLessThan(runs * 0.65);
   });
 
   it("claim no job on a draining instance", () => {

@@ -12,12 +12,14 @@ import {
 } from "../fleet";
 import type { Group, Interruption } from "../instances";
 import type { PoolConfig } from "../pools";
+import { awsChoice, Random } from "../sim-rules";
 
 /**
  * A simulated fleet that behaves like two EC2 Auto Scaling groups per pool: instances launch
  * protected from scale-in, boot (cold launch or warm resume, times from the pool config), stop into
- * the warm pool on scale-in, get replaced when interrupted. It runs on an injectable clock, so local
- * mode watches it in real time and tests drive it by hand.
+ * the warm pool on scale-in, get replaced when interrupted. Which warm-pool instance resumes, or
+ * leaves an oversized warm pool, is AWS's choice (`awsChoice`, seeded), as in the trace simulator.
+ * It runs on an injectable clock, so local mode watches it in real time and tests drive it by hand.
  */
 
 export interface SimulatedInstance extends FleetInstance {
@@ -46,6 +48,8 @@ export interface SimulatedFleetOptions {
   interruptionNoticeSeconds?: number;
   /** Stopped instances the warm pools start with, per pool (as if the stage had been up a while). */
   initialWarmPool?: number;
+  /** Seeds AWS's choices (which warm-pool instance resumes); any number replays the same choices. */
+  seed?: number;
 }
 
 interface GroupState {
@@ -70,6 +74,7 @@ export class SimulatedFleet implements FleetPort {
   private readonly listeners: FleetListener[] = [];
   private readonly timers = new Map<string, () => void>();
   private counter = 0;
+  private readonly random: Random;
   private readonly calls: string[] = [];
   /** Every API call made, for tests that check no launch happened twice. */
   readonly callLog: string[] = this.calls;
@@ -79,6 +84,7 @@ export class SimulatedFleet implements FleetPort {
     this.clock = options.clock;
     this.stopMs = (options.stopSeconds ?? 10) * 1000;
     this.noticeMs = (options.interruptionNoticeSeconds ?? 120) * 1000;
+    this.random = Random.stream(options.seed ?? 1, "warm-pool");
     for (const pool of options.pools) {
       const initial = Math.min(options.initialWarmPool ?? 0, pool.warm.warmPoolSize);
       this.groups.set(`${pool.name}/warm`, { desired: 0, warmPoolSize: initial });
@@ -273,7 +279,8 @@ export class SimulatedFleet implements FleetPort {
       if (inService.length < state.desired) {
         for (let n = inService.length; n < state.desired; n++) {
           // Scale-out takes from the warm pool first: a stopped instance resumes with its store.
-          const stopped = group === "warm" ? this.members(pool, "warm", ["stopped"])[0] : undefined;
+          const stopped =
+            group === "warm" ? awsChoice(this.members(pool, "warm", ["stopped"]), this.random) : undefined;
           if (stopped) this.resume(pool, stopped);
           else this.launch(pool, group, "in-service");
         }
@@ -290,11 +297,11 @@ export class SimulatedFleet implements FleetPort {
     const warm = this.group(pool, "warm");
     const pooled = this.members(pool, "warm", ["stopping", "stopped"]);
     for (let n = pooled.length; n < warm.warmPoolSize; n++) this.launch(pool, "warm", "stopped");
-    const excess = this.members(pool, "warm", ["stopped"]).slice(
-      0,
-      Math.max(0, pooled.length - warm.warmPoolSize),
-    );
-    for (const instance of excess) await this.remove(instance, "terminated");
+    for (let n = pooled.length; n > warm.warmPoolSize; n--) {
+      const instance = awsChoice(this.members(pool, "warm", ["stopped"]), this.random);
+      if (!instance) break;
+      await this.remove(instance, "terminated");
+    }
   }
 
   private launch(pool: PoolConfig, group: Group, into: "in-service" | "stopped", ready = false): void {

@@ -1,11 +1,11 @@
+import { awsChoice, type Random } from "../sim-rules";
 import type { Fleet, Market, SimInstance, SimPool } from "./fleet";
-import type { Random } from "./random";
 
 /**
  * An EC2 Auto Scaling group as the simulator models it, with the semantics a driver relies on:
  * - Raising desired capacity resumes Stopped warm-pool instances first, and launches new ones only
- *   when the warm pool has none. AWS does not say which warm-pool instance it starts, so the model
- *   draws one at random: a policy cannot count on getting a particular store back.
+ *   when the warm pool has none. Which warm-pool instance starts is AWS's choice (`awsChoice`): a
+ *   policy cannot count on getting a particular store back.
  * - The warm pool is kept at its target size: AWS launches new instances into it (they boot, then
  *   stop) or terminates extra ones (again, of its own choosing).
  * - With scale-in protection, lowering desired capacity removes nothing; `release` (unprotect one
@@ -126,7 +126,7 @@ export class SimAsg {
     while (this.members.length < this.desired) {
       const stopped = this.warmPool.filter((instance) => instance.state === "stopped");
       if (stopped.length > 0) {
-        const instance = stopped[this.options.random.int(stopped.length)] as SimInstance;
+        const instance = awsChoice(stopped, this.options.random) as SimInstance;
         if (!this.fleet.resume(instance)) break;
         this.warmPool.splice(this.warmPool.indexOf(instance), 1);
         this.members.push(instance);
@@ -159,7 +159,7 @@ export class SimAsg {
       this.warmPool.push(instance);
     }
     while (this.warmPool.length > this.warmPoolSize) {
-      const instance = this.warmPool[this.options.random.int(this.warmPool.length)] as SimInstance;
+      const instance = awsChoice(this.warmPool, this.options.random) as SimInstance;
       this.warmPool.splice(this.warmPool.indexOf(instance), 1);
       this.fleet.terminate(instance);
     }

@@ -1,9 +1,9 @@
+import { Random, rememberKey } from "../sim-rules";
 import type { EventQueue } from "./events";
 import { type LaunchOptions, SimInstance } from "./instance";
 import type { SimJob } from "./job";
 import type { FleetModel } from "./model";
 import type { SimPool } from "./pool";
-import type { Random } from "./random";
 import { claimJobs } from "./runners";
 
 export type { InstanceState, LaunchOptions, Market } from "./instance";
@@ -47,6 +47,8 @@ export class Fleet {
     readonly model: FleetModel,
     poolNames: readonly string[],
     private readonly interruptions: Random,
+    /** The forge's choice of which listening slot gets a job. */
+    private readonly claims: Random = Random.stream(1, "claims"),
   ) {
     this.pools = poolNames.map((name, index) => ({ index, name, waiting: [], head: 0, instances: [] }));
     this.spotRate = model.spotInterruptionsPerHour / 3600;
@@ -149,7 +151,7 @@ export class Fleet {
 
   /** Runners claim the queued jobs they can (see `claimJobs`). */
   dispatch(pool: SimPool): void {
-    claimJobs(pool, (job, instance) => this.start(job, instance));
+    claimJobs(pool, this.claims, (job, instance) => this.start(job, instance));
   }
 
   queuedCount(pool: SimPool): number {
@@ -197,22 +199,10 @@ export class Fleet {
     if (this.finishedJobs === this.total) this.onAllFinished();
     const at = instance.running.indexOf(job);
     instance.running.splice(at, 1);
-    this.touch(instance, job.trace.cacheKey);
+    rememberKey(instance.keys, job.trace.cacheKey, this.model.storeKeys);
     if (instance.running.length === 0) instance.idleSince = this.now;
     this.observer.jobFinished?.(job, instance);
     this.dispatch(instance.pool);
-  }
-
-  /** Least-recently-used store warmth: the key moves to the front, the oldest falls off. */
-  private touch(instance: SimInstance, key: string): void {
-    const capacity = this.model.storeKeys;
-    if (capacity === 0) return;
-    const keys = instance.keys;
-    const at = keys.indexOf(key);
-    if (at === 0) return;
-    if (at > 0) keys.splice(at, 1);
-    else if (keys.length >= capacity) keys.pop();
-    keys.unshift(key);
   }
 
   private boot(instance: SimInstance, seconds: number): void {
@@ -229,7 +219,7 @@ export class Fleet {
       if (instance.running.length === 0) instance.idleSince = this.now;
       this.observer.instanceReady?.(instance);
       // Claim jobs in a later event at the same time, so that every instance ready at this moment
-      // competes and the warm store wins, as it would when runners poll.
+      // is among the listening slots the forge picks from.
       this.clock.at(this.now, () => this.dispatch(instance.pool));
     });
   }

@@ -1,4 +1,5 @@
 import { defaultPools, isRouted, type PoolConfig, poolConfigSchema, routeJob } from "../pools";
+import { Random } from "../sim-rules";
 import { EventQueue } from "./events";
 import { Fleet, SimJob } from "./fleet";
 import { type FleetModel, fleetModelSchema } from "./model";
@@ -10,7 +11,6 @@ import { oracleCost } from "./policies/oracle";
 import { staticPolicy } from "./policies/static";
 import { terraformNixosPolicy } from "./policies/terraform-nixos";
 import type { PolicyContext, PolicyFactory } from "./policy";
-import { Random } from "./random";
 import type { Trace, TraceJob } from "./trace";
 
 export type { FleetModel } from "./model";
@@ -173,6 +173,7 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     model,
     pools.map((pool) => pool.name),
     Random.stream(seed, "spot-interruptions"),
+    Random.stream(seed, "claims"),
   );
   const unroutable: SimDetails["unroutable"] = [];
   const jobs: SimJob[] = [];

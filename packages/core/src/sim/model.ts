@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { STORE_KEYS } from "../sim-rules";
 
 /**
  * The fleet model of `traces/README.md`: what an instance costs and how long things take.
@@ -14,7 +15,7 @@ export const fleetModelSchema = z.object({
   spotHourly: z.number().nonnegative().default(0.05),
   stoppedHourly: z.number().nonnegative().default(0.011),
   /** An instance stays warm for the cache keys of the jobs it finished most recently (LRU, as GC). */
-  storeKeys: z.number().int().min(0).default(12),
+  storeKeys: z.number().int().min(0).default(STORE_KEYS),
   spotInterruptionsPerHour: z.number().nonnegative().default(0.05),
   spotWarningSeconds: z.number().nonnegative().default(120),
   /** A webhook reaches the control plane this long after the event. */

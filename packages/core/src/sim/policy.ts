@@ -1,8 +1,8 @@
 import type { PoolConfig } from "../pools";
+import { Random } from "../sim-rules";
 import type { EventQueue } from "./events";
 import type { Fleet, FleetObserver, SimJob } from "./fleet";
 import type { FleetModel } from "./model";
-import { Random } from "./random";
 
 /** What a policy may use: the fleet to act on, the clock, and the pools with the model's values. */
 export interface PolicyContext {

@@ -1,4 +1,4 @@
-import { Random } from "./random";
+import { Random } from "../sim-rules";
 import { traceColumns } from "./trace";
 
 /**

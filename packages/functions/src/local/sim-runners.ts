@@ -16,12 +16,14 @@ import type { Interruption } from "@hearth/core/instances";
 import { cacheKeyOf, type Job, jobKeyString } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
 import { type PoolConfig, routeJob } from "@hearth/core/pools";
+import { claimQueuedJobs, Random, rememberKey } from "@hearth/core/sim-rules";
 import type { Logger } from "../log";
 
 /**
  * The runners of local mode, and the forge around them. Each simulated instance runs an agent that
  * heartbeats through the real `/agent/heartbeat` route; its slots claim the oldest queued job their
- * pool can run (as GitLab and GitHub hand jobs to polling runners), and the forge sends the
+ * pool can run, each onto a listening slot the forge picks at random (`claimQueuedJobs`, as GitLab
+ * and GitHub hand jobs to polling runners), and the forge sends the
  * `running`/`completed` webhooks a real forge would. A job runs for the duration the demo gave it
  * (warm or cold, by the instance's store), 60 s by default, unless a `completed` webhook ends it first.
  */
@@ -68,10 +70,10 @@ export interface SimulatedRunnersOptions {
   heartbeatSeconds?: number;
   /** How often idle slots look for work (GitLab Runner's `check_interval` defaults to 3 s). */
   pollSeconds?: number;
+  /** Seeds the forge's choice of which listening slot gets a job. */
+  seed?: number;
 }
 
-/** A store stays warm for the 12 cache keys used most recently (as the Nix garbage collector would). */
-const STORE_KEYS = 12;
 const DEFAULT_SECONDS = 60;
 /**
  * Jobs described and not yet finished, at most: each is a few hundred bytes kept in memory and in
@@ -102,8 +104,10 @@ export class SimulatedRunners {
   private lost: Array<SavedSlot & { instanceId: string }> = [];
   private stopped = false;
   private dispatching: Promise<void> | null = null;
+  private readonly random: Random;
 
   constructor(private readonly options: SimulatedRunnersOptions) {
+    this.random = Random.stream(options.seed ?? 1, "claims");
     options.fleet.subscribe({
       inService: (instance) => this.startAgent(instance),
       leaving: (instance, how) => this.stopAgent(instance, how),
@@ -207,7 +211,7 @@ export class SimulatedRunners {
     }
   }
 
-  /** Hands queued jobs to free slots: oldest job first, to an instance whose store is warm for it. */
+  /** Hands queued jobs to free slots: oldest job first, to a listening slot of its pool. */
   dispatch(): Promise<void> {
     this.dispatching ??= this.dispatchOnce().finally(() => {
       this.dispatching = null;
@@ -222,19 +226,29 @@ export class SimulatedRunners {
         (agent) =>
           !agent.interruption && agent.instance.lifecycle === "in-service" && agent.slots.includes(null),
       );
-    if (!free().length) return;
-    const queued = await this.options.ledger.queued();
-    for (const job of queued) {
-      const key = jobKeyString(job);
-      if (this.claimed.has(key)) continue;
+    const listening = free().map((agent) => ({
+      runner: agent,
+      free: agent.slots.filter((slot) => !slot).length,
+    }));
+    if (!listening.length) return;
+    const queued: Array<{ job: Job; pool: string }> = [];
+    for (const job of await this.options.ledger.queued()) {
+      if (this.claimed.has(jobKeyString(job))) continue;
       const route = routeJob(job, this.options.pools);
-      if (!("pool" in route)) continue;
-      const forgeJob = this.forgeJobOf(job);
-      const cacheKey = cacheKeyOf({ project: forgeJob.project, name: job.name });
-      const candidates = free().filter((agent) => agent.instance.pool === route.pool);
-      if (!candidates.length) continue;
-      const warm = candidates.find((agent) => this.stores.get(agent.instance.id)?.includes(cacheKey));
-      await this.claim(warm ?? (candidates[0] as Agent), job, forgeJob, cacheKey);
+      if ("pool" in route) queued.push({ job, pool: route.pool });
+    }
+    const claims = claimQueuedJobs(
+      queued,
+      listening,
+      this.random,
+      (job, agent) => agent.instance.pool === job.pool,
+    );
+    for (const { job, runner: agent } of claims) {
+      // The agent may have stopped or been warned while an earlier claim's webhook was sent.
+      if (!free().includes(agent)) continue;
+      const forgeJob = this.forgeJobOf(job.job);
+      const cacheKey = cacheKeyOf({ project: forgeJob.project, name: job.job.name });
+      await this.claim(agent, job.job, forgeJob, cacheKey);
     }
   }
 
@@ -260,8 +274,10 @@ export class SimulatedRunners {
 
   /** The store now holds this job's closure: most recent first, least recent forgotten. */
   private remember(agent: Agent, cacheKey: string): void {
-    const keys = [cacheKey, ...(this.stores.get(agent.instance.id) ?? []).filter((k) => k !== cacheKey)];
-    this.stores.set(agent.instance.id, keys.slice(0, STORE_KEYS));
+    // A copy: a snapshot taken earlier may hold the old list.
+    const keys = [...(this.stores.get(agent.instance.id) ?? [])];
+    rememberKey(keys, cacheKey);
+    this.stores.set(agent.instance.id, keys);
     this.options.changed?.("state");
   }
 

@@ -1,0 +1,415 @@
+import {
+  type Activity,
+  AutoScalingClient,
+  AutoScalingServiceException,
+  DescribeAutoScalingGroupsCommand,
+  type DescribeAutoScalingGroupsCommandInput,
+  DescribeAutoScalingInstancesCommand,
+  type DescribeAutoScalingInstancesCommandInput,
+  DescribeScalingActivitiesCommand,
+  type DescribeScalingActivitiesCommandInput,
+  DescribeWarmPoolCommand,
+  type DescribeWarmPoolCommandInput,
+  PutWarmPoolCommand,
+  type PutWarmPoolCommandInput,
+  SetDesiredCapacityCommand,
+  type SetDesiredCapacityCommandInput,
+  SetInstanceProtectionCommand,
+  type SetInstanceProtectionCommandInput,
+  UpdateAutoScalingGroupCommand,
+  type UpdateAutoScalingGroupCommandInput,
+  type WarmPoolConfiguration,
+} from "@aws-sdk/client-auto-scaling";
+import {
+  DescribeInstancesCommand,
+  type DescribeInstancesCommandInput,
+  EC2Client,
+  EC2ServiceException,
+} from "@aws-sdk/client-ec2";
+import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { awsChoice, Random } from "../../src/sim-rules";
+
+/**
+ * A stateful model of EC2 Auto Scaling and EC2 behind mocked SDK clients, for the AWS driver's tests
+ * and the fleet port's contract suite. What one call changes, the next describe shows. What Auto
+ * Scaling does on its own (launch, resume from the warm pool, scale in, fill the warm pool, replace
+ * an interrupted instance) happens when a test lets it act (`step`, `settle`), as it would a few
+ * seconds after the call in AWS. Its choices follow the fleet model (`sim-rules`): which Stopped
+ * warm-pool instance resumes, which unprotected instance a scale-in takes, which extra warm-pool
+ * instance goes.
+ */
+
+export interface FakeInstance {
+  id: string;
+  /** Auto Scaling's LifecycleState: `Pending`, `InService`, `Warmed:Stopped`, … */
+  state: string;
+  protected: boolean;
+  az?: string;
+  spot?: boolean;
+  launchTime?: Date;
+  /** False: Auto Scaling lists it, EC2 does not show it yet (eventual consistency). */
+  visibleToEc2?: boolean;
+}
+
+export interface FakeGroup {
+  name: string;
+  min: number;
+  max: number;
+  desired: number;
+  instances: FakeInstance[];
+  warmPool?: WarmPoolConfiguration;
+  warmInstances: FakeInstance[];
+  /** Mixed instances policy: OnDemandPercentageAboveBaseCapacity; absent without a policy. */
+  onDemandPercent?: number;
+  /** NewInstancesProtectedFromScaleIn (Hearth's infra sets it on both groups). */
+  protectNewInstances: boolean;
+}
+
+export const validation = (message: string) =>
+  new AutoScalingServiceException({
+    name: "ValidationError",
+    $fault: "client",
+    $metadata: { httpStatusCode: 400 },
+    message,
+  });
+
+const ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+export class FakeAws {
+  groups = new Map<string, FakeGroup>();
+  activities: Activity[] = [];
+  /** Errors the next calls of an API throw, in turn, before it answers again. */
+  failures = new Map<string, Error[]>();
+  warmPoolPageSize = 2;
+  ec2PageSize = 1_000;
+  /** EC2's LaunchTime for an instance a test put in place without one: an hour before `now`. */
+  readonly defaultLaunchTime: number;
+  private launched = 0;
+  private readonly random: Random;
+  private readonly now: () => Date;
+
+  constructor(options: { seed?: number; now?: () => Date } = {}) {
+    this.random = Random.stream(options.seed ?? 1, "auto-scaling");
+    this.now = options.now ?? (() => new Date());
+    this.defaultLaunchTime = this.now().getTime() - 3_600_000;
+  }
+
+  group(group: Partial<FakeGroup> & Pick<FakeGroup, "name">): FakeGroup {
+    const full: FakeGroup = {
+      min: 0,
+      max: 20,
+      desired: 0,
+      instances: [],
+      warmInstances: [],
+      protectNewInstances: true,
+      ...group,
+    };
+    this.groups.set(full.name, full);
+    return full;
+  }
+
+  get(name: string): FakeGroup {
+    const group = this.groups.get(name);
+    if (!group) throw validation(`group ${name} not found`);
+    return group;
+  }
+
+  all(): Array<{ group: FakeGroup; instance: FakeInstance }> {
+    return [...this.groups.values()].flatMap((group) =>
+      [...group.instances, ...group.warmInstances].map((instance) => ({ group, instance })),
+    );
+  }
+
+  fail(api: string, ...errors: Error[]) {
+    this.failures.set(api, [...(this.failures.get(api) ?? []), ...errors]);
+  }
+
+  /** Answers one API call, or throws the next queued failure for it. */
+  async answer<T>(api: string, respond: () => T): Promise<T> {
+    const error = this.failures.get(api)?.shift();
+    if (error) throw error;
+    return respond();
+  }
+
+  /** The stopped instances the warm pool is sized to keep (as AWS documents it), or null. */
+  warmPoolTarget(group: FakeGroup): number | null {
+    const config = group.warmPool;
+    if (!config) return null;
+    const prepared =
+      config.MaxGroupPreparedCapacity != null && config.MaxGroupPreparedCapacity >= 0
+        ? config.MaxGroupPreparedCapacity
+        : group.max;
+    return Math.max(config.MinSize ?? 0, prepared - group.desired, 0);
+  }
+
+  /** EC2 reclaims a spot instance (its two minutes' notice over): it terminates, and is replaced. */
+  interrupt(id: string): void {
+    for (const group of this.groups.values()) {
+      const instance = group.instances.find((i) => i.id === id);
+      if (instance) instance.state = "Terminating";
+    }
+  }
+
+  /** Auto Scaling acts until nothing is left to do. */
+  settle(): void {
+    for (let round = 0; round < 100; round++) if (!this.step()) return;
+    throw new Error("the Auto Scaling model does not settle");
+  }
+
+  /**
+   * One round of what Auto Scaling does on its own; returns whether anything changed. Launches and
+   * resumes show as `Pending` for one round; warm-pool launches as `Warmed:Pending`.
+   */
+  step(): boolean {
+    let changed = false;
+    for (const group of this.groups.values()) {
+      // What started last round finishes: booted, stopped, or gone.
+      for (const instance of group.instances) {
+        if (instance.state.startsWith("Pending")) {
+          instance.state = "InService";
+          changed = true;
+        }
+      }
+      for (const instance of group.warmInstances) {
+        if (instance.state.startsWith("Warmed:Pending")) {
+          instance.state = "Warmed:Stopped";
+          changed = true;
+        }
+      }
+      const gone = (i: FakeInstance) => i.state.includes("Terminat");
+      if (group.instances.some(gone) || group.warmInstances.some(gone)) {
+        group.instances = group.instances.filter((i) => !gone(i));
+        group.warmInstances = group.warmInstances.filter((i) => !gone(i));
+        changed = true;
+      }
+      // Scale out: a Stopped warm-pool instance first (AWS's choice of which), else a new launch.
+      while (group.instances.length < group.desired) {
+        const stopped = group.warmInstances.filter((i) => i.state === "Warmed:Stopped");
+        const resumed = awsChoice(stopped, this.random);
+        if (resumed) {
+          group.warmInstances.splice(group.warmInstances.indexOf(resumed), 1);
+          resumed.state = "Pending";
+          resumed.protected = group.protectNewInstances;
+          resumed.launchTime = this.now();
+          group.instances.push(resumed);
+        } else {
+          group.instances.push(this.launch(group, "Pending"));
+        }
+        changed = true;
+      }
+      // Scale in: only unprotected instances in service can go (AWS's choice among them).
+      while (group.instances.length > group.desired) {
+        const candidates = group.instances.filter((i) => i.state === "InService" && !i.protected);
+        const leaving = awsChoice(candidates, this.random);
+        if (!leaving) break;
+        group.instances.splice(group.instances.indexOf(leaving), 1);
+        if (group.warmPool?.InstanceReusePolicy?.ReuseOnScaleIn) {
+          leaving.state = "Warmed:Stopped";
+          leaving.protected = false;
+          group.warmInstances.push(leaving);
+        }
+        changed = true;
+      }
+      // The warm pool keeps its size: new instances boot and stop; extra stopped ones go.
+      const target = this.warmPoolTarget(group);
+      if (target !== null) {
+        while (group.warmInstances.length < target) {
+          group.warmInstances.push(this.launch(group, "Warmed:Pending"));
+          changed = true;
+        }
+        while (group.warmInstances.length > target) {
+          const extra = awsChoice(
+            group.warmInstances.filter((i) => i.state === "Warmed:Stopped"),
+            this.random,
+          );
+          if (!extra) break;
+          group.warmInstances.splice(group.warmInstances.indexOf(extra), 1);
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }
+
+  private launch(group: FakeGroup, state: string): FakeInstance {
+    this.launched += 1;
+    const percent = group.onDemandPercent;
+    return {
+      id: `i-0${(0xf000 + this.launched).toString(16).padStart(16, "0")}`,
+      state,
+      protected: state === "Pending" && group.protectNewInstances,
+      az: ZONES[this.launched % ZONES.length],
+      // A mixed-instances group launches spot above its on-demand share; warm pools are on-demand.
+      spot: percent !== undefined && !state.startsWith("Warmed") && this.launched % 100 >= percent,
+      launchTime: this.now(),
+    };
+  }
+}
+
+const asInstance = (i: FakeInstance) => ({
+  InstanceId: i.id,
+  InstanceType: "c6a.xlarge",
+  AvailabilityZone: i.az ?? "us-east-1a",
+  LifecycleState: i.state,
+  HealthStatus: "Healthy",
+  ProtectedFromScaleIn: i.protected,
+});
+
+const asGroup = (g: FakeGroup) => ({
+  AutoScalingGroupName: g.name,
+  MinSize: g.min,
+  MaxSize: g.max,
+  DesiredCapacity: g.desired,
+  Instances: g.instances.map(asInstance),
+  WarmPoolConfiguration: g.warmPool ? { ...g.warmPool } : undefined,
+  WarmPoolSize: g.warmPool ? g.warmInstances.length : undefined,
+  MixedInstancesPolicy:
+    g.onDemandPercent === undefined
+      ? undefined
+      : {
+          LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateName: `${g.name}-lt` } },
+          InstancesDistribution: {
+            OnDemandAllocationStrategy: "prioritized",
+            OnDemandBaseCapacity: 0,
+            OnDemandPercentageAboveBaseCapacity: g.onDemandPercent,
+            SpotAllocationStrategy: "price-capacity-optimized",
+          },
+        },
+  CapacityRebalance: g.onDemandPercent !== undefined,
+  NewInstancesProtectedFromScaleIn: g.protectNewInstances,
+});
+
+/** The mocked clients: `mockClient` replaces `send` of every client of the class, in this worker. */
+export const mockedClients = () => ({
+  autoScaling: mockClient(AutoScalingClient),
+  ec2: mockClient(EC2Client),
+  ssm: mockClient(SSMClient),
+});
+export type MockedClients = ReturnType<typeof mockedClients>;
+
+/** Puts `aws` behind the mocked clients (resetting their recorded calls). */
+export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedClients) {
+  autoScaling.reset();
+  ec2.reset();
+  ssm.reset();
+  autoScaling.on(DescribeAutoScalingGroupsCommand).callsFake((input: DescribeAutoScalingGroupsCommandInput) =>
+    aws.answer("DescribeAutoScalingGroups", () => ({
+      AutoScalingGroups: (input.AutoScalingGroupNames ?? [])
+        .flatMap((name) => aws.groups.get(name) ?? [])
+        .map(asGroup),
+    })),
+  );
+  autoScaling.on(DescribeWarmPoolCommand).callsFake((input: DescribeWarmPoolCommandInput) =>
+    aws.answer("DescribeWarmPool", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const start = Number(input.NextToken ?? 0);
+      const end = start + aws.warmPoolPageSize;
+      return {
+        WarmPoolConfiguration: group.warmPool,
+        Instances: group.warmInstances.slice(start, end).map(asInstance),
+        NextToken: end < group.warmInstances.length ? String(end) : undefined,
+      };
+    }),
+  );
+  autoScaling.on(DescribeScalingActivitiesCommand).callsFake((input: DescribeScalingActivitiesCommandInput) =>
+    aws.answer("DescribeScalingActivities", () => ({
+      Activities: aws.activities
+        .filter((a) => a.AutoScalingGroupName === input.AutoScalingGroupName)
+        .slice(0, input.MaxRecords ?? 100),
+    })),
+  );
+  autoScaling
+    .on(DescribeAutoScalingInstancesCommand)
+    .callsFake((input: DescribeAutoScalingInstancesCommandInput) =>
+      aws.answer("DescribeAutoScalingInstances", () => ({
+        AutoScalingInstances: aws
+          .all()
+          .filter(({ instance }) => input.InstanceIds?.includes(instance.id))
+          .map(({ group, instance }) => ({
+            ...asInstance(instance),
+            AutoScalingGroupName: group.name,
+            LaunchTemplate: { LaunchTemplateName: `${group.name}-lt` },
+          })),
+      })),
+    );
+  autoScaling.on(SetDesiredCapacityCommand).callsFake((input: SetDesiredCapacityCommandInput) =>
+    aws.answer("SetDesiredCapacity", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const desired = input.DesiredCapacity ?? 0;
+      if (desired < group.min || desired > group.max) throw validation(`desired ${desired} out of bounds`);
+      group.desired = desired;
+      return {};
+    }),
+  );
+  autoScaling.on(SetInstanceProtectionCommand).callsFake((input: SetInstanceProtectionCommandInput) =>
+    aws.answer("SetInstanceProtection", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const ids = input.InstanceIds ?? [];
+      // The API's limits: 50 ids per call, and never an instance in the warm pool.
+      if (ids.length > 50) throw validation("at most 50 instance ids");
+      for (const id of ids) {
+        const instance = group.instances.find((i) => i.id === id);
+        if (!instance) throw validation(`instance ${id} is not in service in ${group.name}`);
+        instance.protected = input.ProtectedFromScaleIn ?? false;
+      }
+      return {};
+    }),
+  );
+  autoScaling.on(PutWarmPoolCommand).callsFake((input: PutWarmPoolCommandInput) =>
+    aws.answer("PutWarmPool", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      group.warmPool = {
+        MinSize: input.MinSize,
+        MaxGroupPreparedCapacity: input.MaxGroupPreparedCapacity,
+        PoolState: input.PoolState,
+        InstanceReusePolicy: input.InstanceReusePolicy,
+      };
+      return {};
+    }),
+  );
+  autoScaling.on(UpdateAutoScalingGroupCommand).callsFake((input: UpdateAutoScalingGroupCommandInput) =>
+    aws.answer("UpdateAutoScalingGroup", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      const percent = input.MixedInstancesPolicy?.InstancesDistribution?.OnDemandPercentageAboveBaseCapacity;
+      if (percent !== undefined) group.onDemandPercent = percent;
+      return {};
+    }),
+  );
+  ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) =>
+    aws.answer("DescribeInstances", () => {
+      const known = aws.all().filter(({ instance }) => instance.visibleToEc2 !== false);
+      if (input.InstanceIds) {
+        // As EC2 does: one id it does not know fails the whole call.
+        const missing = input.InstanceIds.find((id) => !known.some(({ instance }) => instance.id === id));
+        if (missing) {
+          throw new EC2ServiceException({
+            name: "InvalidInstanceID.NotFound",
+            $fault: "client",
+            $metadata: {},
+            message: `The instance ID '${missing}' does not exist`,
+          });
+        }
+      }
+      const ids = input.InstanceIds ?? input.Filters?.find((f) => f.Name === "instance-id")?.Values ?? [];
+      const matching = known.filter(({ instance }) => ids.includes(instance.id));
+      const start = Number(input.NextToken ?? 0);
+      const end = start + aws.ec2PageSize;
+      return {
+        Reservations: [
+          {
+            Instances: matching.slice(start, end).map(({ instance }) => ({
+              InstanceId: instance.id,
+              InstanceLifecycle: instance.spot ? "spot" : undefined,
+              LaunchTime: instance.launchTime ?? new Date(aws.defaultLaunchTime),
+            })),
+          },
+        ],
+        NextToken: end < matching.length ? String(end) : undefined,
+      };
+    }),
+  );
+  ssm
+    .on(PutParameterCommand)
+    .callsFake(() => aws.answer("PutParameter", () => ({ Version: 1, Tier: "Standard" })));
+}
