@@ -22,6 +22,7 @@ describe("npm run demo's ending", () => {
     const result = await replay(jobs, {
       url: local.url,
       secrets,
+      statusToken: "demo-status-token",
       now: () => new Date(clock.now()),
       waitUntil: async () => {},
     });
