@@ -5,7 +5,7 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
-import { createGitLabJobs } from "@hearth/core/gitlab-api";
+import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import { scaleLease } from "@hearth/core/scaling";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

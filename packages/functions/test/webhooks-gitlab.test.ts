@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { createGitLabJobs } from "@hearth/core/gitlab-api";
+import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { gitlabJobHookExample } from "../../core/test/fixtures";
 import { startFakeGitLab } from "./support/fake-gitlab";

@@ -1,4 +1,4 @@
-import { createGitLabJobs } from "@hearth/core/gitlab-api";
+import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import type { Observation } from "@hearth/core/scaling";
 import type { LambdaContext } from "hono/aws-lambda";
 import { scaleFleetTasks } from "../../scale";

@@ -1,4 +1,4 @@
-import { createGitLabJobs } from "@hearth/core/gitlab-api";
+import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import { tick } from "@hearth/core/scaling";
 import type { LambdaContext } from "hono/aws-lambda";
 import { type AwsRuntime, createAwsRuntime, executionName } from "../runtime";

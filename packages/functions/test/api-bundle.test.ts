@@ -1,0 +1,47 @@
+import { resolve } from "node:path";
+import { build } from "esbuild";
+import { describe, expect, it } from "vitest";
+
+/**
+ * What the API Lambda loads at init, bundled as deployed (the AWS SDK from the runtime): no client it
+ * needs only on first use (EC2, Auto Scaling, SSM, Step Functions) and no GitLab API client (tags are
+ * looked up by ScaleFleet and the tick, never by the API). Its cold start is measured by `bench:ingest`.
+ */
+describe("the API Lambda's bundle", () => {
+  it("loads at init only what answering a request needs", async () => {
+    const result = await build({
+      entryPoints: { handler: resolve(import.meta.dirname, "../src/aws/handlers/api.ts") },
+      outdir: "/virtual",
+      write: false,
+      splitting: true,
+      metafile: true,
+      bundle: true,
+      minify: true,
+      platform: "node",
+      format: "esm",
+      target: "node22",
+      external: ["@aws-sdk/*", "@smithy/*"],
+      logLevel: "error",
+    });
+    const outputs = result.metafile.outputs;
+    const atInit = new Set<string>();
+    const visit = (file: string) => {
+      if (atInit.has(file)) return;
+      atInit.add(file);
+      for (const imported of outputs[file]?.imports ?? []) {
+        if (imported.kind === "import-statement" && !imported.external) visit(imported.path);
+      }
+    };
+    visit(Object.keys(outputs).find((file) => file.endsWith("handler.js")) ?? "");
+    const inputs = [...atInit].flatMap((file) => Object.keys(outputs[file]?.inputs ?? {}));
+    const imports = [...atInit].flatMap((file) =>
+      (outputs[file]?.imports ?? []).filter((i) => i.kind === "import-statement").map((i) => i.path),
+    );
+    expect(inputs.filter((input) => input.includes("@gitbeaker"))).toEqual([]);
+    expect(
+      imports.filter((path) => /client-(ec2|auto-scaling|ssm|sfn)/.test(path) && !path.includes("dynamodb")),
+    ).toEqual([]);
+    const bytes = [...atInit].reduce((sum, file) => sum + (outputs[file]?.bytes ?? 0), 0);
+    expect(bytes).toBeLessThan(300 * 1024);
+  });
+});
