@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
-import type * as StatusModule from "@hearth/core/status";
 import { defineConfig, loadEnv, type Plugin } from "vite";
+import type * as ExampleStatus from "../core/test/fixtures/status";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
 
@@ -46,9 +46,11 @@ function exampleApi(): Plugin {
       server.middlewares.use("/api/status", async (_request, response, next) => {
         try {
           // Loaded through Vite, which compiles core's TypeScript; the config itself runs on plain Node.
-          const status = (await server.ssrLoadModule("@hearth/core/status")) as typeof StatusModule;
+          const example = (await server.ssrLoadModule(
+            fileURLToPath(new URL("../core/test/fixtures/status.ts", import.meta.url)),
+          )) as typeof ExampleStatus;
           response.setHeader("content-type", "application/json");
-          response.end(JSON.stringify(status.exampleStatus()));
+          response.end(JSON.stringify(example.exampleStatus()));
         } catch (error) {
           next(error);
         }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { jobStatuses, sources } from "../src/jobs";
 import {
-  exampleStatus,
   instanceStates,
   jobViewSchema,
   SERIES_LENGTH,
@@ -9,6 +8,7 @@ import {
   type Status,
   statusSchema,
 } from "../src/status";
+import { exampleStatus } from "./fixtures/status";
 
 const now = new Date("2026-03-01T12:00:00.000Z");
 const example = () => exampleStatus(now);

@@ -1,5 +1,5 @@
-import { exampleStatus } from "@hearth/core/status";
 import { describe, expect, it } from "vitest";
+import { exampleStatus } from "../../core/test/fixtures/status";
 import { fetchStatus, statusUrl } from "../src/api";
 
 describe("statusUrl", () => {

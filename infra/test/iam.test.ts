@@ -16,9 +16,9 @@ import {
   unscopableActions,
   violations,
   wildcardMatch,
-} from "../../../infra/lib/iam";
-import { groupNames } from "../../../infra/lib/names";
-import { functionNames } from "../src/aws/links";
+} from "../lib/iam";
+import { groupNames } from "../lib/names";
+import { functionNames } from "../../packages/functions/src/aws/links";
 
 const scope: Scope = { partition: "aws", region: "eu-west-1", accountId: "123456789012", stage: "prod" };
 const tableArn = "arn:aws:dynamodb:eu-west-1:123456789012:table/hearth-prod-TableTable-abc";

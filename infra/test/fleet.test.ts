@@ -12,9 +12,9 @@ import {
   launchTemplate,
   userData,
   warmGroup,
-} from "../../../infra/lib/fleet";
-import { componentNames, groupNames, parameterPaths } from "../../../infra/lib/names";
-import { dynamoArgs } from "../../../infra/lib/storage";
+} from "../lib/fleet";
+import { componentNames, groupNames, parameterPaths } from "../lib/names";
+import { dynamoArgs } from "../lib/storage";
 
 const pool = (input: Partial<PoolConfigInput> = {}) =>
   poolConfigSchema.parse({

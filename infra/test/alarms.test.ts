@@ -3,13 +3,13 @@ import { parseHearthConfig, stageSettings } from "@hearth/core/deploy";
 import { scaleFleetDefinition } from "@hearth/core/workflows";
 import validator from "asl-validator";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { alarmEventPattern, alarms } from "../../../infra/lib/alarms";
-import { apiRoutes } from "../../../infra/lib/api";
-import { functionSpecs, MAX_ITERATIONS, scaleFleetTaskFunctions } from "../../../infra/lib/functions";
-import { wildcardMatch } from "../../../infra/lib/iam";
-import { functionLinks, functionNames } from "../src/aws/links";
-import { METRIC_NAMESPACE } from "../src/aws/metric-names";
-import { createHearthMetrics } from "../src/aws/metrics";
+import { alarmEventPattern, alarms } from "../lib/alarms";
+import { apiRoutes } from "../lib/api";
+import { functionSpecs, MAX_ITERATIONS, scaleFleetTaskFunctions } from "../lib/functions";
+import { wildcardMatch } from "../lib/iam";
+import { functionLinks, functionNames } from "../../packages/functions/src/aws/links";
+import { METRIC_NAMESPACE } from "../../packages/functions/src/aws/metric-names";
+import { createHearthMetrics } from "../../packages/functions/src/aws/metrics";
 
 const settings = stageSettings(parseHearthConfig({}), "production");
 const targets = {
@@ -291,7 +291,7 @@ describe("the functions", () => {
   });
 
   it("point SST at handlers that exist", () => {
-    const root = new URL("../../../", import.meta.url);
+    const root = new URL("../../", import.meta.url);
     for (const fn of functionNames) {
       const handler = functionSpecs[fn].handler;
       const dot = handler.lastIndexOf(".");

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Fetch, stageOutputs, syncGitHubHook, syncGitLabHook } from "../../../scripts/webhooks";
+import { type Fetch, stageOutputs, syncGitHubHook, syncGitLabHook } from "../../scripts/webhooks";
 
 /** A forge API that answers from a table of routes and records what it was asked. */
 function fakeApi(routes: Record<string, (body: unknown) => { status?: number; json: unknown }>) {
