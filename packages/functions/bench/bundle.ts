@@ -2,7 +2,21 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { build, type Metafile } from "esbuild";
+
+/** What init loads: the entry (the output ending in `entry`) and the chunks it imports statically. */
+export function loadedAtInit(outputs: Metafile["outputs"], entry: string): Set<string> {
+  const atInit = new Set<string>();
+  const visit = (file: string) => {
+    if (atInit.has(file)) return;
+    atInit.add(file);
+    for (const imported of outputs[file]?.imports ?? []) {
+      if (imported.kind === "import-statement" && !imported.external) visit(imported.path);
+    }
+  };
+  visit(Object.keys(outputs).find((file) => file.endsWith(entry)) ?? "");
+  return atInit;
+}
 
 /**
  * Bundles a Lambda entry the way it is deployed (esbuild, minified ESM for Node 22, split so that
@@ -34,17 +48,8 @@ export async function measureBundle(
     logLevel: "error",
   });
   const outfile = join(dir, "handler.mjs");
-  // What init loads: the entry and, transitively, the chunks it imports statically.
   const outputs = result.metafile.outputs;
-  const atInit = new Set<string>();
-  const visit = (file: string) => {
-    if (atInit.has(file)) return;
-    atInit.add(file);
-    for (const imported of outputs[file]?.imports ?? []) {
-      if (imported.kind === "import-statement" && !imported.external) visit(imported.path);
-    }
-  };
-  visit(Object.keys(outputs).find((file) => file.endsWith("handler.mjs")) ?? "");
+  const atInit = loadedAtInit(outputs, "handler.mjs");
   const bytes = [...atInit].reduce((sum, file) => sum + statSync(file).size, 0);
   const gzip = [...atInit].reduce((sum, file) => sum + gzipSync(readFileSync(file)).byteLength, 0);
   const totalBytes = Object.keys(outputs).reduce((sum, file) => sum + statSync(file).size, 0);

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
+import { loadedAtInit } from "../bench/bundle";
 
 /**
  * What the API Lambda loads at init, bundled as deployed (the AWS SDK from the runtime): no client it
@@ -24,15 +25,7 @@ describe("the API Lambda's bundle", () => {
       logLevel: "error",
     });
     const outputs = result.metafile.outputs;
-    const atInit = new Set<string>();
-    const visit = (file: string) => {
-      if (atInit.has(file)) return;
-      atInit.add(file);
-      for (const imported of outputs[file]?.imports ?? []) {
-        if (imported.kind === "import-statement" && !imported.external) visit(imported.path);
-      }
-    };
-    visit(Object.keys(outputs).find((file) => file.endsWith("handler.js")) ?? "");
+    const atInit = loadedAtInit(outputs, "handler.js");
     const inputs = [...atInit].flatMap((file) => Object.keys(outputs[file]?.inputs ?? {}));
     const imports = [...atInit].flatMap((file) =>
       (outputs[file]?.imports ?? []).filter((i) => i.kind === "import-statement").map((i) => i.path),
