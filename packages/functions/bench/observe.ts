@@ -14,7 +14,7 @@ import { createLeases } from "@hearth/core/leases";
 import { createLedger, jobItem } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
-import { createPoolStates, observe, planPool, type ScalingDeps } from "@hearth/core/scaling";
+import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
 import { ensureTable } from "@hearth/core/table";
 import { statusRoutes } from "../src/status";
 
@@ -105,7 +105,7 @@ async function main() {
     const t0 = performance.now();
     const observation = await observe(deps, "x86_64", 0);
     const t1 = performance.now();
-    const poolPlan = planPool(deps, observation);
+    const poolPlan = planObservation(deps, observation);
     const t2 = performance.now();
     const response = await api.request("/status");
     const body = await response.text();
