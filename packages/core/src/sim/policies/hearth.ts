@@ -1,51 +1,48 @@
-import {
-  type Demand,
-  DemandHistory,
-  type PlannerInput,
-  type PlannerInstance,
-  type PlannerJob,
-  type PoolPlan,
-  plan,
-  QueueSummary,
-  type RunningJob,
-} from "../../planner";
+import type { FleetGroup } from "../../fleet";
+import { type Demand, DemandHistory, type PlannerInstance, type PoolPlan, QueueSummary } from "../../planner";
 import type { PoolConfig } from "../../pools";
+import { afterIteration } from "../../scaling/apply";
+import { type Observation, observedQueue, planObservation } from "../../scaling/plan-input";
+import type { PoolState } from "../../scaling/pool-state";
+import { FORECAST_EVERY_MS, poolNeedsRun } from "../../scaling/tick";
 import { SimAsg } from "../asg";
 import type { SimInstance, SimJob, SimPool } from "../fleet";
 import { type Policy, type PolicyContext, randomFor } from "../policy";
 
 /**
- * Hearth: the planner (`packages/core/src/planner`) run the way the ScaleFleet workflow runs it.
- * - A webhook (a job queued or finished) starts a run after the webhook delay plus `gatherSeconds`.
- *   A run observes, plans and applies, then waits and runs again until settled: every
- *   `loopSeconds` while jobs wait or instances launch, and at the plan's `recheckAt` (when an idle
- *   instance reaches its timeout). The sweep cron starts a run every `cronSeconds` as a safety net.
+ * Hearth as it ships, replayed: the triggers, steps and waits of production's control loop, with the
+ * fleet simulated.
+ * - A queued job's webhook arrives after the model's delay, and does what the webhook route does
+ *   (`requestScale`): it takes one of the pool's spare slots if the last iteration left one, else it
+ *   starts a ScaleFleet run unless one is under way (the pool's lease).
+ * - The minute tick refreshes the forecast when it is ten minutes old and starts a run for every pool
+ *   that `poolNeedsRun` (production's rule: queued jobs, instances in service, or nothing stored).
+ * - A run iterates as the workflow does: Observe (an `Observation` assembled from the simulator's
+ *   state, its queue summarised by the same code), Plan (`planObservation`, the Plan task's own
+ *   function), Apply (releases of instances still idle, then capacities), then `afterIteration`
+ *   decides: settled ends the run, else it waits 5 s while instances boot or stop and 15 s otherwise,
+ *   for at most `maxIterations` iterations.
  * - Each pool has a warm group (on-demand, warm pool of Stopped instances, ReuseOnScaleIn) and a
- *   burst group (spot), both protected from scale-in; plans are applied to them as a driver would.
- * - On a spot interruption warning, the instance drains and is detached from its group (desired
- *   capacity decremented); the next plan replaces the capacity its jobs will need.
- * - The control plane sees queued jobs when their webhook arrives and busy slots from the
- *   instances (heartbeats); the forecast is fed the same webhooks.
+ *   burst group (spot), both protected from scale-in, as the AWS driver sets them up.
+ * - A spot interruption warning drains the instance (its heartbeat reports the notice, and the
+ *   planner counts it as draining); Hearth has no interruption handler yet, so nothing detaches it:
+ *   its group replaces it once it is gone, if desired capacity still counts it.
+ * Not modelled: heartbeat lag (the control plane sees busy slots as they are), and the tens of
+ * milliseconds a run's steps take (`npm run bench:scale`).
  */
 
 export interface HearthOptions {
-  /**
-   * A run started by a webhook waits this long first: a pipeline's jobs arrive within seconds of
-   * each other, and instances resumed together become ready together, so that each job finds its
-   * warm store rather than the first free slot.
-   */
-  gatherSeconds: number;
-  loopSeconds: number;
-  cronSeconds: number;
-  /** How often the forecast is recomputed (a control plane caches it too). */
-  forecastSeconds: number;
+  /** The minute tick. */
+  tickSeconds: number;
+  /** A run stops after this many iterations (local mode's and the stage's default). */
+  maxIterations: number;
+  /** Called with every observation a run makes and the plan made from it. */
+  onPlan?: (observation: Observation, plan: PoolPlan) => void;
 }
 
 export const defaultHearthOptions: HearthOptions = {
-  gatherSeconds: 5,
-  loopSeconds: 15,
-  cronSeconds: 300,
-  forecastSeconds: 60,
+  tickSeconds: 60,
+  maxIterations: 60,
 };
 
 const ms = (seconds: number): number => Math.round(seconds * 1000);
@@ -54,43 +51,50 @@ export function hearthPolicy(options: HearthOptions = defaultHearthOptions) {
   return (context: PolicyContext): Policy => new HearthPolicy(context, options);
 }
 
-interface PoolGroups {
+/** What production keeps per pool: its groups, the stored pool state, and whether a run holds the lease. */
+interface PoolControl {
+  index: number;
+  sim: SimPool;
+  config: PoolConfig;
   warm: SimAsg;
   burst: SimAsg;
+  /** A run holds the pool's lease. */
+  running: boolean;
+  iteration: number;
+  /** The stored pool state: what the last iteration asked for, and the spare slots it left. */
+  state: PoolState | undefined;
+  spareSlots: number;
 }
 
 class HearthPolicy implements Policy {
-  private readonly groups = new Map<SimPool, PoolGroups>();
-  private readonly configs = new Map<SimPool, PoolConfig>();
-  /**
-   * The control plane's jobs: queued ones once their webhook arrives, running ones as instances
-   * report them. The planner keeps nothing, so the same objects are updated from run to run.
-   */
-  private readonly jobs = new Map<SimJob, PlannerJob>();
+  private readonly pools: PoolControl[] = [];
+  /** The ledger's queued jobs: a job counts once its webhook arrived, until a runner takes it. */
+  private readonly queued = new Set<SimJob>();
   private readonly history = new DemandHistory();
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
-  private nextRun = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly context: PolicyContext,
     private readonly options: HearthOptions,
   ) {
     const random = randomFor(context, "asg");
-    for (const [index, pool] of context.fleet.pools.entries()) {
+    for (const [index, sim] of context.fleet.pools.entries()) {
       const config = context.pools[index];
-      if (config === undefined) throw new Error(`no config for pool ${pool.name}`);
-      this.configs.set(pool, config);
+      if (config === undefined) throw new Error(`no config for pool ${sim.name}`);
       const launched = { spot: 0, onDemand: 0 };
-      this.groups.set(pool, {
-        warm: new SimAsg(context.fleet, pool, {
+      this.pools.push({
+        index,
+        sim,
+        config,
+        warm: new SimAsg(context.fleet, sim, {
           group: "warm",
           market: () => "on-demand",
           warmPoolSize: 0,
           protectedFromScaleIn: true,
           random,
         }),
-        burst: new SimAsg(context.fleet, pool, {
+        burst: new SimAsg(context.fleet, sim, {
           group: "burst",
           // A mixed-instances group keeps its on-demand share; spot shortages are not modelled, so
           // the on-demand fallback never triggers.
@@ -107,6 +111,10 @@ class HearthPolicy implements Policy {
           protectedFromScaleIn: true,
           random,
         }),
+        running: false,
+        iteration: 0,
+        state: undefined,
+        spareSlots: 0,
       });
     }
   }
@@ -114,8 +122,6 @@ class HearthPolicy implements Policy {
   readonly observer = {
     jobQueued: (job: SimJob) => {
       const { clock, model } = this.context;
-      // Queued again after an interruption: its instance is gone, so it no longer runs.
-      this.jobs.delete(job);
       clock.after(model.webhookDelaySeconds, () => {
         if (job.seenAt < 0) {
           job.seenAt = clock.now;
@@ -125,31 +131,20 @@ class HearthPolicy implements Policy {
             cacheKey: job.trace.cacheKey,
           });
         }
-        if (job.state === "queued") this.track(job, null);
-        this.request(clock.now + this.options.gatherSeconds);
+        // The ledger holds it queued until the webhook of its start arrives (below).
+        if (job.state !== "done") this.queued.add(job);
+        this.requestScale(this.pools[job.pool.index] as PoolControl, true);
       });
     },
-    jobStarted: (job: SimJob, instance: SimInstance) => {
-      this.track(job, instance);
+    jobStarted: (job: SimJob) => {
+      this.context.clock.after(this.context.model.webhookDelaySeconds, () => this.queued.delete(job));
     },
-    jobFinished: (job: SimJob, instance: SimInstance) => {
-      this.jobs.delete(job);
+    jobFinished: (job: SimJob) => {
       const { clock, model } = this.context;
       clock.after(model.webhookDelaySeconds, () => this.history.finish(job.pool.name, ms(clock.now)));
-      // A finish changes the plan only once its instance has sat idle for its timeout (queued jobs
-      // take the slot by themselves, and keep the loop running), so the run is asked for then: the
-      // workflow would plan at the webhook and wait until the plan's `recheckAt`.
-      if (instance.busy === 0) {
-        const config = this.configs.get(instance.pool) as PoolConfig;
-        const timeout =
-          instance.group === "warm" ? config.idleTimeouts.warmSeconds : config.idleTimeouts.burstSeconds;
-        this.request(clock.now + Math.max(model.webhookDelaySeconds + this.options.gatherSeconds, timeout));
-      }
     },
     spotWarning: (instance: SimInstance) => {
       this.context.fleet.drain(instance);
-      if (instance.owner instanceof SimAsg) instance.owner.detach(instance, true);
-      this.request(this.context.clock.now + this.context.model.webhookDelaySeconds);
     },
     instanceTerminated: (instance: SimInstance) => {
       if (instance.owner instanceof SimAsg) instance.owner.forget(instance);
@@ -158,149 +153,174 @@ class HearthPolicy implements Policy {
 
   start(): void {
     const { clock } = this.context;
-    const cron = () => {
+    const tick = () => {
       if (!this.context.active()) return;
-      this.request(clock.now);
-      clock.after(this.options.cronSeconds, cron);
+      this.tick();
+      clock.after(this.options.tickSeconds, tick);
     };
-    clock.at(0, cron);
+    clock.at(0, tick);
   }
 
-  /** Asks for a run at `at`; runs coalesce, and the earliest request wins. */
-  private request(at: number): void {
-    if (at >= this.nextRun) return;
-    this.nextRun = at;
-    this.context.clock.at(at, () => {
-      if (this.nextRun !== at) return;
-      this.nextRun = Number.POSITIVE_INFINITY;
-      this.run();
-    });
-  }
-
-  private run(): void {
-    const { clock, fleet } = this.context;
-    const now = clock.now;
-    if (now - this.demandAt >= this.options.forecastSeconds) {
-      this.demand = this.history.forecast(ms(now));
-      this.demandAt = now;
-    }
-    const plans = plan({
-      now: ms(now),
-      pools: this.context.pools,
-      ...this.observeJobs(),
-      instances: this.observeInstances(),
-      demand: this.demand,
-    });
-    let next = Number.POSITIVE_INFINITY;
-    for (let index = 0; index < fleet.pools.length; index++) {
-      const pool = fleet.pools[index] as SimPool;
-      const poolPlan = plans[index] as PoolPlan;
-      this.apply(pool, poolPlan);
-      if (poolPlan.recheckAt !== null) next = Math.min(next, poolPlan.recheckAt / 1000);
-      if (poolPlan.counts.queued > 0 || this.launching[index])
-        next = Math.min(next, now + this.options.loopSeconds);
-    }
-    if (Number.isFinite(next) && this.context.active()) this.request(Math.max(next, now + 1));
-  }
-
-  private apply(pool: SimPool, poolPlan: PoolPlan): void {
-    const groups = this.groups.get(pool) as PoolGroups;
-    // Nothing changed and nothing left for AWS to retry (a launch refused at the instance limit).
-    if (
-      poolPlan.release.length === 0 &&
-      poolPlan.desiredWarm === groups.warm.desired &&
-      poolPlan.desiredBurst === groups.burst.desired &&
-      poolPlan.warmPoolSize === groups.warm.warmPoolSize &&
-      groups.warm.satisfied &&
-      groups.burst.satisfied
-    ) {
+  /** The webhook's `requestScale` (`covered`), or the tick's (without spare slots). */
+  private requestScale(pool: PoolControl, covered: boolean): void {
+    if (covered && pool.spareSlots > 0) {
+      pool.spareSlots--;
       return;
     }
-    const released = { warm: [] as SimInstance[], burst: [] as SimInstance[] };
-    for (const id of poolPlan.release) {
-      const instance = pool.instances.find((candidate) => candidate.id === id);
-      if (instance?.owner === groups.warm) released.warm.push(instance);
-      else if (instance?.owner === groups.burst) released.burst.push(instance);
-    }
-    groups.warm.apply({
-      release: released.warm,
-      desired: poolPlan.desiredWarm,
-      warmPoolSize: poolPlan.warmPoolSize,
-    });
-    groups.burst.apply({ release: released.burst, desired: poolPlan.desiredBurst });
+    if (pool.running) return;
+    pool.running = true;
+    pool.iteration = 0;
+    this.iterate(pool);
   }
 
-  private track(job: SimJob, instance: SimInstance | null): void {
-    let view = this.jobs.get(job);
-    if (view === undefined) {
-      view = {
-        key: job.trace.id,
-        pool: job.pool.name,
-        status: "queued",
-        cacheKey: job.trace.cacheKey,
-        queuedAt: 0,
-        instanceId: null,
-      };
-      this.jobs.set(job, view);
+  private tick(): void {
+    const now = ms(this.context.clock.now);
+    if (now - this.demandAt >= FORECAST_EVERY_MS) {
+      this.demand = this.history.forecast(now);
+      this.demandAt = now;
     }
-    view.status = instance === null ? "queued" : "running";
-    view.queuedAt = ms(job.queuedAt);
-    view.instanceId = instance?.id ?? null;
-  }
-
-  /** The jobs as ScaleFleet's Observe gives them: the queue summarised by cache key, running jobs. */
-  private observeJobs(): Pick<PlannerInput, "queued" | "running"> {
-    const queue = new QueueSummary();
-    const running: RunningJob[] = [];
-    for (const job of this.jobs.values()) {
-      if (job.status === "queued") queue.add(job);
-      else if (job.instanceId !== null)
-        running.push({ key: job.key, pool: job.pool, instanceId: job.instanceId });
-    }
-    return { queued: queue.groups(), running };
-  }
-
-  /** Per pool, whether an instance was launching at the last observation. */
-  private readonly launching: boolean[] = [];
-
-  private observeInstances(): PlannerInstance[] {
-    const views: PlannerInstance[] = [];
-    const pools = this.context.fleet.pools;
-    for (let index = 0; index < pools.length; index++) {
-      const pool = pools[index] as SimPool;
-      this.launching[index] = false;
-      for (const instance of pool.instances) {
-        if (instance.state === "launching") this.launching[index] = true;
-        let view = instance.view as PlannerInstance | null;
-        if (view === null) {
-          view = {
-            id: instance.id,
-            pool: pool.name,
-            group: instance.group === "warm" ? "warm" : "burst",
-            market: instance.market,
-            state: "launching",
-            slots: instance.slots,
-            busySlots: 0,
-            cacheKeys: instance.keys,
-            launchedAt: 0,
-            idleSince: null,
-            heartbeatOverdue: false,
-          };
-          instance.view = view;
-        }
-        view.state =
-          instance.state === "launching" && instance.intoWarmPool
-            ? "stopping"
-            : instance.state === "terminated"
-              ? "terminating"
-              : instance.state;
-        view.busySlots = instance.busy;
-        view.cacheKeys = instance.keys;
-        view.launchedAt = ms(instance.launchedAt);
-        view.idleSince = instance.idleSince === null ? null : ms(instance.idleSince);
-        views.push(view);
+    const queue = this.queueSummary();
+    for (const pool of this.pools) {
+      const active = pool.sim.instances.some((instance) => instance.live);
+      if (poolNeedsRun(pool.state, active, queue.count(pool.sim.name), now)) {
+        this.requestScale(pool, false);
       }
     }
-    return views;
+  }
+
+  /** One iteration of ScaleFleet: Observe, Plan, Apply, then settled or wait. */
+  private iterate(pool: PoolControl): void {
+    const { clock } = this.context;
+    const observation = this.observe(pool);
+    pool.iteration = observation.iteration;
+    const poolPlan = planObservation({ pools: this.context.pools }, observation);
+    this.options.onPlan?.(observation, poolPlan);
+    const { calls, target } = this.apply(pool, observation, poolPlan);
+    const after = afterIteration(observation, target, pool.config.slotsPerInstance, calls);
+    pool.spareSlots = after.spareSlots;
+    pool.state = {
+      pool: pool.sim.name,
+      at: new Date(observation.at).toISOString(),
+      desiredWarm: target.warm,
+      desiredBurst: target.burst,
+      warmPoolSize: poolPlan.warmPoolSize,
+      queued: observation.queued,
+      spareSlots: after.spareSlots,
+      reason: poolPlan.reason,
+    };
+    if (after.settled || observation.iteration >= this.options.maxIterations || !this.context.active()) {
+      pool.running = false;
+      return;
+    }
+    clock.after(after.waitSeconds, () => this.iterate(pool));
+  }
+
+  private queueSummary(): QueueSummary {
+    const summary = new QueueSummary();
+    for (const job of this.queued) {
+      summary.add({ pool: job.pool.name, cacheKey: job.trace.cacheKey, queuedAt: ms(job.trace.createdAt) });
+    }
+    return summary;
+  }
+
+  /** What Observe would return for the pool: the queue, running jobs, instances and groups. */
+  private observe(pool: PoolControl): Observation {
+    const now = ms(this.context.clock.now);
+    const instances: PlannerInstance[] = [];
+    const running: Observation["running"] = [];
+    for (const instance of pool.sim.instances) {
+      instances.push(this.instanceView(instance));
+      for (const job of instance.running) {
+        running.push({ key: job.trace.id, pool: pool.sim.name, instanceId: instance.id });
+      }
+    }
+    const groups: FleetGroup[] = [
+      {
+        pool: pool.sim.name,
+        group: "warm",
+        name: `${pool.sim.name}-warm`,
+        desired: pool.warm.desired,
+        max: pool.config.maxInstances,
+        warmPoolSize: pool.warm.warmPoolSize,
+        onDemandFallback: false,
+      },
+      {
+        pool: pool.sim.name,
+        group: "burst",
+        name: `${pool.sim.name}-burst`,
+        desired: pool.burst.desired,
+        max: pool.config.maxInstances,
+        warmPoolSize: null,
+        onDemandFallback: false,
+      },
+    ];
+    return {
+      pool: pool.sim.name,
+      at: now,
+      iteration: pool.iteration + 1,
+      ...observedQueue(this.queueSummary(), pool.sim.name),
+      running,
+      instances,
+      groups,
+      demand: this.demand[pool.sim.name] ?? null,
+    };
+  }
+
+  private instanceView(instance: SimInstance): PlannerInstance {
+    return {
+      id: instance.id,
+      pool: instance.pool.name,
+      group: instance.group === "warm" ? "warm" : "burst",
+      market: instance.market,
+      state:
+        instance.state === "launching" && instance.intoWarmPool
+          ? "stopping"
+          : instance.state === "terminated"
+            ? "terminating"
+            : instance.state,
+      slots: instance.slots,
+      busySlots: instance.state === "ready" || instance.state === "draining" ? instance.busy : 0,
+      cacheKeys: [...instance.keys],
+      launchedAt: ms(instance.launchedAt),
+      idleSince: instance.state === "ready" && instance.idleSince !== null ? ms(instance.idleSince) : null,
+      heartbeatOverdue: false,
+    };
+  }
+
+  /**
+   * Apply as the driver does: release the plan's instances that are still idle (a refused one stays
+   * counted in its group's desired capacity), then set desired capacities and the warm pool's size.
+   * Returns how many API calls that made.
+   */
+  private apply(
+    pool: PoolControl,
+    observation: Observation,
+    poolPlan: PoolPlan,
+  ): { calls: number; target: { warm: number; burst: number } } {
+    const released = { warm: [] as SimInstance[], burst: [] as SimInstance[] };
+    let refused = { warm: 0, burst: 0 };
+    for (const id of poolPlan.release) {
+      const instance = pool.sim.instances.find((candidate) => candidate.id === id);
+      const group = observation.instances.find((view) => view.id === id)?.group ?? "burst";
+      if (instance?.state === "ready" && instance.busy === 0 && instance.owner === pool[group]) {
+        released[group].push(instance);
+      } else refused = { ...refused, [group]: refused[group] + 1 };
+    }
+    const cap = (n: number) => Math.max(0, Math.min(n, pool.config.maxInstances));
+    const target = {
+      warm: cap(poolPlan.desiredWarm + refused.warm),
+      burst: cap(poolPlan.desiredBurst + refused.burst),
+    };
+    // Each release is two calls (unprotect, decrement); a changed desired capacity or warm pool one.
+    let calls = 2 * (released.warm.length + released.burst.length);
+    // Desired capacity as the group counts it after the releases (each lowers it by one).
+    if (pool.warm.desired - released.warm.length !== target.warm) calls++;
+    if (pool.warm.warmPoolSize !== poolPlan.warmPoolSize) calls++;
+    if (pool.burst.desired - released.burst.length !== target.burst) calls++;
+    // AWS keeps working towards desired capacity without a call (a launch refused at the instance
+    // limit is retried): applying an unchanged target reconciles.
+    pool.warm.apply({ release: released.warm, desired: target.warm, warmPoolSize: poolPlan.warmPoolSize });
+    pool.burst.apply({ release: released.burst, desired: target.burst });
+    return { calls, target };
   }
 }
