@@ -6,7 +6,6 @@
 import { cpus } from "node:os";
 import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { systemClock } from "@hearth/core/clock";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { createInstanceRegistry } from "@hearth/core/instances";
 import type { Job } from "@hearth/core/jobs";
 import { createJournal } from "@hearth/core/journal";
@@ -15,6 +14,7 @@ import { createLedger, jobItem } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
 import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { ensureTable } from "@hearth/core/table";
 import { statusRoutes } from "../src/status";
 

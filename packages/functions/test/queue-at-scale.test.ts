@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { FakeClock } from "@hearth/core/clock";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { createInstanceRegistry } from "@hearth/core/instances";
 import type { Job } from "@hearth/core/jobs";
 import { createJournal } from "@hearth/core/journal";
@@ -11,6 +10,7 @@ import { localDynamoClients } from "@hearth/core/local";
 import { QUEUE_GROUPS_PER_POOL } from "@hearth/core/planner";
 import { defaultPools } from "@hearth/core/pools";
 import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type Status, statusSchema } from "@hearth/core/status";
 import { ensureTable } from "@hearth/core/table";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { defaultPools } from "@hearth/core/pools";
 import type { Observation, ScalingDeps } from "@hearth/core/scaling";
-import { defaultFleetModel, parseTrace, poolsForModel, simulate } from "@hearth/core/sim";
+import { defaultFleetModel, parseTrace, poolsForModel, simulate } from "@hearth/core/simulation/trace";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../src/log";
 import { scaleFleetTasks } from "../src/scale";

@@ -1,4 +1,4 @@
-import { awsChoice, type Random } from "../sim-rules";
+import { awsChoice, type Random } from "../rules";
 import type { Fleet, Market, SimInstance, SimPool } from "./fleet";
 
 /**

@@ -1,10 +1,16 @@
-import type { FleetGroup } from "../../fleet";
-import { type Demand, DemandHistory, type PlannerInstance, type PoolPlan, QueueSummary } from "../../planner";
-import type { PoolConfig } from "../../pools";
-import { afterIteration } from "../../scaling/apply";
-import { type Observation, observedQueue, planObservation } from "../../scaling/plan-input";
-import type { PoolState } from "../../scaling/pool-state";
-import { FORECAST_EVERY_MS, poolNeedsRun } from "../../scaling/tick";
+import type { FleetGroup } from "../../../fleet";
+import {
+  type Demand,
+  DemandHistory,
+  type PlannerInstance,
+  type PoolPlan,
+  QueueSummary,
+} from "../../../planner";
+import type { PoolConfig } from "../../../pools";
+import { afterIteration } from "../../../scaling/apply";
+import { type Observation, observedQueue, planObservation } from "../../../scaling/plan-input";
+import type { PoolState } from "../../../scaling/pool-state";
+import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import { SimAsg } from "../asg";
 import type { SimInstance, SimJob, SimPool } from "../fleet";
 import { type Policy, type PolicyContext, randomFor } from "../policy";

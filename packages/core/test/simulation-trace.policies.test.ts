@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { runSimulation, type SimulateOptions, simulate } from "../src/sim";
-import { peakConcurrency } from "../src/sim/policies/static";
-import type { Trace, TraceJob } from "../src/sim/trace";
+import { runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
+import { peakConcurrency } from "../src/simulation/trace/policies/static";
+import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
 /** A trace of x86_64 jobs: [created at, cache key, warm s, cold s]. */
 function trace(rows: [number, string, number, number][], name = "tiny"): Trace {
