@@ -74,8 +74,11 @@ interface PoolControl {
 
 class HearthPolicy implements Policy {
   private readonly pools: PoolControl[] = [];
-  /** The ledger's queued jobs: a job counts once its webhook arrived, until a runner takes it. */
-  private readonly queued = new Set<SimJob>();
+  /**
+   * The ledger's queued jobs per pool (by index): a job counts once its webhook arrived, until the
+   * webhook of its start arrives.
+   */
+  private readonly queued: Set<SimJob>[];
   private readonly history = new DemandHistory();
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
@@ -84,6 +87,7 @@ class HearthPolicy implements Policy {
     private readonly context: PolicyContext,
     private readonly options: HearthOptions,
   ) {
+    this.queued = context.fleet.pools.map(() => new Set<SimJob>());
     const random = randomFor(context, "asg");
     for (const [index, sim] of context.fleet.pools.entries()) {
       const config = context.pools[index];
@@ -138,12 +142,14 @@ class HearthPolicy implements Policy {
           });
         }
         // The ledger holds it queued until the webhook of its start arrives (below).
-        if (job.state !== "done") this.queued.add(job);
+        if (job.state !== "done") this.queued[job.pool.index]?.add(job);
         this.requestScale(this.pools[job.pool.index] as PoolControl, true);
       });
     },
     jobStarted: (job: SimJob) => {
-      this.context.clock.after(this.context.model.webhookDelaySeconds, () => this.queued.delete(job));
+      this.context.clock.after(this.context.model.webhookDelaySeconds, () =>
+        this.queued[job.pool.index]?.delete(job),
+      );
     },
     jobFinished: (job: SimJob) => {
       const { clock, model } = this.context;
@@ -185,10 +191,10 @@ class HearthPolicy implements Policy {
       this.demand = this.history.forecast(now);
       this.demandAt = now;
     }
-    const queue = this.queueSummary();
     for (const pool of this.pools) {
       const active = pool.sim.instances.some((instance) => instance.live);
-      if (poolNeedsRun(pool.state, active, queue.count(pool.sim.name), now)) {
+      const queued = this.queued[pool.index]?.size ?? 0;
+      if (poolNeedsRun(pool.state, active, queued, now)) {
         this.requestScale(pool, false);
       }
     }
@@ -221,9 +227,10 @@ class HearthPolicy implements Policy {
     clock.after(after.waitSeconds, () => this.iterate(pool));
   }
 
-  private queueSummary(): QueueSummary {
+  /** The pool's queue summarised as Observe summarises the ledger's. */
+  private queueSummary(pool: PoolControl): QueueSummary {
     const summary = new QueueSummary();
-    for (const job of this.queued) {
+    for (const job of this.queued[pool.index] ?? []) {
       summary.add({ pool: job.pool.name, cacheKey: job.trace.cacheKey, queuedAt: ms(job.trace.createdAt) });
     }
     return summary;
@@ -264,7 +271,7 @@ class HearthPolicy implements Policy {
       pool: pool.sim.name,
       at: now,
       iteration: pool.iteration + 1,
-      ...observedQueue(this.queueSummary(), pool.sim.name),
+      ...observedQueue(this.queueSummary(pool), pool.sim.name),
       running,
       instances,
       groups,
