@@ -8,8 +8,14 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { isPolicyName, type PolicyName, parseTrace, policyNames, simulate } from "../packages/core/src/sim";
-import { syntheticTraceCsv } from "../packages/core/src/sim/synthetic";
+import {
+  isPolicyName,
+  type PolicyName,
+  parseTrace,
+  policyNames,
+  simulate,
+} from "../packages/core/src/simulation/trace";
+import { syntheticTraceCsv } from "../packages/core/src/simulation/trace/synthetic";
 
 const { values } = parseArgs({
   options: {

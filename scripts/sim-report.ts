@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseTrace, policyNames, type SimResult, simulate } from "../packages/core/src/sim";
+import { parseTrace, policyNames, type SimResult, simulate } from "../packages/core/src/simulation/trace";
 
 const { values } = parseArgs({
   options: {

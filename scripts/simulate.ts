@@ -17,7 +17,7 @@ import {
   type SimResult,
   simulate,
   TraceError,
-} from "../packages/core/src/sim";
+} from "../packages/core/src/simulation/trace";
 
 const modelFlags: Record<string, keyof FleetModel> = {
   slots: "slotsPerInstance",

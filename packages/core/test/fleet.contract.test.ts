@@ -5,8 +5,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../src/clock";
 import type { FleetInstance, FleetObservation, FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
-import { SimulatedFleet } from "../src/fleet-sim";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
+import { SimulatedFleet } from "../src/simulation/fleet";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
 
 /**

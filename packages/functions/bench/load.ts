@@ -18,7 +18,7 @@ import {
   gitlabDelivery,
   jobHookPayload,
   workflowJobPayload,
-} from "@hearth/core/forge-sim";
+} from "@hearth/core/simulation/forge";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 5_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);

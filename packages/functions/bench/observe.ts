@@ -6,7 +6,6 @@
 import { cpus } from "node:os";
 import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { systemClock } from "@hearth/core/clock";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { createInstanceRegistry } from "@hearth/core/instances";
 import type { Job } from "@hearth/core/jobs";
 import { createJournal } from "@hearth/core/journal";
@@ -14,7 +13,8 @@ import { createLeases } from "@hearth/core/leases";
 import { createLedger, jobItem } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
-import { createPoolStates, observe, planPool, type ScalingDeps } from "@hearth/core/scaling";
+import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { ensureTable } from "@hearth/core/table";
 import { statusRoutes } from "../src/status";
 
@@ -105,7 +105,7 @@ async function main() {
     const t0 = performance.now();
     const observation = await observe(deps, "x86_64", 0);
     const t1 = performance.now();
-    const poolPlan = planPool(deps, observation);
+    const poolPlan = planObservation(deps, observation);
     const t2 = performance.now();
     const response = await api.request("/status");
     const body = await response.text();

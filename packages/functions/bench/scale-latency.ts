@@ -6,9 +6,9 @@
 import { cpus } from "node:os";
 import { FakeClock } from "@hearth/core/clock";
 import type { FleetPort } from "@hearth/core/fleet";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
-import { githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
 import { defaultPools } from "@hearth/core/pools";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import { githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { startLocal } from "../src/local/server";
 import { silentLogger } from "../src/log";
 

@@ -1,7 +1,7 @@
 import type { FakeClock } from "@hearth/core/clock";
-import type { SimulatedInstance } from "@hearth/core/fleet-sim";
 import { acceptHeartbeat, instanceFromAssumedRoleArn } from "@hearth/core/heartbeat";
 import { partialEvent } from "@hearth/core/jobs";
+import type { SimulatedInstance } from "@hearth/core/simulation/fleet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { startTestHearth } from "./support/local";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseTrace } from "@hearth/core/sim";
+import { parseTrace } from "@hearth/core/simulation/trace";
 import { afterAll, describe, expect, it } from "vitest";
 import { demoJobs, replay, watchDrain } from "../src/demo";
 import type { LocalHearth } from "../src/local/server";

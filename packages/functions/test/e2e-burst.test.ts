@@ -4,7 +4,7 @@ import {
   gitlabDelivery,
   jobHookPayload,
   workflowJobPayload,
-} from "@hearth/core/forge-sim";
+} from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { describeJobs, secrets, send, startTestHearth } from "./support/local";

@@ -1,12 +1,12 @@
 import type { FakeClock } from "@hearth/core/clock";
-import type { SimulatedFleet } from "@hearth/core/fleet-sim";
+import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
   githubDelivery,
   gitlabDelivery,
   jobHookPayload,
   workflowJobPayload,
-} from "@hearth/core/forge-sim";
+} from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";

@@ -1,5 +1,5 @@
 import { FakeClock } from "@hearth/core/clock";
-import { type ForgeJob, gitlabDelivery, jobHookPayload } from "@hearth/core/forge-sim";
+import { type ForgeJob, gitlabDelivery, jobHookPayload } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import type { Logger } from "../src/log";

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import type { Status } from "@hearth/core/status";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Child, childEnv, kill, startChild } from "./support/child";

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeClock } from "@hearth/core/clock";
-import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import type { Status } from "@hearth/core/status";
 import { afterAll, describe, expect, it } from "vitest";
 import { describeJobs, pass, secrets, startTestHearth } from "./support/local";

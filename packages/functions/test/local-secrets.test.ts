@@ -8,7 +8,7 @@ import {
   gitlabDelivery,
   jobHookPayload,
   workflowJobPayload,
-} from "@hearth/core/forge-sim";
+} from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Child, childEnv, kill, localMain, run } from "./support/child";
 

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { FakeClock } from "@hearth/core/clock";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { createInstanceRegistry } from "@hearth/core/instances";
 import type { Job } from "@hearth/core/jobs";
 import { createJournal } from "@hearth/core/journal";
@@ -10,7 +9,8 @@ import { createLedger, jobItem } from "@hearth/core/ledger";
 import { localDynamoClients } from "@hearth/core/local";
 import { QUEUE_GROUPS_PER_POOL } from "@hearth/core/planner";
 import { defaultPools } from "@hearth/core/pools";
-import { createPoolStates, observe, planPool, type ScalingDeps } from "@hearth/core/scaling";
+import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type Status, statusSchema } from "@hearth/core/status";
 import { ensureTable } from "@hearth/core/table";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,7 +95,7 @@ describe("a long queue", () => {
     // 101 groups of 220-character keys: far inside a Step Functions state (256 KB), whatever the
     // queue's length (the groups are bounded, not the jobs).
     expect(Buffer.byteLength(JSON.stringify(observation))).toBeLessThan(64 * 1024);
-    const poolPlan = planPool(deps, observation);
+    const poolPlan = planObservation(deps, observation);
     expect(poolPlan.counts.queued).toBe(expected.length);
     expect(poolPlan.reason).toMatch(new RegExp(`^${expected.length} waiting for a slot`));
   });

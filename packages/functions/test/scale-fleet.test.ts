@@ -1,7 +1,7 @@
 import type { FleetPort } from "@hearth/core/fleet";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
-import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
 import { defaultPools } from "@hearth/core/pools";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";

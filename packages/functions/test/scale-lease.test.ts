@@ -1,9 +1,9 @@
 import { FakeClock } from "@hearth/core/clock";
 import type { FleetPort } from "@hearth/core/fleet";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
-import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
 import { defaultPools } from "@hearth/core/pools";
 import { LEASE_SECONDS, scaleLease } from "@hearth/core/scaling";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import type { Logger } from "../src/log";

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { FakeClock } from "@hearth/core/clock";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { cacheKeyOf } from "@hearth/core/jobs";
 import { createLedger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { ensureTable } from "@hearth/core/table";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimulatedRunners } from "../src/local/sim-runners";

@@ -1,5 +1,5 @@
 import type { FakeClock } from "@hearth/core/clock";
-import { githubDelivery, workflowJobPayload } from "@hearth/core/forge-sim";
+import { githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { type Status, statusSchema } from "@hearth/core/status";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { FakeClock } from "@hearth/core/clock";
-import { parseTrace } from "@hearth/core/sim";
+import { parseTrace } from "@hearth/core/simulation/trace";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, openPage } from "../../web/test/support/chromium";

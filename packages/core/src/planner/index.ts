@@ -1,4 +1,4 @@
-import { planPool } from "./pool-plan";
+import { planOnePool } from "./pool-plan";
 import type { PlannerInput, PoolPlan } from "./types";
 
 /**
@@ -61,7 +61,7 @@ export function plan(input: PlannerInput): PoolPlan[] {
   const running = groupBy(input.running);
   const instances = groupBy(input.instances);
   return input.pools.map((pool) =>
-    planPool(
+    planOnePool(
       input.now,
       pool,
       queued.get(pool.name) ?? [],

@@ -22,7 +22,7 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *    it is not in service, so resuming never makes AWS launch a replacement behind it. It grows only
  *    within the room `maxInstances` leaves beside the instances in service.
  */
-export function planPool(
+export function planOnePool(
   now: number,
   pool: PoolConfig,
   queued: readonly QueuedGroup[],

@@ -47,7 +47,8 @@ export type InstanceMarket = "on-demand" | "spot";
  * - `launching`: launched or resuming, runner not up yet;
  * - `ready`: in service with its runner up (busy or idle, see `busySlots`);
  * - `draining`: takes no new job (spot interruption warning, or being retired); no longer counted in
- *   its group's desired capacity (the interruption handler detaches it);
+ *   the plan's desired capacities, which ask for its replacement (nothing detaches it from its group
+ *   yet: the group keeps it until it is gone);
  * - `stopping`: on its way into the warm pool (being stopped, or a new instance warming up for it);
  * - `stopped`: in the warm group's warm pool, store intact;
  * - `terminating`: going away.

@@ -5,8 +5,8 @@ import type { Demand, PoolDemand } from "../planner";
 import { epochSeconds, type Store } from "../table";
 
 /**
- * Per pool, what the last ScaleFleet iteration saw and decided, and the demand forecast. The webhook
- * reads `spareSlots` to decide whether a new queued job needs a ScaleFleet run at all.
+ * What the last ScaleFleet iteration of a pool decided. The webhook reads `spareSlots` to decide
+ * whether a new queued job needs a ScaleFleet run at all.
  */
 export interface PoolState {
   pool: string;
@@ -56,6 +56,11 @@ const stateKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "STATE" });
 const fleetKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FLEET" });
 const forecastKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FORECAST" });
 
+/**
+ * The control plane's records per pool, beside the ledger and the registry: the last decision
+ * (`PoolState`, with the spare slots webhooks take), the demand forecast, the fleet snapshot and the
+ * per-minute samples the status page shows, and the whole queue's last count.
+ */
 export interface PoolStates {
   get(pool: string): Promise<PoolState | undefined>;
   put(state: PoolState): Promise<void>;

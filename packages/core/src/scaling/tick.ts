@@ -1,7 +1,10 @@
 import type { Job } from "../jobs";
 import type { QueueSummary } from "../planner";
-import { queuedByPool, refreshForecast, requestScale, type ScalingDeps } from "./index";
+import type { ScalingDeps } from "./deps";
+import { refreshForecast } from "./forecast";
+import { queuedByPool } from "./observe";
 import type { PoolState } from "./pool-state";
+import { requestScale } from "./request";
 
 /**
  * The minute tick, the same in AWS (an EventBridge Scheduler cron) and locally (a timer): refresh the

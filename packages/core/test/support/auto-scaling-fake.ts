@@ -28,14 +28,14 @@ import {
 } from "@aws-sdk/client-ec2";
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
-import { awsChoice, Random } from "../../src/sim-rules";
+import { awsChoice, Random } from "../../src/simulation/rules";
 
 /**
  * A stateful model of EC2 Auto Scaling and EC2 behind mocked SDK clients, for the AWS driver's tests
  * and the fleet port's contract suite. What one call changes, the next describe shows. What Auto
  * Scaling does on its own (launch, resume from the warm pool, scale in, fill the warm pool, replace
  * an interrupted instance) happens when a test lets it act (`step`, `settle`), as it would a few
- * seconds after the call in AWS. Its choices follow the fleet model (`sim-rules`): which Stopped
+ * seconds after the call in AWS. Its choices follow the fleet model (`simulation/rules`): which Stopped
  * warm-pool instance resumes, which unprotected instance a scale-in takes, which extra warm-pool
  * instance goes.
  */

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { normalizeLabels } from "@hearth/core/jobs";
 import {
   type ForgeJob,
   type ForgeSecrets,
@@ -6,9 +7,8 @@ import {
   gitlabDelivery,
   jobHookPayload,
   workflowJobPayload,
-} from "@hearth/core/forge-sim";
-import { normalizeLabels } from "@hearth/core/jobs";
-import type { TraceJob } from "@hearth/core/sim";
+} from "@hearth/core/simulation/forge";
+import type { TraceJob } from "@hearth/core/simulation/trace";
 
 /**
  * The demo: a trace replayed into a running local Hearth as the webhooks GitLab and GitHub would

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parseTrace } from "@hearth/core/sim";
+import { parseTrace } from "@hearth/core/simulation/trace";
 import { readLocalSecrets } from "../local/secrets-file";
 import { demoJobs, replay, watchDrain } from "./index";
 

@@ -5,7 +5,6 @@ import { fileURLToPath } from "node:url";
 import { type Clock, systemClock } from "@hearth/core/clock";
 import type { Settings } from "@hearth/core/config";
 import type { FleetPort } from "@hearth/core/fleet";
-import { SimulatedFleet } from "@hearth/core/fleet-sim";
 import { type GitLabJobs, TagsUnavailable } from "@hearth/core/gitlab-api";
 import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
@@ -22,6 +21,7 @@ import {
   type ScalingDeps,
   scaleLease,
 } from "@hearth/core/scaling";
+import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { ensureTable, type Store } from "@hearth/core/table";
 import { serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { FleetSnapshot } from "@hearth/core/fleet-sim";
+import type { FleetSnapshot } from "@hearth/core/simulation/fleet";
 import type { RunnersSnapshot, SimulatedJob } from "./sim-runners";
 
 /**

@@ -1,5 +1,9 @@
 import type { Clock } from "@hearth/core/clock";
-import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/fleet-sim";
+import type { Interruption } from "@hearth/core/instances";
+import { cacheKeyOf, type Job, jobKeyString } from "@hearth/core/jobs";
+import type { Ledger } from "@hearth/core/ledger";
+import { type PoolConfig, routeJob } from "@hearth/core/pools";
+import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
   type ForgeRequest,
@@ -11,12 +15,8 @@ import {
   jobHookPayload,
   type RunInfo,
   workflowJobPayload,
-} from "@hearth/core/forge-sim";
-import type { Interruption } from "@hearth/core/instances";
-import { cacheKeyOf, type Job, jobKeyString } from "@hearth/core/jobs";
-import type { Ledger } from "@hearth/core/ledger";
-import { type PoolConfig, routeJob } from "@hearth/core/pools";
-import { claimQueuedJobs, Random, rememberKey } from "@hearth/core/sim-rules";
+} from "@hearth/core/simulation/forge";
+import { claimQueuedJobs, Random, rememberKey } from "@hearth/core/simulation/rules";
 import type { Logger } from "../log";
 
 /**

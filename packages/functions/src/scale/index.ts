@@ -6,7 +6,7 @@ import {
   holdLease,
   type Observation,
   observe,
-  planPool,
+  planObservation,
   type ScalingDeps,
   scaleLease,
 } from "@hearth/core/scaling";
@@ -76,7 +76,7 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
     plan: (input: unknown) =>
       step(async () => {
         const run = runSchema.parse(input);
-        return planPool(deps, run.observation as Observation);
+        return planObservation(deps, run.observation as Observation);
       }),
 
     apply: (input: unknown) =>

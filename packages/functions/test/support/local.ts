@@ -1,5 +1,5 @@
 import { FakeClock } from "@hearth/core/clock";
-import type { ForgeJob, ForgeRequest } from "@hearth/core/forge-sim";
+import type { ForgeJob, ForgeRequest } from "@hearth/core/simulation/forge";
 import { type LocalHearth, type LocalOptions, startLocal } from "../../src/local/server";
 import { silentLogger } from "../../src/log";
 

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseTrace, policyNames, simulate } from "../src/sim";
-import { syntheticTraceCsv } from "../src/sim/synthetic";
-import type { Trace, TraceJob } from "../src/sim/trace";
+import { parseTrace, policyNames, simulate } from "../src/simulation/trace";
+import { syntheticTraceCsv } from "../src/simulation/trace/synthetic";
+import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
 const resultKeys = [
   "policy",

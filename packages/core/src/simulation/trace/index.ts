@@ -1,5 +1,5 @@
-import { defaultPools, isRouted, type PoolConfig, poolConfigSchema, routeJob } from "../pools";
-import { Random } from "../sim-rules";
+import { defaultPools, isRouted, type PoolConfig, poolConfigSchema, routeJob } from "../../pools";
+import { Random } from "../rules";
 import { EventQueue } from "./events";
 import { Fleet, SimJob } from "./fleet";
 import { type FleetModel, fleetModelSchema } from "./model";

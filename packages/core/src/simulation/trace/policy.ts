@@ -1,5 +1,5 @@
-import type { PoolConfig } from "../pools";
-import { Random } from "../sim-rules";
+import type { PoolConfig } from "../../pools";
+import { Random } from "../rules";
 import type { EventQueue } from "./events";
 import type { Fleet, FleetObserver, SimJob } from "./fleet";
 import type { FleetModel } from "./model";

@@ -1,4 +1,4 @@
-import { claimQueuedJobs, type ListeningRunner, type Random } from "../sim-rules";
+import { claimQueuedJobs, type ListeningRunner, type Random } from "../rules";
 import type { SimInstance } from "./instance";
 import type { SimJob } from "./job";
 import type { SimPool } from "./pool";

@@ -1,4 +1,4 @@
-import { Random, rememberKey } from "../sim-rules";
+import { Random, rememberKey } from "../rules";
 import type { EventQueue } from "./events";
 import { type LaunchOptions, SimInstance } from "./instance";
 import type { SimJob } from "./job";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CsvError, parseCsv } from "../src/sim/csv";
-import { parseTrace, TraceError } from "../src/sim/trace";
+import { CsvError, parseCsv } from "../src/simulation/trace/csv";
+import { parseTrace, TraceError } from "../src/simulation/trace/trace";
 
 const header = "job_id,created_at_s,pipeline_id,cache_key,labels,duration_warm_s,duration_cold_s";
 

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { policyNames } from "../src/sim";
+import { policyNames } from "../src/simulation/trace";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "hearth-sim-"));

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { STORE_KEYS } from "../sim-rules";
+import { STORE_KEYS } from "../rules";
 
 /**
  * The fleet model of `traces/README.md`: what an instance costs and how long things take.

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { SimAsg } from "../src/sim/asg";
-import { EventQueue } from "../src/sim/events";
-import { Fleet, SimJob } from "../src/sim/fleet";
-import { type FleetModel, fleetModelSchema } from "../src/sim/model";
-import type { TraceJob } from "../src/sim/trace";
-import { Random } from "../src/sim-rules";
+import { Random } from "../src/simulation/rules";
+import { SimAsg } from "../src/simulation/trace/asg";
+import { EventQueue } from "../src/simulation/trace/events";
+import { Fleet, SimJob } from "../src/simulation/trace/fleet";
+import { type FleetModel, fleetModelSchema } from "../src/simulation/trace/model";
+import type { TraceJob } from "../src/simulation/trace/trace";
 
 /** A fleet with one pool and the README's model, without spot interruptions unless asked. */
 function setup(model: Partial<FleetModel> = {}) {

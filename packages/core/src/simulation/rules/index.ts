@@ -4,7 +4,7 @@ export { Random } from "./random";
 
 /**
  * The rules of the fleet model (`traces/README.md`) that both simulators follow: the trace simulator
- * (`sim`, a million jobs in seconds) and the live simulated fleet (`fleet-sim` and local mode's
+ * (`simulation/trace`, a million jobs in seconds) and the live simulated fleet (`simulation/fleet` and local mode's
  * runners). Each rule is what AWS or a forge does, not what a policy would like; written once so
  * that the two cannot drift apart.
  */

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Clock } from "../clock";
+import type { Clock } from "../../clock";
 import {
   type CapacityTarget,
   describeCall,
@@ -9,10 +9,10 @@ import {
   type FleetPort,
   type Lifecycle,
   type ReleaseResult,
-} from "../fleet";
-import type { Group, Interruption } from "../instances";
-import type { PoolConfig } from "../pools";
-import { awsChoice, Random } from "../sim-rules";
+} from "../../fleet";
+import type { Group, Interruption } from "../../instances";
+import type { PoolConfig } from "../../pools";
+import { awsChoice, Random } from "../rules";
 
 /**
  * A simulated fleet that behaves like two EC2 Auto Scaling groups per pool: instances launch

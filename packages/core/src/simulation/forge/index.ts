@@ -1,5 +1,5 @@
 import { createHmac, randomUUID } from "node:crypto";
-import { signGitLabBody } from "../sources/gitlab";
+import { signGitLabBody } from "../../sources/gitlab";
 
 /**
  * A stand-in for GitLab and GitHub where there are none: local mode's simulated runners and the demo

@@ -1,4 +1,4 @@
-import { Random } from "../sim-rules";
+import { Random } from "../rules";
 import { traceColumns } from "./trace";
 
 /**

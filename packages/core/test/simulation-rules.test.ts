@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { awsChoice, claimQueuedJobs, Random, rememberKey, STORE_KEYS } from "../src/sim-rules";
+import { awsChoice, claimQueuedJobs, Random, rememberKey, STORE_KEYS } from "../src/simulation/rules";
 
 describe("store memory", () => {
   it("keeps the 12 keys used most recently, most recent first", () => {

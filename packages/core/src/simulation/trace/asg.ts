@@ -1,4 +1,4 @@
-import { awsChoice, type Random } from "../sim-rules";
+import { awsChoice, type Random } from "../rules";
 import type { Fleet, Market, SimInstance, SimPool } from "./fleet";
 
 /**
@@ -29,7 +29,7 @@ export interface AsgOptions {
 export class SimAsg {
   desired = 0;
   warmPoolSize: number | null;
-  /** In service: launching, ready or draining, until detached. */
+  /** In service: launching, ready or draining, until released or gone. */
   readonly members: SimInstance[] = [];
   /** The warm pool: Stopped instances, and new ones on their way there. */
   readonly warmPool: SimInstance[] = [];
@@ -97,16 +97,6 @@ export class SimAsg {
     } else {
       this.fleet.terminate(instance);
     }
-  }
-
-  /** Takes an instance out of the group (a draining spot instance), optionally lowering desired. */
-  detach(instance: SimInstance, decrement: boolean): void {
-    const at = this.members.indexOf(instance);
-    if (at < 0) return;
-    this.members.splice(at, 1);
-    instance.owner = null;
-    if (decrement) this.desired = Math.max(0, this.desired - 1);
-    this.reconcile();
   }
 
   /** The fleet terminated one of ours (an interruption): forget it, and replace it if still desired. */

@@ -1,0 +1,28 @@
+import type { FleetPort } from "../fleet";
+import type { GitLabJobs } from "../gitlab-api";
+import type { InstanceRegistry } from "../instances";
+import type { Journal } from "../journal";
+import type { Leases } from "../leases";
+import type { Ledger } from "../ledger";
+import type { PoolConfig } from "../pools";
+import type { PoolStates } from "./pool-state";
+
+/** What ScaleFleet's steps, the webhook's request for a run and the minute tick work with. */
+export interface ScalingDeps {
+  pools: readonly PoolConfig[];
+  ledger: Ledger;
+  registry: InstanceRegistry;
+  journal: Journal;
+  leases: Leases;
+  poolStates: PoolStates;
+  fleet: FleetPort;
+  /** Looks up GitLab tags the webhook could not; absent when no API token is configured. */
+  gitlab?: GitLabJobs;
+  now: () => Date;
+}
+
+export function poolOf(deps: Pick<ScalingDeps, "pools">, name: string): PoolConfig {
+  const pool = deps.pools.find((p) => p.name === name);
+  if (!pool) throw new Error(`unknown pool ${name}`);
+  return pool;
+}

@@ -1,0 +1,143 @@
+import { plannerInstance } from "../fleet";
+import { resolveTags } from "../ingest";
+import { cacheKeyOf, type Job, jobKeyString, labelSetKey } from "../jobs";
+import { QueueSummary, type RunningJob } from "../planner";
+import { type PoolConfig, routeJob } from "../pools";
+import { poolOf, type ScalingDeps } from "./deps";
+import { type Observation, observedQueue } from "./plan-input";
+import { type PoolStates, SNAPSHOT_LABEL_SETS } from "./pool-state";
+
+/** ScaleFleet's Observe step, and the queue read it shares with the minute tick. */
+
+/** How many unknown GitLab tag sets one observation looks up, at most. */
+const MAX_TAG_LOOKUPS = 20;
+
+/** Queued jobs (oldest first) routed to pools, with the queue summarised per pool and cache key. */
+export function routeQueue(queued: readonly Job[], pools: readonly PoolConfig[]) {
+  const routed: Array<{ job: Job; pool: string }> = [];
+  const labelSets = new Map<string, number>();
+  const summary = new QueueSummary();
+  const unroutable: Array<{ job: Job; reason: string }> = [];
+  for (const job of queued) {
+    const route = routeJob(job, pools);
+    if ("pool" in route) {
+      routed.push({ job, pool: route.pool });
+      summary.add({
+        pool: route.pool,
+        cacheKey: cacheKeyOf(job),
+        queuedAt: job.queuedAt ? Date.parse(job.queuedAt) : 0,
+      });
+      labelSets.set(labelSetKey(job), (labelSets.get(labelSetKey(job)) ?? 0) + 1);
+    } else unroutable.push({ job, reason: route.unroutable });
+  }
+  return { routed, summary, unroutable, labelSets };
+}
+
+/**
+ * Queued jobs routed to pools, oldest first, with the queue summarised per pool and cache key;
+ * GitLab jobs whose tags are unknown are looked up first, if possible.
+ */
+export async function queuedByPool(
+  deps: Pick<ScalingDeps, "ledger" | "pools" | "gitlab"> & { poolStates?: PoolStates; now?: () => Date },
+) {
+  let queued = await deps.ledger.queued();
+  const unknown = queued
+    .filter((job) => job.source === "gitlab" && !job.labelsKnown)
+    .slice(0, MAX_TAG_LOOKUPS);
+  const { gitlab } = deps;
+  if (gitlab && unknown.length) {
+    const resolved = await Promise.allSettled(unknown.map((job) => resolveTags(deps.ledger, gitlab, job)));
+    const updated = new Map(
+      resolved.flatMap((r) =>
+        r.status === "fulfilled" && r.value ? [[jobKeyString(r.value), r.value]] : [],
+      ),
+    );
+    queued = queued.map((job) => updated.get(jobKeyString(job)) ?? job);
+  }
+  const { routed, summary, unroutable, labelSets } = routeQueue(queued, deps.pools);
+  if (deps.poolStates && deps.now) {
+    // Kept for the status page, which cannot read a long queue on every request.
+    await deps.poolStates.putQueue({
+      at: deps.now().toISOString(),
+      pools: Object.fromEntries(
+        deps.pools.map((pool) => [
+          pool.name,
+          { count: summary.count(pool.name), oldestQueuedAt: summary.oldest(pool.name) },
+        ]),
+      ),
+      unroutable: unroutable.length,
+      labelSets: [...labelSets.entries()]
+        .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))
+        .slice(0, SNAPSHOT_LABEL_SETS)
+        .map(([setKey]) => setKey),
+    });
+  }
+  return { routed, summary, unroutable };
+}
+
+/** Observe: the pool's jobs and instances as the planner needs them; registers new instances. */
+export async function observe(deps: ScalingDeps, poolName: string, iteration: number): Promise<Observation> {
+  const pool = poolOf(deps, poolName);
+  const now = deps.now().getTime();
+  const [fleet, records, { summary }, forecast] = await Promise.all([
+    deps.fleet.observe(pool),
+    deps.registry.inPool(pool.name),
+    queuedByPool(deps),
+    deps.poolStates.forecast(pool.name),
+  ]);
+  const known = new Map(records.map((record) => [record.id, record]));
+  for (const instance of fleet.instances) {
+    const record = known.get(instance.id);
+    if (!record) {
+      known.set(instance.id, await deps.registry.register({ ...instance, slots: pool.slotsPerInstance }));
+    } else if (
+      Date.parse(instance.launchedAt) > Date.parse(record.launchedAt) &&
+      instance.lifecycle !== "stopped"
+    ) {
+      // Resumed from the warm pool since we last looked: booting again, with the same store.
+      await deps.registry.resumed(instance.id, instance.launchedAt);
+      known.set(instance.id, {
+        ...record,
+        launchedAt: instance.launchedAt,
+        lastHeartbeatAt: null,
+        runningJobs: [],
+      });
+    }
+  }
+  await deps.poolStates.putFleet(pool.name, fleet);
+  const present = new Set(fleet.instances.map((instance) => instance.id));
+  for (const record of records) if (!present.has(record.id)) await deps.registry.forget(record.id);
+
+  const instances = fleet.instances.map((instance) =>
+    plannerInstance(instance, known.get(instance.id), pool, now),
+  );
+  const { queue, queued } = observedQueue(summary, pool.name);
+  const running: RunningJob[] = instances.flatMap((instance) =>
+    (known.get(instance.id)?.runningJobs ?? []).map((job) => ({
+      key: jobKeyString(job),
+      pool: pool.name,
+      instanceId: instance.id,
+    })),
+  );
+  // The status page's chart: this minute's queue against capacity (the last observation wins).
+  const serving = instances.filter(
+    (i) => i.state === "ready" || i.state === "launching" || i.state === "draining",
+  );
+  await deps.poolStates.putSample(pool.name, {
+    minute: new Date(Math.floor(now / 60_000) * 60_000).toISOString(),
+    queued,
+    capacity: serving.reduce((sum, i) => sum + i.slots, 0),
+    busy: serving.reduce((sum, i) => sum + i.busySlots, 0),
+  });
+  return {
+    pool: pool.name,
+    at: now,
+    iteration: iteration + 1,
+    queue,
+    running,
+    queued,
+    instances,
+    groups: fleet.groups,
+    demand: forecast?.demand ?? null,
+  };
+}
