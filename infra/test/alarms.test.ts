@@ -3,13 +3,13 @@ import { parseHearthConfig, stageSettings } from "@hearth/core/deploy";
 import { scaleFleetDefinition } from "@hearth/core/workflows";
 import validator from "asl-validator";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { functionLinks, functionNames } from "../../packages/functions/src/aws/links";
+import { METRIC_NAMESPACE } from "../../packages/functions/src/aws/metric-names";
+import { createHearthMetrics } from "../../packages/functions/src/aws/metrics";
 import { alarmEventPattern, alarms } from "../lib/alarms";
 import { apiRoutes } from "../lib/api";
 import { functionSpecs, MAX_ITERATIONS, scaleFleetTaskFunctions } from "../lib/functions";
 import { wildcardMatch } from "../lib/iam";
-import { functionLinks, functionNames } from "../../packages/functions/src/aws/links";
-import { METRIC_NAMESPACE } from "../../packages/functions/src/aws/metric-names";
-import { createHearthMetrics } from "../../packages/functions/src/aws/metrics";
 
 const settings = stageSettings(parseHearthConfig({}), "production");
 const targets = {

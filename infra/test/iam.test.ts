@@ -1,5 +1,6 @@
 import { defaultPools } from "@hearth/core/pools";
 import { describe, expect, it } from "vitest";
+import { functionNames } from "../../packages/functions/src/aws/links";
 import {
   allows,
   autoScalingMutations,
@@ -18,7 +19,6 @@ import {
   wildcardMatch,
 } from "../lib/iam";
 import { groupNames } from "../lib/names";
-import { functionNames } from "../../packages/functions/src/aws/links";
 
 const scope: Scope = { partition: "aws", region: "eu-west-1", accountId: "123456789012", stage: "prod" };
 const tableArn = "arn:aws:dynamodb:eu-west-1:123456789012:table/hearth-prod-TableTable-abc";

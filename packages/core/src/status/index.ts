@@ -12,7 +12,6 @@ import type { JobStatus, Source } from "../jobs";
  * check what the API answers; the chaining API would make the page's JS several times larger.
  */
 
-
 /** How the page tells an instance's life apart. `suspect` has missed its heartbeats. */
 export const instanceStates = ["launching", "ready", "busy", "draining", "stopped", "suspect"] as const;
 export type InstanceState = (typeof instanceStates)[number];
