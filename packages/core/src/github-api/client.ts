@@ -2,7 +2,6 @@ import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
-import { RequestError } from "@octokit/request-error";
 import Bottleneck from "bottleneck";
 import { GitHubApiError, GitHubAuthError, GitHubRateLimited, type RunnerScope } from ".";
 
@@ -77,6 +76,17 @@ function describeCall(route: string, parameters: Record<string, unknown>): strin
   return `${method} ${filled}`;
 }
 
+/** What Octokit throws for an HTTP failure (`@octokit/request-error`), told by its shape. */
+interface RequestError {
+  status: number;
+  response?: { headers?: Record<string, string | number | undefined>; data?: unknown };
+}
+
+const isRequestError = (error: unknown): error is RequestError =>
+  error instanceof Error &&
+  typeof (error as Partial<RequestError>).status === "number" &&
+  "response" in error;
+
 /** GitHub's own message for a failed call, cut short; never the request, which holds the token. */
 function githubMessage(error: RequestError): string {
   const data = error.response?.data as { message?: unknown; errors?: unknown } | undefined;
@@ -105,7 +115,7 @@ const isRateLimited = (error: RequestError): boolean =>
 
 /** Turns an Octokit failure into Hearth's own error, whose message names the call and nothing secret. */
 export function toGitHubError(error: unknown, call: string, now: number): Error {
-  if (!(error instanceof RequestError)) {
+  if (!isRequestError(error)) {
     // A network failure after plugin-retry's retries; its message is Node's, which holds no header.
     const reason = error instanceof Error ? error.message : String(error);
     return new GitHubApiError(`${call} failed: ${reason.slice(0, 200)}`, undefined);
@@ -273,7 +283,7 @@ export function createGitHubClient(config: GitHubClientConfig): GitHubClient {
       return { token: auth.token, expiresAt: Date.parse(auth.expiresAt) };
     } catch (error) {
       if (error instanceof GitHubAuthError) throw error;
-      if (error instanceof RequestError && error.status === 401) {
+      if (isRequestError(error) && error.status === 401) {
         throw authFailure(
           `GitHub refused an installation token for installation ${installationId} (401)`,
           401,
