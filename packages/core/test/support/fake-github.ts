@@ -88,7 +88,7 @@ function description() {
  * OpenAPI 3.0's `nullable: true` as JSON Schema: a `null` type, value or alternative. GitHub's
  * description also puts it beside `allOf`/`$ref` without a `type`, which Ajv's own support refuses.
  */
-function jsonSchemaNullable(node: unknown): unknown {
+function jsonSchemaNullable(node: unknown, names = false): unknown {
   if (Array.isArray(node)) {
     for (const [index, item] of node.entries()) node[index] = jsonSchemaNullable(item);
     return node;
@@ -96,8 +96,9 @@ function jsonSchemaNullable(node: unknown): unknown {
   if (node === null || typeof node !== "object") return node;
   const object = node as Json;
   for (const [key, value] of Object.entries(object)) {
-    // Examples are data, not schemas.
-    if (key !== "example" && key !== "examples" && key !== "default") object[key] = jsonSchemaNullable(value);
+    // Examples and defaults are data, not schemas; under `properties` every key is a name, though.
+    if (!names && ["example", "examples", "default"].includes(key)) continue;
+    object[key] = jsonSchemaNullable(value, key === "properties" && !names);
   }
   if (object.nullable !== true) return object;
   delete object.nullable;
