@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { describeConfigIssues } from "../src/config/keys";
 import {
   defaultPools,
   type PoolConfig,
@@ -234,5 +235,69 @@ describe("routeJob", () => {
     expect(routeJob({ source: "gitlab", labels: [], labelsKnown: false }, pools)).toEqual({
       unroutable: "tags not known yet (routed as untagged), and no pool takes untagged jobs",
     });
+  });
+});
+
+describe("pool config: where GitHub runners register", () => {
+  const base = { name: "x", labels: ["nix"], architecture: "x86_64", instanceTypes: ["c6a.xlarge"] } as const;
+  const issues = (github: unknown): string[] => {
+    const result = poolConfigSchema.safeParse({ ...base, github });
+    return result.success ? [] : describeConfigIssues(result.error);
+  };
+
+  it("takes a repository, or an organization whose runner group defaults to 1", () => {
+    expect(poolConfigSchema.parse({ ...base, github: { repository: "acme/widgets.js" } }).github).toEqual({
+      repository: "acme/widgets.js",
+    });
+    expect(poolConfigSchema.parse({ ...base, github: { organization: "acme" } }).github).toEqual({
+      organization: "acme",
+      runnerGroupId: 1,
+    });
+    const grouped = poolConfigSchema.parse({
+      ...base,
+      github: { organization: "acme-corp", runnerGroupId: 7 },
+    });
+    expect(grouped.github).toEqual({ organization: "acme-corp", runnerGroupId: 7 });
+    // A parsed pool parses again to itself, as the simulator re-parses pools.
+    expect(poolConfigSchema.parse(grouped).github).toEqual(grouped.github);
+    expect(poolConfigSchema.parse(base).github).toBeUndefined();
+  });
+
+  it.each([
+    [
+      "both",
+      { repository: "acme/widgets", organization: "acme" },
+      "github: give exactly one of `repository` and `organization`",
+    ],
+    ["neither", {}, "github: give exactly one of `repository` and `organization`"],
+    ["a repository without its owner", { repository: "widgets" }, "github.repository: `owner/name`"],
+    [
+      "an owner GitHub would refuse",
+      { repository: "-acme/widgets" },
+      "github.repository: the owner is not a GitHub account name",
+    ],
+    ["the repository `..`", { repository: "acme/.." }, "github.repository: not a repository name"],
+    [
+      "an organization with a slash",
+      { organization: "acme/widgets" },
+      "github.organization: a GitHub user or organization name",
+    ],
+    [
+      "runner group 0",
+      { organization: "acme", runnerGroupId: 0 },
+      "github.runnerGroupId: Too small: expected number to be >=1",
+    ],
+    [
+      "a runner group for a repository",
+      { repository: "acme/widgets", runnerGroupId: 2 },
+      "github.runnerGroupId: runner groups belong to organizations; a repository's runners have none",
+    ],
+    [
+      "a misspelled key",
+      { organisation: "acme" },
+      'github.organisation: unknown key "organisation"; did you mean "organization"?',
+    ],
+  ])("refuses %s, saying why", (_, github, message) => {
+    expect(issues(github)).toContain(message);
   });
 });

@@ -29,6 +29,46 @@ const labels = z
     message: "`self-hosted` is implied for every pool; leave it out",
   });
 
+/** GitHub's rules for account names: letters, digits and single inner hyphens, at most 39. */
+const githubAccount = z
+  .string()
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/, "a GitHub user or organization name");
+
+/**
+ * Where a pool's GitHub runners register: a repository, or an organization's runner group (the API
+ * requires a group; 1 is the organization's default group). Exactly one of the two.
+ */
+const githubRunnerScope = strictObject({
+  repository: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/, "`owner/name`")
+    .refine(
+      (value) => githubAccount.safeParse(value.split("/")[0]).success,
+      "the owner is not a GitHub account name",
+    )
+    .refine((value) => ![".", ".."].includes(value.split("/")[1] ?? ""), "not a repository name")
+    .optional(),
+  organization: githubAccount.optional(),
+  runnerGroupId: z.number().int().min(1).optional(),
+})
+  .superRefine((value, ctx) => {
+    if ((value.repository === undefined) === (value.organization === undefined)) {
+      ctx.addIssue({ code: "custom", message: "give exactly one of `repository` and `organization`" });
+    }
+    if (value.repository !== undefined && value.runnerGroupId !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["runnerGroupId"],
+        message: "runner groups belong to organizations; a repository's runners have none",
+      });
+    }
+  })
+  .transform((value): { repository: string } | { organization: string; runnerGroupId: number } =>
+    value.repository !== undefined
+      ? { repository: value.repository }
+      : { organization: value.organization ?? "", runnerGroupId: value.runnerGroupId ?? 1 },
+  );
+
 export const poolConfigSchema = strictObject({
   /** Used in AWS resource names, so kept short and plain. */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "letters, digits, `_` or `-`, at most 32"),
@@ -87,6 +127,8 @@ export const poolConfigSchema = strictObject({
     /** A Stopped warm-pool instance resuming. */
     warmSeconds: nonNegative.default(25),
   }).prefault({}),
+  /** Where this pool's GitHub runners register; a pool without it registers no GitHub runner. */
+  github: githubRunnerScope.optional(),
   /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
   untagged: z.boolean().default(false),
   /**
