@@ -1,7 +1,13 @@
 import { fleetLink, hearthConfig } from "./config";
 import { hearthFunction } from "./functions";
 import { apiRoutes } from "./lib/api";
-import { githubWebhookSecret, gitlabSigningToken, gitlabWebhookToken, statusToken } from "./secrets";
+import {
+  githubWebhookSecret,
+  gitlabApiToken,
+  gitlabSigningToken,
+  gitlabWebhookToken,
+  statusToken,
+} from "./secrets";
 import { storage } from "./storage";
 import { scaleFleet, scaleFleetLink } from "./workflows";
 
@@ -37,6 +43,7 @@ export const apiFunction = hearthFunction(
     GithubWebhookSecret: githubWebhookSecret,
     GitlabWebhookToken: gitlabWebhookToken,
     GitlabSigningToken: gitlabSigningToken,
+    GitlabApiToken: gitlabApiToken,
     StatusToken: statusToken,
   },
   { stateMachineArn: scaleFleet.arn },

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { loadHearthConfig, stageSettings } from "../packages/core/src/deploy";
+import { loadHearthConfig, stageSettings } from "../packages/core/src/config/file";
 import { MAX_ITERATIONS } from "./lib/functions";
 import type { Scope } from "./lib/iam";
 import { componentNames, groupNames, parameterPaths } from "./lib/names";

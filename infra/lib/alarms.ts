@@ -1,4 +1,4 @@
-import type { StageSettings } from "../../packages/core/src/deploy";
+import type { StageSettings } from "../../packages/core/src/config/file";
 import {
   dimensionsOf,
   METRIC_NAMESPACE,

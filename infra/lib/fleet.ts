@@ -1,4 +1,4 @@
-import type { StageSettings } from "../../packages/core/src/deploy";
+import type { StageSettings } from "../../packages/core/src/config/file";
 import type { Architecture, PoolConfig } from "../../packages/core/src/pools";
 import { groupNames, parameterPaths, prefix, stageTags, tagKeys } from "./names";
 

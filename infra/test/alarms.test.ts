@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { parseHearthConfig, stageSettings } from "@hearth/core/deploy";
+import { parseHearthConfig, stageSettings } from "@hearth/core/config";
 import { scaleFleetDefinition } from "@hearth/core/workflows";
 import validator from "asl-validator";
 import { afterEach, describe, expect, it, vi } from "vitest";

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadHearthConfig, parseHearthConfig, stageSettings } from "@hearth/core/deploy";
+import { loadHearthConfig, parseHearthConfig, stageSettings } from "@hearth/core/config";
 import { defaultPools, type PoolConfigInput, poolConfigSchema } from "@hearth/core/pools";
 import { createTableInput } from "@hearth/core/table";
 import { describe, expect, it } from "vitest";

@@ -2,9 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readSettings } from "../src/config";
+import { ConfigError, loadHearthConfig, parseHearthConfig, readSettings } from "../src/config";
 import { editDistance, nearestKey } from "../src/config/keys";
-import { loadHearthConfig, parseHearthConfig } from "../src/deploy";
 
 const pool = { name: "x86_64", labels: ["nix"], architecture: "x86_64", instanceTypes: ["c6a.xlarge"] };
 
@@ -117,6 +116,25 @@ describe("readSettings", () => {
       expect(() => readSettings({ GITLAB_SIGNING_TOKEN: bad })).toThrow(
         "GITLAB_SIGNING_TOKEN: GITLAB_SIGNING_TOKEN must look like whsec_<base64>, as GitLab shows it",
       );
+    }
+  });
+});
+
+describe("config errors", () => {
+  it("are one type, whether the file or the environment is wrong", () => {
+    const caught = (read: () => unknown) => {
+      try {
+        read();
+      } catch (error) {
+        return error;
+      }
+      throw new Error("no error");
+    };
+    const fromFile = caught(() => parseHearthConfig({ pool: [] }));
+    const fromEnvironment = caught(() => readSettings({ GITLAB_URL: "ftp://gitlab.example.com" }));
+    for (const error of [fromFile, fromEnvironment]) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ code: "invalid_config" });
     }
   });
 });

@@ -115,7 +115,7 @@ async function main() {
     ledger: createLedger({ client: documents, tableName: "bench" }),
     log: silentLogger,
     github: { secret: GITHUB_SECRET },
-    gitlab: { token: GITLAB_TOKEN, signingToken: undefined, api: undefined },
+    gitlab: { token: GITLAB_TOKEN, signingToken: undefined },
     background: () => {},
   });
   const send = async (delivery: Delivery) => {

@@ -5,8 +5,8 @@ import { loadedAtInit } from "../bench/bundle";
 
 /**
  * What the API Lambda loads at init, bundled as deployed (the AWS SDK from the runtime): no client it
- * needs only on first use (EC2, Auto Scaling, SSM, Step Functions) and no GitLab API client (tags are
- * looked up by ScaleFleet and the tick, never by the API). Its cold start is measured by `bench:ingest`.
+ * needs only on first use (EC2, Auto Scaling, SSM, Step Functions) and no GitLab API client (loaded at
+ * the first tag lookup: most webhooks need none). Its cold start is measured by `bench:ingest`.
  */
 describe("the API Lambda's bundle", () => {
   it("loads at init only what answering a request needs", async () => {

@@ -7,6 +7,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import { scaleLease } from "@hearth/core/scaling";
+import { gitlabDelivery, jobHookPayload } from "@hearth/core/simulation/forge";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupNames } from "../../../infra/lib/names";
@@ -20,6 +21,7 @@ import {
   allLinks,
   captureStdout,
   GITHUB_SECRET,
+  GITLAB_TOKEN,
   httpEvent,
   lambdaContext,
   STAGE,
@@ -119,6 +121,33 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
     });
     const response = await handler(event as never, lambdaContext("api") as never);
     expect(response.statusCode).toBe(202);
+    // A GitLab job whose Job Hook does not carry its tags: the API looks them up (no token here).
+    const job = {
+      source: "gitlab" as const,
+      id: "9002",
+      project: "acme/app",
+      projectId: "7",
+      pipelineId: "1",
+    };
+    const request = gitlabDelivery(
+      jobHookPayload({ ...job, name: "build", labels: [] }, "pending", {
+        createdAt: new Date().toISOString(),
+      }),
+      { githubWebhookSecret: GITHUB_SECRET, gitlabWebhookToken: GITLAB_TOKEN },
+      new Date(),
+    );
+    const gitlab = await handler(
+      httpEvent({
+        method: "POST",
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+      }) as never,
+      lambdaContext("api") as never,
+    );
+    expect(gitlab.statusCode).toBe(202);
+    // Untagged, it started the `x86_64` run: observe's exercise below holds that pool only once it is gone.
+    await runtime.hearth.leases().clear(scaleLease("x86_64"));
   },
   observe: (runtime) => createScaleHandlers(runtime).observe({ ...run, holder: "links-observe" }),
   plan: async (runtime) => {
@@ -148,7 +177,7 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
       demand: null,
     };
     // Observe's exercise left its run's lease: this run holds the pool only once that one is gone.
-    await runtime.scalingDeps.leases.clear(scaleLease("x86_64"));
+    await runtime.hearth.leases().clear(scaleLease("x86_64"));
     const plan = await createScaleHandlers(runtime).plan({ ...run, holder: "links-apply", observation });
     return createScaleHandlers(runtime).apply({ ...run, holder: "links-apply", observation, plan });
   },

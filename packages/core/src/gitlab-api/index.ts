@@ -18,6 +18,6 @@ export class TagsUnavailable extends Error {
 export interface GitLabApiConfig {
   url: string;
   token: string;
-  /** Per request; the lookup runs after the webhook has answered, but must not pile up. */
+  /** Per request, so that lookups do not pile up; a webhook waits at most `TAG_LOOKUP_BUDGET_MS`. */
   timeoutMs?: number;
 }

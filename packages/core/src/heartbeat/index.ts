@@ -11,8 +11,15 @@ import { type PoolConfig, routeJob } from "../pools";
  * speaks for itself and for an instance of the fleet, then records what it says.
  */
 
+/**
+ * Why a heartbeat is refused: it is not one (`invalid_heartbeat`), the caller speaks for another
+ * instance (`forbidden`), or the instance is not one of the fleet's (`unknown_instance`). The HTTP
+ * route maps these onto status codes.
+ */
+export type HeartbeatRejection = "invalid_heartbeat" | "forbidden" | "unknown_instance";
+
 export type HeartbeatResult =
-  | { kind: "rejected"; status: 400 | 403; code: string; message: string }
+  | { kind: "rejected"; code: HeartbeatRejection; message: string }
   | { kind: "accepted"; instance: InstanceRecord };
 
 export interface HeartbeatDeps {
@@ -66,7 +73,6 @@ export async function acceptHeartbeat(
     const issue = parsed.error.issues[0];
     return {
       kind: "rejected",
-      status: 400,
       code: "invalid_heartbeat",
       message: `heartbeat does not match the schema at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
     };
@@ -75,7 +81,6 @@ export async function acceptHeartbeat(
   if (callerInstanceId !== beat.instanceId) {
     return {
       kind: "rejected",
-      status: 403,
       code: "forbidden",
       message: "an instance may only report for itself",
     };
@@ -88,7 +93,6 @@ export async function acceptHeartbeat(
     if (!member || !pool) {
       return {
         kind: "rejected",
-        status: 403,
         code: "unknown_instance",
         message: "this instance is not part of the fleet",
       };
@@ -105,7 +109,6 @@ export async function acceptHeartbeat(
   if (!stored) {
     return {
       kind: "rejected",
-      status: 403,
       code: "unknown_instance",
       message: "this instance is not part of the fleet",
     };

@@ -192,7 +192,7 @@ export function createGitLabIngest(options: GitLabIngestOptions) {
 export const needsTagLookup = (job: Job | undefined): job is Job =>
   job !== undefined && job.source === "gitlab" && !job.labelsKnown && job.status === "queued";
 
-/** Fill in a GitLab job's tags from the API. The webhook has answered long before this runs. */
+/** Fill in a GitLab job's tags from the API (`afterJobRecorded`, the tick and Observe call it). */
 export async function resolveTags(ledger: Ledger, gitlab: GitLabJobs, job: Job): Promise<Job | undefined> {
   if (!job.projectId) return undefined;
   const tags = await gitlab.tagList(job.projectId, job.id);

@@ -1,4 +1,4 @@
-import { acceptHeartbeat, type HeartbeatDeps } from "@hearth/core/heartbeat";
+import { acceptHeartbeat, type HeartbeatDeps, type HeartbeatRejection } from "@hearth/core/heartbeat";
 import { type Context, Hono } from "hono";
 import { errorResponse, readBody } from "../http";
 import type { Logger } from "../log";
@@ -8,6 +8,12 @@ export interface AgentDeps extends HeartbeatDeps {
   identify: (c: Context) => string | null | Promise<string | null>;
   log: Logger;
 }
+
+const rejectionStatus: Record<HeartbeatRejection, 400 | 403> = {
+  invalid_heartbeat: 400,
+  forbidden: 403,
+  unknown_instance: 403,
+};
 
 /** A heartbeat is small; anything near this is not one. */
 const MAX_HEARTBEAT_BYTES = 64 * 1024;
@@ -28,7 +34,7 @@ export function agentRoutes(deps: AgentDeps) {
       const result = await acceptHeartbeat(deps, caller, body);
       if (result.kind === "rejected") {
         deps.log.warn("heartbeat rejected", { code: result.code, caller });
-        return errorResponse(c, result.status, result.code, result.message);
+        return errorResponse(c, rejectionStatus[result.code], result.code, result.message);
       }
       const { instance } = result;
       return c.json({ status: "ok", instance: instance.id, runner: instance.runner });

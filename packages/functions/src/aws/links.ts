@@ -49,7 +49,7 @@ export type FunctionName = (typeof functionNames)[number];
 
 /** What each function links (besides `App`, which SST links to all): no more than it reads. */
 export const functionLinks = {
-  /** Webhooks, `GET /api/status` and `POST /agent/heartbeat`. */
+  /** Webhooks (with a GitLab job's tag lookup), `GET /api/status` and `POST /agent/heartbeat`. */
   api: [
     "HearthConfig",
     "Storage",
@@ -58,9 +58,10 @@ export const functionLinks = {
     "GithubWebhookSecret",
     "GitlabWebhookToken",
     "GitlabSigningToken",
+    "GitlabApiToken",
     "StatusToken",
   ],
-  /** Observe resolves GitLab tags the webhook could not (a Lambda cannot work after it answers). */
+  /** Observe resolves GitLab tags the webhook could not (GitLab's API slow or failing). */
   observe: ["HearthConfig", "Storage", "Fleet", "GitlabApiToken"],
   /** The planner is pure: the pools are all it needs. */
   plan: ["HearthConfig"],

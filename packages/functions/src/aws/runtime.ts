@@ -3,33 +3,26 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type FleetPort, lazyFleet } from "@hearth/core/fleet";
 import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
-import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
-import { createJournal, type Journal } from "@hearth/core/journal";
-import { createLeases, type Leases } from "@hearth/core/leases";
-import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
-import { createPoolStates, type PoolStates, type ScalingDeps } from "@hearth/core/scaling";
 import type { Store } from "@hearth/core/table";
 import { Resource } from "sst/resource";
+import { composeHearth, type Hearth, type StartScaleFleet } from "../hearth";
 import type { Logger } from "../log";
 import { type Link, type LinkName, readLink, secretValue } from "./links";
 import { createLambdaLogger } from "./log";
 import { createHearthMetrics, type HearthMetrics } from "./metrics";
 
 /**
- * How a Lambda builds Hearth from its links: the stores on the one table, the AWS fleet driver with
- * the group names infra gave it, ScaleFleet's StartExecution, logs and metrics. Everything is made on
- * first use, so a function reads only the links its work needs (the planner, for one, reads the pools
+ * How a Lambda builds Hearth: the ports `composeHearth` takes, from its links (DynamoDB's table, the
+ * AWS fleet driver with the group names infra gave it, ScaleFleet's StartExecution, GitLab's API),
+ * and its logs and metrics. Everything is made on first use, so a function reads only the links its work needs (the planner, for one, reads the pools
  * and nothing else), and made once per container, so warm invocations reuse clients and connections.
  */
 
 export interface AwsRuntimeOptions {
   /** Reads a link; SST's `Resource` by default (which reads `SST_RESOURCE_*` and SST's key file). */
   read?: (name: string) => unknown;
-  /**
-   * Makes the GitLab API client, for the functions that look up tags (`createGitLabJobs`). Passed in
-   * rather than imported, so that the API function's bundle leaves the GitLab client out.
-   */
+  /** Makes the GitLab API client; by default `createGitLabJobs`, loaded at the first lookup. */
   gitlabClient?: (config: GitLabApiConfig) => GitLabJobs;
   now?: () => Date;
 }
@@ -44,7 +37,16 @@ function once<T>(make: () => T): () => T {
   };
 }
 
-export type StartScaleFleet = (pool: string, holder: string) => Promise<void>;
+export type { StartScaleFleet };
+
+/**
+ * The GitLab API client, loaded at the first lookup: the API function loads it only when a GitLab
+ * job's tags are unknown, so its init stays small.
+ */
+const lazyGitLabClient = (config: GitLabApiConfig): GitLabJobs => {
+  const client = once(async () => (await import("@hearth/core/gitlab-api/client")).createGitLabJobs(config));
+  return { tagList: async (project, job) => (await client()).tagList(project, job) };
+};
 
 export interface AwsRuntime {
   link<N extends LinkName>(name: N): Link<N>;
@@ -55,17 +57,12 @@ export interface AwsRuntime {
   logger: ReturnType<typeof createLambdaLogger>["powertools"];
   metrics(): HearthMetrics;
   store(): Store;
-  ledger(): Ledger;
-  registry(): InstanceRegistry;
-  journal(): Journal;
-  leases(): Leases;
-  poolStates(): PoolStates;
+  /** Hearth, composed from this function's links (the same composition as local mode's). */
+  hearth: Hearth;
   fleet(): FleetPort;
   /** The GitLab API for tag lookups; undefined when no API token is set. */
   gitlab(): GitLabJobs | undefined;
   startScaleFleet(): StartScaleFleet;
-  /** ScaleFleet's dependencies; each is built when a step first touches it. */
-  scalingDeps: ScalingDeps;
   now: () => Date;
 }
 
@@ -94,11 +91,6 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } }),
   );
   const store = once((): Store => ({ client: documents(), tableName: link("Storage").tableName, now }));
-  const ledger = once(() => createLedger(store()));
-  const registry = once(() => createInstanceRegistry(store()));
-  const journal = once(() => createJournal(store()));
-  const leases = once(() => createLeases(store()));
-  const poolStates = once(() => createPoolStates(store()));
   // The fleet's SDK clients (EC2's alone takes most of a second to load) are loaded on first use: the
   // API function needs them only for an unknown instance's first heartbeat.
   const fleet = once(() => {
@@ -124,9 +116,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   const gitlab = once(() => {
     const token = secretValue(link("GitlabApiToken"));
     if (!token) return undefined;
-    if (!options.gitlabClient)
-      throw new Error("this function has no GitLab client: it does not look up tags");
-    return options.gitlabClient({ url: config().gitlabUrl, token });
+    return (options.gitlabClient ?? lazyGitLabClient)({ url: config().gitlabUrl, token });
   });
   const startScaleFleet = once((): StartScaleFleet => {
     const { stateMachineArn } = link("ScaleFleet");
@@ -147,33 +137,18 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     };
   });
 
-  const scalingDeps: ScalingDeps = {
-    get pools() {
-      return config().pools;
-    },
-    get ledger() {
-      return ledger();
-    },
-    get registry() {
-      return registry();
-    },
-    get journal() {
-      return journal();
-    },
-    get leases() {
-      return leases();
-    },
-    get poolStates() {
-      return poolStates();
-    },
-    get fleet() {
-      return fleet();
-    },
-    get gitlab() {
-      return gitlab();
-    },
+  const hearth = composeHearth({
+    store,
+    pools: () => config().pools,
+    fleet,
+    gitlab,
+    startScaleFleet,
+    holder: executionName,
+    // A Lambda freezes once it has answered: what may follow the answer runs before it.
+    background: (task) => task(),
+    log,
     now,
-  };
+  });
 
   return {
     link,
@@ -183,15 +158,10 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     logger: powertools,
     metrics,
     store,
-    ledger,
-    registry,
-    journal,
-    leases,
-    poolStates,
+    hearth,
     fleet,
     gitlab,
     startScaleFleet,
-    scalingDeps,
     now,
   };
 }

@@ -3,14 +3,8 @@ import { parseArgs } from "node:util";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { ConfigError, readSettings } from "@hearth/core/config";
-import {
-  groupNames,
-  HearthConfigError,
-  loadHearthConfig,
-  parameterPaths,
-  stageSettings,
-} from "@hearth/core/deploy";
+import { ConfigError, loadHearthConfig, readSettings, stageSettings } from "@hearth/core/config";
+import { groupNames, parameterPaths } from "@hearth/core/deploy";
 import { createAwsFleet, fleetClientConfig } from "@hearth/core/fleet-aws";
 import type { PoolConfig } from "@hearth/core/pools";
 import { identifyBySts } from "../agent/sts-identity";
@@ -185,7 +179,7 @@ function parseOptions() {
 
 main().catch((error) => {
   // Mistakes a user can fix get one line; anything else keeps its stack, for a bug report.
-  const known = [ConfigError, HearthConfigError, UsageError, DataDirInUse, PortInUse, AwsFleetError].some(
+  const known = [ConfigError, UsageError, DataDirInUse, PortInUse, AwsFleetError].some(
     (kind) => error instanceof kind,
   );
   const message = known ? error.message : error instanceof Error ? error.stack : String(error);

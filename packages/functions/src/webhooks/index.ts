@@ -1,10 +1,8 @@
-import { type GitLabJobs, TagsUnavailable } from "@hearth/core/gitlab-api";
 import {
   createGitHubIngest,
   createGitLabIngest,
   type IngestResult,
   needsTagLookup,
-  resolveTags,
   type WebhookDelivery,
 } from "@hearth/core/ingest";
 import type { Job } from "@hearth/core/jobs";
@@ -16,17 +14,20 @@ import type { Logger } from "../log";
 export interface WebhookDeps {
   ledger: Ledger;
   github: { secret: string | undefined };
-  gitlab: { token: string | undefined; signingToken: string | undefined; api: GitLabJobs | undefined };
+  gitlab: { token: string | undefined; signingToken: string | undefined };
   log: Logger;
   now?: () => Date;
-  /** Runs slow follow-up work after the answer is sent (the GitLab tag lookup). */
-  background: (task: () => Promise<void>) => void;
   /**
-   * Called (and awaited) for a job a delivery just recorded as queued: starts ScaleFleet when
-   * capacity does not cover it. A failure here is logged, never returned: the job is recorded, and
-   * the periodic tick will scale for it.
+   * Runs the work that may follow the answer: a GitLab job's tag lookup. A Lambda runs it before
+   * answering (it freezes once it has answered); local mode after.
    */
-  onJobQueued?: (job: Job) => Promise<void>;
+  background: (task: () => Promise<void>) => Promise<void> | void;
+  /**
+   * Core's decision for a job a delivery just recorded as queued (its tags, its pool, a spare slot or
+   * a ScaleFleet run). A failure here is logged, never returned: the job is recorded, and the periodic
+   * tick will scale for it.
+   */
+  afterJobRecorded?: (job: Job) => Promise<void>;
 }
 
 const rejectionStatus = {
@@ -48,39 +49,15 @@ export function webhookRoutes(deps: WebhookDeps) {
     }),
   };
 
-  const queued = async (job: Job) => {
+  const afterRecorded = async (job: Job) => {
     try {
-      await deps.onJobQueued?.(job);
+      await deps.afterJobRecorded?.(job);
     } catch (error) {
       deps.log.error("could not request scaling", {
         job: job.id,
         error: error instanceof Error ? error.message : String(error),
       });
     }
-  };
-
-  /**
-   * The GitLab job's tags decide its pool, so scaling waits for them: the lookup runs after the
-   * answer, and then asks for capacity. Without an API, or if the lookup fails, the job is routed
-   * as untagged.
-   */
-  const lookUpTags = (job: Job, api: GitLabJobs) => {
-    deps.background(async () => {
-      let resolved: Job | undefined;
-      try {
-        resolved = await resolveTags(deps.ledger, api, job);
-      } catch (error) {
-        // Nothing to look up with: the host has said so once already.
-        if (!(error instanceof TagsUnavailable))
-          deps.log.warn("gitlab tag lookup failed", {
-            job: job.id,
-            project: job.projectId,
-            error: error instanceof Error ? error.message : String(error),
-          });
-      }
-      const current = resolved ?? job;
-      if (current.status === "queued") await queued(current);
-    });
   };
 
   const handle = (source: "github" | "gitlab") => async (c: Context) => {
@@ -109,8 +86,9 @@ export function webhookRoutes(deps: WebhookDeps) {
         const { job, outcome } = result;
         deps.log.info("webhook recorded", { source, outcome, job: job?.id, status: job?.status, ms });
         if (job && outcome === "recorded" && job.status === "queued") {
-          if (needsTagLookup(job) && deps.gitlab.api) lookUpTags(job, deps.gitlab.api);
-          else await queued(job);
+          // A GitLab job's pool waits for its tags, which GitLab's API may take a while to say.
+          if (needsTagLookup(job)) await deps.background(() => afterRecorded(job));
+          else await afterRecorded(job);
         }
         return c.json(
           { status: outcome, job: job ? { source: job.source, id: job.id, status: job.status } : null },

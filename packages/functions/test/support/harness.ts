@@ -1,8 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
+import { createLeases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
+import { defaultPools } from "@hearth/core/pools";
+import { createPoolStates } from "@hearth/core/scaling";
+import { afterJobRecorded } from "@hearth/core/scaling/after-recorded";
 import { signGitLabBody } from "@hearth/core/sources/gitlab";
 import { ensureTable } from "@hearth/core/table";
 import { Webhooks } from "@octokit/webhooks";
@@ -20,6 +24,8 @@ export interface Harness {
   items(): Promise<Record<string, unknown>[]>;
   /** Waits for the work the app deferred (tag lookups). */
   settle(): Promise<void>;
+  /** The ScaleFleet runs the recorded jobs started, by pool (the runs themselves are not run here). */
+  started: string[];
 }
 
 let dynamo: EmbeddedDynamo | undefined;
@@ -43,21 +49,41 @@ export async function createHarness(
   const tableName = `hearth-${randomUUID()}`;
   await ensureTable(client, tableName);
   const ledger = createLedger({ client: documents, tableName, now: options.now });
+  const store = { client: documents, tableName, now: options.now ?? (() => new Date()) };
   const pending = new Set<Promise<void>>();
+  const started: string[] = [];
+  const scaling = {
+    pools: defaultPools,
+    ledger,
+    leases: createLeases(store),
+    poolStates: createPoolStates(store),
+    gitlab: options.gitlabApi,
+    startScaleFleet: async (pool: string) => {
+      started.push(pool);
+    },
+    holder: () => randomUUID(),
+  };
   const app = createApp({
     ledger,
     log: silentLogger,
     now: options.now,
     github: { secret: GITHUB_SECRET },
-    gitlab: { token: GITLAB_TOKEN, signingToken: options.signingToken, api: options.gitlabApi },
+    gitlab: { token: GITLAB_TOKEN, signingToken: options.signingToken },
     background: (task) => {
       const run = task().finally(() => pending.delete(run));
       pending.add(run);
     },
+    // With a GitLab API, a recorded job's tags are looked up and its pool asked for capacity.
+    afterJobRecorded: options.gitlabApi
+      ? async (job) => {
+          await afterJobRecorded(scaling, job);
+        }
+      : undefined,
   });
   return {
     app,
     ledger,
+    started,
     async items() {
       const out = await documents.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
       return out.Items ?? [];

@@ -1,19 +1,17 @@
 import { readSettings } from "@hearth/core/config";
 import { instanceFromAssumedRoleArn } from "@hearth/core/heartbeat";
-import { routeJob } from "@hearth/core/pools";
-import { leaseNotices, requestScale } from "@hearth/core/scaling";
 import { type Context, Hono } from "hono";
 import { handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
-import { createApp } from "../../app";
 import { secretValue } from "../links";
-import { type AwsRuntime, createAwsRuntime, executionName } from "../runtime";
+import { type AwsRuntime, createAwsRuntime } from "../runtime";
 
 /**
  * The API Lambda behind API Gateway: `POST /webhooks/{github,gitlab}`, `GET /api/status` and
  * `POST /agent/heartbeat` (IAM-authenticated by API Gateway). One Hono app, as in local mode.
  *
- * It records and answers; it does no work after answering, because Lambda freezes a function once it
- * has answered. GitLab tag lookups therefore happen in ScaleFleet's Observe and in the minute tick.
+ * It does no work after answering, because Lambda freezes a function once it has answered: a GitLab
+ * job whose Job Hook does not carry its tags has them looked up before the answer, within
+ * `TAG_LOOKUP_BUDGET_MS`, so that its own pool is asked for capacity (core's `afterJobRecorded`).
  */
 
 type Bindings = { event: LambdaEvent; lambdaContext?: LambdaContext };
@@ -43,52 +41,15 @@ export function createApiHandler(runtime: AwsRuntime = createAwsRuntime()) {
   });
   const statusToken = settings.STATUS_TOKEN;
   if (!statusToken) throw new Error("StatusToken is empty: a deployed status API must require a token");
-  const pools = runtime.pools();
-  const deps = runtime.scalingDeps;
-  // Which run holds a pool, when a webhook starts none: once a minute per pool and container.
-  const leaseHeld = leaseNotices(deps, (fields) =>
-    runtime.log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
-  );
 
-  const app = createApp({
-    ledger: runtime.ledger(),
-    log: runtime.log,
-    now: runtime.now,
-    github: { secret: settings.GITHUB_WEBHOOK_SECRET },
-    gitlab: {
-      token: settings.GITLAB_WEBHOOK_TOKEN,
-      signingToken: settings.GITLAB_SIGNING_TOKEN,
-      api: undefined,
+  const app = runtime.hearth.app({
+    secrets: {
+      githubWebhookSecret: settings.GITHUB_WEBHOOK_SECRET,
+      gitlabWebhookToken: settings.GITLAB_WEBHOOK_TOKEN,
+      gitlabSigningToken: settings.GITLAB_SIGNING_TOKEN,
     },
-    // Nothing may run after the answer in Lambda; the app is told so by never being given a way to.
-    background: () => {},
-    onJobQueued: async (job) => {
-      const route = routeJob(job, pools);
-      if (!("pool" in route)) return;
-      const outcome = await requestScale(
-        deps,
-        route.pool,
-        runtime.startScaleFleet(),
-        executionName(route.pool),
-      );
-      runtime.log.info("scale requested", { pool: route.pool, job: job.id, outcome });
-      if (outcome === "running") await leaseHeld(route.pool);
-    },
-    agent: {
-      registry: runtime.registry(),
-      ledger: runtime.ledger(),
-      journal: runtime.journal(),
-      fleet: runtime.fleet(),
-      pools,
-      identify: (c) => callerInstance(c as Context<{ Bindings: Bindings }>),
-    },
+    identify: (c) => callerInstance(c as Context<{ Bindings: Bindings }>),
     status: {
-      pools,
-      ledger: runtime.ledger(),
-      registry: runtime.registry(),
-      journal: runtime.journal(),
-      poolStates: runtime.poolStates(),
-      now: runtime.now,
       stage: runtime.stage(),
       token: statusToken,
       // The page is a static site on its own CloudFront origin; it sends the token in a header and

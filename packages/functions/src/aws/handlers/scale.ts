@@ -1,4 +1,3 @@
-import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import type { Observation } from "@hearth/core/scaling";
 import type { LambdaContext } from "hono/aws-lambda";
 import { scaleFleetTasks } from "../../scale";
@@ -14,10 +13,8 @@ import { type AwsRuntime, createAwsRuntime } from "../runtime";
  * One module, five handlers; each function's bundle holds the same code, and each reads only the
  * links its own step needs (the planner: just the pools).
  */
-export function createScaleHandlers(
-  runtime: AwsRuntime = createAwsRuntime({ gitlabClient: createGitLabJobs }),
-) {
-  const tasks = scaleFleetTasks(runtime.scalingDeps, runtime.log);
+export function createScaleHandlers(runtime: AwsRuntime = createAwsRuntime()) {
+  const tasks = scaleFleetTasks(runtime.hearth.scaling, runtime.log);
   const invoke =
     <T>(step: (input: unknown) => Promise<T>) =>
     async (event: unknown, context?: LambdaContext): Promise<T> => {

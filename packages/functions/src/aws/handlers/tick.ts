@@ -1,7 +1,5 @@
-import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
-import { tick } from "@hearth/core/scaling";
 import type { LambdaContext } from "hono/aws-lambda";
-import { type AwsRuntime, createAwsRuntime, executionName } from "../runtime";
+import { type AwsRuntime, createAwsRuntime } from "../runtime";
 
 /**
  * The minute tick (an EventBridge Scheduler cron): core's `tick`, then its figures as metrics and
@@ -9,7 +7,7 @@ import { type AwsRuntime, createAwsRuntime, executionName } from "../runtime";
  */
 export async function runTick(runtime: AwsRuntime): Promise<void> {
   const { log } = runtime;
-  const summary = await tick(runtime.scalingDeps, runtime.startScaleFleet(), executionName);
+  const summary = await runtime.hearth.tick();
   const metrics = runtime.metrics();
   for (const pool of summary.queue) metrics.queue(pool.pool, pool.queued, pool.oldestWaitSeconds);
   metrics.unroutable(summary.unroutable.count, summary.unroutable.oldestWaitSeconds);
@@ -25,9 +23,7 @@ export async function runTick(runtime: AwsRuntime): Promise<void> {
   if (summary.failures.length) throw new Error(`tick failed: ${summary.failures.join(" | ")}`);
 }
 
-export function createTickHandler(
-  runtime: AwsRuntime = createAwsRuntime({ gitlabClient: createGitLabJobs }),
-) {
+export function createTickHandler(runtime: AwsRuntime = createAwsRuntime()) {
   return async (_event: unknown, context?: LambdaContext): Promise<void> => {
     if (context) runtime.logger.addContext(context);
     await runTick(runtime);

@@ -1,0 +1,214 @@
+import type { FleetPort } from "@hearth/core/fleet";
+import type { GitLabJobs } from "@hearth/core/gitlab-api";
+import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
+import type { Job } from "@hearth/core/jobs";
+import { createJournal, type Journal } from "@hearth/core/journal";
+import { createLeases, type Leases } from "@hearth/core/leases";
+import { createLedger, type Ledger } from "@hearth/core/ledger";
+import type { PoolConfig } from "@hearth/core/pools";
+import {
+  createPoolStates,
+  leaseNotices,
+  type PoolStates,
+  type ScalingDeps,
+  type TickSummary,
+  tick,
+} from "@hearth/core/scaling";
+import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
+import type { Store } from "@hearth/core/table";
+import type { AgentDeps } from "./agent";
+import { createApp } from "./app";
+import type { Logger } from "./log";
+
+/**
+ * The composition root: Hearth built from its ports, the same for the Lambdas and for local mode.
+ * The hosts differ only in what they pass here (aws/runtime.ts, local/server.ts). Every port is read
+ * on first use, so a Lambda reads only the links its own work needs.
+ */
+
+export type StartScaleFleet = (pool: string, holder: string) => Promise<void>;
+
+export interface HearthPorts {
+  /** The table: DynamoDB's endpoint (AWS, or embedded dynalite) and the table's name. */
+  store(): Store;
+  pools(): readonly PoolConfig[];
+  /** The AWS driver, or the simulated fleet. */
+  fleet(): FleetPort;
+  /** GitLab's API for tag lookups; undefined when none is configured (tags are then unknown). */
+  gitlab(): GitLabJobs | undefined;
+  /** StartExecution in AWS; aws-local-stepfunctions locally. */
+  startScaleFleet(): StartScaleFleet;
+  /** A new run's name, which is also its lease holder. */
+  holder(pool: string): string;
+  /**
+   * How work runs that may follow the answer (a GitLab tag lookup). A Lambda freezes once it has
+   * answered, so there it runs before the answer, within the lookup's budget; locally, after it.
+   */
+  background(task: () => Promise<void>): Promise<void>;
+  log: Logger;
+  now(): Date;
+}
+
+/** What only a host that serves HTTP gives: the webhook secrets, the status page's, the agent's identity. */
+export interface HttpPorts {
+  secrets: {
+    githubWebhookSecret: string | undefined;
+    gitlabWebhookToken: string | undefined;
+    gitlabSigningToken: string | undefined;
+  };
+  status: { stage: string; token: string | undefined; allowOrigin?: string };
+  /** The instance a heartbeat comes from: IAM in AWS, a token (or a signed STS request) locally. */
+  identify: AgentDeps["identify"];
+}
+
+export interface Hearth {
+  ledger(): Ledger;
+  registry(): InstanceRegistry;
+  journal(): Journal;
+  leases(): Leases;
+  poolStates(): PoolStates;
+  /**
+   * ScaleFleet's dependencies; each is built when a step first touches it. The steps themselves
+   * (`scaleFleetTasks`) are bound by the hosts that run them, so that the API function's bundle leaves
+   * the fleet's SDK clients out.
+   */
+  scaling: ScalingDeps;
+  /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
+  afterJobRecorded(job: Job): Promise<AfterRecorded>;
+  /** The minute tick: forecast, missed webhooks, ScaleFleet for pools with work. */
+  tick(): Promise<TickSummary>;
+  /** The HTTP surface: webhooks, status, heartbeats. */
+  app(http: HttpPorts): ReturnType<typeof createApp>;
+}
+
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => {
+    made ??= { value: make() };
+    return made.value;
+  };
+}
+
+export function composeHearth(ports: HearthPorts): Hearth {
+  const { log } = ports;
+  const ledger = once(() => createLedger(ports.store()));
+  const registry = once(() => createInstanceRegistry(ports.store()));
+  const journal = once(() => createJournal(ports.store()));
+  const leases = once(() => createLeases(ports.store()));
+  const poolStates = once(() => createPoolStates(ports.store()));
+  const gitlab = once(() => ports.gitlab());
+
+  const scaling: ScalingDeps = {
+    get pools() {
+      return ports.pools();
+    },
+    get ledger() {
+      return ledger();
+    },
+    get registry() {
+      return registry();
+    },
+    get journal() {
+      return journal();
+    },
+    get leases() {
+      return leases();
+    },
+    get poolStates() {
+      return poolStates();
+    },
+    get fleet() {
+      return ports.fleet();
+    },
+    get gitlab() {
+      return gitlab();
+    },
+    now: () => ports.now(),
+  };
+  // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
+  const leaseHeld = leaseNotices(scaling, (fields) =>
+    log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
+  );
+
+  const afterRecorded = async (job: Job): Promise<AfterRecorded> => {
+    const result = await afterJobRecorded(
+      {
+        pools: scaling.pools,
+        ledger: scaling.ledger,
+        leases: scaling.leases,
+        poolStates: scaling.poolStates,
+        gitlab: scaling.gitlab,
+        startScaleFleet: ports.startScaleFleet(),
+        holder: ports.holder,
+      },
+      job,
+    );
+    switch (result.kind) {
+      case "requested":
+        log.info("scale requested", {
+          pool: result.pool,
+          job: job.id,
+          outcome: result.outcome,
+          tags: result.tags,
+        });
+        if (result.outcome === "running") await leaseHeld(result.pool);
+        break;
+      case "tags_pending":
+        log.warn("gitlab tag lookup failed; the tick looks again", {
+          job: job.id,
+          project: job.projectId,
+          error: result.error,
+        });
+        break;
+      default:
+        break;
+    }
+    return result;
+  };
+
+  return {
+    ledger,
+    registry,
+    journal,
+    leases,
+    poolStates,
+    scaling,
+    afterJobRecorded: afterRecorded,
+    async tick() {
+      const summary = await tick(scaling, ports.startScaleFleet(), ports.holder);
+      for (const run of summary.runs) if (run.outcome === "running") await leaseHeld(run.pool);
+      return summary;
+    },
+    app(http) {
+      const pools = ports.pools();
+      return createApp({
+        ledger: ledger(),
+        log,
+        now: () => ports.now(),
+        github: { secret: http.secrets.githubWebhookSecret },
+        gitlab: { token: http.secrets.gitlabWebhookToken, signingToken: http.secrets.gitlabSigningToken },
+        background: (task) => ports.background(task),
+        afterJobRecorded: async (job) => {
+          await afterRecorded(job);
+        },
+        agent: {
+          registry: registry(),
+          ledger: ledger(),
+          journal: journal(),
+          fleet: ports.fleet(),
+          pools,
+          identify: http.identify,
+        },
+        status: {
+          pools,
+          ledger: ledger(),
+          registry: registry(),
+          journal: journal(),
+          poolStates: poolStates(),
+          now: () => ports.now(),
+          ...http.status,
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type { Clock } from "@hearth/core/clock";
+import type { Ledger } from "@hearth/core/ledger";
+import type { PoolConfig } from "@hearth/core/pools";
+import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import type { Hono } from "hono";
+import type { Logger } from "../log";
+import { type SimulationFiles, simulationFiles } from "./sim-files";
+import { simRoutes } from "./sim-routes";
+import { SimulatedRunners } from "./sim-runners";
+
+/**
+ * The simulated machines' side of local mode: runners on the simulated fleet's instances, which claim
+ * jobs and send the forge's webhooks to `app`; the simulation routes (`/sim/…`); and, with `--data`,
+ * the snapshots that let the machines outlive the process, as real ones would.
+ */
+export interface LocalSimulation {
+  runners: SimulatedRunners;
+  files: SimulationFiles | null;
+  /** Picks up where the saved simulation was, before the first tick or request can look at it. */
+  restore(): Promise<void>;
+}
+
+export function attachSimulation(options: {
+  fleet: SimulatedFleet;
+  app: Hono;
+  ledger: Ledger;
+  pools: readonly PoolConfig[];
+  clock: Clock;
+  log: Logger;
+  secrets: {
+    githubWebhookSecret: string;
+    gitlabWebhookToken: string;
+    gitlabSigningToken: string | undefined;
+  };
+  statusToken: string | undefined;
+  dataDir: string | undefined;
+}): LocalSimulation {
+  const { fleet, app } = options;
+  let files: SimulationFiles | null = null;
+  const runners = new SimulatedRunners({
+    fleet,
+    ledger: options.ledger,
+    pools: options.pools,
+    clock: options.clock,
+    log: options.log,
+    secrets: options.secrets,
+    send: async (path, init) => {
+      // Written before the control plane hears of it (see sim-files.ts).
+      files?.flush("state");
+      return (await app.request(path, { method: "POST", ...init })).status;
+    },
+    changed: (part) => files?.changed(part),
+  });
+  if (options.dataDir) {
+    files = simulationFiles(options.dataDir, {
+      state: () => {
+        const { jobs: _jobs, ...rest } = runners.snapshot();
+        return { fleet: fleet.snapshot(), runners: rest };
+      },
+      jobs: () => runners.describedJobs(),
+    });
+  }
+  fleet.subscribe({ changed: () => files?.changed("state") });
+  simRoutes(app, runners, { token: options.statusToken, described: () => files?.flush("jobs") });
+  return {
+    runners,
+    files,
+    async restore() {
+      const saved = files?.load();
+      if (!saved) {
+        files?.changed("state");
+        return;
+      }
+      runners.restore(saved.runners);
+      await fleet.restore(saved.fleet);
+      await runners.afterRestore();
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import type { Clock } from "@hearth/core/clock";
+import type { Logger } from "../log";
+
+/**
+ * Local mode's minute tick: a timer on the host's clock, with a first tick at once (so the status page
+ * shows the fleet from the start). A failed tick is logged and the next one comes as planned.
+ * Returns how to stop it.
+ */
+export function startTicker(options: {
+  clock: Clock;
+  seconds: number;
+  tick: () => Promise<void>;
+  /** Runs the first tick without holding up the start. */
+  background: (task: () => Promise<void>) => void;
+  log: Logger;
+}): () => void {
+  const { clock, seconds, log } = options;
+  const tick = async () => {
+    try {
+      await options.tick();
+    } catch (error) {
+      log.error("tick failed", { error: error instanceof Error ? error.message : String(error) });
+    }
+  };
+  let stop = () => {};
+  let stopped = false;
+  options.background(tick);
+  const schedule = () => {
+    stop = clock.after(seconds * 1000, async () => {
+      await tick();
+      if (!stopped) schedule();
+    });
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    stop();
+  };
+}
