@@ -16,7 +16,10 @@ export const gitlabWebhookToken = optional("GitlabWebhookToken");
 export const gitlabSigningToken = optional("GitlabSigningToken");
 /** Reads a pending job's tags (`read_api`), which the Job Hook does not carry. */
 export const gitlabApiToken = optional("GitlabApiToken");
-/** The GitHub App that mints just-in-time runner configs (used by the GitHub runner flow). */
+/**
+ * The GitHub App that will mint just-in-time runner configs. Runner identity on the forges uses them
+ * next; until it is wired, no function links them.
+ */
 export const githubAppId = optional("GithubAppId");
 export const githubAppPrivateKey = optional("GithubAppPrivateKey");
 export const statusToken = new sst.Secret("StatusToken");

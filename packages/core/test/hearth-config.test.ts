@@ -77,12 +77,11 @@ describe("hearth.config.json with a misspelled key", () => {
         {
           ...pool,
           slotsPerInstance: 2,
-          warm: { market: "on-demand", warmPoolSize: 10, minReady: 1 },
+          warm: { warmPoolSize: 10, minReady: 1 },
           burst: { spotShare: 0.5, onDemandFallback: false },
           maxInstances: 5,
           idleTimeouts: { warmSeconds: 10, burstSeconds: 60 },
           ami: "ami-0123456789abcdef0",
-          prices: { onDemandHourly: 0.1, spotHourly: 0.03, stoppedHourly: 0.01 },
           boot: { coldSeconds: 70, warmSeconds: 20 },
           untagged: true,
           default: true,

@@ -21,19 +21,17 @@ describe("pool config", () => {
     const config = pool({ name: "x", labels: ["nix"] });
     expect(config.slotsPerInstance).toBe(2);
     expect(config.maxInstances).toBe(50);
-    expect(config.warm).toEqual({ market: "on-demand", warmPoolSize: 50, minReady: 0 });
+    expect(config.warm).toEqual({ warmPoolSize: 50, minReady: 0 });
     expect(config.burst).toEqual({ spotShare: 1, onDemandFallback: true });
-    expect(config.prices).toEqual({ onDemandHourly: 0.145, spotHourly: 0.05, stoppedHourly: 0.011 });
     expect(config.boot).toEqual({ coldSeconds: 75, warmSeconds: 25 });
     expect(config.untagged).toBe(false);
     expect(config.ami).toBeUndefined();
   });
 
   it("keeps nested values it is given and defaults the rest", () => {
-    const config = pool({ name: "x", labels: ["nix"], warm: { minReady: 2 }, prices: { spotHourly: 0.04 } });
-    expect(config.warm).toEqual({ market: "on-demand", warmPoolSize: 50, minReady: 2 });
-    expect(config.prices.spotHourly).toBe(0.04);
-    expect(config.prices.onDemandHourly).toBe(0.145);
+    const config = pool({ name: "x", labels: ["nix"], warm: { minReady: 2 }, boot: { coldSeconds: 60 } });
+    expect(config.warm).toEqual({ warmPoolSize: 50, minReady: 2 });
+    expect(config.boot).toEqual({ coldSeconds: 60, warmSeconds: 25 });
   });
 
   it("stores labels as the ledger stores job labels", () => {
@@ -50,7 +48,7 @@ describe("pool config", () => {
     ["no instance type", { instanceTypes: [] }],
     ["a malformed instance type", { instanceTypes: ["big one"] }],
     ["a spot share above 1", { burst: { spotShare: 1.5 } }],
-    ["a negative price", { prices: { spotHourly: -1 } }],
+    ["a negative boot time", { boot: { coldSeconds: -1 } }],
     ["zero slots", { slotsPerInstance: 0 }],
     ["a name AWS would reject", { name: "x86 64!" }],
   ])("rejects %s", (_, override) => {

@@ -48,6 +48,13 @@ describe("POST /agent/heartbeat", () => {
     expect(result.status).toBe(200);
     const record = await hearth.registry.get(instance.id);
     expect(record).toMatchObject({ runner: "busy", runningJobs: [running], cacheKeys: ["acme/app/build"] });
+    // The store's size reaches the status page's instance card.
+    await hearth.tick();
+    await hearth.idle();
+    const status = (await (await fetch(`${hearth.url}/api/status`)).json()) as {
+      instances: { id: string; storeBytes: number | null }[];
+    };
+    expect(status.instances.find((view) => view.id === instance.id)?.storeBytes).toBe(1_000_000);
     // The instance is the authority on what it runs: the ledger learns the job is running there.
     expect(await hearth.ledger.get({ source: "github", id: "555" })).toMatchObject({
       status: "running",

@@ -40,6 +40,18 @@ export function formatClock(time: string | number | Date): string {
   return Number.isNaN(date.getTime()) ? "—" : clockFormat.format(date);
 }
 
+/** A size in bytes, in binary units: `512 B`, `1.5 KiB`, `37.2 GiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 export function plural(count: number, one: string, many = `${one}s`): string {
   return `${count} ${count === 1 ? one : many}`;
 }

@@ -3,6 +3,7 @@ import { PoolChart } from "./chart";
 import { type Child, type Column, h, hidden, table } from "./dom";
 import {
   formatAgo,
+  formatBytes,
   formatClock,
   formatDuration,
   formatMinute,
@@ -419,10 +420,14 @@ export function instancesTable(instances: InstanceView[]): Node {
         { label: "Slots", numeric: true, cell: (instance) => `${instance.busySlots} / ${instance.slots}` },
         {
           label: "Warmth",
-          cell: (instance) =>
+          cell: (instance) => [
             instance.warmCacheKeys === 0
               ? h("span", { class: "cold" }, "cold")
               : h("span", { class: "warm" }, plural(instance.warmCacheKeys, "cache key")),
+            instance.storeBytes === null
+              ? null
+              : h("span", { class: "sub" }, `${formatBytes(instance.storeBytes)} store`),
+          ],
         },
         { label: "Uptime", numeric: true, cell: (instance) => formatDuration(instance.uptimeSeconds) },
         {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatAgo, formatDuration, plural, safeHref } from "../src/format";
+import { formatAgo, formatBytes, formatDuration, plural, safeHref } from "../src/format";
 
 describe("formatDuration", () => {
   it.each([
@@ -54,5 +54,17 @@ describe("safeHref", () => {
     expect(safeHref("data:text/html,<script>")).toBeNull();
     expect(safeHref("//evil.example")).toBeNull();
     expect(safeHref(null)).toBeNull();
+  });
+});
+
+describe("formatBytes", () => {
+  it.each([
+    [0, "0 B"],
+    [1023, "1023 B"],
+    [1536, "1.5 KiB"],
+    [1_000_000, "976.6 KiB"],
+    [40 * 1024 ** 3, "40.0 GiB"],
+  ])("%s bytes reads %s", (bytes, text) => {
+    expect(formatBytes(bytes)).toBe(text);
   });
 });

@@ -77,7 +77,10 @@ export interface FleetPort {
   ): Promise<ReleaseResult>;
   /** Sets desired capacities and the warm pool size; returns the API calls it made (none if unchanged). */
   setCapacity(pool: PoolConfig, target: CapacityTarget): Promise<string[]>;
-  /** Hands a GitHub just-in-time runner configuration to an instance (an SSM parameter in AWS). */
+  /**
+   * Hands a GitHub just-in-time runner configuration to an instance (an SSM parameter in AWS). Used
+   * by runner identity on the forges, which is not wired yet: nothing in Hearth calls it today.
+   */
   handRunnerConfig(instanceId: string, encodedJitConfig: string): Promise<string[]>;
 }
 

@@ -4,7 +4,8 @@ import { epochSeconds, type Store } from "../table";
 
 /**
  * The fleet journal: every scaling decision (with its plan, reason and the API calls made), every
- * interruption, sweep and failure. The status page shows its latest entries; operators read it to
+ * spot interruption notice and failure. (`sweep` is reserved for the reconciliation sweep, which is not
+ * built yet: nothing writes it.) The status page shows its latest entries; operators read it to
  * learn why the fleet did what it did.
  */
 

@@ -69,7 +69,7 @@ export interface PlannerInstance {
   launchedAt: number;
   /** Epoch milliseconds since the instance has had no busy slot; null while busy or not in service. */
   idleSince: number | null;
-  /** No heartbeat lately: suspect. Never counted as idle, never released (the sweep deals with it). */
+  /** No heartbeat lately: suspect. Never counted as idle, never released: nothing reclaims it yet. */
   heartbeatOverdue: boolean;
 }
 

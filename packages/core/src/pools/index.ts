@@ -82,8 +82,8 @@ export const poolConfigSchema = strictObject({
   instanceTypes: z.array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/)).min(1),
   /** Concurrent jobs per instance (GitLab `concurrent`, or GitHub runners per instance). */
   slotsPerInstance: z.number().int().min(1).max(64).default(2),
+  /** The warm group: on-demand, with a warm pool of Stopped instances. */
   warm: strictObject({
-    market: z.literal("on-demand").default("on-demand"),
     /**
      * The most Stopped instances the warm pool keeps (each pays EBS only, and keeps its store).
      * The planner sizes it from the forecast within this bound.
@@ -114,12 +114,6 @@ export const poolConfigSchema = strictObject({
   }).prefault({}),
   /** AMI id (`ami-…`) or an SSM parameter (`resolve:ssm:/…`); the infra default when absent. */
   ami: z.string().min(1).optional(),
-  /** USD per instance-hour; what the simulator bills and the planner weighs. */
-  prices: strictObject({
-    onDemandHourly: nonNegative.default(0.145),
-    spotHourly: nonNegative.default(0.05),
-    stoppedHourly: nonNegative.default(0.011),
-  }).prefault({}),
   /** Seconds from the request until the runner is ready. */
   boot: strictObject({
     /** A new instance from the AMI. */

@@ -111,6 +111,7 @@ function instanceView(
     slots: seen.slots,
     uptimeSeconds: running ? (seconds(instance.launchedAt, now) ?? 0) : 0,
     warmCacheKeys: record?.cacheKeys.length ?? 0,
+    storeBytes: record?.storeBytes ?? null,
     lastHeartbeatSeconds: running && record?.lastHeartbeatAt ? seconds(record.lastHeartbeatAt, now) : null,
   };
   return view;

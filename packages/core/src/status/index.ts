@@ -123,6 +123,8 @@ export const instanceViewSchema = z.object({
   uptimeSeconds: seconds,
   /** How many job cache keys its Nix store is warm for. */
   warmCacheKeys: count,
+  /** The size of its Nix store in bytes, as its agent last reported; null before the first report. */
+  storeBytes: z.nullable(count),
   /** Seconds since the agent's last heartbeat; null before the first one, or while stopped. */
   lastHeartbeatSeconds: z.nullable(seconds),
 });
@@ -133,7 +135,7 @@ const detailValue = z.union([z.string().check(z.maxLength(500)), z.number()]);
 
 export const statusEventSchema = z.object({
   time: isoTime,
-  /** Null for fleet-wide events (a sweep, an error not tied to a pool). */
+  /** Null for fleet-wide events (an error not tied to a pool). */
   pool: z.nullable(z.string()),
   kind: z.enum(eventKinds),
   /** One sentence: why Hearth did this. */

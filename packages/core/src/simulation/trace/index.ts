@@ -85,18 +85,13 @@ const factories: Record<Exclude<PolicyName, "oracle">, (options: SimulateOptions
   ghr: () => ghrPolicy,
 };
 
-/** The pool configs the simulator plans with: the model's prices, boot times, slots and maximum. */
+/** The pool configs the simulator plans with: the model's boot times, slots and maximum (it bills with the model's prices). */
 export function poolsForModel(pools: readonly PoolConfig[], model: FleetModel): PoolConfig[] {
   return pools.map((pool) =>
     poolConfigSchema.parse({
       ...pool,
       slotsPerInstance: model.slotsPerInstance,
       maxInstances: model.maxInstancesPerPool,
-      prices: {
-        onDemandHourly: model.onDemandHourly,
-        spotHourly: model.spotHourly,
-        stoppedHourly: model.stoppedHourly,
-      },
       boot: { coldSeconds: model.coldBootSeconds, warmSeconds: model.warmBootSeconds },
     }),
   );

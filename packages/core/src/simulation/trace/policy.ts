@@ -9,7 +9,7 @@ export interface PolicyContext {
   fleet: Fleet;
   clock: EventQueue;
   model: FleetModel;
-  /** One per fleet pool, in the same order, with prices, boot times and slots from the model. */
+  /** One per fleet pool, in the same order, with boot times and slots from the model. */
   pools: PoolConfig[];
   /** The routed jobs, in arrival order. */
   jobs: readonly SimJob[];
