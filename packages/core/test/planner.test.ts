@@ -140,6 +140,19 @@ describe("plan: serving queued jobs", () => {
     expect(result.reason).toBe("7 waiting for a slot, 0 free; resume 1 from the warm pool; launch 3 spot");
   });
 
+  it("says on-demand when the burst group has fallen back, or buys no spot", () => {
+    const jobs = Array.from({ length: 6 }, () => queued());
+    const fallen = planOne({ jobs, onDemandFallback: ["x86_64"] });
+    expect(fallen).toMatchObject({ desiredBurst: 3 });
+    expect(fallen.reason).toBe("6 waiting for a slot, 0 free; launch 3 on-demand");
+    // Another pool's fallback says nothing of this one.
+    expect(planOne({ jobs, onDemandFallback: ["other"] }).reason).toContain("launch 3 spot");
+    const noSpot = planOne({ jobs, pool: poolConfig({ burst: { spotShare: 0 } }) });
+    expect(noSpot.reason).toContain("launch 3 on-demand");
+    const mixed = planOne({ jobs, pool: poolConfig({ burst: { spotShare: 0.5 } }) });
+    expect(mixed.reason).toContain("launch 3 burst (50% spot)");
+  });
+
   it("never plans past maxInstances, and says how short it is", () => {
     const pool = poolConfig({ maxInstances: 3 });
     const busy = instance({ busySlots: 2 });

@@ -68,6 +68,7 @@ export function plan(input: PlannerInput): PoolPlan[] {
       running.get(pool.name) ?? [],
       instances.get(pool.name) ?? [],
       input.demand?.[pool.name],
+      input.onDemandFallback?.includes(pool.name) ?? false,
     ),
   );
 }

@@ -29,6 +29,7 @@ export function planOnePool(
   running: readonly RunningJob[],
   instances: readonly PlannerInstance[],
   forecast: PoolDemand | undefined,
+  onDemandFallback = false,
 ): PoolPlan {
   // A forecast stored by an older version may lack a field: missing figures count as zero.
   const demand = forecast === undefined ? noForecast : { ...noForecast, ...forecast };
@@ -115,7 +116,7 @@ export function planOnePool(
     desiredBurst,
     warmPoolSize,
     release: release.map((i) => i.id),
-    reason: describe(counts, release.length, missing - launch),
+    reason: describe(counts, release.length, missing - launch, burstMarket(pool, onDemandFallback)),
     recheckAt,
     counts,
   };
@@ -194,12 +195,20 @@ function releaseOrder(idle: readonly PlannerInstance[], demand: PoolDemand): Pla
 
 const groupRank = (instance: PlannerInstance): number => (instance.group === "burst" ? 0 : 1);
 
-function describe(counts: PlanCounts, released: number, short: number): string {
+/** What the burst group launches: spot, unless configured otherwise or fallen back to on-demand. */
+function burstMarket(pool: PoolConfig, onDemandFallback: boolean): string {
+  const spotShare = onDemandFallback ? 0 : pool.burst.spotShare;
+  if (spotShare >= 1) return "spot";
+  if (spotShare <= 0) return "on-demand";
+  return `burst (${Math.round(spotShare * 100)}% spot)`;
+}
+
+function describe(counts: PlanCounts, released: number, short: number, market: string): string {
   const parts: string[] = [];
   const waiting = counts.queued + counts.rehome;
   if (waiting > 0) parts.push(`${waiting} waiting for a slot, ${counts.freeSlots} free`);
   if (counts.resume > 0) parts.push(`resume ${counts.resume} from the warm pool`);
-  if (counts.launch > 0) parts.push(`launch ${counts.launch} spot`);
+  if (counts.launch > 0) parts.push(`launch ${counts.launch} ${market}`);
   if (short > 0) parts.push(`${short} short at the instance limit`);
   if (released > 0) parts.push(`release ${released} idle`);
   return parts.length > 0 ? parts.join("; ") : "steady";

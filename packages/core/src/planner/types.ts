@@ -86,6 +86,11 @@ export interface PlannerInput {
    * ahead of demand and keeps the warm group's stores as they are.
    */
   demand?: Demand;
+  /**
+   * Pools whose burst group has fallen back to on-demand (spot launches failed lately), as the
+   * fleet observed: what their burst group launches now is on-demand, and the plan's reason says so.
+   */
+  onDemandFallback?: readonly string[];
 }
 
 export interface PoolPlan {
@@ -120,7 +125,7 @@ export interface PlanCounts {
   freeSlots: number;
   /** Stopped instances to resume (included in `desiredWarm`). */
   resume: number;
-  /** New spot instances (included in `desiredBurst`). */
+  /** New instances in the burst group (included in `desiredBurst`), spot unless it has fallen back. */
   launch: number;
   /** Free slots held ready (`minReady`). */
   reserve: number;

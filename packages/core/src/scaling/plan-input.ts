@@ -49,6 +49,9 @@ export function plannerInput(pool: PoolConfig, observation: Observation): Planne
     running: observation.running,
     instances: observation.instances,
     demand: observation.demand ? { [pool.name]: observation.demand } : undefined,
+    onDemandFallback: observation.groups.some((group) => group.group === "burst" && group.onDemandFallback)
+      ? [pool.name]
+      : [],
   };
 }
 
