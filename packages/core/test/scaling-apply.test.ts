@@ -1,0 +1,267 @@
+import { randomUUID } from "node:crypto";
+import {
+  AutoScalingClient,
+  PutWarmPoolCommand,
+  SetDesiredCapacityCommand,
+  SetInstanceProtectionCommand,
+  UpdateAutoScalingGroupCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { FleetPort } from "../src/fleet";
+import { createAwsFleet } from "../src/fleet-aws";
+import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import { createJournal } from "../src/journal";
+import { createLeases } from "../src/leases";
+import { createLedger } from "../src/ledger";
+import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
+import type { PoolPlan } from "../src/planner";
+import { type PoolConfig, poolConfigSchema } from "../src/pools";
+import { apply, createPoolStates, observe, type ScalingDeps } from "../src/scaling";
+import { ensureTable } from "../src/table";
+import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
+
+/**
+ * ScaleFleet's Observe and Apply steps (`scaling/observe.ts`, `scaling/apply.ts`) over the AWS
+ * driver: the instance registry in embedded DynamoDB, Auto Scaling and EC2 behind the SDK fake the
+ * driver's own tests use. The driver alone is tested in fleet-aws.test.ts.
+ */
+
+const NOW = new Date("2026-03-02T12:00:00.000Z");
+const minutesAgo = (minutes: number) => new Date(NOW.getTime() - minutes * 60_000);
+const WARM = "hearth-x86-warm";
+const BURST = "hearth-x86-burst";
+
+/** Instance ids as EC2 spells them (17 hex digits); the tag makes the tests readable. */
+const iid = (tag: number) => `i-${tag.toString(16).padStart(17, "0")}`;
+
+const pool = (): PoolConfig =>
+  poolConfigSchema.parse({
+    name: "x86",
+    labels: ["nix", "x86_64-linux"],
+    architecture: "x86_64",
+    instanceTypes: ["c6a.xlarge", "c6i.xlarge", "c7a.xlarge"],
+  });
+
+const clients = mockedClients();
+const { autoScaling } = clients;
+
+const inputs = {
+  setProtection: () =>
+    autoScaling.commandCalls(SetInstanceProtectionCommand).map((call) => call.args[0].input),
+  setDesired: () => autoScaling.commandCalls(SetDesiredCapacityCommand).map((call) => call.args[0].input),
+};
+
+/** The mutating Auto Scaling calls, in the order they were sent. */
+function mutations(): string[] {
+  const kinds = [
+    [SetInstanceProtectionCommand, "SetInstanceProtection"],
+    [SetDesiredCapacityCommand, "SetDesiredCapacity"],
+    [PutWarmPoolCommand, "PutWarmPool"],
+    [UpdateAutoScalingGroupCommand, "UpdateAutoScalingGroup"],
+  ] as const;
+  return autoScaling.calls().flatMap((call) => {
+    const kind = kinds.find(([Command]) => call.args[0] instanceof Command);
+    return kind ? [kind[1]] : [];
+  });
+}
+
+let aws: FakeAws;
+let fleet: FleetPort;
+beforeEach(() => {
+  aws = new FakeAws({ now: () => NOW });
+  installFakeAws(aws, clients);
+  fleet = createAwsFleet({
+    autoScaling: new AutoScalingClient({ region: "us-east-1" }),
+    ec2: new EC2Client({ region: "us-east-1" }),
+    ssm: new SSMClient({ region: "us-east-1" }),
+    groups: { x86: { warm: WARM, burst: BURST } },
+    runnerConfigPrefix: "/hearth/runner-config/",
+    now: () => NOW,
+  });
+});
+
+const [busyWarm, idleWarm, drainingBurst, idleBurst] = [iid(0xa), iid(0xb), iid(0xc), iid(0xd)];
+const launched = minutesAgo(45);
+
+/** Warm: a busy and an idle instance; burst: a draining (spot warning) and an idle one. */
+function fleetWithBusyAndDraining() {
+  const warm = aws.group({
+    name: WARM,
+    max: 10,
+    desired: 2,
+    warmPool: {
+      MinSize: 3,
+      MaxGroupPreparedCapacity: 5,
+      PoolState: "Stopped",
+      InstanceReusePolicy: { ReuseOnScaleIn: true },
+    },
+  });
+  const burst = aws.group({ name: BURST, max: 20, desired: 2, onDemandPercent: 0 });
+  warm.instances = [
+    // Left unprotected by an earlier release, then it took a job: it must be protected again.
+    { id: busyWarm, state: "InService", protected: false, launchTime: launched },
+    { id: idleWarm, state: "InService", protected: true, launchTime: launched },
+  ];
+  burst.instances = [
+    { id: drainingBurst, state: "InService", protected: true, spot: true, launchTime: launched },
+    { id: idleBurst, state: "InService", protected: true, spot: true, launchTime: launched },
+  ];
+  return { warm, burst };
+}
+
+describe("ScaleFleet's observe and apply over the AWS driver never release a busy or draining instance", () => {
+  let embedded: EmbeddedDynamo | undefined;
+  beforeAll(async () => {
+    embedded = await startEmbeddedDynamo();
+  });
+  afterAll(async () => {
+    await embedded?.close();
+  });
+
+  let clock = NOW;
+  async function scalingDeps(): Promise<{ deps: ScalingDeps; registry: InstanceRegistry }> {
+    const { client, documents } = localDynamoClients(embedded?.endpoint ?? "");
+    const tableName = `fleet-aws-${randomUUID()}`;
+    await ensureTable(client, tableName);
+    const store = { client: documents, tableName, now: () => clock };
+    const registry = createInstanceRegistry(store);
+    const deps: ScalingDeps = {
+      pools: [pool()],
+      ledger: createLedger({ client: documents, tableName, now: () => clock }),
+      registry,
+      journal: createJournal(store),
+      leases: createLeases(store),
+      poolStates: createPoolStates(store),
+      fleet,
+      now: () => clock,
+    };
+    return { deps, registry };
+  }
+
+  const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat => ({
+    instanceId,
+    runner: "ready",
+    slots: 2,
+    runningJobs: [],
+    cacheKeys: [],
+    storeBytes: null,
+    interruption: null,
+    ...overrides,
+  });
+
+  async function registerAll(registry: InstanceRegistry) {
+    for (const [id, group, market] of [
+      [busyWarm, "warm", "on-demand"],
+      [idleWarm, "warm", "on-demand"],
+      [drainingBurst, "burst", "spot"],
+      [idleBurst, "burst", "spot"],
+    ] as const) {
+      await registry.register({
+        id,
+        pool: "x86",
+        group,
+        market,
+        az: "us-east-1a",
+        launchedAt: launched.toISOString(),
+        slots: 2,
+      });
+    }
+    clock = new Date(NOW.getTime() - 10_000);
+    await registry.heartbeat(
+      busyWarm,
+      beat(busyWarm, { runner: "busy", runningJobs: [{ source: "github", id: "501" }] }),
+    );
+    await registry.heartbeat(idleWarm, beat(idleWarm));
+    await registry.heartbeat(
+      drainingBurst,
+      beat(drainingBurst, {
+        interruption: { action: "terminate", time: new Date(NOW.getTime() + 110_000).toISOString() },
+      }),
+    );
+    await registry.heartbeat(idleBurst, beat(idleBurst));
+    clock = NOW;
+  }
+
+  /** What a broken planner might say: release everything, and count none of it. */
+  const wrongPlan = (release: string[]): PoolPlan => ({
+    pool: "x86",
+    desiredWarm: 0,
+    desiredBurst: 0,
+    warmPoolSize: 3,
+    release,
+    reason: "a planner bug releases every instance",
+    recheckAt: null,
+    counts: { queued: 0, rehome: 0, freeSlots: 0, resume: 0, launch: 0, reserve: 0 },
+  });
+
+  it("apply unprotects only the idle instances, and desired capacity keeps counting the others", async () => {
+    const { warm, burst } = fleetWithBusyAndDraining();
+    const { deps, registry } = await scalingDeps();
+    await registerAll(registry);
+
+    const observation = await observe(deps, "x86", 0);
+    expect(Object.fromEntries(observation.instances.map((i) => [i.id, i.state]))).toEqual({
+      [busyWarm]: "ready",
+      [idleWarm]: "ready",
+      [drainingBurst]: "draining",
+      [idleBurst]: "ready",
+    });
+    clock = new Date(NOW.getTime() + 5_000);
+    const applied = await apply(deps, observation, wrongPlan([busyWarm, idleWarm, drainingBurst, idleBurst]));
+
+    // No SetInstanceProtection(false) ever names the busy or the draining instance…
+    const unprotected = inputs.setProtection().filter((input) => input.ProtectedFromScaleIn === false);
+    expect(unprotected.flatMap((input) => input.InstanceIds ?? [])).not.toContain(busyWarm);
+    expect(unprotected.flatMap((input) => input.InstanceIds ?? [])).not.toContain(drainingBurst);
+    // …the busy one, found unprotected, is protected again before anything is unprotected…
+    expect(inputs.setProtection()).toEqual([
+      { AutoScalingGroupName: WARM, InstanceIds: [busyWarm], ProtectedFromScaleIn: true },
+      { AutoScalingGroupName: WARM, InstanceIds: [idleWarm], ProtectedFromScaleIn: false },
+      { AutoScalingGroupName: BURST, InstanceIds: [idleBurst], ProtectedFromScaleIn: false },
+    ]);
+    // …and desired capacity drops by the released instances only: the plan's 0 plus the kept one.
+    expect(inputs.setDesired()).toEqual([
+      { AutoScalingGroupName: WARM, DesiredCapacity: 1, HonorCooldown: false },
+      { AutoScalingGroupName: BURST, DesiredCapacity: 1, HonorCooldown: false },
+    ]);
+    expect(mutations().indexOf("SetDesiredCapacity")).toBeGreaterThan(
+      mutations().lastIndexOf("SetInstanceProtection"),
+    );
+    expect(applied.released).toEqual([idleWarm, idleBurst]);
+    expect(applied.refused).toEqual([busyWarm, drainingBurst]);
+    expect(warm.instances.find((i) => i.id === busyWarm)?.protected).toBe(true);
+    expect(burst.instances.find((i) => i.id === drainingBurst)?.protected).toBe(true);
+    expect(warm.desired).toBe(1);
+    expect(burst.desired).toBe(1);
+  });
+
+  it("apply keeps an instance that took a job after the plan was made", async () => {
+    const { warm } = fleetWithBusyAndDraining();
+    const { deps, registry } = await scalingDeps();
+    await registerAll(registry);
+    const observation = await observe(deps, "x86", 0);
+    // Planned idle; the agent reports a job before apply gets to it.
+    clock = new Date(NOW.getTime() + 3_000);
+    await registry.heartbeat(
+      idleWarm,
+      beat(idleWarm, { runner: "busy", runningJobs: [{ source: "gitlab", id: "77" }] }),
+    );
+    clock = new Date(NOW.getTime() + 5_000);
+    const applied = await apply(deps, observation, {
+      ...wrongPlan([idleWarm]),
+      desiredWarm: 1,
+      desiredBurst: 2,
+    });
+
+    expect(inputs.setProtection()).toEqual([
+      // The busy instance was found unprotected: protected again, never the reverse.
+      { AutoScalingGroupName: WARM, InstanceIds: [busyWarm], ProtectedFromScaleIn: true },
+    ]);
+    expect(applied).toMatchObject({ released: [], refused: [idleWarm] });
+    // Nothing released, so nothing may leave: the warm group keeps both instances.
+    expect(inputs.setDesired()).toEqual([]);
+    expect(warm.desired).toBe(2);
+  });
+});
