@@ -5,7 +5,7 @@ import { createLeases } from "../src/leases";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { defaultPools } from "../src/pools";
-import { createPoolStates } from "../src/scaling";
+import { createScalingRecords } from "../src/scaling";
 import { afterJobRecorded } from "../src/scaling/after-recorded";
 import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
@@ -27,9 +27,9 @@ async function setUp(gitlab: GitLabJobs | undefined) {
   await ensureTable(client, tableName);
   const store = { client: documents, tableName, now: () => new Date() };
   const ledger = createLedger(store);
-  const poolStates = createPoolStates(store);
+  const scalingRecords = createScalingRecords(store);
   // The untagged pool has a spare slot: a job routed there takes it and starts nothing.
-  await poolStates.put({
+  await scalingRecords.put({
     pool: "x86_64",
     at: new Date().toISOString(),
     desiredWarm: 1,
@@ -44,7 +44,7 @@ async function setUp(gitlab: GitLabJobs | undefined) {
     pools: defaultPools,
     ledger,
     leases: createLeases(store),
-    poolStates,
+    scalingRecords,
     gitlab,
     startScaleFleet: async (pool: string) => {
       started.push(pool);
@@ -56,12 +56,12 @@ async function setUp(gitlab: GitLabJobs | undefined) {
     jobEvent({ source: "gitlab", id: "77", projectId: "5", labels: [], labelsKnown: false }),
   );
   if (!job) throw new Error("not recorded");
-  return { deps, job, started, poolStates };
+  return { deps, job, started, scalingRecords };
 }
 
 describe("afterJobRecorded", () => {
   it("looks a GitLab job's tags up and starts its own pool's run", async () => {
-    const { deps, job, started, poolStates } = await setUp({
+    const { deps, job, started, scalingRecords } = await setUp({
       tagList: async () => ["nix", "aarch64-linux"],
     });
     expect(await afterJobRecorded(deps, job)).toEqual({
@@ -71,14 +71,14 @@ describe("afterJobRecorded", () => {
       tags: "looked_up",
     });
     expect(started).toEqual(["aarch64"]);
-    expect((await poolStates.get("x86_64"))?.spareSlots).toBe(1);
+    expect((await scalingRecords.get("x86_64"))?.spareSlots).toBe(1);
   });
 
   it("asks no pool when GitLab does not answer within the budget: the tick looks again", async () => {
-    const { deps, job, started, poolStates } = await setUp({ tagList: () => new Promise(() => {}) });
+    const { deps, job, started, scalingRecords } = await setUp({ tagList: () => new Promise(() => {}) });
     expect(await afterJobRecorded(deps, job)).toMatchObject({ kind: "tags_pending" });
     expect(started).toEqual([]);
-    expect((await poolStates.get("x86_64"))?.spareSlots).toBe(1);
+    expect((await scalingRecords.get("x86_64"))?.spareSlots).toBe(1);
   });
 
   it("routes a job whose tags cannot be known as untagged", async () => {
@@ -86,7 +86,7 @@ describe("afterJobRecorded", () => {
       undefined,
       { tagList: (_: string, id: string) => Promise.reject(new TagsUnavailable(id)) },
     ]) {
-      const { deps, job, started, poolStates } = await setUp(gitlab);
+      const { deps, job, started, scalingRecords } = await setUp(gitlab);
       expect(await afterJobRecorded(deps, job)).toEqual({
         kind: "requested",
         pool: "x86_64",
@@ -94,7 +94,7 @@ describe("afterJobRecorded", () => {
         tags: "unknown",
       });
       expect(started).toEqual([]);
-      expect((await poolStates.get("x86_64"))?.spareSlots).toBe(0);
+      expect((await scalingRecords.get("x86_64"))?.spareSlots).toBe(0);
     }
   });
 });

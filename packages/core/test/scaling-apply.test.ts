@@ -18,7 +18,7 @@ import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import type { PoolPlan } from "../src/planner";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
-import { apply, createPoolStates, observe, type ScalingDeps } from "../src/scaling";
+import { apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
 import { ensureTable } from "../src/table";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
 
@@ -133,7 +133,7 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
       registry,
       journal: createJournal(store),
       leases: createLeases(store),
-      poolStates: createPoolStates(store),
+      scalingRecords: createScalingRecords(store),
       fleet,
       now: () => clock,
     };

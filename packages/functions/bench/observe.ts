@@ -13,7 +13,7 @@ import { createLeases } from "@hearth/core/leases";
 import { createLedger, jobItem } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
-import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
+import { createScalingRecords, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { ensureTable } from "@hearth/core/table";
 import { statusRoutes } from "../src/status";
@@ -79,7 +79,7 @@ async function main() {
     registry: createInstanceRegistry(store),
     journal: createJournal(store),
     leases: createLeases(store),
-    poolStates: createPoolStates(store),
+    scalingRecords: createScalingRecords(store),
     fleet: new SimulatedFleet({ pools: defaultPools, clock: systemClock, initialWarmPool: 2 }),
     now: () => now,
   };
@@ -88,7 +88,7 @@ async function main() {
     ledger: deps.ledger,
     registry: deps.registry,
     journal: deps.journal,
-    poolStates: deps.poolStates,
+    scalingRecords: deps.scalingRecords,
     now: deps.now,
     stage: "bench",
     token: undefined,

@@ -7,10 +7,10 @@ import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
-  createPoolStates,
+  createScalingRecords,
   leaseNotices,
-  type PoolStates,
   type ScalingDeps,
+  type ScalingRecords,
   type TickSummary,
   tick,
 } from "@hearth/core/scaling";
@@ -66,7 +66,7 @@ export interface Hearth {
   registry(): InstanceRegistry;
   journal(): Journal;
   leases(): Leases;
-  poolStates(): PoolStates;
+  scalingRecords(): ScalingRecords;
   /**
    * ScaleFleet's dependencies; each is built when a step first touches it. The steps themselves
    * (`scaleFleetTasks`) are bound by the hosts that run them, so that the API function's bundle leaves
@@ -95,7 +95,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
   const registry = once(() => createInstanceRegistry(ports.store()));
   const journal = once(() => createJournal(ports.store()));
   const leases = once(() => createLeases(ports.store()));
-  const poolStates = once(() => createPoolStates(ports.store()));
+  const scalingRecords = once(() => createScalingRecords(ports.store()));
   const gitlab = once(() => ports.gitlab());
 
   const scaling: ScalingDeps = {
@@ -114,8 +114,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
     get leases() {
       return leases();
     },
-    get poolStates() {
-      return poolStates();
+    get scalingRecords() {
+      return scalingRecords();
     },
     get fleet() {
       return ports.fleet();
@@ -136,7 +136,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
         pools: scaling.pools,
         ledger: scaling.ledger,
         leases: scaling.leases,
-        poolStates: scaling.poolStates,
+        scalingRecords: scaling.scalingRecords,
         gitlab: scaling.gitlab,
         startScaleFleet: ports.startScaleFleet(),
         holder: ports.holder,
@@ -171,7 +171,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
     registry,
     journal,
     leases,
-    poolStates,
+    scalingRecords,
     scaling,
     afterJobRecorded: afterRecorded,
     async tick() {
@@ -204,7 +204,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           ledger: ledger(),
           registry: registry(),
           journal: journal(),
-          poolStates: poolStates(),
+          scalingRecords: scalingRecords(),
           now: () => ports.now(),
           ...http.status,
         },

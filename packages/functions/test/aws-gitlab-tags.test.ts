@@ -1,7 +1,7 @@
 import "../src/local/polyfills";
 import { SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from "@aws-sdk/client-sfn";
 import { localDynamoClients } from "@hearth/core/local";
-import { createPoolStates } from "@hearth/core/scaling";
+import { createScalingRecords } from "@hearth/core/scaling";
 import { gitlabDelivery, jobHookPayload } from "@hearth/core/simulation/forge";
 import { scaleFleetDefinition } from "@hearth/core/workflows";
 import { StateMachine } from "aws-local-stepfunctions";
@@ -106,13 +106,13 @@ afterAll(async () => {
 describe("a GitLab job tagged for the second pool, in AWS", () => {
   it("is looked up before the answer, and starts that pool's run and no other", async () => {
     const { documents } = localDynamoClients(stage.dynamo.endpoint);
-    const poolStates = createPoolStates({
+    const scalingRecords = createScalingRecords({
       client: documents,
       tableName: stage.tableName,
       now: () => new Date(),
     });
     // The untagged pool has a spare slot: a job routed as untagged would take it.
-    await poolStates.put({
+    await scalingRecords.put({
       pool: "x86_64",
       at: new Date().toISOString(),
       desiredWarm: 1,
@@ -161,7 +161,7 @@ describe("a GitLab job tagged for the second pool, in AWS", () => {
     const x86 = groupNames(STAGE, "x86_64");
     expect(aws.get(arm.warm).desired + aws.get(arm.burst).desired).toBeGreaterThan(0);
     expect(aws.get(x86.warm).desired + aws.get(x86.burst).desired).toBe(0);
-    expect((await poolStates.get("x86_64"))?.spareSlots).toBe(1);
+    expect((await scalingRecords.get("x86_64"))?.spareSlots).toBe(1);
     expect(started).toHaveLength(1);
   });
 });

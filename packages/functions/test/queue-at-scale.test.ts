@@ -9,7 +9,7 @@ import { createLedger, jobItem } from "@hearth/core/ledger";
 import { localDynamoClients } from "@hearth/core/local";
 import { QUEUE_GROUPS_PER_POOL } from "@hearth/core/planner";
 import { defaultPools } from "@hearth/core/pools";
-import { createPoolStates, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
+import { createScalingRecords, observe, planObservation, type ScalingDeps } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type Status, statusSchema } from "@hearth/core/status";
 import { ensureTable } from "@hearth/core/table";
@@ -78,7 +78,7 @@ beforeAll(async () => {
     registry: createInstanceRegistry(store),
     journal: createJournal(store),
     leases: createLeases(store),
-    poolStates: createPoolStates(store),
+    scalingRecords: createScalingRecords(store),
     fleet: new SimulatedFleet({ pools: defaultPools, clock: new FakeClock(now.getTime()) }),
     now: () => now,
   };

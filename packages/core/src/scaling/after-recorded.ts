@@ -34,7 +34,7 @@ export type AfterRecorded =
     };
 
 export interface AfterRecordedDeps
-  extends Pick<ScalingDeps, "pools" | "ledger" | "leases" | "poolStates" | "gitlab"> {
+  extends Pick<ScalingDeps, "pools" | "ledger" | "leases" | "scalingRecords" | "gitlab"> {
   /** Starts a ScaleFleet run (StartExecution in AWS, aws-local-stepfunctions locally). */
   startScaleFleet: (pool: string, holder: string) => Promise<void>;
   /** A new run's name, which is also its lease holder. */

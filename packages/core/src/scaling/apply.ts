@@ -86,7 +86,7 @@ export async function apply(
     calls.length,
   );
 
-  await deps.poolStates.put({
+  await deps.scalingRecords.put({
     pool: pool.name,
     at: now.toISOString(),
     desiredWarm: target.warm,

@@ -5,7 +5,7 @@ import type { Journal } from "../journal";
 import type { Leases } from "../leases";
 import type { Ledger } from "../ledger";
 import type { PoolConfig } from "../pools";
-import type { PoolStates } from "./pool-state";
+import type { ScalingRecords } from "./records";
 
 /** What ScaleFleet's steps, the webhook's request for a run and the minute tick work with. */
 export interface ScalingDeps {
@@ -14,7 +14,7 @@ export interface ScalingDeps {
   registry: InstanceRegistry;
   journal: Journal;
   leases: Leases;
-  poolStates: PoolStates;
+  scalingRecords: ScalingRecords;
   fleet: FleetPort;
   /** Looks up GitLab tags the webhook could not; absent when no API token is configured. */
   gitlab?: GitLabJobs;

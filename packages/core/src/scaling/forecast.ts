@@ -4,7 +4,9 @@ import { routeJob } from "../pools";
 import type { ScalingDeps } from "./deps";
 
 /** The forecast from last week's arrivals, stored per pool; refreshed by the minute tick. */
-export async function refreshForecast(deps: Pick<ScalingDeps, "ledger" | "pools" | "poolStates" | "now">) {
+export async function refreshForecast(
+  deps: Pick<ScalingDeps, "ledger" | "pools" | "scalingRecords" | "now">,
+) {
   const now = deps.now();
   const since = new Date(now.getTime() - 7 * 86_400_000);
   const arrivals: Arrival[] = [];
@@ -20,6 +22,6 @@ export async function refreshForecast(deps: Pick<ScalingDeps, "ledger" | "pools"
     }
   }
   const demand = forecastDemand(arrivals, now.getTime());
-  await deps.poolStates.putForecast(demand, now);
+  await deps.scalingRecords.putForecast(demand, now);
   return demand;
 }

@@ -12,12 +12,12 @@ export { refreshForecast } from "./forecast";
 export { observe, queuedByPool, routeQueue } from "./observe";
 export { type Observation, observedQueue, plannerInput, planObservation } from "./plan-input";
 export {
-  createPoolStates,
+  createScalingRecords,
   type PoolState,
-  type PoolStates,
   type QueueSnapshot,
   type Sample,
+  type ScalingRecords,
   SNAPSHOT_LABEL_SETS,
-} from "./pool-state";
+} from "./records";
 export { holdLease, LEASE_SECONDS, leaseNotices, requestScale, scaleLease } from "./request";
 export { oldestWaitSeconds, poolNeedsRun, type TickSummary, tick } from "./tick";

@@ -5,7 +5,7 @@ import { QueueSummary, type RunningJob } from "../planner";
 import { type PoolConfig, routeJob } from "../pools";
 import { poolOf, type ScalingDeps } from "./deps";
 import { type Observation, observedQueue } from "./plan-input";
-import { type PoolStates, SNAPSHOT_LABEL_SETS } from "./pool-state";
+import { type ScalingRecords, SNAPSHOT_LABEL_SETS } from "./records";
 
 /** ScaleFleet's Observe step, and the queue read it shares with the minute tick. */
 
@@ -38,7 +38,10 @@ export function routeQueue(queued: readonly Job[], pools: readonly PoolConfig[])
  * GitLab jobs whose tags are unknown are looked up first, if possible.
  */
 export async function queuedByPool(
-  deps: Pick<ScalingDeps, "ledger" | "pools" | "gitlab"> & { poolStates?: PoolStates; now?: () => Date },
+  deps: Pick<ScalingDeps, "ledger" | "pools" | "gitlab"> & {
+    scalingRecords?: ScalingRecords;
+    now?: () => Date;
+  },
 ) {
   let queued = await deps.ledger.queued();
   const unknown = queued
@@ -55,9 +58,9 @@ export async function queuedByPool(
     queued = queued.map((job) => updated.get(jobKeyString(job)) ?? job);
   }
   const { routed, summary, unroutable, labelSets } = routeQueue(queued, deps.pools);
-  if (deps.poolStates && deps.now) {
+  if (deps.scalingRecords && deps.now) {
     // Kept for the status page, which cannot read a long queue on every request.
-    await deps.poolStates.putQueue({
+    await deps.scalingRecords.putQueue({
       at: deps.now().toISOString(),
       pools: Object.fromEntries(
         deps.pools.map((pool) => [
@@ -83,7 +86,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
     deps.fleet.observe(pool),
     deps.registry.inPool(pool.name),
     queuedByPool(deps),
-    deps.poolStates.forecast(pool.name),
+    deps.scalingRecords.forecast(pool.name),
   ]);
   const known = new Map(records.map((record) => [record.id, record]));
   for (const instance of fleet.instances) {
@@ -104,7 +107,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
       });
     }
   }
-  await deps.poolStates.putFleet(pool.name, fleet);
+  await deps.scalingRecords.putFleet(pool.name, fleet);
   const present = new Set(fleet.instances.map((instance) => instance.id));
   for (const record of records) if (!present.has(record.id)) await deps.registry.forget(record.id);
 
@@ -123,7 +126,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   const serving = instances.filter(
     (i) => i.state === "ready" || i.state === "launching" || i.state === "draining",
   );
-  await deps.poolStates.putSample(pool.name, {
+  await deps.scalingRecords.putSample(pool.name, {
     minute: new Date(Math.floor(now / 60_000) * 60_000).toISOString(),
     queued,
     capacity: serving.reduce((sum, i) => sum + i.slots, 0),

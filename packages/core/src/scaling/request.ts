@@ -53,13 +53,13 @@ export function leaseNotices(
  * a run is under way (the lease). A burst of webhooks thus starts one execution.
  */
 export async function requestScale(
-  deps: Pick<ScalingDeps, "leases" | "poolStates">,
+  deps: Pick<ScalingDeps, "leases" | "scalingRecords">,
   pool: string,
   start: (pool: string, holder: string) => Promise<void>,
   holder: string,
   options: { covered?: boolean } = {},
 ): Promise<"covered" | "running" | "started"> {
-  if (options.covered !== false && (await deps.poolStates.takeSpareSlot(pool))) return "covered";
+  if (options.covered !== false && (await deps.scalingRecords.takeSpareSlot(pool))) return "covered";
   if (!(await deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS))) return "running";
   try {
     await start(pool, holder);

@@ -3,7 +3,7 @@ import type { QueueSummary } from "../planner";
 import type { ScalingDeps } from "./deps";
 import { refreshForecast } from "./forecast";
 import { queuedByPool } from "./observe";
-import type { PoolState } from "./pool-state";
+import type { PoolState } from "./records";
 import { requestScale } from "./request";
 
 /**
@@ -63,7 +63,7 @@ export async function tick(
   };
 
   await attempt("forecast", async () => {
-    const stored = await Promise.all(deps.pools.map((pool) => deps.poolStates.forecast(pool.name)));
+    const stored = await Promise.all(deps.pools.map((pool) => deps.scalingRecords.forecast(pool.name)));
     if (stored.some((forecast) => !forecast || now - Date.parse(forecast.at) >= FORECAST_EVERY_MS)) {
       await refreshForecast(deps);
     }
@@ -92,8 +92,8 @@ export async function tick(
   for (const pool of deps.pools) {
     await attempt(`scale ${pool.name}`, async () => {
       const [state, fleet] = await Promise.all([
-        deps.poolStates.get(pool.name),
-        deps.poolStates.fleet(pool.name),
+        deps.scalingRecords.get(pool.name),
+        deps.scalingRecords.fleet(pool.name),
       ]);
       const active = (fleet?.instances ?? []).some((i) =>
         ["pending", "in-service", "stopping"].includes(i.lifecycle),

@@ -5,7 +5,7 @@ import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { queuePosition } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
-import { type PoolStates, type QueueSnapshot, routeQueue } from "../scaling";
+import { type QueueSnapshot, routeQueue, type ScalingRecords } from "../scaling";
 import {
   type InstanceState,
   type InstanceView,
@@ -30,7 +30,7 @@ export interface StatusDeps {
   ledger: Ledger;
   registry: InstanceRegistry;
   journal: Journal;
-  poolStates: PoolStates;
+  scalingRecords: ScalingRecords;
   now: () => Date;
   /** Index items a request reads to count the queue itself (default `QUICK_READ`). */
   quickRead?: number;
@@ -133,7 +133,7 @@ async function queueView(deps: StatusDeps) {
       snapshot: undefined,
     };
   }
-  const snapshot: QueueSnapshot = (await deps.poolStates.queue()) ?? {
+  const snapshot: QueueSnapshot = (await deps.scalingRecords.queue()) ?? {
     at: deps.now().toISOString(),
     pools: {},
     unroutable: 0,
@@ -155,7 +155,7 @@ export async function poolStatuses(deps: StatusDeps) {
     queueView(deps),
     Promise.all(
       deps.pools.map((pool) =>
-        Promise.all([deps.poolStates.fleet(pool.name), deps.registry.inPool(pool.name)]),
+        Promise.all([deps.scalingRecords.fleet(pool.name), deps.registry.inPool(pool.name)]),
       ),
     ),
   ]);
@@ -301,7 +301,7 @@ export async function buildStatus(
       RECENT_READ,
     ),
     deps.journal.latest(EVENT_LIMIT),
-    Promise.all(deps.pools.map((pool) => deps.poolStates.samples(pool.name, start))),
+    Promise.all(deps.pools.map((pool) => deps.scalingRecords.samples(pool.name, start))),
   ]);
 
   // Running jobs: those the instances report, and any the ledger saw start in the last day.

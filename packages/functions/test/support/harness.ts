@@ -5,7 +5,7 @@ import { createLeases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
-import { createPoolStates } from "@hearth/core/scaling";
+import { createScalingRecords } from "@hearth/core/scaling";
 import { afterJobRecorded } from "@hearth/core/scaling/after-recorded";
 import { signGitLabBody } from "@hearth/core/sources/gitlab";
 import { ensureTable } from "@hearth/core/table";
@@ -56,7 +56,7 @@ export async function createHarness(
     pools: defaultPools,
     ledger,
     leases: createLeases(store),
-    poolStates: createPoolStates(store),
+    scalingRecords: createScalingRecords(store),
     gitlab: options.gitlabApi,
     startScaleFleet: async (pool: string) => {
       started.push(pool);

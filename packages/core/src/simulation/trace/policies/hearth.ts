@@ -9,7 +9,7 @@ import {
 import type { PoolConfig } from "../../../pools";
 import { afterIteration } from "../../../scaling/apply";
 import { type Observation, observedQueue, planObservation } from "../../../scaling/plan-input";
-import type { PoolState } from "../../../scaling/pool-state";
+import type { PoolState } from "../../../scaling/records";
 import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import { SimAsg } from "../asg";
 import type { SimInstance, SimJob, SimPool } from "../fleet";

@@ -61,7 +61,7 @@ const forecastKey = (pool: string) => ({ pk: `POOL#${pool}`, sk: "FORECAST" });
  * (`PoolState`, with the spare slots webhooks take), the demand forecast, the fleet snapshot and the
  * per-minute samples the status page shows, and the whole queue's last count.
  */
-export interface PoolStates {
+export interface ScalingRecords {
   get(pool: string): Promise<PoolState | undefined>;
   put(state: PoolState): Promise<void>;
   /**
@@ -81,7 +81,7 @@ export interface PoolStates {
   samples(pool: string, from: Date): Promise<Sample[]>;
 }
 
-export function createPoolStates(store: Store): PoolStates {
+export function createScalingRecords(store: Store): ScalingRecords {
   const { client, tableName } = store;
   return {
     async get(pool) {
