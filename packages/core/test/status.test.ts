@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { jobStatuses, sources } from "../src/jobs";
 import {
-  instanceStates,
+  displayStates,
   jobViewSchema,
   SERIES_LENGTH,
   SERIES_STEP_SECONDS,
@@ -99,7 +99,7 @@ describe("the example", () => {
   it("is consistent: each pool's counts add up from its instances and jobs", () => {
     for (const pool of status.pools) {
       const instances = status.instances.filter((instance) => instance.pool === pool.name);
-      for (const state of instanceStates) {
+      for (const state of displayStates) {
         expect(pool.instances[state], `${pool.name} ${state}`).toBe(
           instances.filter((instance) => instance.state === state).length,
         );
