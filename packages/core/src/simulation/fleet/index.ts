@@ -303,7 +303,12 @@ export class SimulatedFleet implements FleetPort {
     }
   }
 
-  private launch(pool: PoolConfig, group: Group, into: "in-service" | "stopped", ready = false): void {
+  private launch(
+    pool: PoolConfig,
+    group: Group,
+    into: Extract<Lifecycle, "in-service" | "stopped">,
+    ready = false,
+  ): void {
     this.counter += 1;
     const id = `i-0${this.counter.toString(16).padStart(16, "0")}`;
     const spot =
