@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { jobStatuses, sources } from "../src/jobs";
 import {
@@ -24,6 +25,21 @@ function problem(document: unknown): string {
 describe("the status document", () => {
   it("accepts the example as it is", () => {
     expect(statusSchema.parse(example())).toEqual(example());
+  });
+
+  it("takes its vocabularies from files that import nothing, so the page bundles no more than them", () => {
+    const source = readFileSync(new URL("../src/status/index.ts", import.meta.url), "utf8");
+    const imported = [...source.matchAll(/^import .* from "(.+)";$/gm)].map((match) => match[1]);
+    expect(imported.sort()).toEqual([
+      "../instances/vocabulary",
+      "../jobs/vocabulary",
+      "../journal/kinds",
+      "zod/mini",
+    ]);
+    for (const path of imported.filter((path) => path?.startsWith("../"))) {
+      const vocabulary = readFileSync(new URL(`../src/status/${path}.ts`, import.meta.url), "utf8");
+      expect(vocabulary, path).not.toMatch(/^\s*(import|export .* from)/m);
+    }
   });
 
   it("speaks the ledger's vocabulary", () => {
