@@ -2,7 +2,7 @@ import { api } from "./api";
 import { poolComponent, scope, settings } from "./config";
 import { burstGroup, launchTemplate, warmGroup } from "./lib/fleet";
 import { checked, heartbeatPolicy, instancePolicy, trustPolicy } from "./lib/iam";
-import { groupNames, parameterPaths, prefix, stageTags } from "./lib/names";
+import { groupNames, parameterPaths, resourcePrefix, stageTags } from "./lib/names";
 import { runnerTokens } from "./secrets";
 
 /**
@@ -28,7 +28,7 @@ const subnetIds =
 
 /** No inbound rule at all: access is through Session Manager, which the instance dials out to. */
 const securityGroup = new aws.ec2.SecurityGroup("RunnerSecurityGroup", {
-  name: `${prefix(stage)}-runners`,
+  name: `${resourcePrefix(stage)}-runners`,
   description: `Hearth ${stage} runners: no inbound; all outbound (forges, caches, AWS APIs)`,
   vpcId,
   ingress: [],

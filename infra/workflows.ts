@@ -2,7 +2,7 @@ import { scaleFleetDefinition } from "../packages/core/src/workflows";
 import { fleetLink, hearthConfig, scope, settings } from "./config";
 import { hearthFunction } from "./functions";
 import { checked, stateMachinePolicy, trustPolicy } from "./lib/iam";
-import { prefix } from "./lib/names";
+import { resourcePrefix } from "./lib/names";
 import { gitlabApiToken } from "./secrets";
 import { storage } from "./storage";
 
@@ -39,7 +39,7 @@ const rolePolicy = new aws.iam.RolePolicy("ScaleFleetRolePolicy", {
 export const scaleFleet = new aws.sfn.StateMachine(
   "ScaleFleetStateMachine",
   {
-    name: `${prefix(settings.stage)}-scale-fleet`,
+    name: `${resourcePrefix(settings.stage)}-scale-fleet`,
     type: "STANDARD",
     roleArn: role.arn,
     definition: $resolve(taskArns).apply(([o, p, a, f, r]) =>

@@ -15,11 +15,12 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import type { Source } from "../packages/core/src/jobs/vocabulary";
 
 export type Fetch = typeof fetch;
 
 export interface HookTarget {
-  forge: "gitlab" | "github";
+  forge: Source;
   kind: "project" | "group" | "repo" | "org";
   /** GitLab project or group id (or URL-encoded path); GitHub `owner/name` or organization. */
   id: string;

@@ -5,7 +5,7 @@ import {
   metricDimensions,
   metricNames,
 } from "../../packages/functions/src/aws/metric-names";
-import { prefix } from "./names";
+import { resourcePrefix } from "./names";
 
 /**
  * The stage's CloudWatch alarms as plain data, thresholds from the stage settings. infra/alarms.ts
@@ -51,7 +51,7 @@ const MINUTE = 60;
 const FIVE_MINUTES = 300;
 
 export function alarmName(stage: string, key: string): string {
-  return `${prefix(stage)}-${key}`;
+  return `${resourcePrefix(stage)}-${key}`;
 }
 
 function hearthMetric(
@@ -262,6 +262,8 @@ export function alarmEventPattern(stage: string, region: string, accountId: stri
   return {
     source: ["aws.cloudwatch"],
     "detail-type": ["CloudWatch Alarm State Change"],
-    resources: [{ prefix: `arn:${partition}:cloudwatch:${region}:${accountId}:alarm:${prefix(stage)}-` }],
+    resources: [
+      { prefix: `arn:${partition}:cloudwatch:${region}:${accountId}:alarm:${resourcePrefix(stage)}-` },
+    ],
   };
 }

@@ -1,6 +1,7 @@
 import type { StageSettings } from "../../packages/core/src/config/file";
+import type { Group } from "../../packages/core/src/instances/vocabulary";
 import type { Architecture, PoolConfig } from "../../packages/core/src/pools";
-import { groupNames, parameterPaths, prefix, stageTags, tagKeys } from "./names";
+import { groupNames, parameterPaths, resourcePrefix, stageTags, tagKeys } from "./names";
 
 /**
  * What a pool's EC2 side is, as plain data: its launch template and its two Auto Scaling groups.
@@ -90,7 +91,7 @@ export function launchTemplate(
   const [instanceType] = pool.instanceTypes;
   if (!instanceType) throw new Error(`pool ${pool.name} has no instance type`);
   return {
-    name: `${prefix(settings.stage)}-${pool.name}`,
+    name: `${resourcePrefix(settings.stage)}-${pool.name}`,
     description: `Hearth ${settings.stage}: runners of pool ${pool.name} (${pool.architecture})`,
     imageId: imageOf(settings.stage, pool),
     // The warm group launches this type; the burst group overrides it with every type of the pool.
@@ -122,7 +123,7 @@ export function launchTemplate(
     ],
     monitoring: { enabled: false },
     tagSpecifications: [
-      { resourceType: "instance", tags: { ...tags, Name: `${prefix(settings.stage)}-${pool.name}` } },
+      { resourceType: "instance", tags: { ...tags, Name: `${resourcePrefix(settings.stage)}-${pool.name}` } },
       { resourceType: "volume", tags },
     ],
     userData: Buffer.from(userData(settings.stage, region, pool)).toString("base64"),
@@ -135,7 +136,7 @@ export interface GroupTag {
   propagateAtLaunch: boolean;
 }
 
-const groupTags = (stage: string, pool: PoolConfig, group: "warm" | "burst"): GroupTag[] =>
+const groupTags = (stage: string, pool: PoolConfig, group: Group): GroupTag[] =>
   Object.entries({ ...stageTags(stage), [tagKeys.pool]: pool.name, [tagKeys.group]: group }).map(
     ([key, value]) => ({ key, value, propagateAtLaunch: true }),
   );
@@ -181,7 +182,7 @@ export interface BurstGroupSpec extends GroupBase {
   };
 }
 
-function base(stage: string, pool: PoolConfig, group: "warm" | "burst"): GroupBase {
+function base(stage: string, pool: PoolConfig, group: Group): GroupBase {
   return {
     name: groupNames(stage, pool.name)[group],
     minSize: 0,

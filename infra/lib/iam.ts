@@ -1,5 +1,5 @@
 import type { FunctionName } from "../../packages/functions/src/aws/links";
-import { APP, groupNames, parameterPaths, prefix, stageTags } from "./names";
+import { APP, groupNames, parameterPaths, resourcePrefix, stageTags } from "./names";
 
 /**
  * Every IAM policy a stage deploys, as plain policy documents, so that tests can read them and the
@@ -332,7 +332,7 @@ export function violations(policy: PolicyDocument, stage: string): string[] {
           found.push(`${where}: Auto Scaling changes without the condition ${key} = ${value}`);
         }
       }
-      if (!statement.Resource.every((r) => r.includes(`autoScalingGroupName/${prefix(stage)}-`))) {
+      if (!statement.Resource.every((r) => r.includes(`autoScalingGroupName/${resourcePrefix(stage)}-`))) {
         found.push(`${where}: Auto Scaling changes on groups outside the stage`);
       }
     }

@@ -1,4 +1,4 @@
-export { groupNames, parameterPaths } from "../../packages/core/src/deploy";
+export { groupNames, parameterPaths, resourcePrefix } from "../../packages/core/src/deploy";
 
 /**
  * Names and tags of a stage's AWS resources. They are computed, not read back from AWS, so that a
@@ -20,9 +20,6 @@ export const stageTags = (stage: string): Record<string, string> => ({
   [tagKeys.app]: APP,
   [tagKeys.stage]: stage,
 });
-
-/** `hearth-<stage>-…`: the prefix of every named resource, and of the alarm names. */
-export const prefix = (stage: string): string => `${APP}-${stage}`;
 
 /**
  * A name in PascalCase, for SST component names (letters and digits): `oldest-queued-x86_64` →

@@ -1,7 +1,8 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { jobStatuses, sources } from "../src/jobs";
 import {
-  instanceStates,
+  displayStates,
   jobViewSchema,
   SERIES_LENGTH,
   SERIES_STEP_SECONDS,
@@ -24,6 +25,21 @@ function problem(document: unknown): string {
 describe("the status document", () => {
   it("accepts the example as it is", () => {
     expect(statusSchema.parse(example())).toEqual(example());
+  });
+
+  it("takes its vocabularies from files that import nothing, so the page bundles no more than them", () => {
+    const source = readFileSync(new URL("../src/status/index.ts", import.meta.url), "utf8");
+    const imported = [...source.matchAll(/^import .* from "(.+)";$/gm)].map((match) => match[1]);
+    expect(imported.sort()).toEqual([
+      "../instances/vocabulary",
+      "../jobs/vocabulary",
+      "../journal/kinds",
+      "zod/mini",
+    ]);
+    for (const path of imported.filter((path) => path?.startsWith("../"))) {
+      const vocabulary = readFileSync(new URL(`../src/status/${path}.ts`, import.meta.url), "utf8");
+      expect(vocabulary, path).not.toMatch(/^\s*(import|export .* from)/m);
+    }
   });
 
   it("speaks the ledger's vocabulary", () => {
@@ -99,7 +115,7 @@ describe("the example", () => {
   it("is consistent: each pool's counts add up from its instances and jobs", () => {
     for (const pool of status.pools) {
       const instances = status.instances.filter((instance) => instance.pool === pool.name);
-      for (const state of instanceStates) {
+      for (const state of displayStates) {
         expect(pool.instances[state], `${pool.name} ${state}`).toBe(
           instances.filter((instance) => instance.state === state).length,
         );

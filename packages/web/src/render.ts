@@ -1,4 +1,11 @@
-import type { InstanceView, JobView, PoolStatus, Status, StatusEvent } from "@hearth/core/status";
+import type {
+  DisplayState,
+  InstanceView,
+  JobView,
+  PoolStatus,
+  Status,
+  StatusEvent,
+} from "@hearth/core/status";
 import { PoolChart } from "./chart";
 import { type Child, type Column, h, hidden, table } from "./dom";
 import {
@@ -381,14 +388,20 @@ export function finishedTable(jobs: JobView[]): Node {
 
 // Instances
 
-const stateOrder = ["busy", "draining", "suspect", "launching", "ready", "stopped"];
+/** Busy instances first, stopped ones last; every display state has its place. */
+const stateOrder: Record<DisplayState, number> = {
+  busy: 0,
+  draining: 1,
+  suspect: 2,
+  launching: 3,
+  ready: 4,
+  stopped: 5,
+};
 
 export function instancesTable(instances: InstanceView[]): Node {
   const rows = [...instances].sort(
     (a, b) =>
-      a.pool.localeCompare(b.pool) ||
-      stateOrder.indexOf(a.state) - stateOrder.indexOf(b.state) ||
-      a.id.localeCompare(b.id),
+      a.pool.localeCompare(b.pool) || stateOrder[a.state] - stateOrder[b.state] || a.id.localeCompare(b.id),
   );
   return emptyOr(rows, "No instances.", () =>
     table({

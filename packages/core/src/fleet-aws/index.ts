@@ -19,10 +19,9 @@ import {
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
-  type Lifecycle,
   type ReleaseResult,
 } from "../fleet";
-import type { Group } from "../instances";
+import type { Group, Lifecycle } from "../instances";
 import type { PoolConfig } from "../pools";
 import { retryBusyErrors } from "./retry";
 

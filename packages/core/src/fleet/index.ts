@@ -1,5 +1,5 @@
-import type { Group, InstanceRecord, Market } from "../instances";
-import type { InstanceState, PlannerInstance } from "../planner";
+import type { Group, InstanceRecord, Lifecycle, Market } from "../instances";
+import type { PlannerInstance, PlannerState } from "../planner";
 import type { PoolConfig } from "../pools";
 
 /**
@@ -7,16 +7,6 @@ import type { PoolConfig } from "../pools";
  * driver speaks to EC2 Auto Scaling; the simulated driver keeps a fleet in memory that behaves the
  * same way (warm pools, protection, boot times), for local mode and the end-to-end tests.
  */
-
-/**
- * Where an instance is in its Auto Scaling life:
- * - `pending`: launching, or resuming from the warm pool;
- * - `in-service`: running (its runner may still be booting; the registry says);
- * - `stopping`: on its way into the warm pool;
- * - `stopped`: in the warm pool, store intact;
- * - `terminating`: going away.
- */
-export type Lifecycle = "pending" | "in-service" | "stopping" | "stopped" | "terminating";
 
 export interface FleetInstance {
   id: string;
@@ -126,7 +116,7 @@ export function plannerInstance(
   const launchedAt = Date.parse(instance.launchedAt);
   const lastBeat = record?.lastHeartbeatAt ? Date.parse(record.lastHeartbeatAt) : null;
   const sinceLaunch = lastBeat === null || lastBeat < launchedAt;
-  let state: InstanceState;
+  let state: PlannerState;
   let heartbeatOverdue = false;
   switch (instance.lifecycle) {
     case "pending":

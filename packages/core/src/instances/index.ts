@@ -3,6 +3,7 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/li
 import * as z from "zod";
 import { type JobKey, sources } from "../jobs";
 import type { Store } from "../table";
+import { type Group, type Market, type RunnerState, reportedRunnerStates } from "./vocabulary";
 
 /**
  * The instance registry: what each instance of the fleet last said about itself. Auto Scaling knows
@@ -11,13 +12,17 @@ import type { Store } from "../table";
  */
 
 export const instanceIdPattern = /^i-[0-9a-f]{8,17}$/;
-export const groups = ["warm", "burst"] as const;
-export type Group = (typeof groups)[number];
-export const markets = ["on-demand", "spot"] as const;
-export type Market = (typeof markets)[number];
-
-/** `booting` until the first heartbeat; then what the agent reports. */
-export type RunnerState = "booting" | "ready" | "busy" | "draining";
+export {
+  type Group,
+  groups,
+  type Lifecycle,
+  lifecycles,
+  type Market,
+  markets,
+  type RunnerState,
+  reportedRunnerStates,
+  runnerStates,
+} from "./vocabulary";
 
 const isoTime = z.iso.datetime({ offset: true });
 
@@ -32,7 +37,7 @@ export type Interruption = z.infer<typeof interruptionSchema>;
 /** `POST /agent/heartbeat`: the agent's report, every 15 s. */
 export const heartbeatSchema = z.object({
   instanceId: z.string().regex(instanceIdPattern, "not an EC2 instance id"),
-  runner: z.enum(["ready", "busy", "draining"]),
+  runner: z.enum(reportedRunnerStates),
   slots: z.number().int().min(1).max(64),
   runningJobs: z
     .array(z.object({ source: z.enum(sources), id: z.string().regex(/^\d{1,20}$/, "not a job id") }))

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { type JobStatus, jobStatuses, type Source, sources } from "./vocabulary";
 
 /**
  * The job ledger's model: one normalized job per forge job, the same for GitLab and GitHub.
@@ -7,15 +8,7 @@ import * as z from "zod";
  * the ledger reaches the same job whatever order (and however often) the forge delivers events.
  */
 
-export const sources = ["gitlab", "github"] as const;
-export type Source = (typeof sources)[number];
-
-/**
- * `waiting` holds jobs the forge knows but will not hand to a runner yet (GitLab `created`, `manual`,
- * `scheduled`; GitHub `waiting` for deployment approval). They are visible, but are not demand.
- */
-export const jobStatuses = ["waiting", "queued", "running", "completed", "cancelled"] as const;
-export type JobStatus = (typeof jobStatuses)[number];
+export { type JobStatus, jobStatuses, type Source, sources };
 
 const statusRank: Record<JobStatus, number> = {
   waiting: 0,

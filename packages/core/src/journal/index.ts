@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { epochSeconds, type Store } from "../table";
+import type { JournalKind } from "./kinds";
 
 /**
  * The fleet journal: every scaling decision (with its plan, reason and the API calls made), every
@@ -9,8 +10,7 @@ import { epochSeconds, type Store } from "../table";
  * learn why the fleet did what it did.
  */
 
-export const journalKinds = ["decision", "interruption", "sweep", "error"] as const;
-export type JournalKind = (typeof journalKinds)[number];
+export { type JournalKind, journalKinds } from "./kinds";
 
 export type Detail = string | number | boolean | null;
 

@@ -20,13 +20,11 @@ export type { Arrival, Demand, ForecastOptions, PoolDemand } from "./forecast";
 export { DemandHistory, defaultForecastOptions, forecastDemand } from "./forecast";
 export { QUEUE_GROUPS_PER_POOL, type QueuedJobView, QueueSummary, summarizeQueue } from "./queue";
 export type {
-  InstanceGroup,
-  InstanceMarket,
-  InstanceState,
   PlanCounts,
   PlannerInput,
   PlannerInstance,
   PlannerJob,
+  PlannerState,
   PoolPlan,
   QueuedGroup,
   RunningJob,

@@ -1,3 +1,5 @@
+import type { Group, Market } from "../instances/vocabulary";
+import type { JobStatus } from "../jobs/vocabulary";
 import type { PoolConfig } from "../pools";
 import type { Demand } from "./forecast";
 
@@ -13,7 +15,7 @@ import type { Demand } from "./forecast";
 export interface PlannerJob {
   key: string;
   pool: string;
-  status: "queued" | "running";
+  status: Extract<JobStatus, "queued" | "running">;
   cacheKey: string;
   /** Epoch milliseconds. */
   queuedAt: number;
@@ -41,8 +43,6 @@ export interface RunningJob {
   instanceId: string;
 }
 
-export type InstanceGroup = "warm" | "burst";
-export type InstanceMarket = "on-demand" | "spot";
 /**
  * - `launching`: launched or resuming, runner not up yet;
  * - `ready`: in service with its runner up (busy or idle, see `busySlots`);
@@ -53,14 +53,14 @@ export type InstanceMarket = "on-demand" | "spot";
  * - `stopped`: in the warm group's warm pool, store intact;
  * - `terminating`: going away.
  */
-export type InstanceState = "launching" | "ready" | "draining" | "stopping" | "stopped" | "terminating";
+export type PlannerState = "launching" | "ready" | "draining" | "stopping" | "stopped" | "terminating";
 
 export interface PlannerInstance {
   id: string;
   pool: string;
-  group: InstanceGroup;
-  market: InstanceMarket;
-  state: InstanceState;
+  group: Group;
+  market: Market;
+  state: PlannerState;
   slots: number;
   busySlots: number;
   /** Cache keys the store is warm for, most recent first. */

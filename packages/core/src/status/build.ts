@@ -1,5 +1,5 @@
 import { type FleetInstance, plannerInstance } from "../fleet";
-import type { InstanceRecord, InstanceRegistry } from "../instances";
+import type { Group, InstanceRecord, InstanceRegistry } from "../instances";
 import { type Job, type JobKey, jobKeyString } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
@@ -7,7 +7,7 @@ import { queuePosition } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
 import { type QueueSnapshot, routeQueue, type ScalingRecords } from "../scaling";
 import {
-  type InstanceState,
+  type DisplayState,
   type InstanceView,
   type JobView,
   type PoolStatus,
@@ -92,7 +92,7 @@ function instanceView(
   now: number,
 ) {
   const seen = plannerInstance(instance, record, pool, now);
-  let state: InstanceState;
+  let state: DisplayState;
   if (seen.heartbeatOverdue) state = "suspect";
   else if (seen.state === "ready") state = seen.busySlots > 0 ? "busy" : "ready";
   else if (seen.state === "stopping" || seen.state === "stopped") state = "stopped";
@@ -169,9 +169,9 @@ export async function poolStatuses(deps: StatusDeps) {
       const view = instanceView(instance, known.get(instance.id), pool, now);
       if (view) views.push(view);
     }
-    const byState = (state: InstanceState) => views.filter((view) => view.state === state).length;
+    const byState = (state: DisplayState) => views.filter((view) => view.state === state).length;
     const serving = views.filter((view) => view.state !== "stopped");
-    const group = (name: "warm" | "burst") => fleet?.groups.find((g) => g.group === name);
+    const group = (name: Group) => fleet?.groups.find((g) => g.group === name);
     const oldestAt = queue.oldest(pool.name);
     const oldest = oldestAt === null ? null : Math.max(0, Math.round((now - oldestAt) / 1000));
     pools.push({

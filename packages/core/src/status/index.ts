@@ -1,5 +1,8 @@
 import * as z from "zod/mini";
-import type { JobStatus, Source } from "../jobs";
+// Only the dependency-free vocabularies: the page bundles this module.
+import { groups, markets } from "../instances/vocabulary";
+import { jobStatuses, sources } from "../jobs/vocabulary";
+import { journalKinds } from "../journal/kinds";
 
 /**
  * The status document: what `GET /api/status` answers and the status page draws.
@@ -12,29 +15,12 @@ import type { JobStatus, Source } from "../jobs";
  * check what the API answers; the chaining API would make the page's JS several times larger.
  */
 
-/** How the page tells an instance's life apart. `suspect` has missed its heartbeats. */
-export const instanceStates = ["launching", "ready", "busy", "draining", "stopped", "suspect"] as const;
-export type InstanceState = (typeof instanceStates)[number];
-
-export const groups = ["warm", "burst"] as const;
-export type Group = (typeof groups)[number];
-
-export const markets = ["on-demand", "spot"] as const;
-export type Market = (typeof markets)[number];
-
-export const eventKinds = ["decision", "interruption", "sweep", "error"] as const;
-export type EventKind = (typeof eventKinds)[number];
-
-// The ledger's vocabularies, restated rather than imported: importing ../jobs would bundle its
-// full-zod schemas into the page. `satisfies` and the status tests keep the copies in step.
-const jobSources = ["gitlab", "github"] as const satisfies readonly Source[];
-const jobStatuses = [
-  "waiting",
-  "queued",
-  "running",
-  "completed",
-  "cancelled",
-] as const satisfies readonly JobStatus[];
+/**
+ * How the page tells an instance's life apart, derived by `buildStatus` from Auto Scaling's
+ * `Lifecycle` and the agent's `RunnerState`. `suspect` has missed its heartbeats.
+ */
+export const displayStates = ["launching", "ready", "busy", "draining", "stopped", "suspect"] as const;
+export type DisplayState = (typeof displayStates)[number];
 
 const isoTime = z.iso.datetime({ offset: true });
 const count = z.int().check(z.nonnegative());
@@ -54,7 +40,7 @@ const jobUrl = z.url({ protocol: /^https?$/ }).check(
 );
 
 export const jobViewSchema = z.object({
-  source: z.enum(jobSources),
+  source: z.enum(sources),
   /** The forge's job id. */
   id: nonEmpty,
   project: z.string(),
@@ -116,7 +102,7 @@ export const instanceViewSchema = z.object({
   market: z.enum(markets),
   instanceType: z.string(),
   az: z.string(),
-  state: z.enum(instanceStates),
+  state: z.enum(displayStates),
   busySlots: count,
   slots: count,
   /** Since the instance last started; 0 while stopped. */
@@ -137,7 +123,7 @@ export const statusEventSchema = z.object({
   time: isoTime,
   /** Null for fleet-wide events (an error not tied to a pool). */
   pool: z.nullable(z.string()),
-  kind: z.enum(eventKinds),
+  kind: z.enum(journalKinds),
   /** One sentence: why Hearth did this. */
   reason: z.string().check(z.minLength(1), z.maxLength(1000)),
   details: z.optional(z.record(z.string(), detailValue)),

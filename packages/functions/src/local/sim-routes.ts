@@ -1,3 +1,4 @@
+import { sources } from "@hearth/core/jobs";
 import type { Context, Hono } from "hono";
 import * as z from "zod";
 import { bearerMatches, errorResponse, readBody } from "../http";
@@ -7,7 +8,7 @@ const simulatedJobs = z
   .array(
     z.object({
       job: z.object({
-        source: z.enum(["gitlab", "github"]),
+        source: z.enum(sources),
         id: z.string().regex(/^\d{1,20}$/),
         project: z.string().min(1).max(200),
         projectId: z.string().regex(/^\d{1,20}$/),

@@ -1,6 +1,6 @@
 import type { Clock } from "@hearth/core/clock";
 import type { Interruption } from "@hearth/core/instances";
-import { cacheKeyOf, type Job, jobKeyString } from "@hearth/core/jobs";
+import { cacheKeyOf, isTerminal, type Job, jobKeyString, type Source } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
 import { type PoolConfig, routeJob } from "@hearth/core/pools";
 import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/simulation/fleet";
@@ -257,9 +257,9 @@ export class SimulatedRunners {
     for (const agent of this.agents.values()) {
       for (const [index, slot] of agent.slots.entries()) {
         if (!slot) continue;
-        const [source, id] = slot.key.split("#") as ["gitlab" | "github", string];
+        const [source, id] = slot.key.split("#") as [Source, string];
         const job = await this.options.ledger.get({ source, id });
-        if (job && (job.status === "completed" || job.status === "cancelled")) {
+        if (job && isTerminal(job.status)) {
           slot.cancel();
           agent.slots[index] = null;
           this.claimed.delete(slot.key);

@@ -5,7 +5,7 @@ import {
   needsTagLookup,
   type WebhookDelivery,
 } from "@hearth/core/ingest";
-import type { Job } from "@hearth/core/jobs";
+import type { Job, Source } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
 import { type Context, Hono } from "hono";
 import { errorResponse, readBody } from "../http";
@@ -60,7 +60,7 @@ export function webhookRoutes(deps: WebhookDeps) {
     }
   };
 
-  const handle = (source: "github" | "gitlab") => async (c: Context) => {
+  const handle = (source: Source) => async (c: Context) => {
     const started = performance.now();
     const read = await readBody(c.req.raw);
     if (!read.ok) {

@@ -7,10 +7,9 @@ import {
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
-  type Lifecycle,
   type ReleaseResult,
 } from "../../fleet";
-import type { Group, Interruption } from "../../instances";
+import { type Group, groups, type Interruption, type Lifecycle } from "../../instances";
 import type { PoolConfig } from "../../pools";
 import { awsChoice, Random } from "../rules";
 
@@ -273,7 +272,7 @@ export class SimulatedFleet implements FleetPort {
 
   /** What an Auto Scaling group does when desired capacity and reality differ. */
   private async reconcile(pool: PoolConfig): Promise<void> {
-    for (const group of ["warm", "burst"] as const) {
+    for (const group of groups) {
       const state = this.group(pool, group);
       const inService = this.members(pool, group, ["pending", "in-service"]);
       if (inService.length < state.desired) {
@@ -304,7 +303,12 @@ export class SimulatedFleet implements FleetPort {
     }
   }
 
-  private launch(pool: PoolConfig, group: Group, into: "in-service" | "stopped", ready = false): void {
+  private launch(
+    pool: PoolConfig,
+    group: Group,
+    into: Extract<Lifecycle, "in-service" | "stopped">,
+    ready = false,
+  ): void {
     this.counter += 1;
     const id = `i-0${this.counter.toString(16).padStart(16, "0")}`;
     const spot =

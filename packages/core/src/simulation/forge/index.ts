@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from "node:crypto";
+import type { Source } from "../../jobs/vocabulary";
 import { signGitLabBody } from "../../sources/gitlab";
 
 /**
@@ -7,7 +8,7 @@ import { signGitLabBody } from "../../sources/gitlab";
  */
 
 export interface ForgeJob {
-  source: "gitlab" | "github";
+  source: Source;
   /** Numeric job id. */
   id: string;
   /** `owner/repo` or `group/project`. */

@@ -1,5 +1,6 @@
+import type { Market } from "../../instances/vocabulary";
 import { awsChoice, type Random } from "../rules";
-import type { Fleet, Market, SimInstance, SimPool } from "./fleet";
+import type { Fleet, SimInstance, SimPool } from "./fleet";
 
 /**
  * An EC2 Auto Scaling group as the simulator models it, with the semantics a driver relies on:

@@ -6,7 +6,7 @@ import type { FleetModel } from "./model";
 import type { SimPool } from "./pool";
 import { claimJobs } from "./runners";
 
-export type { InstanceState, LaunchOptions, Market } from "./instance";
+export type { LaunchOptions, SimInstanceState } from "./instance";
 export { SimInstance } from "./instance";
 export { SimJob } from "./job";
 export type { SimPool } from "./pool";

@@ -1,3 +1,4 @@
+import type { Market } from "../../instances/vocabulary";
 import type { SimJob } from "./job";
 import type { SimPool } from "./pool";
 
@@ -6,8 +7,8 @@ import type { SimPool } from "./pool";
  * changes it; policies read it.
  */
 
-export type Market = "on-demand" | "spot";
-export type InstanceState = "launching" | "ready" | "draining" | "stopped" | "terminated";
+/** The trace simulator's own, coarser model of an instance's life (no `stopping` or `pending` step). */
+export type SimInstanceState = "launching" | "ready" | "draining" | "stopped" | "terminated";
 
 export interface LaunchOptions {
   market: Market;
@@ -22,7 +23,7 @@ export interface LaunchOptions {
 }
 
 export class SimInstance {
-  state: InstanceState = "launching";
+  state: SimInstanceState = "launching";
   readonly running: SimJob[] = [];
   /** Cache keys the store is warm for, most recent first. */
   keys: string[] = [];
