@@ -19,6 +19,15 @@ import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { FakeAws, installFakeAws, mockedClients, validation } from "./support/auto-scaling-fake";
+import {
+  mutations as autoScalingMutations,
+  BURST,
+  iid,
+  minutesAgo,
+  NOW,
+  pool,
+  WARM,
+} from "./support/aws-fleet-fixtures";
 
 /**
  * The AWS driver, checked at the SDK boundary: every test looks at the exact inputs of the commands
@@ -26,24 +35,6 @@ import { FakeAws, installFakeAws, mockedClients, validation } from "./support/au
  * the fleet port's contract suite uses too (`support/auto-scaling-fake.ts`), so that what one call
  * changes, the next describe shows (as AWS would, eventually).
  */
-
-const NOW = new Date("2026-03-02T12:00:00.000Z");
-const minutesAgo = (minutes: number) => new Date(NOW.getTime() - minutes * 60_000);
-const WARM = "hearth-x86-warm";
-const BURST = "hearth-x86-burst";
-
-/** Instance ids as EC2 spells them (17 hex digits); the tag makes the tests readable. */
-const iid = (tag: number) => `i-${tag.toString(16).padStart(17, "0")}`;
-
-const pool = (overrides: Partial<PoolConfig> = {}): PoolConfig => ({
-  ...poolConfigSchema.parse({
-    name: "x86",
-    labels: ["nix", "x86_64-linux"],
-    architecture: "x86_64",
-    instanceTypes: ["c6a.xlarge", "c6i.xlarge", "c7a.xlarge"],
-  }),
-  ...overrides,
-});
 
 const clients = mockedClients();
 const { autoScaling, ec2, ssm } = clients;
@@ -58,19 +49,7 @@ const inputs = {
     autoScaling.commandCalls(DescribeScalingActivitiesCommand).map((call) => call.args[0].input),
 };
 
-/** The mutating Auto Scaling calls, in the order they were sent. */
-function mutations(): string[] {
-  const kinds = [
-    [SetInstanceProtectionCommand, "SetInstanceProtection"],
-    [SetDesiredCapacityCommand, "SetDesiredCapacity"],
-    [PutWarmPoolCommand, "PutWarmPool"],
-    [UpdateAutoScalingGroupCommand, "UpdateAutoScalingGroup"],
-  ] as const;
-  return autoScaling.calls().flatMap((call) => {
-    const kind = kinds.find(([Command]) => call.args[0] instanceof Command);
-    return kind ? [kind[1]] : [];
-  });
-}
+const mutations = () => autoScalingMutations(autoScaling);
 
 function createFleet(
   groups: Record<string, { warm: string; burst: string }> = { x86: { warm: WARM, burst: BURST } },

@@ -21,28 +21,21 @@ import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
 import { ensureTable } from "../src/table";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
+import {
+  mutations as autoScalingMutations,
+  BURST,
+  iid,
+  minutesAgo,
+  NOW,
+  pool,
+  WARM,
+} from "./support/aws-fleet-fixtures";
 
 /**
  * ScaleFleet's Observe and Apply steps (`scaling/observe.ts`, `scaling/apply.ts`) over the AWS
  * driver: the instance registry in embedded DynamoDB, Auto Scaling and EC2 behind the SDK fake the
  * driver's own tests use. The driver alone is tested in fleet-aws.test.ts.
  */
-
-const NOW = new Date("2026-03-02T12:00:00.000Z");
-const minutesAgo = (minutes: number) => new Date(NOW.getTime() - minutes * 60_000);
-const WARM = "hearth-x86-warm";
-const BURST = "hearth-x86-burst";
-
-/** Instance ids as EC2 spells them (17 hex digits); the tag makes the tests readable. */
-const iid = (tag: number) => `i-${tag.toString(16).padStart(17, "0")}`;
-
-const pool = (): PoolConfig =>
-  poolConfigSchema.parse({
-    name: "x86",
-    labels: ["nix", "x86_64-linux"],
-    architecture: "x86_64",
-    instanceTypes: ["c6a.xlarge", "c6i.xlarge", "c7a.xlarge"],
-  });
 
 const clients = mockedClients();
 const { autoScaling } = clients;
@@ -53,19 +46,7 @@ const inputs = {
   setDesired: () => autoScaling.commandCalls(SetDesiredCapacityCommand).map((call) => call.args[0].input),
 };
 
-/** The mutating Auto Scaling calls, in the order they were sent. */
-function mutations(): string[] {
-  const kinds = [
-    [SetInstanceProtectionCommand, "SetInstanceProtection"],
-    [SetDesiredCapacityCommand, "SetDesiredCapacity"],
-    [PutWarmPoolCommand, "PutWarmPool"],
-    [UpdateAutoScalingGroupCommand, "UpdateAutoScalingGroup"],
-  ] as const;
-  return autoScaling.calls().flatMap((call) => {
-    const kind = kinds.find(([Command]) => call.args[0] instanceof Command);
-    return kind ? [kind[1]] : [];
-  });
-}
+const mutations = () => autoScalingMutations(autoScaling);
 
 let aws: FakeAws;
 let fleet: FleetPort;
