@@ -1,15 +1,12 @@
 import { Random, rememberKey } from "../rules";
 import type { EventQueue } from "./events";
-import { type LaunchOptions, SimInstance } from "./instance";
-import type { SimJob } from "./job";
 import type { FleetModel } from "./model";
-import type { SimPool } from "./pool";
 import { claimJobs } from "./runners";
+import type { SimJob, SimPool } from "./state";
+import { type LaunchOptions, SimInstance } from "./state";
 
-export type { LaunchOptions, SimInstanceState } from "./instance";
-export { SimInstance } from "./instance";
-export { SimJob } from "./job";
-export type { SimPool } from "./pool";
+export type { LaunchOptions, SimInstanceState, SimPool } from "./state";
+export { SimInstance, SimJob } from "./state";
 
 /**
  * The simulated fleet: instances that boot, run jobs in slots, warm their stores, get interrupted and

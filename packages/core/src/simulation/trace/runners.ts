@@ -1,7 +1,5 @@
 import { claimQueuedJobs, type ListeningRunner, type Random } from "../rules";
-import type { SimInstance } from "./instance";
-import type { SimJob } from "./job";
-import type { SimPool } from "./pool";
+import type { SimInstance, SimJob, SimPool } from "./state";
 
 /**
  * How runners claim queued jobs, the same for every policy (`claimQueuedJobs`): when k slots are

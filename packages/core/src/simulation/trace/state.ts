@@ -1,6 +1,5 @@
 import type { Market } from "../../instances/vocabulary";
-import type { SimJob } from "./job";
-import type { SimPool } from "./pool";
+import type { TraceJob } from "./trace";
 
 /**
  * A simulated EC2 instance: its lifecycle, its job slots, its store's warmth and its bill. The fleet
@@ -82,4 +81,40 @@ export class SimInstance {
   canTake(): boolean {
     return this.freeSlots() > 0;
   }
+}
+
+/** A trace job as it moves through the simulated forge: queued, running, done, maybe queued again. */
+export class SimJob {
+  state: "pending" | "queued" | "running" | "done" = "pending";
+  /** When the job last entered the forge's queue: its arrival, or its retry after an interruption. */
+  queuedAt: number;
+  firstStartAt = -1;
+  warmStart = false;
+  interrupted = false;
+  instance: SimInstance | null = null;
+  /** Bumped at every start, so that the finish of an interrupted run is ignored. */
+  run = 0;
+  /** The instance of the first start, for diagnostics. */
+  firstInstance: SimInstance | null = null;
+  /** A policy's own bookkeeping (e.g. when its control plane learned of the job). */
+  seenAt = -1;
+
+  constructor(
+    readonly index: number,
+    readonly trace: TraceJob,
+    readonly pool: SimPool,
+  ) {
+    this.queuedAt = trace.createdAt;
+  }
+}
+
+/** One pool of the simulated fleet: the forge's queue for its jobs, and its instances. */
+export interface SimPool {
+  index: number;
+  name: string;
+  /** The forge's queue: jobs waiting for a runner, oldest first (from `head`). */
+  waiting: SimJob[];
+  head: number;
+  /** Instances not terminated (live and stopped). */
+  instances: SimInstance[];
 }
