@@ -4,7 +4,7 @@ import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { describeJobs, githubJob, pass, secrets, send, startTestHearth } from "./support/local";
 
 /** ScaleFleet's ASL as local mode runs it: retries, failures, and when a webhook starts a run. */
 
@@ -14,15 +14,7 @@ afterEach(async () => {
   hearth = undefined;
 });
 
-const job = (id: string): ForgeJob => ({
-  source: "github",
-  id,
-  project: "acme/app",
-  projectId: "1",
-  pipelineId: "5",
-  name: `test-${id}`,
-  labels: ["nix", "x86_64-linux"],
-});
+const job = (id: string): ForgeJob => githubJob(id, "5");
 
 async function queue(h: LocalHearth, now: number, ...jobs: ForgeJob[]) {
   for (const each of jobs) {

@@ -7,7 +7,7 @@ import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import type { Logger } from "../src/log";
-import { secrets, send, startTestHearth } from "./support/local";
+import { githubJob, secrets, send, startTestHearth } from "./support/local";
 
 /** A ScaleFleet run that died without reaching Finish or its Catch: how long its lease holds a pool. */
 
@@ -17,15 +17,7 @@ afterEach(async () => {
   hearth = undefined;
 });
 
-const job = (id: string): ForgeJob => ({
-  source: "github",
-  id,
-  project: "acme/app",
-  projectId: "1",
-  pipelineId: "9",
-  name: `test-${id}`,
-  labels: ["nix", "x86_64-linux"],
-});
+const job = (id: string): ForgeJob => githubJob(id, "9");
 
 function capture() {
   const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];

@@ -55,3 +55,14 @@ export async function send(hearth: LocalHearth, request: ForgeRequest): Promise<
     body: request.body,
   });
 }
+
+/** A GitHub job of the `x86_64` pool, in run `pipelineId`. */
+export const githubJob = (id: string, pipelineId: string): ForgeJob => ({
+  source: "github",
+  id,
+  project: "acme/app",
+  projectId: "1",
+  pipelineId,
+  name: `test-${id}`,
+  labels: ["nix", "x86_64-linux"],
+});
