@@ -17,7 +17,6 @@ import { PutParameterCommand, SSMClient, SSMServiceException } from "@aws-sdk/cl
 import { beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
-import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { FakeAws, installFakeAws, mockedClients, validation } from "./support/auto-scaling-fake";
 import {
   mutations as autoScalingMutations,

@@ -1,10 +1,8 @@
 import { randomUUID } from "node:crypto";
 import {
   AutoScalingClient,
-  PutWarmPoolCommand,
   SetDesiredCapacityCommand,
   SetInstanceProtectionCommand,
-  UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
@@ -17,7 +15,6 @@ import { createLeases } from "../src/leases";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import type { PoolPlan } from "../src/planner";
-import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
 import { ensureTable } from "../src/table";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";

@@ -113,12 +113,7 @@ const decidedSince = (since: number) => (s: Status) =>
   s.events.some((event) => event.kind === "decision" && Date.parse(event.time) >= since);
 
 describe.each(["SIGKILL", "SIGTERM"] as const)("local mode stopped by %s under load", (signal) => {
-  // One retry: this test once timed out after SIGTERM under a loaded machine (a clean stop that did
-  // not end, not yet diagnosed); a second failure still fails it.
-  it("scales again within seconds of the restart, with the fleet it left", {
-    timeout: 120_000,
-    retry: 1,
-  }, async () => {
+  it("scales again within seconds of the restart, with the fleet it left", { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "hearth-restart-"));
     dirs.push(dir);
     const data = join(dir, "data");
@@ -141,7 +136,12 @@ describe.each(["SIGKILL", "SIGTERM"] as const)("local mode stopped by %s under l
 
     // Stopped in the middle of a run (the queue keeps growing, so the run keeps its lease).
     first.child.process.kill(signal);
-    expect(await first.child.exited).toBe(signal === "SIGKILL" ? "SIGKILL" : 0);
+    // A clean stop ends within seconds, traffic or not (it once waited for a run started after it).
+    const exited = await Promise.race([
+      first.child.exited,
+      new Promise((resolve) => setTimeout(() => resolve("still running 20 s after the signal"), 20_000)),
+    ]);
+    expect(exited, first.child.stderr().slice(-4000)).toBe(signal === "SIGKILL" ? "SIGKILL" : 0);
     await stopFirst();
 
     // What the directory keeps: every instance that was running jobs, in service, with its slots.

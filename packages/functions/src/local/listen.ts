@@ -1,3 +1,4 @@
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 
@@ -28,6 +29,32 @@ export async function listen(
   return {
     server,
     url: `http://${shown}:${bound}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => closeServer(server as Server),
   };
+}
+
+/** How long requests under way may take to finish once the server closes. */
+const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Stops listening and ends every connection. `server.close` alone ends only the connections idle at
+ * that moment: a client that keeps sending on a kept-alive connection (a forge's burst of webhooks)
+ * would hold the server open for as long as it sends. So each response from then on says
+ * `Connection: close`, idle connections are ended as they become idle, and any still busy after the
+ * grace period are cut.
+ */
+function closeServer(server: Server): Promise<void> {
+  server.on("request", (_request: IncomingMessage, response: ServerResponse) => {
+    if (!response.headersSent) response.setHeader("connection", "close");
+  });
+  return new Promise<void>((resolve) => {
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+    server.close(() => {
+      clearInterval(idle);
+      clearTimeout(cut);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }

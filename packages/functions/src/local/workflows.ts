@@ -47,10 +47,17 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
   };
   const { tasks } = options;
   let executions = 0;
+  /** Set by `stop`: a webhook still being answered while the server closes must not start a run. */
+  let stopped = false;
 
   return {
     /** Starts a run for `pool` (like StartExecution: returns once it has started). */
     async start(pool: string, holder: string): Promise<void> {
+      if (stopped) {
+        // The caller took the lease for this run; nothing will release it if the run never starts.
+        await options.release(pool, holder);
+        return;
+      }
       executions += 1;
       const execution = machine.run(
         { pool, holder, iteration: 0, maxIterations: options.maxIterations },
@@ -92,12 +99,13 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
     get executions() {
       return executions;
     },
-    /** Stops every run, lets the steps under way finish, and frees the runs' leases. */
+    /** Stops every run, lets the steps under way finish, and frees the runs' leases; starts none after. */
     async stop(): Promise<void> {
-      const stopped = [...holders];
+      stopped = true;
+      const stoppedRuns = [...holders];
       for (const abort of aborts) abort();
       while (inFlight.size) await Promise.allSettled([...inFlight]);
-      for (const [holder, pool] of stopped) {
+      for (const [holder, pool] of stoppedRuns) {
         await options.release(pool, holder).catch((error: unknown) => {
           options.log.warn("could not free a ScaleFleet lease", {
             pool,
