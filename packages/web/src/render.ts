@@ -458,6 +458,7 @@ export function instancesTable(instances: InstanceView[]): Node {
 
 const kindNames = {
   decision: "Decision",
+  runner: "Runners",
   interruption: "Interruption",
   sweep: "Sweep",
   error: "Error",

@@ -1,9 +1,10 @@
 import type { FleetPort } from "../fleet";
 import { type Heartbeat, heartbeatSchema, type InstanceRecord, type InstanceRegistry } from "../instances";
-import { isTerminal, type Job, type JobEvent, partialEvent } from "../jobs";
+import { isTerminal, type Job, type JobEvent, type JobKey, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
+import { PROTOCOL_VERSION, type RunnerConfigInstruction, type RunnerDeps, tendSlotRunners } from "../runners";
 
 /**
  * `POST /agent/heartbeat`: an instance reports its runner state, running jobs and store. The
@@ -18,9 +19,26 @@ import { type PoolConfig, routeJob } from "../pools";
  */
 export type HeartbeatRejection = "invalid_heartbeat" | "forbidden" | "unknown_instance";
 
+/** What the answer tells a protocol-1 agent to do (docs/PROTOCOL.md). */
+export interface HeartbeatInstructions {
+  /** Runner configs to pick up: where each is, never the config itself. */
+  runnerConfigs: RunnerConfigInstruction[];
+  /** Take no new job; let running ones finish. */
+  drain: boolean;
+  /** Jobs to stop (filled by interruption handling). */
+  cancel: JobKey[];
+}
+
 export type HeartbeatResult =
   | { kind: "rejected"; code: HeartbeatRejection; message: string }
-  | { kind: "accepted"; instance: InstanceRecord };
+  | {
+      kind: "accepted";
+      instance: InstanceRecord;
+      /** The protocol the answer speaks: the agent's, up to this control plane's. */
+      protocol: number;
+      /** Null for a version-0 agent, which would not understand them. */
+      instructions: HeartbeatInstructions | null;
+    };
 
 export interface HeartbeatDeps {
   registry: InstanceRegistry;
@@ -28,6 +46,9 @@ export interface HeartbeatDeps {
   journal: Journal;
   fleet: Pick<FleetPort, "lookup">;
   pools: readonly PoolConfig[];
+  /** Runner identity; absent where no forge credentials are wired (runners are then not tended). */
+  runners?: RunnerDeps | undefined;
+  log?: { warn(message: string, fields?: Record<string, unknown>): void };
 }
 
 /**
@@ -133,5 +154,27 @@ export async function acceptHeartbeat(
       },
     });
   }
-  return { kind: "accepted", instance: stored.after };
+  const protocol = Math.min(beat.protocol ?? 0, PROTOCOL_VERSION);
+  if (protocol < 1) return { kind: "accepted", instance: stored.after, protocol, instructions: null };
+  const draining = stored.after.runner === "draining" || stored.after.interruption !== null;
+  const instructions: HeartbeatInstructions = { runnerConfigs: [], drain: draining, cancel: [] };
+  const pool = deps.pools.find((p) => p.name === stored.after.pool);
+  if (deps.runners && pool) {
+    try {
+      const tended = await tendSlotRunners(deps.runners, {
+        instance: stored.after,
+        pool,
+        reported: beat.slotRunners ?? [],
+        mayMint: !draining,
+      });
+      instructions.runnerConfigs = tended.configs;
+    } catch (error) {
+      // The heartbeat itself is recorded; runners are tended again at the next one.
+      deps.log?.warn("could not tend the instance's runners", {
+        instance: beat.instanceId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  return { kind: "accepted", instance: stored.after, protocol, instructions };
 }

@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { type JobKey, sources } from "../jobs";
+import { reportedSlotRunnerStates } from "../runners/vocabulary";
 import type { Store } from "../table";
 import { type Group, type Market, type RunnerState, reportedRunnerStates } from "./vocabulary";
 
@@ -46,6 +47,38 @@ export const heartbeatSchema = z.object({
   cacheKeys: z.array(z.string().min(1).max(300)).max(64),
   storeBytes: z.number().int().nonnegative().nullable(),
   interruption: interruptionSchema.nullable(),
+  /**
+   * The protocol the agent speaks (docs/PROTOCOL.md). Absent in version 0, whose agents report no
+   * runners and get no instructions.
+   */
+  protocol: z.number().int().min(0).max(1000).optional(),
+  /** Version 1: the GitHub runner each slot holds, as the agent started it. */
+  slotRunners: z
+    .array(
+      z.object({
+        slot: z.number().int().min(0).max(63),
+        runnerId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+        state: z.enum(reportedSlotRunnerStates),
+        job: z
+          .object({ source: z.enum(sources), id: z.string().regex(/^\d{1,20}$/, "not a job id") })
+          .nullable()
+          .optional(),
+      }),
+    )
+    .max(64)
+    .refine(
+      (runners) => new Set(runners.map((r) => r.slot)).size === runners.length,
+      "a slot is reported twice",
+    )
+    .optional(),
+  /** Version 1: the GitLab runner manager this instance is, once gitlab-runner has started. */
+  gitlabManager: z
+    .object({
+      runnerId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable(),
+      systemId: z.string().regex(/^[a-z]_[A-Za-z0-9]{1,62}$/, "not a GitLab system_id"),
+    })
+    .nullable()
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
@@ -67,6 +100,8 @@ export interface InstanceRecord {
   /** Since when no slot has been busy; null while busy or before the first heartbeat. */
   idleSince: string | null;
   interruption: Interruption | null;
+  /** The GitLab runner manager the instance reported being (protocol 1), or null. */
+  gitlabManager: { runnerId: number | null; systemId: string } | null;
 }
 
 export type Registration = Pick<InstanceRecord, "id" | "pool" | "group" | "market" | "az" | "launchedAt"> & {
@@ -90,6 +125,7 @@ const FIELDS = [
   "lastHeartbeatAt",
   "idleSince",
   "interruption",
+  "gitlabManager",
 ] as const;
 
 function fromItem(item: Record<string, unknown>): InstanceRecord {
@@ -108,6 +144,8 @@ export interface InstanceRegistry {
   ): Promise<{ before: InstanceRecord; after: InstanceRecord } | undefined>;
   /** An instance resumed from the warm pool: booting again, same store. */
   resumed(id: string, at: string): Promise<void>;
+  /** An instance went into the warm pool: nothing runs on it until it resumes. */
+  parked(id: string): Promise<void>;
   forget(id: string): Promise<void>;
 }
 
@@ -175,6 +213,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         lastHeartbeatAt: null,
         idleSince: null,
         interruption: null,
+        gitlabManager: null,
       };
       try {
         await client.send(
@@ -227,6 +266,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           idleSince: busy ? null : (record.idleSince ?? at),
           // A notice stays until the instance is gone: EC2 does not take it back.
           interruption: record.interruption ?? beat.interruption,
+          gitlabManager: beat.gitlabManager ?? record.gitlabManager,
         };
       });
     },
@@ -235,6 +275,16 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
       await update(id, (record) => ({
         ...record,
         launchedAt: at,
+        runner: "booting",
+        runningJobs: [],
+        lastHeartbeatAt: null,
+        idleSince: null,
+      }));
+    },
+
+    async parked(id) {
+      await update(id, (record) => ({
+        ...record,
         runner: "booting",
         runningJobs: [],
         lastHeartbeatAt: null,

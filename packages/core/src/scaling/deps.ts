@@ -5,6 +5,7 @@ import type { Journal } from "../journal";
 import type { Leases } from "../leases";
 import type { Ledger } from "../ledger";
 import type { PoolConfig } from "../pools";
+import type { RunnerDeps } from "../runners";
 import type { ScalingRecords } from "./records";
 
 /** What ScaleFleet's steps, the webhook's request for a run and the minute tick work with. */
@@ -18,6 +19,8 @@ export interface ScalingDeps {
   fleet: FleetPort;
   /** Looks up GitLab tags the webhook could not; absent when no API token is configured. */
   gitlab?: GitLabJobs;
+  /** Runner identity: an instance leaving service has its runners deleted. Absent: not wired. */
+  runners?: RunnerDeps | undefined;
   now: () => Date;
 }
 

@@ -3,6 +3,7 @@ import { resolveTags } from "../ingest";
 import { cacheKeyOf, type Job, jobKeyString, labelSetKey } from "../jobs";
 import { QueueSummary, type RunningJob } from "../planner";
 import { type PoolConfig, routeJob } from "../pools";
+import { retireInstanceRunners } from "../runners";
 import { poolOf, type ScalingDeps } from "./deps";
 import { type Observation, observedQueue } from "./plan-input";
 import { type ScalingRecords, SNAPSHOT_LABEL_SETS } from "./records";
@@ -109,7 +110,35 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   }
   await deps.scalingRecords.putFleet(pool.name, fleet);
   const present = new Set(fleet.instances.map((instance) => instance.id));
-  for (const record of records) if (!present.has(record.id)) await deps.registry.forget(record.id);
+  for (const record of records) {
+    if (present.has(record.id)) continue;
+    // Gone from both groups: terminated. Its runners and its GitLab manager go before its record.
+    if (deps.runners) {
+      await retireInstanceRunners(deps.runners, {
+        instanceId: record.id,
+        pool: pool.name,
+        how: "terminated",
+      });
+    }
+    await deps.registry.forget(record.id);
+  }
+  if (deps.runners) {
+    for (const instance of fleet.instances) {
+      const record = known.get(instance.id);
+      const parked = instance.lifecycle === "stopping" || instance.lifecycle === "stopped";
+      // Into the warm pool: a stopped instance holds no runner config (it keeps its GitLab manager).
+      // Once per stop: the record forgets its heartbeats, as on a resume.
+      if (parked && record && record.lastHeartbeatAt !== null) {
+        await retireInstanceRunners(deps.runners, {
+          instanceId: instance.id,
+          pool: pool.name,
+          how: "stopped",
+        });
+        await deps.registry.parked(instance.id);
+        known.set(instance.id, { ...record, lastHeartbeatAt: null, runningJobs: [] });
+      }
+    }
+  }
 
   const instances = fleet.instances.map((instance) =>
     plannerInstance(instance, known.get(instance.id), pool, now),

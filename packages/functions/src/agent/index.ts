@@ -36,8 +36,14 @@ export function agentRoutes(deps: AgentDeps) {
         deps.log.warn("heartbeat rejected", { code: result.code, caller });
         return errorResponse(c, rejectionStatus[result.code], result.code, result.message);
       }
-      const { instance } = result;
-      return c.json({ status: "ok", instance: instance.id, runner: instance.runner });
+      const { instance, protocol, instructions } = result;
+      // A version-0 agent gets the answer it always had; a later one, its instructions too.
+      return c.json({
+        status: "ok",
+        instance: instance.id,
+        runner: instance.runner,
+        ...(instructions ? { protocol, instructions } : {}),
+      });
     })
     .all("/heartbeat", (c) => {
       c.header("Allow", "POST");
