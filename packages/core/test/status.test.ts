@@ -34,6 +34,7 @@ describe("the status document", () => {
       "../instances/vocabulary",
       "../jobs/vocabulary",
       "../journal/kinds",
+      "../runners/vocabulary",
       "zod/mini",
     ]);
     for (const path of imported.filter((path) => path?.startsWith("../"))) {

@@ -15,6 +15,7 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
+import { createRunnerRecords } from "@hearth/core/runners";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
@@ -96,6 +97,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
   const journal = once(() => createJournal(ports.store()));
   const leases = once(() => createLeases(ports.store()));
   const scalingRecords = once(() => createScalingRecords(ports.store()));
+  const runnerRecords = once(() => createRunnerRecords(ports.store()));
   const gitlab = once(() => ports.gitlab());
 
   const scaling: ScalingDeps = {
@@ -205,6 +207,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           registry: registry(),
           journal: journal(),
           scalingRecords: scalingRecords(),
+          runnerRecords: runnerRecords(),
           now: () => ports.now(),
           ...http.status,
         },

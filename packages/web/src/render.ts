@@ -398,6 +398,29 @@ const stateOrder: Record<DisplayState, number> = {
   stopped: 5,
 };
 
+/** One line per runner: its forge and slot (or GitLab manager), id, state and job. */
+function runnersCell(runners: InstanceView["runners"]): Node | string {
+  if (!runners.length) return h("span", { class: "sub" }, "none");
+  return h(
+    "ul",
+    { class: "runners", "data-testid": "instance-runners" },
+    ...runners.map((runner) =>
+      h(
+        "li",
+        { "data-forge": runner.forge, "data-state": runner.state, title: runner.name },
+        runner.forge === "github"
+          ? `GitHub${runner.slot === null ? "" : ` slot ${runner.slot}`}`
+          : "GitLab manager",
+        " ",
+        h("code", null, runner.runnerId === null ? "…" : `#${runner.runnerId}`),
+        " ",
+        h("span", { class: "sub-inline" }, runner.state),
+        runner.job ? h("span", { class: "sub-inline" }, ` · job ${runner.job.id}`) : null,
+      ),
+    ),
+  );
+}
+
 export function instancesTable(instances: InstanceView[]): Node {
   const rows = [...instances].sort(
     (a, b) =>
@@ -431,6 +454,7 @@ export function instancesTable(instances: InstanceView[]): Node {
         },
         { label: "State", cell: (instance) => badge(instance.state, instance.state) },
         { label: "Slots", numeric: true, cell: (instance) => `${instance.busySlots} / ${instance.slots}` },
+        { label: "Runners", cell: (instance) => runnersCell(instance.runners) },
         {
           label: "Warmth",
           cell: (instance) => [

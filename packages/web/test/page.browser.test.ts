@@ -121,6 +121,13 @@ describe("the status page", () => {
     expect(await busy.getAttribute("data-state")).toBe("busy");
     expect(await busy.innerText()).toContain("41 cache keys");
     expect(await page.locator('[data-testid="instance-row"][data-state="busy"]').count()).toBe(4);
+    // Its runners: each slot's GitHub runner, its id, state and job; another's GitLab manager.
+    expect(await busy.getByTestId("instance-runners").innerText()).toMatch(
+      /GitHub slot 0 #30114 running · job 28311903001\s+GitHub slot 1 #30117 running · job 28311903002/,
+    );
+    const second = page.locator('[data-testid="instance-row"][data-instance="i-0a1b2c3d4e5f60002"]');
+    expect(await second.locator('[data-forge="gitlab"]').innerText()).toBe("GitLab manager #812 registered");
+    expect(await second.locator('[data-forge="gitlab"]').getAttribute("title")).toBe("s_4e1f0a9c2b7d");
 
     const queued = page.getByTestId("queue-table").locator('[data-job="gitlab#41877"]');
     expect(await queued.innerText()).toContain("4m 12s");

@@ -67,6 +67,10 @@ const slotKey = (instanceId: string, slot: number) => ({
   pk: `RUNNERS#${instanceId}`,
   sk: `SLOT#${String(slot).padStart(2, "0")}`,
 });
+const slotIndex = (runner: Pick<SlotRunner, "pool" | "instanceId" | "slot">) => ({
+  gsi1pk: `RUNNERS-IN#${runner.pool}`,
+  gsi1sk: `${runner.instanceId}#${String(runner.slot).padStart(2, "0")}`,
+});
 const removalItemKey = (key: string) => ({ pk: "RUNNER-REMOVALS", sk: key });
 
 const SLOT_FIELDS = [
@@ -96,6 +100,8 @@ function removalFromItem(item: Record<string, unknown>): Removal {
 export interface RunnerRecords {
   /** The slots' current runners of an instance, by slot. */
   ofInstance(instanceId: string): Promise<SlotRunner[]>;
+  /** The slots' current runners of a pool's instances (one index query: the status page's read). */
+  inPool(pool: string): Promise<SlotRunner[]>;
   /**
    * Takes a free slot for a mint: true if this caller may mint (no current runner, or a mint cut
    * short). Two heartbeats at once never mint two runners for one slot.
@@ -116,16 +122,17 @@ export interface RunnerRecords {
 export function createRunnerRecords(store: Store): RunnerRecords {
   const { client, tableName, now } = store;
 
-  async function queryAll(pk: string): Promise<Record<string, unknown>[]> {
+  async function queryAll(pk: string, index?: "gsi1"): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const page = await client.send(
         new QueryCommand({
           TableName: tableName,
-          KeyConditionExpression: "pk = :pk",
+          ...(index
+            ? { IndexName: index, KeyConditionExpression: "gsi1pk = :pk" }
+            : { KeyConditionExpression: "pk = :pk", ConsistentRead: true }),
           ExpressionAttributeValues: { ":pk": pk },
-          ConsistentRead: true,
           ExclusiveStartKey: start,
         }),
       );
@@ -140,6 +147,10 @@ export function createRunnerRecords(store: Store): RunnerRecords {
       return (await queryAll(`RUNNERS#${instanceId}`)).map(slotFromItem);
     },
 
+    async inPool(pool) {
+      return (await queryAll(`RUNNERS-IN#${pool}`, "gsi1")).map(slotFromItem);
+    },
+
     async claim(runner) {
       const at = now();
       try {
@@ -148,6 +159,7 @@ export function createRunnerRecords(store: Store): RunnerRecords {
             TableName: tableName,
             Item: {
               ...slotKey(runner.instanceId, runner.slot),
+              ...slotIndex(runner),
               kind: "slot-runner",
               ...runner,
               runnerId: null,
@@ -177,7 +189,12 @@ export function createRunnerRecords(store: Store): RunnerRecords {
       await client.send(
         new PutCommand({
           TableName: tableName,
-          Item: { ...slotKey(runner.instanceId, runner.slot), kind: "slot-runner", ...runner },
+          Item: {
+            ...slotKey(runner.instanceId, runner.slot),
+            ...slotIndex(runner),
+            kind: "slot-runner",
+            ...runner,
+          },
         }),
       );
     },

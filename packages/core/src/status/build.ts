@@ -5,6 +5,7 @@ import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { queuePosition } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
+import { type RunnerRecords, type RunnerView, runnerViews } from "../runners";
 import { type QueueSnapshot, routeQueue, type ScalingRecords } from "../scaling";
 import {
   type DisplayState,
@@ -31,6 +32,8 @@ export interface StatusDeps {
   registry: InstanceRegistry;
   journal: Journal;
   scalingRecords: ScalingRecords;
+  /** What Hearth recorded of the runners it registered; absent, instances list no runner. */
+  runnerRecords?: RunnerRecords | undefined;
   now: () => Date;
   /** Index items a request reads to count the queue itself (default `QUICK_READ`). */
   quickRead?: number;
@@ -90,6 +93,7 @@ function instanceView(
   record: InstanceRecord | undefined,
   pool: PoolConfig,
   now: number,
+  runners: RunnerView[],
 ) {
   const seen = plannerInstance(instance, record, pool, now);
   let state: DisplayState;
@@ -113,6 +117,7 @@ function instanceView(
     warmCacheKeys: record?.cacheKeys.length ?? 0,
     storeBytes: record?.storeBytes ?? null,
     lastHeartbeatSeconds: running && record?.lastHeartbeatAt ? seconds(record.lastHeartbeatAt, now) : null,
+    runners,
   };
   return view;
 }
@@ -151,22 +156,35 @@ async function queueView(deps: StatusDeps) {
 /** Pools with their instances, as the page and the per-minute samples see them. */
 export async function poolStatuses(deps: StatusDeps) {
   const now = deps.now().getTime();
-  const [queue, perPool] = await Promise.all([
+  const runnerRecords = deps.runnerRecords;
+  const [queue, perPool, removals] = await Promise.all([
     queueView(deps),
     Promise.all(
       deps.pools.map((pool) =>
-        Promise.all([deps.scalingRecords.fleet(pool.name), deps.registry.inPool(pool.name)]),
+        Promise.all([
+          deps.scalingRecords.fleet(pool.name),
+          deps.registry.inPool(pool.name),
+          runnerRecords ? runnerRecords.inPool(pool.name) : Promise.resolve([]),
+        ]),
       ),
     ),
+    runnerRecords ? runnerRecords.removals() : Promise.resolve([]),
   ]);
   const pools: PoolStatus[] = [];
   const instances: InstanceView[] = [];
   for (const [index, pool] of deps.pools.entries()) {
-    const [fleet, records] = perPool[index] ?? [undefined, []];
+    const [fleet, records, slotRunners] = perPool[index] ?? [undefined, [], []];
     const known = new Map(records.map((record) => [record.id, record]));
     const views: InstanceView[] = [];
     for (const instance of fleet?.instances ?? []) {
-      const view = instanceView(instance, known.get(instance.id), pool, now);
+      const record = known.get(instance.id);
+      const runners = runnerViews(
+        instance.id,
+        slotRunners.filter((runner) => runner.instanceId === instance.id),
+        removals,
+        record?.gitlabManager ?? null,
+      );
+      const view = instanceView(instance, record, pool, now, runners);
       if (view) views.push(view);
     }
     const byState = (state: DisplayState) => views.filter((view) => view.state === state).length;

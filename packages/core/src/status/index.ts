@@ -3,6 +3,7 @@ import * as z from "zod/mini";
 import { groups, markets } from "../instances/vocabulary";
 import { jobStatuses, sources } from "../jobs/vocabulary";
 import { journalKinds } from "../journal/kinds";
+import { runnerViewStates } from "../runners/vocabulary";
 
 /**
  * The status document: what `GET /api/status` answers and the status page draws.
@@ -113,6 +114,21 @@ export const instanceViewSchema = z.object({
   storeBytes: z.nullable(count),
   /** Seconds since the agent's last heartbeat; null before the first one, or while stopped. */
   lastHeartbeatSeconds: z.nullable(seconds),
+  /**
+   * The runners Hearth registered for it: each slot's GitHub runner, deletions still owed, and its
+   * GitLab runner manager. Ids and names only: a registration is never here.
+   */
+  runners: z.array(
+    z.object({
+      forge: z.enum(sources),
+      runnerId: z.nullable(count),
+      name: z.string().check(z.maxLength(200)),
+      slot: z.nullable(count),
+      state: z.enum(runnerViewStates),
+      job: z.nullable(z.object({ source: z.enum(sources), id: nonEmpty })),
+      systemId: z.optional(z.string().check(z.maxLength(100))),
+    }),
+  ),
 });
 export type InstanceView = z.infer<typeof instanceViewSchema>;
 

@@ -25,6 +25,8 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | lease         | `LEASE#<name>`         | `LEASE`         | –                                     | –                         |
  * | pool state    | `POOL#<name>`          | `STATE`         | –                                     | –                         |
  * | series sample | `SERIES#<pool>`        | `<minute>`      | –                                     | –                         |
+ * | slot runner   | `RUNNERS#<instance>`   | `SLOT#<nn>`     | `RUNNERS-IN#<pool>` / `<instance>#<nn>` | –                       |
+ * | runner removal| `RUNNER-REMOVALS`      | `<forge>#<id>`  | –                                     | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries, samples and
  * gone instances expire.
