@@ -6,6 +6,7 @@ import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
+import { createRunnerRecords } from "@hearth/core/runners";
 import {
   createScalingRecords,
   leaseNotices,
@@ -15,7 +16,6 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
-import { createRunnerRecords } from "@hearth/core/runners";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
