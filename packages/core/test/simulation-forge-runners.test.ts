@@ -1,6 +1,7 @@
 import { runnerIdentity } from "@hearth/core/github-api";
 import {
   MAX_GITHUB_RUNNERS_PER_SCOPE,
+  MAX_RETIRED_CONFIGS,
   type SimGitHubScope,
   SimulatedForgeRunners,
 } from "@hearth/core/simulation/forge/runners";
@@ -153,6 +154,26 @@ describe("simulated GitHub runners", () => {
     expect(
       forge.github.startRunner({ encodedJitConfig: minted.encoded_jit_config, instanceId: "i-1", slot: 0 }),
     ).toMatchObject({ ok: false, reason: "runner-gone" });
+  });
+
+  it("forgets the oldest configs of deleted runners beyond a bound, and no live runner's", () => {
+    const forge = new SimulatedForgeRunners();
+    const live = mint(forge, "i-live", 0);
+    const configs: string[] = [];
+    for (let i = 0; i <= MAX_RETIRED_CONFIGS; i++) {
+      const minted = mint(forge, "i-1", 0);
+      configs.push(minted.encoded_jit_config);
+      forge.github.deleteRunner(repo, minted.runner.id);
+    }
+    const start = (encodedJitConfig: string) =>
+      forge.github.startRunner({ encodedJitConfig, instanceId: "i-1", slot: 0 });
+    expect(start(configs[0] ?? "")).toMatchObject({ ok: false, reason: "unknown-config" });
+    expect(start(configs[1] ?? "")).toMatchObject({ ok: false, reason: "runner-gone" });
+    expect(start(configs[configs.length - 1] ?? "")).toMatchObject({ ok: false, reason: "runner-gone" });
+    expect(forge.snapshot().github.configs).toHaveLength(MAX_RETIRED_CONFIGS + 1);
+    expect(
+      forge.github.startRunner({ encodedJitConfig: live.encoded_jit_config, instanceId: "i-live", slot: 0 }),
+    ).toMatchObject({ ok: true });
   });
 
   it("gives a job only to a started idle runner, refuses deletion while it runs, and deletes it after", () => {

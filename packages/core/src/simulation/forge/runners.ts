@@ -84,7 +84,7 @@ export type RunnerStep<R> = { ok: true; runner: SimGitHubRunner } | { ok: false;
 /** GitHub keeps at most this many runners in a scope (it limits a runner group to 10,000). */
 export const MAX_GITHUB_RUNNERS_PER_SCOPE = 10_000;
 /** Configs of deleted runners remembered, so that a late start is told "runner-gone". */
-const RETIRED_CONFIGS = 10_000;
+export const MAX_RETIRED_CONFIGS = 10_000;
 
 const readOnlyLabels = new Set(["self-hosted", "linux", "x64", "arm64", "arm"]);
 
@@ -367,7 +367,7 @@ export class SimulatedGitHubRunners {
     this.retired++;
     // Configs of deleted runners are kept, up to a bound, to tell a late start why it is refused.
     for (const [digest, config] of this.configs) {
-      if (this.retired <= RETIRED_CONFIGS) break;
+      if (this.retired <= MAX_RETIRED_CONFIGS) break;
       if (this.runners.has(config.runnerId)) continue;
       this.configs.delete(digest);
       this.retired--;
