@@ -22,7 +22,7 @@ import Ajv, { type ValidateFunction } from "ajv";
 
 type Json = Record<string, unknown>;
 
-interface Operation {
+export interface Operation {
   template: string;
   method: string;
   pattern: RegExp;
@@ -134,6 +134,69 @@ const errorsOf = (validate: ValidateFunction) =>
     .slice(0, 5)
     .map((error) => `${error.instancePath || "/"} ${error.message}`)
     .join("; ");
+
+/** The described operation a request's method and path (without the base URL's) match, if any. */
+export function describedOperation(
+  method: string,
+  path: string,
+): { operation: Operation; params: Record<string, string> } | undefined {
+  const operation = description().operations.find((op) => op.method === method && op.pattern.test(path));
+  if (!operation) return undefined;
+  const params = Object.fromEntries(
+    operation.params.map((name, index) => [
+      name,
+      decodeURIComponent(operation.pattern.exec(path)?.[index + 1] ?? ""),
+    ]),
+  );
+  return { operation, params };
+}
+
+/** Why a request body does not fit the operation's described request body, or undefined if it does. */
+export function requestBodyProblem(operation: Operation, body: unknown): string | undefined {
+  const requestBody = operation.spec.requestBody
+    ? resolve(operation.spec.requestBody as Json).node
+    : undefined;
+  if (requestBody) {
+    if (body === undefined && requestBody.required === true) return "the operation requires a body";
+    if (body !== undefined) {
+      const validate = validator(
+        `${operation.pointer}/requestBody/${pointerOf("content", "application/json", "schema")}`,
+      );
+      if (!validate(body)) return `the body does not match the described schema: ${errorsOf(validate)}`;
+    }
+  } else if (body !== undefined && Object.keys(body as Json).length > 0) {
+    return "the operation takes no body";
+  }
+  return undefined;
+}
+
+/**
+ * Why an answer does not fit the operation's described response for its status, or undefined if it
+ * does. Statuses GitHub answers on every operation without describing them per operation (400 for a
+ * body that is not JSON, 401, 403, 404, 429, 5xx) are held to `basic-error`.
+ */
+export function responseProblem(operation: Operation, status: number, body: unknown): string | undefined {
+  const described = (operation.spec.responses as Json)[String(status)] as Json | undefined;
+  let schemaPointer: string | undefined;
+  if (described) {
+    const { node, pointer } = resolve(described);
+    const base = pointer ?? `${operation.pointer}/${pointerOf("responses", String(status))}`;
+    if ((node.content as Json | undefined)?.["application/json"]) {
+      schemaPointer = `${base}/${pointerOf("content", "application/json", "schema")}`;
+    } else if (body !== undefined) {
+      return `status ${status} is described without a body`;
+    }
+  } else if ([400, 401, 403, 404, 429, 500, 502, 503].includes(status)) {
+    schemaPointer = pointerOf("components", "schemas", "basic-error");
+  } else {
+    return `status ${status} is not described for this operation`;
+  }
+  if (schemaPointer) {
+    const validate = validator(schemaPointer);
+    if (!validate(body)) return `the answer does not match the schema: ${errorsOf(validate)}`;
+  }
+  return undefined;
+}
 
 export interface FakeRunner {
   id: number;
@@ -317,20 +380,12 @@ export class FakeGitHub {
     if (!url.pathname.startsWith(`${this.prefix}/`))
       return reject(`not under the base URL's path ${this.prefix || "/"}`);
     const path = url.pathname.slice(this.prefix.length);
-    const operation = description().operations.find((op) => op.method === method && op.pattern.test(path));
-    if (!operation) return reject("no operation of GitHub's API has this method and path");
+    const found = describedOperation(method, path);
+    if (!found) return reject("no operation of GitHub's API has this method and path");
+    const { operation, params } = found;
     recorded.template = operation.template;
-    const params = Object.fromEntries(
-      operation.params.map((name, index) => [
-        name,
-        decodeURIComponent(operation.pattern.exec(path)?.[index + 1] ?? ""),
-      ]),
-    );
 
     let body: unknown;
-    const requestBody = operation.spec.requestBody
-      ? resolve(operation.spec.requestBody as Json).node
-      : undefined;
     if (raw.length > 0) {
       try {
         body = JSON.parse(raw);
@@ -338,18 +393,8 @@ export class FakeGitHub {
         return reject("the body is not JSON");
       }
     }
-    if (requestBody) {
-      if (body === undefined && requestBody.required === true) return reject("the operation requires a body");
-      if (body !== undefined) {
-        const validate = validator(
-          `${operation.pointer}/requestBody/${pointerOf("content", "application/json", "schema")}`,
-        );
-        if (!validate(body))
-          return reject(`the body does not match the described schema: ${errorsOf(validate)}`);
-      }
-    } else if (body !== undefined && Object.keys(body as Json).length > 0) {
-      return reject("the operation takes no body");
-    }
+    const bodyProblem = requestBodyProblem(operation, body);
+    if (bodyProblem) return reject(bodyProblem);
 
     const answer = this.answer(
       method,
@@ -359,26 +404,8 @@ export class FakeGitHub {
       body as Json,
       request.headers.authorization,
     );
-    const described = (operation.spec.responses as Json)[String(answer.status)] as Json | undefined;
-    let schemaPointer: string | undefined;
-    if (described) {
-      const { node, pointer } = resolve(described);
-      const base = pointer ?? `${operation.pointer}/${pointerOf("responses", String(answer.status))}`;
-      if ((node.content as Json | undefined)?.["application/json"]) {
-        schemaPointer = `${base}/${pointerOf("content", "application/json", "schema")}`;
-      } else if (answer.body !== undefined) {
-        return reject(`status ${answer.status} is described without a body`);
-      }
-    } else if ([401, 403, 404, 429, 500, 502, 503].includes(answer.status)) {
-      schemaPointer = pointerOf("components", "schemas", "basic-error");
-    } else {
-      return reject(`status ${answer.status} is not described for this operation`);
-    }
-    if (schemaPointer) {
-      const validate = validator(schemaPointer);
-      if (!validate(answer.body))
-        return reject(`the fake's own answer does not match the schema: ${errorsOf(validate)}`);
-    }
+    const answerProblem = responseProblem(operation, answer.status, answer.body);
+    if (answerProblem) return reject(answerProblem.replace(/^the answer/, "the fake's own answer"));
     recorded.status = answer.status;
     response.writeHead(answer.status, {
       "content-type": "application/json; charset=utf-8",

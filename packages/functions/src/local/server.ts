@@ -10,6 +10,7 @@ import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools, type PoolConfig } from "@hearth/core/pools";
 import { scaleLease } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { ensureTable, type Store } from "@hearth/core/table";
 import type { AgentDeps } from "../agent";
 import { composeHearth } from "../hearth";
@@ -69,8 +70,8 @@ export interface LocalHearth {
   leases: Leases;
   pools: readonly PoolConfig[];
   clock: Clock;
-  /** The simulated fleet and its runners, unless another fleet drives real machines. */
-  simulation: { fleet: SimulatedFleet; runners: SimulatedRunners } | null;
+  /** The simulated fleet, its runners and the simulated forges', unless another fleet drives real machines. */
+  simulation: { fleet: SimulatedFleet; runners: SimulatedRunners; forge: SimulatedForgeRunners } | null;
   scaleFleet: LocalScaleFleet;
   /** The secrets in effect, including ones generated because none was configured. */
   secrets: { githubWebhookSecret: string; gitlabWebhookToken: string };
@@ -209,7 +210,10 @@ async function startWith(
     leases,
     pools,
     clock,
-    simulation: simulatedFleet && runners ? { fleet: simulatedFleet, runners } : null,
+    simulation:
+      simulatedFleet && simulation
+        ? { fleet: simulatedFleet, runners: simulation.runners, forge: simulation.forge }
+        : null,
     scaleFleet,
     secrets: { githubWebhookSecret, gitlabWebhookToken },
     generated,

@@ -1,29 +1,32 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FleetSnapshot } from "@hearth/core/simulation/fleet";
+import type { ForgeRunnersSnapshot } from "@hearth/core/simulation/forge/runners";
 import type { RunnersSnapshot, SimulatedJob } from "./sim-runners";
 
 /**
- * The simulated fleet and its runners, kept in `--data` so that a restart, even a SIGKILL, loses
+ * The simulated fleet, its runners and the simulated forges' runners, kept in `--data` so that a restart, even a SIGKILL, loses
  * nothing: the machines outlive the process, as real ones would. Every change marks the state dirty;
  * it is written before anything outside the simulation can learn of the change (before each webhook
  * or heartbeat the runners send, and before a fleet call answers ScaleFleet), and otherwise within
  * `debounceMs`. Each write is whole and atomic (a temporary file renamed into place).
  *
- * Two files: `simulation.json` (instances, groups, stores, slots; small, written often) and
+ * Two files: `simulation.json` (instances, groups, stores, slots, the forges' runners; small, written often) and
  * `simulation-jobs.json` (the demo's job descriptions; written when the demo describes jobs).
  */
 
 export interface SimulationState {
   fleet: FleetSnapshot;
   runners: Omit<RunnersSnapshot, "jobs">;
+  /** The simulated forges' runners; absent in files written before they existed. */
+  forge?: ForgeRunnersSnapshot;
 }
 
 type Part = "state" | "jobs";
 
 export interface SimulationFiles {
   /** What was kept, if anything. */
-  load(): { fleet: FleetSnapshot; runners: RunnersSnapshot } | undefined;
+  load(): { fleet: FleetSnapshot; runners: RunnersSnapshot; forge?: ForgeRunnersSnapshot } | undefined;
   changed(part: Part): void;
   /** Writes what changed now. */
   flush(part?: Part): void;
@@ -61,11 +64,16 @@ export function simulationFiles(
       const state = JSON.parse(readFileSync(files.state, "utf8")) as {
         fleet: FleetSnapshot;
         runners: RunnersSnapshot;
+        forge?: ForgeRunnersSnapshot;
       };
       const jobs = existsSync(files.jobs)
         ? (JSON.parse(readFileSync(files.jobs, "utf8")) as SimulatedJob[])
         : (state.runners.jobs ?? []);
-      return { fleet: state.fleet, runners: { ...state.runners, jobs } };
+      return {
+        fleet: state.fleet,
+        runners: { ...state.runners, jobs },
+        ...(state.forge ? { forge: state.forge } : {}),
+      };
     },
     changed(part) {
       dirty[part] = true;

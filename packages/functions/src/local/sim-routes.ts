@@ -2,6 +2,7 @@ import { sources } from "@hearth/core/jobs";
 import type { Context, Hono } from "hono";
 import * as z from "zod";
 import { bearerMatches, errorResponse, readBody } from "../http";
+import { authenticatesItself } from "./sim-forge-routes";
 import { MAX_DESCRIBED_JOBS, type SimulatedRunners } from "./sim-runners";
 
 const simulatedJobs = z
@@ -33,10 +34,13 @@ export interface SimRouteOptions {
  * Local mode's simulation controls: the demo describes jobs before it queues them, and the local
  * GitLab API answers tag lookups for them (`GET /sim/gitlab/api/v4/projects/:id/jobs/:job_id`).
  * Bodies have the webhooks' limit (1 MiB), the table of descriptions a bound, and with a status token
- * set, every route asks for it.
+ * set, every route asks for it, except the simulated forges' routes that authenticate as their forge
+ * does (sim-forge-routes.ts).
  */
 export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRouteOptions): void {
   app.use("/sim/*", async (c: Context, next) => {
+    // The simulated GitHub, and GitLab's runner-facing routes, authenticate as their forges do.
+    if (authenticatesItself(c.req.method, c.req.path)) return next();
     // GitLab's API clients send their token as PRIVATE-TOKEN.
     const privateToken = c.req.header("private-token");
     const ok =

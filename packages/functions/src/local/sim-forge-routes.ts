@@ -1,0 +1,311 @@
+import type {
+  CreateRunnerBody,
+  GitHubAnswer,
+  GitLabRunnerType,
+  SimGitHubScope,
+  SimulatedForgeRunners,
+} from "@hearth/core/simulation/forge/runners";
+import type { Context, Hono } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { bearerMatches, readBody } from "../http";
+
+/**
+ * The simulated forges' runner APIs, as local mode serves them over HTTP:
+ *
+ * - GitHub's REST API for self-hosted runners at `/sim/github` (Octokit's `baseUrl`), for
+ *   repositories and organizations: generate-jitconfig, list (by name), get, delete.
+ * - GitLab's runner API at `/sim/gitlab/api/v4`: `POST /runners/verify`, `DELETE /runners/managers`,
+ *   `GET /runners/:id/managers`, `POST /user/runners`.
+ *
+ * Each answers in its forge's shapes, errors included (GitHub: `{message, documentation_url, status}`;
+ * GitLab: `{message}`). Bodies have the webhooks' limit (1 MiB). Authentication is each forge's: GitHub
+ * wants a token in `Authorization` (the status token when one is set, any other token when not);
+ * GitLab's runner-facing routes are authenticated by the runner's own token in the request, as
+ * gitlab-runner calls them, and its user-facing ones by the status token like the other `/sim` routes.
+ */
+
+export interface SimForgeRouteOptions {
+  /** The status token: when set, the simulated forges' user-facing APIs need it. */
+  token: string | undefined;
+  /** Called after a change, before the answer: local mode writes the state to `--data` first. */
+  written?: () => void;
+}
+
+const GITHUB = "/sim/github";
+const GITLAB = "/sim/gitlab/api/v4";
+
+/** GitLab routes a runner calls with its own token, which the `/sim` status-token check must let by. */
+export function authenticatedByRunnerToken(method: string, path: string): boolean {
+  return (
+    (method === "POST" && path === `${GITLAB}/runners/verify`) ||
+    (method === "DELETE" && path === `${GITLAB}/runners/managers`)
+  );
+}
+
+/** Routes that do their own authentication, in their forge's way, instead of `/sim`'s. */
+export function authenticatesItself(method: string, path: string): boolean {
+  return path === GITHUB || path.startsWith(`${GITHUB}/`) || authenticatedByRunnerToken(method, path);
+}
+
+// GitHub
+
+const githubDocs = "https://docs.github.com/rest/actions/self-hosted-runners";
+
+function githubError(c: Context, status: ContentfulStatusCode, message: string, errors?: string[]) {
+  return c.json(
+    { message, documentation_url: githubDocs, status: String(status), ...(errors ? { errors } : {}) },
+    status,
+  );
+}
+
+/** GitHub's rules for account and repository names; anything else is a path GitHub has not. */
+const account = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
+const repositoryName = /^[A-Za-z0-9._-]{1,100}$/;
+
+function scopeOf(c: Context): SimGitHubScope | undefined {
+  const { owner, repo, org } = c.req.param() as Record<string, string | undefined>;
+  if (org !== undefined) return account.test(org) ? { organization: org } : undefined;
+  if (owner === undefined || repo === undefined) return undefined;
+  if (!account.test(owner) || !repositoryName.test(repo) || repo === "." || repo === "..") return undefined;
+  return { repository: `${owner}/${repo}` };
+}
+
+const runnerIdOf = (c: Context): number | undefined => {
+  const raw = c.req.param("runner_id") ?? "";
+  return /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+};
+
+function answerGitHub<T>(c: Context, answer: GitHubAnswer<T>, status: ContentfulStatusCode = 200) {
+  if (!answer.ok) return githubError(c, answer.status, answer.message, answer.errors);
+  return c.json(answer.value as object, status);
+}
+
+function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForgeRouteOptions): void {
+  app.use(`${GITHUB}/*`, async (c, next) => {
+    // GitHub takes `token <t>` and `Bearer <t>`; Hearth's client sends the first.
+    const given = /^(?:token|bearer) +(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
+    if (!given) return githubError(c, 401, "Requires authentication");
+    if (!bearerMatches(`Bearer ${given}`, options.token)) return githubError(c, 401, "Bad credentials");
+    await next();
+  });
+
+  for (const base of [
+    `${GITHUB}/repos/:owner/:repo/actions/runners`,
+    `${GITHUB}/orgs/:org/actions/runners`,
+  ]) {
+    app.post(`${base}/generate-jitconfig`, async (c) => {
+      const scope = scopeOf(c);
+      if (!scope) return githubError(c, 404, "Not Found");
+      const read = await readBody(c.req.raw);
+      if (!read.ok) return githubError(c, read.status, read.message);
+      let body: unknown;
+      try {
+        body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
+      } catch {
+        return githubError(c, 400, "Problems parsing JSON");
+      }
+      const invalid = jitBodyProblem(body);
+      if (invalid) return githubError(c, 422, "Invalid request.", [invalid]);
+      const answer = forge.github.generateJitConfig(
+        scope,
+        body as Parameters<typeof forge.github.generateJitConfig>[1],
+      );
+      if (answer.ok) options.written?.();
+      return answerGitHub(c, answer, 201);
+    });
+    app.get(base, (c) => {
+      const scope = scopeOf(c);
+      if (!scope) return githubError(c, 404, "Not Found");
+      const number = (name: string) => {
+        const raw = c.req.query(name);
+        return raw !== undefined && /^\d{1,9}$/.test(raw) ? Number(raw) : undefined;
+      };
+      const name = c.req.query("name");
+      return c.json(
+        forge.github.listRunners(scope, {
+          ...(name !== undefined ? { name } : {}),
+          ...(number("per_page") !== undefined ? { perPage: number("per_page") } : {}),
+          ...(number("page") !== undefined ? { page: number("page") } : {}),
+        }),
+      );
+    });
+    app.get(`${base}/:runner_id`, (c) => {
+      const scope = scopeOf(c);
+      const runnerId = runnerIdOf(c);
+      if (!scope || runnerId === undefined) return githubError(c, 404, "Not Found");
+      return answerGitHub(c, forge.github.getRunner(scope, runnerId));
+    });
+    app.delete(`${base}/:runner_id`, (c) => {
+      const scope = scopeOf(c);
+      const runnerId = runnerIdOf(c);
+      if (!scope || runnerId === undefined) return githubError(c, 404, "Not Found");
+      const answer = forge.github.deleteRunner(scope, runnerId);
+      if (!answer.ok) return githubError(c, answer.status, answer.message, answer.errors);
+      options.written?.();
+      return c.body(null, 204);
+    });
+  }
+  app.all(`${GITHUB}/*`, (c) => githubError(c, 404, "Not Found"));
+}
+
+/** The request body's types, as GitHub checks them before its own validation. */
+function jitBodyProblem(body: unknown): string | undefined {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return "the body is not an object";
+  const { name, labels, runner_group_id, work_folder } = body as Record<string, unknown>;
+  if (typeof name !== "string") return "name is not a string";
+  if (!Array.isArray(labels) || !labels.every((label) => typeof label === "string"))
+    return "labels is not an array of strings";
+  if (typeof runner_group_id !== "number" || !Number.isInteger(runner_group_id))
+    return "runner_group_id is not an integer";
+  if (work_folder !== undefined && typeof work_folder !== "string") return "work_folder is not a string";
+  return undefined;
+}
+
+// GitLab
+
+const gitlabError = (c: Context, status: ContentfulStatusCode, message: string) =>
+  c.json({ message }, status);
+
+type Params = Record<string, string | string[] | unknown>;
+
+/**
+ * A GitLab request's parameters: from the query and from the body, form-encoded (as gitlab-runner and
+ * `curl --form` send them, `key[]` for arrays) or JSON, as GitLab's API takes either.
+ */
+async function gitlabParams(
+  c: Context,
+): Promise<{ ok: true; params: Params } | { ok: false; response: Response }> {
+  const params: Params = {};
+  const add = (key: string, value: unknown) => {
+    if (key.endsWith("[]")) {
+      const name = key.slice(0, -2);
+      params[name] = [...((Array.isArray(params[name]) ? params[name] : []) as unknown[]), value];
+    } else params[key] = value;
+  };
+  for (const [key, value] of new URL(c.req.url).searchParams) add(key, value);
+  const read = await readBody(c.req.raw);
+  if (!read.ok) return { ok: false, response: gitlabError(c, read.status, `${read.status} ${read.message}`) };
+  if (read.body.byteLength === 0) return { ok: true, params };
+  const type = c.req.header("content-type") ?? "";
+  try {
+    if (/^application\/json/i.test(type)) {
+      const body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body)) as unknown;
+      if (body === null || typeof body !== "object" || Array.isArray(body)) throw new Error("not an object");
+      for (const [key, value] of Object.entries(body)) add(key, value);
+    } else if (/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) {
+      const form = await new Response(read.body, { headers: { "content-type": type } }).formData();
+      for (const [key, value] of form) if (typeof value === "string") add(key, value);
+    } else {
+      return { ok: false, response: gitlabError(c, 415, "415 Unsupported Media Type") };
+    }
+  } catch {
+    return { ok: false, response: gitlabError(c, 400, "400 Bad request - the body cannot be parsed") };
+  }
+  return { ok: true, params };
+}
+
+const text = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : typeof value === "number" ? String(value) : undefined;
+
+/** GitLab's booleans: JSON's, or `true`/`false` (and `1`/`0`) in a form. */
+function flag(value: unknown): boolean | undefined | "invalid" {
+  if (value === undefined) return undefined;
+  if (typeof value === "boolean") return value;
+  if (value === "true" || value === "1") return true;
+  if (value === "false" || value === "0") return false;
+  return "invalid";
+}
+
+function integer(value: unknown): number | undefined | "invalid" {
+  if (value === undefined) return undefined;
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  if (typeof value === "string" && /^\d{1,15}$/.test(value)) return Number(value);
+  return "invalid";
+}
+
+/** `tag_list`: an array, or a comma-separated string, as GitLab takes it. */
+function tagList(value: unknown): string[] | undefined | "invalid" {
+  if (value === undefined) return undefined;
+  const items = typeof value === "string" ? value.split(",") : value;
+  if (!Array.isArray(items) || !items.every((item) => typeof item === "string")) return "invalid";
+  return items.map((item) => item.trim()).filter(Boolean);
+}
+
+function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForgeRouteOptions): void {
+  const missing = (c: Context, name: string) => gitlabError(c, 400, `400 Bad request - ${name} is missing`);
+
+  app.post(`${GITLAB}/runners/verify`, async (c) => {
+    const read = await gitlabParams(c);
+    if (!read.ok) return read.response;
+    const token = text(read.params.token);
+    if (!token) return missing(c, "token");
+    const systemId = text(read.params.system_id);
+    const answer = forge.gitlab.verify(token, systemId);
+    if (!answer.ok) return gitlabError(c, answer.status, answer.message);
+    if (systemId !== undefined) options.written?.();
+    return c.json(answer.value, 200);
+  });
+
+  app.delete(`${GITLAB}/runners/managers`, async (c) => {
+    const read = await gitlabParams(c);
+    if (!read.ok) return read.response;
+    const token = text(read.params.token);
+    const systemId = text(read.params.system_id);
+    if (!token) return missing(c, "token");
+    if (!systemId) return missing(c, "system_id");
+    const result = forge.gitlab.deleteManager(token, systemId);
+    if (result === "forbidden") return gitlabError(c, 403, "403 Forbidden");
+    if (result === "already-gone") return gitlabError(c, 404, "404 Not Found");
+    options.written?.();
+    return c.body(null, 204);
+  });
+
+  app.get(`${GITLAB}/runners/:id/managers`, (c) => {
+    const raw = c.req.param("id");
+    const managers = /^\d{1,15}$/.test(raw) ? forge.gitlab.managers(Number(raw)) : undefined;
+    if (!managers) return gitlabError(c, 404, "404 Runner Not Found");
+    return c.json(managers);
+  });
+
+  app.post(`${GITLAB}/user/runners`, async (c) => {
+    const read = await gitlabParams(c);
+    if (!read.ok) return read.response;
+    const { params } = read;
+    const runnerType = text(params.runner_type);
+    if (!runnerType) return missing(c, "runner_type");
+    const fields = {
+      group_id: integer(params.group_id),
+      project_id: integer(params.project_id),
+      maximum_timeout: integer(params.maximum_timeout),
+      paused: flag(params.paused),
+      locked: flag(params.locked),
+      run_untagged: flag(params.run_untagged),
+      tag_list: tagList(params.tag_list),
+    };
+    const invalid = Object.entries(fields).find(([, value]) => value === "invalid")?.[0];
+    if (invalid) return gitlabError(c, 400, `400 Bad request - ${invalid} is invalid`);
+    const accessLevel = text(params.access_level);
+    if (accessLevel !== undefined && accessLevel !== "not_protected" && accessLevel !== "ref_protected") {
+      return gitlabError(c, 400, "400 Bad request - access_level does not have a valid value");
+    }
+    const body: CreateRunnerBody = { runner_type: runnerType as GitLabRunnerType };
+    for (const [key, value] of Object.entries(fields)) {
+      if (value !== undefined) (body as unknown as Record<string, unknown>)[key] = value;
+    }
+    const description = text(params.description);
+    if (description !== undefined) body.description = description;
+    const note = text(params.maintenance_note);
+    if (note !== undefined) body.maintenance_note = note;
+    if (accessLevel !== undefined) body.access_level = accessLevel;
+    const answer = forge.gitlab.createRunner(body);
+    if (!answer.ok) return gitlabError(c, answer.status, answer.message);
+    options.written?.();
+    return c.json(answer.value, 201);
+  });
+}
+
+/** Mounts both simulated forges' runner APIs on local mode's app. */
+export function simForgeRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForgeRouteOptions): void {
+  githubRoutes(app, forge, options);
+  gitlabRoutes(app, forge, options);
+}
