@@ -1,4 +1,6 @@
 import type { FleetPort } from "@hearth/core/fleet";
+import type { GitHubAuthError, RunnerScope } from "@hearth/core/github-api";
+import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
 import type { Job } from "@hearth/core/jobs";
@@ -6,7 +8,7 @@ import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
-import { createRunnerRecords } from "@hearth/core/runners";
+import { createRunnerRecords, type GitLabRunnerPort, type RunnerDeps } from "@hearth/core/runners";
 import {
   createScalingRecords,
   leaseNotices,
@@ -46,6 +48,15 @@ export interface HearthPorts {
    * answered, so there it runs before the answer, within the lookup's budget; locally, after it.
    */
   background(task: () => Promise<void>): Promise<void>;
+  /**
+   * GitHub's runners API for a scope (the App's installation there, or a local token); undefined
+   * when no GitHub credentials are configured: no GitHub runner is then registered.
+   */
+  github?(): ((scope: RunnerScope) => ScopeRunners) | undefined;
+  /** GitLab's runner managers and each pool's runner token; undefined when no pool has a token. */
+  gitlabRunners?(): GitLabRunnerPort | undefined;
+  /** The GitHub App could not authenticate (AWS counts it in a metric that has an alarm). */
+  githubAuthFailed?(error: GitHubAuthError, pool: string): void;
   log: Logger;
   now(): Date;
 }
@@ -99,6 +110,19 @@ export function composeHearth(ports: HearthPorts): Hearth {
   const scalingRecords = once(() => createScalingRecords(ports.store()));
   const runnerRecords = once(() => createRunnerRecords(ports.store()));
   const gitlab = once(() => ports.gitlab());
+  // Runner identity: read on first use (a heartbeat, or Observe), like every other port.
+  const runners = once(
+    (): RunnerDeps => ({
+      records: runnerRecords(),
+      fleet: ports.fleet(),
+      github: ports.github?.(),
+      gitlab: ports.gitlabRunners?.(),
+      journal: journal(),
+      now: () => ports.now(),
+      ...(ports.githubAuthFailed ? { authFailed: ports.githubAuthFailed } : {}),
+      log,
+    }),
+  );
 
   const scaling: ScalingDeps = {
     get pools() {
@@ -124,6 +148,9 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     get gitlab() {
       return gitlab();
+    },
+    get runners() {
+      return runners();
     },
     now: () => ports.now(),
   };
@@ -199,6 +226,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           journal: journal(),
           fleet: ports.fleet(),
           pools,
+          runners: runners(),
           identify: http.identify,
         },
         status: {

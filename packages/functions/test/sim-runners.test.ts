@@ -5,6 +5,7 @@ import { createLedger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { ensureTable } from "@hearth/core/table";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimulatedRunners } from "../src/local/sim-runners";
@@ -34,6 +35,9 @@ async function claimWithSeed(seed: number): Promise<boolean> {
   const clock = new FakeClock();
   const ledger = createLedger({ client: documents, tableName, now: () => new Date(clock.now()) });
   const fleet = new SimulatedFleet({ pools: [pool], clock });
+  // A GitLab job: its runner manager registers as the instance starts, with no control plane needed.
+  const forge = new SimulatedForgeRunners({ now: () => clock.now() });
+  forge.gitlab.poolRunner(pool.name, { tagList: pool.labels, runUntagged: pool.untagged });
   const busy = new Set<string>();
   const runners = new SimulatedRunners({
     fleet,
@@ -43,13 +47,15 @@ async function claimWithSeed(seed: number): Promise<boolean> {
     secrets: { githubWebhookSecret: "secret", gitlabWebhookToken: "token" },
     log: silentLogger,
     seed,
+    forge,
+    readRunnerConfig: () => undefined,
     // Hearth's app is not running here: the heartbeats tell which instance took the job.
     async send(path, init) {
       if (path === "/agent/heartbeat") {
         const beat = JSON.parse(init.body) as { instanceId: string; runningJobs: unknown[] };
         if (beat.runningJobs.length) busy.add(beat.instanceId);
       }
-      return 202;
+      return { status: 202, body: "{}" };
     },
   });
   await fleet.setCapacity(pool, { warm: 2, burst: 0, warmPoolSize: 0 });
@@ -57,7 +63,7 @@ async function claimWithSeed(seed: number): Promise<boolean> {
   const [warm, cold] = fleet.all().map((instance) => instance.id);
   if (!warm || !cold) throw new Error("two instances should be in service");
   const job = {
-    source: "github" as const,
+    source: "gitlab" as const,
     id: "7",
     project: "acme/app",
     projectId: null,

@@ -31,6 +31,8 @@ export const settingsSchema = z.object({
   GITLAB_API_TOKEN: optional,
   /** GitHub's REST API for local mode (GitHub Enterprise Server: `https://<host>/api/v3`). */
   GITHUB_API_URL: optional.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  /** A personal access token, for local mode with `--fleet aws` only: a stage uses its GitHub App. */
+  GITHUB_TOKEN: optional,
   STATUS_TOKEN: optional,
 });
 export type Settings = z.infer<typeof settingsSchema>;

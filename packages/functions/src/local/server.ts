@@ -20,6 +20,7 @@ import { type DataLock, lockDataDir } from "./data-lock";
 import { webhookSecrets } from "./generated-secrets";
 import { listen } from "./listen";
 import { localGitLab } from "./local-gitlab";
+import { localGitHub, localGitLabRunners, simulatedScopes } from "./local-runners";
 import type { SimulatedRunners } from "./sim-runners";
 import { attachSimulation, type LocalSimulation } from "./simulation";
 import { freeStaleLeases } from "./stale-leases";
@@ -136,11 +137,15 @@ async function startWith(
     pending.add(run);
   };
   let scaleFleet: LocalScaleFleet | undefined;
+  // With the simulated forges, every pool's GitHub runners register somewhere (`local` by default).
+  const hearthPools = simulatedFleet ? simulatedScopes(pools) : pools;
   const hearth = composeHearth({
     store: () => store,
-    pools: () => pools,
+    pools: () => hearthPools,
     fleet: () => fleet,
     gitlab: () => gitlab,
+    github: () => localGitHub({ settings, simulated: simulatedFleet ? { url: () => selfUrl } : undefined }),
+    gitlabRunners: () => (simulatedFleet ? localGitLabRunners(() => simulation?.forge) : undefined),
     startScaleFleet: () => (pool, holder) => (scaleFleet as LocalScaleFleet).start(pool, holder),
     holder: () => randomUUID(),
     // Work that may follow the answer runs after it: this process keeps running.

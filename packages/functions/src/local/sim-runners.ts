@@ -3,6 +3,7 @@ import type { Interruption } from "@hearth/core/instances";
 import { cacheKeyOf, isTerminal, type Job, jobKeyString, type Source } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
 import { type PoolConfig, routeJob } from "@hearth/core/pools";
+import { gitlabSystemId, PROTOCOL_VERSION, type ReportedSlotRunnerState } from "@hearth/core/runners";
 import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
@@ -16,14 +17,19 @@ import {
   type RunInfo,
   workflowJobPayload,
 } from "@hearth/core/simulation/forge";
+import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { claimQueuedJobs, Random, rememberKey } from "@hearth/core/simulation/rules";
 import type { Logger } from "../log";
 
 /**
  * The runners of local mode, and the forge around them. Each simulated instance runs an agent that
- * heartbeats through the real `/agent/heartbeat` route; its slots claim the oldest queued job their
- * pool can run, each onto a listening slot the forge picks at random (`claimQueuedJobs`, as GitLab
- * and GitHub hand jobs to polling runners), and the forge sends the
+ * speaks docs/PROTOCOL.md through the real `/agent/heartbeat` route: it starts a GitHub runner on a
+ * slot only with a config the control plane handed to it (read from the simulated fleet's parameters,
+ * and checked by the simulated GitHub), and registers as a manager of its pool's GitLab runner. A
+ * slot listens for a GitHub job only while its runner is started and idle, and for a GitLab job only
+ * while the instance is a registered manager. Listening slots claim the oldest queued job their pool
+ * can run, each onto a listening slot the forge picks at random (`claimQueuedJobs`, as GitLab and
+ * GitHub hand jobs to polling runners), and the forge sends the
  * `running`/`completed` webhooks a real forge would. A job runs for the duration the demo gave it
  * (warm or cold, by the instance's store), 60 s by default, unless a `completed` webhook ends it first.
  */
@@ -46,9 +52,20 @@ interface Slot {
   cancel: () => void;
 }
 
+/** A slot's GitHub runner, as the agent started it with the config handed over for it. */
+interface SlotRunner {
+  runnerId: number;
+  name: string;
+  state: ReportedSlotRunnerState;
+}
+
 interface Agent {
   instance: SimulatedInstance;
   slots: Array<Slot | null>;
+  /** Each slot's GitHub runner (one ephemeral runner at a time), or null. */
+  github: Array<SlotRunner | null>;
+  /** The pool's GitLab runner this instance is a manager of, once registered. */
+  gitlab: { token: string; systemId: string; runnerId: number } | null;
   interruption: Interruption | null;
   stopHeartbeat: () => void;
 }
@@ -60,7 +77,14 @@ export interface SimulatedRunnersOptions {
   clock: Clock;
   secrets: ForgeSecrets;
   /** Sends a request to Hearth's own HTTP app (as GitLab, GitHub or an agent would). */
-  send: (path: string, init: { headers: Record<string, string>; body: string }) => Promise<number>;
+  send: (
+    path: string,
+    init: { headers: Record<string, string>; body: string },
+  ) => Promise<{ status: number; body: string }>;
+  /** The simulated forges' runners: they check each runner's config and each manager. */
+  forge: SimulatedForgeRunners;
+  /** An SSM GetParameter by an instance: the value only if the parameter is that instance's. */
+  readRunnerConfig: (instanceId: string, parameter: string) => string | undefined;
   log: Logger;
   /**
    * Something to keep changed: `state` (stores, slots, webhooks owed) or `jobs` (the descriptions).
@@ -90,6 +114,8 @@ export interface RunnersSnapshot {
   slots: Record<string, Array<SavedSlot | null>>;
   /** Jobs whose machine went away, whose failure the forge has not reported yet. */
   lost?: Array<SavedSlot & { instanceId: string }>;
+  /** Each instance's slot runners and GitLab registration. */
+  agents?: Record<string, Pick<Agent, "github" | "gitlab">>;
 }
 
 export class SimulatedRunners {
@@ -101,6 +127,7 @@ export class SimulatedRunners {
   private stopPolling: () => void = () => {};
   /** Slots to pick up again when their instance's agent starts after a restart. */
   private restoredSlots = new Map<string, RunnersSnapshot["slots"][string]>();
+  private restoredAgents = new Map<string, Pick<Agent, "github" | "gitlab">>();
   private lost: Array<SavedSlot & { instanceId: string }> = [];
   private stopped = false;
   private dispatching: Promise<void> | null = null;
@@ -125,6 +152,9 @@ export class SimulatedRunners {
       stores: Object.fromEntries(this.stores),
       jobs: this.describedJobs(),
       lost: [...this.lost],
+      agents: Object.fromEntries(
+        [...this.agents].map(([id, agent]) => [id, { github: [...agent.github], gitlab: agent.gitlab }]),
+      ),
       slots: Object.fromEntries(
         [...this.agents].map(([id, agent]) => [
           id,
@@ -155,6 +185,7 @@ export class SimulatedRunners {
     for (const [id, keys] of Object.entries(snapshot.stores)) this.stores.set(id, keys);
     this.describe(snapshot.jobs.slice(0, MAX_DESCRIBED_JOBS));
     for (const [id, slots] of Object.entries(snapshot.slots)) this.restoredSlots.set(id, slots);
+    for (const [id, agent] of Object.entries(snapshot.agents ?? {})) this.restoredAgents.set(id, agent);
     this.lost.push(...(snapshot.lost ?? []));
   }
 
@@ -167,6 +198,11 @@ export class SimulatedRunners {
       for (const slot of slots) if (slot) this.lost.push({ ...slot, instanceId });
     }
     this.restoredSlots.clear();
+    // Instances that are not running any more: their runners stopped with them.
+    for (const agent of this.restoredAgents.values()) {
+      for (const runner of agent.github) if (runner) this.options.forge.github.stopRunner(runner.runnerId);
+    }
+    this.restoredAgents.clear();
     await this.reportLost();
   }
 
@@ -221,15 +257,13 @@ export class SimulatedRunners {
 
   private async dispatchOnce(): Promise<void> {
     await this.releaseFinishedElsewhere();
-    const free = () =>
-      [...this.agents.values()].filter(
-        (agent) =>
-          !agent.interruption && agent.instance.lifecycle === "in-service" && agent.slots.includes(null),
+    const serving = (agent: Agent) => !agent.interruption && agent.instance.lifecycle === "in-service";
+    // One entry per free slot: which jobs it can take depends on its runners.
+    const listening = [...this.agents.values()]
+      .filter(serving)
+      .flatMap((agent) =>
+        agent.slots.flatMap((slot, index) => (slot ? [] : [{ runner: { agent, index }, free: 1 }])),
       );
-    const listening = free().map((agent) => ({
-      runner: agent,
-      free: agent.slots.filter((slot) => !slot).length,
-    }));
     if (!listening.length) return;
     const queued: Array<{ job: Job; pool: string }> = [];
     for (const job of await this.options.ledger.queued()) {
@@ -241,15 +275,48 @@ export class SimulatedRunners {
       queued,
       listening,
       this.random,
-      (job, agent) => agent.instance.pool === job.pool,
+      (job, { agent, index }) => agent.instance.pool === job.pool && this.listensFor(agent, index, job.job),
     );
-    for (const { job, runner: agent } of claims) {
+    for (const { job, runner } of claims) {
+      const { agent, index } = runner;
       // The agent may have stopped or been warned while an earlier claim's webhook was sent.
-      if (!free().includes(agent)) continue;
+      if (this.agents.get(agent.instance.id) !== agent || !serving(agent) || agent.slots[index]) continue;
+      if (!this.listensFor(agent, index, job.job)) continue;
       const forgeJob = this.forgeJobOf(job.job);
       const cacheKey = cacheKeyOf({ project: forgeJob.project, name: job.job.name });
-      await this.claim(agent, job.job, forgeJob, cacheKey);
+      await this.claim(agent, index, job.job, forgeJob, cacheKey);
     }
+  }
+
+  /**
+   * Whether a free slot has a runner the forge would hand this job to: for GitHub, the slot's own
+   * started, idle runner; for GitLab, the instance registered as a manager of a runner whose tags
+   * cover the job's.
+   */
+  private listensFor(agent: Agent, index: number, job: Job): boolean {
+    if (job.source === "github") return agent.github[index]?.state === "listening";
+    if (!agent.gitlab) return false;
+    const tags = job.labelsKnown ? job.labels : [];
+    return this.options.forge.gitlab.mayTakeJob(agent.gitlab.token, agent.gitlab.systemId, tags).ok;
+  }
+
+  /** The runner a slot's job runs on, as the forge's webhooks name it. */
+  private runnerFor(agent: Agent, index: number, source: Source): { runnerName: string; runnerId?: number } {
+    const github = agent.github[index];
+    if (source === "github" && github) return { runnerName: github.name, runnerId: github.runnerId };
+    if (source === "gitlab" && agent.gitlab) {
+      return { runnerName: agent.gitlab.systemId, runnerId: agent.gitlab.runnerId };
+    }
+    return { runnerName: `${agent.instance.id}-${index + 1}` };
+  }
+
+  /** A slot's job ended: its ephemeral GitHub runner is done (GitHub deletes it), and says so. */
+  private runnerDone(agent: Agent, index: number, source: Source): void {
+    const runner = agent.github[index];
+    if (source !== "github" || !runner || runner.state !== "running") return;
+    this.options.forge.github.finishJob(runner.runnerId);
+    agent.github[index] = { ...runner, state: "exited" };
+    this.options.changed?.("state");
   }
 
   /** A `completed` webhook may end a job before its duration; its slot is free again. */
@@ -262,6 +329,7 @@ export class SimulatedRunners {
         if (job && isTerminal(job.status)) {
           slot.cancel();
           agent.slots[index] = null;
+          this.runnerDone(agent, index, source);
           this.claimed.delete(slot.key);
           this.forget(slot.key);
           if (job.status === "completed") this.remember(agent, slot.cacheKey);
@@ -297,10 +365,26 @@ export class SimulatedRunners {
     };
   }
 
-  private async claim(agent: Agent, job: Job, forgeJob: ForgeJob, cacheKey: string): Promise<void> {
+  private async claim(
+    agent: Agent,
+    index: number,
+    job: Job,
+    forgeJob: ForgeJob,
+    cacheKey: string,
+  ): Promise<void> {
     const { clock } = this.options;
     const key = jobKeyString(job);
-    const index = agent.slots.indexOf(null);
+    if (job.source === "github") {
+      // The forge hands the job to the slot's runner, and only to a runner it knows started.
+      const runner = agent.github[index];
+      if (!runner) return;
+      const taken = this.options.forge.github.takeJob(runner.runnerId, { source: job.source, id: job.id });
+      if (!taken.ok) {
+        this.options.log.warn("simulated GitHub refused the runner a job", { reason: taken.message });
+        return;
+      }
+      agent.github[index] = { ...runner, state: "running" };
+    }
     const described = this.jobs.get(key);
     const store = this.stores.get(agent.instance.id) ?? [];
     const warm = store.includes(cacheKey);
@@ -317,7 +401,7 @@ export class SimulatedRunners {
       endsAt: clock.now() + seconds * 1000,
     });
     await this.forge(forgeJob, "started", {
-      runnerName: `${agent.instance.id}-${index + 1}`,
+      ...this.runnerFor(agent, index, job.source),
       startedAt,
       createdAt,
     });
@@ -327,20 +411,23 @@ export class SimulatedRunners {
   /** Puts a job in a slot until it ends (or a `completed` webhook frees the slot first). */
   private occupy(agent: Agent, index: number, slot: Omit<Slot, "cancel">): void {
     const { clock } = this.options;
-    const runnerName = `${agent.instance.id}-${index + 1}`;
+    const runner = this.runnerFor(agent, index, slot.job.source);
     const cancel = clock.after(Math.max(0, slot.endsAt - clock.now()), async () => {
       if (agent.slots[index]?.key !== slot.key) return;
       const finishedAt = new Date(clock.now()).toISOString();
       // The forge hears of it before the slot is free: a restart in between finishes it again
       // (a repeated webhook changes nothing) rather than leaving the job running for ever.
       await this.forge(slot.job, "done", {
-        runnerName,
+        ...runner,
         startedAt: slot.startedAt,
         finishedAt,
         createdAt: slot.createdAt,
         conclusion: "success",
       });
-      if (agent.slots[index]?.key === slot.key) agent.slots[index] = null;
+      if (agent.slots[index]?.key === slot.key) {
+        agent.slots[index] = null;
+        this.runnerDone(agent, index, slot.job.source);
+      }
       this.claimed.delete(slot.key);
       this.forget(slot.key);
       this.remember(agent, slot.cacheKey);
@@ -370,20 +457,35 @@ export class SimulatedRunners {
         now,
       );
     }
-    const status = await this.options.send(request.path, { headers: request.headers, body: request.body });
+    const { status } = await this.options.send(request.path, {
+      headers: request.headers,
+      body: request.body,
+    });
     if (status >= 300)
       this.options.log.warn("simulated forge webhook refused", { path: request.path, status });
   }
 
   private async startAgent(instance: SimulatedInstance): Promise<void> {
     const pool = this.options.pools.find((p) => p.name === instance.pool);
+    const slots = pool?.slotsPerInstance ?? 2;
+    const restored = this.restoredAgents.get(instance.id);
+    this.restoredAgents.delete(instance.id);
     const agent: Agent = {
       instance,
-      slots: Array.from({ length: pool?.slotsPerInstance ?? 2 }, () => null),
+      slots: Array.from({ length: slots }, () => null),
+      github: Array.from({ length: slots }, (_, index) => restored?.github[index] ?? null),
+      gitlab: restored?.gitlab ?? null,
       interruption: null,
       stopHeartbeat: () => {},
     };
     this.agents.set(instance.id, agent);
+    // gitlab-runner starts with the pool's token and this instance's system_id: one more manager.
+    const token = pool ? this.options.forge.gitlab.tokenOf(pool.name) : undefined;
+    if (token && !agent.gitlab) {
+      const systemId = gitlabSystemId(instance.id);
+      const verified = this.options.forge.gitlab.verify(token, systemId);
+      if (verified.ok) agent.gitlab = { token, systemId, runnerId: verified.value.id };
+    }
     for (const [index, slot] of (this.restoredSlots.get(instance.id) ?? []).entries()) {
       if (!slot || index >= agent.slots.length) continue;
       this.claimed.add(slot.key);
@@ -409,6 +511,8 @@ export class SimulatedRunners {
     if (!agent) return;
     this.agents.delete(instance.id);
     agent.stopHeartbeat();
+    // Its runners stop with the machine; the control plane deletes them (a resume gets new ones).
+    for (const runner of agent.github) if (runner) this.options.forge.github.stopRunner(runner.runnerId);
     for (const slot of agent.slots) {
       if (!slot) continue;
       slot.cancel();
@@ -435,9 +539,16 @@ export class SimulatedRunners {
     }
   }
 
-  private async heartbeat(agent: Agent): Promise<void> {
+  /**
+   * One heartbeat (docs/PROTOCOL.md, version 1): what runs, each slot's runner and the GitLab
+   * manager; then what the answer says: forget runners reported exited, and start a runner on each
+   * free slot whose config was handed over, reading it as only this instance may. A runner started
+   * is reported at once.
+   */
+  private async heartbeat(agent: Agent, again = true): Promise<void> {
     const running = agent.slots.filter((slot): slot is Slot => slot !== null);
     const body = {
+      protocol: PROTOCOL_VERSION,
       instanceId: agent.instance.id,
       runner: agent.interruption ? "draining" : running.length ? "busy" : "ready",
       slots: agent.slots.length,
@@ -445,12 +556,77 @@ export class SimulatedRunners {
       cacheKeys: this.stores.get(agent.instance.id) ?? [],
       storeBytes: (this.stores.get(agent.instance.id)?.length ?? 0) * 2_000_000_000,
       interruption: agent.interruption,
+      slotRunners: agent.github.flatMap((runner, slot) => {
+        if (!runner) return [];
+        const job = agent.slots[slot]?.job;
+        return [
+          {
+            slot,
+            runnerId: runner.runnerId,
+            state: runner.state,
+            ...(runner.state === "running" && job ? { job: { source: job.source, id: job.id } } : {}),
+          },
+        ];
+      }),
+      gitlabManager: agent.gitlab
+        ? { runnerId: agent.gitlab.runnerId, systemId: agent.gitlab.systemId }
+        : null,
     };
-    const status = await this.options.send("/agent/heartbeat", {
+    const reported = new Set(body.slotRunners.filter((r) => r.state === "exited").map((r) => r.runnerId));
+    const answer = await this.options.send("/agent/heartbeat", {
       headers: { "content-type": "application/json", authorization: `Bearer ${agent.instance.token}` },
       body: JSON.stringify(body),
     });
-    if (status >= 300)
-      this.options.log.warn("simulated heartbeat refused", { instance: agent.instance.id, status });
+    if (answer.status >= 300) {
+      this.options.log.warn("simulated heartbeat refused", {
+        instance: agent.instance.id,
+        status: answer.status,
+      });
+      return;
+    }
+    // Reported exited and heard: the slot is free for its next runner.
+    for (const [slot, runner] of agent.github.entries()) {
+      if (runner && runner.state === "exited" && reported.has(runner.runnerId)) agent.github[slot] = null;
+    }
+    let started = false;
+    for (const config of this.instructions(answer.body)) {
+      if (this.agents.get(agent.instance.id) !== agent || agent.interruption) break;
+      if (agent.github[config.slot] || config.slot >= agent.slots.length) continue;
+      const value = this.options.readRunnerConfig(agent.instance.id, config.parameter);
+      if (value === undefined) continue;
+      const start = this.options.forge.github.startRunner({
+        encodedJitConfig: value,
+        instanceId: agent.instance.id,
+        slot: config.slot,
+      });
+      if (!start.ok) {
+        this.options.log.warn("simulated GitHub refused a runner's config", { reason: start.message });
+        continue;
+      }
+      agent.github[config.slot] = { runnerId: start.runner.id, name: start.runner.name, state: "listening" };
+      started = true;
+    }
+    if (started) {
+      this.options.changed?.("state");
+      if (again) await this.heartbeat(agent, false);
+    }
+  }
+
+  /** The runner configs a heartbeat's answer tells the agent to pick up (none from a version-0 answer). */
+  private instructions(body: string): Array<{ slot: number; parameter: string }> {
+    try {
+      const parsed = JSON.parse(body) as {
+        protocol?: number;
+        instructions?: { runnerConfigs?: Array<{ slot?: unknown; parameter?: unknown }> };
+      };
+      if (!parsed.protocol || parsed.protocol < 1) return [];
+      return (parsed.instructions?.runnerConfigs ?? []).flatMap((config) =>
+        typeof config.slot === "number" && typeof config.parameter === "string"
+          ? [{ slot: config.slot, parameter: config.parameter }]
+          : [],
+      );
+    } catch {
+      return [];
+    }
   }
 }

@@ -55,8 +55,11 @@ export function attachSimulation(options: {
     send: async (path, init) => {
       // Written before the control plane hears of it (see sim-files.ts).
       files?.flush("state");
-      return (await app.request(path, { method: "POST", ...init })).status;
+      const response = await app.request(path, { method: "POST", ...init });
+      return { status: response.status, body: await response.text() };
     },
+    forge,
+    readRunnerConfig: (instanceId, parameter) => fleet.readRunnerConfig(instanceId, parameter),
     changed: (part) => files?.changed(part),
   });
   if (options.dataDir) {

@@ -31,6 +31,8 @@ export type GitLabStatus = "pending" | "running" | "success" | "failed" | "cance
 
 export interface RunInfo {
   runnerName?: string;
+  /** The runner's id on the forge (GitHub's runner, GitLab's runner of the pool); 1 when not given. */
+  runnerId?: number;
   startedAt?: string;
   finishedAt?: string;
   conclusion?: "success" | "failure" | "cancelled";
@@ -56,7 +58,7 @@ export function workflowJobPayload(job: ForgeJob, action: GitHubAction, run: Run
       started_at: run.startedAt ?? run.createdAt,
       completed_at: action === "completed" ? (run.finishedAt ?? null) : null,
       labels: job.labels,
-      runner_id: run.runnerName ? 1 : null,
+      runner_id: run.runnerName ? (run.runnerId ?? 1) : null,
       runner_name: run.runnerName ?? null,
       runner_group_id: run.runnerName ? 1 : null,
       runner_group_name: run.runnerName ? "Default" : null,
@@ -103,7 +105,7 @@ export function jobHookPayload(job: ForgeJob, status: GitLabStatus, run: RunInfo
     },
     runner: run.runnerName
       ? {
-          id: 1,
+          id: run.runnerId ?? 1,
           description: run.runnerName,
           active: true,
           is_shared: false,

@@ -1,0 +1,77 @@
+import type { Settings } from "@hearth/core/config";
+import type { RunnerScope } from "@hearth/core/github-api";
+import { createGitHubClient, type GitHubClient } from "@hearth/core/github-api/client";
+import { MintingBudget, runnersFor, type ScopeRunners } from "@hearth/core/github-api/runners";
+import type { PoolConfig } from "@hearth/core/pools";
+import type { GitLabRunnerPort } from "@hearth/core/runners";
+import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
+
+/**
+ * Runner identity in local mode. With the simulated fleet, Hearth registers its runners with the
+ * simulated forges this process plays, over their HTTP APIs (`/sim/github`, `/sim/gitlab`), with the
+ * same clients it uses against GitHub and GitLab; a pool without a GitHub scope registers in the
+ * simulated organization `local`. With `--fleet aws`, a personal access token (`GITHUB_TOKEN`) is
+ * accepted for development, with `GITHUB_API_URL`; without one, no GitHub runner is registered.
+ */
+
+/** Where a pool's runners register when it names no scope and the forge is local mode's own. */
+export const SIMULATED_ORGANIZATION: RunnerScope = { organization: "local", runnerGroupId: 1 };
+
+/** Pools as the simulated forges see them: each has a GitHub scope. */
+export function simulatedScopes(pools: readonly PoolConfig[]): PoolConfig[] {
+  return pools.map((pool) => (pool.github ? pool : { ...pool, github: SIMULATED_ORGANIZATION }));
+}
+
+function scopes(client: () => GitHubClient): (scope: RunnerScope) => ScopeRunners {
+  const budget = new MintingBudget();
+  let made: GitHubClient | undefined;
+  return (scope) => runnersFor((made ??= client()), scope, budget);
+}
+
+/** GitHub's runners API for local mode, or undefined when it has none. */
+export function localGitHub(options: {
+  settings: Settings;
+  /** The simulated forge's URL, once the server listens; absent with a real fleet. */
+  simulated?: { url(): string } | undefined;
+}): ((scope: RunnerScope) => ScopeRunners) | undefined {
+  const { settings, simulated } = options;
+  if (simulated) {
+    return scopes(() =>
+      createGitHubClient({
+        // The simulated forge asks for the status token when one is set, as the other /sim routes do.
+        credentials: {
+          kind: "personal-access-token",
+          token: settings.STATUS_TOKEN ?? "local",
+          forLocalModeOnly: true,
+        },
+        baseUrl: `${simulated.url()}/sim/github`,
+        writeSpacingMs: 0,
+      }),
+    );
+  }
+  const token = settings.GITHUB_TOKEN;
+  if (!token) return undefined;
+  return scopes(() =>
+    createGitHubClient({
+      credentials: { kind: "personal-access-token", token, forLocalModeOnly: true },
+      ...(settings.GITHUB_API_URL ? { baseUrl: settings.GITHUB_API_URL } : {}),
+    }),
+  );
+}
+
+/**
+ * GitLab's runner managers of the simulated forge, and each pool's runner token there (which the
+ * simulated forge made when local mode started: `forge` is read when used).
+ */
+export function localGitLabRunners(forge: () => SimulatedForgeRunners | undefined): GitLabRunnerPort {
+  return {
+    managers: {
+      async deleteManager(token, systemId) {
+        const result = forge()?.gitlab.deleteManager(token, systemId) ?? "forbidden";
+        if (result === "forbidden") throw new Error("DELETE /runners/managers: 403 Forbidden");
+        return result;
+      },
+    },
+    tokenOf: (pool) => forge()?.gitlab.tokenOf(pool),
+  };
+}
