@@ -1,12 +1,12 @@
 import { Jobs } from "@gitbeaker/rest";
-import type { GitLabRunnerScope } from "../pools";
 import {
   type GitLabApiConfig,
   GitLabApiError,
   type GitLabJobs,
+  type GitLabRunnerAdmin,
   type GitLabRunnerManagers,
+  type GitLabRunnerSummary,
   GitLabTokenRefused,
-  type PoolRunnerSpec,
 } from ".";
 
 /**
@@ -181,26 +181,6 @@ export function createGitLabRunnerManagers(config: {
       return id;
     },
   };
-}
-
-/** A runner as GitLab's runner lists give it (the fields Hearth reads). */
-export interface GitLabRunnerSummary {
-  id: number;
-  description: string | null;
-  runner_type?: string;
-}
-
-/**
- * What `npm run runners` asks of GitLab with a user's token (`create_runner` scope): where a pool's
- * runner goes, whether it exists, and creating it.
- */
-export interface GitLabRunnerAdmin {
-  /** The numeric id of the scope's project or group (`GET /projects/:id`, `GET /groups/:id`); none for the instance. */
-  namespaceId(scope: GitLabRunnerScope): Promise<number | undefined>;
-  /** The scope's runners of the spec's type and tags whose description is the spec's. */
-  existingRunners(spec: PoolRunnerSpec, namespaceId: number | undefined): Promise<GitLabRunnerSummary[]>;
-  /** `POST /user/runners`: the new runner's id and its authentication token (`glrt-…`, a secret). */
-  createRunner(spec: PoolRunnerSpec, namespaceId: number | undefined): Promise<{ id: number; token: string }>;
 }
 
 export function createGitLabRunnerAdmin(config: GitLabApiConfig): GitLabRunnerAdmin {
