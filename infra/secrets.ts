@@ -25,7 +25,10 @@ export const githubAppId = optional("GithubAppId");
 export const githubAppPrivateKey = optional("GithubAppPrivateKey");
 export const statusToken = new sst.Secret("StatusToken");
 
-/** Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with. */
+/**
+ * Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with: set by hand, or
+ * created and set by `npm run runners` (which names them with the same function).
+ */
 export const runnerTokens = new Map(
   [...gitlabRunnerTokenSecrets(settings.pools)].map(([pool, name]) => [pool, optional(name)]),
 );

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { gitlabRunnerTokenSecrets } from "../src/deploy";
 import { GitLabApiError, GitLabTokenRefused, gitlabSystemId, poolRunnerSpecs } from "../src/gitlab-api";
 import { createGitLabRunnerAdmin, createGitLabRunnerManagers } from "../src/gitlab-api/client";
+import { createPoolRunners } from "../src/gitlab-api/pool-runners";
 import { poolsConfigSchema } from "../src/pools";
 import { type FakeGitLabRunners, startFakeGitLabRunners } from "./support/fake-gitlab-runners";
 
@@ -171,6 +172,28 @@ describe("createGitLabRunnerManagers", () => {
     for (const error of [deleting, verifying]) expect(error.message).not.toContain(runner.token);
   });
 
+  it("reports a redirect instead of following it with the token", async () => {
+    const { createServer } = await import("node:http");
+    let hits = 0;
+    const redirecting = createServer((_, response) => {
+      hits++;
+      response.writeHead(301, { location: "https://gitlab.example.com/api/v4/runners/verify" }).end();
+    });
+    await new Promise<void>((resolve) => redirecting.listen(0, "127.0.0.1", resolve));
+    const { port } = redirecting.address() as import("node:net").AddressInfo;
+    try {
+      const managers = createGitLabRunnerManagers({ url: `http://127.0.0.1:${port}` });
+      const error = await failure(managers.runnerId("glrt-secret-value"));
+      expect(error.message).toBe(
+        "POST /api/v4/runners/verify answered 301 (a redirect to https://gitlab.example.com/api/v4/runners/verify: give the GitLab URL it leads to)",
+      );
+      expect(hits).toBe(1);
+    } finally {
+      redirecting.closeAllConnections();
+      redirecting.close();
+    }
+  });
+
   it("gives up on a GitLab that does not answer within the timeout", async () => {
     const { createServer } = await import("node:http");
     const silent = createServer(() => {});
@@ -303,5 +326,85 @@ describe("createGitLabRunnerAdmin", () => {
     expect(readOnly.message).toContain("create_runner scope");
     expect(readOnly.message).not.toContain("glpat-read-only");
     expect(gitlab.runners).toHaveLength(0);
+  });
+});
+
+describe("createPoolRunners", () => {
+  const apiToken = "glpat-creator-token-0123";
+  let gitlab: FakeGitLabRunners;
+  beforeEach(async () => {
+    gitlab = await startFakeGitLabRunners({
+      users: { [apiToken]: { scopes: ["create_runner"] } },
+      projects: [{ id: 42, path_with_namespace: "acme/widgets" }],
+      groups: [],
+    });
+  });
+  afterEach(() => gitlab.close());
+
+  const pools = poolsConfigSchema.parse([
+    {
+      name: "a",
+      labels: ["a"],
+      architecture: "x86_64",
+      instanceTypes: ["c6a.xlarge"],
+      gitlab: { project: "acme/widgets" },
+    },
+    {
+      name: "b",
+      labels: ["b"],
+      architecture: "x86_64",
+      instanceTypes: ["c6a.xlarge"],
+      gitlab: { group: "acme/gone" },
+    },
+  ]);
+  const memorySecrets = () => {
+    const values = new Map<string, string>();
+    return {
+      values,
+      names: async () => new Set(values.keys()),
+      set: async (name: string, value: string) => void values.set(name, value),
+    };
+  };
+
+  it("looks every pool up before creating any runner, so a bad path changes nothing", async () => {
+    const secrets = memorySecrets();
+    const lines: string[] = [];
+    const error = await failure(
+      createPoolRunners({
+        specs: poolRunnerSpecs("prod", pools),
+        admin: createGitLabRunnerAdmin({ url: gitlab.url, token: apiToken }),
+        secrets,
+        dryRun: false,
+        replace: false,
+        report: (line) => lines.push(line),
+      }),
+    );
+    expect(error.message).toBe(
+      'GET /api/v4/groups/acme%2Fgone answered 404: no group "acme/gone" that the API token can see',
+    );
+    expect(gitlab.runners).toEqual([]);
+    expect(secrets.values.size).toBe(0);
+    expect(lines).toEqual([]);
+  });
+
+  it("creates what is missing and reports it without the token", async () => {
+    gitlab.groups.push({ id: 9, full_path: "acme/gone" });
+    const secrets = memorySecrets();
+    const lines: string[] = [];
+    const outcomes = await createPoolRunners({
+      specs: poolRunnerSpecs("prod", pools),
+      admin: createGitLabRunnerAdmin({ url: gitlab.url, token: apiToken }),
+      secrets,
+      dryRun: false,
+      replace: false,
+      report: (line) => lines.push(line),
+    });
+    expect(outcomes.map((outcome) => outcome.action)).toEqual(["created", "created"]);
+    expect(secrets.values.get("GitlabRunnerTokenA")).toBe(gitlab.runners[0]?.token);
+    expect(secrets.values.get("GitlabRunnerTokenB")).toBe(gitlab.runners[1]?.token);
+    for (const runner of gitlab.runners) {
+      for (const line of lines) expect(line).not.toContain(runner.token);
+      expect(JSON.stringify(outcomes)).not.toContain(runner.token);
+    }
   });
 });

@@ -80,13 +80,17 @@ async function gitlabCall(base: string, timeoutMs: number, call: Call, secrets: 
     body = JSON.stringify(call.json);
   }
   let response: Response;
+  let text: string;
   try {
     response = await fetch(url, {
       method: call.method,
       headers,
       body,
+      // A redirect would carry the token to wherever it points: it is reported, not followed.
+      redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs),
     });
+    text = await response.text();
   } catch (error) {
     const cause =
       error instanceof Error
@@ -96,7 +100,6 @@ async function gitlabCall(base: string, timeoutMs: number, call: Call, secrets: 
         : String(error);
     throw new GitLabApiError(`${where}: ${scrub(cause, secrets)}`, 0);
   }
-  const text = await response.text();
   let parsed: unknown = text;
   try {
     parsed = text ? JSON.parse(text) : null;
@@ -128,8 +131,12 @@ function gitlabMessage(answer: Answer, secrets: string[]): string {
 }
 
 function failed(answer: Answer, secrets: string[]): GitLabApiError {
+  const redirected =
+    answer.status >= 300 && answer.status < 400
+      ? ` (a redirect to ${answer.headers.get("location") ?? "elsewhere"}: give the GitLab URL it leads to)`
+      : "";
   return new GitLabApiError(
-    `${answer.where} answered ${answer.status}${gitlabMessage(answer, secrets)}`,
+    `${answer.where} answered ${answer.status}${redirected || gitlabMessage(answer, secrets)}`,
     answer.status,
   );
 }
