@@ -3,8 +3,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfigError, loadHearthConfig, stageSettings } from "@hearth/core/config";
 import { GitLabTokenRefused, poolRunnerSpecs } from "@hearth/core/gitlab-api";
-import { createGitLabRunnerAdmin } from "@hearth/core/gitlab-api/client";
 import { createPoolRunners } from "@hearth/core/gitlab-api/pool-runners";
+import { createGitLabRunnerAdmin } from "@hearth/core/gitlab-api/runner-client";
 import { sstSecrets } from "./sst-secrets";
 
 const usage = `Usage: npm run runners -- --stage NAME [--config FILE] [--dry-run] [--replace]
