@@ -277,26 +277,37 @@ describe("createGitLabRunnerAdmin", () => {
     const list = gitlab.requests.at(-1);
     expect(list).toMatchObject({
       path: "/projects/42/runners",
-      query: { type: "project_type", tag_list: "nix,x86_64-linux" },
+      query: { type: "project_type", per_page: "100", page: "1" },
     });
     expect((await admin.existingRunners(groupSpec, 7)).map((runner) => runner.description)).toEqual([
       "hearth-prod-gpu",
     ]);
   });
 
-  it("reads every page of a runner list", async () => {
+  it("finds the pool's runner by description on every page of its scope's list, whatever its tags now", async () => {
     if (!projectSpec) throw new Error("a spec");
+    gitlab.projects.push({ id: 43, path_with_namespace: "acme/other" });
     for (let index = 0; index < 130; index++) {
       gitlab.addRunner({
         description: index === 120 ? projectSpec.description : `other-${index}`,
         runner_type: "project_type",
         project_id: 42,
-        tag_list: projectSpec.tagList,
+        // Someone edited its tags in GitLab: it is still the pool's runner.
+        tag_list: index === 120 ? ["edited"] : projectSpec.tagList,
         run_untagged: false,
       });
     }
+    // Another project's runner of the same description is not this scope's.
+    gitlab.addRunner({
+      description: projectSpec.description,
+      runner_type: "project_type",
+      project_id: 43,
+      tag_list: projectSpec.tagList,
+      run_untagged: false,
+    });
     const admin = createGitLabRunnerAdmin({ url: gitlab.url, token: apiToken });
-    expect(await admin.existingRunners(projectSpec, 42)).toHaveLength(1);
+    const found = await admin.existingRunners(projectSpec, 42);
+    expect(found.map((runner) => runner.id)).toEqual([gitlab.runners[120]?.id]);
     expect(gitlab.requests.map((request) => request.query.page)).toEqual(["1", "2"]);
   });
 

@@ -216,7 +216,9 @@ export function createGitLabRunnerAdmin(config: GitLabApiConfig): GitLabRunnerAd
       return id;
     },
     async existingRunners(spec, namespaceId) {
-      const query = `?type=${spec.runnerType}&tag_list=${encodeURIComponent(spec.tagList.join(","))}`;
+      // By type and description, not by tags: a pool's runner whose tags were edited in GitLab is
+      // still the pool's runner, and a second one would only duplicate it.
+      const query = `?type=${spec.runnerType}`;
       const path =
         spec.runnerType === "project_type"
           ? `/projects/${namespaceId}/runners${query}`
