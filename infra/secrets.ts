@@ -1,4 +1,5 @@
-import { poolComponent, settings } from "./config";
+import { gitlabRunnerTokenSecrets } from "../packages/core/src/deploy";
+import { settings } from "./config";
 
 /**
  * The stage's secrets, set with `npx sst secret set <Name> <value> --stage <stage>`. SST keeps them
@@ -24,7 +25,10 @@ export const githubAppId = optional("GithubAppId");
 export const githubAppPrivateKey = optional("GithubAppPrivateKey");
 export const statusToken = new sst.Secret("StatusToken");
 
-/** Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with. */
+/**
+ * Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with: set by hand, or
+ * created and set by `npm run runners` (which names them with the same function).
+ */
 export const runnerTokens = new Map(
-  settings.pools.map((pool) => [pool.name, optional(`GitlabRunnerToken${poolComponent.get(pool.name)}`)]),
+  [...gitlabRunnerTokenSecrets(settings.pools)].map(([pool, name]) => [pool, optional(name)]),
 );

@@ -299,3 +299,63 @@ describe("pool config: where GitHub runners register", () => {
     expect(issues(github)).toContain(message);
   });
 });
+
+describe("pool config: where the GitLab runner is registered", () => {
+  const base = { name: "x", labels: ["nix"], architecture: "x86_64", instanceTypes: ["c6a.xlarge"] } as const;
+  const issues = (gitlab: unknown): string[] => {
+    const result = poolConfigSchema.safeParse({ ...base, gitlab });
+    return result.success ? [] : describeConfigIssues(result.error);
+  };
+
+  it("takes a project, a group or the instance, and parses again to itself", () => {
+    for (const gitlab of [
+      { project: "acme/widgets" },
+      { project: "acme/ci/widgets.js" },
+      { group: "acme" },
+      { group: "acme/ci_runners" },
+      { instance: true },
+    ]) {
+      const parsed = poolConfigSchema.parse({ ...base, gitlab });
+      expect(parsed.gitlab).toEqual(gitlab);
+      expect(poolConfigSchema.parse(parsed).gitlab).toEqual(gitlab);
+    }
+    expect(poolConfigSchema.parse(base).gitlab).toBeUndefined();
+  });
+
+  it.each([
+    [
+      "both a project and a group",
+      { project: "acme/w", group: "acme" },
+      "gitlab: give exactly one of `project`, `group` and `instance`",
+    ],
+    ["nothing", {}, "gitlab: give exactly one of `project`, `group` and `instance`"],
+    [
+      "a project without its group",
+      { project: "widgets" },
+      "gitlab.project: a project's full path, `group/project` (subgroups allowed)",
+    ],
+    [
+      "a project path ending in .git",
+      { project: "acme/widgets.git" },
+      "gitlab.project: a project's full path, `group/project` (subgroups allowed)",
+    ],
+    [
+      "a URL for a group",
+      { group: "https://gitlab.com/acme" },
+      "gitlab.group: a group's full path, `group` or `group/subgroup`",
+    ],
+    [
+      "an empty segment",
+      { group: "acme//ci" },
+      "gitlab.group: a group's full path, `group` or `group/subgroup`",
+    ],
+    ["instance: false", { instance: false }, "gitlab.instance: `instance` takes only `true`"],
+    [
+      "a misspelled key",
+      { projet: "acme/w" },
+      'gitlab.projet: unknown key "projet"; did you mean "project"?',
+    ],
+  ])("refuses %s, saying why", (_, gitlab, message) => {
+    expect(issues(gitlab)).toContain(message);
+  });
+});

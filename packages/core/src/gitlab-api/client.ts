@@ -28,3 +28,9 @@ export function createGitLabJobs(config: GitLabApiConfig): GitLabJobs {
     },
   };
 }
+
+export {
+  createGitLabRunnerAdmin,
+  createGitLabRunnerManagers,
+  gitlabApiBase,
+} from "./runner-client";

@@ -69,6 +69,55 @@ const githubRunnerScope = strictObject({
       : { organization: value.organization ?? "", runnerGroupId: value.runnerGroupId ?? 1 },
   );
 
+/**
+ * GitLab's rules for a namespace or project path segment: letters, digits, `_`, `-` and `.`, starting
+ * with a letter, digit or `_`, not ending in `.git` or `.atom`
+ * (https://docs.gitlab.com/user/reserved_names/).
+ */
+const gitlabSegment = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_-])?$/;
+const gitlabPath = (what: string, minSegments: number) =>
+  z
+    .string()
+    .min(1)
+    .max(2048)
+    .refine(
+      (value) => {
+        const segments = value.split("/");
+        return (
+          segments.length >= minSegments &&
+          segments.every((segment) => gitlabSegment.test(segment) && !/\.(git|atom)$/.test(segment))
+        );
+      },
+      { message: what },
+    );
+
+/**
+ * Where a pool's GitLab runner is created by `npm run runners`: a project, a group (by full path,
+ * `group/subgroup`), or the whole instance (administrators only). Exactly one of the three.
+ */
+const gitlabRunnerScope = strictObject({
+  project: gitlabPath("a project's full path, `group/project` (subgroups allowed)", 2).optional(),
+  group: gitlabPath("a group's full path, `group` or `group/subgroup`", 1).optional(),
+  instance: z.literal(true, { error: "`instance` takes only `true`" }).optional(),
+})
+  .superRefine((value, ctx) => {
+    const given = [value.project, value.group, value.instance].filter((part) => part !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({ code: "custom", message: "give exactly one of `project`, `group` and `instance`" });
+    }
+  })
+  .transform(
+    (value): GitLabRunnerScope =>
+      value.project !== undefined
+        ? { project: value.project }
+        : value.group !== undefined
+          ? { group: value.group }
+          : { instance: true },
+  );
+
+/** Where a pool's GitLab runner is registered (`POST /user/runners`' runner type). */
+export type GitLabRunnerScope = { project: string } | { group: string } | { instance: true };
+
 export const poolConfigSchema = strictObject({
   /** Used in AWS resource names, so kept short and plain. */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "letters, digits, `_` or `-`, at most 32"),
@@ -123,6 +172,11 @@ export const poolConfigSchema = strictObject({
   }).prefault({}),
   /** Where this pool's GitHub runners register; a pool without it registers no GitHub runner. */
   github: githubRunnerScope.optional(),
+  /**
+   * Where this pool's GitLab runner is registered, for `npm run runners`; a pool without it has its
+   * runner token set by hand (`GitlabRunnerToken<Pool>`), or serves no GitLab jobs.
+   */
+  gitlab: gitlabRunnerScope.optional(),
   /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
   untagged: z.boolean().default(false),
   /**

@@ -1,0 +1,303 @@
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type FakeGitLabRunners, startFakeGitLabRunners } from "../../core/test/support/fake-gitlab-runners";
+import { childEnv, run } from "./support/child";
+
+/**
+ * `npm run runners` as a user runs it: a child process against a fake GitLab (over HTTP, below a
+ * path prefix, as a self-managed GitLab at https://example.com/gitlab) and a fake `sst` placed first
+ * on PATH, which records its arguments and standard input and keeps the stage's secrets in a file.
+ */
+
+const main = fileURLToPath(new URL("../src/runners/main.ts", import.meta.url));
+const apiToken = "glpat-runner-creator-7f3a9c";
+
+/** The fake SST CLI: `secret list` and `secret set` as SST answers them, every call logged. */
+const fakeSst = `#!/usr/bin/env node
+const fs = require("node:fs");
+const path = require("node:path");
+const dir = process.env.FAKE_SST_DIR;
+const args = process.argv.slice(2);
+const stage = args[args.indexOf("--stage") + 1];
+const statePath = path.join(dir, "secrets.json");
+const secrets = fs.existsSync(statePath) ? JSON.parse(fs.readFileSync(statePath, "utf8")) : {};
+const stdin = args[1] === "set" ? fs.readFileSync(0, "utf8") : "";
+fs.appendFileSync(path.join(dir, "calls.jsonl"), JSON.stringify({ args, stdin }) + "\\n");
+if (process.env.FAKE_SST_FAIL === args[1]) {
+  process.stderr.write("✕  Could not " + args[1] + " secrets: AccessDenied\\n");
+  process.exit(1);
+}
+const own = secrets[stage] ?? {};
+if (args[1] === "list") {
+  if (Object.keys(own).length === 0) {
+    process.stderr.write("✕  No secrets found\\n");
+    process.exit(1);
+  }
+  process.stdout.write("# hearth/" + stage + "\\n");
+  for (const [key, value] of Object.entries(own)) process.stdout.write(key + "=" + value + "\\n");
+  process.exit(0);
+}
+if (args[1] === "set") {
+  const name = args[2];
+  const value = args[3] !== undefined && args[3] !== "--stage" ? args[3] : stdin;
+  secrets[stage] = { ...own, [name]: value };
+  fs.writeFileSync(statePath, JSON.stringify(secrets));
+  process.stdout.write('✓  Set "' + name + '" for stage "' + stage + '". Run "sst deploy" to update.\\n');
+  process.exit(0);
+}
+process.exit(2);
+`;
+
+interface SstCall {
+  args: string[];
+  stdin: string;
+}
+
+let sstDir: string;
+let configDir: string;
+let gitlab: FakeGitLabRunners;
+
+const config = {
+  pools: [
+    {
+      name: "x86_64",
+      labels: ["nix", "x86_64-linux"],
+      architecture: "x86_64",
+      instanceTypes: ["c6a.xlarge"],
+      untagged: true,
+      gitlab: { project: "acme/ci/widgets" },
+    },
+    {
+      name: "aarch64",
+      labels: ["nix", "aarch64-linux"],
+      architecture: "arm64",
+      instanceTypes: ["c7g.xlarge"],
+      gitlab: { group: "acme/ci" },
+    },
+    // No GitLab scope: its token is set by hand, or it serves GitHub only.
+    { name: "gpu-large", labels: ["gpu"], architecture: "x86_64", instanceTypes: ["g5.xlarge"] },
+  ],
+};
+
+beforeAll(() => {
+  sstDir = mkdtempSync(join(tmpdir(), "hearth-fake-sst-"));
+  writeFileSync(join(sstDir, "sst"), fakeSst);
+  chmodSync(join(sstDir, "sst"), 0o755);
+  configDir = mkdtempSync(join(tmpdir(), "hearth-runners-config-"));
+  writeFileSync(join(configDir, "hearth.config.json"), JSON.stringify(config));
+});
+afterAll(() => {
+  rmSync(sstDir, { recursive: true, force: true });
+  rmSync(configDir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  gitlab = await startFakeGitLabRunners({
+    prefix: "/gitlab",
+    users: {
+      [apiToken]: { scopes: ["create_runner", "read_api"] },
+      "glpat-read-only": { scopes: ["read_api"] },
+    },
+    projects: [{ id: 42, path_with_namespace: "acme/ci/widgets" }],
+    groups: [{ id: 7, full_path: "acme/ci" }],
+  });
+  for (const file of ["calls.jsonl", "secrets.json"]) rmSync(join(sstDir, file), { force: true });
+});
+afterEach(() => gitlab.close());
+
+const sstCalls = (): SstCall[] =>
+  existsSync(join(sstDir, "calls.jsonl"))
+    ? readFileSync(join(sstDir, "calls.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as SstCall)
+    : [];
+const stageSecrets = (stage: string): Record<string, string> =>
+  existsSync(join(sstDir, "secrets.json"))
+    ? (JSON.parse(readFileSync(join(sstDir, "secrets.json"), "utf8"))[stage] ?? {})
+    : {};
+
+async function runners(args: string[], env: Record<string, string> = {}) {
+  const child = run(main, ["--config", join(configDir, "hearth.config.json"), ...args], {
+    env: childEnv({
+      PATH: `${sstDir}${delimiter}${process.env.PATH ?? ""}`,
+      FAKE_SST_DIR: sstDir,
+      GITLAB_URL: gitlab.url,
+      GITLAB_API_TOKEN: apiToken,
+      ...env,
+    }),
+  });
+  const code = await child.exited;
+  return { code, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+describe("npm run runners", () => {
+  it("creates each configured pool's runner and stores its token as the pool's stage secret, never printing it", async () => {
+    const result = await runners(["--stage", "prod"]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+
+    // The runners, as GitLab holds them.
+    expect(gitlab.runners).toHaveLength(2);
+    const [x86, arm] = gitlab.runners;
+    expect(x86).toMatchObject({
+      runner_type: "project_type",
+      project_id: 42,
+      description: "hearth-prod-x86_64",
+      tag_list: ["nix", "x86_64-linux"],
+      run_untagged: true,
+    });
+    expect(arm).toMatchObject({
+      runner_type: "group_type",
+      group_id: 7,
+      description: "hearth-prod-aarch64",
+      tag_list: ["aarch64-linux", "nix"],
+      run_untagged: false,
+    });
+    // The paths were resolved URL-encoded below the self-managed GitLab's prefix, with the API token.
+    const paths = gitlab.requests.map((request) => `${request.method} ${request.path}`);
+    expect(paths).toContain("GET /projects/acme%2Fci%2Fwidgets");
+    expect(paths).toContain("GET /groups/acme%2Fci");
+    expect(paths.filter((path) => path === "POST /user/runners")).toHaveLength(2);
+    expect(gitlab.requests.every((request) => request.privateToken === apiToken)).toBe(true);
+
+    // Each token went to its pool's secret, the name infra declares, on stdin only.
+    const sets = sstCalls().filter((call) => call.args[1] === "set");
+    expect(sets.map((call) => call.args)).toEqual([
+      ["secret", "set", "GitlabRunnerTokenX8664", "--stage", "prod"],
+      ["secret", "set", "GitlabRunnerTokenAarch64", "--stage", "prod"],
+    ]);
+    expect(sets.map((call) => call.stdin)).toEqual([x86?.token, arm?.token]);
+    expect(stageSecrets("prod")).toEqual({
+      GitlabRunnerTokenX8664: x86?.token,
+      GitlabRunnerTokenAarch64: arm?.token,
+    });
+
+    for (const token of [x86?.token, arm?.token, apiToken]) {
+      expect(token).toBeTruthy();
+      expect(result.stdout).not.toContain(token);
+      for (const call of sstCalls()) expect(call.args.join(" ")).not.toContain(token);
+    }
+    expect(result.stdout).toContain(`x86_64: created runner ${x86?.id}`);
+    expect(result.stdout).toContain("and set GitlabRunnerTokenAarch64");
+  });
+
+  it("skips a pool whose runner exists or whose secret is set", async () => {
+    expect((await runners(["--stage", "prod"])).code).toBe(0);
+    const first = gitlab.runners.map((runner) => runner.id);
+
+    const again = await runners(["--stage", "prod"]);
+    expect(again.code).toBe(0);
+    expect(gitlab.runners.map((runner) => runner.id)).toEqual(first);
+    expect(again.stdout).toMatch(
+      /x86_64: skipped, its runner exists \(\d+, "hearth-prod-x86_64"\) and GitlabRunnerTokenX8664 is set/,
+    );
+    expect(sstCalls().filter((call) => call.args[1] === "set")).toHaveLength(2);
+
+    // The secret alone (a token set by hand) counts as an existing runner too…
+    gitlab.runners.splice(0);
+    const bySecret = await runners(["--stage", "prod"]);
+    expect(bySecret.stdout).toContain("x86_64: skipped, GitlabRunnerTokenX8664 is already set for the stage");
+    expect(gitlab.runners).toHaveLength(0);
+  }, 60_000);
+
+  it("skips a runner whose token was never stored (it cannot be read back); --replace creates a new one", async () => {
+    const old = gitlab.addRunner({
+      description: "hearth-prod-x86_64",
+      runner_type: "project_type",
+      project_id: 42,
+      tag_list: ["nix", "x86_64-linux"],
+      run_untagged: true,
+    });
+    const byRunner = await runners(["--stage", "prod"]);
+    expect(byRunner.stdout).toContain(
+      `x86_64: skipped, a runner "hearth-prod-x86_64" exists (${old.id}) but GitlabRunnerTokenX8664 is not set`,
+    );
+    // The other pool had neither, so it got its runner.
+    expect(byRunner.stdout).toContain("aarch64: created runner");
+
+    const replaced = await runners(["--stage", "prod", "--replace"]);
+    expect(replaced.code).toBe(0);
+    const newest = gitlab.runners.filter((runner) => runner.description === "hearth-prod-x86_64").at(-1);
+    expect(newest?.id).not.toBe(old.id);
+    expect(stageSecrets("prod").GitlabRunnerTokenX8664).toBe(newest?.token);
+    expect(replaced.stdout).toContain(`the previous runner ${old.id} stays registered`);
+  }, 60_000);
+
+  it("changes nothing on a dry run", async () => {
+    const result = await runners(["--stage", "prod", "--dry-run"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      'x86_64: would create a project_type runner "hearth-prod-x86_64" in project acme/ci/widgets (42), tags [nix, x86_64-linux], run_untagged true, and set GitlabRunnerTokenX8664',
+    );
+    expect(result.stdout).toContain("aarch64: would create a group_type runner");
+    expect(gitlab.runners).toHaveLength(0);
+    expect(gitlab.requests.filter((request) => request.method !== "GET")).toEqual([]);
+    expect(sstCalls().map((call) => call.args[1])).toEqual(["list"]);
+    expect(stageSecrets("prod")).toEqual({});
+  });
+
+  it("says in one line that GitLab refused the API token, exits 1 and changes nothing", async () => {
+    const badToken = "glpat-revoked-token-0000";
+    const result = await runners(["--stage", "prod"], { GITLAB_API_TOKEN: badToken });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toBe(
+      `runners: GET /gitlab/api/v4/projects/acme%2Fci%2Fwidgets answered 401: GitLab at ${gitlab.url} does not accept the API token (unknown, expired or revoked) (GITLAB_API_TOKEN)\n`,
+    );
+    expect(result.stderr).not.toContain(badToken);
+    expect(gitlab.runners).toHaveLength(0);
+    expect(sstCalls()).toEqual([]);
+  });
+
+  it("says when a token may not create runners, before creating any", async () => {
+    const result = await runners(["--stage", "prod"], { GITLAB_API_TOKEN: "glpat-read-only" });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(result.stderr).toContain("answered 403");
+    expect(result.stderr).toContain("create_runner scope");
+    expect(result.stderr).not.toContain("glpat-read-only");
+    expect(gitlab.runners).toHaveLength(0);
+  });
+
+  it("asks for GITLAB_API_TOKEN when it is missing, and stops at an unknown project", async () => {
+    const missing = await runners(["--stage", "prod"], { GITLAB_API_TOKEN: "" });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(
+      /^runners: set GITLAB_API_TOKEN to a GitLab access token with the create_runner scope/,
+    );
+    expect(gitlab.requests).toEqual([]);
+
+    gitlab.projects.splice(0);
+    const unknown = await runners(["--stage", "prod"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(
+      'runners: GET /gitlab/api/v4/projects/acme%2Fci%2Fwidgets answered 404: no project "acme/ci/widgets" that the API token can see\n',
+    );
+    expect(gitlab.runners).toHaveLength(0);
+    expect(sstCalls()).toEqual([]);
+  });
+
+  it("stops before creating anything when the stage's secrets cannot be listed", async () => {
+    const result = await runners(["--stage", "prod"], { FAKE_SST_FAIL: "list" });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      "runners: sst secret list --stage prod failed (exit 1): ✕  Could not list secrets: AccessDenied\n",
+    );
+    expect(gitlab.runners).toHaveLength(0);
+  });
+
+  it("says which runner was created when its secret cannot be stored, without the token", async () => {
+    const result = await runners(["--stage", "prod"], { FAKE_SST_FAIL: "set" });
+    expect(result.code).toBe(1);
+    const [created] = gitlab.runners;
+    expect(gitlab.runners).toHaveLength(1);
+    expect(result.stderr).toBe(
+      `runners: x86_64: created runner ${created?.id}, but could not set GitlabRunnerTokenX8664 (sst secret set GitlabRunnerTokenX8664 --stage prod failed (exit 1): ✕  Could not set secrets: AccessDenied); delete runner ${created?.id} in GitLab and run again\n`,
+    );
+    expect(result.stderr + result.stdout).not.toContain(created?.token);
+  });
+});
