@@ -225,6 +225,29 @@ describe("a slot's GitHub runner", () => {
     expect(after.configs[0]?.runnerId).not.toBe(one.runnerId);
   });
 
+  it("of another instance is never touched by what an instance reports, nor handed to it", async () => {
+    const mine = await tendSlotRunners(deps, { instance, pool: pool(), reported: [], mayMint: true });
+    const other = { id: "i-0fedcba9876543210", slots: 2 };
+    // Another instance claims this one's runners exited, and asks: it gets only configs of its own.
+    const answer = await tendSlotRunners(deps, {
+      instance: other,
+      pool: pool(),
+      reported: mine.configs.map((config) => ({
+        slot: config.slot,
+        runnerId: config.runnerId,
+        state: "exited" as const,
+      })),
+      mayMint: true,
+    });
+    expect(answer.retired).toBe(0);
+    expect(answer.configs.every((config) => config.name.startsWith(`hearth-${other.id}-`))).toBe(true);
+    expect(answer.configs.map((c) => c.parameter)).not.toContain(mine.configs[0]?.parameter);
+    expect((await records.ofInstance(instanceId)).map((r) => [r.runnerId, r.state])).toEqual(
+      mine.configs.map((config) => [config.runnerId, "handed"]),
+    );
+    for (const config of mine.configs) expect(registered().map((r) => r.id)).toContain(config.runnerId);
+  });
+
   it("is not minted while the instance drains, nor for a pool that registers no GitHub runner", async () => {
     await tendSlotRunners(deps, { instance, pool: pool(), reported: [], mayMint: false });
     await tendSlotRunners(deps, { instance, pool: pool({ github: undefined }), reported: [], mayMint: true });

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import {
   describeScope,
   GitHubAuthError,
@@ -7,6 +6,7 @@ import {
   runnerIdentity,
 } from "../github-api";
 import type { ScopeRunners } from "../github-api/runners";
+import { type GitLabRunnerManagers, gitlabSystemId } from "../gitlab-api";
 import type { InstanceRecord } from "../instances";
 import type { JobKey } from "../jobs";
 import type { Journal } from "../journal";
@@ -24,6 +24,7 @@ import type { ReportedSlotRunnerState, RunnerViewState } from "./vocabulary";
 
 export { createRunnerRecords, type Removal, type RunnerRecords, type SlotRunner } from "./records";
 export * from "./vocabulary";
+export { gitlabSystemId };
 
 /** What the agent reports of a slot's runner in a v1 heartbeat. */
 export interface SlotReport {
@@ -43,9 +44,7 @@ export interface RunnerConfigInstruction {
 
 /** GitLab's side as core uses it: the pool runners' tokens, and deleting a manager. */
 export interface GitLabRunnerPort {
-  managers: {
-    deleteManager(runnerToken: string, systemId: string): Promise<"deleted" | "already-gone">;
-  };
+  managers: Pick<GitLabRunnerManagers, "deleteManager">;
   /** The pool's runner authentication token (`glrt-…`), if the stage has one. A secret. */
   tokenOf(pool: string): string | undefined;
 }
@@ -79,15 +78,6 @@ export interface RunnerDeps {
  * again (the agent may have restarted and lost the instruction, or died).
  */
 export const HANDED_TIMEOUT_MS = 10 * 60_000;
-
-/**
- * gitlab-runner's own `system_id` shape (`s_` and 12 hex characters), derived from the instance id:
- * two instances from one image are never one manager, and the control plane can name an instance's
- * manager without asking it.
- */
-export function gitlabSystemId(instanceId: string): string {
-  return `s_${createHash("sha256").update(instanceId).digest("hex").slice(0, 12)}`;
-}
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 

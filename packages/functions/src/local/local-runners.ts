@@ -2,6 +2,7 @@ import type { Settings } from "@hearth/core/config";
 import type { RunnerScope } from "@hearth/core/github-api";
 import { createGitHubClient, type GitHubClient } from "@hearth/core/github-api/client";
 import { MintingBudget, runnersFor, type ScopeRunners } from "@hearth/core/github-api/runners";
+import { createGitLabRunnerManagers } from "@hearth/core/gitlab-api/runner-client";
 import type { PoolConfig } from "@hearth/core/pools";
 import type { GitLabRunnerPort } from "@hearth/core/runners";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
@@ -60,18 +61,21 @@ export function localGitHub(options: {
 }
 
 /**
- * GitLab's runner managers of the simulated forge, and each pool's runner token there (which the
- * simulated forge made when local mode started: `forge` is read when used).
+ * GitLab's runner managers, over the simulated GitLab's API (`/sim/gitlab`) with Hearth's own client,
+ * and each pool's runner token there (made when local mode started: `forge` is read when used).
  */
-export function localGitLabRunners(forge: () => SimulatedForgeRunners | undefined): GitLabRunnerPort {
+export function localGitLabRunners(options: {
+  url(): string;
+  forge(): SimulatedForgeRunners | undefined;
+}): GitLabRunnerPort {
+  let managers: GitLabRunnerPort["managers"] | undefined;
   return {
     managers: {
-      async deleteManager(token, systemId) {
-        const result = forge()?.gitlab.deleteManager(token, systemId) ?? "forbidden";
-        if (result === "forbidden") throw new Error("DELETE /runners/managers: 403 Forbidden");
-        return result;
+      deleteManager(token, systemId) {
+        managers ??= createGitLabRunnerManagers({ url: `${options.url()}/sim/gitlab` });
+        return managers.deleteManager(token, systemId);
       },
     },
-    tokenOf: (pool) => forge()?.gitlab.tokenOf(pool),
+    tokenOf: (pool) => options.forge()?.gitlab.tokenOf(pool),
   };
 }

@@ -145,7 +145,8 @@ async function startWith(
     fleet: () => fleet,
     gitlab: () => gitlab,
     github: () => localGitHub({ settings, simulated: simulatedFleet ? { url: () => selfUrl } : undefined }),
-    gitlabRunners: () => (simulatedFleet ? localGitLabRunners(() => simulation?.forge) : undefined),
+    gitlabRunners: () =>
+      simulatedFleet ? localGitLabRunners({ url: () => selfUrl, forge: () => simulation?.forge }) : undefined,
     startScaleFleet: () => (pool, holder) => (scaleFleet as LocalScaleFleet).start(pool, holder),
     holder: () => randomUUID(),
     // Work that may follow the answer runs after it: this process keeps running.
