@@ -39,8 +39,9 @@ export const hearthConfig = new sst.Linkable("HearthConfig", {
 });
 
 /**
- * The fleet's Auto Scaling group names and the JIT config path (the `Fleet` link). The names are
- * fixed by the stage and pool, so functions can link them before infra/fleet.ts creates the groups.
+ * The fleet's Auto Scaling group names, the JIT config path, and the account and partition that
+ * instance ARNs name (the `Fleet` link). The names are fixed by the stage and pool, so functions can
+ * link them before infra/fleet.ts creates the groups.
  */
 export const fleetLink = new sst.Linkable("Fleet", {
   properties: {
@@ -48,5 +49,7 @@ export const fleetLink = new sst.Linkable("Fleet", {
       settings.pools.map((pool) => [pool.name, groupNames(settings.stage, pool.name)]),
     ),
     runnerConfigPrefix: parameterPaths(settings.stage).runnerConfigs,
+    account: scope.apply((where) => where.accountId),
+    partition: scope.apply((where) => where.partition),
   },
 });

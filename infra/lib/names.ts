@@ -1,25 +1,16 @@
-export { groupNames, parameterPaths, resourcePrefix } from "../../packages/core/src/deploy";
-
 /**
  * Names and tags of a stage's AWS resources. They are computed, not read back from AWS, so that a
  * function's links and IAM policies can name the Auto Scaling groups before they exist, and so that
- * tests can check them.
+ * tests can check them. The names and tags the control plane also uses live in core's `deploy`.
  */
-
-export const APP = "hearth";
-
-/** Tags every Hearth resource carries that IAM conditions use; SST's default tags do not reach ASGs. */
-export const tagKeys = {
-  app: "hearth:app",
-  stage: "hearth:stage",
-  pool: "hearth:pool",
-  group: "hearth:group",
-};
-
-export const stageTags = (stage: string): Record<string, string> => ({
-  [tagKeys.app]: APP,
-  [tagKeys.stage]: stage,
-});
+export {
+  APP,
+  groupNames,
+  parameterPaths,
+  resourcePrefix,
+  stageTags,
+  tagKeys,
+} from "../../packages/core/src/deploy";
 
 /**
  * A name in PascalCase, for SST component names (letters and digits): `oldest-queued-x86_64` →

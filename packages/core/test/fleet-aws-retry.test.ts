@@ -165,7 +165,16 @@ describe("the fleet clients' retries", () => {
     const autoScaling = new AutoScalingClient(clientOptions(aws.handler));
     const ec2 = new EC2Client(clientOptions(aws.handler));
     const ssm = new SSMClient(clientOptions(aws.handler));
-    createAwsFleet({ autoScaling, ec2, ssm, groups: {}, runnerConfigPrefix: "/hearth/runners" });
+    createAwsFleet({
+      autoScaling,
+      ec2,
+      ssm,
+      groups: {},
+      runnerConfigPrefix: "/hearth/runners",
+      stage: "test",
+      account: "123456789012",
+      partition: "aws",
+    });
     for (const client of [autoScaling, ec2, ssm]) {
       expect(client.middlewareStack.identify()).toContainEqual(
         expect.stringMatching(/^hearthRetryBusyErrors /),

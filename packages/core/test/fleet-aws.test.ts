@@ -13,11 +13,16 @@ import {
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, EC2Client, EC2ServiceException } from "@aws-sdk/client-ec2";
-import { PutParameterCommand, SSMClient, SSMServiceException } from "@aws-sdk/client-ssm";
+import {
+  DeleteParameterCommand,
+  PutParameterCommand,
+  SSMClient,
+  SSMServiceException,
+} from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
-import { FakeAws, installFakeAws, mockedClients, validation } from "./support/auto-scaling-fake";
+import { FakeAws, installFakeAws, mockedClients, ssmError, validation } from "./support/auto-scaling-fake";
 import {
   mutations as autoScalingMutations,
   BURST,
@@ -59,6 +64,9 @@ function createFleet(
     ssm: new SSMClient({ region: "us-east-1" }),
     groups,
     runnerConfigPrefix: "/hearth/runner-config/",
+    stage: "test",
+    account: "123456789012",
+    partition: "aws",
     now: () => NOW,
   });
 }
@@ -682,55 +690,153 @@ describe("lookup", () => {
   });
 });
 
-// ─── handRunnerConfig ────────────────────────────────────────────────────────────────────────────
+// ─── handRunnerConfig / withdrawRunnerConfig ─────────────────────────────────────────────────────
 
 describe("handRunnerConfig", () => {
   const secret = "eyJydW5uZXIiOiJzZWNyZXQtand0LWNvbmZpZyJ9";
+  const handOver = { instanceId: iid(0xa1), slot: 1, runnerId: 4242, encodedJitConfig: secret };
+  const name = `/hearth/runner-config/${iid(0xa1)}/1-4242`;
+  const tags = [
+    { Key: "hearth:app", Value: "hearth" },
+    { Key: "hearth:stage", Value: "test" },
+    { Key: "hearth:instance-arn", Value: `arn:aws:ec2:us-east-1:123456789012:instance/${iid(0xa1)}` },
+  ];
 
-  it("writes a SecureString parameter <prefix>/<instance id>, overwriting, and never journals the value", async () => {
-    const lines = await fleet.handRunnerConfig(iid(0xa1), secret);
+  it("creates a SecureString <prefix>/<instance>/<slot>-<runner>, tagged with the instance's ARN, never overwriting", async () => {
+    const handed = await fleet.handRunnerConfig(handOver);
     expect(ssm.commandCalls(PutParameterCommand).map((c) => c.args[0].input)).toEqual([
-      {
-        Name: `/hearth/runner-config/${iid(0xa1)}`,
-        Value: secret,
-        Type: "SecureString",
-        Overwrite: true,
-        Tier: "Intelligent-Tiering",
-      },
+      { Name: name, Value: secret, Type: "SecureString", Tier: "Intelligent-Tiering", Tags: tags },
     ]);
-    expect(lines).toEqual([
-      `PutParameter(name=/hearth/runner-config/${iid(0xa1)}, type=SecureString, tier=Intelligent-Tiering)`,
-    ]);
-    expect(lines.join("\n")).not.toContain(secret);
+    expect(handed).toEqual({
+      parameter: name,
+      calls: [`PutParameter(name=${name}, type=SecureString, tier=Intelligent-Tiering)`],
+    });
+    expect(JSON.stringify(handed)).not.toContain(secret);
+    expect(aws.parameters.get(name)).toMatchObject({ value: secret, type: "SecureString", tier: "Standard" });
+  });
+
+  it("binds the config to the ARN in the fleet's own partition and region", async () => {
+    const china = createAwsFleet({
+      autoScaling: new AutoScalingClient({ region: "cn-north-1" }),
+      ec2: new EC2Client({ region: "cn-north-1" }),
+      ssm: new SSMClient({ region: "cn-north-1" }),
+      groups: {},
+      runnerConfigPrefix: "/hearth/cn/runners",
+      stage: "cn",
+      account: "210987654321",
+      partition: "aws-cn",
+    });
+    await china.handRunnerConfig(handOver);
+    expect(ssm.commandCalls(PutParameterCommand)[0]?.args[0].input.Tags).toContainEqual({
+      Key: "hearth:instance-arn",
+      Value: `arn:aws-cn:ec2:cn-north-1:210987654321:instance/${iid(0xa1)}`,
+    });
   });
 
   it("puts a config larger than 4 KB in the advanced tier", async () => {
     const large = "A".repeat(5_000);
-    const lines = await fleet.handRunnerConfig(iid(0xa1), large);
+    const handed = await fleet.handRunnerConfig({ ...handOver, encodedJitConfig: large });
     expect(ssm.commandCalls(PutParameterCommand)[0]?.args[0].input).toMatchObject({
       Tier: "Advanced",
       Value: large,
     });
-    expect(lines.join("\n")).not.toContain(large);
+    expect(aws.parameters.get(name)?.tier).toBe("Advanced");
+    expect(JSON.stringify(handed)).not.toContain(large);
+  });
+
+  it("ends a retried hand-over as the first one: the value written again, the tags put back", async () => {
+    await fleet.handRunnerConfig(handOver);
+    // Someone removed a tag in between: the retry restores it.
+    delete aws.parameters.get(name)?.tags["hearth:instance-arn"];
+    const handed = await fleet.handRunnerConfig(handOver);
+    expect(handed.calls).toEqual([
+      `PutParameter(name=${name}, type=SecureString, tier=Intelligent-Tiering, overwrite=true)`,
+      `AddTagsToResource(parameter=${name}, instance=${iid(0xa1)})`,
+    ]);
+    // The retry's create is refused (ParameterAlreadyExists); the overwrite goes without Tags.
+    const [, refused, retry] = ssm.commandCalls(PutParameterCommand).map((c) => c.args[0].input);
+    expect(refused?.Overwrite).toBeUndefined();
+    expect(retry).toMatchObject({ Overwrite: true });
+    expect(retry?.Tags).toBeUndefined();
+    expect(aws.parameters.get(name)).toMatchObject({
+      version: 2,
+      tags: Object.fromEntries(tags.map((t) => [t.Key, t.Value])),
+    });
+  });
+
+  it("refuses a malformed hand-over before writing anything, without quoting the config", async () => {
+    for (const bad of [
+      { ...handOver, instanceId: "../../payments" },
+      { ...handOver, slot: -1 },
+      { ...handOver, slot: 1.5 },
+      { ...handOver, runnerId: 0 },
+      { ...handOver, encodedJitConfig: " " },
+    ]) {
+      const error = await fleet.handRunnerConfig(bad).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error?.message).toMatch(/runner config hand-over/);
+      expect(error?.message).not.toContain(secret);
+    }
+    expect(ssm.commandCalls(PutParameterCommand)).toHaveLength(0);
   });
 
   it("keeps the value out of the error when SSM refuses it", async () => {
-    aws.fail(
-      "PutParameter",
-      new SSMServiceException({
-        name: "ValidationException",
-        $fault: "client",
-        $metadata: {},
-        message: `1 validation error detected: Value '${secret}' at 'value' failed to satisfy constraint`,
-      }),
-    );
-    const error = await fleet.handRunnerConfig(iid(0xa1), secret).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await fleet
+      .handRunnerConfig({ ...handOver, encodedJitConfig: `${secret}${"B".repeat(9_000)}` })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(SSMServiceException);
+    expect((error as Error).name).toBe("ValidationException");
     expect(String((error as Error).message)).toContain("[redacted]");
     expect(String((error as Error).message)).not.toContain(secret);
     expect(String((error as Error).stack)).not.toContain(secret);
+    expect(aws.parameters.size).toBe(0);
+  });
+});
+
+describe("withdrawRunnerConfig", () => {
+  const handOver = { instanceId: iid(0xa1), slot: 0, runnerId: 7, encodedJitConfig: "jit-secret" };
+
+  it("deletes the parameter; one already gone is fine", async () => {
+    const { parameter } = await fleet.handRunnerConfig(handOver);
+    expect(await fleet.withdrawRunnerConfig(parameter)).toEqual([`DeleteParameter(name=${parameter})`]);
+    expect(aws.parameters.has(parameter)).toBe(false);
+    expect(await fleet.withdrawRunnerConfig(parameter)).toEqual([
+      `DeleteParameter(name=${parameter}, found=false)`,
+    ]);
+    expect(ssm.commandCalls(DeleteParameterCommand).map((c) => c.args[0].input)).toEqual([
+      { Name: parameter },
+      { Name: parameter },
+    ]);
+  });
+
+  it("refuses to delete anything that is not a runner config under its prefix", async () => {
+    aws.parameters.set("/hearth/test/pools/x86/credentials", {
+      value: "glrt-x",
+      type: "SecureString",
+      tier: "Standard",
+      version: 1,
+      tags: {},
+    });
+    for (const parameter of [
+      "/hearth/test/pools/x86/credentials",
+      "/hearth/runner-config/../test/pools/x86/credentials",
+      `/hearth/runner-config/${iid(0xa1)}`,
+      `/hearth/other/${iid(0xa1)}/0-7`,
+    ]) {
+      await expect(fleet.withdrawRunnerConfig(parameter)).rejects.toThrow(/not a runner config parameter/);
+    }
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(0);
+  });
+
+  it("passes on other failures (throttling past its retries, access denied)", async () => {
+    aws.fail("DeleteParameter", ssmError("AccessDeniedException", "not authorized"));
+    await expect(fleet.withdrawRunnerConfig(`/hearth/runner-config/${iid(0xa1)}/0-7`)).rejects.toThrow(
+      /not authorized/,
+    );
   });
 });

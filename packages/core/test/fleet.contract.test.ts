@@ -1,12 +1,12 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
-import { SSMClient } from "@aws-sdk/client-ssm";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../src/clock";
 import type { FleetInstance, FleetObservation, FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
-import { SimulatedFleet } from "../src/simulation/fleet";
+import { SIMULATED_RUNNER_CONFIG_PREFIX, SimulatedFleet } from "../src/simulation/fleet";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
 
 /**
@@ -31,6 +31,12 @@ interface Driver {
   settle(): Promise<void>;
   /** EC2 reclaims an instance (a spot interruption, its notice over). */
   interrupt(id: string): Promise<void>;
+  /** Where the driver puts runner configs. */
+  runnerConfigPrefix: string;
+  /** The agent on `instanceId` reads a parameter with its own credentials: the value, or nothing. */
+  readRunnerConfig(instanceId: string, parameter: string): Promise<string | undefined>;
+  /** The runner config parameters that exist. */
+  parameters(): string[];
 }
 
 interface DriverKind {
@@ -54,6 +60,9 @@ const drivers: DriverKind[] = [
           await fleet.interrupt(id);
           await settle();
         },
+        runnerConfigPrefix: SIMULATED_RUNNER_CONFIG_PREFIX,
+        readRunnerConfig: async (instanceId, parameter) => fleet.readRunnerConfig(instanceId, parameter),
+        parameters: () => fleet.runnerConfigParameters(),
       };
     },
   },
@@ -80,7 +89,10 @@ const drivers: DriverKind[] = [
           x86: { warm: "hearth-x86-warm", burst: "hearth-x86-burst" },
           arm: { warm: "hearth-arm-warm", burst: "hearth-arm-burst" },
         },
-        runnerConfigPrefix: "/hearth/runner-config",
+        runnerConfigPrefix: "/hearth/test/runners",
+        stage: "test",
+        account: "123456789012",
+        partition: "aws",
         now,
       });
       const settle = async () => {
@@ -94,6 +106,21 @@ const drivers: DriverKind[] = [
           aws.interrupt(id);
           await settle();
         },
+        runnerConfigPrefix: "/hearth/test/runners",
+        async readRunnerConfig(instanceId, parameter) {
+          try {
+            const out = await aws
+              .instanceSsm(instanceId)
+              .send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
+            return out.Parameter?.Value;
+          } catch (error) {
+            // IAM's answer to another instance's parameter, or to one that is gone.
+            if (["AccessDeniedException", "ParameterNotFound"].includes((error as Error).name))
+              return undefined;
+            throw error;
+          }
+        },
+        parameters: () => [...aws.parameters.keys()].sort(),
       };
     },
   },
@@ -257,5 +284,98 @@ describe.each(drivers)("the fleet port: $name", (kind) => {
     }
     expect(firstOfThree.has(-1)).toBe(false);
     expect(firstOfThree.size).toBeGreaterThan(1);
+  });
+
+  describe("runner configs", () => {
+    const secret = "eyJqaXQiOiJzZWNyZXQtY29uZmlnLWZvci1zbG90LTAifQ==";
+    let mine: string;
+    let theirs: string;
+    beforeEach(async () => {
+      await fleet.setCapacity(pool, { warm: 2, burst: 0, warmPoolSize: 0 });
+      await driver.settle();
+      [mine = "", theirs = ""] = ids(inService(await fleet.observe(pool), "warm"));
+    });
+
+    it("hands a config that only its own instance can read, and never returns the value", async () => {
+      const handed = await fleet.handRunnerConfig({
+        instanceId: mine,
+        slot: 0,
+        runnerId: 101,
+        encodedJitConfig: secret,
+      });
+      expect(handed.parameter).toBe(`${driver.runnerConfigPrefix}/${mine}/0-101`);
+      expect(handed.calls.length).toBeGreaterThan(0);
+      expect(handed.calls.join("\n")).toContain(handed.parameter);
+      expect(JSON.stringify(handed)).not.toContain(secret);
+      expect(await driver.readRunnerConfig(mine, handed.parameter)).toBe(secret);
+      // Another instance of the fleet asks for it by its exact name: nothing.
+      expect(await driver.readRunnerConfig(theirs, handed.parameter)).toBeUndefined();
+    });
+
+    it("gives each runner of an instance its own parameter", async () => {
+      const first = await fleet.handRunnerConfig({
+        instanceId: mine,
+        slot: 0,
+        runnerId: 1,
+        encodedJitConfig: "a-config",
+      });
+      const second = await fleet.handRunnerConfig({
+        instanceId: mine,
+        slot: 1,
+        runnerId: 2,
+        encodedJitConfig: "b-config",
+      });
+      // The slot's next runner, after the first one's job.
+      const next = await fleet.handRunnerConfig({
+        instanceId: mine,
+        slot: 0,
+        runnerId: 3,
+        encodedJitConfig: "c-config",
+      });
+      expect(new Set([first.parameter, second.parameter, next.parameter]).size).toBe(3);
+      expect(await driver.readRunnerConfig(mine, second.parameter)).toBe("b-config");
+      expect(await driver.readRunnerConfig(mine, next.parameter)).toBe("c-config");
+    });
+
+    it("hands a retried config once: the same parameter, readable as before", async () => {
+      const handOver = { instanceId: mine, slot: 1, runnerId: 77, encodedJitConfig: secret };
+      const first = await fleet.handRunnerConfig(handOver);
+      const again = await fleet.handRunnerConfig(handOver);
+      expect(again.parameter).toBe(first.parameter);
+      expect(JSON.stringify(again)).not.toContain(secret);
+      expect(driver.parameters()).toEqual([first.parameter]);
+      expect(await driver.readRunnerConfig(mine, first.parameter)).toBe(secret);
+      expect(await driver.readRunnerConfig(theirs, first.parameter)).toBeUndefined();
+    });
+
+    it("withdraws a config: nobody reads it after, and a second withdrawal is fine", async () => {
+      const { parameter } = await fleet.handRunnerConfig({
+        instanceId: mine,
+        slot: 0,
+        runnerId: 5,
+        encodedJitConfig: secret,
+      });
+      const calls = await fleet.withdrawRunnerConfig(parameter);
+      expect(calls.join("\n")).toContain(parameter);
+      expect(await driver.readRunnerConfig(mine, parameter)).toBeUndefined();
+      expect(driver.parameters()).toEqual([]);
+      expect((await fleet.withdrawRunnerConfig(parameter)).length).toBeGreaterThan(0);
+    });
+
+    it("refuses a malformed hand-over or withdrawal, and changes nothing", async () => {
+      await expect(
+        fleet.handRunnerConfig({ instanceId: "i-../../x", slot: 0, runnerId: 1, encodedJitConfig: secret }),
+      ).rejects.toThrow(/is not an instance id/);
+      await expect(
+        fleet.handRunnerConfig({ instanceId: mine, slot: 0, runnerId: -1, encodedJitConfig: secret }),
+      ).rejects.toThrow(/not a runner id/);
+      await expect(
+        fleet.handRunnerConfig({ instanceId: mine, slot: 0, runnerId: 1, encodedJitConfig: "" }),
+      ).rejects.toThrow(/the config is empty/);
+      await expect(fleet.withdrawRunnerConfig("/hearth/test/pools/x86/credentials")).rejects.toThrow(
+        /not a runner config parameter/,
+      );
+      expect(driver.parameters()).toEqual([]);
+    });
   });
 });

@@ -56,6 +56,9 @@ beforeEach(() => {
     ssm: new SSMClient({ region: "us-east-1" }),
     groups: { x86: { warm: WARM, burst: BURST } },
     runnerConfigPrefix: "/hearth/runner-config/",
+    stage: "test",
+    account: "123456789012",
+    partition: "aws",
     now: () => NOW,
   });
 });

@@ -164,7 +164,12 @@ async function main() {
       App: { name: "hearth", stage: "bench" },
       HearthConfig: { pools: defaultPools, gitlabUrl: "https://gitlab.com", maxIterations: 60 },
       Storage: { tableName: "bench" },
-      Fleet: { groups: {}, runnerConfigPrefix: "/hearth/bench/runners" },
+      Fleet: {
+        groups: {},
+        runnerConfigPrefix: "/hearth/bench/runners",
+        account: "123456789012",
+        partition: "aws",
+      },
       ScaleFleet: { stateMachineArn: "arn:aws:states:us-east-1:000000000000:stateMachine:bench" },
       GithubWebhookSecret: { value: GITHUB_SECRET },
       GitlabWebhookToken: { value: GITLAB_TOKEN },

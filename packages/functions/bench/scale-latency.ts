@@ -26,7 +26,8 @@ async function trial(n: number): Promise<{ fromSent: number; fromAnswer: number 
     observe: (pool) => sim.observe(pool),
     lookup: (id) => sim.lookup(id),
     release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
-    handRunnerConfig: (id) => sim.handRunnerConfig(id),
+    handRunnerConfig: (handOver) => sim.handRunnerConfig(handOver),
+    withdrawRunnerConfig: (parameter) => sim.withdrawRunnerConfig(parameter),
     async setCapacity(pool, target) {
       const calls = await sim.setCapacity(pool, target);
       if (calls.length && !called) called = performance.now();

@@ -28,12 +28,27 @@ const group = (name: string) => ({
 });
 
 describe("checkAwsFleet", () => {
-  it("finds the groups, and the account they live in", async () => {
+  it("finds the groups, and the account and partition they live in", async () => {
     autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: groups.map(group) });
     const client = new AutoScalingClient({ region: "eu-west-1", credentials });
     expect(await checkAwsFleet(client, "ci", groups)).toEqual({
       region: "eu-west-1",
       account: "123456789012",
+      partition: "aws",
+    });
+  });
+
+  it("reads the partition from the groups' ARNs (runner configs name instance ARNs in it)", async () => {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: groups.map((name) => ({
+        ...group(name),
+        AutoScalingGroupARN: arn(name).replace("arn:aws:", "arn:aws-cn:").replace("eu-west-1", "cn-north-1"),
+      })),
+    });
+    const client = new AutoScalingClient({ region: "cn-north-1", credentials });
+    expect(await checkAwsFleet(client, "ci", groups)).toMatchObject({
+      account: "123456789012",
+      partition: "aws-cn",
     });
   });
 

@@ -33,7 +33,8 @@ function faultyFleet(sim: SimulatedFleet, fail: () => Error | undefined): FleetP
     observe: (pool) => sim.observe(pool),
     lookup: (id) => sim.lookup(id),
     release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
-    handRunnerConfig: (id) => sim.handRunnerConfig(id),
+    handRunnerConfig: (handOver) => sim.handRunnerConfig(handOver),
+    withdrawRunnerConfig: (parameter) => sim.withdrawRunnerConfig(parameter),
     async setCapacity(pool, target) {
       const error = fail();
       if (error) throw error;

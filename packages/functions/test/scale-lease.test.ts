@@ -77,7 +77,8 @@ describe("the ScaleFleet lease", () => {
       lookup: (id) => sim.lookup(id),
       release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
       setCapacity: (pool, target) => sim.setCapacity(pool, target),
-      handRunnerConfig: (id) => sim.handRunnerConfig(id),
+      handRunnerConfig: (handOver) => sim.handRunnerConfig(handOver),
+      withdrawRunnerConfig: (parameter) => sim.withdrawRunnerConfig(parameter),
     };
     ({ hearth } = await startTestHearth({ clock, fleet }));
     const leases = hearth.leases;

@@ -3,6 +3,24 @@
  * finds them by the same rule. The configuration itself is `config`.
  */
 
+/** The app's name in every resource name and tag. */
+export const APP = "hearth";
+
+/** Tags every Hearth resource carries that IAM conditions use; SST's default tags do not reach ASGs. */
+export const tagKeys = {
+  app: "hearth:app",
+  stage: "hearth:stage",
+  pool: "hearth:pool",
+  group: "hearth:group",
+  /** A runner config's instance (`arn:…:ec2:<region>:<account>:instance/<id>`): only it may read it. */
+  instanceArn: "hearth:instance-arn",
+} as const;
+
+export const stageTags = (stage: string): Record<string, string> => ({
+  [tagKeys.app]: APP,
+  [tagKeys.stage]: stage,
+});
+
 /** `hearth-<stage>`: the prefix of a stage's named AWS resources. */
 export const resourcePrefix = (stage: string): string => `hearth-${stage}`;
 
@@ -16,7 +34,10 @@ export function groupNames(stage: string, pool: string): { warm: string; burst: 
 
 /** Parameter Store paths. Each stage has its own subtree, so that a stage's IAM cannot reach another's. */
 export const parameterPaths = (stage: string) => ({
-  /** GitHub JIT runner configs, `<prefix>/<instance id>`, written by ScaleFleet, read by that instance. */
+  /**
+   * GitHub JIT runner configs, `<prefix>/<instance id>/<slot>-<runner id>` (a new name per runner),
+   * written by the control plane, read by that instance only (its `hearth:instance-arn` tag).
+   */
   runnerConfigs: `/hearth/${stage}/runners`,
   /** A pool's runner credentials (SecureString JSON), read by the pool's instances. */
   poolCredentials: (pool: string) => `/hearth/${stage}/pools/${pool}/credentials`,

@@ -12,14 +12,23 @@ import {
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
-import { PutParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import {
+  AddTagsToResourceCommand,
+  DeleteParameterCommand,
+  PutParameterCommand,
+  type SSMClient,
+} from "@aws-sdk/client-ssm";
+import { stageTags, tagKeys } from "../deploy";
+import {
+  checkRunnerConfigHandOver,
   describeCall,
   type FleetGroup,
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
+  parseRunnerConfigParameter,
   type ReleaseResult,
+  runnerConfigParameter,
 } from "../fleet";
 import type { Group, Lifecycle } from "../instances";
 import type { PoolConfig } from "../pools";
@@ -52,8 +61,17 @@ export interface AwsFleetOptions {
   ssm: SSMClient;
   /** Auto Scaling group names per pool (from infra, or the pool config in single-host mode). */
   groups: Record<string, PoolGroups>;
-  /** SSM parameter path under which JIT runner configs are written: `<prefix>/<instance id>`. */
+  /** SSM path under which JIT runner configs are written: `<prefix>/<instance id>/<slot>-<runner id>`. */
   runnerConfigPrefix: string;
+  /** The stage: every runner config carries its tags (`hearth:app`, `hearth:stage`). */
+  stage: string;
+  /**
+   * The stage's AWS account and partition (its scope, known at deploy): a runner config is bound to
+   * `arn:<partition>:ec2:<region>:<account>:instance/<id>`, the region being the SSM client's.
+   * Given, not asked of STS, so that a hand-over costs one call.
+   */
+  account: string;
+  partition: string;
   now?: () => Date;
 }
 
@@ -113,6 +131,8 @@ function warmPoolTarget(group: AutoScalingGroup): number | null {
 /** The burst group's on-demand share above base capacity, as configured for the pool. */
 const configuredOnDemandPercent = (pool: PoolConfig): number => Math.round((1 - pool.burst.spotShare) * 100);
 
+const errorName = (error: unknown): string => (error as { name?: unknown })?.name as string;
+
 /** Removes a secret from an error's message and stack before it can reach a log or the journal. */
 function redact(error: unknown, secret: string): unknown {
   if (!(error instanceof Error) || !secret) return error;
@@ -131,6 +151,11 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
   // Throttling is retried by the clients' own strategy (`fleetClientConfig`); these join it.
   for (const client of [autoScaling, ec2, ssm]) retryBusyErrors(client);
   const now = options.now ?? (() => new Date());
+  let resolvedRegion: Promise<string> | undefined;
+  const region = () => {
+    resolvedRegion ??= ssm.config.region();
+    return resolvedRegion;
+  };
 
   function groupsOf(pool: PoolConfig): PoolGroups {
     const names = options.groups[pool.name];
@@ -440,8 +465,14 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       return calls;
     },
 
-    async handRunnerConfig(instanceId, encodedJitConfig) {
-      const name = `${options.runnerConfigPrefix.replace(/\/+$/, "")}/${instanceId}`;
+    async handRunnerConfig(handOver) {
+      checkRunnerConfigHandOver(handOver);
+      const { instanceId, encodedJitConfig } = handOver;
+      const name = runnerConfigParameter(options.runnerConfigPrefix, handOver);
+      const instanceArn = `arn:${options.partition}:ec2:${await region()}:${options.account}:instance/${instanceId}`;
+      // The instance role's OwnRunnerConfig statement lets an instance read a parameter only when this
+      // tag holds its own ARN (`ec2:SourceInstanceARN`).
+      const tags = { ...stageTags(options.stage), [tagKeys.instanceArn]: instanceArn };
       // GitHub's JIT configs have outgrown the standard tier's 4 KB (PutParameter then fails with a
       // ValidationException). A large value asks for Advanced outright; Intelligent-Tiering keeps a
       // small one in the free standard tier and upgrades the parameter when a value needs it.
@@ -449,21 +480,68 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         Buffer.byteLength(encodedJitConfig, "utf8") > STANDARD_PARAMETER_BYTES
           ? "Advanced"
           : "Intelligent-Tiering";
+      const calls: string[] = [];
       try {
+        // Created, never overwritten: PutParameter refuses Tags together with Overwrite ("tags and
+        // overwrite can't be used together"; the API reference sends tag changes of an existing
+        // parameter to AddTagsToResource), and the tag must be there from the first moment.
+        // https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html
         await ssm.send(
           new PutParameterCommand({
             Name: name,
             Value: encodedJitConfig,
             Type: "SecureString",
-            Overwrite: true,
             Tier: tier,
+            Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
           }),
         );
+        calls.push(describeCall("PutParameter", { name, type: "SecureString", tier }));
       } catch (error) {
-        throw redact(error, encodedJitConfig);
+        if (errorName(error) !== "ParameterAlreadyExists") throw redact(error, encodedJitConfig);
+        // The name is this runner's own (GitHub never reuses a runner id): a retried hand-over. The
+        // value is written again and the tags put back, so the retry ends as the first attempt would.
+        try {
+          await ssm.send(
+            new PutParameterCommand({
+              Name: name,
+              Value: encodedJitConfig,
+              Type: "SecureString",
+              Tier: tier,
+              Overwrite: true,
+            }),
+          );
+          calls.push(describeCall("PutParameter", { name, type: "SecureString", tier, overwrite: true }));
+          await ssm.send(
+            new AddTagsToResourceCommand({
+              ResourceType: "Parameter",
+              ResourceId: name,
+              Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+            }),
+          );
+          calls.push(describeCall("AddTagsToResource", { parameter: name, instance: instanceId }));
+        } catch (again) {
+          throw redact(again, encodedJitConfig);
+        }
       }
       // The value is a credential: the journal names the parameter, never its value.
-      return [describeCall("PutParameter", { name, type: "SecureString", tier })];
+      return { parameter: name, calls };
+    },
+
+    async withdrawRunnerConfig(parameter) {
+      if (!parseRunnerConfigParameter(options.runnerConfigPrefix, parameter)) {
+        throw new Error(
+          `${JSON.stringify(parameter)} is not a runner config parameter under ${options.runnerConfigPrefix}`,
+        );
+      }
+      try {
+        await ssm.send(new DeleteParameterCommand({ Name: parameter }));
+        return [describeCall("DeleteParameter", { name: parameter })];
+      } catch (error) {
+        // Consumed and deleted already (by the instance, or an earlier withdrawal): the same outcome.
+        if (errorName(error) === "ParameterNotFound")
+          return [describeCall("DeleteParameter", { name: parameter, found: false })];
+        throw error;
+      }
     },
   };
 }

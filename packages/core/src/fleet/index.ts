@@ -51,6 +51,62 @@ export interface ReleaseResult {
   calls: string[];
 }
 
+/** A GitHub just-in-time runner's config, for one job slot of one instance. */
+export interface RunnerConfigHandOver {
+  instanceId: string;
+  slot: number;
+  runnerId: number;
+  /** The JIT config: a secret. Never logged, journaled or returned. */
+  encodedJitConfig: string;
+}
+
+export interface RunnerConfigHanded {
+  /** Where the instance reads it: `<prefix>/<instance id>/<slot>-<runner id>`. */
+  parameter: string;
+  calls: string[];
+}
+
+/** EC2's instance ids: `i-` and 8 or 17 hex digits (the simulated fleet's look the same). */
+const instanceIdPattern = /^i-[0-9a-f]{8,17}$/;
+
+/**
+ * Refuses a hand-over that would write a config under a wrong name, or an empty one, before anything
+ * is written. The error names the fields, never the config.
+ */
+export function checkRunnerConfigHandOver(handOver: RunnerConfigHandOver): void {
+  const { instanceId, slot, runnerId, encodedJitConfig } = handOver;
+  if (typeof instanceId !== "string" || !instanceIdPattern.test(instanceId))
+    throw new Error(`runner config hand-over: ${JSON.stringify(instanceId)} is not an instance id`);
+  if (!Number.isSafeInteger(slot) || slot < 0)
+    throw new Error(`runner config hand-over for ${instanceId}: slot ${slot} is not a slot number`);
+  if (!Number.isSafeInteger(runnerId) || runnerId <= 0)
+    throw new Error(`runner config hand-over for ${instanceId}: ${runnerId} is not a runner id`);
+  if (typeof encodedJitConfig !== "string" || encodedJitConfig.trim() === "")
+    throw new Error(`runner config hand-over for ${instanceId} slot ${slot}: the config is empty`);
+}
+
+/**
+ * A runner's config parameter, `<prefix>/<instance id>/<slot>-<runner id>`: a new name per runner,
+ * because Parameter Store refuses tags on an overwrite, and a slot's next runner is a new runner.
+ */
+export const runnerConfigParameter = (
+  prefix: string,
+  { instanceId, slot, runnerId }: Pick<RunnerConfigHandOver, "instanceId" | "slot" | "runnerId">,
+): string => `${prefix.replace(/\/+$/, "")}/${instanceId}/${slot}-${runnerId}`;
+
+/** The instance, slot and runner a parameter under `prefix` is for, or undefined if it is none of them. */
+export function parseRunnerConfigParameter(
+  prefix: string,
+  parameter: string,
+): { instanceId: string; slot: number; runnerId: number } | undefined {
+  const base = `${prefix.replace(/\/+$/, "")}/`;
+  if (typeof parameter !== "string" || !parameter.startsWith(base)) return undefined;
+  const match = /^(i-[0-9a-f]{8,17})\/(\d{1,9})-(\d{1,15})$/.exec(parameter.slice(base.length));
+  if (!match) return undefined;
+  const [, instanceId = "", slot = "", runnerId = ""] = match;
+  return { instanceId, slot: Number(slot), runnerId: Number(runnerId) };
+}
+
 export interface FleetPort {
   observe(pool: PoolConfig): Promise<FleetObservation>;
   /** One instance, if it belongs to one of Hearth's groups (a first heartbeat registers it). */
@@ -68,10 +124,13 @@ export interface FleetPort {
   /** Sets desired capacities and the warm pool size; returns the API calls it made (none if unchanged). */
   setCapacity(pool: PoolConfig, target: CapacityTarget): Promise<string[]>;
   /**
-   * Hands a GitHub just-in-time runner configuration to an instance (an SSM parameter in AWS). Used
-   * by runner identity on the forges, which is not wired yet: nothing in Hearth calls it today.
+   * Puts a slot runner's config where only that instance can read it (an SSM SecureString parameter
+   * in AWS, bound to the instance by a tag IAM checks); returns where, and the calls made. The calls
+   * name the parameter, never its value.
    */
-  handRunnerConfig(instanceId: string, encodedJitConfig: string): Promise<string[]>;
+  handRunnerConfig(handOver: RunnerConfigHandOver): Promise<RunnerConfigHanded>;
+  /** Deletes a handed config (consumed, or its runner retired). A config already gone is fine. */
+  withdrawRunnerConfig(parameter: string): Promise<string[]>;
 }
 
 /** A port whose driver is loaded on first use (its SDK clients are slow to load). */
@@ -86,7 +145,8 @@ export function lazyFleet(load: () => Promise<FleetPort>): FleetPort {
     lookup: async (id) => (await port()).lookup(id),
     release: async (pool, ids, stillIdle) => (await port()).release(pool, ids, stillIdle),
     setCapacity: async (pool, target) => (await port()).setCapacity(pool, target),
-    handRunnerConfig: async (id, config) => (await port()).handRunnerConfig(id, config),
+    handRunnerConfig: async (handOver) => (await port()).handRunnerConfig(handOver),
+    withdrawRunnerConfig: async (parameter) => (await port()).withdrawRunnerConfig(parameter),
   };
 }
 

@@ -26,7 +26,18 @@ import {
   EC2Client,
   EC2ServiceException,
 } from "@aws-sdk/client-ec2";
-import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import {
+  AddTagsToResourceCommand,
+  type AddTagsToResourceCommandInput,
+  DeleteParameterCommand,
+  type DeleteParameterCommandInput,
+  GetParameterCommand,
+  type GetParameterCommandInput,
+  PutParameterCommand,
+  type PutParameterCommandInput,
+  SSMClient,
+  SSMServiceException,
+} from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { awsChoice, Random } from "../../src/simulation/rules";
 
@@ -76,9 +87,32 @@ export const validation = (message: string) =>
 
 const ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
+export const ssmError = (name: string, message: string) =>
+  new SSMServiceException({ name, $fault: "client", $metadata: { httpStatusCode: 400 }, message });
+
+/** A Parameter Store parameter as the model keeps it. */
+export interface FakeParameter {
+  value: string;
+  type: string;
+  tier: string;
+  version: number;
+  tags: Record<string, string>;
+}
+
+/** Parameter Store's limits on a value, per tier (the API reference's 4 KB and 8 KB). */
+const STANDARD_BYTES = 4096;
+const ADVANCED_BYTES = 8192;
+
 export class FakeAws {
   groups = new Map<string, FakeGroup>();
   activities: Activity[] = [];
+  /** Parameter Store, by name. */
+  parameters = new Map<string, FakeParameter>();
+  /** The account and region the model is (instance ARNs, and the instance role's tag condition). */
+  readonly account: string;
+  readonly region = "us-east-1";
+  /** Clients made with an instance's credentials: calls made with them are the instance's. */
+  private readonly instanceClients = new WeakMap<SSMClient, string>();
   /** Errors the next calls of an API throw, in turn, before it answers again. */
   failures = new Map<string, Error[]>();
   warmPoolPageSize = 2;
@@ -89,7 +123,8 @@ export class FakeAws {
   private readonly random: Random;
   private readonly now: () => Date;
 
-  constructor(options: { seed?: number; now?: () => Date } = {}) {
+  constructor(options: { seed?: number; now?: () => Date; account?: string } = {}) {
+    this.account = options.account ?? "123456789012";
     this.random = Random.stream(options.seed ?? 1, "auto-scaling");
     this.now = options.now ?? (() => new Date());
     this.defaultLaunchTime = this.now().getTime() - 3_600_000;
@@ -119,6 +154,28 @@ export class FakeAws {
     return [...this.groups.values()].flatMap((group) =>
       [...group.instances, ...group.warmInstances].map((instance) => ({ group, instance })),
     );
+  }
+
+  /**
+   * An SSM client with an instance's instance-profile credentials: what the agent on that instance
+   * uses. IAM then knows the caller's `ec2:SourceInstanceARN`; the model knows it by the client.
+   */
+  instanceSsm(instanceId: string): SSMClient {
+    const client = new SSMClient({
+      region: this.region,
+      credentials: { accessKeyId: "ASIAINSTANCE", secretAccessKey: "instance", sessionToken: instanceId },
+    });
+    this.instanceClients.set(client, instanceId);
+    return client;
+  }
+
+  /** The instance whose credentials a client holds, or undefined for Hearth's own role. */
+  instanceOf(client: unknown): string | undefined {
+    return this.instanceClients.get(client as SSMClient);
+  }
+
+  instanceArn(instanceId: string): string {
+    return `arn:aws:ec2:${this.region}:${this.account}:instance/${instanceId}`;
   }
 
   fail(api: string, ...errors: Error[]) {
@@ -409,7 +466,107 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
       };
     }),
   );
-  ssm
-    .on(PutParameterCommand)
-    .callsFake(() => aws.answer("PutParameter", () => ({ Version: 1, Tier: "Standard" })));
+  installFakeParameterStore(aws, ssm);
+}
+
+/**
+ * Parameter Store as runner configs use it, with the rules AWS enforces: PutParameter refuses Tags
+ * together with Overwrite, and an existing name without Overwrite (ParameterAlreadyExists); a value
+ * over the tier's size is refused (Intelligent-Tiering upgrades to Advanced). A call made with an
+ * instance's credentials (`instanceCredentials`) is held to the instance role's OwnRunnerConfig
+ * statement: GetParameter and DeleteParameter only on a parameter whose `hearth:instance-arn` tag is
+ * that instance's ARN, AccessDeniedException otherwise (as IAM answers, whether or not it exists).
+ */
+function installFakeParameterStore(aws: FakeAws, ssm: MockedClients["ssm"]) {
+  const caller = async (getClient: () => unknown): Promise<string | undefined> => aws.instanceOf(getClient());
+  const denied = (instanceId: string, action: string, name: string) =>
+    ssmError(
+      "AccessDeniedException",
+      `User: arn:aws:sts::${aws.account}:assumed-role/instance/${instanceId} is not authorized to perform: ${action} on resource: arn:aws:ssm:${aws.region}:${aws.account}:parameter${name}`,
+    );
+  /** Whether an instance's own role may touch `name` (tag condition on the parameter). */
+  const mayTouch = (instanceId: string, name: string) =>
+    aws.parameters.get(name)?.tags["hearth:instance-arn"] === aws.instanceArn(instanceId);
+
+  ssm.on(PutParameterCommand).callsFake(async (input: PutParameterCommandInput, getClient) => {
+    const instanceId = await caller(getClient);
+    return aws.answer("PutParameter", () => {
+      const name = input.Name ?? "";
+      if (instanceId) throw denied(instanceId, "ssm:PutParameter", name);
+      if (!name.startsWith("/") || !input.Value || !input.Type)
+        throw ssmError("ValidationException", "invalid request");
+      if (input.Tags?.length && input.Overwrite) {
+        throw ssmError(
+          "ValidationException",
+          "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.",
+        );
+      }
+      const existing = aws.parameters.get(name);
+      if (existing && !input.Overwrite) {
+        throw ssmError(
+          "ParameterAlreadyExists",
+          "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.",
+        );
+      }
+      const bytes = Buffer.byteLength(input.Value, "utf8");
+      const asked = input.Tier ?? "Standard";
+      const tier =
+        asked === "Intelligent-Tiering" ? (bytes > STANDARD_BYTES ? "Advanced" : "Standard") : asked;
+      if (bytes > (tier === "Advanced" ? ADVANCED_BYTES : STANDARD_BYTES)) {
+        throw ssmError(
+          "ValidationException",
+          `1 validation error detected: Value '${input.Value}' at 'value' failed to satisfy constraint: Member must have length less than or equal to ${tier === "Advanced" ? ADVANCED_BYTES : STANDARD_BYTES}`,
+        );
+      }
+      const version = (existing?.version ?? 0) + 1;
+      aws.parameters.set(name, {
+        value: input.Value,
+        type: input.Type,
+        tier,
+        version,
+        tags: existing?.tags ?? Object.fromEntries((input.Tags ?? []).map((tag) => [tag.Key, tag.Value])),
+      });
+      return { Version: version, Tier: tier };
+    });
+  });
+  ssm.on(AddTagsToResourceCommand).callsFake(async (input: AddTagsToResourceCommandInput, getClient) => {
+    const instanceId = await caller(getClient);
+    return aws.answer("AddTagsToResource", () => {
+      const name = input.ResourceId ?? "";
+      if (instanceId) throw denied(instanceId, "ssm:AddTagsToResource", name);
+      const parameter = aws.parameters.get(name);
+      if (input.ResourceType !== "Parameter" || !parameter)
+        throw ssmError("InvalidResourceId", "The resource ID is not valid. Verify the ID and try again.");
+      for (const tag of input.Tags ?? []) parameter.tags[tag.Key ?? ""] = tag.Value ?? "";
+      return {};
+    });
+  });
+  ssm.on(GetParameterCommand).callsFake(async (input: GetParameterCommandInput, getClient) => {
+    const instanceId = await caller(getClient);
+    return aws.answer("GetParameter", () => {
+      const name = input.Name ?? "";
+      if (instanceId && !mayTouch(instanceId, name)) throw denied(instanceId, "ssm:GetParameter", name);
+      const parameter = aws.parameters.get(name);
+      if (!parameter) throw ssmError("ParameterNotFound", "");
+      const decrypt = parameter.type !== "SecureString" || input.WithDecryption === true;
+      return {
+        Parameter: {
+          Name: name,
+          Type: parameter.type,
+          Value: decrypt ? parameter.value : "AQICAHencrypted",
+          Version: parameter.version,
+          ARN: `arn:aws:ssm:${aws.region}:${aws.account}:parameter${name}`,
+        },
+      };
+    });
+  });
+  ssm.on(DeleteParameterCommand).callsFake(async (input: DeleteParameterCommandInput, getClient) => {
+    const instanceId = await caller(getClient);
+    return aws.answer("DeleteParameter", () => {
+      const name = input.Name ?? "";
+      if (instanceId && !mayTouch(instanceId, name)) throw denied(instanceId, "ssm:DeleteParameter", name);
+      if (!aws.parameters.delete(name)) throw ssmError("ParameterNotFound", "");
+      return {};
+    });
+  });
 }

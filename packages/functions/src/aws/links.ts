@@ -26,10 +26,15 @@ export const linkSchemas = {
   }),
   /** The single DynamoDB table. */
   Storage: z.object({ tableName: nonEmpty }),
-  /** The Auto Scaling groups per pool, and where GitHub JIT runner configs go in Parameter Store. */
+  /**
+   * The Auto Scaling groups per pool, where GitHub JIT runner configs go in Parameter Store, and the
+   * stage's account and partition (a runner config is bound to its instance's ARN).
+   */
   Fleet: z.object({
     groups: z.record(z.string(), z.object({ warm: nonEmpty, burst: nonEmpty })),
     runnerConfigPrefix: z.string().regex(/^\/[A-Za-z0-9_.\-/]+$/),
+    account: z.string().regex(/^\d{12}$/),
+    partition: z.string().regex(/^aws[a-z-]*$/),
   }),
   /** The ScaleFleet state machine. */
   ScaleFleet: z.object({ stateMachineArn: z.string().regex(/^arn:aws[a-z-]*:states:/) }),

@@ -94,7 +94,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   // The fleet's SDK clients (EC2's alone takes most of a second to load) are loaded on first use: the
   // API function needs them only for an unknown instance's first heartbeat.
   const fleet = once(() => {
-    const { groups, runnerConfigPrefix } = link("Fleet");
+    const { groups, runnerConfigPrefix, account, partition } = link("Fleet");
     return lazyFleet(async () => {
       const [{ AutoScalingClient }, { EC2Client }, { SSMClient }, { createAwsFleet, fleetClientConfig }] =
         await Promise.all([
@@ -109,6 +109,9 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
         ssm: new SSMClient(fleetClientConfig()),
         groups,
         runnerConfigPrefix,
+        stage: stage(),
+        account,
+        partition,
         now,
       });
     });

@@ -12,6 +12,8 @@ export interface AwsFleetCheck {
   region: string;
   /** The AWS account the groups live in (from their ARNs): only its roles may speak for instances. */
   account: string;
+  /** Its partition (`aws`, `aws-cn`, …), from the same ARNs: runner configs name instance ARNs. */
+  partition: string;
 }
 
 const errorName = (error: unknown) =>
@@ -88,8 +90,8 @@ export async function checkAwsFleet(
     );
   }
   const arn = [...found.values()].find((value) => value);
-  const account = /^arn:aws[a-z-]*:autoscaling:[^:]*:(\d{12}):/.exec(arn ?? "")?.[1];
-  if (!account)
+  const [, partition, account] = /^arn:(aws[a-z-]*):autoscaling:[^:]*:(\d{12}):/.exec(arn ?? "") ?? [];
+  if (!account || !partition)
     throw new AwsFleetError(`--fleet aws: the groups' ARNs name no AWS account (${arn ?? "none"})`);
-  return { region, account };
+  return { region, account, partition };
 }

@@ -35,13 +35,21 @@ Runs Hearth in one process with an embedded DynamoDB.
 const groupsOf = (stage: string, pool: PoolConfig) => pool.autoScalingGroups ?? groupNames(stage, pool.name);
 
 /** Single-host controller mode: real groups, driven by this process. */
-function awsFleet(stage: string, pools: readonly PoolConfig[], autoScaling: AutoScalingClient) {
+function awsFleet(
+  stage: string,
+  pools: readonly PoolConfig[],
+  autoScaling: AutoScalingClient,
+  where: { account: string; partition: string },
+) {
   return createAwsFleet({
     autoScaling,
     ec2: new EC2Client(fleetClientConfig()),
     ssm: new SSMClient(fleetClientConfig()),
     groups: Object.fromEntries(pools.map((pool) => [pool.name, groupsOf(stage, pool)])),
     runnerConfigPrefix: parameterPaths(stage).runnerConfigs,
+    stage,
+    account: where.account,
+    partition: where.partition,
   });
 }
 
@@ -86,7 +94,7 @@ async function main() {
         pools.flatMap((pool) => Object.values(groupsOf(stage, pool))),
       )
     : undefined;
-  const aws = autoScaling ? awsFleet(stage, pools, autoScaling) : undefined;
+  const aws = autoScaling && checked ? awsFleet(stage, pools, autoScaling, checked) : undefined;
   const hearth = await startLocal({
     port,
     host,

@@ -43,6 +43,8 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
     Fleet: {
       groups: Object.fromEntries(defaultPools.map((pool) => [pool.name, groupNames(STAGE, pool.name)])),
       runnerConfigPrefix: parameterPaths(STAGE).runnerConfigs,
+      account: scope.accountId,
+      partition: scope.partition,
     },
     ScaleFleet: { stateMachineArn: STATE_MACHINE_ARN },
     GithubWebhookSecret: { value: GITHUB_SECRET },

@@ -2,12 +2,17 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../../clock";
 import {
   type CapacityTarget,
+  checkRunnerConfigHandOver,
   describeCall,
   type FleetGroup,
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
+  parseRunnerConfigParameter,
   type ReleaseResult,
+  type RunnerConfigHanded,
+  type RunnerConfigHandOver,
+  runnerConfigParameter,
 } from "../../fleet";
 import { type Group, groups, type Interruption, type Lifecycle } from "../../instances";
 import type { PoolConfig } from "../../pools";
@@ -56,11 +61,24 @@ interface GroupState {
   warmPoolSize: number;
 }
 
+/** Where local mode's runner configs live, as `parameterPaths("local").runnerConfigs` would put them. */
+export const SIMULATED_RUNNER_CONFIG_PREFIX = "/hearth/local/runners";
+
+/** A simulated SSM parameter holding a runner config. */
+export interface SimulatedParameter {
+  /** The JIT config: a secret, readable only by `instanceId`'s agent. */
+  value: string;
+  /** The `hearth:instance-arn` tag, as the instance id it names. */
+  instanceId: string;
+}
+
 /** Everything the simulated fleet is, as JSON: local mode keeps it with `--data` across restarts. */
 export interface FleetSnapshot {
   counter: number;
   groups: Record<string, GroupState>;
   instances: SimulatedInstance[];
+  /** Runner configs handed and not yet withdrawn, by parameter name (absent in older snapshots). */
+  parameters?: Record<string, SimulatedParameter>;
 }
 
 export class SimulatedFleet implements FleetPort {
@@ -72,6 +90,8 @@ export class SimulatedFleet implements FleetPort {
   private readonly groups = new Map<string, GroupState>();
   private readonly listeners: FleetListener[] = [];
   private readonly timers = new Map<string, () => void>();
+  /** Parameter Store, as far as runner configs go. */
+  private readonly parameters = new Map<string, SimulatedParameter>();
   private counter = 0;
   private readonly random: Random;
   private readonly calls: string[] = [];
@@ -97,6 +117,9 @@ export class SimulatedFleet implements FleetPort {
       counter: this.counter,
       groups: Object.fromEntries(this.groups),
       instances: this.all().map((instance) => ({ ...instance })),
+      parameters: Object.fromEntries(
+        [...this.parameters].map(([name, parameter]) => [name, { ...parameter }]),
+      ),
     };
   }
 
@@ -109,6 +132,9 @@ export class SimulatedFleet implements FleetPort {
     for (const cancel of this.timers.values()) cancel();
     this.timers.clear();
     this.instances.clear();
+    this.parameters.clear();
+    for (const [name, parameter] of Object.entries(snapshot.parameters ?? {}))
+      this.parameters.set(name, { ...parameter });
     this.counter = snapshot.counter;
     for (const [name, state] of Object.entries(snapshot.groups)) this.groups.set(name, { ...state });
     for (const saved of snapshot.instances) {
@@ -226,8 +252,51 @@ export class SimulatedFleet implements FleetPort {
     return calls;
   }
 
-  async handRunnerConfig(instanceId: string): Promise<string[]> {
-    return [this.log("PutParameter", { name: `/hearth/local/jit/${instanceId}`, type: "SecureString" })];
+  async handRunnerConfig(handOver: RunnerConfigHandOver): Promise<RunnerConfigHanded> {
+    checkRunnerConfigHandOver(handOver);
+    const name = runnerConfigParameter(SIMULATED_RUNNER_CONFIG_PREFIX, handOver);
+    // As in AWS: a new parameter per runner, SecureString, tagged with its instance. A retried
+    // hand-over of the same runner writes the value again and keeps the tag.
+    const again = this.parameters.has(name);
+    this.parameters.set(name, { value: handOver.encodedJitConfig, instanceId: handOver.instanceId });
+    this.changed();
+    return {
+      parameter: name,
+      calls: [
+        this.log("PutParameter", {
+          name,
+          type: "SecureString",
+          ...(again ? { overwrite: true } : {}),
+        }),
+      ],
+    };
+  }
+
+  async withdrawRunnerConfig(parameter: string): Promise<string[]> {
+    if (!parseRunnerConfigParameter(SIMULATED_RUNNER_CONFIG_PREFIX, parameter)) {
+      throw new Error(
+        `${JSON.stringify(parameter)} is not a runner config parameter under ${SIMULATED_RUNNER_CONFIG_PREFIX}`,
+      );
+    }
+    const found = this.parameters.delete(parameter);
+    if (found) this.changed();
+    return [this.log("DeleteParameter", { name: parameter, ...(found ? {} : { found: false }) })];
+  }
+
+  /**
+   * An instance's agent reads a runner config (`ssm:GetParameter` with its instance credentials): the
+   * value only if the parameter is tagged for that very instance, as the instance role's
+   * OwnRunnerConfig statement allows; nothing for any other instance, or a parameter that is gone.
+   */
+  readRunnerConfig(instanceId: string, parameter: string): string | undefined {
+    const found = this.parameters.get(parameter);
+    if (!found || found.instanceId !== instanceId || !this.instances.has(instanceId)) return undefined;
+    return found.value;
+  }
+
+  /** The runner config parameters that exist now, by name (never their values). */
+  runnerConfigParameters(): string[] {
+    return [...this.parameters.keys()].sort();
   }
 
   /** EC2 announces a spot interruption; the instance goes two minutes later and is replaced. */
@@ -370,6 +439,10 @@ export class SimulatedFleet implements FleetPort {
     this.timers.delete(instance.id);
     const wasRunning = instance.lifecycle === "in-service";
     this.instances.delete(instance.id);
+    // Local mode's stand-in for what the control plane does in AWS (withdraw a terminated instance's
+    // configs): nothing of a terminated instance is left to read.
+    for (const [name, parameter] of this.parameters)
+      if (parameter.instanceId === instance.id) this.parameters.delete(name);
     instance.lifecycle = "terminating";
     this.changed();
     if (wasRunning) await this.emit((listener) => listener.leaving?.(instance, how));
