@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadHearthConfig, parseHearthConfig, readSettings } from "../src/config";
+import { ConfigError, loadHearthConfig, parseHearthConfig, readSettings, stageSettings } from "../src/config";
 import { editDistance, nearestKey } from "../src/config/keys";
 
 const pool = { name: "x86_64", labels: ["nix"], architecture: "x86_64", instanceTypes: ["c6a.xlarge"] };
@@ -116,6 +116,28 @@ describe("readSettings", () => {
         "GITLAB_SIGNING_TOKEN: GITLAB_SIGNING_TOKEN must look like whsec_<base64>, as GitLab shows it",
       );
     }
+  });
+});
+
+describe("GitHub's API URL", () => {
+  it("is api.github.com unless a stage names a GitHub Enterprise Server's", () => {
+    expect(stageSettings(parseHearthConfig({}), "dev").github).toEqual({ apiUrl: "https://api.github.com" });
+    const config = parseHearthConfig({
+      github: { apiUrl: "https://github.example.com/api/v3/" },
+      stages: { sandbox: { github: {} } },
+    });
+    expect(stageSettings(config, "production").github.apiUrl).toBe("https://github.example.com/api/v3");
+    expect(stageSettings(config, "sandbox").github.apiUrl).toBe("https://api.github.com");
+  });
+
+  it("must be an http(s) URL, in the file and in GITHUB_API_URL", () => {
+    expect(errorOf({ github: { apiUrl: "github.example.com" } })).toMatch(/github\.apiUrl/);
+    expect(errorOf({ github: { url: "https://github.example.com" } })).toMatch(/unknown key "url"/);
+    expect(() => readSettings({ GITHUB_API_URL: "ftp://github.example.com" })).toThrow(/GITHUB_API_URL/);
+    expect(readSettings({ GITHUB_API_URL: "https://github.example.com/api/v3" }).GITHUB_API_URL).toBe(
+      "https://github.example.com/api/v3",
+    );
+    expect(readSettings({}).GITHUB_API_URL).toBeUndefined();
   });
 });
 

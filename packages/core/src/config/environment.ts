@@ -29,6 +29,8 @@ export const settingsSchema = z.object({
   ),
   GITLAB_URL: optional.pipe(z.url({ protocol: /^https?$/ }).optional()),
   GITLAB_API_TOKEN: optional,
+  /** GitHub's REST API for local mode (GitHub Enterprise Server: `https://<host>/api/v3`). */
+  GITHUB_API_URL: optional.pipe(z.url({ protocol: /^https?$/ }).optional()),
   STATUS_TOKEN: optional,
 });
 export type Settings = z.infer<typeof settingsSchema>;

@@ -11,6 +11,7 @@ import { describeConfigIssues, strictObject } from "./keys";
  * ```json
  * {
  *   "pools": [{ "name": "x86_64", "labels": ["nix"], "architecture": "x86_64", "instanceTypes": ["c7a.xlarge"] }],
+ *   "github": { "apiUrl": "https://github.example.com/api/v3" },
  *   "stages": {
  *     "production": { "alarms": { "email": "ops@example.com" }, "fleet": { "rootVolumeGiB": 200 } }
  *   }
@@ -38,11 +39,21 @@ const thresholds = strictObject({
   unroutableAfterSeconds: z.number().int().min(60).max(86_400).default(600),
 });
 
+/** GitHub.com's REST API. */
+export const DEFAULT_GITHUB_API_URL = "https://api.github.com";
+
 const settingsShape = {
   pools: poolsConfigSchema.optional(),
   gitlab: strictObject({
     /** The GitLab instance whose API resolves job tags (self-managed or gitlab.com). */
     url: z.url({ protocol: /^https?$/ }).default("https://gitlab.com"),
+  }).optional(),
+  github: strictObject({
+    /**
+     * GitHub's REST API: `https://api.github.com`, or a GitHub Enterprise Server's
+     * `https://<host>/api/v3`. Every call the control plane makes goes there, retries included.
+     */
+    apiUrl: z.url({ protocol: /^https?$/ }).default(DEFAULT_GITHUB_API_URL),
   }).optional(),
   alarms: strictObject({
     /** Alarm notifications go to this address (SNS asks it to confirm the subscription). */
@@ -95,6 +106,7 @@ export interface StageSettings {
   stage: string;
   pools: PoolConfig[];
   gitlab: { url: string };
+  github: { apiUrl: string };
   alarms: { email: string | undefined; thresholds: z.infer<typeof thresholds> };
   fleet: {
     rootVolumeGiB: number;
@@ -163,6 +175,7 @@ export function stageSettings(config: HearthConfig, stage: string): StageSetting
     stage,
     pools,
     gitlab: { url: pick("gitlab")?.url ?? "https://gitlab.com" },
+    github: { apiUrl: (pick("github")?.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, "") },
     alarms: { email: alarms?.email, thresholds: alarms?.thresholds ?? thresholds.parse({}) },
     fleet: {
       rootVolumeGiB: fleet.rootVolumeGiB,
