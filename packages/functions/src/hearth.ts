@@ -1,4 +1,6 @@
 import type { FleetPort } from "@hearth/core/fleet";
+import type { RunnerScope } from "@hearth/core/github-api";
+import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
 import type { Job } from "@hearth/core/jobs";
@@ -28,6 +30,27 @@ import type { Logger } from "./log";
 
 export type StartScaleFleet = (pool: string, holder: string) => Promise<void>;
 
+/** GitHub's runners of a scope (a repository, or an organization's runner group), as the App sees them. */
+export type GitHubRunners = (scope: RunnerScope) => ScopeRunners;
+
+/**
+ * GitLab's runner managers (`createGitLabRunnerManagers` of `@hearth/core/gitlab-api/client`).
+ * Declared here, in the shape the runner-identity design gives it, until that module exports
+ * `GitLabRunnerManagers`; then this becomes an alias of it.
+ */
+export interface GitLabRunnerManagers {
+  /** DELETE /api/v4/runners/managers (form: token, system_id): 204 deleted, 404 already gone. */
+  deleteManager(runnerToken: string, systemId: string): Promise<"deleted" | "already-gone">;
+  /** POST /api/v4/runners/verify (token, no system_id): the runner's id. */
+  runnerId(runnerToken: string): Promise<number>;
+}
+
+/** The GitLab runner managers client, and each pool's runner token (`glrt-…`), if it has one. */
+export interface GitLabRunners {
+  managers: GitLabRunnerManagers;
+  tokenOf(pool: string): string | undefined;
+}
+
 export interface HearthPorts {
   /** The table: DynamoDB's endpoint (AWS, or embedded dynalite) and the table's name. */
   store(): Store;
@@ -36,6 +59,15 @@ export interface HearthPorts {
   fleet(): FleetPort;
   /** GitLab's API for tag lookups; undefined when none is configured (tags are then unknown). */
   gitlab(): GitLabJobs | undefined;
+  /**
+   * GitHub's runner API through the App; undefined when no App is configured (no GitHub runner is
+   * minted). Not used yet: runner identity takes it.
+   */
+  github?(): GitHubRunners | undefined;
+  /** Records that the GitHub App failed to authenticate for a pool (the alarm's metric in AWS). */
+  githubAuthFailed?(pool: string): void;
+  /** GitLab's runner managers with the pools' tokens; undefined when no pool has a token. Not used yet. */
+  gitlabRunners?(): GitLabRunners | undefined;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
   /** A new run's name, which is also its lease holder. */
