@@ -1,5 +1,7 @@
+import { GetParameterCommand } from "@aws-sdk/client-ssm";
 import { GitHubAuthError } from "@hearth/core/github-api";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { FakeAws, installFakeAws, mockedClients } from "../../core/test/support/auto-scaling-fake";
 import { FakeGitHub } from "../../core/test/support/fake-github";
 import type { Link, LinkName } from "../src/aws/links";
 import { createAwsRuntime } from "../src/aws/runtime";
@@ -119,5 +121,38 @@ describe("the GitLab runners port", () => {
     expect(await port?.managers.runnerId("glrt-x86")).toBe(17);
     expect(made).toEqual(["https://gitlab.example.com"]);
     expect(deleted).toEqual([["glrt-x86", "s_0123456789ab"]]);
+  });
+});
+
+describe("the fleet's runner configs", () => {
+  const clients = mockedClients();
+  afterEach(() => vi.unstubAllEnvs());
+
+  it("are bound to the instance's ARN in the stage's account and partition, and tagged with the stage", async () => {
+    vi.stubEnv("AWS_REGION", "us-east-1");
+    const aws = new FakeAws({ account: "210987654321" });
+    installFakeAws(aws, clients);
+    const links = allLinks("unused");
+    const fleet = runtimeWith({ Fleet: { ...links.Fleet, account: "210987654321" } }).fleet();
+    const instanceId = "i-0123456789abcdef0";
+    const { parameter, calls } = await fleet.handRunnerConfig({
+      instanceId,
+      slot: 1,
+      runnerId: 31,
+      encodedJitConfig: "jit-secret",
+    });
+    expect(parameter).toBe(`/hearth/test/runners/${instanceId}/1-31`);
+    expect(calls.join("\n")).not.toContain("jit-secret");
+    expect(aws.parameters.get(parameter)?.tags).toEqual({
+      "hearth:app": "hearth",
+      "hearth:stage": "test",
+      "hearth:instance-arn": `arn:aws:ec2:us-east-1:210987654321:instance/${instanceId}`,
+    });
+    const read = await aws
+      .instanceSsm(instanceId)
+      .send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
+    expect(read.Parameter?.Value).toBe("jit-secret");
+    expect(await fleet.withdrawRunnerConfig(parameter)).toEqual([`DeleteParameter(name=${parameter})`]);
+    expect(aws.parameters.size).toBe(0);
   });
 });
