@@ -2,6 +2,8 @@ import { fleetLink, hearthConfig } from "./config";
 import { hearthFunction } from "./functions";
 import { apiRoutes } from "./lib/api";
 import {
+  githubAppId,
+  githubAppPrivateKey,
   githubWebhookSecret,
   gitlabApiToken,
   gitlabSigningToken,
@@ -45,6 +47,8 @@ export const apiFunction = hearthFunction(
     GitlabSigningToken: gitlabSigningToken,
     GitlabApiToken: gitlabApiToken,
     StatusToken: statusToken,
+    GithubAppId: githubAppId,
+    GithubAppPrivateKey: githubAppPrivateKey,
   },
   { stateMachineArn: scaleFleet.arn },
 );

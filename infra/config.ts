@@ -34,6 +34,7 @@ export const hearthConfig = new sst.Linkable("HearthConfig", {
   properties: {
     pools: settings.pools,
     gitlabUrl: settings.gitlab.url,
+    githubApiUrl: settings.github.apiUrl,
     maxIterations: MAX_ITERATIONS,
   },
 });

@@ -18,8 +18,9 @@ export const gitlabSigningToken = optional("GitlabSigningToken");
 /** Reads a pending job's tags (`read_api`), which the Job Hook does not carry. */
 export const gitlabApiToken = optional("GitlabApiToken");
 /**
- * The GitHub App that will mint just-in-time runner configs. Runner identity on the forges uses them
- * next; until it is wired, no function links them.
+ * The GitHub App that mints and deletes just-in-time runners: linked to the functions that do (the
+ * API, which answers heartbeats, and the ScaleFleet tasks that observe and apply). Empty: no GitHub
+ * runner is minted, and the status says why.
  */
 export const githubAppId = optional("GithubAppId");
 export const githubAppPrivateKey = optional("GithubAppPrivateKey");
@@ -32,3 +33,15 @@ export const statusToken = new sst.Secret("StatusToken");
 export const runnerTokens = new Map(
   [...gitlabRunnerTokenSecrets(settings.pools)].map(([pool, name]) => [pool, optional(name)]),
 );
+
+/**
+ * The same tokens by pool name, as one link (`GitlabRunnerTokens`) for the ScaleFleet functions,
+ * which delete a terminated instance's runner manager with its pool's token. One link rather than
+ * one per pool, so the functions' links stay the same whatever the pools; SST encrypts a link's
+ * values into the function's bundle as it does a secret's.
+ */
+export const gitlabRunnerTokens = new sst.Linkable("GitlabRunnerTokens", {
+  properties: {
+    tokens: Object.fromEntries([...runnerTokens].map(([pool, secret]) => [pool, secret.value])),
+  },
+});

@@ -3,21 +3,34 @@ import { fleetLink, hearthConfig, scope, settings } from "./config";
 import { hearthFunction } from "./functions";
 import { checked, stateMachinePolicy, trustPolicy } from "./lib/iam";
 import { resourcePrefix } from "./lib/names";
-import { gitlabApiToken } from "./secrets";
+import { githubAppId, githubAppPrivateKey, gitlabApiToken, gitlabRunnerTokens } from "./secrets";
 import { storage } from "./storage";
 
 /**
  * ScaleFleet: the state machine of @hearth/core/workflows (the very definition local mode runs), and
  * the five Lambdas its Task states invoke. A standard workflow: a run loops for up to 20 minutes.
  */
+// Observe and apply see instances leave service: they delete those instances' GitHub runners (the
+// App) and GitLab runner managers (their pool's runner token).
+const forgeRunners = {
+  GithubAppId: githubAppId,
+  GithubAppPrivateKey: githubAppPrivateKey,
+  GitlabRunnerTokens: gitlabRunnerTokens,
+};
 const observe = hearthFunction("observe", {
   HearthConfig: hearthConfig,
   Storage: storage,
   Fleet: fleetLink,
   GitlabApiToken: gitlabApiToken,
+  ...forgeRunners,
 });
 const plan = hearthFunction("plan", { HearthConfig: hearthConfig });
-const apply = hearthFunction("apply", { HearthConfig: hearthConfig, Storage: storage, Fleet: fleetLink });
+const apply = hearthFunction("apply", {
+  HearthConfig: hearthConfig,
+  Storage: storage,
+  Fleet: fleetLink,
+  ...forgeRunners,
+});
 const finish = hearthFunction("finish", { Storage: storage });
 const recordFailure = hearthFunction("recordFailure", { Storage: storage });
 

@@ -140,6 +140,24 @@ export function alarms<T = string>(settings: StageSettings, targets: AlarmTarget
     },
   });
 
+  // The GitHub App cannot authenticate: its private key expired, was revoked or replaced, or the App
+  // was uninstalled where the pool registers runners. No GitHub runner is minted or deleted until it
+  // is fixed, and it never heals by itself, so one failure is enough. Per pool, as the metric is.
+  for (const pool of settings.pools) {
+    list.push({
+      key: `github-auth-${pool.name}`,
+      name: name(`github-auth-${pool.name}`),
+      description: `The GitHub App failed to authenticate for pool ${pool.name}: check its private key and installation`,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      threshold: 1,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      // Emitted only on a failure: no data is no failure.
+      treatMissingData: "notBreaching",
+      metrics: [hearthMetric(stage, "m1", "githubAuthErrors", "Sum", FIVE_MINUTES, { pool: pool.name })],
+    });
+  }
+
   // Server errors, as API Gateway counts them: they include a function that crashed or timed out,
   // which the function's own code cannot report. All routes (webhooks, heartbeats, status).
   list.push({

@@ -7,7 +7,8 @@ import { APP, groupNames, parameterPaths, resourcePrefix, stageTags } from "./na
  *
  * The rules: no `*` in an action; a `*` resource only for the few read or session actions AWS offers
  * no resource-level permission for; Auto Scaling groups changed only when they carry this app's and
- * this stage's tags; everything else named by its ARN, within the stage.
+ * this stage's tags; parameters changed only under the stage's own `/hearth/<stage>/` path;
+ * everything else named by its ARN, within the stage.
  */
 
 export interface Statement {
@@ -127,6 +128,20 @@ const describe = (sid: string, actions: string[]): Statement => ({
   Resource: ["*"],
 });
 
+/** What the control plane does with runner configs (PutParameter with Tags needs AddTagsToResource). */
+export const runnerConfigActions = ["ssm:PutParameter", "ssm:AddTagsToResource", "ssm:DeleteParameter"];
+
+/**
+ * Hands slot runners' JIT configs to instances and withdraws them: on the stage's runner-config
+ * subtree only, never the pools' credentials or the agent config beside it.
+ */
+const runnerConfigs = (scope: Scope): Statement => ({
+  Sid: "RunnerConfigs",
+  Effect: "Allow",
+  Action: runnerConfigActions,
+  Resource: [arn(scope, "ssm", `parameter${parameterPaths(scope.stage).runnerConfigs}/*`)],
+});
+
 /** The stage's Auto Scaling group ARNs, with the app and stage tags required on top. */
 function scaleGroups(scope: Scope, pools: readonly string[]): Statement {
   const tags = stageTags(scope.stage);
@@ -160,14 +175,17 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
   switch (fn) {
     case "api":
       // Webhooks write the ledger and start ScaleFleet; a first heartbeat asks Auto Scaling whether
-      // the caller is one of the fleet's instances; the status route reads.
+      // the caller is one of the fleet's instances, and heartbeats hand runner configs to free
+      // slots; the status route reads.
       return doc(
         logs(scope, fn),
         ...table,
         startScaleFleet(resources.stateMachineArn),
         describe("LookUpInstance", ["autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances"]),
+        runnerConfigs(scope),
       );
     case "observe":
+      // It sees instances leave service, and withdraws their runner configs.
       return doc(
         logs(scope, fn),
         ...table,
@@ -176,6 +194,7 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
           "autoscaling:DescribeWarmPool",
           "ec2:DescribeInstances",
         ]),
+        runnerConfigs(scope),
       );
     case "plan":
       // Pure: it computes a plan from its input and calls nothing.
@@ -189,6 +208,7 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
           "autoscaling:DescribeScalingActivities",
         ]),
         scaleGroups(scope, resources.pools),
+        runnerConfigs(scope),
       );
     case "finish":
     case "recordFailure":
@@ -305,6 +325,16 @@ export function allows(policy: PolicyDocument, action: string, resource = "*"): 
   );
 }
 
+/** Parameter Store calls that change or delete a parameter; only ever within the stage's subtree. */
+const ssmWrites = new Set([
+  "ssm:PutParameter",
+  "ssm:DeleteParameter",
+  "ssm:DeleteParameters",
+  "ssm:AddTagsToResource",
+  "ssm:RemoveTagsFromResource",
+  "ssm:LabelParameterVersion",
+]);
+
 /**
  * What breaks the least-privilege rules in `policy`, as sentences (none when it is fine). `stage`
  * scopes the names: resources must belong to this stage.
@@ -324,6 +354,12 @@ export function violations(policy: PolicyDocument, stage: string): string[] {
     if (statement.Resource.length === 0) found.push(`${where}: no resource`);
     for (const resource of statement.Resource) {
       if (resource !== "*" && !resource.startsWith("arn:")) found.push(`${where}: ${resource} is not an ARN`);
+    }
+    if (statement.Action.some((action) => ssmWrites.has(action))) {
+      const subtree = `:parameter/${APP}/${stage}/`;
+      if (!statement.Resource.every((r) => r.startsWith("arn:") && r.includes(subtree))) {
+        found.push(`${where}: Parameter Store changes outside the stage's /${APP}/${stage}/ subtree`);
+      }
     }
     if (statement.Action.some((action) => autoScalingMutations.includes(action))) {
       const condition = statement.Condition?.StringEquals ?? {};

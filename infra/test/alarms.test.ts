@@ -94,6 +94,7 @@ describe("the metrics the functions emit", () => {
     metrics.unroutable(2, 700);
     metrics.webhook(202);
     metrics.webhook(401);
+    for (const pool of settings.pools) metrics.githubAuthFailure(pool.name);
   });
 
   it("are EMF in the Hearth namespace, with the service and stage on every point", () => {
@@ -124,6 +125,9 @@ describe("the metrics the functions emit", () => {
     expect(find("WebhookRequests")).toHaveLength(2);
     expect(find("WebhookRejected")).toHaveLength(1);
     expect(find("OldestUnroutableSeconds")[0]?.value).toBe(700);
+    expect(find("GitHubAuthErrors", { pool: "x86_64" })).toEqual([
+      expect.objectContaining({ value: 1, unit: "Count" }),
+    ]);
   });
 
   it("match every alarm on Hearth's own metrics: same name, same dimensions", () => {
@@ -223,6 +227,30 @@ describe("the alarms", () => {
       threshold: 600,
       metrics: [expect.objectContaining({ metricName: "OldestUnroutableSeconds", stat: "Maximum" })],
     });
+  });
+
+  it("watch GitHub App authentication failures per pool: any in 5 minutes", () => {
+    for (const pool of settings.pools) {
+      const alarm = byKey(`github-auth-${pool.name}`);
+      expect(alarm).toMatchObject({
+        name: `hearth-production-github-auth-${pool.name}`,
+        comparisonOperator: "GreaterThanOrEqualToThreshold",
+        threshold: 1,
+        evaluationPeriods: 1,
+        datapointsToAlarm: 1,
+        treatMissingData: "notBreaching",
+      });
+      expect(alarm.metrics).toEqual([
+        {
+          id: "m1",
+          namespace: "Hearth",
+          metricName: "GitHubAuthErrors",
+          dimensions: { service: "hearth", stage: "production", pool: pool.name },
+          stat: "Sum",
+          period: 300,
+        },
+      ]);
+    }
   });
 
   it("have unique names under the stage's prefix, which the event pattern matches", () => {

@@ -9,6 +9,7 @@ import {
   heartbeatPolicy,
   instancePolicy,
   type PolicyDocument,
+  runnerConfigActions,
   type Scope,
   SOURCE_INSTANCE_ARN,
   sstPermissions,
@@ -74,6 +75,26 @@ describe("the least-privilege check", () => {
       /not an ARN/,
     );
   });
+
+  it("catches Parameter Store changes outside the stage's subtree", () => {
+    const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
+    for (const resource of [
+      parameter("/hearth/dev/runners/*"),
+      parameter("/payments/db"),
+      parameter("/hearth/prodx/runners/*"),
+      parameter("*"),
+    ]) {
+      expect(violations(bad({ Action: ["ssm:DeleteParameter"], Resource: [resource] }), "prod")).toEqual([
+        "statement Bad: Parameter Store changes outside the stage's /hearth/prod/ subtree",
+      ]);
+    }
+    expect(
+      violations(
+        bad({ Action: ["ssm:PutParameter"], Resource: [parameter("/hearth/prod/runners/*")] }),
+        "prod",
+      ),
+    ).toEqual([]);
+  });
 });
 
 describe("function policies", () => {
@@ -127,6 +148,31 @@ describe("function policies", () => {
     expect(() => functionPolicy("tick", scope, { tableArn, pools })).toThrow(/state machine ARN/);
   });
 
+  it("lets the API, observe and apply hand and withdraw runner configs, on the stage's subtree only", () => {
+    const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
+    const config = parameter("/hearth/prod/runners/i-0123456789abcdef0/1-4242");
+    for (const fn of functionNames) {
+      for (const action of runnerConfigActions) {
+        expect(allows(policyOf(fn), action, config), `${fn} ${action}`).toBe(
+          fn === "api" || fn === "observe" || fn === "apply",
+        );
+      }
+    }
+    const api = policyOf("api");
+    for (const outside of [
+      "/hearth/prod/pools/x86_64/credentials",
+      "/hearth/prod/agent",
+      "/hearth/prod/ami/x86_64",
+      "/hearth/dev/runners/i-0123456789abcdef0/1-4242",
+      "/hearth/prod/runners-other/x",
+    ]) {
+      for (const action of runnerConfigActions) expect(allows(api, action, parameter(outside))).toBe(false);
+    }
+    // It writes configs; reading them is the instances' alone.
+    expect(allows(api, "ssm:GetParameter", config)).toBe(false);
+    expect(allows(api, "ssm:PutParameter", parameter("/hearth/prod/runners"))).toBe(false);
+  });
+
   it("grants the table's item calls on the table and its indexes only, never a batch, transaction or table scan", () => {
     const api = policyOf("api");
     for (const action of ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"]) {
@@ -174,6 +220,11 @@ describe("the instance role", () => {
       StringEquals: { "aws:ResourceTag/hearth:instance-arn": SOURCE_INSTANCE_ARN },
     });
     expect(jit?.Action).toEqual(["ssm:GetParameter", "ssm:DeleteParameter"]);
+    // The name the control plane gives a slot runner's config is under it.
+    const config =
+      "arn:aws:ssm:eu-west-1:123456789012:parameter/hearth/prod/runners/i-0123456789abcdef0/0-123";
+    expect(allows(policy, "ssm:GetParameter", config)).toBe(true);
+    expect(allows(policy, "ssm:PutParameter", config)).toBe(false);
   });
 
   it("reads its pool's credentials and the agent config, not another pool's or stage's", () => {

@@ -15,6 +15,7 @@ import {
 import { DescribeInstancesCommand, EC2Client, EC2ServiceException } from "@aws-sdk/client-ec2";
 import {
   DeleteParameterCommand,
+  GetParameterCommand,
   PutParameterCommand,
   SSMClient,
   SSMServiceException,
@@ -795,6 +796,29 @@ describe("handRunnerConfig", () => {
     expect(String((error as Error).message)).not.toContain(secret);
     expect(String((error as Error).stack)).not.toContain(secret);
     expect(aws.parameters.size).toBe(0);
+  });
+});
+
+describe("the Parameter Store model", () => {
+  it("refuses what AWS refuses: Tags with Overwrite, and an existing name without Overwrite", async () => {
+    const client = new SSMClient({ region: "us-east-1" });
+    const put = (input: Partial<ConstructorParameters<typeof PutParameterCommand>[0]>) =>
+      client.send(
+        new PutParameterCommand({ Name: "/hearth/test/x", Value: "v", Type: "SecureString", ...input }),
+      );
+    await expect(put({ Overwrite: true, Tags: [{ Key: "a", Value: "b" }] })).rejects.toThrow(
+      /tags and overwrite can't be used together/,
+    );
+    await put({ Tags: [{ Key: "a", Value: "b" }] });
+    await expect(put({})).rejects.toMatchObject({ name: "ParameterAlreadyExists" });
+    await put({ Value: "w", Overwrite: true });
+    expect(aws.parameters.get("/hearth/test/x")).toMatchObject({ value: "w", version: 2, tags: { a: "b" } });
+    // An instance reads only what is tagged with its own ARN.
+    await expect(
+      aws
+        .instanceSsm(iid(0xa1))
+        .send(new GetParameterCommand({ Name: "/hearth/test/x", WithDecryption: true })),
+    ).rejects.toMatchObject({ name: "AccessDeniedException" });
   });
 });
 

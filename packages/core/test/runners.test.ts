@@ -77,6 +77,9 @@ class Managers {
     this.deleted.push({ token, systemId });
     return this.managers.delete(systemId) ? "deleted" : "already-gone";
   }
+  async runnerId(): Promise<number> {
+    return 812;
+  }
 }
 
 let embedded: EmbeddedDynamo | undefined;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "../src/clock";
+import { lazyFleet } from "../src/fleet";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { SimulatedFleet } from "../src/simulation/fleet";
 
@@ -68,5 +69,26 @@ describe("the simulated fleet's runner configs", () => {
     expect(fleet.runnerConfigParameters()).toEqual([kept.parameter]);
     expect(fleet.snapshot().parameters).not.toHaveProperty(gone.parameter);
     expect(fleet.readRunnerConfig(second, kept.parameter)).toBe("b");
+  });
+});
+
+describe("a lazily loaded fleet", () => {
+  it("hands and withdraws runner configs through the driver it loads, loaded once", async () => {
+    const { fleet, first } = await runningFleet();
+    let loads = 0;
+    const lazy = lazyFleet(async () => {
+      loads += 1;
+      return fleet;
+    });
+    const { parameter } = await lazy.handRunnerConfig({
+      instanceId: first,
+      slot: 1,
+      runnerId: 3,
+      encodedJitConfig: "c",
+    });
+    expect(fleet.readRunnerConfig(first, parameter)).toBe("c");
+    await lazy.withdrawRunnerConfig(parameter);
+    expect(fleet.runnerConfigParameters()).toEqual([]);
+    expect(loads).toBe(1);
   });
 });

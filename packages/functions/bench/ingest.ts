@@ -162,7 +162,12 @@ async function main() {
     AWS_REGION: "us-east-1",
     ...linkEnvironment({
       App: { name: "hearth", stage: "bench" },
-      HearthConfig: { pools: defaultPools, gitlabUrl: "https://gitlab.com", maxIterations: 60 },
+      HearthConfig: {
+        pools: defaultPools,
+        gitlabUrl: "https://gitlab.com",
+        githubApiUrl: "https://api.github.com",
+        maxIterations: 60,
+      },
       Storage: { tableName: "bench" },
       Fleet: {
         groups: {},

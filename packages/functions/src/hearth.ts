@@ -1,5 +1,5 @@
 import type { FleetPort } from "@hearth/core/fleet";
-import type { GitHubAuthError, RunnerScope } from "@hearth/core/github-api";
+import type { RunnerScope } from "@hearth/core/github-api";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
@@ -31,6 +31,14 @@ import type { Logger } from "./log";
 
 export type StartScaleFleet = (pool: string, holder: string) => Promise<void>;
 
+/** GitHub's runners of a scope (a repository, or an organization's runner group), as the App sees them. */
+export type GitHubRunners = (scope: RunnerScope) => ScopeRunners;
+
+export type { GitLabRunnerManagers } from "@hearth/core/gitlab-api";
+
+/** The GitLab runner managers client, and each pool's runner token (`glrt-…`), if it has one. */
+export type GitLabRunners = GitLabRunnerPort;
+
 export interface HearthPorts {
   /** The table: DynamoDB's endpoint (AWS, or embedded dynalite) and the table's name. */
   store(): Store;
@@ -39,6 +47,15 @@ export interface HearthPorts {
   fleet(): FleetPort;
   /** GitLab's API for tag lookups; undefined when none is configured (tags are then unknown). */
   gitlab(): GitLabJobs | undefined;
+  /**
+   * GitHub's runners API for a scope (the App's installation there, or a local token); undefined
+   * when no GitHub credentials are configured: no GitHub runner is then registered.
+   */
+  github?(): GitHubRunners | undefined;
+  /** Records that the GitHub App failed to authenticate for a pool (the alarm's metric in AWS). */
+  githubAuthFailed?(pool: string): void;
+  /** GitLab's runner managers with the pools' tokens; undefined when no pool has a token. */
+  gitlabRunners?(): GitLabRunners | undefined;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
   /** A new run's name, which is also its lease holder. */
@@ -48,15 +65,6 @@ export interface HearthPorts {
    * answered, so there it runs before the answer, within the lookup's budget; locally, after it.
    */
   background(task: () => Promise<void>): Promise<void>;
-  /**
-   * GitHub's runners API for a scope (the App's installation there, or a local token); undefined
-   * when no GitHub credentials are configured: no GitHub runner is then registered.
-   */
-  github?(): ((scope: RunnerScope) => ScopeRunners) | undefined;
-  /** GitLab's runner managers and each pool's runner token; undefined when no pool has a token. */
-  gitlabRunners?(): GitLabRunnerPort | undefined;
-  /** The GitHub App could not authenticate (AWS counts it in a metric that has an alarm). */
-  githubAuthFailed?(error: GitHubAuthError, pool: string): void;
   log: Logger;
   now(): Date;
 }
@@ -119,7 +127,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
       gitlab: ports.gitlabRunners?.(),
       journal: journal(),
       now: () => ports.now(),
-      ...(ports.githubAuthFailed ? { authFailed: ports.githubAuthFailed } : {}),
+      authFailed: (_error, pool) => ports.githubAuthFailed?.(pool),
       log,
     }),
   );

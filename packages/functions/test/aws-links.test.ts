@@ -148,8 +148,17 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
     expect(gitlab.statusCode).toBe(202);
     // Untagged, it started the `x86_64` run: observe's exercise below holds that pool only once it is gone.
     await runtime.hearth.leases().clear(scaleLease("x86_64"));
+    // Heartbeats mint GitHub runners with the App. Until runner identity runs in Hearth's composition,
+    // its port is asked for here, as a heartbeat will.
+    expect(runtime.github()).toBeUndefined();
   },
-  observe: (runtime) => createScaleHandlers(runtime).observe({ ...run, holder: "links-observe" }),
+  observe: async (runtime) => {
+    await createScaleHandlers(runtime).observe({ ...run, holder: "links-observe" });
+    // Instances that leave service lose their runners and managers (asked for here until Hearth's
+    // composition does).
+    expect(runtime.github()).toBeUndefined();
+    expect(runtime.gitlabRunners()).toBeUndefined();
+  },
   plan: async (runtime) => {
     const observation = {
       pool: "x86_64",
@@ -179,7 +188,9 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
     // Observe's exercise left its run's lease: this run holds the pool only once that one is gone.
     await runtime.hearth.leases().clear(scaleLease("x86_64"));
     const plan = await createScaleHandlers(runtime).plan({ ...run, holder: "links-apply", observation });
-    return createScaleHandlers(runtime).apply({ ...run, holder: "links-apply", observation, plan });
+    await createScaleHandlers(runtime).apply({ ...run, holder: "links-apply", observation, plan });
+    expect(runtime.github()).toBeUndefined();
+    expect(runtime.gitlabRunners()).toBeUndefined();
   },
   finish: (runtime) => createScaleHandlers(runtime).finish({ ...run, holder: "links-finish" }),
   recordFailure: (runtime) =>

@@ -44,7 +44,7 @@ export interface RunnerConfigInstruction {
 
 /** GitLab's side as core uses it: the pool runners' tokens, and deleting a manager. */
 export interface GitLabRunnerPort {
-  managers: Pick<GitLabRunnerManagers, "deleteManager">;
+  managers: GitLabRunnerManagers;
   /** The pool's runner authentication token (`glrt-…`), if the stage has one. A secret. */
   tokenOf(pool: string): string | undefined;
 }

@@ -17,10 +17,12 @@ const nonEmpty = z.string().min(1);
 export const linkSchemas = {
   /** SST links the app's name and stage to every function by itself. */
   App: z.object({ name: nonEmpty, stage: nonEmpty }),
-  /** The stage's settings the functions need: its pools and GitLab URL. */
+  /** The stage's settings the functions need: its pools, GitLab URL and GitHub API URL. */
   HearthConfig: z.object({
     pools: poolsConfigSchema,
     gitlabUrl: z.url({ protocol: /^https?$/ }),
+    /** `https://api.github.com`, or a GitHub Enterprise Server's `https://…/api/v3` (`GITHUB_API_URL`). */
+    githubApiUrl: z.url({ protocol: /^https?$/ }).default("https://api.github.com"),
     /** ScaleFleet iterations per execution. */
     maxIterations: z.number().int().positive(),
   }),
@@ -43,6 +45,11 @@ export const linkSchemas = {
   GitlabSigningToken: secret,
   GitlabApiToken: secret,
   StatusToken: secret,
+  /** The GitHub App that mints and deletes just-in-time runners (both empty: not configured). */
+  GithubAppId: secret,
+  GithubAppPrivateKey: secret,
+  /** Each pool's GitLab runner token (`glrt-…`, empty when unset), to delete runner managers. */
+  GitlabRunnerTokens: z.object({ tokens: z.record(z.string(), z.string()) }),
 } as const;
 
 export type LinkName = keyof typeof linkSchemas;
@@ -54,7 +61,10 @@ export type FunctionName = (typeof functionNames)[number];
 
 /** What each function links (besides `App`, which SST links to all): no more than it reads. */
 export const functionLinks = {
-  /** Webhooks (with a GitLab job's tag lookup), `GET /api/status` and `POST /agent/heartbeat`. */
+  /**
+   * Webhooks (with a GitLab job's tag lookup), `GET /api/status` and `POST /agent/heartbeat` (which
+   * mints GitHub runners for an instance's free slots, with the App).
+   */
   api: [
     "HearthConfig",
     "Storage",
@@ -65,12 +75,26 @@ export const functionLinks = {
     "GitlabSigningToken",
     "GitlabApiToken",
     "StatusToken",
+    "GithubAppId",
+    "GithubAppPrivateKey",
   ],
-  /** Observe resolves GitLab tags the webhook could not (GitLab's API slow or failing). */
-  observe: ["HearthConfig", "Storage", "Fleet", "GitlabApiToken"],
+  /**
+   * Observe resolves GitLab tags the webhook could not (GitLab's API slow or failing). Observe and
+   * apply see instances leave service: they delete their GitHub runners (the App) and GitLab
+   * runner managers (the pool's runner token).
+   */
+  observe: [
+    "HearthConfig",
+    "Storage",
+    "Fleet",
+    "GitlabApiToken",
+    "GithubAppId",
+    "GithubAppPrivateKey",
+    "GitlabRunnerTokens",
+  ],
   /** The planner is pure: the pools are all it needs. */
   plan: ["HearthConfig"],
-  apply: ["HearthConfig", "Storage", "Fleet"],
+  apply: ["HearthConfig", "Storage", "Fleet", "GithubAppId", "GithubAppPrivateKey", "GitlabRunnerTokens"],
   /** Finish and RecordFailure release the lease (and journal); the pools do not come into it. */
   finish: ["Storage"],
   recordFailure: ["Storage"],

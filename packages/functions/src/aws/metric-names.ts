@@ -25,6 +25,11 @@ export const metricNames = {
   webhookRequests: "WebhookRequests",
   /** Webhook deliveries answered with a 4xx (bad signature or token, malformed, not configured). */
   webhookRejected: "WebhookRejected",
+  /**
+   * Per pool: calls for the pool's runners that the GitHub App could not authenticate (a private key
+   * that is expired, revoked or not the App's, or the App not installed where the pool registers).
+   */
+  githubAuthErrors: "GitHubAuthErrors",
 } as const;
 
 /** Instance states as the metrics count them: the planner's, with `ready` split into idle and busy. */
@@ -49,6 +54,7 @@ export const metricDimensions: Record<keyof typeof metricNames, readonly string[
   decisions: ["pool"],
   webhookRequests: [],
   webhookRejected: [],
+  githubAuthErrors: ["pool"],
 };
 
 /** The full dimension map of one data point, as CloudWatch (and so an alarm) sees it. */

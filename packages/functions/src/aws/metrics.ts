@@ -27,6 +27,8 @@ export interface HearthMetrics {
   decision(pool: string): void;
   /** A webhook delivery answered with `status`. */
   webhook(status: number): void;
+  /** The GitHub App failed to authenticate a call for `pool`'s runners (a `GitHubAuthError`). */
+  githubAuthFailure(pool: string): void;
 }
 
 export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMetrics {
@@ -65,6 +67,9 @@ export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMet
     webhook(status) {
       emit(metricNames.webhookRequests, MetricUnit.Count, 1);
       if (status >= 400 && status < 500) emit(metricNames.webhookRejected, MetricUnit.Count, 1);
+    },
+    githubAuthFailure(pool) {
+      emit(metricNames.githubAuthErrors, MetricUnit.Count, 1, { pool });
     },
   };
 }

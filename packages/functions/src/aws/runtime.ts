@@ -2,11 +2,20 @@ import { randomUUID } from "node:crypto";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type FleetPort, lazyFleet } from "@hearth/core/fleet";
+import type { GitHubClientConfig } from "@hearth/core/github-api/client";
+import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
 import type { PoolConfig } from "@hearth/core/pools";
 import type { Store } from "@hearth/core/table";
 import { Resource } from "sst/resource";
-import { composeHearth, type Hearth, type StartScaleFleet } from "../hearth";
+import {
+  composeHearth,
+  type GitHubRunners,
+  type GitLabRunnerManagers,
+  type GitLabRunners,
+  type Hearth,
+  type StartScaleFleet,
+} from "../hearth";
 import type { Logger } from "../log";
 import { type Link, type LinkName, readLink, secretValue } from "./links";
 import { createLambdaLogger } from "./log";
@@ -24,6 +33,8 @@ export interface AwsRuntimeOptions {
   read?: (name: string) => unknown;
   /** Makes the GitLab API client; by default `createGitLabJobs`, loaded at the first lookup. */
   gitlabClient?: (config: GitLabApiConfig) => GitLabJobs;
+  /** Makes the GitLab runner managers client; by default `createGitLabRunnerManagers`, loaded at the first call. */
+  gitlabRunnerManagers?: (config: { url: string }) => GitLabRunnerManagers;
   now?: () => Date;
 }
 
@@ -48,6 +59,42 @@ const lazyGitLabClient = (config: GitLabApiConfig): GitLabJobs => {
   return { tagList: async (project, job) => (await client()).tagList(project, job) };
 };
 
+/**
+ * GitHub's runner API through the App, loaded at the first call: Octokit, its plugins and the JWT
+ * signing take a while to load, and most invocations make no GitHub call. One client (installation
+ * tokens cached and renewed) and one minting budget per container, shared by every scope.
+ */
+export function lazyGitHubRunners(config: GitHubClientConfig): GitHubRunners {
+  const loaded = once(async () => {
+    const [{ createGitHubClient }, { MintingBudget, runnersFor }] = await Promise.all([
+      import("@hearth/core/github-api/client"),
+      import("@hearth/core/github-api/runners"),
+    ]);
+    return { client: createGitHubClient(config), budget: new MintingBudget(), runnersFor };
+  });
+  const scopes = new Map<string, Promise<ScopeRunners>>();
+  const runnersOf = (key: string, scope: Parameters<GitHubRunners>[0]) => {
+    let runners = scopes.get(key);
+    if (!runners) {
+      runners = loaded().then(({ client, budget, runnersFor }) => runnersFor(client, scope, budget));
+      scopes.set(key, runners);
+    }
+    return runners;
+  };
+  return (scope) => {
+    const key = JSON.stringify(scope);
+    return {
+      generateJitConfig: async (request) => (await runnersOf(key, scope)).generateJitConfig(request),
+      deleteRunner: async (runnerId) => (await runnersOf(key, scope)).deleteRunner(runnerId),
+    };
+  };
+}
+
+/** The GitLab runner managers client, loaded at the first call (plain fetch, no gitbeaker). */
+async function loadGitLabRunnerManagers(config: { url: string }): Promise<GitLabRunnerManagers> {
+  return (await import("@hearth/core/gitlab-api/runner-client")).createGitLabRunnerManagers(config);
+}
+
 export interface AwsRuntime {
   link<N extends LinkName>(name: N): Link<N>;
   stage(): string;
@@ -62,6 +109,15 @@ export interface AwsRuntime {
   fleet(): FleetPort;
   /** The GitLab API for tag lookups; undefined when no API token is set. */
   gitlab(): GitLabJobs | undefined;
+  /**
+   * GitHub's runners per scope, through the App (`GithubAppId`, `GithubAppPrivateKey`) at the stage's
+   * `githubApiUrl`; undefined when the App is not configured. Made once per container.
+   */
+  github(): GitHubRunners | undefined;
+  /** Counts a GitHub App authentication failure for `pool` (the `GitHubAuthErrors` metric and its alarm). */
+  githubAuthFailed(pool: string): void;
+  /** GitLab's runner managers and each pool's runner token; undefined when no pool has a token. */
+  gitlabRunners(): GitLabRunners | undefined;
   startScaleFleet(): StartScaleFleet;
   now: () => Date;
 }
@@ -121,6 +177,45 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     if (!token) return undefined;
     return (options.gitlabClient ?? lazyGitLabClient)({ url: config().gitlabUrl, token });
   });
+  const github = once((): GitHubRunners | undefined => {
+    // Both read, so that a function reads every link it declares whether or not the App is set.
+    const appId = secretValue(link("GithubAppId"));
+    const privateKey = secretValue(link("GithubAppPrivateKey"));
+    if (!appId || !privateKey) {
+      if (appId || privateKey) {
+        log.warn("the GitHub App is half configured: no GitHub runner is minted", {
+          missing: appId ? "GithubAppPrivateKey" : "GithubAppId",
+        });
+      }
+      return undefined;
+    }
+    return lazyGitHubRunners({
+      credentials: { kind: "app", appId, privateKey },
+      baseUrl: config().githubApiUrl,
+    });
+  });
+  const githubAuthFailed = (pool: string) => metrics().githubAuthFailure(pool);
+  const gitlabRunners = once((): GitLabRunners | undefined => {
+    const tokens = new Map(
+      Object.entries(link("GitlabRunnerTokens").tokens).flatMap(([pool, token]) =>
+        token.trim() ? [[pool, token.trim()] as const] : [],
+      ),
+    );
+    if (tokens.size === 0) return undefined;
+    const url = config().gitlabUrl;
+    const managers = once(async () =>
+      options.gitlabRunnerManagers
+        ? options.gitlabRunnerManagers({ url })
+        : loadGitLabRunnerManagers({ url }),
+    );
+    return {
+      managers: {
+        deleteManager: async (token, systemId) => (await managers()).deleteManager(token, systemId),
+        runnerId: async (token) => (await managers()).runnerId(token),
+      },
+      tokenOf: (pool) => tokens.get(pool),
+    };
+  });
   const startScaleFleet = once((): StartScaleFleet => {
     const { stateMachineArn } = link("ScaleFleet");
     // Loaded on the first run to start: most webhooks find capacity and start none.
@@ -145,6 +240,9 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     pools: () => config().pools,
     fleet,
     gitlab,
+    github,
+    githubAuthFailed,
+    gitlabRunners,
     startScaleFleet,
     holder: executionName,
     // A Lambda freezes once it has answered: what may follow the answer runs before it.
@@ -164,6 +262,9 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     hearth,
     fleet,
     gitlab,
+    github,
+    githubAuthFailed,
+    gitlabRunners,
     startScaleFleet,
     now,
   };

@@ -68,13 +68,12 @@ export function localGitLabRunners(options: {
   url(): string;
   forge(): SimulatedForgeRunners | undefined;
 }): GitLabRunnerPort {
-  let managers: GitLabRunnerPort["managers"] | undefined;
+  let made: GitLabRunnerPort["managers"] | undefined;
+  const managers = () => (made ??= createGitLabRunnerManagers({ url: `${options.url()}/sim/gitlab` }));
   return {
     managers: {
-      deleteManager(token, systemId) {
-        managers ??= createGitLabRunnerManagers({ url: `${options.url()}/sim/gitlab` });
-        return managers.deleteManager(token, systemId);
-      },
+      deleteManager: (token, systemId) => managers().deleteManager(token, systemId),
+      runnerId: (token) => managers().runnerId(token),
     },
     tokenOf: (pool) => options.forge()?.gitlab.tokenOf(pool),
   };

@@ -38,7 +38,12 @@ export const tableArn = (tableName: string) => `arn:aws:dynamodb:us-east-1:12345
 export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
   return {
     App: { name: "hearth", stage: STAGE },
-    HearthConfig: { pools: defaultPools, gitlabUrl: "https://gitlab.example.com", maxIterations: 60 },
+    HearthConfig: {
+      pools: defaultPools,
+      gitlabUrl: "https://gitlab.example.com",
+      githubApiUrl: "https://api.github.com",
+      maxIterations: 60,
+    },
     Storage: { tableName },
     Fleet: {
       groups: Object.fromEntries(defaultPools.map((pool) => [pool.name, groupNames(STAGE, pool.name)])),
@@ -52,6 +57,10 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
     GitlabSigningToken: { value: "" },
     GitlabApiToken: { value: "" },
     StatusToken: { value: STATUS_TOKEN },
+    // No GitHub App and no GitLab runner token: no runner is minted or deleted.
+    GithubAppId: { value: "" },
+    GithubAppPrivateKey: { value: "" },
+    GitlabRunnerTokens: { tokens: Object.fromEntries(defaultPools.map((pool) => [pool.name, ""])) },
   };
 }
 
