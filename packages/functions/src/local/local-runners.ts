@@ -26,7 +26,10 @@ export function simulatedScopes(pools: readonly PoolConfig[]): PoolConfig[] {
 function scopes(client: () => GitHubClient): (scope: RunnerScope) => ScopeRunners {
   const budget = new MintingBudget();
   let made: GitHubClient | undefined;
-  return (scope) => runnersFor((made ??= client()), scope, budget);
+  return (scope) => {
+    made ??= client();
+    return runnersFor(made, scope, budget);
+  };
 }
 
 /** GitHub's runners API for local mode, or undefined when it has none. */
@@ -69,7 +72,10 @@ export function localGitLabRunners(options: {
   forge(): SimulatedForgeRunners | undefined;
 }): GitLabRunnerPort {
   let made: GitLabRunnerPort["managers"] | undefined;
-  const managers = () => (made ??= createGitLabRunnerManagers({ url: `${options.url()}/sim/gitlab` }));
+  const managers = () => {
+    made ??= createGitLabRunnerManagers({ url: `${options.url()}/sim/gitlab` });
+    return made;
+  };
   return {
     managers: {
       deleteManager: (token, systemId) => managers().deleteManager(token, systemId),
