@@ -19,8 +19,8 @@ export const gitlabSigningToken = optional("GitlabSigningToken");
 export const gitlabApiToken = optional("GitlabApiToken");
 /**
  * The GitHub App that mints and deletes just-in-time runners: linked to the functions that do (the
- * API, which answers heartbeats, and the ScaleFleet tasks that observe and apply). Empty: no GitHub
- * runner is minted, and the status says why.
+ * API, which answers heartbeats, and ScaleFleet's observe, which sees instances leave service). Empty:
+ * no GitHub runner is minted.
  */
 export const githubAppId = optional("GithubAppId");
 export const githubAppPrivateKey = optional("GithubAppPrivateKey");

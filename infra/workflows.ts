@@ -10,8 +10,8 @@ import { storage } from "./storage";
  * ScaleFleet: the state machine of @hearth/core/workflows (the very definition local mode runs), and
  * the five Lambdas its Task states invoke. A standard workflow: a run loops for up to 20 minutes.
  */
-// Observe and apply see instances leave service: they delete those instances' GitHub runners (the
-// App) and GitLab runner managers (their pool's runner token).
+// Observe sees instances leave service: it deletes those instances' GitHub runners (the App) and
+// GitLab runner managers (their pool's runner token), and retries the deletions its pool owes.
 const forgeRunners = {
   GithubAppId: githubAppId,
   GithubAppPrivateKey: githubAppPrivateKey,
@@ -29,7 +29,6 @@ const apply = hearthFunction("apply", {
   HearthConfig: hearthConfig,
   Storage: storage,
   Fleet: fleetLink,
-  ...forgeRunners,
 });
 const finish = hearthFunction("finish", { Storage: storage });
 const recordFailure = hearthFunction("recordFailure", { Storage: storage });

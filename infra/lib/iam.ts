@@ -185,7 +185,8 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
         runnerConfigs(scope),
       );
     case "observe":
-      // It sees instances leave service, and withdraws their runner configs.
+      // It sees instances leave service, withdraws their runner configs and deletes their runners
+      // (and retries the deletions owed for its pool).
       return doc(
         logs(scope, fn),
         ...table,
@@ -208,7 +209,6 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
           "autoscaling:DescribeScalingActivities",
         ]),
         scaleGroups(scope, resources.pools),
-        runnerConfigs(scope),
       );
     case "finish":
     case "recordFailure":

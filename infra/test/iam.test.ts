@@ -148,13 +148,13 @@ describe("function policies", () => {
     expect(() => functionPolicy("tick", scope, { tableArn, pools })).toThrow(/state machine ARN/);
   });
 
-  it("lets the API, observe and apply hand and withdraw runner configs, on the stage's subtree only", () => {
+  it("lets the API and observe hand and withdraw runner configs, on the stage's subtree only", () => {
     const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
     const config = parameter("/hearth/prod/runners/i-0123456789abcdef0/1-4242");
     for (const fn of functionNames) {
       for (const action of runnerConfigActions) {
         expect(allows(policyOf(fn), action, config), `${fn} ${action}`).toBe(
-          fn === "api" || fn === "observe" || fn === "apply",
+          fn === "api" || fn === "observe",
         );
       }
     }

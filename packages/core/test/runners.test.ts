@@ -338,12 +338,12 @@ describe("an instance leaving service", () => {
     ]);
 
     // Not before its time; still busy at the first retry; deleted after.
-    expect(await retryRemovals(deps)).toEqual({ done: 0, owed: 0 });
+    expect(await retryRemovals(deps, "x86")).toEqual({ done: 0, owed: 0 });
     clock += 61_000;
-    expect(await retryRemovals(deps)).toEqual({ done: 0, owed: 1 });
+    expect(await retryRemovals(deps, "x86")).toEqual({ done: 0, owed: 1 });
     github.markBusy("acme/widgets", busy, false);
     clock += 121_000;
-    expect(await retryRemovals(deps)).toEqual({ done: 1, owed: 0 });
+    expect(await retryRemovals(deps, "x86")).toEqual({ done: 1, owed: 0 });
     expect(registered()).toEqual([]);
     expect(await records.removals()).toEqual([]);
   });
@@ -354,7 +354,7 @@ describe("an instance leaving service", () => {
     expect((await records.removals()).map((r) => r.forge)).toEqual(["gitlab"]);
     managers.failing = false;
     clock += 61_000;
-    expect(await retryRemovals(deps)).toEqual({ done: 1, owed: 0 });
+    expect(await retryRemovals(deps, "x86")).toEqual({ done: 1, owed: 0 });
     expect(managers.deleted.map((d) => d.systemId)).toEqual([gitlabSystemId(instanceId)]);
   });
 });

@@ -118,13 +118,20 @@ export function composeHearth(ports: HearthPorts): Hearth {
   const scalingRecords = once(() => createScalingRecords(ports.store()));
   const runnerRecords = once(() => createRunnerRecords(ports.store()));
   const gitlab = once(() => ports.gitlab());
-  // Runner identity: read on first use (a heartbeat, or Observe), like every other port.
+  // Runner identity. Each forge's port is read when first used: the API function mints with the App
+  // and never reads the GitLab runner tokens.
+  const github = once(() => ports.github?.());
+  const gitlabRunners = once(() => ports.gitlabRunners?.());
   const runners = once(
     (): RunnerDeps => ({
       records: runnerRecords(),
       fleet: ports.fleet(),
-      github: ports.github?.(),
-      gitlab: ports.gitlabRunners?.(),
+      get github() {
+        return github();
+      },
+      get gitlab() {
+        return gitlabRunners();
+      },
       journal: journal(),
       now: () => ports.now(),
       authFailed: (_error, pool) => ports.githubAuthFailed?.(pool),

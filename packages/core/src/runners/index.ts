@@ -372,11 +372,15 @@ export async function retireInstanceRunners(
   return { calls, retired: runners.length };
 }
 
-/** Tries the owed deletions whose time has come; each success forgets its removal. */
-export async function retryRemovals(deps: RunnerDeps, limit = 50): Promise<{ done: number; owed: number }> {
+/** Tries a pool's owed deletions whose time has come; each success forgets its removal. */
+export async function retryRemovals(
+  deps: RunnerDeps,
+  pool: string,
+  limit = 20,
+): Promise<{ done: number; owed: number }> {
   let done = 0;
   let owed = 0;
-  for (const removal of await deps.records.dueRemovals(limit)) {
+  for (const removal of await deps.records.dueRemovals(pool, limit)) {
     try {
       if (removal.forge === "github") {
         if (!deps.github) throw new Error("no GitHub credentials are configured");

@@ -111,8 +111,8 @@ export interface RunnerRecords {
   put(runner: SlotRunner): Promise<void>;
   /** Clears a slot, only if it still holds `runnerId` (null: the mint that never recorded one). */
   clear(instanceId: string, slot: number, runnerId: number | null): Promise<void>;
-  /** Removals whose time has come, oldest first. */
-  dueRemovals(limit: number): Promise<Removal[]>;
+  /** A pool's removals whose time has come, oldest first. */
+  dueRemovals(pool: string, limit: number): Promise<Removal[]>;
   /** Every removal still owed (the status page shows them by instance). */
   removals(): Promise<Removal[]>;
   putRemoval(removal: Removal): Promise<void>;
@@ -216,11 +216,11 @@ export function createRunnerRecords(store: Store): RunnerRecords {
       }
     },
 
-    async dueRemovals(limit) {
+    async dueRemovals(pool, limit) {
       const at = now().toISOString();
       return (await queryAll("RUNNER-REMOVALS"))
         .map(removalFromItem)
-        .filter((removal) => removal.retryAt <= at)
+        .filter((removal) => removal.pool === pool && removal.retryAt <= at)
         .sort((a, b) => (a.retryAt < b.retryAt ? -1 : 1))
         .slice(0, limit);
     },

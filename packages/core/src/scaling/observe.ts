@@ -3,7 +3,7 @@ import { resolveTags } from "../ingest";
 import { cacheKeyOf, type Job, jobKeyString, labelSetKey } from "../jobs";
 import { QueueSummary, type RunningJob } from "../planner";
 import { type PoolConfig, routeJob } from "../pools";
-import { retireInstanceRunners } from "../runners";
+import { retireInstanceRunners, retryRemovals } from "../runners";
 import { poolOf, type ScalingDeps } from "./deps";
 import { type Observation, observedQueue } from "./plan-input";
 import { type ScalingRecords, SNAPSHOT_LABEL_SETS } from "./records";
@@ -123,6 +123,8 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
     await deps.registry.forget(record.id);
   }
   if (deps.runners) {
+    // Runners GitHub would not delete yet (busy), or that failed to go: tried again as their time comes.
+    await retryRemovals(deps.runners, pool.name);
     for (const instance of fleet.instances) {
       const record = known.get(instance.id);
       const parked = instance.lifecycle === "stopping" || instance.lifecycle === "stopped";

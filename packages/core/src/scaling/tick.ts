@@ -1,6 +1,5 @@
 import type { Job } from "../jobs";
 import type { QueueSummary } from "../planner";
-import { retryRemovals } from "../runners";
 import type { ScalingDeps } from "./deps";
 import { refreshForecast } from "./forecast";
 import { queuedByPool } from "./observe";
@@ -69,14 +68,6 @@ export async function tick(
       await refreshForecast(deps);
     }
   });
-
-  if (deps.runners) {
-    const runners = deps.runners;
-    // Runners GitHub would not delete yet (busy) or that failed to go: tried again as their time comes.
-    await attempt("runner removals", async () => {
-      await retryRemovals(runners);
-    });
-  }
 
   let queue: QueueSummary | undefined;
   await attempt("queue", async () => {

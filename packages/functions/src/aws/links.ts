@@ -94,7 +94,7 @@ export const functionLinks = {
   ],
   /** The planner is pure: the pools are all it needs. */
   plan: ["HearthConfig"],
-  apply: ["HearthConfig", "Storage", "Fleet", "GithubAppId", "GithubAppPrivateKey", "GitlabRunnerTokens"],
+  apply: ["HearthConfig", "Storage", "Fleet"],
   /** Finish and RecordFailure release the lease (and journal); the pools do not come into it. */
   finish: ["Storage"],
   recordFailure: ["Storage"],
