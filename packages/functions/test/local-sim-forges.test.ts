@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeClock } from "@hearth/core/clock";
@@ -480,6 +480,8 @@ describe("the simulated forges with --data", () => {
       // JIT configs are secrets: only their digests are kept.
       expect(onDisk).not.toContain(used.encodedJitConfig);
       expect(onDisk).not.toContain(fresh.encodedJitConfig);
+      // It holds GitLab's runner tokens (and the simulated fleet's handed configs): the owner's only.
+      expect(statSync(join(dataDir, "simulation.json")).mode & 0o777).toBe(0o600);
       await hearth.close();
 
       ({ hearth } = await startTestHearth({ dataDir, clock }));

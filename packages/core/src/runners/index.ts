@@ -70,7 +70,10 @@ export interface RunnerDeps {
   now: () => Date;
   /** Told of each failure of the GitHub App to authenticate (AWS counts it in a metric with an alarm). */
   authFailed?: (error: GitHubAuthError, pool: string) => void;
-  log?: { warn(message: string, fields?: Record<string, unknown>): void };
+  log?: {
+    info?(message: string, fields?: Record<string, unknown>): void;
+    warn(message: string, fields?: Record<string, unknown>): void;
+  };
 }
 
 /**
@@ -247,18 +250,8 @@ export async function tendSlotRunners(deps: RunnerDeps, input: TendInput): Promi
   }
 
   if (minted || retired) {
-    await deps.journal.write({
-      pool: pool.name,
-      kind: "runner",
-      reason: `${instance.id}: ${[
-        minted ? `${minted} runner${minted === 1 ? "" : "s"} registered` : "",
-        retired ? `${retired} retired` : "",
-      ]
-        .filter(Boolean)
-        .join(", ")}`,
-      details: { instance: instance.id, minted, retired },
-      calls,
-    });
+    // Routine, one per job: logged, not journaled, so that the status page's events stay decisions.
+    deps.log?.info?.("runners tended", { instance: instance.id, pool: pool.name, minted, retired, calls });
   }
 
   const configs = [...current.values()]

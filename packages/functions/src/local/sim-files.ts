@@ -48,7 +48,8 @@ export function simulationFiles(
     if (!dirty[part]) return;
     dirty[part] = false;
     const body = JSON.stringify(part === "state" ? read.state() : read.jobs());
-    writeFileSync(`${files[part]}.tmp`, body);
+    // Owner only: the state holds runner configs handed to simulated instances, and GitLab tokens.
+    writeFileSync(`${files[part]}.tmp`, body, { mode: 0o600 });
     renameSync(`${files[part]}.tmp`, files[part]);
   };
   const flush = (part?: Part) => {
