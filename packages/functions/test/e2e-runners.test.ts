@@ -13,6 +13,7 @@ import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runner
 import type { Status } from "@hearth/core/status";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
+import { createLogger } from "../src/log";
 import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
@@ -48,12 +49,29 @@ interface Setup {
   forge: SimulatedForgeRunners;
 }
 
+/** Every log line local mode wrote, and every JIT config handed over: none may be in the other. */
+let logged: string[] = [];
+let handedConfigs: string[] = [];
+
 async function start(): Promise<Setup> {
-  const started = await startTestHearth({ pools: [pool], initialWarmPool: 1 });
+  logged = [];
+  handedConfigs = [];
+  const started = await startTestHearth({
+    pools: [pool],
+    initialWarmPool: 1,
+    log: createLogger((line) => logged.push(line)),
+  });
   hearth = started.hearth;
   const simulation = started.hearth.simulation;
   if (!simulation) throw new Error("expected the simulated fleet");
-  return { h: started.hearth, clock: started.clock, fleet: simulation.fleet, forge: simulation.forge };
+  // Sees each config as the control plane hands it over (the fleet is the port it calls).
+  const fleet = simulation.fleet;
+  const hand = fleet.handRunnerConfig.bind(fleet);
+  fleet.handRunnerConfig = async (handOver) => {
+    handedConfigs.push(handOver.encodedJitConfig);
+    return hand(handOver);
+  };
+  return { h: started.hearth, clock: started.clock, fleet, forge: simulation.forge };
 }
 
 let nextId = 7000;
@@ -160,6 +178,16 @@ describe("runner identity in local mode", () => {
     expect(after.map((r) => r.id)).not.toContain(taker?.id);
     expect(after.map((r) => r.name)).toEqual([`hearth-${instanceId}-0`, `hearth-${instanceId}-1`]);
     expect(after.every((r) => r.startedBy?.instanceId === instanceId && !r.job)).toBe(true);
+
+    // No config was ever in a log line, the journal or the status.
+    expect(handedConfigs.length).toBeGreaterThanOrEqual(3);
+    const seen = [
+      ...logged,
+      JSON.stringify(await h.journal.latest(200)),
+      JSON.stringify(await status(h)),
+    ].join("\n");
+    expect(logged.some((line) => line.includes("runners tended"))).toBe(true);
+    for (const config of handedConfigs) expect(seen).not.toContain(config);
   });
 
   it("runs a GitLab job on the instance as a manager of its pool's runner", async () => {

@@ -58,6 +58,7 @@ async function claimWithSeed(seed: number): Promise<boolean> {
       return { status: 202, body: "{}" };
     },
   });
+  runners.start();
   await fleet.setCapacity(pool, { warm: 2, burst: 0, warmPoolSize: 0 });
   await clock.advance(pool.boot.coldSeconds * 1000 + 1000);
   const [warm, cold] = fleet.all().map((instance) => instance.id);

@@ -32,6 +32,13 @@ function scopes(client: () => GitHubClient): (scope: RunnerScope) => ScopeRunner
   };
 }
 
+/** The simulated forges' address, once local mode listens (a client made before would have none). */
+function served(simulated: { url(): string }): string {
+  const url = simulated.url();
+  if (!url) throw new Error("local mode's simulated forges are not serving yet");
+  return url;
+}
+
 /** GitHub's runners API for local mode, or undefined when it has none. */
 export function localGitHub(options: {
   settings: Settings;
@@ -48,7 +55,7 @@ export function localGitHub(options: {
           token: settings.STATUS_TOKEN ?? "local",
           forLocalModeOnly: true,
         },
-        baseUrl: `${simulated.url()}/sim/github`,
+        baseUrl: `${served(simulated)}/sim/github`,
         writeSpacingMs: 0,
       }),
     );
@@ -73,7 +80,7 @@ export function localGitLabRunners(options: {
 }): GitLabRunnerPort {
   let made: GitLabRunnerPort["managers"] | undefined;
   const managers = () => {
-    made ??= createGitLabRunnerManagers({ url: `${options.url()}/sim/gitlab` });
+    made ??= createGitLabRunnerManagers({ url: `${served(options)}/sim/gitlab` });
     return made;
   };
   return {

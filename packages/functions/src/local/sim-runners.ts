@@ -130,6 +130,11 @@ export class SimulatedRunners {
   private restoredAgents = new Map<string, Pick<Agent, "github" | "gitlab">>();
   private lost: Array<SavedSlot & { instanceId: string }> = [];
   private stopped = false;
+  /**
+   * Agents restored before the server listens cannot reach it, as real ones could not reach a
+   * control plane that is down: they heartbeat once the runners start.
+   */
+  private started = false;
   private dispatching: Promise<void> | null = null;
   private readonly random: Random;
 
@@ -228,6 +233,15 @@ export class SimulatedRunners {
   }
 
   start(): void {
+    this.started = true;
+    for (const agent of this.agents.values()) {
+      this.heartbeat(agent).catch((error: unknown) =>
+        this.options.log.warn("simulated heartbeat failed", {
+          instance: agent.instance.id,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
+    }
     const poll = () => {
       if (this.stopped) return;
       this.stopPolling = this.options.clock.after((this.options.pollSeconds ?? 3) * 1000, async () => {
@@ -546,6 +560,7 @@ export class SimulatedRunners {
    * is reported at once.
    */
   private async heartbeat(agent: Agent, again = true): Promise<void> {
+    if (!this.started || this.stopped) return;
     const running = agent.slots.filter((slot): slot is Slot => slot !== null);
     const body = {
       protocol: PROTOCOL_VERSION,
