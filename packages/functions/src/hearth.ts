@@ -120,7 +120,16 @@ export function composeHearth(ports: HearthPorts): Hearth {
   const gitlab = once(() => ports.gitlab());
   // Runner identity. Each forge's port is read when first used: the API function mints with the App
   // and never reads the GitLab runner tokens.
-  const github = once(() => ports.github?.());
+  const github = once(() => {
+    const port = ports.github?.();
+    const scoped = ports.pools().filter((pool) => pool.github);
+    if (!port && scoped.length) {
+      log.warn("no GitHub credentials are configured: these pools' GitHub runners are not registered", {
+        pools: scoped.map((pool) => pool.name).join(","),
+      });
+    }
+    return port;
+  });
   const gitlabRunners = once(() => ports.gitlabRunners?.());
   const runners = once(
     (): RunnerDeps => ({
