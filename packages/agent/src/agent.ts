@@ -128,14 +128,16 @@ export class Agent {
   tick(): Promise<void> {
     return this.serial(async () => {
       if (!(await this.ensureInstanceId())) return;
-      let urgent = await this.pollNotices();
+      // Observed first: a listener that has just taken a job is not idle any more.
       if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+      const urgent = await this.pollNotices();
       if (this.draining) await this.stopIdleListeners();
       await this.enforceDeadline();
       await this.startGitLab();
-      if (urgent || this.now() >= this.nextHeartbeatAt) {
-        urgent = false;
-        await this.beat();
+      if (!urgent && this.now() < this.nextHeartbeatAt) return;
+      // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
+      for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
+        if (!(await this.beat())) break;
       }
     });
   }
@@ -144,13 +146,16 @@ export class Agent {
   heartbeatOnce(): Promise<boolean> {
     return this.serial(async () => {
       if (!(await this.ensureInstanceId())) return false;
-      return this.beat();
+      const taken = await this.beat();
+      if (taken && this.now() >= this.nextHeartbeatAt) await this.beat();
+      return taken;
     });
   }
 
   /** Milliseconds until the next step is due. */
   nextStepIn(): number {
     const now = this.now();
+    if (!this.instanceId) return this.pollMs;
     let next = Math.min(this.pollMs, Math.max(0, this.nextHeartbeatAt - now));
     const deadline = this.stopAt();
     if (deadline !== null && deadline > now) next = Math.min(next, deadline - now);
@@ -168,7 +173,9 @@ export class Agent {
         this.ports.log.warn("agent step failed", { error: message(error) });
       }
       if (!this.running) return;
-      this.stopLoop = this.ports.clock.after(Math.max(this.nextStepIn(), 100), step);
+      // Never a busy loop: a step always moves the next heartbeat on, but if one did not, wait.
+      const next = this.nextStepIn();
+      this.stopLoop = this.ports.clock.after(next > 0 ? next : 1000, step);
     };
     this.stopLoop = this.ports.clock.after(0, step);
   }
