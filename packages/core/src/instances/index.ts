@@ -79,6 +79,15 @@ export const heartbeatSchema = z.object({
     })
     .nullable()
     .optional(),
+  /**
+   * Version 1, optional: the store's health (docs/PROTOCOL.md). The control plane accepts them and
+   * stores nothing of them yet; an agent that cannot measure one sends null or leaves it out.
+   */
+  freeDiskBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+  /** Store paths waiting to be pushed to the binary cache. */
+  pushQueueDepth: z.number().int().nonnegative().max(10_000_000).nullable().optional(),
+  /** Seconds the oldest path in the push queue has waited (0 when the queue is empty). */
+  pushLagSeconds: z.number().int().nonnegative().max(31_536_000).nullable().optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 

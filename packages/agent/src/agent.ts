@@ -1,0 +1,548 @@
+import { gitlabSystemId } from "@hearth/core/gitlab-api";
+import { type RunnerConfigInstruction, readAnswer, refusalCode } from "./answer";
+import type { AgentPorts, GitLabCredentials, HeartbeatBody, JobKey } from "./ports";
+
+/**
+ * The agent's logic (docs/PROTOCOL.md, version 1), with every effect behind a port: production runs
+ * it against IMDS, API Gateway, SSM and systemd; local mode and the tests against simulated ones.
+ *
+ * It moves in steps. `tick()` polls IMDS for spot notices, observes the slots' runners, stops runners
+ * whose jobs cannot finish before an interruption, and heartbeats when one is due (every 15 s, at
+ * once after boot and after any change). `run()` drives the steps on the clock port; the logic keeps
+ * no timer of its own, so a fake clock drives it deterministically.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+export interface AgentSettings {
+  /** Job slots of this instance. */
+  slots: number;
+  /** The pool credentials parameter (`/hearth/S/pools/<pool>/credentials`). */
+  poolCredentialsParameter: string;
+  /**
+   * Runner config parameters live under this prefix, then the instance id
+   * (`/hearth/S/runners/`): an instruction naming any other parameter is dropped.
+   */
+  runnerConfigPrefix: string;
+  heartbeatSeconds?: number;
+  /** How often IMDS is polled for spot notices and the runners observed. */
+  pollSeconds?: number;
+  /** A running job's runner is stopped this long before an interruption's deadline. */
+  stopBeforeDeadlineSeconds?: number;
+  /** The longest wait between heartbeats the control plane did not take. */
+  maxBackoffSeconds?: number;
+}
+
+export type Interruption = NonNullable<HeartbeatBody["interruption"]>;
+
+/** A slot's GitHub runner, as the agent started it. */
+export interface SlotRunner {
+  runnerId: number;
+  parameter: string;
+  state: "listening" | "running" | "exited";
+  job: JobKey | null;
+}
+
+/** What the agent knows, for the status of local mode and for tests. */
+export interface AgentState {
+  instanceId: string | null;
+  slots: ReadonlyArray<SlotRunner | null>;
+  interruption: Interruption | null;
+  draining: boolean;
+  /** The protocol the control plane last answered with (0 before the first answer). */
+  protocol: number;
+  /** Heartbeats not taken in a row (unreachable, 403, 5xx). */
+  failures: number;
+  /** Epoch ms of the next heartbeat. */
+  nextHeartbeatAt: number;
+  gitlab: { systemId: string } | null;
+}
+
+const CACHE_KEYS_MAX = 64;
+
+export class Agent {
+  private readonly heartbeatMs: number;
+  private readonly pollMs: number;
+  private readonly stopBeforeMs: number;
+  private readonly maxBackoffMs: number;
+  private instanceId: string | null = null;
+  private readonly slots: Array<SlotRunner | null>;
+  private interruption: Interruption | null = null;
+  /** The control plane said drain, or a spot notice came: no runner is started. */
+  private drainRequested = false;
+  private drainedByNotice = false;
+  private gitlabDrained = false;
+  private gitlabAborted = false;
+  /** Null until the pool credentials were read; then whether gitlab-runner was started. */
+  private gitlab: { systemId: string } | null | undefined;
+  private protocol = 0;
+  private failures = 0;
+  private nextHeartbeatAt = 0;
+  /** Cache keys sent at most; halved after a 413. */
+  private cacheKeyLimit = CACHE_KEYS_MAX;
+  /** Runners stopped for an interruption's deadline, so each is stopped once. */
+  private readonly stoppedForDeadline = new Set<number>();
+  private busy: Promise<void> = Promise.resolve();
+  private stopLoop: (() => void) | null = null;
+  private running = false;
+
+  constructor(
+    private readonly ports: AgentPorts,
+    private readonly settings: AgentSettings,
+  ) {
+    this.heartbeatMs = (settings.heartbeatSeconds ?? 15) * 1000;
+    this.pollMs = (settings.pollSeconds ?? 5) * 1000;
+    this.stopBeforeMs = (settings.stopBeforeDeadlineSeconds ?? 30) * 1000;
+    this.maxBackoffMs = (settings.maxBackoffSeconds ?? 60) * 1000;
+    this.slots = Array.from({ length: settings.slots }, () => null);
+  }
+
+  state(): AgentState {
+    return {
+      instanceId: this.instanceId,
+      slots: this.slots.map((slot) => (slot ? { ...slot } : null)),
+      interruption: this.interruption,
+      draining: this.draining,
+      protocol: this.protocol,
+      failures: this.failures,
+      nextHeartbeatAt: this.nextHeartbeatAt,
+      gitlab: this.gitlab ?? null,
+    };
+  }
+
+  private get draining(): boolean {
+    return this.drainRequested || this.drainedByNotice;
+  }
+
+  /** Steps never overlap: a tick and an outside `heartbeatOnce` take turns. */
+  private serial<T>(step: () => Promise<T>): Promise<T> {
+    const result = this.busy.then(step);
+    this.busy = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  /** One step: notices, runners, deadline, boot chores, and a heartbeat if one is due. */
+  tick(): Promise<void> {
+    return this.serial(async () => {
+      if (!(await this.ensureInstanceId())) return;
+      // Observed first: a listener that has just taken a job is not idle any more.
+      if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+      const urgent = await this.pollNotices();
+      if (this.draining) await this.stopIdleListeners();
+      await this.enforceDeadline();
+      await this.startGitLab();
+      if (!urgent && this.now() < this.nextHeartbeatAt) return;
+      // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
+      for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
+        if (!(await this.beat())) break;
+      }
+    });
+  }
+
+  /** A heartbeat now, whatever the schedule (after boot, and for callers that know of a change). */
+  heartbeatOnce(): Promise<boolean> {
+    return this.serial(async () => {
+      if (!(await this.ensureInstanceId())) return false;
+      const taken = await this.beat();
+      if (taken && this.now() >= this.nextHeartbeatAt) await this.beat();
+      return taken;
+    });
+  }
+
+  /** Milliseconds until the next step is due. */
+  nextStepIn(): number {
+    const now = this.now();
+    if (!this.instanceId) return this.pollMs;
+    let next = Math.min(this.pollMs, Math.max(0, this.nextHeartbeatAt - now));
+    const deadline = this.stopAt();
+    if (deadline !== null && deadline > now) next = Math.min(next, deadline - now);
+    return Math.max(0, next);
+  }
+
+  /** Runs the steps on the clock until `stop()`: the first one, with its heartbeat, at once. */
+  run(): void {
+    if (this.running) return;
+    this.running = true;
+    const step = async () => {
+      try {
+        await this.tick();
+      } catch (error) {
+        this.ports.log.warn("agent step failed", { error: message(error) });
+      }
+      if (!this.running) return;
+      // Never a busy loop: a step always moves the next heartbeat on, but if one did not, wait.
+      const next = this.nextStepIn();
+      this.stopLoop = this.ports.clock.after(next > 0 ? next : 1000, step);
+    };
+    this.stopLoop = this.ports.clock.after(0, step);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.stopLoop?.();
+    this.stopLoop = null;
+  }
+
+  private now(): number {
+    return this.ports.clock.now();
+  }
+
+  private async ensureInstanceId(): Promise<boolean> {
+    if (this.instanceId) return true;
+    try {
+      this.instanceId = await this.ports.imds.instanceId();
+      return true;
+    } catch (error) {
+      this.ports.log.warn("IMDS does not say which instance this is yet", { error: message(error) });
+      return false;
+    }
+  }
+
+  /** Reads the pool credentials once and starts gitlab-runner if the pool has a GitLab runner. */
+  private async startGitLab(): Promise<void> {
+    if (this.gitlab !== undefined || !this.instanceId) return;
+    let credentials: GitLabCredentials | null;
+    try {
+      const value = await this.ports.parameters.get(this.settings.poolCredentialsParameter);
+      credentials = value === null ? null : gitlabCredentials(value);
+    } catch (error) {
+      // Retried at the next step; heartbeats go on meanwhile.
+      this.ports.log.warn("could not read the pool credentials", {
+        parameter: this.settings.poolCredentialsParameter,
+        error: message(error),
+      });
+      return;
+    }
+    if (!credentials) {
+      this.gitlab = null;
+      return;
+    }
+    const systemId = gitlabSystemId(this.instanceId);
+    try {
+      await this.ports.gitlab.start(credentials, systemId);
+    } catch (error) {
+      this.ports.log.warn("could not start gitlab-runner", { error: message(error) });
+      return;
+    }
+    this.gitlab = { systemId };
+    this.ports.log.info("gitlab-runner started", { systemId });
+    if (this.draining) await this.drainGitLab();
+    this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+  }
+
+  /** Polls IMDS; true when a new notice came (then the agent drains and reports at once). */
+  private async pollNotices(): Promise<boolean> {
+    let notice: Interruption | null = null;
+    try {
+      const action = await this.ports.imds.spotAction();
+      if (action) notice = { action: action.action, time: action.time };
+      else if (!this.interruption) {
+        const rebalance = await this.ports.imds.rebalanceRecommendation();
+        if (rebalance) notice = { action: "rebalance", time: rebalance.noticeTime };
+      }
+    } catch (error) {
+      this.ports.log.warn("could not poll IMDS for spot notices", { error: message(error) });
+      return false;
+    }
+    if (!notice) return false;
+    // A spot action supersedes a rebalance recommendation: it has a deadline.
+    const known = this.interruption;
+    if (known && (known.action !== "rebalance" || notice.action === "rebalance")) return false;
+    this.interruption = notice;
+    this.drainedByNotice = true;
+    this.ports.log.warn("spot notice: draining", { action: notice.action, time: notice.time });
+    await this.stopIdleListeners();
+    await this.drainGitLab();
+    return true;
+  }
+
+  /** Updates each held runner from what the machine shows; true when any changed. */
+  private async observeRunners(): Promise<boolean> {
+    const held = this.slots.flatMap((runner, slot) => (runner && runner.state !== "exited" ? [slot] : []));
+    if (!held.length) return false;
+    let seen: Awaited<ReturnType<AgentPorts["runners"]["inspect"]>>;
+    try {
+      seen = await this.ports.runners.inspect(held);
+    } catch (error) {
+      this.ports.log.warn("could not observe the runners", { error: message(error) });
+      return false;
+    }
+    let changed = false;
+    for (const slot of held) {
+      const runner = this.slots[slot];
+      const now = seen.get(slot);
+      if (!runner || !now) continue;
+      const job = now.state === "running" ? now.job : null;
+      if (now.state === runner.state && sameJob(job, runner.job)) continue;
+      // A runner never goes back to listening: an ephemeral one serves one job.
+      if (now.state === "listening" && runner.state === "running") continue;
+      this.slots[slot] = { ...runner, state: now.state, job: now.state === "exited" ? runner.job : job };
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Draining: a listener that has no job is stopped, so it takes none; it is reported exited. */
+  private async stopIdleListeners(): Promise<void> {
+    for (const [slot, runner] of this.slots.entries()) {
+      if (runner?.state !== "listening") continue;
+      try {
+        await this.ports.runners.stop(slot);
+        this.slots[slot] = { ...runner, state: "exited" };
+        this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+      } catch (error) {
+        this.ports.log.warn("could not stop an idle runner", { slot, error: message(error) });
+      }
+    }
+  }
+
+  private async drainGitLab(): Promise<void> {
+    if (this.gitlabDrained || !this.gitlab) return;
+    try {
+      await this.ports.gitlab.drain();
+      this.gitlabDrained = true;
+      this.ports.log.info("gitlab-runner told to finish its jobs and stop (SIGQUIT)");
+    } catch (error) {
+      this.ports.log.warn("could not send gitlab-runner SIGQUIT", { error: message(error) });
+    }
+  }
+
+  /** When a running job's runner must be stopped: shortly before a spot action's deadline. */
+  private stopAt(): number | null {
+    const notice = this.interruption;
+    if (!notice || notice.action === "rebalance") return null;
+    const deadline = Date.parse(notice.time);
+    return Number.isNaN(deadline) ? null : deadline - this.stopBeforeMs;
+  }
+
+  /**
+   * A job still running this close to the deadline cannot finish: its runner is stopped, so the forge
+   * records the failure now rather than after its own timeout.
+   */
+  private async enforceDeadline(): Promise<void> {
+    const stopAt = this.stopAt();
+    if (stopAt === null || this.now() < stopAt) return;
+    for (const [slot, runner] of this.slots.entries()) {
+      if (!runner || runner.state === "exited" || this.stoppedForDeadline.has(runner.runnerId)) continue;
+      this.stoppedForDeadline.add(runner.runnerId);
+      try {
+        await this.ports.runners.stop(slot);
+        this.slots[slot] = { ...runner, state: "exited" };
+        this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+        this.ports.log.warn("stopped a runner before the interruption's deadline", {
+          slot,
+          runnerId: runner.runnerId,
+          deadline: this.interruption?.time,
+        });
+      } catch (error) {
+        this.ports.log.warn("could not stop a runner before the deadline", { slot, error: message(error) });
+      }
+    }
+    if (this.gitlab && !this.gitlabAborted) {
+      this.gitlabAborted = true;
+      try {
+        await this.ports.gitlab.abort();
+      } catch (error) {
+        this.ports.log.warn("could not stop gitlab-runner's jobs before the deadline", {
+          error: message(error),
+        });
+      }
+    }
+  }
+
+  private async body(): Promise<HeartbeatBody> {
+    const figures = await this.ports.store.measure().catch((error: unknown) => {
+      this.ports.log.warn("could not measure the store", { error: message(error) });
+      return null;
+    });
+    const gitlabJobs = this.gitlab
+      ? await this.ports.gitlab.runningJobs().catch((error: unknown) => {
+          this.ports.log.warn("could not list gitlab-runner's jobs", { error: message(error) });
+          return null;
+        })
+      : null;
+    const githubJobs = this.slots.flatMap((runner) =>
+      runner?.state === "running" && runner.job ? [runner.job] : [],
+    );
+    const runningJobs = dedupe([...githubJobs, ...(gitlabJobs ?? [])]).slice(0, 64);
+    const anyRunning = this.slots.some((runner) => runner?.state === "running");
+    return {
+      protocol: PROTOCOL_VERSION,
+      instanceId: this.instanceId as string,
+      runner:
+        this.draining || this.interruption ? "draining" : runningJobs.length || anyRunning ? "busy" : "ready",
+      slots: this.settings.slots,
+      runningJobs,
+      cacheKeys: (figures?.cacheKeys ?? []).slice(0, this.cacheKeyLimit),
+      storeBytes: figures?.storeBytes ?? null,
+      interruption: this.interruption,
+      slotRunners: this.slots.flatMap((runner, slot) =>
+        runner
+          ? [
+              {
+                slot,
+                runnerId: runner.runnerId,
+                state: runner.state,
+                ...(runner.state === "running" ? { job: runner.job } : {}),
+              },
+            ]
+          : [],
+      ),
+      gitlabManager: this.gitlab ? { runnerId: null, systemId: this.gitlab.systemId } : null,
+      freeDiskBytes: figures?.freeDiskBytes ?? null,
+      pushQueueDepth: figures?.pushQueueDepth ?? null,
+      pushLagSeconds: figures?.pushLagSeconds ?? null,
+    };
+  }
+
+  /** Sends one heartbeat and acts on its answer; true when the control plane took it. */
+  private async beat(): Promise<boolean> {
+    const body = await this.body();
+    const reportedExited = new Set(
+      body.slotRunners.filter((runner) => runner.state === "exited").map((runner) => runner.runnerId),
+    );
+    let answer: Awaited<ReturnType<AgentPorts["controlPlane"]["heartbeat"]>>;
+    try {
+      answer = await this.ports.controlPlane.heartbeat(body);
+    } catch (error) {
+      this.backOff("the control plane cannot be reached", { error: message(error) });
+      return false;
+    }
+    if (answer.status === 413) {
+      this.cacheKeyLimit = Math.floor(this.cacheKeyLimit / 2);
+      this.backOff("the heartbeat was too large; sending fewer cache keys", { status: answer.status });
+      return false;
+    }
+    if (answer.status === 400) {
+      // A bug on one side: said once per heartbeat, and the heartbeats go on at their pace.
+      this.ports.log.warn("the control plane refused the heartbeat as invalid", {
+        code: refusalCode(answer.body),
+      });
+      this.nextHeartbeatAt = this.now() + this.heartbeatMs;
+      return false;
+    }
+    if (answer.status < 200 || answer.status >= 300) {
+      this.backOff("the control plane did not take the heartbeat", {
+        status: answer.status,
+        code: refusalCode(answer.body),
+      });
+      return false;
+    }
+    this.failures = 0;
+    this.nextHeartbeatAt = this.now() + this.heartbeatMs;
+    const instructions = readAnswer(answer.body);
+    this.protocol = instructions.protocol;
+    // Reported exited and heard: the slot is free for its next runner.
+    for (const [slot, runner] of this.slots.entries()) {
+      if (runner?.state === "exited" && reportedExited.has(runner.runnerId)) this.slots[slot] = null;
+    }
+    if (instructions.drain && !this.drainRequested) {
+      this.drainRequested = true;
+      this.ports.log.info("the control plane asks the instance to drain");
+      await this.stopIdleListeners();
+      await this.drainGitLab();
+    } else if (!instructions.drain && this.drainRequested && instructions.protocol >= 1) {
+      this.drainRequested = false;
+    }
+    let started = false;
+    for (const config of instructions.runnerConfigs) {
+      if (await this.pickUp(config)) started = true;
+    }
+    // Runners started, or stopped by a drain: reported at once.
+    if (started || this.slots.some((runner) => runner?.state === "exited")) this.nextHeartbeatAt = this.now();
+    return true;
+  }
+
+  /** Starts the runner a config names, if its slot is free; true when it started. */
+  private async pickUp(config: RunnerConfigInstruction): Promise<boolean> {
+    if (this.draining || config.slot >= this.slots.length || this.slots[config.slot]) return false;
+    const ownPrefix = `${this.settings.runnerConfigPrefix.replace(/\/*$/, "/")}${this.instanceId}/`;
+    if (!config.parameter.startsWith(ownPrefix)) {
+      this.ports.log.warn("ignored a runner config outside this instance's parameters", {
+        parameter: config.parameter,
+      });
+      return false;
+    }
+    let value: string | null;
+    try {
+      value = await this.ports.parameters.get(config.parameter);
+    } catch (error) {
+      // The same entry comes back in the next answer.
+      this.ports.log.warn("could not read a runner config", {
+        parameter: config.parameter,
+        error: message(error),
+      });
+      return false;
+    }
+    if (value === null) {
+      this.ports.log.info("a runner config was withdrawn before it was read", {
+        parameter: config.parameter,
+      });
+      return false;
+    }
+    try {
+      await this.ports.runners.start(config.slot, value);
+    } catch (error) {
+      this.ports.log.warn("could not start a runner", { slot: config.slot, error: message(error) });
+      return false;
+    }
+    this.slots[config.slot] = {
+      runnerId: config.runnerId,
+      parameter: config.parameter,
+      state: "listening",
+      job: null,
+    };
+    this.ports.log.info("runner started", { slot: config.slot, runnerId: config.runnerId });
+    return true;
+  }
+
+  /** Waits longer after each heartbeat not taken (5 s, doubling, at most `maxBackoffSeconds`). */
+  private backOff(reason: string, fields: Record<string, unknown>): void {
+    this.failures += 1;
+    const wait = Math.min(this.maxBackoffMs, 5000 * 2 ** Math.min(this.failures - 1, 20));
+    this.nextHeartbeatAt = this.now() + wait;
+    this.ports.log.warn(reason, { ...fields, failures: this.failures, retryInSeconds: wait / 1000 });
+  }
+}
+
+export function createAgent(ports: AgentPorts, settings: AgentSettings): Agent {
+  return new Agent(ports, settings);
+}
+
+/** The pool credentials parameter's GitLab part (`{ "gitlab": { url, token } | null }`), or null. */
+function gitlabCredentials(value: string): GitLabCredentials | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    // Never the value itself in the error: it holds a token.
+    throw new Error("the pool credentials are not JSON");
+  }
+  const gitlab = (parsed as { gitlab?: { url?: unknown; token?: unknown } | null } | null)?.gitlab;
+  if (!gitlab) return null;
+  if (typeof gitlab.url !== "string" || typeof gitlab.token !== "string" || !gitlab.token) {
+    throw new Error("the pool credentials' gitlab entry needs a url and a token");
+  }
+  return { url: gitlab.url, token: gitlab.token };
+}
+
+function sameJob(a: JobKey | null, b: JobKey | null): boolean {
+  return a?.source === b?.source && a?.id === b?.id;
+}
+
+function dedupe(jobs: JobKey[]): JobKey[] {
+  const seen = new Set<string>();
+  return jobs.filter((job) => {
+    const key = `${job.source}#${job.id}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,47 @@
+import * as z from "zod";
+
+/**
+ * The heartbeat's answer, as far as the agent acts on it (docs/PROTOCOL.md). Read leniently: fields
+ * the agent does not know are ignored, and an entry it cannot read is dropped rather than failing the
+ * whole answer.
+ */
+
+const runnerConfigSchema = z.object({
+  slot: z.number().int().min(0).max(63),
+  runnerId: z.number().int().positive(),
+  name: z.string().max(200).optional(),
+  parameter: z.string().min(1).max(2048),
+});
+export type RunnerConfigInstruction = z.infer<typeof runnerConfigSchema>;
+
+export interface Instructions {
+  /** The protocol the answer speaks: 0 when it names none. */
+  protocol: number;
+  runnerConfigs: RunnerConfigInstruction[];
+  drain: boolean;
+}
+
+export function readAnswer(body: unknown): Instructions {
+  const answer = (body ?? {}) as { protocol?: unknown; instructions?: unknown };
+  const protocol = typeof answer.protocol === "number" && answer.protocol >= 0 ? answer.protocol : 0;
+  // A version-0 answer carries no instructions: start no GitHub runner, keep heartbeating.
+  if (protocol < 1 || typeof answer.instructions !== "object" || answer.instructions === null) {
+    return { protocol, runnerConfigs: [], drain: false };
+  }
+  const instructions = answer.instructions as { runnerConfigs?: unknown; drain?: unknown };
+  const configs = Array.isArray(instructions.runnerConfigs) ? instructions.runnerConfigs : [];
+  return {
+    protocol,
+    runnerConfigs: configs.flatMap((entry) => {
+      const parsed = runnerConfigSchema.safeParse(entry);
+      return parsed.success ? [parsed.data] : [];
+    }),
+    drain: instructions.drain === true,
+  };
+}
+
+/** The refusal's code, if the body is `{ error: { code } }`. */
+export function refusalCode(body: unknown): string | undefined {
+  const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
+  return typeof code === "string" ? code : undefined;
+}

@@ -1,0 +1,3 @@
+export * from "./agent";
+export * from "./answer";
+export type * from "./ports";

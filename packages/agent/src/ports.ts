@@ -1,0 +1,131 @@
+import type { Clock } from "@hearth/core/clock";
+
+/**
+ * What the agent's logic needs from the world. Production passes the ports in `src/aws` and
+ * `src/system` (IMDS, SigV4 over HTTPS, SSM, systemd); local mode and tests pass simulated ones. The
+ * logic keeps no timer of its own: `Agent.run` schedules every step on `clock`.
+ */
+
+export type { Clock };
+
+export type JobSource = "github" | "gitlab";
+export interface JobKey {
+  source: JobSource;
+  id: string;
+}
+
+/** EC2's spot instance action (`spot/instance-action`). */
+export interface SpotAction {
+  action: "terminate" | "stop" | "hibernate";
+  /** ISO time at which EC2 acts. */
+  time: string;
+}
+
+export interface ImdsPort {
+  instanceId(): Promise<string>;
+  region(): Promise<string>;
+  /** The scheduled spot action, or null when none is (IMDS answers 404). */
+  spotAction(): Promise<SpotAction | null>;
+  /** The rebalance recommendation's `noticeTime`, or null when there is none. */
+  rebalanceRecommendation(): Promise<{ noticeTime: string } | null>;
+}
+
+/** The answer to one heartbeat: its HTTP status and its JSON body (null when it was not JSON). */
+export interface ControlPlaneAnswer {
+  status: number;
+  body: unknown;
+}
+
+export interface ControlPlanePort {
+  /** `POST /agent/heartbeat`. Throws when the control plane cannot be reached. */
+  heartbeat(body: HeartbeatBody): Promise<ControlPlaneAnswer>;
+}
+
+export interface ParametersPort {
+  /** SSM GetParameter WithDecryption: the value, or null for `ParameterNotFound`. Throws otherwise. */
+  get(name: string): Promise<string | null>;
+}
+
+/** What a slot's runner is doing, as the machine shows it. */
+export type RunnerObservation =
+  | { state: "listening" }
+  | { state: "running"; job: JobKey | null }
+  | { state: "exited" };
+
+export interface RunnersPort {
+  /** Starts `Runner.Listener run --jitconfig <config>` for the slot. The config is a secret. */
+  start(slot: number, config: string): Promise<void>;
+  /** Stops the slot's runner (a job it runs fails, and the forge records it). */
+  stop(slot: number): Promise<void>;
+  /** What each of these slots' runners is doing now. */
+  inspect(slots: readonly number[]): Promise<Map<number, RunnerObservation>>;
+}
+
+export interface GitLabCredentials {
+  url: string;
+  /** The runner authentication token (`glrt-…`): a secret. */
+  token: string;
+}
+
+export interface GitLabPort {
+  /** Writes gitlab-runner's system_id, then starts gitlab-runner with the pool's runner. */
+  start(credentials: GitLabCredentials, systemId: string): Promise<void>;
+  /** SIGQUIT to gitlab-runner: it takes no new job and finishes its running ones. */
+  drain(): Promise<void>;
+  /** SIGTERM to gitlab-runner: it stops its jobs now, and GitLab records them failed. */
+  abort(): Promise<void>;
+  /** The GitLab jobs gitlab-runner runs now; null when it cannot tell. */
+  runningJobs(): Promise<JobKey[] | null>;
+}
+
+/** The store's figures; each null when it cannot be measured. */
+export interface StoreFigures {
+  storeBytes: number | null;
+  freeDiskBytes: number | null;
+  pushQueueDepth: number | null;
+  pushLagSeconds: number | null;
+  /** Cache keys the store is warm for, most recent first. */
+  cacheKeys: string[];
+}
+
+export interface StorePort {
+  measure(): Promise<StoreFigures>;
+}
+
+export interface LogPort {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface AgentPorts {
+  imds: ImdsPort;
+  controlPlane: ControlPlanePort;
+  parameters: ParametersPort;
+  runners: RunnersPort;
+  gitlab: GitLabPort;
+  store: StorePort;
+  clock: Clock;
+  log: LogPort;
+}
+
+/** The heartbeat the agent sends (docs/PROTOCOL.md, version 1). */
+export interface HeartbeatBody {
+  protocol: number;
+  instanceId: string;
+  runner: "ready" | "busy" | "draining";
+  slots: number;
+  runningJobs: JobKey[];
+  cacheKeys: string[];
+  storeBytes: number | null;
+  interruption: { action: SpotAction["action"] | "rebalance"; time: string } | null;
+  slotRunners: Array<{
+    slot: number;
+    runnerId: number;
+    state: "listening" | "running" | "exited";
+    job?: JobKey | null;
+  }>;
+  gitlabManager: { runnerId: number | null; systemId: string } | null;
+  freeDiskBytes: number | null;
+  pushQueueDepth: number | null;
+  pushLagSeconds: number | null;
+}

@@ -1,0 +1,71 @@
+import { access, constants } from "node:fs/promises";
+import { systemClock } from "@hearth/core/clock";
+import { type Agent, createAgent } from "./agent";
+import { createControlPlane } from "./aws/control-plane";
+import { createImdsClient, type ImdsClient } from "./aws/imds";
+import { createSsmParameters } from "./aws/ssm";
+import { type AgentFile, parseAgentParameter } from "./config";
+import type { AgentPorts, LogPort } from "./ports";
+import { systemdGitLab } from "./system/gitlab";
+import { systemdRunners } from "./system/runners";
+import { hostStore } from "./system/store";
+import { type Systemctl, systemctl } from "./system/systemctl";
+
+/** One JSON line per event on stderr (the journal); fields never hold a secret. */
+export const jsonLog: LogPort = {
+  info: (message, fields) => console.error(JSON.stringify({ level: "info", message, ...fields })),
+  warn: (message, fields) => console.error(JSON.stringify({ level: "warn", message, ...fields })),
+};
+
+export interface ProductionOptions {
+  imds?: ImdsClient;
+  systemctl?: Systemctl;
+  /** SSM's endpoint (tests). */
+  ssmEndpoint?: string;
+  log?: LogPort;
+}
+
+/**
+ * The agent on a real instance: IMDS, SSM and the heartbeat in AWS, runners and gitlab-runner in
+ * systemd. Waits for IMDS and the agent config parameter (retrying: the network may come up late).
+ */
+export async function productionAgent(file: AgentFile, options: ProductionOptions = {}): Promise<Agent> {
+  const log = options.log ?? jsonLog;
+  const imds = options.imds ?? createImdsClient();
+  const credentials = () => imds.credentials();
+  const parameters = createSsmParameters({
+    region: file.region,
+    credentials,
+    ...(options.ssmEndpoint ? { endpoint: options.ssmEndpoint } : {}),
+  });
+  const agentParameter = await parameters.get(file.agentConfigParameter);
+  if (agentParameter === null)
+    throw new Error(`the agent config parameter ${file.agentConfigParameter} is missing`);
+  const { heartbeatUrl } = parseAgentParameter(agentParameter);
+  await access(file.runnerCommand, constants.X_OK).catch(() =>
+    log.warn("the runner command is not an executable file", { runnerCommand: file.runnerCommand }),
+  );
+  const run = options.systemctl ?? systemctl();
+  const ports: AgentPorts = {
+    imds,
+    controlPlane: createControlPlane({ heartbeatUrl, region: file.region, credentials }),
+    parameters,
+    runners: systemdRunners({ systemctl: run, configDir: file.runnerConfigDir, unit: file.runnerUnit }),
+    gitlab: systemdGitLab({
+      systemctl: run,
+      service: file.gitlabRunnerService,
+      systemIdFile: file.gitlabSystemIdFile,
+      envFile: file.gitlabRunnerEnvFile,
+      jobsUrl: file.gitlabJobsUrl,
+    }),
+    store: hostStore({ pushQueueDir: file.pushQueueDir, stateDir: file.stateDir }),
+    clock: systemClock,
+    log,
+  };
+  return createAgent(ports, {
+    slots: file.slots,
+    poolCredentialsParameter: file.poolCredentialsParameter,
+    runnerConfigPrefix: file.runnerConfigPrefix,
+    heartbeatSeconds: file.heartbeatSeconds,
+  });
+}

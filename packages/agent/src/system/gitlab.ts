@@ -1,0 +1,66 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { GitLabPort, JobKey } from "../ports";
+import type { Systemctl } from "./systemctl";
+
+/**
+ * gitlab-runner as the NixOS module runs it. Signals go to its main process only
+ * (`--kill-whom=main`): the shell executor's jobs share its cgroup, and a SIGQUIT to them would kill
+ * the very jobs a graceful stop lets finish.
+ */
+
+export interface SystemdGitLabOptions {
+  systemctl: Systemctl;
+  /** `gitlab-runner.service`. */
+  service: string;
+  /** gitlab-runner's `.runner_system_id` file. */
+  systemIdFile: string;
+  /**
+   * Where to write `CI_SERVER_URL` and `CI_SERVER_TOKEN` for gitlab-runner (mode 0600), when the image
+   * leaves that to the agent; unset when the image fetches the token itself.
+   */
+  envFile?: string | undefined;
+  /** gitlab-runner's `/debug/jobs/list` on its `listen_address`; unset: jobs are not listed. */
+  jobsUrl?: string | undefined;
+  fetch?: typeof fetch;
+}
+
+export function systemdGitLab(options: SystemdGitLabOptions): GitLabPort {
+  const send = options.fetch ?? fetch;
+  const signal = (name: string) => ["kill", `--signal=${name}`, "--kill-whom=main", options.service];
+  return {
+    async start(credentials, systemId) {
+      await mkdir(dirname(options.systemIdFile), { recursive: true });
+      await writeFile(options.systemIdFile, `${systemId}\n`, { mode: 0o644 });
+      if (options.envFile) {
+        await mkdir(dirname(options.envFile), { recursive: true, mode: 0o700 });
+        await rm(options.envFile, { force: true });
+        await writeFile(
+          options.envFile,
+          `CI_SERVER_URL=${credentials.url}\nCI_SERVER_TOKEN=${credentials.token}\n`,
+          { mode: 0o600, flag: "wx" },
+        );
+      }
+      await options.systemctl(["start", "--no-block", options.service]);
+    },
+    drain: async () => void (await options.systemctl(signal("SIGQUIT"))),
+    abort: async () => void (await options.systemctl(signal("SIGTERM"))),
+    async runningJobs() {
+      if (!options.jobsUrl) return null;
+      const response = await send(options.jobsUrl, { signal: AbortSignal.timeout(2000) });
+      if (!response.ok) throw new Error(`gitlab-runner's job list answered ${response.status}`);
+      return parseJobList(await response.text());
+    },
+  };
+}
+
+/**
+ * gitlab-runner's `/debug/jobs/list`: one line per job it holds,
+ * `url=https://gitlab.example.com/group/project/-/jobs/123 state=running stage=… …`.
+ */
+export function parseJobList(text: string): JobKey[] {
+  return text.split("\n").flatMap((line) => {
+    const id = /(?:^|\s)url=\S*\/-\/jobs\/(\d{1,20})(?:\s|$)/.exec(line)?.[1];
+    return id ? [{ source: "gitlab" as const, id }] : [];
+  });
+}

@@ -1,0 +1,97 @@
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { RunnerObservation, RunnersPort } from "../ports";
+import type { Systemctl } from "./systemctl";
+
+/**
+ * The slots' GitHub runners as systemd units: `hearth-github-runner@<slot>` runs
+ * `Runner.Listener run --jitconfig` with the config the agent wrote to `<dir>/<slot>/jitconfig`
+ * (mode 0600, tmpfs). The agent sees a runner take a job by its `Runner.Worker` process in the
+ * unit's cgroup, and which job from `<dir>/<slot>/job` (the job id, written by the runner's
+ * job-started hook) when that file exists.
+ */
+
+export interface SystemdRunnersOptions {
+  systemctl: Systemctl;
+  /** `/run/hearth/runners`. */
+  configDir: string;
+  /** The unit template's name before `@` (`hearth-github-runner`). */
+  unit?: string;
+  /** Where cgroup v2 is mounted. */
+  cgroupRoot?: string;
+  procRoot?: string;
+}
+
+const alive = new Set(["active", "activating", "reloading", "deactivating"]);
+
+export function systemdRunners(options: SystemdRunnersOptions): RunnersPort {
+  const unit = (slot: number) => `${options.unit ?? "hearth-github-runner"}@${slot}.service`;
+  const slotDir = (slot: number) => join(options.configDir, String(slot));
+  const cgroupRoot = options.cgroupRoot ?? "/sys/fs/cgroup";
+  const procRoot = options.procRoot ?? "/proc";
+
+  async function takesJob(controlGroup: string): Promise<boolean> {
+    if (!controlGroup) return false;
+    const procs = await readFile(join(cgroupRoot, controlGroup, "cgroup.procs"), "utf8").catch(() => "");
+    for (const pid of procs.split("\n").filter(Boolean)) {
+      const comm = await readFile(join(procRoot, pid, "comm"), "utf8").catch(() => "");
+      if (comm.trim() === "Runner.Worker") return true;
+    }
+    return false;
+  }
+
+  return {
+    async start(slot, config) {
+      const dir = slotDir(slot);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await rm(join(dir, "job"), { force: true });
+      const file = join(dir, "jitconfig");
+      // Removed first: `mode` applies only to a file that is created.
+      await rm(file, { force: true });
+      await writeFile(file, config, { mode: 0o600, flag: "wx" });
+      await options.systemctl(["start", "--no-block", unit(slot)]);
+    },
+
+    async stop(slot) {
+      await options.systemctl(["stop", unit(slot)]);
+      await rm(join(slotDir(slot), "jitconfig"), { force: true });
+    },
+
+    async inspect(slots) {
+      const seen = new Map<number, RunnerObservation>();
+      if (!slots.length) return seen;
+      const out = await options.systemctl([
+        "show",
+        "--property=Id,ActiveState,ControlGroup",
+        ...slots.map(unit),
+      ]);
+      const units = new Map<string, Record<string, string>>();
+      for (const block of out.split(/\n\s*\n/)) {
+        const fields = Object.fromEntries(
+          block
+            .split("\n")
+            .filter((line) => line.includes("="))
+            .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+        );
+        if (fields.Id) units.set(fields.Id, fields);
+      }
+      for (const slot of slots) {
+        const fields = units.get(unit(slot));
+        if (!fields) continue;
+        if (!alive.has(fields.ActiveState ?? "")) {
+          // Served its job (or failed): its config is of no more use.
+          await rm(join(slotDir(slot), "jitconfig"), { force: true });
+          seen.set(slot, { state: "exited" });
+          continue;
+        }
+        if (!(await takesJob(fields.ControlGroup ?? ""))) {
+          seen.set(slot, { state: "listening" });
+          continue;
+        }
+        const id = (await readFile(join(slotDir(slot), "job"), "utf8").catch(() => "")).trim();
+        seen.set(slot, { state: "running", job: /^\d{1,20}$/.test(id) ? { source: "github", id } : null });
+      }
+      return seen;
+    },
+  };
+}

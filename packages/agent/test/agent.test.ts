@@ -1,0 +1,287 @@
+import { gitlabSystemId } from "@hearth/core/gitlab-api";
+import { afterEach, describe, expect, it } from "vitest";
+import { harness, INSTANCE, PREFIX } from "./support/fakes";
+
+let current: ReturnType<typeof harness> | undefined;
+function start(settings: Parameters<typeof harness>[0] = {}) {
+  current = harness(settings);
+  return current;
+}
+afterEach(() => {
+  current?.agent.stop();
+  // Every heartbeat the agent sent passed core's schema.
+  expect(current?.controlPlane.invalid).toEqual([]);
+  current = undefined;
+});
+
+describe("the agent's heartbeat", () => {
+  it("heartbeats at once when it starts, then every 15 s, speaking version 1", async () => {
+    const { agent, clock, controlPlane } = start();
+    agent.run();
+    await clock.advance(0);
+    expect(controlPlane.beats).toHaveLength(1);
+    expect(controlPlane.last).toMatchObject({
+      protocol: 1,
+      instanceId: INSTANCE,
+      runner: "ready",
+      slots: 2,
+      runningJobs: [],
+      cacheKeys: ["acme/app:build"],
+      storeBytes: 21_474_836_480,
+      freeDiskBytes: 53_687_091_200,
+      pushQueueDepth: 3,
+      pushLagSeconds: 12,
+      interruption: null,
+      slotRunners: [],
+      gitlabManager: null,
+    });
+    await clock.advance(14_000);
+    expect(controlPlane.beats).toHaveLength(1);
+    await clock.advance(1_000);
+    expect(controlPlane.beats).toHaveLength(2);
+    await clock.advance(30_000);
+    expect(controlPlane.beats).toHaveLength(4);
+  });
+
+  it("picks up a runner config for a free slot and reports it listening at once", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start();
+    controlPlane.hand(parameters, 1, 30121);
+    agent.run();
+    await clock.advance(0);
+    expect(runners.started).toEqual([{ slot: 1, config: "jit-config-30121" }]);
+    // The answer to the first heartbeat handed it; the second, at once, reports it.
+    expect(controlPlane.beats).toHaveLength(2);
+    expect(controlPlane.last.slotRunners).toEqual([{ slot: 1, runnerId: 30121, state: "listening" }]);
+    expect(controlPlane.handed).toEqual([]);
+    // Never logged: the config is a secret.
+    expect(current?.log.text).not.toContain("jit-config-30121");
+  });
+
+  it("reports a running job, then the runner exited, and forgets it once the answer came", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start();
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(0, { source: "github", id: "28311903001" });
+    await clock.advance(5_000);
+    // A slot's change is reported at the next observation, not 15 s later.
+    expect(controlPlane.beats).toHaveLength(3);
+    expect(controlPlane.last).toMatchObject({
+      runner: "busy",
+      runningJobs: [{ source: "github", id: "28311903001" }],
+      slotRunners: [
+        { slot: 0, runnerId: 501, state: "running", job: { source: "github", id: "28311903001" } },
+      ],
+    });
+    runners.finish(0);
+    // The next runner for the slot, handed in the answer to the heartbeat that reports the exit.
+    controlPlane.hand(parameters, 0, 502);
+    await clock.advance(5_000);
+    const exited = controlPlane.beats.findIndex((beat) => beat.slotRunners.some((r) => r.state === "exited"));
+    expect(controlPlane.beats[exited]?.slotRunners).toEqual([{ slot: 0, runnerId: 501, state: "exited" }]);
+    expect(controlPlane.beats[exited]?.runningJobs).toEqual([]);
+    // Heard: 501 is forgotten, 502 started on the slot and reported at once.
+    expect(controlPlane.last.slotRunners).toEqual([{ slot: 0, runnerId: 502, state: "listening" }]);
+    expect(runners.started.map((s) => s.config)).toEqual(["jit-config-501", "jit-config-502"]);
+  });
+
+  it("keeps reporting an exited runner until a heartbeat is taken", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start();
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(0);
+    runners.finish(0);
+    controlPlane.down = true;
+    await clock.advance(5_000);
+    controlPlane.down = false;
+    await clock.advance(60_000);
+    const reports = controlPlane.beats.filter((beat) => beat.slotRunners.some((r) => r.runnerId === 501));
+    expect(reports.at(-1)?.slotRunners).toEqual([{ slot: 0, runnerId: 501, state: "exited" }]);
+    expect(controlPlane.last.slotRunners).toEqual([]);
+  });
+
+  it("ignores a config for a slot that holds a runner", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start();
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(0);
+    const busy = controlPlane.hand(parameters, 0, 777);
+    parameters.reads.length = 0;
+    await clock.advance(15_000);
+    expect(parameters.reads).not.toContain(busy.parameter);
+    expect(runners.started.map((s) => s.config)).toEqual(["jit-config-501"]);
+    expect(controlPlane.last.slotRunners).toEqual([{ slot: 0, runnerId: 501, state: "listening" }]);
+  });
+
+  it("drops a config whose parameter is gone (withdrawn) and one outside its own parameters", async () => {
+    const { agent, clock, controlPlane, parameters, runners, log } = start();
+    const withdrawn = controlPlane.hand(parameters, 0, 601);
+    parameters.values.delete(withdrawn.parameter);
+    controlPlane.handed.push({ slot: 1, runnerId: 602, parameter: `${PREFIX}i-0fffffffffffffff0/1-602` });
+    parameters.values.set(`${PREFIX}i-0fffffffffffffff0/1-602`, "someone else's");
+    agent.run();
+    await clock.advance(0);
+    expect(parameters.reads).toContain(withdrawn.parameter);
+    expect(parameters.reads).not.toContain(`${PREFIX}i-0fffffffffffffff0/1-602`);
+    expect(runners.started).toEqual([]);
+    expect(controlPlane.last.slotRunners).toEqual([]);
+    expect(log.lines.map((l) => l.message)).toContain("a runner config was withdrawn before it was read");
+    // The agent keeps heartbeating at its pace.
+    await clock.advance(15_000);
+    expect(controlPlane.beats).toHaveLength(2);
+  });
+
+  it("starts no runner from a version-0 answer", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start();
+    controlPlane.protocol = 0;
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(30_000);
+    expect(runners.started).toEqual([]);
+    expect(agent.state().protocol).toBe(0);
+  });
+});
+
+describe("draining", () => {
+  it("on `drain`: starts no runner, stops idle listeners and sends gitlab-runner SIGQUIT", async () => {
+    const { agent, clock, controlPlane, parameters, runners, gitlab } = start();
+    parameters.values.set(
+      "/hearth/test/pools/default/credentials",
+      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+    );
+    controlPlane.hand(parameters, 0, 501);
+    controlPlane.hand(parameters, 1, 502);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(1, { source: "github", id: "42" });
+    await clock.advance(5_000);
+    expect(gitlab.started?.systemId).toBe(gitlabSystemId(INSTANCE));
+    controlPlane.drain = true;
+    await clock.advance(15_000);
+    // The idle listener is stopped and reported exited; the busy one keeps its job.
+    expect(runners.stopped.map((s) => s.slot)).toEqual([0]);
+    expect(gitlab.calls).toEqual(["start", "SIGQUIT"]);
+    expect(controlPlane.last.slotRunners).toEqual([
+      { slot: 0, runnerId: 501, state: "exited" },
+      { slot: 1, runnerId: 502, state: "running", job: { source: "github", id: "42" } },
+    ]);
+    expect(controlPlane.last.runner).toBe("draining");
+    await clock.advance(15_000);
+    expect(controlPlane.last.slotRunners).toEqual([
+      { slot: 1, runnerId: 502, state: "running", job: { source: "github", id: "42" } },
+    ]);
+    // A config handed anyway is not started.
+    controlPlane.drain = false;
+    controlPlane.hand(parameters, 0, 503);
+    controlPlane.drain = true;
+    await clock.advance(60_000);
+    expect(runners.started.map((s) => s.slot)).toEqual([0, 1]);
+    expect(current?.log.text).not.toContain("glrt-secret");
+  });
+});
+
+describe("spot notices", () => {
+  it("reports a notice at once, drains, and stops a running job's runner 30 s before the deadline", async () => {
+    const { agent, clock, controlPlane, parameters, runners, gitlab, imds } = start();
+    parameters.values.set(
+      "/hearth/test/pools/default/credentials",
+      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+    );
+    controlPlane.hand(parameters, 0, 501);
+    controlPlane.hand(parameters, 1, 502);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(0, { source: "github", id: "7" });
+    await clock.advance(15_000);
+    const beatsBefore = controlPlane.beats.length;
+    const deadline = clock.now() + 2 * 60_000 + 2_000;
+    imds.spot = { action: "terminate", time: new Date(deadline).toISOString() };
+    await clock.advance(5_000);
+    // Within one poll (5 s): reported at once, not at the next 15 s heartbeat.
+    const warned = controlPlane.beats.slice(beatsBefore).find((beat) => beat.interruption);
+    expect(warned).toMatchObject({
+      runner: "draining",
+      interruption: { action: "terminate", time: new Date(deadline).toISOString() },
+    });
+    expect(gitlab.calls).toEqual(["start", "SIGQUIT"]);
+    // The idle listener is stopped at once; the running job keeps its runner for now.
+    expect(runners.stopped).toEqual([{ slot: 1, at: expect.any(Number) }]);
+    await clock.advance(deadline - 30_000 - clock.now() - 1);
+    expect(runners.stopped.map((s) => s.slot)).toEqual([1]);
+    await clock.advance(1);
+    expect(runners.stopped).toEqual([
+      { slot: 1, at: expect.any(Number) },
+      { slot: 0, at: deadline - 30_000 },
+    ]);
+    expect(gitlab.calls).toEqual(["start", "SIGQUIT", "SIGTERM"]);
+    // Reported exited at once, then forgotten.
+    expect(controlPlane.last.slotRunners).toEqual([{ slot: 0, runnerId: 501, state: "exited" }]);
+    expect(controlPlane.last.runningJobs).toEqual([]);
+    await clock.advance(15_000);
+    expect(controlPlane.last.slotRunners).toEqual([]);
+    expect(runners.started).toHaveLength(2);
+  });
+
+  it("reports a rebalance recommendation and drains, without a deadline", async () => {
+    const { agent, clock, controlPlane, imds, runners, parameters } = start();
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(0, { source: "github", id: "8" });
+    imds.rebalance = { noticeTime: new Date(clock.now()).toISOString() };
+    await clock.advance(5_000);
+    expect(controlPlane.last.interruption).toEqual({ action: "rebalance", time: imds.rebalance.noticeTime });
+    expect(controlPlane.last.runner).toBe("draining");
+    await clock.advance(10 * 60_000);
+    expect(runners.stopped).toEqual([]);
+  });
+});
+
+describe("when the control plane cannot be reached", () => {
+  it("retries with backoff up to 60 s and never stops a running job", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start();
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(0, { source: "github", id: "9" });
+    await clock.advance(5_000);
+    controlPlane.down = true;
+    const downAt = clock.now();
+    controlPlane.attempts.length = 0;
+    await clock.advance(10 * 60_000);
+    const gaps = controlPlane.attempts.map((at, i) => (at - (controlPlane.attempts[i - 1] ?? downAt)) / 1000);
+    // Due 15 s after the last one taken, then 5, 10, 20, 40 and at most 60 s apart.
+    expect(gaps.slice(0, 6)).toEqual([15, 5, 10, 20, 40, 60]);
+    expect(Math.max(...gaps)).toBe(60);
+    expect(agent.state().failures).toBe(gaps.length);
+    expect(runners.stopped).toEqual([]);
+    controlPlane.down = false;
+    await clock.advance(60_000);
+    expect(agent.state().failures).toBe(0);
+    expect(controlPlane.last.runningJobs).toEqual([{ source: "github", id: "9" }]);
+  });
+
+  it("backs off on a 403 (an instance Auto Scaling does not list yet)", async () => {
+    const { agent, clock, controlPlane } = start();
+    controlPlane.refuse = { status: 403, code: "unknown_instance" };
+    agent.run();
+    await clock.advance(0);
+    await clock.advance(5_000);
+    await clock.advance(10_000);
+    expect(controlPlane.attempts).toHaveLength(3);
+    controlPlane.refuse = null;
+    await clock.advance(20_000);
+    expect(controlPlane.beats).toHaveLength(1);
+  });
+
+  it("sends fewer cache keys after a 413", async () => {
+    const { agent, clock, controlPlane, figures } = start();
+    figures.cacheKeys = Array.from({ length: 64 }, (_, i) => `acme/app:job-${i}`);
+    controlPlane.refuse = { status: 413, code: "payload_too_large" };
+    agent.run();
+    await clock.advance(0);
+    controlPlane.refuse = null;
+    await clock.advance(5_000);
+    expect(controlPlane.last.cacheKeys).toHaveLength(32);
+  });
+});

@@ -1,0 +1,110 @@
+import { heartbeatSchema } from "@hearth/core/instances";
+import { describe, expect, it } from "vitest";
+import { readAnswer } from "../src/answer";
+import { parseAgentFile, parseAgentParameter } from "../src/config";
+
+const file = {
+  stage: "production",
+  region: "eu-west-1",
+  pool: "default",
+  slots: 2,
+  agentConfigParameter: "/hearth/production/agent",
+  poolCredentialsParameter: "/hearth/production/pools/default/credentials",
+  runnerConfigPrefix: "/hearth/production/runners/",
+  stateDir: "/var/lib/hearth-agent",
+  runnerCommand: "/run/current-system/sw/bin/Runner.Listener",
+  gitlabRunnerService: "gitlab-runner.service",
+  gitlabSystemIdFile: "/var/lib/gitlab-runner/.runner_system_id",
+  pushQueueDir: "/var/lib/hearth-cache/queue",
+};
+
+describe("the agent's config", () => {
+  it("reads the NixOS module's file, with the image's defaults", () => {
+    expect(parseAgentFile(JSON.stringify(file))).toMatchObject({
+      ...file,
+      runnerConfigDir: "/run/hearth/runners",
+      runnerUnit: "hearth-github-runner",
+      heartbeatSeconds: 15,
+    });
+  });
+
+  it("names the field at fault", () => {
+    expect(() => parseAgentFile(JSON.stringify({ ...file, slots: 0 }))).toThrow(
+      /the agent config is invalid at slots/,
+    );
+    expect(() => parseAgentFile(JSON.stringify({ ...file, slot: 2 }))).toThrow(/invalid at \(root\)/);
+    expect(() => parseAgentFile("{")).toThrow("the agent config is not JSON");
+  });
+
+  it("reads the agent config parameter as infra writes it", () => {
+    const written = JSON.stringify({
+      heartbeatUrl: "https://abc123.execute-api.eu-west-1.amazonaws.com/agent/heartbeat",
+      binaryCache: "s3://hearth-cache?region=eu-west-1",
+    });
+    expect(parseAgentParameter(written).heartbeatUrl).toMatch(/agent\/heartbeat$/);
+    expect(() => parseAgentParameter(JSON.stringify({ binaryCache: "s3://x" }))).toThrow(/at heartbeatUrl/);
+  });
+});
+
+describe("the answer", () => {
+  it("gives no instructions in version 0, and drops entries it cannot read", () => {
+    expect(readAnswer({ status: "ok", instance: "i-0123456789abcdef0", runner: "ready" })).toEqual({
+      protocol: 0,
+      runnerConfigs: [],
+      drain: false,
+    });
+    expect(
+      readAnswer({
+        protocol: 1,
+        instructions: {
+          runnerConfigs: [{ slot: 1, runnerId: 5, parameter: "/p" }, { slot: "x" }],
+          drain: true,
+          cancel: [],
+        },
+      }),
+    ).toEqual({ protocol: 1, runnerConfigs: [{ slot: 1, runnerId: 5, parameter: "/p" }], drain: true });
+  });
+});
+
+describe("the heartbeat's optional store figures", () => {
+  const v0 = {
+    instanceId: "i-0123456789abcdef0",
+    runner: "ready",
+    slots: 2,
+    runningJobs: [],
+    cacheKeys: [],
+    storeBytes: null,
+    interruption: null,
+  };
+
+  it("keeps a heartbeat without them valid, and takes them or null", () => {
+    expect(heartbeatSchema.safeParse(v0).success).toBe(true);
+    expect(
+      heartbeatSchema.safeParse({ ...v0, protocol: 1, slotRunners: [], gitlabManager: null }).success,
+    ).toBe(true);
+    expect(
+      heartbeatSchema.safeParse({
+        ...v0,
+        freeDiskBytes: 53_687_091_200,
+        pushQueueDepth: 3,
+        pushLagSeconds: 12,
+      }).success,
+    ).toBe(true);
+    expect(
+      heartbeatSchema.safeParse({ ...v0, freeDiskBytes: null, pushQueueDepth: null, pushLagSeconds: null })
+        .success,
+    ).toBe(true);
+  });
+
+  it("refuses them out of bounds", () => {
+    for (const bad of [
+      { freeDiskBytes: -1 },
+      { freeDiskBytes: 1.5 },
+      { pushQueueDepth: 10_000_001 },
+      { pushLagSeconds: 31_536_001 },
+      { pushLagSeconds: "12" },
+    ]) {
+      expect(heartbeatSchema.safeParse({ ...v0, ...bad }).success, JSON.stringify(bad)).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,176 @@
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseJobList, systemdGitLab } from "../src/system/gitlab";
+import { systemdRunners } from "../src/system/runners";
+import { hostStore } from "../src/system/store";
+import { systemctl } from "../src/system/systemctl";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "hearth-agent-"));
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+/** A `systemctl` that logs its arguments and answers `show` from a file the test writes. */
+async function fakeSystemctl(): Promise<{
+  command: string;
+  calls(): Promise<string[]>;
+  show(text: string): Promise<void>;
+}> {
+  const command = join(dir, "systemctl");
+  await writeFile(
+    command,
+    `#!/bin/sh\necho "$*" >> "${dir}/calls"\nif [ "$1" = show ]; then cat "${dir}/show"; fi\n`,
+  );
+  await chmod(command, 0o755);
+  return {
+    command,
+    calls: async () =>
+      (await readFile(join(dir, "calls"), "utf8").catch(() => "")).split("\n").filter(Boolean),
+    show: (text) => writeFile(join(dir, "show"), text),
+  };
+}
+
+describe("the slots' runners as systemd units", () => {
+  it("writes the config 0600 where only the unit reads it, and starts the slot's unit", async () => {
+    const fake = await fakeSystemctl();
+    const runners = systemdRunners({ systemctl: systemctl(fake.command), configDir: join(dir, "runners") });
+    await runners.start(1, "jit-secret");
+    const file = join(dir, "runners", "1", "jitconfig");
+    expect(await readFile(file, "utf8")).toBe("jit-secret");
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "runners", "1"))).mode & 0o777).toBe(0o700);
+    expect(await fake.calls()).toEqual(["start --no-block hearth-github-runner@1.service"]);
+    await runners.stop(1);
+    expect(await fake.calls()).toContain("stop hearth-github-runner@1.service");
+    await expect(stat(file)).rejects.toThrow();
+  });
+
+  it("sees listening, running (a Runner.Worker in the unit's cgroup, with its job) and exited", async () => {
+    const fake = await fakeSystemctl();
+    const cgroupRoot = join(dir, "cgroup");
+    const procRoot = join(dir, "proc");
+    const group = "/system.slice/hearth-github-runner@1.service";
+    await mkdir(join(cgroupRoot, group), { recursive: true });
+    await writeFile(join(cgroupRoot, group, "cgroup.procs"), "100\n101\n");
+    for (const [pid, comm] of [
+      ["100", "Runner.Listener"],
+      ["101", "Runner.Worker"],
+      ["200", "Runner.Listener"],
+    ]) {
+      await mkdir(join(procRoot, pid as string), { recursive: true });
+      await writeFile(join(procRoot, pid as string, "comm"), `${comm}\n`);
+    }
+    const other = "/system.slice/hearth-github-runner@0.service";
+    await mkdir(join(cgroupRoot, other), { recursive: true });
+    await writeFile(join(cgroupRoot, other, "cgroup.procs"), "200\n");
+    await mkdir(join(dir, "runners", "1"), { recursive: true });
+    await writeFile(join(dir, "runners", "1", "job"), "28311903001\n");
+    await mkdir(join(dir, "runners", "2"), { recursive: true });
+    await writeFile(join(dir, "runners", "2", "jitconfig"), "spent");
+    await fake.show(
+      [
+        `Id=hearth-github-runner@0.service\nActiveState=active\nControlGroup=${other}`,
+        `Id=hearth-github-runner@1.service\nActiveState=active\nControlGroup=${group}`,
+        "Id=hearth-github-runner@2.service\nActiveState=failed\nControlGroup=",
+      ].join("\n\n"),
+    );
+    const runners = systemdRunners({
+      systemctl: systemctl(fake.command),
+      configDir: join(dir, "runners"),
+      cgroupRoot,
+      procRoot,
+    });
+    const seen = await runners.inspect([0, 1, 2]);
+    expect(Object.fromEntries(seen)).toEqual({
+      0: { state: "listening" },
+      1: { state: "running", job: { source: "github", id: "28311903001" } },
+      2: { state: "exited" },
+    });
+    // An exited runner's config is removed: it is of no more use.
+    await expect(stat(join(dir, "runners", "2", "jitconfig"))).rejects.toThrow();
+    expect(await fake.calls()).toEqual([
+      "show --property=Id,ActiveState,ControlGroup hearth-github-runner@0.service hearth-github-runner@1.service hearth-github-runner@2.service",
+    ]);
+  });
+});
+
+describe("gitlab-runner", () => {
+  it("gets its system_id before it starts, and signals only its main process", async () => {
+    const fake = await fakeSystemctl();
+    const gitlab = systemdGitLab({
+      systemctl: systemctl(fake.command),
+      service: "gitlab-runner.service",
+      systemIdFile: join(dir, "gitlab-runner", ".runner_system_id"),
+      envFile: join(dir, "secrets", "gitlab-runner.env"),
+    });
+    await gitlab.start({ url: "https://gitlab.example.com", token: "glrt-secret" }, "s_4e1f0a9c2b7d");
+    expect(await readFile(join(dir, "gitlab-runner", ".runner_system_id"), "utf8")).toBe("s_4e1f0a9c2b7d\n");
+    const env = join(dir, "secrets", "gitlab-runner.env");
+    expect(await readFile(env, "utf8")).toBe(
+      "CI_SERVER_URL=https://gitlab.example.com\nCI_SERVER_TOKEN=glrt-secret\n",
+    );
+    expect((await stat(env)).mode & 0o777).toBe(0o600);
+    await gitlab.drain();
+    await gitlab.abort();
+    expect(await fake.calls()).toEqual([
+      "start --no-block gitlab-runner.service",
+      "kill --signal=SIGQUIT --kill-whom=main gitlab-runner.service",
+      "kill --signal=SIGTERM --kill-whom=main gitlab-runner.service",
+    ]);
+  });
+
+  it("reads its running jobs from /debug/jobs/list", () => {
+    expect(
+      parseJobList(
+        "url=https://gitlab.example.com/acme/app/-/jobs/4411 state=running stage=build executor_stage=step_script duration=1m2s\n" +
+          "url=https://gitlab.example.com/sub/path/acme/lib/-/jobs/4412 state=running stage=test\n\n",
+      ),
+    ).toEqual([
+      { source: "gitlab", id: "4411" },
+      { source: "gitlab", id: "4412" },
+    ]);
+  });
+});
+
+describe("the store's figures", () => {
+  it("measures disk by statfs, the push queue's depth and age, and recorded cache keys", async () => {
+    const queue = join(dir, "queue");
+    await mkdir(queue);
+    const now = Date.parse("2026-03-02T10:00:00Z");
+    for (const [name, age] of [
+      ["a", 42],
+      ["b", 5],
+    ] as const) {
+      await writeFile(join(queue, name), "/nix/store/abc-x");
+      await utimes(join(queue, name), (now - age * 1000) / 1000, (now - age * 1000) / 1000);
+    }
+    await writeFile(join(dir, "cache-keys.json"), JSON.stringify(["acme/app:build", 7, ""]));
+    const figures = await hostStore({
+      storePath: dir,
+      pushQueueDir: queue,
+      stateDir: dir,
+      now: () => now,
+    }).measure();
+    expect(figures).toMatchObject({ pushQueueDepth: 2, pushLagSeconds: 42, cacheKeys: ["acme/app:build"] });
+    expect(figures.storeBytes).toBeGreaterThan(0);
+    expect(figures.freeDiskBytes).toBeGreaterThan(0);
+  });
+
+  it("says null for what it cannot measure, and no cache keys without a record", async () => {
+    const figures = await hostStore({
+      storePath: join(dir, "absent"),
+      pushQueueDir: join(dir, "absent"),
+      stateDir: dir,
+    }).measure();
+    expect(figures).toEqual({
+      storeBytes: null,
+      freeDiskBytes: null,
+      pushQueueDepth: null,
+      pushLagSeconds: null,
+      cacheKeys: [],
+    });
+  });
+});
