@@ -31,6 +31,11 @@ export interface AgentSettings {
   stopBeforeDeadlineSeconds?: number;
   /** The longest wait between heartbeats the control plane did not take. */
   maxBackoffSeconds?: number;
+  /**
+   * Runners already on the slots when the agent starts (an agent restarted on a running machine
+   * finds them again), by slot.
+   */
+  held?: ReadonlyArray<SlotRunner | null>;
 }
 
 export type Interruption = NonNullable<HeartbeatBody["interruption"]>;
@@ -94,7 +99,7 @@ export class Agent {
     this.pollMs = (settings.pollSeconds ?? 5) * 1000;
     this.stopBeforeMs = (settings.stopBeforeDeadlineSeconds ?? 30) * 1000;
     this.maxBackoffMs = (settings.maxBackoffSeconds ?? 60) * 1000;
-    this.slots = Array.from({ length: settings.slots }, () => null);
+    this.slots = Array.from({ length: settings.slots }, (_, slot) => settings.held?.[slot] ?? null);
   }
 
   state(): AgentState {

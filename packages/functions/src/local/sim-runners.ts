@@ -1,10 +1,16 @@
+import {
+  type AgentPorts,
+  createAgent,
+  type Agent as InstanceAgent,
+  type RunnerObservation,
+} from "@hearth/agent";
 import type { Clock } from "@hearth/core/clock";
 import type { Interruption } from "@hearth/core/instances";
 import { cacheKeyOf, isTerminal, type Job, jobKeyString, type Source } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
 import { type PoolConfig, routeJob } from "@hearth/core/pools";
-import { gitlabSystemId, PROTOCOL_VERSION, type ReportedSlotRunnerState } from "@hearth/core/runners";
 import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/simulation/fleet";
+import { SIMULATED_RUNNER_CONFIG_PREFIX } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
   type ForgeRequest,
@@ -22,10 +28,12 @@ import { claimQueuedJobs, Random, rememberKey } from "@hearth/core/simulation/ru
 import type { Logger } from "../log";
 
 /**
- * The runners of local mode, and the forge around them. Each simulated instance runs an agent that
- * speaks docs/PROTOCOL.md through the real `/agent/heartbeat` route: it starts a GitHub runner on a
- * slot only with a config the control plane handed to it (read from the simulated fleet's parameters,
- * and checked by the simulated GitHub), and registers as a manager of its pool's GitLab runner. A
+ * The runners of local mode, and the forge around them. Each simulated instance runs Hearth's own
+ * agent (`@hearth/agent`, the logic the instances run) against simulated ports: IMDS answers with the
+ * instance's id and its spot notice, heartbeats go to the real `/agent/heartbeat` route, parameters
+ * are the simulated fleet's (a runner config is read only by its instance), and runners start at
+ * the simulated GitHub, which checks that the config was minted for that instance and slot; the pool's
+ * credentials make the instance a manager of its pool's GitLab runner. A
  * slot listens for a GitHub job only while its runner is started and idle, and for a GitLab job only
  * while the instance is a registered manager. Listening slots claim the oldest queued job their pool
  * can run, each onto a listening slot the forge picks at random (`claimQueuedJobs`, as GitLab and
@@ -52,22 +60,26 @@ interface Slot {
   cancel: () => void;
 }
 
-/** A slot's GitHub runner, as the agent started it with the config handed over for it. */
+/** A slot's GitHub runner, as the machine runs it: `done` once it stopped or served its job. */
 interface SlotRunner {
   runnerId: number;
   name: string;
-  state: ReportedSlotRunnerState;
+  done: boolean;
 }
 
+/** A simulated instance: what runs on its slots, and its agent. */
 interface Agent {
   instance: SimulatedInstance;
   slots: Array<Slot | null>;
   /** Each slot's GitHub runner (one ephemeral runner at a time), or null. */
   github: Array<SlotRunner | null>;
-  /** The pool's GitLab runner this instance is a manager of, once registered. */
+  /** The pool's GitLab runner this instance is a manager of, once gitlab-runner started. */
   gitlab: { token: string; systemId: string; runnerId: number } | null;
+  /** gitlab-runner got SIGQUIT: it takes no new job. */
+  gitlabDraining: boolean;
+  /** The spot notice IMDS shows. */
   interruption: Interruption | null;
-  stopHeartbeat: () => void;
+  agent: InstanceAgent;
 }
 
 export interface SimulatedRunnersOptions {
@@ -99,6 +111,9 @@ export interface SimulatedRunnersOptions {
 }
 
 const DEFAULT_SECONDS = 60;
+
+/** The pool credentials parameter, as infra names it (`parameterPaths(stage).poolCredentials`). */
+const credentialsParameter = (pool: string) => `/hearth/local/pools/${pool}/credentials`;
 /**
  * Jobs described and not yet finished, at most: each is a few hundred bytes kept in memory and in
  * `--data`. A description is dropped once its job finishes.
@@ -115,7 +130,7 @@ export interface RunnersSnapshot {
   /** Jobs whose machine went away, whose failure the forge has not reported yet. */
   lost?: Array<SavedSlot & { instanceId: string }>;
   /** Each instance's slot runners and GitLab registration. */
-  agents?: Record<string, Pick<Agent, "github" | "gitlab">>;
+  agents?: Record<string, Pick<Agent, "github" | "gitlab"> & { gitlabDraining?: boolean }>;
 }
 
 export class SimulatedRunners {
@@ -127,7 +142,7 @@ export class SimulatedRunners {
   private stopPolling: () => void = () => {};
   /** Slots to pick up again when their instance's agent starts after a restart. */
   private restoredSlots = new Map<string, RunnersSnapshot["slots"][string]>();
-  private restoredAgents = new Map<string, Pick<Agent, "github" | "gitlab">>();
+  private restoredAgents = new Map<string, NonNullable<RunnersSnapshot["agents"]>[string]>();
   private lost: Array<SavedSlot & { instanceId: string }> = [];
   private stopped = false;
   /**
@@ -146,8 +161,9 @@ export class SimulatedRunners {
       interrupted: async (instance, notice) => {
         const agent = this.agents.get(instance.id);
         if (!agent) return;
+        // IMDS shows the notice; the agent's next step (now) drains and reports it.
         agent.interruption = notice;
-        await this.heartbeat(agent);
+        if (this.started) await agent.agent.tick();
       },
     });
   }
@@ -158,7 +174,10 @@ export class SimulatedRunners {
       jobs: this.describedJobs(),
       lost: [...this.lost],
       agents: Object.fromEntries(
-        [...this.agents].map(([id, agent]) => [id, { github: [...agent.github], gitlab: agent.gitlab }]),
+        [...this.agents].map(([id, agent]) => [
+          id,
+          { github: [...agent.github], gitlab: agent.gitlab, gitlabDraining: agent.gitlabDraining },
+        ]),
       ),
       slots: Object.fromEntries(
         [...this.agents].map(([id, agent]) => [
@@ -234,14 +253,7 @@ export class SimulatedRunners {
 
   start(): void {
     this.started = true;
-    for (const agent of this.agents.values()) {
-      this.heartbeat(agent).catch((error: unknown) =>
-        this.options.log.warn("simulated heartbeat failed", {
-          instance: agent.instance.id,
-          error: error instanceof Error ? error.message : String(error),
-        }),
-      );
-    }
+    for (const agent of this.agents.values()) agent.agent.run();
     const poll = () => {
       if (this.stopped) return;
       this.stopPolling = this.options.clock.after((this.options.pollSeconds ?? 3) * 1000, async () => {
@@ -256,7 +268,7 @@ export class SimulatedRunners {
     this.stopped = true;
     this.stopPolling();
     for (const agent of this.agents.values()) {
-      agent.stopHeartbeat();
+      agent.agent.stop();
       for (const slot of agent.slots) slot?.cancel();
     }
   }
@@ -308,8 +320,11 @@ export class SimulatedRunners {
    * cover the job's.
    */
   private listensFor(agent: Agent, index: number, job: Job): boolean {
-    if (job.source === "github") return agent.github[index]?.state === "listening";
-    if (!agent.gitlab) return false;
+    if (job.source === "github") {
+      const runner = agent.github[index];
+      return Boolean(runner && !runner.done);
+    }
+    if (!agent.gitlab || agent.gitlabDraining) return false;
     const tags = job.labelsKnown ? job.labels : [];
     return this.options.forge.gitlab.mayTakeJob(agent.gitlab.token, agent.gitlab.systemId, tags).ok;
   }
@@ -324,13 +339,26 @@ export class SimulatedRunners {
     return { runnerName: `${agent.instance.id}-${index + 1}` };
   }
 
-  /** A slot's job ended: its ephemeral GitHub runner is done (GitHub deletes it), and says so. */
+  /** A slot's job ended: its ephemeral GitHub runner is done (GitHub deletes it), and exits. */
   private runnerDone(agent: Agent, index: number, source: Source): void {
     const runner = agent.github[index];
-    if (source !== "github" || !runner || runner.state !== "running") return;
+    if (source !== "github" || !runner || runner.done) return;
     this.options.forge.github.finishJob(runner.runnerId);
-    agent.github[index] = { ...runner, state: "exited" };
+    agent.github[index] = { ...runner, done: true };
     this.options.changed?.("state");
+  }
+
+  /** A slot's job is lost with its runner (stopped before a deadline, or gitlab-runner aborted). */
+  private loseSlot(agent: Agent, index: number): void {
+    const slot = agent.slots[index];
+    if (!slot) return;
+    slot.cancel();
+    agent.slots[index] = null;
+    this.claimed.delete(slot.key);
+    const { cancel: _cancel, ...saved } = slot;
+    this.lost.push({ ...saved, instanceId: agent.instance.id });
+    this.options.changed?.("state");
+    void this.reportLost();
   }
 
   /** A `completed` webhook may end a job before its duration; its slot is free again. */
@@ -348,7 +376,7 @@ export class SimulatedRunners {
           this.forget(slot.key);
           if (job.status === "completed") this.remember(agent, slot.cacheKey);
           this.options.changed?.("state");
-          await this.heartbeat(agent);
+          await this.report(agent);
         }
       }
     }
@@ -397,7 +425,6 @@ export class SimulatedRunners {
         this.options.log.warn("simulated GitHub refused the runner a job", { reason: taken.message });
         return;
       }
-      agent.github[index] = { ...runner, state: "running" };
     }
     const described = this.jobs.get(key);
     const store = this.stores.get(agent.instance.id) ?? [];
@@ -419,7 +446,14 @@ export class SimulatedRunners {
       startedAt,
       createdAt,
     });
-    await this.heartbeat(agent);
+    await this.report(agent);
+  }
+
+  /** Something changed on the machine: its agent reports at once, as the real one does. */
+  private async report(agent: Agent): Promise<void> {
+    if (!this.started || this.stopped || this.agents.get(agent.instance.id) !== agent) return;
+    await agent.agent.tick();
+    await agent.agent.heartbeatOnce();
   }
 
   /** Puts a job in a slot until it ends (or a `completed` webhook frees the slot first). */
@@ -445,7 +479,7 @@ export class SimulatedRunners {
       this.claimed.delete(slot.key);
       this.forget(slot.key);
       this.remember(agent, slot.cacheKey);
-      await this.heartbeat(agent);
+      await this.report(agent);
     });
     agent.slots[index] = { ...slot, cancel };
     this.options.changed?.("state");
@@ -484,47 +518,168 @@ export class SimulatedRunners {
     const slots = pool?.slotsPerInstance ?? 2;
     const restored = this.restoredAgents.get(instance.id);
     this.restoredAgents.delete(instance.id);
-    const agent: Agent = {
+    const machine = {
       instance,
       slots: Array.from({ length: slots }, () => null),
       github: Array.from({ length: slots }, (_, index) => restored?.github[index] ?? null),
       gitlab: restored?.gitlab ?? null,
+      gitlabDraining: restored?.gitlabDraining ?? false,
       interruption: null,
-      stopHeartbeat: () => {},
-    };
-    this.agents.set(instance.id, agent);
-    // gitlab-runner starts with the pool's token and this instance's system_id: one more manager.
-    const token = pool ? this.options.forge.gitlab.tokenOf(pool.name) : undefined;
-    if (token && !agent.gitlab) {
-      const systemId = gitlabSystemId(instance.id);
-      const verified = this.options.forge.gitlab.verify(token, systemId);
-      if (verified.ok) agent.gitlab = { token, systemId, runnerId: verified.value.id };
-    }
+    } as Omit<Agent, "agent"> as Agent;
+    const held = machine.github.map((runner, index) => {
+      if (!runner) return null;
+      const job = this.restoredSlots.get(instance.id)?.[index]?.job;
+      return runner.done
+        ? { runnerId: runner.runnerId, parameter: "", state: "exited" as const, job: null }
+        : job?.source === "github"
+          ? {
+              runnerId: runner.runnerId,
+              parameter: "",
+              state: "running" as const,
+              job: { source: job.source, id: job.id },
+            }
+          : { runnerId: runner.runnerId, parameter: "", state: "listening" as const, job: null };
+    });
+    machine.agent = createAgent(this.agentPorts(machine, pool?.name ?? instance.pool), {
+      slots,
+      poolCredentialsParameter: credentialsParameter(instance.pool),
+      runnerConfigPrefix: SIMULATED_RUNNER_CONFIG_PREFIX,
+      heartbeatSeconds: this.options.heartbeatSeconds ?? 15,
+      held,
+    });
+    this.agents.set(instance.id, machine);
     for (const [index, slot] of (this.restoredSlots.get(instance.id) ?? []).entries()) {
-      if (!slot || index >= agent.slots.length) continue;
+      if (!slot || index >= machine.slots.length) continue;
       this.claimed.add(slot.key);
-      this.occupy(agent, index, slot);
+      this.occupy(machine, index, slot);
     }
     this.restoredSlots.delete(instance.id);
-    const beat = () => {
-      agent.stopHeartbeat = this.options.clock.after(
-        (this.options.heartbeatSeconds ?? 15) * 1000,
-        async () => {
-          if (this.agents.get(instance.id) !== agent) return;
-          await this.heartbeat(agent);
-          beat();
+    // Restored before the server listens, it runs once the runners start (see `started`).
+    if (this.started) {
+      machine.agent.run();
+      await machine.agent.heartbeatOnce();
+    }
+  }
+
+  /** The agent's world on a simulated instance: IMDS, the control plane, parameters, runners, store. */
+  private agentPorts(machine: Agent, pool: string): AgentPorts {
+    const { forge, log } = this.options;
+    const instanceId = machine.instance.id;
+    return {
+      imds: {
+        instanceId: async () => instanceId,
+        region: async () => "local",
+        spotAction: async () => {
+          const notice = machine.interruption;
+          return notice && notice.action !== "rebalance"
+            ? { action: notice.action, time: notice.time }
+            : null;
         },
-      );
+        rebalanceRecommendation: async () =>
+          machine.interruption?.action === "rebalance" ? { noticeTime: machine.interruption.time } : null,
+      },
+      controlPlane: {
+        heartbeat: async (body) => {
+          const answer = await this.options.send("/agent/heartbeat", {
+            headers: {
+              "content-type": "application/json",
+              authorization: `Bearer ${machine.instance.token}`,
+            },
+            body: JSON.stringify(body),
+          });
+          let parsed: unknown = null;
+          try {
+            parsed = JSON.parse(answer.body);
+          } catch {}
+          return { status: answer.status, body: parsed };
+        },
+      },
+      parameters: {
+        get: async (name) => {
+          if (name === credentialsParameter(pool)) {
+            const token = forge.gitlab.tokenOf(pool);
+            return JSON.stringify({ gitlab: token ? { url: "local", token } : null });
+          }
+          // The simulated IAM: an instance reads only the configs handed to it.
+          return this.options.readRunnerConfig(instanceId, name) ?? null;
+        },
+      },
+      runners: {
+        start: async (slot, config) => {
+          if (machine.slots[slot]) throw new Error(`slot ${slot} still runs a job`);
+          const started = forge.github.startRunner({ encodedJitConfig: config, instanceId, slot });
+          if (!started.ok) throw new Error(`the simulated GitHub refused the config: ${started.message}`);
+          machine.github[slot] = { runnerId: started.runner.id, name: started.runner.name, done: false };
+          this.options.changed?.("state");
+        },
+        stop: async (slot) => {
+          const runner = machine.github[slot];
+          if (!runner || runner.done) return;
+          forge.github.stopRunner(runner.runnerId);
+          machine.github[slot] = { ...runner, done: true };
+          if (machine.slots[slot]?.job.source === "github") this.loseSlot(machine, slot);
+          this.options.changed?.("state");
+        },
+        inspect: async (slots) =>
+          new Map<number, RunnerObservation>(
+            slots.map((slot) => {
+              const runner = machine.github[slot];
+              const job = machine.slots[slot]?.job;
+              if (!runner || runner.done) return [slot, { state: "exited" as const }];
+              if (job?.source === "github") {
+                return [slot, { state: "running" as const, job: { source: job.source, id: job.id } }];
+              }
+              return [slot, { state: "listening" as const }];
+            }),
+          ),
+      },
+      gitlab: {
+        start: async (credentials, systemId) => {
+          const verified = forge.gitlab.verify(credentials.token, systemId);
+          if (!verified.ok) throw new Error(`the simulated GitLab refused the token: ${verified.message}`);
+          machine.gitlab = { token: credentials.token, systemId, runnerId: verified.value.id };
+          this.options.changed?.("state");
+        },
+        drain: async () => {
+          machine.gitlabDraining = true;
+          this.options.changed?.("state");
+        },
+        abort: async () => {
+          for (const [index, slot] of machine.slots.entries()) {
+            if (slot?.job.source === "gitlab") this.loseSlot(machine, index);
+          }
+        },
+        runningJobs: async () =>
+          machine.slots.flatMap((slot) =>
+            slot?.job.source === "gitlab" ? [{ source: "gitlab" as const, id: slot.job.id }] : [],
+          ),
+      },
+      store: {
+        measure: async () => {
+          const keys = this.stores.get(instanceId) ?? [];
+          return {
+            storeBytes: keys.length * 2_000_000_000,
+            freeDiskBytes: null,
+            pushQueueDepth: null,
+            pushLagSeconds: null,
+            cacheKeys: keys,
+          };
+        },
+      },
+      clock: this.options.clock,
+      // What the agent notes on every job would drown local mode's output; its warnings are kept.
+      log: {
+        info() {},
+        warn: (message, fields) => log.warn(`agent of ${instanceId}: ${message}`, fields),
+      },
     };
-    await this.heartbeat(agent);
-    beat();
   }
 
   private async stopAgent(instance: SimulatedInstance, how: "stopped" | "terminated"): Promise<void> {
     const agent = this.agents.get(instance.id);
     if (!agent) return;
     this.agents.delete(instance.id);
-    agent.stopHeartbeat();
+    agent.agent.stop();
     // Its runners stop with the machine; the control plane deletes them (a resume gets new ones).
     for (const runner of agent.github) if (runner) this.options.forge.github.stopRunner(runner.runnerId);
     for (const slot of agent.slots) {
@@ -550,98 +705,6 @@ export class SimulatedRunners {
       if (at >= 0) this.lost.splice(at, 1);
       this.forget(slot.key);
       this.options.changed?.("state");
-    }
-  }
-
-  /**
-   * One heartbeat (docs/PROTOCOL.md, version 1): what runs, each slot's runner and the GitLab
-   * manager; then what the answer says: forget runners reported exited, and start a runner on each
-   * free slot whose config was handed over, reading it as only this instance may. A runner started
-   * is reported at once.
-   */
-  private async heartbeat(agent: Agent, again = true): Promise<void> {
-    if (!this.started || this.stopped) return;
-    const running = agent.slots.filter((slot): slot is Slot => slot !== null);
-    const body = {
-      protocol: PROTOCOL_VERSION,
-      instanceId: agent.instance.id,
-      runner: agent.interruption ? "draining" : running.length ? "busy" : "ready",
-      slots: agent.slots.length,
-      runningJobs: running.map((slot) => ({ source: slot.job.source, id: slot.job.id })),
-      cacheKeys: this.stores.get(agent.instance.id) ?? [],
-      storeBytes: (this.stores.get(agent.instance.id)?.length ?? 0) * 2_000_000_000,
-      interruption: agent.interruption,
-      slotRunners: agent.github.flatMap((runner, slot) => {
-        if (!runner) return [];
-        const job = agent.slots[slot]?.job;
-        return [
-          {
-            slot,
-            runnerId: runner.runnerId,
-            state: runner.state,
-            ...(runner.state === "running" && job ? { job: { source: job.source, id: job.id } } : {}),
-          },
-        ];
-      }),
-      gitlabManager: agent.gitlab
-        ? { runnerId: agent.gitlab.runnerId, systemId: agent.gitlab.systemId }
-        : null,
-    };
-    const reported = new Set(body.slotRunners.filter((r) => r.state === "exited").map((r) => r.runnerId));
-    const answer = await this.options.send("/agent/heartbeat", {
-      headers: { "content-type": "application/json", authorization: `Bearer ${agent.instance.token}` },
-      body: JSON.stringify(body),
-    });
-    if (answer.status >= 300) {
-      this.options.log.warn("simulated heartbeat refused", {
-        instance: agent.instance.id,
-        status: answer.status,
-      });
-      return;
-    }
-    // Reported exited and heard: the slot is free for its next runner.
-    for (const [slot, runner] of agent.github.entries()) {
-      if (runner && runner.state === "exited" && reported.has(runner.runnerId)) agent.github[slot] = null;
-    }
-    let started = false;
-    for (const config of this.instructions(answer.body)) {
-      if (this.agents.get(agent.instance.id) !== agent || agent.interruption) break;
-      if (agent.github[config.slot] || config.slot >= agent.slots.length) continue;
-      const value = this.options.readRunnerConfig(agent.instance.id, config.parameter);
-      if (value === undefined) continue;
-      const start = this.options.forge.github.startRunner({
-        encodedJitConfig: value,
-        instanceId: agent.instance.id,
-        slot: config.slot,
-      });
-      if (!start.ok) {
-        this.options.log.warn("simulated GitHub refused a runner's config", { reason: start.message });
-        continue;
-      }
-      agent.github[config.slot] = { runnerId: start.runner.id, name: start.runner.name, state: "listening" };
-      started = true;
-    }
-    if (started) {
-      this.options.changed?.("state");
-      if (again) await this.heartbeat(agent, false);
-    }
-  }
-
-  /** The runner configs a heartbeat's answer tells the agent to pick up (none from a version-0 answer). */
-  private instructions(body: string): Array<{ slot: number; parameter: string }> {
-    try {
-      const parsed = JSON.parse(body) as {
-        protocol?: number;
-        instructions?: { runnerConfigs?: Array<{ slot?: unknown; parameter?: unknown }> };
-      };
-      if (!parsed.protocol || parsed.protocol < 1) return [];
-      return (parsed.instructions?.runnerConfigs ?? []).flatMap((config) =>
-        typeof config.slot === "number" && typeof config.parameter === "string"
-          ? [{ slot: config.slot, parameter: config.parameter }]
-          : [],
-      );
-    } catch {
-      return [];
     }
   }
 }
