@@ -69,7 +69,7 @@ in
       type = types.attrsOf types.anything;
       readOnly = true;
       default = agentConfig;
-      defaultText = lib.literalMD "generated from `services.hearth.*`";
+      defaultText = lib.literalExpression "{ /* generated from services.hearth.* */ }";
       description = "What is written to the agent's config file (nixos/README.md describes each key).";
     };
   };

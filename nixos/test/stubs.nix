@@ -340,6 +340,9 @@ in
     };
   };
 
+  # nixpkgs nixos/modules/config/nix.nix sets this default in its config, not in the declaration.
+  config.nix.nrBuildUsers = lib.mkDefault 32;
+
   config._module.args.pkgs = lib.genAttrs [
     "awscli2"
     "bash"
