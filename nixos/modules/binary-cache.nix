@@ -87,12 +87,13 @@ in
 
     systemd.tmpfiles.rules = [ "d ${bc.queueDir} 0700 root root -" ];
 
+    # Not fatal: without the cache an instance still runs jobs, only colder.
     services.hearth.secrets.fragments.binaryCache = ''
       cache_url=${
         if bc.url != null then
           lib.escapeShellArg bc.url
         else
-          ''$(param "$agent_config_parameter" | jq -r '.binaryCache // empty')''
+          ''$(param "$agent_config_parameter" | jq -r '.binaryCache // empty' || true)''
       }
       printf '%s' "$cache_url" > ${cacheUrlFile}
       : > ${runtimeConf}

@@ -67,6 +67,17 @@ export function evaluate<T = EvalResult>(settings = "{ }"): T {
   return JSON.parse(result.stdout) as T;
 }
 
+/** Evaluates a Nix expression to JSON; `lib` is in scope (the vendored nixpkgs lib). */
+export function evaluateExpression<T>(expression: string): T {
+  const result = spawnSync(
+    "nix-instantiate",
+    ["--eval", "--strict", "--json", "-E", `let lib = import ${nixpkgsLib()}; in ${expression}`],
+    { encoding: "utf8", env, cwd: nixosDir },
+  );
+  if (result.status !== 0) throw new NixEvalError(result.stderr);
+  return JSON.parse(result.stdout) as T;
+}
+
 /** `nix-instantiate --parse` of one file; returns Nix's error, or undefined when it parses. */
 export function parseError(file: string): string | undefined {
   const result = spawnSync("nix-instantiate", ["--parse", file], { encoding: "utf8", env });
