@@ -3,11 +3,13 @@
  * declarations of the upstream options they set (nixos/test/stubs.nix). What needs full nixpkgs — the
  * system closure, the Amazon image, the VM test — is `nix flake check ./nixos`, in CI.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { userData } from "../../infra/lib/fleet";
 import { gitlabSystemId } from "../../packages/core/src/gitlab-api";
+import { poolConfigSchema } from "../../packages/core/src/pools";
 import {
   cleanUp,
   evaluate,
@@ -174,6 +176,33 @@ describe("base", () => {
 
     const off = evaluate(withAll("services.hearth.imds.blockJobUsers = false;"));
     expect(off.nftables.tables).toEqual({});
+  });
+
+  it("reads from the user data only keys infra writes there", () => {
+    const pool = poolConfigSchema.parse({
+      name: "x86_64",
+      labels: ["nix"],
+      architecture: "x86_64",
+      instanceTypes: ["c7a.xlarge"],
+    });
+    const written = Object.keys(JSON.parse(userData("production", "us-east-1", pool)).hearth);
+    const script = evaluate(withAll()).services["hearth-secrets"]?.script ?? "";
+    const read = [...script.matchAll(/from_user_data (\w+)\)/g)].map((match) => match[1]);
+    expect(read.sort()).toEqual(["agentConfigParameter", "credentialsParameter", "pool", "stage"]);
+    expect(written).toEqual(expect.arrayContaining(read));
+  });
+
+  it("generates shell that bash parses", () => {
+    const result = evaluate(withAll());
+    const scripts = Object.entries(result.services).filter(([, unit]) => unit.script);
+    expect(scripts.map(([name]) => name)).toEqual(
+      expect.arrayContaining(["hearth-secrets", "hearth-cache-push"]),
+    );
+    for (const [name, unit] of scripts) {
+      const check = spawnSync("bash", ["-n"], { input: unit.script, encoding: "utf8" });
+      expect(check.stderr, name).toBe("");
+      expect(check.status, name).toBe(0);
+    }
   });
 
   it("fetches secrets at boot into /run, ahead of the Nix daemon", () => {
