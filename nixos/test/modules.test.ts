@@ -145,6 +145,14 @@ describe("base", () => {
     ).toEqual(["services.hearth.nix.maxFree must be more than services.hearth.nix.minFree."]);
   });
 
+  it("refuses a runner, the agent or the cache without the base", () => {
+    const result = evaluate("{ services.hearth = { gitlab.enable = true; binaryCache.enable = true; }; }");
+    expect(result.failedAssertions).toEqual([
+      "services.hearth.gitlab.enable needs services.hearth.enable (the job users, hearth-secrets and Nix settings it relies on).",
+      "services.hearth.binaryCache.enable needs services.hearth.enable (the job users, hearth-secrets and Nix settings it relies on).",
+    ]);
+  });
+
   it("rejects values of the wrong type with the option's name", () => {
     expect(() => evaluate("{ services.hearth.slots = -1; }")).toThrow(NixEvalError);
     expect(() => evaluate("{ services.hearth.slots = -1; }")).toThrow(/services\.hearth\.slots/);
