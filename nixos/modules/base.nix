@@ -126,7 +126,8 @@ in
         max-free = cfg.nix.maxFree;
       };
 
-      networking.nftables.enable = true;
+      # Numeric uids and gid: NixOS checks the ruleset at build time, where the job users do not exist.
+    networking.nftables.enable = true;
       networking.nftables.tables.hearth-imds = mkIf cfg.imds.blockJobUsers {
         family = "inet";
         content =

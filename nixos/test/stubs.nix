@@ -192,10 +192,7 @@ in
                     "netdev"
                   ];
                 };
-                content = mkOption {
-                  type = types.lines;
-                  default = "";
-                };
+                content = mkOption { type = types.lines; };
               };
             }
           )
