@@ -28,14 +28,23 @@ export async function startEmbeddedDynamo(
   return {
     endpoint: `http://127.0.0.1:${port}`,
     async close() {
+      // A request still under way when the process stops (an agent's last heartbeat) can hold
+      // dynalite's close open; what it acknowledged is on disk already, so the worker goes anyway.
       await new Promise<void>((resolve) => {
-        worker.once("message", () => resolve());
+        const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        worker.once("message", () => {
+          clearTimeout(timer);
+          resolve();
+        });
         worker.postMessage("close");
       });
       await worker.terminate();
     },
   };
 }
+
+/** How long closing waits for dynalite to finish its requests before the worker is ended. */
+const CLOSE_WAIT_MS = 2_000;
 
 /** A client for a local endpoint; any credentials do. */
 export function localDynamoClients(endpoint: string) {
