@@ -123,7 +123,7 @@ describe("the agent as it runs on an instance", () => {
     expect(await readFile(jitconfig, "utf8")).toBe("jit-secret-30121");
     expect((await stat(jitconfig)).mode & 0o777).toBe(0o600);
     expect(await readFile(join(dir, "calls"), "utf8")).toBe(
-      "start --no-block hearth-github-runner@1.service\n",
+      "start hearth-github-runner@1.service\n",
     );
     expect(log.text).not.toContain("jit-secret");
   });

@@ -42,7 +42,7 @@ describe("the slots' runners as systemd units", () => {
     expect(await readFile(file, "utf8")).toBe("jit-secret");
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await stat(join(dir, "runners", "1"))).mode & 0o777).toBe(0o700);
-    expect(await fake.calls()).toEqual(["start --no-block hearth-github-runner@1.service"]);
+    expect(await fake.calls()).toEqual(["start hearth-github-runner@1.service"]);
     await runners.stop(1);
     expect(await fake.calls()).toContain("stop hearth-github-runner@1.service");
     await expect(stat(file)).rejects.toThrow();
