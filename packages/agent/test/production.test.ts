@@ -122,9 +122,7 @@ describe("the agent as it runs on an instance", () => {
     const jitconfig = join(dir, "runners", "1", "jitconfig");
     expect(await readFile(jitconfig, "utf8")).toBe("jit-secret-30121");
     expect((await stat(jitconfig)).mode & 0o777).toBe(0o600);
-    expect(await readFile(join(dir, "calls"), "utf8")).toBe(
-      "start hearth-github-runner@1.service\n",
-    );
+    expect(await readFile(join(dir, "calls"), "utf8")).toBe("start hearth-github-runner@1.service\n");
     expect(log.text).not.toContain("jit-secret");
   });
 });

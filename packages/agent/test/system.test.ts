@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseJobList, systemdGitLab } from "../src/system/gitlab";
+import { fileMemory } from "../src/system/memory";
 import { systemdRunners } from "../src/system/runners";
 import { hostStore } from "../src/system/store";
 import { systemctl } from "../src/system/systemctl";
@@ -172,5 +173,21 @@ describe("the store's figures", () => {
       pushLagSeconds: null,
       cacheKeys: [],
     });
+  });
+});
+
+describe("the agent's memory", () => {
+  it("gives back what was saved in this boot, and nothing after a reboot", async () => {
+    const bootId = join(dir, "boot_id");
+    await writeFile(bootId, "boot-1\n");
+    const memory = fileMemory(join(dir, "state", "slots.json"), bootId);
+    expect(await memory.load()).toBeNull();
+    await memory.save({ slots: [{ runnerId: 501, parameter: "/p", state: "running", job: null }, null] });
+    expect(await memory.load()).toEqual({
+      slots: [{ runnerId: 501, parameter: "/p", state: "running", job: null }, null],
+    });
+    expect((await stat(join(dir, "state", "slots.json"))).mode & 0o777).toBe(0o600);
+    await writeFile(bootId, "boot-2\n");
+    expect(await memory.load()).toBeNull();
   });
 });
