@@ -129,19 +129,27 @@ export class Agent {
   /** One step: notices, runners, deadline, boot chores, and a heartbeat if one is due. */
   tick(): Promise<void> {
     return this.serial(async () => {
-      if (!(await this.ensureInstanceId())) return;
-      // Observed first: a listener that has just taken a job is not idle any more.
-      if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
-      const urgent = await this.pollNotices();
-      if (this.draining) await this.stopIdleListeners();
-      await this.enforceDeadline();
-      await this.startGitLab();
-      if (!urgent && this.now() < this.nextHeartbeatAt) return;
-      // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
-      for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
-        if (!(await this.beat())) break;
+      try {
+        await this.step();
+      } finally {
+        await this.remember();
       }
-    }).finally(() => this.serial(() => this.remember()));
+    });
+  }
+
+  private async step(): Promise<void> {
+    if (!(await this.ensureInstanceId())) return;
+    // Observed first: a listener that has just taken a job is not idle any more.
+    if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    const urgent = await this.pollNotices();
+    if (this.draining) await this.stopIdleListeners();
+    await this.enforceDeadline();
+    await this.startGitLab();
+    if (!urgent && this.now() < this.nextHeartbeatAt) return;
+    // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
+    for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
+      if (!(await this.beat())) break;
+    }
   }
 
   /** A heartbeat now, whatever the schedule (after boot, and for callers that know of a change). */

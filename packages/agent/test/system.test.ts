@@ -7,6 +7,7 @@ import { fileMemory } from "../src/system/memory";
 import { systemdRunners } from "../src/system/runners";
 import { hostStore } from "../src/system/store";
 import { systemctl } from "../src/system/systemctl";
+import { fakeServer } from "./support/http";
 
 let dir: string;
 beforeEach(async () => {
@@ -121,6 +122,29 @@ describe("gitlab-runner", () => {
       "kill --signal=SIGQUIT --kill-whom=main gitlab-runner.service",
       "kill --signal=SIGTERM --kill-whom=main gitlab-runner.service",
     ]);
+  });
+
+  it("asks gitlab-runner's listen address for its jobs, and says null without one", async () => {
+    const server = await fakeServer((_request, res) => {
+      res
+        .writeHead(200)
+        .end("url=https://gitlab.example.com/acme/app/-/jobs/4411 state=running stage=build\n");
+    });
+    try {
+      const fake = await fakeSystemctl();
+      const base = {
+        systemctl: systemctl(fake.command),
+        service: "gitlab-runner.service",
+        systemIdFile: join(dir, "id"),
+      };
+      expect(
+        await systemdGitLab({ ...base, jobsUrl: `${server.url}/debug/jobs/list` }).runningJobs(),
+      ).toEqual([{ source: "gitlab", id: "4411" }]);
+      expect(server.requests[0]?.path).toBe("/debug/jobs/list");
+      expect(await systemdGitLab(base).runningJobs()).toBeNull();
+    } finally {
+      await server.close();
+    }
   });
 
   it("reads its running jobs from /debug/jobs/list", () => {
