@@ -13,6 +13,8 @@ await build({
   platform: "node",
   target: "node22",
   format: "esm",
+  // ES modules first: the SDK's CommonJS builds do not tree-shake, and would double the bundle.
+  mainFields: ["module", "main"],
   minify: true,
   legalComments: "eof",
   // Some dependencies are CommonJS and call require(): give the ES module one.

@@ -87,6 +87,8 @@ export class Agent {
   private cacheKeyLimit = CACHE_KEYS_MAX;
   /** Runners stopped for an interruption's deadline, so each is stopped once. */
   private readonly stoppedForDeadline = new Set<number>();
+  /** The slots as last saved to `memory`, as JSON; null until restored from it. */
+  private remembered: string | null = null;
   private busy: Promise<void> = Promise.resolve();
   private stopLoop: (() => void) | null = null;
   private running = false;
@@ -132,19 +134,27 @@ export class Agent {
   /** One step: notices, runners, deadline, boot chores, and a heartbeat if one is due. */
   tick(): Promise<void> {
     return this.serial(async () => {
-      if (!(await this.ensureInstanceId())) return;
-      // Observed first: a listener that has just taken a job is not idle any more.
-      if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
-      const urgent = await this.pollNotices();
-      if (this.draining) await this.stopIdleListeners();
-      await this.enforceDeadline();
-      await this.startGitLab();
-      if (!urgent && this.now() < this.nextHeartbeatAt) return;
-      // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
-      for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
-        if (!(await this.beat())) break;
+      try {
+        await this.step();
+      } finally {
+        await this.remember();
       }
     });
+  }
+
+  private async step(): Promise<void> {
+    if (!(await this.ensureInstanceId())) return;
+    // Observed first: a listener that has just taken a job is not idle any more.
+    if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    const urgent = await this.pollNotices();
+    if (this.draining) await this.stopIdleListeners();
+    await this.enforceDeadline();
+    await this.startGitLab();
+    if (!urgent && this.now() < this.nextHeartbeatAt) return;
+    // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
+    for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
+      if (!(await this.beat())) break;
+    }
   }
 
   /** A heartbeat now, whatever the schedule (after boot, and for callers that know of a change). */
@@ -153,6 +163,7 @@ export class Agent {
       if (!(await this.ensureInstanceId())) return false;
       const taken = await this.beat();
       if (taken && this.now() >= this.nextHeartbeatAt) await this.beat();
+      await this.remember();
       return taken;
     });
   }
@@ -195,10 +206,40 @@ export class Agent {
     return this.ports.clock.now();
   }
 
+  /** Adopts the runners a previous run of the agent started in this boot (once). */
+  private async restore(): Promise<void> {
+    if (this.remembered !== null || !this.ports.memory) return;
+    try {
+      const saved = await this.ports.memory.load();
+      for (const [slot, runner] of readSavedSlots(saved, this.slots.length)) this.slots[slot] = runner;
+      this.remembered = JSON.stringify(this.slots);
+    } catch (error) {
+      this.remembered = "";
+      this.ports.log.warn("could not read what the agent remembered", { error: message(error) });
+    }
+  }
+
+  /** Saves the slots when they changed since the last save. */
+  private async remember(): Promise<void> {
+    if (!this.ports.memory || this.remembered === null) return;
+    const now = JSON.stringify(this.slots);
+    if (now === this.remembered) return;
+    try {
+      await this.ports.memory.save({ slots: this.slots });
+      this.remembered = now;
+    } catch (error) {
+      this.ports.log.warn("could not save the slots' runners", { error: message(error) });
+    }
+  }
+
   private async ensureInstanceId(): Promise<boolean> {
-    if (this.instanceId) return true;
+    if (this.instanceId) {
+      await this.restore();
+      return true;
+    }
     try {
       this.instanceId = await this.ports.imds.instanceId();
+      await this.restore();
       return true;
     } catch (error) {
       this.ports.log.warn("IMDS does not say which instance this is yet", { error: message(error) });
@@ -532,6 +573,40 @@ function gitlabCredentials(value: string): GitLabCredentials | null {
     throw new Error("the pool credentials' gitlab entry needs a url and a token");
   }
   return { url: gitlab.url, token: gitlab.token };
+}
+
+/** The slots a memory holds, each checked; anything unreadable is left out. */
+function readSavedSlots(saved: unknown, slots: number): Array<[number, SlotRunner]> {
+  const list = (saved as { slots?: unknown } | null)?.slots;
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, slots).flatMap((entry, slot): Array<[number, SlotRunner]> => {
+    const runner = entry as Partial<SlotRunner> | null;
+    if (
+      !runner ||
+      !Number.isSafeInteger(runner.runnerId) ||
+      (runner.runnerId as number) <= 0 ||
+      typeof runner.parameter !== "string" ||
+      !["listening", "running", "exited"].includes(runner.state as string)
+    ) {
+      return [];
+    }
+    const job = runner.job;
+    const validJob =
+      job && (job.source === "github" || job.source === "gitlab") && /^\d{1,20}$/.test(String(job.id))
+        ? { source: job.source, id: String(job.id) }
+        : null;
+    return [
+      [
+        slot,
+        {
+          runnerId: runner.runnerId as number,
+          parameter: runner.parameter,
+          state: runner.state as SlotRunner["state"],
+          job: validJob,
+        },
+      ],
+    ];
+  });
 }
 
 function sameJob(a: JobKey | null, b: JobKey | null): boolean {

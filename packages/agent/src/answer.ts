@@ -1,4 +1,4 @@
-import * as z from "zod";
+import * as z from "zod/mini";
 
 /**
  * The heartbeat's answer, as far as the agent acts on it (docs/PROTOCOL.md). Read leniently: fields
@@ -7,10 +7,10 @@ import * as z from "zod";
  */
 
 const runnerConfigSchema = z.object({
-  slot: z.number().int().min(0).max(63),
-  runnerId: z.number().int().positive(),
-  name: z.string().max(200).optional(),
-  parameter: z.string().min(1).max(2048),
+  slot: z.int().check(z.gte(0), z.lte(63)),
+  runnerId: z.int().check(z.gt(0)),
+  name: z.optional(z.string().check(z.maxLength(200))),
+  parameter: z.string().check(z.minLength(1), z.maxLength(2048)),
 });
 export type RunnerConfigInstruction = z.infer<typeof runnerConfigSchema>;
 

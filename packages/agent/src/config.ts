@@ -1,42 +1,44 @@
-import * as z from "zod";
+import * as z from "zod/mini";
+
+const absolute = z.string().check(z.startsWith("/", "not an absolute path"));
 
 /** `/etc/hearth/agent.json`, as the NixOS module writes it. */
 export const agentFileSchema = z.strictObject({
-  stage: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, "not a stage name"),
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "not an AWS region"),
-  pool: z.string().min(1).max(64),
-  slots: z.number().int().min(1).max(64),
+  stage: z.string().check(z.regex(/^[a-z][a-z0-9-]{0,39}$/, "not a stage name")),
+  region: z.string().check(z.regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "not an AWS region")),
+  pool: z.string().check(z.minLength(1), z.maxLength(64)),
+  slots: z.int().check(z.gte(1), z.lte(64)),
   /** SSM `/hearth/S/agent`: `{ heartbeatUrl, binaryCache }`. */
-  agentConfigParameter: z.string().startsWith("/"),
+  agentConfigParameter: absolute,
   /** SSM `/hearth/S/pools/<pool>/credentials`. */
-  poolCredentialsParameter: z.string().startsWith("/"),
+  poolCredentialsParameter: absolute,
   /** SSM `/hearth/S/runners/`: runner configs are read only below it, in this instance's folder. */
-  runnerConfigPrefix: z.string().startsWith("/"),
-  stateDir: z.string().startsWith("/"),
+  runnerConfigPrefix: absolute,
+  stateDir: absolute,
   /** The Runner.Listener the slot units run (the agent only checks it is there). */
-  runnerCommand: z.string().min(1),
+  runnerCommand: z.string().check(z.minLength(1)),
   /** `gitlab-runner.service`. */
-  gitlabRunnerService: z.string().min(1),
+  gitlabRunnerService: z.string().check(z.minLength(1)),
   /** gitlab-runner's `.runner_system_id`. */
-  gitlabSystemIdFile: z.string().startsWith("/"),
-  pushQueueDir: z.string().startsWith("/"),
+  gitlabSystemIdFile: absolute,
+  pushQueueDir: absolute,
   // Optional, with the image's defaults:
   /** Where the slots' JIT configs are written (tmpfs). */
-  runnerConfigDir: z.string().startsWith("/").default("/run/hearth/runners"),
+  runnerConfigDir: z._default(absolute, "/run/hearth/runners"),
   /** The slot units' template name, before `@`. */
-  runnerUnit: z.string().min(1).default("hearth-github-runner"),
+  runnerUnit: z._default(z.string().check(z.minLength(1)), "hearth-github-runner"),
   /** gitlab-runner's env file with `CI_SERVER_URL`/`CI_SERVER_TOKEN`, if the agent writes it. */
-  gitlabRunnerEnvFile: z.string().startsWith("/").optional(),
+  gitlabRunnerEnvFile: z.optional(absolute),
   /** gitlab-runner's `/debug/jobs/list` (its `listen_address`), to report its running jobs. */
-  gitlabJobsUrl: z.url().optional(),
-  heartbeatSeconds: z.number().min(1).max(300).default(15),
+  gitlabJobsUrl: z.optional(z.url()),
+  heartbeatSeconds: z._default(z.number().check(z.gte(1), z.lte(300)), 15),
 });
 export type AgentFile = z.infer<typeof agentFileSchema>;
 
 /** SSM `/hearth/S/agent`, as infra writes it. */
 export const agentParameterSchema = z.object({
   heartbeatUrl: z.url({ protocol: /^https?$/ }),
-  binaryCache: z.string().min(1),
+  binaryCache: z.string().check(z.minLength(1)),
 });
 export type AgentParameter = z.infer<typeof agentParameterSchema>;
 

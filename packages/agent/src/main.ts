@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { createImdsClient } from "./aws/imds";
 import { parseAgentFile } from "./config";
 import { jsonLog, productionAgent } from "./production";
 
@@ -12,7 +13,13 @@ async function main(): Promise<void> {
   // The network, IMDS and SSM may come up after the agent: it waits for them rather than failing.
   for (let wait = 1000; !agent; wait = Math.min(wait * 2, 30_000)) {
     try {
-      agent = await productionAgent(file);
+      agent = await productionAgent(file, {
+        // The AWS SDK's own names for these overrides (a test or bench points them at fakes).
+        ...(process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT
+          ? { imds: createImdsClient({ endpoint: process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT }) }
+          : {}),
+        ...(process.env.AWS_ENDPOINT_URL_SSM ? { ssmEndpoint: process.env.AWS_ENDPOINT_URL_SSM } : {}),
+      });
     } catch (error) {
       jsonLog.warn("cannot start yet", { error: error instanceof Error ? error.message : String(error) });
       await new Promise((resolve) => setTimeout(resolve, wait));

@@ -97,6 +97,17 @@ export interface LogPort {
   warn(message: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * What the agent remembers across its own restart within one boot: the slots' runners (ids,
+ * parameter names and states; never a config). Without it, a restarted agent would not report the
+ * jobs its runners still run. Production keeps it in a file tied to the boot id, so a machine that
+ * rebooted (a resume from the warm pool) starts with nothing, as its runners did.
+ */
+export interface MemoryPort {
+  load(): Promise<unknown>;
+  save(value: unknown): Promise<void>;
+}
+
 export interface AgentPorts {
   imds: ImdsPort;
   controlPlane: ControlPlanePort;
@@ -106,6 +117,8 @@ export interface AgentPorts {
   store: StorePort;
   clock: Clock;
   log: LogPort;
+  /** Optional: without it, a restarted agent starts with no runner. */
+  memory?: MemoryPort;
 }
 
 /** The heartbeat the agent sends (docs/PROTOCOL.md, version 1). */

@@ -1,4 +1,5 @@
 import { access, constants } from "node:fs/promises";
+import { join } from "node:path";
 import { systemClock } from "@hearth/core/clock";
 import { type Agent, createAgent } from "./agent";
 import { createControlPlane } from "./aws/control-plane";
@@ -7,6 +8,7 @@ import { createSsmParameters } from "./aws/ssm";
 import { type AgentFile, parseAgentParameter } from "./config";
 import type { AgentPorts, LogPort } from "./ports";
 import { systemdGitLab } from "./system/gitlab";
+import { fileMemory } from "./system/memory";
 import { systemdRunners } from "./system/runners";
 import { hostStore } from "./system/store";
 import { type Systemctl, systemctl } from "./system/systemctl";
@@ -61,6 +63,7 @@ export async function productionAgent(file: AgentFile, options: ProductionOption
     store: hostStore({ pushQueueDir: file.pushQueueDir, stateDir: file.stateDir }),
     clock: systemClock,
     log,
+    memory: fileMemory(join(file.stateDir, "slots.json")),
   };
   return createAgent(ports, {
     slots: file.slots,

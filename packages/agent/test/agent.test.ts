@@ -1,5 +1,7 @@
 import { gitlabSystemId } from "@hearth/core/gitlab-api";
 import { afterEach, describe, expect, it } from "vitest";
+import { Agent } from "../src/agent";
+import type { AgentPorts } from "../src/ports";
 import { harness, INSTANCE, PREFIX } from "./support/fakes";
 
 let current: ReturnType<typeof harness> | undefined;
@@ -285,3 +287,54 @@ describe("when the control plane cannot be reached", () => {
     expect(controlPlane.last.cacheKeys).toHaveLength(32);
   });
 });
+
+describe("a restarted agent", () => {
+  it("adopts the runners it started before in this boot, and reports their jobs", async () => {
+    const h = start();
+    let saved: unknown = null;
+    const memory = {
+      load: async () => saved,
+      save: async (value: unknown) => {
+        saved = JSON.parse(JSON.stringify(value));
+      },
+    };
+    const settings = {
+      slots: 2,
+      poolCredentialsParameter: "/hearth/test/pools/default/credentials",
+      runnerConfigPrefix: PREFIX,
+    };
+    const before = new Agent({ ...portsOf(h), memory }, settings);
+    h.controlPlane.hand(h.parameters, 0, 501);
+    before.run();
+    await h.clock.advance(0);
+    h.runners.takeJob(0, { source: "github", id: "77" });
+    await h.clock.advance(5_000);
+    before.stop();
+    // A new agent process on the same machine, whose runner still runs its job.
+    const after = new Agent({ ...portsOf(h), memory }, settings);
+    const beats = h.controlPlane.beats.length;
+    after.run();
+    await h.clock.advance(0);
+    after.stop();
+    expect(h.controlPlane.beats.length).toBe(beats + 1);
+    expect(h.controlPlane.last).toMatchObject({
+      runner: "busy",
+      runningJobs: [{ source: "github", id: "77" }],
+      slotRunners: [{ slot: 0, runnerId: 501, state: "running", job: { source: "github", id: "77" } }],
+    });
+    expect(h.runners.started).toHaveLength(1);
+  });
+});
+
+function portsOf(h: ReturnType<typeof harness>): AgentPorts {
+  return {
+    imds: h.imds,
+    controlPlane: h.controlPlane.port,
+    parameters: h.parameters,
+    runners: h.runners,
+    gitlab: h.gitlab.port,
+    store: { measure: async () => ({ ...h.figures }) },
+    clock: h.clock,
+    log: h.log,
+  };
+}

@@ -3,9 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseJobList, systemdGitLab } from "../src/system/gitlab";
+import { fileMemory } from "../src/system/memory";
 import { systemdRunners } from "../src/system/runners";
 import { hostStore } from "../src/system/store";
 import { systemctl } from "../src/system/systemctl";
+import { fakeServer } from "./support/http";
 
 let dir: string;
 beforeEach(async () => {
@@ -42,7 +44,7 @@ describe("the slots' runners as systemd units", () => {
     expect(await readFile(file, "utf8")).toBe("jit-secret");
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await stat(join(dir, "runners", "1"))).mode & 0o777).toBe(0o700);
-    expect(await fake.calls()).toEqual(["start --no-block hearth-github-runner@1.service"]);
+    expect(await fake.calls()).toEqual(["start hearth-github-runner@1.service"]);
     await runners.stop(1);
     expect(await fake.calls()).toContain("stop hearth-github-runner@1.service");
     await expect(stat(file)).rejects.toThrow();
@@ -122,6 +124,29 @@ describe("gitlab-runner", () => {
     ]);
   });
 
+  it("asks gitlab-runner's listen address for its jobs, and says null without one", async () => {
+    const server = await fakeServer((_request, res) => {
+      res
+        .writeHead(200)
+        .end("url=https://gitlab.example.com/acme/app/-/jobs/4411 state=running stage=build\n");
+    });
+    try {
+      const fake = await fakeSystemctl();
+      const base = {
+        systemctl: systemctl(fake.command),
+        service: "gitlab-runner.service",
+        systemIdFile: join(dir, "id"),
+      };
+      expect(
+        await systemdGitLab({ ...base, jobsUrl: `${server.url}/debug/jobs/list` }).runningJobs(),
+      ).toEqual([{ source: "gitlab", id: "4411" }]);
+      expect(server.requests[0]?.path).toBe("/debug/jobs/list");
+      expect(await systemdGitLab(base).runningJobs()).toBeNull();
+    } finally {
+      await server.close();
+    }
+  });
+
   it("reads its running jobs from /debug/jobs/list", () => {
     expect(
       parseJobList(
@@ -172,5 +197,21 @@ describe("the store's figures", () => {
       pushLagSeconds: null,
       cacheKeys: [],
     });
+  });
+});
+
+describe("the agent's memory", () => {
+  it("gives back what was saved in this boot, and nothing after a reboot", async () => {
+    const bootId = join(dir, "boot_id");
+    await writeFile(bootId, "boot-1\n");
+    const memory = fileMemory(join(dir, "state", "slots.json"), bootId);
+    expect(await memory.load()).toBeNull();
+    await memory.save({ slots: [{ runnerId: 501, parameter: "/p", state: "running", job: null }, null] });
+    expect(await memory.load()).toEqual({
+      slots: [{ runnerId: 501, parameter: "/p", state: "running", job: null }, null],
+    });
+    expect((await stat(join(dir, "state", "slots.json"))).mode & 0o777).toBe(0o600);
+    await writeFile(bootId, "boot-2\n");
+    expect(await memory.load()).toBeNull();
   });
 });

@@ -8,6 +8,7 @@ const docs = [
   "README.md",
   "traces/README.md",
   "packages/functions/demo/README.md",
+  "packages/agent/README.md",
   ...readdirSync(join(root, "docs"))
     .filter((name) => name.endsWith(".md"))
     .map((name) => `docs/${name}`),

@@ -1,3 +1,4 @@
+import { send as httpSend, type Send } from "../http";
 import type { ControlPlanePort, HeartbeatBody } from "../ports";
 import type { AwsCredentials } from "./imds";
 import { executeApiRegion, signRequest } from "./sign";
@@ -15,13 +16,13 @@ export interface ControlPlaneOptions {
   /** The instance's region: STS's, and API Gateway's when the URL does not name one. */
   region: string;
   credentials: () => Promise<AwsCredentials>;
-  fetch?: typeof fetch;
+  send?: Send;
   timeoutMs?: number;
   now?: () => Date;
 }
 
 export function createControlPlane(options: ControlPlaneOptions): ControlPlanePort {
-  const send = options.fetch ?? fetch;
+  const send = options.send ?? httpSend;
   const apiRegion = executeApiRegion(options.heartbeatUrl) ?? options.region;
   return {
     async heartbeat(beat: HeartbeatBody) {
@@ -42,9 +43,9 @@ export function createControlPlane(options: ControlPlaneOptions): ControlPlanePo
         method: "POST",
         headers: withoutHost(headers),
         body,
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        timeoutMs: options.timeoutMs ?? 10_000,
       });
-      const text = await response.text();
+      const text = response.text;
       let parsed: unknown = null;
       try {
         parsed = JSON.parse(text);

@@ -1,3 +1,4 @@
+import { send as httpSend, type Send } from "../http";
 import type { ImdsPort, SpotAction } from "../ports";
 
 /**
@@ -8,7 +9,7 @@ import type { ImdsPort, SpotAction } from "../ports";
 export interface ImdsOptions {
   /** `http://169.254.169.254` on EC2; a fake server's address in tests. */
   endpoint?: string;
-  fetch?: typeof fetch;
+  send?: Send;
   /** The clock that tells when the token and credentials expire. */
   now?: () => number;
   timeoutMs?: number;
@@ -35,7 +36,7 @@ export interface ImdsClient extends ImdsPort {
 
 export function createImdsClient(options: ImdsOptions = {}): ImdsClient {
   const endpoint = (options.endpoint ?? "http://169.254.169.254").replace(/\/+$/, "");
-  const send = options.fetch ?? fetch;
+  const send = options.send ?? httpSend;
   const now = options.now ?? Date.now;
   const timeoutMs = options.timeoutMs ?? 2000;
   let token: { value: string; expires: number } | null = null;
@@ -46,10 +47,10 @@ export function createImdsClient(options: ImdsOptions = {}): ImdsClient {
     const response = await send(`${endpoint}/latest/api/token`, {
       method: "PUT",
       headers: { "x-aws-ec2-metadata-token-ttl-seconds": String(TOKEN_TTL_SECONDS) },
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
     });
-    if (!response.ok) throw new Error(`IMDS refused a session token (${response.status})`);
-    token = { value: await response.text(), expires: now() + (TOKEN_TTL_SECONDS - 60) * 1000 };
+    if (response.status !== 200) throw new Error(`IMDS refused a session token (${response.status})`);
+    token = { value: response.text, expires: now() + (TOKEN_TTL_SECONDS - 60) * 1000 };
     return token.value;
   }
 
@@ -57,20 +58,16 @@ export function createImdsClient(options: ImdsOptions = {}): ImdsClient {
     for (let attempt = 0; ; attempt++) {
       const response = await send(`${endpoint}${path}`, {
         headers: { "x-aws-ec2-metadata-token": await sessionToken() },
-        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs,
       });
-      if (response.status === 404) {
-        await response.body?.cancel();
-        return null;
-      }
+      if (response.status === 404) return null;
       // An expired or revoked token: a new one, once.
       if (response.status === 401 && attempt === 0) {
-        await response.body?.cancel();
         token = null;
         continue;
       }
-      if (!response.ok) throw new Error(`IMDS answered ${response.status} for ${path}`);
-      return response.text();
+      if (response.status !== 200) throw new Error(`IMDS answered ${response.status} for ${path}`);
+      return response.text;
     }
   }
 

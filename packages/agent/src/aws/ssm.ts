@@ -1,3 +1,4 @@
+import { send as httpSend, type Send } from "../http";
 import type { ParametersPort } from "../ports";
 import type { AwsCredentials } from "./imds";
 import { signRequest } from "./sign";
@@ -12,13 +13,13 @@ export interface SsmOptions {
   credentials: () => Promise<AwsCredentials>;
   /** `https://ssm.<region>.amazonaws.com` by default. */
   endpoint?: string;
-  fetch?: typeof fetch;
+  send?: Send;
   timeoutMs?: number;
 }
 
 export function createSsmParameters(options: SsmOptions): ParametersPort {
   const endpoint = options.endpoint ?? `https://ssm.${options.region}.amazonaws.com/`;
-  const send = options.fetch ?? fetch;
+  const send = options.send ?? httpSend;
   return {
     async get(name) {
       const body = JSON.stringify({ Name: name, WithDecryption: true });
@@ -38,16 +39,17 @@ export function createSsmParameters(options: SsmOptions): ParametersPort {
         method: "POST",
         headers: withoutHost(headers),
         body,
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        timeoutMs: options.timeoutMs ?? 10_000,
       });
-      const text = await response.text();
+      const text = response.text;
       let parsed: { Parameter?: { Value?: unknown }; __type?: unknown } = {};
       try {
         parsed = JSON.parse(text);
       } catch {
         // The status below says what went wrong.
       }
-      if (response.ok && typeof parsed.Parameter?.Value === "string") return parsed.Parameter.Value;
+      if (response.status === 200 && typeof parsed.Parameter?.Value === "string")
+        return parsed.Parameter.Value;
       // `__type` may carry a namespace: `com.amazonaws.ssm#ParameterNotFound`.
       const type = typeof parsed.__type === "string" ? (parsed.__type.split("#").pop() ?? "") : "";
       if (type === "ParameterNotFound") return null;
@@ -56,7 +58,7 @@ export function createSsmParameters(options: SsmOptions): ParametersPort {
   };
 }
 
-/** fetch sets `host` itself from the URL, which is the host that was signed. */
+/** The HTTP client sets `host` itself from the URL, which is the host that was signed. */
 export function withoutHost(headers: Record<string, string>): Record<string, string> {
   const { host: _host, ...rest } = headers;
   return rest;

@@ -1,5 +1,6 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { send as httpSend, type Send } from "../http";
 import type { GitLabPort, JobKey } from "../ports";
 import type { Systemctl } from "./systemctl";
 
@@ -22,11 +23,11 @@ export interface SystemdGitLabOptions {
   envFile?: string | undefined;
   /** gitlab-runner's `/debug/jobs/list` on its `listen_address`; unset: jobs are not listed. */
   jobsUrl?: string | undefined;
-  fetch?: typeof fetch;
+  send?: Send;
 }
 
 export function systemdGitLab(options: SystemdGitLabOptions): GitLabPort {
-  const send = options.fetch ?? fetch;
+  const send = options.send ?? httpSend;
   const signal = (name: string) => ["kill", `--signal=${name}`, "--kill-whom=main", options.service];
   return {
     async start(credentials, systemId) {
@@ -47,9 +48,9 @@ export function systemdGitLab(options: SystemdGitLabOptions): GitLabPort {
     abort: async () => void (await options.systemctl(signal("SIGTERM"))),
     async runningJobs() {
       if (!options.jobsUrl) return null;
-      const response = await send(options.jobsUrl, { signal: AbortSignal.timeout(2000) });
-      if (!response.ok) throw new Error(`gitlab-runner's job list answered ${response.status}`);
-      return parseJobList(await response.text());
+      const response = await send(options.jobsUrl, { timeoutMs: 2000 });
+      if (response.status !== 200) throw new Error(`gitlab-runner's job list answered ${response.status}`);
+      return parseJobList(response.text);
     },
   };
 }

@@ -49,7 +49,9 @@ export function systemdRunners(options: SystemdRunnersOptions): RunnersPort {
       // Removed first: `mode` applies only to a file that is created.
       await rm(file, { force: true });
       await writeFile(file, config, { mode: 0o600, flag: "wx" });
-      await options.systemctl(["start", "--no-block", unit(slot)]);
+      // Waits for the start job: right after a `--no-block` start the unit may still show inactive,
+      // which would read as a runner that already exited.
+      await options.systemctl(["start", unit(slot)]);
     },
 
     async stop(slot) {
