@@ -169,7 +169,10 @@ describe.each(["SIGKILL", "SIGTERM"] as const)("local mode stopped by %s under l
       const states = new Map(after.instances.map((i) => [i.id, i.state]));
       for (const id of busyBefore) expect([id, states.get(id)]).toEqual([id, "busy"]);
       for (const job of after.jobs.running) {
-        expect(states.has(job.instanceId ?? ""), `running job ${job.id}'s instance`).toBe(true);
+        expect(
+          states.has(job.instanceId ?? ""),
+          `running job ${job.id}'s instance ${job.instanceId} in ${JSON.stringify([...states])} ${JSON.stringify(job)}`,
+        ).toBe(true);
       }
     } finally {
       await stopSecond();
