@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { userData } from "../../infra/lib/fleet";
+import { parseAgentFile, resolveAgentFile } from "../../packages/agent/src/config";
 import { gitlabSystemId } from "../../packages/core/src/gitlab-api";
 import { poolConfigSchema } from "../../packages/core/src/pools";
 import {
@@ -355,6 +356,30 @@ describe("agent", () => {
     });
     expect(unit?.wantedBy).toEqual(["multi-user.target"]);
     expect(unit?.after).toContain("hearth-secrets.service");
+  });
+
+  it("writes a config the agent takes, completed by the user data infra gives each instance", () => {
+    const text = evaluate(withAll()).etc["hearth/agent.json"]?.text ?? "";
+    const pool = poolConfigSchema.parse({
+      name: "arm",
+      labels: ["nix", "aarch64-linux"],
+      architecture: "arm64",
+      instanceTypes: ["c7g.xlarge"],
+      slotsPerInstance: 3,
+    });
+    const resolved = resolveAgentFile(parseAgentFile(text), userData("production", "eu-west-1", pool));
+    expect(resolved).toMatchObject({
+      stage: "production",
+      region: "eu-west-1",
+      pool: "arm",
+      slots: 3,
+      agentConfigParameter: "/hearth/production/agent",
+      poolCredentialsParameter: "/hearth/production/pools/arm/credentials",
+      runnerConfigPrefix: "/hearth/production/runners",
+      runnerUnit: "hearth-github-runner-{slot}.service",
+    });
+    // Without user data, the agent says what it lacks rather than guessing.
+    expect(() => resolveAgentFile(parseAgentFile(text), null)).toThrow(/user data says stage, region, pool/);
   });
 
   it("names no GitHub or GitLab part the image does not have", () => {

@@ -5,8 +5,8 @@ import { type Agent, createAgent } from "./agent";
 import { createControlPlane } from "./aws/control-plane";
 import { createImdsClient, type ImdsClient } from "./aws/imds";
 import { createSsmParameters } from "./aws/ssm";
-import { type AgentFile, parseAgentParameter } from "./config";
-import type { AgentPorts, LogPort } from "./ports";
+import { parseAgentParameter, type ResolvedAgentFile } from "./config";
+import type { AgentPorts, GitLabPort, LogPort, RunnersPort } from "./ports";
 import { systemdGitLab } from "./system/gitlab";
 import { fileMemory } from "./system/memory";
 import { systemdRunners } from "./system/runners";
@@ -31,7 +31,10 @@ export interface ProductionOptions {
  * The agent on a real instance: IMDS, SSM and the heartbeat in AWS, runners and gitlab-runner in
  * systemd. Waits for IMDS and the agent config parameter (retrying: the network may come up late).
  */
-export async function productionAgent(file: AgentFile, options: ProductionOptions = {}): Promise<Agent> {
+export async function productionAgent(
+  file: ResolvedAgentFile,
+  options: ProductionOptions = {},
+): Promise<Agent> {
   const log = options.log ?? jsonLog;
   const imds = options.imds ?? createImdsClient();
   const credentials = () => imds.credentials();
@@ -44,22 +47,37 @@ export async function productionAgent(file: AgentFile, options: ProductionOption
   if (agentParameter === null)
     throw new Error(`the agent config parameter ${file.agentConfigParameter} is missing`);
   const { heartbeatUrl } = parseAgentParameter(agentParameter);
-  await access(file.runnerCommand, constants.X_OK).catch(() =>
-    log.warn("the runner command is not an executable file", { runnerCommand: file.runnerCommand }),
-  );
+  const runnerCommand = file.runnerCommand;
+  if (runnerCommand !== null) {
+    await access(runnerCommand, constants.X_OK).catch(() =>
+      log.warn("the runner command is not an executable file", { runnerCommand }),
+    );
+  }
   const run = options.systemctl ?? systemctl();
+  const runners: RunnersPort =
+    runnerCommand !== null && file.runnerUnit !== null
+      ? systemdRunners({
+          systemctl: run,
+          configDir: file.runnerConfigDir ?? "/run/hearth/runners",
+          unit: file.runnerUnit,
+        })
+      : absentRunners;
+  const gitlab: GitLabPort =
+    file.gitlabRunnerService !== null && file.gitlabSystemIdFile !== null
+      ? systemdGitLab({
+          systemctl: run,
+          service: file.gitlabRunnerService,
+          systemIdFile: file.gitlabSystemIdFile,
+          envFile: file.gitlabRunnerEnvFile,
+          jobsUrl: file.gitlabJobsUrl,
+        })
+      : absentGitLab;
   const ports: AgentPorts = {
     imds,
     controlPlane: createControlPlane({ heartbeatUrl, region: file.region, credentials }),
     parameters,
-    runners: systemdRunners({ systemctl: run, configDir: file.runnerConfigDir, unit: file.runnerUnit }),
-    gitlab: systemdGitLab({
-      systemctl: run,
-      service: file.gitlabRunnerService,
-      systemIdFile: file.gitlabSystemIdFile,
-      envFile: file.gitlabRunnerEnvFile,
-      jobsUrl: file.gitlabJobsUrl,
-    }),
+    runners,
+    gitlab,
     store: hostStore({ pushQueueDir: file.pushQueueDir, stateDir: file.stateDir }),
     clock: systemClock,
     log,
@@ -72,3 +90,22 @@ export async function productionAgent(file: AgentFile, options: ProductionOption
     heartbeatSeconds: file.heartbeatSeconds,
   });
 }
+
+/** An image without GitHub runners: a config handed to it cannot be started (the control plane hears). */
+const absentRunners: RunnersPort = {
+  start: async () => {
+    throw new Error("this image runs no GitHub runners");
+  },
+  stop: async () => {},
+  inspect: async (slots) => new Map(slots.map((slot) => [slot, { state: "exited" as const }])),
+};
+
+/** An image without gitlab-runner: a pool's GitLab credentials cannot be used on it. */
+const absentGitLab: GitLabPort = {
+  start: async () => {
+    throw new Error("this image runs no gitlab-runner");
+  },
+  drain: async () => {},
+  abort: async () => {},
+  runningJobs: async () => null,
+};

@@ -1,7 +1,7 @@
 import { heartbeatSchema } from "@hearth/core/instances";
 import { describe, expect, it } from "vitest";
 import { readAnswer } from "../src/answer";
-import { parseAgentFile, parseAgentParameter } from "../src/config";
+import { parseAgentFile, parseAgentParameter, resolveAgentFile } from "../src/config";
 
 const file = {
   stage: "production",
@@ -34,6 +34,44 @@ describe("the agent's config", () => {
     );
     expect(() => parseAgentFile(JSON.stringify({ ...file, slot: 2 }))).toThrow(/invalid at \(root\)/);
     expect(() => parseAgentFile("{")).toThrow("the agent config is not JSON");
+  });
+
+  it("takes the stage's part from the user data when the file leaves it null; the file wins, but not over the pool's slots", () => {
+    const image = {
+      ...file,
+      stage: null,
+      region: null,
+      pool: null,
+      slots: 2,
+      agentConfigParameter: null,
+      poolCredentialsParameter: null,
+      runnerConfigPrefix: null,
+    };
+    const userData = JSON.stringify({
+      hearth: {
+        version: 1,
+        stage: "staging",
+        region: "us-east-1",
+        pool: "gpu",
+        slots: 4,
+        agentConfigParameter: "/hearth/staging/agent",
+        credentialsParameter: "/hearth/staging/pools/gpu/credentials",
+        runnerConfigPrefix: "/hearth/staging/runners",
+      },
+    });
+    expect(resolveAgentFile(parseAgentFile(JSON.stringify(image)), userData)).toMatchObject({
+      stage: "staging",
+      region: "us-east-1",
+      pool: "gpu",
+      slots: 4,
+      poolCredentialsParameter: "/hearth/staging/pools/gpu/credentials",
+    });
+    expect(
+      resolveAgentFile(parseAgentFile(JSON.stringify({ ...image, stage: "production" })), userData).stage,
+    ).toBe("production");
+    expect(() => resolveAgentFile(parseAgentFile(JSON.stringify(image)), "not json")).toThrow(
+      "neither the agent config nor the instance's user data says stage, region, pool, agentConfigParameter, poolCredentialsParameter, runnerConfigPrefix",
+    );
   });
 
   it("reads the agent config parameter as infra writes it", () => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { heartbeatSchema } from "@hearth/core/instances";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createImdsClient } from "../src/aws/imds";
-import { parseAgentFile } from "../src/config";
+import { parseAgentFile, resolveAgentFile } from "../src/config";
 import { productionAgent } from "../src/production";
 import { systemctl } from "../src/system/systemctl";
 import { RecordingLog } from "./support/fakes";
@@ -88,22 +88,25 @@ describe("the agent as it runs on an instance", () => {
     const command = join(dir, "systemctl");
     await writeFile(command, `#!/bin/sh\necho "$*" >> "${dir}/calls"\n`);
     await chmod(command, 0o755);
-    const file = parseAgentFile(
-      JSON.stringify({
-        stage: "test",
-        region: "eu-west-1",
-        pool: "default",
-        slots: 2,
-        agentConfigParameter: "/hearth/test/agent",
-        poolCredentialsParameter: "/hearth/test/pools/default/credentials",
-        runnerConfigPrefix: "/hearth/test/runners/",
-        stateDir: dir,
-        runnerCommand: command,
-        gitlabRunnerService: "gitlab-runner.service",
-        gitlabSystemIdFile: join(dir, ".runner_system_id"),
-        pushQueueDir: join(dir, "queue"),
-        runnerConfigDir: join(dir, "runners"),
-      }),
+    const file = resolveAgentFile(
+      parseAgentFile(
+        JSON.stringify({
+          stage: "test",
+          region: "eu-west-1",
+          pool: "default",
+          slots: 2,
+          agentConfigParameter: "/hearth/test/agent",
+          poolCredentialsParameter: "/hearth/test/pools/default/credentials",
+          runnerConfigPrefix: "/hearth/test/runners/",
+          stateDir: dir,
+          runnerCommand: command,
+          gitlabRunnerService: "gitlab-runner.service",
+          gitlabSystemIdFile: join(dir, ".runner_system_id"),
+          pushQueueDir: join(dir, "queue"),
+          runnerConfigDir: join(dir, "runners"),
+        }),
+      ),
+      null,
     );
     const log = new RecordingLog();
     const agent = await productionAgent(file, {

@@ -50,6 +50,21 @@ describe("the slots' runners as systemd units", () => {
     await expect(stat(file)).rejects.toThrow();
   });
 
+  it("starts the NixOS module's units, named with the slot in them", async () => {
+    const fake = await fakeSystemctl();
+    const runners = systemdRunners({
+      systemctl: systemctl(fake.command),
+      configDir: join(dir, "runners"),
+      unit: "hearth-github-runner-{slot}.service",
+    });
+    await runners.start(2, "jit-secret");
+    await runners.stop(2);
+    expect(await fake.calls()).toEqual([
+      "start hearth-github-runner-2.service",
+      "stop hearth-github-runner-2.service",
+    ]);
+  });
+
   it("sees listening, running (a Runner.Worker in the unit's cgroup, with its job) and exited", async () => {
     const fake = await fakeSystemctl();
     const cgroupRoot = join(dir, "cgroup");

@@ -15,7 +15,10 @@ export interface SystemdRunnersOptions {
   systemctl: Systemctl;
   /** `/run/hearth/runners`. */
   configDir: string;
-  /** The unit template's name before `@` (`hearth-github-runner`). */
+  /**
+   * The slot units: a template's name before `@` (`hearth-github-runner` → `hearth-github-runner@0.service`),
+   * or a name with `{slot}` in it (`hearth-github-runner-{slot}.service`, as the NixOS module names them).
+   */
   unit?: string;
   /** Where cgroup v2 is mounted. */
   cgroupRoot?: string;
@@ -25,7 +28,9 @@ export interface SystemdRunnersOptions {
 const alive = new Set(["active", "activating", "reloading", "deactivating"]);
 
 export function systemdRunners(options: SystemdRunnersOptions): RunnersPort {
-  const unit = (slot: number) => `${options.unit ?? "hearth-github-runner"}@${slot}.service`;
+  const name = options.unit ?? "hearth-github-runner";
+  const unit = (slot: number) =>
+    name.includes("{slot}") ? name.replaceAll("{slot}", String(slot)) : `${name}@${slot}.service`;
   const slotDir = (slot: number) => join(options.configDir, String(slot));
   const cgroupRoot = options.cgroupRoot ?? "/sys/fs/cgroup";
   const procRoot = options.procRoot ?? "/proc";

@@ -11,7 +11,8 @@ import type { StorePort } from "../ports";
 
 export interface HostStoreOptions {
   storePath?: string;
-  pushQueueDir: string;
+  /** Null when the image pushes nothing (no binary cache). */
+  pushQueueDir: string | null;
   stateDir: string;
   now?: () => number;
 }
@@ -34,7 +35,8 @@ export function hostStore(options: HostStoreOptions): StorePort {
   };
 }
 
-async function pushQueue(dir: string, now: number) {
+async function pushQueue(dir: string | null, now: number) {
+  if (dir === null) return null;
   let names: string[];
   try {
     names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
