@@ -1,4 +1,5 @@
 import { gitlabSystemId } from "@hearth/core/gitlab-api";
+import { PROTOCOL_VERSION } from "@hearth/core/runners/vocabulary";
 import { type RunnerConfigInstruction, readAnswer, refusalCode } from "./answer";
 import type { AgentPorts, GitLabCredentials, HeartbeatBody, JobKey } from "./ports";
 
@@ -12,7 +13,8 @@ import type { AgentPorts, GitLabCredentials, HeartbeatBody, JobKey } from "./por
  * no timer of its own, so a fake clock drives it deterministically.
  */
 
-export const PROTOCOL_VERSION = 1;
+/** The protocol this agent speaks: the control plane's own definition (a file with no imports). */
+export { PROTOCOL_VERSION };
 
 export interface AgentSettings {
   /** Job slots of this instance. */

@@ -6,13 +6,11 @@ import type { Clock } from "@hearth/core/clock";
  * logic keeps no timer of its own: `Agent.run` schedules every step on `clock`.
  */
 
-export type { Clock };
+import type { Heartbeat } from "@hearth/core/instances";
+import type { JobKey, Source } from "@hearth/core/jobs";
 
-export type JobSource = "github" | "gitlab";
-export interface JobKey {
-  source: JobSource;
-  id: string;
-}
+export type { Clock, JobKey };
+export type JobSource = Source;
 
 /** EC2's spot instance action (`spot/instance-action`). */
 export interface SpotAction {
@@ -121,24 +119,8 @@ export interface AgentPorts {
   memory?: MemoryPort;
 }
 
-/** The heartbeat the agent sends (docs/PROTOCOL.md, version 1). */
-export interface HeartbeatBody {
-  protocol: number;
-  instanceId: string;
-  runner: "ready" | "busy" | "draining";
-  slots: number;
-  runningJobs: JobKey[];
-  cacheKeys: string[];
-  storeBytes: number | null;
-  interruption: { action: SpotAction["action"] | "rebalance"; time: string } | null;
-  slotRunners: Array<{
-    slot: number;
-    runnerId: number;
-    state: "listening" | "running" | "exited";
-    job?: JobKey | null;
-  }>;
-  gitlabManager: { runnerId: number | null; systemId: string } | null;
-  freeDiskBytes: number | null;
-  pushQueueDepth: number | null;
-  pushLagSeconds: number | null;
-}
+/**
+ * The heartbeat the agent sends (docs/PROTOCOL.md, version 1): the control plane's own schema, with
+ * every field a version-1 agent always sends present. A type only: no control-plane code is bundled.
+ */
+export type HeartbeatBody = Required<Heartbeat>;

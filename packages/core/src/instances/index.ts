@@ -158,6 +158,15 @@ export interface InstanceRegistry {
   forget(id: string): Promise<void>;
 }
 
+/** An instance between runs (stopped, or resuming): nothing runs on it, and it has not reported yet. */
+const quiet = (record: InstanceRecord): InstanceRecord => ({
+  ...record,
+  runner: "booting",
+  runningJobs: [],
+  lastHeartbeatAt: null,
+  idleSince: null,
+});
+
 export function createInstanceRegistry(store: Store): InstanceRegistry {
   const { client, tableName, now } = store;
 
@@ -281,24 +290,11 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
     },
 
     async resumed(id, at) {
-      await update(id, (record) => ({
-        ...record,
-        launchedAt: at,
-        runner: "booting",
-        runningJobs: [],
-        lastHeartbeatAt: null,
-        idleSince: null,
-      }));
+      await update(id, (record) => ({ ...quiet(record), launchedAt: at }));
     },
 
     async parked(id) {
-      await update(id, (record) => ({
-        ...record,
-        runner: "booting",
-        runningJobs: [],
-        lastHeartbeatAt: null,
-        idleSince: null,
-      }));
+      await update(id, quiet);
     },
 
     async forget(id) {

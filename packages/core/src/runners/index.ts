@@ -131,18 +131,21 @@ async function deleteGitHubRunner(
   return "owed";
 }
 
+/**
+ * Deletes a handed config. A failure is only logged: the parameter is readable by its instance alone,
+ * and the runner it names is deleted (or owed) all the same.
+ */
+async function withdraw(deps: RunnerDeps, parameter: string, calls: string[]): Promise<void> {
+  try {
+    calls.push(...(await deps.fleet.withdrawRunnerConfig(parameter)));
+  } catch (error) {
+    deps.log?.warn("could not withdraw a runner config", { parameter, error: message(error) });
+  }
+}
+
 /** Takes a slot's runner out of service: its config withdrawn, the runner deleted (or owed), the slot freed. */
 async function retireSlot(deps: RunnerDeps, runner: SlotRunner, calls: string[]): Promise<void> {
-  if (runner.parameter) {
-    try {
-      calls.push(...(await deps.fleet.withdrawRunnerConfig(runner.parameter)));
-    } catch (error) {
-      deps.log?.warn("could not withdraw a runner config", {
-        parameter: runner.parameter,
-        error: message(error),
-      });
-    }
-  }
+  if (runner.parameter) await withdraw(deps, runner.parameter, calls);
   if (runner.runnerId !== null) {
     const result = await deleteGitHubRunner(deps, { ...runner, runnerId: runner.runnerId });
     calls.push(`DeleteRunner(name=${runner.name}, id=${runner.runnerId}) → ${result}`);
@@ -192,16 +195,7 @@ export async function tendSlotRunners(deps: RunnerDeps, input: TendInput): Promi
       const job = report.state === "running" ? (report.job ?? null) : null;
       if (runner.state !== report.state || runner.parameter || runner.job?.id !== job?.id) {
         // Picked up: the config is consumed, and no one needs it any more.
-        if (runner.parameter) {
-          try {
-            calls.push(...(await deps.fleet.withdrawRunnerConfig(runner.parameter)));
-          } catch (error) {
-            deps.log?.warn("could not withdraw a runner config", {
-              parameter: runner.parameter,
-              error: message(error),
-            });
-          }
-        }
+        if (runner.parameter) await withdraw(deps, runner.parameter, calls);
         const next: SlotRunner = {
           ...runner,
           state: report.state,
