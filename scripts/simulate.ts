@@ -1,8 +1,10 @@
 /**
  * npm run simulate -- --trace FILE --policy NAME|all [--json] [--seed N] [fleet model flags]
+ *   [--interruption-rate-multiplier K] [--interruptions] [Hearth's retry flags]
  *
  * Replays a job trace (format: traces/README.md) through Hearth's planner and the
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
+ * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row.
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -10,6 +12,9 @@ import { parseArgs } from "node:util";
 import {
   defaultFleetModel,
   type FleetModel,
+  type ForgeChoice,
+  forgeChoices,
+  type InterruptionFigures,
   isPolicyName,
   type PolicyName,
   parseTrace,
@@ -38,7 +43,14 @@ const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --polic
   fleet model (defaults from traces/README.md):
 ${Object.entries(modelFlags)
   .map(([flag, key]) => `    --${flag} N  (default ${defaultFleetModel[key]})`)
-  .join("\n")}`;
+  .join("\n")}
+  spot interruptions:
+    --interruption-rate-multiplier K  multiplies --spot-interruptions (default 1)
+    --interruptions                   adds interruptions, retries, extra wait and lost jobs to each row
+  Hearth's handling of interrupted jobs:
+    --forge auto|github|gitlab        whose rules end and retry a job (default auto: GitHub for a job with labels)
+    --retry-interrupted N             retries per interrupted job, 0 to 3 (default 1)
+    --retry-on-demand true|false      a retry's new capacity is on-demand (default true)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${usage}\n`);
@@ -55,6 +67,11 @@ function main(): void {
         json: { type: "boolean", default: false },
         seed: { type: "string", default: "1" },
         help: { type: "boolean", default: false },
+        "interruption-rate-multiplier": { type: "string", default: "1" },
+        interruptions: { type: "boolean", default: false },
+        forge: { type: "string", default: "auto" },
+        "retry-interrupted": { type: "string", default: "1" },
+        "retry-on-demand": { type: "string", default: "true" },
         ...Object.fromEntries(Object.keys(modelFlags).map((flag) => [flag, { type: "string" as const }])),
       },
       strict: true,
@@ -88,8 +105,27 @@ function main(): void {
     if (!Number.isFinite(value) || value < 0) fail(`--${flag} must be a non-negative number, got ${raw}`);
     model[key] = value;
   }
+  const multiplier = Number(values["interruption-rate-multiplier"]);
+  if (!Number.isFinite(multiplier) || multiplier < 0)
+    fail(
+      `--interruption-rate-multiplier must be a non-negative number, got ${values["interruption-rate-multiplier"]}`,
+    );
+  const forge = values.forge as string;
+  if (!(forgeChoices as readonly string[]).includes(forge))
+    fail(`--forge must be one of ${forgeChoices.join(", ")}, got ${forge}`);
+  const retryInterrupted = Number(values["retry-interrupted"]);
+  if (!Number.isInteger(retryInterrupted) || retryInterrupted < 0 || retryInterrupted > 3)
+    fail(`--retry-interrupted must be an integer from 0 to 3, got ${values["retry-interrupted"]}`);
+  const onDemand = values["retry-on-demand"] as string;
+  if (onDemand !== "true" && onDemand !== "false")
+    fail(`--retry-on-demand must be true or false, got ${onDemand}`);
+  const hearth = {
+    forge: forge as ForgeChoice,
+    retryInterrupted,
+    retryOnDemand: onDemand === "true",
+  };
 
-  const results: SimResult[] = [];
+  const results: Row[] = [];
   for (const file of files) {
     let text: string;
     try {
@@ -112,7 +148,13 @@ function main(): void {
     let reported = false;
     for (const policy of policies) {
       const started = performance.now();
-      const { details, ...result } = simulate(trace, { policy, seed, model });
+      const { details, ...result } = simulate(trace, {
+        policy,
+        seed,
+        model,
+        hearth,
+        interruptionRateMultiplier: multiplier,
+      });
       const seconds = (performance.now() - started) / 1000;
       if (!reported && details.unroutable.length > 0) {
         reported = true;
@@ -126,7 +168,11 @@ function main(): void {
             .join("\n")}\n`,
         );
       }
-      results.push(rounded(result));
+      results.push(
+        values.interruptions
+          ? { ...rounded(result), interruptions: roundedFigures(details.interruptions) }
+          : rounded(result),
+      );
       if (!values.json) process.stderr.write(`  ${trace.name} ${policy}: ${seconds.toFixed(2)} s\n`);
     }
   }
@@ -134,8 +180,23 @@ function main(): void {
   else process.stdout.write(table(results));
 }
 
+/** A README row, with what interruptions cost when `--interruptions` asks for it. */
+type Row = SimResult & { interruptions?: InterruptionFigures };
+
+const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+function roundedFigures(figures: InterruptionFigures): InterruptionFigures {
+  return {
+    ...figures,
+    extraWaitTotal: round(figures.extraWaitTotal, 1),
+    extraWaitP50: round(figures.extraWaitP50, 1),
+    extraWaitP95: round(figures.extraWaitP95, 1),
+    extraWaitMax: round(figures.extraWaitMax, 1),
+    redoneSeconds: round(figures.redoneSeconds, 1),
+  };
+}
+
 function rounded(result: SimResult): SimResult {
-  const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
   return {
     ...result,
     waitP50: round(result.waitP50, 1),
@@ -147,7 +208,7 @@ function rounded(result: SimResult): SimResult {
   };
 }
 
-export function table(results: readonly SimResult[]): string {
+export function table(results: readonly Row[]): string {
   const header = [
     "trace",
     "policy",
@@ -160,6 +221,7 @@ export function table(results: readonly SimResult[]): string {
     "warm %",
     "intr",
     "lost",
+    ...(results.some((r) => r.interruptions) ? ["retries", "extra wait p95 s", "lost to intr"] : []),
   ];
   const rows = results.map((r) => [
     r.trace,
@@ -173,6 +235,13 @@ export function table(results: readonly SimResult[]): string {
     (100 * r.warmHitRate).toFixed(1),
     String(r.interruptedJobs),
     String(r.lostJobs),
+    ...(r.interruptions
+      ? [
+          String(r.interruptions.retries),
+          r.interruptions.extraWaitP95.toFixed(0),
+          String(r.interruptions.lostToInterruptions),
+        ]
+      : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
   const line = (cells: string[]) =>

@@ -63,6 +63,25 @@ describe("npm run simulate", () => {
     );
   }, 60_000);
 
+  it("adds what interruptions cost with --interruptions, at the multiplied rate", () => {
+    const file = traceFile("spot.csv", `${header}\n1,0,p,k,nix;x86_64-linux,30,60\n`);
+    const { status, stdout } = simulateCli(
+      "--trace",
+      file,
+      "--policy",
+      "hearth",
+      "--json",
+      "--interruptions",
+      "--interruption-rate-multiplier",
+      "5",
+      "--forge",
+      "gitlab",
+    );
+    expect(status).toBe(0);
+    const [result] = JSON.parse(stdout) as Array<Record<string, unknown>>;
+    expect(result?.interruptions).toMatchObject({ ratePerHour: 0.25, retries: 0, lostToInterruptions: 0 });
+  }, 60_000);
+
   it("prints a table without --json", () => {
     const file = traceFile("table.csv", `${header}\n1,0,p,k,nix;x86_64-linux,30,60\n`);
     const { status, stdout } = simulateCli("--trace", file, "--policy", "static");
@@ -81,5 +100,13 @@ describe("npm run simulate", () => {
     expect(policy.stderr).toContain("unknown policy nomad");
     const flag = simulateCli("--trace", bad, "--spot-price", "-1");
     expect(flag.status).toBe(2);
+    const multiplier = simulateCli("--trace", bad, "--interruption-rate-multiplier=-5");
+    expect(multiplier.status).toBe(2);
+    expect(multiplier.stderr).toContain(
+      "--interruption-rate-multiplier must be a non-negative number, got -5",
+    );
+    const retries = simulateCli("--trace", bad, "--retry-interrupted", "4");
+    expect(retries.status).toBe(2);
+    expect(retries.stderr).toContain("--retry-interrupted must be an integer from 0 to 3, got 4");
   }, 60_000);
 });

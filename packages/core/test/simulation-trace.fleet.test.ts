@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Random } from "../src/simulation/rules";
 import { SimAsg } from "../src/simulation/trace/asg";
 import { EventQueue } from "../src/simulation/trace/events";
-import { Fleet, SimJob } from "../src/simulation/trace/fleet";
+import { Fleet, type SimInstance, SimJob } from "../src/simulation/trace/fleet";
 import { type FleetModel, fleetModelSchema } from "../src/simulation/trace/model";
 import type { TraceJob } from "../src/simulation/trace/trace";
 
@@ -251,6 +251,51 @@ describe("spot interruptions", () => {
     expect(clock.now).toBe(575);
   });
 
+  it("let a policy take an interrupted job over: stop its runner, then retry or abandon it", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const taken: string[] = [];
+    fleet.observer = {
+      jobInterrupted: (interrupted) => {
+        taken.push(interrupted.trace.id);
+        return true;
+      },
+    };
+    const [a, b] = [job("a", 100, 100), job("b", 100, 100)];
+    let finished = -1;
+    fleet.onAllFinished = () => {
+      finished = clock.now;
+    };
+    at(0, () => {
+      fleet.launch(pool, { market: "spot", group: "g", running: true });
+      fleet.enqueue(a);
+      fleet.enqueue(b);
+    });
+    at(30, () => {
+      const instance = pool.instances[0] as SimInstance;
+      fleet.stopJobs(instance);
+      // Both jobs are interrupted and wait for the policy; the instance is idle but stays.
+      expect([a.state, b.state, instance.busy, instance.state]).toEqual(["failed", "failed", 0, "ready"]);
+      expect(fleet.queuedCount(pool)).toBe(0);
+    });
+    at(40, () => {
+      fleet.retry(a);
+      fleet.abandon(b);
+      expect(() => fleet.retry(b)).toThrow(/is lost, not failed/);
+    });
+    clock.run();
+    expect(taken).toEqual([a.trace.id, b.trace.id]);
+    expect([a.state, a.retries, a.extraWaitSeconds, a.redoneSeconds, b.state]).toEqual([
+      "done",
+      1,
+      10,
+      30,
+      "lost",
+    ]);
+    expect([fleet.interruptedJobs, fleet.retries, fleet.abandonedJobs]).toEqual([2, 1, 1]);
+    // Every job finished or given up: the run is over when `a` ends (restarted at 40 s, 100 s long).
+    expect(finished).toBe(140);
+  });
+
   it("leave on-demand instances alone", () => {
     const { clock, fleet, pool, job, at } = setup({ spotInterruptionsPerHour: 3.6e9 });
     const build = job("k");
@@ -307,6 +352,27 @@ describe("the Auto Scaling group model", () => {
       expect(asg.members).toHaveLength(2);
     });
     clock.run(200);
+  });
+
+  it("detaching an instance launches its replacement at once, and its end launches no other", () => {
+    const { clock, fleet, pool, at } = setup();
+    const asg = group(fleet, pool, null);
+    at(0, () => asg.setDesired(2));
+    at(100, () => {
+      const warned = asg.members[0] as SimInstance;
+      asg.detach(warned);
+      expect([asg.members.length, asg.desired, fleet.launches, warned.owner]).toEqual([2, 2, 3, null]);
+      expect(asg.members).not.toContain(warned);
+    });
+    at(200, () => {
+      const gone = pool.instances.find((instance) => instance.owner === null) as SimInstance;
+      fleet.terminate(gone);
+      // The fleet's observer would `forget` it, but it is no member: nothing to replace.
+      asg.forget(gone);
+      expect(fleet.launches).toBe(3);
+    });
+    clock.run(300);
+    expect(asg.members).toHaveLength(2);
   });
 
   it("lets AWS pick, busy or not, when instances are not protected", () => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
+import type { PoolPlan } from "../src/planner";
+import { interruptionFigures, runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
+import type { SimInstance, SimJob } from "../src/simulation/trace/fleet";
+import { preferOnDemand } from "../src/simulation/trace/policies/hearth";
 import { peakConcurrency } from "../src/simulation/trace/policies/static";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
@@ -105,28 +108,197 @@ describe("hearth", () => {
     expect(third?.firstStartAt).toBe(7200 + 26);
     expect([third?.firstInstance, third?.warmStart]).toEqual([second?.firstInstance, true]);
   });
+});
 
-  it("drains a spot instance on its interruption warning, and its group replaces it once gone", () => {
-    // Spot instances are interrupted about once an hour; the job runs for hours.
-    const long = trace([[0, "k", 4 * 3600, 4 * 3600]]);
-    const seen: Array<{ draining: number }> = [];
-    const result = simulate(long, {
+describe("hearth and spot interruptions, as built", () => {
+  type Launch = { at: number; group: string; market: string };
+  type Start = { job: string; at: number; group: string; market: string };
+
+  /**
+   * Runs `t` with no random interruption; at each of `warnings` the instance running the named job
+   * gets a spot warning. Records every launch and every start.
+   */
+  function interrupt(
+    t: Trace,
+    warnings: Array<{ at: number; job: string }>,
+    options: Partial<SimulateOptions> = {},
+  ) {
+    const launches: Launch[] = [];
+    const starts: Start[] = [];
+    const run = runSimulation(t, {
+      ...options,
       policy: "hearth",
-      model: { spotInterruptionsPerHour: 1 },
-      seed: 3,
-      hearth: {
-        onPlan: (observation) =>
-          seen.push({ draining: observation.instances.filter((i) => i.state === "draining").length }),
+      model: { ...noInterruptions, ...options.model },
+      onStart: (fleet, clock, jobs) => {
+        const launch = fleet.launch.bind(fleet);
+        fleet.launch = (pool, launchOptions) => {
+          const instance = launch(pool, launchOptions);
+          if (instance !== null)
+            launches.push({ at: clock.now, group: launchOptions.group, market: launchOptions.market });
+          return instance;
+        };
+        const observer = fleet.observer;
+        fleet.observer = {
+          ...observer,
+          jobStarted: (job, instance) => {
+            starts.push({ job: job.trace.id, at: clock.now, group: instance.group, market: instance.market });
+            observer.jobStarted?.(job, instance);
+          },
+        };
+        for (const warning of warnings) {
+          clock.at(warning.at, () => {
+            const instance = jobs.find((candidate) => candidate.trace.id === warning.job)?.instance;
+            if (!instance) throw new Error(`${warning.job} is not running at ${warning.at}`);
+            fleet.warn(instance);
+          });
+        }
       },
     });
-    expect(result.lostJobs).toBe(0);
-    expect(result.interruptedJobs).toBe(1);
-    // Hearth has no interruption handler: nothing detaches the warned instance or lowers its group's
-    // desired capacity, so the group still counts it while it drains.
-    // The planner sees the warned instance draining (its heartbeat reports the notice); Hearth has no
-    // interruption handler, so the instance stays in its group until it is gone, and the group's
-    // replacement runs the job again.
-    expect(seen.some((s) => s.draining > 0)).toBe(true);
+    const byId = (id: string) => run.jobs.find((candidate) => candidate.trace.id === id) as SimJob;
+    return { run, launches, starts, byId, figures: interruptionFigures(run) };
+  }
+
+  /** One trace job on x86_64 (GitHub, by its labels), of pipeline `run` unless told. */
+  const job = (id: string, createdAt: number, seconds: number, pipelineId = "run"): TraceJob => ({
+    id,
+    createdAt,
+    pipelineId,
+    cacheKey: id,
+    labels: ["nix", "x86_64-linux"],
+    warmSeconds: seconds,
+    coldSeconds: seconds,
+  });
+  const traceOf = (...jobs: TraceJob[]): Trace => ({ name: "spot", jobs, resorted: false });
+
+  it("detaches the warned instance, whose group replaces it at once and once; GitLab retries at once", () => {
+    // The job starts at 76 s on a spot instance launched at 1 s (the warm pool is empty).
+    const { run, launches, starts, byId, figures } = interrupt(
+      traceOf(job("a", 0, 1000)),
+      [{ at: 200, job: "a" }],
+      {
+        hearth: { forge: "gitlab" },
+      },
+    );
+    // HandleInterruption detaches it at 201 s: the group launches the replacement then, and not again
+    // when the instance is reclaimed at 320 s.
+    expect(launches.filter((launch) => launch.group === "burst").map((launch) => launch.at)).toEqual([
+      1, 201,
+    ]);
+    // The agent stops the job's runner 30 s before the deadline (290 s); GitLab fails the job then, and
+    // its webhook (291 s) makes Hearth retry it: the replacement, ready at 276 s, takes it.
+    expect(starts.map((start) => [start.job, start.at])).toEqual([
+      ["a", 76],
+      ["a", 291],
+    ]);
+    const a = byId("a");
+    expect([a.state, a.interruptions, a.retries, a.extraWaitSeconds, a.redoneSeconds]).toEqual([
+      "done",
+      1,
+      1,
+      1,
+      290 - 76,
+    ]);
+    expect(figures).toMatchObject({
+      interruptedJobs: 1,
+      retries: 1,
+      lostToInterruptions: 0,
+      extraWaitMax: 1,
+    });
+    expect(run.endSeconds).toBe(291 + 1000);
+  });
+
+  it("on GitHub, reruns the interrupted job only when its whole workflow run has completed", () => {
+    // `b`, of the same run, arrives later and runs 1000 s: the run completes when it ends.
+    const { starts, byId } = interrupt(traceOf(job("a", 0, 1000), job("b", 400, 1000)), [
+      { at: 200, job: "a" },
+    ]);
+    const b = starts.find((start) => start.job === "b");
+    const reruns = starts.filter((start) => start.job === "a").slice(1);
+    // The `workflow_run` webhook reaches Hearth 1 s after `b` ends; rerun-failed-jobs queues `a` again.
+    expect(reruns.map((start) => start.at)).toEqual([(b?.at ?? 0) + 1000 + 1]);
+    const a = byId("a");
+    expect([a.state, a.retries, a.extraWaitSeconds]).toEqual(["done", 1, (b?.at ?? 0) + 1000 + 1 - 290]);
+  });
+
+  it("a job of another run is rerun when its own run completes", () => {
+    // Same as above, but `b` belongs to another run: `a`'s run (itself alone) completes at the cut.
+    const { starts } = interrupt(traceOf(job("a", 0, 1000, "r1"), job("b", 400, 1000, "r2")), [
+      { at: 200, job: "a" },
+    ]);
+    expect(starts.filter((start) => start.job === "a").map((start) => start.at)).toEqual([76, 291]);
+  });
+
+  it("loses an interrupted job whose retries are spent, and ends the run there", () => {
+    const none = interrupt(traceOf(job("a", 0, 1000)), [{ at: 200, job: "a" }], {
+      hearth: { forge: "gitlab", retryInterrupted: 0 },
+    });
+    expect(none.byId("a").state).toBe("lost");
+    expect(none.figures).toMatchObject({ interruptedJobs: 1, retries: 0, lostToInterruptions: 1 });
+    // Nothing is left to run: the simulation ends when the job is given up, not at the horizon.
+    expect(none.run.endSeconds).toBe(291);
+
+    // Retried once (the default), then interrupted again on the replacement: lost.
+    const twice = interrupt(
+      traceOf(job("a", 0, 1000)),
+      [
+        { at: 200, job: "a" },
+        { at: 500, job: "a" },
+      ],
+      { hearth: { forge: "gitlab" } },
+    );
+    expect([twice.byId("a").state, twice.byId("a").interruptions]).toEqual(["lost", 2]);
+    expect(twice.figures).toMatchObject({
+      interruptedJobs: 1,
+      interruptions: 2,
+      retries: 1,
+      lostToInterruptions: 1,
+    });
+    const spent = simulate(traceOf(job("a", 0, 1000)), {
+      policy: "hearth",
+      model: noInterruptions,
+      hearth: { forge: "gitlab" },
+      onStart: (fleet, clock, jobs) => {
+        for (const at of [200, 500]) clock.at(at, () => fleet.warn(jobs[0]?.instance as SimInstance));
+      },
+    });
+    expect([spent.lostJobs, spent.interruptedJobs]).toEqual([1, 1]);
+  });
+
+  it("launches a retry's missing capacity on demand (retryOnDemand), and on spot without it", () => {
+    // One instance at most: the replacement cannot launch until the warned instance is gone (320 s),
+    // so the retry (291 s) needs new capacity, which the plan puts in the warm group with the setting.
+    const where = (retryOnDemand: boolean) => {
+      const { starts, byId } = interrupt(traceOf(job("a", 0, 1000)), [{ at: 200, job: "a" }], {
+        model: { maxInstancesPerPool: 1 },
+        hearth: { forge: "gitlab", retryOnDemand },
+      });
+      expect(byId("a").state).toBe("done");
+      const rerun = starts.filter((start) => start.job === "a")[1];
+      return [rerun?.group, rerun?.market];
+    };
+    expect(where(true)).toEqual(["warm", "on-demand"]);
+    expect(where(false)).toEqual(["burst", "spot"]);
+  });
+});
+
+describe("preferOnDemand", () => {
+  const plan = (launch: number): PoolPlan => ({
+    pool: "x86_64",
+    desiredWarm: 1,
+    desiredBurst: 2 + launch,
+    warmPoolSize: 0,
+    release: [],
+    reason: "",
+    recheckAt: null,
+    counts: { queued: 0, rehome: 0, freeSlots: 0, resume: 0, launch, reserve: 0 },
+  });
+
+  it("moves the launches queued retries need from the burst group to the warm group", () => {
+    expect(preferOnDemand(plan(3), 3, 2)).toMatchObject({ desiredWarm: 3, desiredBurst: 3 });
+    // Never more than the plan launches, and nothing without a queued retry.
+    expect(preferOnDemand(plan(1), 5, 2)).toMatchObject({ desiredWarm: 2, desiredBurst: 2 });
+    expect(preferOnDemand(plan(3), 0, 2)).toEqual(plan(3));
+    expect(preferOnDemand(plan(0), 4, 2)).toEqual(plan(0));
   });
 });
 

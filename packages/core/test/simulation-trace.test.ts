@@ -47,6 +47,30 @@ describe("simulate", () => {
     expect(new Set(runs.map((r) => r.costUsd)).size).toBeGreaterThan(1);
   });
 
+  it("multiplies the spot interruption rate, and reports what interruptions cost", () => {
+    const at = (multiplier: number, rate?: number) =>
+      simulate(synthetic, {
+        policy: "hearth",
+        seed: 2,
+        interruptionRateMultiplier: multiplier,
+        ...(rate === undefined ? {} : { model: { spotInterruptionsPerHour: rate } }),
+      });
+    const five = at(5);
+    // 5× the model's 0.05/h is the same run as a rate of 0.25/h.
+    expect(five).toEqual(at(1, 0.25));
+    expect(five.details.interruptions.ratePerHour).toBeCloseTo(0.25, 12);
+    const none = at(0).details.interruptions;
+    expect([none.ratePerHour, none.interruptedJobs, none.retries]).toEqual([0, 0, 0]);
+    const figures = five.details.interruptions;
+    expect(figures.interruptedJobs).toBe(five.interruptedJobs);
+    expect(figures.interruptedJobs).toBeGreaterThan(0);
+    // Every interrupted job is retried or lost (counted in lostJobs).
+    expect(figures.retries).toBeGreaterThanOrEqual(figures.interruptedJobs - figures.lostToInterruptions);
+    expect(five.lostJobs).toBe(figures.lostToInterruptions);
+    expect(figures.extraWaitMax).toBeGreaterThanOrEqual(figures.extraWaitP95);
+    expect(() => at(-1)).toThrow(/multiplier must be a non-negative number/);
+  });
+
   it("reports unroutable jobs and counts them as lost, without running them", () => {
     const jobs: TraceJob[] = [
       {

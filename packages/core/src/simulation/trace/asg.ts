@@ -14,6 +14,7 @@ import type { Fleet, SimInstance, SimPool } from "./fleet";
  *   instances on scale-in, terminated otherwise.
  * - Without protection, AWS picks which instances to terminate on scale-in, busy or not.
  * - An instance that goes away (a spot interruption) is replaced while desired capacity says so.
+ * - A detached instance leaves the group, which replaces it at once (desired capacity unchanged).
  */
 export interface AsgOptions {
   group: string;
@@ -98,6 +99,18 @@ export class SimAsg {
     } else {
       this.fleet.terminate(instance);
     }
+  }
+
+  /**
+   * `DetachInstances` with `ShouldDecrementDesiredCapacity: false`: the instance leaves the group
+   * (which no longer replaces or terminates it) and the group launches its replacement at once.
+   */
+  detach(instance: SimInstance): void {
+    const at = this.members.indexOf(instance);
+    if (at < 0) throw new Error(`${instance.id} is not in service in ${this.group}`);
+    this.members.splice(at, 1);
+    instance.owner = null;
+    this.reconcile();
   }
 
   /** The fleet terminated one of ours (an interruption): forget it, and replace it if still desired. */

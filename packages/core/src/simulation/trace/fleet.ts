@@ -21,6 +21,12 @@ export interface FleetObserver {
   /** Two minutes' notice (by default) before a spot instance is reclaimed. */
   spotWarning?(instance: SimInstance): void;
   instanceTerminated?(instance: SimInstance): void;
+  /**
+   * A job's run was cut short (its instance went, or its runner was stopped). True when the policy
+   * takes the job over: it will `retry` or `abandon` it. Otherwise the fleet queues it again at once,
+   * the README's rule for every policy.
+   */
+  jobInterrupted?(job: SimJob, instance: SimInstance): boolean;
 }
 
 export class Fleet {
@@ -28,6 +34,10 @@ export class Fleet {
   observer: FleetObserver = {};
   interruptedJobs = 0;
   finishedJobs = 0;
+  /** Interrupted jobs queued again (each time). */
+  retries = 0;
+  /** Interrupted jobs that will never be queued again. */
+  abandonedJobs = 0;
   launches = 0;
   resumes = 0;
   /** Billing of terminated instances; live ones are added by `totals()`. */
@@ -35,7 +45,7 @@ export class Fleet {
   private serial = 0;
   private readonly spotRate: number;
 
-  /** Called when every job has finished. */
+  /** Called when every job has finished or been abandoned. */
   onAllFinished: () => void = () => {};
   total = 0;
 
@@ -90,7 +100,7 @@ export class Fleet {
     this.boot(instance, options.running ? 0 : this.model.coldBootSeconds);
     if (options.market === "spot") {
       const warningAt = this.now + this.interruptions.exponential(this.spotRate);
-      if (Number.isFinite(warningAt)) this.clock.at(warningAt, () => this.spotWarning(instance));
+      if (Number.isFinite(warningAt)) this.clock.at(warningAt, () => this.warn(instance));
     }
     return instance;
   }
@@ -131,14 +141,56 @@ export class Fleet {
     this.retired.runningSeconds += instance.runningSeconds;
     this.retired.stoppedSeconds += instance.stoppedSeconds;
     const interrupted = instance.running.splice(0);
-    for (const job of interrupted) {
-      if (!job.interrupted) this.interruptedJobs++;
-      job.interrupted = true;
-      job.instance = null;
-      job.run++;
-    }
+    for (const job of interrupted) this.cut(job);
     this.observer.instanceTerminated?.(instance);
-    for (const job of interrupted) this.enqueue(job);
+    for (const job of interrupted) this.interrupted(job, instance);
+  }
+
+  /**
+   * The instance's runners are stopped while they run jobs (Hearth's agent before a spot deadline):
+   * the jobs are interrupted, the instance stays, idle.
+   */
+  stopJobs(instance: SimInstance): void {
+    const interrupted = instance.running.splice(0);
+    if (interrupted.length === 0) return;
+    for (const job of interrupted) this.cut(job);
+    instance.idleSince = this.now;
+    for (const job of interrupted) this.interrupted(job, instance);
+  }
+
+  /** An interrupted job enters the forge's queue again. */
+  retry(job: SimJob): void {
+    if (job.state !== "failed") throw new Error(`job ${job.trace.id} is ${job.state}, not failed`);
+    job.retries++;
+    this.retries++;
+    this.enqueue(job);
+  }
+
+  /** An interrupted job will never run again: it is lost. */
+  abandon(job: SimJob): void {
+    if (job.state !== "failed") throw new Error(`job ${job.trace.id} is ${job.state}, not failed`);
+    job.state = "lost";
+    this.abandonedJobs++;
+    this.checkAllDone();
+  }
+
+  private cut(job: SimJob): void {
+    if (!job.interrupted) this.interruptedJobs++;
+    job.interrupted = true;
+    job.interruptions++;
+    job.state = "failed";
+    job.instance = null;
+    job.run++;
+    job.cutAt = this.now;
+    job.redoneSeconds += this.now - job.startedAt;
+  }
+
+  private interrupted(job: SimJob, instance: SimInstance): void {
+    if (this.observer.jobInterrupted?.(job, instance) !== true) this.retry(job);
+  }
+
+  private checkAllDone(): void {
+    if (this.finishedJobs + this.abandonedJobs === this.total) this.onAllFinished();
   }
 
   /** The runner stops claiming jobs; running ones go on. */
@@ -176,7 +228,12 @@ export class Fleet {
       job.warmStart = warm;
       job.firstInstance = instance;
     }
+    if (job.cutAt >= 0) {
+      job.extraWaitSeconds += this.now - job.cutAt;
+      job.cutAt = -1;
+    }
     job.state = "running";
+    job.startedAt = this.now;
     job.instance = instance;
     const run = ++job.run;
     instance.running.push(job);
@@ -193,7 +250,7 @@ export class Fleet {
     job.state = "done";
     job.instance = null;
     this.finishedJobs++;
-    if (this.finishedJobs === this.total) this.onAllFinished();
+    this.checkAllDone();
     const at = instance.running.indexOf(job);
     instance.running.splice(at, 1);
     rememberKey(instance.keys, job.trace.cacheKey, this.model.storeKeys);
@@ -221,7 +278,8 @@ export class Fleet {
     });
   }
 
-  private spotWarning(instance: SimInstance): void {
+  /** A spot interruption warning now: the instance is reclaimed (terminated) at the warning's end. */
+  warn(instance: SimInstance): void {
     if (!instance.live) return;
     this.observer.spotWarning?.(instance);
     this.clock.after(this.model.spotWarningSeconds, () => this.terminate(instance));

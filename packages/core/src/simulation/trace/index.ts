@@ -15,6 +15,7 @@ import type { Trace, TraceJob } from "./trace";
 
 export type { FleetModel } from "./model";
 export { defaultFleetModel, fleetModelSchema } from "./model";
+export { type ForgeChoice, forgeChoices } from "./policies/hearth-interruptions";
 export type { Trace, TraceJob } from "./trace";
 export { parseTrace, TraceError } from "./trace";
 
@@ -63,6 +64,28 @@ export interface SimDetails {
   /** The simulated time at which the run ended (the last job finished, or the horizon). */
   endSeconds: number;
   resorted: boolean;
+  interruptions: InterruptionFigures;
+}
+
+/** What spot interruptions cost a run. */
+export interface InterruptionFigures {
+  /** The spot interruption rate the run used (per instance-hour): the model's times the multiplier. */
+  ratePerHour: number;
+  /** Jobs whose run was cut short at least once (the README's `interruptedJobs`). */
+  interruptedJobs: number;
+  /** Runs cut short (a job interrupted twice counts twice). */
+  interruptions: number;
+  /** Times an interrupted job was queued again. */
+  retries: number;
+  /** Interrupted jobs never queued again (retries spent): part of `lostJobs`. */
+  lostToInterruptions: number;
+  /** Seconds from each cut to the job's next start, over the interrupted jobs that started again. */
+  extraWaitTotal: number;
+  extraWaitP50: number;
+  extraWaitP95: number;
+  extraWaitMax: number;
+  /** Seconds of runs cut short: work done again. */
+  redoneSeconds: number;
 }
 
 export interface SimulateOptions {
@@ -74,6 +97,10 @@ export interface SimulateOptions {
   hearth?: Partial<HearthOptions>;
   /** Jobs not finished this long after the last arrival are lost. */
   horizonSeconds?: number;
+  /** Multiplies the model's spot interruption rate (`--interruption-rate-multiplier`); default 1. */
+  interruptionRateMultiplier?: number;
+  /** Called once the policy has started, before the first event: to schedule extra events in tests. */
+  onStart?: (fleet: Fleet, clock: EventQueue, jobs: readonly SimJob[]) => void;
 }
 
 const factories: Record<Exclude<PolicyName, "oracle">, (options: SimulateOptions) => PolicyFactory> = {
@@ -122,6 +149,7 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
     stoppedHours,
     endSeconds: run.endSeconds,
     resorted: trace.resorted,
+    interruptions: interruptionFigures(run),
   });
   if (options.policy === "oracle") {
     const { cost, slotSeconds } = oracleCost(jobs, model);
@@ -157,9 +185,46 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
   };
 }
 
+/** Interruptions, retries, their extra wait and the jobs they lost, from a run's jobs. */
+export function interruptionFigures(run: SimRun): InterruptionFigures {
+  const waits: number[] = [];
+  let interruptions = 0;
+  let redone = 0;
+  let lost = 0;
+  let total = 0;
+  for (const job of run.jobs) {
+    if (job.interruptions === 0) continue;
+    interruptions += job.interruptions;
+    redone += job.redoneSeconds;
+    if (job.state === "lost") lost++;
+    // A job that never started again has no extra wait to measure (it is lost, or the run ended).
+    else if (job.cutAt < 0) {
+      waits.push(job.extraWaitSeconds);
+      total += job.extraWaitSeconds;
+    }
+  }
+  const sorted = Float64Array.from(waits).sort();
+  return {
+    ratePerHour: run.model.spotInterruptionsPerHour,
+    interruptedJobs: run.fleet.interruptedJobs,
+    interruptions,
+    retries: run.fleet.retries,
+    lostToInterruptions: lost,
+    extraWaitTotal: total,
+    extraWaitP50: percentile(sorted, 0.5),
+    extraWaitP95: percentile(sorted, 0.95),
+    extraWaitMax: sorted.length > 0 ? (sorted[sorted.length - 1] as number) : 0,
+    redoneSeconds: redone,
+  };
+}
+
 /** Runs the simulation and returns its raw state, for diagnostics and tests. */
 export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
-  const model = fleetModelSchema.parse({ ...options.model });
+  const multiplier = options.interruptionRateMultiplier ?? 1;
+  if (!(multiplier >= 0 && Number.isFinite(multiplier)))
+    throw new Error(`the interruption rate multiplier must be a non-negative number, got ${multiplier}`);
+  const parsed = fleetModelSchema.parse({ ...options.model });
+  const model = { ...parsed, spotInterruptionsPerHour: parsed.spotInterruptionsPerHour * multiplier };
   const seed = options.seed ?? 1;
   const pools = poolsForModel(options.pools ?? defaultPools, model);
   const clock = new EventQueue();
@@ -200,6 +265,7 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
   const policy = factories[options.policy](options)(context);
   fleet.observer = policy.observer;
   policy.start();
+  options.onStart?.(fleet, clock, jobs);
   // Arrivals are chained (each schedules the next) to keep the event queue small.
   const arrive = (index: number) => {
     const job = jobs[index] as SimJob;

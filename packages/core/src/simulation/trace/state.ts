@@ -83,14 +83,30 @@ export class SimInstance {
   }
 }
 
-/** A trace job as it moves through the simulated forge: queued, running, done, maybe queued again. */
+/**
+ * A trace job as it moves through the simulated forge: queued, running, done, maybe queued again.
+ * An interrupted job is `failed` while it waits for whatever queues it again (the README's rule: at
+ * once; Hearth: its retry), and `lost` when nothing will.
+ */
 export class SimJob {
-  state: "pending" | "queued" | "running" | "done" = "pending";
+  state: "pending" | "queued" | "running" | "failed" | "done" | "lost" = "pending";
   /** When the job last entered the forge's queue: its arrival, or its retry after an interruption. */
   queuedAt: number;
   firstStartAt = -1;
   warmStart = false;
   interrupted = false;
+  /** Runs cut short by an interruption. */
+  interruptions = 0;
+  /** Times the job was queued again after an interruption. */
+  retries = 0;
+  /** When the last run was cut short, until the job starts again (-1 otherwise). */
+  cutAt = -1;
+  /** Seconds from each cut to the next start, summed: the wait interruptions added. */
+  extraWaitSeconds = 0;
+  /** Seconds of runs cut short, summed: work done again. */
+  redoneSeconds = 0;
+  /** When the current (or last) run started. */
+  startedAt = -1;
   instance: SimInstance | null = null;
   /** Bumped at every start, so that the finish of an interrupted run is ignored. */
   run = 0;

@@ -14,6 +14,11 @@ import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import { SimAsg } from "../asg";
 import type { SimInstance, SimJob, SimPool } from "../fleet";
 import { type Policy, type PolicyContext, randomFor } from "../policy";
+import {
+  defaultInterruptionSettings,
+  HearthInterruptions,
+  type InterruptionSettings,
+} from "./hearth-interruptions";
 
 /**
  * Hearth as it ships, replayed: the triggers, steps and waits of production's control loop, with the
@@ -30,14 +35,17 @@ import { type Policy, type PolicyContext, randomFor } from "../policy";
  *   for at most `maxIterations` iterations.
  * - Each pool has a warm group (on-demand, warm pool of Stopped instances, ReuseOnScaleIn) and a
  *   burst group (spot), both protected from scale-in, as the AWS driver sets them up.
- * - A spot interruption warning drains the instance (its heartbeat reports the notice, and the
- *   planner counts it as draining); Hearth has no interruption handler yet, so nothing detaches it:
- *   its group replaces it once it is gone, if desired capacity still counts it.
+ * - A spot interruption is handled as HandleInterruption and the agent do it (`hearth-interruptions.ts`):
+ *   the instance drains at once, is detached from its group (which replaces it at once) and a run
+ *   starts; jobs still running 30 s before the deadline are stopped, and retried once the forge has
+ *   ended them (GitLab at once, GitHub when the workflow run completes), at most `retryInterrupted`
+ *   times; with `retryOnDemand`, the capacity a queued retry needs comes from the warm (on-demand)
+ *   group (`preferOnDemand`).
  * Not modelled: heartbeat lag (the control plane sees busy slots as they are), and the tens of
  * milliseconds a run's steps take (`npm run bench:scale`).
  */
 
-export interface HearthOptions {
+export interface HearthOptions extends InterruptionSettings {
   /** The minute tick. */
   tickSeconds: number;
   /** A run stops after this many iterations (local mode's and the stage's default). */
@@ -49,6 +57,7 @@ export interface HearthOptions {
 export const defaultHearthOptions: HearthOptions = {
   tickSeconds: 60,
   maxIterations: 60,
+  ...defaultInterruptionSettings,
 };
 
 const ms = (seconds: number): number => Math.round(seconds * 1000);
@@ -82,6 +91,7 @@ class HearthPolicy implements Policy {
   private readonly history = new DemandHistory();
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
+  private readonly interruptions: HearthInterruptions;
 
   constructor(
     private readonly context: PolicyContext,
@@ -127,6 +137,18 @@ class HearthPolicy implements Policy {
         spareSlots: 0,
       });
     }
+    this.interruptions = new HearthInterruptions(
+      context.fleet,
+      context.clock,
+      context.model,
+      options,
+      context.jobs,
+      (instance) => {
+        const pool = this.pools[instance.pool.index] as PoolControl;
+        if (instance.owner instanceof SimAsg) instance.owner.detach(instance);
+        this.requestScale(pool, false);
+      },
+    );
   }
 
   readonly observer = {
@@ -154,10 +176,10 @@ class HearthPolicy implements Policy {
     jobFinished: (job: SimJob) => {
       const { clock, model } = this.context;
       clock.after(model.webhookDelaySeconds, () => this.history.finish(job.pool.name, ms(clock.now)));
+      this.interruptions.jobFinished(job);
     },
-    spotWarning: (instance: SimInstance) => {
-      this.context.fleet.drain(instance);
-    },
+    spotWarning: (instance: SimInstance) => this.interruptions.warning(instance),
+    jobInterrupted: (job: SimJob) => this.interruptions.jobInterrupted(job),
     instanceTerminated: (instance: SimInstance) => {
       if (instance.owner instanceof SimAsg) instance.owner.forget(instance);
     },
@@ -205,8 +227,11 @@ class HearthPolicy implements Policy {
     const { clock } = this.context;
     const observation = this.observe(pool);
     pool.iteration = observation.iteration;
-    const poolPlan = planObservation({ pools: this.context.pools }, observation);
-    this.options.onPlan?.(observation, poolPlan);
+    const planned = planObservation({ pools: this.context.pools }, observation);
+    this.options.onPlan?.(observation, planned);
+    const poolPlan = this.options.retryOnDemand
+      ? preferOnDemand(planned, this.queuedRetries(pool), pool.config.slotsPerInstance)
+      : planned;
     const { calls, target } = this.apply(pool, observation, poolPlan);
     const after = afterIteration(observation, target, pool.config.slotsPerInstance, calls);
     pool.spareSlots = after.spareSlots;
@@ -225,6 +250,13 @@ class HearthPolicy implements Policy {
       return;
     }
     clock.after(after.waitSeconds, () => this.iterate(pool));
+  }
+
+  /** Jobs of the ledger's queue that are retries of interrupted ones. */
+  private queuedRetries(pool: PoolControl): number {
+    let count = 0;
+    for (const job of this.queued[pool.index] ?? []) if (job.retries > 0) count++;
+    return count;
   }
 
   /** The pool's queue summarised as Observe summarises the ledger's. */
@@ -336,4 +368,17 @@ class HearthPolicy implements Policy {
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
   }
+}
+
+/**
+ * Pool setting `retryOnDemand`: the new instances the plan launches for queued retries of interrupted
+ * jobs come from the warm group (on-demand) instead of the burst group (spot), so a retry is less
+ * likely to be interrupted again. Which listening slot takes the retry stays the forge's choice. The
+ * planner does not take retries in its input yet, so the simulator moves them after Plan: up to one
+ * instance per `slots` queued retries, out of the launches the plan makes.
+ */
+export function preferOnDemand(plan: PoolPlan, retriesQueued: number, slots: number): PoolPlan {
+  const shift = Math.min(plan.counts.launch, Math.ceil(retriesQueued / slots));
+  if (shift <= 0) return plan;
+  return { ...plan, desiredWarm: plan.desiredWarm + shift, desiredBurst: plan.desiredBurst - shift };
 }
