@@ -1,20 +1,32 @@
 /**
- * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N]
+ * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N] [--interruptions] [--lost-seeds K]
  *
  * Runs every policy on every trace in DIR (default traces/), writes one SVG per trace to
  * `docs/sim-<trace>.svg` (cost against p95 wait, one point per policy, the targets shaded) and
  * prints the Markdown tables for docs/BENCHMARKS.md. No dependencies: the SVG is written by hand.
+ * With `--interruptions` it prints instead, per trace, what spot interruptions cost at the model's
+ * rate and at 5 times it (Hearth under GitHub's and GitLab's rules, and the baselines that run spot),
+ * and, with `--lost-seeds K`, Hearth's lost jobs over seeds 1 to K.
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseTrace, policyNames, type SimResult, simulate } from "../packages/core/src/simulation/trace";
+import {
+  type ForgeChoice,
+  parseTrace,
+  policyNames,
+  type SimResult,
+  simulate,
+  type Trace,
+} from "../packages/core/src/simulation/trace";
 
 const { values } = parseArgs({
   options: {
     traces: { type: "string", default: "traces" },
     out: { type: "string", default: "docs" },
     seed: { type: "string", default: "1" },
+    interruptions: { type: "boolean", default: false },
+    "lost-seeds": { type: "string", default: "0" },
   },
 });
 
@@ -138,12 +150,80 @@ function table(results: SimResult[]): string {
   return lines.join("\n");
 }
 
+/** The interruption rates reported: the model's, and 5 times it. */
+const multipliers = [1, 5];
+/** Who runs spot: Hearth under each forge's rules, and the baselines with spot instances. */
+const spotRuns: Array<{ label: string; policy: "hearth" | "terraform-nixos" | "ghr"; forge?: ForgeChoice }> =
+  [
+    { label: "**hearth**, GitHub rules", policy: "hearth", forge: "github" },
+    { label: "**hearth**, GitLab rules", policy: "hearth", forge: "gitlab" },
+    { label: "terraform-nixos", policy: "terraform-nixos" },
+    { label: "ghr", policy: "ghr" },
+  ];
+
+const minutes = (seconds: number) => `${(seconds / 60).toFixed(seconds < 600 ? 1 : 0)} min`;
+
+function interruptionTable(trace: Trace, seed: number): string {
+  const lines = [
+    "| rate | policy | interrupted jobs | retries | extra wait p50 | p95 | max | extra wait, all jobs | work redone | lost |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const multiplier of multipliers) {
+    for (const run of spotRuns) {
+      const { details, lostJobs } = simulate(trace, {
+        policy: run.policy,
+        seed,
+        interruptionRateMultiplier: multiplier,
+        ...(run.forge ? { hearth: { forge: run.forge } } : {}),
+      });
+      const f = details.interruptions;
+      lines.push(
+        `| ${multiplier}× (${f.ratePerHour}/h) | ${run.label} | ${f.interruptedJobs} | ${f.retries} | ${minutes(f.extraWaitP50)} | ${minutes(f.extraWaitP95)} | ${minutes(f.extraWaitMax)} | ${(f.extraWaitTotal / 3600).toFixed(1)} h | ${(f.redoneSeconds / 3600).toFixed(1)} h | ${lostJobs} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** Hearth's lost jobs (and interrupted jobs) per seed, under each forge's rules, at each rate. */
+function lostAcrossSeeds(trace: Trace, seeds: number): string {
+  const lines = [
+    `| rate | rules | lost jobs, seeds 1–${seeds} | interrupted jobs, seeds 1–${seeds} |`,
+    "| --- | --- | --- | --- |",
+  ];
+  for (const multiplier of multipliers) {
+    for (const forge of ["github", "gitlab"] as const) {
+      const runs = Array.from({ length: seeds }, (_, i) =>
+        simulate(trace, {
+          policy: "hearth",
+          seed: i + 1,
+          interruptionRateMultiplier: multiplier,
+          hearth: { forge },
+        }),
+      );
+      lines.push(
+        `| ${multiplier}× | ${forge === "github" ? "GitHub" : "GitLab"} | ${runs.map((r) => r.lostJobs).join(", ")} | ${runs.map((r) => r.interruptedJobs).join(", ")} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 const dir = values.traces as string;
 const files = readdirSync(dir)
   .filter((file) => file.endsWith(".csv"))
   .sort();
 for (const file of files) {
   const trace = parseTrace(readFileSync(join(dir, file), "utf8"), file);
+  if (values.interruptions) {
+    const name = basename(file, ".csv");
+    const seeds = Number(values["lost-seeds"]);
+    process.stdout.write(
+      `#### ${name} (${trace.jobs.length} jobs)\n\n${interruptionTable(trace, Number(values.seed))}\n\n`,
+    );
+    if (seeds > 0) process.stdout.write(`${lostAcrossSeeds(trace, seeds)}\n\n`);
+    continue;
+  }
   const results = policyNames.map((policy) => {
     const { details: _, ...result } = simulate(trace, { policy, seed: Number(values.seed) });
     return result;
