@@ -161,7 +161,9 @@ const spotRuns: Array<{ label: string; policy: "hearth" | "terraform-nixos" | "g
     { label: "ghr", policy: "ghr" },
   ];
 
-const minutes = (seconds: number) => `${(seconds / 60).toFixed(seconds < 600 ? 1 : 0)} min`;
+/** A wait as people read it: seconds under two minutes, minutes above. */
+const minutes = (seconds: number) =>
+  seconds < 120 ? `${seconds.toFixed(0)} s` : `${(seconds / 60).toFixed(seconds < 600 ? 1 : 0)} min`;
 
 function interruptionTable(trace: Trace, seed: number): string {
   const lines = [
