@@ -49,6 +49,7 @@ export function userData(stage: string, region: string, pool: PoolConfig): strin
       agentConfigParameter: paths.agentConfig,
       credentialsParameter: paths.poolCredentials(pool.name),
       runnerConfigPrefix: paths.runnerConfigs,
+      maxJobSeconds: pool.maxJobMinutes * 60,
     },
   });
 }
