@@ -301,3 +301,67 @@ describe("npm run runners", () => {
     expect(result.stderr + result.stdout).not.toContain(created?.token);
   });
 });
+
+const cacheKeyMain = fileURLToPath(new URL("../src/runners/cache-key.ts", import.meta.url));
+
+async function cacheKey(args: string[], env: Record<string, string> = {}) {
+  const child = run(cacheKeyMain, args, {
+    env: childEnv({ PATH: `${sstDir}${delimiter}${process.env.PATH ?? ""}`, FAKE_SST_DIR: sstDir, ...env }),
+  });
+  const code = await child.exited;
+  return { code, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+describe("npm run cache-key", () => {
+  it("stores a new signing key as the stage secret on stdin and prints only its public half", async () => {
+    const result = await cacheKey(["--stage", "prod"]);
+    expect(result.code).toBe(0);
+    const secret = stageSecrets("prod").BinaryCacheSigningKey ?? "";
+    expect(secret).toMatch(/^hearth-prod-1:[A-Za-z0-9+/]{86}==$/);
+    expect(result.stdout).toMatch(/^hearth-prod-1:[A-Za-z0-9+/]{43}=\n$/);
+    // The public half is the last 32 bytes of the secret one (Nix's layout: seed ‖ public key).
+    const publicBytes = Buffer.from(result.stdout.trim().split(":")[1] ?? "", "base64");
+    expect(
+      Buffer.from(secret.split(":")[1] ?? "", "base64")
+        .subarray(32)
+        .equals(publicBytes),
+    ).toBe(true);
+    const sets = sstCalls().filter((call) => call.args[1] === "set");
+    expect(sets).toEqual([
+      { args: ["secret", "set", "BinaryCacheSigningKey", "--stage", "prod"], stdin: secret },
+    ]);
+    expect(result.stdout + result.stderr).not.toContain(secret.split(":")[1]);
+  });
+
+  it("refuses to replace a key without --replace, and replaces it with", async () => {
+    expect((await cacheKey(["--stage", "prod"])).code).toBe(0);
+    const first = stageSecrets("prod").BinaryCacheSigningKey;
+    const again = await cacheKey(["--stage", "prod"]);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toBe("");
+    expect(again.stderr).toMatch(
+      /^cache-key: BinaryCacheSigningKey is already set for stage prod; --replace makes a new key/,
+    );
+    expect(stageSecrets("prod").BinaryCacheSigningKey).toBe(first);
+    expect(sstCalls().filter((call) => call.args[1] === "set")).toHaveLength(1);
+
+    const replaced = await cacheKey(["--stage", "prod", "--replace"]);
+    expect(replaced.code).toBe(0);
+    expect(stageSecrets("prod").BinaryCacheSigningKey).not.toBe(first);
+    expect(replaced.stderr).toMatch(/^Replaced BinaryCacheSigningKey for stage prod/);
+  });
+
+  it("says what is wrong in one line and sets nothing", async () => {
+    expect(await cacheKey([])).toMatchObject({
+      code: 1,
+      stderr: "cache-key: give the stage: npm run cache-key -- --stage NAME (--help for more)\n",
+    });
+    expect((await cacheKey(["--stage", "Prod!"])).stderr).toBe('cache-key: "Prod!" is not a stage name\n');
+    const failed = await cacheKey(["--stage", "prod"], { FAKE_SST_FAIL: "set" });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toBe(
+      "cache-key: sst secret set BinaryCacheSigningKey --stage prod failed (exit 1): ✕  Could not set secrets: AccessDenied\n",
+    );
+    expect(stageSecrets("prod")).toEqual({});
+  });
+});
