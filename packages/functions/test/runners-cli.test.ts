@@ -75,6 +75,7 @@ const config = {
       labels: ["nix", "aarch64-linux"],
       architecture: "arm64",
       instanceTypes: ["c7g.xlarge"],
+      maxJobMinutes: 90,
       gitlab: { group: "acme/ci" },
     },
     // No GitLab scope: its token is set by hand, or it serves GitHub only.
@@ -98,7 +99,8 @@ beforeEach(async () => {
   gitlab = await startFakeGitLabRunners({
     prefix: "/gitlab",
     users: {
-      [apiToken]: { scopes: ["create_runner", "read_api"] },
+      [apiToken]: { scopes: ["create_runner", "manage_runner", "read_api"] },
+      "glpat-create-only": { scopes: ["create_runner", "read_api"] },
       "glpat-read-only": { scopes: ["read_api"] },
     },
     projects: [{ id: 42, path_with_namespace: "acme/ci/widgets" }],
@@ -149,8 +151,11 @@ describe("npm run runners", () => {
       description: "hearth-prod-x86_64",
       tag_list: ["nix", "x86_64-linux"],
       run_untagged: true,
+      // GitLab ends a job past the pool's maxJobMinutes (360 by default) itself.
+      maximum_timeout: 21_600,
     });
     expect(arm).toMatchObject({
+      maximum_timeout: 5_400,
       runner_type: "group_type",
       group_id: 7,
       description: "hearth-prod-aarch64",
@@ -227,11 +232,53 @@ describe("npm run runners", () => {
     expect(replaced.stdout).toContain(`the previous runner ${old.id} stays registered`);
   }, 60_000);
 
+  it("sets an existing runner's maximum_timeout to the pool's limit when it differs, once", async () => {
+    expect((await runners(["--stage", "prod"])).code).toBe(0);
+    const [x86, arm] = gitlab.runners;
+    if (!x86 || !arm) throw new Error("no runners");
+    // Created before the setting existed, or changed in GitLab since.
+    x86.maximum_timeout = null;
+    arm.maximum_timeout = 3_600;
+    const dry = await runners(["--stage", "prod", "--dry-run"]);
+    expect(dry.stdout).toContain(
+      `x86_64: would set runner ${x86.id}'s maximum_timeout from none to 21600 s (maxJobMinutes 360)`,
+    );
+    expect(x86.maximum_timeout).toBeNull();
+
+    const result = await runners(["--stage", "prod"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`x86_64: set runner ${x86.id}'s maximum_timeout from none to 21600 s`);
+    expect(result.stdout).toContain(
+      `aarch64: set runner ${arm.id}'s maximum_timeout from 3600 s to 5400 s (maxJobMinutes 90)`,
+    );
+    expect([x86.maximum_timeout, arm.maximum_timeout]).toEqual([21_600, 5_400]);
+    const puts = gitlab.requests.filter((request) => request.method === "PUT");
+    expect(puts.map((request) => [request.path, request.body])).toEqual([
+      [`/runners/${x86.id}`, { maximum_timeout: 21_600 }],
+      [`/runners/${arm.id}`, { maximum_timeout: 5_400 }],
+    ]);
+    // In step now: nothing more to change.
+    const again = await runners(["--stage", "prod"]);
+    expect(again.stdout).not.toContain("maximum_timeout");
+    expect(gitlab.requests.filter((request) => request.method === "PUT")).toHaveLength(2);
+
+    // A token that may create runners but not change them is told what it lacks, in one line.
+    x86.maximum_timeout = 600;
+    const refused = await runners(["--stage", "prod"], { GITLAB_API_TOKEN: "glpat-create-only" });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `^runners: PUT /gitlab/api/v4/runners/${x86.id} answered 403: .*it needs the manage_runner \\(or api\\) scope.*\\n$`,
+      ),
+    );
+    expect(x86.maximum_timeout).toBe(600);
+  }, 60_000);
+
   it("changes nothing on a dry run", async () => {
     const result = await runners(["--stage", "prod", "--dry-run"]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(
-      'x86_64: would create a project_type runner "hearth-prod-x86_64" in project acme/ci/widgets (42), tags [nix, x86_64-linux], run_untagged true, and set GitlabRunnerTokenX8664',
+      'x86_64: would create a project_type runner "hearth-prod-x86_64" in project acme/ci/widgets (42), tags [nix, x86_64-linux], run_untagged true, maximum_timeout 21600 s, and set GitlabRunnerTokenX8664',
     );
     expect(result.stdout).toContain("aarch64: would create a group_type runner");
     expect(gitlab.runners).toHaveLength(0);
