@@ -403,7 +403,9 @@ describe("npm run cache-key", () => {
       code: 1,
       stderr: "cache-key: give the stage: npm run cache-key -- --stage NAME (--help for more)\n",
     });
-    expect((await cacheKey(["--stage", "Prod!"])).stderr).toBe('cache-key: "Prod!" is not a stage name\n');
+    expect((await cacheKey(["--stage", "Prod!"])).stderr).toBe(
+      'cache-key: stage "Prod!": use lower-case letters, digits and "-", starting with a letter, at most 24\n',
+    );
     const failed = await cacheKey(["--stage", "prod"], { FAKE_SST_FAIL: "set" });
     expect(failed.code).toBe(1);
     expect(failed.stderr).toBe(

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { BINARY_CACHE_KEY_SECRET, setCacheKey } from "@hearth/core/binary-cache";
+import { stageNamePattern } from "@hearth/core/config";
 import { sstSecrets } from "./sst-secrets";
 
 const usage = `Usage: npm run cache-key -- --stage NAME [--replace]
@@ -26,7 +27,11 @@ async function main(): Promise<number> {
     return 0;
   }
   if (!values.stage) throw new Error("give the stage: npm run cache-key -- --stage NAME (--help for more)");
-  if (!/^[a-z][a-z0-9-]{0,39}$/.test(values.stage)) throw new Error(`"${values.stage}" is not a stage name`);
+  if (!stageNamePattern.test(values.stage)) {
+    throw new Error(
+      `stage "${values.stage}": use lower-case letters, digits and "-", starting with a letter, at most 24`,
+    );
+  }
   const outcome = await setCacheKey({
     stage: values.stage,
     secrets: sstSecrets({ stage: values.stage, projectRoot }),
