@@ -1,9 +1,9 @@
 import { api } from "./api";
 import { poolComponent, scope, settings } from "./config";
-import { burstGroup, launchTemplate, warmGroup } from "./lib/fleet";
+import { burstGroup, launchTemplate, signingKeyParameter, warmGroup } from "./lib/fleet";
 import { checked, heartbeatPolicy, instancePolicy, trustPolicy } from "./lib/iam";
 import { groupNames, parameterPaths, resourcePrefix, stageTags } from "./lib/names";
-import { runnerTokens } from "./secrets";
+import { binaryCacheSigningKey, runnerTokens } from "./secrets";
 
 /**
  * The runners: per pool a launch template, a warm group (on-demand, with a warm pool of Stopped
@@ -62,6 +62,16 @@ const agentConfig = new aws.ssm.Parameter("AgentConfig", {
       binaryCache: `s3://${bucket}?region=${where.region}`,
     }),
   ),
+  tags: stageTags(stage),
+});
+
+/** The cache's signing key, for every pool's instances (their roles name this parameter). */
+const signingKey = signingKeyParameter(stage);
+const cacheSigningKey = new aws.ssm.Parameter("BinaryCacheSigningKey", {
+  name: signingKey.name,
+  type: signingKey.type,
+  description: signingKey.description,
+  value: binaryCacheSigningKey.value,
   tags: stageTags(stage),
 });
 
@@ -153,7 +163,7 @@ for (const pool of settings.pools) {
       tags: warm.tags,
     },
     // The agent's config must exist before an instance boots (a pool with `minReady` launches at once).
-    { ignoreChanges: warm.ignoreChanges, dependsOn: [agentConfig] },
+    { ignoreChanges: warm.ignoreChanges, dependsOn: [agentConfig, cacheSigningKey] },
   );
 
   const burst = burstGroup(stage, pool);
@@ -180,7 +190,7 @@ for (const pool of settings.pools) {
       },
       tags: burst.tags,
     },
-    { ignoreChanges: burst.ignoreChanges, dependsOn: [agentConfig] },
+    { ignoreChanges: burst.ignoreChanges, dependsOn: [agentConfig, cacheSigningKey] },
   );
 
   groupNamesByPool[pool.name] = groupNames(stage, pool.name);

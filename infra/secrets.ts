@@ -1,3 +1,4 @@
+import { BINARY_CACHE_KEY_PLACEHOLDER, BINARY_CACHE_KEY_SECRET } from "../packages/core/src/binary-cache";
 import { gitlabRunnerTokenSecrets } from "../packages/core/src/deploy";
 import { settings } from "./config";
 
@@ -25,6 +26,12 @@ export const gitlabApiToken = optional("GitlabApiToken");
 export const githubAppId = optional("GithubAppId");
 export const githubAppPrivateKey = optional("GithubAppPrivateKey");
 export const statusToken = new sst.Secret("StatusToken");
+/**
+ * The binary cache's secret signing key, in Nix's format, set by `npm run cache-key`. Until then it
+ * holds a placeholder, so a stage deploys without it; instances take the placeholder as no key and
+ * queue their builds without pushing them.
+ */
+export const binaryCacheSigningKey = new sst.Secret(BINARY_CACHE_KEY_SECRET, BINARY_CACHE_KEY_PLACEHOLDER);
 
 /**
  * Per pool, the GitLab runner authentication token (`glrt-…`) its instances run with: set by hand, or

@@ -49,6 +49,7 @@ export function userData(stage: string, region: string, pool: PoolConfig): strin
       agentConfigParameter: paths.agentConfig,
       credentialsParameter: paths.poolCredentials(pool.name),
       runnerConfigPrefix: paths.runnerConfigs,
+      maxJobSeconds: pool.maxJobMinutes * 60,
     },
   });
 }
@@ -239,5 +240,21 @@ export function burstGroup(stage: string, pool: PoolConfig): BurstGroupSpec {
       ...group.ignoreChanges,
       "mixedInstancesPolicy.instancesDistribution.onDemandPercentageAboveBaseCapacity",
     ],
+  };
+}
+
+/**
+ * The binary cache's signing key as the instances read it: a SecureString (the account's aws/ssm key,
+ * as the pools' credentials) under the stage's path, the value copied from the stage secret.
+ */
+export function signingKeyParameter(stage: string): {
+  name: string;
+  type: "SecureString";
+  description: string;
+} {
+  return {
+    name: parameterPaths(stage).binaryCacheSigningKey,
+    type: "SecureString",
+    description: `Hearth ${stage}: the Nix binary cache's secret signing key (npm run cache-key)`,
   };
 }

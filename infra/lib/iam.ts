@@ -237,7 +237,7 @@ export interface InstanceResources {
 /**
  * A pool's instance role: Session Manager (instead of SSH; the security group admits nothing), its
  * own GitHub JIT runner config, its pool's runner credentials, the agent's config, and the binary
- * cache. The heartbeat route is added by `heartbeatPolicy`, once the API exists.
+ * cache (its bucket, and its signing key). The heartbeat route is added by `heartbeatPolicy`, once the API exists.
  *
  * A JIT config is readable only by the instance whose ARN its `hearth:instance-arn` tag holds:
  * Parameter Store has no per-caller path, so the tag carries the binding.
@@ -262,7 +262,13 @@ export function instancePolicy(scope: Scope, resources: InstanceResources): Poli
       Sid: "PoolCredentials",
       Effect: "Allow",
       Action: ["ssm:GetParameter"],
-      Resource: [parameter(paths.poolCredentials(resources.pool)), parameter(paths.agentConfig)],
+      // SecureStrings under the account's aws/ssm key: its key policy lets SSM decrypt for any
+      // principal of the account allowed GetParameter, so no kms:Decrypt is granted.
+      Resource: [
+        parameter(paths.poolCredentials(resources.pool)),
+        parameter(paths.agentConfig),
+        parameter(paths.binaryCacheSigningKey),
+      ],
     },
     {
       Sid: "BinaryCacheBucket",

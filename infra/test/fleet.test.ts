@@ -170,8 +170,13 @@ describe("the launch template", () => {
         agentConfigParameter: "/hearth/production/agent",
         credentialsParameter: "/hearth/production/pools/x86_64/credentials",
         runnerConfigPrefix: "/hearth/production/runners",
+        // The pool's job time limit (maxJobMinutes, 360 by default), which the agent enforces.
+        maxJobSeconds: 21_600,
       },
     });
+    expect(JSON.parse(userData("s", "eu-west-1", pool({ maxJobMinutes: 90 }))).hearth.maxJobSeconds).toBe(
+      5400,
+    );
     // The function that writes it takes no secret: its inputs are the stage, the region and the pool.
     expect(userData.length).toBe(3);
   });

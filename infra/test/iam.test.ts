@@ -1,6 +1,7 @@
 import { defaultPools } from "@hearth/core/pools";
 import { describe, expect, it } from "vitest";
 import { functionNames } from "../../packages/functions/src/aws/links";
+import { signingKeyParameter } from "../lib/fleet";
 import {
   allows,
   autoScalingMutations,
@@ -238,6 +239,17 @@ describe("the instance role", () => {
     expect(allows(policy, "ssm:PutParameter", parameter("/hearth/prod/pools/x86_64/credentials"))).toBe(
       false,
     );
+  });
+
+  it("reads the stage's binary cache signing key, the parameter infra writes it to, and not another stage's", () => {
+    const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
+    const key = signingKeyParameter("prod");
+    expect(key).toMatchObject({ name: "/hearth/prod/binary-cache/signing-key", type: "SecureString" });
+    expect(allows(policy, "ssm:GetParameter", parameter(key.name))).toBe(true);
+    expect(allows(policy, "ssm:GetParameter", parameter(signingKeyParameter("dev").name))).toBe(false);
+    expect(allows(policy, "ssm:PutParameter", parameter(key.name))).toBe(false);
+    // The aws/ssm key's policy decrypts for SSM on the account's behalf: no KMS grant is needed or given.
+    expect(actionsOf(policy).filter((action) => action.startsWith("kms:"))).toEqual([]);
   });
 
   it("reads and writes the binary cache, and no other bucket", () => {

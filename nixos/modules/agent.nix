@@ -32,6 +32,16 @@ let
     runnerConfigDir = if cfg.github.enable then cfg.github.configDir else null;
     gitlabRunnerService = if cfg.gitlab.enable then "gitlab-runner.service" else null;
     gitlabSystemIdFile = if cfg.gitlab.enable then cfg.gitlab.systemIdFile else null;
+    # gitlab-runner's listen address serves the jobs it runs now.
+    gitlabJobsUrl =
+      if cfg.gitlab.enable then
+        "http://${config.services.gitlab-runner.settings.listen_address}/debug/jobs/list"
+      else
+        null;
+    # Where gitlab-runner writes the runner's `id` once registered (beside its system id file).
+    gitlabConfigFile =
+      if cfg.gitlab.enable then "${builtins.dirOf cfg.gitlab.systemIdFile}/config.toml" else null;
+    inherit (cfg) maxJobSeconds;
     pushQueueDir = if cfg.binaryCache.enable then cfg.binaryCache.queueDir else null;
   };
 in

@@ -21,6 +21,7 @@ let
   runtimeConf = "/run/hearth/nix-cache.conf";
   signingKeyFile = "${cfg.secretsDir}/nix-signing-key";
   cacheUrlFile = "/run/hearth/binary-cache-url";
+  nixKey = "${config.nix.package}/bin/nix --extra-experimental-features nix-command key";
   enqueue = pkgs.writeShellScript "hearth-enqueue-build" ''
     # Nix runs this after every build with the built paths in $OUT_PATHS; it must be quick.
     [ -n "''${OUT_PATHS:-}" ] || exit 0
@@ -56,8 +57,9 @@ in
       default = null;
       example = "/hearth/production/binary-cache/signing-key";
       description = ''
-        The SSM SecureString holding the secret signing key (`nix key generate-secret`); `null` (the
-        default) is `/hearth/<stage>/binary-cache/signing-key`. Without a readable key nothing is pushed.
+        The SSM SecureString holding the secret signing key (`npm run cache-key` sets it); `null` (the
+        default) is `/hearth/<stage>/binary-cache/signing-key`. Without a readable key, or with one Nix
+        does not take (the placeholder a stage holds until then), builds are queued and not pushed.
       '';
     };
 
@@ -106,16 +108,20 @@ in
         else
           ''"/hearth/$stage/binary-cache/signing-key"''
       }
-      if param "$signing_key_parameter" > ${signingKeyFile}.new 2>/dev/null; then
+      rm -f ${signingKeyFile}
+      # A stage deployed without `npm run cache-key` holds a placeholder: whatever Nix does not take
+      # as a secret key is no key. Builds are then queued, not pushed, and this is said once, here.
+      if ! param "$signing_key_parameter" > ${signingKeyFile}.new 2>/dev/null; then
+        echo "binary cache: $signing_key_parameter is not readable; builds are queued, not pushed"
+      elif ! public_key=$(${nixKey} convert-secret-to-public < ${signingKeyFile}.new 2>/dev/null); then
+        echo "binary cache: $signing_key_parameter holds no signing key (set one with npm run cache-key); builds are queued, not pushed"
+      else
         mv ${signingKeyFile}.new ${signingKeyFile}
         # The stage's cache is trusted by the key that signs it.
-        public_key=$(${config.nix.package}/bin/nix key convert-secret-to-public < ${signingKeyFile})
         printf 'extra-trusted-public-keys = %s\n' "$public_key" >> ${runtimeConf}
         echo "binary cache: signing key read from $signing_key_parameter"
-      else
-        rm -f ${signingKeyFile}.new
-        echo "binary cache: $signing_key_parameter is not readable; builds are queued, not pushed"
       fi
+      rm -f ${signingKeyFile}.new
     '';
 
     systemd.paths.hearth-cache-push = {

@@ -17,9 +17,11 @@ let
   slotUser = slot: "hearth-job-${toString slot}";
   workDir = slot: "${cfg.stateDir}/runners/${toString slot}";
   configFile = slot: "${gh.configDir}/${toString slot}/jitconfig";
-  # Listening for a job is bounded by the control plane (a config not picked up in 10 minutes is
-  # withdrawn), so the whole run is bounded by that plus the longest job.
-  runtimeMax = if cfg.maxJobSeconds == null then "infinity" else "${toString (cfg.maxJobSeconds + 600)}s";
+  # A backstop only: the agent stops a runner whose job passes the pool's limit (from the user data,
+  # which may be longer than this image's `maxJobSeconds`) and reports why. Listening is bounded by
+  # the control plane (a config not picked up in 10 minutes is withdrawn), so no run outlives the
+  # longest limit a pool may set (7200 minutes) plus that.
+  runtimeMax = "${toString (7200 * 60 + 600)}s";
 in
 {
   imports = [ ./options.nix ];

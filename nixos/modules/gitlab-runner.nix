@@ -100,6 +100,8 @@ in
       settings = {
         concurrent = cfg.slots;
         check_interval = 3;
+        # Loopback only: the agent reads the running jobs from `/debug/jobs/list` here.
+        listen_address = "127.0.0.1:9252";
       };
       extraPackages = [
         pkgs.bash

@@ -90,12 +90,15 @@ in
     };
 
     maxJobSeconds = mkOption {
-      type = types.nullOr types.ints.positive;
+      type = types.nullOr (types.ints.between 60 (31 * 86400));
       default = 21600;
       description = ''
-        The longest a job may run, in seconds (GitHub's own limit is 6 h). A GitHub slot's runner is
-        stopped after this plus 10 minutes of listening, so the forge records the job as failed; a
-        drain waits at most this long for gitlab-runner's jobs. `null`: no limit.
+        The longest a job may run, in seconds, when the instance's user data does not say: the pool's
+        `maxJobMinutes` (360 by default, GitHub's own job timeout), which infra writes there, wins.
+        The agent stops a GitHub slot's runner whose job runs longer, so GitHub records the job
+        failed, and reports why; a GitLab job is ended by GitLab itself (the runner's
+        `maximum_timeout`, which `npm run runners` sets to the pool's limit). A drain waits at most
+        this long for gitlab-runner's jobs. `null`: no limit unless the user data gives one.
       '';
     };
 

@@ -4,11 +4,14 @@
  * system closure, the Amazon image, the VM test — is `nix flake check ./nixos`, in CI.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { relative } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { userData } from "../../infra/lib/fleet";
 import { parseAgentFile, resolveAgentFile } from "../../packages/agent/src/config";
+import { BINARY_CACHE_KEY_PLACEHOLDER, generateSigningKey } from "../../packages/core/src/binary-cache";
+import { parameterPaths } from "../../packages/core/src/deploy";
 import { gitlabSystemId } from "../../packages/core/src/gitlab-api";
 import { poolConfigSchema } from "../../packages/core/src/pools";
 import {
@@ -233,6 +236,8 @@ describe("gitlab-runner", () => {
     expect(runner.gracefulTermination).toBe(true);
     expect(runner.gracefulTimeout).toBe("21600s");
     expect(runner.settings.concurrent).toBe(3);
+    // Loopback only: the agent asks it for the running jobs.
+    expect(runner.settings.listen_address).toBe("127.0.0.1:9252");
     expect(Object.keys(runner.services)).toEqual(["x86_64"]);
     expect(runner.services.x86_64).toMatchObject({
       executor: "shell",
@@ -306,7 +311,8 @@ describe("github-runner", () => {
         WorkingDirectory: `/var/lib/hearth/runners/${slot}`,
         LoadCredential: `jitconfig:/run/hearth/runners/${slot}/jitconfig`,
         Restart: "no",
-        RuntimeMaxSec: "22200s",
+        // A backstop past the longest limit a pool may set: the agent enforces the pool's own.
+        RuntimeMaxSec: "432600s",
         ProtectProc: "invisible",
       });
       expect(unit?.serviceConfig.ExecStartPost).toMatch(
@@ -343,8 +349,15 @@ describe("agent", () => {
       runnerConfigDir: "/run/hearth/runners",
       gitlabRunnerService: "gitlab-runner.service",
       gitlabSystemIdFile: "/var/lib/gitlab-runner/.gitlab-runner/.runner_system_id",
+      gitlabJobsUrl: "http://127.0.0.1:9252/debug/jobs/list",
+      gitlabConfigFile: "/var/lib/gitlab-runner/.gitlab-runner/config.toml",
+      maxJobSeconds: 21600,
       pushQueueDir: "/var/lib/hearth/push-queue",
     });
+    // The jobs URL is gitlab-runner's own listen address.
+    expect(config.gitlabJobsUrl).toBe(
+      `http://${result.gitlabRunner.settings.listen_address}/debug/jobs/list`,
+    );
     const unit = result.services["hearth-agent"];
     expect(unit?.serviceConfig).toMatchObject({
       ExecStart: expect.stringMatching(
@@ -366,6 +379,7 @@ describe("agent", () => {
       architecture: "arm64",
       instanceTypes: ["c7g.xlarge"],
       slotsPerInstance: 3,
+      maxJobMinutes: 90,
     });
     const resolved = resolveAgentFile(parseAgentFile(text), userData("production", "eu-west-1", pool));
     expect(resolved).toMatchObject({
@@ -377,6 +391,10 @@ describe("agent", () => {
       poolCredentialsParameter: "/hearth/production/pools/arm/credentials",
       runnerConfigPrefix: "/hearth/production/runners",
       runnerUnit: "hearth-github-runner-{slot}.service",
+      gitlabJobsUrl: "http://127.0.0.1:9252/debug/jobs/list",
+      gitlabConfigFile: "/var/lib/gitlab-runner/.gitlab-runner/config.toml",
+      // The pool's limit, from the user data, over the image's 6 h.
+      maxJobSeconds: 90 * 60,
     });
     // Without user data, the agent says what it lacks rather than guessing.
     expect(() => resolveAgentFile(parseAgentFile(text), null)).toThrow(/user data says stage, region, pool/);
@@ -387,7 +405,13 @@ describe("agent", () => {
       evaluate("{ services.hearth = { enable = true; agent.enable = true; }; }").etc["hearth/agent.json"]
         ?.text ?? "",
     );
-    expect(config).toMatchObject({ runnerCommand: null, gitlabRunnerService: null, pushQueueDir: null });
+    expect(config).toMatchObject({
+      runnerCommand: null,
+      gitlabRunnerService: null,
+      gitlabJobsUrl: null,
+      gitlabConfigFile: null,
+      pushQueueDir: null,
+    });
   });
 });
 
@@ -422,6 +446,87 @@ describe("binary-cache", () => {
     expect(script).toContain("extra-substituters = %s");
     expect(script).toContain('signing_key_parameter="/hearth/$stage/binary-cache/signing-key"');
     expect(script).toContain("> /run/secrets/nix-signing-key.new");
+  });
+});
+
+describe("the binary cache's signing key at boot", () => {
+  /**
+   * The binary-cache fragment of `hearth-secrets`, run by bash with Debian's `nix` for the store's and
+   * with the parameter read from a file: /run is a folder of the test's.
+   */
+  function boot(parameterValue: string | null) {
+    const script = evaluate(withAll()).services["hearth-secrets"]?.script ?? "";
+    const lines = script.split("\n");
+    const from = lines.findIndex((line) => line.startsWith("cache_url="));
+    const to = lines.findIndex((line) => line.startsWith("rm -f /run/secrets/nix-signing-key.new"));
+    expect(from).toBeGreaterThanOrEqual(0);
+    expect(to).toBeGreaterThan(from);
+    const run = mkdtempSync(join(tmpdir(), "hearth-boot-"));
+    mkdirSync(join(run, "secrets"));
+    mkdirSync(join(run, "hearth"));
+    if (parameterValue !== null) writeFileSync(join(run, "signing-key"), parameterValue);
+    const fragment = lines
+      .slice(from, to + 1)
+      .join("\n")
+      .replace(/\/nix\/store\/[^/\s]+-nix\/bin\/nix/g, "nix")
+      .replaceAll("/run/", `${run}/`);
+    const prelude = [
+      "set -euo pipefail",
+      "stage=prod agent_config_parameter=/hearth/prod/agent",
+      // Parameter Store: the signing key's parameter from the test's file, the agent config with a cache.
+      `param() { case "$1" in */signing-key) cat ${run}/signing-key 2>/dev/null ;; */agent) echo '{"binaryCache":"s3://cache?region=eu-west-1"}' ;; esac; }`,
+    ].join("\n");
+    const result = spawnSync("bash", ["-c", `${prelude}\n${fragment}`], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, NIX_CONFIG: "build-users-group =" },
+    });
+    const read = (path: string) =>
+      existsSync(join(run, path)) ? readFileSync(join(run, path), "utf8") : null;
+    const outcome = {
+      status: result.status,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      key: read("secrets/nix-signing-key"),
+      conf: read("hearth/nix-cache.conf"),
+      leftover: existsSync(join(run, "secrets/nix-signing-key.new")),
+    };
+    rmSync(run, { recursive: true, force: true });
+    return outcome;
+  }
+
+  it("takes a key made by npm run cache-key, and trusts its public half", () => {
+    const key = generateSigningKey("hearth-prod-1");
+    const booted = boot(key.secretKey);
+    expect(booted.status).toBe(0);
+    expect(booted.key).toBe(key.secretKey);
+    expect(booted.conf).toBe(
+      `extra-substituters = s3://cache?region=eu-west-1\nextra-trusted-public-keys = ${key.publicKey}\n`,
+    );
+    expect(booted.stdout).toContain("signing key read from /hearth/prod/binary-cache/signing-key");
+    expect(booted.stdout + booted.stderr).not.toContain(key.secretKey.split(":")[1]);
+    expect(booted.leftover).toBe(false);
+  });
+
+  it("takes the placeholder, or anything Nix refuses, as no key: queues, pushes nothing, says so once", () => {
+    for (const value of [BINARY_CACHE_KEY_PLACEHOLDER, "hearth-prod-1:bm90IGEga2V5", ""]) {
+      const booted = boot(value);
+      expect(booted.status, value).toBe(0);
+      // No key file: hearth-cache-push's ConditionPathExists keeps it from pushing.
+      expect(booted.key).toBeNull();
+      expect(booted.conf).toBe("extra-substituters = s3://cache?region=eu-west-1\n");
+      expect(booted.stdout.match(/binary cache:.*/g)).toEqual([
+        "binary cache: /hearth/prod/binary-cache/signing-key holds no signing key (set one with npm run cache-key); builds are queued, not pushed",
+      ]);
+      expect(booted.leftover).toBe(false);
+    }
+    const unreadable = boot(null);
+    expect(unreadable.key).toBeNull();
+    expect(unreadable.stdout).toContain("is not readable; builds are queued, not pushed");
+  });
+
+  it("reads the parameter infra writes", () => {
+    const script = evaluate(withAll()).services["hearth-secrets"]?.script ?? "";
+    expect(script).toContain(`signing_key_parameter="${parameterPaths("$stage").binaryCacheSigningKey}"`);
   });
 });
 

@@ -34,6 +34,11 @@ export interface AgentSettings {
   /** The longest wait between heartbeats the control plane did not take. */
   maxBackoffSeconds?: number;
   /**
+   * The longest a job may run (the pool's `maxJobMinutes`): a GitHub runner whose job runs longer is
+   * stopped, so the forge records it failed. Null or absent: no limit.
+   */
+  maxJobSeconds?: number | null;
+  /**
    * Runners already on the slots when the agent starts (an agent restarted on a running machine
    * finds them again), by slot.
    */
@@ -48,7 +53,14 @@ export interface SlotRunner {
   parameter: string;
   state: "listening" | "running" | "exited";
   job: JobKey | null;
+  /** Epoch ms at which the agent first saw it run a job (its time limit counts from here). */
+  runningSince?: number | null;
 }
+
+/** A runner the agent stopped while it ran a job, reported once in `stoppedRunners`. */
+export type StoppedRunner = NonNullable<HeartbeatBody["stoppedRunners"]>[number];
+
+const STOPPED_RUNNERS_MAX = 64;
 
 /** What the agent knows, for the status of local mode and for tests. */
 export interface AgentState {
@@ -89,6 +101,10 @@ export class Agent {
   private cacheKeyLimit = CACHE_KEYS_MAX;
   /** Runners stopped for an interruption's deadline, so each is stopped once. */
   private readonly stoppedForDeadline = new Set<number>();
+  /** Stops not yet heard by the control plane, oldest first. */
+  private stoppedRunners: StoppedRunner[] = [];
+  /** gitlab-runner's runner id in GitLab, once read. */
+  private gitlabRunnerId: number | null = null;
   /** The slots as last saved to `memory`, as JSON; null until restored from it. */
   private remembered: string | null = null;
   private busy: Promise<void> = Promise.resolve();
@@ -151,6 +167,7 @@ export class Agent {
     const urgent = await this.pollNotices();
     if (this.draining) await this.stopIdleListeners();
     await this.enforceDeadline();
+    await this.enforceJobTime();
     await this.startGitLab();
     if (!urgent && this.now() < this.nextHeartbeatAt) return;
     // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
@@ -327,7 +344,12 @@ export class Agent {
       if (now.state === runner.state && sameJob(job, runner.job)) continue;
       // A runner never goes back to listening: an ephemeral one serves one job.
       if (now.state === "listening" && runner.state === "running") continue;
-      this.slots[slot] = { ...runner, state: now.state, job: now.state === "exited" ? runner.job : job };
+      this.slots[slot] = {
+        ...runner,
+        state: now.state,
+        job: now.state === "exited" ? runner.job : job,
+        runningSince: now.state === "running" ? (runner.runningSince ?? this.now()) : runner.runningSince,
+      };
       changed = true;
     }
     return changed;
@@ -385,6 +407,7 @@ export class Agent {
           runnerId: runner.runnerId,
           deadline: this.interruption?.time,
         });
+        if (runner.state === "running") this.reportStop(slot, runner.runnerId, "interruption-deadline");
       } catch (error) {
         this.ports.log.warn("could not stop a runner before the deadline", { slot, error: message(error) });
       }
@@ -392,7 +415,9 @@ export class Agent {
     if (this.gitlab && !this.gitlabAborted) {
       this.gitlabAborted = true;
       try {
+        const running = await this.ports.gitlab.runningJobs().catch(() => null);
         await this.ports.gitlab.abort();
+        if (running?.length) this.reportStop(null, this.gitlabRunnerId, "interruption-deadline");
       } catch (error) {
         this.ports.log.warn("could not stop gitlab-runner's jobs before the deadline", {
           error: message(error),
@@ -439,16 +464,69 @@ export class Agent {
             ]
           : [],
       ),
-      gitlabManager: this.gitlab ? { runnerId: null, systemId: this.gitlab.systemId } : null,
+      gitlabManager: this.gitlab
+        ? { runnerId: await this.readGitLabRunnerId(), systemId: this.gitlab.systemId }
+        : null,
       freeDiskBytes: figures?.freeDiskBytes ?? null,
       pushQueueDepth: figures?.pushQueueDepth ?? null,
       pushLagSeconds: figures?.pushLagSeconds ?? null,
+      stoppedRunners: this.stoppedRunners.slice(0, STOPPED_RUNNERS_MAX),
     };
+  }
+
+  /** gitlab-runner's runner id, read until known (gitlab-runner writes it once it has registered). */
+  private async readGitLabRunnerId(): Promise<number | null> {
+    if (this.gitlabRunnerId !== null || !this.ports.gitlab.runnerId) return this.gitlabRunnerId;
+    try {
+      this.gitlabRunnerId = await this.ports.gitlab.runnerId();
+    } catch (error) {
+      this.ports.log.warn("could not read gitlab-runner's runner id", { error: message(error) });
+    }
+    return this.gitlabRunnerId;
+  }
+
+  /** Keeps a stop for the next heartbeat (the oldest are dropped past the protocol's 64). */
+  private reportStop(slot: number | null, runnerId: number | null, reason: StoppedRunner["reason"]): void {
+    this.stoppedRunners.push({ slot, runnerId, reason, at: new Date(this.now()).toISOString() });
+    if (this.stoppedRunners.length > STOPPED_RUNNERS_MAX) this.stoppedRunners.shift();
+    this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+  }
+
+  /**
+   * A GitHub job running longer than the pool allows is ended: its runner is stopped, so GitHub
+   * records the job failed, and the stop is reported (a GitLab job is ended by GitLab itself, by the
+   * runner's `maximum_timeout`).
+   */
+  private async enforceJobTime(): Promise<void> {
+    const limit = this.settings.maxJobSeconds;
+    if (!limit) return;
+    for (const [slot, runner] of this.slots.entries()) {
+      if (runner?.state !== "running" || runner.runningSince == null) continue;
+      if (this.now() - runner.runningSince < limit * 1000) continue;
+      try {
+        await this.ports.runners.stop(slot);
+      } catch (error) {
+        this.ports.log.warn("could not stop a runner past the job time limit", {
+          slot,
+          error: message(error),
+        });
+        continue;
+      }
+      this.slots[slot] = { ...runner, state: "exited" };
+      this.ports.log.warn("stopped a runner whose job ran past the pool's time limit", {
+        slot,
+        runnerId: runner.runnerId,
+        job: runner.job ? `${runner.job.source}#${runner.job.id}` : null,
+        maxJobSeconds: limit,
+      });
+      this.reportStop(slot, runner.runnerId, "max-job-time");
+    }
   }
 
   /** Sends one heartbeat and acts on its answer; true when the control plane took it. */
   private async beat(): Promise<boolean> {
     const body = await this.body();
+    const reportedStops = body.stoppedRunners.length;
     const reportedExited = new Set(
       body.slotRunners.filter((runner) => runner.state === "exited").map((runner) => runner.runnerId),
     );
@@ -481,6 +559,8 @@ export class Agent {
     }
     this.failures = 0;
     this.nextHeartbeatAt = this.now() + this.heartbeatMs;
+    // Heard: each stop is reported once.
+    this.stoppedRunners.splice(0, reportedStops);
     const instructions = readAnswer(answer.body);
     this.protocol = instructions.protocol;
     // Reported exited and heard: the slot is free for its next runner.
@@ -605,6 +685,7 @@ function readSavedSlots(saved: unknown, slots: number): Array<[number, SlotRunne
           parameter: runner.parameter,
           state: runner.state as SlotRunner["state"],
           job: validJob,
+          runningSince: Number.isSafeInteger(runner.runningSince) ? (runner.runningSince as number) : null,
         },
       ],
     ];

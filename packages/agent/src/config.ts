@@ -6,6 +6,7 @@ const stageName = z.string().check(z.regex(/^[a-z][a-z0-9-]{0,39}$/, "not a stag
 const regionName = z.string().check(z.regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "not an AWS region"));
 const poolName = z.string().check(z.minLength(1), z.maxLength(64));
 const slotCount = z.int().check(z.gte(1), z.lte(64));
+const jobSeconds = z.int().check(z.gte(60), z.lte(31 * 86_400));
 
 /**
  * `/etc/hearth/agent.json`, as the NixOS module writes it. What is null there is the stage's, and
@@ -43,8 +44,15 @@ export const agentFileSchema = z.strictObject({
   runnerUnit: z._default(z.nullable(z.string().check(z.minLength(1))), "hearth-github-runner"),
   /** gitlab-runner's env file with `CI_SERVER_URL`/`CI_SERVER_TOKEN`, if the agent writes it. */
   gitlabRunnerEnvFile: z.optional(absolute),
-  /** gitlab-runner's `/debug/jobs/list` (its `listen_address`), to report its running jobs. */
-  gitlabJobsUrl: z.optional(z.url()),
+  /** gitlab-runner's `/debug/jobs/list` (its `listen_address`), to report its running jobs; null: not listed. */
+  gitlabJobsUrl: z._default(z.nullable(z.url({ protocol: /^https?$/ })), null),
+  /** gitlab-runner's config.toml, whose `[[runners]]` entry's `id` is reported as `gitlabManager.runnerId`. */
+  gitlabConfigFile: z._default(z.nullable(absolute), null),
+  /**
+   * The longest a job may run, in seconds, when the user data does not say (the pool's
+   * `maxJobMinutes` wins); null: no limit from the image.
+   */
+  maxJobSeconds: z._default(z.nullable(jobSeconds), null),
   heartbeatSeconds: z._default(z.number().check(z.gte(1), z.lte(300)), 15),
 });
 export type AgentFile = z.infer<typeof agentFileSchema>;
@@ -70,6 +78,7 @@ const userDataSchema = z.object({
     agentConfigParameter: z.optional(absolute),
     credentialsParameter: z.optional(absolute),
     runnerConfigPrefix: z.optional(absolute),
+    maxJobSeconds: z.optional(jobSeconds),
   }),
 });
 
@@ -100,6 +109,8 @@ export function resolveAgentFile(file: AgentFile, userData: string | null): Reso
     agentConfigParameter: file.agentConfigParameter ?? stage.agentConfigParameter ?? null,
     poolCredentialsParameter: file.poolCredentialsParameter ?? stage.credentialsParameter ?? null,
     runnerConfigPrefix: file.runnerConfigPrefix ?? stage.runnerConfigPrefix ?? null,
+    // The pool's limit, which GitLab enforces too, over the image's.
+    maxJobSeconds: stage.maxJobSeconds ?? file.maxJobSeconds,
   };
   const missing = Object.entries(resolved)
     .filter(

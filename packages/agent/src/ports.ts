@@ -74,6 +74,8 @@ export interface GitLabPort {
   abort(): Promise<void>;
   /** The GitLab jobs gitlab-runner runs now; null when it cannot tell. */
   runningJobs(): Promise<JobKey[] | null>;
+  /** The pool runner's id in GitLab, once gitlab-runner has registered; null until then or unknown. */
+  runnerId?(): Promise<number | null>;
 }
 
 /** The store's figures; each null when it cannot be measured. */

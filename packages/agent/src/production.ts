@@ -70,6 +70,7 @@ export async function productionAgent(
           systemIdFile: file.gitlabSystemIdFile,
           envFile: file.gitlabRunnerEnvFile,
           jobsUrl: file.gitlabJobsUrl,
+          configFile: file.gitlabConfigFile,
         })
       : absentGitLab;
   const ports: AgentPorts = {
@@ -88,6 +89,7 @@ export async function productionAgent(
     poolCredentialsParameter: file.poolCredentialsParameter,
     runnerConfigPrefix: file.runnerConfigPrefix,
     heartbeatSeconds: file.heartbeatSeconds,
+    maxJobSeconds: file.maxJobSeconds,
   });
 }
 

@@ -216,12 +216,127 @@ describe("spot notices", () => {
       { slot: 0, at: deadline - 30_000 },
     ]);
     expect(gitlab.calls).toEqual(["start", "SIGQUIT", "SIGTERM"]);
-    // Reported exited at once, then forgotten.
+    // Reported exited at once, with why it stopped (the idle listener ran no job: not reported).
     expect(controlPlane.last.slotRunners).toEqual([{ slot: 0, runnerId: 501, state: "exited" }]);
+    expect(controlPlane.last.stoppedRunners).toEqual([
+      {
+        slot: 0,
+        runnerId: 501,
+        reason: "interruption-deadline",
+        at: new Date(deadline - 30_000).toISOString(),
+      },
+    ]);
     expect(controlPlane.last.runningJobs).toEqual([]);
     await clock.advance(15_000);
     expect(controlPlane.last.slotRunners).toEqual([]);
+    // Reported once.
+    expect(controlPlane.last.stoppedRunners).toEqual([]);
     expect(runners.started).toHaveLength(2);
+  });
+
+  it("reports gitlab-runner's jobs stopped before the deadline, with its runner id", async () => {
+    const { agent, clock, controlPlane, parameters, gitlab, imds } = start();
+    parameters.values.set(
+      "/hearth/test/pools/default/credentials",
+      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+    );
+    gitlab.registeredId = 812;
+    agent.run();
+    await clock.advance(0);
+    gitlab.jobs = [{ source: "gitlab", id: "4411" }];
+    const deadline = clock.now() + 2 * 60_000;
+    imds.spot = { action: "terminate", time: new Date(deadline).toISOString() };
+    await clock.advance(deadline - 30_000 - clock.now());
+    expect(gitlab.calls).toEqual(["start", "SIGQUIT", "SIGTERM"]);
+    expect(controlPlane.last.stoppedRunners).toEqual([
+      {
+        slot: null,
+        runnerId: 812,
+        reason: "interruption-deadline",
+        at: new Date(deadline - 30_000).toISOString(),
+      },
+    ]);
+  });
+});
+
+describe("the job time limit", () => {
+  it("stops a GitHub runner whose job runs past maxJobSeconds, logs it and reports it once", async () => {
+    const { agent, clock, controlPlane, parameters, runners, log } = start({ maxJobSeconds: 600 });
+    controlPlane.hand(parameters, 0, 501);
+    controlPlane.hand(parameters, 1, 502);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(0, { source: "github", id: "28311903001" });
+    await clock.advance(5_000);
+    const tookJobAt = clock.now();
+    await clock.advance(60_000);
+    runners.takeJob(1, { source: "github", id: "28311903002" });
+    // Slot 0's job has run 595 s: not yet.
+    await clock.advance(tookJobAt + 595_000 - clock.now());
+    expect(runners.stopped).toEqual([]);
+    await clock.advance(5_000);
+    expect(runners.stopped).toEqual([{ slot: 0, at: tookJobAt + 600_000 }]);
+    // Reported at once: the slot exited, and why.
+    expect(controlPlane.last.slotRunners).toContainEqual({ slot: 0, runnerId: 501, state: "exited" });
+    expect(controlPlane.last.stoppedRunners).toEqual([
+      { slot: 0, runnerId: 501, reason: "max-job-time", at: new Date(tookJobAt + 600_000).toISOString() },
+    ]);
+    expect(log.lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        message: "stopped a runner whose job ran past the pool's time limit",
+        fields: expect.objectContaining({ slot: 0, runnerId: 501, job: "github#28311903001" }),
+      }),
+    );
+    await clock.advance(15_000);
+    expect(controlPlane.last.stoppedRunners).toEqual([]);
+    // Slot 1 took its job about a minute later: stopped about a minute later.
+    await clock.advance(tookJobAt + 655_000 - clock.now());
+    expect(runners.stopped.map((stop) => stop.slot)).toEqual([0]);
+    await clock.advance(15_000);
+    expect(runners.stopped.map((stop) => stop.slot)).toEqual([0, 1]);
+  });
+
+  it("keeps a stop until a heartbeat is taken, and stops nothing without a limit", async () => {
+    const { agent, clock, controlPlane, parameters, runners } = start({ maxJobSeconds: 600 });
+    controlPlane.hand(parameters, 0, 501);
+    agent.run();
+    await clock.advance(0);
+    runners.takeJob(0, { source: "github", id: "9" });
+    await clock.advance(5_000);
+    controlPlane.down = true;
+    await clock.advance(600_000);
+    expect(runners.stopped.map((stop) => stop.slot)).toEqual([0]);
+    controlPlane.down = false;
+    await clock.advance(60_000);
+    const reports = controlPlane.beats.filter((beat) => beat.stoppedRunners.length > 0);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]?.stoppedRunners).toMatchObject([{ slot: 0, runnerId: 501, reason: "max-job-time" }]);
+
+    current?.agent.stop();
+    const unlimited = start();
+    unlimited.controlPlane.hand(unlimited.parameters, 0, 601);
+    unlimited.agent.run();
+    await unlimited.clock.advance(0);
+    unlimited.runners.takeJob(0, { source: "github", id: "10" });
+    await unlimited.clock.advance(24 * 3600_000);
+    expect(unlimited.runners.stopped).toEqual([]);
+  });
+});
+
+describe("the GitLab runner manager", () => {
+  it("reports the runner's id once gitlab-runner has registered", async () => {
+    const { agent, clock, controlPlane, parameters, gitlab } = start();
+    parameters.values.set(
+      "/hearth/test/pools/default/credentials",
+      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+    );
+    agent.run();
+    await clock.advance(0);
+    expect(controlPlane.last.gitlabManager).toEqual({ runnerId: null, systemId: gitlabSystemId(INSTANCE) });
+    gitlab.registeredId = 812;
+    await clock.advance(15_000);
+    expect(controlPlane.last.gitlabManager).toEqual({ runnerId: 812, systemId: gitlabSystemId(INSTANCE) });
   });
 
   it("reports a rebalance recommendation and drains, without a deadline", async () => {

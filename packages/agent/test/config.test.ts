@@ -69,6 +69,12 @@ describe("the agent's config", () => {
     expect(
       resolveAgentFile(parseAgentFile(JSON.stringify({ ...image, stage: "production" })), userData).stage,
     ).toBe("production");
+    // The job time limit: the pool's (in the user data, as GitLab's maximum_timeout is) over the image's.
+    const limited = parseAgentFile(JSON.stringify({ ...image, maxJobSeconds: 21600 }));
+    expect(resolveAgentFile(limited, userData).maxJobSeconds).toBe(21600);
+    const poolLimit = JSON.stringify({ hearth: { ...JSON.parse(userData).hearth, maxJobSeconds: 36000 } });
+    expect(resolveAgentFile(limited, poolLimit).maxJobSeconds).toBe(36000);
+    expect(resolveAgentFile(parseAgentFile(JSON.stringify(image)), userData).maxJobSeconds).toBeNull();
     expect(() => resolveAgentFile(parseAgentFile(JSON.stringify(image)), "not json")).toThrow(
       "neither the agent config nor the instance's user data says stage, region, pool, agentConfigParameter, poolCredentialsParameter, runnerConfigPrefix",
     );

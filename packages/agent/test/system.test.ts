@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { parseJobList, systemdGitLab } from "../src/system/gitlab";
+import { parseJobList, runnerIdOf, systemdGitLab } from "../src/system/gitlab";
 import { fileMemory } from "../src/system/memory";
 import { systemdRunners } from "../src/system/runners";
 import { hostStore } from "../src/system/store";
@@ -65,7 +65,7 @@ describe("the slots' runners as systemd units", () => {
     ]);
   });
 
-  it("sees listening, running (a Runner.Worker in the unit's cgroup, with its job) and exited", async () => {
+  it("sees listening, running (a Runner.Worker in the unit's cgroup; which job, it cannot tell) and exited", async () => {
     const fake = await fakeSystemctl();
     const cgroupRoot = join(dir, "cgroup");
     const procRoot = join(dir, "proc");
@@ -83,6 +83,7 @@ describe("the slots' runners as systemd units", () => {
     const other = "/system.slice/hearth-github-runner@0.service";
     await mkdir(join(cgroupRoot, other), { recursive: true });
     await writeFile(join(cgroupRoot, other, "cgroup.procs"), "200\n");
+    // A file an older image's hook might leave: not read (no hook can know the job's id).
     await mkdir(join(dir, "runners", "1"), { recursive: true });
     await writeFile(join(dir, "runners", "1", "job"), "28311903001\n");
     await mkdir(join(dir, "runners", "2"), { recursive: true });
@@ -103,7 +104,7 @@ describe("the slots' runners as systemd units", () => {
     const seen = await runners.inspect([0, 1, 2]);
     expect(Object.fromEntries(seen)).toEqual({
       0: { state: "listening" },
-      1: { state: "running", job: { source: "github", id: "28311903001" } },
+      1: { state: "running", job: null },
       2: { state: "exited" },
     });
     // An exited runner's config is removed: it is of no more use.
@@ -160,6 +161,54 @@ describe("gitlab-runner", () => {
     } finally {
       await server.close();
     }
+  });
+
+  it("reads its runner's id from config.toml once gitlab-runner has registered, and never more", async () => {
+    const configFile = join(dir, "gitlab-runner", "config.toml");
+    const fake = await fakeSystemctl();
+    const gitlab = systemdGitLab({
+      systemctl: systemctl(fake.command),
+      service: "gitlab-runner.service",
+      systemIdFile: join(dir, "gitlab-runner", ".runner_system_id"),
+      configFile,
+    });
+    // Not registered yet: no file.
+    expect(await gitlab.runnerId?.()).toBeNull();
+    await mkdir(join(dir, "gitlab-runner"), { recursive: true });
+    // As gitlab-runner 17 writes it after `register` with an authentication token.
+    await writeFile(
+      configFile,
+      [
+        "concurrent = 2",
+        "check_interval = 3",
+        'listen_address = "127.0.0.1:9252"',
+        "",
+        "[session_server]",
+        "  session_timeout = 1800",
+        "",
+        "[[runners]]",
+        '  name = "x86_64"',
+        '  url = "https://gitlab.example.com"',
+        "  id = 812",
+        '  token = "glrt-secret-token"',
+        "  token_obtained_at = 2026-11-30T10:00:00Z",
+        "  token_expires_at = 0001-01-01T00:00:00Z",
+        '  executor = "shell"',
+        "  [runners.cache]",
+        "    MaxUploadedArchiveSize = 0",
+        "",
+      ].join("\n"),
+    );
+    expect(await gitlab.runnerId?.()).toBe(812);
+    expect(runnerIdOf('[[runners]]\n  name = "a"\n  [runners.cache]\n  id = 5\n')).toBeNull();
+    expect(runnerIdOf("[[runners]]\n  id = 0\n")).toBeNull();
+    expect(runnerIdOf("id = 7\n")).toBeNull();
+    const withoutFile = systemdGitLab({
+      systemctl: systemctl(fake.command),
+      service: "x",
+      systemIdFile: "/x",
+    });
+    expect(await withoutFile.runnerId?.()).toBeNull();
   });
 
   it("reads its running jobs from /debug/jobs/list", () => {

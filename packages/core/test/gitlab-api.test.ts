@@ -66,6 +66,7 @@ describe("poolRunnerSpecs", () => {
         tagList: ["nix", "x86_64-linux"],
         runUntagged: true,
         secretName: "GitlabRunnerTokenX8664",
+        maximumTimeout: 21_600,
       },
       {
         pool: "gpu-large",
@@ -75,6 +76,7 @@ describe("poolRunnerSpecs", () => {
         tagList: ["gpu"],
         runUntagged: false,
         secretName: "GitlabRunnerTokenGpuLarge",
+        maximumTimeout: 21_600,
       },
       {
         pool: "arm",
@@ -84,6 +86,7 @@ describe("poolRunnerSpecs", () => {
         tagList: ["arm"],
         runUntagged: false,
         secretName: "GitlabRunnerTokenArm",
+        maximumTimeout: 21_600,
       },
     ]);
     // The names infra declares (infra/secrets.ts builds them with the same function).
@@ -263,6 +266,7 @@ describe("createGitLabRunnerAdmin", () => {
       description: "hearth-prod-x86_64",
       tag_list: ["nix", "x86_64-linux"],
       run_untagged: true,
+      maximum_timeout: 21_600,
     });
     await admin.createRunner(groupSpec, 7);
     expect(gitlab.requests.at(-1)?.body).toMatchObject({

@@ -26,6 +26,9 @@ describe("pool config", () => {
     expect(config.boot).toEqual({ coldSeconds: 75, warmSeconds: 25 });
     expect(config.untagged).toBe(false);
     expect(config.ami).toBeUndefined();
+    // GitHub's own default job timeout.
+    expect(config.maxJobMinutes).toBe(360);
+    expect(pool({ name: "x", labels: ["nix"], maxJobMinutes: 10 }).maxJobMinutes).toBe(10);
   });
 
   it("keeps nested values it is given and defaults the rest", () => {
@@ -50,6 +53,9 @@ describe("pool config", () => {
     ["a spot share above 1", { burst: { spotShare: 1.5 } }],
     ["a negative boot time", { boot: { coldSeconds: -1 } }],
     ["zero slots", { slotsPerInstance: 0 }],
+    ["a job limit under GitLab's 10 minutes", { maxJobMinutes: 9 }],
+    ["a job limit over 5 days", { maxJobMinutes: 7201 }],
+    ["a fractional job limit", { maxJobMinutes: 30.5 }],
     ["a name AWS would reject", { name: "x86 64!" }],
   ])("rejects %s", (_, override) => {
     const result = poolConfigSchema.safeParse({

@@ -148,6 +148,39 @@ describe("POST /agent/heartbeat", () => {
     expect(interruptions).toHaveLength(1);
     expect((await hearth.registry.get(b.id))?.runner).toBe("draining");
   });
+
+  it("journals each runner the agent stopped while it ran a job once, with the instance, slot, runner and reason", async () => {
+    const [a] = instances;
+    if (!a) throw new Error("no instance");
+    const at = new Date(clock.now()).toISOString();
+    const stopped = [
+      { slot: 1, runnerId: 30114, reason: "max-job-time", at },
+      { slot: null, runnerId: 812, reason: "interruption-deadline", at },
+    ];
+    // Sent again when the agent did not get the first answer: journaled once all the same.
+    for (let i = 0; i < 2; i++) {
+      expect((await post(beat(a.id, { protocol: 1, stoppedRunners: stopped }), a.token)).status).toBe(200);
+    }
+    const entries = (await hearth.journal.latest(50)).filter(
+      (entry) => entry.kind === "runner" && entry.details.instance === a.id,
+    );
+    expect(
+      entries.map((entry) => entry.details).sort((x, y) => String(x.reason).localeCompare(String(y.reason))),
+    ).toEqual([
+      { instance: a.id, slot: null, runnerId: 812, reason: "interruption-deadline", at },
+      { instance: a.id, slot: 1, runnerId: 30114, reason: "max-job-time", at },
+    ]);
+    expect(entries.map((entry) => entry.reason).sort()).toEqual([
+      `${a.id} stopped gitlab-runner's jobs (runner 812): its job could not finish before the spot interruption's deadline`,
+      `${a.id} stopped runner 30114 of slot 1: its job ran past the pool's maxJobMinutes`,
+    ]);
+    // A list that is not one is refused, and changes nothing.
+    const refused = await post(
+      beat(a.id, { protocol: 1, stoppedRunners: [{ slot: 1, runnerId: 1, reason: "bored", at }] }),
+      a.token,
+    );
+    expect(refused.status).toBe(400);
+  });
 });
 
 describe("the caller's instance from IAM", () => {

@@ -421,6 +421,54 @@ describe("local mode's simulated GitLab runner API", () => {
     expect(fromJson.status).toBe(201);
   });
 
+  it("shows a runner's maximum_timeout and changes it with PUT /runners/:id, as npm run runners does", async () => {
+    ({ hearth } = await startTestHearth());
+    const base = api(hearth);
+    const created = await fetch(`${base}/user/runners`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        runner_type: "instance_type",
+        description: "hearth-local-x",
+        maximum_timeout: 3600,
+      }),
+    });
+    const { id } = (await created.json()) as { id: number };
+    const details = async () =>
+      (await (await fetch(`${base}/runners/${id}`)).json()) as Record<string, unknown>;
+    expect(await details()).toMatchObject({ id, description: "hearth-local-x", maximum_timeout: 3600 });
+    const put = (body: unknown) =>
+      fetch(`${base}/runners/${id}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const changed = await put({ maximum_timeout: 21_600 });
+    expect(changed.status).toBe(200);
+    expect(await changed.json()).toMatchObject({ id, maximum_timeout: 21_600 });
+    expect(forgeOf(hearth).gitlab.runner(id)?.maximumTimeout).toBe(21_600);
+    // GitLab's floor of 10 minutes; a refusal changes nothing.
+    const tooShort = await put({ maximum_timeout: 300 });
+    expect(tooShort.status).toBe(400);
+    expect(await tooShort.json()).toEqual({
+      message: "400 Bad request - maximum_timeout needs to be at least 10 minutes",
+    });
+    expect((await put({ maximum_timeout: "soon" })).status).toBe(400);
+    expect(forgeOf(hearth).gitlab.runner(id)?.maximumTimeout).toBe(21_600);
+    expect((await fetch(`${base}/runners/99999`)).status).toBe(404);
+    expect(
+      (
+        await put({}).then(() =>
+          fetch(`${base}/runners/99999`, {
+            method: "PUT",
+            headers: { "content-type": "application/json" },
+            body: "{}",
+          }),
+        )
+      ).status,
+    ).toBe(404);
+  });
+
   it("lets a runner's own token by the status token check, and nothing else", async () => {
     ({ hearth } = await startTestHearth({ statusToken: "sim-token" }));
     const base = api(hearth);

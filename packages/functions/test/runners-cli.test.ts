@@ -75,6 +75,7 @@ const config = {
       labels: ["nix", "aarch64-linux"],
       architecture: "arm64",
       instanceTypes: ["c7g.xlarge"],
+      maxJobMinutes: 90,
       gitlab: { group: "acme/ci" },
     },
     // No GitLab scope: its token is set by hand, or it serves GitHub only.
@@ -98,7 +99,8 @@ beforeEach(async () => {
   gitlab = await startFakeGitLabRunners({
     prefix: "/gitlab",
     users: {
-      [apiToken]: { scopes: ["create_runner", "read_api"] },
+      [apiToken]: { scopes: ["create_runner", "manage_runner", "read_api"] },
+      "glpat-create-only": { scopes: ["create_runner", "read_api"] },
       "glpat-read-only": { scopes: ["read_api"] },
     },
     projects: [{ id: 42, path_with_namespace: "acme/ci/widgets" }],
@@ -149,8 +151,11 @@ describe("npm run runners", () => {
       description: "hearth-prod-x86_64",
       tag_list: ["nix", "x86_64-linux"],
       run_untagged: true,
+      // GitLab ends a job past the pool's maxJobMinutes (360 by default) itself.
+      maximum_timeout: 21_600,
     });
     expect(arm).toMatchObject({
+      maximum_timeout: 5_400,
       runner_type: "group_type",
       group_id: 7,
       description: "hearth-prod-aarch64",
@@ -227,11 +232,53 @@ describe("npm run runners", () => {
     expect(replaced.stdout).toContain(`the previous runner ${old.id} stays registered`);
   }, 60_000);
 
+  it("sets an existing runner's maximum_timeout to the pool's limit when it differs, once", async () => {
+    expect((await runners(["--stage", "prod"])).code).toBe(0);
+    const [x86, arm] = gitlab.runners;
+    if (!x86 || !arm) throw new Error("no runners");
+    // Created before the setting existed, or changed in GitLab since.
+    x86.maximum_timeout = null;
+    arm.maximum_timeout = 3_600;
+    const dry = await runners(["--stage", "prod", "--dry-run"]);
+    expect(dry.stdout).toContain(
+      `x86_64: would set runner ${x86.id}'s maximum_timeout from none to 21600 s (maxJobMinutes 360)`,
+    );
+    expect(x86.maximum_timeout).toBeNull();
+
+    const result = await runners(["--stage", "prod"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`x86_64: set runner ${x86.id}'s maximum_timeout from none to 21600 s`);
+    expect(result.stdout).toContain(
+      `aarch64: set runner ${arm.id}'s maximum_timeout from 3600 s to 5400 s (maxJobMinutes 90)`,
+    );
+    expect([x86.maximum_timeout, arm.maximum_timeout]).toEqual([21_600, 5_400]);
+    const puts = gitlab.requests.filter((request) => request.method === "PUT");
+    expect(puts.map((request) => [request.path, request.body])).toEqual([
+      [`/runners/${x86.id}`, { maximum_timeout: 21_600 }],
+      [`/runners/${arm.id}`, { maximum_timeout: 5_400 }],
+    ]);
+    // In step now: nothing more to change.
+    const again = await runners(["--stage", "prod"]);
+    expect(again.stdout).not.toContain("maximum_timeout");
+    expect(gitlab.requests.filter((request) => request.method === "PUT")).toHaveLength(2);
+
+    // A token that may create runners but not change them is told what it lacks, in one line.
+    x86.maximum_timeout = 600;
+    const refused = await runners(["--stage", "prod"], { GITLAB_API_TOKEN: "glpat-create-only" });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `^runners: PUT /gitlab/api/v4/runners/${x86.id} answered 403: .*it needs the manage_runner \\(or api\\) scope.*\\n$`,
+      ),
+    );
+    expect(x86.maximum_timeout).toBe(600);
+  }, 60_000);
+
   it("changes nothing on a dry run", async () => {
     const result = await runners(["--stage", "prod", "--dry-run"]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(
-      'x86_64: would create a project_type runner "hearth-prod-x86_64" in project acme/ci/widgets (42), tags [nix, x86_64-linux], run_untagged true, and set GitlabRunnerTokenX8664',
+      'x86_64: would create a project_type runner "hearth-prod-x86_64" in project acme/ci/widgets (42), tags [nix, x86_64-linux], run_untagged true, maximum_timeout 21600 s, and set GitlabRunnerTokenX8664',
     );
     expect(result.stdout).toContain("aarch64: would create a group_type runner");
     expect(gitlab.runners).toHaveLength(0);
@@ -299,5 +346,71 @@ describe("npm run runners", () => {
       `runners: x86_64: created runner ${created?.id}, but could not set GitlabRunnerTokenX8664 (sst secret set GitlabRunnerTokenX8664 --stage prod failed (exit 1): ✕  Could not set secrets: AccessDenied); delete runner ${created?.id} in GitLab and run again\n`,
     );
     expect(result.stderr + result.stdout).not.toContain(created?.token);
+  });
+});
+
+const cacheKeyMain = fileURLToPath(new URL("../src/runners/cache-key.ts", import.meta.url));
+
+async function cacheKey(args: string[], env: Record<string, string> = {}) {
+  const child = run(cacheKeyMain, args, {
+    env: childEnv({ PATH: `${sstDir}${delimiter}${process.env.PATH ?? ""}`, FAKE_SST_DIR: sstDir, ...env }),
+  });
+  const code = await child.exited;
+  return { code, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+describe("npm run cache-key", () => {
+  it("stores a new signing key as the stage secret on stdin and prints only its public half", async () => {
+    const result = await cacheKey(["--stage", "prod"]);
+    expect(result.code).toBe(0);
+    const secret = stageSecrets("prod").BinaryCacheSigningKey ?? "";
+    expect(secret).toMatch(/^hearth-prod-1:[A-Za-z0-9+/]{86}==$/);
+    expect(result.stdout).toMatch(/^hearth-prod-1:[A-Za-z0-9+/]{43}=\n$/);
+    // The public half is the last 32 bytes of the secret one (Nix's layout: seed ‖ public key).
+    const publicBytes = Buffer.from(result.stdout.trim().split(":")[1] ?? "", "base64");
+    expect(
+      Buffer.from(secret.split(":")[1] ?? "", "base64")
+        .subarray(32)
+        .equals(publicBytes),
+    ).toBe(true);
+    const sets = sstCalls().filter((call) => call.args[1] === "set");
+    expect(sets).toEqual([
+      { args: ["secret", "set", "BinaryCacheSigningKey", "--stage", "prod"], stdin: secret },
+    ]);
+    expect(result.stdout + result.stderr).not.toContain(secret.split(":")[1]);
+  });
+
+  it("refuses to replace a key without --replace, and replaces it with", async () => {
+    expect((await cacheKey(["--stage", "prod"])).code).toBe(0);
+    const first = stageSecrets("prod").BinaryCacheSigningKey;
+    const again = await cacheKey(["--stage", "prod"]);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toBe("");
+    expect(again.stderr).toMatch(
+      /^cache-key: BinaryCacheSigningKey is already set for stage prod; --replace makes a new key/,
+    );
+    expect(stageSecrets("prod").BinaryCacheSigningKey).toBe(first);
+    expect(sstCalls().filter((call) => call.args[1] === "set")).toHaveLength(1);
+
+    const replaced = await cacheKey(["--stage", "prod", "--replace"]);
+    expect(replaced.code).toBe(0);
+    expect(stageSecrets("prod").BinaryCacheSigningKey).not.toBe(first);
+    expect(replaced.stderr).toMatch(/^Replaced BinaryCacheSigningKey for stage prod/);
+  });
+
+  it("says what is wrong in one line and sets nothing", async () => {
+    expect(await cacheKey([])).toMatchObject({
+      code: 1,
+      stderr: "cache-key: give the stage: npm run cache-key -- --stage NAME (--help for more)\n",
+    });
+    expect((await cacheKey(["--stage", "Prod!"])).stderr).toBe(
+      'cache-key: stage "Prod!": use lower-case letters, digits and "-", starting with a letter, at most 24\n',
+    );
+    const failed = await cacheKey(["--stage", "prod"], { FAKE_SST_FAIL: "set" });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toBe(
+      "cache-key: sst secret set BinaryCacheSigningKey --stage prod failed (exit 1): ✕  Could not set secrets: AccessDenied\n",
+    );
+    expect(stageSecrets("prod")).toEqual({});
   });
 });

@@ -376,7 +376,14 @@ export function finishedTable(jobs: JobView[]): Node {
       row: jobRow,
       columns: [
         jobColumn,
-        { label: "Result", cell: (job) => badge(conclusionTone(job), job.conclusion ?? job.status) },
+        {
+          label: "Result",
+          cell: (job) =>
+            badge(
+              conclusionTone(job),
+              `${job.conclusion ?? job.status}${job.failureReason ? ` (${job.failureReason})` : ""}`,
+            ),
+        },
         poolColumn,
         instanceColumn,
         { label: "Waited", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },

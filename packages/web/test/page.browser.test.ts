@@ -135,6 +135,9 @@ describe("the status page", () => {
       "https://gitlab.example.com/platform-infrastructure/terraform-modules-monorepo/-/jobs/41877",
     );
     expect(await page.getByTestId("running-table").getByTestId("job-row").count()).toBe(8);
+    // A job GitLab ended at its runner's maximum_timeout says so.
+    const timedOut = page.getByTestId("finished-table").locator('[data-job="gitlab#41866"]');
+    expect(await timedOut.innerText()).toContain("failure (job_execution_timeout)");
     expect(await page.getByTestId("unroutable").innerText()).toContain("train (cuda)");
 
     const decision = page.locator('[data-testid="event"][data-kind="decision"]').first();

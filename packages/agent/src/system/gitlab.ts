@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { send as httpSend, type Send } from "../http";
 import type { GitLabPort, JobKey } from "../ports";
@@ -22,7 +22,9 @@ export interface SystemdGitLabOptions {
    */
   envFile?: string | undefined;
   /** gitlab-runner's `/debug/jobs/list` on its `listen_address`; unset: jobs are not listed. */
-  jobsUrl?: string | undefined;
+  jobsUrl?: string | null | undefined;
+  /** gitlab-runner's config.toml, for its runner's `id`; unset: the id is not reported. */
+  configFile?: string | null | undefined;
   send?: Send;
 }
 
@@ -52,7 +54,32 @@ export function systemdGitLab(options: SystemdGitLabOptions): GitLabPort {
       if (response.status !== 200) throw new Error(`gitlab-runner's job list answered ${response.status}`);
       return parseJobList(response.text);
     },
+    async runnerId() {
+      if (!options.configFile) return null;
+      // Not there until gitlab-runner has registered at its start; the token beside the id is never kept.
+      const text = await readFile(options.configFile, "utf8").catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") return "";
+        throw new Error(`cannot read ${options.configFile}: ${error.code ?? error.message}`);
+      });
+      return runnerIdOf(text);
+    },
   };
+}
+
+/**
+ * The `id` of the first `[[runners]]` entry of gitlab-runner's config.toml (gitlab-runner writes the
+ * id GitLab gave the runner there since 15.x; `id = 0` or none: not known).
+ */
+export function runnerIdOf(configToml: string): number | null {
+  const from = configToml.search(/^[ \t]*\[\[runners\]\][ \t]*$/m);
+  if (from < 0) return null;
+  const entry = configToml.slice(from).split("\n").slice(1);
+  for (const line of entry) {
+    if (/^\s*\[/.test(line)) break;
+    const id = /^[ \t]*id[ \t]*=[ \t]*(\d{1,15})[ \t]*(?:#.*)?$/.exec(line)?.[1];
+    if (id !== undefined) return Number(id) > 0 ? Number(id) : null;
+  }
+  return null;
 }
 
 /**

@@ -7,8 +7,10 @@ import type { Systemctl } from "./systemctl";
  * The slots' GitHub runners as systemd units: `hearth-github-runner@<slot>` runs
  * `Runner.Listener run --jitconfig` with the config the agent wrote to `<dir>/<slot>/jitconfig`
  * (mode 0600, tmpfs). The agent sees a runner take a job by its `Runner.Worker` process in the
- * unit's cgroup, and which job from `<dir>/<slot>/job` (the job id, written by the runner's
- * job-started hook) when that file exists.
+ * unit's cgroup. Which job it is the agent cannot tell: the runner's job-started hook gets no job id
+ * in its environment (only the `job.check_run_id` expression has it), and the control plane already
+ * knows a GitHub job's instance from `workflow_job.in_progress` (the runner's name carries the
+ * instance id). So a running slot is reported with `job: null` (docs/PROTOCOL.md §2).
  */
 
 export interface SystemdRunnersOptions {
@@ -49,7 +51,6 @@ export function systemdRunners(options: SystemdRunnersOptions): RunnersPort {
     async start(slot, config) {
       const dir = slotDir(slot);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      await rm(join(dir, "job"), { force: true });
       const file = join(dir, "jitconfig");
       // Removed first: `mode` applies only to a file that is created.
       await rm(file, { force: true });
@@ -95,8 +96,7 @@ export function systemdRunners(options: SystemdRunnersOptions): RunnersPort {
           seen.set(slot, { state: "listening" });
           continue;
         }
-        const id = (await readFile(join(slotDir(slot), "job"), "utf8").catch(() => "")).trim();
-        seen.set(slot, { state: "running", job: /^\d{1,20}$/.test(id) ? { source: "github", id } : null });
+        seen.set(slot, { state: "running", job: null });
       }
       return seen;
     },

@@ -174,6 +174,8 @@ export class FakeGitLab {
   readonly calls: string[] = [];
   started: { credentials: GitLabCredentials; systemId: string } | null = null;
   jobs: JobKey[] = [];
+  /** The id gitlab-runner wrote to its config.toml once registered; null before. */
+  registeredId: number | null = null;
   readonly port = {
     start: async (credentials: GitLabCredentials, systemId: string) => {
       this.calls.push("start");
@@ -182,6 +184,7 @@ export class FakeGitLab {
     drain: async () => void this.calls.push("SIGQUIT"),
     abort: async () => void this.calls.push("SIGTERM"),
     runningJobs: async () => (this.started ? this.jobs : null),
+    runnerId: async () => (this.started ? this.registeredId : null),
   };
 }
 

@@ -45,6 +45,8 @@ export const parameterPaths = (stage: string) => ({
   agentConfig: `/hearth/${stage}/agent`,
   /** The NixOS AMI per architecture (data type `aws:ec2:image`), unless a pool names its own. */
   ami: (architecture: string) => `/hearth/${stage}/ami/${architecture}`,
+  /** The binary cache's secret signing key (SecureString, Nix's format), read by every instance. */
+  binaryCacheSigningKey: `/hearth/${stage}/binary-cache/signing-key`,
 });
 
 /**

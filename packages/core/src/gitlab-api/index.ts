@@ -85,6 +85,8 @@ export interface PoolRunnerSpec {
   runUntagged: boolean;
   /** `GitlabRunnerToken<Pool>`, as infra declares it. */
   secretName: string;
+  /** The pool's `maxJobMinutes` in seconds: GitLab ends a job that runs longer (`job_execution_timeout`). */
+  maximumTimeout: number;
 }
 
 export const gitlabRunnerType = (scope: GitLabRunnerScope): GitLabRunnerType =>
@@ -105,6 +107,7 @@ export function poolRunnerSpecs(stage: string, pools: readonly PoolConfig[]): Po
             tagList: [...pool.labels],
             runUntagged: pool.untagged,
             secretName: secrets.get(pool.name) as string,
+            maximumTimeout: pool.maxJobMinutes * 60,
           },
         ],
   );
@@ -128,4 +131,8 @@ export interface GitLabRunnerAdmin {
   existingRunners(spec: PoolRunnerSpec, namespaceId: number | undefined): Promise<GitLabRunnerSummary[]>;
   /** `POST /user/runners`: the new runner's id and its authentication token (`glrt-…`, a secret). */
   createRunner(spec: PoolRunnerSpec, namespaceId: number | undefined): Promise<{ id: number; token: string }>;
+  /** `GET /runners/:id`: the runner's `maximum_timeout` in seconds (null: none). */
+  maximumTimeout(runnerId: number): Promise<number | null>;
+  /** `PUT /runners/:id` with `maximum_timeout`. */
+  setMaximumTimeout(runnerId: number, seconds: number): Promise<void>;
 }

@@ -17,7 +17,14 @@ export interface StageSecrets {
 export type PoolRunnerOutcome =
   | { pool: string; action: "created"; runnerId: number; secretName: string; replaced: number[] }
   | { pool: string; action: "would-create"; secretName: string; replaced: number[] }
-  | { pool: string; action: "skipped"; secretName: string; reason: string };
+  | {
+      pool: string;
+      action: "skipped";
+      secretName: string;
+      reason: string;
+      /** Existing runners whose `maximum_timeout` was (or, in a dry run, would be) set to the pool's. */
+      timeoutSet: number[];
+    };
 
 interface Planned {
   spec: PoolRunnerSpec;
@@ -85,13 +92,14 @@ export async function createPoolRunners(options: {
     const reason = why(planned);
     if (reason !== undefined && !options.replace) {
       report(`${spec.pool}: skipped, ${reason} (--replace creates a new runner)`);
-      outcomes.push({ pool: spec.pool, action: "skipped", secretName: spec.secretName, reason });
+      const timeoutSet = await alignMaximumTimeout(planned, options);
+      outcomes.push({ pool: spec.pool, action: "skipped", secretName: spec.secretName, reason, timeoutSet });
       continue;
     }
     const replaced = planned.existing.map((runner) => runner.id);
     const what =
       `a ${spec.runnerType} runner "${spec.description}" in ${where(spec, namespaceId)}, ` +
-      `tags [${spec.tagList.join(", ")}], run_untagged ${spec.runUntagged}`;
+      `tags [${spec.tagList.join(", ")}], run_untagged ${spec.runUntagged}, maximum_timeout ${spec.maximumTimeout} s`;
     const leftOver = replaced.length
       ? `; the previous runner ${replaced.join(", ")} stays registered until you delete it in GitLab (instances still running with its token keep working)`
       : "";
@@ -120,4 +128,30 @@ export async function createPoolRunners(options: {
     });
   }
   return outcomes;
+}
+
+/**
+ * An existing runner of the pool ends jobs at the pool's `maxJobMinutes`: its `maximum_timeout` is
+ * set when it differs (a runner created before the setting, or the setting changed). GitLab then
+ * fails a longer job itself, with `job_execution_timeout`.
+ */
+async function alignMaximumTimeout(
+  planned: Planned,
+  options: { admin: GitLabRunnerAdmin; dryRun: boolean; report: (line: string) => void },
+): Promise<number[]> {
+  const { spec } = planned;
+  const changed: number[] = [];
+  for (const runner of planned.existing) {
+    const current = await options.admin.maximumTimeout(runner.id);
+    if (current === spec.maximumTimeout) continue;
+    const what = `runner ${runner.id}'s maximum_timeout from ${current === null ? "none" : `${current} s`} to ${spec.maximumTimeout} s (maxJobMinutes ${spec.maximumTimeout / 60})`;
+    if (options.dryRun) {
+      options.report(`${spec.pool}: would set ${what}`);
+    } else {
+      await options.admin.setMaximumTimeout(runner.id, spec.maximumTimeout);
+      options.report(`${spec.pool}: set ${what}`);
+    }
+    changed.push(runner.id);
+  }
+  return changed;
 }

@@ -19,7 +19,7 @@ export function gitlabApiBase(url: string): string {
 }
 
 interface Call {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** Below `/api/v4`, with its query. */
   path: string;
   /** Sent as a form (`application/x-www-form-urlencoded`), as GitLab's runner endpoints document. */
@@ -240,6 +240,7 @@ export function createGitLabRunnerAdmin(config: GitLabApiConfig): GitLabRunnerAd
           description: spec.description,
           tag_list: spec.tagList,
           run_untagged: spec.runUntagged,
+          maximum_timeout: spec.maximumTimeout,
         },
       });
       if (answer.status === 403) {
@@ -253,6 +254,31 @@ export function createGitLabRunnerAdmin(config: GitLabApiConfig): GitLabRunnerAd
         throw new GitLabApiError(`${answer.where} answered without a runner id and token`, answer.status);
       }
       return { id: created.id, token: created.token };
+    },
+    async maximumTimeout(runnerId) {
+      const answer = expectOk(await call({ method: "GET", path: `/runners/${runnerId}` }));
+      const timeout = (answer.body as { maximum_timeout?: unknown } | null)?.maximum_timeout;
+      if (timeout === null || timeout === undefined) return null;
+      if (typeof timeout !== "number") {
+        throw new GitLabApiError(
+          `${answer.where} answered a maximum_timeout that is not a number`,
+          answer.status,
+        );
+      }
+      return timeout;
+    },
+    async setMaximumTimeout(runnerId, seconds) {
+      const answer = await call({
+        method: "PUT",
+        path: `/runners/${runnerId}`,
+        json: { maximum_timeout: seconds },
+      });
+      if (answer.status === 403) {
+        throw new GitLabTokenRefused(
+          `${answer.where} answered 403${gitlabMessage(answer, [token])}: the API token may not change runner ${runnerId}; it needs the manage_runner (or api) scope, and the role that may create it`,
+        );
+      }
+      expectOk(answer);
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
 import { PROTOCOL_VERSION, type RunnerConfigInstruction, type RunnerDeps, tendSlotRunners } from "../runners";
+import type { RunnerStopReason } from "../runners/vocabulary";
 
 /**
  * `POST /agent/heartbeat`: an instance reports its runner state, running jobs and store. The
@@ -154,6 +155,7 @@ export async function acceptHeartbeat(
       },
     });
   }
+  await journalStoppedRunners(deps.journal, stored.after.pool, beat);
   const protocol = Math.min(beat.protocol ?? 0, PROTOCOL_VERSION);
   if (protocol < 1) return { kind: "accepted", instance: stored.after, protocol, instructions: null };
   const draining = stored.after.runner === "draining" || stored.after.interruption !== null;
@@ -177,4 +179,35 @@ export async function acceptHeartbeat(
     }
   }
   return { kind: "accepted", instance: stored.after, protocol, instructions };
+}
+
+const stopReasons: Record<RunnerStopReason, string> = {
+  "max-job-time": "its job ran past the pool's maxJobMinutes",
+  "interruption-deadline": "its job could not finish before the spot interruption's deadline",
+};
+
+/**
+ * Journals each runner the agent says it stopped while it ran a job. The agent reports each once, but
+ * repeats a report whose answer it did not get: the journal's `once` key keeps that to one entry.
+ */
+async function journalStoppedRunners(journal: Journal, pool: string, beat: Heartbeat): Promise<void> {
+  for (const stop of beat.stoppedRunners ?? []) {
+    const what =
+      stop.slot === null
+        ? `gitlab-runner's jobs${stop.runnerId === null ? "" : ` (runner ${stop.runnerId})`}`
+        : `runner ${stop.runnerId ?? "(unknown)"} of slot ${stop.slot}`;
+    await journal.write({
+      pool,
+      kind: "runner",
+      reason: `${beat.instanceId} stopped ${what}: ${stopReasons[stop.reason]}`,
+      details: {
+        instance: beat.instanceId,
+        slot: stop.slot,
+        runnerId: stop.runnerId,
+        reason: stop.reason,
+        at: stop.at,
+      },
+      once: `${beat.instanceId}#${stop.slot ?? "-"}#${stop.runnerId ?? "-"}#${stop.reason}#${stop.at}`,
+    });
+  }
 }

@@ -2,7 +2,7 @@ import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { type JobKey, sources } from "../jobs";
-import { reportedSlotRunnerStates } from "../runners/vocabulary";
+import { reportedSlotRunnerStates, runnerStopReasons } from "../runners/vocabulary";
 import type { Store } from "../table";
 import { type Group, type Market, type RunnerState, reportedRunnerStates } from "./vocabulary";
 
@@ -88,6 +88,21 @@ export const heartbeatSchema = z.object({
   pushQueueDepth: z.number().int().nonnegative().max(10_000_000).nullable().optional(),
   /** Seconds the oldest path in the push queue has waited (0 when the queue is empty). */
   pushLagSeconds: z.number().int().nonnegative().max(31_536_000).nullable().optional(),
+  /**
+   * Version 2, optional: runners the agent stopped while they ran a job, and why, each reported
+   * once (docs/PROTOCOL.md §2). The control plane journals each.
+   */
+  stoppedRunners: z
+    .array(
+      z.object({
+        slot: z.number().int().min(0).max(63).nullable(),
+        runnerId: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable(),
+        reason: z.enum(runnerStopReasons),
+        at: isoTime,
+      }),
+    )
+    .max(64)
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { epochSeconds, type Store } from "../table";
 import type { JournalKind } from "./kinds";
@@ -28,9 +29,14 @@ const RETENTION_DAYS = 7;
 const day = (date: Date) => date.toISOString().slice(0, 10);
 
 export interface Journal {
+  /**
+   * Writes an entry. With `once`, a key naming the fact the entry records, the entry is written only
+   * the first time that key is seen (within the journal's retention), and a repeat returns null: a
+   * report the sender may repeat (a heartbeat whose answer was lost) is journaled once.
+   */
   write(
-    entry: Omit<JournalEntry, "time" | "details" | "calls"> & Partial<JournalEntry>,
-  ): Promise<JournalEntry>;
+    entry: Omit<JournalEntry, "time" | "details" | "calls"> & Partial<JournalEntry> & { once?: string },
+  ): Promise<JournalEntry | null>;
   /** The latest entries, newest first, from the last two days. */
   latest(limit: number): Promise<JournalEntry[]>;
 }
@@ -48,6 +54,25 @@ export function createJournal(store: Store): Journal {
         calls: input.calls ?? [],
       };
       const at = new Date(entry.time);
+      if (input.once !== undefined) {
+        try {
+          await client.send(
+            new PutCommand({
+              TableName: tableName,
+              Item: {
+                pk: `JOURNALONCE#${input.once}`,
+                sk: "ONCE",
+                kind: "journal-once",
+                expiresAt: epochSeconds(at) + RETENTION_DAYS * 86_400,
+              },
+              ConditionExpression: "attribute_not_exists(pk)",
+            }),
+          );
+        } catch (error) {
+          if (error instanceof ConditionalCheckFailedException) return null;
+          throw error;
+        }
+      }
       await client.send(
         new PutCommand({
           TableName: tableName,

@@ -131,6 +131,12 @@ export const poolConfigSchema = strictObject({
   instanceTypes: z.array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/)).min(1),
   /** Concurrent jobs per instance (GitLab `concurrent`, or GitHub runners per instance). */
   slotsPerInstance: z.number().int().min(1).max(64).default(2),
+  /**
+   * The longest a job may run, in minutes (GitHub's own default job timeout is 360). GitLab ends a
+   * longer job itself (the runner's `maximum_timeout`, set by `npm run runners`; at least 10 minutes
+   * in GitLab); on GitHub the agent stops the runner (its user data carries the limit).
+   */
+  maxJobMinutes: z.number().int().min(10).max(7200).default(360),
   /** The warm group: on-demand, with a warm pool of Stopped instances. */
   warm: strictObject({
     /**

@@ -11,6 +11,13 @@ export type SlotRunnerState = (typeof slotRunnerStates)[number];
 export const reportedSlotRunnerStates = ["listening", "running", "exited"] as const;
 export type ReportedSlotRunnerState = (typeof reportedSlotRunnerStates)[number];
 
+/**
+ * Why the agent stopped a runner while it ran a job (heartbeat `stoppedRunners`): the job ran past the
+ * pool's `maxJobMinutes`, or it could not finish before a spot interruption's deadline.
+ */
+export const runnerStopReasons = ["max-job-time", "interruption-deadline"] as const;
+export type RunnerStopReason = (typeof runnerStopReasons)[number];
+
 /** What the status shows: a slot runner's state, `removing` (a deletion owed), or a GitLab manager. */
 export const runnerViewStates = [...slotRunnerStates, "removing", "registered"] as const;
 export type RunnerViewState = (typeof runnerViewStates)[number];

@@ -80,6 +80,7 @@ function jobView(job: Job, pools: readonly PoolConfig[], now: number): JobView {
     pool: "pool" in route ? route.pool : null,
     status: job.status,
     conclusion: job.conclusion,
+    failureReason: job.failureReason?.slice(0, 100) ?? null,
     instanceId: job.instanceId,
     waitSeconds: seconds(job.queuedAt, job.startedAt ?? (job.status === "queued" ? now : null)),
     runSeconds: seconds(job.startedAt, job.finishedAt ?? (active ? now : null)),

@@ -51,6 +51,11 @@ export const jobViewSchema = z.object({
   pool: z.nullable(z.string()),
   status: z.enum(jobStatuses),
   conclusion: z.nullable(z.string()),
+  /**
+   * Why the forge failed it (GitLab's `build_failure_reason`: `job_execution_timeout` for a job past
+   * its runner's `maximum_timeout`, the pool's `maxJobMinutes`); null otherwise.
+   */
+  failureReason: z.nullable(z.string().check(z.maxLength(100))),
   /** The instance that runs or ran it. */
   instanceId: z.nullable(z.string()),
   /** Queued until started, or until now while still queued. */

@@ -22,14 +22,15 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  *
  * | instance      | `INSTANCE#<id>`        | `INSTANCE`      | `INSTANCES#<pool>` / `<id>`           | –                         |
  * | journal entry | `JOURNAL#<yyyy-mm-dd>` | `<time>#<id>`   | –                                     | –                         |
+ * | journaled once| `JOURNALONCE#<key>`    | `ONCE`          | –                                     | –                         |
  * | lease         | `LEASE#<name>`         | `LEASE`         | –                                     | –                         |
  * | pool state    | `POOL#<name>`          | `STATE`         | –                                     | –                         |
  * | series sample | `SERIES#<pool>`        | `<minute>`      | –                                     | –                         |
  * | slot runner   | `RUNNERS#<instance>`   | `SLOT#<nn>`     | `RUNNERS-IN#<pool>` / `<instance>#<nn>` | –                       |
  * | runner removal| `RUNNER-REMOVALS`      | `<forge>#<id>`  | –                                     | –                         |
  *
- * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries, samples and
- * gone instances expire.
+ * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
+ * reports journaled once), samples and gone instances expire.
  */
 export const table = {
   partitionKey: "pk",

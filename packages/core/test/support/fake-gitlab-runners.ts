@@ -15,6 +15,8 @@ import type { AddressInfo } from "node:net";
  * - Runners are remembered with their `glrt-…` token, type, scope, tags and managers.
  * - `POST /runners/verify` with a `system_id` registers that manager, as gitlab-runner does at start;
  *   `DELETE /runners/managers` deletes one (204), or answers 404 when it is not there.
+ * - `GET /runners/:id` shows a runner's details (its `maximum_timeout`); `PUT /runners/:id` changes
+ *   it, with a token of the `manage_runner` or `api` scope, and at least 600 seconds as GitLab wants.
  */
 
 export interface FakeUser {
@@ -31,6 +33,8 @@ export interface FakeRunner {
   group_id?: number;
   tag_list: string[];
   run_untagged: boolean;
+  /** Seconds; null: none (jobs run up to their project's timeout). */
+  maximum_timeout: number | null;
   managers: Set<string>;
 }
 
@@ -56,7 +60,11 @@ export interface FakeGitLabRunners {
   /** Answers every request with this status instead, while set. */
   failWith: number | undefined;
   /** A runner as GitLab would hold it after a user created it elsewhere. */
-  addRunner(runner: Omit<FakeRunner, "id" | "token" | "managers">): FakeRunner;
+  addRunner(
+    runner: Omit<FakeRunner, "id" | "token" | "managers" | "maximum_timeout"> & {
+      maximum_timeout?: number | null;
+    },
+  ): FakeRunner;
   close(): Promise<void>;
 }
 
@@ -83,6 +91,7 @@ export async function startFakeGitLabRunners(
     addRunner(runner) {
       const created: FakeRunner = {
         ...runner,
+        maximum_timeout: runner.maximum_timeout ?? null,
         id: nextId++,
         token: `glrt-${randomBytes(15).toString("base64url")}`,
         managers: new Set(),
@@ -192,6 +201,12 @@ export async function startFakeGitLabRunners(
     const projectRoute = route(/^\/projects\/([^/]+)$/);
     const groupRoute = route(/^\/groups\/([^/]+)$/);
     const projectRunners = route(/^\/projects\/([^/]+)\/runners$/);
+    const runnerRoute = /^\/runners\/(\d+)$/.exec(path);
+    const maySee = (runner: FakeRunner) =>
+      user.admin ||
+      (runner.project_id !== undefined &&
+        fake.projects.some((project) => project.id === runner.project_id)) ||
+      (runner.group_id !== undefined && fake.groups.some((group) => group.id === runner.group_id));
     const groupRunners = route(/^\/groups\/([^/]+)\/runners$/);
 
     if (projectRoute) {
@@ -233,6 +248,35 @@ export async function startFakeGitLabRunners(
         fake.runners.filter((runner) => runner.group_id === group.id),
       );
     }
+    if (runnerRoute && (method === "GET" || method === "PUT")) {
+      const runner = fake.runners.find((candidate) => String(candidate.id) === runnerRoute[1]);
+      if (!runner || !maySee(runner)) return send(response, 404, { message: "404 Runner Not Found" });
+      if (method === "PUT") {
+        if (!user.scopes.includes("manage_runner") && !user.scopes.includes("api")) {
+          return send(response, 403, {
+            error: "insufficient_scope",
+            error_description: "The request requires higher privileges than provided by the access token.",
+            scope: "manage_runner api",
+          });
+        }
+        if (body.maximum_timeout !== undefined) {
+          const seconds = Number(body.maximum_timeout);
+          if (!Number.isInteger(seconds)) return send(response, 400, { error: "maximum_timeout is invalid" });
+          if (seconds < 600) {
+            return send(response, 400, { message: { maximum_timeout: ["needs to be at least 10 minutes"] } });
+          }
+          runner.maximum_timeout = seconds;
+        }
+      }
+      return send(response, 200, {
+        ...summary(runner),
+        tag_list: runner.tag_list,
+        run_untagged: runner.run_untagged,
+        locked: false,
+        maximum_timeout: runner.maximum_timeout,
+        access_level: "not_protected",
+      });
+    }
     if (path === "/runners/all" && method === "GET") {
       if (!user.admin) return send(response, 403, forbidden);
       return listRunners(response, query, fake.runners);
@@ -270,6 +314,7 @@ export async function startFakeGitLabRunners(
         ...(type === "group_type" ? { group_id: groupId } : {}),
         tag_list: tagList,
         run_untagged: body.run_untagged === true || body.run_untagged === "true",
+        maximum_timeout: body.maximum_timeout === undefined ? null : Number(body.maximum_timeout),
       });
       return send(response, 201, { id: runner.id, token: runner.token, token_expires_at: null });
     }

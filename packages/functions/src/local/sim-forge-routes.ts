@@ -15,7 +15,8 @@ import { bearerMatches, readBody } from "../http";
  * - GitHub's REST API for self-hosted runners at `/sim/github` (Octokit's `baseUrl`), for
  *   repositories and organizations: generate-jitconfig, list (by name), get, delete.
  * - GitLab's runner API at `/sim/gitlab/api/v4`: `POST /runners/verify`, `DELETE /runners/managers`,
- *   `GET /runners/:id/managers`, `POST /user/runners`.
+ *   `GET /runners/:id/managers`, `POST /user/runners`, `GET /runners/:id` and `PUT /runners/:id`
+ *   (its `maximum_timeout`).
  *
  * Each answers in its forge's shapes, errors included (GitHub: `{message, documentation_url, status}`;
  * GitLab: `{message}`). Bodies have the webhooks' limit (1 MiB). Authentication is each forge's: GitHub
@@ -265,6 +266,27 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     const managers = /^\d{1,15}$/.test(raw) ? forge.gitlab.managers(Number(raw)) : undefined;
     if (!managers) return gitlabError(c, 404, "404 Runner Not Found");
     return c.json(managers);
+  });
+
+  // A runner's details, and its maximum_timeout changed (`npm run runners` keeps it at the pool's limit).
+  const runnerId = (raw: string) => (/^\d{1,15}$/.test(raw) ? Number(raw) : undefined);
+  app.get(`${GITLAB}/runners/:id{\\d+}`, (c) => {
+    const id = runnerId(c.req.param("id"));
+    const answer = id === undefined ? undefined : forge.gitlab.details(id);
+    if (!answer?.ok) return gitlabError(c, 404, "404 Runner Not Found");
+    return c.json(answer.value);
+  });
+  app.put(`${GITLAB}/runners/:id{\\d+}`, async (c) => {
+    const read = await gitlabParams(c);
+    if (!read.ok) return read.response;
+    const id = runnerId(c.req.param("id"));
+    const timeout = integer(read.params.maximum_timeout);
+    if (timeout === "invalid") return gitlabError(c, 400, "400 Bad request - maximum_timeout is invalid");
+    const answer = id === undefined ? undefined : forge.gitlab.update(id, { maximum_timeout: timeout });
+    if (!answer) return gitlabError(c, 404, "404 Runner Not Found");
+    if (!answer.ok) return gitlabError(c, answer.status, answer.message);
+    options.written?.();
+    return c.json(answer.value);
   });
 
   app.post(`${GITLAB}/user/runners`, async (c) => {

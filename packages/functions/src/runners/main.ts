@@ -11,15 +11,17 @@ const usage = `Usage: npm run runners -- --stage NAME [--config FILE] [--dry-run
 
 Creates each pool's GitLab runner (POST /user/runners), for the pools whose config says where
 ("gitlab": { "project": "group/project" } | { "group": "group/sub" } | { "instance": true }), with the
-pool's labels as tags, and stores its token as the stage secret GitlabRunnerToken<Pool>
-(sst secret set). A pool whose runner exists, or whose secret is set, is skipped.
+pool's labels as tags and its maxJobMinutes as maximum_timeout, and stores its token as the stage
+secret GitlabRunnerToken<Pool> (sst secret set). A pool whose runner exists, or whose secret is set,
+is skipped; an existing runner whose maximum_timeout differs from the pool's limit gets it.
   --stage NAME   the stage whose secrets receive the tokens
   --config FILE  the Hearth config (default: $HEARTH_CONFIG, or hearth.config.json)
   --dry-run      say what would be created, create nothing and set nothing
   --replace      create a new runner even where one exists (the old one stays until deleted in GitLab)
 
-Environment: GITLAB_API_TOKEN, a token with the create_runner scope; GITLAB_URL, a self-managed
-GitLab (default: the config's gitlab.url, else https://gitlab.com).`;
+Environment: GITLAB_API_TOKEN, a token with the create_runner scope (and manage_runner, or api, to
+change an existing runner's maximum_timeout); GITLAB_URL, a self-managed GitLab (default: the
+config's gitlab.url, else https://gitlab.com).`;
 
 const projectRoot = fileURLToPath(new URL("../../../../", import.meta.url));
 

@@ -488,6 +488,20 @@ export interface SimGitLabRunner {
   /** The pool it was made for, if local mode made it. */
   pool: string | null;
   managers: string[];
+  /** Seconds GitLab lets its jobs run at most; null: no limit of the runner's. */
+  maximumTimeout: number | null;
+}
+
+/** `GET /runners/:id` and `PUT /runners/:id`: a runner's details (the fields Hearth reads). */
+export interface GitLabRunnerDetails {
+  id: number;
+  description: string;
+  runner_type: GitLabRunnerType;
+  paused: boolean;
+  tag_list: string[];
+  run_untagged: boolean;
+  locked: boolean;
+  maximum_timeout: number | null;
 }
 
 export type TakeJobRefusal = "unknown-token" | "unknown-manager" | "paused" | "tags";
@@ -506,6 +520,8 @@ interface GitLabRecord {
   createdAt: string;
   pool: string | null;
   managers: Array<{ id: number; systemId: string; createdAt: string; contactedAt: string }>;
+  /** Absent in a snapshot from before it was kept: none. */
+  maximumTimeout?: number | null;
 }
 
 export interface GitLabRunnersSnapshot {
@@ -556,6 +572,7 @@ export class SimulatedGitLabRunners {
       createdAt: new Date(this.now()).toISOString(),
       pool,
       managers: [],
+      maximumTimeout: body.maximum_timeout ?? null,
     };
     this.runners.set(record.id, record);
     this.changed();
@@ -671,6 +688,47 @@ export class SimulatedGitLabRunners {
     return { ok: true, runnerId: record.id };
   }
 
+  /** `GET /runners/:id`: 404 for a runner GitLab does not have. */
+  details(runnerId: number): GitLabAnswer<GitLabRunnerDetails> {
+    const record = this.runners.get(runnerId);
+    if (!record) return { ok: false, status: 404, message: "404 Runner Not Found" };
+    return {
+      ok: true,
+      value: {
+        id: record.id,
+        description: record.description,
+        runner_type: record.runnerType,
+        paused: record.paused,
+        tag_list: [...record.tagList],
+        run_untagged: record.runUntagged,
+        locked: record.locked,
+        maximum_timeout: record.maximumTimeout ?? null,
+      },
+    };
+  }
+
+  /**
+   * `PUT /runners/:id` with `maximum_timeout` (what `npm run runners` changes): at least 600 seconds,
+   * as GitLab wants. A refusal changes nothing.
+   */
+  update(runnerId: number, changes: { maximum_timeout?: number }): GitLabAnswer<GitLabRunnerDetails> {
+    const record = this.runners.get(runnerId);
+    if (!record) return { ok: false, status: 404, message: "404 Runner Not Found" };
+    const timeout = changes.maximum_timeout;
+    if (timeout !== undefined) {
+      if (!Number.isInteger(timeout) || timeout < 600) {
+        return {
+          ok: false,
+          status: 400,
+          message: "400 Bad request - maximum_timeout needs to be at least 10 minutes",
+        };
+      }
+      record.maximumTimeout = timeout;
+      this.changed();
+    }
+    return this.details(runnerId);
+  }
+
   /** One runner by id. */
   runner(runnerId: number): SimGitLabRunner | undefined {
     const record = this.runners.get(runnerId);
@@ -713,6 +771,7 @@ function gitlabView(record: GitLabRecord): SimGitLabRunner {
     paused: record.paused,
     pool: record.pool,
     managers: record.managers.map((manager) => manager.systemId),
+    maximumTimeout: record.maximumTimeout ?? null,
   };
 }
 
