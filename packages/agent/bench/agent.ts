@@ -165,6 +165,7 @@ const body: HeartbeatBody = {
   freeDiskBytes: 53_687_091_200,
   pushQueueDepth: 3,
   pushLagSeconds: 12,
+  claiming: true,
 };
 for (let i = 0; i < 50; i++) await port.heartbeat(body);
 const N = 1000;

@@ -107,5 +107,7 @@ const absentGitLab: GitLabPort = {
   },
   drain: async () => {},
   abort: async () => {},
+  stop: async () => {},
+  active: async () => false,
   runningJobs: async () => null,
 };

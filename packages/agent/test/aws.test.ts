@@ -29,6 +29,7 @@ const beat: HeartbeatBody = {
   freeDiskBytes: null,
   pushQueueDepth: null,
   pushLagSeconds: null,
+  claiming: true,
 };
 
 const servers: Array<{ close(): Promise<void> }> = [];
