@@ -307,8 +307,10 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
       const first = await apply(deps, await observe(deps, "x86", 0), plan);
       expect(first).toMatchObject({ released: [], refused: [], releasing: [idleWarm], settled: false });
       expect(unprotected()).toEqual([]);
-      // Desired keeps counting the marked instance: nothing may leave yet.
+      // Desired keeps counting the marked instance: nothing may leave yet. The warm group's size stays
+      // the plan's (1 in service + 3 stopped): the pool waits for the marked store, launching none.
       expect(warm.desired).toBe(2);
+      expect(warm.warmPool?.MaxGroupPreparedCapacity).toBe(4);
       expect((await registry.get(idleWarm))?.releasing).toMatchObject({
         confirmedAt: null,
         releasedAt: null,
@@ -333,6 +335,7 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
       expect(second).toMatchObject({ released: [idleWarm], releasing: [] });
       expect(unprotected()).toEqual([idleWarm]);
       expect(warm.desired).toBe(1);
+      expect(warm.warmPool?.MaxGroupPreparedCapacity).toBe(4);
       expect((await registry.get(idleWarm))?.releasing?.releasedAt).toBe(clock.toISOString());
     });
 

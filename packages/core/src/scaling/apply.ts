@@ -143,10 +143,13 @@ export async function apply(
   const kept = [...refused, ...phases.pending];
   const keptWarm = kept.filter((id) => groupOf.get(id) === "warm").length;
   const keptBurst = kept.filter((id) => groupOf.get(id) === "burst").length;
+  // The plan's warm pool counts a warm instance it releases as stopped in it already: while that
+  // instance waits for its agent in service, a pool that size would launch a store in its place.
+  const pendingWarm = phases.pending.filter((id) => groupOf.get(id) === "warm").length;
   const target = {
     warm: poolPlan.desiredWarm + keptWarm,
     burst: poolPlan.desiredBurst + keptBurst,
-    warmPoolSize: poolPlan.warmPoolSize,
+    warmPoolSize: Math.max(0, poolPlan.warmPoolSize - pendingWarm),
   };
   const capacityCalls = await deps.fleet.setCapacity(pool, target);
   const calls = [...released.calls, ...capacityCalls];
