@@ -311,6 +311,8 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
       // the plan's (1 in service + 3 stopped): the pool waits for the marked store, launching none.
       expect(warm.desired).toBe(2);
       expect(warm.warmPool?.MaxGroupPreparedCapacity).toBe(4);
+      // Its slots are no spare for a new job: 2 instances that claim, 4 slots, 1 busy.
+      expect((await deps.scalingRecords.get("x86"))?.spareSlots).toBe(3);
       expect((await registry.get(idleWarm))?.releasing).toMatchObject({
         confirmedAt: null,
         releasedAt: null,

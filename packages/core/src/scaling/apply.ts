@@ -56,7 +56,11 @@ export function afterIteration(
   return {
     settled: callCount === 0 && pendingReleases === 0 && !transitioning && freeSlots >= observation.queued,
     waitSeconds: transitioning ? WAIT_TRANSITIONING_SECONDS : WAIT_SECONDS,
-    spareSlots: Math.max(0, (target.warm + target.burst) * slotsPerInstance - busy - observation.queued),
+    // An instance waiting to be released claims nothing: its slots are no spare for a new job.
+    spareSlots: Math.max(
+      0,
+      (target.warm + target.burst - pendingReleases) * slotsPerInstance - busy - observation.queued,
+    ),
   };
 }
 

@@ -667,7 +667,8 @@ export class SimulatedRunners {
           this.options.changed?.("state");
         },
         active: async () =>
-          !machine.gitlabStopped || machine.slots.some((slot) => slot?.job.source === "gitlab"),
+          !(machine.gitlabStopped || machine.gitlabDraining) ||
+          machine.slots.some((slot) => slot?.job.source === "gitlab"),
         runningJobs: async () =>
           machine.slots.flatMap((slot) =>
             slot?.job.source === "gitlab" ? [{ source: "gitlab" as const, id: slot.job.id }] : [],
