@@ -166,6 +166,7 @@ const body: HeartbeatBody = {
   pushQueueDepth: 3,
   pushLagSeconds: 12,
   stoppedRunners: [],
+  claiming: true,
 };
 for (let i = 0; i < 50; i++) await port.heartbeat(body);
 const N = 1000;

@@ -68,6 +68,8 @@ export interface AgentState {
   slots: ReadonlyArray<SlotRunner | null>;
   interruption: Interruption | null;
   draining: boolean;
+  /** The control plane is releasing the instance: it claims no job (protocol 2). */
+  releasing: boolean;
   /** The protocol the control plane last answered with (0 before the first answer). */
   protocol: number;
   /** Heartbeats not taken in a row (unreachable, 403, 5xx). */
@@ -92,6 +94,10 @@ export class Agent {
   private drainedByNotice = false;
   private gitlabDrained = false;
   private gitlabAborted = false;
+  /** The control plane asked to release the instance: no job is claimed until it says otherwise. */
+  private releaseRequested = false;
+  /** gitlab-runner was stopped for a release: started again if the release is called off. */
+  private gitlabStoppedForRelease = false;
   /** Null until the pool credentials were read; then whether gitlab-runner was started. */
   private gitlab: { systemId: string } | null | undefined;
   private protocol = 0;
@@ -128,6 +134,7 @@ export class Agent {
       slots: this.slots.map((slot) => (slot ? { ...slot } : null)),
       interruption: this.interruption,
       draining: this.draining,
+      releasing: this.releaseRequested,
       protocol: this.protocol,
       failures: this.failures,
       nextHeartbeatAt: this.nextHeartbeatAt,
@@ -166,6 +173,7 @@ export class Agent {
     if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
     const urgent = await this.pollNotices();
     if (this.draining) await this.stopIdleListeners();
+    await this.tendRelease();
     await this.enforceDeadline();
     await this.enforceJobTime();
     await this.startGitLab();
@@ -231,20 +239,27 @@ export class Agent {
     try {
       const saved = await this.ports.memory.load();
       for (const [slot, runner] of readSavedSlots(saved, this.slots.length)) this.slots[slot] = runner;
-      this.remembered = JSON.stringify(this.slots);
+      // A release outlives a restart of the agent: it claims nothing until an answer calls it off.
+      if ((saved as { releasing?: unknown } | null)?.releasing === true) this.releaseRequested = true;
+      this.remembered = this.memoryText();
     } catch (error) {
       this.remembered = "";
       this.ports.log.warn("could not read what the agent remembered", { error: message(error) });
     }
   }
 
+  /** What `memory` keeps: the slots, and a release in progress. */
+  private memoryText(): string {
+    return JSON.stringify({ slots: this.slots, ...(this.releaseRequested ? { releasing: true } : {}) });
+  }
+
   /** Saves the slots when they changed since the last save. */
   private async remember(): Promise<void> {
     if (!this.ports.memory || this.remembered === null) return;
-    const now = JSON.stringify(this.slots);
+    const now = this.memoryText();
     if (now === this.remembered) return;
     try {
-      await this.ports.memory.save({ slots: this.slots });
+      await this.ports.memory.save(JSON.parse(now));
       this.remembered = now;
     } catch (error) {
       this.ports.log.warn("could not save the slots' runners", { error: message(error) });
@@ -268,7 +283,7 @@ export class Agent {
 
   /** Reads the pool credentials once and starts gitlab-runner if the pool has a GitLab runner. */
   private async startGitLab(): Promise<void> {
-    if (this.gitlab !== undefined || !this.instanceId) return;
+    if (this.gitlab !== undefined || !this.instanceId || this.releaseRequested) return;
     let credentials: GitLabCredentials | null;
     try {
       const value = await this.ports.parameters.get(this.settings.poolCredentialsParameter);
@@ -471,6 +486,7 @@ export class Agent {
       pushQueueDepth: figures?.pushQueueDepth ?? null,
       pushLagSeconds: figures?.pushLagSeconds ?? null,
       stoppedRunners: this.stoppedRunners.slice(0, STOPPED_RUNNERS_MAX),
+      claiming: await this.claiming(),
     };
   }
 
@@ -575,6 +591,7 @@ export class Agent {
     } else if (!instructions.drain && this.drainRequested && instructions.protocol >= 1) {
       this.drainRequested = false;
     }
+    await this.followRelease(instructions.release, instructions.protocol);
     let started = false;
     for (const config of instructions.runnerConfigs) {
       if (await this.pickUp(config)) started = true;
@@ -584,9 +601,78 @@ export class Agent {
     return true;
   }
 
+  /**
+   * The release's instruction (protocol 2): asked, the agent stops claiming and reports it at once;
+   * called off (an answer of version 1 or later without it), it claims again.
+   */
+  private async followRelease(release: boolean, protocol: number): Promise<void> {
+    if (release && !this.releaseRequested) {
+      this.releaseRequested = true;
+      this.ports.log.info("the control plane is releasing the instance: claiming no job");
+      await this.stopClaiming();
+      this.nextHeartbeatAt = this.now();
+    } else if (!release && this.releaseRequested && protocol >= 1) {
+      this.releaseRequested = false;
+      this.ports.log.info("the release was called off: claiming jobs again");
+      await this.resumeGitLab();
+      this.nextHeartbeatAt = this.now();
+    }
+  }
+
+  /** Every step: a release holds (listeners stopped, gitlab-runner stopped), or is undone. */
+  private async tendRelease(): Promise<void> {
+    if (this.releaseRequested) await this.stopClaiming();
+    else await this.resumeGitLab();
+  }
+
+  /** No listener left, gitlab-runner stopped (idle, it ends at once; a running job finishes). */
+  private async stopClaiming(): Promise<void> {
+    await this.stopIdleListeners();
+    if (!this.gitlab || this.gitlabStoppedForRelease || this.gitlabDrained) return;
+    try {
+      await this.ports.gitlab.stop();
+      this.gitlabStoppedForRelease = true;
+      this.ports.log.info("gitlab-runner stopped for the release");
+    } catch (error) {
+      this.ports.log.warn("could not stop gitlab-runner for the release", { error: message(error) });
+    }
+  }
+
+  /** A release called off: gitlab-runner starts again, with the pool credentials read anew. */
+  private async resumeGitLab(): Promise<void> {
+    if (!this.gitlabStoppedForRelease || !this.gitlab || this.draining) return;
+    try {
+      const value = await this.ports.parameters.get(this.settings.poolCredentialsParameter);
+      const credentials = value === null ? null : gitlabCredentials(value);
+      if (credentials) await this.ports.gitlab.start(credentials, this.gitlab.systemId);
+      this.gitlabStoppedForRelease = false;
+    } catch (error) {
+      // Tried again at the next step.
+      this.ports.log.warn("could not start gitlab-runner again", { error: message(error) });
+    }
+  }
+
+  /**
+   * What the heartbeat says of claiming: false only once the agent has stopped (a release or a drain)
+   * and nothing of it can take a job: no slot's runner listens, and gitlab-runner has ended.
+   */
+  private async claiming(): Promise<boolean> {
+    if (!this.releaseRequested && !this.draining) return true;
+    if (this.slots.some((runner) => runner?.state === "listening")) return true;
+    if (!this.gitlab) return false;
+    if (!this.gitlabStoppedForRelease && !this.gitlabDrained) return true;
+    try {
+      return await this.ports.gitlab.active();
+    } catch (error) {
+      this.ports.log.warn("could not tell whether gitlab-runner still runs", { error: message(error) });
+      return true;
+    }
+  }
+
   /** Starts the runner a config names, if its slot is free; true when it started. */
   private async pickUp(config: RunnerConfigInstruction): Promise<boolean> {
-    if (this.draining || config.slot >= this.slots.length || this.slots[config.slot]) return false;
+    if (this.draining || this.releaseRequested || config.slot >= this.slots.length || this.slots[config.slot])
+      return false;
     const ownPrefix = `${this.settings.runnerConfigPrefix.replace(/\/*$/, "/")}${this.instanceId}/`;
     if (!config.parameter.startsWith(ownPrefix)) {
       this.ports.log.warn("ignored a runner config outside this instance's parameters", {

@@ -19,6 +19,8 @@ export interface Instructions {
   protocol: number;
   runnerConfigs: RunnerConfigInstruction[];
   drain: boolean;
+  /** Version 2: stop claiming jobs, the instance is being released (false: claim). */
+  release: boolean;
 }
 
 export function readAnswer(body: unknown): Instructions {
@@ -26,9 +28,9 @@ export function readAnswer(body: unknown): Instructions {
   const protocol = typeof answer.protocol === "number" && answer.protocol >= 0 ? answer.protocol : 0;
   // A version-0 answer carries no instructions: start no GitHub runner, keep heartbeating.
   if (protocol < 1 || typeof answer.instructions !== "object" || answer.instructions === null) {
-    return { protocol, runnerConfigs: [], drain: false };
+    return { protocol, runnerConfigs: [], drain: false, release: false };
   }
-  const instructions = answer.instructions as { runnerConfigs?: unknown; drain?: unknown };
+  const instructions = answer.instructions as { runnerConfigs?: unknown; drain?: unknown; release?: unknown };
   const configs = Array.isArray(instructions.runnerConfigs) ? instructions.runnerConfigs : [];
   return {
     protocol,
@@ -37,6 +39,7 @@ export function readAnswer(body: unknown): Instructions {
       return parsed.success ? [parsed.data] : [];
     }),
     drain: instructions.drain === true,
+    release: instructions.release === true,
   };
 }
 

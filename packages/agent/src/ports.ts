@@ -72,6 +72,13 @@ export interface GitLabPort {
   drain(): Promise<void>;
   /** SIGTERM to gitlab-runner: it stops its jobs now, and GitLab records them failed. */
   abort(): Promise<void>;
+  /**
+   * Stops gitlab-runner for a release without waiting: it takes no new job, finishes a running one
+   * and ends (idle, at once), and stays stopped until `start` again.
+   */
+  stop(): Promise<void>;
+  /** Whether gitlab-runner still runs (or is finishing its jobs): it may still hold or take a job. */
+  active(): Promise<boolean>;
   /** The GitLab jobs gitlab-runner runs now; null when it cannot tell. */
   runningJobs(): Promise<JobKey[] | null>;
   /** The pool runner's id in GitLab, once gitlab-runner has registered; null until then or unknown. */

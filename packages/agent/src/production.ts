@@ -109,5 +109,7 @@ const absentGitLab: GitLabPort = {
   },
   drain: async () => {},
   abort: async () => {},
+  stop: async () => {},
+  active: async () => false,
   runningJobs: async () => null,
 };

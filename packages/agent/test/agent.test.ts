@@ -17,13 +17,14 @@ afterEach(() => {
 });
 
 describe("the agent's heartbeat", () => {
-  it("heartbeats at once when it starts, then every 15 s, speaking version 1", async () => {
+  it("heartbeats at once when it starts, then every 15 s, speaking version 2", async () => {
     const { agent, clock, controlPlane } = start();
     agent.run();
     await clock.advance(0);
     expect(controlPlane.beats).toHaveLength(1);
     expect(controlPlane.last).toMatchObject({
-      protocol: 1,
+      protocol: 2,
+      claiming: true,
       instanceId: INSTANCE,
       runner: "ready",
       slots: 2,
@@ -400,6 +401,137 @@ describe("when the control plane cannot be reached", () => {
     controlPlane.refuse = null;
     await clock.advance(5_000);
     expect(controlPlane.last.cacheKeys).toHaveLength(32);
+  });
+});
+
+describe("a release (protocol 2)", () => {
+  const withGitLab = (h: ReturnType<typeof harness>) =>
+    h.parameters.values.set(
+      "/hearth/test/pools/default/credentials",
+      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+    );
+
+  it("on `release`: stops its listeners and gitlab-runner, starts no runner, and says `claiming: false` at once", async () => {
+    const h = start();
+    withGitLab(h);
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.controlPlane.hand(h.parameters, 1, 502);
+    h.agent.run();
+    await h.clock.advance(0);
+    expect(h.controlPlane.last.claiming).toBe(true);
+    h.controlPlane.release = true;
+    const beats = h.controlPlane.beats.length;
+    await h.clock.advance(15_000);
+    // The answer saying `release` is followed at once by a heartbeat confirming it.
+    const [asked, confirmed] = h.controlPlane.beats.slice(beats);
+    expect(asked?.claiming).toBe(true);
+    expect(confirmed).toMatchObject({ runner: "ready", runningJobs: [], claiming: false });
+    expect(confirmed?.slotRunners).toEqual([
+      { slot: 0, runnerId: 501, state: "exited" },
+      { slot: 1, runnerId: 502, state: "exited" },
+    ]);
+    expect(h.runners.stopped.map((s) => s.slot)).toEqual([0, 1]);
+    // systemctl stop, not SIGQUIT: systemd restarts a unit whose process ended, not a stopped one.
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.agent.state().releasing).toBe(true);
+    // A config handed meanwhile is not picked up; the agent stays quiet.
+    h.controlPlane.release = false;
+    h.controlPlane.hand(h.parameters, 0, 503);
+    h.controlPlane.release = true;
+    await h.clock.advance(60_000);
+    expect(h.runners.started.map((s) => s.slot)).toEqual([0, 1]);
+    expect(h.controlPlane.last.claiming).toBe(false);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+  });
+
+  it("claims again when the release is called off: gitlab-runner restarts, configs are picked up", async () => {
+    const h = start();
+    withGitLab(h);
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.agent.run();
+    await h.clock.advance(0);
+    h.controlPlane.release = true;
+    await h.clock.advance(15_000);
+    expect(h.controlPlane.last.claiming).toBe(false);
+    // The credentials were rotated meanwhile: the restart reads them anew.
+    h.parameters.values.set(
+      "/hearth/test/pools/default/credentials",
+      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-rotated" } }),
+    );
+    h.controlPlane.release = false;
+    h.controlPlane.hand(h.parameters, 0, 504);
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop", "start"]);
+    expect(h.gitlab.started?.credentials.token).toBe("glrt-rotated");
+    expect(h.runners.started.map((s) => s.config)).toEqual(["jit-config-501", "jit-config-504"]);
+    expect(h.controlPlane.last).toMatchObject({
+      claiming: true,
+      slotRunners: [{ slot: 0, runnerId: 504, state: "listening" }],
+    });
+    expect(h.agent.state().releasing).toBe(false);
+    expect(h.log.text).not.toContain("glrt-");
+  });
+
+  it("keeps saying it claims while gitlab-runner finishes a job it took, and reports the job", async () => {
+    const h = start();
+    withGitLab(h);
+    h.agent.run();
+    await h.clock.advance(0);
+    h.gitlab.jobs = [{ source: "gitlab", id: "900" }];
+    h.controlPlane.release = true;
+    await h.clock.advance(15_000);
+    // Stopped, but still running its job: it could not confirm, and the job tells the control plane.
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.controlPlane.last).toMatchObject({
+      claiming: true,
+      runner: "busy",
+      runningJobs: [{ source: "gitlab", id: "900" }],
+    });
+    h.gitlab.jobs = [];
+    await h.clock.advance(15_000);
+    expect(h.controlPlane.last).toMatchObject({ claiming: false, runningJobs: [] });
+  });
+
+  it("does not start gitlab-runner while a release holds, and a restarted agent remembers the release", async () => {
+    const h = start();
+    withGitLab(h);
+    let saved: unknown = null;
+    const memory = {
+      load: async () => saved,
+      save: async (value: unknown) => {
+        saved = JSON.parse(JSON.stringify(value));
+      },
+    };
+    const settings = {
+      slots: 2,
+      poolCredentialsParameter: "/hearth/test/pools/default/credentials",
+      runnerConfigPrefix: PREFIX,
+    };
+    const before = new Agent({ ...portsOf(h), memory }, settings);
+    before.run();
+    await h.clock.advance(0);
+    h.controlPlane.release = true;
+    await h.clock.advance(15_000);
+    before.stop();
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    const after = new Agent({ ...portsOf(h), memory }, settings);
+    after.run();
+    await h.clock.advance(30_000);
+    after.stop();
+    // Never started again, never said it claims: the confirmation it gave stays true.
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.controlPlane.last.claiming).toBe(false);
+  });
+
+  it("an answer of version 1 carries no release: the agent claims as before", async () => {
+    const h = start();
+    h.controlPlane.protocol = 1;
+    h.controlPlane.release = true;
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.agent.run();
+    await h.clock.advance(0);
+    expect(h.runners.started).toHaveLength(1);
+    expect(h.agent.state().releasing).toBe(false);
   });
 });
 

@@ -30,6 +30,7 @@ const beat: HeartbeatBody = {
   pushQueueDepth: null,
   pushLagSeconds: null,
   stoppedRunners: [],
+  claiming: true,
 };
 
 const servers: Array<{ close(): Promise<void> }> = [];

@@ -96,6 +96,7 @@ describe("the answer", () => {
       protocol: 0,
       runnerConfigs: [],
       drain: false,
+      release: false,
     });
     expect(
       readAnswer({
@@ -106,7 +107,18 @@ describe("the answer", () => {
           cancel: [],
         },
       }),
-    ).toEqual({ protocol: 1, runnerConfigs: [{ slot: 1, runnerId: 5, parameter: "/p" }], drain: true });
+    ).toEqual({
+      protocol: 1,
+      runnerConfigs: [{ slot: 1, runnerId: 5, parameter: "/p" }],
+      drain: true,
+      release: false,
+    });
+    expect(
+      readAnswer({
+        protocol: 2,
+        instructions: { runnerConfigs: [], drain: false, cancel: [], release: true },
+      }),
+    ).toEqual({ protocol: 2, runnerConfigs: [], drain: false, release: true });
   });
 });
 

@@ -140,6 +140,25 @@ describe("gitlab-runner", () => {
     ]);
   });
 
+  it("is stopped for a release by systemd (not signalled), and says when it has ended", async () => {
+    const fake = await fakeSystemctl();
+    const gitlab = systemdGitLab({
+      systemctl: systemctl(fake.command),
+      service: "gitlab-runner.service",
+      systemIdFile: join(dir, "gitlab-runner", ".runner_system_id"),
+    });
+    await gitlab.stop();
+    await fake.show("deactivating\n");
+    expect(await gitlab.active()).toBe(true);
+    await fake.show("inactive\n");
+    expect(await gitlab.active()).toBe(false);
+    expect(await fake.calls()).toEqual([
+      "stop --no-block gitlab-runner.service",
+      "show --property=ActiveState --value gitlab-runner.service",
+      "show --property=ActiveState --value gitlab-runner.service",
+    ]);
+  });
+
   it("asks gitlab-runner's listen address for its jobs, and says null without one", async () => {
     const server = await fakeServer((_request, res) => {
       res

@@ -422,9 +422,56 @@ describe("the heartbeat's answer", () => {
     expect(warned).toMatchObject({ kind: "accepted", instructions: { drain: true } });
   });
 
+  it("tells a version-2 agent to release once marked, mints nothing, and hands no config then", async () => {
+    const first = await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 2, slotRunners: [] }));
+    expect(first).toMatchObject({ kind: "accepted", protocol: 2, instructions: { release: false } });
+    // Both slots got a runner; the agent has not picked the configs up yet.
+    expect(registered()).toHaveLength(2);
+    const marked = await registry.markReleasing(instanceId, () => true);
+    expect(marked?.releasing).toMatchObject({ confirmedAt: null, releasedAt: null });
+    const before = registered();
+    // Still claiming (it had not heard yet): the answer withholds the configs it has not picked up.
+    const asked = await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 2, slotRunners: [] }));
+    expect(asked).toMatchObject({ instructions: { release: true, runnerConfigs: [] } });
+    expect((await registry.get(instanceId))?.releasing?.confirmedAt).toBeNull();
+    // The agent stopped slot 0's runner (it had picked it up): retired, and no runner minted instead.
+    const [slot0] = first.kind === "accepted" ? (first.instructions?.runnerConfigs ?? []) : [];
+    const confirmed = await acceptHeartbeat(
+      heartbeatDeps(),
+      instanceId,
+      beat({
+        protocol: 2,
+        slotRunners: [{ slot: 0, runnerId: slot0?.runnerId ?? 0, state: "exited" }],
+        claiming: false,
+      }),
+    );
+    expect(confirmed).toMatchObject({ instructions: { release: true, runnerConfigs: [] } });
+    expect((await registry.get(instanceId))?.releasing?.confirmedAt).toBe(new Date(clock).toISOString());
+    expect(registered()).toHaveLength(before.length - 1);
+  });
+
+  it("takes the mark away when the instance reports a job, and mints again", async () => {
+    await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 2, slotRunners: [] }));
+    await registry.markReleasing(instanceId, () => true);
+    const busy = await acceptHeartbeat(
+      heartbeatDeps(),
+      instanceId,
+      beat({ protocol: 2, runner: "busy", runningJobs: [{ source: "gitlab", id: "9" }], claiming: false }),
+    );
+    expect(busy).toMatchObject({ instructions: { release: false } });
+    expect((await registry.get(instanceId))?.releasing).toBeNull();
+  });
+
+  it("says nothing of a release to a version-1 agent", async () => {
+    await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 1, slotRunners: [] }));
+    await registry.markReleasing(instanceId, () => true);
+    const answer = await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 1, slotRunners: [] }));
+    expect(answer.kind === "accepted" && answer.instructions).not.toHaveProperty("release");
+  });
+
   it("answers a newer agent in this control plane's version", async () => {
     const answer = await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 7, slotRunners: [] }));
-    expect(answer).toMatchObject({ kind: "accepted", protocol: 1 });
+    expect(answer).toMatchObject({ kind: "accepted", protocol: 2 });
   });
 
   it("refuses a heartbeat that reports a slot twice, and records nothing of it", async () => {

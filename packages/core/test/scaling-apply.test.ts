@@ -245,4 +245,177 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     expect(inputs.setDesired()).toEqual([]);
     expect(warm.desired).toBe(2);
   });
+
+  describe("the two-phase release (agents of protocol 2)", () => {
+    /** Warm: idleWarm, busyWarm; burst: idleBurst. Every agent speaks protocol 2 and claims. */
+    async function setUp() {
+      const { warm, burst } = fleetWithBusyAndDraining();
+      warm.instances = warm.instances.map((i) => ({ ...i, protected: true }));
+      burst.instances = burst.instances.filter((i) => i.id === idleBurst);
+      burst.desired = 1;
+      const { deps, registry } = await scalingDeps();
+      for (const [id, group, market] of [
+        [busyWarm, "warm", "on-demand"],
+        [idleWarm, "warm", "on-demand"],
+        [idleBurst, "burst", "spot"],
+      ] as const) {
+        await registry.register({
+          id,
+          pool: "x86",
+          group,
+          market,
+          az: "us-east-1a",
+          launchedAt: launched.toISOString(),
+          slots: 2,
+        });
+      }
+      clock = new Date(NOW.getTime() - 10_000);
+      await registry.heartbeat(
+        busyWarm,
+        beat(busyWarm, {
+          protocol: 2,
+          claiming: true,
+          runner: "busy",
+          runningJobs: [{ source: "github", id: "501" }],
+        }),
+      );
+      await registry.heartbeat(idleWarm, beat(idleWarm, { protocol: 2, claiming: true }));
+      await registry.heartbeat(idleBurst, beat(idleBurst, { protocol: 2, claiming: true }));
+      clock = NOW;
+      return { warm, burst, deps, registry };
+    }
+
+    /** The planner's plan: release these, keep the rest. */
+    const planReleasing = (release: string[], desiredWarm: number, desiredBurst: number): PoolPlan => ({
+      ...wrongPlan(release),
+      desiredWarm,
+      desiredBurst,
+      reason: "idle past its timeout",
+    });
+    const later = (ms: number) => {
+      clock = new Date(clock.getTime() + ms);
+    };
+    const unprotected = () =>
+      inputs
+        .setProtection()
+        .filter((input) => input.ProtectedFromScaleIn === false)
+        .flatMap((input) => input.InstanceIds ?? []);
+
+    it("phase one marks the instance and keeps it counted; phase two releases it once its agent confirmed", async () => {
+      const { warm, deps, registry } = await setUp();
+      const plan = planReleasing([idleWarm], 1, 1);
+      const first = await apply(deps, await observe(deps, "x86", 0), plan);
+      expect(first).toMatchObject({ released: [], refused: [], releasing: [idleWarm], settled: false });
+      expect(unprotected()).toEqual([]);
+      // Desired keeps counting the marked instance: nothing may leave yet. The warm group's size stays
+      // the plan's (1 in service + 3 stopped): the pool waits for the marked store, launching none.
+      expect(warm.desired).toBe(2);
+      expect(warm.warmPool?.MaxGroupPreparedCapacity).toBe(4);
+      // Its slots are no spare for a new job: 2 instances that claim, 4 slots, 1 busy.
+      expect((await deps.scalingRecords.get("x86"))?.spareSlots).toBe(3);
+      expect((await registry.get(idleWarm))?.releasing).toMatchObject({
+        confirmedAt: null,
+        releasedAt: null,
+      });
+      expect((await deps.journal.latest(10)).find((e) => e.kind === "decision")?.details).toMatchObject({
+        releasing: idleWarm,
+      });
+
+      // Heard, but the agent still claimed when it sent this one: not confirmed, not released.
+      later(5_000);
+      await registry.heartbeat(idleWarm, beat(idleWarm, { protocol: 2, claiming: true }));
+      later(5_000);
+      const waiting = await apply(deps, await observe(deps, "x86", 1), plan);
+      expect(waiting).toMatchObject({ released: [], releasing: [idleWarm], settled: false });
+      expect(unprotected()).toEqual([]);
+
+      // It stopped claiming and says so: the next Apply lets it go.
+      later(1_000);
+      await registry.heartbeat(idleWarm, beat(idleWarm, { protocol: 2, claiming: false }));
+      later(5_000);
+      const second = await apply(deps, await observe(deps, "x86", 2), plan);
+      expect(second).toMatchObject({ released: [idleWarm], releasing: [] });
+      expect(unprotected()).toEqual([idleWarm]);
+      expect(warm.desired).toBe(1);
+      expect(warm.warmPool?.MaxGroupPreparedCapacity).toBe(4);
+      expect((await registry.get(idleWarm))?.releasing?.releasedAt).toBe(clock.toISOString());
+    });
+
+    it("a claiming: false sent before the mark confirms nothing", async () => {
+      const { deps, registry } = await setUp();
+      await registry.heartbeat(idleWarm, beat(idleWarm, { protocol: 2, claiming: false }));
+      const plan = planReleasing([idleWarm], 1, 1);
+      await apply(deps, await observe(deps, "x86", 0), plan);
+      later(5_000);
+      const again = await apply(deps, await observe(deps, "x86", 1), plan);
+      expect(again).toMatchObject({ released: [], releasing: [idleWarm] });
+      expect(unprotected()).toEqual([]);
+    });
+
+    it("an instance that takes a job while marked loses its mark and stays", async () => {
+      const { warm, deps, registry } = await setUp();
+      const plan = planReleasing([idleWarm], 1, 1);
+      await apply(deps, await observe(deps, "x86", 0), plan);
+      later(3_000);
+      await registry.heartbeat(
+        idleWarm,
+        beat(idleWarm, {
+          protocol: 2,
+          claiming: true,
+          runner: "busy",
+          runningJobs: [{ source: "gitlab", id: "7" }],
+        }),
+      );
+      expect((await registry.get(idleWarm))?.releasing).toBeNull();
+      // Even a plan that (wrongly) releases it again cannot mark a busy instance.
+      later(5_000);
+      const next = await apply(deps, await observe(deps, "x86", 1), plan);
+      expect(next).toMatchObject({ released: [], refused: [idleWarm], releasing: [] });
+      expect(unprotected()).toEqual([]);
+      expect(warm.desired).toBe(2);
+    });
+
+    it("a mark the plan no longer wants is cleared, even once confirmed, and the instance stays", async () => {
+      const { warm, deps, registry } = await setUp();
+      await apply(deps, await observe(deps, "x86", 0), planReleasing([idleWarm, idleBurst], 1, 0));
+      later(2_000);
+      await registry.heartbeat(idleWarm, beat(idleWarm, { protocol: 2, claiming: false }));
+      expect((await registry.get(idleWarm))?.releasing?.confirmedAt).not.toBeNull();
+      // A job arrived for the pool: the plan keeps everything now.
+      later(5_000);
+      const kept = await apply(deps, await observe(deps, "x86", 1), planReleasing([], 2, 1));
+      expect(kept.unmarked.sort()).toEqual([idleBurst, idleWarm].sort());
+      expect((await registry.get(idleWarm))?.releasing).toBeNull();
+      expect((await registry.get(idleBurst))?.releasing).toBeNull();
+      expect(unprotected()).toEqual([]);
+      expect(warm.desired).toBe(2);
+      expect((await deps.journal.latest(10)).find((e) => e.kind === "decision")?.details).toMatchObject({
+        unmarked: expect.stringContaining(idleWarm),
+      });
+    });
+
+    it("a released instance keeps its mark when the plan stops naming it", async () => {
+      const { deps, registry } = await setUp();
+      const plan = planReleasing([idleBurst], 2, 0);
+      await apply(deps, await observe(deps, "x86", 0), plan);
+      later(2_000);
+      await registry.heartbeat(idleBurst, beat(idleBurst, { protocol: 2, claiming: false }));
+      later(5_000);
+      expect((await apply(deps, await observe(deps, "x86", 1), plan)).released).toEqual([idleBurst]);
+      later(5_000);
+      const after = await apply(deps, await observe(deps, "x86", 2), planReleasing([], 2, 0));
+      expect(after.unmarked).toEqual([]);
+      expect((await registry.get(idleBurst))?.releasing?.releasedAt).not.toBeNull();
+    });
+
+    it("an agent of protocol 1 cannot confirm: its instance is released in one phase, as before", async () => {
+      const { warm, deps, registry } = await setUp();
+      await registry.heartbeat(idleWarm, beat(idleWarm, { protocol: 1 }));
+      const applied = await apply(deps, await observe(deps, "x86", 0), planReleasing([idleWarm], 1, 1));
+      expect(applied).toMatchObject({ released: [idleWarm], releasing: [] });
+      expect(unprotected()).toEqual([idleWarm]);
+      expect(warm.desired).toBe(1);
+      expect((await registry.get(idleWarm))?.releasing).toBeNull();
+    });
+  });
 });

@@ -117,6 +117,14 @@ describe.each(["github", "gitlab"] as const)("end to end with %s", (source) => {
     expect((await h.registry.get(instanceId))?.runningJobs).toEqual([]);
     await h.tick();
     await h.idle();
+    // The release's first phase: marked, still in service; its agent is told and stops claiming.
+    expect((await h.registry.get(instanceId))?.releasing).toMatchObject({ releasedAt: null });
+    expect(lifecycleOf(fleet, instanceId)).toBe("in-service");
+    await pass(h, clock, 15);
+    expect((await h.registry.get(instanceId))?.releasing?.confirmedAt).not.toBeNull();
+    // The next run finds it confirmed and lets it go.
+    await h.tick();
+    await h.idle();
 
     // 8. the instance goes back to the warm pool, stopped, with its store
     await pass(h, clock, 15);

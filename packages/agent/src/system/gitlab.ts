@@ -48,6 +48,16 @@ export function systemdGitLab(options: SystemdGitLabOptions): GitLabPort {
     },
     drain: async () => void (await options.systemctl(signal("SIGQUIT"))),
     abort: async () => void (await options.systemctl(signal("SIGTERM"))),
+    // A stop, not a signal: systemd restarts a unit whose process ended, never one it stopped. The
+    // module's graceful termination makes the stop a SIGQUIT (running jobs finish); `--no-block`
+    // returns at once, and `active` tells when it has ended.
+    stop: async () => void (await options.systemctl(["stop", "--no-block", options.service])),
+    async active() {
+      const state = (
+        await options.systemctl(["show", "--property=ActiveState", "--value", options.service])
+      ).trim();
+      return state !== "inactive" && state !== "failed";
+    },
     async runningJobs() {
       if (!options.jobsUrl) return null;
       const response = await send(options.jobsUrl, { timeoutMs: 2000 });

@@ -60,11 +60,13 @@ export class FakeControlPlane {
   readonly attempts: number[] = [];
   handed: HandedConfig[] = [];
   drain = false;
+  /** Protocol 2: the instance is being released (the answer says `release`, and hands no config). */
+  release = false;
   /** Unreachable: the port throws, as fetch does. */
   down = false;
   /** An HTTP refusal to give instead of an answer. */
   refuse: { status: number; code: string } | null = null;
-  protocol = 1;
+  protocol = 2;
   private interrupted = false;
 
   constructor(private readonly clock: FakeClock) {}
@@ -97,14 +99,16 @@ export class FakeControlPlane {
           instance: body.instanceId,
           runner: draining ? "draining" : body.runner,
           instructions: {
-            runnerConfigs: draining
-              ? []
-              : this.handed.map((config) => ({
-                  ...config,
-                  name: `hearth-${body.instanceId}-${config.slot}`,
-                })),
+            runnerConfigs:
+              draining || (this.release && protocol >= 2)
+                ? []
+                : this.handed.map((config) => ({
+                    ...config,
+                    name: `hearth-${body.instanceId}-${config.slot}`,
+                  })),
             drain: draining,
             cancel: [],
+            ...(protocol >= 2 ? { release: this.release } : {}),
           },
         },
       };
@@ -176,13 +180,21 @@ export class FakeGitLab {
   jobs: JobKey[] = [];
   /** The id gitlab-runner wrote to its config.toml once registered; null before. */
   registeredId: number | null = null;
+  /** Stopped (systemctl stop): it takes no job, and ends once its jobs have finished. */
+  stopped = false;
   readonly port = {
     start: async (credentials: GitLabCredentials, systemId: string) => {
       this.calls.push("start");
       this.started = { credentials, systemId };
+      this.stopped = false;
     },
     drain: async () => void this.calls.push("SIGQUIT"),
     abort: async () => void this.calls.push("SIGTERM"),
+    stop: async () => {
+      this.calls.push("stop");
+      this.stopped = true;
+    },
+    active: async () => Boolean(this.started) && (!this.stopped || this.jobs.length > 0),
     runningJobs: async () => (this.started ? this.jobs : null),
     runnerId: async () => (this.started ? this.registeredId : null),
   };

@@ -28,6 +28,11 @@ export interface HeartbeatInstructions {
   drain: boolean;
   /** Jobs to stop (filled by interruption handling). */
   cancel: JobKey[];
+  /**
+   * Version 2: the control plane means to release the instance. Stop claiming jobs and report
+   * `claiming: false`; claim again once an answer says false. Absent for an older agent.
+   */
+  release?: boolean;
 }
 
 export type HeartbeatResult =
@@ -159,7 +164,14 @@ export async function acceptHeartbeat(
   const protocol = Math.min(beat.protocol ?? 0, PROTOCOL_VERSION);
   if (protocol < 1) return { kind: "accepted", instance: stored.after, protocol, instructions: null };
   const draining = stored.after.runner === "draining" || stored.after.interruption !== null;
-  const instructions: HeartbeatInstructions = { runnerConfigs: [], drain: draining, cancel: [] };
+  // Only an agent of version 2 can stop claiming and say so; an older one is released in one phase.
+  const releasing = protocol >= 2 && stored.after.releasing !== null;
+  const instructions: HeartbeatInstructions = {
+    runnerConfigs: [],
+    drain: draining,
+    cancel: [],
+    ...(protocol >= 2 ? { release: releasing } : {}),
+  };
   const pool = deps.pools.find((p) => p.name === stored.after.pool);
   if (deps.runners && pool) {
     try {
@@ -167,9 +179,10 @@ export async function acceptHeartbeat(
         instance: stored.after,
         pool,
         reported: beat.slotRunners ?? [],
-        mayMint: !draining,
+        // A releasing instance gets no runner: one that listened could take a job as it leaves.
+        mayMint: !draining && !releasing,
       });
-      instructions.runnerConfigs = tended.configs;
+      instructions.runnerConfigs = releasing ? [] : tended.configs;
     } catch (error) {
       // The heartbeat itself is recorded; runners are tended again at the next one.
       deps.log?.warn("could not tend the instance's runners", {

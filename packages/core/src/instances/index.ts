@@ -103,6 +103,11 @@ export const heartbeatSchema = z.object({
     )
     .max(64)
     .optional(),
+  /**
+   * Version 2, optional: false once the agent has stopped claiming jobs (a release or a drain asked
+   * it to); true or absent while it claims. The second phase of a release waits for it.
+   */
+  claiming: z.boolean().optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
@@ -126,6 +131,25 @@ export interface InstanceRecord {
   interruption: Interruption | null;
   /** The GitLab runner manager the instance reported being (protocol 1), or null. */
   gitlabManager: { runnerId: number | null; systemId: string } | null;
+  /** The protocol of the last heartbeat (null before the first): an agent before 2 cannot confirm a release. */
+  agentProtocol: number | null;
+  /** Whether the last heartbeat said the agent claims jobs (`claiming`, absent: true). */
+  claiming: boolean | null;
+  /** The instance is being released (two phases, docs/PROTOCOL.md); null otherwise. */
+  releasing: Releasing | null;
+}
+
+/**
+ * A release in progress. Apply marks an idle instance (`at`); the heartbeat answer then says
+ * `release`, and the agent stops claiming. `confirmedAt` is set by the first heartbeat that finds the
+ * mark and says `claiming: false` with no job running: from then on the agent takes no job while the
+ * mark stays, so a later Apply may let the instance go (`releasedAt`). A job reported before that
+ * clears the mark; a released instance's mark is never cleared (it leaves with it).
+ */
+export interface Releasing {
+  at: string;
+  confirmedAt: string | null;
+  releasedAt: string | null;
 }
 
 export type Registration = Pick<InstanceRecord, "id" | "pool" | "group" | "market" | "az" | "launchedAt"> & {
@@ -150,6 +174,9 @@ const FIELDS = [
   "idleSince",
   "interruption",
   "gitlabManager",
+  "agentProtocol",
+  "claiming",
+  "releasing",
 ] as const;
 
 function fromItem(item: Record<string, unknown>): InstanceRecord {
@@ -170,6 +197,15 @@ export interface InstanceRegistry {
   resumed(id: string, at: string): Promise<void>;
   /** An instance went into the warm pool: nothing runs on it until it resumes. */
   parked(id: string): Promise<void>;
+  /**
+   * Release, phase one: marks the instance `releasing` if `idle(record)` holds when written. Returns
+   * the record as written, or undefined when it is not idle (or unknown). An existing mark is kept.
+   */
+  markReleasing(id: string, idle: (record: InstanceRecord) => boolean): Promise<InstanceRecord | undefined>;
+  /** The plan no longer releases it: the mark goes (unless the instance was released already). */
+  clearReleasing(id: string): Promise<InstanceRecord | undefined>;
+  /** Release, phase two done: the instance lost its protection; its mark stays until it is gone. */
+  released(id: string): Promise<void>;
   forget(id: string): Promise<void>;
 }
 
@@ -180,7 +216,27 @@ const quiet = (record: InstanceRecord): InstanceRecord => ({
   runningJobs: [],
   lastHeartbeatAt: null,
   idleSince: null,
+  claiming: null,
+  releasing: null,
 });
+
+/**
+ * What a heartbeat does to a release mark. A job (or a spot notice) before the release is done takes
+ * the mark away: the instance is busy, the plan decides again. The first report of `claiming: false`
+ * with nothing running, written while the mark is there, confirms it: the answer to that very
+ * heartbeat says `release`, so the agent claims nothing until the mark goes. A report that claims
+ * again (the answer that said `release` had not reached it yet) leaves it unconfirmed.
+ */
+export function releasingAfterBeat(
+  releasing: Releasing | null,
+  beat: Heartbeat,
+  at: string,
+): Releasing | null {
+  if (!releasing || releasing.releasedAt) return releasing;
+  if (beat.runningJobs.length || beat.interruption || beat.runner !== "ready") return null;
+  if (beat.claiming !== false) return { ...releasing, confirmedAt: null };
+  return releasing.confirmedAt ? releasing : { ...releasing, confirmedAt: at };
+}
 
 export function createInstanceRegistry(store: Store): InstanceRegistry {
   const { client, tableName, now } = store;
@@ -202,8 +258,19 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
     return got.Item ? fromItem(got.Item) : undefined;
   }
 
-  /** Optimistic update on `lastWrite`, so a heartbeat and a registration never undo each other. */
-  async function update(id: string, change: (record: InstanceRecord) => InstanceRecord) {
+  /**
+   * Optimistic update on `lastWrite`, so a heartbeat and a registration never undo each other. A
+   * change that returns null writes nothing (`after` is then null).
+   */
+  async function update(
+    id: string,
+    change: (record: InstanceRecord) => InstanceRecord,
+  ): Promise<{ before: InstanceRecord; after: InstanceRecord } | undefined>;
+  async function update(
+    id: string,
+    change: (record: InstanceRecord) => InstanceRecord | null,
+  ): Promise<{ before: InstanceRecord; after: InstanceRecord | null } | undefined>;
+  async function update(id: string, change: (record: InstanceRecord) => InstanceRecord | null) {
     for (let attempt = 1; ; attempt++) {
       const got = await client.send(
         new GetCommand({ TableName: tableName, Key: key(id), ConsistentRead: true }),
@@ -211,6 +278,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
       if (!got.Item) return undefined;
       const before = fromItem(got.Item);
       const after = change(before);
+      if (!after) return { before, after: null };
       const stamp = now().toISOString();
       try {
         await client.send(
@@ -247,6 +315,9 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         idleSince: null,
         interruption: null,
         gitlabManager: null,
+        agentProtocol: null,
+        claiming: null,
+        releasing: null,
       };
       try {
         await client.send(
@@ -288,6 +359,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
       const at = now().toISOString();
       return update(id, (record) => {
         const busy = beat.runningJobs.length > 0;
+        const protocol = beat.protocol ?? 0;
         return {
           ...record,
           runner: beat.interruption ? "draining" : beat.runner,
@@ -300,8 +372,35 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           // A notice stays until the instance is gone: EC2 does not take it back.
           interruption: record.interruption ?? beat.interruption,
           gitlabManager: beat.gitlabManager ?? record.gitlabManager,
+          agentProtocol: protocol,
+          claiming: beat.claiming ?? (protocol >= 2 ? true : null),
+          releasing: releasingAfterBeat(record.releasing, beat, at),
         };
       });
+    },
+
+    async markReleasing(id, idle) {
+      const done = await update(id, (record) => {
+        if (record.releasing) return record.releasing.releasedAt ? null : record;
+        if (!idle(record)) return null;
+        return { ...record, releasing: { at: now().toISOString(), confirmedAt: null, releasedAt: null } };
+      });
+      return done?.after ?? undefined;
+    },
+
+    async clearReleasing(id) {
+      const done = await update(id, (record) =>
+        record.releasing && !record.releasing.releasedAt ? { ...record, releasing: null } : null,
+      );
+      return done?.after ?? undefined;
+    },
+
+    async released(id) {
+      await update(id, (record) =>
+        record.releasing
+          ? { ...record, releasing: { ...record.releasing, releasedAt: now().toISOString() } }
+          : null,
+      );
     },
 
     async resumed(id, at) {

@@ -77,6 +77,8 @@ interface Agent {
   gitlab: { token: string; systemId: string; runnerId: number } | null;
   /** gitlab-runner got SIGQUIT: it takes no new job. */
   gitlabDraining: boolean;
+  /** gitlab-runner was stopped for a release: it takes no job until started again. */
+  gitlabStopped: boolean;
   /** The spot notice IMDS shows. */
   interruption: Interruption | null;
   agent: InstanceAgent;
@@ -130,7 +132,10 @@ export interface RunnersSnapshot {
   /** Jobs whose machine went away, whose failure the forge has not reported yet. */
   lost?: Array<SavedSlot & { instanceId: string }>;
   /** Each instance's slot runners and GitLab registration. */
-  agents?: Record<string, Pick<Agent, "github" | "gitlab"> & { gitlabDraining?: boolean }>;
+  agents?: Record<
+    string,
+    Pick<Agent, "github" | "gitlab"> & { gitlabDraining?: boolean; gitlabStopped?: boolean }
+  >;
 }
 
 export class SimulatedRunners {
@@ -176,7 +181,12 @@ export class SimulatedRunners {
       agents: Object.fromEntries(
         [...this.agents].map(([id, agent]) => [
           id,
-          { github: [...agent.github], gitlab: agent.gitlab, gitlabDraining: agent.gitlabDraining },
+          {
+            github: [...agent.github],
+            gitlab: agent.gitlab,
+            gitlabDraining: agent.gitlabDraining,
+            gitlabStopped: agent.gitlabStopped,
+          },
         ]),
       ),
       slots: Object.fromEntries(
@@ -324,7 +334,7 @@ export class SimulatedRunners {
       const runner = agent.github[index];
       return Boolean(runner && !runner.done);
     }
-    if (!agent.gitlab || agent.gitlabDraining) return false;
+    if (!agent.gitlab || agent.gitlabDraining || agent.gitlabStopped) return false;
     const tags = job.labelsKnown ? job.labels : [];
     return this.options.forge.gitlab.mayTakeJob(agent.gitlab.token, agent.gitlab.systemId, tags).ok;
   }
@@ -524,6 +534,7 @@ export class SimulatedRunners {
       github: Array.from({ length: slots }, (_, index) => restored?.github[index] ?? null),
       gitlab: restored?.gitlab ?? null,
       gitlabDraining: restored?.gitlabDraining ?? false,
+      gitlabStopped: restored?.gitlabStopped ?? false,
       interruption: null,
     } as Omit<Agent, "agent"> as Agent;
     const held = machine.github.map((runner, index) => {
@@ -638,6 +649,7 @@ export class SimulatedRunners {
           const verified = forge.gitlab.verify(credentials.token, systemId);
           if (!verified.ok) throw new Error(`the simulated GitLab refused the token: ${verified.message}`);
           machine.gitlab = { token: credentials.token, systemId, runnerId: verified.value.id };
+          machine.gitlabStopped = false;
           this.options.changed?.("state");
         },
         drain: async () => {
@@ -649,6 +661,14 @@ export class SimulatedRunners {
             if (slot?.job.source === "gitlab") this.loseSlot(machine, index);
           }
         },
+        // Stopped for a release: it takes no job; it ends once its running jobs have finished.
+        stop: async () => {
+          machine.gitlabStopped = true;
+          this.options.changed?.("state");
+        },
+        active: async () =>
+          !(machine.gitlabStopped || machine.gitlabDraining) ||
+          machine.slots.some((slot) => slot?.job.source === "gitlab"),
         runningJobs: async () =>
           machine.slots.flatMap((slot) =>
             slot?.job.source === "gitlab" ? [{ source: "gitlab" as const, id: slot.job.id }] : [],

@@ -29,7 +29,15 @@ const runSchema = z.object({
 });
 
 /** Apply's answer when another run took the lease: no calls, and the workflow stops. */
-const yielded: Applied = { calls: [], released: [], refused: [], settled: true, waitSeconds: 0 };
+const yielded: Applied = {
+  calls: [],
+  released: [],
+  refused: [],
+  releasing: [],
+  unmarked: [],
+  settled: true,
+  waitSeconds: 0,
+};
 
 /** Errors the workflow retries carry this name (the ASL `Retry` matches it). */
 class Throttled extends Error {
