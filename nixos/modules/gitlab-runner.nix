@@ -130,6 +130,12 @@ in
         Group = cfg.jobUsers.group;
         # Other users' processes (another job's command lines) are invisible to jobs.
         ProtectProc = "invisible";
+        # Stated here rather than left to the upstream module: a stop (the agent's drain and release)
+        # sends SIGQUIT to gitlab-runner alone, which finishes its running jobs; the jobs in its cgroup
+        # are killed only once the graceful timeout has passed.
+        KillSignal = lib.mkForce "SIGQUIT";
+        KillMode = lib.mkForce "mixed";
+        TimeoutStopSec = lib.mkForce gl.gracefulTimeout;
       };
     };
 

@@ -249,6 +249,9 @@ describe("gitlab-runner", () => {
       DynamicUser: false,
       User: "gitlab-runner",
       Group: "hearth-jobs",
+      // A stop (drain, release) is SIGQUIT to gitlab-runner alone; its jobs finish.
+      KillSignal: "SIGQUIT",
+      KillMode: "mixed",
     });
     expect(unit?.requires).toContain("hearth-secrets.service");
     expect(unit?.unitConfig.ConditionPathExists).toBe("/run/secrets/gitlab-runner.env");

@@ -389,9 +389,9 @@ export class Agent {
     try {
       await this.ports.gitlab.drain();
       this.gitlabDrained = true;
-      this.ports.log.info("gitlab-runner told to finish its jobs and stop (SIGQUIT)");
+      this.ports.log.info("gitlab-runner stopped: it finishes its jobs (SIGQUIT) and takes no new one");
     } catch (error) {
-      this.ports.log.warn("could not send gitlab-runner SIGQUIT", { error: message(error) });
+      this.ports.log.warn("could not stop gitlab-runner", { error: message(error) });
     }
   }
 

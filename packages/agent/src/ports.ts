@@ -68,7 +68,7 @@ export interface GitLabCredentials {
 export interface GitLabPort {
   /** Writes gitlab-runner's system_id, then starts gitlab-runner with the pool's runner. */
   start(credentials: GitLabCredentials, systemId: string): Promise<void>;
-  /** SIGQUIT to gitlab-runner: it takes no new job and finishes its running ones. */
+  /** Stops gitlab-runner (SIGQUIT to it alone): it takes no new job and finishes its running ones. */
   drain(): Promise<void>;
   /** SIGTERM to gitlab-runner: it stops its jobs now, and GitLab records them failed. */
   abort(): Promise<void>;

@@ -135,7 +135,8 @@ describe("gitlab-runner", () => {
     await gitlab.abort();
     expect(await fake.calls()).toEqual([
       "start --no-block gitlab-runner.service",
-      "kill --signal=SIGQUIT --kill-whom=main gitlab-runner.service",
+      // Drained by a stop: systemd would restart a runner that ended after a bare signal.
+      "stop --no-block gitlab-runner.service",
       "kill --signal=SIGTERM --kill-whom=main gitlab-runner.service",
     ]);
   });

@@ -46,7 +46,10 @@ export function systemdGitLab(options: SystemdGitLabOptions): GitLabPort {
       }
       await options.systemctl(["start", "--no-block", options.service]);
     },
-    drain: async () => void (await options.systemctl(signal("SIGQUIT"))),
+    // A stop, not a bare SIGQUIT: the unit's stop signal is SIGQUIT to the main process (the module
+    // sets it), and systemd never restarts a unit it stopped, whereas a runner that ended after a
+    // signal would be restarted and claim jobs on a draining instance.
+    drain: async () => void (await options.systemctl(["stop", "--no-block", options.service])),
     abort: async () => void (await options.systemctl(signal("SIGTERM"))),
     // A stop, not a signal: systemd restarts a unit whose process ended, never one it stopped. The
     // module's graceful termination makes the stop a SIGQUIT (running jobs finish); `--no-block`
