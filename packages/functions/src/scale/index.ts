@@ -32,11 +32,11 @@ const runSchema = z.object({
 const yielded: Applied = { calls: [], released: [], refused: [], settled: true, waitSeconds: 0 };
 
 /** Errors the workflow retries carry this name (the ASL `Retry` matches it). */
-class Throttled extends Error {
+export class Throttled extends Error {
   override name = "Hearth.Throttled";
 }
 
-async function step<T>(run: () => Promise<T>): Promise<T> {
+export async function step<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
