@@ -144,8 +144,11 @@ describe("POST /agent/heartbeat", () => {
     const notice = { action: "terminate", time: new Date(clock.now() + 120_000).toISOString() };
     expect((await post(beat(b.id, { interruption: notice }), b.token)).status).toBe(200);
     expect((await post(beat(b.id, { interruption: notice }), b.token)).status).toBe(200);
-    const interruptions = (await hearth.journal.latest(20)).filter((entry) => entry.kind === "interruption");
-    expect(interruptions).toHaveLength(1);
+    // The agent's report, once (HandleInterruption, which the report starts, journals what it does).
+    const reports = (await hearth.journal.latest(20)).filter(
+      (entry) => entry.kind === "interruption" && /got a spot terminate notice/.test(entry.reason),
+    );
+    expect(reports).toHaveLength(1);
     expect((await hearth.registry.get(b.id))?.runner).toBe("draining");
   });
 });
