@@ -153,6 +153,30 @@ describe("POST /agent/heartbeat", () => {
   });
 });
 
+describe("an agent's spot notice", () => {
+  it("starts HandleInterruption at its first report, and again only for a warning after a rebalance", async () => {
+    // One no other test reports for.
+    const instance = instances[2];
+    if (!instance) throw new Error("no instance");
+    const name = (kind: string) => `${instance.id}-${kind}`;
+    const rebalance = { action: "rebalance", time: new Date(clock.now()).toISOString() };
+    const warning = { action: "terminate", time: new Date(clock.now() + 120_000).toISOString() };
+    expect((await post(beat(instance.id, { interruption: rebalance }), instance.token)).status).toBe(200);
+    expect(hearth.handleInterruption.executions.filter((e) => e.startsWith(instance.id))).toEqual([
+      name("rebalance"),
+    ]);
+    expect((await post(beat(instance.id, { interruption: rebalance }), instance.token)).status).toBe(200);
+    expect((await post(beat(instance.id, { interruption: warning }), instance.token)).status).toBe(200);
+    expect((await post(beat(instance.id, { interruption: warning }), instance.token)).status).toBe(200);
+    expect(hearth.handleInterruption.executions.filter((e) => e.startsWith(instance.id))).toEqual([
+      name("rebalance"),
+      name("warning"),
+    ]);
+    // The record keeps the stronger notice: the warning, with its deadline.
+    expect((await hearth.registry.get(instance.id))?.interruption).toEqual(warning);
+  });
+});
+
 describe("the caller's instance from IAM", () => {
   it("is the session name of an EC2 instance profile's assumed role", () => {
     expect(
