@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { Heartbeat } from "@hearth/core/instances";
 import { interruptionEvent } from "@hearth/core/interruptions";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { functionPolicy } from "../../../infra/lib/iam";
 import { groupNames } from "../../../infra/lib/names";
 import { FakeAws, installFakeAws, mockedClients } from "../../core/test/support/auto-scaling-fake";
 import { createInterruptionHandler } from "../src/aws/handlers/interruption";
@@ -12,10 +14,16 @@ import {
   type AwsTestStage,
   allLinks,
   captureStdout,
+  forbidden,
   INTERRUPTION_MACHINE_ARN,
   lambdaContext,
+  mockedCalls,
+  recordDynamoCalls,
   STAGE,
+  STATE_MACHINE_ARN,
+  scope,
   startAwsTestStage,
+  tableArn,
 } from "./support/aws";
 
 /**
@@ -108,5 +116,78 @@ describe("the interruption task Lambda", () => {
     );
     // The same event again (EventBridge retries): not handled twice.
     expect(await handler(event, context)).toMatchObject({ handled: false, reason: "repeated" });
+  });
+
+  it("makes only AWS calls its IAM policy allows, terminating a drained instance after a rebalance included", async () => {
+    sfn.reset();
+    sfn.on(StartExecutionCommand).resolves({ executionArn: "arn:x", startDate: new Date() });
+    const names = groupNames(STAGE, "x86_64");
+    const aws = new FakeAws({ seed: 2 });
+    aws.group({ name: names.warm, max: 10 });
+    aws.group({ name: names.burst, max: 10, desired: 2, onDemandPercent: 0 });
+    installFakeAws(aws, clients);
+    aws.settle();
+    // Not the instance the test above claimed (the model's ids repeat from one model to the next).
+    const [, instance] = aws.get(names.burst).instances;
+    if (!instance) throw new Error("no instance");
+    const dynamo = recordDynamoCalls(stage.tableName);
+    try {
+      const aws_ = runtime();
+      const handler = createInterruptionHandler(aws_);
+      const context = lambdaContext("interruption") as never;
+      const event = interruptionEvent({
+        kind: "rebalance",
+        instanceId: instance.id,
+        time: new Date().toISOString(),
+        id: randomUUID(),
+        account: "123456789012",
+      });
+      const claim = await handler(event, context);
+      expect(claim).toMatchObject({ handled: true });
+      let progress = (await captureStdout(() => handler({ ...event, claim }, context))).result;
+      const beat: Heartbeat = {
+        instanceId: instance.id,
+        runner: "ready",
+        slots: 2,
+        runningJobs: [],
+        cacheKeys: [],
+        storeBytes: null,
+        interruption: null,
+      };
+      for (let i = 0; i < 3 && !(progress as { done: boolean }).done; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        await aws_.hearth.registry().heartbeat(instance.id, beat);
+        progress = await handler({ ...event, claim, progress }, context);
+      }
+      expect(progress).toMatchObject({ done: true, outcome: "terminated" });
+      const calls = [
+        ...dynamo.calls,
+        ...mockedCalls("autoscaling", clients.autoScaling),
+        ...mockedCalls("ec2", clients.ec2),
+        ...mockedCalls("states", sfn),
+      ];
+      const actions = new Set(calls.map((call) => call.action));
+      // (ScaleFleet's StartExecution: the test above left the pool's run holding its lease.)
+      for (const action of ["autoscaling:DetachInstances", "ec2:TerminateInstances", "ec2:DescribeInstances"])
+        expect(actions).toContain(action);
+      const policy = functionPolicy("interruption", scope, {
+        tableArn: tableArn(stage.tableName),
+        stateMachineArn: STATE_MACHINE_ARN,
+        pools: ["x86_64", "aarch64"],
+      });
+      expect(forbidden(policy, calls)).toEqual([]);
+      // The check can fail: the API's policy does not allow these.
+      const api = functionPolicy("api", scope, {
+        tableArn: tableArn(stage.tableName),
+        stateMachineArn: STATE_MACHINE_ARN,
+        interruptionMachineArn: INTERRUPTION_MACHINE_ARN,
+        pools: ["x86_64", "aarch64"],
+      });
+      expect(forbidden(api, calls).map((call) => call.action)).toEqual(
+        expect.arrayContaining(["autoscaling:DetachInstances", "ec2:TerminateInstances"]),
+      );
+    } finally {
+      dynamo.restore();
+    }
   });
 });

@@ -356,7 +356,8 @@ const asGroup = (g: FakeGroup) => ({
             SpotAllocationStrategy: "price-capacity-optimized",
           },
         },
-  CapacityRebalance: g.onDemandPercent !== undefined,
+  // Hearth's burst groups run without Capacity Rebalancing: HandleInterruption replaces at-risk instances.
+  CapacityRebalance: false,
   NewInstancesProtectedFromScaleIn: g.protectNewInstances,
 });
 

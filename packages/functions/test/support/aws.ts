@@ -144,6 +144,10 @@ function resourceOf(service: string, action: string, input: Record<string, unkno
       return String(input.stateMachineArn);
     case "ssm":
       return `arn:aws:ssm:us-east-1:123456789012:parameter${input.Name}`;
+    case "ec2":
+      return action.startsWith("Describe")
+        ? "*"
+        : `arn:aws:ec2:us-east-1:123456789012:instance/${(input.InstanceIds as string[] | undefined)?.[0]}`;
     default:
       return "*";
   }
