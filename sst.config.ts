@@ -6,10 +6,9 @@
  * infra/lib, tested without SST; `npm run typecheck:infra` checks these files against SST's and
  * Pulumi's types.
  *
- * A later flow is one more file here, imported before the alarms: `infra/interruptions.ts` (a
- * default-bus rule for EC2 Spot Interruption Warnings and rebalance recommendations, with
- * `sst.aws.Bus.subscribe`), `infra/sweep.ts` (a 5-minute `sst.aws.CronV2`), `infra/polling.ts` (the
- * poller's cron). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
+ * A later flow is one more file here, imported before the alarms, as `infra/interruptions.ts` is
+ * (HandleInterruption, and the default-bus rules for EC2's spot events that start it): `infra/sweep.ts`
+ * (a 5-minute `sst.aws.CronV2`), `infra/polling.ts` (the poller's cron). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
  * runtime, logs, links and least-privilege policy, and the alarms their error alarm; their links and
  * policy are entries in the tables of packages/functions/src/aws/links.ts and infra/lib, which the
  * type checker makes complete.
@@ -31,6 +30,7 @@ export default $config({
     const storage = await import("./infra/storage");
     await import("./infra/secrets");
     const workflows = await import("./infra/workflows");
+    const interruptions = await import("./infra/interruptions");
     const api = await import("./infra/api");
     const fleet = await import("./infra/fleet");
     await import("./infra/schedules");
@@ -46,6 +46,7 @@ export default $config({
       statusPage: web.site.url,
       table: storage.table.name,
       scaleFleet: workflows.scaleFleet.arn,
+      handleInterruption: interruptions.handleInterruption.arn,
       binaryCache: fleet.cacheBucketName,
       autoScalingGroups: fleet.groupNamesByPool,
       amiParameters: fleet.amiParameters,

@@ -1,5 +1,6 @@
 import { fleetLink, hearthConfig } from "./config";
 import { hearthFunction } from "./functions";
+import { handleInterruption, handleInterruptionLink } from "./interruptions";
 import { apiRoutes } from "./lib/api";
 import {
   githubAppId,
@@ -42,6 +43,7 @@ export const apiFunction = hearthFunction(
     Storage: storage,
     Fleet: fleetLink,
     ScaleFleet: scaleFleetLink,
+    HandleInterruption: handleInterruptionLink,
     GithubWebhookSecret: githubWebhookSecret,
     GitlabWebhookToken: gitlabWebhookToken,
     GitlabSigningToken: gitlabSigningToken,
@@ -50,7 +52,7 @@ export const apiFunction = hearthFunction(
     GithubAppId: githubAppId,
     GithubAppPrivateKey: githubAppPrivateKey,
   },
-  { stateMachineArn: scaleFleet.arn },
+  { stateMachineArn: scaleFleet.arn, interruptionMachineArn: handleInterruption.arn },
 );
 
 for (const { route, iam } of apiRoutes) {

@@ -21,7 +21,7 @@ export const deployed = new Map<FunctionName, sst.aws.Function>();
 export function hearthFunction<F extends FunctionName>(
   fn: F,
   links: LinksOf<F>,
-  resources: { stateMachineArn?: $util.Input<string> } = {},
+  resources: { stateMachineArn?: $util.Input<string>; interruptionMachineArn?: $util.Input<string> } = {},
 ): sst.aws.Function {
   const spec = functionSpecs[fn];
   const name = pascal(fn);
@@ -36,13 +36,14 @@ export function hearthFunction<F extends FunctionName>(
     retentionInDays: LOG_RETENTION_DAYS,
   });
   const permissions = $util
-    .all([scope, table.arn, $output(resources.stateMachineArn)])
-    .apply(([where, tableArn, stateMachineArn]) =>
+    .all([scope, table.arn, $output(resources.stateMachineArn), $output(resources.interruptionMachineArn)])
+    .apply(([where, tableArn, stateMachineArn, interruptionMachineArn]) =>
       sstPermissions(
         checked(
           functionPolicy(fn, where, {
             tableArn,
             stateMachineArn,
+            interruptionMachineArn,
             pools: settings.pools.map((pool) => pool.name),
           }),
           settings.stage,

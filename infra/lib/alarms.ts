@@ -158,6 +158,24 @@ export function alarms<T = string>(settings: StageSettings, targets: AlarmTarget
     });
   }
 
+  // Spot capacity taken back often: each interruption costs a replacement's boot and, for a warning,
+  // the jobs it ran (retried). Many in an hour mean the pool's instance types or zones are in short
+  // supply: widen them, or lower the spot share. Per pool, over an hour, as the setting says.
+  for (const pool of settings.pools) {
+    list.push({
+      key: `interruptions-${pool.name}`,
+      name: name(`interruptions-${pool.name}`),
+      description: `Over ${t.interruptionsPerHour} spot instances of pool ${pool.name} were interrupted within an hour`,
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: t.interruptionsPerHour,
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      // Emitted only when an instance is interrupted: no data is none.
+      treatMissingData: "notBreaching",
+      metrics: [hearthMetric(stage, "m1", "interruptions", "Sum", 3600, { pool: pool.name })],
+    });
+  }
+
   // Server errors, as API Gateway counts them: they include a function that crashed or timed out,
   // which the function's own code cannot report. All routes (webhooks, heartbeats, status).
   list.push({

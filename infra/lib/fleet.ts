@@ -171,7 +171,7 @@ export interface WarmGroupSpec extends GroupBase {
 }
 
 export interface BurstGroupSpec extends GroupBase {
-  capacityRebalance: true;
+  capacityRebalance: false;
   mixedInstancesPolicy: {
     instancesDistribution: {
       onDemandBaseCapacity: number;
@@ -219,13 +219,16 @@ export function warmGroup(stage: string, pool: PoolConfig): WarmGroupSpec {
 
 /**
  * The burst group: spot first across all the pool's types (price-capacity-optimized), on-demand for
- * the configured share; capacity rebalance replaces spot instances at risk before they are taken.
+ * the configured share. Capacity Rebalancing is off: HandleInterruption detaches an instance at risk
+ * (the group replaces it once, in the type and zone its allocation strategy picks) and terminates it
+ * only once idle; Capacity Rebalancing would launch a second replacement and terminate the old
+ * instance once the new one is healthy, busy or not.
  */
 export function burstGroup(stage: string, pool: PoolConfig): BurstGroupSpec {
   const group = base(stage, pool, "burst");
   return {
     ...group,
-    capacityRebalance: true,
+    capacityRebalance: false,
     mixedInstancesPolicy: {
       instancesDistribution: {
         onDemandBaseCapacity: 0,

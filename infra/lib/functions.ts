@@ -82,6 +82,15 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
     description: "Hearth tick: forecast, queue metrics, ScaleFleet for every pool",
     links: functionLinks.tick,
   },
+  interruption: {
+    handler: "packages/functions/src/aws/interruption.handler",
+    // A few Auto Scaling, EC2 and table calls a step, and the runners' deletions (GitHub, GitLab),
+    // each retried with backoff when throttled.
+    memoryMB: 256,
+    timeoutSeconds: 60,
+    description: "HandleInterruption: claim, drain, settle a spot instance at risk",
+    links: functionLinks.interruption,
+  },
 };
 
 /** The ScaleFleet tasks, in the state machine's order of resources. */

@@ -164,9 +164,49 @@ function scaleGroups(scope: Scope, pools: readonly string[]): Statement {
 
 export interface FunctionResources {
   tableArn: string;
-  /** Needed by the functions that start ScaleFleet (the API and the tick), not by its own tasks. */
+  /** Needed by the functions that start ScaleFleet (the API, the tick, HandleInterruption's tasks). */
   stateMachineArn?: string;
+  /** HandleInterruption's state machine: the API starts it when an agent reports a notice first. */
+  interruptionMachineArn?: string;
   pools: readonly string[];
+}
+
+/** Auto Scaling changes HandleInterruption makes: an instance taken out of its group, not replaced twice. */
+export const detachActions = ["autoscaling:DetachInstances"];
+
+/** The stage's groups' instances may be detached; with the app and stage tags required on the group. */
+function detachOwnInstances(scope: Scope, pools: readonly string[]): Statement {
+  return { ...scaleGroups(scope, pools), Sid: "DetachOwnInstances", Action: detachActions };
+}
+
+/**
+ * A detached instance of the stage is terminated once idle (a rebalance recommendation): only
+ * instances carrying the stage's tags, which the launch templates put on every instance.
+ */
+function terminateOwnInstances(scope: Scope): Statement {
+  const tags = stageTags(scope.stage);
+  return {
+    Sid: "TerminateOwnInstances",
+    Effect: "Allow",
+    Action: ["ec2:TerminateInstances"],
+    Resource: [arn(scope, "ec2", "instance/*")],
+    Condition: {
+      StringEquals: Object.fromEntries(
+        Object.entries(tags).map(([key, value]) => [`aws:ResourceTag/${key}`, value]),
+      ),
+    },
+  };
+}
+
+function startHandleInterruption(stateMachineArn: string | undefined): Statement {
+  if (!stateMachineArn)
+    throw new Error("this function starts HandleInterruption: its state machine ARN is needed");
+  return {
+    Sid: "StartHandleInterruption",
+    Effect: "Allow",
+    Action: ["states:StartExecution"],
+    Resource: [stateMachineArn],
+  };
 }
 
 /** The policy of one function: what its handler calls, on this stage's resources, and its own logs. */
@@ -181,6 +221,7 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
         logs(scope, fn),
         ...table,
         startScaleFleet(resources.stateMachineArn),
+        startHandleInterruption(resources.interruptionMachineArn),
         describe("LookUpInstance", ["autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances"]),
         runnerConfigs(scope),
       );
@@ -215,10 +256,23 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
       return doc(logs(scope, fn), ...table);
     case "tick":
       return doc(logs(scope, fn), ...table, startScaleFleet(resources.stateMachineArn));
+    case "interruption":
+      // Claim looks the instance up; Drain detaches it, starts its pool's run and retires its idle
+      // runners; Settle asks EC2 whether it is gone, terminates a drained one after a rebalance
+      // recommendation, and retires its runners.
+      return doc(
+        logs(scope, fn),
+        ...table,
+        startScaleFleet(resources.stateMachineArn),
+        describe("LookUpInstance", ["autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances"]),
+        detachOwnInstances(scope, resources.pools),
+        terminateOwnInstances(scope),
+        runnerConfigs(scope),
+      );
   }
 }
 
-/** What Step Functions may do for ScaleFleet: invoke its five task functions, nothing else. */
+/** What Step Functions may do for a state machine: invoke its task functions, nothing else. */
 export function stateMachinePolicy(functionArns: readonly string[]): PolicyDocument {
   return doc({
     Sid: "InvokeTasks",
@@ -367,7 +421,7 @@ export function violations(policy: PolicyDocument, stage: string): string[] {
         found.push(`${where}: Parameter Store changes outside the stage's /${APP}/${stage}/ subtree`);
       }
     }
-    if (statement.Action.some((action) => autoScalingMutations.includes(action))) {
+    if (statement.Action.some((action) => [...autoScalingMutations, ...detachActions].includes(action))) {
       const condition = statement.Condition?.StringEquals ?? {};
       for (const [key, value] of Object.entries(tags)) {
         if (condition[`aws:ResourceTag/${key}`] !== value) {

@@ -95,6 +95,7 @@ describe("the metrics the functions emit", () => {
     metrics.webhook(202);
     metrics.webhook(401);
     for (const pool of settings.pools) metrics.githubAuthFailure(pool.name);
+    for (const pool of settings.pools) metrics.interruption(pool.name);
   });
 
   it("are EMF in the Hearth namespace, with the service and stage on every point", () => {
@@ -126,6 +127,9 @@ describe("the metrics the functions emit", () => {
     expect(find("WebhookRejected")).toHaveLength(1);
     expect(find("OldestUnroutableSeconds")[0]?.value).toBe(700);
     expect(find("GitHubAuthErrors", { pool: "x86_64" })).toEqual([
+      expect.objectContaining({ value: 1, unit: "Count" }),
+    ]);
+    expect(find("Interruptions", { pool: "aarch64" })).toEqual([
       expect.objectContaining({ value: 1, unit: "Count" }),
     ]);
   });

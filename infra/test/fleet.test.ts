@@ -40,6 +40,7 @@ describe("stage settings", () => {
         lambdaErrors: 3,
         scaleFleetFailures: 1,
         unroutableAfterSeconds: 600,
+        interruptionsPerHour: 10,
       },
     });
   });
@@ -225,7 +226,8 @@ describe("the Auto Scaling groups", () => {
   it("burst on spot over every type of the pool, price-capacity-optimized, with capacity rebalance", () => {
     expect(burst.name).toBe("hearth-production-x86_64-burst");
     expect(burst.desiredCapacity).toBe(0);
-    expect(burst.capacityRebalance).toBe(true);
+    // HandleInterruption replaces at-risk instances itself (detach): AWS must not replace them again.
+    expect(burst.capacityRebalance).toBe(false);
     expect(burst.mixedInstancesPolicy.overrides.map((o) => o.instanceType)).toEqual(config.instanceTypes);
     expect(burst.mixedInstancesPolicy.instancesDistribution).toEqual({
       onDemandBaseCapacity: 0,

@@ -26,8 +26,10 @@ const scope: Scope = { partition: "aws", region: "eu-west-1", accountId: "123456
 const tableArn = "arn:aws:dynamodb:eu-west-1:123456789012:table/hearth-prod-TableTable-abc";
 const stateMachineArn = "arn:aws:states:eu-west-1:123456789012:stateMachine:hearth-prod-scale-fleet";
 const pools = defaultPools.map((pool) => pool.name);
+const interruptionMachineArn =
+  "arn:aws:states:eu-west-1:123456789012:stateMachine:hearth-prod-handle-interruption";
 const policyOf = (fn: (typeof functionNames)[number]) =>
-  functionPolicy(fn, scope, { tableArn, stateMachineArn, pools });
+  functionPolicy(fn, scope, { tableArn, stateMachineArn, interruptionMachineArn, pools });
 const groupArn = (name: string, uuid = "8d0cbcd8-7b1b-4c5e-9f0e-000000000000") =>
   `arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:${uuid}:autoScalingGroupName/${name}`;
 const actionsOf = (policy: PolicyDocument) => policy.Statement.flatMap((statement) => statement.Action);
@@ -139,11 +141,12 @@ describe("function policies", () => {
     );
   });
 
-  it("lets the API and the tick start ScaleFleet, and nothing else start anything", () => {
+  it("lets the API, the tick and HandleInterruption start ScaleFleet, and only the API start HandleInterruption", () => {
     for (const fn of functionNames) {
       expect(allows(policyOf(fn), "states:StartExecution", stateMachineArn), fn).toBe(
-        fn === "api" || fn === "tick",
+        fn === "api" || fn === "tick" || fn === "interruption",
       );
+      expect(allows(policyOf(fn), "states:StartExecution", interruptionMachineArn), fn).toBe(fn === "api");
     }
     expect(allows(policyOf("api"), "states:StartExecution", `${stateMachineArn}-other`)).toBe(false);
     expect(() => functionPolicy("tick", scope, { tableArn, pools })).toThrow(/state machine ARN/);
@@ -155,7 +158,7 @@ describe("function policies", () => {
     for (const fn of functionNames) {
       for (const action of runnerConfigActions) {
         expect(allows(policyOf(fn), action, config), `${fn} ${action}`).toBe(
-          fn === "api" || fn === "observe",
+          fn === "api" || fn === "observe" || fn === "interruption",
         );
       }
     }
@@ -195,6 +198,60 @@ describe("function policies", () => {
         expect(statement.Action.every((action) => /:Describe/.test(action))).toBe(true);
       }
     }
+  });
+});
+
+describe("HandleInterruption's permissions", () => {
+  const policy = policyOf("interruption");
+  const instance = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0";
+
+  it("detach only the stage's groups' instances, tagged for this app and stage, and nothing else changes a group", () => {
+    for (const pool of pools) {
+      for (const name of Object.values(groupNames("prod", pool))) {
+        expect(allows(policy, "autoscaling:DetachInstances", groupArn(name))).toBe(true);
+      }
+    }
+    expect(allows(policy, "autoscaling:DetachInstances", groupArn("hearth-dev-x86_64-burst"))).toBe(false);
+    expect(allows(policy, "autoscaling:DetachInstances", groupArn("payments-prod"))).toBe(false);
+    const detach = policy.Statement.find((s) => s.Action.includes("autoscaling:DetachInstances"));
+    expect(detach?.Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
+    });
+    for (const action of autoScalingMutations)
+      expect(allows(policy, action, groupArn("hearth-prod-x86_64-burst"))).toBe(false);
+    for (const fn of functionNames) {
+      if (fn !== "interruption")
+        expect(
+          allows(policyOf(fn), "autoscaling:DetachInstances", groupArn("hearth-prod-x86_64-burst")),
+          fn,
+        ).toBe(false);
+    }
+  });
+
+  it("terminate only instances carrying the stage's tags; no other function terminates anything", () => {
+    const terminate = policy.Statement.find((s) => s.Action.includes("ec2:TerminateInstances"));
+    expect(terminate?.Resource).toEqual(["arn:aws:ec2:eu-west-1:123456789012:instance/*"]);
+    expect(terminate?.Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
+    });
+    for (const fn of functionNames) {
+      expect(allows(policyOf(fn), "ec2:TerminateInstances", instance), fn).toBe(fn === "interruption");
+    }
+  });
+
+  it("the check refuses a detach without the stage's tags, so the statement above is held to it", () => {
+    const unguarded: PolicyDocument = {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "Detach",
+          Effect: "Allow",
+          Action: ["autoscaling:DetachInstances"],
+          Resource: [groupArn("hearth-prod-x86_64-burst")],
+        },
+      ],
+    };
+    expect(violations(unguarded, "prod").join()).toMatch(/Auto Scaling changes without the condition/);
   });
 });
 

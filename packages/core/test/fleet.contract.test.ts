@@ -256,6 +256,48 @@ describe.each(drivers)("the fleet port: $name", (kind) => {
     expect(await fleet.lookup(reclaimed as string)).toBeUndefined();
   });
 
+  it("detaches an instance without lowering desired: one replacement, and the instance runs on until terminated", async () => {
+    await fleet.setCapacity(pool, { warm: 0, burst: 2, warmPoolSize: 0 });
+    await driver.settle();
+    const [atRisk, survivor] = ids(inService(await fleet.observe(pool), "burst"));
+    const calls = await fleet.detach(pool, atRisk as string);
+    expect(calls).toEqual([expect.stringMatching(/^DetachInstances\(.*decrement=false/)]);
+    // Done once: a second detach (a retried step, an escalated notice) changes nothing.
+    expect(await fleet.detach(pool, atRisk as string)).toEqual([]);
+    await driver.settle();
+    const seen = await fleet.observe(pool);
+    const burst = ids(inService(seen, "burst"));
+    // Exactly one replacement: desired capacity is unchanged and the detached instance is not counted.
+    expect(burst).toHaveLength(2);
+    expect(burst).toContain(survivor);
+    expect(burst).not.toContain(atRisk);
+    expect(seen.groups.find((g) => g.group === "burst")?.desired).toBe(2);
+    expect(await fleet.lookup(atRisk as string)).toBeUndefined();
+    expect(await fleet.exists(atRisk as string)).toBe(true);
+    // An instance still in its group is never terminated directly: the group would replace it.
+    await expect(fleet.terminate(survivor as string)).rejects.toThrow(/still in/);
+    expect(await fleet.exists(survivor as string)).toBe(true);
+
+    expect(await fleet.terminate(atRisk as string)).toEqual([
+      expect.stringMatching(/^TerminateInstances\(instances=/),
+    ]);
+    await driver.settle();
+    expect(await fleet.exists(atRisk as string)).toBe(false);
+    // Nothing launches for it: the group already replaced it.
+    expect(ids(inService(await fleet.observe(pool), "burst"))).toEqual(burst);
+  });
+
+  it("detaches only an instance of the pool's groups", async () => {
+    await fleet.setCapacity(other, { warm: 0, burst: 1, warmPoolSize: 0 });
+    await driver.settle();
+    const [foreign] = ids((await fleet.observe(other)).instances);
+    await expect(fleet.detach(pool, foreign as string)).rejects.toThrow(/not in a group of pool x86/);
+    expect(await fleet.lookup(foreign as string)).toBeDefined();
+    // Unknown to every group: nothing to detach.
+    expect(await fleet.detach(pool, "i-0000000000000beef")).toEqual([]);
+    expect(await fleet.exists("i-0000000000000beef")).toBe(false);
+  });
+
   it("looks up an instance of one of its groups, and nothing else", async () => {
     await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 0 });
     await driver.settle();

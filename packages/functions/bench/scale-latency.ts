@@ -28,6 +28,9 @@ async function trial(n: number): Promise<{ fromSent: number; fromAnswer: number 
     release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
     handRunnerConfig: (handOver) => sim.handRunnerConfig(handOver),
     withdrawRunnerConfig: (parameter) => sim.withdrawRunnerConfig(parameter),
+    detach: (pool, id) => sim.detach(pool, id),
+    terminate: (id) => sim.terminate(id),
+    exists: (id) => sim.exists(id),
     async setCapacity(pool, target) {
       const calls = await sim.setCapacity(pool, target);
       if (calls.length && !called) called = performance.now();

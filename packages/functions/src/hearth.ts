@@ -3,6 +3,7 @@ import type { RunnerScope } from "@hearth/core/github-api";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
+import { createInterruptionRecords, type InterruptionDeps } from "@hearth/core/interruptions";
 import type { Job } from "@hearth/core/jobs";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
@@ -21,6 +22,7 @@ import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
+import type { StartHandleInterruption } from "./interruptions";
 import type { Logger } from "./log";
 
 /**
@@ -30,6 +32,7 @@ import type { Logger } from "./log";
  */
 
 export type StartScaleFleet = (pool: string, holder: string) => Promise<void>;
+export type { StartHandleInterruption };
 
 /** GitHub's runners of a scope (a repository, or an organization's runner group), as the App sees them. */
 export type GitHubRunners = (scope: RunnerScope) => ScopeRunners;
@@ -58,6 +61,11 @@ export interface HearthPorts {
   gitlabRunners?(): GitLabRunners | undefined;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
+  /**
+   * HandleInterruption for a notice an agent reports (StartExecution in AWS, aws-local-stepfunctions
+   * locally); absent: reports are only recorded.
+   */
+  startHandleInterruption?(): StartHandleInterruption;
   /** A new run's name, which is also its lease holder. */
   holder(pool: string): string;
   /**
@@ -93,6 +101,8 @@ export interface Hearth {
    * the fleet's SDK clients out.
    */
   scaling: ScalingDeps;
+  /** HandleInterruption's dependencies (its steps, `handleInterruptionTasks`, are bound by the hosts). */
+  interruptions: InterruptionDeps;
   /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
   afterJobRecorded(job: Job): Promise<AfterRecorded>;
   /** The minute tick: forecast, missed webhooks, ScaleFleet for pools with work. */
@@ -178,6 +188,41 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     now: () => ports.now(),
   };
+  const interruptionRecords = once(() => createInterruptionRecords(ports.store()));
+  const interruptions: InterruptionDeps = {
+    get pools() {
+      return ports.pools();
+    },
+    get registry() {
+      return registry();
+    },
+    get records() {
+      return interruptionRecords();
+    },
+    get fleet() {
+      return ports.fleet();
+    },
+    get journal() {
+      return journal();
+    },
+    get leases() {
+      return leases();
+    },
+    get scalingRecords() {
+      return scalingRecords();
+    },
+    get runners() {
+      return runners();
+    },
+    get startScaleFleet() {
+      return ports.startScaleFleet();
+    },
+    holder: (pool) => ports.holder(pool),
+    // The interrupted jobs' marking (so that they are retried) is wired here.
+    onJobsInterrupted: undefined,
+    now: () => ports.now(),
+    log,
+  };
   // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
   const leaseHeld = leaseNotices(scaling, (fields) =>
     log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
@@ -226,6 +271,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
     leases,
     scalingRecords,
     scaling,
+    interruptions,
     afterJobRecorded: afterRecorded,
     async tick() {
       const summary = await tick(scaling, ports.startScaleFleet(), ports.holder);
@@ -251,6 +297,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
           fleet: ports.fleet(),
           pools,
           runners: runners(),
+          startInterruption: ports.startHandleInterruption?.(),
+          now: () => ports.now(),
           identify: http.identify,
         },
         status: {

@@ -144,8 +144,11 @@ describe("POST /agent/heartbeat", () => {
     const notice = { action: "terminate", time: new Date(clock.now() + 120_000).toISOString() };
     expect((await post(beat(b.id, { interruption: notice }), b.token)).status).toBe(200);
     expect((await post(beat(b.id, { interruption: notice }), b.token)).status).toBe(200);
-    const interruptions = (await hearth.journal.latest(20)).filter((entry) => entry.kind === "interruption");
-    expect(interruptions).toHaveLength(1);
+    // The agent's report, once (HandleInterruption, which the report starts, journals what it does).
+    const reports = (await hearth.journal.latest(20)).filter(
+      (entry) => entry.kind === "interruption" && /got a spot terminate notice/.test(entry.reason),
+    );
+    expect(reports).toHaveLength(1);
     expect((await hearth.registry.get(b.id))?.runner).toBe("draining");
   });
 
@@ -180,6 +183,30 @@ describe("POST /agent/heartbeat", () => {
       a.token,
     );
     expect(refused.status).toBe(400);
+  });
+});
+
+describe("an agent's spot notice", () => {
+  it("starts HandleInterruption at its first report, and again only for a warning after a rebalance", async () => {
+    // One no other test reports for.
+    const instance = instances[2];
+    if (!instance) throw new Error("no instance");
+    const name = (kind: string) => `${instance.id}-${kind}`;
+    const rebalance = { action: "rebalance", time: new Date(clock.now()).toISOString() };
+    const warning = { action: "terminate", time: new Date(clock.now() + 120_000).toISOString() };
+    expect((await post(beat(instance.id, { interruption: rebalance }), instance.token)).status).toBe(200);
+    expect(hearth.handleInterruption.executions.filter((e) => e.startsWith(instance.id))).toEqual([
+      name("rebalance"),
+    ]);
+    expect((await post(beat(instance.id, { interruption: rebalance }), instance.token)).status).toBe(200);
+    expect((await post(beat(instance.id, { interruption: warning }), instance.token)).status).toBe(200);
+    expect((await post(beat(instance.id, { interruption: warning }), instance.token)).status).toBe(200);
+    expect(hearth.handleInterruption.executions.filter((e) => e.startsWith(instance.id))).toEqual([
+      name("rebalance"),
+      name("warning"),
+    ]);
+    // The record keeps the stronger notice: the warning, with its deadline.
+    expect((await hearth.registry.get(instance.id))?.interruption).toEqual(warning);
   });
 });
 

@@ -17,6 +17,7 @@ import {
   functionEnvironment,
   GITHUB_SECRET,
   httpEvent,
+  INTERRUPTION_MACHINE_ARN,
   lambdaContext,
   mockedCalls,
   recordDynamoCalls,
@@ -211,6 +212,7 @@ describe("the API Lambda", () => {
     const policy = functionPolicy("api", scope, {
       tableArn: tableArn(stage.tableName),
       stateMachineArn: STATE_MACHINE_ARN,
+      interruptionMachineArn: INTERRUPTION_MACHINE_ARN,
       pools: ["x86_64", "aarch64"],
     });
     const calls = [...dynamoCalls.calls, ...recorded];

@@ -1,6 +1,7 @@
 import {
   AutoScalingClient,
   DescribeAutoScalingGroupsCommand,
+  DescribeAutoScalingInstancesCommand,
   DescribeScalingActivitiesCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
@@ -12,6 +13,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupNames } from "../../../infra/lib/names";
 import { createApiHandler } from "../src/aws/handlers/api";
+import { createInterruptionHandler } from "../src/aws/handlers/interruption";
 import { createScaleHandlers } from "../src/aws/handlers/scale";
 import { createTickHandler } from "../src/aws/handlers/tick";
 import { type FunctionName, functionLinks, functionNames, type LinkName } from "../src/aws/links";
@@ -60,6 +62,7 @@ beforeAll(async () => {
     AutoScalingGroups: [group(names.warm), group(names.burst)],
   });
   autoScaling.on(DescribeScalingActivitiesCommand).resolves({ Activities: [] });
+  autoScaling.on(DescribeAutoScalingInstancesCommand).resolves({ AutoScalingInstances: [] });
 });
 afterAll(() => stage.close());
 
@@ -151,6 +154,15 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
     // A heartbeat with a free slot mints a GitHub runner with the App; this exercise sends none, so
     // the port is read here, as that heartbeat would.
     expect(runtime.github()).toBeUndefined();
+    // A heartbeat that reports a spot notice first starts HandleInterruption.
+    await runtime.startHandleInterruption()({
+      kind: "warning",
+      instanceId: "i-0123456789abcdef0",
+      action: "terminate",
+      at: new Date().toISOString(),
+      deadline: new Date(Date.now() + 120_000).toISOString(),
+      source: "agent",
+    });
   },
   observe: async (runtime) => {
     await createScaleHandlers(runtime).observe({ ...run, holder: "links-observe" });
@@ -198,6 +210,28 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
       error: { Error: "X", Cause: "y" },
     }),
   tick: (runtime) => createTickHandler(runtime)({}, lambdaContext("tick") as never),
+  async interruption(runtime) {
+    // Claim, for an instance that is not the fleet's: journaled and ignored.
+    const claimed = await createInterruptionHandler(runtime)(
+      {
+        notice: {
+          kind: "rebalance",
+          instanceId: "i-0000000000000beef",
+          action: "rebalance",
+          at: new Date().toISOString(),
+          deadline: null,
+          source: "eventbridge",
+        },
+      },
+      lambdaContext("interruption") as never,
+    );
+    expect(claimed).toMatchObject({ handled: false, reason: "not-hearth" });
+    // Drain starts the pool's ScaleFleet run; Drain and Settle delete the instance's runners. The ports
+    // are read here, as those steps would.
+    runtime.startScaleFleet();
+    expect(runtime.github()).toBeUndefined();
+    expect(runtime.gitlabRunners()).toBeUndefined();
+  },
 };
 
 describe("links", () => {

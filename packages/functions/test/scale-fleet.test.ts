@@ -35,6 +35,9 @@ function faultyFleet(sim: SimulatedFleet, fail: () => Error | undefined): FleetP
     release: (pool, ids, stillIdle) => sim.release(pool, ids, stillIdle),
     handRunnerConfig: (handOver) => sim.handRunnerConfig(handOver),
     withdrawRunnerConfig: (parameter) => sim.withdrawRunnerConfig(parameter),
+    detach: (pool, id) => sim.detach(pool, id),
+    terminate: (id) => sim.terminate(id),
+    exists: (id) => sim.exists(id),
     async setCapacity(pool, target) {
       const error = fail();
       if (error) throw error;

@@ -79,6 +79,9 @@ describe("the ScaleFleet lease", () => {
       setCapacity: (pool, target) => sim.setCapacity(pool, target),
       handRunnerConfig: (handOver) => sim.handRunnerConfig(handOver),
       withdrawRunnerConfig: (parameter) => sim.withdrawRunnerConfig(parameter),
+      detach: (pool, id) => sim.detach(pool, id),
+      terminate: (id) => sim.terminate(id),
+      exists: (id) => sim.exists(id),
     };
     ({ hearth } = await startTestHearth({ clock, fleet }));
     const leases = hearth.leases;

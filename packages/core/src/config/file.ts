@@ -37,6 +37,8 @@ const thresholds = strictObject({
   scaleFleetFailures: z.number().int().min(1).max(1000).default(1),
   /** Alarm when a job no pool can run has been queued this long (seconds), 5 minutes running. */
   unroutableAfterSeconds: z.number().int().min(60).max(86_400).default(600),
+  /** Alarm when more than this many of a pool's spot instances are interrupted within an hour. */
+  interruptionsPerHour: z.number().int().min(1).max(10_000).default(10),
 });
 
 /** GitHub.com's REST API. */

@@ -5,13 +5,14 @@ import {
   DescribeAutoScalingInstancesCommand,
   DescribeScalingActivitiesCommand,
   DescribeWarmPoolCommand,
+  DetachInstancesCommand,
   type Instance,
   PutWarmPoolCommand,
   SetDesiredCapacityCommand,
   SetInstanceProtectionCommand,
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, type EC2Client, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import {
   AddTagsToResourceCommand,
   DeleteParameterCommand,
@@ -45,8 +46,9 @@ export {
 
 /**
  * The AWS driver: per pool, a warm group (on-demand, warm pool of Stopped instances with
- * ReuseOnScaleIn) and a burst group (spot, mixed instances, price-capacity-optimized, capacity
- * rebalance). Every instance launches protected from scale-in; Hearth releases one by unprotecting
+ * ReuseOnScaleIn) and a burst group (spot, mixed instances, price-capacity-optimized; no Capacity
+ * Rebalancing: HandleInterruption detaches an instance at risk, and the group replaces it once).
+ * Every instance launches protected from scale-in; Hearth releases one by unprotecting
  * it and lowering desired capacity, so the group can only take the instance Hearth chose.
  */
 
@@ -248,6 +250,14 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       );
       calls.push(describeCall("SetInstanceProtection", { group, instances: chunk, protected: value }));
     }
+  }
+
+  /** The Auto Scaling group an instance is in now, if any. */
+  async function membership(instanceId: string) {
+    const out = await autoScaling.send(
+      new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }),
+    );
+    return out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId && i.AutoScalingGroupName);
   }
 
   return {
@@ -542,6 +552,55 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           return [describeCall("DeleteParameter", { name: parameter, found: false })];
         throw error;
       }
+    },
+
+    async detach(pool, instanceId) {
+      const names = groupsOf(pool);
+      const member = await membership(instanceId);
+      // Out of its groups already (an earlier detach, or gone): nothing to do.
+      if (!member) return [];
+      const group = member.AutoScalingGroupName ?? "";
+      if (group !== names.warm && group !== names.burst)
+        throw new Error(`${instanceId} is in ${group}, not in a group of pool ${pool.name}`);
+      const state = member.LifecycleState ?? "";
+      // Detaching or terminating: on its way out; DetachInstances takes only InService or Standby.
+      if (state !== "InService" && state !== "Standby") return [];
+      await autoScaling.send(
+        new DetachInstancesCommand({
+          AutoScalingGroupName: group,
+          InstanceIds: [instanceId],
+          ShouldDecrementDesiredCapacity: false,
+        }),
+      );
+      return [describeCall("DetachInstances", { group, instances: [instanceId], decrement: false })];
+    },
+
+    async terminate(instanceId) {
+      const member = await membership(instanceId);
+      if (member) {
+        throw new Error(
+          `${instanceId} is still in ${member.AutoScalingGroupName}: terminating it would make the group replace it`,
+        );
+      }
+      try {
+        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+        return [describeCall("TerminateInstances", { instances: [instanceId] })];
+      } catch (error) {
+        if (errorName(error) === "InvalidInstanceID.NotFound")
+          return [describeCall("TerminateInstances", { instances: [instanceId], found: false })];
+        throw error;
+      }
+    },
+
+    async exists(instanceId) {
+      const page = await ec2.send(
+        new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: [instanceId] }] }),
+      );
+      const instance = (page.Reservations ?? [])
+        .flatMap((reservation) => reservation.Instances ?? [])
+        .find((i) => i.InstanceId === instanceId);
+      const state = instance?.State?.Name;
+      return instance !== undefined && state !== "shutting-down" && state !== "terminated";
     },
   };
 }

@@ -131,6 +131,20 @@ export interface FleetPort {
   handRunnerConfig(handOver: RunnerConfigHandOver): Promise<RunnerConfigHanded>;
   /** Deletes a handed config (consumed, or its runner retired). A config already gone is fine. */
   withdrawRunnerConfig(parameter: string): Promise<string[]>;
+  /**
+   * Takes an instance out of its group without lowering desired capacity (Auto Scaling's
+   * `DetachInstances` with `ShouldDecrementDesiredCapacity: false`): the group launches its
+   * replacement at once, and never replaces it a second time. An instance already out of its groups
+   * is left as it is (no call). Returns the calls made.
+   */
+  detach(pool: PoolConfig, instanceId: string): Promise<string[]>;
+  /**
+   * Terminates a detached instance (`TerminateInstances`). Refuses an instance still in a group, which
+   * its group would replace. An instance already gone is fine.
+   */
+  terminate(instanceId: string): Promise<string[]>;
+  /** Whether the instance still exists (EC2: not shutting down, not terminated, not unknown). */
+  exists(instanceId: string): Promise<boolean>;
 }
 
 /** A port whose driver is loaded on first use (its SDK clients are slow to load). */
@@ -147,6 +161,9 @@ export function lazyFleet(load: () => Promise<FleetPort>): FleetPort {
     setCapacity: async (pool, target) => (await port()).setCapacity(pool, target),
     handRunnerConfig: async (handOver) => (await port()).handRunnerConfig(handOver),
     withdrawRunnerConfig: async (parameter) => (await port()).withdrawRunnerConfig(parameter),
+    detach: async (pool, id) => (await port()).detach(pool, id),
+    terminate: async (id) => (await port()).terminate(id),
+    exists: async (id) => (await port()).exists(id),
   };
 }
 

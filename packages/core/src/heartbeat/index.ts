@@ -1,5 +1,12 @@
 import type { FleetPort } from "../fleet";
-import { type Heartbeat, heartbeatSchema, type InstanceRecord, type InstanceRegistry } from "../instances";
+import {
+  type Heartbeat,
+  heartbeatSchema,
+  type InstanceRecord,
+  type InstanceRegistry,
+  strongerInterruption,
+} from "../instances";
+import { type InterruptionNotice, noticeFromReport } from "../interruptions/events";
 import { isTerminal, type Job, type JobEvent, type JobKey, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
@@ -54,6 +61,12 @@ export interface HeartbeatDeps {
   pools: readonly PoolConfig[];
   /** Runner identity; absent where no forge credentials are wired (runners are then not tended). */
   runners?: RunnerDeps | undefined;
+  /**
+   * Starts HandleInterruption for a notice the agent reports before (or without) EventBridge's event.
+   * Absent: reports are recorded only.
+   */
+  startInterruption?: ((notice: InterruptionNotice) => Promise<unknown>) | undefined;
+  now?: () => Date;
   log?: { warn(message: string, fields?: Record<string, unknown>): void };
 }
 
@@ -147,6 +160,24 @@ export async function acceptHeartbeat(
     const current = await deps.ledger.get(job);
     if (current && !mayClaim(current, stored.after.pool, beat.instanceId, deps.pools)) continue;
     await deps.ledger.record(runningEvent(beat, job));
+  }
+  const reported = beat.interruption;
+  if (
+    reported &&
+    deps.startInterruption &&
+    strongerInterruption(stored.before.interruption, reported) !== stored.before.interruption
+  ) {
+    // The first report of a notice (or of a warning after a rebalance): HandleInterruption drains,
+    // detaches and replaces the instance. Its claim makes EventBridge's own event for it a repeat.
+    try {
+      await deps.startInterruption(noticeFromReport(beat.instanceId, reported, deps.now?.() ?? new Date()));
+    } catch (error) {
+      // The heartbeat is recorded and answered "drain" all the same; EventBridge's event starts it too.
+      deps.log?.warn("could not start HandleInterruption", {
+        instance: beat.instanceId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
   }
   if (beat.interruption && !stored.before.interruption) {
     await deps.journal.write({

@@ -35,6 +35,15 @@ export const interruptionSchema = z.object({
 });
 export type Interruption = z.infer<typeof interruptionSchema>;
 
+/** The stronger of two notices: a spot warning outranks a rebalance recommendation, which outranks none. */
+export function strongerInterruption(
+  current: Interruption | null,
+  next: Interruption | null,
+): Interruption | null {
+  const strength = (n: Interruption | null) => (n === null ? 0 : n.action === "rebalance" ? 1 : 2);
+  return strength(next) > strength(current) ? next : current;
+}
+
 /** `POST /agent/heartbeat`: the agent's report, every 15 s. */
 export const heartbeatSchema = z.object({
   instanceId: z.string().regex(instanceIdPattern, "not an EC2 instance id"),
@@ -206,6 +215,8 @@ export interface InstanceRegistry {
   clearReleasing(id: string): Promise<InstanceRecord | undefined>;
   /** Release, phase two done: the instance lost its protection; its mark stays until it is gone. */
   released(id: string): Promise<void>;
+  /** HandleInterruption marks an instance interrupted (a weaker notice never replaces a stronger one). */
+  interrupted(id: string, interruption: Interruption): Promise<InstanceRecord | undefined>;
   forget(id: string): Promise<void>;
 }
 
@@ -369,8 +380,9 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           storeBytes: beat.storeBytes,
           lastHeartbeatAt: at,
           idleSince: busy ? null : (record.idleSince ?? at),
-          // A notice stays until the instance is gone: EC2 does not take it back.
-          interruption: record.interruption ?? beat.interruption,
+          // A notice stays until the instance is gone (EC2 does not take it back); a warning outranks a
+          // rebalance recommendation.
+          interruption: strongerInterruption(record.interruption, beat.interruption),
           gitlabManager: beat.gitlabManager ?? record.gitlabManager,
           agentProtocol: protocol,
           claiming: beat.claiming ?? (protocol >= 2 ? true : null),
@@ -409,6 +421,14 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
 
     async parked(id) {
       await update(id, quiet);
+    },
+
+    async interrupted(id, interruption) {
+      const updated = await update(id, (record) => ({
+        ...record,
+        interruption: strongerInterruption(record.interruption, interruption),
+      }));
+      return updated?.after;
     },
 
     async forget(id) {

@@ -453,3 +453,26 @@ export function runnerViews(
   }
   return views;
 }
+
+/**
+ * An instance is draining for good (a spot notice): the runners of its slots that run no job are
+ * retired now, so that no new job lands on it; a slot running a job keeps its runner until the
+ * instance is gone (GitHub refuses to delete a busy runner anyway).
+ */
+export async function retireIdleRunners(
+  deps: RunnerDeps,
+  input: { instanceId: string },
+): Promise<{ calls: string[]; retired: number; kept: number }> {
+  const calls: string[] = [];
+  let retired = 0;
+  let kept = 0;
+  for (const runner of await deps.records.ofInstance(input.instanceId)) {
+    if (runner.state === "running") {
+      kept += 1;
+      continue;
+    }
+    await retireSlot(deps, runner, calls);
+    retired += 1;
+  }
+  return { calls, retired, kept };
+}

@@ -112,6 +112,8 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   const present = new Set(fleet.instances.map((instance) => instance.id));
   for (const record of records) {
     if (present.has(record.id)) continue;
+    // Detached by HandleInterruption, and still running: that execution retires it once it is gone.
+    if (record.interruption && (await deps.fleet.exists(record.id))) continue;
     // Gone from both groups: terminated. Its runners and its GitLab manager go before its record.
     if (deps.runners) {
       await retireInstanceRunners(deps.runners, {

@@ -26,14 +26,10 @@ export interface ScaleFleetInput {
   iteration: number;
 }
 
-/** States that call Lambdas retry these: our own throttling signal and Lambda's transient errors. */
-export const retryableErrors = [
-  "Hearth.Throttled",
-  "Lambda.TooManyRequestsException",
-  "Lambda.ServiceException",
-  "Lambda.AWSLambdaException",
-  "Lambda.SdkClientException",
-];
+import { retryableErrors } from "./retry";
+
+export * from "./handle-interruption";
+export { retryableErrors };
 
 const retry = [
   {

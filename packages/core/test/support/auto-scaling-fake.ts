@@ -10,6 +10,8 @@ import {
   type DescribeScalingActivitiesCommandInput,
   DescribeWarmPoolCommand,
   type DescribeWarmPoolCommandInput,
+  DetachInstancesCommand,
+  type DetachInstancesCommandInput,
   PutWarmPoolCommand,
   type PutWarmPoolCommandInput,
   SetDesiredCapacityCommand,
@@ -25,6 +27,8 @@ import {
   type DescribeInstancesCommandInput,
   EC2Client,
   EC2ServiceException,
+  TerminateInstancesCommand,
+  type TerminateInstancesCommandInput,
 } from "@aws-sdk/client-ec2";
 import {
   AddTagsToResourceCommand,
@@ -61,6 +65,14 @@ export interface FakeInstance {
   launchTime?: Date;
   /** False: Auto Scaling lists it, EC2 does not show it yet (eventual consistency). */
   visibleToEc2?: boolean;
+}
+
+/** An instance out of every group (detached): EC2 alone knows it, until it is terminated. */
+export interface FakeLooseInstance extends FakeInstance {
+  /** EC2's state: `running`, then `shutting-down` and `terminated` once terminated. */
+  ec2State: "running" | "shutting-down" | "terminated";
+  /** The group it was detached from. */
+  detachedFrom: string;
 }
 
 export interface FakeGroup {
@@ -108,6 +120,8 @@ export class FakeAws {
   activities: Activity[] = [];
   /** Parameter Store, by name. */
   parameters = new Map<string, FakeParameter>();
+  /** Instances detached from their groups: EC2 still runs them (and shows terminated ones a while). */
+  loose: FakeLooseInstance[] = [];
   /** The account and region the model is (instance ARNs, and the instance role's tag condition). */
   readonly account: string;
   readonly region = "us-east-1";
@@ -206,6 +220,9 @@ export class FakeAws {
       const instance = group.instances.find((i) => i.id === id);
       if (instance) instance.state = "Terminating";
     }
+    // A detached instance is reclaimed all the same; no group replaces it.
+    const loose = this.loose.find((i) => i.id === id);
+    if (loose && loose.ec2State === "running") loose.ec2State = "shutting-down";
   }
 
   /** Auto Scaling acts until nothing is left to do. */
@@ -220,6 +237,12 @@ export class FakeAws {
    */
   step(): boolean {
     let changed = false;
+    for (const instance of this.loose) {
+      if (instance.ec2State === "shutting-down") {
+        instance.ec2State = "terminated";
+        changed = true;
+      }
+    }
     for (const group of this.groups.values()) {
       // What started last round finishes: booted, stopped, or gone.
       for (const instance of group.instances) {
@@ -333,7 +356,8 @@ const asGroup = (g: FakeGroup) => ({
             SpotAllocationStrategy: "price-capacity-optimized",
           },
         },
-  CapacityRebalance: g.onDemandPercent !== undefined,
+  // Hearth's burst groups run without Capacity Rebalancing: HandleInterruption replaces at-risk instances.
+  CapacityRebalance: false,
   NewInstancesProtectedFromScaleIn: g.protectNewInstances,
 });
 
@@ -433,9 +457,63 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
       return {};
     }),
   );
+  autoScaling.on(DetachInstancesCommand).callsFake((input: DetachInstancesCommandInput) =>
+    aws.answer("DetachInstances", () => {
+      const group = aws.get(input.AutoScalingGroupName ?? "");
+      if (input.ShouldDecrementDesiredCapacity === undefined)
+        throw validation("ShouldDecrementDesiredCapacity is required");
+      for (const id of input.InstanceIds ?? []) {
+        const instance = group.instances.find((i) => i.id === id);
+        // As Auto Scaling answers: only an instance of the group, in service (or on standby).
+        if (!instance)
+          throw validation(`The instance ${id} is not part of Auto Scaling group ${group.name}.`);
+        if (instance.state !== "InService" && instance.state !== "Standby")
+          throw validation(`The instance ${id} is not in InService or Standby.`);
+        group.instances.splice(group.instances.indexOf(instance), 1);
+        aws.loose.push({ ...instance, state: "Detached", ec2State: "running", detachedFrom: group.name });
+        if (input.ShouldDecrementDesiredCapacity) group.desired -= 1;
+      }
+      // Without a decrement, the group is short of desired: its next round launches the replacement.
+      return { Activities: [] };
+    }),
+  );
+  ec2.on(TerminateInstancesCommand).callsFake((input: TerminateInstancesCommandInput) =>
+    aws.answer("TerminateInstances", () => {
+      const ids = input.InstanceIds ?? [];
+      for (const id of ids) {
+        const known =
+          aws.loose.some((i) => i.id === id) || aws.all().some(({ instance }) => instance.id === id);
+        if (!known) {
+          throw new EC2ServiceException({
+            name: "InvalidInstanceID.NotFound",
+            $fault: "client",
+            $metadata: {},
+            message: `The instance ID '${id}' does not exist`,
+          });
+        }
+      }
+      return {
+        TerminatingInstances: ids.map((id) => {
+          const loose = aws.loose.find((i) => i.id === id);
+          const previous = loose?.ec2State ?? "running";
+          if (loose && loose.ec2State === "running") loose.ec2State = "shutting-down";
+          // An instance still in a group: EC2 terminates it, and its group replaces it.
+          for (const { instance } of aws.all()) if (instance.id === id) instance.state = "Terminating";
+          return {
+            InstanceId: id,
+            PreviousState: { Name: previous },
+            CurrentState: { Name: loose?.ec2State ?? "shutting-down" },
+          };
+        }),
+      };
+    }),
+  );
   ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) =>
     aws.answer("DescribeInstances", () => {
-      const known = aws.all().filter(({ instance }) => instance.visibleToEc2 !== false);
+      const known = [
+        ...aws.all().filter(({ instance }) => instance.visibleToEc2 !== false),
+        ...aws.loose.map((instance) => ({ instance })),
+      ];
       if (input.InstanceIds) {
         // As EC2 does: one id it does not know fails the whole call.
         const missing = input.InstanceIds.find((id) => !known.some(({ instance }) => instance.id === id));
@@ -457,6 +535,16 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
           {
             Instances: matching.slice(start, end).map(({ instance }) => ({
               InstanceId: instance.id,
+              State: {
+                Name:
+                  "ec2State" in instance
+                    ? (instance as FakeLooseInstance).ec2State
+                    : instance.state.startsWith("Warmed:Stopped")
+                      ? "stopped"
+                      : instance.state.includes("Terminat")
+                        ? "shutting-down"
+                        : "running",
+              },
               InstanceLifecycle: instance.spot ? "spot" : undefined,
               LaunchTime: instance.launchTime ?? new Date(aws.defaultLaunchTime),
             })),

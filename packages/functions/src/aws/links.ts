@@ -40,6 +40,8 @@ export const linkSchemas = {
   }),
   /** The ScaleFleet state machine. */
   ScaleFleet: z.object({ stateMachineArn: z.string().regex(/^arn:aws[a-z-]*:states:/) }),
+  /** The HandleInterruption state machine (the heartbeat starts it when an agent reports a notice first). */
+  HandleInterruption: z.object({ stateMachineArn: z.string().regex(/^arn:aws[a-z-]*:states:/) }),
   GithubWebhookSecret: secret,
   GitlabWebhookToken: secret,
   GitlabSigningToken: secret,
@@ -56,7 +58,16 @@ export type LinkName = keyof typeof linkSchemas;
 export type Link<N extends LinkName> = z.infer<(typeof linkSchemas)[N]>;
 
 /** Every Lambda Hearth deploys. infra/lib/functions.ts gives each its handler, memory and timeout. */
-export const functionNames = ["api", "observe", "plan", "apply", "finish", "recordFailure", "tick"] as const;
+export const functionNames = [
+  "api",
+  "observe",
+  "plan",
+  "apply",
+  "finish",
+  "recordFailure",
+  "tick",
+  "interruption",
+] as const;
 export type FunctionName = (typeof functionNames)[number];
 
 /** What each function links (besides `App`, which SST links to all): no more than it reads. */
@@ -70,6 +81,7 @@ export const functionLinks = {
     "Storage",
     "Fleet",
     "ScaleFleet",
+    "HandleInterruption",
     "GithubWebhookSecret",
     "GitlabWebhookToken",
     "GitlabSigningToken",
@@ -100,6 +112,19 @@ export const functionLinks = {
   recordFailure: ["Storage"],
   /** The minute tick: forecast, queue metrics (with GitLab tag lookups), ScaleFleet for every pool. */
   tick: ["HearthConfig", "Storage", "ScaleFleet", "GitlabApiToken"],
+  /**
+   * HandleInterruption's tasks: the registry and the fleet (detach, terminate), a ScaleFleet run for
+   * the pool, and the interrupted instance's runners deleted (the App, the pools' runner tokens).
+   */
+  interruption: [
+    "HearthConfig",
+    "Storage",
+    "Fleet",
+    "ScaleFleet",
+    "GithubAppId",
+    "GithubAppPrivateKey",
+    "GitlabRunnerTokens",
+  ],
 } as const satisfies Record<FunctionName, readonly LinkName[]>;
 
 /** Reads one link through `read` (SST's `Resource` in Lambda) and checks its shape. */

@@ -14,6 +14,7 @@ import {
   type GitLabRunnerManagers,
   type GitLabRunners,
   type Hearth,
+  type StartHandleInterruption,
   type StartScaleFleet,
 } from "../hearth";
 import type { Logger } from "../log";
@@ -119,6 +120,8 @@ export interface AwsRuntime {
   /** GitLab's runner managers and each pool's runner token; undefined when no pool has a token. */
   gitlabRunners(): GitLabRunners | undefined;
   startScaleFleet(): StartScaleFleet;
+  /** StartExecution of HandleInterruption, named by instance and notice; reads its link at the first start. */
+  startHandleInterruption(): StartHandleInterruption;
   now: () => Date;
 }
 
@@ -235,6 +238,34 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     };
   });
 
+  // Read when a heartbeat first reports a notice (rare): the API function's other work never reads it.
+  const interruptionMachine = once(() => link("HandleInterruption").stateMachineArn);
+  const sfnClient = once(async () => {
+    const sdk = await import("@aws-sdk/client-sfn");
+    return { sfn: new sdk.SFNClient({}), sdk };
+  });
+  const startHandleInterruption = once(
+    (): StartHandleInterruption => async (notice) => {
+      const stateMachineArn = interruptionMachine();
+      const { sfn, sdk } = await sfnClient();
+      const { handleInterruptionExecutionName } = await import("@hearth/core/workflows");
+      try {
+        await sfn.send(
+          new sdk.StartExecutionCommand({
+            stateMachineArn,
+            name: handleInterruptionExecutionName(notice.instanceId, notice.kind),
+            input: JSON.stringify({ notice }),
+          }),
+        );
+        return "started";
+      } catch (error) {
+        // The same instance and notice started before (a heartbeat retried): that execution handles it.
+        if ((error as { name?: string })?.name === "ExecutionAlreadyExists") return "already-started";
+        throw error;
+      }
+    },
+  );
+
   const hearth = composeHearth({
     store,
     pools: () => config().pools,
@@ -244,6 +275,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     githubAuthFailed,
     gitlabRunners,
     startScaleFleet,
+    startHandleInterruption,
     holder: executionName,
     // A Lambda freezes once it has answered: what may follow the answer runs before it.
     background: (task) => task(),
@@ -266,6 +298,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     githubAuthFailed,
     gitlabRunners,
     startScaleFleet,
+    startHandleInterruption,
     now,
   };
 }

@@ -14,10 +14,12 @@ import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runner
 import { ensureTable, type Store } from "@hearth/core/table";
 import type { AgentDeps } from "../agent";
 import { composeHearth } from "../hearth";
+import { acceptInterruptionEvents, handleInterruptionTasks } from "../interruptions";
 import type { Logger } from "../log";
 import { scaleFleetTasks } from "../scale";
 import { type DataLock, lockDataDir } from "./data-lock";
 import { webhookSecrets } from "./generated-secrets";
+import { createLocalHandleInterruption, type LocalHandleInterruption } from "./interruptions";
 import { listen } from "./listen";
 import { localGitLab } from "./local-gitlab";
 import { localGitHub, localGitLabRunners, simulatedScopes } from "./local-runners";
@@ -57,6 +59,8 @@ export interface LocalOptions {
   /** ScaleFleet iterations per run, and a fixed wait between them (ms) if given. */
   maxIterations?: number;
   waitMs?: number;
+  /** HandleInterruption's waits (ms) if given; as the definition says (30 s, or a warning's deadline) if not. */
+  interruptionWaitMs?: number;
   /** The periodic tick (forecast, idle releases, missed webhooks); off when 0. Tests tick by hand. */
   tickSeconds?: number;
   /** The stage the status document names: `local`, or the stage whose groups `--fleet aws` drives. */
@@ -74,6 +78,8 @@ export interface LocalHearth {
   /** The simulated fleet, its runners and the simulated forges', unless another fleet drives real machines. */
   simulation: { fleet: SimulatedFleet; runners: SimulatedRunners; forge: SimulatedForgeRunners } | null;
   scaleFleet: LocalScaleFleet;
+  /** HandleInterruption's executions (not awaited by `idle`: one lasts until its instance is gone). */
+  handleInterruption: LocalHandleInterruption;
   /** The secrets in effect, including ones generated because none was configured. */
   secrets: { githubWebhookSecret: string; gitlabWebhookToken: string };
   generated: string[];
@@ -137,6 +143,7 @@ async function startWith(
     pending.add(run);
   };
   let scaleFleet: LocalScaleFleet | undefined;
+  let handleInterruption: LocalHandleInterruption | undefined;
   // With the simulated forges, every pool's GitHub runners register somewhere (`local` by default).
   const hearthPools = simulatedFleet ? simulatedScopes(pools) : pools;
   const hearth = composeHearth({
@@ -148,6 +155,7 @@ async function startWith(
     gitlabRunners: () =>
       simulatedFleet ? localGitLabRunners({ url: () => selfUrl, forge: () => simulation?.forge }) : undefined,
     startScaleFleet: () => (pool, holder) => (scaleFleet as LocalScaleFleet).start(pool, holder),
+    startHandleInterruption: () => (notice) => (handleInterruption as LocalHandleInterruption).start(notice),
     holder: () => randomUUID(),
     // Work that may follow the answer runs after it: this process keeps running.
     background: async (task) => background(task),
@@ -162,6 +170,12 @@ async function startWith(
     waitMs: options.waitMs,
     release: (pool, holder) => leases.release(scaleLease(pool), holder),
   });
+  const interruptions = createLocalHandleInterruption({
+    tasks: handleInterruptionTasks(hearth.interruptions, log),
+    log,
+    waitMs: options.interruptionWaitMs,
+  });
+  handleInterruption = interruptions;
   if (lock) await freeStaleLeases(leases, pools, log);
 
   const app = hearth.app({
@@ -186,6 +200,7 @@ async function startWith(
       secrets: { githubWebhookSecret, gitlabWebhookToken, gitlabSigningToken: settings.GITLAB_SIGNING_TOKEN },
       statusToken: settings.STATUS_TOKEN,
       dataDir: options.dataDir,
+      interruptionEvents: (body) => acceptInterruptionEvents(body, (notice) => interruptions.start(notice)),
     });
   }
   serveStatusPage(app);
@@ -221,6 +236,7 @@ async function startWith(
         ? { fleet: simulatedFleet, runners: simulation.runners, forge: simulation.forge }
         : null,
     scaleFleet,
+    handleInterruption: interruptions,
     secrets: { githubWebhookSecret, gitlabWebhookToken },
     generated,
     tick,
@@ -235,6 +251,7 @@ async function startWith(
       runners?.stop();
       files?.close();
       // Runs stop where they are; their leases are freed, so the next start scales at once.
+      await interruptions.stop();
       await scaleFleet.stop();
       await listening.close();
       await Promise.allSettled([...pending]);

@@ -1,7 +1,9 @@
+import { InvalidInterruptionEvent } from "@hearth/core/interruptions";
 import { sources } from "@hearth/core/jobs";
 import type { Context, Hono } from "hono";
 import * as z from "zod";
 import { bearerMatches, errorResponse, readBody } from "../http";
+import type { EventOutcome } from "../interruptions";
 import { authenticatesItself } from "./sim-forge-routes";
 import { MAX_DESCRIBED_JOBS, type SimulatedRunners } from "./sim-runners";
 
@@ -28,6 +30,8 @@ export interface SimRouteOptions {
   token: string | undefined;
   /** Called once new descriptions are kept, before the answer (they are written to `--data`). */
   described?: () => void;
+  /** EventBridge events as AWS delivers them, each starting HandleInterruption (`acceptInterruptionEvents`). */
+  interruptionEvents?: (body: unknown) => Promise<EventOutcome[]>;
 }
 
 /**
@@ -79,6 +83,26 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     }
     options.described?.();
     return c.json({ status: "ok", jobs: parsed.data.length });
+  });
+  // EC2's spot events, exactly as EventBridge delivers them (one, or a list): what the rules do in AWS.
+  app.post("/sim/aws/events", async (c) => {
+    const accept = options.interruptionEvents;
+    if (!accept) return errorResponse(c, 404, "not_found", "no HandleInterruption runs here");
+    const read = await readBody(c.req.raw);
+    if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
+    } catch {
+      return errorResponse(c, 400, "malformed", "body is not UTF-8 JSON");
+    }
+    try {
+      return c.json({ status: "accepted", events: await accept(body) }, 202);
+    } catch (error) {
+      if (error instanceof InvalidInterruptionEvent)
+        return errorResponse(c, 400, "invalid_event", error.message);
+      throw error;
+    }
   });
   app.get("/sim/gitlab/api/v4/projects/:project/jobs/:job", (c) => {
     const tags = runners.tagsOf(c.req.param("job"));

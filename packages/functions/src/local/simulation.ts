@@ -4,6 +4,7 @@ import type { PoolConfig } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import type { Hono } from "hono";
+import type { EventOutcome } from "../interruptions";
 import type { Logger } from "../log";
 import { type SimulationFiles, simulationFiles } from "./sim-files";
 import { simForgeRoutes } from "./sim-forge-routes";
@@ -38,6 +39,8 @@ export function attachSimulation(options: {
   };
   statusToken: string | undefined;
   dataDir: string | undefined;
+  /** EventBridge events, each starting HandleInterruption: `POST /sim/aws/events`, and the fleet's own. */
+  interruptionEvents?: (body: unknown) => Promise<EventOutcome[]>;
 }): LocalSimulation {
   const { fleet, app } = options;
   let files: SimulationFiles | null = null;
@@ -71,8 +74,24 @@ export function attachSimulation(options: {
       jobs: () => runners.describedJobs(),
     });
   }
-  fleet.subscribe({ changed: () => files?.changed("state") });
-  simRoutes(app, runners, { token: options.statusToken, described: () => files?.flush("jobs") });
+  fleet.subscribe({
+    changed: () => files?.changed("state"),
+    // What EC2 puts on the default bus when it interrupts an instance goes where the rules send it.
+    awsEvent: async (event) => {
+      try {
+        await options.interruptionEvents?.(event);
+      } catch (error) {
+        options.log.error("a simulated spot event was not handled", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    },
+  });
+  simRoutes(app, runners, {
+    token: options.statusToken,
+    described: () => files?.flush("jobs"),
+    interruptionEvents: options.interruptionEvents,
+  });
   simForgeRoutes(app, forge, { token: options.statusToken, written: () => files?.flush("state") });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {

@@ -40,11 +40,11 @@ const yielded: Applied = {
 };
 
 /** Errors the workflow retries carry this name (the ASL `Retry` matches it). */
-class Throttled extends Error {
+export class Throttled extends Error {
   override name = "Hearth.Throttled";
 }
 
-async function step<T>(run: () => Promise<T>): Promise<T> {
+export async function step<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {

@@ -28,6 +28,7 @@ export const scope: Scope = {
   stage: STAGE,
 };
 export const STATE_MACHINE_ARN = `arn:aws:states:us-east-1:123456789012:stateMachine:hearth-${STAGE}-scale-fleet`;
+export const INTERRUPTION_MACHINE_ARN = `arn:aws:states:us-east-1:123456789012:stateMachine:hearth-${STAGE}-handle-interruption`;
 export const GITHUB_SECRET = "aws-test-github-secret";
 export const GITLAB_TOKEN = "aws-test-gitlab-token";
 export const STATUS_TOKEN = "aws-test-status-token";
@@ -52,6 +53,7 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
       partition: scope.partition,
     },
     ScaleFleet: { stateMachineArn: STATE_MACHINE_ARN },
+    HandleInterruption: { stateMachineArn: INTERRUPTION_MACHINE_ARN },
     GithubWebhookSecret: { value: GITHUB_SECRET },
     GitlabWebhookToken: { value: GITLAB_TOKEN },
     GitlabSigningToken: { value: "" },
@@ -142,6 +144,10 @@ function resourceOf(service: string, action: string, input: Record<string, unkno
       return String(input.stateMachineArn);
     case "ssm":
       return `arn:aws:ssm:us-east-1:123456789012:parameter${input.Name}`;
+    case "ec2":
+      return action.startsWith("Describe")
+        ? "*"
+        : `arn:aws:ec2:us-east-1:123456789012:instance/${(input.InstanceIds as string[] | undefined)?.[0]}`;
     default:
       return "*";
   }

@@ -15,6 +15,7 @@ import {
   runnerConfigParameter,
 } from "../../fleet";
 import { type Group, groups, type Interruption, type Lifecycle } from "../../instances";
+import { interruptionEvent } from "../../interruptions/events";
 import type { PoolConfig } from "../../pools";
 import { awsChoice, Random } from "../rules";
 
@@ -29,7 +30,12 @@ import { awsChoice, Random } from "../rules";
 export interface SimulatedInstance extends FleetInstance {
   /** The agent's credential in local mode (in AWS, the instance's IAM role). */
   token: string;
+  /** Detached from its group (`detach`): it runs on, but no group counts or replaces it. */
+  detached?: boolean;
 }
+
+/** An EventBridge event as EC2 puts it on the default bus (`interruptionEvent`'s shape). */
+export type SimulatedAwsEvent = ReturnType<typeof interruptionEvent>;
 
 /** Callbacks are awaited, so that a fake clock's `advance` covers everything they start. */
 export interface FleetListener {
@@ -39,6 +45,8 @@ export interface FleetListener {
   leaving?(instance: SimulatedInstance, how: "stopped" | "terminated"): void | Promise<void>;
   /** EC2 sent a spot interruption notice. */
   interrupted?(instance: SimulatedInstance, notice: Interruption): void | Promise<void>;
+  /** EC2 put an event on the default bus (a spot warning, a rebalance recommendation), as AWS would. */
+  awsEvent?(event: SimulatedAwsEvent): void | Promise<void>;
   /** Something in the fleet changed (a snapshot now would differ): local mode keeps it on disk. */
   changed?(): void;
 }
@@ -95,6 +103,9 @@ export class SimulatedFleet implements FleetPort {
   private counter = 0;
   private readonly random: Random;
   private readonly calls: string[] = [];
+  /** Per group: the AZ a detached instance was in, which its replacement avoids. */
+  private readonly avoidAz = new Map<string, string>();
+  private events = 0;
   /** Every API call made, for tests that check no launch happened twice. */
   readonly callLog: string[] = this.calls;
 
@@ -192,15 +203,16 @@ export class SimulatedFleet implements FleetPort {
     return {
       groups: [group("warm"), group("burst")],
       instances: this.all()
-        .filter((instance) => instance.pool === pool.name)
+        .filter((instance) => instance.pool === pool.name && !instance.detached)
         .map(({ token: _token, ...instance }) => ({ ...instance })),
     };
   }
 
   async lookup(instanceId: string): Promise<FleetInstance | undefined> {
     const instance = this.instances.get(instanceId);
-    if (!instance) return undefined;
-    const { token: _token, ...rest } = instance;
+    // As DescribeAutoScalingInstances: a detached instance is in no group.
+    if (!instance || instance.detached) return undefined;
+    const { token: _token, detached: _detached, ...rest } = instance;
     return { ...rest };
   }
 
@@ -212,7 +224,12 @@ export class SimulatedFleet implements FleetPort {
     const result: ReleaseResult = { released: [], refused: [], calls: [] };
     for (const id of instanceIds) {
       const instance = this.instances.get(id);
-      if (!instance || instance.pool !== pool.name || instance.lifecycle !== "in-service") {
+      if (
+        !instance ||
+        instance.pool !== pool.name ||
+        instance.lifecycle !== "in-service" ||
+        instance.detached
+      ) {
         result.refused.push(id);
         continue;
       }
@@ -299,18 +316,80 @@ export class SimulatedFleet implements FleetPort {
     return [...this.parameters.keys()].sort();
   }
 
-  /** EC2 announces a spot interruption; the instance goes two minutes later and is replaced. */
-  async interrupt(instanceId: string, action: Interruption["action"] = "terminate"): Promise<void> {
+  async detach(pool: PoolConfig, instanceId: string): Promise<string[]> {
+    const instance = this.instances.get(instanceId);
+    if (!instance || instance.detached || instance.lifecycle === "terminating") return [];
+    if (instance.pool !== pool.name)
+      throw new Error(`${instanceId} is in pool ${instance.pool}, not in a group of pool ${pool.name}`);
+    if (instance.lifecycle !== "in-service") return [];
+    instance.detached = true;
+    // The group launches the replacement at once; with more than one zone, in another one.
+    this.avoidAz.set(`${pool.name}/${instance.group}`, instance.az);
+    const call = this.log("DetachInstances", {
+      group: `sim-${pool.name}-${instance.group}`,
+      instances: [instanceId],
+      decrement: false,
+    });
+    this.changed();
+    await this.reconcile(pool);
+    return [call];
+  }
+
+  async terminate(instanceId: string): Promise<string[]> {
+    const instance = this.instances.get(instanceId);
+    if (!instance) return [this.log("TerminateInstances", { instances: [instanceId], found: false })];
+    if (!instance.detached) {
+      throw new Error(
+        `${instanceId} is still in sim-${instance.pool}-${instance.group}: terminating it would make the group replace it`,
+      );
+    }
+    const call = this.log("TerminateInstances", { instances: [instanceId] });
+    await this.remove(instance, "terminated");
+    return [call];
+  }
+
+  async exists(instanceId: string): Promise<boolean> {
+    return this.instances.has(instanceId);
+  }
+
+  /**
+   * EC2 announces a spot interruption; the instance goes two minutes later and is replaced. As in
+   * AWS, the notice reaches the instance (IMDS) and the default event bus (`awsEvent`); with
+   * `rebalance`, a rebalance recommendation comes first, as EC2 may send one with the warning.
+   */
+  async interrupt(
+    instanceId: string,
+    action: Interruption["action"] = "terminate",
+    options: { rebalance?: boolean } = {},
+  ): Promise<void> {
     const instance = this.instances.get(instanceId);
     if (instance?.lifecycle !== "in-service") return;
+    const now = new Date(this.clock.now()).toISOString();
+    if (action === "rebalance" || options.rebalance) {
+      await this.emit((listener) =>
+        listener.awsEvent?.(
+          interruptionEvent({ kind: "rebalance", instanceId, time: now, id: this.eventId() }),
+        ),
+      );
+    }
     const notice = { action, time: new Date(this.clock.now() + this.noticeMs).toISOString() };
     await this.emit((listener) => listener.interrupted?.(instance, notice));
     if (action === "rebalance") return;
+    await this.emit((listener) =>
+      listener.awsEvent?.(
+        interruptionEvent({ kind: "warning", instanceId, action, time: now, id: this.eventId() }),
+      ),
+    );
     this.schedule(instanceId, this.noticeMs, async () => {
       await this.remove(instance, "terminated");
       const pool = this.pools.get(instance.pool);
       if (pool) await this.reconcile(pool);
     });
+  }
+
+  private eventId(): string {
+    this.events += 1;
+    return `00000000-0000-4000-8000-${this.events.toString(16).padStart(12, "0")}`;
   }
 
   private changed(): void {
@@ -335,7 +414,9 @@ export class SimulatedFleet implements FleetPort {
 
   private members(pool: PoolConfig, group: Group, lifecycles: readonly Lifecycle[]): SimulatedInstance[] {
     return this.all()
-      .filter((i) => i.pool === pool.name && i.group === group && lifecycles.includes(i.lifecycle))
+      .filter(
+        (i) => i.pool === pool.name && i.group === group && !i.detached && lifecycles.includes(i.lifecycle),
+      )
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
@@ -382,12 +463,17 @@ export class SimulatedFleet implements FleetPort {
     const id = `i-0${this.counter.toString(16).padStart(16, "0")}`;
     const spot =
       group === "burst" && pool.burst.spotShare > 0 && this.counter % 100 < pool.burst.spotShare * 100;
+    const zones = ["sim-1a", "sim-1b", "sim-1c"];
+    const avoid = this.avoidAz.get(`${pool.name}/${group}`);
+    this.avoidAz.delete(`${pool.name}/${group}`);
+    let az = zones[this.counter % zones.length] as string;
+    if (az === avoid) az = zones[(this.counter + 1) % zones.length] as string;
     const instance: SimulatedInstance = {
       id,
       pool: pool.name,
       group,
       market: spot ? "spot" : "on-demand",
-      az: ["sim-1a", "sim-1b", "sim-1c"][this.counter % 3] as string,
+      az,
       lifecycle: into === "stopped" ? "stopping" : "pending",
       protectedFromScaleIn: true,
       launchedAt: new Date(this.clock.now()).toISOString(),
