@@ -78,10 +78,9 @@ export interface DrainProgress {
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** The pool's job time limit, in minutes (the pool setting `maxJobMinutes`, when the pool has one). */
+/** The pool's job time limit, in minutes (`maxJobMinutes`); an unknown pool gets the default. */
 export function maxJobMinutesOf(pool: PoolConfig | undefined): number {
-  const value = (pool as { maxJobMinutes?: unknown } | undefined)?.maxJobMinutes;
-  return typeof value === "number" && value > 0 ? value : DEFAULT_MAX_JOB_MINUTES;
+  return pool?.maxJobMinutes ?? DEFAULT_MAX_JOB_MINUTES;
 }
 
 /**
