@@ -8,6 +8,14 @@ import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
+import {
+  createRetryRecords,
+  markJobsInterrupted,
+  type RetryDeps,
+  type RetryForges,
+  retryAfterJobRecorded,
+  retryAfterRunCompleted,
+} from "@hearth/core/retries";
 import { createRunnerRecords, type GitLabRunnerPort, type RunnerDeps } from "@hearth/core/runners";
 import {
   createScalingRecords,
@@ -56,6 +64,8 @@ export interface HearthPorts {
   githubAuthFailed?(pool: string): void;
   /** GitLab's runner managers with the pools' tokens; undefined when no pool has a token. */
   gitlabRunners?(): GitLabRunners | undefined;
+  /** Counts a retry Hearth asked of a forge for an interrupted job (the `Retries` metric in AWS). */
+  retried?(pool: string): void;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
   /** A new run's name, which is also its lease holder. */
@@ -95,6 +105,13 @@ export interface Hearth {
   scaling: ScalingDeps;
   /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
   afterJobRecorded(job: Job): Promise<AfterRecorded>;
+  /**
+   * A spot warning for an instance: the jobs it runs are marked interrupted, to be retried once their
+   * forge has ended them (HandleInterruption's `onJobsInterrupted`).
+   */
+  onJobsInterrupted(notice: { instanceId: string; pool: string; at: string }): Promise<void>;
+  /** Retries' dependencies (the forges' retry calls, read when first used). */
+  retries: RetryDeps;
   /** The minute tick: forecast, missed webhooks, ScaleFleet for pools with work. */
   tick(): Promise<TickSummary>;
   /** The HTTP surface: webhooks, status, heartbeats. */
@@ -178,6 +195,48 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     now: () => ports.now(),
   };
+  const retryRecords = once(() => createRetryRecords(ports.store()));
+  const forges: RetryForges = {
+    get gitlab() {
+      const api = gitlab();
+      const retryJob = api?.retryJob;
+      return retryJob
+        ? { retryJob: (project: string, job: string) => retryJob.call(api, project, job) }
+        : undefined;
+    },
+    get github() {
+      const port = github();
+      if (!port) return undefined;
+      return {
+        async rerunFailedJobs(repository: string, runId: string) {
+          const runners = port({ repository });
+          if (!runners.rerunFailedJobs) throw new Error("this GitHub client cannot re-run jobs");
+          return runners.rerunFailedJobs(runId);
+        },
+      };
+    },
+  };
+  const retries: RetryDeps = {
+    get ledger() {
+      return ledger();
+    },
+    get registry() {
+      return registry();
+    },
+    get journal() {
+      return journal();
+    },
+    get records() {
+      return retryRecords();
+    },
+    get pools() {
+      return ports.pools();
+    },
+    forges,
+    now: () => ports.now(),
+    retried: (pool) => ports.retried?.(pool),
+  };
+
   // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
   const leaseHeld = leaseNotices(scaling, (fields) =>
     log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
@@ -227,6 +286,13 @@ export function composeHearth(ports: HearthPorts): Hearth {
     scalingRecords,
     scaling,
     afterJobRecorded: afterRecorded,
+    retries,
+    async onJobsInterrupted(notice) {
+      const marked = await markJobsInterrupted(retries, notice);
+      if (marked.length) {
+        log.info("jobs marked interrupted", { instance: notice.instanceId, jobs: marked.length });
+      }
+    },
     async tick() {
       const summary = await tick(scaling, ports.startScaleFleet(), ports.holder);
       for (const run of summary.runs) if (run.outcome === "running") await leaseHeld(run.pool);
@@ -243,6 +309,10 @@ export function composeHearth(ports: HearthPorts): Hearth {
         background: (task) => ports.background(task),
         afterJobRecorded: async (job) => {
           await afterRecorded(job);
+        },
+        retries: {
+          afterJobRecorded: (job) => retryAfterJobRecorded(retries, job),
+          afterRunCompleted: (run) => retryAfterRunCompleted(retries, run),
         },
         agent: {
           registry: registry(),
