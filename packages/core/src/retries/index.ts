@@ -289,7 +289,7 @@ export async function retryAfterRunCompleted(
 /** A job of a re-run attempt whose name is an interrupted job's of the attempt before: its retry. */
 async function linkRerunJob(deps: RetryDeps, job: Job): Promise<RetryOutcome> {
   const previous = await deps.records.run(job.project, job.pipelineId, job.attempt - 1);
-  if (!previous || previous.state !== "done") return { kind: "none" };
+  if (previous?.state !== "done") return { kind: "none" };
   const old = previous.jobs.find((entry) => entry.name === job.name);
   if (!old) return { kind: "none" };
   await deps.ledger.record(partialEvent(job, { retryOf: old.jobId, retryNumber: old.retryNumber + 1 }));
