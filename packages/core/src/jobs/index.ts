@@ -230,12 +230,12 @@ function canonical(job: Job): Job {
 }
 
 /**
- * GitHub runners that Hearth starts are named `<instance id>-<slot>`, so a job's runner tells which
- * instance runs it.
+ * GitHub runners that Hearth starts are named `hearth-<instance id>-<slot>` (`runnerIdentity`;
+ * `<instance id>-<slot>` before), so a job's runner tells which instance runs it.
  */
 export function instanceFromRunnerName(name: string | null): string | null {
   if (name === null) return null;
-  const match = /^(i-[0-9a-f]{8,17})(?:-\d{1,3})?$/.exec(name);
+  const match = /^(?:hearth-)?(i-[0-9a-f]{8,17})(?:-\d{1,3})?$/.exec(name);
   return match?.[1] ?? null;
 }
 
