@@ -30,6 +30,8 @@ export const metricNames = {
    * that is expired, revoked or not the App's, or the App not installed where the pool registers).
    */
   githubAuthErrors: "GitHubAuthErrors",
+  /** Per pool: retries Hearth asked of a forge for jobs a spot interruption took down. */
+  retries: "Retries",
 } as const;
 
 /** Instance states as the metrics count them: the planner's, with `ready` split into idle and busy. */
@@ -55,6 +57,7 @@ export const metricDimensions: Record<keyof typeof metricNames, readonly string[
   webhookRequests: [],
   webhookRejected: [],
   githubAuthErrors: ["pool"],
+  retries: ["pool"],
 };
 
 /** The full dimension map of one data point, as CloudWatch (and so an alarm) sees it. */

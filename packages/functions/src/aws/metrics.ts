@@ -29,6 +29,8 @@ export interface HearthMetrics {
   webhook(status: number): void;
   /** The GitHub App failed to authenticate a call for `pool`'s runners (a `GitHubAuthError`). */
   githubAuthFailure(pool: string): void;
+  /** Hearth asked a forge to retry one of `pool`'s interrupted jobs. */
+  retry(pool: string): void;
 }
 
 export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMetrics {
@@ -70,6 +72,9 @@ export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMet
     },
     githubAuthFailure(pool) {
       emit(metricNames.githubAuthErrors, MetricUnit.Count, 1, { pool });
+    },
+    retry(pool) {
+      emit(metricNames.retries, MetricUnit.Count, 1, { pool });
     },
   };
 }

@@ -254,6 +254,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     gitlab,
     github,
     githubAuthFailed,
+    retried: (pool) => metrics().retry(pool),
     gitlabRunners,
     startScaleFleet,
     holder: executionName,
