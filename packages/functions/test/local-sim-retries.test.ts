@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeClock } from "@hearth/core/clock";
 import { createGitHubClient } from "@hearth/core/github-api/client";
 import { rerunFailedJobs } from "@hearth/core/github-api/reruns";
 import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
@@ -148,5 +152,32 @@ describe("the simulated GitLab's job retry", () => {
       return recorded?.status === "queued" ? recorded : undefined;
     });
     expect(queued).toMatchObject({ pipelineId: "4242", attempt: 1, name: "test / build" });
+  });
+});
+
+describe("the simulated forges' jobs across a restart", () => {
+  it("are kept in --data, so a job that failed before the restart can be retried after it", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hearth-forge-jobs-"));
+    try {
+      const clock = new FakeClock();
+      ({ hearth } = await startTestHearth({ dataDir, clock }));
+      const failed = job({ source: "gitlab", id: "77", name: "build" });
+      hearth.simulation?.forgeJobs.add(failed, { warmSeconds: 10, coldSeconds: 20 });
+      hearth.simulation?.forgeJobs.observe(failed, "failed");
+      await hearth.close();
+
+      ({ hearth } = await startTestHearth({ dataDir, clock }));
+      const gitlab = createGitLabJobs({ url: `${hearth.url}/sim/gitlab`, token: "local" });
+      const retried = await gitlab.retryJob?.("5", "77");
+      expect(retried?.status).toBe("pending");
+      expect(hearth.simulation?.forgeJobs.durations({ source: "gitlab", id: retried?.id ?? "" })).toEqual({
+        warmSeconds: 10,
+        coldSeconds: 20,
+      });
+    } finally {
+      await hearth?.close();
+      hearth = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -56,7 +56,7 @@ export function attachSimulation(options: {
     now: () => options.clock.now(),
     changed: () => files?.changed("state"),
   });
-  const forgeJobs = new SimulatedForgeJobs();
+  const forgeJobs = new SimulatedForgeJobs({ changed: () => files?.changed("state") });
   const post = async (path: string, init: { headers: Record<string, string>; body: string }) => {
     const response = await app.request(path, { method: "POST", ...init });
     return { status: response.status, body: await response.text() };
@@ -130,7 +130,12 @@ export function attachSimulation(options: {
     files = simulationFiles(options.dataDir, {
       state: () => {
         const { jobs: _jobs, ...rest } = runners.snapshot();
-        return { fleet: fleet.snapshot(), runners: rest, forge: forge.snapshot() };
+        return {
+          fleet: fleet.snapshot(),
+          runners: rest,
+          forge: forge.snapshot(),
+          forgeJobs: forgeJobs.snapshot(),
+        };
       },
       jobs: () => runners.describedJobs(),
     });
@@ -161,6 +166,7 @@ export function attachSimulation(options: {
         return;
       }
       if (saved.forge) forge.restore(saved.forge);
+      if (saved.forgeJobs) forgeJobs.restore(saved.forgeJobs);
       poolRunners();
       runners.restore(saved.runners);
       await fleet.restore(saved.fleet);

@@ -52,14 +52,39 @@ export const MAX_TRACKED_JOBS = 20_000;
 const finished = (status: SimJobStatus): boolean =>
   status === "success" || status === "failed" || status === "canceled";
 
+/** What `--data` keeps of the forges' jobs, so that a restart can still retry them. */
+export interface ForgeJobsSnapshot {
+  jobs: Tracked[];
+  completedRuns: string[];
+  nextId: number;
+}
+
 export class SimulatedForgeJobs {
   private readonly jobs = new Map<string, Tracked>();
   /** GitHub run attempts already announced as completed. */
   private readonly completedRuns = new Set<string>();
   private nextId: number;
+  private readonly changed: () => void;
 
-  constructor(options: { firstJobId?: number } = {}) {
+  constructor(options: { firstJobId?: number; changed?: () => void } = {}) {
     this.nextId = options.firstJobId ?? 900_000_000;
+    this.changed = options.changed ?? (() => {});
+  }
+
+  snapshot(): ForgeJobsSnapshot {
+    return {
+      jobs: [...this.jobs.values()].map((tracked) => ({ ...tracked })),
+      completedRuns: [...this.completedRuns],
+      nextId: this.nextId,
+    };
+  }
+
+  restore(snapshot: ForgeJobsSnapshot): void {
+    this.jobs.clear();
+    for (const tracked of snapshot.jobs) this.jobs.set(this.key(tracked.job), { ...tracked });
+    this.completedRuns.clear();
+    for (const run of snapshot.completedRuns) this.completedRuns.add(run);
+    this.nextId = Math.max(this.nextId, snapshot.nextId);
   }
 
   private key(job: Pick<ForgeJob, "source" | "id">): string {
@@ -75,6 +100,7 @@ export class SimulatedForgeJobs {
     const key = this.key(job);
     if (!this.jobs.has(key)) this.jobs.set(key, { job, durations, status: "queued", retriedBy: null });
     this.bound();
+    this.changed();
   }
 
   durations(job: Pick<ForgeJob, "source" | "id">): JobDurations | null {
@@ -91,6 +117,7 @@ export class SimulatedForgeJobs {
     // A finished job stays finished, whatever arrives late.
     if (!finished(tracked.status)) tracked.status = status;
     this.jobs.set(key, tracked);
+    this.changed();
     if (job.source !== "github" || !finished(tracked.status)) return undefined;
     const attempt = tracked.job.attempt ?? 1;
     const run = this.runJobs(tracked.job.project, tracked.job.pipelineId, attempt);
