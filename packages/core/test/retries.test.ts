@@ -9,6 +9,7 @@ import { defaultPools, type PoolConfig } from "../src/pools";
 import {
   createRetryRecords,
   markJobsInterrupted,
+  needsRetry,
   type RetryDeps,
   retryAfterJobRecorded,
   retryAfterRunCompleted,
@@ -169,6 +170,51 @@ describe("markJobsInterrupted", () => {
     // Again, and a later notice: the first warning is kept, nothing else changes.
     await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: "2026-01-01T10:02:00.000Z" });
     expect((await deps.ledger.get({ source: "github", id: "1" }))?.interruption?.at).toBe(WARNED);
+  });
+});
+
+describe("markJobsInterrupted and a failure that came first", () => {
+  it("marks a job that failed after the warning, and leaves one that finished before", async () => {
+    const setup = await setUp();
+    const { deps, registry } = setup;
+    await interruptedGitLabJob(setup, "80");
+    // Job 81 failed 10 s after the warning, but its failure was recorded before the warning was handled.
+    await deps.ledger.record(
+      failed({
+        source: "gitlab",
+        id: "81",
+        instanceId: null,
+        runner: null,
+        finishedAt: "2026-01-01T10:01:10.000Z",
+      }),
+    );
+    // Job 82 finished before the warning.
+    await deps.ledger.record(
+      failed({
+        source: "gitlab",
+        id: "82",
+        instanceId: null,
+        runner: null,
+        finishedAt: "2026-01-01T10:00:50.000Z",
+      }),
+    );
+    await registry.heartbeat(INSTANCE, {
+      instanceId: INSTANCE,
+      runner: "busy",
+      slots: 2,
+      runningJobs: [
+        { source: "gitlab", id: "81" },
+        { source: "gitlab", id: "82" },
+      ],
+      cacheKeys: [],
+      storeBytes: null,
+      interruption: null,
+    });
+    const marked = await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    expect(marked).toContainEqual({ source: "gitlab", id: "81" });
+    expect(marked).not.toContainEqual({ source: "gitlab", id: "82" });
+    const late = await deps.ledger.get({ source: "gitlab", id: "81" });
+    expect(late && needsRetry(late)).toBe(true);
   });
 });
 

@@ -11,6 +11,7 @@ import type { PoolConfig } from "@hearth/core/pools";
 import {
   createRetryRecords,
   markJobsInterrupted,
+  needsRetry,
   type RetryDeps,
   type RetryForges,
   retryAfterJobRecorded,
@@ -291,6 +292,11 @@ export function composeHearth(ports: HearthPorts): Hearth {
       const marked = await markJobsInterrupted(retries, notice);
       if (marked.length) {
         log.info("jobs marked interrupted", { instance: notice.instanceId, jobs: marked.length });
+      }
+      // A job whose failure was recorded before the warning was handled gets no later event: retry it now.
+      for (const key of marked) {
+        const job = await retries.ledger.get(key);
+        if (job && needsRetry(job)) await retryAfterJobRecorded(retries, job);
       }
     },
     async tick() {

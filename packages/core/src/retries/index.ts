@@ -78,8 +78,17 @@ export async function markJobsInterrupted(
   const interruption = { at: new Date(notice.at).toISOString(), instanceId: notice.instanceId };
   for (const key of keys.values()) {
     const current = await ledger.get(key);
-    // A job that finished before the warning, or runs elsewhere, was not interrupted here.
-    if (current && isTerminal(current.status) && !current.interruption) continue;
+    // A job that finished before the warning, or runs elsewhere, was not interrupted here. One that
+    // ended after it (its failure may arrive before the warning is handled) was.
+    const finishedBefore =
+      current?.finishedAt != null && Date.parse(current.finishedAt) < Date.parse(interruption.at);
+    if (
+      current &&
+      isTerminal(current.status) &&
+      !current.interruption &&
+      (finishedBefore || !current.finishedAt)
+    )
+      continue;
     if (current?.instanceId && current.instanceId !== notice.instanceId) continue;
     await ledger.record(
       current
