@@ -1,8 +1,9 @@
+import { partialEvent } from "@hearth/core/jobs";
 import { markJobsInterrupted } from "@hearth/core/retries";
 import examples from "@octokit/webhooks-examples/api.github.com/index.json" with { type: "json" };
 import { afterAll, describe, expect, it } from "vitest";
-import { workflowJobExamples } from "../../core/test/fixtures";
-import { createHarness, githubRequest, stopEmbeddedDynamo } from "./support/harness";
+import { gitlabJobHookExample, workflowJobExamples } from "../../core/test/fixtures";
+import { createHarness, githubRequest, gitlabRequest, stopEmbeddedDynamo } from "./support/harness";
 
 /**
  * `workflow_run` through the webhook route, with GitHub's own example payloads: a run with no
@@ -144,5 +145,55 @@ describe("POST /webhooks/github: workflow_run", () => {
       retryNumber: 1,
     });
     expect((await ledger.get({ source: "github", id: jobId }))?.retry?.newJobId).toBe("99000001");
+  });
+});
+
+describe("POST /webhooks/gitlab: an interrupted job's failure", () => {
+  it("retries it once, however often the failure is delivered, and records the new job as its retry", async () => {
+    const retried: string[] = [];
+    const harness = await createHarness({
+      retryForges: {
+        gitlab: {
+          async retryJob(project: string, job: string) {
+            retried.push(`${project}/${job}`);
+            return { id: "2001", status: "pending" };
+          },
+        },
+      },
+    });
+    const { app, ledger, retries } = harness;
+    if (!retries) throw new Error("no retries");
+    const hook = (status: string, extra: Record<string, unknown> = {}) => ({
+      ...gitlabJobHookExample(),
+      build_status: status,
+      build_started_at: "2026-01-01 10:00:20 UTC",
+      ...extra,
+    });
+    expect((await app.request(gitlabRequest(hook("running")))).status).toBe(202);
+    // The instance's heartbeat said it ran job 1977; then its spot warning came.
+    await ledger.record(
+      partialEvent({ source: "gitlab", id: "1977" }, { status: "running", instanceId: INSTANCE }),
+    );
+    await markJobsInterrupted(retries, {
+      instanceId: INSTANCE,
+      pool: "x86_64",
+      at: new Date().toISOString(),
+    });
+    const failure = hook("failed", {
+      build_finished_at: "2026-01-01 10:03:00 UTC",
+      build_failure_reason: "runner_system_failure",
+    });
+    const answers = await Promise.all([1, 2, 3].map(() => app.request(gitlabRequest(failure))));
+    await harness.settle();
+    // Three deliveries of the failure (GitLab retries a hook it thinks failed): one records it.
+    expect(answers.map((answer) => answer.status)).toEqual([202, 202, 202]);
+    expect(retried).toEqual(["380/1977"]);
+    expect((await ledger.get({ source: "gitlab", id: "1977" }))?.retry?.newJobId).toBe("2001");
+    expect(await ledger.get({ source: "gitlab", id: "2001" })).toMatchObject({
+      retryOf: "1977",
+      retryNumber: 1,
+      pipelineId: "2366",
+      status: "queued",
+    });
   });
 });
