@@ -200,8 +200,8 @@ async function journalRetried(
     kind: "retry",
     reason:
       job.source === "gitlab"
-        ? `gitlab job ${job.id} was interrupted on ${job.interruption?.instanceId}; retried as job ${newJobId}`
-        : `github job ${job.id} was interrupted on ${job.interruption?.instanceId}; its run ${job.pipelineId} re-ran its failed jobs`,
+        ? `gitlab job ${job.id} interrupted, retried as job ${newJobId} (spot warning for ${job.interruption?.instanceId})`
+        : `github job ${job.id} interrupted, retried: run ${job.pipelineId} re-ran its failed jobs (spot warning for ${job.interruption?.instanceId})`,
     details: {
       source: job.source,
       job: job.id,
