@@ -246,7 +246,9 @@ describe("GitLab: retry once the job failed", () => {
     expect((await retryAfterJobRecorded(deps, old as Job)).kind).toBe("none");
     expect(gitlab.retries).toHaveLength(1);
     const entries = await deps.journal.latest(10);
-    expect(entries.find((entry) => entry.kind === "retry")?.reason).toContain("interrupted, retried as job 5000");
+    expect(entries.find((entry) => entry.kind === "retry")?.reason).toContain(
+      "interrupted, retried as job 5000",
+    );
   });
 
   it("does not retry a retry whose retries are spent, and retries a failure at the next event", async () => {
