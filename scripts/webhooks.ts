@@ -3,7 +3,7 @@
  *
  * Creates, or updates in place, the webhook that sends a project's (or group's, repository's,
  * organization's) CI jobs to a deployed stage: GitLab Job events with the secret token, or GitHub
- * `workflow_job` with the secret. For an existing GitLab hook it reports `alert_status` and
+ * `workflow_job` and `workflow_run` with the secret. For an existing GitLab hook it reports `alert_status` and
  * `disabled_until` first: GitLab disables a hook that keeps failing, and says so only there.
  *
  * The stage's URL comes from `.sst/outputs.json` (written by `npx sst deploy`) or `--url`; its
@@ -172,7 +172,8 @@ export async function syncGitHubHook(options: SyncOptions): Promise<SyncResult> 
   const existing = hooks.find((hook) => hook.config.url === options.url);
   const settings = {
     active: true,
-    events: ["workflow_job"],
+    // workflow_run: a run with an interrupted job re-runs its failed jobs once it completes.
+    events: ["workflow_job", "workflow_run"],
     config: { url: options.url, content_type: "json", secret: options.secret, insecure_ssl: "0" },
   };
   const report: string[] = [];

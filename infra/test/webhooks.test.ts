@@ -108,7 +108,7 @@ describe("npm run webhooks, GitLab", () => {
 describe("npm run webhooks, GitHub", () => {
   const hookUrl = "https://abc.execute-api.eu-west-1.amazonaws.com/webhooks/github";
 
-  it("creates a workflow_job hook with the secret", async () => {
+  it("creates a workflow_job and workflow_run hook with the secret", async () => {
     const api = fakeApi({
       "GET /repos/acme/app/hooks": () => ({ json: [] }),
       "POST /repos/acme/app/hooks": () => ({ status: 201, json: { id: 11 } }),
@@ -127,7 +127,7 @@ describe("npm run webhooks, GitHub", () => {
     expect(created?.body).toEqual({
       name: "web",
       active: true,
-      events: ["workflow_job"],
+      events: ["workflow_job", "workflow_run"],
       config: { url: hookUrl, content_type: "json", secret: "gh-secret", insecure_ssl: "0" },
     });
   });
@@ -163,7 +163,7 @@ describe("npm run webhooks, GitHub", () => {
     ]);
     expect(api.requests.find((r) => r.method === "PATCH")?.body).toMatchObject({
       active: true,
-      events: ["workflow_job"],
+      events: ["workflow_job", "workflow_run"],
     });
   });
 });

@@ -92,6 +92,9 @@ describe("labels and runners", () => {
   it("maps a runner named after an instance to the instance", () => {
     expect(instanceFromRunnerName("i-0123456789abcdef0-2")).toBe("i-0123456789abcdef0");
     expect(instanceFromRunnerName("i-0123abcd")).toBe("i-0123abcd");
+    // The names runnerIdentity gives the slots' runners.
+    expect(instanceFromRunnerName("hearth-i-0123456789abcdef0-1")).toBe("i-0123456789abcdef0");
+    expect(instanceFromRunnerName("hearth-GitHub Actions 5")).toBeNull();
     expect(instanceFromRunnerName("GitHub Actions 5")).toBeNull();
     expect(instanceFromRunnerName(null)).toBeNull();
   });

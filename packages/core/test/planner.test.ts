@@ -186,6 +186,35 @@ describe("plan: serving queued jobs", () => {
   });
 });
 
+describe("plan: retried jobs prefer on-demand", () => {
+  it("launches the capacity retried jobs need in the warm group, the rest on spot", () => {
+    const jobs = Array.from({ length: 6 }, () => queued());
+    // 6 queued, 3 of them retries, 2 slots each: 2 on-demand instances for the retries, 1 spot.
+    const result = planOne({ jobs, queuedRetries: { x86_64: 3 } });
+    expect(result).toMatchObject({ desiredWarm: 2, desiredBurst: 1 });
+    expect(result.counts).toMatchObject({ launch: 1, launchForRetries: 2 });
+    expect(result.reason).toContain("launch 2 on-demand for retried jobs");
+    // Without retries, all of it is spot.
+    expect(planOne({ jobs })).toMatchObject({ desiredWarm: 0, desiredBurst: 3 });
+  });
+
+  it("resumes warm-pool instances for them first, and keeps to spot when the pool says so", () => {
+    const jobs = Array.from({ length: 4 }, () => queued());
+    const resumed = planOne({ jobs, instances: [stopped()], queuedRetries: { x86_64: 4 } });
+    expect(resumed).toMatchObject({ desiredWarm: 2, desiredBurst: 0 });
+    expect(resumed.counts).toMatchObject({ resume: 1, launchForRetries: 1, launch: 0 });
+    const off = planOne({ jobs, pool: poolConfig({ retryOnDemand: false }), queuedRetries: { x86_64: 4 } });
+    expect(off).toMatchObject({ desiredWarm: 0, desiredBurst: 2 });
+  });
+
+  it("never goes past maxInstances for them", () => {
+    const jobs = Array.from({ length: 8 }, () => queued());
+    const result = planOne({ jobs, pool: poolConfig({ maxInstances: 2 }), queuedRetries: { x86_64: 8 } });
+    expect(result.desiredWarm + result.desiredBurst).toBe(2);
+    expect(result.desiredWarm).toBe(2);
+  });
+});
+
 describe("plan: warm stores", () => {
   it("resumes enough of the warm pool to get back a store warm for a job no free slot is warm for", () => {
     // AWS picks which warm-pool instances start. Five of ten stores warm for "a": four resumed miss

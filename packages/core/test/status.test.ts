@@ -149,7 +149,7 @@ describe("the example", () => {
     const times = status.events.map((event) => Date.parse(event.time));
     expect(times).toEqual([...times].sort((a, b) => b - a));
     expect(new Set(status.events.map((event) => event.kind))).toEqual(
-      new Set(["decision", "interruption", "sweep", "error"]),
+      new Set(["decision", "retry", "interruption", "sweep", "error"]),
     );
   });
 });

@@ -9,6 +9,15 @@ import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
+import {
+  createRetryRecords,
+  markJobsInterrupted,
+  needsRetry,
+  type RetryDeps,
+  type RetryForges,
+  retryAfterJobRecorded,
+  retryAfterRunCompleted,
+} from "@hearth/core/retries";
 import { createRunnerRecords, type GitLabRunnerPort, type RunnerDeps } from "@hearth/core/runners";
 import {
   createScalingRecords,
@@ -59,6 +68,8 @@ export interface HearthPorts {
   githubAuthFailed?(pool: string): void;
   /** GitLab's runner managers with the pools' tokens; undefined when no pool has a token. */
   gitlabRunners?(): GitLabRunners | undefined;
+  /** Counts a retry Hearth asked of a forge for an interrupted job (the `Retries` metric in AWS). */
+  retried?(pool: string): void;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
   /**
@@ -105,6 +116,13 @@ export interface Hearth {
   interruptions: InterruptionDeps;
   /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
   afterJobRecorded(job: Job): Promise<AfterRecorded>;
+  /**
+   * A spot warning for an instance: the jobs it runs are marked interrupted, to be retried once their
+   * forge has ended them (HandleInterruption's `onJobsInterrupted`).
+   */
+  onJobsInterrupted(notice: { instanceId: string; pool: string; at: string }): Promise<void>;
+  /** Retries' dependencies (the forges' retry calls, read when first used). */
+  retries: RetryDeps;
   /** The minute tick: forecast, missed webhooks, ScaleFleet for pools with work. */
   tick(): Promise<TickSummary>;
   /** The HTTP surface: webhooks, status, heartbeats. */
@@ -188,6 +206,60 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     now: () => ports.now(),
   };
+  const retryRecords = once(() => createRetryRecords(ports.store()));
+  const forges: RetryForges = {
+    get gitlab() {
+      const api = gitlab();
+      const retryJob = api?.retryJob;
+      return retryJob
+        ? { retryJob: (project: string, job: string) => retryJob.call(api, project, job) }
+        : undefined;
+    },
+    get github() {
+      const port = github();
+      if (!port) return undefined;
+      return {
+        async rerunFailedJobs(repository: string, runId: string) {
+          const runners = port({ repository });
+          if (!runners.rerunFailedJobs) throw new Error("this GitHub client cannot re-run jobs");
+          return runners.rerunFailedJobs(runId);
+        },
+      };
+    },
+  };
+  const retries: RetryDeps = {
+    get ledger() {
+      return ledger();
+    },
+    get registry() {
+      return registry();
+    },
+    get journal() {
+      return journal();
+    },
+    get records() {
+      return retryRecords();
+    },
+    get pools() {
+      return ports.pools();
+    },
+    forges,
+    now: () => ports.now(),
+    retried: (pool) => ports.retried?.(pool),
+  };
+  /** A spot warning: the jobs the instance runs are marked, to be retried once their forge ends them. */
+  async function onJobsInterrupted(notice: { instanceId: string; pool: string; at: string }): Promise<void> {
+    const marked = await markJobsInterrupted(retries, notice);
+    if (marked.length) {
+      log.info("jobs marked interrupted", { instance: notice.instanceId, jobs: marked.length });
+    }
+    // A job whose failure was recorded before the warning was handled gets no later event: retry it now.
+    for (const key of marked) {
+      const job = await retries.ledger.get(key);
+      if (job && needsRetry(job)) await retryAfterJobRecorded(retries, job);
+    }
+  }
+
   const interruptionRecords = once(() => createInterruptionRecords(ports.store()));
   const interruptions: InterruptionDeps = {
     get pools() {
@@ -218,8 +290,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
       return ports.startScaleFleet();
     },
     holder: (pool) => ports.holder(pool),
-    // The interrupted jobs' marking (so that they are retried) is wired here.
-    onJobsInterrupted: undefined,
+    onJobsInterrupted,
     now: () => ports.now(),
     log,
   };
@@ -273,6 +344,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
     scaling,
     interruptions,
     afterJobRecorded: afterRecorded,
+    retries,
+    onJobsInterrupted,
     async tick() {
       const summary = await tick(scaling, ports.startScaleFleet(), ports.holder);
       for (const run of summary.runs) if (run.outcome === "running") await leaseHeld(run.pool);
@@ -289,6 +362,10 @@ export function composeHearth(ports: HearthPorts): Hearth {
         background: (task) => ports.background(task),
         afterJobRecorded: async (job) => {
           await afterRecorded(job);
+        },
+        retries: {
+          afterJobRecorded: (job) => retryAfterJobRecorded(retries, job),
+          afterRunCompleted: (run) => retryAfterRunCompleted(retries, run),
         },
         agent: {
           registry: registry(),

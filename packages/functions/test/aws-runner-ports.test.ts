@@ -81,6 +81,13 @@ describe("the GitHub port", () => {
     const point = lines.map((line) => JSON.parse(line)).find((doc) => "GitHubAuthErrors" in doc);
     expect(point).toMatchObject({ GitHubAuthErrors: 1, pool: "x86_64", stage: "test", service: "hearth" });
   });
+
+  it("counts each retry of an interrupted job for its pool (the Retries metric)", async () => {
+    const runtime = runtimeWith(app());
+    const { lines } = await captureStdout(async () => runtime.hearth.retries.retried?.("x86_64"));
+    const point = lines.map((line) => JSON.parse(line)).find((doc) => "Retries" in doc);
+    expect(point).toMatchObject({ Retries: 1, pool: "x86_64", stage: "test", service: "hearth" });
+  });
 });
 
 describe("the GitLab runners port", () => {

@@ -47,7 +47,22 @@ function jobCell(job: JobView): Child[] {
         )
       : h("span", { class: "job-name" }, title),
     h("span", { class: "sub" }, `${job.project} · ${sourceNames[job.source]} #${job.id}`),
+    ...retryNote(job),
   ];
+}
+
+/** What a spot interruption did to the job: "interrupted", "interrupted, retried", "retry of #…". */
+function retryNote(job: JobView): Child[] {
+  const notes: string[] = [];
+  if (job.interruptedAt) {
+    notes.push(
+      job.retry
+        ? `interrupted, retried${job.retry.newJobId ? ` as #${job.retry.newJobId}` : ""}`
+        : "interrupted",
+    );
+  }
+  if (job.retryOf) notes.push(`retry of #${job.retryOf}`);
+  return notes.map((note) => h("span", { class: "badge badge-retry", "data-testid": "job-retry" }, note));
 }
 
 const badge = (kind: string, text: string) => h("span", { class: `badge badge-${kind}` }, text);
@@ -491,6 +506,7 @@ const kindNames = {
   decision: "Decision",
   runner: "Runners",
   interruption: "Interruption",
+  retry: "Retry",
   sweep: "Sweep",
   error: "Error",
 } as const;

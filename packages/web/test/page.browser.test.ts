@@ -146,6 +146,13 @@ describe("the status page", () => {
       "Spot interruption warning for i-0f9e8d7c6b5a40002",
     );
 
+    // A job a spot interruption took down, and that Hearth retried, says so in its row and the timeline.
+    const retried = page.getByTestId("finished-table").locator('[data-job="gitlab#41866"]');
+    expect(await retried.getByTestId("job-retry").innerText()).toBe("interrupted, retried as #41870");
+    expect(await page.locator('[data-testid="event"][data-kind="retry"]').innerText()).toContain(
+      "retried as job 41870",
+    );
+
     expect(await banner(page).getAttribute("data-state")).toBe("live");
     expect(await banner(page).isVisible()).toBe(false);
     expect(await page.getByTestId("stage").textContent()).toBe("local");

@@ -8,6 +8,7 @@ import {
   type RunnerScope,
 } from ".";
 import type { GitHubClient, GitHubResponse, GitHubRoute } from "./client";
+import { rerunFailedJobs } from "./reruns";
 
 /**
  * Registering and removing a pool's just-in-time runners, for a repository or an organization's
@@ -134,6 +135,11 @@ export interface ScopeRunners {
   generateJitConfig(request: JitConfigRequest): Promise<JitRunner>;
   /** Deletes a runner by its recorded id: deleted, already gone, or busy with a job (retry later). */
   deleteRunner(runnerId: number): Promise<RunnerDeletion>;
+  /**
+   * A repository scope's run re-runs its failed jobs (`reruns.ts`): `not-completed` while the run has
+   * not completed. Absent for an organization's scope, which names no repository.
+   */
+  rerunFailedJobs?(runId: string): Promise<"rerun" | "not-completed">;
 }
 
 const isNameConflict = (error: unknown): boolean =>
@@ -183,6 +189,9 @@ export function runnersFor(client: GitHubClient, scope: RunnerScope, budget: Min
 
   return {
     deleteRunner,
+    ...("repository" in scope
+      ? { rerunFailedJobs: (runId: string) => rerunFailedJobs(client, scope.repository, runId) }
+      : {}),
     async generateJitConfig(request) {
       if (request.labels.length === 0) throw new Error(`runner ${request.name} needs at least one label`);
       const bucket = await client.bucketOf(scope);

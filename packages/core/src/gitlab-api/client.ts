@@ -26,6 +26,11 @@ export function createGitLabJobs(config: GitLabApiConfig): GitLabJobs {
       }
       return tags;
     },
+    async retryJob(projectId, jobId) {
+      const job = await jobs.retry(projectId, Number(jobId));
+      if (typeof job.id !== "number") throw new Error(`GitLab's retry of job ${jobId} named no new job`);
+      return { id: String(job.id), status: typeof job.status === "string" ? job.status : null };
+    },
   };
 }
 

@@ -6,6 +6,11 @@ import type { GitLabRunnerScope, PoolConfig } from "../pools";
 export interface GitLabJobs {
   /** The tags a job asked for (`tag_list` of `GET /projects/:id/jobs/:job_id`). */
   tagList(projectId: string, jobId: string): Promise<string[]>;
+  /**
+   * `POST /projects/:id/jobs/:job_id/retry` (a token with the `api` scope): the new job. GitLab
+   * answers 403 for a job that has not finished. Absent where the API cannot retry.
+   */
+  retryJob?(projectId: string, jobId: string): Promise<{ id: string; status: string | null }>;
 }
 
 /**

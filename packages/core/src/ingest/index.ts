@@ -5,7 +5,11 @@ import * as z from "zod";
 import type { GitLabJobs } from "../gitlab-api";
 import type { Job } from "../jobs";
 import type { Ledger, RecordOutcome } from "../ledger";
-import { jobEventFromWorkflowJob } from "../sources/github";
+import {
+  completedRunFromWorkflowRun,
+  jobEventFromWorkflowJob,
+  type WorkflowRunCompleted,
+} from "../sources/github";
 import { jobEventFromJobHook, verifyGitLabSignature, verifyGitLabToken } from "../sources/gitlab";
 
 /**
@@ -27,6 +31,8 @@ export type IngestResult =
   | { kind: "rejected"; code: RejectionCode; message: string }
   | { kind: "ignored"; reason: string }
   | { kind: "pong" }
+  /** A GitHub `workflow_run` `completed`: whether a re-run awaits it is for `retries` to say. */
+  | { kind: "run-completed"; run: WorkflowRunCompleted }
   | { kind: "recorded"; outcome: RecordOutcome; job: Job | undefined };
 
 const reject = (code: RejectionCode, message: string): IngestResult => ({ kind: "rejected", code, message });
@@ -111,12 +117,24 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
     const event = delivery.header("x-github-event");
     if (!event) return reject("malformed", "X-GitHub-Event header is missing");
     if (event === "ping") return { kind: "pong" };
-    if (event !== "workflow_job")
+    if (event !== "workflow_job" && event !== "workflow_run")
       return { kind: "ignored", reason: `event ${event.slice(0, 60)} is not handled` };
 
     const form = (delivery.header("content-type") ?? "").startsWith("application/x-www-form-urlencoded");
     const parsed = parseJson(delivery.body, form);
     if (!parsed.ok) return reject("malformed", parsed.message);
+    if (event === "workflow_run") {
+      let run: WorkflowRunCompleted | undefined;
+      try {
+        run = completedRunFromWorkflowRun(parsed.value);
+      } catch (error) {
+        if (error instanceof z.ZodError) return reject("invalid_payload", describeZodError(error));
+        throw error;
+      }
+      return run
+        ? { kind: "run-completed", run }
+        : { kind: "ignored", reason: "workflow_run action is not handled" };
+    }
     let jobEvent: ReturnType<typeof jobEventFromWorkflowJob>;
     try {
       jobEvent = jobEventFromWorkflowJob(parsed.value);

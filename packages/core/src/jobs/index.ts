@@ -53,6 +53,20 @@ export const jobSchema = z.object({
   runner: runnerSchema.nullable(),
   instanceId: z.string().nullable(),
   url: z.string().nullable(),
+  /**
+   * The instance this job ran on got a spot interruption warning while it ran (absent otherwise).
+   * Set by `markJobsInterrupted`; the job is retried when the forge has ended it as failed.
+   */
+  interruption: z.object({ at: isoTime, instanceId: z.string().min(1).max(64) }).optional(),
+  /**
+   * Hearth asked the forge to retry this interrupted job: when, and the new job's id once known (a
+   * GitHub re-run's jobs are known only when their webhooks arrive).
+   */
+  retry: z.object({ at: isoTime, newJobId: z.string().nullable() }).optional(),
+  /** The interrupted job this one retries (its forge id). */
+  retryOf: z.string().min(1).max(20).optional(),
+  /** How many interruption retries led to this job: 1 for the retry of an original job. */
+  retryNumber: z.number().int().min(1).max(100).optional(),
 });
 export type Job = z.infer<typeof jobSchema>;
 
@@ -100,6 +114,38 @@ function higherStatus(a: JobStatus, b: JobStatus): JobStatus {
   return statusRank[a] >= statusRank[b] ? a : b;
 }
 
+type Interrupted = NonNullable<Job["interruption"]>;
+type Retried = NonNullable<Job["retry"]>;
+
+function mergeInterruption(a: Interrupted | undefined, b: Interrupted | undefined): Interrupted | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  const at = earliest(a.at, b.at) as string;
+  // The notice that came first wins; the same time from two instances cannot happen, but must commute.
+  if (a.at === b.at) return { at, instanceId: maxString(a.instanceId, b.instanceId) };
+  return at === a.at ? a : b;
+}
+
+function mergeRetry(a: Retried | undefined, b: Retried | undefined): Retried | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return { at: earliest(a.at, b.at) as string, newJobId: either(a.newJobId, b.newJobId) };
+}
+
+/** The retry fields that are known, and only those: a job without them stays without the keys. */
+function retryFields(a: Job, b: Job): Pick<Job, "interruption" | "retry" | "retryOf" | "retryNumber"> {
+  const interruption = mergeInterruption(a.interruption, b.interruption);
+  const retry = mergeRetry(a.retry, b.retry);
+  const retryOf = either(a.retryOf ?? null, b.retryOf ?? null);
+  const retryNumber = Math.max(a.retryNumber ?? 0, b.retryNumber ?? 0);
+  return {
+    ...(interruption ? { interruption } : {}),
+    ...(retry ? { retry } : {}),
+    ...(retryOf !== null ? { retryOf } : {}),
+    ...(retryNumber > 0 ? { retryNumber } : {}),
+  };
+}
+
 function mergeRunner(a: Job, b: Job): Runner | null {
   if (a.runner === null) return b.runner;
   if (b.runner === null) return a.runner;
@@ -136,6 +182,7 @@ export function mergeJobs(a: Job, b: Job): Job {
     runner: mergeRunner(a, b),
     instanceId: either(a.instanceId, b.instanceId),
     url: either(a.url, b.url),
+    ...retryFields(a, b),
   };
 }
 
@@ -183,12 +230,12 @@ function canonical(job: Job): Job {
 }
 
 /**
- * GitHub runners that Hearth starts are named `<instance id>-<slot>`, so a job's runner tells which
- * instance runs it.
+ * GitHub runners that Hearth starts are named `hearth-<instance id>-<slot>` (`runnerIdentity`;
+ * `<instance id>-<slot>` before), so a job's runner tells which instance runs it.
  */
 export function instanceFromRunnerName(name: string | null): string | null {
   if (name === null) return null;
-  const match = /^(i-[0-9a-f]{8,17})(?:-\d{1,3})?$/.exec(name);
+  const match = /^(?:hearth-)?(i-[0-9a-f]{8,17})(?:-\d{1,3})?$/.exec(name);
   return match?.[1] ?? null;
 }
 

@@ -94,6 +94,8 @@ type Item = Record<string, unknown>;
 /** A job's own fields: what `queued()` reads of each item. */
 const queuedProjection = Object.keys(jobSchema.shape) as Array<keyof Job>;
 
+const optionalFields = new Set<string>(["interruption", "retry", "retryOf", "retryNumber"]);
+
 const projectionNames = Object.fromEntries(queuedProjection.map((field, i) => [`#f${i}`, field]));
 
 /** Position in the queue: the order of gsi1's sort key, and of the status page's cursor. */
@@ -110,7 +112,12 @@ function byQueuePosition(items: Item[]): Job[] {
 /** A job item as the ledger wrote it (validated then), without the item's bookkeeping. */
 function storedJob(item: Item): Job {
   const job = {} as Record<string, unknown>;
-  for (const field of queuedProjection) job[field] = item[field] ?? null;
+  for (const field of queuedProjection) {
+    const value = item[field];
+    // The retry fields are absent on most jobs; every other field is null when unknown.
+    if (value !== undefined) job[field] = value;
+    else if (!optionalFields.has(field)) job[field] = null;
+  }
   return job as unknown as Job;
 }
 

@@ -67,6 +67,7 @@ export function plan(input: PlannerInput): PoolPlan[] {
       instances.get(pool.name) ?? [],
       input.demand?.[pool.name],
       input.onDemandFallback?.includes(pool.name) ?? false,
+      input.queuedRetries?.[pool.name] ?? 0,
     ),
   );
 }

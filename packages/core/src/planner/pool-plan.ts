@@ -30,6 +30,7 @@ export function planOnePool(
   instances: readonly PlannerInstance[],
   forecast: PoolDemand | undefined,
   onDemandFallback = false,
+  queuedRetries = 0,
 ): PoolPlan {
   // A forecast stored by an older version may lack a field: missing figures count as zero.
   const demand = forecast === undefined ? noForecast : { ...noForecast, ...forecast };
@@ -80,7 +81,16 @@ export function planOnePool(
     resume = Math.max(resume, Math.min(resumable, resumeForWarmth(queued, trusted, stopped)));
   missing = Math.max(0, missing - resume);
   room -= resume;
-  const launch = Math.min(missing, room);
+  let launch = Math.min(missing, room);
+  // 1b: retried jobs lost their first run to the spot market. The capacity they need, beyond what
+  // resumes, is launched on-demand in the warm group rather than on spot (the forge still picks which
+  // listening runner takes which job; free slots in service take a retry like any job).
+  let launchForRetries = 0;
+  if (pool.retryOnDemand && queuedRetries > 0 && launch > 0) {
+    const forRetries = Math.ceil(Math.min(queuedRetries, queuedCount) / slots);
+    launchForRetries = Math.min(launch, Math.max(0, forRetries - resume));
+    launch -= launchForRetries;
+  }
 
   // 3: release idle capacity, only while no job waits: a runner on an idle instance may be claiming
   // a queued job right now, and an unprotected instance could be taken down under it.
@@ -92,7 +102,7 @@ export function planOnePool(
     release.push(instance);
   }
   const releasedWarm = release.filter((i) => i.group === "warm").length;
-  const desiredWarm = warmServing - releasedWarm + resume;
+  const desiredWarm = warmServing - releasedWarm + resume + launchForRetries;
   const desiredBurst = burstServing - (release.length - releasedWarm) + launch;
 
   // 4: the warm group's size, and so its warm pool.
@@ -109,14 +119,27 @@ export function planOnePool(
   const roomLeft = Math.max(0, pool.maxInstances - desiredWarm - desiredBurst);
   const warmPoolSize = Math.min(pool.warm.warmPoolSize, prepared - desiredWarm, Math.max(kept, roomLeft));
 
-  const counts: PlanCounts = { queued: queuedCount, rehome, freeSlots, resume, launch, reserve };
+  const counts: PlanCounts = {
+    queued: queuedCount,
+    rehome,
+    freeSlots,
+    resume,
+    launch,
+    reserve,
+    ...(launchForRetries > 0 ? { launchForRetries } : {}),
+  };
   return {
     pool: pool.name,
     desiredWarm,
     desiredBurst,
     warmPoolSize,
     release: release.map((i) => i.id),
-    reason: describe(counts, release.length, missing - launch, burstMarket(pool, onDemandFallback)),
+    reason: describe(
+      counts,
+      release.length,
+      missing - launch - launchForRetries,
+      burstMarket(pool, onDemandFallback),
+    ),
     recheckAt,
     counts,
   };
@@ -208,6 +231,7 @@ function describe(counts: PlanCounts, released: number, short: number, market: s
   const waiting = counts.queued + counts.rehome;
   if (waiting > 0) parts.push(`${waiting} waiting for a slot, ${counts.freeSlots} free`);
   if (counts.resume > 0) parts.push(`resume ${counts.resume} from the warm pool`);
+  if (counts.launchForRetries) parts.push(`launch ${counts.launchForRetries} on-demand for retried jobs`);
   if (counts.launch > 0) parts.push(`launch ${counts.launch} ${market}`);
   if (short > 0) parts.push(`${short} short at the instance limit`);
   if (released > 0) parts.push(`release ${released} idle`);

@@ -13,6 +13,8 @@ export interface QueuedJobView {
   cacheKey: string;
   /** Epoch milliseconds. */
   queuedAt: number;
+  /** The job retries an interrupted one (`retryOf`): it prefers on-demand capacity. */
+  retry?: boolean;
 }
 
 /**
@@ -21,8 +23,10 @@ export interface QueuedJobView {
  */
 export class QueueSummary {
   private readonly pools = new Map<string, Map<string, { count: number; oldest: number }>>();
+  private readonly retryCounts = new Map<string, number>();
 
   add(job: QueuedJobView): void {
+    if (job.retry) this.retryCounts.set(job.pool, (this.retryCounts.get(job.pool) ?? 0) + 1);
     let keys = this.pools.get(job.pool);
     if (keys === undefined) {
       keys = new Map();
@@ -41,6 +45,11 @@ export class QueueSummary {
     let total = 0;
     for (const group of this.pools.get(pool)?.values() ?? []) total += group.count;
     return total;
+  }
+
+  /** Queued jobs in `pool` that retry interrupted ones. */
+  retries(pool: string): number {
+    return this.retryCounts.get(pool) ?? 0;
   }
 
   /** Epoch milliseconds of the oldest queued job in `pool` (a job without a time is not counted); null if none. */

@@ -91,6 +91,11 @@ export interface PlannerInput {
    * fleet observed: what their burst group launches now is on-demand, and the plan's reason says so.
    */
   onDemandFallback?: readonly string[];
+  /**
+   * Queued jobs per pool that retry interrupted ones (`retryOf`), counted in `queued` too. Where the
+   * pool's `retryOnDemand` is on, the new capacity they need is planned in the warm (on-demand) group.
+   */
+  queuedRetries?: Readonly<Record<string, number>>;
 }
 
 export interface PoolPlan {
@@ -129,4 +134,9 @@ export interface PlanCounts {
   launch: number;
   /** Free slots held ready (`minReady`). */
   reserve: number;
+  /**
+   * New on-demand instances in the warm group for retried jobs (included in `desiredWarm`), launched
+   * instead of burst ones; absent when none.
+   */
+  launchForRetries?: number;
 }

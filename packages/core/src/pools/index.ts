@@ -183,6 +183,17 @@ export const poolConfigSchema = strictObject({
    * runner token set by hand (`GitlabRunnerToken<Pool>`), or serves no GitLab jobs.
    */
   gitlab: gitlabRunnerScope.optional(),
+  /**
+   * How many times a job interrupted by a spot warning is retried, once its forge has ended it as
+   * failed (GitLab: the job's retry; GitHub: the run's failed jobs re-run). Counted along the chain
+   * of retries: with 1, a retry that is interrupted again is not retried. 0 turns retries off.
+   */
+  retryInterrupted: z.number().int().min(0).max(3).default(1),
+  /**
+   * A retried job prefers on-demand (warm group) capacity: its first run was taken back by the spot
+   * market, and a second interruption would cost it another full run.
+   */
+  retryOnDemand: z.boolean().default(true),
   /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
   untagged: z.boolean().default(false),
   /**

@@ -27,6 +27,7 @@ export function routeQueue(queued: readonly Job[], pools: readonly PoolConfig[])
         pool: route.pool,
         cacheKey: cacheKeyOf(job),
         queuedAt: job.queuedAt ? Date.parse(job.queuedAt) : 0,
+        retry: job.retryOf !== undefined && job.retryOf !== null,
       });
       labelSets.set(labelSetKey(job), (labelSets.get(labelSetKey(job)) ?? 0) + 1);
     } else unroutable.push({ job, reason: route.unroutable });
@@ -147,7 +148,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
   const instances = fleet.instances.map((instance) =>
     plannerInstance(instance, known.get(instance.id), pool, now),
   );
-  const { queue, queued } = observedQueue(summary, pool.name);
+  const { queue, queued, queuedRetries } = observedQueue(summary, pool.name);
   const running: RunningJob[] = instances.flatMap((instance) =>
     (known.get(instance.id)?.runningJobs ?? []).map((job) => ({
       key: jobKeyString(job),
@@ -172,6 +173,7 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
     queue,
     running,
     queued,
+    ...(queuedRetries ? { queuedRetries } : {}),
     instances,
     groups: fleet.groups,
     demand: forecast?.demand ?? null,

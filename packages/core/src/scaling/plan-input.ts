@@ -30,14 +30,24 @@ export interface Observation {
   running: RunningJob[];
   /** Queued jobs in the pool: the sum of `queue`'s counts. */
   queued: number;
+  /** Of those, jobs that retry interrupted ones (absent in observations made before retries). */
+  queuedRetries?: number;
   instances: PlannerInstance[];
   groups: FleetGroup[];
   demand: PoolDemand | null;
 }
 
 /** One pool's part of a queue summary, as an observation carries it. */
-export function observedQueue(summary: QueueSummary, pool: string): Pick<Observation, "queue" | "queued"> {
-  return { queue: summary.groups(pool), queued: summary.count(pool) };
+export function observedQueue(
+  summary: QueueSummary,
+  pool: string,
+): Pick<Observation, "queue" | "queued" | "queuedRetries"> {
+  const retries = summary.retries(pool);
+  return {
+    queue: summary.groups(pool),
+    queued: summary.count(pool),
+    ...(retries ? { queuedRetries: retries } : {}),
+  };
 }
 
 /** The planner's input for one pool's observation. */
@@ -52,6 +62,7 @@ export function plannerInput(pool: PoolConfig, observation: Observation): Planne
     onDemandFallback: observation.groups.some((group) => group.group === "burst" && group.onDemandFallback)
       ? [pool.name]
       : [],
+    queuedRetries: observation.queuedRetries ? { [pool.name]: observation.queuedRetries } : {},
   };
 }
 

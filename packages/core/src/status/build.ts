@@ -86,6 +86,9 @@ function jobView(job: Job, pools: readonly PoolConfig[], now: number): JobView {
     runSeconds: seconds(job.startedAt, job.finishedAt ?? (active ? now : null)),
     url: safeUrl(job.url),
     queuedAt: job.queuedAt,
+    interruptedAt: job.interruption?.at ?? null,
+    retry: job.retry ?? null,
+    retryOf: job.retryOf ?? null,
   };
 }
 

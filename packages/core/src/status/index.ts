@@ -64,6 +64,12 @@ export const jobViewSchema = z.object({
   runSeconds: z.nullable(seconds),
   url: z.nullable(jobUrl),
   queuedAt: z.nullable(isoTime),
+  /** When a spot warning for its instance interrupted it; absent or null if none did. */
+  interruptedAt: z.optional(z.nullable(isoTime)),
+  /** Hearth asked its forge to retry it (interrupted): when, and the new job's id once known. */
+  retry: z.optional(z.nullable(z.object({ at: isoTime, newJobId: z.nullable(nonEmpty) }))),
+  /** The interrupted job this one retries (the forge's id). */
+  retryOf: z.optional(z.nullable(nonEmpty)),
 });
 export type JobView = z.infer<typeof jobViewSchema>;
 

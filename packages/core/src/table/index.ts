@@ -28,6 +28,8 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | series sample | `SERIES#<pool>`        | `<minute>`      | –                                     | –                         |
  * | slot runner   | `RUNNERS#<instance>`   | `SLOT#<nn>`     | `RUNNERS-IN#<pool>` / `<instance>#<nn>` | –                       |
  * | runner removal| `RUNNER-REMOVALS`      | `<forge>#<id>`  | –                                     | –                         |
+ * | retry claim   | `RETRY#gitlab#<job>`   | `RETRY`         | –                                     | –                         |
+ * | re-run        | `RERUN#github#<repo>#<run>#<attempt>` | `RUN`, `JOB#<id>` | –                      | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
  * reports journaled once), samples and gone instances expire.

@@ -32,6 +32,8 @@ export const metricNames = {
   githubAuthErrors: "GitHubAuthErrors",
   /** Per pool: spot instances HandleInterruption drained (a warning or a rebalance recommendation; once per instance). */
   interruptions: "Interruptions",
+  /** Per pool: retries Hearth asked of a forge for jobs a spot interruption took down. */
+  retries: "Retries",
 } as const;
 
 /** Instance states as the metrics count them: the planner's, with `ready` split into idle and busy. */
@@ -58,6 +60,7 @@ export const metricDimensions: Record<keyof typeof metricNames, readonly string[
   webhookRejected: [],
   githubAuthErrors: ["pool"],
   interruptions: ["pool"],
+  retries: ["pool"],
 };
 
 /** The full dimension map of one data point, as CloudWatch (and so an alarm) sees it. */

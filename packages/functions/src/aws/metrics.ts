@@ -31,6 +31,8 @@ export interface HearthMetrics {
   githubAuthFailure(pool: string): void;
   /** HandleInterruption drained one of `pool`'s spot instances. */
   interruption(pool: string): void;
+  /** Hearth asked a forge to retry one of `pool`'s interrupted jobs. */
+  retry(pool: string): void;
 }
 
 export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMetrics {
@@ -75,6 +77,9 @@ export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMet
     },
     interruption(pool) {
       emit(metricNames.interruptions, MetricUnit.Count, 1, { pool });
+    },
+    retry(pool) {
+      emit(metricNames.retries, MetricUnit.Count, 1, { pool });
     },
   };
 }

@@ -57,7 +57,14 @@ export type { StartScaleFleet };
  */
 const lazyGitLabClient = (config: GitLabApiConfig): GitLabJobs => {
   const client = once(async () => (await import("@hearth/core/gitlab-api/client")).createGitLabJobs(config));
-  return { tagList: async (project, job) => (await client()).tagList(project, job) };
+  return {
+    tagList: async (project, job) => (await client()).tagList(project, job),
+    retryJob: async (project, job) => {
+      const loaded = await client();
+      if (!loaded.retryJob) throw new Error("this GitLab client cannot retry jobs");
+      return loaded.retryJob(project, job);
+    },
+  };
 };
 
 /**
@@ -87,6 +94,11 @@ export function lazyGitHubRunners(config: GitHubClientConfig): GitHubRunners {
     return {
       generateJitConfig: async (request) => (await runnersOf(key, scope)).generateJitConfig(request),
       deleteRunner: async (runnerId) => (await runnersOf(key, scope)).deleteRunner(runnerId),
+      rerunFailedJobs: async (runId) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.rerunFailedJobs) throw new Error("only a repository's runs can be re-run");
+        return runners.rerunFailedJobs(runId);
+      },
     };
   };
 }
@@ -273,6 +285,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     gitlab,
     github,
     githubAuthFailed,
+    retried: (pool) => metrics().retry(pool),
     gitlabRunners,
     startScaleFleet,
     startHandleInterruption,

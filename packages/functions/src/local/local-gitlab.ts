@@ -31,16 +31,21 @@ export function localGitLab(options: {
     return Promise.reject(new TagsUnavailable(job));
   };
   if (!simulated) return { tagList: (_project, job) => unavailable(job) };
-  // The URL is known once the server listens; the client is made at the first lookup.
+  // The URL is known once the server listens; the client is made at the first call.
   let api: GitLabJobs | undefined;
+  const client = () => {
+    api ??= createGitLabJobs({
+      url: `${simulated.url()}/sim/gitlab`,
+      token: settings.STATUS_TOKEN ?? "local",
+    });
+    return api;
+  };
   return {
     tagList(project, job) {
       if (!simulated.knows(job)) return unavailable(job);
-      api ??= createGitLabJobs({
-        url: `${simulated.url()}/sim/gitlab`,
-        token: settings.STATUS_TOKEN ?? "local",
-      });
-      return api.tagList(project, job);
+      return client().tagList(project, job);
     },
+    // The simulated GitLab retries the jobs it ran, with GitLab's rules (sim-forge-routes.ts).
+    retryJob: (project, job) => (client().retryJob as NonNullable<GitLabJobs["retryJob"]>)(project, job),
   };
 }

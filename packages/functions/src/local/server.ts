@@ -10,6 +10,7 @@ import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools, type PoolConfig } from "@hearth/core/pools";
 import { scaleLease } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { ensureTable, type Store } from "@hearth/core/table";
 import type { AgentDeps } from "../agent";
@@ -76,7 +77,12 @@ export interface LocalHearth {
   pools: readonly PoolConfig[];
   clock: Clock;
   /** The simulated fleet, its runners and the simulated forges', unless another fleet drives real machines. */
-  simulation: { fleet: SimulatedFleet; runners: SimulatedRunners; forge: SimulatedForgeRunners } | null;
+  simulation: {
+    fleet: SimulatedFleet;
+    runners: SimulatedRunners;
+    forge: SimulatedForgeRunners;
+    forgeJobs: SimulatedForgeJobs;
+  } | null;
   scaleFleet: LocalScaleFleet;
   /** HandleInterruption's executions (not awaited by `idle`: one lasts until its instance is gone). */
   handleInterruption: LocalHandleInterruption;
@@ -233,7 +239,12 @@ async function startWith(
     clock,
     simulation:
       simulatedFleet && simulation
-        ? { fleet: simulatedFleet, runners: simulation.runners, forge: simulation.forge }
+        ? {
+            fleet: simulatedFleet,
+            runners: simulation.runners,
+            forge: simulation.forge,
+            forgeJobs: simulation.forgeJobs,
+          }
         : null,
     scaleFleet,
     handleInterruption: interruptions,

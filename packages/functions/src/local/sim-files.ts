@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FleetSnapshot } from "@hearth/core/simulation/fleet";
+import type { ForgeJobsSnapshot } from "@hearth/core/simulation/forge/jobs";
 import type { ForgeRunnersSnapshot } from "@hearth/core/simulation/forge/runners";
 import type { RunnersSnapshot, SimulatedJob } from "./sim-runners";
 
@@ -20,13 +21,22 @@ export interface SimulationState {
   runners: Omit<RunnersSnapshot, "jobs">;
   /** The simulated forges' runners; absent in files written before they existed. */
   forge?: ForgeRunnersSnapshot;
+  /** The simulated forges' jobs and runs (retries); absent in files written before they existed. */
+  forgeJobs?: ForgeJobsSnapshot;
 }
 
 type Part = "state" | "jobs";
 
 export interface SimulationFiles {
   /** What was kept, if anything. */
-  load(): { fleet: FleetSnapshot; runners: RunnersSnapshot; forge?: ForgeRunnersSnapshot } | undefined;
+  load():
+    | {
+        fleet: FleetSnapshot;
+        runners: RunnersSnapshot;
+        forge?: ForgeRunnersSnapshot;
+        forgeJobs?: ForgeJobsSnapshot;
+      }
+    | undefined;
   changed(part: Part): void;
   /** Writes what changed now. */
   flush(part?: Part): void;
@@ -66,6 +76,7 @@ export function simulationFiles(
         fleet: FleetSnapshot;
         runners: RunnersSnapshot;
         forge?: ForgeRunnersSnapshot;
+        forgeJobs?: ForgeJobsSnapshot;
       };
       const jobs = existsSync(files.jobs)
         ? (JSON.parse(readFileSync(files.jobs, "utf8")) as SimulatedJob[])
@@ -74,6 +85,7 @@ export function simulationFiles(
         fleet: state.fleet,
         runners: { ...state.runners, jobs },
         ...(state.forge ? { forge: state.forge } : {}),
+        ...(state.forgeJobs ? { forgeJobs: state.forgeJobs } : {}),
       };
     },
     changed(part) {

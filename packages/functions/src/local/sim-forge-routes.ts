@@ -1,3 +1,5 @@
+import type { ForgeJob } from "@hearth/core/simulation/forge";
+import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import type {
   CreateRunnerBody,
   GitHubAnswer,
@@ -17,6 +19,9 @@ import { bearerMatches, readBody } from "../http";
  * - GitLab's runner API at `/sim/gitlab/api/v4`: `POST /runners/verify`, `DELETE /runners/managers`,
  *   `GET /runners/:id/managers`, `POST /user/runners`, `GET /runners/:id` and `PUT /runners/:id`
  *   (its `maximum_timeout`).
+ * - Retries (`simulation/forge/jobs.ts` has the rules): GitHub's
+ *   `POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs` and GitLab's
+ *   `POST /projects/:id/jobs/:job_id/retry`, when the simulation tracks its jobs.
  *
  * Each answers in its forge's shapes, errors included (GitHub: `{message, documentation_url, status}`;
  * GitLab: `{message}`). Bodies have the webhooks' limit (1 MiB). Authentication is each forge's: GitHub
@@ -30,6 +35,11 @@ export interface SimForgeRouteOptions {
   token: string | undefined;
   /** Called after a change, before the answer: local mode writes the state to `--data` first. */
   written?: () => void;
+  /**
+   * The forges' jobs and runs, for retries; `retried` gets the jobs a retry or re-run created, after
+   * the answer is decided, to describe them to the simulation and send their webhooks.
+   */
+  jobs?: { forge: SimulatedForgeJobs; retried(jobs: ForgeJob[]): void };
 }
 
 const GITHUB = "/sim/github";
@@ -146,6 +156,22 @@ function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
       return c.body(null, 204);
     });
   }
+  app.post(`${GITHUB}/repos/:owner/:repo/actions/runs/:run_id/rerun-failed-jobs`, (c) => {
+    const scope = scopeOf(c);
+    const runId = c.req.param("run_id");
+    if (!scope || !("repository" in scope) || !/^\d{1,20}$/.test(runId) || !options.jobs) {
+      return githubError(c, 404, "Not Found");
+    }
+    const answer = options.jobs.forge.rerunFailedJobs(scope.repository, runId);
+    if (!answer.ok) {
+      return c.json(
+        { message: answer.message, documentation_url: rerunDocs, status: String(answer.status) },
+        answer.status,
+      );
+    }
+    options.jobs.retried(answer.value);
+    return c.json({}, 201);
+  });
   app.all(`${GITHUB}/*`, (c) => githubError(c, 404, "Not Found"));
 }
 
@@ -161,6 +187,8 @@ function jitBodyProblem(body: unknown): string | undefined {
   if (work_folder !== undefined && typeof work_folder !== "string") return "work_folder is not a string";
   return undefined;
 }
+
+const rerunDocs = "https://docs.github.com/rest/actions/workflow-runs#re-run-failed-jobs-from-a-workflow-run";
 
 // GitLab
 
@@ -287,6 +315,31 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     if (!answer.ok) return gitlabError(c, answer.status, answer.message);
     options.written?.();
     return c.json(answer.value);
+  });
+
+  app.post(`${GITLAB}/projects/:id/jobs/:job_id/retry`, (c) => {
+    const projectId = decodeURIComponent(c.req.param("id"));
+    const jobId = c.req.param("job_id");
+    if (!options.jobs || !/^\d{1,20}$/.test(jobId)) return gitlabError(c, 404, "404 Job Not Found");
+    const answer = options.jobs.forge.retryGitLab(projectId, jobId);
+    if (!answer.ok) return gitlabError(c, answer.status, answer.message);
+    const job = answer.value;
+    options.jobs.retried([job]);
+    // GitLab's job entity (the fields clients read).
+    return c.json(
+      {
+        id: Number(job.id),
+        name: job.name,
+        stage: "test",
+        status: "pending",
+        ref: "main",
+        tag_list: job.labels,
+        retried: false,
+        pipeline: { id: Number(job.pipelineId), project_id: Number(job.projectId), status: "running" },
+        web_url: `https://gitlab.example.com/${job.project}/-/jobs/${job.id}`,
+      },
+      201,
+    );
   });
 
   app.post(`${GITLAB}/user/runners`, async (c) => {

@@ -106,6 +106,8 @@ export interface SimulatedRunnersOptions {
    */
   changed?: (what: "state" | "jobs") => void;
   heartbeatSeconds?: number;
+  /** Jobs the demo described: the simulated forges track them (their runs, for retries). */
+  described?: (jobs: readonly SimulatedJob[]) => void;
   /** How often idle slots look for work (GitLab Runner's `check_interval` defaults to 3 s). */
   pollSeconds?: number;
   /** Seeds the forge's choice of which listening slot gets a job. */
@@ -248,6 +250,7 @@ export class SimulatedRunners {
     const added = jobs.filter((job) => !this.jobs.has(jobKeyString(job.job))).length;
     if (this.jobs.size + added > MAX_DESCRIBED_JOBS) return false;
     for (const job of jobs) this.jobs.set(jobKeyString(job.job), job);
+    this.options.described?.(jobs);
     if (jobs.length) this.options.changed?.("jobs");
     return true;
   }

@@ -2,6 +2,15 @@ import type { Clock } from "@hearth/core/clock";
 import type { Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import {
+  type ForgeJob,
+  githubDelivery,
+  gitlabDelivery,
+  jobHookPayload,
+  workflowJobPayload,
+  workflowRunPayload,
+} from "@hearth/core/simulation/forge";
+import { type SimJobStatus, SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import type { Hono } from "hono";
 import type { EventOutcome } from "../interruptions";
@@ -20,6 +29,8 @@ import { SimulatedRunners } from "./sim-runners";
 export interface LocalSimulation {
   runners: SimulatedRunners;
   forge: SimulatedForgeRunners;
+  /** The simulated forges' jobs and runs: GitLab's retry and GitHub's re-run act on them. */
+  forgeJobs: SimulatedForgeJobs;
   files: SimulationFiles | null;
   /** Picks up where the saved simulation was, before the first tick or request can look at it. */
   restore(): Promise<void>;
@@ -48,6 +59,55 @@ export function attachSimulation(options: {
     now: () => options.clock.now(),
     changed: () => files?.changed("state"),
   });
+  const forgeJobs = new SimulatedForgeJobs({ changed: () => files?.changed("state") });
+  const post = async (path: string, init: { headers: Record<string, string>; body: string }) => {
+    const response = await app.request(path, { method: "POST", ...init });
+    return { status: response.status, body: await response.text() };
+  };
+  /** What the forge learns from a webhook it sends: a job's status, and so a run's completion. */
+  const observe = async (path: string, init: { headers: Record<string, string>; body: string }) => {
+    const seen = observedJob(path, init);
+    if (!seen) return;
+    const completed = forgeJobs.observe(seen.job, seen.status);
+    if (!completed) return;
+    const now = new Date(options.clock.now()).toISOString();
+    const request = githubDelivery(
+      workflowRunPayload({ ...completed, createdAt: now, updatedAt: now }),
+      options.secrets,
+      "workflow_run",
+    );
+    await post(request.path, { headers: request.headers, body: request.body });
+  };
+  /** Jobs a retry or re-run created: described with their first run's durations, then queued. */
+  const retried = (jobs: ForgeJob[]) => {
+    const described = jobs.map((job) => ({
+      job,
+      ...(forgeJobs.durations(job) ?? { warmSeconds: 60, coldSeconds: 60 }),
+    }));
+    runners.describe(described);
+    // The forge sends the new jobs' webhooks after it has answered the API call.
+    setTimeout(async () => {
+      for (const job of jobs) {
+        const createdAt = new Date(options.clock.now()).toISOString();
+        const request =
+          job.source === "github"
+            ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), options.secrets)
+            : gitlabDelivery(
+                jobHookPayload(job, "pending", { createdAt }),
+                options.secrets,
+                new Date(createdAt),
+              );
+        try {
+          await post(request.path, { headers: request.headers, body: request.body });
+        } catch (error) {
+          options.log.warn("simulated forge webhook failed", {
+            path: request.path,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+      }
+    }, 0);
+  };
   const runners = new SimulatedRunners({
     fleet,
     ledger: options.ledger,
@@ -58,8 +118,12 @@ export function attachSimulation(options: {
     send: async (path, init) => {
       // Written before the control plane hears of it (see sim-files.ts).
       files?.flush("state");
-      const response = await app.request(path, { method: "POST", ...init });
-      return { status: response.status, body: await response.text() };
+      const answer = await post(path, init);
+      await observe(path, init);
+      return answer;
+    },
+    described: (jobs) => {
+      for (const { job, warmSeconds, coldSeconds } of jobs) forgeJobs.add(job, { warmSeconds, coldSeconds });
     },
     forge,
     readRunnerConfig: (instanceId, parameter) => fleet.readRunnerConfig(instanceId, parameter),
@@ -69,7 +133,12 @@ export function attachSimulation(options: {
     files = simulationFiles(options.dataDir, {
       state: () => {
         const { jobs: _jobs, ...rest } = runners.snapshot();
-        return { fleet: fleet.snapshot(), runners: rest, forge: forge.snapshot() };
+        return {
+          fleet: fleet.snapshot(),
+          runners: rest,
+          forge: forge.snapshot(),
+          forgeJobs: forgeJobs.snapshot(),
+        };
       },
       jobs: () => runners.describedJobs(),
     });
@@ -92,7 +161,11 @@ export function attachSimulation(options: {
     described: () => files?.flush("jobs"),
     interruptionEvents: options.interruptionEvents,
   });
-  simForgeRoutes(app, forge, { token: options.statusToken, written: () => files?.flush("state") });
+  simForgeRoutes(app, forge, {
+    token: options.statusToken,
+    written: () => files?.flush("state"),
+    jobs: { forge: forgeJobs, retried },
+  });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {
     for (const pool of options.pools) {
@@ -102,6 +175,7 @@ export function attachSimulation(options: {
   return {
     runners,
     forge,
+    forgeJobs,
     files,
     async restore() {
       const saved = files?.load();
@@ -111,10 +185,76 @@ export function attachSimulation(options: {
         return;
       }
       if (saved.forge) forge.restore(saved.forge);
+      if (saved.forgeJobs) forgeJobs.restore(saved.forgeJobs);
       poolRunners();
       runners.restore(saved.runners);
       await fleet.restore(saved.fleet);
       await runners.afterRestore();
     },
   };
+}
+
+/** The job and its status a simulated forge's webhook tells of (the payloads `simulation/forge` makes). */
+function observedJob(
+  path: string,
+  init: { headers: Record<string, string>; body: string },
+): { job: ForgeJob; status: SimJobStatus } | undefined {
+  let payload: Record<string, unknown>;
+  try {
+    payload = JSON.parse(init.body) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (path === "/webhooks/github" && init.headers["x-github-event"] === "workflow_job") {
+    const job = payload.workflow_job as Record<string, unknown>;
+    const repository = payload.repository as { full_name: string };
+    const conclusion = job.conclusion as string | null;
+    const status: SimJobStatus =
+      payload.action === "completed"
+        ? conclusion === "success" || conclusion === "skipped"
+          ? "success"
+          : conclusion === "cancelled"
+            ? "canceled"
+            : "failed"
+        : payload.action === "in_progress"
+          ? "running"
+          : "queued";
+    return {
+      job: {
+        source: "github",
+        id: String(job.id),
+        project: repository.full_name,
+        projectId: "",
+        pipelineId: String(job.run_id),
+        name: String(job.name),
+        labels: job.labels as string[],
+        attempt: Number(job.run_attempt ?? 1),
+      },
+      status,
+    };
+  }
+  if (path === "/webhooks/gitlab") {
+    const build = String(payload.build_status);
+    const status: SimJobStatus =
+      build === "success" || build === "failed" || build === "canceled"
+        ? build
+        : build === "running"
+          ? "running"
+          : "queued";
+    const project = payload.project as { path_with_namespace: string } | undefined;
+    return {
+      job: {
+        source: "gitlab",
+        id: String(payload.build_id),
+        project: project?.path_with_namespace ?? String(payload.project_name),
+        projectId: String(payload.project_id),
+        pipelineId: String(payload.pipeline_id),
+        name: String(payload.build_name),
+        labels: [],
+        attempt: Number(payload.retries_count ?? 0),
+      },
+      status,
+    };
+  }
+  return undefined;
 }

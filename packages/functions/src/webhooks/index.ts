@@ -7,6 +7,8 @@ import {
 } from "@hearth/core/ingest";
 import type { Job, Source } from "@hearth/core/jobs";
 import type { Ledger } from "@hearth/core/ledger";
+import { needsRetry, type RetryOutcome } from "@hearth/core/retries";
+import type { WorkflowRunCompleted } from "@hearth/core/sources/github";
 import { type Context, Hono } from "hono";
 import { errorResponse, readBody } from "../http";
 import type { Logger } from "../log";
@@ -28,6 +30,14 @@ export interface WebhookDeps {
    * tick will scale for it.
    */
   afterJobRecorded?: (job: Job) => Promise<void>;
+  /**
+   * Core's retries: an interrupted job that failed is retried, a re-run's job is linked to the job it
+   * retries, and a completed GitHub run's awaited re-run goes. Failures are logged, never returned.
+   */
+  retries?: {
+    afterJobRecorded(job: Job): Promise<RetryOutcome>;
+    afterRunCompleted(run: WorkflowRunCompleted): Promise<RetryOutcome>;
+  };
 }
 
 const rejectionStatus = {
@@ -60,6 +70,18 @@ export function webhookRoutes(deps: WebhookDeps) {
     }
   };
 
+  const retry = async (what: string, fields: Record<string, unknown>, task: () => Promise<RetryOutcome>) => {
+    try {
+      const outcome = await task();
+      if (outcome.kind !== "none") deps.log.info(what, { ...fields, outcome: outcome.kind });
+    } catch (error) {
+      deps.log.error(`${what} failed`, {
+        ...fields,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  };
+
   const handle = (source: Source) => async (c: Context) => {
     const started = performance.now();
     const read = await readBody(c.req.raw);
@@ -82,9 +104,31 @@ export function webhookRoutes(deps: WebhookDeps) {
         return c.json({ status: "pong" }, 200);
       case "ignored":
         return c.json({ status: "ignored", reason: result.reason }, 200);
+      case "run-completed": {
+        // Only a run with an interrupted job has a re-run to ask for; any other costs one read.
+        const { run } = result;
+        const retries = deps.retries;
+        if (retries) {
+          await deps.background(() =>
+            retry("workflow run retry", { run: run.runId, attempt: run.attempt }, () =>
+              retries.afterRunCompleted(run),
+            ),
+          );
+        }
+        return c.json({ status: "accepted" }, 202);
+      }
       case "recorded": {
         const { job, outcome } = result;
         deps.log.info("webhook recorded", { source, outcome, job: job?.id, status: job?.status, ms });
+        const retries = deps.retries;
+        if (job && outcome === "recorded" && retries) {
+          const fields = { source, job: job.id };
+          // A forge call follows a failed interrupted job; a re-run's job is only linked (one read),
+          // before its scaling, so that the planner knows it is a retry.
+          if (needsRetry(job))
+            await deps.background(() => retry("job retry", fields, () => retries.afterJobRecorded(job)));
+          else await retry("job retry", fields, () => retries.afterJobRecorded(job));
+        }
         if (job && outcome === "recorded" && job.status === "queued") {
           // A GitLab job's pool waits for its tags, which GitLab's API may take a while to say.
           if (needsTagLookup(job)) await deps.background(() => afterRecorded(job));

@@ -1,10 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
+import { createInstanceRegistry } from "@hearth/core/instances";
+import { createJournal } from "@hearth/core/journal";
 import { createLeases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools } from "@hearth/core/pools";
+import {
+  createRetryRecords,
+  type RetryDeps,
+  type RetryForges,
+  retryAfterJobRecorded,
+  retryAfterRunCompleted,
+} from "@hearth/core/retries";
 import { createScalingRecords } from "@hearth/core/scaling";
 import { afterJobRecorded } from "@hearth/core/scaling/after-recorded";
 import { signGitLabBody } from "@hearth/core/sources/gitlab";
@@ -26,6 +35,8 @@ export interface Harness {
   settle(): Promise<void>;
   /** The ScaleFleet runs the recorded jobs started, by pool (the runs themselves are not run here). */
   started: string[];
+  /** Retries' dependencies, when the harness was given forges to retry with. */
+  retries: RetryDeps | undefined;
 }
 
 let dynamo: EmbeddedDynamo | undefined;
@@ -42,7 +53,12 @@ export async function stopEmbeddedDynamo(): Promise<void> {
 }
 
 export async function createHarness(
-  options: { signingToken?: string; gitlabApi?: GitLabJobs; now?: () => Date } = {},
+  options: {
+    signingToken?: string;
+    gitlabApi?: GitLabJobs;
+    now?: () => Date;
+    retryForges?: RetryForges;
+  } = {},
 ): Promise<Harness> {
   const { endpoint } = await embeddedDynamo();
   const { client, documents } = localDynamoClients(endpoint);
@@ -63,6 +79,15 @@ export async function createHarness(
     },
     holder: () => randomUUID(),
   };
+  const retries: RetryDeps | undefined = options.retryForges && {
+    ledger,
+    registry: createInstanceRegistry(store),
+    journal: createJournal(store),
+    records: createRetryRecords(store),
+    pools: defaultPools,
+    forges: options.retryForges,
+    now: store.now,
+  };
   const app = createApp({
     ledger,
     log: silentLogger,
@@ -79,11 +104,16 @@ export async function createHarness(
           await afterJobRecorded(scaling, job);
         }
       : undefined,
+    retries: retries && {
+      afterJobRecorded: (job) => retryAfterJobRecorded(retries, job),
+      afterRunCompleted: (run) => retryAfterRunCompleted(retries, run),
+    },
   });
   return {
     app,
     ledger,
     started,
+    retries,
     async items() {
       const out = await documents.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
       return out.Items ?? [];

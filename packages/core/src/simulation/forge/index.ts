@@ -18,6 +18,8 @@ export interface ForgeJob {
   pipelineId: string;
   name: string;
   labels: string[];
+  /** GitHub's `run_attempt` (1 = first) or GitLab's `retries_count` (0 = first); the first when absent. */
+  attempt?: number;
 }
 
 export interface ForgeSecrets {
@@ -48,7 +50,7 @@ export function workflowJobPayload(job: ForgeJob, action: GitHubAction, run: Run
     workflow_job: {
       id: Number(job.id),
       run_id: Number(job.pipelineId),
-      run_attempt: 1,
+      run_attempt: job.attempt ?? 1,
       workflow_name: "CI",
       name: job.name,
       head_branch: "main",
@@ -93,7 +95,7 @@ export function jobHookPayload(job: ForgeJob, status: GitLabStatus, run: RunInfo
     build_queued_duration: queuedSeconds,
     build_allow_failure: false,
     build_failure_reason: status === "failed" ? (run.failureReason ?? "script_failure") : "unknown_failure",
-    retries_count: 0,
+    retries_count: job.attempt ?? 0,
     pipeline_id: Number(job.pipelineId),
     project_id: Number(job.projectId),
     project_name: job.project,
@@ -117,13 +119,60 @@ export function jobHookPayload(job: ForgeJob, status: GitLabStatus, run: RunInfo
   };
 }
 
+/**
+ * A `workflow_run` payload with the fields GitHub documents (`@octokit/webhooks-examples`): what a
+ * forge sends when a run attempt completes.
+ */
+export function workflowRunPayload(run: {
+  repository: string;
+  runId: string;
+  attempt: number;
+  conclusion: "success" | "failure" | "cancelled";
+  createdAt: string;
+  updatedAt: string;
+}) {
+  const [owner, repo] = run.repository.split("/");
+  const base = `https://api.github.com/repos/${run.repository}/actions/runs/${run.runId}`;
+  return {
+    action: "completed",
+    workflow_run: {
+      id: Number(run.runId),
+      name: "CI",
+      run_number: Number(run.runId),
+      run_attempt: run.attempt,
+      event: "push",
+      status: "completed",
+      conclusion: run.conclusion,
+      head_branch: "main",
+      created_at: run.createdAt,
+      updated_at: run.updatedAt,
+      run_started_at: run.createdAt,
+      html_url: `https://github.com/${run.repository}/actions/runs/${run.runId}`,
+      jobs_url: `${base}/jobs`,
+      rerun_url: `${base}/rerun`,
+      previous_attempt_url: run.attempt > 1 ? `${base}/attempts/${run.attempt - 1}` : null,
+    },
+    repository: {
+      id: 1,
+      name: repo ?? run.repository,
+      full_name: run.repository,
+      owner: { login: owner ?? "" },
+    },
+    sender: { login: "hearth-demo", id: 1, type: "User" },
+  };
+}
+
 export interface ForgeRequest {
   path: "/webhooks/github" | "/webhooks/gitlab";
   headers: Record<string, string>;
   body: string;
 }
 
-export function githubDelivery(payload: unknown, secrets: ForgeSecrets): ForgeRequest {
+export function githubDelivery(
+  payload: unknown,
+  secrets: ForgeSecrets,
+  event: "workflow_job" | "workflow_run" = "workflow_job",
+): ForgeRequest {
   const body = JSON.stringify(payload);
   const signature = createHmac("sha256", secrets.githubWebhookSecret).update(body).digest("hex");
   return {
@@ -131,7 +180,7 @@ export function githubDelivery(payload: unknown, secrets: ForgeSecrets): ForgeRe
     headers: {
       "content-type": "application/json",
       "user-agent": "GitHub-Hookshot/hearth-sim",
-      "x-github-event": "workflow_job",
+      "x-github-event": event,
       "x-github-delivery": randomUUID(),
       "x-hub-signature-256": `sha256=${signature}`,
     },

@@ -98,3 +98,42 @@ export function jobEventFromWorkflowJob(body: unknown): JobEvent | undefined {
     url: job.html_url ?? null,
   };
 }
+
+/**
+ * GitHub `workflow_run` webhooks, read only for what a re-run needs: which run, which attempt, and
+ * whether it completed. Payload reference:
+ * https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_run
+ */
+export const workflowRunPayloadSchema = z.object({
+  action: z.string().max(100),
+  workflow_run: z.object({
+    id,
+    run_attempt: z.number().int().min(1).max(1000).nullish(),
+    status: text(100).nullish(),
+    conclusion: text(100).nullish(),
+  }),
+  repository: z.object({ full_name: text(1000).min(1) }),
+});
+
+export interface WorkflowRunCompleted {
+  repository: string;
+  runId: string;
+  attempt: number;
+  conclusion: string | null;
+}
+
+/**
+ * The run a `workflow_run` `completed` delivery describes, or undefined for its other actions
+ * (`requested`, `in_progress`). The action says it: GitHub's own examples carry a `completed` action
+ * with a stale `status`. Throws a ZodError when the payload does not have GitHub's shape.
+ */
+export function completedRunFromWorkflowRun(body: unknown): WorkflowRunCompleted | undefined {
+  const payload = workflowRunPayloadSchema.parse(body);
+  if (payload.action !== "completed") return undefined;
+  return {
+    repository: payload.repository.full_name,
+    runId: payload.workflow_run.id,
+    attempt: payload.workflow_run.run_attempt ?? 1,
+    conclusion: payload.workflow_run.conclusion ?? null,
+  };
+}

@@ -1,0 +1,198 @@
+import type { ForgeJob } from ".";
+import type { GitHubAnswer } from "./runners";
+
+/**
+ * The simulated forges' jobs and runs, for what retries need: GitLab's job retry and GitHub's re-run
+ * of a run's failed jobs, with the forges' rules, and the moment a GitHub run attempt completes (its
+ * `workflow_run` webhook). It learns jobs as the simulation describes and runs them.
+ *
+ * - GitLab `POST /projects/:id/jobs/:job_id/retry`: only a finished job (success, failed or
+ *   canceled), and only once (a retried job is replaced by its retry); 403 "Job is not retryable"
+ *   otherwise, 404 for a job it does not know. The new job is pending, with a new id, the same name,
+ *   pipeline and tags, and `retries_count` one more.
+ * - GitHub `POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs`: only once the run's
+ *   latest attempt has completed (every job finished); 403 "This workflow is already running" before,
+ *   as GitHub answers, and 403 "This workflow run cannot be retried" when no job failed. The failed and
+ *   cancelled jobs run again as the next attempt, with new job ids.
+ */
+
+export type SimJobStatus = "queued" | "running" | "success" | "failed" | "canceled";
+
+/** How long a job runs, as the simulation was told: its retries run as long. */
+export interface JobDurations {
+  warmSeconds: number;
+  coldSeconds: number;
+}
+
+interface Tracked {
+  job: ForgeJob;
+  durations: JobDurations | null;
+  status: SimJobStatus;
+  /** GitLab: the job that replaced it. */
+  retriedBy: string | null;
+}
+
+export interface RunCompleted {
+  repository: string;
+  runId: string;
+  attempt: number;
+  conclusion: "success" | "failure" | "cancelled";
+}
+
+export type GitLabRetryAnswer =
+  | { ok: true; value: ForgeJob }
+  | { ok: false; status: 403 | 404; message: string };
+
+/** GitHub's refusals of a re-run carry 403 too, which the runners' refusals do not. */
+export type RerunAnswer = GitHubAnswer<ForgeJob[]> | { ok: false; status: 403; message: string };
+
+/** At most this many jobs are tracked; the oldest finished ones are forgotten first. */
+export const MAX_TRACKED_JOBS = 20_000;
+
+const finished = (status: SimJobStatus): boolean =>
+  status === "success" || status === "failed" || status === "canceled";
+
+/** What `--data` keeps of the forges' jobs, so that a restart can still retry them. */
+export interface ForgeJobsSnapshot {
+  jobs: Tracked[];
+  completedRuns: string[];
+  nextId: number;
+}
+
+export class SimulatedForgeJobs {
+  private readonly jobs = new Map<string, Tracked>();
+  /** GitHub run attempts already announced as completed. */
+  private readonly completedRuns = new Set<string>();
+  private nextId: number;
+  private readonly changed: () => void;
+
+  constructor(options: { firstJobId?: number; changed?: () => void } = {}) {
+    this.nextId = options.firstJobId ?? 900_000_000;
+    this.changed = options.changed ?? (() => {});
+  }
+
+  snapshot(): ForgeJobsSnapshot {
+    return {
+      jobs: [...this.jobs.values()].map((tracked) => ({ ...tracked })),
+      completedRuns: [...this.completedRuns],
+      nextId: this.nextId,
+    };
+  }
+
+  restore(snapshot: ForgeJobsSnapshot): void {
+    this.jobs.clear();
+    for (const tracked of snapshot.jobs) this.jobs.set(this.key(tracked.job), { ...tracked });
+    this.completedRuns.clear();
+    for (const run of snapshot.completedRuns) this.completedRuns.add(run);
+    this.nextId = Math.max(this.nextId, snapshot.nextId);
+  }
+
+  private key(job: Pick<ForgeJob, "source" | "id">): string {
+    return `${job.source}#${job.id}`;
+  }
+
+  private runKey(repository: string, runId: string, attempt: number): string {
+    return `${repository.toLowerCase()}#${runId}#${attempt}`;
+  }
+
+  /** A job the forge queued (or learns of late). */
+  add(job: ForgeJob, durations: JobDurations | null = null): void {
+    const key = this.key(job);
+    if (!this.jobs.has(key)) this.jobs.set(key, { job, durations, status: "queued", retriedBy: null });
+    this.bound();
+    this.changed();
+  }
+
+  durations(job: Pick<ForgeJob, "source" | "id">): JobDurations | null {
+    return this.jobs.get(this.key(job))?.durations ?? null;
+  }
+
+  /**
+   * A job's status changed. Returns the GitHub run attempt this completed, once: every job of it
+   * that the forge knows has finished.
+   */
+  observe(job: ForgeJob, status: SimJobStatus): RunCompleted | undefined {
+    const key = this.key(job);
+    const tracked = this.jobs.get(key) ?? { job, durations: null, status, retriedBy: null };
+    // A finished job stays finished, whatever arrives late.
+    if (!finished(tracked.status)) tracked.status = status;
+    this.jobs.set(key, tracked);
+    this.changed();
+    if (job.source !== "github" || !finished(tracked.status)) return undefined;
+    const attempt = tracked.job.attempt ?? 1;
+    const run = this.runJobs(tracked.job.project, tracked.job.pipelineId, attempt);
+    const runKey = this.runKey(tracked.job.project, tracked.job.pipelineId, attempt);
+    if (this.completedRuns.has(runKey) || !run.every((other) => finished(other.status))) return undefined;
+    this.completedRuns.add(runKey);
+    const conclusion = run.some((other) => other.status === "failed")
+      ? "failure"
+      : run.some((other) => other.status === "canceled")
+        ? "cancelled"
+        : "success";
+    return { repository: tracked.job.project, runId: tracked.job.pipelineId, attempt, conclusion };
+  }
+
+  status(job: Pick<ForgeJob, "source" | "id">): SimJobStatus | undefined {
+    return this.jobs.get(this.key(job))?.status;
+  }
+
+  private runJobs(repository: string, runId: string, attempt: number): Tracked[] {
+    return [...this.jobs.values()].filter(
+      (tracked) =>
+        tracked.job.source === "github" &&
+        tracked.job.project.toLowerCase() === repository.toLowerCase() &&
+        tracked.job.pipelineId === runId &&
+        (tracked.job.attempt ?? 1) === attempt,
+    );
+  }
+
+  /** GitLab's job retry. */
+  retryGitLab(projectId: string, jobId: string): GitLabRetryAnswer {
+    const tracked = this.jobs.get(`gitlab#${jobId}`);
+    if (!tracked || tracked.job.projectId !== projectId)
+      return { ok: false, status: 404, message: "404 Job Not Found" };
+    if (!finished(tracked.status) || tracked.retriedBy !== null) {
+      return { ok: false, status: 403, message: "403 Forbidden - Job is not retryable" };
+    }
+    const retry: ForgeJob = {
+      ...tracked.job,
+      id: String(this.nextId++),
+      attempt: (tracked.job.attempt ?? 0) + 1,
+    };
+    tracked.retriedBy = retry.id;
+    this.add(retry, tracked.durations);
+    return { ok: true, value: retry };
+  }
+
+  /** GitHub's re-run of a run's failed jobs, as its next attempt. */
+  rerunFailedJobs(repository: string, runId: string): RerunAnswer {
+    const all = [...this.jobs.values()].filter(
+      (tracked) =>
+        tracked.job.source === "github" &&
+        tracked.job.project.toLowerCase() === repository.toLowerCase() &&
+        tracked.job.pipelineId === runId,
+    );
+    if (!all.length) return { ok: false, status: 404, message: "Not Found" };
+    const latest = Math.max(...all.map((tracked) => tracked.job.attempt ?? 1));
+    const run = all.filter((tracked) => (tracked.job.attempt ?? 1) === latest);
+    if (!run.every((tracked) => finished(tracked.status))) {
+      return { ok: false, status: 403, message: "This workflow is already running" };
+    }
+    const failed = run.filter((tracked) => tracked.status === "failed" || tracked.status === "canceled");
+    if (!failed.length) return { ok: false, status: 403, message: "This workflow run cannot be retried" };
+    const next = failed.map((tracked) => {
+      const job = { ...tracked.job, id: String(this.nextId++), attempt: latest + 1 };
+      this.add(job, tracked.durations);
+      return job;
+    });
+    return { ok: true, value: next };
+  }
+
+  private bound(): void {
+    if (this.jobs.size <= MAX_TRACKED_JOBS) return;
+    for (const [key, tracked] of this.jobs) {
+      if (this.jobs.size <= MAX_TRACKED_JOBS) break;
+      if (finished(tracked.status)) this.jobs.delete(key);
+    }
+  }
+}
