@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { PoolPlan } from "../src/planner";
 import { interruptionFigures, runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
 import type { SimInstance, SimJob } from "../src/simulation/trace/fleet";
-import { preferOnDemand } from "../src/simulation/trace/policies/hearth";
 import { peakConcurrency } from "../src/simulation/trace/policies/static";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
@@ -278,27 +276,6 @@ describe("hearth and spot interruptions, as built", () => {
     };
     expect(where(true)).toEqual(["warm", "on-demand"]);
     expect(where(false)).toEqual(["burst", "spot"]);
-  });
-});
-
-describe("preferOnDemand", () => {
-  const plan = (launch: number): PoolPlan => ({
-    pool: "x86_64",
-    desiredWarm: 1,
-    desiredBurst: 2 + launch,
-    warmPoolSize: 0,
-    release: [],
-    reason: "",
-    recheckAt: null,
-    counts: { queued: 0, rehome: 0, freeSlots: 0, resume: 0, launch, reserve: 0 },
-  });
-
-  it("moves the launches queued retries need from the burst group to the warm group", () => {
-    expect(preferOnDemand(plan(3), 3, 2)).toMatchObject({ desiredWarm: 3, desiredBurst: 3 });
-    // Never more than the plan launches, and nothing without a queued retry.
-    expect(preferOnDemand(plan(1), 5, 2)).toMatchObject({ desiredWarm: 2, desiredBurst: 2 });
-    expect(preferOnDemand(plan(3), 0, 2)).toEqual(plan(3));
-    expect(preferOnDemand(plan(0), 4, 2)).toEqual(plan(0));
   });
 });
 

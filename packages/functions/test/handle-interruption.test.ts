@@ -140,6 +140,8 @@ describe("HandleInterruption under aws-local-stepfunctions, over the AWS driver"
     expect(burst.instances.map((i) => i.id)).toContain(survivor);
     expect(burst.instances.map((i) => i.id)).not.toContain(atRisk);
     expect(burst.instances.filter((i) => i.state === "InService")).toHaveLength(2);
+    // Asked right after the detach, within the same step.
+    await until(() => started.length > 0, "a ScaleFleet run asked");
     expect(started).toEqual([pool.name]);
 
     // The deadline: EC2 reclaims the detached instance, and no group replaces it again.

@@ -40,7 +40,7 @@ import {
  *   starts; jobs still running 30 s before the deadline are stopped, and retried once the forge has
  *   ended them (GitLab at once, GitHub when the workflow run completes), at most `retryInterrupted`
  *   times; with `retryOnDemand`, the capacity a queued retry needs comes from the warm (on-demand)
- *   group (`preferOnDemand`).
+ *   group (the planner's step 1b, as in the product).
  * Not modelled: heartbeat lag (the control plane sees busy slots as they are), and the tens of
  * milliseconds a run's steps take (`npm run bench:scale`).
  */
@@ -227,11 +227,10 @@ class HearthPolicy implements Policy {
     const { clock } = this.context;
     const observation = this.observe(pool);
     pool.iteration = observation.iteration;
-    const planned = planObservation({ pools: this.context.pools }, observation);
-    this.options.onPlan?.(observation, planned);
-    const poolPlan = this.options.retryOnDemand
-      ? preferOnDemand(planned, this.queuedRetries(pool), pool.config.slotsPerInstance)
-      : planned;
+    // The planner itself puts queued retries' new capacity on demand (pool setting `retryOnDemand`).
+    const pools = this.context.pools.map((p) => ({ ...p, retryOnDemand: this.options.retryOnDemand }));
+    const poolPlan = planObservation({ pools }, observation);
+    this.options.onPlan?.(observation, poolPlan);
     const { calls, target } = this.apply(pool, observation, poolPlan);
     const after = afterIteration(observation, target, pool.config.slotsPerInstance, calls);
     pool.spareSlots = after.spareSlots;
@@ -252,18 +251,16 @@ class HearthPolicy implements Policy {
     clock.after(after.waitSeconds, () => this.iterate(pool));
   }
 
-  /** Jobs of the ledger's queue that are retries of interrupted ones. */
-  private queuedRetries(pool: PoolControl): number {
-    let count = 0;
-    for (const job of this.queued[pool.index] ?? []) if (job.retries > 0) count++;
-    return count;
-  }
-
   /** The pool's queue summarised as Observe summarises the ledger's. */
   private queueSummary(pool: PoolControl): QueueSummary {
     const summary = new QueueSummary();
     for (const job of this.queued[pool.index] ?? []) {
-      summary.add({ pool: job.pool.name, cacheKey: job.trace.cacheKey, queuedAt: ms(job.trace.createdAt) });
+      summary.add({
+        pool: job.pool.name,
+        cacheKey: job.trace.cacheKey,
+        queuedAt: ms(job.trace.createdAt),
+        retry: job.retries > 0,
+      });
     }
     return summary;
   }
@@ -368,17 +365,4 @@ class HearthPolicy implements Policy {
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
   }
-}
-
-/**
- * Pool setting `retryOnDemand`: the new instances the plan launches for queued retries of interrupted
- * jobs come from the warm group (on-demand) instead of the burst group (spot), so a retry is less
- * likely to be interrupted again. Which listening slot takes the retry stays the forge's choice. The
- * planner does not take retries in its input yet, so the simulator moves them after Plan: up to one
- * instance per `slots` queued retries, out of the launches the plan makes.
- */
-export function preferOnDemand(plan: PoolPlan, retriesQueued: number, slots: number): PoolPlan {
-  const shift = Math.min(plan.counts.launch, Math.ceil(retriesQueued / slots));
-  if (shift <= 0) return plan;
-  return { ...plan, desiredWarm: plan.desiredWarm + shift, desiredBurst: plan.desiredBurst - shift };
 }

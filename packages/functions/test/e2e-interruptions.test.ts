@@ -1,0 +1,245 @@
+import { randomUUID } from "node:crypto";
+import type { FakeClock } from "@hearth/core/clock";
+import { interruptionEvent } from "@hearth/core/interruptions";
+import type { Job } from "@hearth/core/jobs";
+import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
+import { gitlabSystemId } from "@hearth/core/runners";
+import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/simulation/fleet";
+import {
+  type ForgeJob,
+  githubDelivery,
+  gitlabDelivery,
+  jobHookPayload,
+  workflowJobPayload,
+} from "@hearth/core/simulation/forge";
+import { afterEach, describe, expect, it } from "vitest";
+import type { LocalHearth } from "../src/local/server";
+import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+
+/**
+ * Spot interruptions end to end in local mode, on both forges: EC2's events as EventBridge delivers
+ * them (sent by the simulated fleet, or posted to `/sim/aws/events`), HandleInterruption run by
+ * aws-local-stepfunctions, the instances' own agents, the simulated forges' retry rules.
+ */
+
+const pool: PoolConfig = poolConfigSchema.parse({
+  name: "x86",
+  labels: ["nix", "x86_64-linux"],
+  architecture: "x86_64",
+  instanceTypes: ["c6a.xlarge"],
+  untagged: true,
+  slotsPerInstance: 2,
+  maxInstances: 6,
+  boot: { coldSeconds: 10, warmSeconds: 5 },
+  idleTimeouts: { warmSeconds: 600, burstSeconds: 600 },
+});
+
+let hearth: LocalHearth | undefined;
+afterEach(async () => {
+  await hearth?.close();
+  hearth = undefined;
+});
+
+interface Setup {
+  h: LocalHearth;
+  clock: FakeClock;
+  fleet: SimulatedFleet;
+}
+
+async function start(): Promise<Setup> {
+  // No warm pool: the first capacity is burst (spot) capacity.
+  const started = await startTestHearth({ pools: [pool], initialWarmPool: 0, interruptionWaitMs: 5 });
+  hearth = started.hearth;
+  const fleet = started.hearth.simulation?.fleet;
+  if (!fleet) throw new Error("expected the simulated fleet");
+  return { h: started.hearth, clock: started.clock, fleet };
+}
+
+let nextId = 91_000;
+function forgeJob(source: "github" | "gitlab"): ForgeJob {
+  nextId += 1;
+  return {
+    source,
+    id: String(nextId),
+    project: "acme/app",
+    projectId: "7",
+    pipelineId: String(nextId + 500_000),
+    name: `build-${nextId}`,
+    labels: source === "github" ? ["nix", "x86_64-linux"] : [],
+  };
+}
+
+async function queue({ h, clock }: Setup, job: ForgeJob): Promise<void> {
+  const createdAt = new Date(clock.now()).toISOString();
+  const request =
+    job.source === "github"
+      ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), secrets)
+      : gitlabDelivery(jobHookPayload(job, "pending", { createdAt }), secrets, new Date(clock.now()));
+  expect((await send(h, request)).status).toBeLessThan(300);
+  await h.idle();
+}
+
+const ledgerJob = (h: LocalHearth, job: ForgeJob) => h.ledger.get({ source: job.source, id: job.id });
+
+/** Moves time on until `check` holds (5 s steps), failing with `what` after `seconds`. */
+async function until(s: Setup, seconds: number, what: string, check: () => Promise<boolean>) {
+  for (let t = 0; t <= seconds; t += 5) {
+    if (await check()) return;
+    await pass(s.h, s.clock, 5);
+  }
+  throw new Error(`${what}: not within ${seconds} s`);
+}
+
+/** The spot instance a running job is on. */
+async function runningOn(s: Setup, job: ForgeJob): Promise<SimulatedInstance> {
+  let instance: SimulatedInstance | undefined;
+  await until(s, 180, `job ${job.id} running`, async () => {
+    const record = await ledgerJob(s.h, job);
+    instance = record?.status === "running" && record.instanceId ? s.fleet.get(record.instanceId) : undefined;
+    return instance !== undefined;
+  });
+  if (!instance) throw new Error("unreachable");
+  expect(instance.market).toBe("spot");
+  return instance;
+}
+
+/** Every job the ledger holds that retries `job` (directly). */
+async function retriesOf(h: LocalHearth, job: ForgeJob): Promise<Job[]> {
+  const all = await h.ledger.arrivedSince(new Date(0));
+  return all.filter((j) => j.source === job.source && j.retryOf === job.id);
+}
+
+describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s instance", (source) => {
+  it("drains it, replaces it within one ScaleFleet run, deletes its runners, and retries the job once on other capacity", async () => {
+    const s = await start();
+    const { h, fleet } = s;
+    const job = forgeJob(source);
+    // Longer than the two minutes' warning: it cannot finish on the interrupted instance.
+    await describeJobs(h, [job], 600);
+    await queue(s, job);
+    const spot = await runningOn(s, job);
+    const runsBefore = h.scaleFleet.executions;
+    const forge = h.simulation?.forge;
+    if (!forge) throw new Error("expected the simulated forges");
+
+    await fleet.interrupt(spot.id, "terminate");
+    await pass(h, s.clock, 10);
+
+    // Draining: marked, and the agent told so (its next answer says drain).
+    const record = await h.registry.get(spot.id);
+    expect(record?.interruption?.action).toBe("terminate");
+    // Replaced at once: detached (the group launches one replacement), and a ScaleFleet run asked.
+    expect(fleet.callLog.filter((c) => c.startsWith("DetachInstances"))).toHaveLength(1);
+    expect(h.scaleFleet.executions).toBeGreaterThan(runsBefore);
+    const replacements = fleet.all().filter((i) => i.id !== spot.id && i.group === "burst" && !i.detached);
+    expect(replacements.length).toBeGreaterThanOrEqual(1);
+
+    // The job fails on the forge, is retried once, and the retry runs to completion elsewhere.
+    await until(s, 900, "the retry finished", async () => {
+      const retries = await retriesOf(h, job);
+      return retries.length === 1 && retries[0]?.status === "completed";
+    });
+    const original = await ledgerJob(h, job);
+    expect(original?.interruption?.instanceId).toBe(spot.id);
+    expect(original?.retry?.newJobId).toBeTruthy();
+    const [retry] = await retriesOf(h, job);
+    expect(retry?.conclusion).toBe("success");
+    expect(retry?.instanceId).toBeTruthy();
+    expect(retry?.instanceId).not.toBe(spot.id);
+    // Exactly once: nothing retries the retry, and the job was retried by one call.
+    expect(await retriesOf(h, { ...job, id: retry?.id ?? "" })).toEqual([]);
+    const retryEntries = (await h.journal.latest(200)).filter(
+      (e) => e.kind === "retry" && JSON.stringify(e.details).includes(job.id),
+    );
+    expect(retryEntries.length).toBeGreaterThanOrEqual(1);
+
+    // The interrupted instance is gone, and so are its runners on the forge.
+    expect(fleet.get(spot.id)).toBeUndefined();
+    if (source === "github") {
+      const left = forge.github.all().filter((r) => r.startedBy?.instanceId === spot.id);
+      expect(left).toEqual([]);
+    } else {
+      const systemId = gitlabSystemId(spot.id);
+      expect(forge.gitlab.all().flatMap((r) => r.managers)).not.toContain(systemId);
+    }
+  });
+});
+
+describe("a rebalance recommendation", () => {
+  it("drains and replaces a busy instance but never terminates it while its job runs", async () => {
+    const s = await start();
+    const { h, fleet } = s;
+    const job = forgeJob("github");
+    await describeJobs(h, [job], 300);
+    await queue(s, job);
+    const spot = await runningOn(s, job);
+
+    await fetch(`${h.url}/sim/aws/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(
+        interruptionEvent({
+          kind: "rebalance",
+          instanceId: spot.id,
+          time: new Date(s.clock.now()).toISOString(),
+          id: randomUUID(),
+        }),
+      ),
+    });
+    await pass(h, s.clock, 10);
+    expect((await h.registry.get(spot.id))?.interruption?.action).toBe("rebalance");
+    expect(fleet.callLog.filter((c) => c.startsWith("DetachInstances"))).toHaveLength(1);
+
+    // While the job runs the instance stays, however long Settle polls.
+    for (let t = 0; t < 240; t += 30) {
+      await pass(h, s.clock, 30);
+      const running = (await ledgerJob(h, job))?.status === "running";
+      if (!running) break;
+      expect(fleet.get(spot.id)?.lifecycle).toBe("in-service");
+      expect(fleet.callLog.some((c) => c.startsWith("TerminateInstances") && c.includes(spot.id))).toBe(false);
+    }
+    // The job finished where it ran, was never interrupted or retried; then the instance goes.
+    await until(s, 300, "the job finished", async () => (await ledgerJob(h, job))?.status === "completed");
+    const done = await ledgerJob(h, job);
+    expect(done?.conclusion).toBe("success");
+    expect(done?.interruption).toBeUndefined();
+    expect(await retriesOf(h, job)).toEqual([]);
+    await until(s, 300, "the drained instance terminated", async () => fleet.get(spot.id) === undefined);
+  });
+});
+
+describe("events out of order, repeated, and for an unknown instance", () => {
+  it("handles each instance once: the warning counts whenever it comes, repeats do nothing", async () => {
+    const s = await start();
+    const { h, fleet } = s;
+    const job = forgeJob("gitlab");
+    await describeJobs(h, [job], 600);
+    await queue(s, job);
+    const spot = await runningOn(s, job);
+    const at = new Date(s.clock.now()).toISOString();
+    const event = (kind: "warning" | "rebalance", instanceId = spot.id) =>
+      interruptionEvent({ kind, instanceId, time: at, id: randomUUID() });
+    const post = (body: unknown) =>
+      fetch(`${h.url}/sim/aws/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    // The warning first, then the rebalance, twice each, and one for an instance Hearth never had.
+    expect((await post([event("warning"), event("rebalance")])).status).toBe(202);
+    expect((await post([event("rebalance"), event("warning")])).status).toBe(202);
+    expect((await post(event("warning", "i-0fedcba9876543210"))).status).toBe(202);
+    await pass(h, s.clock, 10);
+
+    expect(fleet.callLog.filter((c) => c.startsWith("DetachInstances"))).toHaveLength(1);
+    const entries = (await h.journal.latest(200)).filter((e) => e.kind === "interruption");
+    expect(entries.filter((e) => e.reason.includes("i-0fedcba9876543210"))).toHaveLength(1);
+    expect((await h.registry.get(spot.id))?.interruption?.action).toBe("terminate");
+
+    await until(s, 900, "the retry finished", async () => {
+      const retries = await retriesOf(h, job);
+      return retries.length === 1 && retries[0]?.status === "completed";
+    });
+    expect(await retriesOf(h, job)).toHaveLength(1);
+  });
+});
