@@ -14,6 +14,7 @@ import {
 } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
+import { createLogger } from "../src/log";
 import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
@@ -48,7 +49,14 @@ interface Setup {
 
 async function start(): Promise<Setup> {
   // No warm pool: the first capacity is burst (spot) capacity.
-  const started = await startTestHearth({ pools: [pool], initialWarmPool: 0, interruptionWaitMs: 5 });
+  const started = await startTestHearth({
+    pools: [pool],
+    initialWarmPool: 0,
+    interruptionWaitMs: 5,
+    ...(process.env.E2E_TRACE
+      ? { log: createLogger((line) => console.log(`${Date.now() % 1_000_000} ${line}`)) }
+      : {}),
+  });
   hearth = started.hearth;
   const fleet = started.hearth.simulation?.fleet;
   if (!fleet) throw new Error("expected the simulated fleet");
@@ -79,12 +87,20 @@ async function queue({ h, clock }: Setup, job: ForgeJob): Promise<void> {
   await h.idle();
 }
 
+const detaches = (fleet: SimulatedFleet) =>
+  fleet.callLog.filter((c) => c.startsWith("DetachInstances")).length;
+
 const ledgerJob = (h: LocalHearth, job: ForgeJob) => h.ledger.get({ source: job.source, id: job.id });
 
 /** Moves time on until `check` holds (5 s steps), failing with `what` after `seconds`. */
 async function until(s: Setup, seconds: number, what: string, check: () => Promise<boolean>) {
+  const began = Date.now();
   for (let t = 0; t <= seconds; t += 5) {
-    if (await check()) return;
+    if (await check()) {
+      if (process.env.E2E_TRACE) console.log(`${what}: ${t} s simulated, ${Date.now() - began} ms real`);
+      return;
+    }
+    if (process.env.E2E_TRACE && t % 60 === 0) console.log(`${what}: ${t} s, ${Date.now() - began} ms real`);
     await pass(s.h, s.clock, 5);
   }
   throw new Error(`${what}: not within ${seconds} s`);
@@ -105,12 +121,15 @@ async function runningOn(s: Setup, job: ForgeJob): Promise<SimulatedInstance> {
 
 /** Every job the ledger holds that retries `job` (directly). */
 async function retriesOf(h: LocalHearth, job: ForgeJob): Promise<Job[]> {
-  const all = await h.ledger.arrivedSince(new Date(0));
+  // Arrivals are kept by day: the last two days hold every job of a test.
+  const all = await h.ledger.arrivedSince(new Date(h.clock.now() - 2 * 86_400_000));
   return all.filter((j) => j.source === job.source && j.retryOf === job.id);
 }
 
 describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s instance", (source) => {
-  it("drains it, replaces it within one ScaleFleet run, deletes its runners, and retries the job once on other capacity", async () => {
+  it("drains it, replaces it within one ScaleFleet run, deletes its runners, and retries the job once on other capacity", {
+    timeout: 240_000,
+  }, async () => {
     const s = await start();
     const { h, fleet } = s;
     const job = forgeJob(source);
@@ -123,6 +142,7 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
     if (!forge) throw new Error("expected the simulated forges");
 
     await fleet.interrupt(spot.id, "terminate");
+    await until(s, 60, "detached", async () => detaches(fleet) > 0);
     await pass(h, s.clock, 10);
 
     // Draining: marked, and the agent told so (its next answer says drain).
@@ -137,6 +157,16 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
     // The job fails on the forge, is retried once, and the retry runs to completion elsewhere.
     await until(s, 900, "the retry finished", async () => {
       const retries = await retriesOf(h, job);
+      if (process.env.E2E_TRACE) {
+        const o = await ledgerJob(h, job);
+        console.log(
+          JSON.stringify({
+            o: [o?.status, o?.conclusion, o?.interruption, o?.retry],
+            r: retries.map((r) => [r.id, r.status, r.instanceId]),
+            inst: fleet.all().map((i) => [i.id, i.group, i.lifecycle, i.detached]),
+          }),
+        );
+      }
       return retries.length === 1 && retries[0]?.status === "completed";
     });
     const original = await ledgerJob(h, job);
@@ -166,7 +196,9 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
 });
 
 describe("a rebalance recommendation", () => {
-  it("drains and replaces a busy instance but never terminates it while its job runs", async () => {
+  it("drains and replaces a busy instance but never terminates it while its job runs", {
+    timeout: 240_000,
+  }, async () => {
     const s = await start();
     const { h, fleet } = s;
     const job = forgeJob("github");
@@ -186,7 +218,7 @@ describe("a rebalance recommendation", () => {
         }),
       ),
     });
-    await pass(h, s.clock, 10);
+    await until(s, 60, "detached", async () => detaches(fleet) > 0);
     expect((await h.registry.get(spot.id))?.interruption?.action).toBe("rebalance");
     expect(fleet.callLog.filter((c) => c.startsWith("DetachInstances"))).toHaveLength(1);
 
@@ -196,7 +228,9 @@ describe("a rebalance recommendation", () => {
       const running = (await ledgerJob(h, job))?.status === "running";
       if (!running) break;
       expect(fleet.get(spot.id)?.lifecycle).toBe("in-service");
-      expect(fleet.callLog.some((c) => c.startsWith("TerminateInstances") && c.includes(spot.id))).toBe(false);
+      expect(fleet.callLog.some((c) => c.startsWith("TerminateInstances") && c.includes(spot.id))).toBe(
+        false,
+      );
     }
     // The job finished where it ran, was never interrupted or retried; then the instance goes.
     await until(s, 300, "the job finished", async () => (await ledgerJob(h, job))?.status === "completed");
@@ -209,7 +243,9 @@ describe("a rebalance recommendation", () => {
 });
 
 describe("events out of order, repeated, and for an unknown instance", () => {
-  it("handles each instance once: the warning counts whenever it comes, repeats do nothing", async () => {
+  it("handles each instance once: the warning counts whenever it comes, repeats do nothing", {
+    timeout: 240_000,
+  }, async () => {
     const s = await start();
     const { h, fleet } = s;
     const job = forgeJob("gitlab");
@@ -229,12 +265,18 @@ describe("events out of order, repeated, and for an unknown instance", () => {
     expect((await post([event("warning"), event("rebalance")])).status).toBe(202);
     expect((await post([event("rebalance"), event("warning")])).status).toBe(202);
     expect((await post(event("warning", "i-0fedcba9876543210"))).status).toBe(202);
+    await until(s, 60, "detached", async () => detaches(fleet) > 0);
     await pass(h, s.clock, 10);
 
     expect(fleet.callLog.filter((c) => c.startsWith("DetachInstances"))).toHaveLength(1);
     const entries = (await h.journal.latest(200)).filter((e) => e.kind === "interruption");
     expect(entries.filter((e) => e.reason.includes("i-0fedcba9876543210"))).toHaveLength(1);
     expect((await h.registry.get(spot.id))?.interruption?.action).toBe("terminate");
+
+    // EC2 then reclaims it (the simulated fleet sends its own warning once more).
+    await fleet.interrupt(spot.id, "terminate");
+    await pass(h, s.clock, 10);
+    expect(detaches(fleet)).toBe(1);
 
     await until(s, 900, "the retry finished", async () => {
       const retries = await retriesOf(h, job);
