@@ -179,7 +179,9 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
     // Exactly once: nothing retries the retry, and the job was retried by one call.
     expect(await retriesOf(h, { ...job, id: retry?.id ?? "" })).toEqual([]);
     const retryEntries = (await h.journal.latest(200)).filter(
-      (e) => e.kind === "retry" && JSON.stringify(e.details).includes(job.id),
+      // GitLab's retry names the job; GitHub's re-run names the job's run.
+      (e) =>
+        e.kind === "retry" && [job.id, job.pipelineId].some((id) => JSON.stringify(e.details).includes(id)),
     );
     expect(retryEntries.length).toBeGreaterThanOrEqual(1);
 

@@ -274,8 +274,12 @@ async function markRetried(
   for (const entry of jobs) {
     const key = { source: "github" as const, id: entry.jobId };
     const before = await deps.ledger.get(key);
-    if (before?.retry) continue;
-    const { job } = await deps.ledger.record(partialEvent(key, { retry: { at, newJobId: null } }));
+    // The next attempt's job may have been linked first (its webhook can beat the re-run's answer):
+    // the retry is kept as linked, and still journaled and counted here, once, as the run's re-run
+    // was claimed once.
+    const job = before?.retry
+      ? before
+      : (await deps.ledger.record(partialEvent(key, { retry: { at, newJobId: null } }))).job;
     if (count && job) {
       await journalRetried(
         deps,
