@@ -1,4 +1,4 @@
-import { retryableErrors } from "./retry";
+import { catchAll, retry } from "./retry";
 
 /**
  * The HandleInterruption state machine, written once as Amazon States Language. infra deploys it
@@ -19,19 +19,6 @@ export interface HandleInterruptionResources {
 
 /** Long enough for the longest drain: a job time limit of 7,200 minutes, and the grace after it. */
 export const HANDLE_INTERRUPTION_TIMEOUT_SECONDS = 6 * 86_400;
-
-const retry = [
-  {
-    ErrorEquals: retryableErrors,
-    IntervalSeconds: 2,
-    BackoffRate: 2,
-    MaxAttempts: 5,
-    MaxDelaySeconds: 30,
-    JitterStrategy: "FULL",
-  },
-];
-
-const catchAll = [{ ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "RecordFailure" }];
 
 /**
  * An execution's name: the instance and the notice's kind, so that starting it twice (a heartbeat and

@@ -26,23 +26,10 @@ export interface ScaleFleetInput {
   iteration: number;
 }
 
-import { retryableErrors } from "./retry";
+import { catchAll, retry, retryableErrors } from "./retry";
 
 export * from "./handle-interruption";
 export { retryableErrors };
-
-const retry = [
-  {
-    ErrorEquals: retryableErrors,
-    IntervalSeconds: 2,
-    BackoffRate: 2,
-    MaxAttempts: 5,
-    MaxDelaySeconds: 30,
-    JitterStrategy: "FULL",
-  },
-];
-
-const catchAll = [{ ErrorEquals: ["States.ALL"], ResultPath: "$.error", Next: "RecordFailure" }];
 
 export function scaleFleetDefinition(resources: ScaleFleetResources) {
   const task = (resource: string, extra: Record<string, unknown>) => ({
