@@ -342,6 +342,42 @@ describe("GitHub: re-run the failed jobs once the run completed", () => {
   });
 });
 
+describe("GitHub: a job's failure and its run's completion at once", () => {
+  it("journals and counts each re-run job once, whichever event claims the re-run", async () => {
+    const setup = await setUp();
+    const { deps, github } = setup;
+    // The run's record is created with the job's failure, its job a write later: the run's own
+    // event may claim the re-run in between, with no job in hand yet.
+    for (const runId of ["81", "82", "83", "84", "85", "86"]) {
+      const id = `${runId}0`;
+      await deps.ledger.record(running({ id, pipelineId: runId }));
+      await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+      const { job } = await deps.ledger.record(failed({ id, pipelineId: runId }));
+      github.completed.add(`acme/app#${runId}`);
+      await Promise.all([
+        retryAfterJobRecorded(deps, job as Job),
+        retryAfterRunCompleted(deps, { repository: "acme/app", runId, attempt: 1 }),
+        retryAfterRunCompleted(deps, { repository: "acme/app", runId, attempt: 1 }),
+      ]);
+      expect((await deps.ledger.get({ source: "github", id }))?.retry).toBeDefined();
+      // A late repeat of either event changes nothing.
+      await retryAfterJobRecorded(deps, job as Job);
+      await retryAfterRunCompleted(deps, { repository: "acme/app", runId, attempt: 1 });
+    }
+    expect(github.reruns).toHaveLength(6);
+    const entries = (await deps.journal.latest(100)).filter((entry) => entry.kind === "retry");
+    expect(entries.map((entry) => entry.details.job).sort()).toEqual([
+      "810",
+      "820",
+      "830",
+      "840",
+      "850",
+      "860",
+    ]);
+    expect(setup.counted).toHaveLength(6);
+  });
+});
+
 describe("the retry fields merge as a join", () => {
   it("is commutative and idempotent with interruptions and retries", () => {
     const a = jobEvent({ interruption: { at: WARNED, instanceId: INSTANCE } });

@@ -194,8 +194,9 @@ async function journalRetried(
   job: Job,
   newJobId: string | null,
 ): Promise<void> {
-  if (pool) deps.retried?.(pool.name);
-  await deps.journal.write({
+  // Once per job: a GitHub job is marked by whichever caller sees its run's re-run done.
+  const entry = await deps.journal.write({
+    once: `retry#${job.source}#${job.id}`,
     pool: pool?.name ?? null,
     kind: "retry",
     reason:
@@ -210,6 +211,7 @@ async function journalRetried(
       retry: (job.retryNumber ?? 0) + 1,
     },
   });
+  if (entry && pool) deps.retried?.(pool.name);
 }
 
 async function awaitRerun(deps: RetryDeps, job: Job, pool: PoolConfig | undefined): Promise<RetryOutcome> {
@@ -236,7 +238,7 @@ async function rerun(
   if (!run) return { kind: "none" };
   if (run.state === "done") {
     // Re-run already (a job whose failure arrived after its run's): it was retried with the others.
-    await markRetried(deps, run.jobs, run.rerunAt ?? deps.now().toISOString(), false);
+    await markRetried(deps, run.jobs, run.rerunAt ?? deps.now().toISOString());
     return { kind: "retried", newJobId: null };
   }
   const forge = deps.forges.github;
@@ -261,7 +263,9 @@ async function rerun(
     return { kind: "awaiting-run" };
   }
   await deps.records.settleRun(repository, runId, attempt, "done");
-  await markRetried(deps, run.jobs, deps.now().toISOString(), true);
+  // A job whose failure was added while the re-run was asked is in the record now, not in `run`.
+  const settled = await deps.records.run(repository, runId, attempt);
+  await markRetried(deps, settled?.jobs ?? run.jobs, settled?.rerunAt ?? deps.now().toISOString());
   return { kind: "retried", newJobId: null };
 }
 
@@ -269,18 +273,18 @@ async function markRetried(
   deps: RetryDeps,
   jobs: readonly { jobId: string; pool: string | null }[],
   at: string,
-  count: boolean,
 ): Promise<void> {
   for (const entry of jobs) {
     const key = { source: "github" as const, id: entry.jobId };
     const before = await deps.ledger.get(key);
     // The next attempt's job may have been linked first (its webhook can beat the re-run's answer):
-    // the retry is kept as linked, and still journaled and counted here, once, as the run's re-run
-    // was claimed once.
+    // the retry is kept as linked, and still journaled and counted (once per job: `journalRetried`).
+    // A link written between the read and this write leaves the record unchanged: read it again.
     const job = before?.retry
       ? before
-      : (await deps.ledger.record(partialEvent(key, { retry: { at, newJobId: null } }))).job;
-    if (count && job) {
+      : ((await deps.ledger.record(partialEvent(key, { retry: { at, newJobId: null } }))).job ??
+        (await deps.ledger.get(key)));
+    if (job) {
       await journalRetried(
         deps,
         deps.pools.find((pool) => pool.name === entry.pool),
