@@ -207,6 +207,19 @@ describe("plan: retried jobs prefer on-demand", () => {
     expect(off).toMatchObject({ desiredWarm: 0, desiredBurst: 2 });
   });
 
+  it("while the pool holds its spot runners, serves its queue on-demand, not from spot's free slots", () => {
+    const idleSpot = burst({ busySlots: 0 });
+    const jobs = Array.from({ length: 3 }, () => queued());
+    const held = planOne({ jobs, instances: [idleSpot], heldPools: ["x86_64"] });
+    // The spot instance's two free slots do not listen: 3 queued jobs need 2 on-demand instances.
+    expect(held.counts).toMatchObject({ freeSlots: 0, launchForRetries: 2, launch: 0 });
+    expect(held).toMatchObject({ desiredWarm: 2, desiredBurst: 1, release: [] });
+    // Not held: the free spot slots serve two, the third is launched on spot.
+    const free = planOne({ jobs, instances: [idleSpot] });
+    expect(free.counts).toMatchObject({ freeSlots: 2, launch: 1 });
+    expect(free).toMatchObject({ desiredWarm: 0, desiredBurst: 2 });
+  });
+
   it("never goes past maxInstances for them", () => {
     const jobs = Array.from({ length: 8 }, () => queued());
     const result = planOne({ jobs, pool: poolConfig({ maxInstances: 2 }), queuedRetries: { x86_64: 8 } });

@@ -68,6 +68,7 @@ export function plan(input: PlannerInput): PoolPlan[] {
       input.demand?.[pool.name],
       input.onDemandFallback?.includes(pool.name) ?? false,
       input.queuedRetries?.[pool.name] ?? 0,
+      input.heldPools?.includes(pool.name) ?? false,
     ),
   );
 }

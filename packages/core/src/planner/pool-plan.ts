@@ -31,6 +31,7 @@ export function planOnePool(
   forecast: PoolDemand | undefined,
   onDemandFallback = false,
   queuedRetries = 0,
+  held = false,
 ): PoolPlan {
   // A forecast stored by an older version may lack a field: missing figures count as zero.
   const demand = forecast === undefined ? noForecast : { ...noForecast, ...forecast };
@@ -55,7 +56,8 @@ export function planOnePool(
       // A suspect instance may be gone: its free slots are not counted on, and it is never released.
       if (i.heartbeatOverdue) continue;
       trusted.push(i);
-      freeSlots += Math.max(0, i.slots - i.busySlots);
+      // A held pool's spot runners do not listen: their free slots serve no queued job.
+      if (!(held && i.group === "burst")) freeSlots += Math.max(0, i.slots - i.busySlots);
       if (i.state === "ready" && i.busySlots === 0 && i.idleSince !== null) {
         const due = i.idleSince + (i.group === "burst" ? burstTimeout : warmTimeout);
         if (due <= now) idle.push(i);
@@ -83,10 +85,13 @@ export function planOnePool(
   room -= resume;
   let launch = Math.min(missing, room);
   // 1b: retried jobs lost their first run to the spot market. The capacity they need, beyond what
-  // resumes, is launched on-demand in the warm group rather than on spot (the forge still picks which
-  // listening runner takes which job; free slots in service take a retry like any job).
+  // resumes, is launched on-demand in the warm group rather than on spot. While the pool holds its
+  // spot runners for a retry, only on-demand slots listen: all of its new capacity is on-demand.
   let launchForRetries = 0;
-  if (pool.retryOnDemand && queuedRetries > 0 && launch > 0) {
+  if (held && launch > 0) {
+    launchForRetries = launch;
+    launch = 0;
+  } else if (pool.retryOnDemand && queuedRetries > 0 && launch > 0) {
     const forRetries = Math.ceil(Math.min(queuedRetries, queuedCount) / slots);
     launchForRetries = Math.min(launch, Math.max(0, forRetries - resume));
     launch -= launchForRetries;

@@ -96,6 +96,13 @@ export interface PlannerInput {
    * pool's `retryOnDemand` is on, the new capacity they need is planned in the warm (on-demand) group.
    */
   queuedRetries?: Readonly<Record<string, number>>;
+  /**
+   * Pools holding their spot runners while a retry of an interrupted job waits (`retries/holds`):
+   * only on-demand slots listen then, so all the new capacity such a pool needs is planned in the
+   * warm (on-demand) group, and its spot instances' free slots serve no queued job. (Only a pool
+   * whose `retryOnDemand` is on holds.)
+   */
+  heldPools?: readonly string[];
 }
 
 export interface PoolPlan {

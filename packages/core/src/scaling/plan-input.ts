@@ -32,6 +32,8 @@ export interface Observation {
   queued: number;
   /** Of those, jobs that retry interrupted ones (absent in observations made before retries). */
   queuedRetries?: number;
+  /** The pool holds its spot runners for a waiting retry (absent: it does not). */
+  held?: boolean;
   instances: PlannerInstance[];
   groups: FleetGroup[];
   demand: PoolDemand | null;
@@ -63,6 +65,7 @@ export function plannerInput(pool: PoolConfig, observation: Observation): Planne
       ? [pool.name]
       : [],
     queuedRetries: observation.queuedRetries ? { [pool.name]: observation.queuedRetries } : {},
+    heldPools: observation.held ? [pool.name] : [],
   };
 }
 
