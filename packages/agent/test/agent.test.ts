@@ -404,13 +404,14 @@ describe("when the control plane cannot be reached", () => {
   });
 });
 
-describe("a release (protocol 2)", () => {
-  const withGitLab = (h: ReturnType<typeof harness>) =>
-    h.parameters.values.set(
-      "/hearth/test/pools/default/credentials",
-      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
-    );
+/** The pool has a GitLab runner: its credentials are in the pool's parameter. */
+const withGitLab = (h: ReturnType<typeof harness>) =>
+  h.parameters.values.set(
+    "/hearth/test/pools/default/credentials",
+    JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+  );
 
+describe("a release (protocol 2)", () => {
   it("on `release`: stops its listeners and gitlab-runner, starts no runner, and says `claiming: false` at once", async () => {
     const h = start();
     withGitLab(h);
@@ -536,12 +537,6 @@ describe("a release (protocol 2)", () => {
 });
 
 describe("a hold (protocol 3)", () => {
-  const withGitLab = (h: ReturnType<typeof harness>) =>
-    h.parameters.values.set(
-      "/hearth/test/pools/default/credentials",
-      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
-    );
-
   it("on `hold`: claims no job and says so at once; when lifted, claims again", async () => {
     const h = start();
     withGitLab(h);
