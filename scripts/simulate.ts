@@ -52,7 +52,8 @@ ${Object.entries(modelFlags)
     --retry-interrupted N             retries per interrupted job, 0 to 3 (default 1)
     --retry-on-demand true|false      a retry's new capacity is on-demand (default true)
     --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
-                                      pool's spot runners until the retry has started (the retry hold)`;
+                                      pool's spot runners until the retry has started (the retry hold)
+    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 900)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${usage}\n`);
@@ -75,6 +76,7 @@ function main(): void {
         "retry-interrupted": { type: "string", default: "1" },
         "retry-on-demand": { type: "string", default: "true" },
         "no-retry-hold": { type: "boolean", default: false },
+        "retry-hold-max": { type: "string", default: "900" },
         ...Object.fromEntries(Object.keys(modelFlags).map((flag) => [flag, { type: "string" as const }])),
       },
       strict: true,
@@ -122,11 +124,15 @@ function main(): void {
   const onDemand = values["retry-on-demand"] as string;
   if (onDemand !== "true" && onDemand !== "false")
     fail(`--retry-on-demand must be true or false, got ${onDemand}`);
+  const holdMax = Number(values["retry-hold-max"]);
+  if (!Number.isFinite(holdMax) || holdMax < 0)
+    fail(`--retry-hold-max must be a non-negative number of seconds, got ${values["retry-hold-max"]}`);
   const hearth = {
     forge: forge as ForgeChoice,
     retryInterrupted,
     retryOnDemand: onDemand === "true",
     retryHold: !values["no-retry-hold"],
+    retryHoldMaxSeconds: holdMax,
   };
 
   const results: Row[] = [];

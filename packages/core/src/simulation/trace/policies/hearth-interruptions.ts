@@ -29,9 +29,9 @@ import type { FleetModel } from "../model";
  *   of the run) is made once every ready spot instance of each held pool has confirmed in a heartbeat
  *   at or after the hold's start, at once when there is none, or `HOLD_CONFIRM_SECONDS` after it in
  *   any case. A job's hold ends when the control plane learns that its retry started (the start's
- *   webhook), or `HOLD_MAX_SECONDS` after its start; a pool holds while any job's hold has not
- *   ended, and its planner plans with it in `heldPools`. When the last ends, its spot instances claim
- *   again from their next heartbeat.
+ *   webhook), or `retryHoldMaxSeconds` (900 s, the product's `HOLD_MAX_SECONDS`) after its start;
+ *   a pool holds while any job's hold has not ended, and its planner plans with it in `heldPools`.
+ *   When the last ends, its spot instances claim again from their next heartbeat.
  * - Rebalance recommendations are not modelled (the fleet model has none), so they are not credited.
  */
 
@@ -55,6 +55,8 @@ export interface InterruptionSettings {
    * queued at once and any listening slot may take it.
    */
   retryHold: boolean;
+  /** A hold ends this long after it started at the latest (the product's `HOLD_MAX_SECONDS`). */
+  retryHoldMaxSeconds: number;
 }
 
 export const defaultInterruptionSettings: InterruptionSettings = {
@@ -63,14 +65,13 @@ export const defaultInterruptionSettings: InterruptionSettings = {
   stopBeforeDeadlineSeconds: 30,
   forge: "auto",
   retryHold: true,
+  retryHoldMaxSeconds: 900,
 };
 
 /** The agent heartbeats every 15 s (docs/PROTOCOL.md, "The heartbeat"). */
 export const HEARTBEAT_SECONDS = 15;
 /** A retry waits at most this long for the pool's spot instances to confirm the hold (4 heartbeats). */
 export const HOLD_CONFIRM_SECONDS = 60;
-/** A hold ends at the latest this long after it started, retry started or not. */
-export const HOLD_MAX_SECONDS = 900;
 
 /** One interrupted job's hold on its pool. */
 interface Hold {
@@ -224,7 +225,7 @@ export class HearthInterruptions {
       this.holdOf.set(job, hold);
       (this.holds[job.pool.index] as Hold[]).push(hold);
       if (!pools.includes(job.pool)) pools.push(job.pool);
-      this.clock.after(HOLD_MAX_SECONDS, () => this.end(hold));
+      this.clock.after(this.settings.retryHoldMaxSeconds, () => this.end(hold));
     }
     const call: PendingRetry = {
       since,
