@@ -4,5 +4,6 @@
  * the webhooks' own job events; `ingest.ts` records them through the webhooks' ledger path.
  */
 export * from "./github";
+export * from "./gitlab";
 export * from "./governor";
 export * from "./ingest";
