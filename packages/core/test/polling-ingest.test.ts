@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
-import { ingestPolledEvents } from "../src/polling";
+import { activeProjects, ingestPolledEvents } from "../src/polling";
 import { defaultPools } from "../src/pools";
 import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
@@ -77,5 +77,38 @@ describe("ingesting polled jobs", () => {
     expect(result.unroutable.map((job) => job.id)).toEqual(["20"]);
     expect(result.tagsUnknown.map((job) => job.id)).toEqual(["21"]);
     expect(result.pools).toEqual([]);
+  });
+
+  it("names the active repositories: jobs in flight, then recent traffic, and no others", async () => {
+    const jobs = await ledger();
+    const now = new Date();
+    const ago = (minutes: number) => new Date(now.getTime() - minutes * 60_000).toISOString();
+    await jobs.record(jobEvent({ id: "30", project: "acme/waiting-long", queuedAt: ago(300) }));
+    await jobs.record(jobEvent({ id: "31", project: "acme/just-finished", queuedAt: ago(5) }));
+    await jobs.record(
+      jobEvent({
+        id: "31",
+        project: "acme/just-finished",
+        status: "completed",
+        queuedAt: ago(5),
+        startedAt: ago(4),
+        finishedAt: ago(1),
+        conclusion: "success",
+      }),
+    );
+    await jobs.record(
+      jobEvent({
+        id: "32",
+        project: "acme/quiet",
+        status: "completed",
+        queuedAt: ago(120),
+        finishedAt: ago(100),
+      }),
+    );
+    await jobs.record(
+      jobEvent({ source: "gitlab", id: "33", project: "group/app", projectId: "4", queuedAt: ago(2) }),
+    );
+    expect(await activeProjects(jobs, "github", now)).toEqual(["acme/waiting-long", "acme/just-finished"]);
+    expect(await activeProjects(jobs, "gitlab", now)).toEqual(["group/app"]);
   });
 });

@@ -1,5 +1,5 @@
 import { needsTagLookup } from "../ingest";
-import type { Job, JobEvent } from "../jobs";
+import { type Job, type JobEvent, jobStatuses } from "../jobs";
 import type { Ledger, RecordOutcome } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
 
@@ -58,4 +58,40 @@ export async function ingestPolledEvents(
   }
   result.pools = [...poolNames].sort();
   return result;
+}
+
+export interface ActiveProjectsOptions {
+  /** A project with a job queued this recently is active, whatever the job's status now; 15 by default. */
+  recentMinutes?: number;
+  /** A job waiting, queued or running makes its project active if it was queued this recently; 24 by default. */
+  inFlightHours?: number;
+  /** Ledger items read at most per question, so that the cost is bounded; 5,000 by default. */
+  readLimit?: number;
+}
+
+/**
+ * The projects (GitHub repositories) of one forge that polling lists, by the ledger: those with jobs
+ * in flight first (their queued jobs are the ones a lost webhook leaves waiting), then those with
+ * recent traffic (a run that just started may have jobs no webhook announced).
+ */
+export async function activeProjects(
+  ledger: Ledger,
+  source: Job["source"],
+  now: Date,
+  options: ActiveProjectsOptions = {},
+): Promise<string[]> {
+  const readLimit = options.readLimit ?? 5000;
+  const inFlight = await ledger.latestArrivals(
+    new Date(now.getTime() - (options.inFlightHours ?? 24) * 3_600_000),
+    ["waiting", "queued", "running"],
+    readLimit,
+  );
+  const recent = await ledger.latestArrivals(
+    new Date(now.getTime() - (options.recentMinutes ?? 15) * 60_000),
+    jobStatuses,
+    readLimit,
+  );
+  const projects = new Set<string>();
+  for (const job of [...inFlight, ...recent]) if (job.source === source) projects.add(job.project);
+  return [...projects];
 }
