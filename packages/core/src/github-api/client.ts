@@ -63,6 +63,13 @@ export interface GitHubClient {
     route: GitHubRoute,
     parameters?: Record<string, unknown>,
   ): Promise<GitHubResponse>;
+  /**
+   * One call authenticated as the App itself (its JWT), for the App's own endpoints (`/app/…`, e.g.
+   * its webhook's deliveries); counted in the App's rate bucket, `appBucket`. Absent when the client
+   * holds a personal access token, which cannot act as the App.
+   */
+  requestAsApp?(route: GitHubRoute, parameters?: Record<string, unknown>): Promise<GitHubResponse>;
+  readonly appBucket?: string;
 }
 
 const defaultBaseUrl = "https://api.github.com";
@@ -305,6 +312,21 @@ export function createGitHubClient(config: GitHubClientConfig): GitHubClient {
 
   return {
     baseUrl,
+    appBucket: `app:${appId}`,
+    async requestAsApp(route, parameters = {}) {
+      checkBlocked();
+      try {
+        return await call(route, { ...parameters, headers: { authorization: `bearer ${await jwt()}` } });
+      } catch (error) {
+        if (error instanceof GitHubApiError && error.status === 401) {
+          throw authFailure(
+            "GitHub refused the App's JWT (401): the private key is expired, revoked or not this App's",
+            401,
+          );
+        }
+        throw error;
+      }
+    },
     bucketOf: async (scope) => `installation:${await installationOf(scope)}`,
     async request(scope, route, parameters = {}) {
       checkBlocked();

@@ -18,7 +18,7 @@ export function gitlabApiBase(url: string): string {
   return `${url.replace(/\/+$/, "")}/api/v4`;
 }
 
-interface Call {
+export interface Call {
   method: "GET" | "POST" | "PUT" | "DELETE";
   /** Below `/api/v4`, with its query. */
   path: string;
@@ -30,7 +30,7 @@ interface Call {
   privateToken?: string;
 }
 
-interface Answer {
+export interface Answer {
   status: number;
   body: unknown;
   headers: Headers;
@@ -42,7 +42,12 @@ interface Answer {
  * One GitLab API call. Tokens travel in headers or bodies only, never in the URL, and every error
  * says the method, path and status, with GitLab's message scrubbed of the tokens the call carried.
  */
-async function gitlabCall(base: string, timeoutMs: number, call: Call, secrets: string[]): Promise<Answer> {
+export async function gitlabCall(
+  base: string,
+  timeoutMs: number,
+  call: Call,
+  secrets: string[],
+): Promise<Answer> {
   const url = `${base}${call.path}`;
   const where = `${call.method} ${new URL(url).pathname}`;
   const headers: Record<string, string> = { accept: "application/json" };
@@ -106,7 +111,7 @@ function gitlabMessage(answer: Answer, secrets: string[]): string {
   return `: ${scrub(text, secrets).replace(/\s+/g, " ").slice(0, 200)}`;
 }
 
-function failed(answer: Answer, secrets: string[]): GitLabApiError {
+export function failed(answer: Answer, secrets: string[]): GitLabApiError {
   const redirected =
     answer.status >= 300 && answer.status < 400
       ? ` (a redirect to ${answer.headers.get("location") ?? "elsewhere"}: give the GitLab URL it leads to)`

@@ -37,8 +37,14 @@ export interface LedgerOptions {
 export type RecordOutcome = "recorded" | "unchanged" | "duplicate";
 
 export interface Ledger {
-  /** Apply one event, exactly once per delivery id (when it has one). */
-  record(event: JobEvent, deliveryId?: string): Promise<{ outcome: RecordOutcome; job: Job | undefined }>;
+  /**
+   * Apply one event, exactly once per delivery id (when it has one). `previous` is the job as the
+   * ledger held it before (undefined when it was new to the ledger).
+   */
+  record(
+    event: JobEvent,
+    deliveryId?: string,
+  ): Promise<{ outcome: RecordOutcome; job: Job | undefined; previous?: Job | undefined }>;
   get(key: JobKey): Promise<Job | undefined>;
   /** Fill in the labels of a job recorded without them (GitLab tags looked up after the webhook). */
   setLabels(key: JobKey, labels: readonly string[]): Promise<Job | undefined>;
@@ -185,7 +191,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     key: JobKey,
     change: (current: Job | undefined) => Job | undefined,
     deliveryId?: string,
-  ): Promise<{ outcome: RecordOutcome; job: Job | undefined }> {
+  ): Promise<{ outcome: RecordOutcome; job: Job | undefined; previous: Job | undefined }> {
     for (let attempt = 1; ; attempt++) {
       const got = await client.send(
         new GetCommand({ TableName: tableName, Key: { pk: jobPk(key), sk: "JOB" }, ConsistentRead: true }),
@@ -194,11 +200,11 @@ export function createLedger(options: LedgerOptions): Ledger {
       const seen: string[] = Array.isArray(item?.deliveries) ? item.deliveries : [];
       const current = item ? fromItem(item) : undefined;
       if (deliveryId !== undefined && seen.includes(deliveryId))
-        return { outcome: "duplicate", job: current };
+        return { outcome: "duplicate", job: current, previous: current };
       const next = change(current);
       // An event that tells nothing new is not written at all: applying it again is harmless.
       if (next === undefined || (current !== undefined && sameJob(current, next))) {
-        return { outcome: "unchanged", job: current };
+        return { outcome: "unchanged", job: current, previous: current };
       }
       const version = typeof item?.version === "number" ? item.version : 0;
       const deliveries = deliveryId === undefined ? seen : [deliveryId, ...seen].slice(0, DELIVERIES_KEPT);
@@ -212,7 +218,7 @@ export function createLedger(options: LedgerOptions): Ledger {
               : { ConditionExpression: "attribute_not_exists(pk)" }),
           }),
         );
-        return { outcome: "recorded", job: next };
+        return { outcome: "recorded", job: next, previous: current };
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException) || attempt >= MAX_ATTEMPTS) throw error;
       }

@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync, randomBytes, verify } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, randomBytes, randomUUID, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
@@ -14,7 +14,10 @@ import Ajv, { type ValidateFunction } from "ajv";
  *
  * It keeps installations of one GitHub App (verifying the App's RS256 JWTs against its public key),
  * installation tokens (with expiry and revocation), personal access tokens, self-hosted runners per
- * repository or organization, rate-limit headers, and injected secondary rate limits and 5xx.
+ * repository or organization, rate-limit headers (a fixed window per bucket, as GitHub counts), the
+ * App's webhook deliveries (listed newest first with a cursor; a redelivery is a new delivery of the
+ * same guid), workflow runs with their jobs (listed by status, paged), and injected secondary rate
+ * limits, 429s, 5xx and truncated list pages.
  *
  * GitHub answers some statuses on every operation without describing them per operation (401 bad
  * credentials, 403/429 rate limits, 5xx): those are validated against `basic-error`.
@@ -223,6 +226,35 @@ interface Injection {
   matches: (method: string, template: string) => boolean;
 }
 
+export interface FakeDelivery {
+  id: number;
+  guid: string;
+  deliveredAt: number;
+  redelivery: boolean;
+  statusCode: number;
+  event: string;
+  action: string | null;
+  repositoryId: number | null;
+}
+
+export interface FakeJob {
+  id: number;
+  name: string;
+  status: "queued" | "in_progress" | "completed" | "waiting";
+  conclusion: string | null;
+  labels: string[];
+  runnerName: string | null;
+  createdAt: number;
+}
+
+export interface FakeRun {
+  id: number;
+  repository: string;
+  status: "queued" | "in_progress" | "completed";
+  attempt: number;
+  jobs: FakeJob[];
+}
+
 export interface FakeGitHubOptions {
   /** `/api/v3` to stand for GitHub Enterprise Server; api.github.com has none. */
   pathPrefix?: string;
@@ -250,9 +282,20 @@ export class FakeGitHub {
     { installationId: number; expiresAt: number; revoked: boolean }
   >();
   private readonly runners = new Map<string, Map<number, FakeRunner>>();
-  private readonly used = new Map<string, number>();
-  private readonly secondaryLimits: (Injection & { retryAfterSeconds: number })[] = [];
+  private readonly used = new Map<string, { count: number; resetAt: number }>();
+  private readonly secondaryLimits: (Injection & { retryAfterSeconds: number; status: 403 | 429 })[] = [];
   private readonly serverErrors: Injection[] = [];
+  private readonly truncations: Injection[] = [];
+  /** The App's webhook deliveries, oldest first. */
+  readonly deliveries: FakeDelivery[] = [];
+  /** Deliveries asked to be delivered again, by id, in order. */
+  readonly redeliveryRequests: number[] = [];
+  /** The status code Hearth's endpoint answers a redelivery with (GitHub records it). */
+  redeliveryStatusCode = 202;
+  private readonly runs: FakeRun[] = [];
+  private nextDeliveryId = 7_000_000;
+  private nextRunId = 900_000;
+  private nextJobId = 50_000_000;
   private nextRunnerId = 100;
   private readonly server: Server;
   private readonly prefix: string;
@@ -336,13 +379,71 @@ export class FakeGitHub {
     runner.busy = busy;
   }
 
-  /** The next `count` matching calls get a 403 secondary rate limit with `retry-after`. */
+  /**
+   * The next `count` matching calls get a secondary rate limit with `retry-after`: a 403 by
+   * default, or the 429 GitHub also answers.
+   */
   injectSecondaryRateLimit(
     count: number,
     retryAfterSeconds: number,
     matches: Injection["matches"] = () => true,
+    status: 403 | 429 = 403,
   ): void {
-    this.secondaryLimits.push({ count, retryAfterSeconds, matches });
+    this.secondaryLimits.push({ count, retryAfterSeconds, matches, status });
+  }
+
+  /** The next `count` matching list answers lose their last item while `total_count` stays. */
+  injectTruncatedPage(count: number, matches: Injection["matches"] = () => true): void {
+    this.truncations.push({ count, matches });
+  }
+
+  /** A delivery of the App's webhook, as GitHub records it; `statusCode` 0 when no answer came. */
+  addDelivery(
+    delivery: Partial<Omit<FakeDelivery, "id">> & { event: string; statusCode: number },
+  ): FakeDelivery {
+    const created: FakeDelivery = {
+      guid: delivery.guid ?? randomUUID(),
+      deliveredAt: delivery.deliveredAt ?? this.now(),
+      redelivery: delivery.redelivery ?? false,
+      action: delivery.action ?? null,
+      repositoryId: delivery.repositoryId ?? null,
+      ...delivery,
+      id: this.nextDeliveryId++,
+    };
+    this.deliveries.push(created);
+    return created;
+  }
+
+  /** A workflow run of `owner/name` with its jobs (their latest attempt). */
+  addRun(
+    repository: string,
+    run: {
+      status: FakeRun["status"];
+      attempt?: number;
+      jobs: Array<Partial<Omit<FakeJob, "id">> & { status: FakeJob["status"] }>;
+    },
+  ): FakeRun {
+    const created: FakeRun = {
+      id: this.nextRunId++,
+      repository: repository.toLowerCase(),
+      status: run.status,
+      attempt: run.attempt ?? 1,
+      jobs: run.jobs.map((job) => ({
+        name: "build",
+        conclusion: job.status === "completed" ? "success" : null,
+        labels: ["self-hosted", "linux"],
+        runnerName: null,
+        createdAt: this.now(),
+        ...job,
+        id: this.nextJobId++,
+      })),
+    };
+    this.runs.push(created);
+    return created;
+  }
+
+  runsOf(repository: string): FakeRun[] {
+    return this.runs.filter((run) => run.repository === repository.toLowerCase());
   }
 
   /** The next `count` matching calls get a 502. */
@@ -429,9 +530,9 @@ export class FakeGitHub {
     for (const [list, make] of [
       [
         this.secondaryLimits,
-        (injection: Injection & { retryAfterSeconds?: number }) => ({
+        (injection: Injection & { retryAfterSeconds?: number; status?: 403 | 429 }) => ({
           ...error(
-            403,
+            injection.status ?? 403,
             "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
           ),
           headers: { "retry-after": String(injection.retryAfterSeconds ?? 60) },
@@ -472,16 +573,38 @@ export class FakeGitHub {
         return error(401, "Bad credentials");
       }
     }
-    const used = (this.used.get(actor.bucket) ?? 0) + 1;
-    this.used.set(actor.bucket, used);
+    // GitHub counts calls in a fixed hour per bucket, from the bucket's first call of the hour.
+    let window = this.used.get(actor.bucket);
+    if (!window || this.now() >= window.resetAt) {
+      window = { count: 0, resetAt: Math.ceil((this.now() + 3_600_000) / 1000) * 1000 };
+      this.used.set(actor.bucket, window);
+    }
+    window.count += 1;
+    const used = window.count;
     const headers = {
       "x-ratelimit-limit": String(this.rateLimit),
       "x-ratelimit-remaining": String(Math.max(0, this.rateLimit - used)),
       "x-ratelimit-used": String(used),
-      "x-ratelimit-reset": String(Math.ceil(this.now() / 1000) + 3600),
+      "x-ratelimit-reset": String(window.resetAt / 1000),
       "x-ratelimit-resource": "core",
     };
+    if (used > this.rateLimit) {
+      return {
+        ...error(403, "API rate limit exceeded for installation."),
+        headers: { ...headers, "x-ratelimit-remaining": "0" },
+      };
+    }
     const result = this.route(method, operation.template, params, query, body, actor, error);
+    const truncation = this.truncations.find(
+      (item) => item.count > 0 && item.matches(method, operation.template),
+    );
+    if (truncation && result.status === 200 && result.body && typeof result.body === "object") {
+      const list = Object.values(result.body as Json).find(Array.isArray) as unknown[] | undefined;
+      if (list && list.length > 0) {
+        truncation.count--;
+        list.pop();
+      }
+    }
     return { ...result, headers: { ...headers, ...result.headers } };
   }
 
@@ -512,6 +635,58 @@ export class FakeGitHub {
             app_id: this.appId,
           },
         };
+      }
+      case "GET /app/hook/deliveries": {
+        const perPage = Math.min(100, Number(query.get("per_page") ?? 30));
+        const cursor = query.get("cursor");
+        // Newest first; the cursor is the id the next page starts below.
+        const newestFirst = [...this.deliveries].reverse();
+        const start = cursor === null ? 0 : newestFirst.findIndex((item) => item.id < Number(cursor));
+        const page = start < 0 ? [] : newestFirst.slice(start, start + perPage);
+        const more = start >= 0 && start + perPage < newestFirst.length;
+        const last = page.at(-1);
+        return {
+          status: 200,
+          body: page.map((item) => ({
+            id: item.id,
+            guid: item.guid,
+            delivered_at: new Date(item.deliveredAt).toISOString(),
+            redelivery: item.redelivery,
+            duration: 0.2,
+            status:
+              item.statusCode === 0
+                ? "timed out"
+                : item.statusCode < 400
+                  ? "OK"
+                  : `Invalid HTTP Response: ${item.statusCode}`,
+            status_code: item.statusCode,
+            event: item.event,
+            action: item.action,
+            installation_id: null,
+            repository_id: item.repositoryId,
+            throttled_at: null,
+          })),
+          headers:
+            more && last
+              ? {
+                  link: `<${this.baseUrl}/app/hook/deliveries?per_page=${perPage}&cursor=${last.id}>; rel="next"`,
+                }
+              : {},
+        };
+      }
+      case "POST /app/hook/deliveries/{delivery_id}/attempts": {
+        const original = this.deliveries.find((item) => item.id === Number(params.delivery_id));
+        if (!original) return error(404, "Not Found");
+        this.redeliveryRequests.push(original.id);
+        this.addDelivery({
+          guid: original.guid,
+          event: original.event,
+          action: original.action,
+          repositoryId: original.repositoryId,
+          redelivery: true,
+          statusCode: this.redeliveryStatusCode,
+        });
+        return { status: 202, body: {} };
       }
       case "POST /app/installations/{installation_id}/access_tokens": {
         const installationId = Number(params.installation_id);
@@ -550,7 +725,36 @@ export class FakeGitHub {
       })),
     });
     const kind = template.replace(/^\/(repos\/\{owner\}\/\{repo\}|orgs\/\{org\})/, "");
+    const perPage = Math.min(100, Number(query.get("per_page") ?? 30));
+    const pageNumber = Math.max(1, Number(query.get("page") ?? 1));
+    const paged = <T>(items: T[]) => items.slice((pageNumber - 1) * perPage, pageNumber * perPage);
+    const pageLink = (total: number): Record<string, string> => {
+      if (pageNumber * perPage >= total) return {};
+      const next = new URLSearchParams(query);
+      next.set("page", String(pageNumber + 1));
+      return {
+        link: `<${this.baseUrl}${template.replace(/\{(\w+)\}/g, (_, key: string) => params[key] ?? key)}?${next}>; rel="next"`,
+      };
+    };
     switch (`${method} ${kind}`) {
+      case "GET /actions/runs": {
+        const status = query.get("status");
+        const listed = this.runsOf(scope).filter((run) => status === null || run.status === status);
+        return {
+          status: 200,
+          body: { total_count: listed.length, workflow_runs: paged(listed).map((run) => this.runShape(run)) },
+          headers: pageLink(listed.length),
+        };
+      }
+      case "GET /actions/runs/{run_id}/jobs": {
+        const run = this.runsOf(scope).find((item) => item.id === Number(params.run_id));
+        if (!run) return error(404, "Not Found");
+        return {
+          status: 200,
+          body: { total_count: run.jobs.length, jobs: paged(run.jobs).map((job) => this.jobShape(run, job)) },
+          headers: pageLink(run.jobs.length),
+        };
+      }
       case "POST /actions/runners/generate-jitconfig": {
         const name = String(body.name);
         if ([...runners.values()].some((runner) => runner.name === name)) {
@@ -589,6 +793,43 @@ export class FakeGitHub {
       }
     }
     return error(404, `the fake does not implement ${method} ${template}`);
+  }
+
+  /** A run as GitHub lists it: GitHub's own example, with this run's fields. */
+  private runShape(run: FakeRun): Json {
+    const example = resolve({ $ref: "#/components/examples/workflow-run" }).node.value as Json;
+    return {
+      ...example,
+      id: run.id,
+      status: run.status,
+      conclusion: run.status === "completed" ? "success" : null,
+      run_attempt: run.attempt,
+    };
+  }
+
+  /** A job as GitHub lists it: GitHub's own example, with this job's fields. */
+  private jobShape(run: FakeRun, job: FakeJob): Json {
+    const example = resolve({ $ref: "#/components/examples/job" }).node.value as Json;
+    const started = job.status === "in_progress" || job.status === "completed";
+    return {
+      ...example,
+      id: job.id,
+      run_id: run.id,
+      run_attempt: run.attempt,
+      name: job.name,
+      workflow_name: "CI",
+      status: job.status,
+      conclusion: job.status === "completed" ? job.conclusion : null,
+      created_at: new Date(job.createdAt).toISOString(),
+      started_at: new Date(job.createdAt).toISOString(),
+      completed_at: job.status === "completed" ? new Date(this.now()).toISOString() : null,
+      labels: job.labels,
+      runner_id: started && job.runnerName ? 1 : null,
+      runner_name: started ? job.runnerName : null,
+      runner_group_id: started && job.runnerName ? 1 : null,
+      runner_group_name: started && job.runnerName ? "Default" : null,
+      html_url: `https://github.com/${run.repository}/actions/runs/${run.id}/job/${job.id}`,
+    };
   }
 
   private verifyJwt(jwt: string): boolean {

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import type { JobEvent, JobStatus } from "../../jobs";
+import { type JobEvent, type JobStatus, normalizeLabels } from "../../jobs";
 
 export { signGitLabBody, verifyGitLabSignature, verifyGitLabToken } from "./verify";
 
@@ -135,4 +135,62 @@ function queuedAtOf(hook: JobHookPayload, status: JobStatus, receivedAt: Date): 
     return isoFromMs(receivedAt.getTime() - (queued ?? 0) * 1000) ?? receivedAt.toISOString();
   }
   return null;
+}
+
+/**
+ * A job as GitLab's jobs API lists it (https://docs.gitlab.com/api/jobs/#list-project-jobs): the
+ * fields the Job Hook's event is made of, by their API names, plus its tags.
+ */
+export const apiJobSchema = z.object({
+  id,
+  name: text(1000),
+  stage: text(1000).nullish(),
+  status: text(100),
+  created_at: z.string().nullish(),
+  started_at: z.string().nullish(),
+  finished_at: z.string().nullish(),
+  queued_duration: z.number().nonnegative().nullish(),
+  failure_reason: text(200).nullish(),
+  pipeline: z.object({ id, project_id: id }),
+  web_url: text(2000).nullish(),
+  tag_list: z.array(text(256)).max(100),
+  runner: z.object({ id: id.nullish(), description: text(2000).nullish() }).nullish(),
+});
+
+/**
+ * The job event a job of the API describes: the same event its Job Hook makes (the API's job is read
+ * as the hook's payload), with its tags, which the API says and the hook does not. `gitlabUrl` tells
+ * the project's path from the job's `web_url` (`<gitlabUrl>/<path>/-/jobs/<id>`); `receivedAt`, when
+ * the answer came, stands in for a pending job's queue time as the hook's reception does. Throws a
+ * ZodError when the job does not have GitLab's shape.
+ */
+export function jobEventFromApiJob(body: unknown, gitlabUrl: string, receivedAt: Date): JobEvent | undefined {
+  const job = apiJobSchema.parse(body);
+  const base = gitlabUrl.replace(/\/+$/, "");
+  const suffix = `/-/jobs/${job.id}`;
+  const projectUrl = job.web_url?.endsWith(suffix) ? job.web_url.slice(0, -suffix.length) : undefined;
+  const path =
+    projectUrl?.startsWith(`${base}/`) && projectUrl.length > base.length + 1
+      ? projectUrl.slice(base.length + 1)
+      : undefined;
+  const event = jobEventFromJobHook(
+    {
+      object_kind: "build",
+      build_id: job.id,
+      build_name: job.name,
+      build_stage: job.stage,
+      build_status: job.status,
+      build_created_at: job.created_at,
+      build_started_at: job.started_at,
+      build_finished_at: job.finished_at,
+      build_queued_duration: job.queued_duration,
+      build_failure_reason: job.failure_reason,
+      pipeline_id: job.pipeline.id,
+      project_id: job.pipeline.project_id,
+      project: path ? { path_with_namespace: path, web_url: projectUrl } : null,
+      runner: job.runner,
+    },
+    receivedAt,
+  );
+  return event && { ...event, labels: normalizeLabels(job.tag_list), labelsKnown: true };
 }
