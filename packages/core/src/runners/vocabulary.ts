@@ -23,4 +23,4 @@ export const runnerViewStates = [...slotRunnerStates, "removing", "registered"] 
 export type RunnerViewState = (typeof runnerViewStates)[number];
 
 /** The protocol version this control plane speaks with the agent (docs/PROTOCOL.md). */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
