@@ -70,6 +70,8 @@ export interface AgentState {
   draining: boolean;
   /** The control plane is releasing the instance: it claims no job (protocol 2). */
   releasing: boolean;
+  /** The control plane holds the instance's runners for a retry elsewhere: it claims no job (protocol 3). */
+  holding: boolean;
   /** The protocol the control plane last answered with (0 before the first answer). */
   protocol: number;
   /** Heartbeats not taken in a row (unreachable, 403, 5xx). */
@@ -96,7 +98,12 @@ export class Agent {
   private gitlabAborted = false;
   /** The control plane asked to release the instance: no job is claimed until it says otherwise. */
   private releaseRequested = false;
-  /** gitlab-runner was stopped for a release: started again if the release is called off. */
+  /**
+   * The control plane holds the pool's spot runners while a retry waits for on-demand capacity: no
+   * job is claimed until it says otherwise. Not remembered across a restart: the next answer says it.
+   */
+  private holdRequested = false;
+  /** gitlab-runner was stopped for a release or a hold: started again when that is called off. */
   private gitlabStoppedForRelease = false;
   /** Null until the pool credentials were read; then whether gitlab-runner was started. */
   private gitlab: { systemId: string } | null | undefined;
@@ -135,6 +142,7 @@ export class Agent {
       interruption: this.interruption,
       draining: this.draining,
       releasing: this.releaseRequested,
+      holding: this.holdRequested,
       protocol: this.protocol,
       failures: this.failures,
       nextHeartbeatAt: this.nextHeartbeatAt,
@@ -283,7 +291,7 @@ export class Agent {
 
   /** Reads the pool credentials once and starts gitlab-runner if the pool has a GitLab runner. */
   private async startGitLab(): Promise<void> {
-    if (this.gitlab !== undefined || !this.instanceId || this.releaseRequested) return;
+    if (this.gitlab !== undefined || !this.instanceId || this.claimStopped) return;
     let credentials: GitLabCredentials | null;
     try {
       const value = await this.ports.parameters.get(this.settings.poolCredentialsParameter);
@@ -591,7 +599,7 @@ export class Agent {
     } else if (!instructions.drain && this.drainRequested && instructions.protocol >= 1) {
       this.drainRequested = false;
     }
-    await this.followRelease(instructions.release, instructions.protocol);
+    await this.followClaiming(instructions.release, instructions.hold, instructions.protocol);
     let started = false;
     for (const config of instructions.runnerConfigs) {
       if (await this.pickUp(config)) started = true;
@@ -602,26 +610,47 @@ export class Agent {
   }
 
   /**
-   * The release's instruction (protocol 2): asked, the agent stops claiming and reports it at once;
-   * called off (an answer of version 1 or later without it), it claims again.
+   * The release's instruction (protocol 2) and the hold's (protocol 3). Asked either, the agent stops
+   * claiming and reports it at once. A release is called off by an answer of version 1 or later
+   * without it, a hold by one without it; the agent claims again once neither stands. Both are read
+   * before acting, so that one ending as the other begins never lets gitlab-runner start between.
    */
-  private async followRelease(release: boolean, protocol: number): Promise<void> {
-    if (release && !this.releaseRequested) {
-      this.releaseRequested = true;
-      this.ports.log.info("the control plane is releasing the instance: claiming no job");
+  private async followClaiming(release: boolean, hold: boolean, protocol: number): Promise<void> {
+    const stoppedBefore = this.claimStopped;
+    if (release !== this.releaseRequested && (release || protocol >= 1)) {
+      this.releaseRequested = release;
+      this.ports.log.info(
+        release
+          ? "the control plane is releasing the instance: claiming no job"
+          : "the release was called off",
+      );
+    }
+    if (hold !== this.holdRequested) {
+      this.holdRequested = hold;
+      this.ports.log.info(
+        hold
+          ? "the control plane holds this spot instance's runners for a retry: claiming no job"
+          : "the hold was lifted",
+      );
+    }
+    if (this.claimStopped && !stoppedBefore) {
       await this.stopClaiming();
       this.nextHeartbeatAt = this.now();
-    } else if (!release && this.releaseRequested && protocol >= 1) {
-      this.releaseRequested = false;
-      this.ports.log.info("the release was called off: claiming jobs again");
+    } else if (!this.claimStopped && stoppedBefore) {
+      this.ports.log.info("claiming jobs again");
       await this.resumeGitLab();
       this.nextHeartbeatAt = this.now();
     }
   }
 
-  /** Every step: a release holds (listeners stopped, gitlab-runner stopped), or is undone. */
+  /** A release or a hold stops the instance claiming jobs. */
+  private get claimStopped(): boolean {
+    return this.releaseRequested || this.holdRequested;
+  }
+
+  /** Every step: a release or a hold stays (listeners stopped, gitlab-runner stopped), or is undone. */
   private async tendRelease(): Promise<void> {
-    if (this.releaseRequested) await this.stopClaiming();
+    if (this.claimStopped) await this.stopClaiming();
     else await this.resumeGitLab();
   }
 
@@ -632,15 +661,18 @@ export class Agent {
     try {
       await this.ports.gitlab.stop();
       this.gitlabStoppedForRelease = true;
-      this.ports.log.info("gitlab-runner stopped for the release");
+      this.ports.log.info("gitlab-runner stopped: claiming no job");
     } catch (error) {
-      this.ports.log.warn("could not stop gitlab-runner for the release", { error: message(error) });
+      this.ports.log.warn("could not stop gitlab-runner to claim no job", { error: message(error) });
     }
   }
 
-  /** A release called off: gitlab-runner starts again, with the pool credentials read anew. */
+  /**
+   * A release or hold called off (and none other standing): gitlab-runner starts again, with the pool
+   * credentials read anew.
+   */
   private async resumeGitLab(): Promise<void> {
-    if (!this.gitlabStoppedForRelease || !this.gitlab || this.draining) return;
+    if (!this.gitlabStoppedForRelease || !this.gitlab || this.draining || this.claimStopped) return;
     try {
       const value = await this.ports.parameters.get(this.settings.poolCredentialsParameter);
       const credentials = value === null ? null : gitlabCredentials(value);
@@ -657,7 +689,7 @@ export class Agent {
    * and nothing of it can take a job: no slot's runner listens, and gitlab-runner has ended.
    */
   private async claiming(): Promise<boolean> {
-    if (!this.releaseRequested && !this.draining) return true;
+    if (!this.claimStopped && !this.draining) return true;
     if (this.slots.some((runner) => runner?.state === "listening")) return true;
     if (!this.gitlab) return false;
     if (!this.gitlabStoppedForRelease && !this.gitlabDrained) return true;
@@ -671,7 +703,7 @@ export class Agent {
 
   /** Starts the runner a config names, if its slot is free; true when it started. */
   private async pickUp(config: RunnerConfigInstruction): Promise<boolean> {
-    if (this.draining || this.releaseRequested || config.slot >= this.slots.length || this.slots[config.slot])
+    if (this.draining || this.claimStopped || config.slot >= this.slots.length || this.slots[config.slot])
       return false;
     const ownPrefix = `${this.settings.runnerConfigPrefix.replace(/\/*$/, "/")}${this.instanceId}/`;
     if (!config.parameter.startsWith(ownPrefix)) {

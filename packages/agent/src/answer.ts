@@ -21,6 +21,11 @@ export interface Instructions {
   drain: boolean;
   /** Version 2: stop claiming jobs, the instance is being released (false: claim). */
   release: boolean;
+  /**
+   * Version 3: stop claiming jobs while the pool holds its spot runners for a retry, which must land
+   * on on-demand capacity (false: claim).
+   */
+  hold: boolean;
 }
 
 export function readAnswer(body: unknown): Instructions {
@@ -28,9 +33,14 @@ export function readAnswer(body: unknown): Instructions {
   const protocol = typeof answer.protocol === "number" && answer.protocol >= 0 ? answer.protocol : 0;
   // A version-0 answer carries no instructions: start no GitHub runner, keep heartbeating.
   if (protocol < 1 || typeof answer.instructions !== "object" || answer.instructions === null) {
-    return { protocol, runnerConfigs: [], drain: false, release: false };
+    return { protocol, runnerConfigs: [], drain: false, release: false, hold: false };
   }
-  const instructions = answer.instructions as { runnerConfigs?: unknown; drain?: unknown; release?: unknown };
+  const instructions = answer.instructions as {
+    runnerConfigs?: unknown;
+    drain?: unknown;
+    release?: unknown;
+    hold?: unknown;
+  };
   const configs = Array.isArray(instructions.runnerConfigs) ? instructions.runnerConfigs : [];
   return {
     protocol,
@@ -40,6 +50,7 @@ export function readAnswer(body: unknown): Instructions {
     }),
     drain: instructions.drain === true,
     release: instructions.release === true,
+    hold: instructions.hold === true,
   };
 }
 

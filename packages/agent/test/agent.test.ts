@@ -17,13 +17,13 @@ afterEach(() => {
 });
 
 describe("the agent's heartbeat", () => {
-  it("heartbeats at once when it starts, then every 15 s, speaking version 2", async () => {
+  it("heartbeats at once when it starts, then every 15 s, speaking version 3", async () => {
     const { agent, clock, controlPlane } = start();
     agent.run();
     await clock.advance(0);
     expect(controlPlane.beats).toHaveLength(1);
     expect(controlPlane.last).toMatchObject({
-      protocol: 2,
+      protocol: 3,
       claiming: true,
       instanceId: INSTANCE,
       runner: "ready",
@@ -404,13 +404,14 @@ describe("when the control plane cannot be reached", () => {
   });
 });
 
-describe("a release (protocol 2)", () => {
-  const withGitLab = (h: ReturnType<typeof harness>) =>
-    h.parameters.values.set(
-      "/hearth/test/pools/default/credentials",
-      JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
-    );
+/** The pool has a GitLab runner: its credentials are in the pool's parameter. */
+const withGitLab = (h: ReturnType<typeof harness>) =>
+  h.parameters.values.set(
+    "/hearth/test/pools/default/credentials",
+    JSON.stringify({ gitlab: { url: "https://gitlab.example.com", token: "glrt-secret" } }),
+  );
 
+describe("a release (protocol 2)", () => {
   it("on `release`: stops its listeners and gitlab-runner, starts no runner, and says `claiming: false` at once", async () => {
     const h = start();
     withGitLab(h);
@@ -532,6 +533,77 @@ describe("a release (protocol 2)", () => {
     await h.clock.advance(0);
     expect(h.runners.started).toHaveLength(1);
     expect(h.agent.state().releasing).toBe(false);
+  });
+});
+
+describe("a hold (protocol 3)", () => {
+  it("on `hold`: claims no job and says so at once; when lifted, claims again", async () => {
+    const h = start();
+    withGitLab(h);
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.agent.run();
+    await h.clock.advance(0);
+    expect(h.controlPlane.last.claiming).toBe(true);
+    h.controlPlane.hold = true;
+    const beats = h.controlPlane.beats.length;
+    await h.clock.advance(15_000);
+    const [asked, confirmed] = h.controlPlane.beats.slice(beats);
+    expect(asked?.claiming).toBe(true);
+    expect(confirmed).toMatchObject({
+      claiming: false,
+      slotRunners: [{ slot: 0, runnerId: 501, state: "exited" }],
+    });
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.agent.state()).toMatchObject({ holding: true, releasing: false });
+    // Held: a config handed meanwhile is not picked up.
+    h.controlPlane.hold = false;
+    h.controlPlane.hand(h.parameters, 1, 502);
+    h.controlPlane.hold = true;
+    await h.clock.advance(30_000);
+    expect(h.runners.started.map((s) => s.config)).toEqual(["jit-config-501"]);
+    expect(h.controlPlane.last.claiming).toBe(false);
+    // Lifted: gitlab-runner starts again and the config is picked up.
+    h.controlPlane.hold = false;
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop", "start"]);
+    expect(h.runners.started.map((s) => s.config)).toEqual(["jit-config-501", "jit-config-502"]);
+    expect(h.controlPlane.last.claiming).toBe(true);
+    expect(h.agent.state().holding).toBe(false);
+  });
+
+  it("a hold lifted while a release stands claims nothing, nor a release called off while held", async () => {
+    const h = start();
+    withGitLab(h);
+    h.agent.run();
+    await h.clock.advance(0);
+    h.controlPlane.hold = true;
+    h.controlPlane.release = true;
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    h.controlPlane.hold = false;
+    await h.clock.advance(30_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.controlPlane.last.claiming).toBe(false);
+    h.controlPlane.hold = true;
+    h.controlPlane.release = false;
+    await h.clock.advance(30_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.controlPlane.last.claiming).toBe(false);
+    h.controlPlane.hold = false;
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop", "start"]);
+    expect(h.controlPlane.last.claiming).toBe(true);
+  });
+
+  it("an answer of version 2 carries no hold: the agent claims as before", async () => {
+    const h = start();
+    h.controlPlane.protocol = 2;
+    h.controlPlane.hold = true;
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.agent.run();
+    await h.clock.advance(0);
+    expect(h.runners.started).toHaveLength(1);
+    expect(h.agent.state().holding).toBe(false);
   });
 });
 

@@ -97,6 +97,7 @@ describe("the answer", () => {
       runnerConfigs: [],
       drain: false,
       release: false,
+      hold: false,
     });
     expect(
       readAnswer({
@@ -112,13 +113,20 @@ describe("the answer", () => {
       runnerConfigs: [{ slot: 1, runnerId: 5, parameter: "/p" }],
       drain: true,
       release: false,
+      hold: false,
     });
     expect(
       readAnswer({
         protocol: 2,
         instructions: { runnerConfigs: [], drain: false, cancel: [], release: true },
       }),
-    ).toEqual({ protocol: 2, runnerConfigs: [], drain: false, release: true });
+    ).toEqual({ protocol: 2, runnerConfigs: [], drain: false, release: true, hold: false });
+    expect(
+      readAnswer({
+        protocol: 3,
+        instructions: { runnerConfigs: [], drain: false, cancel: [], release: false, hold: true },
+      }),
+    ).toEqual({ protocol: 3, runnerConfigs: [], drain: false, release: false, hold: true });
   });
 });
 

@@ -471,7 +471,7 @@ describe("the heartbeat's answer", () => {
 
   it("answers a newer agent in this control plane's version", async () => {
     const answer = await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 7, slotRunners: [] }));
-    expect(answer).toMatchObject({ kind: "accepted", protocol: 2 });
+    expect(answer).toMatchObject({ kind: "accepted", protocol: 3 });
   });
 
   it("refuses a heartbeat that reports a slot twice, and records nothing of it", async () => {

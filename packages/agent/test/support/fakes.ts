@@ -62,11 +62,13 @@ export class FakeControlPlane {
   drain = false;
   /** Protocol 2: the instance is being released (the answer says `release`, and hands no config). */
   release = false;
+  /** Protocol 3: the pool holds its spot runners (the answer says `hold`, and hands no config). */
+  hold = false;
   /** Unreachable: the port throws, as fetch does. */
   down = false;
   /** An HTTP refusal to give instead of an answer. */
   refuse: { status: number; code: string } | null = null;
-  protocol = 2;
+  protocol = 3;
   private interrupted = false;
 
   constructor(private readonly clock: FakeClock) {}
@@ -100,7 +102,7 @@ export class FakeControlPlane {
           runner: draining ? "draining" : body.runner,
           instructions: {
             runnerConfigs:
-              draining || (this.release && protocol >= 2)
+              draining || (this.release && protocol >= 2) || (this.hold && protocol >= 3)
                 ? []
                 : this.handed.map((config) => ({
                     ...config,
@@ -109,6 +111,7 @@ export class FakeControlPlane {
             drain: draining,
             cancel: [],
             ...(protocol >= 2 ? { release: this.release } : {}),
+            ...(protocol >= 3 ? { hold: this.hold } : {}),
           },
         },
       };
