@@ -26,6 +26,7 @@ import { createRunnerRecords, type GitLabRunnerPort, type RunnerDeps } from "@he
 import {
   createScalingRecords,
   leaseNotices,
+  requestScale,
   type ScalingDeps,
   type ScalingRecords,
   type TickSummary,
@@ -257,6 +258,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
     get holds() {
       return retryHolds();
     },
+    requestRun: (pool) =>
+      requestScale(scaling, pool, ports.startScaleFleet(), ports.holder(pool), { covered: false }),
   };
   /**
    * The retry hold as the heartbeat and ScaleFleet's Observe see it. After a heartbeat, waiting

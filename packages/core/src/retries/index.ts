@@ -72,6 +72,11 @@ export interface RetryDeps {
   retried?: (pool: string) => void;
   /** The retry hold (`holds.ts`); absent: no retry is held, each is asked at once. */
   holds?: RetryHolds | undefined;
+  /**
+   * Starts a ScaleFleet run for a pool whose held retry was just asked, counting no spare slot: the
+   * spot slots a spare count may stand for do not claim it, so on-demand capacity must be planned.
+   */
+  requestRun?: ((pool: string) => Promise<unknown>) | undefined;
 }
 
 const message = (error: unknown): string =>
@@ -272,6 +277,21 @@ async function retryStarted(deps: RetryDeps, job: Job): Promise<void> {
   });
 }
 
+/** Held retries were asked of their forge: held until their jobs run, and the pool plans on-demand capacity. */
+async function placed(deps: RetryDeps, pool: string, jobs: readonly JobKey[]): Promise<void> {
+  for (const job of jobs) await deps.holds?.mark(pool, job, "placed");
+  try {
+    await deps.requestRun?.(pool);
+  } catch (error) {
+    // The minute tick starts a run for the queued retry all the same.
+    await deps.journal.write({
+      pool,
+      kind: "error",
+      reason: `could not start a ScaleFleet run for a held retry: ${message(error)}`,
+    });
+  }
+}
+
 /** Whether the pool holds its spot runners now, and whether it has retries waiting to be asked. */
 export async function holdState(
   deps: Pick<RetryDeps, "holds" | "now">,
@@ -371,7 +391,7 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
   );
   await deps.ledger.record(partialEvent(job, { retry: { at, newJobId: created.id } }));
   await deps.records.settleGitLab(job.id, { newJobId: created.id });
-  if (held) await deps.holds?.mark(pool.name, job, "placed");
+  if (held) await placed(deps, pool.name, [job]);
   await journalRetried(deps, pool, job, created.id);
   return { kind: "retried", newJobId: created.id };
 }
@@ -476,8 +496,13 @@ async function rerun(
   await deps.records.settleRun(repository, runId, attempt, "done");
   // A job whose failure was added while the re-run was asked is in the record now, not in `run`.
   const settled = await deps.records.run(repository, runId, attempt);
-  for (const { key, pool } of heldRunJobs(deps, settled?.jobs ?? run.jobs)) {
-    await deps.holds?.mark(pool.name, key, "placed");
+  const placedJobs = heldRunJobs(deps, settled?.jobs ?? run.jobs);
+  for (const pool of new Set(placedJobs.map((entry) => entry.pool.name))) {
+    await placed(
+      deps,
+      pool,
+      placedJobs.filter((entry) => entry.pool.name === pool).map((entry) => entry.key),
+    );
   }
   await markRetried(deps, settled?.jobs ?? run.jobs, settled?.rerunAt ?? deps.now().toISOString());
   return { kind: "retried", newJobId: null };
