@@ -258,8 +258,11 @@ export function composeHearth(ports: HearthPorts): Hearth {
     get holds() {
       return retryHolds();
     },
+    // Read when a run is started: from ScaleFleet's own Observe the lease is held, and none is.
     requestRun: (pool) =>
-      requestScale(scaling, pool, ports.startScaleFleet(), ports.holder(pool), { covered: false }),
+      requestScale(scaling, pool, (p, holder) => ports.startScaleFleet()(p, holder), ports.holder(pool), {
+        covered: false,
+      }),
   };
   /**
    * The retry hold as the heartbeat and ScaleFleet's Observe see it. After a heartbeat, waiting
