@@ -24,7 +24,7 @@ import {
   retryAfterJobRecorded,
   retryHeld,
 } from "../src/retries";
-import { apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
+import { afterIteration, apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
 import { ensureTable, type Store } from "../src/table";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
 import {
@@ -281,6 +281,10 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     expect(runs).toEqual(["x86"]);
     expect(second.held).toBe(true);
     expect(second.queuedRetries).toBe(1);
+    // Its burst group's slots are no spare for a webhook's job (one slot busy, one retry queued).
+    const target = { warm: 2, burst: 2 };
+    expect(afterIteration(second, target, 2, 0).spareSlots).toBe(4 - 1 - 1);
+    expect(afterIteration({ ...second, held: false }, target, 2, 0).spareSlots).toBe(8 - 1 - 1);
     // Past 15 minutes, the hold ends: the run plans as for a pool that holds nothing.
     clock = new Date(NOW.getTime() + 901_000);
     expect((await observe(held, "x86", 2)).held).toBeUndefined();
