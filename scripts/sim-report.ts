@@ -1,12 +1,14 @@
 /**
  * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N] [--interruptions] [--lost-seeds K]
+ *   [--no-retry-hold]
  *
  * Runs every policy on every trace in DIR (default traces/), writes one SVG per trace to
  * `docs/sim-<trace>.svg` (cost against p95 wait, one point per policy, the targets shaded) and
  * prints the Markdown tables for docs/BENCHMARKS.md. No dependencies: the SVG is written by hand.
  * With `--interruptions` it prints instead, per trace, what spot interruptions cost at the model's
  * rate and at 5 times it (Hearth under GitHub's and GitLab's rules, and the baselines that run spot),
- * and, with `--lost-seeds K`, Hearth's lost jobs over seeds 1 to K.
+ * and, with `--lost-seeds K`, Hearth's lost jobs over seeds 1 to K, then what the retry hold costs
+ * (Hearth with and without it). `--no-retry-hold` runs Hearth without the retry hold throughout.
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -27,8 +29,29 @@ const { values } = parseArgs({
     seed: { type: "string", default: "1" },
     interruptions: { type: "boolean", default: false },
     "lost-seeds": { type: "string", default: "0" },
+    "no-retry-hold": { type: "boolean", default: false },
   },
 });
+
+/** Hearth holds a pool's spot runners for a retry unless `--no-retry-hold`. */
+const retryHold = !values["no-retry-hold"];
+
+/** Hearth's runs, kept: the tables share some (seed 1 at each rate and forge, with the hold). */
+const hearthRuns = new Map<string, ReturnType<typeof simulate>>();
+function hearthRun(trace: Trace, seed: number, multiplier: number, forge: ForgeChoice, hold = retryHold) {
+  const key = `${trace.name} ${seed} ${multiplier} ${forge} ${hold}`;
+  let result = hearthRuns.get(key);
+  if (result === undefined) {
+    result = simulate(trace, {
+      policy: "hearth",
+      seed,
+      interruptionRateMultiplier: multiplier,
+      hearth: { forge, retryHold: hold },
+    });
+    hearthRuns.set(key, result);
+  }
+  return result;
+}
 
 const esc = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -167,20 +190,18 @@ const minutes = (seconds: number) =>
 
 function interruptionTable(trace: Trace, seed: number): string {
   const lines = [
-    "| rate | policy | interrupted jobs | retries | extra wait p50 | p95 | max | extra wait, all jobs | work redone | lost |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| rate | policy | interrupted jobs | retries | restarts on spot | extra wait p50 | p95 | max | extra wait, all jobs | work redone | lost |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const multiplier of multipliers) {
     for (const run of spotRuns) {
-      const { details, lostJobs } = simulate(trace, {
-        policy: run.policy,
-        seed,
-        interruptionRateMultiplier: multiplier,
-        ...(run.forge ? { hearth: { forge: run.forge } } : {}),
-      });
+      const { details, lostJobs } =
+        run.policy === "hearth"
+          ? hearthRun(trace, seed, multiplier, run.forge ?? "auto")
+          : simulate(trace, { policy: run.policy, seed, interruptionRateMultiplier: multiplier });
       const f = details.interruptions;
       lines.push(
-        `| ${multiplier}× (${f.ratePerHour}/h) | ${run.label} | ${f.interruptedJobs} | ${f.retries} | ${minutes(f.extraWaitP50)} | ${minutes(f.extraWaitP95)} | ${minutes(f.extraWaitMax)} | ${(f.extraWaitTotal / 3600).toFixed(1)} h | ${(f.redoneSeconds / 3600).toFixed(1)} h | ${lostJobs} |`,
+        `| ${multiplier}× (${f.ratePerHour}/h) | ${run.label} | ${f.interruptedJobs} | ${f.retries} | ${f.restartsOnSpot} | ${minutes(f.extraWaitP50)} | ${minutes(f.extraWaitP95)} | ${minutes(f.extraWaitMax)} | ${(f.extraWaitTotal / 3600).toFixed(1)} h | ${(f.redoneSeconds / 3600).toFixed(1)} h | ${lostJobs} |`,
       );
     }
   }
@@ -195,17 +216,32 @@ function lostAcrossSeeds(trace: Trace, seeds: number): string {
   ];
   for (const multiplier of multipliers) {
     for (const forge of ["github", "gitlab"] as const) {
-      const runs = Array.from({ length: seeds }, (_, i) =>
-        simulate(trace, {
-          policy: "hearth",
-          seed: i + 1,
-          interruptionRateMultiplier: multiplier,
-          hearth: { forge },
-        }),
-      );
+      const runs = Array.from({ length: seeds }, (_, i) => hearthRun(trace, i + 1, multiplier, forge));
       lines.push(
         `| ${multiplier}× | ${forge === "github" ? "GitHub" : "GitLab"} | ${runs.map((r) => r.lostJobs).join(", ")} | ${runs.map((r) => r.interruptedJobs).join(", ")} |`,
       );
+    }
+  }
+  return lines.join("\n");
+}
+
+/**
+ * What the retry hold costs the other jobs: Hearth's rows (waits from arrival to first start, cost)
+ * with and without it, at each rate, under each forge's rules.
+ */
+function holdCostTable(trace: Trace, seed: number): string {
+  const lines = [
+    "| rate | rules | retry hold | p50 wait | p95 wait | max wait | cost | warm hits | restarts on spot | lost |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const multiplier of multipliers) {
+    for (const forge of ["github", "gitlab"] as const) {
+      for (const hold of [false, true]) {
+        const r = hearthRun(trace, seed, multiplier, forge, hold);
+        lines.push(
+          `| ${multiplier}× | ${forge === "github" ? "GitHub" : "GitLab"} | ${hold ? "**on**" : "off"} | ${r.waitP50.toFixed(0)} s | ${r.waitP95.toFixed(0)} s | ${r.waitMax.toFixed(0)} s | $${r.costUsd.toFixed(2)} | ${(100 * r.warmHitRate).toFixed(1)}% | ${r.details.interruptions.restartsOnSpot} | ${r.lostJobs} |`,
+        );
+      }
     }
   }
   return lines.join("\n");
@@ -224,10 +260,16 @@ for (const file of files) {
       `#### ${name} (${trace.jobs.length} jobs)\n\n${interruptionTable(trace, Number(values.seed))}\n\n`,
     );
     if (seeds > 0) process.stdout.write(`${lostAcrossSeeds(trace, seeds)}\n\n`);
+    if (retryHold) process.stdout.write(`${holdCostTable(trace, Number(values.seed))}\n\n`);
+    hearthRuns.clear();
     continue;
   }
   const results = policyNames.map((policy) => {
-    const { details: _, ...result } = simulate(trace, { policy, seed: Number(values.seed) });
+    const { details: _, ...result } = simulate(trace, {
+      policy,
+      seed: Number(values.seed),
+      hearth: { retryHold },
+    });
     return result;
   });
   const name = basename(file, ".csv");

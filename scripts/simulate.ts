@@ -1,6 +1,6 @@
 /**
  * npm run simulate -- --trace FILE --policy NAME|all [--json] [--seed N] [fleet model flags]
- *   [--interruption-rate-multiplier K] [--interruptions] [Hearth's retry flags]
+ *   [--interruption-rate-multiplier K] [--interruptions] [Hearth's retry flags, --no-retry-hold]
  *
  * Replays a job trace (format: traces/README.md) through Hearth's planner and the
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
@@ -50,7 +50,10 @@ ${Object.entries(modelFlags)
   Hearth's handling of interrupted jobs:
     --forge auto|github|gitlab        whose rules end and retry a job (default auto: GitHub for a job with labels)
     --retry-interrupted N             retries per interrupted job, 0 to 3 (default 1)
-    --retry-on-demand true|false      a retry's new capacity is on-demand (default true)`;
+    --retry-on-demand true|false      a retry's new capacity is on-demand (default true)
+    --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
+                                      pool's spot runners until the retry has started (the retry hold)
+    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 900)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${usage}\n`);
@@ -72,6 +75,8 @@ function main(): void {
         forge: { type: "string", default: "auto" },
         "retry-interrupted": { type: "string", default: "1" },
         "retry-on-demand": { type: "string", default: "true" },
+        "no-retry-hold": { type: "boolean", default: false },
+        "retry-hold-max": { type: "string", default: "900" },
         ...Object.fromEntries(Object.keys(modelFlags).map((flag) => [flag, { type: "string" as const }])),
       },
       strict: true,
@@ -119,10 +124,15 @@ function main(): void {
   const onDemand = values["retry-on-demand"] as string;
   if (onDemand !== "true" && onDemand !== "false")
     fail(`--retry-on-demand must be true or false, got ${onDemand}`);
+  const holdMax = Number(values["retry-hold-max"]);
+  if (!Number.isFinite(holdMax) || holdMax < 0)
+    fail(`--retry-hold-max must be a non-negative number of seconds, got ${values["retry-hold-max"]}`);
   const hearth = {
     forge: forge as ForgeChoice,
     retryInterrupted,
     retryOnDemand: onDemand === "true",
+    retryHold: !values["no-retry-hold"],
+    retryHoldMaxSeconds: holdMax,
   };
 
   const results: Row[] = [];

@@ -76,6 +76,7 @@ describe("npm run simulate", () => {
       "5",
       "--forge",
       "gitlab",
+      "--no-retry-hold",
     );
     expect(status).toBe(0);
     const [result] = JSON.parse(stdout) as Array<Record<string, unknown>>;
@@ -108,5 +109,8 @@ describe("npm run simulate", () => {
     const retries = simulateCli("--trace", bad, "--retry-interrupted", "4");
     expect(retries.status).toBe(2);
     expect(retries.stderr).toContain("--retry-interrupted must be an integer from 0 to 3, got 4");
+    const holdMax = simulateCli("--trace", bad, "--retry-hold-max", "soon");
+    expect(holdMax.status).toBe(2);
+    expect(holdMax.stderr).toContain("--retry-hold-max must be a non-negative number of seconds, got soon");
   }, 60_000);
 });

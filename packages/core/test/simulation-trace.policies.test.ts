@@ -169,12 +169,13 @@ describe("hearth and spot interruptions, as built", () => {
   const traceOf = (...jobs: TraceJob[]): Trace => ({ name: "spot", jobs, resorted: false });
 
   it("detaches the warned instance, whose group replaces it at once and once; GitLab retries at once", () => {
-    // The job starts at 76 s on a spot instance launched at 1 s (the warm pool is empty).
+    // The job starts at 76 s on a spot instance launched at 1 s (the warm pool is empty). Without the
+    // retry hold, the retry is queued as soon as GitLab has failed the job.
     const { run, launches, starts, byId, figures } = interrupt(
       traceOf(job("a", 0, 1000)),
       [{ at: 200, job: "a" }],
       {
-        hearth: { forge: "gitlab" },
+        hearth: { forge: "gitlab", retryHold: false },
       },
     );
     // HandleInterruption detaches it at 201 s: the group launches the replacement then, and not again
@@ -199,17 +200,47 @@ describe("hearth and spot interruptions, as built", () => {
     expect(figures).toMatchObject({
       interruptedJobs: 1,
       retries: 1,
+      restartsOnSpot: 1,
       lostToInterruptions: 0,
       extraWaitMax: 1,
     });
     expect(run.endSeconds).toBe(291 + 1000);
   });
 
+  it("with the retry hold, retries only once the spot replacement stopped claiming, on demand", () => {
+    const { launches, starts, figures } = interrupt(traceOf(job("a", 0, 1000)), [{ at: 200, job: "a" }], {
+      hearth: { forge: "gitlab" },
+    });
+    // GitLab fails the job at 290 s; its webhook (291 s) starts the hold. The replacement, ready at
+    // 276 s, hears it at its next heartbeat (276 + 2 × 15 = 306 s), stops claiming and confirms: the
+    // retry is queued then. No slot listens; its webhook (307 s) takes the spare slot the last run left
+    // (the replacement's, counted by `afterIteration` though it no longer claims), so the minute tick
+    // (360 s) plans the held pool: on demand, ready at 435 s.
+    expect(starts.map((start) => [start.job, start.at, start.group, start.market])).toEqual([
+      ["a", 76, "burst", "spot"],
+      ["a", 435, "warm", "on-demand"],
+    ]);
+    expect(launches.map((launch) => [launch.at, launch.market])).toEqual([
+      [1, "spot"],
+      [201, "spot"],
+      [360, "on-demand"],
+    ]);
+    expect(figures).toMatchObject({
+      retries: 1,
+      restartsOnSpot: 0,
+      lostToInterruptions: 0,
+      extraWaitMax: 145,
+    });
+  });
+
   it("on GitHub, reruns the interrupted job only when its whole workflow run has completed", () => {
     // `b`, of the same run, arrives later and runs 1000 s: the run completes when it ends.
-    const { starts, byId } = interrupt(traceOf(job("a", 0, 1000), job("b", 400, 1000)), [
-      { at: 200, job: "a" },
-    ]);
+    // Without the retry hold, the rerun is called as soon as the run's completion is known.
+    const { starts, byId } = interrupt(
+      traceOf(job("a", 0, 1000), job("b", 400, 1000)),
+      [{ at: 200, job: "a" }],
+      { hearth: { retryHold: false } },
+    );
     const b = starts.find((start) => start.job === "b");
     const reruns = starts.filter((start) => start.job === "a").slice(1);
     // The `workflow_run` webhook reaches Hearth 1 s after `b` ends; rerun-failed-jobs queues `a` again.
@@ -220,9 +251,11 @@ describe("hearth and spot interruptions, as built", () => {
 
   it("a job of another run is rerun when its own run completes", () => {
     // Same as above, but `b` belongs to another run: `a`'s run (itself alone) completes at the cut.
-    const { starts } = interrupt(traceOf(job("a", 0, 1000, "r1"), job("b", 400, 1000, "r2")), [
-      { at: 200, job: "a" },
-    ]);
+    const { starts } = interrupt(
+      traceOf(job("a", 0, 1000, "r1"), job("b", 400, 1000, "r2")),
+      [{ at: 200, job: "a" }],
+      { hearth: { retryHold: false } },
+    );
     expect(starts.filter((start) => start.job === "a").map((start) => start.at)).toEqual([76, 291]);
   });
 
@@ -276,6 +309,58 @@ describe("hearth and spot interruptions, as built", () => {
     };
     expect(where(true)).toEqual(["warm", "on-demand"]);
     expect(where(false)).toEqual(["burst", "spot"]);
+  });
+
+  describe("the retry hold, under frequent interruptions (1 per spot instance-hour, seeded)", () => {
+    // Pipelines of four jobs of 40 to 100 minutes every 10 minutes for 4 hours: long runs on spot,
+    // interrupted often, with spot instances listening when the retries come.
+    const jobs: TraceJob[] = [];
+    for (let p = 0; p < 24; p++)
+      for (let j = 0; j < 4; j++)
+        jobs.push({ ...job(`p${p}j${j}`, 600 * p, 2400 + ((p * 7 + j * 13) % 37) * 100, `p${p}`) });
+    const heavy = traceOf(...jobs);
+
+    const runHeavy = (forge: "github" | "gitlab", retryHold: boolean) => {
+      const restarts: Start[] = [];
+      const result = runSimulation(heavy, {
+        policy: "hearth",
+        seed: 1,
+        model: { spotInterruptionsPerHour: 1 },
+        hearth: { forge, retryHold },
+        onStart: (fleet, clock) => {
+          const observer = fleet.observer;
+          fleet.observer = {
+            ...observer,
+            jobStarted: (started, instance) => {
+              if (started.interruptions > 0)
+                restarts.push({
+                  job: started.trace.id,
+                  at: clock.now,
+                  group: instance.group,
+                  market: instance.market,
+                });
+              observer.jobStarted?.(started, instance);
+            },
+          };
+        },
+      });
+      const lost = result.jobs.filter((candidate) => candidate.state !== "done").length;
+      return { restarts, lost, figures: interruptionFigures(result) };
+    };
+
+    for (const forge of ["gitlab", "github"] as const) {
+      it(`${forge}: retries start only on demand and none is lost; without the hold some land on spot`, () => {
+        const held = runHeavy(forge, true);
+        expect(held.figures.retries).toBeGreaterThan(5);
+        expect(held.restarts.length).toBe(held.figures.retries);
+        expect(held.restarts.filter((start) => start.market !== "on-demand")).toEqual([]);
+        expect([held.figures.restartsOnSpot, held.figures.lostToInterruptions, held.lost]).toEqual([0, 0, 0]);
+
+        const free = runHeavy(forge, false);
+        expect(free.restarts.some((start) => start.market === "spot")).toBe(true);
+        expect(free.figures.restartsOnSpot).toBeGreaterThan(0);
+      });
+    }
   });
 });
 

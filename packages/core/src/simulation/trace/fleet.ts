@@ -38,6 +38,8 @@ export class Fleet {
   retries = 0;
   /** Interrupted jobs that will never be queued again. */
   abandonedJobs = 0;
+  /** Starts of interrupted jobs (after a cut) on spot instances, where they can be cut again. */
+  restartsOnSpot = 0;
   launches = 0;
   resumes = 0;
   /** Billing of terminated instances; live ones are added by `totals()`. */
@@ -231,6 +233,7 @@ export class Fleet {
     if (job.cutAt >= 0) {
       job.extraWaitSeconds += this.now - job.cutAt;
       job.cutAt = -1;
+      if (instance.market === "spot") this.restartsOnSpot++;
     }
     job.state = "running";
     job.startedAt = this.now;

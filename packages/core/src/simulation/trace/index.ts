@@ -77,6 +77,8 @@ export interface InterruptionFigures {
   interruptions: number;
   /** Times an interrupted job was queued again. */
   retries: number;
+  /** Times an interrupted job started again on a spot instance (it could be interrupted again). */
+  restartsOnSpot: number;
   /** Interrupted jobs never queued again (retries spent): part of `lostJobs`. */
   lostToInterruptions: number;
   /** Seconds from each cut to the job's next start, over the interrupted jobs that started again. */
@@ -209,6 +211,7 @@ export function interruptionFigures(run: SimRun): InterruptionFigures {
     interruptedJobs: run.fleet.interruptedJobs,
     interruptions,
     retries: run.fleet.retries,
+    restartsOnSpot: run.fleet.restartsOnSpot,
     lostToInterruptions: lost,
     extraWaitTotal: total,
     extraWaitP50: percentile(sorted, 0.5),

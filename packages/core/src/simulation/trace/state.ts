@@ -35,6 +35,13 @@ export class SimInstance {
   /** How the instance last booted: new from the AMI, or resumed from the warm pool. */
   boot: "cold" | "warm" = "cold";
   readonly maxJobs: number;
+  /**
+   * The instance's runners claim jobs. Hearth's agent stops claiming while its pool holds its spot
+   * runners for a retry (protocol 3's `hold`); other policies never change it.
+   */
+  claiming = true;
+  /** When the agent last heartbeated, as far as a policy models heartbeats (-1: not modelled). */
+  lastHeartbeatAt = -1;
   /** Bumped whenever the instance changes state, so that stale timers do nothing. */
   epoch = 0;
   /** Whoever manages the instance (an ASG model, a policy). */
@@ -74,7 +81,7 @@ export class SimInstance {
 
   /** Slots a runner could claim a job into now. */
   freeSlots(): number {
-    if (this.state !== "ready") return 0;
+    if (this.state !== "ready" || !this.claiming) return 0;
     return Math.max(0, Math.min(this.slots - this.running.length, this.maxJobs - this.jobsStarted));
   }
 

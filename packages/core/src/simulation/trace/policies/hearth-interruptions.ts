@@ -1,5 +1,5 @@
 import type { EventQueue } from "../events";
-import type { Fleet, SimInstance, SimJob } from "../fleet";
+import type { Fleet, SimInstance, SimJob, SimPool } from "../fleet";
 import type { FleetModel } from "../model";
 
 /**
@@ -20,6 +20,18 @@ import type { FleetModel } from "../model";
  * - A job is retried at most `retryInterrupted` times (pool setting, default 1); an interrupted job
  *   with no retry left is lost. A rerun re-runs every failed job of the run, as GitHub does, so a job
  *   of a run that still has a retry is queued again even if its own are spent.
+ * - The retry hold (`retryOnDemand` with `retryHold`): when a retry is wanted (GitLab: the failure's
+ *   webhook; GitHub: the run's completion's), the pool of each job to retry starts holding. Each of
+ *   its live spot instances hears it at its agent's next heartbeat (every 15 s from the moment it was
+ *   ready, so at a time in (0, 15] s that depends on its boot; an instance that boots while the pool
+ *   holds hears it at its first heartbeat, at boot) and stops claiming: its free slots, and those that
+ *   free later, take no job. The retry (the job queued again; on GitHub the rerun of every failed job
+ *   of the run) is made once every ready spot instance of each held pool has confirmed in a heartbeat
+ *   at or after the hold's start, at once when there is none, or `HOLD_CONFIRM_SECONDS` after it in
+ *   any case. A job's hold ends when the control plane learns that its retry started (the start's
+ *   webhook), or `retryHoldMaxSeconds` (900 s, the product's `HOLD_MAX_SECONDS`) after its start;
+ *   a pool holds while any job's hold has not ended, and its planner plans with it in `heldPools`.
+ *   When the last ends, its spot instances claim again from their next heartbeat.
  * - Rebalance recommendations are not modelled (the fleet model has none), so they are not credited.
  */
 
@@ -37,6 +49,14 @@ export interface InterruptionSettings {
   stopBeforeDeadlineSeconds: number;
   /** Whose rules end an interrupted job and allow its retry. */
   forge: ForgeChoice;
+  /**
+   * With `retryOnDemand`: the pool holds its spot runners (they stop claiming) until the retry has
+   * started, and the retry is made only once they have stopped. Off (`--no-retry-hold`): the retry is
+   * queued at once and any listening slot may take it.
+   */
+  retryHold: boolean;
+  /** A hold ends this long after it started at the latest (the product's `HOLD_MAX_SECONDS`). */
+  retryHoldMaxSeconds: number;
 }
 
 export const defaultInterruptionSettings: InterruptionSettings = {
@@ -44,7 +64,30 @@ export const defaultInterruptionSettings: InterruptionSettings = {
   retryOnDemand: true,
   stopBeforeDeadlineSeconds: 30,
   forge: "auto",
+  retryHold: true,
+  retryHoldMaxSeconds: 900,
 };
+
+/** The agent heartbeats every 15 s (docs/PROTOCOL.md, "The heartbeat"). */
+export const HEARTBEAT_SECONDS = 15;
+/** A retry waits at most this long for the pool's spot instances to confirm the hold (4 heartbeats). */
+export const HOLD_CONFIRM_SECONDS = 60;
+
+/** One interrupted job's hold on its pool. */
+interface Hold {
+  job: SimJob;
+  pool: SimPool;
+  since: number;
+  ended: boolean;
+}
+
+/** A retry call waiting for its pools' spot instances to stop claiming. */
+interface PendingRetry {
+  since: number;
+  pools: SimPool[];
+  made: boolean;
+  retry: () => void;
+}
 
 export function forgeOf(job: SimJob, choice: ForgeChoice): TraceForge {
   if (choice !== "auto") return choice;
@@ -62,6 +105,14 @@ const runKey = (job: SimJob): string =>
 
 export class HearthInterruptions {
   private readonly runs = new Map<string, RunAttempt>();
+  /** Holds not ended, per pool (by index). */
+  private readonly holds: Hold[][];
+  /** The hold of each job whose retry has not started yet. */
+  private readonly holdOf = new Map<SimJob, Hold>();
+  /** Retry calls not made yet, per pool (by index). */
+  private readonly pending: PendingRetry[][];
+  /** Each instance's next modelled heartbeat already scheduled. */
+  private readonly beatScheduled = new Map<SimInstance, number>();
 
   constructor(
     private readonly fleet: Fleet,
@@ -72,6 +123,8 @@ export class HearthInterruptions {
     /** HandleInterruption's Drain step: detach the instance from its group and start a ScaleFleet run. */
     private readonly detach: (instance: SimInstance) => void,
   ) {
+    this.holds = fleet.pools.map(() => []);
+    this.pending = fleet.pools.map(() => []);
     for (const job of jobs) {
       if (forgeOf(job, settings.forge) !== "github") continue;
       const key = runKey(job);
@@ -99,7 +152,7 @@ export class HearthInterruptions {
     if (forgeOf(job, this.settings.forge) === "gitlab") {
       // The job failed now; its webhook reaches Hearth, which retries it if it may.
       this.clock.after(this.model.webhookDelaySeconds, () => {
-        if (job.retries < this.settings.retryInterrupted) this.fleet.retry(job);
+        if (job.retries < this.settings.retryInterrupted) this.retry([job]);
         else this.fleet.abandon(job);
       });
       return true;
@@ -126,11 +179,132 @@ export class HearthInterruptions {
     this.clock.after(this.model.webhookDelaySeconds, () => {
       if (failed.some((job) => job.retries < this.settings.retryInterrupted)) {
         run.open += failed.length;
-        for (const job of failed) this.fleet.retry(job);
+        this.retry(failed);
       } else {
         for (const job of failed) this.fleet.abandon(job);
       }
     });
+  }
+
+  /** Whether a pool holds its spot runners: the planner's `heldPools`. */
+  held(pool: SimPool): boolean {
+    return (this.holds[pool.index]?.length ?? 0) > 0;
+  }
+
+  /** The agent's first heartbeat, at boot: it claims only if its pool does not hold its spot runners. */
+  instanceReady(instance: SimInstance): void {
+    if (!this.holding) return;
+    this.heartbeat(instance);
+  }
+
+  /** A job started: if it is a held retry, the control plane learns it from the start's webhook. */
+  jobStarted(job: SimJob): void {
+    const hold = this.holdOf.get(job);
+    if (hold === undefined) return;
+    this.holdOf.delete(job);
+    this.clock.after(this.model.webhookDelaySeconds, () => this.end(hold));
+  }
+
+  private get holding(): boolean {
+    return this.settings.retryOnDemand && this.settings.retryHold;
+  }
+
+  /** Retry these interrupted jobs, as one call: held first when the pool setting asks for it. */
+  private retry(jobs: SimJob[]): void {
+    const queue = () => {
+      for (const job of jobs) this.fleet.retry(job);
+    };
+    if (!this.holding) {
+      queue();
+      return;
+    }
+    const since = this.clock.now;
+    const pools: SimPool[] = [];
+    for (const job of jobs) {
+      const hold: Hold = { job, pool: job.pool, since, ended: false };
+      this.holdOf.set(job, hold);
+      (this.holds[job.pool.index] as Hold[]).push(hold);
+      if (!pools.includes(job.pool)) pools.push(job.pool);
+      this.clock.after(this.settings.retryHoldMaxSeconds, () => this.end(hold));
+    }
+    const call: PendingRetry = {
+      since,
+      pools,
+      made: false,
+      retry: queue,
+    };
+    for (const pool of pools) {
+      (this.pending[pool.index] as PendingRetry[]).push(call);
+      // Every live spot instance hears the hold at its next heartbeat, and confirms it there.
+      for (const instance of pool.instances) if (instance.market === "spot") this.nextHeartbeat(instance);
+    }
+    this.clock.after(HOLD_CONFIRM_SECONDS, () => this.tryRetry(call));
+    this.tryRetry(call);
+  }
+
+  /** Makes the retry call if no spot runner of its pools can take it any more. */
+  private tryRetry(call: PendingRetry): void {
+    if (call.made) return;
+    const confirmed =
+      this.clock.now - call.since >= HOLD_CONFIRM_SECONDS ||
+      call.pools.every((pool) =>
+        pool.instances.every(
+          (instance) =>
+            instance.market !== "spot" ||
+            instance.state !== "ready" ||
+            (!instance.claiming && instance.lastHeartbeatAt >= call.since),
+        ),
+      );
+    if (!confirmed) return;
+    call.made = true;
+    for (const pool of call.pools) {
+      const list = this.pending[pool.index] as PendingRetry[];
+      list.splice(list.indexOf(call), 1);
+    }
+    call.retry();
+  }
+
+  private end(hold: Hold): void {
+    if (hold.ended) return;
+    hold.ended = true;
+    if (this.holdOf.get(hold.job) === hold) this.holdOf.delete(hold.job);
+    const list = this.holds[hold.pool.index] as Hold[];
+    list.splice(list.indexOf(hold), 1);
+    // The last hold ended: the pool's spot instances claim again from their next heartbeat.
+    if (list.length === 0)
+      for (const instance of hold.pool.instances)
+        if (instance.market === "spot") this.nextHeartbeat(instance);
+  }
+
+  /** Schedules the instance's next heartbeat: every 15 s from the moment it was ready. */
+  private nextHeartbeat(instance: SimInstance): void {
+    if (!instance.live || instance.readyAt < 0) return; // a booting agent heartbeats at boot
+    const now = this.clock.now;
+    const at =
+      instance.readyAt + HEARTBEAT_SECONDS * (Math.floor((now - instance.readyAt) / HEARTBEAT_SECONDS) + 1);
+    if (this.beatScheduled.get(instance) === at) return;
+    this.beatScheduled.set(instance, at);
+    this.clock.at(at, () => {
+      if (this.beatScheduled.get(instance) === at) this.beatScheduled.delete(instance);
+      if (instance.live) this.heartbeat(instance);
+    });
+  }
+
+  /**
+   * A heartbeat of a spot instance's agent: the answer's `hold` says whether to claim; the agent stops
+   * (or starts) its runners and reports it at once. The heartbeat handler then tries the pool's
+   * pending retries.
+   */
+  private heartbeat(instance: SimInstance): void {
+    const pool = instance.pool;
+    instance.lastHeartbeatAt = this.clock.now;
+    if (instance.market === "spot") {
+      const claiming = !this.held(pool);
+      const resumed = claiming && !instance.claiming;
+      instance.claiming = claiming;
+      if (resumed) this.fleet.dispatch(pool);
+    }
+    for (const call of [...(this.pending[pool.index] as PendingRetry[])]) this.tryRetry(call);
   }
 
   private runOf(job: SimJob): RunAttempt {

@@ -172,7 +172,9 @@ class HearthPolicy implements Policy {
       this.context.clock.after(this.context.model.webhookDelaySeconds, () =>
         this.queued[job.pool.index]?.delete(job),
       );
+      this.interruptions.jobStarted(job);
     },
+    instanceReady: (instance: SimInstance) => this.interruptions.instanceReady(instance),
     jobFinished: (job: SimJob) => {
       const { clock, model } = this.context;
       clock.after(model.webhookDelaySeconds, () => this.history.finish(job.pool.name, ms(clock.now)));
@@ -305,6 +307,7 @@ class HearthPolicy implements Policy {
       instances,
       groups,
       demand: this.demand[pool.sim.name] ?? null,
+      ...(this.interruptions.held(pool.sim) ? { held: true } : {}),
     };
   }
 
