@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createInstanceRegistry, type InstanceRecord } from "../src/instances";
 import { type Job, type JobEvent, mergeJobs } from "../src/jobs";
@@ -96,6 +97,7 @@ async function setUp(pools: readonly PoolConfig[] = defaultPools, options: { hol
     github,
     counted,
     registry,
+    store,
     advance: (ms: number) => {
       clock += ms;
     },
@@ -605,6 +607,28 @@ describe("the retry hold", () => {
     const done = await failedGitLabJob(setup);
     expect((await retryAfterJobRecorded(setup.deps, done)).kind).toBe("retried");
     expect(await holdState(setup.deps, "x86_64")).toEqual({ held: false, pending: false });
+  });
+
+  it("GitHub: a run completing between its record's two writes asks nothing past the hold", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, github, store } = setup;
+    await deps.ledger.record(running({ id: "1" }));
+    await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    await fleetOf(setup);
+    // The job's failure has written the run's record, not yet its job, when the run's completion comes.
+    await store.client.send(
+      new PutCommand({
+        TableName: store.tableName,
+        Item: { pk: "RERUN#github#acme/app#77#1", sk: "RUN", kind: "rerun", state: "awaiting" },
+      }),
+    );
+    github.completed.add("acme/app#77");
+    const run = { repository: "acme/app", runId: "77", attempt: 1 };
+    expect((await retryAfterRunCompleted(deps, run)).kind).toBe("awaiting-run");
+    expect(github.reruns).toEqual([]);
+    const { job: first } = await deps.ledger.record(failed({ id: "1" }));
+    expect(await retryAfterJobRecorded(deps, first as Job)).toEqual({ kind: "held", pool: "x86_64" });
+    expect(github.reruns).toEqual([]);
   });
 
   it("GitHub: holds from the job's failure, lets go while the run runs, holds again when it completes", async () => {

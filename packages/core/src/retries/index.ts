@@ -458,6 +458,9 @@ async function rerun(
 ): Promise<RetryOutcome> {
   const run = await deps.records.run(repository, runId, attempt);
   if (!run) return { kind: "none" };
+  // The run's record is written a write before its first interrupted job: that job's own call, which
+  // follows, asks the re-run (and knows whether its pool holds it).
+  if (!run.jobs.length) return { kind: "awaiting-run" };
   if (run.state === "done") {
     // Re-run already (a job whose failure arrived after its run's): it was retried with the others.
     await markRetried(deps, run.jobs, run.rerunAt ?? deps.now().toISOString());
