@@ -1,18 +1,23 @@
 import { randomUUID } from "node:crypto";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createInstanceRegistry } from "../src/instances";
+import { createInstanceRegistry, type InstanceRecord } from "../src/instances";
 import { type Job, type JobEvent, mergeJobs } from "../src/jobs";
 import { createJournal } from "../src/journal";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { defaultPools, type PoolConfig } from "../src/pools";
 import {
+  createRetryHolds,
   createRetryRecords,
+  gateOpen,
+  holdState,
   markJobsInterrupted,
   needsRetry,
   type RetryDeps,
   retryAfterJobRecorded,
   retryAfterRunCompleted,
+  retryHeld,
 } from "../src/retries";
 import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
@@ -65,7 +70,7 @@ class FakeGitHub {
   }
 }
 
-async function setUp(pools: readonly PoolConfig[] = defaultPools) {
+async function setUp(pools: readonly PoolConfig[] = defaultPools, options: { holds?: boolean } = {}) {
   const { client, documents } = localDynamoClients(dynamo.endpoint);
   const tableName = `retries-${randomUUID()}`;
   await ensureTable(client, tableName);
@@ -83,6 +88,7 @@ async function setUp(pools: readonly PoolConfig[] = defaultPools) {
     forges: { gitlab, github },
     now: () => new Date(clock),
     retried: (pool) => counted.push(pool),
+    holds: options.holds ? createRetryHolds(store) : undefined,
   };
   const registry = createInstanceRegistry(store);
   return {
@@ -91,6 +97,7 @@ async function setUp(pools: readonly PoolConfig[] = defaultPools) {
     github,
     counted,
     registry,
+    store,
     advance: (ms: number) => {
       clock += ms;
     },
@@ -397,5 +404,266 @@ describe("the retry fields merge as a join", () => {
     }
     expect(mergeJobs(b, c).retry).toEqual({ at: WARNED, newJobId: "9" });
     expect("interruption" in mergeJobs(b, b)).toBe(false);
+  });
+});
+
+describe("the retry hold's gate", () => {
+  const at = Date.parse("2026-01-01T10:05:00.000Z");
+  const since = "2026-01-01T10:05:00.000Z";
+  const record = (overrides: Partial<InstanceRecord>): InstanceRecord => ({
+    id: "i-0aaaaaaaaaaaaaaa1",
+    pool: "x86_64",
+    group: "burst",
+    market: "spot",
+    az: "eu-west-1a",
+    launchedAt: "2026-01-01T09:00:00.000Z",
+    registeredAt: "2026-01-01T09:00:00.000Z",
+    runner: "ready",
+    slots: 2,
+    runningJobs: [],
+    cacheKeys: [],
+    storeBytes: null,
+    lastHeartbeatAt: "2026-01-01T10:05:10.000Z",
+    idleSince: null,
+    interruption: null,
+    gitlabManager: null,
+    agentProtocol: 3,
+    claiming: true,
+    releasing: null,
+    ...overrides,
+  });
+
+  it("opens once every live spot agent said it stopped claiming after the hold began", () => {
+    const now = at + 15_000;
+    expect(gateOpen([record({})], since, now)).toEqual({ open: false, unconfirmed: ["i-0aaaaaaaaaaaaaaa1"] });
+    // Stopped claiming, but said so before the hold began: not a confirmation of this hold.
+    expect(
+      gateOpen([record({ claiming: false, lastHeartbeatAt: "2026-01-01T10:04:50.000Z" })], since, now).open,
+    ).toBe(false);
+    expect(gateOpen([record({ claiming: false })], since, now)).toEqual({ open: true, why: "confirmed" });
+    // A booting spot instance has not confirmed; one that never reported within the boot grace is gone.
+    expect(gateOpen([record({ lastHeartbeatAt: null, launchedAt: since })], since, now).open).toBe(false);
+    expect(gateOpen([record({ lastHeartbeatAt: null })], since, now)).toEqual({ open: true, why: "no-spot" });
+  });
+
+  it("does not wait for on-demand, draining, interrupted, released or silent instances", () => {
+    const now = at + 15_000;
+    const ignored = [
+      record({ market: "on-demand", group: "warm" }),
+      record({ runner: "draining" }),
+      record({ interruption: { action: "terminate", time: since } }),
+      record({ releasing: { at: since, confirmedAt: since, releasedAt: since } }),
+      record({ lastHeartbeatAt: "2026-01-01T10:03:00.000Z" }),
+    ];
+    expect(gateOpen(ignored, since, now)).toEqual({ open: true, why: "no-spot" });
+  });
+
+  it("opens without the confirmation 60 s after the hold began", () => {
+    expect(gateOpen([record({})], since, at + 59_999).open).toBe(false);
+    expect(gateOpen([record({})], since, at + 60_000)).toEqual({
+      open: true,
+      why: "unconfirmed",
+      unconfirmed: ["i-0aaaaaaaaaaaaaaa1"],
+    });
+  });
+});
+
+describe("the retry hold", () => {
+  const SPOT = "i-0bbbbbbbbbbbbbbb2";
+  const WARM = "i-0ccccccccccccccc3";
+
+  async function fleetOf(setup: Awaited<ReturnType<typeof setUp>>) {
+    const { registry } = setup;
+    // The interrupted instance is marked so (HandleInterruption); another spot instance and a warm
+    // on-demand one serve the pool.
+    await registry.interrupted(INSTANCE, { action: "terminate", time: WARNED });
+    for (const [id, group, market] of [
+      [SPOT, "burst", "spot"],
+      [WARM, "warm", "on-demand"],
+    ] as const) {
+      await registry.register({
+        id,
+        pool: "x86_64",
+        group,
+        market,
+        az: "eu-west-1a",
+        launchedAt: "2026-01-01T09:00:00.000Z",
+        slots: 2,
+      });
+      await beat(setup, id, true);
+    }
+  }
+
+  const beat = (setup: Awaited<ReturnType<typeof setUp>>, id: string, claiming: boolean) =>
+    setup.registry.heartbeat(id, {
+      instanceId: id,
+      runner: "ready",
+      slots: 2,
+      runningJobs: [],
+      cacheKeys: [],
+      storeBytes: null,
+      interruption: null,
+      protocol: 3,
+      claiming,
+    });
+
+  async function failedGitLabJob(setup: Awaited<ReturnType<typeof setUp>>) {
+    const job = await interruptedGitLabJob(setup);
+    await fleetOf(setup);
+    const { job: done } = await setup.deps.ledger.record(failed({ ...job, instanceId: null, runner: null }));
+    setup.gitlab.finished.add("77");
+    return done as Job;
+  }
+
+  const reasons = async (setup: Awaited<ReturnType<typeof setUp>>) =>
+    (await setup.deps.journal.latest(50)).map((entry) => entry.reason);
+
+  it("holds the pool, asks the retry once the spot agents stopped claiming, and ends when the retry runs", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, gitlab } = setup;
+    const done = await failedGitLabJob(setup);
+    expect(await retryAfterJobRecorded(deps, done)).toEqual({ kind: "held", pool: "x86_64" });
+    expect(gitlab.retries).toEqual([]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: true });
+    expect(await reasons(setup)).toContain(
+      "x86_64 holds its spot runners: the retry of gitlab job 77 waits for on-demand capacity",
+    );
+    // A trigger before the spot agent confirmed asks nothing; a failure delivered again neither.
+    setup.advance(15_000);
+    expect(await retryHeld(deps, "x86_64")).toEqual([{ kind: "held", pool: "x86_64" }]);
+    expect((await retryAfterJobRecorded(deps, done)).kind).toBe("held");
+    expect(gitlab.retries).toEqual([]);
+    // The spot agent stopped claiming: concurrent triggers ask the retry once.
+    await beat(setup, SPOT, false);
+    const outcomes = (await Promise.all([1, 2, 3].map(() => retryHeld(deps, "x86_64")))).flat();
+    expect(outcomes.filter((outcome) => outcome.kind === "retried")).toHaveLength(1);
+    expect(gitlab.retries).toEqual([{ project: "5", job: "77", newJob: "5000" }]);
+    // Placed, not yet running: the pool still holds its spot runners, and nothing is pending.
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: false });
+    const queued = await deps.ledger.get({ source: "gitlab", id: "5000" });
+    expect((await retryAfterJobRecorded(deps, queued as Job)).kind).toBe("none");
+    expect((await holdState(deps, "x86_64")).held).toBe(true);
+    // The retry runs on the warm instance: the hold ends, and the journal says where it ran.
+    const { job: started } = await deps.ledger.record(
+      running({ source: "gitlab", id: "5000", instanceId: WARM, runner: null }),
+    );
+    await retryAfterJobRecorded(deps, started as Job);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+    const journal = await reasons(setup);
+    expect(journal).toContain(
+      "x86_64 no longer holds its spot runners: the retry of gitlab job 77 (gitlab job 5000) is running",
+    );
+    expect(journal).toContain(
+      `gitlab job 5000, the retry of interrupted job 77, ran on on-demand capacity (${WARM}, warm group)`,
+    );
+    expect(journal.filter((reason) => reason.includes("holds its spot runners"))).toHaveLength(2);
+  });
+
+  it("asks the retry without the confirmation after 60 s, and says so", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, gitlab } = setup;
+    const done = await failedGitLabJob(setup);
+    expect((await retryAfterJobRecorded(deps, done)).kind).toBe("held");
+    setup.advance(59_000);
+    await beat(setup, SPOT, true);
+    expect(await retryHeld(deps, "x86_64")).toEqual([{ kind: "held", pool: "x86_64" }]);
+    setup.advance(1_000);
+    expect(await retryHeld(deps, "x86_64")).toEqual([{ kind: "retried", newJobId: "5000" }]);
+    expect(gitlab.retries).toHaveLength(1);
+    expect(await reasons(setup)).toContain(
+      `the retry of gitlab job 77 is placed without the confirmation of ${SPOT} that it stopped claiming (an agent before protocol 3, or one not answering)`,
+    );
+  });
+
+  it("ends a hold whose retry has not started within 15 minutes, and tries a failed call meanwhile", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, gitlab } = setup;
+    const done = await failedGitLabJob(setup);
+    await beat(setup, SPOT, false);
+    gitlab.finished.delete("77");
+    // GitLab refuses: the hold keeps the retry pending, and each trigger asks again.
+    expect((await retryAfterJobRecorded(deps, done)).kind).toBe("failed");
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: true });
+    setup.advance(60_000);
+    expect((await retryHeld(deps, "x86_64")).map((outcome) => outcome.kind)).toEqual(["failed"]);
+    setup.advance(840_000);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: true });
+    expect(await retryHeld(deps, "x86_64")).toEqual([]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+    expect(await reasons(setup)).toContain(
+      "x86_64 no longer holds its spot runners: the retry of gitlab job 77 did not start within 15 minutes",
+    );
+    // Ended: the job's next event retries it at once, holding nothing.
+    gitlab.finished.add("77");
+    await beat(setup, SPOT, true);
+    expect((await retryAfterJobRecorded(deps, done)).kind).toBe("retried");
+  });
+
+  it("holds nothing in a pool whose retryOnDemand is off", async () => {
+    const setup = await setUp(
+      defaultPools.map((pool) => ({ ...pool, retryOnDemand: false })),
+      { holds: true },
+    );
+    const done = await failedGitLabJob(setup);
+    expect((await retryAfterJobRecorded(setup.deps, done)).kind).toBe("retried");
+    expect(await holdState(setup.deps, "x86_64")).toEqual({ held: false, pending: false });
+  });
+
+  it("GitHub: a run completing between its record's two writes asks nothing past the hold", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, github, store } = setup;
+    await deps.ledger.record(running({ id: "1" }));
+    await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    await fleetOf(setup);
+    // The job's failure has written the run's record, not yet its job, when the run's completion comes.
+    await store.client.send(
+      new PutCommand({
+        TableName: store.tableName,
+        Item: { pk: "RERUN#github#acme/app#77#1", sk: "RUN", kind: "rerun", state: "awaiting" },
+      }),
+    );
+    github.completed.add("acme/app#77");
+    const run = { repository: "acme/app", runId: "77", attempt: 1 };
+    expect((await retryAfterRunCompleted(deps, run)).kind).toBe("awaiting-run");
+    expect(github.reruns).toEqual([]);
+    const { job: first } = await deps.ledger.record(failed({ id: "1" }));
+    expect(await retryAfterJobRecorded(deps, first as Job)).toEqual({ kind: "held", pool: "x86_64" });
+    expect(github.reruns).toEqual([]);
+  });
+
+  it("GitHub: holds from the job's failure, lets go while the run runs, holds again when it completes", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, github } = setup;
+    await deps.ledger.record(running({ id: "1" }));
+    await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    await fleetOf(setup);
+    const { job: first } = await deps.ledger.record(failed({ id: "1" }));
+    expect(await retryAfterJobRecorded(deps, first as Job)).toEqual({ kind: "held", pool: "x86_64" });
+    // Confirmed; the run has not completed (GitHub's 403): nothing is due, the spot runners claim again.
+    setup.advance(15_000);
+    await beat(setup, SPOT, false);
+    expect((await retryHeld(deps, "x86_64")).map((outcome) => outcome.kind)).toEqual(["awaiting-run"]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+    // The run completes: its re-run is due from now, and waits for a confirmation after that.
+    setup.advance(60_000);
+    github.completed.add("acme/app#77");
+    const run = { repository: "acme/app", runId: "77", attempt: 1 };
+    expect(await retryAfterRunCompleted(deps, run)).toEqual({ kind: "held", pool: "x86_64" });
+    expect(github.reruns).toEqual([]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: true });
+    setup.advance(15_000);
+    await beat(setup, SPOT, false);
+    expect((await retryHeld(deps, "x86_64")).map((outcome) => outcome.kind)).toEqual(["retried"]);
+    expect(github.reruns).toEqual(["acme/app#77"]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: false });
+    // Attempt 2's job, first seen running on the warm instance: linked, and the hold ends.
+    const { job: next } = await deps.ledger.record(
+      running({ id: "11", attempt: 2, instanceId: WARM, runner: { id: "9", name: `hearth-${WARM}-0` } }),
+    );
+    expect(await retryAfterJobRecorded(deps, next as Job)).toEqual({ kind: "linked", retryOf: "1" });
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+    expect(await reasons(setup)).toContain(
+      `github job 11, the retry of interrupted job 1, ran on on-demand capacity (${WARM}, warm group)`,
+    );
   });
 });

@@ -5,10 +5,19 @@ import { createGitHubClient } from "../src/github-api/client";
 import { MintingBudget, runnersFor } from "../src/github-api/runners";
 import { acceptHeartbeat, type HeartbeatDeps } from "../src/heartbeat";
 import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import type { Job } from "../src/jobs";
 import { createJournal, type Journal } from "../src/journal";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
+import {
+  createRetryHolds,
+  createRetryRecords,
+  holdState,
+  type RetryDeps,
+  retryAfterJobRecorded,
+  retryHeld,
+} from "../src/retries";
 import {
   createRunnerRecords,
   gitlabSystemId,
@@ -19,8 +28,9 @@ import {
   retryRemovals,
   tendSlotRunners,
 } from "../src/runners";
-import { ensureTable } from "../src/table";
+import { ensureTable, type Store } from "../src/table";
 import { FakeGitHub } from "./support/fake-github";
+import { jobEvent } from "./support/jobs";
 
 /**
  * Runner identity's control-plane half (`runners/`): minting a GitHub just-in-time runner per free
@@ -371,7 +381,7 @@ describe("the heartbeat's answer", () => {
     ...overrides,
   });
 
-  function heartbeatDeps(): HeartbeatDeps {
+  function heartbeatDeps(market: "spot" | "on-demand" = "on-demand"): HeartbeatDeps {
     return {
       registry,
       ledger: createLedger(storeOf() as never),
@@ -382,8 +392,8 @@ describe("the heartbeat's answer", () => {
             ? {
                 id,
                 pool: "x86",
-                group: "warm",
-                market: "on-demand",
+                group: market === "spot" ? "burst" : "warm",
+                market,
                 az: "us-east-1a",
                 lifecycle: "in-service",
                 launchedAt: new Date(clock).toISOString(),
@@ -472,6 +482,110 @@ describe("the heartbeat's answer", () => {
   it("answers a newer agent in this control plane's version", async () => {
     const answer = await acceptHeartbeat(heartbeatDeps(), instanceId, beat({ protocol: 7, slotRunners: [] }));
     expect(answer).toMatchObject({ kind: "accepted", protocol: 3 });
+  });
+
+  describe("while the pool holds its spot runners for a retry", () => {
+    /** Retries over the same table, with GitLab's retry call kept: the forge's boundary. */
+    function held() {
+      const store = storeOf() as unknown as Store;
+      const asked: string[] = [];
+      const retries: RetryDeps = {
+        ledger: createLedger(store),
+        registry,
+        journal,
+        records: createRetryRecords(store),
+        holds: createRetryHolds(store),
+        pools: [pool()],
+        forges: {
+          gitlab: {
+            retryJob: async (_project, job) => {
+              asked.push(job);
+              return { id: "9000", status: "pending" };
+            },
+          },
+        },
+        now: () => new Date(clock),
+      };
+      const hold = {
+        state: (p: string) => holdState(retries, p),
+        retryPending: (p: string) => retryHeld(retries, p),
+      };
+      const failed = async () => {
+        const { job } = await retries.ledger.record(
+          jobEvent({
+            source: "gitlab",
+            id: "77",
+            projectId: "5",
+            status: "completed",
+            conclusion: "failure",
+            finishedAt: new Date(clock).toISOString(),
+            interruption: { at: new Date(clock).toISOString(), instanceId: "i-0fedcba9876543210" },
+          }),
+        );
+        return retryAfterJobRecorded(retries, job as Job);
+      };
+      return { retries, hold, asked, failed };
+    }
+
+    it("answers a spot agent of version 3 hold, mints it nothing, and asks the retry once it stopped claiming", async () => {
+      const { hold, asked, failed } = held();
+      const spotDeps = (): HeartbeatDeps => ({ ...heartbeatDeps("spot"), hold });
+      const first = await acceptHeartbeat(spotDeps(), instanceId, beat({ protocol: 3, slotRunners: [] }));
+      expect(first).toMatchObject({ protocol: 3, instructions: { hold: false } });
+      expect(registered()).toHaveLength(2);
+      expect(await failed()).toEqual({ kind: "held", pool: "x86" });
+      // Held: no config handed, no runner minted for the slot it gives back, nothing asked yet.
+      const [slot0] = first.kind === "accepted" ? (first.instructions?.runnerConfigs ?? []) : [];
+      clock += 5_000;
+      const asked1 = await acceptHeartbeat(
+        spotDeps(),
+        instanceId,
+        beat({ protocol: 3, slotRunners: [{ slot: 0, runnerId: slot0?.runnerId ?? 0, state: "exited" }] }),
+      );
+      expect(asked1).toMatchObject({ instructions: { hold: true, runnerConfigs: [] } });
+      expect(registered()).toHaveLength(1);
+      expect(asked).toEqual([]);
+      // It stopped claiming: the trigger after its beat finds the gate open and asks the retry.
+      clock += 5_000;
+      const confirmed = await acceptHeartbeat(
+        spotDeps(),
+        instanceId,
+        beat({ protocol: 3, slotRunners: [], claiming: false }),
+      );
+      expect(confirmed).toMatchObject({ instructions: { hold: true, runnerConfigs: [] } });
+      expect(asked).toEqual(["77"]);
+      expect(registered()).toHaveLength(1);
+    });
+
+    it("says nothing of the hold to a version-2 agent, but mints it nothing; an on-demand agent is not held", async () => {
+      const { hold, failed } = held();
+      const spotDeps = (): HeartbeatDeps => ({ ...heartbeatDeps("spot"), hold });
+      await acceptHeartbeat(spotDeps(), instanceId, beat({ protocol: 2, slotRunners: [] }));
+      expect(registered()).toHaveLength(2);
+      expect(await failed()).toEqual({ kind: "held", pool: "x86" });
+      // The slot its agent gave back (its runner exited) gets no new runner while the pool holds.
+      clock += 5_000;
+      const old = await acceptHeartbeat(
+        spotDeps(),
+        instanceId,
+        beat({
+          protocol: 2,
+          slotRunners: [{ slot: 0, runnerId: registered()[0]?.id ?? 0, state: "exited" }],
+        }),
+      );
+      expect(old).toMatchObject({ protocol: 2, instructions: { runnerConfigs: [] } });
+      expect(old.kind === "accepted" && old.instructions).not.toHaveProperty("hold");
+      expect(registered()).toHaveLength(1);
+      await registry.forget(instanceId);
+      const onDemand = await acceptHeartbeat(
+        { ...heartbeatDeps("on-demand"), hold },
+        instanceId,
+        beat({ protocol: 3, slotRunners: [] }),
+      );
+      expect(onDemand).toMatchObject({ instructions: { hold: false } });
+      // Slot 0 gets its runner again (slot 1 still holds the one handed before).
+      expect(registered()).toHaveLength(2);
+    });
   });
 
   it("refuses a heartbeat that reports a slot twice, and records nothing of it", async () => {

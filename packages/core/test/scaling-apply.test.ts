@@ -10,13 +10,22 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
 import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import type { Job } from "../src/jobs";
 import { createJournal } from "../src/journal";
 import { createLeases } from "../src/leases";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import type { PoolPlan } from "../src/planner";
-import { apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
-import { ensureTable } from "../src/table";
+import {
+  createRetryHolds,
+  createRetryRecords,
+  holdState,
+  type RetryDeps,
+  retryAfterJobRecorded,
+  retryHeld,
+} from "../src/retries";
+import { afterIteration, apply, createScalingRecords, observe, type ScalingDeps } from "../src/scaling";
+import { ensureTable, type Store } from "../src/table";
 import { FakeAws, installFakeAws, mockedClients } from "./support/auto-scaling-fake";
 import {
   mutations as autoScalingMutations,
@@ -27,6 +36,7 @@ import {
   pool,
   WARM,
 } from "./support/aws-fleet-fixtures";
+import { jobEvent } from "./support/jobs";
 
 /**
  * ScaleFleet's Observe and Apply steps (`scaling/observe.ts`, `scaling/apply.ts`) over the AWS
@@ -102,7 +112,7 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
   });
 
   let clock = NOW;
-  async function scalingDeps(): Promise<{ deps: ScalingDeps; registry: InstanceRegistry }> {
+  async function scalingDeps(): Promise<{ deps: ScalingDeps; registry: InstanceRegistry; store: Store }> {
     const { client, documents } = localDynamoClients(embedded?.endpoint ?? "");
     const tableName = `fleet-aws-${randomUUID()}`;
     await ensureTable(client, tableName);
@@ -118,7 +128,7 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
       fleet,
       now: () => clock,
     };
-    return { deps, registry };
+    return { deps, registry, store };
   }
 
   const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat => ({
@@ -216,6 +226,69 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     expect(burst.instances.find((i) => i.id === drainingBurst)?.protected).toBe(true);
     expect(warm.desired).toBe(1);
     expect(burst.desired).toBe(1);
+  });
+
+  it("observe tries a held pool's waiting retry, and says the pool holds its spot runners", async () => {
+    fleetWithBusyAndDraining();
+    const { deps, registry, store } = await scalingDeps();
+    await registerAll(registry);
+    const retried: string[] = [];
+    const runs: string[] = [];
+    const retries: RetryDeps = {
+      ledger: deps.ledger,
+      registry,
+      journal: deps.journal,
+      records: createRetryRecords(store),
+      holds: createRetryHolds(store),
+      pools: deps.pools,
+      // GitLab's API: a finished job's retry is a new job.
+      forges: {
+        gitlab: {
+          retryJob: async (_project, job) => {
+            retried.push(job);
+            return { id: "9000", status: "pending" };
+          },
+        },
+      },
+      now: () => clock,
+      requestRun: async (p) => runs.push(p),
+    };
+    const held: ScalingDeps = {
+      ...deps,
+      hold: { state: (p) => holdState(retries, p), retryPending: (p) => retryHeld(retries, p) },
+    };
+    const { job } = await deps.ledger.record(
+      jobEvent({
+        source: "gitlab",
+        id: "77",
+        projectId: "5",
+        status: "completed",
+        conclusion: "failure",
+        finishedAt: NOW.toISOString(),
+        interruption: { at: NOW.toISOString(), instanceId: drainingBurst },
+      }),
+    );
+    expect(await retryAfterJobRecorded(retries, job as Job)).toEqual({ kind: "held", pool: "x86" });
+    // The idle spot instance has not confirmed: the run asks nothing, and plans the pool held.
+    const first = await observe(held, "x86", 0);
+    expect(first.held).toBe(true);
+    expect(retried).toEqual([]);
+    // It stopped claiming: the next run asks the retry (and a run for it), and still holds until it runs.
+    clock = new Date(NOW.getTime() + 15_000);
+    await registry.heartbeat(idleBurst, beat(idleBurst, { protocol: 3, claiming: false }));
+    const second = await observe(held, "x86", 1);
+    expect(retried).toEqual(["77"]);
+    expect(runs).toEqual(["x86"]);
+    expect(second.held).toBe(true);
+    expect(second.queuedRetries).toBe(1);
+    // Its burst group's slots are no spare for a webhook's job (one slot busy, one retry queued).
+    const target = { warm: 2, burst: 2 };
+    expect(afterIteration(second, target, 2, 0).spareSlots).toBe(4 - 1 - 1);
+    expect(afterIteration({ ...second, held: false }, target, 2, 0).spareSlots).toBe(8 - 1 - 1);
+    // Past 15 minutes, the hold ends: the run plans as for a pool that holds nothing.
+    clock = new Date(NOW.getTime() + 901_000);
+    expect((await observe(held, "x86", 2)).held).toBeUndefined();
+    clock = NOW;
   });
 
   it("apply keeps an instance that took a job after the plan was made", async () => {

@@ -2,6 +2,7 @@ import type { FleetPort } from "@hearth/core/fleet";
 import type { RunnerScope } from "@hearth/core/github-api";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabJobs } from "@hearth/core/gitlab-api";
+import type { HeartbeatHold } from "@hearth/core/heartbeat";
 import { createInstanceRegistry, type InstanceRegistry } from "@hearth/core/instances";
 import { createInterruptionRecords, type InterruptionDeps } from "@hearth/core/interruptions";
 import type { Job } from "@hearth/core/jobs";
@@ -10,18 +11,22 @@ import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
+  createRetryHolds,
   createRetryRecords,
+  holdState,
   markJobsInterrupted,
   needsRetry,
   type RetryDeps,
   type RetryForges,
   retryAfterJobRecorded,
   retryAfterRunCompleted,
+  retryHeld,
 } from "@hearth/core/retries";
 import { createRunnerRecords, type GitLabRunnerPort, type RunnerDeps } from "@hearth/core/runners";
 import {
   createScalingRecords,
   leaseNotices,
+  requestScale,
   type ScalingDeps,
   type ScalingRecords,
   type TickSummary,
@@ -204,9 +209,13 @@ export function composeHearth(ports: HearthPorts): Hearth {
     get runners() {
       return runners();
     },
+    get hold() {
+      return holdFor("run");
+    },
     now: () => ports.now(),
   };
   const retryRecords = once(() => createRetryRecords(ports.store()));
+  const retryHolds = once(() => createRetryHolds(ports.store()));
   const forges: RetryForges = {
     get gitlab() {
       const api = gitlab();
@@ -246,7 +255,42 @@ export function composeHearth(ports: HearthPorts): Hearth {
     forges,
     now: () => ports.now(),
     retried: (pool) => ports.retried?.(pool),
+    get holds() {
+      return retryHolds();
+    },
+    // Read when a run is started: from ScaleFleet's own Observe the lease is held, and none is.
+    requestRun: (pool) =>
+      requestScale(scaling, pool, (p, holder) => ports.startScaleFleet()(p, holder), ports.holder(pool), {
+        covered: false,
+      }),
   };
+  /**
+   * The retry hold as the heartbeat and ScaleFleet's Observe see it. After a heartbeat, waiting
+   * retries are tried as background work (a Lambda does it before answering); Observe waits for them.
+   */
+  function holdFor(caller: "heartbeat" | "run"): HeartbeatHold {
+    return {
+      state: (pool) => holdState(retries, pool),
+      retryPending: async (pool) => {
+        const task = async () => {
+          for (const outcome of await retryHeld(retries, pool)) {
+            if (outcome.kind !== "held") log.info("held retry", { pool, outcome: outcome.kind });
+          }
+        };
+        if (caller === "run") return task();
+        return ports.background(async () => {
+          try {
+            await task();
+          } catch (error) {
+            log.warn("could not try the pool's held retries", {
+              pool,
+              error: error instanceof Error ? error.message : String(error),
+            });
+          }
+        });
+      },
+    };
+  }
   /** A spot warning: the jobs the instance runs are marked, to be retried once their forge ends them. */
   async function onJobsInterrupted(notice: { instanceId: string; pool: string; at: string }): Promise<void> {
     const marked = await markJobsInterrupted(retries, notice);
@@ -375,6 +419,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           pools,
           runners: runners(),
           startInterruption: ports.startHandleInterruption?.(),
+          hold: holdFor("heartbeat"),
           now: () => ports.now(),
           identify: http.identify,
         },

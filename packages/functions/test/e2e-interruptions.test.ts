@@ -176,6 +176,9 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
     expect(retry?.conclusion).toBe("success");
     expect(retry?.instanceId).toBeTruthy();
     expect(retry?.instanceId).not.toBe(spot.id);
+    // On on-demand capacity: the pool held its spot runners (the replacement among them) while the
+    // retry waited, and planned the warm group's on-demand capacity for it.
+    expect(fleet.get(retry?.instanceId ?? "")).toMatchObject({ group: "warm", market: "on-demand" });
     // Exactly once: nothing retries the retry, and the job was retried by one call.
     expect(await retriesOf(h, { ...job, id: retry?.id ?? "" })).toEqual([]);
     // The timeline says so. GitLab's retry names the job; GitHub's re-run names the job's run.
@@ -184,6 +187,14 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
         e.kind === "retry" && [job.id, job.pipelineId].some((id) => JSON.stringify(e.details).includes(id)),
     );
     expect(retryEntries.length).toBeGreaterThanOrEqual(1);
+    const reasons = (await h.journal.latest(500)).map((e) => e.reason);
+    expect(reasons).toContain(
+      `x86 holds its spot runners: the retry of ${source} job ${job.id} waits for on-demand capacity`,
+    );
+    expect(reasons.some((r) => r.startsWith("x86 no longer holds its spot runners"))).toBe(true);
+    expect(reasons).toContain(
+      `${source} job ${retry?.id}, the retry of interrupted job ${job.id}, ran on on-demand capacity (${retry?.instanceId}, warm group)`,
+    );
 
     // The interrupted instance is gone, and so are its runners on the forge.
     expect(fleet.get(spot.id)).toBeUndefined();

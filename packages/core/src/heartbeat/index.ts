@@ -40,6 +40,12 @@ export interface HeartbeatInstructions {
    * `claiming: false`; claim again once an answer says false. Absent for an older agent.
    */
   release?: boolean;
+  /**
+   * Version 3: the instance is a spot instance of a pool that holds its spot runners for a retry.
+   * Stop claiming jobs and report `claiming: false`, as for a release; claim again once an answer
+   * says false. Absent for an older agent (its instance is only minted no runner while held).
+   */
+  hold?: boolean;
 }
 
 export type HeartbeatResult =
@@ -66,8 +72,19 @@ export interface HeartbeatDeps {
    * Absent: reports are recorded only.
    */
   startInterruption?: ((notice: InterruptionNotice) => Promise<unknown>) | undefined;
+  /**
+   * The retry hold (core's retries): whether the pool holds its spot runners, and the trigger that
+   * tries its waiting retries again after a heartbeat of any of its instances. Absent: no hold.
+   */
+  hold?: HeartbeatHold | undefined;
   now?: () => Date;
   log?: { warn(message: string, fields?: Record<string, unknown>): void };
+}
+
+export interface HeartbeatHold {
+  state(pool: string): Promise<{ held: boolean; pending: boolean }>;
+  /** Tries the pool's waiting retries again (the host decides whether before or after the answer). */
+  retryPending(pool: string): Promise<unknown>;
 }
 
 /**
@@ -192,6 +209,7 @@ export async function acceptHeartbeat(
     });
   }
   await journalStoppedRunners(deps.journal, stored.after.pool, beat);
+  const hold = await holdAfterBeat(deps, stored.after);
   const protocol = Math.min(beat.protocol ?? 0, PROTOCOL_VERSION);
   if (protocol < 1) return { kind: "accepted", instance: stored.after, protocol, instructions: null };
   const draining = stored.after.runner === "draining" || stored.after.interruption !== null;
@@ -202,6 +220,7 @@ export async function acceptHeartbeat(
     drain: draining,
     cancel: [],
     ...(protocol >= 2 ? { release: releasing } : {}),
+    ...(protocol >= 3 ? { hold } : {}),
   };
   const pool = deps.pools.find((p) => p.name === stored.after.pool);
   if (deps.runners && pool) {
@@ -210,10 +229,11 @@ export async function acceptHeartbeat(
         instance: stored.after,
         pool,
         reported: beat.slotRunners ?? [],
-        // A releasing instance gets no runner: one that listened could take a job as it leaves.
-        mayMint: !draining && !releasing,
+        // A releasing instance gets no runner: one that listened could take a job as it leaves. A held
+        // one none either: one that listened could take the retry the hold keeps for on-demand.
+        mayMint: !draining && !releasing && !hold,
       });
-      instructions.runnerConfigs = releasing ? [] : tended.configs;
+      instructions.runnerConfigs = releasing || hold ? [] : tended.configs;
     } catch (error) {
       // The heartbeat itself is recorded; runners are tended again at the next one.
       deps.log?.warn("could not tend the instance's runners", {
@@ -223,6 +243,27 @@ export async function acceptHeartbeat(
     }
   }
   return { kind: "accepted", instance: stored.after, protocol, instructions };
+}
+
+/**
+ * The retry hold after a recorded heartbeat: whether this instance is held (a spot instance of a pool
+ * that holds its spot runners), and, when the pool has retries waiting, the trigger that tries them
+ * again (this heartbeat may be the confirmation their gate waits for). A failure holds nothing: the
+ * heartbeat is answered all the same, and the next one asks again.
+ */
+async function holdAfterBeat(deps: HeartbeatDeps, instance: InstanceRecord): Promise<boolean> {
+  if (!deps.hold) return false;
+  try {
+    const state = await deps.hold.state(instance.pool);
+    if (state.pending) await deps.hold.retryPending(instance.pool);
+    return state.held && instance.market === "spot";
+  } catch (error) {
+    deps.log?.warn("could not read or serve the pool's retry hold", {
+      instance: instance.id,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return false;
+  }
 }
 
 const stopReasons: Record<RunnerStopReason, string> = {

@@ -4,8 +4,21 @@ import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { type PoolConfig, routeJob } from "../pools";
 import { gitlabStatusToJobStatus } from "../sources/gitlab";
+import { active, expired, type Gate, gateOpen, HOLD_MAX_SECONDS, type Hold, type RetryHolds } from "./holds";
 import type { RetryRecords } from "./records";
 
+export {
+  active,
+  createRetryHolds,
+  expired,
+  type Gate,
+  gateOpen,
+  HOLD_CONFIRM_SECONDS,
+  HOLD_MAX_SECONDS,
+  type Hold,
+  type HoldState,
+  type RetryHolds,
+} from "./holds";
 export { createRetryRecords, type RetryRecords, STALE_CLAIM_MS } from "./records";
 
 /**
@@ -22,6 +35,10 @@ export { createRetryRecords, type RetryRecords, STALE_CLAIM_MS } from "./records
  *   same name are recorded `retryOf` the interrupted ones.
  *
  * Claims are conditional writes (`records.ts`), so concurrent deliveries of one event retry once.
+ *
+ * In a pool whose `retryOnDemand` is on, a retry is held (`holds.ts`): the pool's spot runners stop
+ * claiming, and the call waits (outcome `held`) until the gate finds none that could take the retry.
+ * `retryHeld` tries a pool's waiting retries again; the heartbeat and every ScaleFleet run call it.
  */
 
 /** The forges' retry calls, as the hosts wire them (each undefined when that forge is not configured). */
@@ -45,7 +62,7 @@ export interface RetryForges {
 
 export interface RetryDeps {
   ledger: Ledger;
-  registry: Pick<InstanceRegistry, "get">;
+  registry: Pick<InstanceRegistry, "get" | "inPool">;
   journal: Journal;
   records: RetryRecords;
   pools: readonly PoolConfig[];
@@ -53,6 +70,13 @@ export interface RetryDeps {
   now: () => Date;
   /** Counts a retry asked of a forge (the `Retries` metric in AWS). */
   retried?: (pool: string) => void;
+  /** The retry hold (`holds.ts`); absent: no retry is held, each is asked at once. */
+  holds?: RetryHolds | undefined;
+  /**
+   * Starts a ScaleFleet run for a pool whose held retry was just asked, counting no spare slot: the
+   * spot slots a spare count may stand for do not claim it, so on-demand capacity must be planned.
+   */
+  requestRun?: ((pool: string) => Promise<unknown>) | undefined;
 }
 
 const message = (error: unknown): string =>
@@ -107,7 +131,9 @@ export type RetryOutcome =
   | { kind: "awaiting-run" }
   | { kind: "linked"; retryOf: string }
   | { kind: "failed"; error: string }
-  | { kind: "unavailable"; reason: string };
+  | { kind: "unavailable"; reason: string }
+  /** The retry waits for its pool's spot runners to stop claiming (`retryHeld` asks it later). */
+  | { kind: "held"; pool: string };
 
 const poolOf = (job: Job, pools: readonly PoolConfig[]): PoolConfig | undefined => {
   const route = routeJob(job, pools);
@@ -120,9 +146,11 @@ export const needsRetry = (job: Job): boolean =>
 
 /**
  * What follows a recorded job event: the retry of an interrupted job that failed, or, for a GitHub
- * job of a re-run attempt, its link to the interrupted job it retries.
+ * job of a re-run attempt, its link to the interrupted job it retries. A retry's job that runs or ends
+ * ends its pool's hold for it.
  */
 export async function retryAfterJobRecorded(deps: RetryDeps, job: Job): Promise<RetryOutcome> {
+  await retryStarted(deps, job);
   if (needsRetry(job)) {
     const pool = poolOf(job, deps.pools);
     const limit = pool?.retryInterrupted ?? 1;
@@ -137,8 +165,185 @@ export async function retryAfterJobRecorded(deps: RetryDeps, job: Job): Promise<
     }
     return job.source === "gitlab" ? retryGitLab(deps, job, pool) : awaitRerun(deps, job, pool);
   }
-  if (job.source === "github" && job.attempt > 1 && !job.retryOf) return linkRerunJob(deps, job);
+  if (job.source === "github" && job.attempt > 1 && !job.retryOf) {
+    const linked = await linkRerunJob(deps, job);
+    if (linked.kind === "linked") await retryStarted(deps, { ...job, retryOf: linked.retryOf });
+    return linked;
+  }
   return { kind: "none" };
+}
+
+/** Whether the job's retry is held: a hold is wired and its pool puts retries on demand. */
+const holding = (deps: RetryDeps, pool: PoolConfig | undefined): pool is PoolConfig =>
+  !!deps.holds && !!pool?.retryOnDemand;
+
+const heldJob = (source: Job["source"], id: string) => `${source} job ${id}`;
+
+/**
+ * Holds the pool for the job's retry (if it is not already) and asks the gate. A hold that ended
+ * (its 15 minutes passed) holds nothing: the retry goes.
+ */
+async function holdAndGate(deps: RetryDeps, pool: PoolConfig, job: JobKey, begin: boolean): Promise<Gate> {
+  const holds = deps.holds as RetryHolds;
+  let hold: Hold | undefined;
+  if (begin) {
+    const begun = await holds.begin(pool.name, job);
+    hold = begun.hold;
+    if (begun.began) await noteHolding(deps, pool.name, job);
+  } else hold = await holds.get(pool.name, job);
+  const now = deps.now().getTime();
+  if (!hold || !active(hold, now)) return { open: true, why: "no-spot" };
+  const gate = gateOpen(await deps.registry.inPool(pool.name), hold.since, now);
+  if (gate.open && gate.why === "unconfirmed") {
+    await deps.journal.write({
+      once: `hold-unconfirmed#${pool.name}#${job.source}#${job.id}`,
+      pool: pool.name,
+      kind: "retry",
+      reason: `the retry of ${heldJob(job.source, job.id)} is placed without the confirmation of ${gate.unconfirmed.join(", ")} that it stopped claiming (an agent before protocol 3, or one not answering)`,
+      details: { source: job.source, job: job.id, unconfirmed: gate.unconfirmed.join(",") },
+    });
+  }
+  return gate;
+}
+
+/** The pool's flag went up: the journal says the pool holds its spot runners, and for which retry. */
+async function noteHolding(deps: RetryDeps, pool: string, job: JobKey): Promise<void> {
+  if (!(await deps.holds?.flag(pool, true))) return;
+  await deps.journal.write({
+    pool,
+    kind: "retry",
+    reason: `${pool} holds its spot runners: the retry of ${heldJob(job.source, job.id)} waits for on-demand capacity`,
+    details: { source: job.source, job: job.id, holding: true },
+  });
+}
+
+/** A hold ended: if none holds the pool any more, the journal says it stopped holding. */
+async function noteEnded(deps: RetryDeps, pool: string, why: string): Promise<void> {
+  const holds = deps.holds;
+  if (!holds) return;
+  const now = deps.now().getTime();
+  if ((await holds.open(pool)).some((hold) => active(hold, now))) return;
+  if (await holds.flag(pool, false)) {
+    await deps.journal.write({
+      pool,
+      kind: "retry",
+      reason: `${pool} no longer holds its spot runners: ${why}`,
+      details: { holding: false },
+    });
+  }
+  // A hold that began between the read and the flag's write would be left unjournaled: say it again.
+  const again = (await holds.open(pool)).find((hold) => active(hold, deps.now().getTime()));
+  if (again) await noteHolding(deps, pool, { source: again.source, id: again.jobId });
+}
+
+/**
+ * A job that retries another runs or has ended: the hold for it ends (the spot runners claim again),
+ * and the journal says on which capacity it ran, once its instance is known.
+ */
+async function retryStarted(deps: RetryDeps, job: Job): Promise<void> {
+  if (!job.retryOf || (job.status !== "running" && !isTerminal(job.status))) return;
+  const pool = poolOf(job, deps.pools);
+  if (!pool) return;
+  if (deps.holds) {
+    const ended = await deps.holds.end(
+      pool.name,
+      { source: job.source, id: job.retryOf },
+      `its retry, ${heldJob(job.source, job.id)}, is ${job.status}`,
+    );
+    if (ended) {
+      await noteEnded(
+        deps,
+        pool.name,
+        `the retry of ${heldJob(job.source, job.retryOf)} (${heldJob(job.source, job.id)}) is ${job.status}`,
+      );
+    }
+  }
+  if (!job.instanceId) return;
+  const instance = await deps.registry.get(job.instanceId);
+  if (!instance) return;
+  await deps.journal.write({
+    once: `retry-ran#${job.source}#${job.id}`,
+    pool: pool.name,
+    kind: "retry",
+    reason: `${heldJob(job.source, job.id)}, the retry of interrupted job ${job.retryOf}, ran on ${instance.market} capacity (${instance.id}, ${instance.group} group)`,
+    details: {
+      source: job.source,
+      job: job.id,
+      retryOf: job.retryOf,
+      instance: instance.id,
+      market: instance.market,
+      group: instance.group,
+    },
+  });
+}
+
+/** Held retries were asked of their forge: held until their jobs run, and the pool plans on-demand capacity. */
+async function placed(deps: RetryDeps, pool: string, jobs: readonly JobKey[]): Promise<void> {
+  for (const job of jobs) await deps.holds?.mark(pool, job, "placed");
+  try {
+    await deps.requestRun?.(pool);
+  } catch (error) {
+    // The minute tick starts a run for the queued retry all the same.
+    await deps.journal.write({
+      pool,
+      kind: "error",
+      reason: `could not start a ScaleFleet run for a held retry: ${message(error)}`,
+    });
+  }
+}
+
+/** Whether the pool holds its spot runners now, and whether it has retries waiting to be asked. */
+export async function holdState(
+  deps: Pick<RetryDeps, "holds" | "now">,
+  pool: string,
+): Promise<{ held: boolean; pending: boolean }> {
+  if (!deps.holds) return { held: false, pending: false };
+  const now = deps.now().getTime();
+  const open = await deps.holds.open(pool);
+  return {
+    held: open.some((hold) => active(hold, now)),
+    // An expired hold is pending too: `retryHeld` ends it, and the journal says the pool stopped.
+    pending: open.some((hold) => (active(hold, now) && hold.state === "pending") || expired(hold, now)),
+  };
+}
+
+/**
+ * Tries the pool's held retries again: each pending one whose gate is open now is asked of its forge
+ * (claims make concurrent callers ask once), and holds past `HOLD_MAX_SECONDS` end.
+ */
+export async function retryHeld(deps: RetryDeps, poolName: string): Promise<RetryOutcome[]> {
+  const holds = deps.holds;
+  if (!holds) return [];
+  const outcomes: RetryOutcome[] = [];
+  const runs = new Set<string>();
+  let ended: string | null = null;
+  for (const hold of await holds.open(poolName)) {
+    const key: JobKey = { source: hold.source, id: hold.jobId };
+    const what = heldJob(hold.source, hold.jobId);
+    if (expired(hold, deps.now().getTime())) {
+      if (await holds.end(poolName, key, "expired")) {
+        ended = `the retry of ${what} did not start within ${HOLD_MAX_SECONDS / 60} minutes`;
+      }
+      continue;
+    }
+    if (hold.state !== "pending") continue;
+    const job = await deps.ledger.get(key);
+    if (job?.source === "gitlab" && needsRetry(job)) {
+      outcomes.push(await retryAfterJobRecorded(deps, job));
+    } else if (job?.source === "github" && needsRetry(job)) {
+      const run = `${job.project}#${job.pipelineId}#${job.attempt}`;
+      if (runs.has(run)) continue;
+      runs.add(run);
+      outcomes.push(await rerun(deps, job.project, job.pipelineId, job.attempt, false));
+    } else if (job?.retry) {
+      // Asked by another path (a crash between the call and the mark): held until its job runs.
+      await holds.mark(poolName, key, "placed");
+    } else if (await holds.end(poolName, key, "no retry is wanted")) {
+      ended = `the retry of ${what} is not wanted any more`;
+    }
+  }
+  if (ended) await noteEnded(deps, poolName, ended);
+  return outcomes;
 }
 
 async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefined): Promise<RetryOutcome> {
@@ -146,6 +351,8 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
   if (!forge || !job.projectId) {
     return { kind: "unavailable", reason: "no GitLab API is configured to retry jobs with" };
   }
+  const held = holding(deps, pool);
+  if (held && !(await holdAndGate(deps, pool, job, true)).open) return { kind: "held", pool: pool.name };
   if (!(await deps.records.claimGitLab(job.id))) return { kind: "none" };
   let created: { id: string; status: string | null };
   try {
@@ -155,7 +362,7 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
     await deps.journal.write({
       pool: pool?.name ?? null,
       kind: "error",
-      reason: `could not retry interrupted gitlab job ${job.id}: ${message(error)}; tried again at its next event`,
+      reason: `could not retry interrupted gitlab job ${job.id}: ${message(error)}; tried again at its next event${held ? " or its pool's next heartbeat" : ""}`,
       details: { source: "gitlab", job: job.id },
     });
     return { kind: "failed", error: message(error) };
@@ -184,6 +391,7 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
   );
   await deps.ledger.record(partialEvent(job, { retry: { at, newJobId: created.id } }));
   await deps.records.settleGitLab(job.id, { newJobId: created.id });
+  if (held) await placed(deps, pool.name, [job]);
   await journalRetried(deps, pool, job, created.id);
   return { kind: "retried", newJobId: created.id };
 }
@@ -221,21 +429,38 @@ async function awaitRerun(deps: RetryDeps, job: Job, pool: PoolConfig | undefine
     retryNumber: job.retryNumber ?? 0,
     pool: pool?.name ?? null,
   });
-  return rerun(deps, job.project, job.pipelineId, job.attempt);
+  if (holding(deps, pool)) {
+    // The run may have completed already (webhooks come in any order): its re-run may be due now.
+    const begun = await deps.holds?.begin(pool.name, job);
+    if (begun?.began) await noteHolding(deps, pool.name, job);
+  }
+  return rerun(deps, job.project, job.pipelineId, job.attempt, false);
 }
+
+/** The run's interrupted jobs whose retries are held, each with its pool. */
+const heldRunJobs = (deps: RetryDeps, jobs: readonly { jobId: string; pool: string | null }[]) =>
+  jobs.flatMap((entry) => {
+    const pool = deps.pools.find((p) => p.name === entry.pool);
+    return holding(deps, pool) ? [{ key: { source: "github" as const, id: entry.jobId }, pool }] : [];
+  });
 
 /**
  * Re-runs a run attempt's failed jobs, once: when its record is awaiting and this caller claims it.
- * GitHub's 403 (not completed yet) leaves it awaiting its `workflow_run`.
+ * GitHub's 403 (not completed yet) leaves it awaiting its `workflow_run`. Held jobs of the run wait
+ * for their pools' gates first; `due`: the run has just completed, so their holds begin again.
  */
 async function rerun(
   deps: RetryDeps,
   repository: string,
   runId: string,
   attempt: number,
+  due: boolean,
 ): Promise<RetryOutcome> {
   const run = await deps.records.run(repository, runId, attempt);
   if (!run) return { kind: "none" };
+  // The run's record is written a write before its first interrupted job: that job's own call, which
+  // follows, asks the re-run (and knows whether its pool holds it).
+  if (!run.jobs.length) return { kind: "awaiting-run" };
   if (run.state === "done") {
     // Re-run already (a job whose failure arrived after its run's): it was retried with the others.
     await markRetried(deps, run.jobs, run.rerunAt ?? deps.now().toISOString());
@@ -244,6 +469,10 @@ async function rerun(
   const forge = deps.forges.github;
   if (!forge)
     return { kind: "unavailable", reason: "no GitHub credentials are configured to re-run jobs with" };
+  const held = heldRunJobs(deps, run.jobs);
+  for (const { key, pool } of held) {
+    if (!(await holdAndGate(deps, pool, key, due)).open) return { kind: "held", pool: pool.name };
+  }
   if (!(await deps.records.claimRun(repository, runId, attempt))) return { kind: "awaiting-run" };
   let answer: "rerun" | "not-completed";
   try {
@@ -253,18 +482,31 @@ async function rerun(
     await deps.journal.write({
       pool: run.jobs[0]?.pool ?? null,
       kind: "error",
-      reason: `could not re-run the failed jobs of ${repository} run ${runId}: ${message(error)}; tried again at the run's next event`,
+      reason: `could not re-run the failed jobs of ${repository} run ${runId}: ${message(error)}; tried again at the run's next event${held.length ? " or its pool's next heartbeat" : ""}`,
       details: { source: "github", run: runId, attempt },
     });
     return { kind: "failed", error: message(error) };
   }
   if (answer === "not-completed") {
     await deps.records.settleRun(repository, runId, attempt, "awaiting");
+    // Not due before the run completes: its spot runners claim again meanwhile.
+    for (const { key, pool } of held) await deps.holds?.mark(pool.name, key, "awaiting");
+    for (const pool of new Set(held.map((entry) => entry.pool.name))) {
+      await noteEnded(deps, pool, `${repository} run ${runId} has not completed; its re-run waits for it`);
+    }
     return { kind: "awaiting-run" };
   }
   await deps.records.settleRun(repository, runId, attempt, "done");
   // A job whose failure was added while the re-run was asked is in the record now, not in `run`.
   const settled = await deps.records.run(repository, runId, attempt);
+  const placedJobs = heldRunJobs(deps, settled?.jobs ?? run.jobs);
+  for (const pool of new Set(placedJobs.map((entry) => entry.pool.name))) {
+    await placed(
+      deps,
+      pool,
+      placedJobs.filter((entry) => entry.pool.name === pool).map((entry) => entry.key),
+    );
+  }
   await markRetried(deps, settled?.jobs ?? run.jobs, settled?.rerunAt ?? deps.now().toISOString());
   return { kind: "retried", newJobId: null };
 }
@@ -300,7 +542,7 @@ export async function retryAfterRunCompleted(
   deps: RetryDeps,
   run: { repository: string; runId: string; attempt: number },
 ): Promise<RetryOutcome> {
-  return rerun(deps, run.repository, run.runId, run.attempt);
+  return rerun(deps, run.repository, run.runId, run.attempt, true);
 }
 
 /** A job of a re-run attempt whose name is an interrupted job's of the attempt before: its retry. */

@@ -56,10 +56,13 @@ export function afterIteration(
   return {
     settled: callCount === 0 && pendingReleases === 0 && !transitioning && freeSlots >= observation.queued,
     waitSeconds: transitioning ? WAIT_TRANSITIONING_SECONDS : WAIT_SECONDS,
-    // An instance waiting to be released claims nothing: its slots are no spare for a new job.
+    // An instance waiting to be released claims nothing: its slots are no spare for a new job; nor do a
+    // held pool's spot instances (the burst group) claim one.
     spareSlots: Math.max(
       0,
-      (target.warm + target.burst - pendingReleases) * slotsPerInstance - busy - observation.queued,
+      (target.warm + (observation.held ? 0 : target.burst) - pendingReleases) * slotsPerInstance -
+        busy -
+        observation.queued,
     ),
   };
 }

@@ -1,5 +1,6 @@
 import type { FleetPort } from "../fleet";
 import type { GitLabJobs } from "../gitlab-api";
+import type { HeartbeatHold } from "../heartbeat";
 import type { InstanceRegistry } from "../instances";
 import type { Journal } from "../journal";
 import type { Leases } from "../leases";
@@ -21,6 +22,11 @@ export interface ScalingDeps {
   gitlab?: GitLabJobs;
   /** Runner identity: an instance leaving service has its runners deleted. Absent: not wired. */
   runners?: RunnerDeps | undefined;
+  /**
+   * The retry hold (core's retries): Observe tries the pool's waiting retries again (the fallback when
+   * no instance heartbeats) and says whether the pool holds its spot runners. Absent: never held.
+   */
+  hold?: HeartbeatHold | undefined;
   now: () => Date;
 }
 

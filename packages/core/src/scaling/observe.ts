@@ -84,6 +84,8 @@ export async function queuedByPool(
 export async function observe(deps: ScalingDeps, poolName: string, iteration: number): Promise<Observation> {
   const pool = poolOf(deps, poolName);
   const now = deps.now().getTime();
+  // Before the queue is read: a retry asked now is queued, and the plan serves it.
+  const held = await holdForRun(deps, pool.name);
   const [fleet, records, { summary }, forecast] = await Promise.all([
     deps.fleet.observe(pool),
     deps.registry.inPool(pool.name),
@@ -174,8 +176,30 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
     running,
     queued,
     ...(queuedRetries ? { queuedRetries } : {}),
+    ...(held ? { held } : {}),
     instances,
     groups: fleet.groups,
     demand: forecast?.demand ?? null,
   };
+}
+
+/**
+ * The retry hold in a ScaleFleet run: the pool's waiting retries are tried again (when no instance of
+ * the pool heartbeats, nothing else would), then whether the pool still holds its spot runners. A
+ * failure is journaled and holds nothing: the run plans as for a pool that holds none.
+ */
+async function holdForRun(deps: ScalingDeps, pool: string): Promise<boolean> {
+  const { hold } = deps;
+  if (!hold) return false;
+  try {
+    if ((await hold.state(pool)).pending) await hold.retryPending(pool);
+    return (await hold.state(pool)).held;
+  } catch (error) {
+    await deps.journal.write({
+      pool,
+      kind: "error",
+      reason: `could not serve the pool's retry hold: ${error instanceof Error ? error.message : String(error)}`,
+    });
+    return false;
+  }
 }

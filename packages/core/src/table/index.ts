@@ -30,6 +30,7 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | runner removal| `RUNNER-REMOVALS`      | `<forge>#<id>`  | –                                     | –                         |
  * | retry claim   | `RETRY#gitlab#<job>`   | `RETRY`         | –                                     | –                         |
  * | re-run        | `RERUN#github#<repo>#<run>#<attempt>` | `RUN`, `JOB#<id>` | –                      | –                         |
+ * | retry hold    | `HOLD#<pool>`          | `JOB#<source>#<job>`, `POOL` | –                        | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
  * reports journaled once), samples and gone instances expire.

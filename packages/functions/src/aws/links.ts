@@ -91,7 +91,8 @@ export const functionLinks = {
     "GithubAppPrivateKey",
   ],
   /**
-   * Observe resolves GitLab tags the webhook could not (GitLab's API slow or failing). Observe and
+   * Observe resolves GitLab tags the webhook could not (GitLab's API slow or failing), and asks a held
+   * pool's waiting retries of their forges (the GitLab API token, the App). Observe and
    * apply see instances leave service: they delete their GitHub runners (the App) and GitLab
    * runner managers (the pool's runner token).
    */
