@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { HOLD_MAX_SECONDS } from "../packages/core/src/retries/holds";
 import {
   defaultFleetModel,
   type FleetModel,
@@ -53,7 +54,7 @@ ${Object.entries(modelFlags)
     --retry-on-demand true|false      a retry's new capacity is on-demand (default true)
     --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
                                       pool's spot runners until the retry has started (the retry hold)
-    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 900)`;
+    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${usage}\n`);
@@ -76,7 +77,7 @@ function main(): void {
         "retry-interrupted": { type: "string", default: "1" },
         "retry-on-demand": { type: "string", default: "true" },
         "no-retry-hold": { type: "boolean", default: false },
-        "retry-hold-max": { type: "string", default: "900" },
+        "retry-hold-max": { type: "string", default: String(HOLD_MAX_SECONDS) },
         ...Object.fromEntries(Object.keys(modelFlags).map((flag) => [flag, { type: "string" as const }])),
       },
       strict: true,

@@ -11,6 +11,7 @@ import {
   createRetryHolds,
   createRetryRecords,
   gateOpen,
+  HOLD_MAX_SECONDS,
   holdState,
   markJobsInterrupted,
   needsRetry,
@@ -347,6 +348,31 @@ describe("GitHub: re-run the failed jobs once the run completed", () => {
     expect((await retryAfterJobRecorded(deps, job as Job)).kind).toBe("retried");
     expect(github.reruns).toEqual(["acme/app#77"]);
   });
+
+  it("asks again when the run completed while its refused call held the claim", async () => {
+    const setup = await setUp();
+    const { deps, github } = setup;
+    await deps.ledger.record(running({ id: "1" }));
+    await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    const { job } = await deps.ledger.record(failed({ id: "1" }));
+    // GitHub answers the job's call "not completed"; before that answer is settled, the run
+    // completes and its workflow_run arrives, which finds the re-run claimed.
+    const run = { repository: "acme/app", runId: "77", attempt: 1 };
+    let completion: Promise<unknown> | undefined;
+    const answer = github.rerunFailedJobs.bind(github);
+    github.rerunFailedJobs = async (repository, runId) => {
+      const first = await answer(repository, runId);
+      if (!completion) {
+        github.completed.add("acme/app#77");
+        completion = retryAfterRunCompleted(deps, run);
+        expect(await completion).toEqual({ kind: "awaiting-run" });
+      }
+      return first;
+    };
+    expect((await retryAfterJobRecorded(deps, job as Job)).kind).toBe("retried");
+    expect(github.reruns).toEqual(["acme/app#77"]);
+    expect((await deps.ledger.get({ source: "github", id: "1" }))?.retry).toBeDefined();
+  });
 });
 
 describe("GitHub: a job's failure and its run's completion at once", () => {
@@ -575,7 +601,7 @@ describe("the retry hold", () => {
     );
   });
 
-  it("ends a hold whose retry has not started within 15 minutes, and tries a failed call meanwhile", async () => {
+  it("ends a hold whose retry has not started within an hour, and tries a failed call meanwhile", async () => {
     const setup = await setUp(defaultPools, { holds: true });
     const { deps, gitlab } = setup;
     const done = await failedGitLabJob(setup);
@@ -586,12 +612,12 @@ describe("the retry hold", () => {
     expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: true });
     setup.advance(60_000);
     expect((await retryHeld(deps, "x86_64")).map((outcome) => outcome.kind)).toEqual(["failed"]);
-    setup.advance(840_000);
+    setup.advance(HOLD_MAX_SECONDS * 1000 - 60_000);
     expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: true });
     expect(await retryHeld(deps, "x86_64")).toEqual([]);
     expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
     expect(await reasons(setup)).toContain(
-      "x86_64 no longer holds its spot runners: the retry of gitlab job 77 did not start within 15 minutes",
+      "x86_64 no longer holds its spot runners: the retry of gitlab job 77 did not start within 60 minutes",
     );
     // Ended: the job's next event retries it at once, holding nothing.
     gitlab.finished.add("77");

@@ -19,6 +19,7 @@ import type { PoolPlan } from "../src/planner";
 import {
   createRetryHolds,
   createRetryRecords,
+  HOLD_MAX_SECONDS,
   holdState,
   type RetryDeps,
   retryAfterJobRecorded,
@@ -285,8 +286,8 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     const target = { warm: 2, burst: 2 };
     expect(afterIteration(second, target, 2, 0).spareSlots).toBe(4 - 1 - 1);
     expect(afterIteration({ ...second, held: false }, target, 2, 0).spareSlots).toBe(8 - 1 - 1);
-    // Past 15 minutes, the hold ends: the run plans as for a pool that holds nothing.
-    clock = new Date(NOW.getTime() + 901_000);
+    // Past its limit, the hold ends: the run plans as for a pool that holds nothing.
+    clock = new Date(NOW.getTime() + HOLD_MAX_SECONDS * 1000 + 1000);
     expect((await observe(held, "x86", 2)).held).toBeUndefined();
     clock = NOW;
   });

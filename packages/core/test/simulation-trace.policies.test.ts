@@ -213,23 +213,23 @@ describe("hearth and spot interruptions, as built", () => {
     });
     // GitLab fails the job at 290 s; its webhook (291 s) starts the hold. The replacement, ready at
     // 276 s, hears it at its next heartbeat (276 + 2 × 15 = 306 s), stops claiming and confirms: the
-    // retry is queued then. No slot listens; its webhook (307 s) takes the spare slot the last run left
-    // (the replacement's, counted by `afterIteration` though it no longer claims), so the minute tick
-    // (360 s) plans the held pool: on demand, ready at 435 s.
+    // retry is queued then. No slot listens, and a held pool's spot slots are no spare
+    // (`afterIteration`): its webhook (307 s) starts a run that plans the held pool on demand, a cold
+    // launch ready at 382 s.
     expect(starts.map((start) => [start.job, start.at, start.group, start.market])).toEqual([
       ["a", 76, "burst", "spot"],
-      ["a", 435, "warm", "on-demand"],
+      ["a", 382, "warm", "on-demand"],
     ]);
     expect(launches.map((launch) => [launch.at, launch.market])).toEqual([
       [1, "spot"],
       [201, "spot"],
-      [360, "on-demand"],
+      [307, "on-demand"],
     ]);
     expect(figures).toMatchObject({
       retries: 1,
       restartsOnSpot: 0,
       lostToInterruptions: 0,
-      extraWaitMax: 145,
+      extraWaitMax: 382 - 290,
     });
   });
 

@@ -26,8 +26,12 @@ import { epochSeconds, type Store } from "../table";
 
 /** How long the gate waits for the spot agents to confirm: 4 heartbeats of 15 s. */
 export const HOLD_CONFIRM_SECONDS = 60;
-/** A retry not started within this may no longer starve its pool of spot capacity. */
-export const HOLD_MAX_SECONDS = 900;
+/**
+ * A retry not started within this may no longer starve its pool of spot capacity. An hour: a full
+ * pool serves its queue oldest first, so a retry (at the queue's end) can wait behind many jobs; with
+ * 15 minutes the trace simulator saw such retries go to spot and be lost (docs/BENCHMARKS.md).
+ */
+export const HOLD_MAX_SECONDS = 3600;
 /** Ended and expired items are kept a day, then go with the table's TTL. */
 const KEEP_SECONDS = 86_400;
 

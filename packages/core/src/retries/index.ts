@@ -181,7 +181,7 @@ const heldJob = (source: Job["source"], id: string) => `${source} job ${id}`;
 
 /**
  * Holds the pool for the job's retry (if it is not already) and asks the gate. A hold that ended
- * (its 15 minutes passed) holds nothing: the retry goes.
+ * (its hour passed) holds nothing: the retry goes.
  */
 async function holdAndGate(deps: RetryDeps, pool: PoolConfig, job: JobKey, begin: boolean): Promise<Gate> {
   const holds = deps.holds as RetryHolds;
@@ -455,6 +455,8 @@ async function rerun(
   runId: string,
   attempt: number,
   due: boolean,
+  /** Whether a refusal as not completed may be asked again once (see below). */
+  mayAskAgain = true,
 ): Promise<RetryOutcome> {
   const run = await deps.records.run(repository, runId, attempt);
   if (!run) return { kind: "none" };
@@ -494,6 +496,10 @@ async function rerun(
     for (const pool of new Set(held.map((entry) => entry.pool.name))) {
       await noteEnded(deps, pool, `${repository} run ${runId} has not completed; its re-run waits for it`);
     }
+    // The run's completion may have arrived while this call held the claim: it could not take it,
+    // and no later event comes. Ask once more now that the run is known to have completed.
+    const after = await deps.records.run(repository, runId, attempt);
+    if (mayAskAgain && after?.completedAt) return rerun(deps, repository, runId, attempt, true, false);
     return { kind: "awaiting-run" };
   }
   await deps.records.settleRun(repository, runId, attempt, "done");
@@ -542,6 +548,7 @@ export async function retryAfterRunCompleted(
   deps: RetryDeps,
   run: { repository: string; runId: string; attempt: number },
 ): Promise<RetryOutcome> {
+  await deps.records.noteRunCompleted(run.repository, run.runId, run.attempt);
   return rerun(deps, run.repository, run.runId, run.attempt, true);
 }
 

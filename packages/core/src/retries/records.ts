@@ -37,6 +37,8 @@ export interface RerunRun {
   claimedAt: string | null;
   rerunAt: string | null;
   lastError: string | null;
+  /** When the run's `workflow_run` `completed` was first seen, or null. */
+  completedAt: string | null;
   jobs: RerunJob[];
 }
 
@@ -48,6 +50,11 @@ export interface RetryRecords {
   addRerunJob(repository: string, runId: string, attempt: number, job: RerunJob): Promise<void>;
   /** The run attempt's state and its interrupted jobs, or undefined when none was interrupted. */
   run(repository: string, runId: string, attempt: number): Promise<RerunRun | undefined>;
+  /**
+   * Notes that the run attempt has completed (its `workflow_run` `completed` arrived), if it has a
+   * record: a caller whose re-run GitHub refused as not completed then knows to ask again.
+   */
+  noteRunCompleted(repository: string, runId: string, attempt: number): Promise<void>;
   /** Takes the run's re-run: true when this caller may call the forge. */
   claimRun(repository: string, runId: string, attempt: number): Promise<boolean>;
   settleRun(
@@ -167,6 +174,7 @@ export function createRetryRecords(store: Store): RetryRecords {
         claimedAt: (run.claimedAt as string | null) ?? null,
         rerunAt: (run.rerunAt as string | null) ?? null,
         lastError: (run.lastError as string | null) ?? null,
+        completedAt: (run.completedAt as string | null) ?? null,
         jobs: items
           .filter((item) => String(item.sk).startsWith("JOB#"))
           .map((item) => ({
@@ -176,6 +184,20 @@ export function createRetryRecords(store: Store): RetryRecords {
             pool: (item.pool as string | null) ?? null,
           })),
       };
+    },
+
+    async noteRunCompleted(repository, runId, attempt) {
+      await conditional(() =>
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk: runPk(repository, runId, attempt), sk: "RUN" },
+            UpdateExpression: "SET completedAt = if_not_exists(completedAt, :now)",
+            ConditionExpression: "attribute_exists(pk)",
+            ExpressionAttributeValues: { ":now": now().toISOString() },
+          }),
+        ),
+      );
     },
 
     claimRun(repository, runId, attempt) {

@@ -1,3 +1,4 @@
+import { HOLD_CONFIRM_SECONDS, HOLD_MAX_SECONDS } from "../../../retries/holds";
 import type { EventQueue } from "../events";
 import type { Fleet, SimInstance, SimJob, SimPool } from "../fleet";
 import type { FleetModel } from "../model";
@@ -29,7 +30,7 @@ import type { FleetModel } from "../model";
  *   of the run) is made once every ready spot instance of each held pool has confirmed in a heartbeat
  *   at or after the hold's start, at once when there is none, or `HOLD_CONFIRM_SECONDS` after it in
  *   any case. A job's hold ends when the control plane learns that its retry started (the start's
- *   webhook), or `retryHoldMaxSeconds` (900 s, the product's `HOLD_MAX_SECONDS`) after its start;
+ *   webhook), or `retryHoldMaxSeconds` (the product's `HOLD_MAX_SECONDS`, an hour) after its start;
  *   a pool holds while any job's hold has not ended, and its planner plans with it in `heldPools`.
  *   When the last ends, its spot instances claim again from their next heartbeat.
  * - Rebalance recommendations are not modelled (the fleet model has none), so they are not credited.
@@ -65,13 +66,11 @@ export const defaultInterruptionSettings: InterruptionSettings = {
   stopBeforeDeadlineSeconds: 30,
   forge: "auto",
   retryHold: true,
-  retryHoldMaxSeconds: 900,
+  retryHoldMaxSeconds: HOLD_MAX_SECONDS,
 };
 
 /** The agent heartbeats every 15 s (docs/PROTOCOL.md, "The heartbeat"). */
 export const HEARTBEAT_SECONDS = 15;
-/** A retry waits at most this long for the pool's spot instances to confirm the hold (4 heartbeats). */
-export const HOLD_CONFIRM_SECONDS = 60;
 
 /** One interrupted job's hold on its pool. */
 interface Hold {
