@@ -4,11 +4,12 @@ import type { GitHubClient, GitHubResponse, GitHubRoute } from "../github-api/cl
 import type { JobEvent } from "../jobs";
 import { jobEventFromWorkflowJob } from "../sources/github";
 import {
-  type Denial,
+  denialText,
   type GovernorReport,
   type RateGovernor,
   type RateGovernors,
   readRateHeaders,
+  Unanswered,
 } from "./governor";
 
 /**
@@ -72,31 +73,13 @@ export interface GitHubPollResult {
   budget: Record<string, GovernorReport>;
 }
 
-/** Why a governed call did not answer: the governor held it back, or the call failed. */
-class Unanswered extends Error {
-  constructor(
-    message: string,
-    /** The governor's reason, or a rate limit: no further call with this token this poll. */
-    readonly stopsToken: boolean,
-  ) {
-    super(message);
-  }
-}
-
-const denialText: Record<Denial, string> = {
-  "retry-after": "GitHub asked to wait (Retry-After)",
-  reserve: "the token's budget is down to its reserve",
-  share: "polling spent its share of the token's budget",
-  pace: "polling paces its share over the hour",
-};
-
 async function governed(
   governor: RateGovernor,
   now: () => number,
   send: () => Promise<GitHubResponse>,
 ): Promise<GitHubResponse> {
   const denial = governor.take();
-  if (denial) throw new Unanswered(`not polled: ${denialText[denial]}`, true);
+  if (denial) throw new Unanswered(`not polled: ${denialText(denial, "GitHub")}`, true);
   try {
     const response = await send();
     governor.observe(readRateHeaders(response.headers, now()));

@@ -4,7 +4,7 @@ import { groupProjectsPath, projectJobsPath } from "../gitlab-api/job-lists";
 import type { JobEvent } from "../jobs";
 import { jobEventFromApiJob } from "../sources/gitlab";
 import type { ListingStatus } from "./github";
-import { type Denial, type GovernorReport, type RateGovernor, readRateHeaders } from "./governor";
+import { denialText, type GovernorReport, type RateGovernor, readRateHeaders, Unanswered } from "./governor";
 
 /**
  * GitLab polling, the fallback for missed Job Hooks (GitLab disables a hook after 4 failures in a
@@ -63,22 +63,6 @@ export interface GitLabPollResult {
   budget: GovernorReport;
 }
 
-class Unanswered extends Error {
-  constructor(
-    message: string,
-    readonly stopsToken: boolean,
-  ) {
-    super(message);
-  }
-}
-
-const denialText: Record<Denial, string> = {
-  "retry-after": "GitLab asked to wait (Retry-After)",
-  reserve: "the token's budget is down to its reserve",
-  share: "polling spent its share of the token's budget",
-  pace: "polling paces its share over the window",
-};
-
 /** Every item of a listing, one governed call per page; an `Unanswered` if any page is not whole. */
 async function listAll(
   options: GitLabPollOptions,
@@ -91,7 +75,7 @@ async function listAll(
   for (let page = 1; path !== undefined; page++) {
     if (page > maxPages) throw new Unanswered(`more than ${maxPages} pages`, false);
     const denial = options.governor.take();
-    if (denial) throw new Unanswered(`not polled: ${denialText[denial]}`, true);
+    if (denial) throw new Unanswered(`not polled: ${denialText(denial, "GitLab")}`, true);
     let answered: GitLabListPage;
     try {
       answered = await options.lists.page(path);

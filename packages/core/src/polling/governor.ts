@@ -254,3 +254,28 @@ export class RateGovernors {
     return Object.fromEntries([...this.governors].map(([bucket, governor]) => [bucket, governor.report()]));
   }
 }
+
+/** Why a governed call did not answer: the governor held it back, or the call failed. */
+export class Unanswered extends Error {
+  constructor(
+    message: string,
+    /** The governor's reason, or a rate limit: no further call with this token this poll. */
+    readonly stopsToken: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Why the governor held a call to `forge` back, in words. */
+export function denialText(denial: Denial, forge: "GitHub" | "GitLab"): string {
+  switch (denial) {
+    case "retry-after":
+      return `${forge} asked to wait (Retry-After)`;
+    case "reserve":
+      return "the token's budget is down to its reserve";
+    case "share":
+      return "polling spent its share of the token's budget";
+    case "pace":
+      return `polling paces its share over the ${forge === "GitHub" ? "hour" : "window"}`;
+  }
+}

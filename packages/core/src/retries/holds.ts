@@ -1,9 +1,8 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { BOOT_GRACE_MS, HEARTBEAT_OVERDUE_MS } from "../fleet";
 import type { InstanceRecord } from "../instances";
 import type { JobKey, Source } from "../jobs";
-import { epochSeconds, type Store } from "../table";
+import { conditionalWrite, epochSeconds, type Store } from "../table";
 
 /**
  * The retry hold. A retry of an interrupted job goes to whichever runner of its pool listens first,
@@ -92,16 +91,6 @@ function fromItem(item: Record<string, unknown>): Hold {
   };
 }
 
-async function conditional(write: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await write();
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
-}
-
 export function createRetryHolds(store: Store): RetryHolds {
   const { client, tableName, now } = store;
   const expiresAt = (since: Date) => epochSeconds(since) + HOLD_MAX_SECONDS + KEEP_SECONDS;
@@ -132,7 +121,7 @@ export function createRetryHolds(store: Store): RetryHolds {
         endedAt: null,
         endReason: null,
       };
-      const created = await conditional(() =>
+      const created = await conditionalWrite(() =>
         client.send(
           new PutCommand({
             TableName: tableName,
@@ -143,7 +132,7 @@ export function createRetryHolds(store: Store): RetryHolds {
       );
       if (created) return { hold, began: true };
       // A GitHub run that completed since its job's hold went awaiting: its re-run is due from now.
-      const due = await conditional(() =>
+      const due = await conditionalWrite(() =>
         client.send(
           new UpdateCommand({
             TableName: tableName,
@@ -188,7 +177,7 @@ export function createRetryHolds(store: Store): RetryHolds {
     },
 
     async mark(pool, job, state) {
-      await conditional(() =>
+      await conditionalWrite(() =>
         client.send(
           new UpdateCommand({
             TableName: tableName,
@@ -208,7 +197,7 @@ export function createRetryHolds(store: Store): RetryHolds {
     },
 
     end(pool, job, reason) {
-      return conditional(() =>
+      return conditionalWrite(() =>
         client.send(
           new UpdateCommand({
             TableName: tableName,
@@ -222,7 +211,7 @@ export function createRetryHolds(store: Store): RetryHolds {
     },
 
     flag(pool, holding) {
-      return conditional(() =>
+      return conditionalWrite(() =>
         client.send(
           new PutCommand({
             TableName: tableName,

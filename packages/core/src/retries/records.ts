@@ -1,6 +1,5 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { epochSeconds, type Store } from "../table";
+import { conditionalWrite, epochSeconds, type Store } from "../table";
 
 /**
  * What Hearth keeps about the retries it asks for, beside the jobs themselves: one claim per GitLab
@@ -70,16 +69,6 @@ const gitlabKey = (jobId: string) => ({ pk: `RETRY#gitlab#${jobId}`, sk: "RETRY"
 const runPk = (repository: string, runId: string, attempt: number) =>
   `RERUN#github#${repository}#${runId}#${attempt}`;
 
-async function conditional(write: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await write();
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
-}
-
 export function createRetryRecords(store: Store): RetryRecords {
   const { client, tableName, now } = store;
   const expiresAt = () => epochSeconds(now()) + KEEP_SECONDS;
@@ -87,7 +76,7 @@ export function createRetryRecords(store: Store): RetryRecords {
 
   return {
     claimGitLab(jobId) {
-      return conditional(() =>
+      return conditionalWrite(() =>
         client.send(
           new PutCommand({
             TableName: tableName,
@@ -131,7 +120,7 @@ export function createRetryRecords(store: Store): RetryRecords {
 
     async addRerunJob(repository, runId, attempt, job) {
       const pk = runPk(repository, runId, attempt);
-      await conditional(() =>
+      await conditionalWrite(() =>
         client.send(
           new PutCommand({
             TableName: tableName,
@@ -187,7 +176,7 @@ export function createRetryRecords(store: Store): RetryRecords {
     },
 
     async noteRunCompleted(repository, runId, attempt) {
-      await conditional(() =>
+      await conditionalWrite(() =>
         client.send(
           new UpdateCommand({
             TableName: tableName,
@@ -201,7 +190,7 @@ export function createRetryRecords(store: Store): RetryRecords {
     },
 
     claimRun(repository, runId, attempt) {
-      return conditional(() =>
+      return conditionalWrite(() =>
         client.send(
           new UpdateCommand({
             TableName: tableName,

@@ -1,4 +1,5 @@
 import {
+  ConditionalCheckFailedException,
   CreateTableCommand,
   type CreateTableCommandInput,
   DescribeTableCommand,
@@ -54,6 +55,17 @@ export interface Store {
 }
 
 export const epochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
+
+/** Runs a conditional write: false when its condition failed (another writer was first), else true. */
+export async function conditionalWrite(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
 
 export function createTableInput(tableName: string): CreateTableCommandInput {
   const { indexes } = table;
