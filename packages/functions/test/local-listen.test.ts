@@ -41,10 +41,12 @@ describe("the local server, closing", () => {
     await traffic;
     agent.destroy();
 
-    // Requests before the close were answered on one kept-alive connection; the server then told
-    // the client to close it, and refused new connections.
+    // Requests before the close were answered on one kept-alive connection. The request in flight
+    // when the server closed was answered with `Connection: close`, or, if the connection was idle
+    // at that moment and so closed at once, refused; and new connections are refused.
     expect(answers.slice(0, 5).every((answer) => answer?.status === 200)).toBe(true);
-    expect(answers.some((answer) => answer?.connection === "close")).toBe(true);
+    const last = answers.at(-1);
+    expect(last === null || last?.connection === "close").toBe(true);
     expect(await get(`${listening.url}/`, new Agent())).toBeNull();
   });
 });
