@@ -12,6 +12,7 @@ import type { ForgeJob } from "@hearth/core/simulation/forge";
 import { jobEventFromWorkflowJob } from "@hearth/core/sources/github";
 import { jobEventFromJobHook } from "@hearth/core/sources/gitlab";
 import { afterEach, describe, expect, it } from "vitest";
+import { describedOperation, responseProblem } from "../../core/test/support/fake-github";
 import type { LocalHearth } from "../src/local/server";
 import { startTestHearth } from "./support/local";
 
@@ -157,6 +158,45 @@ describe("POST /sim/forge/jobs and the polled GitHub", () => {
     expect((await get("/repos/acme/app/actions/runs?status=bogus")).status).toBe(422);
     expect((await get("/repos/acme/app/actions/runs/999/jobs")).status).toBe(404);
     expect((await get("/repos/acme/app/actions/runs/800/jobs?filter=all")).status).toBe(422);
+  });
+});
+
+describe("the simulated GitHub's polling answers", () => {
+  it("fit GitHub's OpenAPI description", async () => {
+    ({ hearth } = await startTestHearth({ webhookLoss: 1 }));
+    const local = hearth;
+    await createInForge(local, [githubJob("51", "950"), githubJob("52", "951")], "?webhook=queued");
+    local.simulation?.forgeJobs.observe(githubJob("52", "951"), "running", { runnerName: "r", runnerId: 3 });
+    const problems: string[] = [];
+    const call = async (method: string, path: string) => {
+      const found = describedOperation(method, path.split("?")[0] ?? path);
+      if (!found) throw new Error(`${method} ${path} is no operation of GitHub's API`);
+      const response = await fetch(`${local.url}/sim/github${path}`, {
+        method,
+        headers: { authorization: "bearer x" },
+      });
+      const text = await response.text();
+      const body = text === "" ? undefined : (JSON.parse(text) as unknown);
+      const problem = responseProblem(found.operation, response.status, body);
+      if (problem) problems.push(`${method} ${path} ${response.status}: ${problem}`);
+      return { status: response.status, body, link: response.headers.get("link") };
+    };
+    const deliveries = await call("GET", "/app/hook/deliveries?per_page=1");
+    expect(deliveries.status).toBe(200);
+    expect(deliveries.body).toMatchObject([{ status_code: 0, redelivery: false, event: "workflow_job" }]);
+    const cursor = /cursor=(\d+)/.exec(deliveries.link ?? "")?.[1];
+    expect(cursor).toBeDefined();
+    expect((await call("GET", `/app/hook/deliveries?per_page=1&cursor=${cursor}`)).body).toHaveLength(1);
+    const id = (deliveries.body as Array<{ id: number }>)[0]?.id;
+    expect((await call("POST", `/app/hook/deliveries/${id}/attempts`)).status).toBe(202);
+    expect((await call("POST", "/app/hook/deliveries/999999/attempts")).status).toBe(404);
+    expect((await call("GET", "/repos/acme/app/installation")).status).toBe(200);
+    expect((await call("POST", "/app/installations/1/access_tokens")).status).toBe(201);
+    expect((await call("GET", "/repos/acme/app/actions/runs?status=queued")).status).toBe(200);
+    expect((await call("GET", "/repos/acme/app/actions/runs?status=in_progress")).status).toBe(200);
+    expect((await call("GET", "/repos/acme/app/actions/runs/951/jobs?filter=latest")).status).toBe(200);
+    expect((await call("GET", "/repos/acme/app/actions/runs/950/jobs?filter=latest")).status).toBe(200);
+    expect(problems).toEqual([]);
   });
 });
 

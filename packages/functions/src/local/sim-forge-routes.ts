@@ -1,5 +1,6 @@
 import type { ForgeJob } from "@hearth/core/simulation/forge";
 import { githubDeliveryItem, type SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
+import { simpleUser } from "@hearth/core/simulation/forge/github-shapes";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import type {
   CreateRunnerBody,
@@ -239,19 +240,32 @@ function pollingRoutes(app: Hono, options: SimForgeRouteOptions): void {
     return c.json({}, 202);
   });
   // The App is installed on every repository of the simulated GitHub, as installation 1.
+  const installation = (login: string) => ({
+    id: 1,
+    app_id: 1,
+    app_slug: "hearth",
+    target_id: 1,
+    target_type: "Organization",
+    single_file_name: null,
+    repository_selection: "all",
+    access_tokens_url: "https://api.github.com/app/installations/1/access_tokens",
+    html_url: `https://github.com/organizations/${login}/settings/installations/1`,
+    repositories_url: "https://api.github.com/installation/repositories",
+    events: ["workflow_job", "workflow_run"],
+    account: simpleUser(login),
+    permissions: { actions: "read", administration: "write" },
+    created_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-01-01T00:00:00Z",
+    suspended_by: null,
+    suspended_at: null,
+  });
   app.get(`${GITHUB}/repos/:owner/:repo/installation`, (c) => {
-    const scope = scopeOf(c);
-    if (!scope) return githubError(c, 404, "Not Found");
-    return c.json({
-      id: 1,
-      account: { login: c.req.param("owner") },
-      app_id: 1,
-      target_type: "Organization",
-    });
+    if (!scopeOf(c)) return githubError(c, 404, "Not Found");
+    return c.json(installation(c.req.param("owner")));
   });
   app.get(`${GITHUB}/orgs/:org/installation`, (c) => {
     if (!scopeOf(c)) return githubError(c, 404, "Not Found");
-    return c.json({ id: 1, account: { login: c.req.param("org") }, app_id: 1, target_type: "Organization" });
+    return c.json(installation(c.req.param("org")));
   });
   app.post(`${GITHUB}/app/installations/:installation_id/access_tokens`, (c) => {
     if (c.req.param("installation_id") !== "1") return githubError(c, 404, "Not Found");

@@ -1,4 +1,5 @@
 import { type ForgeJob, jobHookPayload, type RunInfo, workflowJobPayload } from ".";
+import { minimalRepository } from "./github-shapes";
 import type { GitHubAnswer } from "./runners";
 
 /**
@@ -223,21 +224,38 @@ export class SimulatedForgeJobs {
           : "in_progress";
       if (status !== undefined && runStatus !== status) continue;
       const createdAt = latest.map((tracked) => tracked.run?.createdAt ?? "").sort()[0] ?? "";
-      const base = `https://api.github.com/repos/${latest[0]?.job.project}/actions/runs/${runId}`;
+      const project = latest[0]?.job.project ?? repository;
+      const base = `https://api.github.com/repos/${project}/actions/runs/${runId}`;
       listed.push({
         id: Number(runId),
+        node_id: `WFR_${runId}`,
         name: "CI",
+        display_title: "CI",
         run_number: Number(runId),
         run_attempt: attempt,
         event: "push",
         status: runStatus,
         conclusion: null,
         head_branch: "main",
+        head_sha: "0".repeat(40),
+        path: ".github/workflows/ci.yml",
+        workflow_id: 1,
+        url: base,
         created_at: createdAt,
         updated_at: createdAt,
         run_started_at: createdAt,
-        html_url: `https://github.com/${latest[0]?.job.project}/actions/runs/${runId}`,
+        html_url: `https://github.com/${project}/actions/runs/${runId}`,
         jobs_url: `${base}/jobs`,
+        logs_url: `${base}/logs`,
+        check_suite_url: `https://api.github.com/repos/${project}/check-suites/${runId}`,
+        cancel_url: `${base}/cancel`,
+        rerun_url: `${base}/rerun`,
+        artifacts_url: `${base}/artifacts`,
+        workflow_url: `https://api.github.com/repos/${project}/actions/workflows/1`,
+        pull_requests: [],
+        head_commit: null,
+        repository: minimalRepository(project),
+        head_repository: minimalRepository(project),
       });
     }
     return listed.sort((a, b) => b.id - a.id);
@@ -277,7 +295,16 @@ export class SimulatedForgeJobs {
               }
             : {}),
         };
-        return workflowJobPayload(tracked.job, action, run).workflow_job;
+        const job = workflowJobPayload(tracked.job, action, run).workflow_job;
+        const api = `https://api.github.com/repos/${tracked.job.project}`;
+        return {
+          ...job,
+          node_id: `CR_${job.id}`,
+          run_url: `${api}/actions/runs/${job.run_id}`,
+          head_sha: "0".repeat(40),
+          url: `${api}/actions/jobs/${job.id}`,
+          check_run_url: `${api}/check-runs/${job.id}`,
+        };
       });
   }
 
