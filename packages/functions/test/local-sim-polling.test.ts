@@ -13,8 +13,9 @@ import { jobEventFromWorkflowJob } from "@hearth/core/sources/github";
 import { jobEventFromJobHook } from "@hearth/core/sources/gitlab";
 import { afterEach, describe, expect, it } from "vitest";
 import { describedOperation, responseProblem } from "../../core/test/support/fake-github";
+import { replay } from "../src/demo";
 import type { LocalHearth } from "../src/local/server";
-import { startTestHearth } from "./support/local";
+import { secrets, startTestHearth } from "./support/local";
 
 /**
  * Local mode's simulated forges answer the polling APIs from their own state, and drop webhooks at a
@@ -309,6 +310,37 @@ describe("the webhook loss rate", () => {
     const ingested = await ingestPolledEvents(local.ledger, local.pools, events);
     expect(ingested.newlyQueued.map((job) => `${job.source}#${job.id}`).sort()).toEqual([...lost].sort());
     expect(await missing()).toEqual([]);
+  });
+});
+
+describe("npm run demo with a webhook loss", () => {
+  it("queues each job in the simulated forge, whose deliveries drop at its rate", async () => {
+    const started = await startTestHearth({ webhookLoss: 0.5, statusToken: "t" });
+    hearth = started.hearth;
+    const local = hearth;
+    const jobs = Array.from({ length: 20 }, (_, i) => ({
+      at: 0,
+      job: i % 2 ? githubJob(String(600 + i), String(600 + i)) : gitlabJob(String(600 + i)),
+      warmSeconds: 10,
+      coldSeconds: 20,
+    }));
+    const result = await replay(jobs, {
+      url: local.url,
+      secrets,
+      statusToken: "t",
+      viaForge: true,
+      now: () => new Date(started.clock.now()),
+      waitUntil: async () => {},
+    });
+    expect(result.refused).toBe(0);
+    expect(result.sent + result.dropped).toBe(20);
+    expect(result.dropped).toBeGreaterThan(0);
+    const recorded = await Promise.all(
+      jobs.map(({ job }) => local.ledger.get({ source: job.source, id: job.id })),
+    );
+    expect(recorded.filter(Boolean)).toHaveLength(result.sent);
+    const deliveries = local.simulation?.deliveries.all() ?? [];
+    expect(deliveries.filter((record) => record.statusCode === 0)).toHaveLength(result.dropped);
   });
 });
 

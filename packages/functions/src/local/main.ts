@@ -77,9 +77,10 @@ async function main() {
 
   if (values.fleet !== "sim" && values.fleet !== "aws")
     throw new ConfigError(`--fleet: sim or aws, not ${values.fleet}`);
-  const webhookLoss = values["webhook-loss"] === undefined ? undefined : Number(values["webhook-loss"]);
-  if (webhookLoss !== undefined && !(webhookLoss >= 0 && webhookLoss <= 1))
-    throw new UsageError(`--webhook-loss: a share from 0 to 1, not ${values["webhook-loss"]}`);
+  const lossText = values["webhook-loss"];
+  if (lossText !== undefined && !/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/.test(lossText))
+    throw new UsageError(`--webhook-loss: a share from 0 to 1, not ${lossText}`);
+  const webhookLoss = lossText === undefined ? undefined : Number(lossText);
   if (webhookLoss !== undefined && values.fleet === "aws")
     throw new UsageError("--webhook-loss: only the simulated forges drop webhooks (not with --fleet aws)");
   const stage = values.stage ?? "local";
