@@ -123,7 +123,8 @@ async function refresh(): Promise<void> {
     failures = 0;
     unlock();
     draw(outcome.status);
-    if (!el.simulation.dataset.checked) {
+    // Only local mode (stage `local`) may have a simulated forge; a deployed stage is not asked.
+    if (outcome.status.stage === "local" && !el.simulation.dataset.checked) {
       el.simulation.dataset.checked = "true";
       void showLoss();
     }
