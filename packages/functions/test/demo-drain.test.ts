@@ -26,7 +26,7 @@ describe("npm run demo's ending", () => {
       now: () => new Date(clock.now()),
       waitUntil: async () => {},
     });
-    expect(result).toEqual({ sent: 30, refused: 0 });
+    expect(result).toEqual({ sent: 30, refused: 0, dropped: 0 });
     await local.idle();
     const looks: number[] = [];
     const drain = await watchDrain({

@@ -90,6 +90,13 @@ describe("local mode's start-up errors", () => {
     );
   });
 
+  it("a --webhook-loss that is not a share from 0 to 1", async () => {
+    for (const loss of ["1.5", "-0.1", "", "abc", "0x1"]) {
+      const line = await fails(localMain, ["--port", "0", `--webhook-loss=${loss}`]);
+      expect(line).toBe(`hearth: --webhook-loss: a share from 0 to 1, not ${loss}`);
+    }
+  });
+
   it("a non-loopback --host without STATUS_TOKEN", async () => {
     for (const host of ["0.0.0.0", "::"]) {
       const line = await fails(localMain, ["--port", "0", "--host", host]);

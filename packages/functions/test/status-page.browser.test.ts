@@ -38,7 +38,7 @@ beforeAll(async () => {
     now: () => new Date(clock.now()),
     waitUntil: async () => {},
   });
-  expect(result).toEqual({ sent: 40, refused: 0 });
+  expect(result).toEqual({ sent: 40, refused: 0, dropped: 0 });
   await hearth.idle();
   // Warm instances resume (25 s) and take jobs; spot ones are still booting (75 s).
   await pass(hearth, clock, 30);

@@ -72,3 +72,54 @@ async function describeError(response: Response): Promise<string> {
   }
   return status;
 }
+
+/**
+ * Local mode's simulation controls (`/sim/forge/webhook-loss`), next to the status route. A Hearth
+ * with no simulated forge (a deployed stage) answers 404: the page then shows no simulation panel.
+ */
+export function webhookLossUrl(base: string | undefined): string {
+  return statusUrl(base).replace(/\/api\/status$/, "/sim/forge/webhook-loss");
+}
+
+export type LossOutcome =
+  | { kind: "ok"; rate: number }
+  | { kind: "absent" }
+  | { kind: "unauthorized" }
+  | { kind: "failed"; reason: string };
+
+/** Reads the simulated forges' webhook loss rate, or, with `rate`, sets it (a share from 0 to 1). */
+export async function webhookLoss(
+  url: string,
+  token: string | null,
+  rate?: number,
+  fetchImpl: typeof fetch = fetch,
+): Promise<LossOutcome> {
+  let response: Response;
+  try {
+    response = await fetchImpl(url, {
+      method: rate === undefined ? "GET" : "PUT",
+      headers: {
+        Accept: "application/json",
+        ...(rate === undefined ? {} : { "Content-Type": "application/json" }),
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
+      ...(rate === undefined ? {} : { body: JSON.stringify({ rate }) }),
+      cache: "no-store",
+      credentials: "omit",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch {
+    return { kind: "failed", reason: "the API cannot be reached" };
+  }
+  if (response.status === 404) return { kind: "absent" };
+  if (response.status === 401) return { kind: "unauthorized" };
+  if (!response.ok) return { kind: "failed", reason: await describeError(response) };
+  try {
+    const body = (await response.json()) as { rate?: unknown };
+    if (typeof body.rate === "number" && body.rate >= 0 && body.rate <= 1)
+      return { kind: "ok", rate: body.rate };
+  } catch {
+    // Handled below: not the answer the route gives.
+  }
+  return { kind: "failed", reason: "the API answered an unexpected document" };
+}

@@ -1,6 +1,6 @@
 import type { Status } from "@hearth/core/status";
 import "./style.css";
-import { fetchStatus, statusUrl } from "./api";
+import { fetchStatus, statusUrl, webhookLoss, webhookLossUrl } from "./api";
 import { byId, keepingFocus } from "./dom";
 import { formatAgo, formatClock } from "./format";
 import { dataAge, health, REFRESH_MS, type Received, retryDelay } from "./freshness";
@@ -17,6 +17,7 @@ import {
 import { tokenStore } from "./token";
 
 const url = statusUrl(import.meta.env.VITE_HEARTH_API_URL);
+const lossUrl = webhookLossUrl(import.meta.env.VITE_HEARTH_API_URL);
 
 const storage = (name: "sessionStorage" | "localStorage"): Storage | null => {
   try {
@@ -40,7 +41,37 @@ const el = {
   tokenError: byId("token-error"),
   dashboard: byId("dashboard"),
   unroutable: byId("unroutable"),
+  simulation: byId("simulation"),
+  lossForm: byId<HTMLFormElement>("loss-form"),
+  lossInput: byId<HTMLInputElement>("loss-input"),
+  lossError: byId("loss-error"),
 };
+
+/** Local mode's simulation panel: shown only where a simulated forge answers. */
+async function showLoss(rate?: number): Promise<void> {
+  const outcome = await webhookLoss(lossUrl, tokens.get(), rate);
+  el.simulation.hidden = outcome.kind === "absent" || outcome.kind === "unauthorized";
+  el.lossError.hidden = outcome.kind !== "failed";
+  el.lossError.textContent = outcome.kind === "failed" ? outcome.reason : "";
+  el.lossInput.setAttribute("aria-invalid", String(outcome.kind === "failed"));
+  if (outcome.kind === "ok" && document.activeElement !== el.lossInput) {
+    el.lossInput.value = String(Math.round(outcome.rate * 100));
+  }
+}
+
+el.lossForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const percent = el.lossInput.value.trim() === "" ? Number.NaN : Number(el.lossInput.value);
+  if (!(percent >= 0 && percent <= 100)) {
+    el.lossError.hidden = false;
+    el.lossError.textContent = "Enter a share from 0 to 100 %.";
+    el.lossInput.setAttribute("aria-invalid", "true");
+    el.lossInput.focus();
+    return;
+  }
+  el.lossInput.blur();
+  void showLoss(percent / 100);
+});
 const pools = new PoolCards(byId("pools"));
 
 let received: Received | null = null;
@@ -92,6 +123,11 @@ async function refresh(): Promise<void> {
     failures = 0;
     unlock();
     draw(outcome.status);
+    // Only local mode (stage `local`) may have a simulated forge; a deployed stage is not asked.
+    if (outcome.status.stage === "local" && !el.simulation.dataset.checked) {
+      el.simulation.dataset.checked = "true";
+      void showLoss();
+    }
   } else {
     failure = outcome.reason;
     failures += 1;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { exampleStatus } from "../../core/test/fixtures/status";
-import { fetchStatus, statusUrl } from "../src/api";
+import { fetchStatus, statusUrl, webhookLoss, webhookLossUrl } from "../src/api";
 
 describe("statusUrl", () => {
   it("is same-origin by default", () => {
@@ -99,6 +99,48 @@ describe("fetchStatus", () => {
     expect(await fetchStatus("/api/status", null, slow.impl)).toEqual({
       kind: "failed",
       reason: "no answer within 10 s",
+    });
+  });
+});
+
+describe("webhookLoss (the simulation panel)", () => {
+  it("sits next to the status route", () => {
+    expect(webhookLossUrl(undefined)).toBe("/sim/forge/webhook-loss");
+    expect(webhookLossUrl("http://127.0.0.1:3000/")).toBe("http://127.0.0.1:3000/sim/forge/webhook-loss");
+  });
+
+  it("reads the rate, and sets it with PUT {rate} and the token", async () => {
+    const { impl, calls } = fakeFetch(() => json(200, { rate: 0.3 }));
+    expect(await webhookLoss("/sim/forge/webhook-loss", "tok", 0.3, impl)).toEqual({ kind: "ok", rate: 0.3 });
+    expect(calls[0]?.init?.method).toBe("PUT");
+    expect(calls[0]?.init?.body).toBe('{"rate":0.3}');
+    expect(calls[0]?.init?.headers).toMatchObject({ Authorization: "Bearer tok" });
+    expect(await webhookLoss("/sim/forge/webhook-loss", null, undefined, impl)).toEqual({
+      kind: "ok",
+      rate: 0.3,
+    });
+    expect(calls[1]?.init?.method).toBe("GET");
+    expect(calls[1]?.init?.body).toBeUndefined();
+  });
+
+  it("tells a Hearth without a simulation (404), a refused token, a refusal and a strange answer apart", async () => {
+    expect(await webhookLoss("/x", null, undefined, fakeFetch(() => json(404, {})).impl)).toEqual({
+      kind: "absent",
+    });
+    expect(await webhookLoss("/x", null, undefined, fakeFetch(() => json(401, {})).impl)).toEqual({
+      kind: "unauthorized",
+    });
+    const refused = fakeFetch(() =>
+      json(400, { error: { code: "invalid_payload", message: "rate: rate is from 0 to 1" } }),
+    );
+    expect(await webhookLoss("/x", "t", 2, refused.impl)).toEqual({
+      kind: "failed",
+      reason: "HTTP 400: rate: rate is from 0 to 1",
+    });
+    expect(
+      await webhookLoss("/x", "t", undefined, fakeFetch(() => json(200, { rate: 7 })).impl),
+    ).toMatchObject({
+      kind: "failed",
     });
   });
 });

@@ -28,6 +28,7 @@ const api: FakeApi = {
   document: () => exampleStatus(),
   sendDate: true,
   authorizations: [],
+  webhookLoss: 0.2,
 };
 
 beforeAll(async () => {
@@ -53,6 +54,7 @@ beforeEach(() => {
   api.document = () => exampleStatus();
   api.sendDate = true;
   api.authorizations = [];
+  api.webhookLoss = 0.2;
 });
 
 /** A fresh browser profile; the test fails on any script error or blocked resource (CSP). */
@@ -164,6 +166,41 @@ describe("the status page", () => {
     expect(await sidewaysScrollers(page)).toEqual([]);
 
     await page.screenshot({ path: screenshot, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it("sets local mode's webhook loss rate in the simulation panel, refusing a share out of range", async () => {
+    api.token = "s3cret-status-token";
+    const { page, errors } = await open();
+    await page.goto(site.url);
+    await page.getByLabel("Token", { exact: true }).fill(api.token);
+    await page.getByRole("button", { name: "Show the status" }).click();
+    const input = page.getByTestId("loss-input");
+    await input.waitFor();
+    await page.waitForFunction(
+      () => (document.querySelector("#loss-input") as HTMLInputElement | null)?.value === "20",
+    );
+    await input.fill("150");
+    await page.getByRole("button", { name: "Set" }).click();
+    expect(await page.getByTestId("loss-error").textContent()).toContain("from 0 to 100");
+    expect(api.webhookLoss).toBe(0.2);
+    await input.fill("45");
+    await page.getByRole("button", { name: "Set" }).click();
+    await page.waitForFunction(() => document.querySelector("#loss-error")?.hasAttribute("hidden"));
+    await expect.poll(() => api.webhookLoss).toBe(0.45);
+    expect(await input.inputValue()).toBe("45");
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it("shows no simulation panel for a deployed stage", async () => {
+    api.document = () => ({ ...exampleStatus(), stage: "prod" });
+    api.webhookLoss = undefined;
+    const { page, errors } = await open();
+    await page.goto(site.url);
+    await page.getByTestId("pool-card").first().waitFor();
+    expect(await page.getByTestId("simulation").isVisible()).toBe(false);
     expect(errors).toEqual([]);
     await page.context().close();
   });

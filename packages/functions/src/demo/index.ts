@@ -63,6 +63,11 @@ export interface ReplayOptions {
   onSent?: (job: DemoJob, status: number) => void;
   /** The status token, when the server has one: its simulation routes ask for it too. */
   statusToken?: string;
+  /**
+   * Queue each job through the simulated forge (`POST /sim/forge/jobs?webhook=queued`), which sends
+   * its webhook as its own delivery, dropped at the forge's loss rate, instead of sending it here.
+   */
+  viaForge?: boolean;
 }
 
 async function post(
@@ -80,18 +85,38 @@ async function post(
 export async function replay(
   jobs: readonly DemoJob[],
   options: ReplayOptions,
-): Promise<{ sent: number; refused: number }> {
+): Promise<{ sent: number; refused: number; dropped: number }> {
   let sent = 0;
   let refused = 0;
+  let dropped = 0;
+  const authorization: Record<string, string> = options.statusToken
+    ? { authorization: `Bearer ${options.statusToken}` }
+    : {};
   for (const demo of jobs) {
     await options.waitUntil(demo.at);
+    if (options.viaForge) {
+      const response = await fetch(`${options.url}/sim/forge/jobs?webhook=queued`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...authorization },
+        body: JSON.stringify([
+          { job: demo.job, warmSeconds: demo.warmSeconds, coldSeconds: demo.coldSeconds },
+        ]),
+      });
+      const answer = (await response.json().catch(() => ({}))) as { dropped?: number };
+      if (response.status === 404)
+        throw new Error("this Hearth has no simulated forge (is it running with --fleet aws?)");
+      if (response.status === 401)
+        throw new Error("this Hearth has a status token: set STATUS_TOKEN to it for the demo too");
+      options.onSent?.(demo, response.status);
+      if (response.status !== 202) refused += 1;
+      else if (answer.dropped) dropped += 1;
+      else sent += 1;
+      continue;
+    }
     const described = await post(
       options.url,
       "/sim/jobs",
-      {
-        "content-type": "application/json",
-        ...(options.statusToken ? { authorization: `Bearer ${options.statusToken}` } : {}),
-      },
+      { "content-type": "application/json", ...authorization },
       JSON.stringify([{ job: demo.job, warmSeconds: demo.warmSeconds, coldSeconds: demo.coldSeconds }]),
     );
     if (described === 404)
@@ -110,7 +135,7 @@ export async function replay(
     if (status < 300) sent += 1;
     else refused += 1;
   }
-  return { sent, refused };
+  return { sent, refused, dropped };
 }
 
 export interface DrainOptions {

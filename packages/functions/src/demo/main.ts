@@ -4,13 +4,16 @@ import { parseTrace } from "@hearth/core/simulation/trace";
 import { readLocalSecrets } from "../local/secrets-file";
 import { demoJobs, replay, watchDrain } from "./index";
 
-const usage = `Usage: npm run demo -- [--trace FILE] [--speed N] [--limit N] [--url URL]
+const usage = `Usage: npm run demo -- [--trace FILE] [--speed N] [--limit N] [--url URL] [--webhook-loss R]
 
 Replays a job trace into a running local Hearth (npm start) as signed GitLab and GitHub webhooks.
   --trace FILE  a trace in the format of traces/README.md (default: a bundled two-hour sample)
   --speed N     how much faster than the trace (default 60: an hour in a minute)
   --limit N     send at most N jobs
-  --url URL     the local Hearth (default http://127.0.0.1:$PORT or :3000)`;
+  --url URL     the local Hearth (default http://127.0.0.1:$PORT or :3000)
+  --webhook-loss R  set the simulated forges' webhook loss rate (0 to 1) before replaying. With a
+                rate above 0 (this one or the server's), each job is queued in the simulated forge,
+                which sends its webhook itself and drops that share: polling has to find them`;
 
 async function main() {
   const { values } = parseArgs({
@@ -19,6 +22,7 @@ async function main() {
       speed: { type: "string", default: "60" },
       limit: { type: "string" },
       url: { type: "string" },
+      "webhook-loss": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -26,6 +30,9 @@ async function main() {
     console.log(usage);
     return;
   }
+  const lossText = values["webhook-loss"];
+  if (lossText !== undefined && !/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/.test(lossText))
+    throw new Error(`--webhook-loss must be a share from 0 to 1, got ${lossText}`);
   const speed = Number(values.speed);
   if (!(speed > 0)) throw new Error(`--speed must be a positive number, got ${values.speed}`);
   const file = values.trace ?? new URL("../../demo/sample-trace.csv", import.meta.url).pathname;
@@ -52,10 +59,23 @@ async function main() {
       "no webhook secrets: start Hearth with `npm start` first, or set them in the environment",
     );
   }
+  const authorization: Record<string, string> = process.env.STATUS_TOKEN
+    ? { authorization: `Bearer ${process.env.STATUS_TOKEN}` }
+    : {};
+  const lossAnswer = await fetch(new URL("/sim/forge/webhook-loss", url), {
+    method: lossText === undefined ? "GET" : "PUT",
+    headers: { "content-type": "application/json", ...authorization },
+    ...(lossText === undefined ? {} : { body: JSON.stringify({ rate: Number(lossText) }) }),
+  });
+  const loss = lossAnswer.ok ? ((await lossAnswer.json()) as { rate: number }).rate : 0;
+  if (lossText !== undefined && !lossAnswer.ok)
+    throw new Error(`PUT /sim/forge/webhook-loss answered ${lossAnswer.status}: is this Hearth simulated?`);
   const jobs = demoJobs(rows, { speed, firstId: Math.floor(Date.now() / 1000) * 1000 });
   const span = jobs.at(-1)?.at ?? 0;
   process.stderr.write(
-    `Replaying ${jobs.length} jobs from ${file} into ${url}, ${speed}× (${Math.ceil(span)} s)\n`,
+    `Replaying ${jobs.length} jobs from ${file} into ${url}, ${speed}× (${Math.ceil(span)} s)${
+      loss > 0 ? `, the simulated forges dropping ${Math.round(loss * 100)}% of webhooks` : ""
+    }\n`,
   );
   const started = Date.now();
   const result = await replay(jobs, {
@@ -63,6 +83,7 @@ async function main() {
     secrets,
     now: () => new Date(),
     statusToken: process.env.STATUS_TOKEN,
+    viaForge: loss > 0,
     waitUntil: async (seconds) => {
       const delay = started + seconds * 1000 - Date.now();
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
@@ -73,7 +94,9 @@ async function main() {
       ),
   });
   process.stderr.write(
-    `Sent ${result.sent} jobs (${result.refused} refused). Watch them at ${url}/\n` +
+    `Sent ${result.sent} jobs (${result.refused} refused${
+      result.dropped ? `, ${result.dropped} more whose webhook the forge dropped` : ""
+    }). Watch them at ${url}/\n` +
       "Waiting for the queue to drain (Ctrl-C stops watching; Hearth keeps going)…\n",
   );
   // The replay compresses hours into minutes while instances still take their real boot times, so

@@ -15,7 +15,7 @@ import { isLoopback, openHostRefusal } from "./host";
 import { writeLocalSecrets } from "./secrets-file";
 import { PortInUse, startLocal } from "./server";
 
-const usage = `Usage: npm start -- [--port N] [--host ADDR [--allow-open]] [--data DIR] [--config FILE] [--fleet sim|aws --stage NAME]
+const usage = `Usage: npm start -- [--port N] [--host ADDR [--allow-open]] [--data DIR] [--config FILE] [--fleet sim|aws --stage NAME] [--webhook-loss R]
 
 Runs Hearth in one process with an embedded DynamoDB.
   --port N       port for the HTTP server (default: $PORT or 3000)
@@ -29,7 +29,9 @@ Runs Hearth in one process with an embedded DynamoDB.
                  built-in x86_64 and aarch64 pools)
   --fleet aws    drive real Auto Scaling groups with the AWS SDK's default credentials, instead of the
                  simulated fleet: each pool's \`autoScalingGroups\` from the config, else stage NAME's
-                 (hearth-NAME-<pool>-warm and -burst)`;
+                 (hearth-NAME-<pool>-warm and -burst)
+  --webhook-loss R  the simulated forges drop this share (0 to 1) of their webhooks at random,
+                 recorded as failed deliveries (default 0); also PUT /sim/forge/webhook-loss`;
 
 /** A pool's groups: named in the pool config, or the ones a stage's infra created. */
 const groupsOf = (stage: string, pool: PoolConfig) => pool.autoScalingGroups ?? groupNames(stage, pool.name);
@@ -75,6 +77,12 @@ async function main() {
 
   if (values.fleet !== "sim" && values.fleet !== "aws")
     throw new ConfigError(`--fleet: sim or aws, not ${values.fleet}`);
+  const lossText = values["webhook-loss"];
+  if (lossText !== undefined && !/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/.test(lossText))
+    throw new UsageError(`--webhook-loss: a share from 0 to 1, not ${lossText}`);
+  const webhookLoss = lossText === undefined ? undefined : Number(lossText);
+  if (webhookLoss !== undefined && values.fleet === "aws")
+    throw new UsageError("--webhook-loss: only the simulated forges drop webhooks (not with --fleet aws)");
   const stage = values.stage ?? "local";
   const host = values.host ?? "127.0.0.1";
   const settings = readSettings(process.env);
@@ -103,6 +111,7 @@ async function main() {
     log,
     pools,
     stage: checked ? stage : "local",
+    ...(webhookLoss !== undefined ? { webhookLoss } : {}),
     ...(aws && checked
       ? {
           fleet: aws,
@@ -180,6 +189,7 @@ function parseOptions() {
       config: { type: "string" },
       fleet: { type: "string", default: "sim" },
       stage: { type: "string" },
+      "webhook-loss": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

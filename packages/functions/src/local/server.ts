@@ -10,6 +10,7 @@ import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import { defaultPools, type PoolConfig } from "@hearth/core/pools";
 import { scaleLease } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import type { SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { ensureTable, type Store } from "@hearth/core/table";
@@ -66,6 +67,8 @@ export interface LocalOptions {
   tickSeconds?: number;
   /** The stage the status document names: `local`, or the stage whose groups `--fleet aws` drives. */
   stage?: string;
+  /** The share of the simulated forges' webhooks dropped at random, from 0 to 1 (`--webhook-loss`). */
+  webhookLoss?: number;
 }
 
 export interface LocalHearth {
@@ -82,6 +85,7 @@ export interface LocalHearth {
     runners: SimulatedRunners;
     forge: SimulatedForgeRunners;
     forgeJobs: SimulatedForgeJobs;
+    deliveries: SimulatedDeliveries;
   } | null;
   scaleFleet: LocalScaleFleet;
   /** HandleInterruption's executions (not awaited by `idle`: one lasts until its instance is gone). */
@@ -207,6 +211,7 @@ async function startWith(
       statusToken: settings.STATUS_TOKEN,
       dataDir: options.dataDir,
       interruptionEvents: (body) => acceptInterruptionEvents(body, (notice) => interruptions.start(notice)),
+      ...(options.webhookLoss !== undefined ? { webhookLoss: options.webhookLoss } : {}),
     });
   }
   serveStatusPage(app);
@@ -244,6 +249,7 @@ async function startWith(
             runners: simulation.runners,
             forge: simulation.forge,
             forgeJobs: simulation.forgeJobs,
+            deliveries: simulation.deliveries,
           }
         : null,
     scaleFleet,

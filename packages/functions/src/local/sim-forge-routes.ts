@@ -1,4 +1,6 @@
 import type { ForgeJob } from "@hearth/core/simulation/forge";
+import { githubDeliveryItem, type SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
+import { simpleUser } from "@hearth/core/simulation/forge/github-shapes";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import type {
   CreateRunnerBody,
@@ -23,6 +25,13 @@ import { bearerMatches, readBody } from "../http";
  *   `POST /repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs` and GitLab's
  *   `POST /projects/:id/jobs/:job_id/retry`, when the simulation tracks its jobs.
  *
+ * - Polling (`simulation/forge/jobs.ts` and `deliveries.ts` keep the state): GitHub's App webhook
+ *   deliveries (`GET /app/hook/deliveries`, cursor pages, and `POST …/deliveries/{id}/attempts`, a
+ *   redelivery sent after the 202), the App's installation (`GET /repos/{owner}/{repo}/installation`,
+ *   `POST /app/installations/{id}/access_tokens`), a repository's runs by status and a run's jobs
+ *   (`filter=latest`); GitLab's pending and running jobs of a project (keyset pages, `Link`
+ *   `rel="next"`) and a group's projects.
+ *
  * Each answers in its forge's shapes, errors included (GitHub: `{message, documentation_url, status}`;
  * GitLab: `{message}`). Bodies have the webhooks' limit (1 MiB). Authentication is each forge's: GitHub
  * wants a token in `Authorization` (the status token when one is set, any other token when not);
@@ -40,6 +49,8 @@ export interface SimForgeRouteOptions {
    * the answer is decided, to describe them to the simulation and send their webhooks.
    */
   jobs?: { forge: SimulatedForgeJobs; retried(jobs: ForgeJob[]): void };
+  /** The forges' webhook deliveries, for GitHub's deliveries API and redeliveries. */
+  deliveries?: SimulatedDeliveries;
 }
 
 const GITHUB = "/sim/github";
@@ -172,7 +183,128 @@ function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     options.jobs.retried(answer.value);
     return c.json({}, 201);
   });
+  pollingRoutes(app, options);
   app.all(`${GITHUB}/*`, (c) => githubError(c, 404, "Not Found"));
+}
+
+/** A bounded integer query parameter, its default when absent, or undefined when malformed. */
+function queryInteger(c: Context, name: string, fallback: number, max: number): number | undefined {
+  const raw = c.req.query(name);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw)) return undefined;
+  return Math.min(Math.max(Number(raw), 1), max);
+}
+
+/** One page of a list, and GitHub's `Link` header for the next one (`page` numbers). */
+function githubPage<T>(c: Context, items: T[]): { page: T[] } | undefined {
+  const perPage = queryInteger(c, "per_page", 30, 100);
+  const page = queryInteger(c, "page", 1, 1_000_000);
+  if (perPage === undefined || page === undefined) return undefined;
+  const start = (page - 1) * perPage;
+  if (start + perPage < items.length) {
+    const next = new URL(c.req.url);
+    next.searchParams.set("page", String(page + 1));
+    next.searchParams.set("per_page", String(perPage));
+    c.header("link", `<${next}>; rel="next"`);
+  }
+  return { page: items.slice(start, start + perPage) };
+}
+
+function pollingRoutes(app: Hono, options: SimForgeRouteOptions): void {
+  const { deliveries } = options;
+  app.get(`${GITHUB}/app/hook/deliveries`, (c) => {
+    if (!deliveries) return githubError(c, 404, "Not Found");
+    const perPage = queryInteger(c, "per_page", 30, 100);
+    const rawCursor = c.req.query("cursor");
+    if (perPage === undefined || (rawCursor !== undefined && !/^\d{1,15}$/.test(rawCursor)))
+      return githubError(c, 422, "Invalid request.", ["per_page or cursor is invalid"]);
+    const listed = deliveries.list("github", {
+      perPage,
+      ...(rawCursor !== undefined ? { cursor: Number(rawCursor) } : {}),
+    });
+    if (listed.next !== undefined) {
+      const next = new URL(c.req.url);
+      next.searchParams.set("cursor", String(listed.next));
+      next.searchParams.set("per_page", String(perPage));
+      c.header("link", `<${next}>; rel="next"`);
+    }
+    return c.json(listed.page.map(githubDeliveryItem));
+  });
+  app.post(`${GITHUB}/app/hook/deliveries/:delivery_id/attempts`, (c) => {
+    const raw = c.req.param("delivery_id");
+    const id = /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+    const record = id === undefined ? undefined : deliveries?.get(id);
+    if (!deliveries || !record || record.source !== "github") return githubError(c, 404, "Not Found");
+    // GitHub accepts the attempt and delivers it after answering.
+    setTimeout(() => void deliveries.redeliver(record.id), 0);
+    return c.json({}, 202);
+  });
+  // The App is installed on every repository of the simulated GitHub, as installation 1.
+  const installation = (login: string) => ({
+    id: 1,
+    app_id: 1,
+    app_slug: "hearth",
+    target_id: 1,
+    target_type: "Organization",
+    single_file_name: null,
+    repository_selection: "all",
+    access_tokens_url: "https://api.github.com/app/installations/1/access_tokens",
+    html_url: `https://github.com/organizations/${login}/settings/installations/1`,
+    repositories_url: "https://api.github.com/installation/repositories",
+    events: ["workflow_job", "workflow_run"],
+    account: simpleUser(login),
+    permissions: { actions: "read", administration: "write" },
+    created_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-01-01T00:00:00Z",
+    suspended_by: null,
+    suspended_at: null,
+  });
+  app.get(`${GITHUB}/repos/:owner/:repo/installation`, (c) => {
+    if (!scopeOf(c)) return githubError(c, 404, "Not Found");
+    return c.json(installation(c.req.param("owner")));
+  });
+  app.get(`${GITHUB}/orgs/:org/installation`, (c) => {
+    if (!scopeOf(c)) return githubError(c, 404, "Not Found");
+    return c.json(installation(c.req.param("org")));
+  });
+  app.post(`${GITHUB}/app/installations/:installation_id/access_tokens`, (c) => {
+    if (c.req.param("installation_id") !== "1") return githubError(c, 404, "Not Found");
+    // The simulated GitHub checks tokens against the status token alone: the installation's is that.
+    return c.json(
+      {
+        token: options.token ?? "ghs_local",
+        expires_at: new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+        permissions: { actions: "read", administration: "write" },
+        repository_selection: "all",
+      },
+      201,
+    );
+  });
+  app.get(`${GITHUB}/repos/:owner/:repo/actions/runs`, (c) => {
+    const scope = scopeOf(c);
+    if (!scope || !("repository" in scope) || !options.jobs) return githubError(c, 404, "Not Found");
+    const status = c.req.query("status");
+    if (status !== undefined && status !== "queued" && status !== "in_progress" && status !== "completed")
+      return githubError(c, 422, "Invalid request.", [`status ${status} is not one the simulation lists`]);
+    const runs = options.jobs.forge.githubRuns(scope.repository, status);
+    const paged = githubPage(c, runs);
+    if (!paged) return githubError(c, 422, "Invalid request.", ["per_page or page is invalid"]);
+    return c.json({ total_count: runs.length, workflow_runs: paged.page });
+  });
+  app.get(`${GITHUB}/repos/:owner/:repo/actions/runs/:run_id/jobs`, (c) => {
+    const scope = scopeOf(c);
+    const runId = c.req.param("run_id");
+    if (!scope || !("repository" in scope) || !/^\d{1,20}$/.test(runId) || !options.jobs)
+      return githubError(c, 404, "Not Found");
+    const filter = c.req.query("filter") ?? "latest";
+    if (filter !== "latest")
+      return githubError(c, 422, "Invalid request.", ["the simulation lists only filter=latest"]);
+    const jobs = options.jobs.forge.githubRunJobs(scope.repository, runId);
+    if (!jobs) return githubError(c, 404, "Not Found");
+    const paged = githubPage(c, jobs);
+    if (!paged) return githubError(c, 422, "Invalid request.", ["per_page or page is invalid"]);
+    return c.json({ total_count: jobs.length, jobs: paged.page });
+  });
 }
 
 /** The request body's types, as GitHub checks them before its own validation. */
@@ -340,6 +472,47 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
       },
       201,
     );
+  });
+
+  // Polling: a project's pending and running jobs, newest first, in keyset pages (`cursor`: the last
+  // id seen), and a group's projects (by path: the projects the forge has jobs of under it).
+  app.get(`${GITLAB}/projects/:id/jobs`, (c) => {
+    if (!options.jobs) return gitlabError(c, 404, "404 Project Not Found");
+    const project = decodeURIComponent(c.req.param("id"));
+    const scopes = new URL(c.req.url).searchParams.getAll("scope[]");
+    const known = ["created", "pending", "running", "failed", "success", "canceled", "skipped", "manual"];
+    if (scopes.some((scope) => !known.includes(scope)))
+      return gitlabError(c, 400, "400 Bad request - scope does not have a valid value");
+    const perPage = queryInteger(c, "per_page", 20, 100);
+    const rawCursor = c.req.query("cursor");
+    if (perPage === undefined || (rawCursor !== undefined && !/^\d{1,20}$/.test(rawCursor)))
+      return gitlabError(c, 400, "400 Bad request - per_page or cursor is invalid");
+    const all = options.jobs.forge
+      .gitlabJobs(project, scopes)
+      .filter((job) => rawCursor === undefined || job.id < Number(rawCursor));
+    const page = all.slice(0, perPage);
+    if (all.length > perPage) {
+      const next = new URL(c.req.url);
+      next.searchParams.set("cursor", String(page.at(-1)?.id));
+      c.header("link", `<${next}>; rel="next"`);
+    }
+    return c.json(page);
+  });
+  app.get(`${GITLAB}/groups/:id/projects`, (c) => {
+    const group = decodeURIComponent(c.req.param("id"));
+    if (!options.jobs?.forge.knowsGitLabGroup(group)) return gitlabError(c, 404, "404 Group Not Found");
+    const projects = options.jobs.forge.gitlabProjectsOf(group);
+    const perPage = queryInteger(c, "per_page", 20, 100);
+    const page = queryInteger(c, "page", 1, 1_000_000);
+    if (perPage === undefined || page === undefined)
+      return gitlabError(c, 400, "400 Bad request - per_page or page is invalid");
+    const start = (page - 1) * perPage;
+    if (start + perPage < projects.length) {
+      const next = new URL(c.req.url);
+      next.searchParams.set("page", String(page + 1));
+      c.header("link", `<${next}>; rel="next"`);
+    }
+    return c.json(projects.slice(start, start + perPage));
   });
 
   app.post(`${GITLAB}/user/runners`, async (c) => {

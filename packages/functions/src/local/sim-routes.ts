@@ -5,7 +5,7 @@ import * as z from "zod";
 import { bearerMatches, errorResponse, readBody } from "../http";
 import type { EventOutcome } from "../interruptions";
 import { authenticatesItself } from "./sim-forge-routes";
-import { MAX_DESCRIBED_JOBS, type SimulatedRunners } from "./sim-runners";
+import { MAX_DESCRIBED_JOBS, type SimulatedJob, type SimulatedRunners } from "./sim-runners";
 
 const simulatedJobs = z
   .array(
@@ -25,11 +25,32 @@ const simulatedJobs = z
   )
   .max(5_000);
 
+const webhookLossBody = z.strictObject({
+  rate: z.number().min(0, "rate is from 0 to 1").max(1, "rate is from 0 to 1"),
+});
+
+/** The first problem zod found, with where it is (`0.job.id: …`). */
+const issueText = (error: z.ZodError): string => {
+  const issue = error.issues[0];
+  if (!issue) return "invalid";
+  return issue.path.length ? `${issue.path.join(".")}: ${issue.message}` : issue.message;
+};
+
 export interface SimRouteOptions {
   /** The status token: when set, the simulation's routes need it too (`Authorization: Bearer`). */
   token: string | undefined;
   /** Called once new descriptions are kept, before the answer (they are written to `--data`). */
   described?: () => void;
+  /**
+   * The simulated forges: `POST /sim/forge/jobs` creates jobs there (queued, described as `/sim/jobs`
+   * describes them), delivering their `queued` webhooks only when asked (`?webhook=queued`, through the
+   * deliveries and their loss rate); `GET`/`PUT /sim/forge/webhook-loss` read and set the share of
+   * deliveries dropped.
+   */
+  forge?: {
+    create(jobs: SimulatedJob[], webhook: "none" | "queued"): Promise<{ delivered: number; dropped: number }>;
+    webhookLoss: { get(): number; set(rate: number): void };
+  };
   /** EventBridge events as AWS delivers them, each starting HandleInterruption (`acceptInterruptionEvents`). */
   interruptionEvents?: (body: unknown) => Promise<EventOutcome[]>;
 }
@@ -83,6 +104,60 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     }
     options.described?.();
     return c.json({ status: "ok", jobs: parsed.data.length });
+  });
+  app.post("/sim/forge/jobs", async (c) => {
+    const forge = options.forge;
+    if (!forge) return errorResponse(c, 404, "not_found", "no simulated forge runs here");
+    const webhook = c.req.query("webhook") ?? "none";
+    if (webhook !== "none" && webhook !== "queued")
+      return errorResponse(c, 400, "invalid_query", "webhook is none (the default) or queued");
+    const read = await readBody(c.req.raw);
+    if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
+    } catch {
+      return errorResponse(c, 400, "malformed", "body is not UTF-8 JSON");
+    }
+    const parsed = simulatedJobs.safeParse(body);
+    if (!parsed.success) return errorResponse(c, 400, "invalid_payload", issueText(parsed.error));
+    const ids = new Set<string>();
+    for (const { job } of parsed.data) {
+      const key = `${job.source}#${job.id}`;
+      if (ids.has(key)) return errorResponse(c, 400, "invalid_payload", `job ${key} is listed twice`);
+      ids.add(key);
+    }
+    if (!runners.describe(parsed.data)) {
+      return errorResponse(
+        c,
+        413,
+        "too_many_jobs",
+        `the simulation keeps at most ${MAX_DESCRIBED_JOBS} described jobs that have not finished`,
+      );
+    }
+    options.described?.();
+    const { delivered, dropped } = await forge.create(parsed.data, webhook);
+    return c.json({ status: "accepted", jobs: parsed.data.length, webhook, delivered, dropped }, 202);
+  });
+  app.get("/sim/forge/webhook-loss", (c) => {
+    if (!options.forge) return errorResponse(c, 404, "not_found", "no simulated forge runs here");
+    return c.json({ rate: options.forge.webhookLoss.get() });
+  });
+  app.put("/sim/forge/webhook-loss", async (c) => {
+    const forge = options.forge;
+    if (!forge) return errorResponse(c, 404, "not_found", "no simulated forge runs here");
+    const read = await readBody(c.req.raw);
+    if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
+    } catch {
+      return errorResponse(c, 400, "malformed", "body is not UTF-8 JSON");
+    }
+    const parsed = webhookLossBody.safeParse(body);
+    if (!parsed.success) return errorResponse(c, 400, "invalid_payload", issueText(parsed.error));
+    forge.webhookLoss.set(parsed.data.rate);
+    return c.json({ rate: forge.webhookLoss.get() });
   });
   // EC2's spot events, exactly as EventBridge delivers them (one, or a list): what the rules do in AWS.
   app.post("/sim/aws/events", async (c) => {

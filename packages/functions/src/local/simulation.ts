@@ -4,12 +4,15 @@ import type { PoolConfig } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
+  type ForgeRequest,
   githubDelivery,
   gitlabDelivery,
   jobHookPayload,
+  type RunInfo,
   workflowJobPayload,
   workflowRunPayload,
 } from "@hearth/core/simulation/forge";
+import { SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
 import { type SimJobStatus, SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import type { Hono } from "hono";
@@ -31,6 +34,8 @@ export interface LocalSimulation {
   forge: SimulatedForgeRunners;
   /** The simulated forges' jobs and runs: GitLab's retry and GitHub's re-run act on them. */
   forgeJobs: SimulatedForgeJobs;
+  /** Every webhook the simulated forges sent (or dropped, at the loss rate), for redelivery. */
+  deliveries: SimulatedDeliveries;
   files: SimulationFiles | null;
   /** Picks up where the saved simulation was, before the first tick or request can look at it. */
   restore(): Promise<void>;
@@ -52,6 +57,10 @@ export function attachSimulation(options: {
   dataDir: string | undefined;
   /** EventBridge events, each starting HandleInterruption: `POST /sim/aws/events`, and the fleet's own. */
   interruptionEvents?: (body: unknown) => Promise<EventOutcome[]>;
+  /** The share of the forges' webhooks dropped at random (`--webhook-loss`); none by default. */
+  webhookLoss?: number;
+  /** Seeds which deliveries are dropped. */
+  seed?: number;
 }): LocalSimulation {
   const { fleet, app } = options;
   let files: SimulationFiles | null = null;
@@ -59,16 +68,38 @@ export function attachSimulation(options: {
     now: () => options.clock.now(),
     changed: () => files?.changed("state"),
   });
-  const forgeJobs = new SimulatedForgeJobs({ changed: () => files?.changed("state") });
+  const forgeJobs = new SimulatedForgeJobs({
+    changed: () => files?.changed("state"),
+    now: () => options.clock.now(),
+  });
   const post = async (path: string, init: { headers: Record<string, string>; body: string }) => {
     const response = await app.request(path, { method: "POST", ...init });
     return { status: response.status, body: await response.text() };
+  };
+  // Every webhook the forges send goes through their deliveries: recorded, and dropped at the loss rate.
+  const deliveries = new SimulatedDeliveries({
+    send: (request) => post(request.path, { headers: request.headers, body: request.body }),
+    now: () => options.clock.now(),
+    lossRate: options.webhookLoss ?? 0,
+    seed: options.seed ?? 1,
+  });
+  const deliver = async (request: ForgeRequest): Promise<{ status: number; body: string }> => {
+    try {
+      const record = await deliveries.deliver(request);
+      return { status: record.statusCode, body: "" };
+    } catch (error) {
+      options.log.warn("simulated forge webhook failed", {
+        path: request.path,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return { status: 0, body: "" };
+    }
   };
   /** What the forge learns from a webhook it sends: a job's status, and so a run's completion. */
   const observe = async (path: string, init: { headers: Record<string, string>; body: string }) => {
     const seen = observedJob(path, init);
     if (!seen) return;
-    const completed = forgeJobs.observe(seen.job, seen.status);
+    const completed = forgeJobs.observe(seen.job, seen.status, seen.run);
     if (!completed) return;
     const now = new Date(options.clock.now()).toISOString();
     const request = githubDelivery(
@@ -76,7 +107,14 @@ export function attachSimulation(options: {
       options.secrets,
       "workflow_run",
     );
-    await post(request.path, { headers: request.headers, body: request.body });
+    await deliver(request);
+  };
+  /** A job's `queued` webhook, as the forge sends it when it queues the job. */
+  const queuedDelivery = (job: ForgeJob): ForgeRequest => {
+    const createdAt = new Date(options.clock.now()).toISOString();
+    return job.source === "github"
+      ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), options.secrets)
+      : gitlabDelivery(jobHookPayload(job, "pending", { createdAt }), options.secrets, new Date(createdAt));
   };
   /** Jobs a retry or re-run created: described with their first run's durations, then queued. */
   const retried = (jobs: ForgeJob[]) => {
@@ -87,25 +125,7 @@ export function attachSimulation(options: {
     runners.describe(described);
     // The forge sends the new jobs' webhooks after it has answered the API call.
     setTimeout(async () => {
-      for (const job of jobs) {
-        const createdAt = new Date(options.clock.now()).toISOString();
-        const request =
-          job.source === "github"
-            ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), options.secrets)
-            : gitlabDelivery(
-                jobHookPayload(job, "pending", { createdAt }),
-                options.secrets,
-                new Date(createdAt),
-              );
-        try {
-          await post(request.path, { headers: request.headers, body: request.body });
-        } catch (error) {
-          options.log.warn("simulated forge webhook failed", {
-            path: request.path,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        }
-      }
+      for (const job of jobs) await deliver(queuedDelivery(job));
     }, 0);
   };
   const runners = new SimulatedRunners({
@@ -118,7 +138,11 @@ export function attachSimulation(options: {
     send: async (path, init) => {
       // Written before the control plane hears of it (see sim-files.ts).
       files?.flush("state");
-      const answer = await post(path, init);
+      // Heartbeats go straight to the control plane; webhooks are the forge's deliveries.
+      const answer = path.startsWith("/webhooks/")
+        ? await deliver({ path: path as ForgeRequest["path"], ...init })
+        : await post(path, init);
+      // The forge's state changes whether or not its webhook arrived.
       await observe(path, init);
       return answer;
     },
@@ -160,11 +184,31 @@ export function attachSimulation(options: {
     token: options.statusToken,
     described: () => files?.flush("jobs"),
     interruptionEvents: options.interruptionEvents,
+    forge: {
+      async create(jobs, webhook) {
+        let delivered = 0;
+        let dropped = 0;
+        if (webhook === "none") return { delivered, dropped };
+        for (const { job } of jobs) {
+          const record = await deliveries.deliver(queuedDelivery(job));
+          if (record.statusCode >= 200 && record.statusCode < 400) delivered += 1;
+          else dropped += 1;
+        }
+        return { delivered, dropped };
+      },
+      webhookLoss: {
+        get: () => deliveries.lossRate,
+        set: (rate) => {
+          deliveries.lossRate = rate;
+        },
+      },
+    },
   });
   simForgeRoutes(app, forge, {
     token: options.statusToken,
     written: () => files?.flush("state"),
     jobs: { forge: forgeJobs, retried },
+    deliveries,
   });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {
@@ -176,6 +220,7 @@ export function attachSimulation(options: {
     runners,
     forge,
     forgeJobs,
+    deliveries,
     files,
     async restore() {
       const saved = files?.load();
@@ -198,7 +243,7 @@ export function attachSimulation(options: {
 function observedJob(
   path: string,
   init: { headers: Record<string, string>; body: string },
-): { job: ForgeJob; status: SimJobStatus } | undefined {
+): { job: ForgeJob; status: SimJobStatus; run: Partial<RunInfo> } | undefined {
   let payload: Record<string, unknown>;
   try {
     payload = JSON.parse(init.body) as Record<string, unknown>;
@@ -231,6 +276,12 @@ function observedJob(
         attempt: Number(job.run_attempt ?? 1),
       },
       status,
+      run: {
+        ...(typeof job.created_at === "string" ? { createdAt: job.created_at } : {}),
+        ...(status !== "queued" && typeof job.started_at === "string" ? { startedAt: job.started_at } : {}),
+        ...(typeof job.runner_name === "string" ? { runnerName: job.runner_name } : {}),
+        ...(typeof job.runner_id === "number" ? { runnerId: job.runner_id } : {}),
+      },
     };
   }
   if (path === "/webhooks/gitlab") {
@@ -242,6 +293,7 @@ function observedJob(
           ? "running"
           : "queued";
     const project = payload.project as { path_with_namespace: string } | undefined;
+    const runner = payload.runner as { id?: unknown; description?: string } | null | undefined;
     return {
       job: {
         source: "gitlab",
@@ -254,7 +306,20 @@ function observedJob(
         attempt: Number(payload.retries_count ?? 0),
       },
       status,
+      run: {
+        ...(isoOf(payload.build_created_at) ? { createdAt: isoOf(payload.build_created_at) } : {}),
+        ...(isoOf(payload.build_started_at) ? { startedAt: isoOf(payload.build_started_at) } : {}),
+        ...(runner?.description ? { runnerName: runner.description } : {}),
+        ...(typeof runner?.id === "number" ? { runnerId: runner.id } : {}),
+      },
     };
   }
   return undefined;
+}
+
+/** GitLab's hook time (`2026-01-02 03:04:05 UTC`) as ISO 8601, or undefined. */
+function isoOf(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  const ms = Date.parse(value.replace(" UTC", "Z").replace(" ", "T"));
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : undefined;
 }

@@ -15,6 +15,8 @@ export interface FakeApi {
   sendDate: boolean;
   /** The Authorization header of each status request, in order. */
   authorizations: (string | undefined)[];
+  /** Local mode's simulated forges' webhook loss rate (`/sim/forge/webhook-loss`); undefined: no such route. */
+  webhookLoss?: number;
 }
 
 const types: Record<string, string> = {
@@ -27,6 +29,32 @@ const types: Record<string, string> = {
 export async function servePage(dir: string, api: FakeApi): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer(async (request, response) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    if (path === "/sim/forge/webhook-loss" && api.webhookLoss !== undefined) {
+      // As local mode answers it: the status token, then GET the rate or PUT {rate} from 0 to 1.
+      const answer = (status: number, body: unknown) => {
+        response.writeHead(status, { "content-type": "application/json" });
+        response.end(JSON.stringify(body));
+      };
+      if (api.token !== null && request.headers.authorization !== `Bearer ${api.token}`) {
+        return answer(401, { error: { code: "unauthorized", message: "a status token is required" } });
+      }
+      if (request.method === "PUT") {
+        let text = "";
+        for await (const chunk of request) text += chunk;
+        const rate = (() => {
+          try {
+            return (JSON.parse(text) as { rate?: unknown }).rate;
+          } catch {
+            return undefined;
+          }
+        })();
+        if (typeof rate !== "number" || rate < 0 || rate > 1) {
+          return answer(400, { error: { code: "invalid_payload", message: "rate: rate is from 0 to 1" } });
+        }
+        api.webhookLoss = rate;
+      }
+      return answer(200, { rate: api.webhookLoss });
+    }
     if (path === "/api/status") {
       api.authorizations.push(request.headers.authorization);
       response.sendDate = api.sendDate;

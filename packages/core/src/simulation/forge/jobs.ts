@@ -1,4 +1,5 @@
-import type { ForgeJob } from ".";
+import { type ForgeJob, jobHookPayload, type RunInfo, workflowJobPayload } from ".";
+import { minimalRepository } from "./github-shapes";
 import type { GitHubAnswer } from "./runners";
 
 /**
@@ -30,6 +31,8 @@ interface Tracked {
   status: SimJobStatus;
   /** GitLab: the job that replaced it. */
   retriedBy: string | null;
+  /** When the forge queued it, and who ran it since: what its listings say (absent in old snapshots). */
+  run?: RunInfo;
 }
 
 export interface RunCompleted {
@@ -66,9 +69,12 @@ export class SimulatedForgeJobs {
   private nextId: number;
   private readonly changed: () => void;
 
-  constructor(options: { firstJobId?: number; changed?: () => void } = {}) {
+  private readonly now: () => number;
+
+  constructor(options: { firstJobId?: number; changed?: () => void; now?: () => number } = {}) {
     this.nextId = options.firstJobId ?? 900_000_000;
     this.changed = options.changed ?? (() => {});
+    this.now = options.now ?? Date.now;
   }
 
   snapshot(): ForgeJobsSnapshot {
@@ -98,7 +104,10 @@ export class SimulatedForgeJobs {
   /** A job the forge queued (or learns of late). */
   add(job: ForgeJob, durations: JobDurations | null = null): void {
     const key = this.key(job);
-    if (!this.jobs.has(key)) this.jobs.set(key, { job, durations, status: "queued", retriedBy: null });
+    if (!this.jobs.has(key)) {
+      const createdAt = new Date(this.now()).toISOString();
+      this.jobs.set(key, { job, durations, status: "queued", retriedBy: null, run: { createdAt } });
+    }
     this.bound();
     this.changed();
   }
@@ -111,11 +120,15 @@ export class SimulatedForgeJobs {
    * A job's status changed. Returns the GitHub run attempt this completed, once: every job of it
    * that the forge knows has finished.
    */
-  observe(job: ForgeJob, status: SimJobStatus): RunCompleted | undefined {
+  observe(job: ForgeJob, status: SimJobStatus, seen?: Partial<RunInfo>): RunCompleted | undefined {
     const key = this.key(job);
     const tracked = this.jobs.get(key) ?? { job, durations: null, status, retriedBy: null };
     // A finished job stays finished, whatever arrives late.
-    if (!finished(tracked.status)) tracked.status = status;
+    if (!finished(tracked.status)) {
+      tracked.status = status;
+      const createdAt = tracked.run?.createdAt ?? seen?.createdAt ?? new Date(this.now()).toISOString();
+      tracked.run = { ...tracked.run, ...definedOf(seen ?? {}), createdAt };
+    }
     this.jobs.set(key, tracked);
     this.changed();
     if (job.source !== "github" || !finished(tracked.status)) return undefined;
@@ -188,6 +201,184 @@ export class SimulatedForgeJobs {
     return { ok: true, value: next };
   }
 
+  /**
+   * GitHub's `GET /repos/{owner}/{repo}/actions/runs?status=…`: the repository's runs whose latest
+   * attempt has that status (`queued`: no job started yet; `in_progress`: some job started or
+   * finished and some not), newest first, as GitHub's run objects (the fields clients read).
+   */
+  githubRuns(repository: string, status: "queued" | "in_progress" | "completed" | undefined) {
+    const runs = new Map<string, Tracked[]>();
+    for (const tracked of this.jobs.values()) {
+      const { job } = tracked;
+      if (job.source !== "github" || job.project.toLowerCase() !== repository.toLowerCase()) continue;
+      runs.set(job.pipelineId, [...(runs.get(job.pipelineId) ?? []), tracked]);
+    }
+    const listed = [];
+    for (const [runId, all] of runs) {
+      const attempt = Math.max(...all.map((tracked) => tracked.job.attempt ?? 1));
+      const latest = all.filter((tracked) => (tracked.job.attempt ?? 1) === attempt);
+      const runStatus = latest.every((tracked) => finished(tracked.status))
+        ? "completed"
+        : latest.every((tracked) => tracked.status === "queued")
+          ? "queued"
+          : "in_progress";
+      if (status !== undefined && runStatus !== status) continue;
+      const createdAt = latest.map((tracked) => tracked.run?.createdAt ?? "").sort()[0] ?? "";
+      const project = latest[0]?.job.project ?? repository;
+      const base = `https://api.github.com/repos/${project}/actions/runs/${runId}`;
+      listed.push({
+        id: Number(runId),
+        node_id: `WFR_${runId}`,
+        name: "CI",
+        display_title: "CI",
+        run_number: Number(runId),
+        run_attempt: attempt,
+        event: "push",
+        status: runStatus,
+        conclusion: null,
+        head_branch: "main",
+        head_sha: "0".repeat(40),
+        path: ".github/workflows/ci.yml",
+        workflow_id: 1,
+        url: base,
+        created_at: createdAt,
+        updated_at: createdAt,
+        run_started_at: createdAt,
+        html_url: `https://github.com/${project}/actions/runs/${runId}`,
+        jobs_url: `${base}/jobs`,
+        logs_url: `${base}/logs`,
+        check_suite_url: `https://api.github.com/repos/${project}/check-suites/${runId}`,
+        cancel_url: `${base}/cancel`,
+        rerun_url: `${base}/rerun`,
+        artifacts_url: `${base}/artifacts`,
+        workflow_url: `https://api.github.com/repos/${project}/actions/workflows/1`,
+        pull_requests: [],
+        head_commit: null,
+        repository: minimalRepository(project),
+        head_repository: minimalRepository(project),
+      });
+    }
+    return listed.sort((a, b) => b.id - a.id);
+  }
+
+  /**
+   * GitHub's `GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs?filter=latest`: the latest
+   * attempt's jobs, each as the API's job, which has the `workflow_job` webhook's shape. Undefined for
+   * a run the forge does not know.
+   */
+  githubRunJobs(repository: string, runId: string) {
+    const all = [...this.jobs.values()].filter(
+      (tracked) =>
+        tracked.job.source === "github" &&
+        tracked.job.project.toLowerCase() === repository.toLowerCase() &&
+        tracked.job.pipelineId === runId,
+    );
+    if (!all.length) return undefined;
+    const attempt = Math.max(...all.map((tracked) => tracked.job.attempt ?? 1));
+    return all
+      .filter((tracked) => (tracked.job.attempt ?? 1) === attempt)
+      .sort((a, b) => Number(a.job.id) - Number(b.job.id))
+      .map((tracked) => {
+        const action =
+          tracked.status === "queued" ? "queued" : tracked.status === "running" ? "in_progress" : "completed";
+        const run: RunInfo = {
+          createdAt: new Date(this.now()).toISOString(),
+          ...tracked.run,
+          ...(action === "completed"
+            ? {
+                conclusion:
+                  tracked.status === "success"
+                    ? "success"
+                    : tracked.status === "failed"
+                      ? "failure"
+                      : "cancelled",
+              }
+            : {}),
+        };
+        const job = workflowJobPayload(tracked.job, action, run).workflow_job;
+        const api = `https://api.github.com/repos/${tracked.job.project}`;
+        return {
+          ...job,
+          node_id: `CR_${job.id}`,
+          run_url: `${api}/actions/runs/${job.run_id}`,
+          head_sha: "0".repeat(40),
+          url: `${api}/actions/jobs/${job.id}`,
+          check_run_url: `${api}/check-runs/${job.id}`,
+        };
+      });
+  }
+
+  /**
+   * GitLab's `GET /projects/:id/jobs?scope[]=pending&scope[]=running`: the project's (by id or path)
+   * pending and running jobs, newest first, as the API's jobs (the Job Hook's fields by their API
+   * names, and the tags).
+   */
+  gitlabJobs(project: string, scopes: readonly string[]) {
+    const wanted = new Set(scopes.length ? scopes : ["pending", "running"]);
+    return [...this.jobs.values()]
+      .filter(
+        (tracked) =>
+          tracked.job.source === "gitlab" &&
+          (tracked.job.projectId === project || tracked.job.project === project) &&
+          wanted.has(tracked.status === "queued" ? "pending" : tracked.status),
+      )
+      .sort((a, b) => Number(b.job.id) - Number(a.job.id))
+      .map((tracked) => {
+        const status = tracked.status === "queued" ? "pending" : (tracked.status as "running");
+        const run: RunInfo = { createdAt: new Date(this.now()).toISOString(), ...tracked.run };
+        const hook = jobHookPayload(tracked.job, status, run);
+        return {
+          id: hook.build_id,
+          name: hook.build_name,
+          stage: hook.build_stage,
+          status: hook.build_status,
+          ref: hook.ref,
+          tag: false,
+          allow_failure: false,
+          created_at: run.createdAt,
+          started_at: status === "running" ? (run.startedAt ?? null) : null,
+          finished_at: null,
+          erased_at: null,
+          duration: null,
+          queued_duration: hook.build_queued_duration,
+          failure_reason: undefined,
+          pipeline: {
+            id: hook.pipeline_id,
+            project_id: hook.project_id,
+            ref: "main",
+            status: "running",
+          },
+          project: { ci_job_token_scope_enabled: false },
+          web_url: `${hook.project.web_url}/-/jobs/${hook.build_id}`,
+          tag_list: tracked.job.labels,
+          runner: hook.runner ? { id: hook.runner.id, description: hook.runner.description } : null,
+        };
+      });
+  }
+
+  /** GitLab's projects the forge has jobs of, under a group path (`GET /groups/:id/projects`). */
+  gitlabProjectsOf(group: string) {
+    const projects = new Map<string, string>();
+    for (const { job } of this.jobs.values()) {
+      if (job.source === "gitlab" && job.project.startsWith(`${group}/`))
+        projects.set(job.projectId, job.project);
+    }
+    return [...projects]
+      .map(([id, path]) => ({
+        id: Number(id),
+        name: path.split("/").pop() ?? path,
+        path: path.split("/").pop() ?? path,
+        path_with_namespace: path,
+        web_url: `https://gitlab.example.com/${path}`,
+      }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  /** Whether the forge knows a GitLab group of this path (some project of its jobs lives under it). */
+  knowsGitLabGroup(group: string): boolean {
+    return this.gitlabProjectsOf(group).length > 0;
+  }
+
   private bound(): void {
     if (this.jobs.size <= MAX_TRACKED_JOBS) return;
     for (const [key, tracked] of this.jobs) {
@@ -195,4 +386,8 @@ export class SimulatedForgeJobs {
       if (finished(tracked.status)) this.jobs.delete(key);
     }
   }
+}
+
+function definedOf(run: Partial<RunInfo>): Partial<RunInfo> {
+  return Object.fromEntries(Object.entries(run).filter(([, value]) => value !== undefined && value !== null));
 }
