@@ -142,6 +142,21 @@ function once<T>(make: () => T): () => T {
   };
 }
 
+/**
+ * `plain`, with each of `getters` read through on every access: a dependency is built when first
+ * used (most of them once, by `once`), so a host never builds what its path does not touch.
+ */
+function lazily<G extends Record<string, () => unknown>, P extends object>(
+  getters: G,
+  plain: P,
+): P & { readonly [K in keyof G]: ReturnType<G[K]> } {
+  const target = { ...plain };
+  for (const [name, get] of Object.entries(getters)) {
+    Object.defineProperty(target, name, { get, enumerable: true });
+  }
+  return target as P & { readonly [K in keyof G]: ReturnType<G[K]> };
+}
+
 export function composeHearth(ports: HearthPorts): Hearth {
   const { log } = ports;
   const ledger = once(() => createLedger(ports.store()));
@@ -181,39 +196,21 @@ export function composeHearth(ports: HearthPorts): Hearth {
     }),
   );
 
-  const scaling: ScalingDeps = {
-    get pools() {
-      return ports.pools();
+  const scaling: ScalingDeps = lazily(
+    {
+      pools: () => ports.pools(),
+      ledger,
+      registry,
+      journal,
+      leases,
+      scalingRecords,
+      fleet: () => ports.fleet(),
+      gitlab,
+      runners,
+      hold: () => holdFor("run"),
     },
-    get ledger() {
-      return ledger();
-    },
-    get registry() {
-      return registry();
-    },
-    get journal() {
-      return journal();
-    },
-    get leases() {
-      return leases();
-    },
-    get scalingRecords() {
-      return scalingRecords();
-    },
-    get fleet() {
-      return ports.fleet();
-    },
-    get gitlab() {
-      return gitlab();
-    },
-    get runners() {
-      return runners();
-    },
-    get hold() {
-      return holdFor("run");
-    },
-    now: () => ports.now(),
-  };
+    { now: () => ports.now() },
+  );
   const retryRecords = once(() => createRetryRecords(ports.store()));
   const retryHolds = once(() => createRetryHolds(ports.store()));
   const forges: RetryForges = {
@@ -236,34 +233,19 @@ export function composeHearth(ports: HearthPorts): Hearth {
       };
     },
   };
-  const retries: RetryDeps = {
-    get ledger() {
-      return ledger();
+  const retries: RetryDeps = lazily(
+    { ledger, registry, journal, records: retryRecords, pools: () => ports.pools(), holds: retryHolds },
+    {
+      forges,
+      now: () => ports.now(),
+      retried: (pool: string) => ports.retried?.(pool),
+      // Read when a run is started: from ScaleFleet's own Observe the lease is held, and none is.
+      requestRun: (pool: string) =>
+        requestScale(scaling, pool, (p, holder) => ports.startScaleFleet()(p, holder), ports.holder(pool), {
+          covered: false,
+        }),
     },
-    get registry() {
-      return registry();
-    },
-    get journal() {
-      return journal();
-    },
-    get records() {
-      return retryRecords();
-    },
-    get pools() {
-      return ports.pools();
-    },
-    forges,
-    now: () => ports.now(),
-    retried: (pool) => ports.retried?.(pool),
-    get holds() {
-      return retryHolds();
-    },
-    // Read when a run is started: from ScaleFleet's own Observe the lease is held, and none is.
-    requestRun: (pool) =>
-      requestScale(scaling, pool, (p, holder) => ports.startScaleFleet()(p, holder), ports.holder(pool), {
-        covered: false,
-      }),
-  };
+  );
   /**
    * The retry hold as the heartbeat and ScaleFleet's Observe see it. After a heartbeat, waiting
    * retries are tried as background work (a Lambda does it before answering); Observe waits for them.
@@ -305,39 +287,20 @@ export function composeHearth(ports: HearthPorts): Hearth {
   }
 
   const interruptionRecords = once(() => createInterruptionRecords(ports.store()));
-  const interruptions: InterruptionDeps = {
-    get pools() {
-      return ports.pools();
+  const interruptions: InterruptionDeps = lazily(
+    {
+      pools: () => ports.pools(),
+      registry,
+      records: interruptionRecords,
+      fleet: () => ports.fleet(),
+      journal,
+      leases,
+      scalingRecords,
+      runners,
+      startScaleFleet: () => ports.startScaleFleet(),
     },
-    get registry() {
-      return registry();
-    },
-    get records() {
-      return interruptionRecords();
-    },
-    get fleet() {
-      return ports.fleet();
-    },
-    get journal() {
-      return journal();
-    },
-    get leases() {
-      return leases();
-    },
-    get scalingRecords() {
-      return scalingRecords();
-    },
-    get runners() {
-      return runners();
-    },
-    get startScaleFleet() {
-      return ports.startScaleFleet();
-    },
-    holder: (pool) => ports.holder(pool),
-    onJobsInterrupted,
-    now: () => ports.now(),
-    log,
-  };
+    { holder: (pool: string) => ports.holder(pool), onJobsInterrupted, now: () => ports.now(), log },
+  );
   // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
   const leaseHeld = leaseNotices(scaling, (fields) =>
     log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),

@@ -61,6 +61,21 @@ export async function readBody(request: Request, limit = MAX_BODY_BYTES): Promis
   return { ok: true, body };
 }
 
+export type JsonBodyResult =
+  | { ok: true; body: unknown }
+  | { ok: false; status: 400 | 413; code: string; message: string };
+
+/** Reads the body as `readBody` does, and parses it as UTF-8 JSON (`malformed` when it is not). */
+export async function readJsonBody(request: Request, limit = MAX_BODY_BYTES): Promise<JsonBodyResult> {
+  const read = await readBody(request, limit);
+  if (!read.ok) return read;
+  try {
+    return { ok: true, body: JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body)) };
+  } catch {
+    return { ok: false, status: 400, code: "malformed", message: "body is not UTF-8 JSON" };
+  }
+}
+
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
 /**

@@ -2,7 +2,7 @@ import { InvalidInterruptionEvent } from "@hearth/core/interruptions";
 import { sources } from "@hearth/core/jobs";
 import type { Context, Hono } from "hono";
 import * as z from "zod";
-import { bearerMatches, errorResponse, readBody } from "../http";
+import { bearerMatches, errorResponse, readJsonBody } from "../http";
 import type { EventOutcome } from "../interruptions";
 import { authenticatesItself } from "./sim-forge-routes";
 import { MAX_DESCRIBED_JOBS, type SimulatedJob, type SimulatedRunners } from "./sim-runners";
@@ -83,14 +83,9 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     await next();
   });
   app.post("/sim/jobs", async (c) => {
-    const read = await readBody(c.req.raw);
+    const read = await readJsonBody(c.req.raw);
     if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
-    } catch {
-      return errorResponse(c, 400, "malformed", "body is not JSON");
-    }
+    const body = read.body;
     const parsed = simulatedJobs.safeParse(body);
     if (!parsed.success)
       return errorResponse(c, 400, "invalid_payload", parsed.error.issues[0]?.message ?? "invalid");
@@ -111,14 +106,9 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     const webhook = c.req.query("webhook") ?? "none";
     if (webhook !== "none" && webhook !== "queued")
       return errorResponse(c, 400, "invalid_query", "webhook is none (the default) or queued");
-    const read = await readBody(c.req.raw);
+    const read = await readJsonBody(c.req.raw);
     if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
-    } catch {
-      return errorResponse(c, 400, "malformed", "body is not UTF-8 JSON");
-    }
+    const body = read.body;
     const parsed = simulatedJobs.safeParse(body);
     if (!parsed.success) return errorResponse(c, 400, "invalid_payload", issueText(parsed.error));
     const ids = new Set<string>();
@@ -146,14 +136,9 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
   app.put("/sim/forge/webhook-loss", async (c) => {
     const forge = options.forge;
     if (!forge) return errorResponse(c, 404, "not_found", "no simulated forge runs here");
-    const read = await readBody(c.req.raw);
+    const read = await readJsonBody(c.req.raw);
     if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
-    } catch {
-      return errorResponse(c, 400, "malformed", "body is not UTF-8 JSON");
-    }
+    const body = read.body;
     const parsed = webhookLossBody.safeParse(body);
     if (!parsed.success) return errorResponse(c, 400, "invalid_payload", issueText(parsed.error));
     forge.webhookLoss.set(parsed.data.rate);
@@ -163,14 +148,9 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
   app.post("/sim/aws/events", async (c) => {
     const accept = options.interruptionEvents;
     if (!accept) return errorResponse(c, 404, "not_found", "no HandleInterruption runs here");
-    const read = await readBody(c.req.raw);
+    const read = await readJsonBody(c.req.raw);
     if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(read.body));
-    } catch {
-      return errorResponse(c, 400, "malformed", "body is not UTF-8 JSON");
-    }
+    const body = read.body;
     try {
       return c.json({ status: "accepted", events: await accept(body) }, 202);
     } catch (error) {
