@@ -82,13 +82,26 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     }
     await next();
   });
-  app.post("/sim/jobs", async (c) => {
+  /**
+   * Reads, checks and describes a list of simulated jobs: the jobs, or the refusal to answer with.
+   * `/sim/forge/jobs` creates them too, so it also refuses a job listed twice.
+   */
+  async function describeBody(c: Context, forForge: boolean) {
     const read = await readJsonBody(c.req.raw);
     if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
-    const body = read.body;
-    const parsed = simulatedJobs.safeParse(body);
-    if (!parsed.success)
-      return errorResponse(c, 400, "invalid_payload", parsed.error.issues[0]?.message ?? "invalid");
+    const parsed = simulatedJobs.safeParse(read.body);
+    if (!parsed.success) {
+      const message = forForge ? issueText(parsed.error) : (parsed.error.issues[0]?.message ?? "invalid");
+      return errorResponse(c, 400, "invalid_payload", message);
+    }
+    if (forForge) {
+      const ids = new Set<string>();
+      for (const { job } of parsed.data) {
+        const key = `${job.source}#${job.id}`;
+        if (ids.has(key)) return errorResponse(c, 400, "invalid_payload", `job ${key} is listed twice`);
+        ids.add(key);
+      }
+    }
     if (!runners.describe(parsed.data)) {
       return errorResponse(
         c,
@@ -98,7 +111,12 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
       );
     }
     options.described?.();
-    return c.json({ status: "ok", jobs: parsed.data.length });
+    return parsed.data;
+  }
+  app.post("/sim/jobs", async (c) => {
+    const jobs = await describeBody(c, false);
+    if (jobs instanceof Response) return jobs;
+    return c.json({ status: "ok", jobs: jobs.length });
   });
   app.post("/sim/forge/jobs", async (c) => {
     const forge = options.forge;
@@ -106,28 +124,10 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     const webhook = c.req.query("webhook") ?? "none";
     if (webhook !== "none" && webhook !== "queued")
       return errorResponse(c, 400, "invalid_query", "webhook is none (the default) or queued");
-    const read = await readJsonBody(c.req.raw);
-    if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
-    const body = read.body;
-    const parsed = simulatedJobs.safeParse(body);
-    if (!parsed.success) return errorResponse(c, 400, "invalid_payload", issueText(parsed.error));
-    const ids = new Set<string>();
-    for (const { job } of parsed.data) {
-      const key = `${job.source}#${job.id}`;
-      if (ids.has(key)) return errorResponse(c, 400, "invalid_payload", `job ${key} is listed twice`);
-      ids.add(key);
-    }
-    if (!runners.describe(parsed.data)) {
-      return errorResponse(
-        c,
-        413,
-        "too_many_jobs",
-        `the simulation keeps at most ${MAX_DESCRIBED_JOBS} described jobs that have not finished`,
-      );
-    }
-    options.described?.();
-    const { delivered, dropped } = await forge.create(parsed.data, webhook);
-    return c.json({ status: "accepted", jobs: parsed.data.length, webhook, delivered, dropped }, 202);
+    const jobs = await describeBody(c, true);
+    if (jobs instanceof Response) return jobs;
+    const { delivered, dropped } = await forge.create(jobs, webhook);
+    return c.json({ status: "accepted", jobs: jobs.length, webhook, delivered, dropped }, 202);
   });
   app.get("/sim/forge/webhook-loss", (c) => {
     if (!options.forge) return errorResponse(c, 404, "not_found", "no simulated forge runs here");
