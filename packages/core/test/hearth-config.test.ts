@@ -141,6 +141,32 @@ describe("GitHub's API URL", () => {
   });
 });
 
+describe("reconciliation", () => {
+  it("polls every minute and sweeps every five, within a tenth of each token's budget, unless set", () => {
+    expect(stageSettings(parseHearthConfig({}), "dev").reconciliation).toEqual({
+      pollMinutes: 1,
+      sweepMinutes: 5,
+      budgetShare: 0.1,
+      dryRun: false,
+    });
+    const config = parseHearthConfig({
+      reconciliation: { sweepMinutes: 10 },
+      stages: { production: { reconciliation: { dryRun: true } } },
+    });
+    expect(stageSettings(config, "dev").reconciliation.sweepMinutes).toBe(10);
+    expect(stageSettings(config, "production").reconciliation).toMatchObject({
+      sweepMinutes: 5,
+      dryRun: true,
+    });
+  });
+
+  it("refuses a share of the budget polling could exhaust, and misspelled keys", () => {
+    expect(errorOf({ reconciliation: { budgetShare: 0.9 } })).toMatch(/reconciliation\.budgetShare/);
+    expect(errorOf({ reconciliation: { pollMinutes: 0 } })).toMatch(/reconciliation\.pollMinutes/);
+    expect(errorOf({ reconciliation: { dryrun: true } })).toMatch(/did you mean "dryRun"/);
+  });
+});
+
 describe("config errors", () => {
   it("are one type, whether the file or the environment is wrong", () => {
     const caught = (read: () => unknown) => {

@@ -44,8 +44,22 @@ const thresholds = strictObject({
 /** GitHub.com's REST API. */
 export const DEFAULT_GITHUB_API_URL = "https://api.github.com";
 
+/** Reconciliation: polling for missed webhooks, and the sweep of ghosts and orphans. */
+const reconciliation = strictObject({
+  /** Poll the forges for jobs whose webhook never came, this often (minutes). */
+  pollMinutes: z.number().int().min(1).max(60).default(1),
+  /** Sweep the ledger, the cloud and the forges' runners, this often (minutes). */
+  sweepMinutes: z.number().int().min(1).max(60).default(5),
+  /** The share of each forge token's rate limit that polling and the sweep may spend together. */
+  budgetShare: z.number().min(0.01).max(0.5).default(0.1),
+  /** The sweep journals what it would do, and does nothing destructive. */
+  dryRun: z.boolean().default(false),
+});
+export type ReconciliationSettings = z.infer<typeof reconciliation>;
+
 const settingsShape = {
   pools: poolsConfigSchema.optional(),
+  reconciliation: reconciliation.optional(),
   gitlab: strictObject({
     /** The GitLab instance whose API resolves job tags (self-managed or gitlab.com). */
     url: z.url({ protocol: /^https?$/ }).default("https://gitlab.com"),
@@ -110,6 +124,7 @@ export interface StageSettings {
   gitlab: { url: string };
   github: { apiUrl: string };
   alarms: { email: string | undefined; thresholds: z.infer<typeof thresholds> };
+  reconciliation: ReconciliationSettings;
   fleet: {
     rootVolumeGiB: number;
     rootVolumeGiBByPool: Record<string, number>;
@@ -179,6 +194,7 @@ export function stageSettings(config: HearthConfig, stage: string): StageSetting
     gitlab: { url: pick("gitlab")?.url ?? "https://gitlab.com" },
     github: { apiUrl: (pick("github")?.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, "") },
     alarms: { email: alarms?.email, thresholds: alarms?.thresholds ?? thresholds.parse({}) },
+    reconciliation: pick("reconciliation") ?? reconciliation.parse({}),
     fleet: {
       rootVolumeGiB: fleet.rootVolumeGiB,
       rootVolumeGiBByPool: fleet.rootVolumeGiBByPool,
