@@ -431,3 +431,108 @@ describe("offline GitLab managers", () => {
     expect(JSON.stringify(await journal.latest(100))).not.toContain(runnerToken);
   });
 });
+
+describe("the budget and the Act step's input", () => {
+  it("is incomplete, and acts on nothing, once the governor holds the sweep's GitHub calls back", async () => {
+    // A share of one call an hour: the first sweep spends it.
+    deps.governors.github = new RateGovernors({
+      assumedLimit: 10,
+      windowSeconds: 3600,
+      share: 0.1,
+      now: () => clock.now(),
+    });
+    github.addRunner("acme/widgets", ghostName);
+    expect((await sweep()).survey.marked["ghost-runner"]).toBe(1);
+    const held = await sweep();
+    expect(held.survey.complete).toBe(false);
+    expect(held.survey.unknown[0]?.reason).toMatch(/not swept: .*share/);
+    expect(held.outcomes).toEqual([]);
+    expect(runnersNamed(ghostName)).toHaveLength(1);
+  });
+
+  it("marks in a retried survey of the same sweep are not due to it", async () => {
+    github.addRunner("acme/widgets", ghostName);
+    await sweepSurvey(deps, { sweepId: "sweep-same" });
+    const again = await sweepSurvey(deps, { sweepId: "sweep-same" });
+    expect(again.due).toEqual([]);
+  });
+
+  it("refuses an action no earlier sweep marked, and an action of the sweep that marked it", async () => {
+    const ghost = github.addRunner("acme/widgets", ghostName);
+    const made = {
+      class: "ghost-runner" as const,
+      subject: `github-runner:acme/widgets:${ghost.id}`,
+      pool: "x86",
+      reason: "no-live-instance" as const,
+      detail: { repository: "acme/widgets", organization: null, runnerGroupId: null, runnerId: ghost.id },
+      markedAt: now().toISOString(),
+    };
+    expect(await sweepAct(deps, { sweepId: "sweep-x", action: made })).toMatchObject({
+      kind: "refused",
+      why: "no earlier sweep marked it",
+    });
+    const first = await sweepSurvey(deps, { sweepId: "sweep-marks" });
+    expect(first.marked["ghost-runner"]).toBe(1);
+    expect(await sweepAct(deps, { sweepId: "sweep-marks", action: made })).toMatchObject({ kind: "refused" });
+    expect(runnersNamed(ghostName)).toHaveLength(1);
+  });
+
+  it("answers a malformed action with a clear error, and changes nothing", async () => {
+    github.addRunner("acme/widgets", ghostName);
+    await sweep();
+    for (const action of [
+      null,
+      { class: "everything", subject: "x", pool: null, reason: "no-live-instance", detail: {}, markedAt: "" },
+      {
+        class: "ghost-runner",
+        subject: "",
+        pool: null,
+        reason: "no-live-instance",
+        detail: {},
+        markedAt: "",
+      },
+    ]) {
+      await expect(sweepAct(deps, { sweepId: "sweep-bad", action: action as never })).rejects.toThrow(
+        /^sweepAct: not a sweep action/,
+      );
+    }
+    expect(runnersNamed(ghostName)).toHaveLength(1);
+    expect(await deps.marks.all()).toHaveLength(1);
+  });
+});
+
+describe("a stuck GitLab job", () => {
+  it("is read from GitLab and applied", async () => {
+    gitlab.jobs.set("42/9001", {
+      id: 9001,
+      name: "build",
+      stage: "test",
+      status: "failed",
+      created_at: "2026-12-01T09:00:00.000Z",
+      started_at: "2026-12-01T09:01:00.000Z",
+      finished_at: "2026-12-01T09:30:00.000Z",
+      failure_reason: "runner_system_failure",
+      pipeline: { id: 77, project_id: 42 },
+      web_url: `${gitlab.url}/acme/app/-/jobs/9001`,
+      tag_list: ["nix"],
+      runner: { id: gitlabRunnerId, description: "hearth-test-x86" },
+    });
+    await ledger.record(
+      jobEvent({
+        source: "gitlab",
+        id: "9001",
+        project: "acme/app",
+        projectId: "42",
+        status: "running",
+        instanceId: "i-0dddddddddddddddd",
+        startedAt: "2026-12-01T09:01:00.000Z",
+      }),
+    );
+    const { survey } = await sweep();
+    expect(survey.applied).toBe(1);
+    expect(await ledger.get({ source: "gitlab", id: "9001" })).toMatchObject({
+      status: "completed",
+      failureReason: "runner_system_failure",
+    });
+  });
+});
