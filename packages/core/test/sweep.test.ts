@@ -17,6 +17,7 @@ import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { createRunnerRecords, type RunnerDeps } from "../src/runners";
 import { SimulatedFleet } from "../src/simulation/fleet";
 import {
+  createSweepGovernors,
   createSweepMarks,
   type SweepActOutcome,
   type SweepDeps,
@@ -534,5 +535,15 @@ describe("a stuck GitLab job", () => {
       status: "completed",
       failureReason: "runner_system_failure",
     });
+  });
+});
+
+describe("the sweep's own governors", () => {
+  it("let a sweep spend one interval's share of a token at once, and no more", () => {
+    const governors = createSweepGovernors({ budgetShare: 0.1, sweepMinutes: 5 }, () => clock.now());
+    const token = governors.github.for("installation:1");
+    // 5,000 an hour × 10% × 5 of 60 minutes.
+    for (let call = 0; call < 42; call++) expect(token.take()).toBeUndefined();
+    expect(token.take()).toBe("pace");
   });
 });

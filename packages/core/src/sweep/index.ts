@@ -139,4 +139,5 @@ export interface SweepDeps {
 
 export { sweepAct } from "./act";
 export { sweepFinish } from "./finish";
+export { createSweepGovernors } from "./governors";
 export { sweepSurvey } from "./survey";
