@@ -547,3 +547,16 @@ describe("the sweep's own governors", () => {
     expect(token.take()).toBe("pace");
   });
 });
+
+describe("a listing of more than one page", () => {
+  it("reads every page of a scope's runners", async () => {
+    for (let n = 0; n < 130; n++)
+      github.addRunner("acme/widgets", `hearth-i-0${String(n).padStart(16, "a")}-0`);
+    const { survey } = await sweep();
+    expect(survey.complete).toBe(true);
+    expect(survey.marked["ghost-runner"]).toBe(130);
+    expect(
+      github.requests.filter((r) => r.template === "/repos/{owner}/{repo}/actions/runners"),
+    ).toHaveLength(2);
+  });
+});

@@ -113,12 +113,16 @@ const live = (cloud: CloudInstance | undefined): boolean =>
 async function ghostRunners(deps: SweepDeps, listings: Listings, candidates: Candidate[]): Promise<void> {
   const github = deps.runners.github;
   if (!github) return;
+  // One listing per repository or organization: an organization's listing holds every runner group's.
   const scopes = new Map<string, { scope: RunnerScope; pool: PoolConfig }>();
   for (const pool of deps.pools) {
-    if (pool.github && !scopes.has(describeScope(pool.github)))
-      scopes.set(describeScope(pool.github), { scope: pool.github, pool });
+    if (!pool.github) continue;
+    const listed =
+      "repository" in pool.github ? pool.github.repository : `organization ${pool.github.organization}`;
+    if (!scopes.has(listed)) scopes.set(listed, { scope: pool.github, pool });
   }
-  for (const [described, { scope, pool }] of scopes) {
+  for (const { scope, pool } of scopes.values()) {
+    const described = describeScope(scope);
     const listing = `github-runners:${described}`;
     let runners: Awaited<ReturnType<typeof listScopeRunners>>;
     try {
