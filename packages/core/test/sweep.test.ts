@@ -560,3 +560,16 @@ describe("a listing of more than one page", () => {
     ).toHaveLength(2);
   });
 });
+
+describe("the steps' input", () => {
+  it("refuses a sweep id that is not one, before reading anything", async () => {
+    for (const sweepId of ["", "a b", "x".repeat(300), 7, null]) {
+      await expect(sweepSurvey(deps, { sweepId: sweepId as never })).rejects.toThrow(/is not a sweep id/);
+    }
+    expect(github.requests).toEqual([]);
+    await expect(
+      sweepFinish(deps, { survey: { sweepId: "ok" } as never, outcomes: "all" as never }),
+    ).rejects.toThrow(/must be lists/);
+    expect(await journal.latest(10)).toEqual([]);
+  });
+});

@@ -6,6 +6,7 @@ import { isTerminal, type Job, jobKeyString } from "../jobs";
 import { type PoolConfig, routeJob } from "../pools";
 import { retryAfterJobRecorded } from "../retries";
 import {
+  checkSweepId,
   type SweepAction,
   type SweepClass,
   type SweepDeps,
@@ -305,7 +306,7 @@ const zero = (): Record<SweepClass, number> =>
   Object.fromEntries(sweepClasses.map((name) => [name, 0])) as Record<SweepClass, number>;
 
 export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): Promise<SweepSurvey> {
-  const { sweepId } = input;
+  const sweepId = checkSweepId(input?.sweepId, "sweepSurvey");
   const dryRun = deps.settings.dryRun;
   const survey: SweepSurvey = {
     sweepId,
