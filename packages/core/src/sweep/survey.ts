@@ -40,6 +40,11 @@ const RUNNING_READ_LIMIT = 5000;
  * reads never take the budget the listings need.
  */
 export const STUCK_READS_PER_SWEEP = 25;
+/**
+ * Actions due per sweep at most: the survey travels through Step Functions (256 KB a state), and the
+ * marks beyond stay marked, due to the next sweep.
+ */
+export const DUE_PER_SWEEP = 100;
 /** A job the forge ends past its timeout is read from the forge after this much more. */
 const FORGE_TIMEOUT_SLACK_MS = 10 * 60_000;
 
@@ -184,10 +189,15 @@ async function offlineManagers(deps: SweepDeps, listings: Listings, candidates: 
     const token = port.tokenOf(pool.name);
     if (!pool.gitlab || !token) continue;
     const listing = `gitlab-managers:${pool.name}`;
+    // The managers of the pool's instances that exist (a stopped one resumes as the same manager): the
+    // id Hearth derives, and the one the agent reported, should they ever differ.
     const systemIds = new Set(
       [...listings.cloud.values()]
         .filter((cloud) => cloud.instance.pool === pool.name && cloud.instance.lifecycle !== "terminating")
-        .map((cloud) => gitlabSystemId(cloud.instance.id)),
+        .flatMap((cloud) => [
+          gitlabSystemId(cloud.instance.id),
+          listings.records.get(cloud.instance.id)?.gitlabManager?.systemId ?? "",
+        ]),
     );
     try {
       const recorded = [...listings.records.values()].find(
@@ -359,11 +369,12 @@ export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): 
       seenAt: now,
     };
     await deps.marks.put(mark);
-    if (earlier && earlier.sweepId !== sweepId) {
+    if (earlier && earlier.sweepId !== sweepId && survey.due.length < DUE_PER_SWEEP) {
       const { sweepId: _sweep, seenAt: _seen, ...action } = mark;
       survey.due.push(action);
       continue;
     }
+    if (earlier) continue;
     survey.marked[candidate.class] += 1;
     await deps.journal.write({
       pool: candidate.pool,
