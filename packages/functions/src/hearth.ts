@@ -9,6 +9,7 @@ import type { Job } from "@hearth/core/jobs";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
+import { loadPollReport, type PollDeps, type PollReport, pollOnce } from "@hearth/core/polling";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
   createRetryHolds,
@@ -82,6 +83,11 @@ export interface HearthPorts {
    * locally); absent: reports are only recorded.
    */
   startHandleInterruption?(): StartHandleInterruption;
+  /**
+   * How polling reads the forges (the App's client, GitLab's lists) and its settings; undefined, or
+   * a forge left out, when it is not configured.
+   */
+  polling?(): PollingPorts | undefined;
   /** A new run's name, which is also its lease holder. */
   holder(pool: string): string;
   /**
@@ -92,6 +98,9 @@ export interface HearthPorts {
   log: Logger;
   now(): Date;
 }
+
+/** Polling's forge clients (`rateLimitRetries: 0` for GitHub's) and `reconciliation` settings. */
+export type PollingPorts = Pick<PollDeps, "github" | "gitlab" | "budgetShare" | "pollMinutes">;
 
 /** What only a host that serves HTTP gives: the webhook secrets, the status page's, the agent's identity. */
 export interface HttpPorts {
@@ -130,6 +139,11 @@ export interface Hearth {
   retries: RetryDeps;
   /** The minute tick: forecast, missed webhooks, ScaleFleet for pools with work. */
   tick(): Promise<TickSummary>;
+  /**
+   * One poll of the forges for jobs whose webhook was missed: what it finds is recorded as a webhook's
+   * job, and its pool scaled for as a webhook's (core's `pollOnce`).
+   */
+  poll(): Promise<PollReport>;
   /** The HTTP surface: webhooks, status, heartbeats. */
   app(http: HttpPorts): ReturnType<typeof createApp>;
 }
@@ -358,6 +372,36 @@ export function composeHearth(ports: HearthPorts): Hearth {
       for (const run of summary.runs) if (run.outcome === "running") await leaseHeld(run.pool);
       return summary;
     },
+    async poll() {
+      const polling = ports.polling?.();
+      const report = await pollOnce({
+        store: ports.store(),
+        ledger: ledger(),
+        leases: leases(),
+        journal: journal(),
+        pools: ports.pools(),
+        github: polling?.github,
+        gitlab: polling?.gitlab,
+        budgetShare: polling?.budgetShare ?? 0.1,
+        pollMinutes: polling?.pollMinutes ?? 1,
+        scale: afterRecorded,
+        holder: ports.holder("poll"),
+        now: () => ports.now(),
+      });
+      log.info("poll", {
+        calls: report.calls,
+        found: report.found,
+        recorded: report.recorded,
+        queued: report.queued,
+        redelivered: report.redelivered,
+        unknown: report.unknown.length,
+        skipped: report.forges
+          .filter((forge) => forge.status === "skipped")
+          .map((forge) => forge.forge)
+          .join(","),
+      });
+      return report;
+    },
     app(http) {
       const pools = ports.pools();
       return createApp({
@@ -393,6 +437,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           journal: journal(),
           scalingRecords: scalingRecords(),
           runnerRecords: runnerRecords(),
+          pollReport: () => loadPollReport(ports.store()),
           now: () => ports.now(),
           ...http.status,
         },
