@@ -107,7 +107,7 @@ describe("one scheduled poll", () => {
     const report = await pollOnce(deps);
     expect(report).toMatchObject({ found: 1, recorded: 1, queued: 1, redelivered: 0, unknown: [] });
     expect(report.forges).toEqual([
-      expect.objectContaining({ forge: "github", status: "polled", calls: report.calls }),
+      expect.objectContaining({ forge: "github", status: "polled", calls: report.calls, queued: 1 }),
     ]);
     expect(report.calls).toBeGreaterThan(0);
     expect(scaled.map((job) => job.id)).toEqual([missed]);
@@ -186,7 +186,7 @@ describe("one scheduled poll", () => {
     await first.leases.acquire(reconciliationLease("github"), "the-other-poll", 90);
     const skipped = await pollOnce(first);
     expect(skipped.forges).toEqual([
-      { forge: "github", status: "skipped", calls: 0, listings: 0, tokens: [] },
+      { forge: "github", status: "skipped", calls: 0, listings: 0, queued: 0, tokens: [] },
     ]);
     expect(github.requests).toEqual([]);
 

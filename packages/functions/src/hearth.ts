@@ -87,7 +87,7 @@ export interface HearthPorts {
    * How polling reads the forges (the App's client, GitLab's lists) and its settings; undefined, or
    * a forge left out, when it is not configured.
    */
-  polling?(): PollingPorts | undefined;
+  polling?(): Promise<PollingPorts | undefined>;
   /** A new run's name, which is also its lease holder. */
   holder(pool: string): string;
   /**
@@ -373,7 +373,9 @@ export function composeHearth(ports: HearthPorts): Hearth {
       return summary;
     },
     async poll() {
-      const polling = ports.polling?.();
+      const polling = await ports.polling?.();
+      // Read first, as a webhook's path would: what the poll finds may start a run.
+      ports.startScaleFleet();
       const report = await pollOnce({
         store: ports.store(),
         ledger: ledger(),

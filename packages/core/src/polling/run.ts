@@ -69,6 +69,8 @@ export interface PollForgeFigure {
   calls: number;
   /** Listings of the forge this poll read (repositories or projects, and groups). */
   listings: number;
+  /** Jobs of the forge that became demand through this poll. */
+  queued: number;
   tokens: PollTokenFigure[];
 }
 
@@ -220,6 +222,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
     status: "skipped",
     calls: 0,
     listings: 0,
+    queued: 0,
     tokens: [],
   });
 
@@ -234,6 +237,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
         status: "polled",
         calls: tokens.reduce((sum, token) => sum + token.calls, 0),
         listings: result.repositories.length,
+        queued: 0,
         tokens,
       });
       redelivered += result.deliveries.redelivered.length;
@@ -259,6 +263,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
         status: "polled",
         calls: result.budget.calls,
         listings: result.groups.length + result.projects.length,
+        queued: 0,
         tokens,
       });
       for (const group of result.groups) {
@@ -278,6 +283,8 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
   const ingested = await ingestPolledEvents(deps.ledger, deps.pools, events);
   const scaled = new Set<string>();
   for (const job of ingested.newlyQueued) {
+    const figure = forges.find((forge) => forge.forge === job.source);
+    if (figure) figure.queued += 1;
     const outcome = await deps.scale(job);
     if (outcome.kind === "requested") scaled.add(outcome.pool);
   }
