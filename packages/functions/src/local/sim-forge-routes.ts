@@ -51,6 +51,8 @@ export interface SimForgeRouteOptions {
   jobs?: { forge: SimulatedForgeJobs; retried(jobs: ForgeJob[]): void };
   /** The forges' webhook deliveries, for GitHub's deliveries API and redeliveries. */
   deliveries?: SimulatedDeliveries;
+  /** The simulated GitHub App: a JWT it signed authenticates the `/app/…` routes, as on GitHub. */
+  app?: { verifies(token: string): boolean };
 }
 
 const GITHUB = "/sim/github";
@@ -107,7 +109,9 @@ function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     // GitHub takes `token <t>` and `Bearer <t>`; Hearth's client sends the first.
     const given = /^(?:token|bearer) +(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
     if (!given) return githubError(c, 401, "Requires authentication");
-    if (!bearerMatches(`Bearer ${given}`, options.token)) return githubError(c, 401, "Bad credentials");
+    const asApp = c.req.path.startsWith(`${GITHUB}/app/`) && options.app?.verifies(given) === true;
+    if (!asApp && !bearerMatches(`Bearer ${given}`, options.token))
+      return githubError(c, 401, "Bad credentials");
     await next();
   });
 
