@@ -506,6 +506,14 @@ describe("local mode's own poll", () => {
     await local.idle();
     expect(local.scaleFleet.executions).toBeGreaterThan(0);
 
+    // The repository is active now: the next poll lists its runs as the App's installation (whose
+    // lookup the App's JWT authenticates), and finds the job it knows.
+    await started.clock.advance(60_000);
+    const next = await local.poll();
+    expect(next.unknown).toEqual([]);
+    expect(next.forges[0]?.tokens.map((token) => token.token)).toEqual(["app:1", "installation:1"]);
+    expect(next).toMatchObject({ found: 2, recorded: 0, queued: 0 });
+
     // A JWT of another key is refused on the App's routes, as GitHub refuses it.
     const { privateKey: otherKey } = generateKeyPairSync("rsa", {
       modulusLength: 2048,

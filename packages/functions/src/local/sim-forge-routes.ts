@@ -104,12 +104,17 @@ function answerGitHub<T>(c: Context, answer: GitHubAnswer<T>, status: Contentful
   return c.json(answer.value as object, status);
 }
 
+/** Routes GitHub answers for the App itself (its JWT): `/app/…`, and where it is installed. */
+const appRoute = (path: string): boolean =>
+  path.startsWith(`${GITHUB}/app/`) ||
+  /^\/sim\/github\/(?:repos\/[^/]+\/[^/]+|orgs\/[^/]+)\/installation$/.test(path);
+
 function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForgeRouteOptions): void {
   app.use(`${GITHUB}/*`, async (c, next) => {
     // GitHub takes `token <t>` and `Bearer <t>`; Hearth's client sends the first.
     const given = /^(?:token|bearer) +(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
     if (!given) return githubError(c, 401, "Requires authentication");
-    const asApp = c.req.path.startsWith(`${GITHUB}/app/`) && options.app?.verifies(given) === true;
+    const asApp = appRoute(c.req.path) && options.app?.verifies(given) === true;
     if (!asApp && !bearerMatches(`Bearer ${given}`, options.token))
       return githubError(c, 401, "Bad credentials");
     await next();
