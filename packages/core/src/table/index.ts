@@ -32,6 +32,8 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | retry claim   | `RETRY#gitlab#<job>`   | `RETRY`         | –                                     | –                         |
  * | re-run        | `RERUN#github#<repo>#<run>#<attempt>` | `RUN`, `JOB#<id>` | –                      | –                         |
  * | retry hold    | `HOLD#<pool>`          | `JOB#<source>#<job>`, `POOL` | –                        | –                         |
+ * | poll state    | `RECONCILE#<forge>`    | `STATE`         | –                                     | –                         |
+ * | poll report   | `RECONCILE#poll`       | `REPORT`        | –                                     | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
  * reports journaled once), samples and gone instances expire.
