@@ -9,7 +9,8 @@ import type { Job } from "@hearth/core/jobs";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
-import { loadPollReport, type PollDeps, type PollReport, pollOnce } from "@hearth/core/polling";
+import type { PollDeps, PollReport } from "@hearth/core/polling";
+import { loadPollReport } from "@hearth/core/polling/report";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
   createRetryHolds,
@@ -373,7 +374,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
       return summary;
     },
     async poll() {
-      const polling = await ports.polling?.();
+      // Loaded by the poll alone: the API function's bundle leaves the forges' listings out.
+      const [{ pollOnce }, polling] = await Promise.all([import("@hearth/core/polling"), ports.polling?.()]);
       // Read first, as a webhook's path would: what the poll finds may start a run.
       ports.startScaleFleet();
       const report = await pollOnce({
