@@ -80,6 +80,16 @@ describe("redelivering the App's failed webhook deliveries", () => {
     expect(github.redeliveryRequests).toEqual([failed.id, timedOut.id]);
   });
 
+  it("redelivers the jobs' queued deliveries first, the rest oldest first", async () => {
+    const completed = github.addDelivery({ event: "workflow_job", action: "completed", statusCode: 0 });
+    const run = github.addDelivery({ event: "workflow_run", action: "completed", statusCode: 502 });
+    const queued = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 0 });
+    const later = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 500 });
+    await poll({ repositories: [], maxRedeliveries: 3 });
+    expect(github.redeliveryRequests).toEqual([queued.id, later.id, completed.id]);
+    expect(github.redeliveryRequests).not.toContain(run.id);
+  });
+
   it("asks again for a delivery whose redelivery failed too, up to three times in all", async () => {
     const failed = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 0 });
     // Hearth's endpoint does not answer the redeliveries either (GitHub records them as failed).

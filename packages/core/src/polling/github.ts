@@ -127,6 +127,7 @@ const deliverySchema = z.object({
   redelivery: z.boolean(),
   status_code: z.number().int(),
   event: z.string(),
+  action: z.string().nullable().optional(),
 });
 type Delivery = z.infer<typeof deliverySchema>;
 
@@ -209,8 +210,12 @@ async function redeliverFailed(
     if (!(error instanceof Unanswered)) throw error;
     reason = error.message;
   }
-  // Oldest first: the job that waits longest is told first.
-  for (const delivery of [...pending.values()].sort((a, b) => a.id - b.id)) {
+  // A job's `queued` first (what scaling waits on; a lost `completed` can wait for the next poll),
+  // then oldest first: the job that waits longest is told first.
+  const queuedFirst = (delivery: Delivery) => (delivery.action === "queued" ? 0 : 1);
+  for (const delivery of [...pending.values()].sort(
+    (a, b) => queuedFirst(a) - queuedFirst(b) || a.id - b.id,
+  )) {
     if (redelivered.length >= maxRedeliveries) {
       status = "unknown";
       reason = `more than ${maxRedeliveries} failed deliveries; the rest next poll`;
