@@ -272,6 +272,7 @@ async function startWith(
           },
           background,
           log,
+          name: "poll",
         })
       : () => {};
   runners?.start();
