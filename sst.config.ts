@@ -8,7 +8,7 @@
  *
  * A later flow is one more file here, imported before the alarms, as `infra/interruptions.ts` is
  * (HandleInterruption, and the default-bus rules for EC2's spot events that start it): `infra/sweep.ts`
- * (a 5-minute `sst.aws.CronV2`), `infra/polling.ts` (the poller's cron). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
+ * (a 5-minute `sst.aws.CronV2`), `infra/polling.ts` (the poll function and its schedule). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
  * runtime, logs, links and least-privilege policy, and the alarms their error alarm; their links and
  * policy are entries in the tables of packages/functions/src/aws/links.ts and infra/lib, which the
  * type checker makes complete.
@@ -34,6 +34,7 @@ export default $config({
     const api = await import("./infra/api");
     const fleet = await import("./infra/fleet");
     await import("./infra/schedules");
+    await import("./infra/polling");
     const web = await import("./infra/web");
     // Last: alarms watch every function the files above created.
     const alarms = await import("./infra/alarms");

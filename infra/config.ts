@@ -36,6 +36,10 @@ export const hearthConfig = new sst.Linkable("HearthConfig", {
     gitlabUrl: settings.gitlab.url,
     githubApiUrl: settings.github.apiUrl,
     maxIterations: MAX_ITERATIONS,
+    reconciliation: {
+      pollMinutes: settings.reconciliation.pollMinutes,
+      budgetShare: settings.reconciliation.budgetShare,
+    },
   },
 });
 

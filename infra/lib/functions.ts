@@ -82,6 +82,17 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
     description: "Hearth tick: forecast, queue metrics, ScaleFleet for every pool",
     links: functionLinks.tick,
   },
+  poll: {
+    handler: "packages/functions/src/aws/poll.handler",
+    // A few dozen forge calls at most per poll (the governor paces the share over the hour), each
+    // with the clients' 10 s timeout. Its lease (90 s) outlasts this, so overlapping polls never both spend.
+    memoryMB: 512,
+    timeoutSeconds: 60,
+    // The next poll comes at the next interval; a retry would only overlap it.
+    retries: 0,
+    description: "Hearth poll: forges' queued and running jobs whose webhooks were missed",
+    links: functionLinks.poll,
+  },
   interruption: {
     handler: "packages/functions/src/aws/interruption.handler",
     // A few Auto Scaling, EC2 and table calls a step, and the runners' deletions (GitHub, GitLab),

@@ -164,7 +164,7 @@ function scaleGroups(scope: Scope, pools: readonly string[]): Statement {
 
 export interface FunctionResources {
   tableArn: string;
-  /** Needed by the functions that start ScaleFleet (the API, the tick, HandleInterruption's tasks). */
+  /** Needed by the functions that start ScaleFleet (the API, the tick, the poll, HandleInterruption's tasks). */
   stateMachineArn?: string;
   /** HandleInterruption's state machine: the API starts it when an agent reports a notice first. */
   interruptionMachineArn?: string;
@@ -255,6 +255,10 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
     case "recordFailure":
       return doc(logs(scope, fn), ...table);
     case "tick":
+      return doc(logs(scope, fn), ...table, startScaleFleet(resources.stateMachineArn));
+    case "poll":
+      // It reads and records jobs (the ledger), keeps its state, and starts ScaleFleet for what it
+      // finds; the forges it polls are called with their own credentials, not AWS's.
       return doc(logs(scope, fn), ...table, startScaleFleet(resources.stateMachineArn));
     case "interruption":
       // Claim looks the instance up; Drain detaches it, starts its pool's run and retires its idle

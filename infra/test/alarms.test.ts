@@ -96,6 +96,7 @@ describe("the metrics the functions emit", () => {
     metrics.webhook(401);
     for (const pool of settings.pools) metrics.githubAuthFailure(pool.name);
     for (const pool of settings.pools) metrics.interruption(pool.name);
+    metrics.poll("github", { calls: 7, budgetLeft: 481, found: 2, unknown: 1 });
   });
 
   it("are EMF in the Hearth namespace, with the service and stage on every point", () => {
@@ -132,6 +133,12 @@ describe("the metrics the functions emit", () => {
     expect(find("Interruptions", { pool: "aarch64" })).toEqual([
       expect.objectContaining({ value: 1, unit: "Count" }),
     ]);
+    // A poll's figure per forge: its calls and the budget its tokens have left.
+    expect(
+      ["PollCalls", "PollBudgetLeft", "PollFoundJobs", "PollUnknownListings"].map(
+        (name) => find(name, { forge: "github" })[0]?.value,
+      ),
+    ).toEqual([7, 481, 2, 1]);
   });
 
   it("match every alarm on Hearth's own metrics: same name, same dimensions", () => {

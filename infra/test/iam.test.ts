@@ -114,6 +114,15 @@ describe("function policies", () => {
     expect(functionLogGroup("prod", fn)).toBe(`/hearth/prod/${fn}`);
   });
 
+  it("gives the poll its logs, the table and ScaleFleet, and nothing of the fleet", () => {
+    const poll = policyOf("poll");
+    expect(poll.Statement.map((statement) => statement.Sid)).toEqual(
+      policyOf("tick").Statement.map((statement) => statement.Sid),
+    );
+    expect(actionsOf(poll).some((action) => /^(ec2|autoscaling|ssm):/.test(action))).toBe(false);
+    expect(() => functionPolicy("poll", scope, { tableArn, pools })).toThrow(/state machine ARN/);
+  });
+
   it("gives the planner nothing but its logs: it is a pure function", () => {
     expect(actionsOf(policyOf("plan"))).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
   });
@@ -141,10 +150,10 @@ describe("function policies", () => {
     );
   });
 
-  it("lets the API, the tick and HandleInterruption start ScaleFleet, and only the API start HandleInterruption", () => {
+  it("lets the API, the tick, the poll and HandleInterruption start ScaleFleet, and only the API start HandleInterruption", () => {
     for (const fn of functionNames) {
       expect(allows(policyOf(fn), "states:StartExecution", stateMachineArn), fn).toBe(
-        fn === "api" || fn === "tick" || fn === "interruption",
+        fn === "api" || fn === "tick" || fn === "poll" || fn === "interruption",
       );
       expect(allows(policyOf(fn), "states:StartExecution", interruptionMachineArn), fn).toBe(fn === "api");
     }

@@ -80,6 +80,36 @@ describe("redelivering the App's failed webhook deliveries", () => {
     expect(github.redeliveryRequests).toEqual([failed.id, timedOut.id]);
   });
 
+  it("redelivers the jobs' queued deliveries first, the rest oldest first", async () => {
+    const completed = github.addDelivery({ event: "workflow_job", action: "completed", statusCode: 0 });
+    const run = github.addDelivery({ event: "workflow_run", action: "completed", statusCode: 502 });
+    const queued = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 0 });
+    const later = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 500 });
+    await poll({ repositories: [], maxRedeliveries: 3 });
+    expect(github.redeliveryRequests).toEqual([queued.id, later.id, completed.id]);
+    expect(github.redeliveryRequests).not.toContain(run.id);
+  });
+
+  it("asks again for a delivery whose redelivery failed too, up to three times in all", async () => {
+    const failed = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 0 });
+    // Hearth's endpoint does not answer the redeliveries either (GitHub records them as failed).
+    github.redeliveryStatusCode = 502;
+    let state = (await poll({ repositories: [] })).state;
+    expect(github.redeliveryRequests).toEqual([failed.id]);
+    for (let pass = 0; pass < 4; pass++) state = (await poll({ repositories: [], state })).state;
+    // The first redelivery's failure and the second's were each asked again; the third's is left to
+    // the runs' listing, and nothing is asked without end.
+    expect(github.redeliveryRequests).toHaveLength(3);
+    expect(state.redeliveries).toEqual({ [failed.guid]: 3 });
+    const attempts = github.deliveries.filter((delivery) => delivery.guid === failed.guid);
+    expect(attempts.map((delivery) => [delivery.redelivery, delivery.statusCode])).toEqual([
+      [false, 0],
+      [true, 502],
+      [true, 502],
+      [true, 502],
+    ]);
+  });
+
   it("follows the listing's cursor across pages", async () => {
     const failed = github.addDelivery({ event: "workflow_job", statusCode: 500 });
     for (let index = 0; index < 150; index++) github.addDelivery({ event: "workflow_job", statusCode: 200 });

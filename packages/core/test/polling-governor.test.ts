@@ -98,3 +98,37 @@ describe("the rate governor", () => {
     expect(() => governor({ assumedLimit: 0 })).toThrow(/assumedLimit 0/);
   });
 });
+
+describe("a governor's snapshot", () => {
+  it("carries the window, the pace, the forge's word and a Retry-After into another process", () => {
+    const first = governor({ burst: 10 });
+    first.governor.observe({ limit: 5000, remaining: 600, resetAt: start + 1_800_000 });
+    expect(drain(first.governor, 10)).toEqual({ taken: 10, denial: undefined });
+    first.governor.backOff(start + 30_000);
+    const stored = JSON.parse(JSON.stringify(first.governor.snapshot()));
+
+    const second = governor({ burst: 10 });
+    second.governor.restore(stored);
+    expect(second.governor.check()).toBe("retry-after");
+    second.advance(30_000);
+    // Its 10 calls count: the forge's 600 less 10 is within one call of the reserve (500) only later.
+    expect(second.governor.report()).toMatchObject({ shareLeft: 490, forgeRemaining: 590 });
+    // Thirty seconds refilled a few calls of the pace, not a whole new burst.
+    expect(drain(second.governor).taken).toBeLessThan(10);
+  });
+
+  it("takes nothing it cannot trust from a damaged snapshot: calls in the future, non-numbers", () => {
+    const { governor: restored, now } = governor({ burst: 5 });
+    restored.restore({
+      limit: -1,
+      remaining: Number.NaN,
+      spent: [now() + 60_000, now() - 10, "x" as unknown as number],
+      tokens: 3,
+      refilledAt: now() + 1,
+      retryAt: "soon" as unknown as number,
+    });
+    const report = restored.report();
+    expect(report).toMatchObject({ limit: 5000, forgeRemaining: undefined, shareLeft: 499 });
+    expect(drain(restored).taken).toBe(5);
+  });
+});

@@ -167,6 +167,7 @@ async function main() {
         gitlabUrl: "https://gitlab.com",
         githubApiUrl: "https://api.github.com",
         maxIterations: 60,
+        reconciliation: { pollMinutes: 1, budgetShare: 0.1 },
       },
       Storage: { tableName: "bench" },
       Fleet: {

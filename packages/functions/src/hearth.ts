@@ -9,6 +9,8 @@ import type { Job } from "@hearth/core/jobs";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
+import type { PollDeps, PollReport } from "@hearth/core/polling";
+import { loadPollReport } from "@hearth/core/polling/report";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
   createRetryHolds,
@@ -82,6 +84,11 @@ export interface HearthPorts {
    * locally); absent: reports are only recorded.
    */
   startHandleInterruption?(): StartHandleInterruption;
+  /**
+   * How polling reads the forges (the App's client, GitLab's lists) and its settings; undefined, or
+   * a forge left out, when it is not configured.
+   */
+  polling?(): Promise<PollingPorts | undefined>;
   /** A new run's name, which is also its lease holder. */
   holder(pool: string): string;
   /**
@@ -92,6 +99,9 @@ export interface HearthPorts {
   log: Logger;
   now(): Date;
 }
+
+/** Polling's forge clients (`rateLimitRetries: 0` for GitHub's) and `reconciliation` settings. */
+export type PollingPorts = Pick<PollDeps, "github" | "gitlab" | "budgetShare" | "pollMinutes">;
 
 /** What only a host that serves HTTP gives: the webhook secrets, the status page's, the agent's identity. */
 export interface HttpPorts {
@@ -130,6 +140,11 @@ export interface Hearth {
   retries: RetryDeps;
   /** The minute tick: forecast, missed webhooks, ScaleFleet for pools with work. */
   tick(): Promise<TickSummary>;
+  /**
+   * One poll of the forges for jobs whose webhook was missed: what it finds is recorded as a webhook's
+   * job, and its pool scaled for as a webhook's (core's `pollOnce`).
+   */
+  poll(): Promise<PollReport>;
   /** The HTTP surface: webhooks, status, heartbeats. */
   app(http: HttpPorts): ReturnType<typeof createApp>;
 }
@@ -358,6 +373,39 @@ export function composeHearth(ports: HearthPorts): Hearth {
       for (const run of summary.runs) if (run.outcome === "running") await leaseHeld(run.pool);
       return summary;
     },
+    async poll() {
+      // Loaded by the poll alone: the API function's bundle leaves the forges' listings out.
+      const [{ pollOnce }, polling] = await Promise.all([import("@hearth/core/polling"), ports.polling?.()]);
+      // Read first, as a webhook's path would: what the poll finds may start a run.
+      ports.startScaleFleet();
+      const report = await pollOnce({
+        store: ports.store(),
+        ledger: ledger(),
+        leases: leases(),
+        journal: journal(),
+        pools: ports.pools(),
+        github: polling?.github,
+        gitlab: polling?.gitlab,
+        budgetShare: polling?.budgetShare ?? 0.1,
+        pollMinutes: polling?.pollMinutes ?? 1,
+        scale: afterRecorded,
+        holder: ports.holder("poll"),
+        now: () => ports.now(),
+      });
+      log.info("poll", {
+        calls: report.calls,
+        found: report.found,
+        recorded: report.recorded,
+        queued: report.queued,
+        redelivered: report.redelivered,
+        unknown: report.unknown.length,
+        skipped: report.forges
+          .filter((forge) => forge.status === "skipped")
+          .map((forge) => forge.forge)
+          .join(","),
+      });
+      return report;
+    },
     app(http) {
       const pools = ports.pools();
       return createApp({
@@ -393,6 +441,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           journal: journal(),
           scalingRecords: scalingRecords(),
           runnerRecords: runnerRecords(),
+          pollReport: () => loadPollReport(ports.store()),
           now: () => ports.now(),
           ...http.status,
         },

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupNames } from "../../../infra/lib/names";
 import { createApiHandler } from "../src/aws/handlers/api";
 import { createInterruptionHandler } from "../src/aws/handlers/interruption";
+import { createPollHandler } from "../src/aws/handlers/poll";
 import { createScaleHandlers } from "../src/aws/handlers/scale";
 import { createTickHandler } from "../src/aws/handlers/tick";
 import { type FunctionName, functionLinks, functionNames, type LinkName } from "../src/aws/links";
@@ -210,6 +211,8 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
       error: { Error: "X", Cause: "y" },
     }),
   tick: (runtime) => createTickHandler(runtime)({}, lambdaContext("tick") as never),
+  // No App and no GitLab API token are set: the poll reads them, and polls nothing.
+  poll: (runtime) => createPollHandler(runtime)({}, lambdaContext("poll") as never),
   async interruption(runtime) {
     // Claim, for an instance that is not the fleet's: journaled and ignored.
     const claimed = await createInterruptionHandler(runtime)(

@@ -474,3 +474,59 @@ describe("hostile input", () => {
     expect(local.simulation?.deliveries.lossRate).toBe(0.3);
   });
 });
+
+describe("local mode's own poll", () => {
+  it("as the simulated App, also behind a status token: redelivers GitHub's dropped webhooks, finds GitLab's, scales for them", async () => {
+    const started = await startTestHearth({ webhookLoss: 1, statusToken: "s3cret" });
+    hearth = started.hearth;
+    const local = hearth;
+    await createInForge(local, [githubJob("71", "971"), gitlabJob("72")], "?webhook=queued", "s3cret");
+    expect(await local.ledger.get({ source: "github", id: "71" })).toBeUndefined();
+    // The redeliveries must get through, and GitHub's own checks must pass: no loss from now on.
+    await fetch(`${local.url}/sim/forge/webhook-loss`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: "Bearer s3cret" },
+      body: JSON.stringify({ rate: 0 }),
+    });
+
+    const report = await local.poll();
+    expect(report.unknown).toEqual([]);
+    expect(report.redelivered).toBe(1);
+    expect(report.forges.map((forge) => [forge.forge, forge.status])).toEqual([
+      ["github", "polled"],
+      ["gitlab", "polled"],
+    ]);
+    // GitLab's job came from the listing of the simulated GitLab's group; GitHub's by redelivery.
+    expect(report.queued).toBe(1);
+    expect(await local.ledger.get({ source: "gitlab", id: "72" })).toMatchObject({ status: "queued" });
+    const github = await eventually(
+      async () => (await local.ledger.get({ source: "github", id: "71" })) ?? undefined,
+    );
+    expect(github.status).toBe("queued");
+    await local.idle();
+    expect(local.scaleFleet.executions).toBeGreaterThan(0);
+
+    // The repository is active now: the next poll lists its runs as the App's installation (whose
+    // lookup the App's JWT authenticates), and finds the job it knows.
+    await started.clock.advance(60_000);
+    const next = await local.poll();
+    expect(next.unknown).toEqual([]);
+    expect(next.forges[0]?.tokens.map((token) => token.token)).toEqual(["app:1", "installation:1"]);
+    expect(next).toMatchObject({ found: 2, recorded: 0, queued: 0 });
+
+    // A JWT of another key is refused on the App's routes, as GitHub refuses it.
+    const { privateKey: otherKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
+    const impostor = createGitHubClient({
+      credentials: { kind: "app", appId: 1, privateKey: otherKey },
+      baseUrl: `${local.url}/sim/github`,
+      writeSpacingMs: 0,
+      rateLimitRetries: 0,
+      serverErrorRetries: 0,
+    });
+    await expect(impostor.requestAsApp?.("GET /app/hook/deliveries", {})).rejects.toThrow(/401|credentials/i);
+  });
+});

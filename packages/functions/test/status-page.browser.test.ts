@@ -43,6 +43,8 @@ beforeAll(async () => {
   // Warm instances resume (25 s) and take jobs; spot ones are still booting (75 s).
   await pass(hearth, clock, 30);
   await hearth.tick();
+  // One poll of the simulated forges, as the poll timer would: the page shows its figure.
+  await hearth.poll();
   await hearth.idle();
   browser = await launchChromium();
 }, 120_000);
@@ -81,6 +83,21 @@ describe("the status page on local mode, fed by the demo", () => {
     await decision.first().waitFor();
     expect(await decision.first().innerText()).toMatch(/launch|resume|waiting/i);
     expect(await page.getByTestId("running-table").getByTestId("job-row").count()).toBeGreaterThan(0);
+    // The last poll: its calls and each forge token's budget left.
+    const polling = page.getByTestId("polling");
+    await polling.waitFor();
+    expect(await page.getByTestId("polling-summary").innerText()).toMatch(
+      /^Last poll .*: \d+ calls?; \d+ jobs? listed/,
+    );
+    const tokens = page.getByTestId("polling-token");
+    expect(await tokens.evaluateAll((rows) => rows.map((row) => row.getAttribute("data-forge")))).toEqual([
+      "github",
+      "github",
+      "gitlab",
+    ]);
+    for (const left of await page.getByTestId("polling-share-left").allInnerTexts()) {
+      expect(Number(left.replace(/,/g, ""))).toBeGreaterThan(0);
+    }
 
     await page.screenshot({ path: resolve(repo, "docs/status-page.png"), fullPage: true });
     expect(errors).toEqual([]);

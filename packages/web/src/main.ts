@@ -8,6 +8,7 @@ import {
   finishedTable,
   instancesTable,
   PoolCards,
+  pollingBody,
   queuePager,
   queueTable,
   runningTable,
@@ -42,6 +43,7 @@ const el = {
   dashboard: byId("dashboard"),
   unroutable: byId("unroutable"),
   simulation: byId("simulation"),
+  polling: byId("polling"),
   lossForm: byId<HTMLFormElement>("loss-form"),
   lossInput: byId<HTMLInputElement>("loss-input"),
   lossError: byId("loss-error"),
@@ -173,6 +175,9 @@ function draw(status: Status): void {
     byId("instances-body").replaceChildren(instancesTable(status.instances));
     byId("finished-body").replaceChildren(finishedTable(status.jobs.finished));
     byId("timeline-body").replaceChildren(timeline(status.events));
+    // Shown once a poll has run (a stage whose status API has no poll shows none).
+    el.polling.hidden = !status.polling;
+    if (status.polling) byId("polling-body").replaceChildren(...pollingBody(status.polling));
   });
 }
 

@@ -2,6 +2,7 @@ import type {
   DisplayState,
   InstanceView,
   JobView,
+  PollingView,
   PoolStatus,
   Status,
   StatusEvent,
@@ -357,6 +358,90 @@ export function unroutableBody(status: Status): Node[] {
   ];
 }
 
+const forgeNames = { github: "GitHub", gitlab: "GitLab" } as const;
+
+type TokenRow = PollingView["forges"][number]["tokens"][number] & {
+  forge: "github" | "gitlab";
+  skipped: boolean;
+};
+
+/**
+ * The last poll of the forges: when, its calls and what it found, each token's budget left (by
+ * reconciliation's share, and as the forge last said), and the listings it could not read, whose
+ * jobs are unknown rather than none.
+ */
+export function pollingBody(polling: PollingView): Node[] {
+  const tokens: TokenRow[] = polling.forges.flatMap((forge) =>
+    forge.status === "skipped"
+      ? []
+      : forge.tokens.map((token) => ({ ...token, forge: forge.forge, skipped: false })),
+  );
+  const skipped = polling.forges.filter((forge) => forge.status === "skipped");
+  const more = polling.unknownCount - polling.unknown.length;
+  return [
+    h(
+      "p",
+      { "data-testid": "polling-summary" },
+      h("time", { datetime: polling.at }, `Last poll ${formatClock(polling.at)}`),
+      `: ${plural(polling.calls, "call")}; ${plural(polling.found, "job")} listed, ${polling.recorded} new to the ledger, ${polling.queued} queued for a pool`,
+      polling.redelivered ? `; ${plural(polling.redelivered, "failed webhook")} redelivered` : "",
+      ".",
+    ),
+    ...(skipped.length
+      ? [
+          h(
+            "p",
+            { class: "sub" },
+            `${skipped.map((forge) => forgeNames[forge.forge]).join(" and ")}: another poll held the lease; left to it.`,
+          ),
+        ]
+      : []),
+    emptyOr(tokens, "No forge is configured for polling.", () =>
+      table({
+        labelledBy: "polling-title",
+        testId: "polling-tokens",
+        rows: tokens,
+        row: (token) => ({ "data-testid": "polling-token", "data-forge": token.forge }),
+        columns: [
+          { label: "Forge", cell: (token) => forgeNames[token.forge] },
+          { label: "Token", cell: (token) => h("code", null, token.token) },
+          { label: "Calls", numeric: true, cell: (token) => token.calls },
+          {
+            label: "Share left",
+            numeric: true,
+            cell: (token) => h("span", { "data-testid": "polling-share-left" }, formatCount(token.shareLeft)),
+          },
+          {
+            label: "Forge says left",
+            numeric: true,
+            cell: (token) =>
+              token.forgeRemaining === null
+                ? "–"
+                : `${formatCount(token.forgeRemaining)} of ${formatCount(token.limit)}`,
+          },
+        ],
+      }),
+    ),
+    ...(polling.unknownCount
+      ? [
+          h(
+            "p",
+            { class: "sub" },
+            `${plural(polling.unknownCount, "listing")} unknown: their jobs are not known to be none.`,
+          ),
+          h(
+            "ul",
+            { class: "unknown-listings", "data-testid": "polling-unknown" },
+            polling.unknown.map((listing) =>
+              h("li", null, `${forgeNames[listing.forge]} ${listing.listing}: ${listing.reason}`),
+            ),
+          ),
+          ...(more > 0 ? [h("p", { class: "sub" }, `and ${more} more not shown`)] : []),
+        ]
+      : []),
+  ];
+}
+
 export function runningTable(jobs: JobView[]): Node {
   return emptyOr(jobs, "No job is running.", () =>
     table({
@@ -508,6 +593,7 @@ const kindNames = {
   interruption: "Interruption",
   retry: "Retry",
   sweep: "Sweep",
+  poll: "Polling",
   error: "Error",
 } as const;
 

@@ -11,6 +11,7 @@ export {
   hearthConfigSchema,
   loadHearthConfig,
   parseHearthConfig,
+  type ReconciliationSettings,
   type StageSettings,
   stageNamePattern,
   stageSettings,

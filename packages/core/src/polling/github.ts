@@ -29,7 +29,17 @@ export interface GitHubPollState {
   deliveriesCheckedThrough?: number;
   /** The repository the last poll ended with: the next one starts after it, so all get their turn. */
   resumeAfter?: string;
+  /**
+   * Redeliveries asked per delivery (its guid), so that a delivery whose redelivery failed too is
+   * asked again, up to `MAX_REDELIVERY_ATTEMPTS`, and never without end. The most recent guids only.
+   */
+  redeliveries?: Record<string, number>;
 }
+
+/** Redeliveries Hearth asks of one delivery at most; past them, listing the runs covers its job. */
+export const MAX_REDELIVERY_ATTEMPTS = 3;
+/** Guids whose redeliveries are remembered. */
+const REMEMBERED_REDELIVERIES = 1000;
 
 export interface GitHubPollOptions {
   client: GitHubClient;
@@ -117,6 +127,7 @@ const deliverySchema = z.object({
   redelivery: z.boolean(),
   status_code: z.number().int(),
   event: z.string(),
+  action: z.string().nullable().optional(),
 });
 type Delivery = z.infer<typeof deliverySchema>;
 
@@ -128,7 +139,8 @@ const failed = (delivery: Delivery) => delivery.status_code < 200 || delivery.st
 
 async function redeliverFailed(
   options: GitHubPollOptions,
-): Promise<{ poll: DeliveriesPoll; newest: number | undefined }> {
+): Promise<{ poll: DeliveriesPoll; newest: number | undefined; attempts: Record<string, number> }> {
+  const attempts: Record<string, number> = { ...(options.state?.redeliveries ?? {}) };
   const { client, now } = options;
   const redelivered: number[] = [];
   if (!client.requestAsApp || !client.appBucket) {
@@ -139,6 +151,7 @@ async function redeliverFailed(
         redelivered,
       },
       newest: undefined,
+      attempts,
     };
   }
   const asApp = client.requestAsApp.bind(client);
@@ -175,8 +188,12 @@ async function redeliverFailed(
         }
         newest = Math.max(newest ?? delivery.id, delivery.id);
         if (!handledEvents.has(delivery.event) || settled.has(delivery.guid)) continue;
-        if (!failed(delivery) || delivery.redelivery) {
-          // Delivered, or already redelivered once: polling the runs covers the rest.
+        // A failed redelivery (seen before any attempt of its delivery that got through) is asked
+        // again while attempts remain; one asked elsewhere (GitHub's UI) counts as one attempt.
+        const spent =
+          delivery.redelivery && attempts[delivery.guid] === undefined ? 1 : (attempts[delivery.guid] ?? 0);
+        if (!failed(delivery) || spent >= MAX_REDELIVERY_ATTEMPTS) {
+          // Delivered, or asked often enough: polling the runs covers the rest.
           settled.add(delivery.guid);
           pending.delete(delivery.guid);
         } else if (!pending.has(delivery.guid)) {
@@ -193,8 +210,12 @@ async function redeliverFailed(
     if (!(error instanceof Unanswered)) throw error;
     reason = error.message;
   }
-  // Oldest first: the job that waits longest is told first.
-  for (const delivery of [...pending.values()].sort((a, b) => a.id - b.id)) {
+  // A job's `queued` first (what scaling waits on; a lost `completed` can wait for the next poll),
+  // then oldest first: the job that waits longest is told first.
+  const queuedFirst = (delivery: Delivery) => (delivery.action === "queued" ? 0 : 1);
+  for (const delivery of [...pending.values()].sort(
+    (a, b) => queuedFirst(a) - queuedFirst(b) || a.id - b.id,
+  )) {
     if (redelivered.length >= maxRedeliveries) {
       status = "unknown";
       reason = `more than ${maxRedeliveries} failed deliveries; the rest next poll`;
@@ -207,6 +228,10 @@ async function redeliverFailed(
         }),
       );
       redelivered.push(delivery.id);
+      const spent =
+        delivery.redelivery && attempts[delivery.guid] === undefined ? 1 : (attempts[delivery.guid] ?? 0);
+      delete attempts[delivery.guid];
+      attempts[delivery.guid] = spent + 1;
     } catch (error) {
       if (!(error instanceof Unanswered)) throw error;
       status = "unknown";
@@ -218,6 +243,7 @@ async function redeliverFailed(
     poll: { status, ...(reason !== undefined && status !== "complete" ? { reason } : {}), redelivered },
     // Only a complete pass moves the mark: an unfinished one is read again from the newest.
     newest: status === "complete" ? newest : undefined,
+    attempts: Object.fromEntries(Object.entries(attempts).slice(-REMEMBERED_REDELIVERIES)),
   };
 }
 
@@ -323,7 +349,7 @@ function rotation(repositories: readonly string[], resumeAfter: string | undefin
 }
 
 export async function pollGitHub(options: GitHubPollOptions): Promise<GitHubPollResult> {
-  const { poll: deliveriesPoll, newest } = await redeliverFailed(options);
+  const { poll: deliveriesPoll, newest, attempts } = await redeliverFailed(options);
   const repositories: RepositoryPoll[] = [];
   let resumeAfter = options.state?.resumeAfter;
   // Once the governor holds a token back (or GitHub limits it), the poll ends: the rest are not
@@ -359,6 +385,7 @@ export async function pollGitHub(options: GitHubPollOptions): Promise<GitHubPoll
           ? { deliveriesCheckedThrough: options.state.deliveriesCheckedThrough }
           : {}),
       ...(resumeAfter !== undefined ? { resumeAfter } : {}),
+      ...(Object.keys(attempts).length ? { redeliveries: attempts } : {}),
     },
     budget: options.governors.report(),
   };

@@ -106,6 +106,25 @@ export function readRateHeaders(headers: Headers, now: number): RateObservation 
   };
 }
 
+/**
+ * What a governor knows, as plain data: reconciliation runs in short-lived functions, so its windows
+ * are stored between runs (`polling/state.ts`) and the budget holds across them.
+ */
+export interface GovernorSnapshot {
+  limit: number;
+  remaining?: number;
+  spentSinceObserved: number;
+  resetAt?: number;
+  retryAt: number;
+  /** Reconciliation's calls in the window (ms since the epoch). */
+  spent: number[];
+  tokens: number;
+  refilledAt: number;
+}
+
+const finiteAtLeast = (value: unknown, min: number): value is number =>
+  typeof value === "number" && Number.isFinite(value) && value >= min;
+
 export class RateGovernor {
   private readonly share: number;
   private readonly reserve: number;
@@ -157,6 +176,48 @@ export class RateGovernor {
     const rate = this.allowance() / this.windowMs;
     this.tokens = Math.min(this.burst(), this.tokens + (now - this.refilledAt) * rate);
     this.refilledAt = now;
+  }
+
+  /** The governor's state, to restore in another process (calls out of the window are left out). */
+  snapshot(): GovernorSnapshot {
+    const now = this.now();
+    this.spent = this.spent.filter((at) => at > now - this.windowMs);
+    return {
+      limit: this.limit,
+      ...(this.remaining !== undefined ? { remaining: this.remaining } : {}),
+      spentSinceObserved: this.spentSinceObserved,
+      ...(this.resetAt !== undefined ? { resetAt: this.resetAt } : {}),
+      retryAt: this.retryAt,
+      spent: [...this.spent],
+      tokens: this.tokens,
+      refilledAt: this.refilledAt,
+    };
+  }
+
+  /**
+   * Takes on a stored state. A field that is not what a snapshot holds is left as it is (a damaged
+   * item costs the memory of past calls, never a refusal to govern); calls in the future are dropped.
+   */
+  restore(snapshot: Partial<GovernorSnapshot>): void {
+    const now = this.now();
+    if (finiteAtLeast(snapshot.limit, 1)) this.limit = snapshot.limit;
+    this.remaining = finiteAtLeast(snapshot.remaining, 0) ? snapshot.remaining : undefined;
+    this.spentSinceObserved = finiteAtLeast(snapshot.spentSinceObserved, 0) ? snapshot.spentSinceObserved : 0;
+    this.resetAt = finiteAtLeast(snapshot.resetAt, 0) ? snapshot.resetAt : undefined;
+    this.retryAt = finiteAtLeast(snapshot.retryAt, 0) ? snapshot.retryAt : 0;
+    if (Array.isArray(snapshot.spent)) {
+      this.spent = snapshot.spent.filter(
+        (at): at is number => finiteAtLeast(at, 0) && at > now - this.windowMs && at <= now,
+      );
+    }
+    if (
+      finiteAtLeast(snapshot.tokens, 0) &&
+      finiteAtLeast(snapshot.refilledAt, 0) &&
+      snapshot.refilledAt <= now
+    ) {
+      this.tokens = Math.min(this.burst(), snapshot.tokens);
+      this.refilledAt = snapshot.refilledAt;
+    }
   }
 
   /** Why a call may not go now, or undefined when it may. */
@@ -247,6 +308,18 @@ export class RateGovernors {
       this.governors.set(bucket, governor);
     }
     return governor;
+  }
+
+  /** Every bucket's state, to store. */
+  snapshot(): Record<string, GovernorSnapshot> {
+    return Object.fromEntries([...this.governors].map(([bucket, governor]) => [bucket, governor.snapshot()]));
+  }
+
+  /** Takes on stored states: each bucket's governor is made (if need be) and restored. */
+  restore(snapshots: Record<string, Partial<GovernorSnapshot>>): void {
+    for (const [bucket, snapshot] of Object.entries(snapshots)) {
+      if (snapshot && typeof snapshot === "object") this.for(bucket).restore(snapshot);
+    }
   }
 
   /** Every bucket's figures since its report before. */

@@ -4,6 +4,7 @@ import { type Job, type JobKey, jobKeyString } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { queuePosition } from "../ledger";
+import type { StoredPollReport } from "../polling/report";
 import { type PoolConfig, routeJob } from "../pools";
 import { type RunnerRecords, type RunnerView, runnerViews } from "../runners";
 import { type QueueSnapshot, routeQueue, type ScalingRecords } from "../scaling";
@@ -34,6 +35,8 @@ export interface StatusDeps {
   scalingRecords: ScalingRecords;
   /** What Hearth recorded of the runners it registered; absent, instances list no runner. */
   runnerRecords?: RunnerRecords | undefined;
+  /** The last poll's report; absent, the document has no polling figure. */
+  pollReport?: () => Promise<StoredPollReport | undefined>;
   now: () => Date;
   /** Index items a request reads to count the queue itself (default `QUICK_READ`). */
   quickRead?: number;
@@ -297,6 +300,36 @@ async function queuedPage(
   return { jobs, next: read.more && last !== undefined ? encodeCursor(last) : null, total };
 }
 
+/** The last poll as the page shows it: the stored report, cut to what the schema names. */
+function pollingView(report: StoredPollReport): NonNullable<Status["polling"]> {
+  return {
+    at: report.at,
+    calls: report.calls,
+    found: report.found,
+    recorded: report.recorded,
+    queued: report.queued,
+    redelivered: report.redelivered,
+    forges: report.forges.map((forge) => ({
+      forge: forge.forge,
+      status: forge.status,
+      calls: forge.calls,
+      tokens: forge.tokens.map((token) => ({
+        token: token.token.slice(0, 200),
+        calls: token.calls,
+        shareLeft: token.shareLeft,
+        forgeRemaining: token.forgeRemaining,
+        limit: token.limit,
+      })),
+    })),
+    unknownCount: report.unknownCount,
+    unknown: report.unknown.map((listing) => ({
+      forge: listing.forge,
+      listing: listing.listing.slice(0, 300),
+      reason: listing.reason.slice(0, 300),
+    })),
+  };
+}
+
 export interface StatusOptions {
   /** `jobs.next` of an earlier document: the page of queued jobs after it. */
   cursor?: string;
@@ -314,7 +347,7 @@ export async function buildStatus(
     Math.floor(now / 60_000) * 60_000 - (SERIES_LENGTH - 1) * SERIES_STEP_SECONDS * 1000,
   );
   // The reads do not depend on each other: one round trip's time, not the sum.
-  const [{ pools, instances, queue }, recent, events, samplesByPool] = await Promise.all([
+  const [{ pools, instances, queue }, recent, events, samplesByPool, pollReport] = await Promise.all([
     poolStatuses(deps),
     // Only jobs that ran or finished, among the latest arrivals: the day's may be tens of thousands.
     deps.ledger.latestArrivals(
@@ -324,6 +357,7 @@ export async function buildStatus(
     ),
     deps.journal.latest(EVENT_LIMIT),
     Promise.all(deps.pools.map((pool) => deps.scalingRecords.samples(pool.name, start))),
+    deps.pollReport?.(),
   ]);
 
   // Running jobs: those the instances report, and any the ledger saw start in the last day.
@@ -383,6 +417,7 @@ export async function buildStatus(
     },
     events: events.map(eventView),
     series,
+    ...(deps.pollReport ? { polling: pollReport ? pollingView(pollReport) : null } : {}),
   };
   // Parsing strips anything the schema does not name: nothing else can reach the page.
   return statusSchema.parse(document);

@@ -186,6 +186,52 @@ export const seriesSchema = z.object({
 });
 export type Series = z.infer<typeof seriesSchema>;
 
+const forges = ["github", "gitlab"] as const;
+
+/**
+ * The last poll of the forges for missed webhooks: when, its calls, each token's budget left, what it
+ * found, and the listings it could not read (whose jobs are then unknown, never "none").
+ */
+export const pollingSchema = z.object({
+  at: isoTime,
+  calls: count,
+  found: count,
+  /** Jobs the ledger learnt something new of. */
+  recorded: count,
+  /** Jobs that became demand through the poll. */
+  queued: count,
+  redelivered: count,
+  forges: z.array(
+    z.object({
+      forge: z.enum(forges),
+      status: z.enum(["polled", "skipped"]),
+      calls: count,
+      tokens: z.array(
+        z.object({
+          /** The rate bucket's name (`app:<id>`, `installation:<id>`, `gitlab`): no secret. */
+          token: z.string().check(z.maxLength(200)),
+          calls: count,
+          /** Calls reconciliation may still make in the window, by its share. */
+          shareLeft: count,
+          /** What the forge last said is left of the whole budget; null before it said. */
+          forgeRemaining: z.nullable(count),
+          limit: count,
+        }),
+      ),
+    }),
+  ),
+  unknownCount: count,
+  /** The first unknown listings. */
+  unknown: z.array(
+    z.object({
+      forge: z.enum(forges),
+      listing: z.string().check(z.maxLength(300)),
+      reason: z.string().check(z.maxLength(300)),
+    }),
+  ),
+});
+export type PollingView = z.infer<typeof pollingSchema>;
+
 export const statusSchema = z.object({
   generatedAt: isoTime,
   /** `local`, or the SST stage. */
@@ -212,6 +258,8 @@ export const statusSchema = z.object({
   events: z.array(statusEventSchema),
   /** The last hour, per minute and per pool. */
   series: seriesSchema,
+  /** The last poll for missed webhooks; null before the first one. */
+  polling: z.optional(z.nullable(pollingSchema)),
 });
 export type Status = z.infer<typeof statusSchema>;
 

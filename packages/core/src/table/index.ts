@@ -33,6 +33,8 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | re-run        | `RERUN#github#<repo>#<run>#<attempt>` | `RUN`, `JOB#<id>` | –                      | –                         |
  * | retry hold    | `HOLD#<pool>`          | `JOB#<source>#<job>`, `POOL` | –                        | –                         |
  * | sweep mark    | `SWEEP`                | `MARK#<subject>`| –                                     | –                         |
+ * | poll state    | `RECONCILE#<forge>`    | `STATE`         | –                                     | –                         |
+ * | poll report   | `RECONCILE#poll`       | `REPORT`        | –                                     | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
  * reports journaled once), samples, gone instances and sweep marks no sweep has seen for a day expire.

@@ -25,6 +25,13 @@ export const linkSchemas = {
     githubApiUrl: z.url({ protocol: /^https?$/ }).default("https://api.github.com"),
     /** ScaleFleet iterations per execution. */
     maxIterations: z.number().int().positive(),
+    /** Polling's interval and the share of each forge token's budget it may spend (`reconciliation`). */
+    reconciliation: z
+      .object({
+        pollMinutes: z.number().int().min(1).max(60).default(1),
+        budgetShare: z.number().min(0.01).max(0.5).default(0.1),
+      })
+      .default({ pollMinutes: 1, budgetShare: 0.1 }),
   }),
   /** The single DynamoDB table. */
   Storage: z.object({ tableName: nonEmpty }),
@@ -67,6 +74,7 @@ export const functionNames = [
   "recordFailure",
   "tick",
   "interruption",
+  "poll",
 ] as const;
 export type FunctionName = (typeof functionNames)[number];
 
@@ -126,6 +134,11 @@ export const functionLinks = {
     "GithubAppPrivateKey",
     "GitlabRunnerTokens",
   ],
+  /**
+   * Polling for missed webhooks: the App (its webhook deliveries, and its installations' runs and
+   * jobs), the GitLab API token (pending and running jobs), the ledger, and ScaleFleet for what it finds.
+   */
+  poll: ["HearthConfig", "Storage", "ScaleFleet", "GitlabApiToken", "GithubAppId", "GithubAppPrivateKey"],
 } as const satisfies Record<FunctionName, readonly LinkName[]>;
 
 /** Reads one link through `read` (SST's `Resource` in Lambda) and checks its shape. */

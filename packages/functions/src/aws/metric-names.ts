@@ -34,6 +34,17 @@ export const metricNames = {
   interruptions: "Interruptions",
   /** Per pool: retries Hearth asked of a forge for jobs a spot interruption took down. */
   retries: "Retries",
+  /** Per forge, each poll: calls polling made (all the forge's tokens). */
+  pollCalls: "PollCalls",
+  /**
+   * Per forge, each poll: calls reconciliation may still make in the window by its share, for the
+   * forge's token with the least left.
+   */
+  pollBudgetLeft: "PollBudgetLeft",
+  /** Per forge, each poll: jobs polling found that no webhook had announced (now queued in the ledger). */
+  pollFoundJobs: "PollFoundJobs",
+  /** Per forge, each poll: listings that failed, were cut or not reached (their jobs unknown). */
+  pollUnknownListings: "PollUnknownListings",
 } as const;
 
 /** Instance states as the metrics count them: the planner's, with `ready` split into idle and busy. */
@@ -61,6 +72,10 @@ export const metricDimensions: Record<keyof typeof metricNames, readonly string[
   githubAuthErrors: ["pool"],
   interruptions: ["pool"],
   retries: ["pool"],
+  pollCalls: ["forge"],
+  pollBudgetLeft: ["forge"],
+  pollFoundJobs: ["forge"],
+  pollUnknownListings: ["forge"],
 };
 
 /** The full dimension map of one data point, as CloudWatch (and so an alarm) sees it. */

@@ -33,6 +33,8 @@ export interface HearthMetrics {
   interruption(pool: string): void;
   /** Hearth asked a forge to retry one of `pool`'s interrupted jobs. */
   retry(pool: string): void;
+  /** One poll of `forge`: its calls, the least budget left of its tokens, jobs found, unknown listings. */
+  poll(forge: string, figures: { calls: number; budgetLeft: number; found: number; unknown: number }): void;
 }
 
 export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMetrics {
@@ -80,6 +82,12 @@ export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMet
     },
     retry(pool) {
       emit(metricNames.retries, MetricUnit.Count, 1, { pool });
+    },
+    poll(forge, figures) {
+      emit(metricNames.pollCalls, MetricUnit.Count, figures.calls, { forge });
+      emit(metricNames.pollBudgetLeft, MetricUnit.Count, figures.budgetLeft, { forge });
+      emit(metricNames.pollFoundJobs, MetricUnit.Count, figures.found, { forge });
+      emit(metricNames.pollUnknownListings, MetricUnit.Count, figures.unknown, { forge });
     },
   };
 }

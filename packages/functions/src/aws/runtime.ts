@@ -14,6 +14,7 @@ import {
   type GitLabRunnerManagers,
   type GitLabRunners,
   type Hearth,
+  type PollingPorts,
   type StartHandleInterruption,
   type StartScaleFleet,
 } from "../hearth";
@@ -132,6 +133,11 @@ export interface AwsRuntime {
   /** GitLab's runner managers and each pool's runner token; undefined when no pool has a token. */
   gitlabRunners(): GitLabRunners | undefined;
   startScaleFleet(): StartScaleFleet;
+  /**
+   * Polling's clients: the App's (no retry on a rate limit: the governor answers it) and GitLab's
+   * lists with the API token, each loaded at the first poll; a forge left out when not configured.
+   */
+  polling(): Promise<PollingPorts | undefined>;
   /** StartExecution of HandleInterruption, named by instance and notice; reads its link at the first start. */
   startHandleInterruption(): StartHandleInterruption;
   now: () => Date;
@@ -278,6 +284,31 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     },
   );
 
+  const polling = once(async (): Promise<PollingPorts | undefined> => {
+    const { reconciliation, githubApiUrl, gitlabUrl } = config();
+    const appId = secretValue(link("GithubAppId"));
+    const privateKey = secretValue(link("GithubAppPrivateKey"));
+    const gitlabToken = secretValue(link("GitlabApiToken"));
+    const [github, gitlab] = await Promise.all([
+      appId && privateKey
+        ? import("@hearth/core/github-api/client").then(({ createGitHubClient }) => ({
+            client: createGitHubClient({
+              credentials: { kind: "app", appId, privateKey },
+              baseUrl: githubApiUrl,
+              rateLimitRetries: 0,
+            }),
+          }))
+        : undefined,
+      gitlabToken
+        ? import("@hearth/core/gitlab-api/job-lists").then(({ createGitLabLists }) => ({
+            lists: createGitLabLists({ url: gitlabUrl, token: gitlabToken }),
+            url: gitlabUrl,
+          }))
+        : undefined,
+    ]);
+    return { github, gitlab, ...reconciliation };
+  });
+
   const hearth = composeHearth({
     store,
     pools: () => config().pools,
@@ -289,6 +320,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     gitlabRunners,
     startScaleFleet,
     startHandleInterruption,
+    polling,
     holder: executionName,
     // A Lambda freezes once it has answered: what may follow the answer runs before it.
     background: (task) => task(),
@@ -311,6 +343,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     githubAuthFailed,
     gitlabRunners,
     startScaleFleet,
+    polling,
     startHandleInterruption,
     now,
   };

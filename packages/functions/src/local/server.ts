@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { type Clock, systemClock } from "@hearth/core/clock";
-import type { Settings } from "@hearth/core/config";
+import type { ReconciliationSettings, Settings } from "@hearth/core/config";
 import type { FleetPort } from "@hearth/core/fleet";
 import type { InstanceRegistry } from "@hearth/core/instances";
 import type { Journal } from "@hearth/core/journal";
 import type { Leases } from "@hearth/core/leases";
 import type { Ledger } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
+import type { PollReport } from "@hearth/core/polling";
 import { defaultPools, type PoolConfig } from "@hearth/core/pools";
 import { scaleLease } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
@@ -24,8 +25,10 @@ import { webhookSecrets } from "./generated-secrets";
 import { createLocalHandleInterruption, type LocalHandleInterruption } from "./interruptions";
 import { listen } from "./listen";
 import { localGitLab } from "./local-gitlab";
+import { localPolling } from "./local-polling";
 import { localGitHub, localGitLabRunners, simulatedScopes } from "./local-runners";
 import type { SimulatedRunners } from "./sim-runners";
+import { createSimulatedApp } from "./simulated-app";
 import { attachSimulation, type LocalSimulation } from "./simulation";
 import { freeStaleLeases } from "./stale-leases";
 import { serveStatusPage } from "./status-page";
@@ -69,6 +72,12 @@ export interface LocalOptions {
   stage?: string;
   /** The share of the simulated forges' webhooks dropped at random, from 0 to 1 (`--webhook-loss`). */
   webhookLoss?: number;
+  /** Seeds which of the simulated forges' webhooks are dropped (1 by default). */
+  webhookLossSeed?: number;
+  /** Polling's interval and budget share (the config file's `reconciliation`); 1 minute and 10% by default. */
+  reconciliation?: Pick<ReconciliationSettings, "pollMinutes" | "budgetShare">;
+  /** Seconds between polls for missed webhooks: `reconciliation.pollMinutes` by default; off when 0. */
+  pollSeconds?: number;
 }
 
 export interface LocalHearth {
@@ -95,6 +104,8 @@ export interface LocalHearth {
   generated: string[];
   /** What the periodic timer does: refresh the forecast, and run ScaleFleet for pools with work. */
   tick(): Promise<void>;
+  /** One poll of the forges for jobs whose webhooks were missed (what the poll timer does). */
+  poll(): Promise<PollReport>;
   /** Resolves when the work started so far (tag lookups, ScaleFleet runs) has settled. */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -156,6 +167,8 @@ async function startWith(
   let handleInterruption: LocalHandleInterruption | undefined;
   // With the simulated forges, every pool's GitHub runners register somewhere (`local` by default).
   const hearthPools = simulatedFleet ? simulatedScopes(pools) : pools;
+  const githubApp = simulatedFleet ? createSimulatedApp() : undefined;
+  const reconciliation = options.reconciliation ?? { pollMinutes: 1, budgetShare: 0.1 };
   const hearth = composeHearth({
     store: () => store,
     pools: () => hearthPools,
@@ -166,6 +179,14 @@ async function startWith(
       simulatedFleet ? localGitLabRunners({ url: () => selfUrl, forge: () => simulation?.forge }) : undefined,
     startScaleFleet: () => (pool, holder) => (scaleFleet as LocalScaleFleet).start(pool, holder),
     startHandleInterruption: () => (notice) => (handleInterruption as LocalHandleInterruption).start(notice),
+    polling: async () =>
+      localPolling({
+        settings,
+        reconciliation,
+        simulated: githubApp
+          ? { url: () => selfUrl, app: githubApp, forgeJobs: () => simulation?.forgeJobs }
+          : undefined,
+      }),
     holder: () => randomUUID(),
     // Work that may follow the answer runs after it: this process keeps running.
     background: async (task) => background(task),
@@ -212,6 +233,8 @@ async function startWith(
       dataDir: options.dataDir,
       interruptionEvents: (body) => acceptInterruptionEvents(body, (notice) => interruptions.start(notice)),
       ...(options.webhookLoss !== undefined ? { webhookLoss: options.webhookLoss } : {}),
+      ...(options.webhookLossSeed !== undefined ? { seed: options.webhookLossSeed } : {}),
+      ...(githubApp ? { githubApp } : {}),
     });
   }
   serveStatusPage(app);
@@ -232,6 +255,26 @@ async function startWith(
   const tickSeconds = options.tickSeconds ?? 60;
   const stopTicking =
     tickSeconds > 0 ? startTicker({ clock, seconds: tickSeconds, tick, background, log }) : () => {};
+  const poll = async () => {
+    const report = await hearth.poll();
+    files?.flush();
+    return report;
+  };
+  // Polling runs on its own timer, as its own schedule does in AWS.
+  const pollSeconds = options.pollSeconds ?? reconciliation.pollMinutes * 60;
+  const stopPolling =
+    pollSeconds > 0
+      ? startTicker({
+          clock,
+          seconds: pollSeconds,
+          tick: async () => {
+            await poll();
+          },
+          background,
+          log,
+          name: "poll",
+        })
+      : () => {};
   runners?.start();
 
   return {
@@ -257,6 +300,7 @@ async function startWith(
     secrets: { githubWebhookSecret, gitlabWebhookToken },
     generated,
     tick,
+    poll,
     async idle() {
       do {
         while (pending.size) await Promise.allSettled([...pending]);
@@ -265,6 +309,7 @@ async function startWith(
     },
     async close() {
       stopTicking();
+      stopPolling();
       runners?.stop();
       files?.close();
       // Runs stop where they are; their leases are freed, so the next start scales at once.

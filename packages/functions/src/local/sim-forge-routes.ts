@@ -51,6 +51,8 @@ export interface SimForgeRouteOptions {
   jobs?: { forge: SimulatedForgeJobs; retried(jobs: ForgeJob[]): void };
   /** The forges' webhook deliveries, for GitHub's deliveries API and redeliveries. */
   deliveries?: SimulatedDeliveries;
+  /** The simulated GitHub App: a JWT it signed authenticates the `/app/…` routes, as on GitHub. */
+  app?: { verifies(token: string): boolean };
 }
 
 const GITHUB = "/sim/github";
@@ -102,12 +104,19 @@ function answerGitHub<T>(c: Context, answer: GitHubAnswer<T>, status: Contentful
   return c.json(answer.value as object, status);
 }
 
+/** Routes GitHub answers for the App itself (its JWT): `/app/…`, and where it is installed. */
+const appRoute = (path: string): boolean =>
+  path.startsWith(`${GITHUB}/app/`) ||
+  /^\/sim\/github\/(?:repos\/[^/]+\/[^/]+|orgs\/[^/]+)\/installation$/.test(path);
+
 function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForgeRouteOptions): void {
   app.use(`${GITHUB}/*`, async (c, next) => {
     // GitHub takes `token <t>` and `Bearer <t>`; Hearth's client sends the first.
     const given = /^(?:token|bearer) +(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
     if (!given) return githubError(c, 401, "Requires authentication");
-    if (!bearerMatches(`Bearer ${given}`, options.token)) return githubError(c, 401, "Bad credentials");
+    const asApp = appRoute(c.req.path) && options.app?.verifies(given) === true;
+    if (!asApp && !bearerMatches(`Bearer ${given}`, options.token))
+      return githubError(c, 401, "Bad credentials");
     await next();
   });
 

@@ -19,7 +19,7 @@ import type { Hono } from "hono";
 import type { EventOutcome } from "../interruptions";
 import type { Logger } from "../log";
 import { type SimulationFiles, simulationFiles } from "./sim-files";
-import { simForgeRoutes } from "./sim-forge-routes";
+import { type SimForgeRouteOptions, simForgeRoutes } from "./sim-forge-routes";
 import { simRoutes } from "./sim-routes";
 import { SimulatedRunners } from "./sim-runners";
 
@@ -61,6 +61,8 @@ export function attachSimulation(options: {
   webhookLoss?: number;
   /** Seeds which deliveries are dropped. */
   seed?: number;
+  /** The GitHub App local mode polls as, whose JWT the simulated GitHub accepts. */
+  githubApp?: SimForgeRouteOptions["app"];
 }): LocalSimulation {
   const { fleet, app } = options;
   let files: SimulationFiles | null = null;
@@ -209,6 +211,7 @@ export function attachSimulation(options: {
     written: () => files?.flush("state"),
     jobs: { forge: forgeJobs, retried },
     deliveries,
+    ...(options.githubApp ? { app: options.githubApp } : {}),
   });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {

@@ -13,13 +13,17 @@ export function startTicker(options: {
   /** Runs the first tick without holding up the start. */
   background: (task: () => Promise<void>) => void;
   log: Logger;
+  /** What the timer runs, for its failure's log line ("tick" by default; the poll's timer says "poll"). */
+  name?: string;
 }): () => void {
   const { clock, seconds, log } = options;
   const tick = async () => {
     try {
       await options.tick();
     } catch (error) {
-      log.error("tick failed", { error: error instanceof Error ? error.message : String(error) });
+      log.error(`${options.name ?? "tick"} failed`, {
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
   };
   let stop = () => {};

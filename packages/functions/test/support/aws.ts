@@ -44,6 +44,7 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
       gitlabUrl: "https://gitlab.example.com",
       githubApiUrl: "https://api.github.com",
       maxIterations: 60,
+      reconciliation: { pollMinutes: 1, budgetShare: 0.1 },
     },
     Storage: { tableName },
     Fleet: {

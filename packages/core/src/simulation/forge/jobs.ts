@@ -374,6 +374,16 @@ export class SimulatedForgeJobs {
       .sort((a, b) => a.id - b.id);
   }
 
+  /** The top-level groups of the GitLab projects the forge has jobs of, sorted. */
+  gitlabTopGroups(): string[] {
+    const groups = new Set<string>();
+    for (const { job } of this.jobs.values()) {
+      const top = job.source === "gitlab" ? job.project.split("/")[0] : undefined;
+      if (top && job.project.includes("/")) groups.add(top);
+    }
+    return [...groups].sort();
+  }
+
   /** Whether the forge knows a GitLab group of this path (some project of its jobs lives under it). */
   knowsGitLabGroup(group: string): boolean {
     return this.gitlabProjectsOf(group).length > 0;

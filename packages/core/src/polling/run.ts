@@ -1,0 +1,356 @@
+import type { GitHubClient } from "../github-api/client";
+import type { GitLabLists } from "../gitlab-api/job-lists";
+import type { Job, JobEvent } from "../jobs";
+import type { Journal } from "../journal";
+import type { Leases } from "../leases";
+import type { Ledger } from "../ledger";
+import type { PoolConfig } from "../pools";
+import type { AfterRecorded } from "../scaling/after-recorded";
+import type { Store } from "../table";
+import { type GitHubPollResult, pollGitHub } from "./github";
+import { type GitLabPollResult, pollGitLab } from "./gitlab";
+import { type Denial, type GovernorReport, type RateGovernorOptions, RateGovernors } from "./governor";
+import { activeProjects, ingestPolledEvents } from "./ingest";
+import { savePollReport } from "./report";
+import {
+  loadReconciliationState,
+  type ReconciledForge,
+  saveReconciliationState,
+  withReconciliationLease,
+} from "./state";
+
+/**
+ * One poll, as the scheduled function (and local mode's timer) runs it: for each configured forge,
+ * under the forge's reconciliation lease, load the poll's cursors and the tokens' governors, list
+ * what the forge has queued and running, save them back; then record what was found through the
+ * webhooks' ingestion, and scale each newly queued job's pool as its webhook would have.
+ */
+
+export interface PollDeps {
+  store: Store;
+  ledger: Ledger;
+  leases: Leases;
+  journal: Journal;
+  pools: readonly PoolConfig[];
+  /** The App's client (made with `rateLimitRetries: 0`); absent when GitHub is not configured. */
+  github?: { client: GitHubClient } | undefined;
+  /**
+   * GitLab's lists with the API token, the GitLab URL, and any scopes to poll beyond the pools'
+   * (local mode's simulated GitLab); absent when no API token is configured.
+   */
+  gitlab?: { lists: GitLabLists; url: string; projects?: string[]; groups?: string[] } | undefined;
+  /** The share of each token's budget reconciliation may spend (`reconciliation.budgetShare`). */
+  budgetShare: number;
+  /** Minutes between polls: each poll may spend its interval's part of the share at once. */
+  pollMinutes: number;
+  /** What a webhook's job goes through once recorded: its pool is asked for capacity. */
+  scale(job: Job): Promise<AfterRecorded>;
+  /** This poll's name, its lease holder. */
+  holder: string;
+  now(): Date;
+}
+
+export interface PollTokenFigure {
+  /** The rate bucket: `app:<id>`, `installation:<id>`, `token:…` or `gitlab`. */
+  token: string;
+  calls: number;
+  /** Calls reconciliation may still make in the window, by its share. */
+  shareLeft: number;
+  /** What the forge last said is left of the whole budget. */
+  forgeRemaining: number | null;
+  limit: number;
+  denied: Denial | null;
+}
+
+export interface PollForgeFigure {
+  forge: ReconciledForge;
+  /** `skipped`: another poll held the forge's lease. */
+  status: "polled" | "skipped";
+  calls: number;
+  /** Listings of the forge this poll read (repositories or projects, and groups). */
+  listings: number;
+  /** Jobs of the forge that became demand through this poll. */
+  queued: number;
+  tokens: PollTokenFigure[];
+}
+
+export interface UnknownListing {
+  forge: ReconciledForge;
+  /** `deliveries`, a repository, `group <path>` or a project. */
+  listing: string;
+  reason: string;
+}
+
+export interface PollReport {
+  at: string;
+  calls: number;
+  /** Jobs the listings showed (queued or running). */
+  found: number;
+  /** Of those, jobs the ledger learnt something new of (a webhook was missed, or is late). */
+  recorded: number;
+  /** Jobs that became demand through this poll: new, or newly queued. */
+  queued: number;
+  /** GitHub deliveries that had failed and were asked again. */
+  redelivered: number;
+  /** Pools asked for capacity for the queued jobs. */
+  scaled: string[];
+  forges: PollForgeFigure[];
+  /** Listings that failed, were cut or not reached: the absence of a job there says nothing. */
+  unknown: UnknownListing[];
+}
+
+/** Unknown listings kept in a report: past this, only their count says how many. */
+const UNKNOWN_KEPT = 20;
+const REASON_LENGTH = 300;
+
+/** GitHub's REST budget: 5,000 an hour per installation (more for large ones, which the headers say). */
+export const githubGovernorOptions = (share: number, pollMinutes: number, now: () => number) =>
+  ({
+    assumedLimit: 5000,
+    windowSeconds: 3600,
+    share,
+    burst: Math.max(1, Math.ceil((5000 * share * pollMinutes) / 60)),
+    now,
+  }) satisfies RateGovernorOptions;
+
+/**
+ * GitLab.com's authenticated API budget is 2,000 a minute (self-managed instances say theirs in the
+ * `RateLimit-*` headers, or set none): a poll may spend a whole minute's share at once.
+ */
+export const gitlabGovernorOptions = (share: number, now: () => number) =>
+  ({
+    assumedLimit: 2000,
+    windowSeconds: 60,
+    share,
+    burst: Math.max(1, Math.floor(2000 * share)),
+    now,
+  }) satisfies RateGovernorOptions;
+
+const tokenFigures = (budget: Record<string, GovernorReport>): PollTokenFigure[] =>
+  Object.entries(budget)
+    .map(([token, report]) => ({
+      token,
+      calls: report.calls,
+      shareLeft: report.shareLeft,
+      forgeRemaining: report.forgeRemaining ?? null,
+      limit: report.limit,
+      denied: report.denied ?? null,
+    }))
+    .sort((a, b) => a.token.localeCompare(b.token));
+
+const short = (reason: string | undefined) => (reason ?? "unknown").slice(0, REASON_LENGTH);
+
+/** The GitLab projects and groups to poll: the pools' scopes, and the projects the ledger says are active. */
+async function gitlabScopes(
+  deps: PollDeps,
+  extra: { projects?: string[]; groups?: string[] },
+): Promise<{ projects: string[]; groups: string[] }> {
+  const groups = new Set(extra.groups ?? []);
+  const projects = new Set(extra.projects ?? []);
+  for (const pool of deps.pools) {
+    if (pool.gitlab && "group" in pool.gitlab) groups.add(pool.gitlab.group);
+    if (pool.gitlab && "project" in pool.gitlab) projects.add(pool.gitlab.project);
+  }
+  // An instance-wide pool has no scope to list: the projects with traffic stand for it. A project of
+  // a polled group is listed with the group's.
+  for (const project of await activeProjects(deps.ledger, "gitlab", deps.now())) {
+    if (![...groups].some((group) => project.startsWith(`${group}/`))) projects.add(project);
+  }
+  return { projects: [...projects], groups: [...groups] };
+}
+
+async function pollGitHubForge(
+  deps: PollDeps,
+  client: GitHubClient,
+): Promise<{ result: GitHubPollResult } | undefined> {
+  const now = () => deps.now().getTime();
+  return withReconciliationLease(deps.leases, "github", deps.holder, async () => {
+    const loaded = await loadReconciliationState(deps.store, "github");
+    const governors = new RateGovernors(githubGovernorOptions(deps.budgetShare, deps.pollMinutes, now));
+    governors.restore(loaded.governors);
+    const result = await pollGitHub({
+      client,
+      governors,
+      repositories: await activeProjects(deps.ledger, "github", deps.now()),
+      state: loaded.poll,
+      now,
+    });
+    await saveReconciliationState(deps.store, loaded, {
+      poll: result.state,
+      governors: governors.snapshot(),
+    });
+    return { result };
+  });
+}
+
+async function pollGitLabForge(
+  deps: PollDeps,
+  gitlab: NonNullable<PollDeps["gitlab"]>,
+): Promise<{ result: GitLabPollResult } | undefined> {
+  const now = () => deps.now().getTime();
+  return withReconciliationLease(deps.leases, "gitlab", deps.holder, async () => {
+    const loaded = await loadReconciliationState(deps.store, "gitlab");
+    // One token, one bucket.
+    const governors = new RateGovernors(gitlabGovernorOptions(deps.budgetShare, now));
+    governors.restore(loaded.governors);
+    const scopes = await gitlabScopes(deps, gitlab);
+    const result = await pollGitLab({
+      lists: gitlab.lists,
+      gitlabUrl: gitlab.url,
+      governor: governors.for("gitlab"),
+      projects: scopes.projects,
+      groups: scopes.groups,
+      state: loaded.poll,
+      now,
+    });
+    await saveReconciliationState(deps.store, loaded, {
+      poll: result.state,
+      governors: governors.snapshot(),
+    });
+    return { result };
+  });
+}
+
+/** Polls every configured forge once; see the module's comment. */
+export async function pollOnce(deps: PollDeps): Promise<PollReport> {
+  const events: JobEvent[] = [];
+  const forges: PollForgeFigure[] = [];
+  const unknown: UnknownListing[] = [];
+  let redelivered = 0;
+  const skipped = (forge: ReconciledForge): PollForgeFigure => ({
+    forge,
+    status: "skipped",
+    calls: 0,
+    listings: 0,
+    queued: 0,
+    tokens: [],
+  });
+
+  if (deps.github) {
+    const polled = await pollGitHubForge(deps, deps.github.client);
+    if (!polled) forges.push(skipped("github"));
+    else {
+      const { result } = polled;
+      const tokens = tokenFigures(result.budget);
+      forges.push({
+        forge: "github",
+        status: "polled",
+        calls: tokens.reduce((sum, token) => sum + token.calls, 0),
+        listings: result.repositories.length,
+        queued: 0,
+        tokens,
+      });
+      redelivered += result.deliveries.redelivered.length;
+      if (result.deliveries.status === "unknown") {
+        unknown.push({ forge: "github", listing: "deliveries", reason: short(result.deliveries.reason) });
+      }
+      for (const repository of result.repositories) {
+        events.push(...repository.events);
+        if (repository.status === "unknown") {
+          unknown.push({ forge: "github", listing: repository.repository, reason: short(repository.reason) });
+        }
+      }
+    }
+  }
+  if (deps.gitlab) {
+    const polled = await pollGitLabForge(deps, deps.gitlab);
+    if (!polled) forges.push(skipped("gitlab"));
+    else {
+      const { result } = polled;
+      const tokens = tokenFigures({ gitlab: result.budget });
+      forges.push({
+        forge: "gitlab",
+        status: "polled",
+        calls: result.budget.calls,
+        listings: result.groups.length + result.projects.length,
+        queued: 0,
+        tokens,
+      });
+      for (const group of result.groups) {
+        if (group.status === "unknown") {
+          unknown.push({ forge: "gitlab", listing: `group ${group.group}`, reason: short(group.reason) });
+        }
+      }
+      for (const project of result.projects) {
+        events.push(...project.events);
+        if (project.status === "unknown") {
+          unknown.push({ forge: "gitlab", listing: project.project, reason: short(project.reason) });
+        }
+      }
+    }
+  }
+
+  const ingested = await ingestPolledEvents(deps.ledger, deps.pools, events);
+  const scaled = new Set<string>();
+  for (const job of ingested.newlyQueued) {
+    const figure = forges.find((forge) => forge.forge === job.source);
+    if (figure) figure.queued += 1;
+    const outcome = await deps.scale(job);
+    if (outcome.kind === "requested") scaled.add(outcome.pool);
+  }
+  const report: PollReport = {
+    at: deps.now().toISOString(),
+    calls: forges.reduce((sum, forge) => sum + forge.calls, 0),
+    found: events.length,
+    recorded: ingested.outcomes.recorded,
+    queued: ingested.newlyQueued.length,
+    redelivered,
+    scaled: [...scaled].sort(),
+    forges,
+    unknown,
+  };
+  // Quiet polls are not journaled: one a minute would bury the fleet's decisions.
+  if (report.recorded > 0 || report.redelivered > 0 || report.unknown.length > 0) {
+    await deps.journal.write({
+      pool: null,
+      kind: "poll",
+      reason: pollSentence(report),
+      details: {
+        calls: report.calls,
+        found: report.found,
+        recorded: report.recorded,
+        queued: report.queued,
+        redelivered: report.redelivered,
+        unknown: report.unknown.length,
+        ...(report.unknown[0]
+          ? {
+              firstUnknown: `${report.unknown[0].forge} ${report.unknown[0].listing}: ${report.unknown[0].reason}`,
+            }
+          : {}),
+      },
+    });
+  }
+  await savePollReport(
+    deps.store,
+    { ...report, unknown: report.unknown.slice(0, UNKNOWN_KEPT) },
+    report.unknown.length,
+  );
+  return report;
+}
+
+/** The journal's sentence for a poll. */
+export function pollSentence(report: PollReport): string {
+  const parts: string[] = [];
+  if (report.queued > 0) {
+    parts.push(
+      `polling found ${report.queued} queued job${report.queued === 1 ? "" : "s"} no webhook had announced` +
+        (report.scaled.length ? ` (asked ${report.scaled.join(", ")} for capacity)` : ""),
+    );
+  } else if (report.recorded > 0) {
+    parts.push(
+      `polling updated ${report.recorded} job${report.recorded === 1 ? "" : "s"} a webhook had missed`,
+    );
+  }
+  if (report.redelivered > 0) {
+    parts.push(
+      `asked GitHub to redeliver ${report.redelivered} failed webhook${report.redelivered === 1 ? "" : "s"}`,
+    );
+  }
+  if (report.unknown.length > 0) {
+    parts.push(
+      `${report.unknown.length} listing${report.unknown.length === 1 ? " is" : "s are"} unknown this poll (${report.unknown[0]?.forge} ${report.unknown[0]?.listing}: ${report.unknown[0]?.reason})`,
+    );
+  }
+  const sentence = parts.join("; ");
+  return `${sentence.charAt(0).toUpperCase()}${sentence.slice(1)}.`.slice(0, 1000);
+}
