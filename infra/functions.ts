@@ -35,8 +35,15 @@ export function hearthFunction<F extends FunctionName>(
     name: functionLogGroup(settings.stage, fn),
     retentionInDays: LOG_RETENTION_DAYS,
   });
+  // A function linked to ScaleFleet starts it: its policy names the state machine the link carries.
+  const scaleFleet = (links as Record<string, Linkable>).ScaleFleet;
+  const stateMachineArn =
+    resources.stateMachineArn ??
+    (scaleFleet && "properties" in scaleFleet
+      ? (scaleFleet.properties.stateMachineArn as $util.Input<string>)
+      : undefined);
   const permissions = $util
-    .all([scope, table.arn, $output(resources.stateMachineArn), $output(resources.interruptionMachineArn)])
+    .all([scope, table.arn, $output(stateMachineArn), $output(resources.interruptionMachineArn)])
     .apply(([where, tableArn, stateMachineArn, interruptionMachineArn]) =>
       sstPermissions(
         checked(
