@@ -13,6 +13,7 @@ import {
   workflowRunPayload,
 } from "@hearth/core/simulation/forge";
 import { SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
+import { SimulatedListingFaults } from "@hearth/core/simulation/forge/faults";
 import { type SimJobStatus, SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import type { Hono } from "hono";
@@ -22,6 +23,7 @@ import { type SimulationFiles, simulationFiles } from "./sim-files";
 import { simForgeRoutes } from "./sim-forge-routes";
 import { simRoutes } from "./sim-routes";
 import { SimulatedRunners } from "./sim-runners";
+import { simSweepRoutes } from "./sim-sweep-routes";
 
 /**
  * The simulated machines' side of local mode: runners on the simulated fleet's instances, which claim
@@ -36,6 +38,8 @@ export interface LocalSimulation {
   forgeJobs: SimulatedForgeJobs;
   /** Every webhook the simulated forges sent (or dropped, at the loss rate), for redelivery. */
   deliveries: SimulatedDeliveries;
+  /** Faults injected into the forges' runner listings (`PUT /sim/forge/faults`). */
+  faults: SimulatedListingFaults;
   files: SimulationFiles | null;
   /** Picks up where the saved simulation was, before the first tick or request can look at it. */
   restore(): Promise<void>;
@@ -61,6 +65,8 @@ export function attachSimulation(options: {
   webhookLoss?: number;
   /** Seeds which deliveries are dropped. */
   seed?: number;
+  /** A sweep run now, answered with its survey and outcomes (`POST /sim/sweep`). */
+  sweep?: () => Promise<unknown>;
 }): LocalSimulation {
   const { fleet, app } = options;
   let files: SimulationFiles | null = null;
@@ -204,11 +210,21 @@ export function attachSimulation(options: {
       },
     },
   });
+  const faults = new SimulatedListingFaults();
+  simSweepRoutes(app, {
+    forge,
+    faults,
+    runners,
+    pools: options.pools,
+    written: () => files?.flush("state"),
+    ...(options.sweep ? { sweep: options.sweep } : {}),
+  });
   simForgeRoutes(app, forge, {
     token: options.statusToken,
     written: () => files?.flush("state"),
     jobs: { forge: forgeJobs, retried },
     deliveries,
+    faults,
   });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {
@@ -221,6 +237,7 @@ export function attachSimulation(options: {
     forge,
     forgeJobs,
     deliveries,
+    faults,
     files,
     async restore() {
       const saved = files?.load();
