@@ -116,6 +116,22 @@ function lifecycleOf(state: string | undefined): Lifecycle {
   return "terminating";
 }
 
+/** EC2's instance state as the fleet port sees it (for instances no group may hold). */
+function ec2Lifecycle(state: string | undefined): Lifecycle {
+  switch (state) {
+    case "pending":
+      return "pending";
+    case "running":
+      return "in-service";
+    case "stopping":
+      return "stopping";
+    case "stopped":
+      return "stopped";
+    default:
+      return "terminating";
+  }
+}
+
 /**
  * The stopped instances a warm pool is sized to keep: MaxGroupPreparedCapacity (or, when unset or
  * -1, the group's MaxSize) less the desired capacity, and never fewer than MinSize.
@@ -590,6 +606,51 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           return [describeCall("TerminateInstances", { instances: [instanceId], found: false })];
         throw error;
       }
+    },
+
+    async tagged(pool) {
+      const found: FleetInstance[] = [];
+      let token: string | undefined;
+      do {
+        const page = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              ...Object.entries({ ...stageTags(options.stage), [tagKeys.pool]: pool.name }).map(
+                ([key, value]) => ({ Name: `tag:${key}`, Values: [value] }),
+              ),
+              { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] },
+            ],
+            MaxResults: DESCRIBE_PAGE,
+            NextToken: token,
+          }),
+        );
+        for (const reservation of page.Reservations ?? []) {
+          for (const instance of reservation.Instances ?? []) {
+            if (!instance.InstanceId) continue;
+            const tag = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value;
+            const spot = instance.InstanceLifecycle === "spot";
+            const group: Group =
+              tag(tagKeys.group) === "warm" || tag(tagKeys.group) === "burst"
+                ? (tag(tagKeys.group) as Group)
+                : spot
+                  ? "burst"
+                  : "warm";
+            found.push({
+              id: instance.InstanceId,
+              pool: pool.name,
+              group,
+              market: spot ? "spot" : "on-demand",
+              az: instance.Placement?.AvailabilityZone ?? "",
+              lifecycle: ec2Lifecycle(instance.State?.Name),
+              protectedFromScaleIn: false,
+              launchedAt: (instance.LaunchTime ?? now()).toISOString(),
+              ...(instance.InstanceType ? { instanceType: instance.InstanceType } : {}),
+            });
+          }
+        }
+        token = page.NextToken;
+      } while (token);
+      return found;
     },
 
     async exists(instanceId) {

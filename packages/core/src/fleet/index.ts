@@ -145,6 +145,14 @@ export interface FleetPort {
   terminate(instanceId: string): Promise<string[]>;
   /** Whether the instance still exists (EC2: not shutting down, not terminated, not unknown). */
   exists(instanceId: string): Promise<boolean>;
+  /**
+   * Every instance of the pool that exists (not shutting down or terminated), as EC2 knows it by the
+   * tags Hearth launches it with (stage and pool), whether a group holds it or not: the sweep finds
+   * instances no group holds by it. A group's instance may show here with its EC2 state only (a
+   * stopped warm-pool instance is `stopped`). Absent from a driver that cannot list them: the sweep's
+   * cloud listing is then unknown, and it acts on nothing.
+   */
+  tagged?(pool: PoolConfig): Promise<FleetInstance[]>;
 }
 
 /** A port whose driver is loaded on first use (its SDK clients are slow to load). */
@@ -164,6 +172,11 @@ export function lazyFleet(load: () => Promise<FleetPort>): FleetPort {
     detach: async (pool, id) => (await port()).detach(pool, id),
     terminate: async (id) => (await port()).terminate(id),
     exists: async (id) => (await port()).exists(id),
+    tagged: async (pool) => {
+      const loaded = await port();
+      if (!loaded.tagged) throw new Error("this fleet driver cannot list the instances Hearth tagged");
+      return loaded.tagged(pool);
+    },
   };
 }
 

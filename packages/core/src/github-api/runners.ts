@@ -126,6 +126,24 @@ export interface JitConfigRequest {
   runnerGroupId?: number;
 }
 
+/** A runner as GitHub's runner listings give it (the fields Hearth reads). */
+export interface ListedRunner {
+  id: number;
+  name: string;
+  status: "online" | "offline";
+  busy: boolean;
+}
+
+/** One page of a scope's runners, with the answer's headers (for the rate governor). */
+export interface RunnerPage {
+  runners: ListedRunner[];
+  /** How many runners GitHub counts in the whole listing. */
+  totalCount: number;
+  /** Items a whole page holds: a shorter page before `totalCount` is reached was cut. */
+  perPage: number;
+  headers: GitHubResponse["headers"];
+}
+
 export interface ScopeRunners {
   /**
    * Registers a just-in-time runner and returns its id and config. A name that already exists is a
@@ -140,6 +158,34 @@ export interface ScopeRunners {
    * not completed. Absent for an organization's scope, which names no repository.
    */
   rerunFailedJobs?(runId: string): Promise<"rerun" | "not-completed">;
+  /** The rate bucket the scope's calls count in (its installation, or the token): the governors' key. */
+  bucket?(): Promise<string>;
+  /** One page (from 1) of the scope's runners, 100 a page (the sweep lists them). */
+  listRunners?(page: number): Promise<RunnerPage>;
+  /** One runner by id, fresh; undefined when GitHub has none by that id. */
+  getRunner?(
+    runnerId: number,
+  ): Promise<{ runner: ListedRunner | undefined; headers: GitHubResponse["headers"] }>;
+  /**
+   * A repository scope's job by id (`GET /repos/{owner}/{repo}/actions/jobs/{job_id}`), as the API
+   * gives it; undefined when GitHub has none by that id. Absent for an organization's scope.
+   */
+  getJob?(jobId: string): Promise<{ job: unknown; headers: GitHubResponse["headers"] } | undefined>;
+}
+
+const RUNNERS_PER_PAGE = 100;
+
+/** A runner of a listing, or undefined when the item is not one Hearth can read. */
+function listedRunner(item: unknown): ListedRunner | undefined {
+  const runner = item as { id?: unknown; name?: unknown; status?: unknown; busy?: unknown } | null;
+  if (
+    typeof runner?.id !== "number" ||
+    typeof runner.name !== "string" ||
+    (runner.status !== "online" && runner.status !== "offline") ||
+    typeof runner.busy !== "boolean"
+  )
+    return undefined;
+  return { id: runner.id, name: runner.name, status: runner.status, busy: runner.busy };
 }
 
 const isNameConflict = (error: unknown): boolean =>
@@ -190,8 +236,64 @@ export function runnersFor(client: GitHubClient, scope: RunnerScope, budget: Min
   return {
     deleteRunner,
     ...("repository" in scope
-      ? { rerunFailedJobs: (runId: string) => rerunFailedJobs(client, scope.repository, runId) }
+      ? {
+          rerunFailedJobs: (runId: string) => rerunFailedJobs(client, scope.repository, runId),
+          async getJob(jobId: string) {
+            if (!/^\d{1,20}$/.test(jobId)) throw new Error(`${JSON.stringify(jobId)} is not a GitHub job id`);
+            try {
+              const response = await client.request(
+                scope,
+                "GET /repos/{owner}/{repo}/actions/jobs/{job_id}" as GitHubRoute,
+                { job_id: jobId },
+              );
+              return { job: response.data, headers: response.headers };
+            } catch (error) {
+              if (error instanceof GitHubApiError && error.status === 404) return undefined;
+              throw error;
+            }
+          },
+        }
       : {}),
+    bucket: () => client.bucketOf(scope),
+    async listRunners(page) {
+      const response = await client.request(scope, route("GET"), { per_page: RUNNERS_PER_PAGE, page });
+      const data = response.data as { total_count?: unknown; runners?: unknown } | null;
+      if (typeof data?.total_count !== "number" || !Array.isArray(data.runners)) {
+        throw new GitHubApiError(
+          `${describeScope(scope)}: the runners listing answered a page that is not one`,
+          response.status,
+        );
+      }
+      const runners = data.runners.map(listedRunner);
+      if (runners.some((runner) => runner === undefined)) {
+        throw new GitHubApiError(
+          `${describeScope(scope)}: the runners listing holds a runner Hearth cannot read`,
+          response.status,
+        );
+      }
+      return {
+        runners: runners as ListedRunner[],
+        totalCount: data.total_count,
+        perPage: RUNNERS_PER_PAGE,
+        headers: response.headers,
+      };
+    },
+    async getRunner(runnerId) {
+      try {
+        const response = await client.request(scope, route("GET", "/{runner_id}"), { runner_id: runnerId });
+        const runner = listedRunner(response.data);
+        if (!runner)
+          throw new GitHubApiError(
+            `${describeScope(scope)}: runner ${runnerId} is not one Hearth can read`,
+            response.status,
+          );
+        return { runner, headers: response.headers };
+      } catch (error) {
+        if (error instanceof GitHubApiError && error.status === 404)
+          return { runner: undefined, headers: {} };
+        throw error;
+      }
+    },
     async generateJitConfig(request) {
       if (request.labels.length === 0) throw new Error(`runner ${request.name} needs at least one label`);
       const bucket = await client.bucketOf(scope);

@@ -68,6 +68,12 @@ export interface Ledger {
   ): Promise<{ jobs: Job[]; more: boolean }>;
   /** Jobs running on an instance. */
   runningOn(instanceId: string): Promise<Job[]>;
+  /**
+   * Every job running on an instance (a scan of the sparse index of running jobs), if reading at most
+   * `readLimit` of them finds them all; `complete` false when there are more (the sweep then acts on
+   * nothing).
+   */
+  runningOnInstances(readLimit: number): Promise<{ jobs: Job[]; complete: boolean }>;
   /** Jobs queued since `from` (any status now), oldest first: the arrivals the forecast learns from. */
   arrivedSince(from: Date): Promise<Job[]>;
   /**
@@ -367,6 +373,24 @@ export function createLedger(options: LedgerOptions): Ledger {
         } while (cursor && read < readLimit);
       }
       return jobs;
+    },
+
+    async runningOnInstances(readLimit) {
+      const items: Item[] = [];
+      let start: Item | undefined;
+      do {
+        const page = await client.send(
+          new ScanCommand({
+            TableName: tableName,
+            IndexName: "gsi2",
+            Limit: Math.max(1, readLimit - items.length),
+            ExclusiveStartKey: start,
+          }),
+        );
+        items.push(...(page.Items ?? []));
+        start = page.LastEvaluatedKey;
+      } while (start && items.length < readLimit);
+      return { jobs: items.map(fromItem), complete: start === undefined };
     },
 
     async runningOn(instanceId) {

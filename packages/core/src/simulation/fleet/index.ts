@@ -352,6 +352,13 @@ export class SimulatedFleet implements FleetPort {
     return this.instances.has(instanceId);
   }
 
+  async tagged(pool: PoolConfig): Promise<FleetInstance[]> {
+    // As DescribeInstances by the pool's tags: detached instances too, until they are terminated.
+    return this.all()
+      .filter((instance) => instance.pool === pool.name && instance.lifecycle !== "terminating")
+      .map(({ token: _token, detached: _detached, ...instance }) => ({ ...instance }));
+  }
+
   /**
    * EC2 announces a spot interruption; the instance goes two minutes later and is replaced. As in
    * AWS, the notice reaches the instance (IMDS) and the default event bus (`awsEvent`); with
