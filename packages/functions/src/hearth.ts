@@ -1,3 +1,4 @@
+import { type ReconciliationSettings, reconciliationSchema } from "@hearth/core/config";
 import type { FleetPort } from "@hearth/core/fleet";
 import type { RunnerScope } from "@hearth/core/github-api";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
@@ -9,6 +10,7 @@ import type { Job } from "@hearth/core/jobs";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
+import { RateGovernor, RateGovernors } from "@hearth/core/polling";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
   createRetryHolds,
@@ -33,6 +35,7 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
+import { createSweepMarks, type SweepDeps, type SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
@@ -75,6 +78,10 @@ export interface HearthPorts {
   gitlabRunners?(): GitLabRunners | undefined;
   /** Counts a retry Hearth asked of a forge for an interrupted job (the `Retries` metric in AWS). */
   retried?(pool: string): void;
+  /** Reconciliation's settings (`reconciliation` in hearth.config.json); its defaults when absent. */
+  reconciliation?(): ReconciliationSettings;
+  /** GitLab's list API with the API token, for the sweep; undefined when no API token is configured. */
+  gitlabLists?(): SweepGitLab | undefined;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
   /**
@@ -119,6 +126,8 @@ export interface Hearth {
   scaling: ScalingDeps;
   /** HandleInterruption's dependencies (its steps, `handleInterruptionTasks`, are bound by the hosts). */
   interruptions: InterruptionDeps;
+  /** The sweep's dependencies (its steps, `sweepTasks`, are bound by the hosts). */
+  sweep: SweepDeps;
   /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
   afterJobRecorded(job: Job): Promise<AfterRecorded>;
   /**
@@ -155,6 +164,17 @@ function lazily<G extends Record<string, () => unknown>, P extends object>(
     Object.defineProperty(target, name, { get, enumerable: true });
   }
   return target as P & { readonly [K in keyof G]: ReturnType<G[K]> };
+}
+
+/**
+ * The sweep's rate governors: GitHub's per rate bucket (5,000 calls an hour assumed until the headers
+ * say), GitLab's API token's (2,000 a minute, GitLab.com's), each within `share` of the budget.
+ */
+function sweepRateGovernors(share: number, now: () => number): SweepDeps["governors"] {
+  return {
+    github: new RateGovernors({ assumedLimit: 5000, windowSeconds: 3600, share, now }),
+    gitlab: new RateGovernor({ assumedLimit: 2000, windowSeconds: 60, share, now }),
+  };
 }
 
 export function composeHearth(ports: HearthPorts): Hearth {
@@ -301,6 +321,27 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     { holder: (pool: string) => ports.holder(pool), onJobsInterrupted, now: () => ports.now(), log },
   );
+  // The sweep. Its forge calls go through rate governors per token, within reconciliation's share.
+  const reconciliation = once(() => ports.reconciliation?.() ?? reconciliationSchema.parse({}));
+  const sweepGovernors = once(() =>
+    sweepRateGovernors(reconciliation().budgetShare, () => ports.now().getTime()),
+  );
+  const sweep: SweepDeps = lazily(
+    {
+      pools: () => ports.pools(),
+      ledger,
+      registry,
+      journal,
+      fleet: () => ports.fleet(),
+      runners,
+      gitlab: once(() => ports.gitlabLists?.()),
+      marks: once(() => createSweepMarks(ports.store())),
+      governors: sweepGovernors,
+      settings: once(() => ({ dryRun: reconciliation().dryRun })),
+    },
+    { retries, now: () => ports.now() },
+  );
+
   // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
   const leaseHeld = leaseNotices(scaling, (fields) =>
     log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
@@ -350,6 +391,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
     scalingRecords,
     scaling,
     interruptions,
+    sweep,
     afterJobRecorded: afterRecorded,
     retries,
     onJobsInterrupted,

@@ -11,6 +11,8 @@ export {
   hearthConfigSchema,
   loadHearthConfig,
   parseHearthConfig,
+  type ReconciliationSettings,
+  reconciliationSchema,
   type StageSettings,
   stageNamePattern,
   stageSettings,

@@ -1,3 +1,4 @@
+import { reconciliationSchema } from "@hearth/core/config";
 import { poolsConfigSchema } from "@hearth/core/pools";
 import * as z from "zod";
 
@@ -25,6 +26,8 @@ export const linkSchemas = {
     githubApiUrl: z.url({ protocol: /^https?$/ }).default("https://api.github.com"),
     /** ScaleFleet iterations per execution. */
     maxIterations: z.number().int().positive(),
+    /** Polling's and the sweep's settings (the sweep's dry run, the rate budget's share); defaults when absent. */
+    reconciliation: reconciliationSchema.optional(),
   }),
   /** The single DynamoDB table. */
   Storage: z.object({ tableName: nonEmpty }),
@@ -67,6 +70,7 @@ export const functionNames = [
   "recordFailure",
   "tick",
   "interruption",
+  "sweep",
 ] as const;
 export type FunctionName = (typeof functionNames)[number];
 
@@ -122,6 +126,22 @@ export const functionLinks = {
     "Storage",
     "Fleet",
     "ScaleFleet",
+    "GithubAppId",
+    "GithubAppPrivateKey",
+    "GitlabRunnerTokens",
+  ],
+  /**
+   * The sweep's tasks: the ledger, registry and marks; the cloud (the groups, and the stage's tagged
+   * instances no group holds; terminating orphans); the forges' runners and managers (the App, the
+   * pools' runner tokens, the GitLab API token for listing managers and reading jobs); and a stuck
+   * job's retry may start its pool's ScaleFleet run.
+   */
+  sweep: [
+    "HearthConfig",
+    "Storage",
+    "Fleet",
+    "ScaleFleet",
+    "GitlabApiToken",
     "GithubAppId",
     "GithubAppPrivateKey",
     "GitlabRunnerTokens",

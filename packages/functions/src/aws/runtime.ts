@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { reconciliationSchema } from "@hearth/core/config";
 import { type FleetPort, lazyFleet } from "@hearth/core/fleet";
 import type { GitHubClientConfig } from "@hearth/core/github-api/client";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
 import type { PoolConfig } from "@hearth/core/pools";
+import type { SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import { Resource } from "sst/resource";
 import {
@@ -209,6 +211,16 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
       baseUrl: config().githubApiUrl,
     });
   });
+  // The sweep lists pool runners' managers and reads jobs with the API token; loaded at its first call.
+  const gitlabLists = once((): SweepGitLab | undefined => {
+    const token = secretValue(link("GitlabApiToken"));
+    if (!token) return undefined;
+    const url = config().gitlabUrl;
+    const lists = once(async () =>
+      (await import("@hearth/core/gitlab-api/job-lists")).createGitLabLists({ url, token }),
+    );
+    return { url, lists: { page: async (path) => (await lists()).page(path) } };
+  });
   const githubAuthFailed = (pool: string) => metrics().githubAuthFailure(pool);
   const gitlabRunners = once((): GitLabRunners | undefined => {
     const tokens = new Map(
@@ -286,6 +298,8 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     github,
     githubAuthFailed,
     retried: (pool) => metrics().retry(pool),
+    reconciliation: () => config().reconciliation ?? reconciliationSchema.parse({}),
+    gitlabLists,
     gitlabRunners,
     startScaleFleet,
     startHandleInterruption,
