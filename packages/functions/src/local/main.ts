@@ -88,7 +88,7 @@ async function main() {
   const settings = readSettings(process.env);
   const refusal = openHostRefusal(host, settings.STATUS_TOKEN, values["allow-open"] ?? false);
   if (refusal) throw new UsageError(refusal);
-  const { pools } = stageSettings(
+  const { pools, reconciliation } = stageSettings(
     loadHearthConfig(values.config, { required: values.config !== undefined }),
     stage,
   );
@@ -110,6 +110,7 @@ async function main() {
     settings,
     log,
     pools,
+    reconciliation,
     stage: checked ? stage : "local",
     ...(webhookLoss !== undefined ? { webhookLoss } : {}),
     ...(aws && checked

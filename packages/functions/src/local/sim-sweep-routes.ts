@@ -148,6 +148,11 @@ export function simSweepRoutes(app: Hono, options: SimSweepRouteOptions): void {
 
   app.post("/sim/sweep", async (c) => {
     if (!options.sweep) return errorResponse(c, 404, "not_found", "no sweep runs here");
-    return c.json(await options.sweep());
+    try {
+      return c.json(await options.sweep());
+    } catch (error) {
+      // The run failed (its failure is journaled) or local mode is stopping.
+      return errorResponse(c, 500, "sweep_failed", error instanceof Error ? error.message : String(error));
+    }
   });
 }
