@@ -1,13 +1,39 @@
 import type { SweepActOutcome, SweepDeps, SweepSurvey } from ".";
 
+/** What a sweep's outcomes come to, by kind. */
+export function countOutcomes(outcomes: readonly SweepActOutcome[]): Record<SweepActOutcome["kind"], number> {
+  const counts = { done: 0, cleared: 0, "dry-run": 0, refused: 0 };
+  for (const outcome of outcomes) counts[outcome.kind] += 1;
+  return counts;
+}
+
+/** The Finish step: one journal entry that sums the sweep up (each mark and action has its own). */
 export async function sweepFinish(
   deps: SweepDeps,
   input: { survey: SweepSurvey; outcomes: SweepActOutcome[] },
 ): Promise<void> {
+  const { survey, outcomes } = input;
+  const counts = countOutcomes(outcomes);
+  const marked = Object.values(survey.marked).reduce((sum, count) => sum + count, 0);
+  const summary = survey.complete
+    ? `${marked} marked, ${survey.due.length} due (${counts.done} done, ${counts["dry-run"]} dry run, ${counts.cleared} cleared, ${counts.refused} refused), ${survey.cleared} marks cleared, ${survey.applied} stuck jobs applied`
+    : `incomplete (${survey.unknown.length} listing${survey.unknown.length === 1 ? "" : "s"} unknown): nothing marked or acted on; ${survey.applied} stuck jobs applied`;
   await deps.journal.write({
     pool: null,
     kind: "sweep",
-    reason: `sweep ${input.survey.sweepId} finished`,
-    details: { complete: input.survey.complete, actions: input.outcomes.length },
+    reason: `sweep ${survey.sweepId}${survey.dryRun ? " (dry run)" : ""}: ${summary}`,
+    details: {
+      sweepId: survey.sweepId,
+      complete: survey.complete,
+      dryRun: survey.dryRun,
+      marked,
+      due: survey.due.length,
+      done: counts.done,
+      refused: counts.refused,
+      clearedOnAct: counts.cleared,
+      dryRunActions: counts["dry-run"],
+      cleared: survey.cleared,
+      applied: survey.applied,
+    },
   });
 }

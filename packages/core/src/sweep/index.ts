@@ -41,6 +41,8 @@ export const sweepReasons = [
   "not-reported-by-instance",
   /** A job first seen in a heartbeat whose forge has no record of it finishing, long past its timeout. */
   "never-finished",
+  /** A job the ledger holds as running that its forge has no record of. */
+  "unknown-to-forge",
   /** A GitLab runner manager of an instance that no longer exists. */
   "manager-of-gone-instance",
 ] as const;
