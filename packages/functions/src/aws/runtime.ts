@@ -101,6 +101,27 @@ export function lazyGitHubRunners(config: GitHubClientConfig): GitHubRunners {
         if (!runners.rerunFailedJobs) throw new Error("only a repository's runs can be re-run");
         return runners.rerunFailedJobs(runId);
       },
+      // The sweep's reads: the scope's runners, one runner, one job, and the rate bucket they count in.
+      bucket: async () => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.bucket) throw new Error("this GitHub client cannot say its rate bucket");
+        return runners.bucket();
+      },
+      listRunners: async (page) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.listRunners) throw new Error("this GitHub client cannot list runners");
+        return runners.listRunners(page);
+      },
+      getRunner: async (runnerId) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.getRunner) throw new Error("this GitHub client cannot read a runner");
+        return runners.getRunner(runnerId);
+      },
+      getJob: async (jobId) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.getJob) throw new Error("this GitHub client cannot read a job");
+        return runners.getJob(jobId);
+      },
     };
   };
 }

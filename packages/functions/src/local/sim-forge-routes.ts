@@ -332,6 +332,14 @@ function pollingRoutes(app: Hono, options: SimForgeRouteOptions): void {
     if (!paged) return githubError(c, 422, "Invalid request.", ["per_page or page is invalid"]);
     return c.json({ total_count: runs.length, workflow_runs: paged.page });
   });
+  app.get(`${GITHUB}/repos/:owner/:repo/actions/jobs/:job_id`, (c) => {
+    const scope = scopeOf(c);
+    const jobId = c.req.param("job_id");
+    if (!scope || !("repository" in scope) || !/^\d{1,20}$/.test(jobId) || !options.jobs)
+      return githubError(c, 404, "Not Found");
+    const job = options.jobs.forge.githubJob(scope.repository, jobId);
+    return job ? c.json(job) : githubError(c, 404, "Not Found");
+  });
   app.get(`${GITHUB}/repos/:owner/:repo/actions/runs/:run_id/jobs`, (c) => {
     const scope = scopeOf(c);
     const runId = c.req.param("run_id");

@@ -278,34 +278,47 @@ export class SimulatedForgeJobs {
     return all
       .filter((tracked) => (tracked.job.attempt ?? 1) === attempt)
       .sort((a, b) => Number(a.job.id) - Number(b.job.id))
-      .map((tracked) => {
-        const action =
-          tracked.status === "queued" ? "queued" : tracked.status === "running" ? "in_progress" : "completed";
-        const run: RunInfo = {
-          createdAt: new Date(this.now()).toISOString(),
-          ...tracked.run,
-          ...(action === "completed"
-            ? {
-                conclusion:
-                  tracked.status === "success"
-                    ? "success"
-                    : tracked.status === "failed"
-                      ? "failure"
-                      : "cancelled",
-              }
-            : {}),
-        };
-        const job = workflowJobPayload(tracked.job, action, run).workflow_job;
-        const api = `https://api.github.com/repos/${tracked.job.project}`;
-        return {
-          ...job,
-          node_id: `CR_${job.id}`,
-          run_url: `${api}/actions/runs/${job.run_id}`,
-          head_sha: "0".repeat(40),
-          url: `${api}/actions/jobs/${job.id}`,
-          check_run_url: `${api}/check-runs/${job.id}`,
-        };
-      });
+      .map((tracked) => this.githubApiJob(tracked));
+  }
+
+  /**
+   * GitHub's `GET /repos/{owner}/{repo}/actions/jobs/{job_id}`: one job as the API shows it, or
+   * undefined for a job the forge does not know in that repository.
+   */
+  githubJob(repository: string, jobId: string) {
+    const tracked = this.jobs.get(this.key({ source: "github", id: jobId }));
+    if (!tracked || tracked.job.project.toLowerCase() !== repository.toLowerCase()) return undefined;
+    return this.githubApiJob(tracked);
+  }
+
+  /** A tracked GitHub job as the REST API's job (the `workflow_job` webhook's job, and its URLs). */
+  private githubApiJob(tracked: Tracked) {
+    const action =
+      tracked.status === "queued" ? "queued" : tracked.status === "running" ? "in_progress" : "completed";
+    const run: RunInfo = {
+      createdAt: new Date(this.now()).toISOString(),
+      ...tracked.run,
+      ...(action === "completed"
+        ? {
+            conclusion:
+              tracked.status === "success"
+                ? "success"
+                : tracked.status === "failed"
+                  ? "failure"
+                  : "cancelled",
+          }
+        : {}),
+    };
+    const job = workflowJobPayload(tracked.job, action, run).workflow_job;
+    const api = `https://api.github.com/repos/${tracked.job.project}`;
+    return {
+      ...job,
+      node_id: `CR_${job.id}`,
+      run_url: `${api}/actions/runs/${job.run_id}`,
+      head_sha: "0".repeat(40),
+      url: `${api}/actions/jobs/${job.id}`,
+      check_run_url: `${api}/check-runs/${job.id}`,
+    };
   }
 
   /**
