@@ -171,7 +171,11 @@ async function startWith(
     pools: () => hearthPools,
     fleet: () => fleet,
     gitlab: () => gitlab,
-    github: () => localGitHub({ settings, simulated: simulatedFleet ? { url: () => selfUrl } : undefined }),
+    github: () =>
+      localGitHub({
+        settings,
+        simulated: simulatedFleet ? { url: () => selfUrl, now: () => clock.now() } : undefined,
+      }),
     gitlabRunners: () =>
       simulatedFleet ? localGitLabRunners({ url: () => selfUrl, forge: () => simulation?.forge }) : undefined,
     reconciliation: () => reconciliation,

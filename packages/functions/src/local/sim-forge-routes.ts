@@ -54,6 +54,8 @@ export interface SimForgeRouteOptions {
   deliveries?: SimulatedDeliveries;
   /** Faults injected into the runner listings (`PUT /sim/forge/faults`). */
   faults?: SimulatedListingFaults;
+  /** The forges' clock (local mode's): rate headers' reset times are on it. */
+  now?: () => number;
 }
 
 /**
@@ -63,9 +65,10 @@ export interface SimForgeRouteOptions {
 function faultAnswer(
   c: Context,
   forge: FaultyForge,
-  faults: SimulatedListingFaults | undefined,
+  options: SimForgeRouteOptions,
 ): { response: Response } | { truncated: boolean } {
-  const kind = faults?.take(forge);
+  const kind = options.faults?.take(forge);
+  const resetAt = String(Math.ceil((options.now ?? Date.now)() / 1000) + 60);
   if (kind === "500") {
     return {
       response:
@@ -78,13 +81,13 @@ function faultAnswer(
     c.header("retry-after", "60");
     if (forge === "github") {
       c.header("x-ratelimit-remaining", "0");
-      c.header("x-ratelimit-reset", String(Math.ceil(Date.now() / 1000) + 60));
+      c.header("x-ratelimit-reset", resetAt);
       return {
         response: githubError(c, 429, "You have exceeded a secondary rate limit. Please wait a few minutes."),
       };
     }
     c.header("ratelimit-remaining", "0");
-    c.header("ratelimit-reset", String(Math.ceil(Date.now() / 1000) + 60));
+    c.header("ratelimit-reset", resetAt);
     return { response: gitlabError(c, 429, "Retry later") };
   }
   return { truncated: kind === "truncated" };
@@ -181,7 +184,7 @@ function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
       };
       const name = c.req.query("name");
       // A listing (the sweep's), not a lookup by name (a mint's), takes the injected faults.
-      const fault = name === undefined ? faultAnswer(c, "github", options.faults) : { truncated: false };
+      const fault = name === undefined ? faultAnswer(c, "github", options) : { truncated: false };
       if ("response" in fault) return fault.response;
       const listed = forge.github.listRunners(scope, {
         ...(name !== undefined ? { name } : {}),
@@ -479,7 +482,7 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     const page = queryInteger(c, "page", 1, 1_000_000);
     if (perPage === undefined || page === undefined)
       return gitlabError(c, 400, "400 Bad request - per_page or page is invalid");
-    const fault = faultAnswer(c, "gitlab", options.faults);
+    const fault = faultAnswer(c, "gitlab", options);
     if ("response" in fault) return fault.response;
     const start = (page - 1) * perPage;
     const items = managers.slice(start, start + perPage);

@@ -225,6 +225,7 @@ export function attachSimulation(options: {
     jobs: { forge: forgeJobs, retried },
     deliveries,
     faults,
+    now: () => options.clock.now(),
   });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {
