@@ -3,7 +3,13 @@ import { BOOT_GRACE_MS } from "@hearth/core/fleet";
 import type { JournalEntry } from "@hearth/core/journal";
 import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
-import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
+import {
+  type ForgeJob,
+  githubDelivery,
+  gitlabDelivery,
+  jobHookPayload,
+  workflowJobPayload,
+} from "@hearth/core/simulation/forge";
 import type { SweepActOutcome, SweepSurvey } from "@hearth/core/sweep";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
@@ -105,17 +111,21 @@ function githubJob(): ForgeJob {
 }
 
 /** Queues a job by its webhook and lets the fleet boot an instance and run it; the instance it runs on. */
-async function runJob(s: Setup, seconds: number): Promise<{ job: ForgeJob; instanceId: string }> {
-  const job = githubJob();
+async function runJob(
+  s: Setup,
+  seconds: number,
+  job: ForgeJob = githubJob(),
+): Promise<{ job: ForgeJob; instanceId: string }> {
   await describeJobs(s.h, [job], seconds);
-  const request = githubDelivery(
-    workflowJobPayload(job, "queued", { createdAt: new Date(s.clock.now()).toISOString() }),
-    secrets,
-  );
+  const createdAt = new Date(s.clock.now()).toISOString();
+  const request =
+    job.source === "github"
+      ? githubDelivery(workflowJobPayload(job, "queued", { createdAt }), secrets)
+      : gitlabDelivery(jobHookPayload(job, "pending", { createdAt }), secrets, new Date(s.clock.now()));
   expect((await send(s.h, request)).status).toBeLessThan(300);
   await s.h.idle();
   for (let t = 0; t <= 180; t += 5) {
-    const record = await s.h.ledger.get({ source: "github", id: job.id });
+    const record = await s.h.ledger.get({ source: job.source, id: job.id });
     if (record?.status === "running" && record.instanceId) return { job, instanceId: record.instanceId };
     await pass(s.h, s.clock, 5);
   }
@@ -200,6 +210,24 @@ describe("the sweep, end to end", () => {
     expect(terminations(s.fleet, instanceId)).toEqual([]);
     expect(s.fleet.get(instanceId)?.lifecycle).toBe("in-service");
     expect((await s.h.ledger.get({ source: "github", id: job.id }))?.status).toBe("running");
+  }, 240_000);
+
+  it("reads a job whose completed webhook was lost from its forge, and records it finished", async () => {
+    const s = await start();
+    nextId += 1;
+    const job: ForgeJob = { ...githubJob(), source: "gitlab", id: String(nextId) };
+    await runJob(s, 120, job);
+    // Every webhook from here on is lost: the ledger never hears that the job finished.
+    expect((await call(s.h, "PUT", "/sim/forge/webhook-loss", { rate: 1 })).status).toBe(200);
+    await pass(s.h, s.clock, 180);
+    expect((await s.h.ledger.get({ source: "gitlab", id: job.id }))?.status).toBe("running");
+
+    const answer = await sweep(s);
+    expect(answer.survey.complete).toBe(true);
+    expect(answer.survey.applied).toBe(1);
+    expect((await s.h.ledger.get({ source: "gitlab", id: job.id }))?.status).toBe("completed");
+    const journaled = (await sweepEntries(s.h)).map((entry) => entry.reason).join("\n");
+    expect(journaled).toMatch(new RegExp(`stuck gitlab job ${job.id} \\(not-reported-by-instance\\)`));
   }, 240_000);
 
   describe.each([

@@ -190,6 +190,7 @@ export function attachSimulation(options: {
     token: options.statusToken,
     described: () => files?.flush("jobs"),
     interruptionEvents: options.interruptionEvents,
+    gitlabJob: (project, job) => forgeJobs.gitlabJob(project, job),
     forge: {
       async create(jobs, webhook) {
         let delivered = 0;
