@@ -3,6 +3,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../src/clock";
+import { stageTags, tagKeys } from "../src/deploy";
 import type { FleetInstance, FleetObservation, FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
@@ -73,11 +74,17 @@ const drivers: DriverKind[] = [
       const now = () => new Date(clock.now());
       const aws = new FakeAws({ seed, now });
       for (const { name, maxInstances, burst } of [pool, other]) {
-        aws.group({ name: `hearth-${name}-warm`, max: maxInstances });
+        const tags = (group: string) => ({
+          ...stageTags("test"),
+          [tagKeys.pool]: name,
+          [tagKeys.group]: group,
+        });
+        aws.group({ name: `hearth-${name}-warm`, max: maxInstances, tags: tags("warm") });
         aws.group({
           name: `hearth-${name}-burst`,
           max: maxInstances,
           onDemandPercent: Math.round((1 - burst.spotShare) * 100),
+          tags: tags("burst"),
         });
       }
       installFakeAws(aws, clients);
@@ -285,6 +292,31 @@ describe.each(drivers)("the fleet port: $name", (kind) => {
     expect(await fleet.exists(atRisk as string)).toBe(false);
     // Nothing launches for it: the group already replaced it.
     expect(ids(inService(await fleet.observe(pool), "burst"))).toEqual(burst);
+  });
+
+  it("lists the pool's instances by Hearth's tags: in its groups, in its warm pool, and detached until terminated", async () => {
+    await fleet.setCapacity(pool, { warm: 1, burst: 1, warmPoolSize: 1 });
+    await fleet.setCapacity(other, { warm: 0, burst: 1, warmPoolSize: 0 });
+    await driver.settle();
+    const observed = await fleet.observe(pool);
+    const tagged = await (fleet.tagged as NonNullable<FleetPort["tagged"]>)(pool);
+    expect(ids(tagged)).toEqual(ids(observed.instances));
+    expect(tagged.every((i) => i.pool === "x86")).toBe(true);
+    const parked = stopped(observed)[0];
+    expect(tagged.find((i) => i.id === parked?.id)?.lifecycle).toBe("stopped");
+    const [detached] = ids(inService(observed, "burst"));
+    await fleet.detach(pool, detached as string);
+    await driver.settle();
+    const afterDetach = await (fleet.tagged as NonNullable<FleetPort["tagged"]>)(pool);
+    // No group holds it now; EC2 still runs it, with the tags it launched with.
+    expect((await fleet.observe(pool)).instances.map((i) => i.id)).not.toContain(detached);
+    expect(afterDetach.find((i) => i.id === detached)).toMatchObject({
+      pool: "x86",
+      lifecycle: "in-service",
+    });
+    await fleet.terminate(detached as string);
+    await driver.settle();
+    expect(ids(await (fleet.tagged as NonNullable<FleetPort["tagged"]>)(pool))).not.toContain(detached);
   });
 
   it("detaches only an instance of the pool's groups", async () => {

@@ -136,6 +136,24 @@ describe.each(backends)("ledger on $name", (backend) => {
     expect(await ids()).toEqual(["b"]);
   });
 
+  it("finds every job running on an instance, and says when a bounded read did not find them all", async () => {
+    const { ledger } = await freshLedger();
+    const [, runA, doneA] = lifecycle("a");
+    await ledger.record(runA as Job, "a-run");
+    await ledger.record(jobEvent({ id: "c", status: "running", instanceId: "i-0bbbbbbbbbbbbbbbb" }), "c-run");
+    // Running with no instance of Hearth's (another runner took it): not on an instance.
+    await ledger.record(jobEvent({ id: "d", status: "running" }), "d-run");
+    await ledger.record(jobEvent({ id: "e", status: "queued" }), "e-queued");
+    const all = await ledger.runningOnInstances(100);
+    expect(all.complete).toBe(true);
+    expect(all.jobs.map((job) => job.id).sort()).toEqual(["a", "c"]);
+    const cut = await ledger.runningOnInstances(1);
+    expect(cut).toMatchObject({ complete: false });
+    expect(cut.jobs).toHaveLength(1);
+    await ledger.record(doneA as Job, "a-done");
+    expect((await ledger.runningOnInstances(100)).jobs.map((job) => job.id)).toEqual(["c"]);
+  });
+
   it("gives finished jobs, and the delivery ids kept on them, an expiry; live jobs none", async () => {
     const { ledger, raw } = await freshLedger();
     const [queued, , completed] = lifecycle();

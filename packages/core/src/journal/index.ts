@@ -6,9 +6,9 @@ import type { JournalKind } from "./kinds";
 
 /**
  * The fleet journal: every scaling decision (with its plan, reason and the API calls made), every
- * spot interruption notice and failure, and the sweep's marks, actions, clearances and refusals
- * (kind `sweep`, each with its reason code). The status page shows its latest entries; operators read
- * it to learn why the fleet did what it did.
+ * spot interruption notice and failure, and the reconciliation sweep's marks, actions, clears and
+ * refusals (`sweep`, each with its reason code). The status page shows its latest entries; operators
+ * read it to learn why the fleet did what it did.
  */
 
 export { type JournalKind, journalKinds } from "./kinds";

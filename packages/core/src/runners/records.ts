@@ -7,9 +7,9 @@ import type { SlotRunnerState } from "./vocabulary";
 
 /**
  * What Hearth recorded of the runners it registered: the current GitHub runner of each job slot, and
- * the runners and managers it still has to delete. Runners are deleted by these recorded ids, never
- * found by listing a forge. Nothing here is a secret: a JIT config lives only in the parameter whose
- * path a record names.
+ * the runners and managers it still has to delete. Runners are deleted by these recorded ids; only
+ * the sweep lists a forge's runners, for those no record holds any more (`sweep/`). Nothing here is a
+ * secret: a JIT config lives only in the parameter whose path a record names.
  */
 
 /** The current GitHub runner of one slot of one instance. */

@@ -3,7 +3,7 @@ import { gitlabSystemId } from "../gitlab-api";
 import { type JobKey, jobKeyString, partialEvent } from "../jobs";
 import type { PoolConfig } from "../pools";
 import { retireInstanceRunners } from "../runners";
-import type { SweepAction, SweepActOutcome, SweepDeps } from ".";
+import { type SweepAction, type SweepActOutcome, type SweepDeps, sweepActionSchema } from ".";
 import { governedGitHub, listManagers, readableAtForge, readForgeJob, scopeOf, Unknown } from "./forge";
 import { isOrphan } from "./survey";
 
@@ -236,10 +236,32 @@ export async function sweepAct(
   deps: SweepDeps,
   input: { sweepId: string; action: SweepAction },
 ): Promise<SweepActOutcome> {
-  const { sweepId, action } = input;
+  const parsed = sweepActionSchema.safeParse(input?.action);
+  if (typeof input?.sweepId !== "string" || input.sweepId === "" || !parsed.success) {
+    const issue = parsed.error?.issues[0];
+    throw new Error(
+      `sweepAct: not a sweep action${issue ? ` (at ${issue.path.join(".") || "(root)"}: ${issue.message})` : " (no sweep id)"}`,
+    );
+  }
+  const { sweepId } = input;
+  // Only what an earlier sweep marked: an action made up elsewhere is refused, and the mark (what the
+  // sweep itself recorded), not the input, says what to read and act on.
+  const mark = await deps.marks.get(parsed.data.subject);
+  const action: SweepAction = mark
+    ? {
+        class: mark.class,
+        subject: mark.subject,
+        pool: mark.pool,
+        reason: mark.reason,
+        detail: mark.detail,
+        markedAt: mark.markedAt,
+      }
+    : parsed.data;
   const step = steps[action.class];
   let outcome: SweepActOutcome;
-  if (!step) outcome = { kind: "refused", action, why: `${action.class} is not acted on` };
+  if (!mark || mark.sweepId === sweepId || mark.class !== parsed.data.class)
+    outcome = { kind: "refused", action, why: "no earlier sweep marked it" };
+  else if (!step) outcome = { kind: "refused", action, why: `${action.class} is not acted on` };
   else {
     try {
       const verdict = await step.check(deps, action);

@@ -1,3 +1,4 @@
+import * as z from "zod";
 import type { FleetPort } from "../fleet";
 import type { GitLabLists } from "../gitlab-api/job-lists";
 import type { InstanceRegistry } from "../instances";
@@ -77,6 +78,18 @@ export interface SweepSurvey {
   dryRun: boolean;
 }
 
+const detailValue = z.union([z.string().max(2000), z.number(), z.null()]);
+
+/** A `SweepAction` as the Act step receives it (its input is JSON from the workflow): checked before use. */
+export const sweepActionSchema = z.strictObject({
+  class: z.enum(sweepClasses),
+  subject: z.string().min(1).max(500),
+  pool: z.string().max(200).nullable(),
+  reason: z.enum(sweepReasons),
+  detail: z.record(z.string().max(100), detailValue),
+  markedAt: z.string().max(40),
+});
+
 export type SweepActOutcome =
   /** Deleted, terminated or closed. */
   | { kind: "done"; action: SweepAction; calls: string[] }
@@ -126,4 +139,5 @@ export interface SweepDeps {
 
 export { sweepAct } from "./act";
 export { sweepFinish } from "./finish";
+export { createSweepGovernors } from "./governors";
 export { sweepSurvey } from "./survey";

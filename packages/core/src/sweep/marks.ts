@@ -1,4 +1,4 @@
-import { DeleteCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { epochSeconds, type Store } from "../table";
 import type { SweepAction } from ".";
 
@@ -18,6 +18,8 @@ export interface SweepMark extends SweepAction {
 export interface SweepMarks {
   /** Every mark, in subject order. */
   all(): Promise<SweepMark[]>;
+  /** One mark, by its subject. */
+  get(subject: string): Promise<SweepMark | undefined>;
   /** Writes a mark (a new one, or one seen again). */
   put(mark: SweepMark): Promise<void>;
   /** Forgets a mark (acted on, or no longer qualifying). Forgetting one that is gone is fine. */
@@ -46,6 +48,17 @@ export function createSweepMarks(store: Store): SweepMarks {
         start = page.LastEvaluatedKey;
       } while (start);
       return marks;
+    },
+
+    async get(subject) {
+      const got = await client.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { pk: "SWEEP", sk: `MARK#${subject}` },
+          ConsistentRead: true,
+        }),
+      );
+      return got.Item?.mark as SweepMark | undefined;
     },
 
     async put(mark) {

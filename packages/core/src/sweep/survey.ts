@@ -34,6 +34,11 @@ import type { SweepMark } from "./marks";
 
 /** Ledger items read at most for the running jobs: a bounded read whatever the ledger holds. */
 const RUNNING_READ_LIMIT = 5000;
+/**
+ * Stuck jobs read from their forges per sweep at most: the rest wait for the next sweep, so that the
+ * reads never take the budget the listings need.
+ */
+export const STUCK_READS_PER_SWEEP = 25;
 /** A job the forge ends past its timeout is read from the forge after this much more. */
 const FORGE_TIMEOUT_SLACK_MS = 10 * 60_000;
 
@@ -233,6 +238,8 @@ async function stuckJobs(
 ): Promise<{ applied: number }> {
   const now = deps.now().getTime();
   let applied = 0;
+  let reads = 0;
+  const deferred: string[] = [];
   for (const job of listings.running) {
     const reason = stuckReason(deps, listings, job, now);
     if (!reason) continue;
@@ -249,11 +256,18 @@ async function stuckJobs(
       stale("never-finished");
       continue;
     }
+    // Not a listing: a read that fails, or waits for the next sweep, leaves the job as it is and
+    // keeps nothing else from being swept.
+    if (reads >= STUCK_READS_PER_SWEEP) {
+      deferred.push(`job:${key}: more than ${STUCK_READS_PER_SWEEP} stuck jobs this sweep`);
+      continue;
+    }
+    reads += 1;
     let read: Awaited<ReturnType<typeof readForgeJob>>;
     try {
       read = await readForgeJob(deps, job);
     } catch (error) {
-      listings.unknown.push({ listing: `job:${key}`, reason: text(error) });
+      deferred.push(`job:${key}: ${text(error)}`);
       continue;
     }
     if (read === "gone") {
@@ -271,6 +285,14 @@ async function stuckJobs(
       details: { class: "stuck-job", code: reason, subject: `job:${key}`, status: recorded.status },
     });
     if (isTerminal(recorded.status) && deps.retries) await retryAfterJobRecorded(deps.retries, recorded);
+  }
+  if (deferred.length > 0) {
+    await deps.journal.write({
+      pool: null,
+      kind: "sweep",
+      reason: `${deferred.length} stuck job${deferred.length === 1 ? "" : "s"} not read from the forge this sweep; the next sweep tries again`,
+      details: { code: "stuck-job-deferred", jobs: deferred.join("; ").slice(0, 1000) },
+    });
   }
   return { applied };
 }
@@ -293,11 +315,13 @@ export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): 
   };
   const listings = await listCloudAndLedger(deps);
   const candidates: Candidate[] = [];
-  // Stuck jobs need only the cloud and the ledger: their forge reads tell the ledger, never act.
-  if (listings.unknown.length === 0) survey.applied = (await stuckJobs(deps, listings, candidates)).applied;
+  const cloudAndLedgerKnown = listings.unknown.length === 0;
+  // The forges' listings first: the stuck jobs' reads take only what budget is left.
   await ghostRunners(deps, listings, candidates);
   await offlineManagers(deps, listings, candidates);
   orphanInstances(deps, listings, candidates);
+  // Stuck jobs need only the cloud and the ledger: their forge reads tell the ledger, never act.
+  if (cloudAndLedgerKnown) survey.applied = (await stuckJobs(deps, listings, candidates)).applied;
   survey.unknown = listings.unknown;
   if (survey.unknown.length > 0) {
     await deps.journal.write({

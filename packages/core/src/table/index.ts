@@ -32,9 +32,11 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | retry claim   | `RETRY#gitlab#<job>`   | `RETRY`         | –                                     | –                         |
  * | re-run        | `RERUN#github#<repo>#<run>#<attempt>` | `RUN`, `JOB#<id>` | –                      | –                         |
  * | retry hold    | `HOLD#<pool>`          | `JOB#<source>#<job>`, `POOL` | –                        | –                         |
+ * | sweep mark    | `SWEEP`                | `MARK#<subject>`| –                                     | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
- * reports journaled once), samples and gone instances expire.
+ * reports journaled once), samples, gone instances and sweep marks no sweep has seen for a day expire.
+ * The sweep reads gsi2 whole (a scan of the sparse index of jobs running on instances).
  */
 export const table = {
   partitionKey: "pk",

@@ -87,6 +87,8 @@ export interface FakeGroup {
   onDemandPercent?: number;
   /** NewInstancesProtectedFromScaleIn (Hearth's infra sets it on both groups). */
   protectNewInstances: boolean;
+  /** Tags the group propagates to its instances at launch (infra's stage, pool and group tags). */
+  tags?: Record<string, string>;
 }
 
 export const validation = (message: string) =>
@@ -526,8 +528,34 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
           });
         }
       }
-      const ids = input.InstanceIds ?? input.Filters?.find((f) => f.Name === "instance-id")?.Values ?? [];
-      const matching = known.filter(({ instance }) => ids.includes(instance.id));
+      const ec2State = (instance: FakeInstance) =>
+        "ec2State" in instance
+          ? (instance as FakeLooseInstance).ec2State
+          : instance.state.startsWith("Warmed:Stopped")
+            ? "stopped"
+            : instance.state.includes("Terminat")
+              ? "shutting-down"
+              : "running";
+      // An instance keeps the tags its group gave it at launch, detached or not.
+      const tagsOf = (instance: FakeInstance): Record<string, string> => {
+        const from =
+          "detachedFrom" in instance
+            ? aws.groups.get((instance as FakeLooseInstance).detachedFrom)
+            : aws.all().find((entry) => entry.instance.id === instance.id)?.group;
+        return from?.tags ?? {};
+      };
+      const ids = input.InstanceIds ?? input.Filters?.find((f) => f.Name === "instance-id")?.Values;
+      const tagFilters = (input.Filters ?? []).filter((f) => f.Name?.startsWith("tag:"));
+      const states = input.Filters?.find((f) => f.Name === "instance-state-name")?.Values;
+      const matching = known.filter(
+        ({ instance }) =>
+          (ids !== undefined || tagFilters.length > 0) &&
+          (ids === undefined || ids.includes(instance.id)) &&
+          tagFilters.every((f) =>
+            (f.Values ?? []).includes(tagsOf(instance)[(f.Name ?? "").slice(4)] ?? ""),
+          ) &&
+          (states === undefined || states.includes(ec2State(instance))),
+      );
       const start = Number(input.NextToken ?? 0);
       const end = start + aws.ec2PageSize;
       return {
@@ -535,16 +563,8 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
           {
             Instances: matching.slice(start, end).map(({ instance }) => ({
               InstanceId: instance.id,
-              State: {
-                Name:
-                  "ec2State" in instance
-                    ? (instance as FakeLooseInstance).ec2State
-                    : instance.state.startsWith("Warmed:Stopped")
-                      ? "stopped"
-                      : instance.state.includes("Terminat")
-                        ? "shutting-down"
-                        : "running",
-              },
+              State: { Name: ec2State(instance) },
+              Tags: Object.entries(tagsOf(instance)).map(([Key, Value]) => ({ Key, Value })),
               InstanceLifecycle: instance.spot ? "spot" : undefined,
               LaunchTime: instance.launchTime ?? new Date(aws.defaultLaunchTime),
             })),

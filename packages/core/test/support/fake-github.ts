@@ -207,6 +207,8 @@ export interface FakeRunner {
   labels: string[];
   runnerGroupId: number;
   busy: boolean;
+  /** Connected to GitHub (an agent runs it); offline by default. */
+  online?: boolean;
   /** The config minted for it; tests compare it with what the client returned. */
   encodedJitConfig: string;
 }
@@ -371,6 +373,12 @@ export class FakeGitHub {
     };
     this.scopeRunners(scope).set(runner.id, runner);
     return runner;
+  }
+
+  setOnline(scope: string, runnerId: number, online = true): void {
+    const runner = this.scopeRunners(scope).get(runnerId);
+    if (!runner) throw new Error(`no runner ${runnerId} in ${scope}`);
+    runner.online = online;
   }
 
   markBusy(scope: string, runnerId: number, busy = true): void {
@@ -714,7 +722,7 @@ export class FakeGitHub {
       id: runner.id,
       name: runner.name,
       os: "linux",
-      status: "offline",
+      status: runner.online ? "online" : "offline",
       busy: runner.busy,
       ephemeral: true,
       runner_group_id: runner.runnerGroupId,
@@ -779,7 +787,23 @@ export class FakeGitHub {
       case "GET /actions/runners": {
         const name = query.get("name");
         const listed = [...runners.values()].filter((runner) => name === null || runner.name === name);
-        return { status: 200, body: { total_count: listed.length, runners: listed.map(shape) } };
+        return {
+          status: 200,
+          body: { total_count: listed.length, runners: paged(listed).map(shape) },
+          headers: pageLink(listed.length),
+        };
+      }
+      case "GET /actions/runners/{runner_id}": {
+        const runner = runners.get(Number(params.runner_id));
+        if (!runner) return error(404, "Not Found");
+        return { status: 200, body: shape(runner) };
+      }
+      case "GET /actions/jobs/{job_id}": {
+        for (const run of this.runsOf(scope)) {
+          const job = run.jobs.find((item) => item.id === Number(params.job_id));
+          if (job) return { status: 200, body: this.jobShape(run, job) };
+        }
+        return error(404, "Not Found");
       }
       case "DELETE /actions/runners/{runner_id}": {
         const runner = runners.get(Number(params.runner_id));

@@ -15,6 +15,10 @@ import type { AddressInfo } from "node:net";
  * - Runners are remembered with their `glrt-…` token, type, scope, tags and managers.
  * - `POST /runners/verify` with a `system_id` registers that manager, as gitlab-runner does at start;
  *   `DELETE /runners/managers` deletes one (204), or answers 404 when it is not there.
+ * - `GET /runners/:id/managers` lists a runner's managers (https://docs.gitlab.com/api/runners/#list-all-runners-managers)
+ *   with the status each was given (`managerStatus`, online by default); `managerFaults` makes the
+ *   next listings answer 500, 429 or a page cut short (a 200 whose JSON is not whole).
+ * - `GET /projects/:id/jobs/:job_id` answers the jobs put in `jobs` (by `<project id>/<job id>`), 404 else.
  * - `GET /runners/:id` shows a runner's details (its `maximum_timeout`); `PUT /runners/:id` changes
  *   it, with a token of the `manage_runner` or `api` scope, and at least 600 seconds as GitLab wants.
  */
@@ -59,6 +63,12 @@ export interface FakeGitLabRunners {
   groups: Array<{ id: number; full_path: string }>;
   /** Answers every request with this status instead, while set. */
   failWith: number | undefined;
+  /** A manager's status by system id (`online` when not given). */
+  managerStatus: Map<string, "online" | "offline" | "stale" | "never_contacted">;
+  /** What the next managers listings answer instead, in order. */
+  managerFaults: Array<500 | 429 | "cut">;
+  /** Jobs as `GET /projects/:id/jobs/:job_id` answers them, by `<project id>/<job id>`. */
+  jobs: Map<string, Record<string, unknown>>;
   /** A runner as GitLab would hold it after a user created it elsewhere. */
   addRunner(
     runner: Omit<FakeRunner, "id" | "token" | "managers" | "maximum_timeout"> & {
@@ -88,6 +98,9 @@ export async function startFakeGitLabRunners(
     projects: options.projects ?? [],
     groups: options.groups ?? [],
     failWith: undefined,
+    managerStatus: new Map(),
+    managerFaults: [],
+    jobs: new Map(),
     addRunner(runner) {
       const created: FakeRunner = {
         ...runner,
@@ -276,6 +289,39 @@ export async function startFakeGitLabRunners(
         maximum_timeout: runner.maximum_timeout,
         access_level: "not_protected",
       });
+    }
+    const managersRoute = route(/^\/runners\/(\d+)\/managers$/);
+    if (managersRoute) {
+      const runner = fake.runners.find((candidate) => String(candidate.id) === managersRoute[1]);
+      if (!runner || !maySee(runner)) return send(response, 404, { message: "404 Runner Not Found" });
+      const fault = fake.managerFaults.shift();
+      if (fault === 500) return send(response, 500, { message: "500 Internal Server Error" });
+      if (fault === 429) return send(response, 429, { message: "Retry later" }, { "retry-after": "60" });
+      const managers = [...runner.managers].map((systemId, index) => ({
+        id: index + 1,
+        system_id: systemId,
+        version: "17.6.0",
+        revision: "aa9f3e2c",
+        platform: "linux",
+        architecture: "amd64",
+        created_at: "2026-12-01T08:00:00.000Z",
+        contacted_at: "2026-12-01T08:00:00.000Z",
+        ip_address: "10.0.0.1",
+        status: fake.managerStatus.get(systemId) ?? "online",
+      }));
+      if (fault === "cut") {
+        response.writeHead(200, { "content-type": "application/json" });
+        // Cut mid-list: GitLab's answer stopped before the list closed.
+        response.end(managers.length ? JSON.stringify(managers).slice(0, -1) : "[");
+        return;
+      }
+      return send(response, 200, managers);
+    }
+    const jobRoute = route(/^\/projects\/([^/]+)\/jobs\/(\d+)$/);
+    if (jobRoute) {
+      const job = fake.jobs.get(`${decodeURIComponent(jobRoute[1] ?? "")}/${jobRoute[2]}`);
+      if (!job) return send(response, 404, { message: "404 Not found" });
+      return send(response, 200, job);
     }
     if (path === "/runners/all" && method === "GET") {
       if (!user.admin) return send(response, 403, forbidden);
