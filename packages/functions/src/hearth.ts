@@ -10,7 +10,6 @@ import type { Job } from "@hearth/core/jobs";
 import { createJournal, type Journal } from "@hearth/core/journal";
 import { createLeases, type Leases } from "@hearth/core/leases";
 import { createLedger, type Ledger } from "@hearth/core/ledger";
-import { RateGovernor, RateGovernors } from "@hearth/core/polling";
 import type { PoolConfig } from "@hearth/core/pools";
 import {
   createRetryHolds,
@@ -35,7 +34,7 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
-import { createSweepMarks, type SweepDeps, type SweepGitLab } from "@hearth/core/sweep";
+import { createSweepGovernors, createSweepMarks, type SweepDeps, type SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
@@ -164,17 +163,6 @@ function lazily<G extends Record<string, () => unknown>, P extends object>(
     Object.defineProperty(target, name, { get, enumerable: true });
   }
   return target as P & { readonly [K in keyof G]: ReturnType<G[K]> };
-}
-
-/**
- * The sweep's rate governors: GitHub's per rate bucket (5,000 calls an hour assumed until the headers
- * say), GitLab's API token's (2,000 a minute, GitLab.com's), each within `share` of the budget.
- */
-function sweepRateGovernors(share: number, now: () => number): SweepDeps["governors"] {
-  return {
-    github: new RateGovernors({ assumedLimit: 5000, windowSeconds: 3600, share, now }),
-    gitlab: new RateGovernor({ assumedLimit: 2000, windowSeconds: 60, share, now }),
-  };
 }
 
 export function composeHearth(ports: HearthPorts): Hearth {
@@ -323,9 +311,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
   );
   // The sweep. Its forge calls go through rate governors per token, within reconciliation's share.
   const reconciliation = once(() => ports.reconciliation?.() ?? reconciliationSchema.parse({}));
-  const sweepGovernors = once(() =>
-    sweepRateGovernors(reconciliation().budgetShare, () => ports.now().getTime()),
-  );
+  const sweepGovernors = once(() => createSweepGovernors(reconciliation(), () => ports.now().getTime()));
   const sweep: SweepDeps = lazily(
     {
       pools: () => ports.pools(),
