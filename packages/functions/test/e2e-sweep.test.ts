@@ -48,9 +48,9 @@ interface Setup {
   fleet: SimulatedFleet;
 }
 
-async function start(options: { dryRun?: boolean } = {}): Promise<Setup> {
+async function start(options: { dryRun?: boolean; pools?: PoolConfig[] } = {}): Promise<Setup> {
   const started = await startTestHearth({
-    pools: [pool],
+    pools: options.pools ?? [pool],
     initialWarmPool: 0,
     sweepSeconds: 0,
     reconciliation: { pollMinutes: 1, sweepMinutes: 5, budgetShare: 0.1, dryRun: options.dryRun ?? false },
@@ -263,6 +263,38 @@ describe("the sweep, end to end", () => {
       expect(runnerExists(s, ghost)).toBe(false);
     });
   });
+
+  it("deletes an offline GitLab manager of an instance that is gone; a failing manager listing stops it", async () => {
+    // A pool registered in a GitLab project: the sweep lists its runner's managers.
+    const s = await start({ pools: [{ ...pool, gitlab: { project: "acme/app" } }] });
+    const made = await call(s.h, "POST", "/sim/forge/runners", {
+      forge: "gitlab",
+      pool: "x86",
+      instanceId: "i-0000000000000beef",
+    });
+    expect(made.status).toBe(201);
+    const { runnerId, systemId } = (await made.json()) as { runnerId: number; systemId: string };
+    const managers = () => s.h.simulation?.forge.gitlab.runner(runnerId)?.managers ?? [];
+    // GitLab shows a manager online for two hours after its last contact.
+    expect((await sweep(s)).survey.marked["offline-manager"]).toBe(0);
+    await s.clock.advance(2 * 3600_000 + 60_000);
+    await s.h.idle();
+    expect((await sweep(s)).survey.marked["offline-manager"]).toBe(1);
+
+    const fault = await call(s.h, "PUT", "/sim/forge/faults", { gitlab: { kind: "500", calls: 20 } });
+    expect(fault.status).toBe(200);
+    const faulty = await sweep(s);
+    expect(faulty.survey.complete).toBe(false);
+    expect(faulty.survey.unknown.map((item) => item.listing).join()).toMatch(/gitlab-managers:x86/);
+    expect(managers()).toContain(systemId);
+
+    expect((await call(s.h, "PUT", "/sim/forge/faults", { gitlab: null })).status).toBe(200);
+    const whole = await sweep(s);
+    expect(whole.outcomes?.map((outcome) => [outcome.kind, outcome.action.class])).toEqual([
+      ["done", "offline-manager"],
+    ]);
+    expect(managers()).not.toContain(systemId);
+  }, 240_000);
 
   it("in a dry run, journals what it would do and deletes nothing", async () => {
     const s = await start({ dryRun: true });
