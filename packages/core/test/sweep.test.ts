@@ -26,6 +26,7 @@ import {
   sweepFinish,
   sweepSurvey,
 } from "../src/sweep";
+import { DUE_PER_SWEEP } from "../src/sweep/survey";
 import { ensureTable } from "../src/table";
 import { FakeGitHub } from "./support/fake-github";
 import { type FakeGitLabRunners, startFakeGitLabRunners } from "./support/fake-gitlab-runners";
@@ -545,5 +546,39 @@ describe("the sweep's own governors", () => {
     // 5,000 an hour × 10% × 5 of 60 minutes.
     for (let call = 0; call < 42; call++) expect(token.take()).toBeUndefined();
     expect(token.take()).toBe("pace");
+  });
+});
+
+describe("a listing of more than one page", () => {
+  it("reads every page of a scope's runners", async () => {
+    for (let n = 0; n < 110; n++)
+      github.addRunner("acme/widgets", `hearth-i-0${String(n).padStart(16, "a")}-0`);
+    const { survey } = await sweep();
+    expect(survey.complete).toBe(true);
+    expect(survey.marked["ghost-runner"]).toBe(110);
+    expect(
+      github.requests.filter((r) => r.template === "/repos/{owner}/{repo}/actions/runners"),
+    ).toHaveLength(2);
+    // At most DUE_PER_SWEEP actions travel in one survey; the rest stay marked for the next sweep.
+    const second = await sweep();
+    expect(second.survey.due).toHaveLength(DUE_PER_SWEEP);
+    expect(second.survey.marked["ghost-runner"]).toBe(0);
+    expect(github.runnersOf("acme/widgets")).toHaveLength(110 - DUE_PER_SWEEP);
+    const third = await sweep();
+    expect(third.outcomes.filter((outcome) => outcome.kind === "done")).toHaveLength(110 - DUE_PER_SWEEP);
+    expect(github.runnersOf("acme/widgets")).toEqual([]);
+  }, 60_000);
+});
+
+describe("the steps' input", () => {
+  it("refuses a sweep id that is not one, before reading anything", async () => {
+    for (const sweepId of ["", "a b", "x".repeat(300), 7, null]) {
+      await expect(sweepSurvey(deps, { sweepId: sweepId as never })).rejects.toThrow(/is not a sweep id/);
+    }
+    expect(github.requests).toEqual([]);
+    await expect(
+      sweepFinish(deps, { survey: { sweepId: "ok" } as never, outcomes: "all" as never }),
+    ).rejects.toThrow(/must be lists/);
+    expect(await journal.latest(10)).toEqual([]);
   });
 });

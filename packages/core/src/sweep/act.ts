@@ -3,7 +3,7 @@ import { gitlabSystemId } from "../gitlab-api";
 import { type JobKey, jobKeyString, partialEvent } from "../jobs";
 import type { PoolConfig } from "../pools";
 import { retireInstanceRunners } from "../runners";
-import { type SweepAction, type SweepActOutcome, type SweepDeps, sweepActionSchema } from ".";
+import { checkSweepId, type SweepAction, type SweepActOutcome, type SweepDeps, sweepActionSchema } from ".";
 import { governedGitHub, listManagers, readableAtForge, readForgeJob, scopeOf, Unknown } from "./forge";
 import { isOrphan } from "./survey";
 
@@ -236,14 +236,14 @@ export async function sweepAct(
   deps: SweepDeps,
   input: { sweepId: string; action: SweepAction },
 ): Promise<SweepActOutcome> {
+  const sweepId = checkSweepId(input?.sweepId, "sweepAct");
   const parsed = sweepActionSchema.safeParse(input?.action);
-  if (typeof input?.sweepId !== "string" || input.sweepId === "" || !parsed.success) {
-    const issue = parsed.error?.issues[0];
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
     throw new Error(
-      `sweepAct: not a sweep action${issue ? ` (at ${issue.path.join(".") || "(root)"}: ${issue.message})` : " (no sweep id)"}`,
+      `sweepAct: not a sweep action (at ${issue?.path.join(".") || "(root)"}: ${issue?.message})`,
     );
   }
-  const { sweepId } = input;
   // Only what an earlier sweep marked: an action made up elsewhere is refused, and the mark (what the
   // sweep itself recorded), not the input, says what to read and act on.
   const mark = await deps.marks.get(parsed.data.subject);

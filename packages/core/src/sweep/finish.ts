@@ -1,9 +1,12 @@
-import type { SweepActOutcome, SweepDeps, SweepSurvey } from ".";
+import { checkSweepId, type SweepActOutcome, type SweepDeps, type SweepSurvey } from ".";
 
 /** What a sweep's outcomes come to, by kind. */
 export function countOutcomes(outcomes: readonly SweepActOutcome[]): Record<SweepActOutcome["kind"], number> {
   const counts = { done: 0, cleared: 0, "dry-run": 0, refused: 0 };
-  for (const outcome of outcomes) counts[outcome.kind] += 1;
+  for (const outcome of outcomes) {
+    if (outcome?.kind in counts) counts[outcome.kind] += 1;
+    else throw new Error("sweepFinish: an outcome of no known kind");
+  }
   return counts;
 }
 
@@ -12,7 +15,11 @@ export async function sweepFinish(
   deps: SweepDeps,
   input: { survey: SweepSurvey; outcomes: SweepActOutcome[] },
 ): Promise<void> {
-  const { survey, outcomes } = input;
+  const survey = input?.survey;
+  const outcomes = input?.outcomes;
+  checkSweepId(survey?.sweepId, "sweepFinish");
+  if (!Array.isArray(outcomes) || !Array.isArray(survey.due) || !Array.isArray(survey.unknown))
+    throw new Error("sweepFinish: the survey's due and unknown, and the outcomes, must be lists");
   const counts = countOutcomes(outcomes);
   const marked = Object.values(survey.marked).reduce((sum, count) => sum + count, 0);
   const summary = survey.complete

@@ -90,6 +90,13 @@ export const sweepActionSchema = z.strictObject({
   markedAt: z.string().max(40),
 });
 
+/** A sweep's id as the workflow passes it (its execution name): checked before anything is read. */
+export function checkSweepId(sweepId: unknown, step: string): string {
+  if (typeof sweepId !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$/.test(sweepId))
+    throw new Error(`${step}: ${JSON.stringify(sweepId)?.slice(0, 80)} is not a sweep id`);
+  return sweepId;
+}
+
 export type SweepActOutcome =
   /** Deleted, terminated or closed. */
   | { kind: "done"; action: SweepAction; calls: string[] }

@@ -6,6 +6,7 @@ import { isTerminal, type Job, jobKeyString } from "../jobs";
 import { type PoolConfig, routeJob } from "../pools";
 import { retryAfterJobRecorded } from "../retries";
 import {
+  checkSweepId,
   type SweepAction,
   type SweepClass,
   type SweepDeps,
@@ -39,6 +40,11 @@ const RUNNING_READ_LIMIT = 5000;
  * reads never take the budget the listings need.
  */
 export const STUCK_READS_PER_SWEEP = 25;
+/**
+ * Actions due per sweep at most: the survey travels through Step Functions (256 KB a state), and the
+ * marks beyond stay marked, due to the next sweep.
+ */
+export const DUE_PER_SWEEP = 100;
 /** A job the forge ends past its timeout is read from the forge after this much more. */
 const FORGE_TIMEOUT_SLACK_MS = 10 * 60_000;
 
@@ -113,12 +119,16 @@ const live = (cloud: CloudInstance | undefined): boolean =>
 async function ghostRunners(deps: SweepDeps, listings: Listings, candidates: Candidate[]): Promise<void> {
   const github = deps.runners.github;
   if (!github) return;
+  // One listing per repository or organization: an organization's listing holds every runner group's.
   const scopes = new Map<string, { scope: RunnerScope; pool: PoolConfig }>();
   for (const pool of deps.pools) {
-    if (pool.github && !scopes.has(describeScope(pool.github)))
-      scopes.set(describeScope(pool.github), { scope: pool.github, pool });
+    if (!pool.github) continue;
+    const listed =
+      "repository" in pool.github ? pool.github.repository : `organization ${pool.github.organization}`;
+    if (!scopes.has(listed)) scopes.set(listed, { scope: pool.github, pool });
   }
-  for (const [described, { scope, pool }] of scopes) {
+  for (const { scope, pool } of scopes.values()) {
+    const described = describeScope(scope);
     const listing = `github-runners:${described}`;
     let runners: Awaited<ReturnType<typeof listScopeRunners>>;
     try {
@@ -179,10 +189,15 @@ async function offlineManagers(deps: SweepDeps, listings: Listings, candidates: 
     const token = port.tokenOf(pool.name);
     if (!pool.gitlab || !token) continue;
     const listing = `gitlab-managers:${pool.name}`;
+    // The managers of the pool's instances that exist (a stopped one resumes as the same manager): the
+    // id Hearth derives, and the one the agent reported, should they ever differ.
     const systemIds = new Set(
       [...listings.cloud.values()]
         .filter((cloud) => cloud.instance.pool === pool.name && cloud.instance.lifecycle !== "terminating")
-        .map((cloud) => gitlabSystemId(cloud.instance.id)),
+        .flatMap((cloud) => [
+          gitlabSystemId(cloud.instance.id),
+          listings.records.get(cloud.instance.id)?.gitlabManager?.systemId ?? "",
+        ]),
     );
     try {
       const recorded = [...listings.records.values()].find(
@@ -301,7 +316,7 @@ const zero = (): Record<SweepClass, number> =>
   Object.fromEntries(sweepClasses.map((name) => [name, 0])) as Record<SweepClass, number>;
 
 export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): Promise<SweepSurvey> {
-  const { sweepId } = input;
+  const sweepId = checkSweepId(input?.sweepId, "sweepSurvey");
   const dryRun = deps.settings.dryRun;
   const survey: SweepSurvey = {
     sweepId,
@@ -354,11 +369,12 @@ export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): 
       seenAt: now,
     };
     await deps.marks.put(mark);
-    if (earlier && earlier.sweepId !== sweepId) {
+    if (earlier && earlier.sweepId !== sweepId && survey.due.length < DUE_PER_SWEEP) {
       const { sweepId: _sweep, seenAt: _seen, ...action } = mark;
       survey.due.push(action);
       continue;
     }
+    if (earlier) continue;
     survey.marked[candidate.class] += 1;
     await deps.journal.write({
       pool: candidate.pool,
