@@ -3,9 +3,9 @@ import {
   type SweepDeps,
   type SweepSurvey,
   sweepAct,
+  sweepActionSchema,
   sweepClasses,
   sweepFinish,
-  sweepReasons,
   sweepSurvey,
 } from "@hearth/core/sweep";
 import * as z from "zod";
@@ -19,16 +19,10 @@ import { step } from "../scale";
  * return plain JSON.
  */
 
-const sweepId = z.string().min(1).max(80);
-
-const actionSchema = z.object({
-  class: z.enum(sweepClasses),
-  subject: z.string().min(1).max(1024),
-  pool: z.string().nullable(),
-  reason: z.enum(sweepReasons),
-  detail: z.record(z.string(), z.union([z.string(), z.number(), z.null()])),
-  markedAt: z.string(),
-});
+// Core checks a sweep's id and each action itself (`checkSweepId`, `sweepActionSchema`); these
+// schemas give the states' shapes, with core's definition of an action.
+const sweepId = z.string();
+const actionSchema = sweepActionSchema;
 
 const surveySchema = z.object({
   sweepId,
