@@ -133,6 +133,29 @@ describe("the Sweep state machine", () => {
     );
   });
 
+  it("sweeps every everySeconds on local mode's clock, until stopped", async () => {
+    const recorded = recordingTasks({ due: [] });
+    const clock = new FakeClock();
+    const work: Promise<void>[] = [];
+    const sweep = createLocalSweep({
+      tasks: recorded.tasks,
+      log: silentLogger,
+      clock,
+      everySeconds: 300,
+      background: (task) => void work.push(task()),
+    });
+    await clock.advance(299_000);
+    expect(work).toHaveLength(0);
+    await clock.advance(1_000);
+    await Promise.all(work);
+    await clock.advance(300_000);
+    await Promise.all(work);
+    expect(recorded.calls.filter((call) => call.step === "survey")).toHaveLength(2);
+    await sweep.stop();
+    await clock.advance(900_000);
+    expect(work).toHaveLength(2);
+  });
+
   it("runs one sweep at a time, and none once stopped", async () => {
     const recorded = recordingTasks({ due: [action(1)] });
     const sweep = start(recorded.tasks);

@@ -5,7 +5,10 @@ import { silentLogger } from "../../src/log";
 
 export const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
 
-/** Local mode on a fake clock: no periodic tick (tests call `tick()`), one ScaleFleet iteration per run. */
+/**
+ * Local mode on a fake clock: no periodic tick (tests call `tick()`) nor sweep (tests call `POST
+ * /sim/sweep`), one ScaleFleet iteration per run.
+ */
 export async function startTestHearth(
   options: Partial<LocalOptions> & { statusToken?: string } = {},
 ): Promise<{ hearth: LocalHearth; clock: FakeClock }> {
@@ -14,6 +17,7 @@ export async function startTestHearth(
     port: 0,
     log: silentLogger,
     tickSeconds: 0,
+    sweepSeconds: 0,
     maxIterations: 1,
     ...options,
     clock,
