@@ -346,29 +346,39 @@ describe("orphan instances", () => {
     expect(await fleet.exists(silent)).toBe(true);
   });
 
-  it("refuses to terminate a silent instance whose runner GitHub says is busy", async () => {
-    const [silent] = (await launch(1)) as [string];
-    const runner = github.addRunner("acme/widgets", `hearth-${silent}-0`, { busy: true });
-    await deps.runners.records.put({
-      instanceId: silent,
-      slot: 0,
-      pool: "x86",
-      name: `hearth-${silent}-0`,
-      scope,
-      runnerId: runner.id,
-      state: "listening",
-      parameter: null,
-      job: null,
-      since: now().toISOString(),
+  for (const recorded of [true, false]) {
+    it(`refuses to terminate a silent instance whose runner GitHub finds busy on the fresh read (${recorded ? "recorded" : "only listed"})`, async () => {
+      const [silent] = (await launch(1)) as [string];
+      const runner = github.addRunner("acme/widgets", `hearth-${silent}-0`);
+      if (recorded) {
+        await deps.runners.records.put({
+          instanceId: silent,
+          slot: 0,
+          pool: "x86",
+          name: `hearth-${silent}-0`,
+          scope,
+          runnerId: runner.id,
+          state: "listening",
+          parameter: null,
+          job: null,
+          since: now().toISOString(),
+        });
+      }
+      await clock.advance(BOOT_GRACE_MS + 60_000);
+      expect((await sweep()).survey.marked["orphan-instance"]).toBe(1);
+      const survey = await sweepSurvey(deps, { sweepId: "sweep-then-busy" });
+      expect(survey.due).toHaveLength(1);
+      // It takes a job between the survey and the act.
+      github.markBusy("acme/widgets", runner.id);
+      const outcome = await sweepAct(deps, { sweepId: "sweep-then-busy", action: survey.due[0] as never });
+      expect(outcome).toMatchObject({ kind: "refused", why: expect.stringMatching(/is busy with a job/) });
+      expect(await fleet.exists(silent)).toBe(true);
+      // While GitHub lists it busy, a survey clears the mark and makes no new one.
+      const next = await sweep();
+      expect(next.survey).toMatchObject({ cleared: 1, due: [] });
+      expect(next.survey.marked["orphan-instance"]).toBe(0);
     });
-    await clock.advance(BOOT_GRACE_MS + 60_000);
-    await sweep();
-    const second = await sweep();
-    expect(second.outcomes).toEqual([
-      expect.objectContaining({ kind: "refused", why: expect.stringMatching(/is busy with a job/) }),
-    ]);
-    expect(await fleet.exists(silent)).toBe(true);
-  });
+  }
 });
 
 describe("stuck and stale jobs", () => {

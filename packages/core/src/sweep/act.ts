@@ -1,4 +1,4 @@
-import { describeScope } from "../github-api";
+import { describeScope, type RunnerScope } from "../github-api";
 import { gitlabSystemId } from "../gitlab-api";
 import { type JobKey, jobKeyString, partialEvent } from "../jobs";
 import type { PoolConfig } from "../pools";
@@ -110,18 +110,27 @@ async function checkOrphan(deps: SweepDeps, action: SweepAction): Promise<Verdic
   const record = await deps.registry.get(instanceId);
   if (!isOrphan(cloud, record, deps.now().getTime()))
     return cleared(`it is ${cloud.instance.lifecycle}, or it reported within the boot deadline`);
-  // Never an instance whose runner is busy.
+  // Never an instance whose runner is busy: its recorded runners, and those the survey listed.
   const github = deps.runners.github;
+  const toRead = new Map<number, RunnerScope>();
   for (const slot of await deps.runners.records.ofInstance(instanceId)) {
     if (slot.runnerId === null) continue;
     if (slot.state === "running") return refused(`its runner ${slot.name} runs a job`);
-    if (!github) continue;
-    const runners = github(slot.scope);
+    toRead.set(slot.runnerId, slot.scope);
+  }
+  const poolScope = poolNamed(deps, action.pool)?.github;
+  for (const listed of String(action.detail.githubRunnerIds ?? "").split(",")) {
+    const runnerId = Number(listed);
+    if (listed !== "" && Number.isSafeInteger(runnerId) && poolScope && !toRead.has(runnerId))
+      toRead.set(runnerId, poolScope);
+  }
+  for (const [runnerId, scope] of toRead) {
+    if (!github) return refused("no GitHub credentials are configured to read its runners");
+    const runners = github(scope);
     const getRunner = runners.getRunner?.bind(runners);
     if (!getRunner) return refused("this GitHub client cannot read a runner");
-    const runnerId = slot.runnerId;
     const { runner } = await governedGitHub(deps, runners, action.subject, () => getRunner(runnerId));
-    if (runner?.busy) return refused(`its runner ${slot.name} is busy with a job`);
+    if (runner?.busy) return refused(`its runner ${runner.name} is busy with a job`);
   }
   return jobsEnded(deps, instanceId, record?.runningJobs ?? []);
 }

@@ -61,6 +61,8 @@ interface Listings {
   records: Map<string, InstanceRecord>;
   running: Job[];
   unknown: { listing: string; reason: string }[];
+  /** The GitHub runners listed under each instance's name (`hearth-<instance>-<slot>`), online or not. */
+  runnersByInstance: Map<string, { id: number; busy: boolean }[]>;
 }
 
 export type Candidate = Omit<SweepAction, "markedAt">;
@@ -88,7 +90,13 @@ export function isOrphan(cloud: CloudInstance, record: InstanceRecord | undefine
 }
 
 async function listCloudAndLedger(deps: SweepDeps): Promise<Listings> {
-  const listings: Listings = { cloud: new Map(), records: new Map(), running: [], unknown: [] };
+  const listings: Listings = {
+    cloud: new Map(),
+    records: new Map(),
+    running: [],
+    unknown: [],
+    runnersByInstance: new Map(),
+  };
   for (const pool of deps.pools) {
     try {
       const observed = await deps.fleet.observe(pool);
@@ -139,8 +147,12 @@ async function ghostRunners(deps: SweepDeps, listings: Listings, candidates: Can
     }
     for (const runner of runners) {
       const owner = parseHearthRunnerName(runner.name);
+      if (!owner) continue;
+      const ofInstance = listings.runnersByInstance.get(owner.instanceId) ?? [];
+      ofInstance.push({ id: runner.id, busy: runner.busy });
+      listings.runnersByInstance.set(owner.instanceId, ofInstance);
       // Only Hearth's own runners, and only those nothing runs: an online or busy runner is in use.
-      if (!owner || runner.status !== "offline" || runner.busy) continue;
+      if (runner.status !== "offline" || runner.busy) continue;
       if (live(listings.cloud.get(owner.instanceId))) continue;
       candidates.push({
         class: "ghost-runner",
@@ -167,6 +179,9 @@ function orphanInstances(deps: SweepDeps, listings: Listings, candidates: Candid
   for (const [id, cloud] of listings.cloud) {
     const record = listings.records.get(id);
     if (!isOrphan(cloud, record, now)) continue;
+    const runners = listings.runnersByInstance.get(id) ?? [];
+    // A runner of it that GitHub says is busy: it runs a job, whatever its heartbeats say.
+    if (runners.some((runner) => runner.busy)) continue;
     candidates.push({
       class: "orphan-instance",
       subject: `instance:${id}`,
@@ -177,6 +192,8 @@ function orphanInstances(deps: SweepDeps, listings: Listings, candidates: Candid
         inGroup: cloud.inGroup ? 1 : 0,
         lastHeartbeatAt: record?.lastHeartbeatAt ?? null,
         launchedAt: cloud.instance.launchedAt,
+        // Its runners as listed, read again before it goes (the slot records may not hold them all).
+        githubRunnerIds: runners.map((runner) => runner.id).join(","),
       },
     });
   }
