@@ -7,8 +7,9 @@
  * Pulumi's types.
  *
  * A later flow is one more file here, imported before the alarms, as `infra/interruptions.ts` is
- * (HandleInterruption, and the default-bus rules for EC2's spot events that start it): `infra/sweep.ts`
- * (a 5-minute `sst.aws.CronV2`), `infra/polling.ts` (the poll function and its schedule). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
+ * (HandleInterruption, and the default-bus rules for EC2's spot events that start it) and
+ * `infra/sweep.ts` (the Sweep, and the Scheduler schedule that starts it): `infra/polling.ts` (the
+ * poll function and its schedule). Its functions come from `hearthFunction` (infra/functions.ts), which gives them the
  * runtime, logs, links and least-privilege policy, and the alarms their error alarm; their links and
  * policy are entries in the tables of packages/functions/src/aws/links.ts and infra/lib, which the
  * type checker makes complete.
@@ -31,6 +32,7 @@ export default $config({
     await import("./infra/secrets");
     const workflows = await import("./infra/workflows");
     const interruptions = await import("./infra/interruptions");
+    const sweep = await import("./infra/sweep");
     const api = await import("./infra/api");
     const fleet = await import("./infra/fleet");
     await import("./infra/schedules");
@@ -48,6 +50,7 @@ export default $config({
       table: storage.table.name,
       scaleFleet: workflows.scaleFleet.arn,
       handleInterruption: interruptions.handleInterruption.arn,
+      sweep: sweep.sweep.arn,
       binaryCache: fleet.cacheBucketName,
       autoScalingGroups: fleet.groupNamesByPool,
       amiParameters: fleet.amiParameters,

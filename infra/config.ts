@@ -36,10 +36,8 @@ export const hearthConfig = new sst.Linkable("HearthConfig", {
     gitlabUrl: settings.gitlab.url,
     githubApiUrl: settings.github.apiUrl,
     maxIterations: MAX_ITERATIONS,
-    reconciliation: {
-      pollMinutes: settings.reconciliation.pollMinutes,
-      budgetShare: settings.reconciliation.budgetShare,
-    },
+    // Polling's interval and budget share; the sweep's interval, share and dry run.
+    reconciliation: settings.reconciliation,
   },
 });
 

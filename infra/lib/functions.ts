@@ -102,6 +102,16 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
     description: "HandleInterruption: claim, drain, settle a spot instance at risk",
     links: functionLinks.interruption,
   },
+  sweep: {
+    handler: "packages/functions/src/aws/sweep.handler",
+    // Survey lists every pool's groups, tagged instances and the forges' runners and managers, paged
+    // and paced by the rate governors; Act makes a fresh read and a deletion or termination. Two
+    // minutes leave room for a slow forge's pages; 512 MB for Octokit and the SDK clients' load.
+    memoryMB: 512,
+    timeoutSeconds: 120,
+    description: "Sweep: survey the ledger, the cloud and the forges; act on due marks; journal",
+    links: functionLinks.sweep,
+  },
 };
 
 /** The ScaleFleet tasks, in the state machine's order of resources. */

@@ -273,6 +273,25 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
         terminateOwnInstances(scope),
         runnerConfigs(scope),
       );
+    case "sweep":
+      // Survey reads the groups, the warm pool and the stage's tagged instances; Act takes an orphan
+      // out of its group (the fleet port terminates only detached instances) and terminates it, both
+      // only on the stage's tagged resources, withdraws its runners' configs; a stuck job's retry may
+      // start its pool's run.
+      return doc(
+        logs(scope, fn),
+        ...table,
+        startScaleFleet(resources.stateMachineArn),
+        describe("SurveyFleet", [
+          "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeAutoScalingInstances",
+          "autoscaling:DescribeWarmPool",
+          "ec2:DescribeInstances",
+        ]),
+        detachOwnInstances(scope, resources.pools),
+        terminateOwnInstances(scope),
+        runnerConfigs(scope),
+      );
   }
 }
 

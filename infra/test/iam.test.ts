@@ -150,10 +150,10 @@ describe("function policies", () => {
     );
   });
 
-  it("lets the API, the tick, the poll and HandleInterruption start ScaleFleet, and only the API start HandleInterruption", () => {
+  it("lets the API, the tick, the poll, HandleInterruption and the sweep start ScaleFleet, and only the API start HandleInterruption", () => {
     for (const fn of functionNames) {
       expect(allows(policyOf(fn), "states:StartExecution", stateMachineArn), fn).toBe(
-        fn === "api" || fn === "tick" || fn === "poll" || fn === "interruption",
+        fn === "api" || fn === "tick" || fn === "poll" || fn === "interruption" || fn === "sweep",
       );
       expect(allows(policyOf(fn), "states:StartExecution", interruptionMachineArn), fn).toBe(fn === "api");
     }
@@ -161,13 +161,13 @@ describe("function policies", () => {
     expect(() => functionPolicy("tick", scope, { tableArn, pools })).toThrow(/state machine ARN/);
   });
 
-  it("lets the API and observe hand and withdraw runner configs, on the stage's subtree only", () => {
+  it("lets the API, observe, HandleInterruption and the sweep hand and withdraw runner configs, on the stage's subtree only", () => {
     const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
     const config = parameter("/hearth/prod/runners/i-0123456789abcdef0/1-4242");
     for (const fn of functionNames) {
       for (const action of runnerConfigActions) {
         expect(allows(policyOf(fn), action, config), `${fn} ${action}`).toBe(
-          fn === "api" || fn === "observe" || fn === "interruption",
+          fn === "api" || fn === "observe" || fn === "interruption" || fn === "sweep",
         );
       }
     }
@@ -229,7 +229,7 @@ describe("HandleInterruption's permissions", () => {
     for (const action of autoScalingMutations)
       expect(allows(policy, action, groupArn("hearth-prod-x86_64-burst"))).toBe(false);
     for (const fn of functionNames) {
-      if (fn !== "interruption")
+      if (fn !== "interruption" && fn !== "sweep")
         expect(
           allows(policyOf(fn), "autoscaling:DetachInstances", groupArn("hearth-prod-x86_64-burst")),
           fn,
@@ -237,14 +237,16 @@ describe("HandleInterruption's permissions", () => {
     }
   });
 
-  it("terminate only instances carrying the stage's tags; no other function terminates anything", () => {
+  it("terminate only instances carrying the stage's tags; no other function but the sweep terminates anything", () => {
     const terminate = policy.Statement.find((s) => s.Action.includes("ec2:TerminateInstances"));
     expect(terminate?.Resource).toEqual(["arn:aws:ec2:eu-west-1:123456789012:instance/*"]);
     expect(terminate?.Condition).toEqual({
       StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
     });
     for (const fn of functionNames) {
-      expect(allows(policyOf(fn), "ec2:TerminateInstances", instance), fn).toBe(fn === "interruption");
+      expect(allows(policyOf(fn), "ec2:TerminateInstances", instance), fn).toBe(
+        fn === "interruption" || fn === "sweep",
+      );
     }
   });
 

@@ -167,7 +167,7 @@ async function main() {
         gitlabUrl: "https://gitlab.com",
         githubApiUrl: "https://api.github.com",
         maxIterations: 60,
-        reconciliation: { pollMinutes: 1, budgetShare: 0.1 },
+        reconciliation: { pollMinutes: 1, sweepMinutes: 5, budgetShare: 0.1, dryRun: false },
       },
       Storage: { tableName: "bench" },
       Fleet: {

@@ -1,3 +1,4 @@
+import { type ReconciliationSettings, reconciliationSchema } from "@hearth/core/config";
 import type { FleetPort } from "@hearth/core/fleet";
 import type { RunnerScope } from "@hearth/core/github-api";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
@@ -35,6 +36,7 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
+import { createSweepGovernors, createSweepMarks, type SweepDeps, type SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
@@ -77,6 +79,10 @@ export interface HearthPorts {
   gitlabRunners?(): GitLabRunners | undefined;
   /** Counts a retry Hearth asked of a forge for an interrupted job (the `Retries` metric in AWS). */
   retried?(pool: string): void;
+  /** Reconciliation's settings (`reconciliation` in hearth.config.json); its defaults when absent. */
+  reconciliation?(): ReconciliationSettings;
+  /** GitLab's list API with the API token, for the sweep; undefined when no API token is configured. */
+  gitlabLists?(): SweepGitLab | undefined;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
   startScaleFleet(): StartScaleFleet;
   /**
@@ -129,6 +135,8 @@ export interface Hearth {
   scaling: ScalingDeps;
   /** HandleInterruption's dependencies (its steps, `handleInterruptionTasks`, are bound by the hosts). */
   interruptions: InterruptionDeps;
+  /** The sweep's dependencies (its steps, `sweepTasks`, are bound by the hosts). */
+  sweep: SweepDeps;
   /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
   afterJobRecorded(job: Job): Promise<AfterRecorded>;
   /**
@@ -316,6 +324,25 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     { holder: (pool: string) => ports.holder(pool), onJobsInterrupted, now: () => ports.now(), log },
   );
+  // The sweep. Its forge calls go through rate governors per token, within reconciliation's share.
+  const reconciliation = once(() => ports.reconciliation?.() ?? reconciliationSchema.parse({}));
+  const sweepGovernors = once(() => createSweepGovernors(reconciliation(), () => ports.now().getTime()));
+  const sweep: SweepDeps = lazily(
+    {
+      pools: () => ports.pools(),
+      ledger,
+      registry,
+      journal,
+      fleet: () => ports.fleet(),
+      runners,
+      gitlab: once(() => ports.gitlabLists?.()),
+      marks: once(() => createSweepMarks(ports.store())),
+      governors: sweepGovernors,
+      settings: once(() => ({ dryRun: reconciliation().dryRun })),
+    },
+    { retries, now: () => ports.now() },
+  );
+
   // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
   const leaseHeld = leaseNotices(scaling, (fields) =>
     log.info("a ScaleFleet run already holds the pool's lease; it scales for this job", fields),
@@ -365,6 +392,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
     scalingRecords,
     scaling,
     interruptions,
+    sweep,
     afterJobRecorded: afterRecorded,
     retries,
     onJobsInterrupted,

@@ -16,6 +16,7 @@ import { createApiHandler } from "../src/aws/handlers/api";
 import { createInterruptionHandler } from "../src/aws/handlers/interruption";
 import { createPollHandler } from "../src/aws/handlers/poll";
 import { createScaleHandlers } from "../src/aws/handlers/scale";
+import { createSweepHandler } from "../src/aws/handlers/sweep";
 import { createTickHandler } from "../src/aws/handlers/tick";
 import { type FunctionName, functionLinks, functionNames, type LinkName } from "../src/aws/links";
 import { createAwsRuntime } from "../src/aws/runtime";
@@ -234,6 +235,23 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
     runtime.startScaleFleet();
     expect(runtime.github()).toBeUndefined();
     expect(runtime.gitlabRunners()).toBeUndefined();
+  },
+  async sweep(runtime) {
+    const handler = createSweepHandler(runtime);
+    const survey = (await handler({ sweepId: "links-sweep" }, lambdaContext("sweep") as never)) as {
+      sweepId: string;
+    };
+    expect(survey.sweepId).toBe("links-sweep");
+    await handler({ survey }, lambdaContext("sweep") as never);
+    await handler({ survey, error: { Error: "X", Cause: "y" } }, lambdaContext("sweep") as never);
+    // The survey lists the cloud and both forges (the App, the pools' runner tokens, the API token's
+    // managers); a stuck job's retry may start a run. The ports are read here, as a sweep with
+    // runners and jobs to look at would.
+    runtime.fleet();
+    runtime.startScaleFleet();
+    expect(runtime.github()).toBeUndefined();
+    expect(runtime.gitlabRunners()).toBeUndefined();
+    expect(runtime.hearth.sweep.gitlab).toBeUndefined();
   },
 };
 

@@ -67,6 +67,21 @@ describe("the GitHub port", () => {
     expect(github.requests.every((request) => request.path.startsWith("/api/v3/"))).toBe(true);
   });
 
+  it("lists a scope's runners, reads one runner and one job, and names its rate bucket, as the sweep does", async () => {
+    const port = runtimeWith(app()).github();
+    const runners = port?.({ repository: "acme/widgets" });
+    const minted = await runners?.generateJitConfig({ name: "hearth-i-0abc-1", labels: ["nix"] });
+    const page = await runners?.listRunners?.(1);
+    expect(page?.runners.map((runner) => [runner.id, runner.name, runner.status])).toEqual([
+      [minted?.runnerId, "hearth-i-0abc-1", "offline"],
+    ]);
+    expect(page?.totalCount).toBe(1);
+    expect((await runners?.getRunner?.(minted?.runnerId ?? 0))?.runner?.name).toBe("hearth-i-0abc-1");
+    expect((await runners?.getRunner?.(424242))?.runner).toBeUndefined();
+    expect(await runners?.getJob?.("424242")).toBeUndefined();
+    expect(await runners?.bucket?.()).toMatch(/\S/);
+  });
+
   it("fails with a clear error when the App's key is revoked, and counts it for the pool's alarm", async () => {
     github.revokeAppKey();
     const runtime = runtimeWith(app());

@@ -197,6 +197,10 @@ describe("the simulated GitHub's polling answers", () => {
     expect((await call("GET", "/repos/acme/app/actions/runs?status=in_progress")).status).toBe(200);
     expect((await call("GET", "/repos/acme/app/actions/runs/951/jobs?filter=latest")).status).toBe(200);
     expect((await call("GET", "/repos/acme/app/actions/runs/950/jobs?filter=latest")).status).toBe(200);
+    // One job by id, as the sweep reads a stuck job.
+    const job = await call("GET", "/repos/acme/app/actions/jobs/52");
+    expect(job).toMatchObject({ status: 200, body: { id: 52, status: "in_progress", runner_id: 3 } });
+    expect((await call("GET", "/repos/acme/app/actions/jobs/999")).status).toBe(404);
     expect(problems).toEqual([]);
   });
 });

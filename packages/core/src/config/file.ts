@@ -45,7 +45,7 @@ const thresholds = strictObject({
 export const DEFAULT_GITHUB_API_URL = "https://api.github.com";
 
 /** Reconciliation: polling for missed webhooks, and the sweep of ghosts and orphans. */
-const reconciliation = strictObject({
+export const reconciliationSchema = strictObject({
   /** Poll the forges for jobs whose webhook never came, this often (minutes). */
   pollMinutes: z.number().int().min(1).max(60).default(1),
   /** Sweep the ledger, the cloud and the forges' runners, this often (minutes). */
@@ -55,11 +55,11 @@ const reconciliation = strictObject({
   /** The sweep journals what it would do, and does nothing destructive. */
   dryRun: z.boolean().default(false),
 });
-export type ReconciliationSettings = z.infer<typeof reconciliation>;
+export type ReconciliationSettings = z.infer<typeof reconciliationSchema>;
 
 const settingsShape = {
   pools: poolsConfigSchema.optional(),
-  reconciliation: reconciliation.optional(),
+  reconciliation: reconciliationSchema.optional(),
   gitlab: strictObject({
     /** The GitLab instance whose API resolves job tags (self-managed or gitlab.com). */
     url: z.url({ protocol: /^https?$/ }).default("https://gitlab.com"),
@@ -194,7 +194,7 @@ export function stageSettings(config: HearthConfig, stage: string): StageSetting
     gitlab: { url: pick("gitlab")?.url ?? "https://gitlab.com" },
     github: { apiUrl: (pick("github")?.apiUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, "") },
     alarms: { email: alarms?.email, thresholds: alarms?.thresholds ?? thresholds.parse({}) },
-    reconciliation: pick("reconciliation") ?? reconciliation.parse({}),
+    reconciliation: pick("reconciliation") ?? reconciliationSchema.parse({}),
     fleet: {
       rootVolumeGiB: fleet.rootVolumeGiB,
       rootVolumeGiBByPool: fleet.rootVolumeGiBByPool,

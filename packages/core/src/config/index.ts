@@ -12,6 +12,7 @@ export {
   loadHearthConfig,
   parseHearthConfig,
   type ReconciliationSettings,
+  reconciliationSchema,
   type StageSettings,
   stageNamePattern,
   stageSettings,

@@ -29,6 +29,7 @@ export interface ScaleFleetInput {
 import { catchAll, retry, retryableErrors } from "./retry";
 
 export * from "./handle-interruption";
+export * from "./sweep";
 export { retryableErrors };
 
 export function scaleFleetDefinition(resources: ScaleFleetResources) {

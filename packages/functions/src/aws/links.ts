@@ -1,3 +1,4 @@
+import { reconciliationSchema } from "@hearth/core/config";
 import { poolsConfigSchema } from "@hearth/core/pools";
 import * as z from "zod";
 
@@ -25,13 +26,8 @@ export const linkSchemas = {
     githubApiUrl: z.url({ protocol: /^https?$/ }).default("https://api.github.com"),
     /** ScaleFleet iterations per execution. */
     maxIterations: z.number().int().positive(),
-    /** Polling's interval and the share of each forge token's budget it may spend (`reconciliation`). */
-    reconciliation: z
-      .object({
-        pollMinutes: z.number().int().min(1).max(60).default(1),
-        budgetShare: z.number().min(0.01).max(0.5).default(0.1),
-      })
-      .default({ pollMinutes: 1, budgetShare: 0.1 }),
+    /** Polling's and the sweep's settings (the sweep's dry run, the rate budget's share); defaults when absent. */
+    reconciliation: reconciliationSchema.prefault({}),
   }),
   /** The single DynamoDB table. */
   Storage: z.object({ tableName: nonEmpty }),
@@ -75,6 +71,7 @@ export const functionNames = [
   "tick",
   "interruption",
   "poll",
+  "sweep",
 ] as const;
 export type FunctionName = (typeof functionNames)[number];
 
@@ -139,6 +136,22 @@ export const functionLinks = {
    * jobs), the GitLab API token (pending and running jobs), the ledger, and ScaleFleet for what it finds.
    */
   poll: ["HearthConfig", "Storage", "ScaleFleet", "GitlabApiToken", "GithubAppId", "GithubAppPrivateKey"],
+  /**
+   * The sweep's tasks: the ledger, registry and marks; the cloud (the groups, and the stage's tagged
+   * instances no group holds; terminating orphans); the forges' runners and managers (the App, the
+   * pools' runner tokens, the GitLab API token for listing managers and reading jobs); and a stuck
+   * job's retry may start its pool's ScaleFleet run.
+   */
+  sweep: [
+    "HearthConfig",
+    "Storage",
+    "Fleet",
+    "ScaleFleet",
+    "GitlabApiToken",
+    "GithubAppId",
+    "GithubAppPrivateKey",
+    "GitlabRunnerTokens",
+  ],
 } as const satisfies Record<FunctionName, readonly LinkName[]>;
 
 /** Reads one link through `read` (SST's `Resource` in Lambda) and checks its shape. */

@@ -6,6 +6,7 @@ import type { GitHubClientConfig } from "@hearth/core/github-api/client";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
 import type { PoolConfig } from "@hearth/core/pools";
+import type { SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import { Resource } from "sst/resource";
 import {
@@ -99,6 +100,27 @@ export function lazyGitHubRunners(config: GitHubClientConfig): GitHubRunners {
         const runners = await runnersOf(key, scope);
         if (!runners.rerunFailedJobs) throw new Error("only a repository's runs can be re-run");
         return runners.rerunFailedJobs(runId);
+      },
+      // The sweep's reads: the scope's runners, one runner, one job, and the rate bucket they count in.
+      bucket: async () => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.bucket) throw new Error("this GitHub client cannot say its rate bucket");
+        return runners.bucket();
+      },
+      listRunners: async (page) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.listRunners) throw new Error("this GitHub client cannot list runners");
+        return runners.listRunners(page);
+      },
+      getRunner: async (runnerId) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.getRunner) throw new Error("this GitHub client cannot read a runner");
+        return runners.getRunner(runnerId);
+      },
+      getJob: async (jobId) => {
+        const runners = await runnersOf(key, scope);
+        if (!runners.getJob) throw new Error("this GitHub client cannot read a job");
+        return runners.getJob(jobId);
       },
     };
   };
@@ -215,6 +237,16 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
       baseUrl: config().githubApiUrl,
     });
   });
+  // The sweep lists pool runners' managers and reads jobs with the API token; loaded at its first call.
+  const gitlabLists = once((): SweepGitLab | undefined => {
+    const token = secretValue(link("GitlabApiToken"));
+    if (!token) return undefined;
+    const url = config().gitlabUrl;
+    const lists = once(async () =>
+      (await import("@hearth/core/gitlab-api/job-lists")).createGitLabLists({ url, token }),
+    );
+    return { url, lists: { page: async (path) => (await lists()).page(path) } };
+  });
   const githubAuthFailed = (pool: string) => metrics().githubAuthFailure(pool);
   const gitlabRunners = once((): GitLabRunners | undefined => {
     const tokens = new Map(
@@ -317,6 +349,8 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
     github,
     githubAuthFailed,
     retried: (pool) => metrics().retry(pool),
+    reconciliation: () => config().reconciliation,
+    gitlabLists,
     gitlabRunners,
     startScaleFleet,
     startHandleInterruption,

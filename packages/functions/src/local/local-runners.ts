@@ -42,8 +42,11 @@ function served(simulated: { url(): string }): string {
 /** GitHub's runners API for local mode, or undefined when it has none. */
 export function localGitHub(options: {
   settings: Settings;
-  /** The simulated forge's URL, once the server listens; absent with a real fleet. */
-  simulated?: { url(): string } | undefined;
+  /**
+   * The simulated forge's URL, once the server listens, and local mode's clock; absent with a real
+   * fleet.
+   */
+  simulated?: { url(): string; now(): number } | undefined;
 }): ((scope: RunnerScope) => ScopeRunners) | undefined {
   const { settings, simulated } = options;
   if (simulated) {
@@ -57,6 +60,10 @@ export function localGitHub(options: {
         },
         baseUrl: `${served(simulated)}/sim/github`,
         writeSpacingMs: 0,
+        // The simulated forge runs in this process: a retry after its 5xx or 429 (an injected fault)
+        // waits milliseconds where GitHub's would wait seconds, and its times are local mode's clock.
+        retryAfterBaseMs: 10,
+        now: () => simulated.now(),
       }),
     );
   }

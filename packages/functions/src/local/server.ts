@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { type Clock, systemClock } from "@hearth/core/clock";
-import type { ReconciliationSettings, Settings } from "@hearth/core/config";
+import { type ReconciliationSettings, reconciliationSchema, type Settings } from "@hearth/core/config";
 import type { FleetPort } from "@hearth/core/fleet";
+import { createGitLabLists } from "@hearth/core/gitlab-api/job-lists";
 import type { InstanceRegistry } from "@hearth/core/instances";
 import type { Journal } from "@hearth/core/journal";
 import type { Leases } from "@hearth/core/leases";
@@ -20,6 +21,7 @@ import { composeHearth } from "../hearth";
 import { acceptInterruptionEvents, handleInterruptionTasks } from "../interruptions";
 import type { Logger } from "../log";
 import { scaleFleetTasks } from "../scale";
+import { sweepTasks } from "../sweep";
 import { type DataLock, lockDataDir } from "./data-lock";
 import { webhookSecrets } from "./generated-secrets";
 import { createLocalHandleInterruption, type LocalHandleInterruption } from "./interruptions";
@@ -32,6 +34,7 @@ import { createSimulatedApp } from "./simulated-app";
 import { attachSimulation, type LocalSimulation } from "./simulation";
 import { freeStaleLeases } from "./stale-leases";
 import { serveStatusPage } from "./status-page";
+import { createLocalSweep, type LocalSweep } from "./sweep";
 import { startTicker } from "./ticker";
 import { createLocalScaleFleet, type LocalScaleFleet } from "./workflows";
 
@@ -74,10 +77,12 @@ export interface LocalOptions {
   webhookLoss?: number;
   /** Seeds which of the simulated forges' webhooks are dropped (1 by default). */
   webhookLossSeed?: number;
-  /** Polling's interval and budget share (the config file's `reconciliation`); 1 minute and 10% by default. */
-  reconciliation?: Pick<ReconciliationSettings, "pollMinutes" | "budgetShare">;
+  /** Reconciliation's settings (`reconciliation` in the config file); their defaults when absent. */
+  reconciliation?: ReconciliationSettings;
   /** Seconds between polls for missed webhooks: `reconciliation.pollMinutes` by default; off when 0. */
   pollSeconds?: number;
+  /** A sweep every this many seconds; `reconciliation.sweepMinutes` by default, none when 0 (tests). */
+  sweepSeconds?: number;
 }
 
 export interface LocalHearth {
@@ -99,6 +104,8 @@ export interface LocalHearth {
   scaleFleet: LocalScaleFleet;
   /** HandleInterruption's executions (not awaited by `idle`: one lasts until its instance is gone). */
   handleInterruption: LocalHandleInterruption;
+  /** The Sweep: `run()` sweeps now (as `POST /sim/sweep` does) and resolves with its survey and outcomes. */
+  sweep: LocalSweep;
   /** The secrets in effect, including ones generated because none was configured. */
   secrets: { githubWebhookSecret: string; gitlabWebhookToken: string };
   generated: string[];
@@ -133,6 +140,7 @@ async function startWith(
 ): Promise<LocalHearth> {
   const { settings, log } = options;
   const clock = options.clock ?? systemClock;
+  const reconciliation = options.reconciliation ?? reconciliationSchema.parse({});
   const pools = options.pools ?? defaultPools;
   const host = options.host ?? "127.0.0.1";
   const { githubWebhookSecret, gitlabWebhookToken, generated } = webhookSecrets(settings);
@@ -168,15 +176,27 @@ async function startWith(
   // With the simulated forges, every pool's GitHub runners register somewhere (`local` by default).
   const hearthPools = simulatedFleet ? simulatedScopes(pools) : pools;
   const githubApp = simulatedFleet ? createSimulatedApp() : undefined;
-  const reconciliation = options.reconciliation ?? { pollMinutes: 1, budgetShare: 0.1 };
   const hearth = composeHearth({
     store: () => store,
     pools: () => hearthPools,
     fleet: () => fleet,
     gitlab: () => gitlab,
-    github: () => localGitHub({ settings, simulated: simulatedFleet ? { url: () => selfUrl } : undefined }),
+    github: () =>
+      localGitHub({
+        settings,
+        simulated: simulatedFleet ? { url: () => selfUrl, now: () => clock.now() } : undefined,
+      }),
     gitlabRunners: () =>
       simulatedFleet ? localGitLabRunners({ url: () => selfUrl, forge: () => simulation?.forge }) : undefined,
+    reconciliation: () => reconciliation,
+    // The sweep lists managers with the GitLab API token: the configured GitLab's, or the simulated one's.
+    gitlabLists: () => {
+      const configured = settings.GITLAB_URL && settings.GITLAB_API_TOKEN;
+      if (!configured && !simulatedFleet) return undefined;
+      const url = configured ? (settings.GITLAB_URL as string) : `${selfUrl}/sim/gitlab`;
+      const token = configured ? (settings.GITLAB_API_TOKEN as string) : (settings.STATUS_TOKEN ?? "local");
+      return { url, lists: createGitLabLists({ url, token }) };
+    },
     startScaleFleet: () => (pool, holder) => (scaleFleet as LocalScaleFleet).start(pool, holder),
     startHandleInterruption: () => (notice) => (handleInterruption as LocalHandleInterruption).start(notice),
     polling: async () =>
@@ -207,6 +227,14 @@ async function startWith(
     waitMs: options.interruptionWaitMs,
   });
   handleInterruption = interruptions;
+  const sweep = createLocalSweep({
+    tasks: sweepTasks(hearth.sweep, log),
+    log,
+    clock,
+    everySeconds: options.sweepSeconds ?? reconciliation.sweepMinutes * 60,
+    background,
+  });
+  undo.push(() => sweep.stop());
   if (lock) await freeStaleLeases(leases, pools, log);
 
   const app = hearth.app({
@@ -232,6 +260,7 @@ async function startWith(
       statusToken: settings.STATUS_TOKEN,
       dataDir: options.dataDir,
       interruptionEvents: (body) => acceptInterruptionEvents(body, (notice) => interruptions.start(notice)),
+      sweep: () => sweep.run(),
       ...(options.webhookLoss !== undefined ? { webhookLoss: options.webhookLoss } : {}),
       ...(options.webhookLossSeed !== undefined ? { seed: options.webhookLossSeed } : {}),
       ...(githubApp ? { githubApp } : {}),
@@ -297,6 +326,7 @@ async function startWith(
         : null,
     scaleFleet,
     handleInterruption: interruptions,
+    sweep,
     secrets: { githubWebhookSecret, gitlabWebhookToken },
     generated,
     tick,
@@ -313,6 +343,7 @@ async function startWith(
       runners?.stop();
       files?.close();
       // Runs stop where they are; their leases are freed, so the next start scales at once.
+      await sweep.stop();
       await interruptions.stop();
       await scaleFleet.stop();
       await listening.close();

@@ -1,5 +1,6 @@
 import type { ForgeJob } from "@hearth/core/simulation/forge";
 import { githubDeliveryItem, type SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
+import type { FaultyForge, SimulatedListingFaults } from "@hearth/core/simulation/forge/faults";
 import { simpleUser } from "@hearth/core/simulation/forge/github-shapes";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import type {
@@ -53,6 +54,45 @@ export interface SimForgeRouteOptions {
   deliveries?: SimulatedDeliveries;
   /** The simulated GitHub App: a JWT it signed authenticates the `/app/…` routes, as on GitHub. */
   app?: { verifies(token: string): boolean };
+  /** Faults injected into the runner listings (`PUT /sim/forge/faults`). */
+  faults?: SimulatedListingFaults;
+  /** The forges' clock (local mode's): rate headers' reset times are on it. */
+  now?: () => number;
+}
+
+/**
+ * A runner listing's injected fault, answered in the forge's own way: a 500, or a 429 with the
+ * forge's rate headers and `Retry-After`. A truncated page is the caller's to make (`truncated`).
+ */
+function faultAnswer(
+  c: Context,
+  forge: FaultyForge,
+  options: SimForgeRouteOptions,
+): { response: Response } | { truncated: boolean } {
+  const kind = options.faults?.take(forge);
+  const resetAt = String(Math.ceil((options.now ?? Date.now)() / 1000) + 60);
+  if (kind === "500") {
+    return {
+      response:
+        forge === "github"
+          ? githubError(c, 500, "Server Error")
+          : gitlabError(c, 500, "500 Internal Server Error"),
+    };
+  }
+  if (kind === "429") {
+    c.header("retry-after", "60");
+    if (forge === "github") {
+      c.header("x-ratelimit-remaining", "0");
+      c.header("x-ratelimit-reset", resetAt);
+      return {
+        response: githubError(c, 429, "You have exceeded a secondary rate limit. Please wait a few minutes."),
+      };
+    }
+    c.header("ratelimit-remaining", "0");
+    c.header("ratelimit-reset", resetAt);
+    return { response: gitlabError(c, 429, "Retry later") };
+  }
+  return { truncated: kind === "truncated" };
 }
 
 const GITHUB = "/sim/github";
@@ -152,13 +192,17 @@ function githubRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
         return raw !== undefined && /^\d{1,9}$/.test(raw) ? Number(raw) : undefined;
       };
       const name = c.req.query("name");
-      return c.json(
-        forge.github.listRunners(scope, {
-          ...(name !== undefined ? { name } : {}),
-          ...(number("per_page") !== undefined ? { perPage: number("per_page") } : {}),
-          ...(number("page") !== undefined ? { page: number("page") } : {}),
-        }),
-      );
+      // A listing (the sweep's), not a lookup by name (a mint's), takes the injected faults.
+      const fault = name === undefined ? faultAnswer(c, "github", options) : { truncated: false };
+      if ("response" in fault) return fault.response;
+      const listed = forge.github.listRunners(scope, {
+        ...(name !== undefined ? { name } : {}),
+        ...(number("per_page") !== undefined ? { perPage: number("per_page") } : {}),
+        ...(number("page") !== undefined ? { page: number("page") } : {}),
+      });
+      // Truncated: the page loses its last runner while `total_count` still counts it.
+      if (fault.truncated) listed.runners.pop();
+      return c.json(listed);
     });
     app.get(`${base}/:runner_id`, (c) => {
       const scope = scopeOf(c);
@@ -300,6 +344,14 @@ function pollingRoutes(app: Hono, options: SimForgeRouteOptions): void {
     if (!paged) return githubError(c, 422, "Invalid request.", ["per_page or page is invalid"]);
     return c.json({ total_count: runs.length, workflow_runs: paged.page });
   });
+  app.get(`${GITHUB}/repos/:owner/:repo/actions/jobs/:job_id`, (c) => {
+    const scope = scopeOf(c);
+    const jobId = c.req.param("job_id");
+    if (!scope || !("repository" in scope) || !/^\d{1,20}$/.test(jobId) || !options.jobs)
+      return githubError(c, 404, "Not Found");
+    const job = options.jobs.forge.githubJob(scope.repository, jobId);
+    return job ? c.json(job) : githubError(c, 404, "Not Found");
+  });
   app.get(`${GITHUB}/repos/:owner/:repo/actions/runs/:run_id/jobs`, (c) => {
     const scope = scopeOf(c);
     const runId = c.req.param("run_id");
@@ -430,11 +482,33 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     return c.body(null, 204);
   });
 
+  // Offset pages with GitLab's headers (`x-total`, `x-next-page`, `Link`).
   app.get(`${GITLAB}/runners/:id/managers`, (c) => {
     const raw = c.req.param("id");
     const managers = /^\d{1,15}$/.test(raw) ? forge.gitlab.managers(Number(raw)) : undefined;
     if (!managers) return gitlabError(c, 404, "404 Runner Not Found");
-    return c.json(managers);
+    const perPage = queryInteger(c, "per_page", 20, 100);
+    const page = queryInteger(c, "page", 1, 1_000_000);
+    if (perPage === undefined || page === undefined)
+      return gitlabError(c, 400, "400 Bad request - per_page or page is invalid");
+    const fault = faultAnswer(c, "gitlab", options);
+    if ("response" in fault) return fault.response;
+    const start = (page - 1) * perPage;
+    const items = managers.slice(start, start + perPage);
+    c.header("x-total", String(managers.length));
+    c.header("x-total-pages", String(Math.max(1, Math.ceil(managers.length / perPage))));
+    c.header("x-page", String(page));
+    c.header("x-per-page", String(perPage));
+    if (start + perPage < managers.length) {
+      const next = new URL(c.req.url);
+      next.searchParams.set("page", String(page + 1));
+      next.searchParams.set("per_page", String(perPage));
+      c.header("x-next-page", String(page + 1));
+      c.header("link", `<${next}>; rel="next"`);
+    } else c.header("x-next-page", "");
+    // Truncated: the page loses its last manager while `x-total` still counts it.
+    if (fault.truncated) items.pop();
+    return c.json(items);
   });
 
   // A runner's details, and its maximum_timeout changed (`npm run runners` keeps it at the pool's limit).

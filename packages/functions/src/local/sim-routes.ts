@@ -53,6 +53,8 @@ export interface SimRouteOptions {
   };
   /** EventBridge events as AWS delivers them, each starting HandleInterruption (`acceptInterruptionEvents`). */
   interruptionEvents?: (body: unknown) => Promise<EventOutcome[]>;
+  /** A GitLab job the simulated forge tracks, as `GET /projects/:id/jobs/:job_id` answers it. */
+  gitlabJob?: (project: string, job: string) => unknown;
 }
 
 /**
@@ -160,6 +162,9 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
     }
   });
   app.get("/sim/gitlab/api/v4/projects/:project/jobs/:job", (c) => {
+    // A job the forge tracks, with its status as it is now (the sweep reads stuck jobs so).
+    const tracked = options.gitlabJob?.(decodeURIComponent(c.req.param("project")), c.req.param("job"));
+    if (tracked) return c.json(tracked);
     const tags = runners.tagsOf(c.req.param("job"));
     if (!tags) return c.json({ message: "404 Job Not Found" }, 404);
     return c.json({ id: Number(c.req.param("job")), status: "pending", tag_list: tags });

@@ -82,6 +82,26 @@ interface Agent {
   /** The spot notice IMDS shows. */
   interruption: Interruption | null;
   agent: InstanceAgent;
+  /** Faults injected into this machine's agent (`controlAgent`). */
+  fault: AgentFault;
+}
+
+/**
+ * An agent's injected faults: stopped (the process died; the machine and its runners run on), or
+ * heartbeats that reach the control plane at most once per `heartbeatEverySeconds` (the others are
+ * lost on the way, as on a congested network or an overloaded machine, and the agent backs off).
+ */
+export interface AgentFault {
+  stopped: boolean;
+  heartbeatEverySeconds: number | null;
+  /** When the last heartbeat got through (epoch ms). */
+  lastDeliveredAt: number | null;
+}
+
+/** What `controlAgent` changes; what is absent stays as it is. */
+export interface AgentFaultChange {
+  stopped?: boolean;
+  heartbeatEverySeconds?: number | null;
 }
 
 export interface SimulatedRunnersOptions {
@@ -170,7 +190,7 @@ export class SimulatedRunners {
         if (!agent) return;
         // IMDS shows the notice; the agent's next step (now) drains and reports it.
         agent.interruption = notice;
-        if (this.started) await agent.agent.tick();
+        if (this.started && !agent.fault.stopped) await agent.agent.tick();
       },
     });
   }
@@ -266,7 +286,7 @@ export class SimulatedRunners {
 
   start(): void {
     this.started = true;
-    for (const agent of this.agents.values()) agent.agent.run();
+    for (const agent of this.agents.values()) if (!agent.fault.stopped) agent.agent.run();
     const poll = () => {
       if (this.stopped) return;
       this.stopPolling = this.options.clock.after((this.options.pollSeconds ?? 3) * 1000, async () => {
@@ -462,9 +482,35 @@ export class SimulatedRunners {
     await this.report(agent);
   }
 
+  /**
+   * Injects faults into an instance's agent (local mode's `PUT /sim/fleet/instances/:id/agent`): its
+   * process stopped or started again, its heartbeats slowed or back to normal. Undefined for an
+   * instance with no agent (not in service).
+   */
+  controlAgent(
+    instanceId: string,
+    change: AgentFaultChange,
+  ): Omit<AgentFault, "lastDeliveredAt"> | undefined {
+    const machine = this.agents.get(instanceId);
+    if (!machine) return undefined;
+    if (change.heartbeatEverySeconds !== undefined) {
+      machine.fault.heartbeatEverySeconds = change.heartbeatEverySeconds;
+    }
+    if (change.stopped === true && !machine.fault.stopped) {
+      machine.fault.stopped = true;
+      machine.agent.stop();
+    } else if (change.stopped === false && machine.fault.stopped) {
+      machine.fault.stopped = false;
+      if (this.started && !this.stopped) machine.agent.run();
+    }
+    return { stopped: machine.fault.stopped, heartbeatEverySeconds: machine.fault.heartbeatEverySeconds };
+  }
+
   /** Something changed on the machine: its agent reports at once, as the real one does. */
   private async report(agent: Agent): Promise<void> {
     if (!this.started || this.stopped || this.agents.get(agent.instance.id) !== agent) return;
+    // A dead agent reports nothing; the machine's runners go on without it.
+    if (agent.fault.stopped) return;
     await agent.agent.tick();
     await agent.agent.heartbeatOnce();
   }
@@ -539,6 +585,7 @@ export class SimulatedRunners {
       gitlabDraining: restored?.gitlabDraining ?? false,
       gitlabStopped: restored?.gitlabStopped ?? false,
       interruption: null,
+      fault: { stopped: false, heartbeatEverySeconds: null, lastDeliveredAt: null },
     } as Omit<Agent, "agent"> as Agent;
     const held = machine.github.map((runner, index) => {
       if (!runner) return null;
@@ -594,6 +641,16 @@ export class SimulatedRunners {
       },
       controlPlane: {
         heartbeat: async (body) => {
+          const { fault } = machine;
+          const now = this.options.clock.now();
+          if (
+            fault.heartbeatEverySeconds !== null &&
+            fault.lastDeliveredAt !== null &&
+            now - fault.lastDeliveredAt < fault.heartbeatEverySeconds * 1000
+          ) {
+            throw new Error("the heartbeat was lost on the way (a slowed agent)");
+          }
+          fault.lastDeliveredAt = now;
           const answer = await this.options.send("/agent/heartbeat", {
             headers: {
               "content-type": "application/json",

@@ -13,6 +13,7 @@ import {
   workflowRunPayload,
 } from "@hearth/core/simulation/forge";
 import { SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
+import { SimulatedListingFaults } from "@hearth/core/simulation/forge/faults";
 import { type SimJobStatus, SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
 import { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import type { Hono } from "hono";
@@ -22,6 +23,7 @@ import { type SimulationFiles, simulationFiles } from "./sim-files";
 import { type SimForgeRouteOptions, simForgeRoutes } from "./sim-forge-routes";
 import { simRoutes } from "./sim-routes";
 import { SimulatedRunners } from "./sim-runners";
+import { simSweepRoutes } from "./sim-sweep-routes";
 
 /**
  * The simulated machines' side of local mode: runners on the simulated fleet's instances, which claim
@@ -36,6 +38,8 @@ export interface LocalSimulation {
   forgeJobs: SimulatedForgeJobs;
   /** Every webhook the simulated forges sent (or dropped, at the loss rate), for redelivery. */
   deliveries: SimulatedDeliveries;
+  /** Faults injected into the forges' runner listings (`PUT /sim/forge/faults`). */
+  faults: SimulatedListingFaults;
   files: SimulationFiles | null;
   /** Picks up where the saved simulation was, before the first tick or request can look at it. */
   restore(): Promise<void>;
@@ -63,6 +67,8 @@ export function attachSimulation(options: {
   seed?: number;
   /** The GitHub App local mode polls as, whose JWT the simulated GitHub accepts. */
   githubApp?: SimForgeRouteOptions["app"];
+  /** A sweep run now, answered with its survey and outcomes (`POST /sim/sweep`). */
+  sweep?: () => Promise<unknown>;
 }): LocalSimulation {
   const { fleet, app } = options;
   let files: SimulationFiles | null = null;
@@ -186,6 +192,7 @@ export function attachSimulation(options: {
     token: options.statusToken,
     described: () => files?.flush("jobs"),
     interruptionEvents: options.interruptionEvents,
+    gitlabJob: (project, job) => forgeJobs.gitlabJob(project, job),
     forge: {
       async create(jobs, webhook) {
         let delivered = 0;
@@ -206,12 +213,23 @@ export function attachSimulation(options: {
       },
     },
   });
+  const faults = new SimulatedListingFaults();
+  simSweepRoutes(app, {
+    forge,
+    faults,
+    runners,
+    pools: options.pools,
+    written: () => files?.flush("state"),
+    ...(options.sweep ? { sweep: options.sweep } : {}),
+  });
   simForgeRoutes(app, forge, {
     token: options.statusToken,
     written: () => files?.flush("state"),
     jobs: { forge: forgeJobs, retried },
     deliveries,
     ...(options.githubApp ? { app: options.githubApp } : {}),
+    faults,
+    now: () => options.clock.now(),
   });
   // Each pool's GitLab runner, made once (a restored one is kept, token and all).
   const poolRunners = () => {
@@ -224,6 +242,7 @@ export function attachSimulation(options: {
     forge,
     forgeJobs,
     deliveries,
+    faults,
     files,
     async restore() {
       const saved = files?.load();

@@ -44,7 +44,7 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
       gitlabUrl: "https://gitlab.example.com",
       githubApiUrl: "https://api.github.com",
       maxIterations: 60,
-      reconciliation: { pollMinutes: 1, budgetShare: 0.1 },
+      reconciliation: { pollMinutes: 1, sweepMinutes: 5, budgetShare: 0.1, dryRun: false },
     },
     Storage: { tableName },
     Fleet: {

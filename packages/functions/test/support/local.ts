@@ -6,8 +6,8 @@ import { silentLogger } from "../../src/log";
 export const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
 
 /**
- * Local mode on a fake clock: no periodic tick or poll (tests call `tick()` and `poll()`), one
- * ScaleFleet iteration per run.
+ * Local mode on a fake clock: no periodic tick, poll or sweep (tests call `tick()`, `poll()` and `POST
+ * /sim/sweep`), one ScaleFleet iteration per run.
  */
 export async function startTestHearth(
   options: Partial<LocalOptions> & { statusToken?: string } = {},
@@ -18,6 +18,7 @@ export async function startTestHearth(
     log: silentLogger,
     tickSeconds: 0,
     pollSeconds: 0,
+    sweepSeconds: 0,
     maxIterations: 1,
     ...options,
     clock,

@@ -278,34 +278,47 @@ export class SimulatedForgeJobs {
     return all
       .filter((tracked) => (tracked.job.attempt ?? 1) === attempt)
       .sort((a, b) => Number(a.job.id) - Number(b.job.id))
-      .map((tracked) => {
-        const action =
-          tracked.status === "queued" ? "queued" : tracked.status === "running" ? "in_progress" : "completed";
-        const run: RunInfo = {
-          createdAt: new Date(this.now()).toISOString(),
-          ...tracked.run,
-          ...(action === "completed"
-            ? {
-                conclusion:
-                  tracked.status === "success"
-                    ? "success"
-                    : tracked.status === "failed"
-                      ? "failure"
-                      : "cancelled",
-              }
-            : {}),
-        };
-        const job = workflowJobPayload(tracked.job, action, run).workflow_job;
-        const api = `https://api.github.com/repos/${tracked.job.project}`;
-        return {
-          ...job,
-          node_id: `CR_${job.id}`,
-          run_url: `${api}/actions/runs/${job.run_id}`,
-          head_sha: "0".repeat(40),
-          url: `${api}/actions/jobs/${job.id}`,
-          check_run_url: `${api}/check-runs/${job.id}`,
-        };
-      });
+      .map((tracked) => this.githubApiJob(tracked));
+  }
+
+  /**
+   * GitHub's `GET /repos/{owner}/{repo}/actions/jobs/{job_id}`: one job as the API shows it, or
+   * undefined for a job the forge does not know in that repository.
+   */
+  githubJob(repository: string, jobId: string) {
+    const tracked = this.jobs.get(this.key({ source: "github", id: jobId }));
+    if (!tracked || tracked.job.project.toLowerCase() !== repository.toLowerCase()) return undefined;
+    return this.githubApiJob(tracked);
+  }
+
+  /** A tracked GitHub job as the REST API's job (the `workflow_job` webhook's job, and its URLs). */
+  private githubApiJob(tracked: Tracked) {
+    const action =
+      tracked.status === "queued" ? "queued" : tracked.status === "running" ? "in_progress" : "completed";
+    const run: RunInfo = {
+      createdAt: new Date(this.now()).toISOString(),
+      ...tracked.run,
+      ...(action === "completed"
+        ? {
+            conclusion:
+              tracked.status === "success"
+                ? "success"
+                : tracked.status === "failed"
+                  ? "failure"
+                  : "cancelled",
+          }
+        : {}),
+    };
+    const job = workflowJobPayload(tracked.job, action, run).workflow_job;
+    const api = `https://api.github.com/repos/${tracked.job.project}`;
+    return {
+      ...job,
+      node_id: `CR_${job.id}`,
+      run_url: `${api}/actions/runs/${job.run_id}`,
+      head_sha: "0".repeat(40),
+      url: `${api}/actions/jobs/${job.id}`,
+      check_run_url: `${api}/check-runs/${job.id}`,
+    };
   }
 
   /**
@@ -323,37 +336,51 @@ export class SimulatedForgeJobs {
           wanted.has(tracked.status === "queued" ? "pending" : tracked.status),
       )
       .sort((a, b) => Number(b.job.id) - Number(a.job.id))
-      .map((tracked) => {
-        const status = tracked.status === "queued" ? "pending" : (tracked.status as "running");
-        const run: RunInfo = { createdAt: new Date(this.now()).toISOString(), ...tracked.run };
-        const hook = jobHookPayload(tracked.job, status, run);
-        return {
-          id: hook.build_id,
-          name: hook.build_name,
-          stage: hook.build_stage,
-          status: hook.build_status,
-          ref: hook.ref,
-          tag: false,
-          allow_failure: false,
-          created_at: run.createdAt,
-          started_at: status === "running" ? (run.startedAt ?? null) : null,
-          finished_at: null,
-          erased_at: null,
-          duration: null,
-          queued_duration: hook.build_queued_duration,
-          failure_reason: undefined,
-          pipeline: {
-            id: hook.pipeline_id,
-            project_id: hook.project_id,
-            ref: "main",
-            status: "running",
-          },
-          project: { ci_job_token_scope_enabled: false },
-          web_url: `${hook.project.web_url}/-/jobs/${hook.build_id}`,
-          tag_list: tracked.job.labels,
-          runner: hook.runner ? { id: hook.runner.id, description: hook.runner.description } : null,
-        };
-      });
+      .map((tracked) => this.gitlabApiJob(tracked));
+  }
+
+  /**
+   * GitLab's `GET /projects/:id/jobs/:job_id`: one job of the project (by id or path), whatever its
+   * status, as the API's job; undefined for a job the forge does not track there.
+   */
+  gitlabJob(project: string, jobId: string) {
+    const tracked = this.jobs.get(this.key({ source: "gitlab", id: jobId }));
+    if (!tracked || (tracked.job.projectId !== project && tracked.job.project !== project)) return undefined;
+    return this.gitlabApiJob(tracked);
+  }
+
+  /** A tracked GitLab job as the API's job (the Job Hook's fields by their API names, and the tags). */
+  private gitlabApiJob(tracked: Tracked) {
+    const status = tracked.status === "queued" ? "pending" : tracked.status;
+    const run: RunInfo = { createdAt: new Date(this.now()).toISOString(), ...tracked.run };
+    const hook = jobHookPayload(tracked.job, status, run);
+    const ended = finished(tracked.status);
+    return {
+      id: hook.build_id,
+      name: hook.build_name,
+      stage: hook.build_stage,
+      status: hook.build_status,
+      ref: hook.ref,
+      tag: false,
+      allow_failure: false,
+      created_at: run.createdAt,
+      started_at: status === "pending" ? null : (run.startedAt ?? null),
+      finished_at: ended ? (hook.build_finished_at ?? null) : null,
+      erased_at: null,
+      duration: null,
+      queued_duration: hook.build_queued_duration,
+      failure_reason: status === "failed" ? (hook.build_failure_reason ?? undefined) : undefined,
+      pipeline: {
+        id: hook.pipeline_id,
+        project_id: hook.project_id,
+        ref: "main",
+        status: ended ? status : "running",
+      },
+      project: { ci_job_token_scope_enabled: false },
+      web_url: `${hook.project.web_url}/-/jobs/${hook.build_id}`,
+      tag_list: tracked.job.labels,
+      runner: hook.runner ? { id: hook.runner.id, description: hook.runner.description } : null,
+    };
   }
 
   /** GitLab's projects the forge has jobs of, under a group path (`GET /groups/:id/projects`). */
