@@ -10,9 +10,11 @@ import { createGitLabLists } from "../src/gitlab-api/job-lists";
 import { createGitLabRunnerManagers } from "../src/gitlab-api/runner-client";
 import { createInstanceRegistry, type InstanceRegistry } from "../src/instances";
 import { createJournal, type Journal } from "../src/journal";
+import { createLeases, type Leases } from "../src/leases";
 import { createLedger, type Ledger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { RateGovernor, RateGovernors } from "../src/polling/governor";
+import { loadReconciliationState, reconciliationLease, saveReconciliationState } from "../src/polling/state";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { createRunnerRecords, type RunnerDeps } from "../src/runners";
 import { SimulatedFleet } from "../src/simulation/fleet";
@@ -22,6 +24,7 @@ import {
   type SweepActOutcome,
   type SweepDeps,
   type SweepSurvey,
+  storedSweepBudget,
   sweepAct,
   sweepFinish,
   sweepSurvey,
@@ -70,6 +73,8 @@ let ledger: Ledger;
 let registry: InstanceRegistry;
 let journal: Journal;
 let deps: SweepDeps;
+let store: { client: ReturnType<typeof localDynamoClients>["documents"]; tableName: string; now: () => Date };
+let leases: Leases;
 let runnerToken: string;
 let gitlabRunnerId: number;
 let sweeps = 0;
@@ -96,7 +101,8 @@ beforeEach(async () => {
   const { client, documents } = localDynamoClients(embedded?.endpoint ?? "");
   const tableName = `sweep-${randomUUID()}`;
   await ensureTable(client, tableName);
-  const store = { client: documents, tableName, now };
+  store = { client: documents, tableName, now };
+  leases = createLeases(store);
   ledger = createLedger({ client: documents, tableName, now });
   registry = createInstanceRegistry(store);
   journal = createJournal(store);
@@ -556,6 +562,60 @@ describe("the sweep's own governors", () => {
     // 5,000 an hour × 10% × 5 of 60 minutes.
     for (let call = 0; call < 42; call++) expect(token.take()).toBeUndefined();
     expect(token.take()).toBe("pace");
+  });
+});
+
+describe("the budget shared with polling", () => {
+  const share = { assumedLimit: 100, windowSeconds: 3600, share: 0.1, burst: 10 };
+
+  /** Polling's stored governors, as a poll saves them, after it made `calls` calls on GitHub's bucket. */
+  async function pollSpent(calls: number): Promise<string> {
+    const bucket = await (deps.runners.github?.(scope).bucket?.() as Promise<string>);
+    const polling = new RateGovernors({ ...share, now: () => clock.now() });
+    for (let call = 0; call < calls; call++) expect(polling.for(bucket).take()).toBeUndefined();
+    const loaded = await loadReconciliationState(store, "github");
+    expect(await saveReconciliationState(store, loaded, { governors: polling.snapshot() })).toBe(true);
+    return bucket;
+  }
+
+  beforeEach(() => {
+    deps.governors.github = new RateGovernors({ ...share, now: () => clock.now() });
+    deps.budget = storedSweepBudget({
+      store,
+      leases,
+      governors: deps.governors,
+      attempts: 2,
+      waitMs: 0,
+      sleep: async () => {},
+    });
+  });
+
+  it("leaves the sweep nothing once polling spent the share, and stores what the sweep spends", async () => {
+    github.addRunner("acme/widgets", ghostName);
+    const bucket = await pollSpent(10);
+    const held = await sweep();
+    expect(held.survey.complete).toBe(false);
+    expect(held.survey.unknown.map((item) => item.listing)).toContain("github-runners:acme/widgets");
+    // An hour later the share is back: the sweep lists, and its calls are stored for polling to see.
+    await clock.advance(3_601_000);
+    const swept = await sweep();
+    expect(swept.survey.complete).toBe(true);
+    expect(swept.survey.marked["ghost-runner"]).toBe(1);
+    const stored = await loadReconciliationState(store, "github");
+    expect(stored.governors[bucket]?.spent?.length).toBeGreaterThan(0);
+  });
+
+  it("does not survey while a poll holds a forge's reconciliation lease", async () => {
+    github.addRunner("acme/widgets", ghostName);
+    expect(await leases.acquire(reconciliationLease("gitlab"), "a-poll", 90)).toBe(true);
+    const busy = await sweep();
+    expect(busy.survey.complete).toBe(false);
+    expect(busy.survey.unknown).toEqual([
+      { listing: "budget", reason: "a poll held the forges' reconciliation leases" },
+    ]);
+    expect(busy.survey.marked["ghost-runner"]).toBe(0);
+    // The sweep took no lease it could not keep: the GitHub one is free for the next poll.
+    expect(await leases.acquire(reconciliationLease("github"), "next-poll", 90)).toBe(true);
   });
 });
 

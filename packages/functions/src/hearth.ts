@@ -36,7 +36,13 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
-import { createSweepGovernors, createSweepMarks, type SweepDeps, type SweepGitLab } from "@hearth/core/sweep";
+import {
+  createSweepGovernors,
+  createSweepMarks,
+  type SweepDeps,
+  type SweepGitLab,
+  storedSweepBudget,
+} from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
@@ -338,6 +344,10 @@ export function composeHearth(ports: HearthPorts): Hearth {
       gitlab: once(() => ports.gitlabLists?.()),
       marks: once(() => createSweepMarks(ports.store())),
       governors: sweepGovernors,
+      // Polling's stored governors: the two keep under one share of each token's budget together.
+      budget: once(() =>
+        storedSweepBudget({ store: ports.store(), leases: leases(), governors: sweepGovernors() }),
+      ),
       settings: once(() => ({ dryRun: reconciliation().dryRun })),
     },
     { retries, now: () => ports.now() },

@@ -122,7 +122,7 @@ export async function loadGovernors(
 export async function saveGovernors(
   store: Store,
   loaded: ReconciliationState<ReconciledForge>,
-  governors: RateGovernors,
+  governors: Pick<RateGovernors, "snapshot">,
 ): Promise<boolean> {
   if (loaded.version === 0) {
     return saveReconciliationState(store, loaded, { governors: governors.snapshot() });

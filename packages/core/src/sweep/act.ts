@@ -253,6 +253,8 @@ export async function sweepAct(
       `sweepAct: not a sweep action (at ${issue?.path.join(".") || "(root)"}: ${issue?.message})`,
     );
   }
+  // The fresh read starts from what polling and the survey spent.
+  await deps.budget?.refresh();
   // Only what an earlier sweep marked: an action made up elsewhere is refused, and the mark (what the
   // sweep itself recorded), not the input, says what to read and act on.
   const mark = await deps.marks.get(parsed.data.subject);

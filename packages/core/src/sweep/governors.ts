@@ -1,5 +1,13 @@
 import type { ReconciliationSettings } from "../config/file";
+import type { Leases } from "../leases";
 import { RateGovernor, RateGovernors } from "../polling/governor";
+import {
+  loadReconciliationState,
+  type ReconciledForge,
+  reconciliationLease,
+  saveGovernors,
+} from "../polling/state";
+import type { Store } from "../table";
 import type { SweepGovernors } from ".";
 
 /**
@@ -22,5 +30,87 @@ export function createSweepGovernors(
   return {
     github: new RateGovernors({ ...github, share, burst: Math.min(burst(github), 5000 * share), now }),
     gitlab: new RateGovernor({ ...gitlab, share, burst: Math.min(burst(gitlab), 2000 * share), now }),
+  };
+}
+
+/**
+ * The budget polling and the sweep spend together: the governors' state that polling stores per
+ * forge (`RECONCILE#<forge>`). A survey runs under both forges' reconciliation leases, so that no poll
+ * spends meanwhile; its governors start from what is stored (polling's calls and earlier sweeps')
+ * and what they spent is stored back. The Act step's few reads start from the stored state too, and
+ * are not stored (at most one fresh read or two per due action).
+ */
+export interface SweepBudget {
+  /** `work` under the leases, with the stored budget; undefined (work not run) when a poll held them. */
+  during<T>(holder: string, work: () => Promise<T>): Promise<T | undefined>;
+  /** The governors brought up to what is stored. */
+  refresh(): Promise<void>;
+}
+
+/** How long a survey may hold the reconciliation leases: longer than the sweep's task may run. */
+export const SWEEP_LEASE_SECONDS = 300;
+
+export function storedSweepBudget(options: {
+  store: Store;
+  leases: Leases;
+  governors: SweepGovernors;
+  /** A poll holds a lease for seconds: the survey asks again this many times, `waitMs` apart. */
+  attempts?: number;
+  waitMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}): SweepBudget {
+  const { store, leases, governors } = options;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
+  const gitlabGovernors = { snapshot: () => ({ gitlab: governors.gitlab.snapshot() }) };
+  const forges: ReconciledForge[] = ["github", "gitlab"];
+
+  async function load() {
+    const [github, gitlab] = await Promise.all([
+      loadReconciliationState(store, "github"),
+      loadReconciliationState(store, "gitlab"),
+    ]);
+    governors.github.restore(github.governors);
+    const stored = gitlab.governors.gitlab;
+    if (stored) governors.gitlab.restore(stored);
+    return { github, gitlab };
+  }
+
+  async function acquire(holder: string): Promise<ReconciledForge[]> {
+    const held: ReconciledForge[] = [];
+    for (const forge of forges) {
+      if (await leases.acquire(reconciliationLease(forge), holder, SWEEP_LEASE_SECONDS)) held.push(forge);
+      else break;
+    }
+    if (held.length === forges.length) return held;
+    for (const forge of held) await leases.release(reconciliationLease(forge), holder);
+    return [];
+  }
+
+  return {
+    async during(holder, work) {
+      let held: ReconciledForge[] = [];
+      const attempts = options.attempts ?? 10;
+      for (let attempt = 0; attempt < attempts && held.length === 0; attempt++) {
+        if (attempt > 0) await sleep(options.waitMs ?? 2000);
+        held = await acquire(holder);
+      }
+      if (held.length === 0) return undefined;
+      let loaded: Awaited<ReturnType<typeof load>> | undefined;
+      try {
+        loaded = await load();
+        return await work();
+      } finally {
+        // What the survey spent, failed or not. Under the leases no poll wrote the items meanwhile,
+        // so the versions loaded still hold.
+        if (loaded) {
+          await saveGovernors(store, loaded.github, governors.github);
+          await saveGovernors(store, loaded.gitlab, gitlabGovernors);
+        }
+        for (const forge of held) await leases.release(reconciliationLease(forge), holder);
+      }
+    },
+    async refresh() {
+      await load();
+    },
   };
 }

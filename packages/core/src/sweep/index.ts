@@ -8,6 +8,7 @@ import type { RateGovernor, RateGovernors } from "../polling/governor";
 import type { PoolConfig } from "../pools";
 import type { RetryDeps } from "../retries";
 import type { RunnerDeps } from "../runners";
+import type { SweepBudget } from "./governors";
 import type { SweepMarks } from "./marks";
 
 /**
@@ -138,6 +139,11 @@ export interface SweepDeps {
   /** The two-phase marks (DynamoDB: pk `SWEEP`, sk `MARK#<subject>`). */
   marks: SweepMarks;
   governors: SweepGovernors;
+  /**
+   * The budget shared with polling (`storedSweepBudget`): the survey runs under the forges'
+   * reconciliation leases with the stored governors. Absent: the governors alone (tests).
+   */
+  budget?: SweepBudget | undefined;
   /** A stuck job the forge ended as failed is retried as an interrupted job when this says so; absent: never. */
   retries?: RetryDeps | undefined;
   settings: { dryRun: boolean };
@@ -146,5 +152,5 @@ export interface SweepDeps {
 
 export { sweepAct } from "./act";
 export { sweepFinish } from "./finish";
-export { createSweepGovernors } from "./governors";
+export { createSweepGovernors, SWEEP_LEASE_SECONDS, type SweepBudget, storedSweepBudget } from "./governors";
 export { sweepSurvey } from "./survey";

@@ -334,17 +334,46 @@ const zero = (): Record<SweepClass, number> =>
 
 export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): Promise<SweepSurvey> {
   const sweepId = checkSweepId(input?.sweepId, "sweepSurvey");
+  if (!deps.budget) return surveyNow(deps, sweepId);
+  const survey = await deps.budget.during(`sweep:${sweepId}`, () => surveyNow(deps, sweepId));
+  if (survey) return survey;
+  // A poll kept the forges' budget the whole time: listing now could spend past the share.
+  const busy = emptySurvey(deps, sweepId);
+  busy.unknown.push({ listing: "budget", reason: "a poll held the forges' reconciliation leases" });
+  await journalUnknown(deps, busy);
+  return busy;
+}
+
+const emptySurvey = (deps: SweepDeps, sweepId: string): SweepSurvey => ({
+  sweepId,
+  complete: false,
+  unknown: [],
+  marked: zero(),
+  due: [],
+  cleared: 0,
+  applied: 0,
+  dryRun: deps.settings.dryRun,
+});
+
+async function journalUnknown(deps: SweepDeps, survey: SweepSurvey): Promise<void> {
+  const { sweepId } = survey;
+  await deps.journal.write({
+    pool: null,
+    kind: "sweep",
+    reason: `sweep ${sweepId}: ${survey.unknown.length} listing${survey.unknown.length === 1 ? "" : "s"} unknown; nothing marked or acted on`,
+    details: {
+      sweepId,
+      unknown: survey.unknown
+        .map((item) => `${item.listing}: ${item.reason}`)
+        .join("; ")
+        .slice(0, 1000),
+    },
+  });
+}
+
+async function surveyNow(deps: SweepDeps, sweepId: string): Promise<SweepSurvey> {
   const dryRun = deps.settings.dryRun;
-  const survey: SweepSurvey = {
-    sweepId,
-    complete: false,
-    unknown: [],
-    marked: zero(),
-    due: [],
-    cleared: 0,
-    applied: 0,
-    dryRun,
-  };
+  const survey = emptySurvey(deps, sweepId);
   const listings = await listCloudAndLedger(deps);
   const candidates: Candidate[] = [];
   const cloudAndLedgerKnown = listings.unknown.length === 0;
@@ -356,18 +385,7 @@ export async function sweepSurvey(deps: SweepDeps, input: { sweepId: string }): 
   if (cloudAndLedgerKnown) survey.applied = (await stuckJobs(deps, listings, candidates)).applied;
   survey.unknown = listings.unknown;
   if (survey.unknown.length > 0) {
-    await deps.journal.write({
-      pool: null,
-      kind: "sweep",
-      reason: `sweep ${sweepId}: ${survey.unknown.length} listing${survey.unknown.length === 1 ? "" : "s"} unknown; nothing marked or acted on`,
-      details: {
-        sweepId,
-        unknown: survey.unknown
-          .map((item) => `${item.listing}: ${item.reason}`)
-          .join("; ")
-          .slice(0, 1000),
-      },
-    });
+    await journalUnknown(deps, survey);
     return survey;
   }
   survey.complete = true;
