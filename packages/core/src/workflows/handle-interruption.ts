@@ -1,4 +1,4 @@
-import { catchAll, retry } from "./retry";
+import { failureStates, task } from "./retry";
 
 /**
  * The HandleInterruption state machine, written once as Amazon States Language. infra deploys it
@@ -28,13 +28,6 @@ export const handleInterruptionExecutionName = (instanceId: string, kind: string
   `${instanceId}-${kind}`;
 
 export function handleInterruptionDefinition(resources: HandleInterruptionResources) {
-  const task = (resource: string, extra: Record<string, unknown>) => ({
-    Type: "Task",
-    Resource: resource,
-    Retry: retry,
-    Catch: catchAll,
-    ...extra,
-  });
   return {
     Comment:
       "HandleInterruption: a spot warning or rebalance recommendation drains, detaches and replaces an instance, then waits until it is gone",
@@ -58,18 +51,7 @@ export function handleInterruptionDefinition(resources: HandleInterruptionResour
         Default: "Wait",
       },
       Done: { Type: "Succeed" },
-      RecordFailure: {
-        Type: "Task",
-        Resource: resources.recordFailure,
-        Retry: retry,
-        ResultPath: null,
-        Next: "Failed",
-      },
-      Failed: {
-        Type: "Fail",
-        Error: "Hearth.HandleInterruptionFailed",
-        Cause: "A step failed; the journal has the details",
-      },
+      ...failureStates(resources.recordFailure, "Hearth.HandleInterruptionFailed"),
     },
   };
 }

@@ -26,20 +26,13 @@ export interface ScaleFleetInput {
   iteration: number;
 }
 
-import { catchAll, retry, retryableErrors } from "./retry";
+import { failureStates, retryableErrors, task } from "./retry";
 
 export * from "./handle-interruption";
 export * from "./sweep";
 export { retryableErrors };
 
 export function scaleFleetDefinition(resources: ScaleFleetResources) {
-  const task = (resource: string, extra: Record<string, unknown>) => ({
-    Type: "Task",
-    Resource: resource,
-    Retry: retry,
-    Catch: catchAll,
-    ...extra,
-  });
   return {
     Comment: "ScaleFleet: observe a pool, plan, apply, wait; until the pool is settled",
     StartAt: "Observe",
@@ -70,18 +63,7 @@ export function scaleFleetDefinition(resources: ScaleFleetResources) {
       },
       Wait: { Type: "Wait", SecondsPath: "$.applied.waitSeconds", Next: "Observe" },
       Finish: task(resources.finish, { ResultPath: null, End: true }),
-      RecordFailure: {
-        Type: "Task",
-        Resource: resources.recordFailure,
-        Retry: retry,
-        ResultPath: null,
-        Next: "Failed",
-      },
-      Failed: {
-        Type: "Fail",
-        Error: "Hearth.ScaleFleetFailed",
-        Cause: "A step failed; the journal has the details",
-      },
+      ...failureStates(resources.recordFailure, "Hearth.ScaleFleetFailed"),
     },
   };
 }

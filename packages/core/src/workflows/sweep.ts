@@ -1,4 +1,4 @@
-import { catchAll, retry } from "./retry";
+import { catchAll, failureStates, retry, task } from "./retry";
 
 /**
  * The Sweep state machine, written once as Amazon States Language: the reconciliation of the ledger,
@@ -27,13 +27,6 @@ export const SWEEP_ACT_CONCURRENCY = 4;
 export const SWEEP_TIMEOUT_SECONDS = 15 * 60;
 
 export function sweepDefinition(resources: SweepResources) {
-  const task = (resource: string, extra: Record<string, unknown>) => ({
-    Type: "Task",
-    Resource: resource,
-    Retry: retry,
-    Catch: catchAll,
-    ...extra,
-  });
   return {
     Comment: "Sweep: survey the ledger, the cloud and the forges; act on the marks that still hold; journal",
     StartAt: "Survey",
@@ -87,18 +80,7 @@ export function sweepDefinition(resources: SweepResources) {
         Next: "Finish",
       },
       Finish: task(resources.finish, { ResultPath: null, End: true }),
-      RecordFailure: {
-        Type: "Task",
-        Resource: resources.recordFailure,
-        Retry: retry,
-        ResultPath: null,
-        Next: "Failed",
-      },
-      Failed: {
-        Type: "Fail",
-        Error: "Hearth.SweepFailed",
-        Cause: "A step failed; the journal has the details",
-      },
+      ...failureStates(resources.recordFailure, "Hearth.SweepFailed"),
     },
   };
 }
