@@ -113,7 +113,7 @@ export interface HearthPorts {
 }
 
 /** Polling's forge clients (`rateLimitRetries: 0` for GitHub's) and `reconciliation` settings. */
-export type PollingPorts = Pick<PollDeps, "github" | "gitlab" | "budgetShare" | "pollMinutes">;
+export type PollingPorts = Pick<PollDeps, "github" | "gitlab">;
 
 /** What only a host that serves HTTP gives: the webhook secrets, the status page's, the agent's identity. */
 export interface HttpPorts {
@@ -424,8 +424,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
         pools: ports.pools(),
         github: polling?.github,
         gitlab: polling?.gitlab,
-        budgetShare: polling?.budgetShare ?? 0.1,
-        pollMinutes: polling?.pollMinutes ?? 1,
+        budgetShare: reconciliation().budgetShare,
+        pollMinutes: reconciliation().pollMinutes,
         scale: afterRecorded,
         holder: ports.holder("poll"),
         now: () => ports.now(),

@@ -14,6 +14,7 @@ import { activeProjects, ingestPolledEvents } from "./ingest";
 import { savePollReport } from "./report";
 import {
   loadReconciliationState,
+  type PollStates,
   type ReconciledForge,
   saveReconciliationState,
   withReconciliationLease,
@@ -159,22 +160,21 @@ async function gitlabScopes(
   return { projects: [...projects], groups: [...groups] };
 }
 
-async function pollGitHubForge(
+/**
+ * `poll` under the forge's reconciliation lease, from its stored cursors and governors; what it
+ * leaves of both is stored back. Undefined when another run holds the lease.
+ */
+async function withStoredPoll<F extends ReconciledForge, R extends { state: PollStates[F] }>(
   deps: PollDeps,
-  client: GitHubClient,
-): Promise<{ result: GitHubPollResult } | undefined> {
-  const now = () => deps.now().getTime();
-  return withReconciliationLease(deps.leases, "github", deps.holder, async () => {
-    const loaded = await loadReconciliationState(deps.store, "github");
-    const governors = new RateGovernors(githubGovernorOptions(deps.budgetShare, deps.pollMinutes, now));
+  forge: F,
+  options: RateGovernorOptions,
+  poll: (governors: RateGovernors, state: PollStates[F]) => Promise<R>,
+): Promise<{ result: R } | undefined> {
+  return withReconciliationLease(deps.leases, forge, deps.holder, async () => {
+    const loaded = await loadReconciliationState(deps.store, forge);
+    const governors = new RateGovernors(options);
     governors.restore(loaded.governors);
-    const result = await pollGitHub({
-      client,
-      governors,
-      repositories: await activeProjects(deps.ledger, "github", deps.now()),
-      state: loaded.poll,
-      now,
-    });
+    const result = await poll(governors, loaded.poll);
     await saveReconciliationState(deps.store, loaded, {
       poll: result.state,
       governors: governors.snapshot(),
@@ -183,32 +183,43 @@ async function pollGitHubForge(
   });
 }
 
-async function pollGitLabForge(
-  deps: PollDeps,
-  gitlab: NonNullable<PollDeps["gitlab"]>,
-): Promise<{ result: GitLabPollResult } | undefined> {
+function pollGitHubForge(deps: PollDeps, client: GitHubClient) {
   const now = () => deps.now().getTime();
-  return withReconciliationLease(deps.leases, "gitlab", deps.holder, async () => {
-    const loaded = await loadReconciliationState(deps.store, "gitlab");
-    // One token, one bucket.
-    const governors = new RateGovernors(gitlabGovernorOptions(deps.budgetShare, now));
-    governors.restore(loaded.governors);
-    const scopes = await gitlabScopes(deps, gitlab);
-    const result = await pollGitLab({
-      lists: gitlab.lists,
-      gitlabUrl: gitlab.url,
-      governor: governors.for("gitlab"),
-      projects: scopes.projects,
-      groups: scopes.groups,
-      state: loaded.poll,
-      now,
-    });
-    await saveReconciliationState(deps.store, loaded, {
-      poll: result.state,
-      governors: governors.snapshot(),
-    });
-    return { result };
-  });
+  return withStoredPoll(
+    deps,
+    "github",
+    githubGovernorOptions(deps.budgetShare, deps.pollMinutes, now),
+    async (governors, state): Promise<GitHubPollResult> =>
+      pollGitHub({
+        client,
+        governors,
+        repositories: await activeProjects(deps.ledger, "github", deps.now()),
+        state,
+        now,
+      }),
+  );
+}
+
+function pollGitLabForge(deps: PollDeps, gitlab: NonNullable<PollDeps["gitlab"]>) {
+  const now = () => deps.now().getTime();
+  return withStoredPoll(
+    deps,
+    "gitlab",
+    gitlabGovernorOptions(deps.budgetShare, now),
+    async (governors, state): Promise<GitLabPollResult> => {
+      const scopes = await gitlabScopes(deps, gitlab);
+      return pollGitLab({
+        lists: gitlab.lists,
+        gitlabUrl: gitlab.url,
+        // One token, one bucket.
+        governor: governors.for("gitlab"),
+        projects: scopes.projects,
+        groups: scopes.groups,
+        state,
+        now,
+      });
+    },
+  );
 }
 
 /** Polls every configured forge once; see the module's comment. */

@@ -317,7 +317,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
   );
 
   const polling = once(async (): Promise<PollingPorts | undefined> => {
-    const { reconciliation, githubApiUrl, gitlabUrl } = config();
+    const { githubApiUrl, gitlabUrl } = config();
     const appId = secretValue(link("GithubAppId"));
     const privateKey = secretValue(link("GithubAppPrivateKey"));
     const gitlabToken = secretValue(link("GitlabApiToken"));
@@ -338,7 +338,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
           }))
         : undefined,
     ]);
-    return { github, gitlab, ...reconciliation };
+    return { github, gitlab };
   });
 
   const hearth = composeHearth({

@@ -1,4 +1,4 @@
-import type { ReconciliationSettings, Settings } from "@hearth/core/config";
+import type { Settings } from "@hearth/core/config";
 import { createGitHubClient } from "@hearth/core/github-api/client";
 import { createGitLabLists } from "@hearth/core/gitlab-api/job-lists";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
@@ -14,15 +14,13 @@ import type { SimulatedApp } from "./simulated-app";
  */
 export function localPolling(options: {
   settings: Settings;
-  reconciliation: Pick<ReconciliationSettings, "pollMinutes" | "budgetShare">;
   simulated?: { url(): string; app: SimulatedApp; forgeJobs(): SimulatedForgeJobs | undefined } | undefined;
 }): PollingPorts {
-  const { settings, reconciliation, simulated } = options;
+  const { settings, simulated } = options;
   if (simulated) {
     const url = simulated.url();
     if (!url) throw new Error("local mode's simulated forges are not serving yet");
     return {
-      ...reconciliation,
       github: {
         client: createGitHubClient({
           credentials: { kind: "app", appId: simulated.app.appId, privateKey: simulated.app.privateKey() },
@@ -39,7 +37,6 @@ export function localPolling(options: {
     };
   }
   return {
-    ...reconciliation,
     github: settings.GITHUB_TOKEN
       ? {
           client: createGitHubClient({

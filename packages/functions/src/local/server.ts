@@ -202,7 +202,6 @@ async function startWith(
     polling: async () =>
       localPolling({
         settings,
-        reconciliation,
         simulated: githubApp
           ? { url: () => selfUrl, app: githubApp, forgeJobs: () => simulation?.forgeJobs }
           : undefined,
