@@ -3,6 +3,7 @@ import { createGitHubClient, type GitHubClientConfig } from "../src/github-api/c
 import { type GitHubPollOptions, pollGitHub } from "../src/polling/github";
 import { RateGovernors } from "../src/polling/governor";
 import { jobEventFromWorkflowJob } from "../src/sources/github";
+import { workflowJobExamples } from "./fixtures";
 import { FakeGitHub } from "./support/fake-github";
 
 /**
@@ -54,6 +55,81 @@ afterEach(async () => {
   expect(github.violations).toEqual([]);
 });
 
+describe("reading the App's failed workflow_job deliveries", () => {
+  const queuedExample = () => {
+    const example = workflowJobExamples.find((payload) => payload.action === "queued");
+    if (!example) throw new Error("GitHub's examples have a queued workflow_job");
+    return structuredClone(example);
+  };
+
+  it("takes the job from a failed delivery's payload, and redelivers nothing", async () => {
+    const payload = queuedExample();
+    const failed = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 0, payload });
+    github.addDelivery({
+      event: "workflow_job",
+      action: "queued",
+      statusCode: 200,
+      payload: queuedExample(),
+    });
+
+    const result = await poll({ repositories: [] });
+    expect(github.deliveryReads).toEqual([failed.id]);
+    expect(github.redeliveryRequests).toEqual([]);
+    expect(result.deliveries.read).toEqual([failed.id]);
+    expect(result.deliveries.events).toEqual([jobEventFromWorkflowJob(payload)]);
+    expect(result.deliveries.events[0]).toMatchObject({
+      source: "github",
+      id: String(payload.workflow_job.id),
+      status: "queued",
+    });
+    expect(result.state.read).toEqual([failed.guid]);
+
+    // A pass that sees it again (its mark was not moved) neither reads nor redelivers it.
+    const again = await poll({ repositories: [], state: { read: result.state.read } });
+    expect(again.deliveries.read).toEqual([]);
+    expect(github.deliveryReads).toEqual([failed.id]);
+    expect(github.redeliveryRequests).toEqual([]);
+  });
+
+  it("redelivers one whose payload GitHub did not keep, or that is not a job", async () => {
+    const kept = github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 500 });
+    const odd = github.addDelivery({
+      event: "workflow_job",
+      action: "queued",
+      statusCode: 500,
+      payload: { action: "queued", workflow_job: { id: "not a number" } },
+    });
+    const result = await poll({ repositories: [] });
+    expect(github.deliveryReads).toEqual([kept.id, odd.id]);
+    expect(github.redeliveryRequests).toEqual([kept.id, odd.id]);
+    expect(result.deliveries).toMatchObject({ read: [], events: [], redelivered: [kept.id, odd.id] });
+  });
+
+  it("reads a job's queued delivery before its others, and counts reads against the poll's limit", async () => {
+    const completed = queuedExample();
+    completed.action = "completed";
+    completed.workflow_job.status = "completed";
+    completed.workflow_job.conclusion = "success";
+    const done = github.addDelivery({
+      event: "workflow_job",
+      action: "completed",
+      statusCode: 0,
+      payload: completed,
+    });
+    const queued = github.addDelivery({
+      event: "workflow_job",
+      action: "queued",
+      statusCode: 0,
+      payload: queuedExample(),
+    });
+    const first = await poll({ repositories: [], maxRedeliveries: 1 });
+    expect(first.deliveries).toMatchObject({ status: "unknown", read: [queued.id] });
+    const second = await poll({ repositories: [], maxRedeliveries: 1, state: first.state });
+    expect(second.deliveries).toMatchObject({ status: "complete", read: [done.id] });
+    expect(second.deliveries.events[0]).toMatchObject({ status: "completed" });
+  });
+});
+
 describe("redelivering the App's failed webhook deliveries", () => {
   it("redelivers each failed workflow delivery once, and nothing delivered, redelivered, old or unread", async () => {
     const old = github.addDelivery({
@@ -69,7 +145,12 @@ describe("redelivering the App's failed webhook deliveries", () => {
     github.addDelivery({ event: "workflow_job", statusCode: 200, guid: retried.guid, redelivery: true });
 
     const first = await poll({ repositories: [] });
-    expect(first.deliveries).toEqual({ status: "complete", redelivered: [failed.id, timedOut.id] });
+    expect(first.deliveries).toEqual({
+      status: "complete",
+      redelivered: [failed.id, timedOut.id],
+      read: [],
+      events: [],
+    });
     expect(github.redeliveryRequests).toEqual([failed.id, timedOut.id]);
     expect(github.redeliveryRequests).not.toContain(old.id);
     expect(first.state.deliveriesCheckedThrough).toBe(github.deliveries.at(-3)?.id);
@@ -114,7 +195,7 @@ describe("redelivering the App's failed webhook deliveries", () => {
     const failed = github.addDelivery({ event: "workflow_job", statusCode: 500 });
     for (let index = 0; index < 150; index++) github.addDelivery({ event: "workflow_job", statusCode: 200 });
     const result = await poll({ repositories: [] });
-    expect(result.deliveries).toEqual({ status: "complete", redelivered: [failed.id] });
+    expect(result.deliveries).toEqual({ status: "complete", redelivered: [failed.id], read: [], events: [] });
     expect(calls("/app/hook/deliveries")).toHaveLength(2);
   });
 

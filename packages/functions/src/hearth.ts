@@ -436,6 +436,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
         recorded: report.recorded,
         queued: report.queued,
         redelivered: report.redelivered,
+        deliveriesRead: report.deliveriesRead,
         unknown: report.unknown.length,
         skipped: report.forges
           .filter((forge) => forge.status === "skipped")

@@ -4,8 +4,9 @@ import { type ChaosResult, missedLatencies, runChaos } from "./support/chaos";
 /**
  * Chaos, end to end, both forges: with 30% of the simulated forges' webhooks dropped (seeded), every
  * job of a demo trace still runs and finishes, and the ledger sees every one of them: GitHub's by the
- * App's failed deliveries redelivered (or its active repositories' runs listed), GitLab's by the
- * pending jobs of its groups listed. Polling makes up for the dropped `queued` webhooks.
+ * App's failed deliveries read from its delivery log (or its active repositories' runs listed),
+ * GitLab's by the pending jobs of its groups listed. Polling makes up for the dropped `queued`
+ * webhooks.
  *
  * A job whose `completed` (or `in_progress`) webhook was dropped may stay `running` in the ledger:
  * closing those is the sweep's work, not polling's, so finishing is asserted on the forge's side.

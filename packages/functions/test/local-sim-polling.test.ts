@@ -206,7 +206,7 @@ describe("the simulated GitHub's polling answers", () => {
 });
 
 describe("the webhook loss rate", () => {
-  it("drops deliveries as failed (status 0); pollGitHub redelivers them and Hearth records the jobs", async () => {
+  it("drops deliveries as failed (status 0); pollGitHub reads their jobs from the delivery log, and a redelivery reaches Hearth", async () => {
     const started = await startTestHearth({ webhookLoss: 1 });
     hearth = started.hearth;
     const local = hearth;
@@ -241,8 +241,30 @@ describe("the webhook loss rate", () => {
       now,
     });
     expect(poll.deliveries.status).toBe("complete");
-    expect(poll.deliveries.redelivered.sort()).toEqual(items.map((item) => item.id).sort());
-    // The redeliveries reach Hearth after GitHub's 202, with the same guid, marked as redeliveries.
+    expect(poll.deliveries.redelivered).toEqual([]);
+    expect(poll.deliveries.read.sort()).toEqual(items.map((item) => item.id).sort());
+    expect(poll.deliveries.events.map((event) => [event.id, event.status, event.project])).toEqual(
+      expect.arrayContaining([
+        ["31", "queued", "acme/app"],
+        ["32", "queued", "acme/app"],
+      ]),
+    );
+    // A delivery's payload as the API shows it carries no signature.
+    const shown = await fetch(`${local.url}/sim/github/app/hook/deliveries/${items[0]?.id}`, {
+      headers: { authorization: "bearer x" },
+    });
+    const delivery = (await shown.json()) as { request: { headers: Record<string, string> } };
+    expect(Object.keys(delivery.request.headers)).not.toContain("x-hub-signature-256");
+
+    // Asked to redeliver, the simulated GitHub sends them again after its 202, with the same guid,
+    // marked as redeliveries, and they reach Hearth.
+    for (const item of items) {
+      const attempt = await fetch(`${local.url}/sim/github/app/hook/deliveries/${item.id}/attempts`, {
+        method: "POST",
+        headers: { authorization: "bearer x" },
+      });
+      expect(attempt.status).toBe(202);
+    }
     const job = await eventually(
       async () => (await local.ledger.get({ source: "github", id: "32" })) ?? undefined,
     );
@@ -480,13 +502,13 @@ describe("hostile input", () => {
 });
 
 describe("local mode's own poll", () => {
-  it("as the simulated App, also behind a status token: redelivers GitHub's dropped webhooks, finds GitLab's, scales for them", async () => {
+  it("as the simulated App, also behind a status token: reads GitHub's dropped webhooks, finds GitLab's, scales for them", async () => {
     const started = await startTestHearth({ webhookLoss: 1, statusToken: "s3cret" });
     hearth = started.hearth;
     const local = hearth;
     await createInForge(local, [githubJob("71", "971"), gitlabJob("72")], "?webhook=queued", "s3cret");
     expect(await local.ledger.get({ source: "github", id: "71" })).toBeUndefined();
-    // The redeliveries must get through, and GitHub's own checks must pass: no loss from now on.
+    // GitHub's own checks must pass: no loss from now on.
     await fetch(`${local.url}/sim/forge/webhook-loss`, {
       method: "PUT",
       headers: { "content-type": "application/json", authorization: "Bearer s3cret" },
@@ -495,13 +517,13 @@ describe("local mode's own poll", () => {
 
     const report = await local.poll();
     expect(report.unknown).toEqual([]);
-    expect(report.redelivered).toBe(1);
+    expect(report).toMatchObject({ deliveriesRead: 1, redelivered: 0 });
     expect(report.forges.map((forge) => [forge.forge, forge.status])).toEqual([
       ["github", "polled"],
       ["gitlab", "polled"],
     ]);
-    // GitLab's job came from the listing of the simulated GitLab's group; GitHub's by redelivery.
-    expect(report.queued).toBe(1);
+    // GitLab's job came from the listing of the simulated GitLab's group; GitHub's from its delivery.
+    expect(report.queued).toBe(2);
     expect(await local.ledger.get({ source: "gitlab", id: "72" })).toMatchObject({ status: "queued" });
     const github = await eventually(
       async () => (await local.ledger.get({ source: "github", id: "71" })) ?? undefined,

@@ -384,6 +384,9 @@ export function pollingBody(polling: PollingView): Node[] {
       { "data-testid": "polling-summary" },
       h("time", { datetime: polling.at }, `Last poll ${formatClock(polling.at)}`),
       `: ${plural(polling.calls, "call")}; ${plural(polling.found, "job")} listed, ${polling.recorded} new to the ledger, ${polling.queued} queued for a pool`,
+      polling.deliveriesRead
+        ? `; ${plural(polling.deliveriesRead, "failed webhook")} read from GitHub's delivery log`
+        : "",
       polling.redelivered ? `; ${plural(polling.redelivered, "failed webhook")} redelivered` : "",
       ".",
     ),

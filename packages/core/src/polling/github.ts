@@ -14,7 +14,11 @@ import {
 
 /**
  * GitHub polling, the fallback for missed `workflow_job` webhooks. First the App's failed webhook
- * deliveries are redelivered (GitHub never does it on its own); then, for the repositories the ledger
+ * deliveries are recovered (GitHub never redelivers on its own): a failed `workflow_job` delivery is
+ * read from the API (`GET /app/hook/deliveries/{id}`, its payload as GitHub sent it) and its job taken
+ * from it; any other failed delivery, or one whose payload cannot be read, is redelivered. Reading
+ * costs the same one call as a redelivery, and cannot fail the way the delivery did: a redelivery goes
+ * to the endpoint that just failed, and is lost again as often. Then, for the repositories the ledger
  * says are active, the queued and in-progress runs are listed with their jobs (queued jobs hide inside
  * in-progress runs), each job read as the webhook's `workflow_job` (the API's job has its shape).
  *
@@ -34,12 +38,14 @@ export interface GitHubPollState {
    * asked again, up to `MAX_REDELIVERY_ATTEMPTS`, and never without end. The most recent guids only.
    */
   redeliveries?: Record<string, number>;
+  /** Failed deliveries (guids) whose payload was read and its job taken: not read again. The most recent only. */
+  read?: string[];
 }
 
 /** Redeliveries Hearth asks of one delivery at most; past them, listing the runs covers its job. */
 export const MAX_REDELIVERY_ATTEMPTS = 3;
-/** Guids whose redeliveries are remembered. */
-const REMEMBERED_REDELIVERIES = 1000;
+/** Guids remembered (redeliveries asked, payloads read). */
+const REMEMBERED_DELIVERIES = 1000;
 
 export interface GitHubPollOptions {
   client: GitHubClient;
@@ -50,7 +56,7 @@ export interface GitHubPollOptions {
   now: () => number;
   /** A failed delivery older than this is not redelivered (GitHub keeps them 3 days); 1 day by default. */
   redeliverWithinSeconds?: number;
-  /** Redeliveries per poll at most; 25 by default. */
+  /** Failed deliveries read or redelivered per poll at most; 25 by default. */
   maxRedeliveries?: number;
   /** Pages of one listing at most (100 items each) before it counts as partial; 10 by default. */
   maxPages?: number;
@@ -72,6 +78,10 @@ export interface DeliveriesPoll {
   reason?: string;
   /** Failed deliveries (their first delivery's ids) asked to be delivered again. */
   redelivered: number[];
+  /** Failed `workflow_job` deliveries (ids) whose payload was read. */
+  read: number[];
+  /** The jobs those payloads describe, as their webhooks would have said them. */
+  events: JobEvent[];
 }
 
 export interface GitHubPollResult {
@@ -137,21 +147,58 @@ const handledEvents = new Set(["workflow_job", "workflow_run"]);
 /** GitHub counts 200–399 as delivered; anything else (a 4xx, a 5xx, no answer in 10 s) failed. */
 const failed = (delivery: Delivery) => delivery.status_code < 200 || delivery.status_code >= 400;
 
-async function redeliverFailed(
-  options: GitHubPollOptions,
-): Promise<{ poll: DeliveriesPoll; newest: number | undefined; attempts: Record<string, number> }> {
+const deliveryPayloadSchema = z.object({ request: z.object({ payload: z.unknown() }) });
+
+/**
+ * The job a failed `workflow_job` delivery carried, read from the API; undefined when its payload is
+ * missing or not a job (the delivery is then redelivered instead), null for an action Hearth ignores.
+ */
+async function readDelivery(
+  asApp: NonNullable<GitHubClient["requestAsApp"]>,
+  governor: RateGovernor,
+  now: () => number,
+  delivery: Delivery,
+): Promise<JobEvent | null | undefined> {
+  const response = await governed(governor, now, () =>
+    asApp("GET /app/hook/deliveries/{delivery_id}" as GitHubRoute, { delivery_id: delivery.id }),
+  );
+  const parsed = deliveryPayloadSchema.safeParse(response.data);
+  if (!parsed.success) return undefined;
+  try {
+    return jobEventFromWorkflowJob(parsed.data.request.payload) ?? null;
+  } catch (error) {
+    if (error instanceof z.ZodError) return undefined;
+    throw error;
+  }
+}
+
+interface RecoveredDeliveries {
+  poll: DeliveriesPoll;
+  newest: number | undefined;
+  attempts: Record<string, number>;
+  read: string[];
+}
+
+async function recoverFailed(options: GitHubPollOptions): Promise<RecoveredDeliveries> {
   const attempts: Record<string, number> = { ...(options.state?.redeliveries ?? {}) };
+  const read = [...(options.state?.read ?? [])];
+  const readGuids = new Set(read);
   const { client, now } = options;
   const redelivered: number[] = [];
+  const readIds: number[] = [];
+  const events: JobEvent[] = [];
   if (!client.requestAsApp || !client.appBucket) {
     return {
       poll: {
         status: "unavailable",
         reason: "a personal access token cannot read the App's webhook deliveries",
         redelivered,
+        read: readIds,
+        events,
       },
       newest: undefined,
       attempts,
+      read,
     };
   }
   const asApp = client.requestAsApp.bind(client);
@@ -188,6 +235,11 @@ async function redeliverFailed(
         }
         newest = Math.max(newest ?? delivery.id, delivery.id);
         if (!handledEvents.has(delivery.event) || settled.has(delivery.guid)) continue;
+        if (readGuids.has(delivery.guid)) {
+          settled.add(delivery.guid);
+          pending.delete(delivery.guid);
+          continue;
+        }
         // A failed redelivery (seen before any attempt of its delivery that got through) is asked
         // again while attempts remain; one asked elsewhere (GitHub's UI) counts as one attempt.
         const spent =
@@ -216,12 +268,22 @@ async function redeliverFailed(
   for (const delivery of [...pending.values()].sort(
     (a, b) => queuedFirst(a) - queuedFirst(b) || a.id - b.id,
   )) {
-    if (redelivered.length >= maxRedeliveries) {
+    if (redelivered.length + readIds.length >= maxRedeliveries) {
       status = "unknown";
       reason = `more than ${maxRedeliveries} failed deliveries; the rest next poll`;
       break;
     }
     try {
+      if (delivery.event === "workflow_job") {
+        const event = await readDelivery(asApp, governor, now, delivery);
+        if (event !== undefined) {
+          if (event) events.push(event);
+          readIds.push(delivery.id);
+          read.push(delivery.guid);
+          delete attempts[delivery.guid];
+          continue;
+        }
+      }
       await governed(governor, now, () =>
         asApp("POST /app/hook/deliveries/{delivery_id}/attempts" as GitHubRoute, {
           delivery_id: delivery.id,
@@ -240,10 +302,17 @@ async function redeliverFailed(
     }
   }
   return {
-    poll: { status, ...(reason !== undefined && status !== "complete" ? { reason } : {}), redelivered },
+    poll: {
+      status,
+      ...(reason !== undefined && status !== "complete" ? { reason } : {}),
+      redelivered,
+      read: readIds,
+      events,
+    },
     // Only a complete pass moves the mark: an unfinished one is read again from the newest.
     newest: status === "complete" ? newest : undefined,
-    attempts: Object.fromEntries(Object.entries(attempts).slice(-REMEMBERED_REDELIVERIES)),
+    attempts: Object.fromEntries(Object.entries(attempts).slice(-REMEMBERED_DELIVERIES)),
+    read: read.slice(-REMEMBERED_DELIVERIES),
   };
 }
 
@@ -349,7 +418,7 @@ function rotation(repositories: readonly string[], resumeAfter: string | undefin
 }
 
 export async function pollGitHub(options: GitHubPollOptions): Promise<GitHubPollResult> {
-  const { poll: deliveriesPoll, newest, attempts } = await redeliverFailed(options);
+  const { poll: deliveriesPoll, newest, attempts, read } = await recoverFailed(options);
   const repositories: RepositoryPoll[] = [];
   let resumeAfter = options.state?.resumeAfter;
   // Once the governor holds a token back (or GitHub limits it), the poll ends: the rest are not
@@ -386,6 +455,7 @@ export async function pollGitHub(options: GitHubPollOptions): Promise<GitHubPoll
           : {}),
       ...(resumeAfter !== undefined ? { resumeAfter } : {}),
       ...(Object.keys(attempts).length ? { redeliveries: attempts } : {}),
+      ...(read.length ? { read } : {}),
     },
     budget: options.governors.report(),
   };

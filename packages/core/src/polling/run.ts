@@ -93,6 +93,8 @@ export interface PollReport {
   queued: number;
   /** GitHub deliveries that had failed and were asked again. */
   redelivered: number;
+  /** GitHub `workflow_job` deliveries that had failed and whose payload was read instead. */
+  deliveriesRead: number;
   /** Pools asked for capacity for the queued jobs. */
   scaled: string[];
   forges: PollForgeFigure[];
@@ -228,6 +230,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
   const forges: PollForgeFigure[] = [];
   const unknown: UnknownListing[] = [];
   let redelivered = 0;
+  let deliveriesRead = 0;
   const skipped = (forge: ReconciledForge): PollForgeFigure => ({
     forge,
     status: "skipped",
@@ -252,6 +255,8 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
         tokens,
       });
       redelivered += result.deliveries.redelivered.length;
+      deliveriesRead += result.deliveries.read.length;
+      events.push(...result.deliveries.events);
       if (result.deliveries.status === "unknown") {
         unknown.push({ forge: "github", listing: "deliveries", reason: short(result.deliveries.reason) });
       }
@@ -306,12 +311,18 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
     recorded: ingested.outcomes.recorded,
     queued: ingested.newlyQueued.length,
     redelivered,
+    deliveriesRead,
     scaled: [...scaled].sort(),
     forges,
     unknown,
   };
   // Quiet polls are not journaled: one a minute would bury the fleet's decisions.
-  if (report.recorded > 0 || report.redelivered > 0 || report.unknown.length > 0) {
+  if (
+    report.recorded > 0 ||
+    report.redelivered > 0 ||
+    report.deliveriesRead > 0 ||
+    report.unknown.length > 0
+  ) {
     await deps.journal.write({
       pool: null,
       kind: "poll",
@@ -322,6 +333,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
         recorded: report.recorded,
         queued: report.queued,
         redelivered: report.redelivered,
+        deliveriesRead: report.deliveriesRead,
         unknown: report.unknown.length,
         ...(report.unknown[0]
           ? {
@@ -350,6 +362,11 @@ export function pollSentence(report: PollReport): string {
   } else if (report.recorded > 0) {
     parts.push(
       `polling updated ${report.recorded} job${report.recorded === 1 ? "" : "s"} a webhook had missed`,
+    );
+  }
+  if (report.deliveriesRead > 0) {
+    parts.push(
+      `read ${report.deliveriesRead} failed webhook${report.deliveriesRead === 1 ? "" : "s"} from GitHub's delivery log`,
     );
   }
   if (report.redelivered > 0) {

@@ -309,6 +309,8 @@ function pollingView(report: StoredPollReport): NonNullable<Status["polling"]> {
     recorded: report.recorded,
     queued: report.queued,
     redelivered: report.redelivered,
+    // A report stored before the poll read deliveries has no count of them.
+    deliveriesRead: report.deliveriesRead ?? 0,
     forges: report.forges.map((forge) => ({
       forge: forge.forge,
       status: forge.status,

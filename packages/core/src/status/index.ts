@@ -201,6 +201,8 @@ export const pollingSchema = z.object({
   /** Jobs that became demand through the poll. */
   queued: count,
   redelivered: count,
+  /** Failed GitHub deliveries whose payload the poll read from the delivery log. */
+  deliveriesRead: count,
   forges: z.array(
     z.object({
       forge: z.enum(forges),

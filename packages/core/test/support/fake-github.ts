@@ -237,6 +237,31 @@ export interface FakeDelivery {
   event: string;
   action: string | null;
   repositoryId: number | null;
+  /** The webhook's body, as `GET /app/hook/deliveries/{id}` shows it; null when GitHub kept none. */
+  payload: Json | null;
+}
+
+/** A delivery as `GET /app/hook/deliveries` lists it (hook-delivery-item). */
+function deliveryItem(item: FakeDelivery) {
+  return {
+    id: item.id,
+    guid: item.guid,
+    delivered_at: new Date(item.deliveredAt).toISOString(),
+    redelivery: item.redelivery,
+    duration: 0.2,
+    status:
+      item.statusCode === 0
+        ? "timed out"
+        : item.statusCode < 400
+          ? "OK"
+          : `Invalid HTTP Response: ${item.statusCode}`,
+    status_code: item.statusCode,
+    event: item.event,
+    action: item.action,
+    installation_id: null,
+    repository_id: item.repositoryId,
+    throttled_at: null,
+  };
 }
 
 export interface FakeJob {
@@ -292,6 +317,8 @@ export class FakeGitHub {
   readonly deliveries: FakeDelivery[] = [];
   /** Deliveries asked to be delivered again, by id, in order. */
   readonly redeliveryRequests: number[] = [];
+  /** Deliveries whose payload was read, by id, in order. */
+  readonly deliveryReads: number[] = [];
   /** The status code Hearth's endpoint answers a redelivery with (GitHub records it). */
   redeliveryStatusCode = 202;
   private readonly runs: FakeRun[] = [];
@@ -415,6 +442,7 @@ export class FakeGitHub {
       redelivery: delivery.redelivery ?? false,
       action: delivery.action ?? null,
       repositoryId: delivery.repositoryId ?? null,
+      payload: delivery.payload ?? null,
       ...delivery,
       id: this.nextDeliveryId++,
     };
@@ -655,31 +683,32 @@ export class FakeGitHub {
         const last = page.at(-1);
         return {
           status: 200,
-          body: page.map((item) => ({
-            id: item.id,
-            guid: item.guid,
-            delivered_at: new Date(item.deliveredAt).toISOString(),
-            redelivery: item.redelivery,
-            duration: 0.2,
-            status:
-              item.statusCode === 0
-                ? "timed out"
-                : item.statusCode < 400
-                  ? "OK"
-                  : `Invalid HTTP Response: ${item.statusCode}`,
-            status_code: item.statusCode,
-            event: item.event,
-            action: item.action,
-            installation_id: null,
-            repository_id: item.repositoryId,
-            throttled_at: null,
-          })),
+          body: page.map(deliveryItem),
           headers:
             more && last
               ? {
                   link: `<${this.baseUrl}/app/hook/deliveries?per_page=${perPage}&cursor=${last.id}>; rel="next"`,
                 }
               : {},
+        };
+      }
+      case "GET /app/hook/deliveries/{delivery_id}": {
+        const found = this.deliveries.find((item) => item.id === Number(params.delivery_id));
+        if (!found) return error(404, "Not Found");
+        this.deliveryReads.push(found.id);
+        return {
+          status: 200,
+          body: {
+            ...deliveryItem(found),
+            url: "https://hearth.example/webhooks/github",
+            request: {
+              headers: found.payload
+                ? { "X-GitHub-Event": found.event, "X-GitHub-Delivery": found.guid }
+                : null,
+              payload: found.payload,
+            },
+            response: { headers: null, payload: null },
+          },
         };
       }
       case "POST /app/hook/deliveries/{delivery_id}/attempts": {
@@ -691,6 +720,7 @@ export class FakeGitHub {
           event: original.event,
           action: original.action,
           repositoryId: original.repositoryId,
+          payload: original.payload,
           redelivery: true,
           statusCode: this.redeliveryStatusCode,
         });

@@ -1,5 +1,9 @@
 import type { ForgeJob } from "@hearth/core/simulation/forge";
-import { githubDeliveryItem, type SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
+import {
+  githubDeliveryItem,
+  githubHookDelivery,
+  type SimulatedDeliveries,
+} from "@hearth/core/simulation/forge/deliveries";
 import type { FaultyForge, SimulatedListingFaults } from "@hearth/core/simulation/forge/faults";
 import { simpleUser } from "@hearth/core/simulation/forge/github-shapes";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
@@ -27,9 +31,10 @@ import { bearerMatches, readBody } from "../http";
  *   `POST /projects/:id/jobs/:job_id/retry`, when the simulation tracks its jobs.
  *
  * - Polling (`simulation/forge/jobs.ts` and `deliveries.ts` keep the state): GitHub's App webhook
- *   deliveries (`GET /app/hook/deliveries`, cursor pages, and `POST …/deliveries/{id}/attempts`, a
- *   redelivery sent after the 202), the App's installation (`GET /repos/{owner}/{repo}/installation`,
- *   `POST /app/installations/{id}/access_tokens`), a repository's runs by status and a run's jobs
+ *   deliveries (`GET /app/hook/deliveries`, cursor pages; `GET …/deliveries/{id}` with its payload;
+ *   `POST …/deliveries/{id}/attempts`, a redelivery sent after the 202), the App's installation
+ *   (`GET /repos/{owner}/{repo}/installation`, `POST /app/installations/{id}/access_tokens`), a
+ *   repository's runs by status and a run's jobs
  *   (`filter=latest`); GitLab's pending and running jobs of a project (keyset pages, `Link`
  *   `rel="next"`) and a group's projects.
  *
@@ -282,6 +287,13 @@ function pollingRoutes(app: Hono, options: SimForgeRouteOptions): void {
       c.header("link", `<${next}>; rel="next"`);
     }
     return c.json(listed.page.map(githubDeliveryItem));
+  });
+  app.get(`${GITHUB}/app/hook/deliveries/:delivery_id`, (c) => {
+    const raw = c.req.param("delivery_id");
+    const id = /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+    const record = id === undefined ? undefined : deliveries?.get(id);
+    if (record?.source !== "github") return githubError(c, 404, "Not Found");
+    return c.json(githubHookDelivery(record));
   });
   app.post(`${GITHUB}/app/hook/deliveries/:delivery_id/attempts`, (c) => {
     const raw = c.req.param("delivery_id");

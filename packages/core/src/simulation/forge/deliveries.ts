@@ -3,8 +3,9 @@ import type { ForgeRequest } from ".";
 
 /**
  * The simulated forges' webhook deliveries, as GitHub keeps an App's: every delivery is recorded
- * (its guid, event, action, status code, whether it was a redelivery), so that `GET
- * /app/hook/deliveries` lists them and `POST …/deliveries/{id}/attempts` sends one again, with the
+ * (its guid, event, action, status code, whether it was a redelivery, its request), so that `GET
+ * /app/hook/deliveries` lists them, `GET …/deliveries/{id}` shows one with its payload, and `POST
+ * …/deliveries/{id}/attempts` sends one again, with the
  * same guid and body, as a redelivery. A loss rate drops that share of deliveries at random (seeded):
  * a dropped delivery never reaches Hearth and is recorded as failed with status code 0, as GitHub
  * records a delivery that got no answer ("timed out"), so that polling finds it.
@@ -154,5 +155,27 @@ export function githubDeliveryItem(record: DeliveryRecord) {
     installation_id: 1,
     repository_id: 1,
     throttled_at: null,
+  };
+}
+
+/**
+ * A delivery as GitHub's `GET /app/hook/deliveries/{id}` shows it (hook-delivery): the item, and the
+ * request with its payload. The signature header is left out: the API's caller reads it as the App.
+ */
+export function githubHookDelivery(record: DeliveryRecord) {
+  let payload: unknown = null;
+  try {
+    payload = JSON.parse(record.request.body);
+  } catch {
+    payload = null;
+  }
+  const headers = Object.fromEntries(
+    Object.entries(record.request.headers).filter(([name]) => !name.startsWith("x-hub-signature")),
+  );
+  return {
+    ...githubDeliveryItem(record),
+    url: `https://hearth.local${record.request.path}`,
+    request: { headers, payload },
+    response: { headers: null, payload: null },
   };
 }
