@@ -16,7 +16,11 @@ afterEach(async () => {
 });
 
 describe("a burst of 200 queued jobs across two pools", () => {
-  it("starts one ScaleFleet run per pool, scales each pool to its maximum, and launches nothing twice", async () => {
+  // Two hundred deliveries and two real ScaleFleet runs: on a loaded machine this takes longer than
+  // vitest's default 30 s, which is a guard against hangs, not a speed target.
+  it("starts one ScaleFleet run per pool, scales each pool to its maximum, and launches nothing twice", {
+    timeout: 120_000,
+  }, async () => {
     const started = await startTestHearth({
       // Runs outlast the burst: each iteration waits 250 ms of real time, for 24 iterations.
       maxIterations: 24,
