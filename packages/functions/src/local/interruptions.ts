@@ -4,6 +4,7 @@ import { handleInterruptionDefinition, handleInterruptionExecutionName } from "@
 import { StateMachine } from "aws-local-stepfunctions";
 import type { HandleInterruptionTasks } from "../interruptions";
 import type { Logger } from "../log";
+import { localExecutions } from "./executions";
 
 /** Placeholder ARNs: locally each Task state runs the handler mapped to its name instead. */
 const local = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:hearth-local-${name}`;
@@ -32,17 +33,8 @@ export function createLocalHandleInterruption(options: LocalHandleInterruptionOp
     validationOptions: { checkArn: true, checkPaths: true },
   });
   const names = new Set<string>();
-  const running = new Set<Promise<unknown>>();
-  const aborts = new Set<() => void>();
-  const inFlight = new Set<Promise<unknown>>();
-  const track = <T>(work: Promise<T>): Promise<T> => {
-    inFlight.add(work);
-    void work.then(
-      () => inFlight.delete(work),
-      () => inFlight.delete(work),
-    );
-    return work;
-  };
+  const runs = localExecutions(options.log, "handle interruption run failed");
+  const { track } = runs;
   const { tasks } = options;
   let stopped = false;
 
@@ -65,25 +57,11 @@ export function createLocalHandleInterruption(options: LocalHandleInterruptionOp
           retryIntervalOverrides: { Claim: 10, Drain: 10, Settle: 10, RecordFailure: 10 },
         },
       });
-      aborts.add(execution.abort);
-      const done = execution.result
-        .catch((error: unknown) => {
-          options.log.error("handle interruption run failed", {
-            instance: notice.instanceId,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        })
-        .finally(() => {
-          running.delete(done);
-          aborts.delete(execution.abort);
-        });
-      running.add(done);
+      runs.watch(execution, { instance: notice.instanceId });
       return "started";
     },
     /** Resolves when no execution is in progress. */
-    async idle(): Promise<void> {
-      while (running.size) await Promise.allSettled([...running]);
-    },
+    idle: runs.idle,
     /** Executions started so far, by name. */
     get executions(): string[] {
       return [...names];
@@ -91,8 +69,7 @@ export function createLocalHandleInterruption(options: LocalHandleInterruptionOp
     /** Stops every execution and lets the steps under way finish; starts none after. */
     async stop(): Promise<void> {
       stopped = true;
-      for (const abort of aborts) abort();
-      while (inFlight.size) await Promise.allSettled([...inFlight]);
+      await runs.abortAll();
     },
   };
 }

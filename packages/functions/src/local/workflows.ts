@@ -3,6 +3,7 @@ import { scaleFleetDefinition } from "@hearth/core/workflows";
 import { StateMachine } from "aws-local-stepfunctions";
 import type { Logger } from "../log";
 import type { ScaleFleetTasks } from "../scale";
+import { localExecutions } from "./executions";
 
 /** Placeholder ARNs: locally each Task state runs the handler mapped to its name instead. */
 const local = (name: string) => `arn:aws:lambda:us-east-1:000000000000:function:hearth-local-${name}`;
@@ -31,20 +32,10 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
   const machine = new StateMachine(localScaleFleetDefinition as never, {
     validationOptions: { checkArn: true, checkPaths: true },
   });
-  const running = new Set<Promise<unknown>>();
-  const aborts = new Set<() => void>();
+  const runs = localExecutions(options.log, "scale fleet run failed");
+  const { track } = runs;
   /** Runs in progress, by their lease holder: a clean stop frees their leases. */
   const holders = new Map<string, string>();
-  /** Task handlers still running: an aborted run's step may still be writing. */
-  const inFlight = new Set<Promise<unknown>>();
-  const track = <T>(work: Promise<T>): Promise<T> => {
-    inFlight.add(work);
-    void work.then(
-      () => inFlight.delete(work),
-      () => inFlight.delete(work),
-    );
-    return work;
-  };
   const { tasks } = options;
   let executions = 0;
   /** Set by `stop`: a webhook still being answered while the server closes must not start a run. */
@@ -76,26 +67,11 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
           },
         },
       );
-      aborts.add(execution.abort);
       holders.set(holder, pool);
-      const done = execution.result
-        .catch((error: unknown) => {
-          options.log.error("scale fleet run failed", {
-            pool,
-            error: error instanceof Error ? error.message : String(error),
-          });
-        })
-        .finally(() => {
-          running.delete(done);
-          aborts.delete(execution.abort);
-          holders.delete(holder);
-        });
-      running.add(done);
+      runs.watch(execution, { pool }, () => holders.delete(holder));
     },
     /** Resolves when no run is in progress. */
-    async idle(): Promise<void> {
-      while (running.size) await Promise.allSettled([...running]);
-    },
+    idle: runs.idle,
     get executions() {
       return executions;
     },
@@ -103,8 +79,7 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
     async stop(): Promise<void> {
       stopped = true;
       const stoppedRuns = [...holders];
-      for (const abort of aborts) abort();
-      while (inFlight.size) await Promise.allSettled([...inFlight]);
+      await runs.abortAll();
       for (const [holder, pool] of stoppedRuns) {
         await options.release(pool, holder).catch((error: unknown) => {
           options.log.warn("could not free a ScaleFleet lease", {
