@@ -21,6 +21,7 @@ import {
   parseTrace,
   policyNames,
   type SimResult,
+  type StoreFigures,
   simulate,
   TraceError,
 } from "../packages/core/src/simulation/trace";
@@ -37,6 +38,12 @@ const modelFlags: Record<string, keyof FleetModel> = {
   "spot-warning": "spotWarningSeconds",
   "webhook-delay": "webhookDelaySeconds",
   "max-instances": "maxInstancesPerPool",
+  "cache-penalty": "cachePenaltySeconds",
+  "cache-window": "cacheWindowSeconds",
+  "volume-attach": "volumeAttachSeconds",
+  zones: "zones",
+  "spot-start-success": "spotStartSuccess",
+  "spot-start-fail": "spotStartFailSeconds",
 };
 
 const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --policy NAME|all [--json] [--seed N]
@@ -45,6 +52,11 @@ const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --polic
 ${Object.entries(modelFlags)
   .map(([flag, key]) => `    --${flag} N  (default ${defaultFleetModel[key]})`)
   .join("\n")}
+  binary cache:
+    --binary-cache on|off|default     the stage's binary cache for every policy run (default: Hearth and
+                                      the +cache variants have it, the other baselines do not)
+    --stores                          adds where stores came from (warm, substituted, cold) and the
+                                      achievable warm hits to each row
   spot interruptions:
     --interruption-rate-multiplier K  multiplies --spot-interruptions (default 1)
     --interruptions                   adds interruptions, retries, extra wait and lost jobs to each row
@@ -73,6 +85,8 @@ function main(): void {
         help: { type: "boolean", default: false },
         "interruption-rate-multiplier": { type: "string", default: "1" },
         interruptions: { type: "boolean", default: false },
+        "binary-cache": { type: "string", default: "default" },
+        stores: { type: "boolean", default: false },
         forge: { type: "string", default: "auto" },
         "retry-interrupted": { type: "string", default: "1" },
         "retry-on-demand": { type: "string", default: "true" },
@@ -128,6 +142,10 @@ function main(): void {
   const holdMax = Number(values["retry-hold-max"]);
   if (!Number.isFinite(holdMax) || holdMax < 0)
     fail(`--retry-hold-max must be a non-negative number of seconds, got ${values["retry-hold-max"]}`);
+  const cacheArg = values["binary-cache"] as string;
+  if (!["on", "off", "default"].includes(cacheArg))
+    fail(`--binary-cache must be on, off or default, got ${cacheArg}`);
+  const binaryCache = cacheArg === "default" ? undefined : cacheArg === "on";
   const hearth = {
     forge: forge as ForgeChoice,
     retryInterrupted,
@@ -165,6 +183,7 @@ function main(): void {
         model,
         hearth,
         interruptionRateMultiplier: multiplier,
+        ...(binaryCache === undefined ? {} : { binaryCache }),
       });
       const seconds = (performance.now() - started) / 1000;
       if (!reported && details.unroutable.length > 0) {
@@ -179,11 +198,11 @@ function main(): void {
             .join("\n")}\n`,
         );
       }
-      results.push(
-        values.interruptions
-          ? { ...rounded(result), interruptions: roundedFigures(details.interruptions) }
-          : rounded(result),
-      );
+      results.push({
+        ...rounded(result),
+        ...(values.interruptions ? { interruptions: roundedFigures(details.interruptions) } : {}),
+        ...(values.stores ? { stores: details.stores } : {}),
+      });
       if (!values.json) process.stderr.write(`  ${trace.name} ${policy}: ${seconds.toFixed(2)} s\n`);
     }
   }
@@ -192,7 +211,7 @@ function main(): void {
 }
 
 /** A README row, with what interruptions cost when `--interruptions` asks for it. */
-type Row = SimResult & { interruptions?: InterruptionFigures };
+type Row = SimResult & { interruptions?: InterruptionFigures; stores?: StoreFigures };
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
@@ -219,6 +238,17 @@ function rounded(result: SimResult): SimResult {
   };
 }
 
+function storeCells(stores: StoreFigures): string[] {
+  const started = stores.warm + stores.substituted + stores.cold;
+  const share = (n: number, of: number) => (of === 0 ? "-" : ((100 * n) / of).toFixed(1));
+  return [
+    stores.binaryCache ? "on" : "off",
+    share(stores.substituted, started),
+    share(stores.achievable, started),
+    share(stores.warmOfAchievable, stores.achievable),
+  ];
+}
+
 export function table(results: readonly Row[]): string {
   const header = [
     "trace",
@@ -233,6 +263,7 @@ export function table(results: readonly Row[]): string {
     "intr",
     "lost",
     ...(results.some((r) => r.interruptions) ? ["retries", "extra wait p95 s", "lost to intr"] : []),
+    ...(results.some((r) => r.stores) ? ["cache", "subst %", "achievable %", "warm/achv %"] : []),
   ];
   const rows = results.map((r) => [
     r.trace,
@@ -253,6 +284,7 @@ export function table(results: readonly Row[]): string {
           String(r.interruptions.lostToInterruptions),
         ]
       : []),
+    ...(r.stores ? storeCells(r.stores) : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
   const line = (cells: string[]) =>

@@ -391,3 +391,67 @@ describe("the Auto Scaling group model", () => {
     expect(jobs.map((j) => j.state)).toEqual(["queued", "queued"]);
   });
 });
+
+describe("the binary cache", () => {
+  /** Two instances; `first` runs a job with key k, then `second` (cold for k) runs another at `later`. */
+  function twoStores(binaryCache: boolean, later: number, model: Partial<FleetModel> = {}) {
+    const { clock, fleet, pool, job, at } = setup(model);
+    fleet.binaryCache = binaryCache;
+    const built = job("k", 100, 1000);
+    const again = job("k", 100, 1000);
+    let second: SimInstance | null = null;
+    at(0, () => {
+      const first = fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(built);
+      // The first instance runs nothing else: it stops listening once its job is done.
+      at(75 + 1000, () => first && fleet.drain(first));
+    });
+    at(later, () => {
+      second = fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(again);
+    });
+    clock.run();
+    return { built, again, second: second as SimInstance | null };
+  }
+
+  it("substitutes a closure the pool built: a cold store runs for min(cold, warm + 60 s)", () => {
+    const { built, again, second } = twoStores(true, 2000);
+    expect(built.store).toBe("cold");
+    expect(built.achievable).toBe(false);
+    expect(again.firstInstance).toBe(second);
+    expect(again.warmStart).toBe(false);
+    expect(again.store).toBe("substituted");
+    expect(again.achievable).toBe(true);
+    // Started at 2075 on the second instance, ran 160 s instead of 1000.
+    expect(again.firstStartAt).toBe(2075);
+    expect(again.startedAt + 160).toBe(2235);
+  });
+
+  it("builds from scratch without the cache, or once the closure is older than the window", () => {
+    const off = twoStores(false, 2000);
+    expect(off.again.store).toBe("cold");
+    const old = twoStores(true, 75 + 1000 + 7 * 24 * 3600 + 1);
+    expect(old.again.store).toBe("cold");
+    const penalty = twoStores(true, 2000, { cachePenaltySeconds: 300 });
+    expect(penalty.again.store).toBe("substituted");
+  });
+
+  it("never makes a substituted run longer than a cold one", () => {
+    const { clock, fleet, pool, job, at } = setup({ cachePenaltySeconds: 300 });
+    fleet.binaryCache = true;
+    const first = job("k", 100, 150);
+    const second = job("k", 100, 150);
+    at(0, () => {
+      const a = fleet.launch(pool, { market: "on-demand", group: "g", maxJobs: 1 });
+      fleet.enqueue(first);
+      at(500, () => {
+        if (a) fleet.terminate(a);
+        fleet.launch(pool, { market: "on-demand", group: "g" });
+        fleet.enqueue(second);
+      });
+    });
+    clock.run();
+    expect(second.store).toBe("substituted");
+    expect(clock.now).toBe(500 + 75 + 150);
+  });
+});
