@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { defaultPools, poolConfigSchema } from "../packages/core/src/pools";
 import { HOLD_MAX_SECONDS } from "../packages/core/src/retries/holds";
 import {
   defaultFleetModel,
@@ -66,7 +67,18 @@ ${Object.entries(modelFlags)
     --retry-on-demand true|false      a retry's new capacity is on-demand (default true)
     --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
                                       pool's spot runners until the retry has started (the retry hold)
-    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)`;
+    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)
+  prototypes of store mechanisms Hearth does not build yet (each off by default):
+    --choose-resume                   Hearth names the stopped store that resumes (warm for the oldest queued job)
+    --resume-extra                    with --choose-resume, still resume the planner's extra stores (its step 2)
+    --warm-listening                  only slots warm for the oldest queued job listen while one exists
+    --cold-listen-delay S             …until the job has waited S seconds (default 15)
+    --store-volumes off|pinned|any-zone  stores on EBS volumes that outlive spot instances (warm group on spot)
+    --volume-retention H              a detached store volume is deleted after H hours (default 24)
+    --persistent-spot                 the warm group's instances are persistent spot instances that stop on interruption
+  pool settings (the default pools' values unless given):
+    --warm-pool-max N                 pool setting warm.warmPoolSize: the most Stopped instances kept (default 50)
+    --warm-idle S, --burst-idle S     pool settings idleTimeouts.warmSeconds (30) and burstSeconds (300)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${usage}\n`);
@@ -87,6 +99,16 @@ function main(): void {
         interruptions: { type: "boolean", default: false },
         "binary-cache": { type: "string", default: "default" },
         stores: { type: "boolean", default: false },
+        "choose-resume": { type: "boolean", default: false },
+        "resume-extra": { type: "boolean", default: false },
+        "warm-listening": { type: "boolean", default: false },
+        "cold-listen-delay": { type: "string", default: "15" },
+        "store-volumes": { type: "string", default: "off" },
+        "volume-retention": { type: "string", default: "24" },
+        "persistent-spot": { type: "boolean", default: false },
+        "warm-pool-max": { type: "string" },
+        "warm-idle": { type: "string" },
+        "burst-idle": { type: "string" },
         forge: { type: "string", default: "auto" },
         "retry-interrupted": { type: "string", default: "1" },
         "retry-on-demand": { type: "string", default: "true" },
@@ -146,7 +168,49 @@ function main(): void {
   if (!["on", "off", "default"].includes(cacheArg))
     fail(`--binary-cache must be on, off or default, got ${cacheArg}`);
   const binaryCache = cacheArg === "default" ? undefined : cacheArg === "on";
+  const coldListenDelay = Number(values["cold-listen-delay"]);
+  if (!Number.isFinite(coldListenDelay) || coldListenDelay < 0)
+    fail(`--cold-listen-delay must be a non-negative number of seconds, got ${values["cold-listen-delay"]}`);
+  const storeVolumes = values["store-volumes"] as string;
+  if (storeVolumes !== "off" && storeVolumes !== "pinned" && storeVolumes !== "any-zone")
+    fail(`--store-volumes must be off, pinned or any-zone, got ${storeVolumes}`);
+  const retention = Number(values["volume-retention"]);
+  if (!Number.isFinite(retention) || retention < 0)
+    fail(`--volume-retention must be a non-negative number of hours, got ${values["volume-retention"]}`);
+  const setting = (flag: string): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) fail(`--${flag} must be a non-negative integer, got ${raw}`);
+    return value;
+  };
+  const warmPoolMax = setting("warm-pool-max");
+  const warmIdle = setting("warm-idle");
+  const burstIdle = setting("burst-idle");
+  const pools =
+    warmPoolMax === undefined && warmIdle === undefined && burstIdle === undefined
+      ? undefined
+      : defaultPools.map((pool) =>
+          poolConfigSchema.parse({
+            ...pool,
+            warm: { ...pool.warm, ...(warmPoolMax === undefined ? {} : { warmPoolSize: warmPoolMax }) },
+            idleTimeouts: {
+              ...pool.idleTimeouts,
+              ...(warmIdle === undefined ? {} : { warmSeconds: warmIdle }),
+              ...(burstIdle === undefined ? {} : { burstSeconds: burstIdle }),
+            },
+          }),
+        );
   const hearth = {
+    mechanisms: {
+      chooseResume: values["choose-resume"] as boolean,
+      resumeOnlyNeeded: !values["resume-extra"],
+      warmListening: values["warm-listening"] as boolean,
+      coldListenDelaySeconds: coldListenDelay,
+      storeVolumes: storeVolumes as "off" | "pinned" | "any-zone",
+      volumeRetentionHours: retention,
+      persistentSpot: values["persistent-spot"] as boolean,
+    },
     forge: forge as ForgeChoice,
     retryInterrupted,
     retryOnDemand: onDemand === "true",
@@ -183,6 +247,7 @@ function main(): void {
         model,
         hearth,
         interruptionRateMultiplier: multiplier,
+        ...(pools === undefined ? {} : { pools }),
         ...(binaryCache === undefined ? {} : { binaryCache }),
       });
       const seconds = (performance.now() - started) / 1000;
