@@ -76,6 +76,7 @@ ${Object.entries(modelFlags)
     --store-volumes off|pinned|any-zone  stores on EBS volumes that outlive spot instances (warm group on spot)
     --volume-retention H              a detached store volume is deleted after H hours (default 24)
     --persistent-spot                 the warm group's instances are persistent spot instances that stop on interruption
+    --stopped-store-ttl H             a stopped store not resumed for H hours is terminated (default 0: never)
   pool settings (the default pools' values unless given):
     --warm-pool-max N                 pool setting warm.warmPoolSize: the most Stopped instances kept (default 50)
     --warm-idle S, --burst-idle S     pool settings idleTimeouts.warmSeconds (30) and burstSeconds (300)`;
@@ -106,6 +107,7 @@ function main(): void {
         "store-volumes": { type: "string", default: "off" },
         "volume-retention": { type: "string", default: "24" },
         "persistent-spot": { type: "boolean", default: false },
+        "stopped-store-ttl": { type: "string", default: "0" },
         "warm-pool-max": { type: "string" },
         "warm-idle": { type: "string" },
         "burst-idle": { type: "string" },
@@ -201,6 +203,9 @@ function main(): void {
             },
           }),
         );
+  const stoppedTtl = Number(values["stopped-store-ttl"]);
+  if (!Number.isFinite(stoppedTtl) || stoppedTtl < 0)
+    fail(`--stopped-store-ttl must be a non-negative number of hours, got ${values["stopped-store-ttl"]}`);
   const hearth = {
     mechanisms: {
       chooseResume: values["choose-resume"] as boolean,
@@ -210,6 +215,7 @@ function main(): void {
       storeVolumes: storeVolumes as "off" | "pinned" | "any-zone",
       volumeRetentionHours: retention,
       persistentSpot: values["persistent-spot"] as boolean,
+      stoppedStoreTtlHours: stoppedTtl,
     },
     forge: forge as ForgeChoice,
     retryInterrupted,

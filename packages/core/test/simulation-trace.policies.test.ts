@@ -498,6 +498,31 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     expect(persistent.fleet.totals().cost).toBeLessThan(shipped.fleet.totals().cost);
   });
 
+  it("stoppedStoreTtlHours: a stopped store not resumed for that long is terminated (the planner launches a new one if its forecast asks)", () => {
+    const oldest = (ttl: number) => {
+      let found = { stopped: 0, oldestHours: 0 };
+      runSimulation(history, {
+        policy: "hearth",
+        model: noInterruptions,
+        hearth: { mechanisms: { ...defaultStoreMechanisms, stoppedStoreTtlHours: ttl } },
+        onStart: (fleet, clock) =>
+          clock.at(86_399, () => {
+            const stopped = (fleet.pools[0]?.instances ?? []).filter((i) => i.state === "stopped");
+            found = {
+              stopped: stopped.length,
+              oldestHours: Math.max(0, ...stopped.map((i) => (clock.now - i.stoppedAt) / 3600)),
+            };
+          }),
+      });
+      return found;
+    };
+    expect(oldest(0).stopped).toBeGreaterThan(0);
+    expect(oldest(0).oldestHours).toBeGreaterThan(12);
+    const dropped = oldest(2);
+    // Checked at the minute tick: none stopped for more than 2 h and a minute.
+    expect(dropped.oldestHours).toBeLessThanOrEqual(2 + 1 / 60);
+  });
+
   it("storeVolumes: a spot instance's store outlives it, and a later instance attaches it warm", () => {
     const t = trace([
       [0, "k", 100, 1000],

@@ -136,6 +136,18 @@ export class SimAsg {
     this.reconcile();
   }
 
+  /**
+   * Terminates one Stopped instance the policy keeps itself (TerminateInstances), and keeps the stopped
+   * pool one smaller, so that nothing is launched to replace it until the policy asks again.
+   */
+  dropStopped(instance: SimInstance): void {
+    const at = this.warmPool.indexOf(instance);
+    if (at < 0 || instance.state !== "stopped") return;
+    this.warmPool.splice(at, 1);
+    if (this.warmPoolSize !== null) this.warmPoolSize = Math.max(0, this.warmPoolSize - 1);
+    this.fleet.terminate(instance);
+  }
+
   /** The fleet terminated one of ours (an interruption): forget it, and replace it if still desired. */
   forget(instance: SimInstance): void {
     let known = false;

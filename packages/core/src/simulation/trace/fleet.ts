@@ -230,6 +230,7 @@ export class Fleet {
     if (!instance.live) throw new Error(`cannot stop ${instance.id}: it is ${instance.state}`);
     this.settle(instance);
     instance.state = "stopped";
+    instance.stoppedAt = this.now;
     instance.idleSince = null;
     instance.epoch++;
   }
@@ -264,6 +265,7 @@ export class Fleet {
     this.settle(instance);
     this.interruptionStops++;
     instance.state = "stopped";
+    instance.stoppedAt = this.now;
     instance.idleSince = null;
     instance.claiming = true;
     instance.epoch++;

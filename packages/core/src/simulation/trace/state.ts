@@ -89,6 +89,8 @@ export class SimInstance {
   zone = -1;
   /** The instance's store lives on its own EBS volume, kept when the instance goes. */
   storeVolume = false;
+  /** When the instance last stopped (-1: never). */
+  stoppedAt = -1;
   /** Launches and resumes so far: a timer of an earlier run (a spot warning) checks it. */
   starts = 0;
 

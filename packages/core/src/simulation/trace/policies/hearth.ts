@@ -85,6 +85,13 @@ export interface StoreMechanisms {
    * a start finds capacity with the model's probability (else it fails after 10 s and another is tried).
    */
   persistentSpot: boolean;
+  /**
+   * A stopped store not resumed for this many hours is terminated (0: never), at the minute tick. With
+   * the binary cache a stopped store saves a job only the substitution's minute, so one that waits
+   * long pays more in EBS than it saves; the planner only grows the warm group back when the forecast
+   * asks for it.
+   */
+  stoppedStoreTtlHours: number;
 }
 
 export const defaultStoreMechanisms: StoreMechanisms = {
@@ -95,6 +102,7 @@ export const defaultStoreMechanisms: StoreMechanisms = {
   storeVolumes: "off",
   volumeRetentionHours: 24,
   persistentSpot: false,
+  stoppedStoreTtlHours: 0,
 };
 
 export interface HearthOptions extends InterruptionSettings {
@@ -369,6 +377,16 @@ class HearthPolicy implements Policy {
 
   private tick(): void {
     const now = ms(this.context.clock.now);
+    const ttl = this.options.mechanisms.stoppedStoreTtlHours * 3600;
+    if (ttl > 0) {
+      const seconds = this.context.clock.now;
+      for (const pool of this.pools) {
+        for (const instance of [...pool.warm.warmPool]) {
+          if (instance.state === "stopped" && instance.stoppedAt >= 0 && seconds - instance.stoppedAt >= ttl)
+            pool.warm.dropStopped(instance);
+        }
+      }
+    }
     if (now - this.demandAt >= FORECAST_EVERY_MS) {
       this.demand = this.history.forecast(now);
       this.demandAt = now;
