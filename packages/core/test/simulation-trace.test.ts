@@ -36,6 +36,26 @@ describe("simulate", () => {
     }
   });
 
+  it("gives the baselines the binary cache only in their +cache variants, and Hearth by default", () => {
+    const diurnal = parseTrace(syntheticTraceCsv({ jobs: 600, days: 2, seed: 5 }), "synthetic-600");
+    for (const base of ["static", "terraform-nixos", "autogit", "ephemeral", "ghr"] as const) {
+      const plain = simulate(diurnal, { policy: base });
+      const cached = simulate(diurnal, { policy: `${base}+cache` });
+      expect(plain.details.stores.binaryCache).toBe(false);
+      expect(plain.details.stores.substituted).toBe(0);
+      expect(cached.policy).toBe(`${base}+cache`);
+      expect(cached.details.stores.binaryCache).toBe(true);
+      expect(cached.details.stores.substituted).toBeGreaterThan(0);
+      // The same policy with the cache forced on is the variant.
+      const { policy: _p, ...forced } = simulate(diurnal, { policy: base, binaryCache: true });
+      const { policy: _c, ...variant } = cached;
+      expect(forced).toEqual(variant);
+    }
+    const hearth = simulate(diurnal, { policy: "hearth" });
+    expect(hearth.details.stores.binaryCache).toBe(true);
+    expect(simulate(diurnal, { policy: "hearth", binaryCache: false }).details.stores.substituted).toBe(0);
+  });
+
   it("is deterministic for a seed", () => {
     for (const policy of policyNames) {
       expect(simulate(synthetic, { policy, seed: 11 })).toEqual(simulate(synthetic, { policy, seed: 11 }));
