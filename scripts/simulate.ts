@@ -1,10 +1,15 @@
 /**
  * npm run simulate -- --trace FILE --policy NAME|all [--json] [--seed N] [fleet model flags]
  *   [--interruption-rate-multiplier K] [--interruptions] [Hearth's retry flags, --no-retry-hold]
+ *   [--binary-cache on|off|default] [--stores] [prototype flags] [pool settings]
  *
  * Replays a job trace (format: traces/README.md) through Hearth's planner and the
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
- * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row.
+ * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row,
+ * `--stores` where each job's store came from (warm, substituted from the binary cache, cold).
+ * The prototype flags (`--choose-resume`, `--warm-listening`, `--store-volumes`, `--persistent-spot`,
+ * `--stopped-store-ttl` and their settings) model store mechanisms the product does not build yet:
+ * each is off by default, so Hearth's default rows credit only what it ships.
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -47,15 +52,22 @@ const modelFlags: Record<string, keyof FleetModel> = {
   "spot-start-fail": "spotStartFailSeconds",
 };
 
+/** Model values that only the prototypes below read (Hearth as shipped and the baselines never do). */
+const prototypeModelFlags = new Set(["volume-attach", "zones", "spot-start-success", "spot-start-fail"]);
+
 const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --policy NAME|all [--json] [--seed N]
   policies: ${policyNames.join(", ")}
   fleet model (defaults from traces/README.md):
 ${Object.entries(modelFlags)
-  .map(([flag, key]) => `    --${flag} N  (default ${defaultFleetModel[key]})`)
+  .map(
+    ([flag, key]) =>
+      `    --${flag} N  (default ${defaultFleetModel[key]})${prototypeModelFlags.has(flag) ? "  (read by the prototypes only)" : ""}`,
+  )
   .join("\n")}
   binary cache:
-    --binary-cache on|off|default     the stage's binary cache for every policy run (default: Hearth and
-                                      the +cache variants have it, the other baselines do not)
+    --binary-cache on|off|default     the stage's binary cache for every policy run (default: Hearth, whose
+                                      runner image substitutes from and pushes to its stage's cache, and
+                                      the +cache variants have it; the other baselines do not)
     --stores                          adds where stores came from (warm, substituted, cold) and the
                                       achievable warm hits to each row
   spot interruptions:
@@ -68,7 +80,8 @@ ${Object.entries(modelFlags)
     --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
                                       pool's spot runners until the retry has started (the retry hold)
     --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)
-  prototypes of store mechanisms Hearth does not build yet (each off by default):
+  prototypes of store mechanisms Hearth does NOT build yet, each off by default: models of what the
+  product would have to build, for measuring only; Hearth's default figures credit none of them:
     --choose-resume                   Hearth names the stopped store that resumes (warm for the oldest queued job)
     --resume-extra                    with --choose-resume, still resume the planner's extra stores (its step 2)
     --warm-listening                  only slots warm for the oldest queued job listen while one exists

@@ -110,6 +110,30 @@ describe("npm run simulate", () => {
     expect(bad.stderr).toContain("--binary-cache must be on, off or default, got maybe");
   }, 60_000);
 
+  it("lists each store prototype in --help as a mechanism Hearth does not build yet, off by default", () => {
+    const { status, stdout } = simulateCli("--help");
+    expect(status).toBe(0);
+    const heading = stdout.indexOf(
+      "prototypes of store mechanisms Hearth does NOT build yet, each off by default",
+    );
+    const next = stdout.indexOf("pool settings");
+    expect(heading).toBeGreaterThan(0);
+    const section = stdout.slice(heading, next);
+    for (const flag of [
+      "--choose-resume",
+      "--resume-extra",
+      "--warm-listening",
+      "--cold-listen-delay",
+      "--store-volumes",
+      "--volume-retention",
+      "--persistent-spot",
+      "--stopped-store-ttl",
+    ])
+      expect(section).toContain(flag);
+    for (const flag of ["--volume-attach", "--zones", "--spot-start-success", "--spot-start-fail"])
+      expect(stdout).toMatch(new RegExp(`${flag} N .*read by the prototypes only`));
+  }, 60_000);
+
   it("prints a table without --json", () => {
     const file = traceFile("table.csv", `${header}\n1,0,p,k,nix;x86_64-linux,30,60\n`);
     const { status, stdout } = simulateCli("--trace", file, "--policy", "static");

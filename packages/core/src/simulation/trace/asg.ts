@@ -28,7 +28,8 @@ export interface AsgOptions {
   random: Random;
   /**
    * Which Stopped instance resumes, when the policy names it (stopped instances kept outside a warm
-   * pool: Standby and StopInstances, or EC2 directly); without it, AWS's choice.
+   * pool: Standby and StopInstances, or EC2 directly); without it, AWS's choice. Only the
+   * `--choose-resume` prototype names one: Hearth's product does not yet.
    */
   chooseResume?: (stopped: SimInstance[]) => SimInstance | undefined;
   /** More launch options for each launch (persistent spot, a store volume to attach). */

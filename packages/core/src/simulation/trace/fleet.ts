@@ -27,7 +27,10 @@ export interface FleetObserver {
    * the README's rule for every policy.
    */
   jobInterrupted?(job: SimJob, instance: SimInstance): boolean;
-  /** A persistent spot instance was interrupted: it is Stopped now, its store kept. */
+  /**
+   * A persistent spot instance was interrupted: it is Stopped now, its store kept. Only the
+   * `--persistent-spot` prototype launches these (the product does not build it yet).
+   */
   instanceStopped?(instance: SimInstance): void;
   /** A persistent spot instance's start found no spot capacity: it is Stopped again. */
   resumeFailed?(instance: SimInstance): void;
@@ -64,9 +67,15 @@ export class Fleet {
    * finished within the model's window, substitutes its closure instead of building it.
    */
   binaryCache = false;
-  /** Which slots listen (null: every free slot, as for every policy by default). */
+  /**
+   * Which slots listen (null: every free slot, as for every policy by default). Only the
+   * `--warm-listening` prototype sets it: Hearth does not decide which slots listen yet.
+   */
   listening: ListeningRule | null = null;
-  /** Detached store volumes are deleted this long after they were detached. */
+  /**
+   * Detached store volumes (the `--store-volumes` prototype, not built yet) are deleted this long
+   * after they were detached.
+   */
   volumeRetentionSeconds = Number.POSITIVE_INFINITY;
   /** The zone a store-volume instance lands in when the policy does not pin one. */
   zoneChoice: Random = Random.stream(1, "zones");

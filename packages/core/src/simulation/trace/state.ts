@@ -15,9 +15,15 @@ export interface LaunchOptions {
   group: string;
   /** Jobs the runner takes before it exits (1 for ephemeral runners). */
   maxJobs?: number;
-  /** A persistent spot instance: interruptions stop it (store kept) instead of terminating it. */
+  /**
+   * A persistent spot instance: interruptions stop it (store kept) instead of terminating it. A
+   * prototype (`--persistent-spot`): no policy's product launches these yet.
+   */
   persistent?: boolean;
-  /** The store on its own EBS volume, kept (detached, in the instance's zone) when the instance goes. */
+  /**
+   * The store on its own EBS volume, kept (detached, in the instance's zone) when the instance goes. A
+   * prototype (`--store-volumes`): no policy's product does this yet.
+   */
   storeVolume?: boolean;
   /** With `storeVolume`: the zone to launch in and the detached volume to attach there (the policy's pick). */
   attach?: StoreVolume;

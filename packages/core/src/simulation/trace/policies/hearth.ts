@@ -35,6 +35,9 @@ import {
  *   for at most `maxIterations` iterations.
  * - Each pool has a warm group (on-demand, warm pool of Stopped instances, ReuseOnScaleIn) and a
  *   burst group (spot), both protected from scale-in, as the AWS driver sets them up.
+ * - The binary cache is on (`index.ts`, `policyVariant`): the runner image substitutes from the
+ *   stage's cache and pushes every build to it (`nixos/modules/binary-cache.nix`; `infra/fleet.ts`
+ *   gives the agent config the stage bucket's URL).
  * - A spot interruption is handled as HandleInterruption and the agent do it (`hearth-interruptions.ts`):
  *   the instance drains at once, is detached from its group (which replaces it at once) and a run
  *   starts; jobs still running 30 s before the deadline are stopped, and retried once the forge has
@@ -106,7 +109,10 @@ export const defaultStoreMechanisms: StoreMechanisms = {
 };
 
 export interface HearthOptions extends InterruptionSettings {
-  /** Prototypes of mechanisms not built yet (all off by default). */
+  /**
+   * Prototypes of store mechanisms the product does not build yet (all off by default, and off in
+   * every published default figure).
+   */
   mechanisms: StoreMechanisms;
   /** The minute tick. */
   tickSeconds: number;
