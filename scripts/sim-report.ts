@@ -1,10 +1,12 @@
 /**
- * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N] [--interruptions] [--lost-seeds K]
- *   [--no-retry-hold]
+ * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N] [--max-instances N] [--interruptions]
+ *   [--lost-seeds K] [--no-retry-hold]
  *
- * Runs every policy on every trace in DIR (default traces/), writes one SVG per trace to
- * `docs/sim-<trace>.svg` (cost against p95 wait, one point per policy, the targets shaded) and
- * prints the Markdown tables for docs/BENCHMARKS.md. No dependencies: the SVG is written by hand.
+ * Runs every policy (the baselines with and without the binary cache) on every trace in DIR (default
+ * traces/), writes one SVG per trace to `docs/sim-<trace>.svg` (`sim-<trace>-max<N>.svg` with
+ * `--max-instances N` other than the model's 50; cost against p95 wait, one point per policy, the
+ * goal shaded) and prints the Markdown tables for docs/BENCHMARKS.md, with where each job's store came
+ * from. No dependencies: the SVG is written by hand.
  * With `--interruptions` it prints instead, per trace, what spot interruptions cost at the model's
  * rate and at 5 times it (Hearth under GitHub's and GitLab's rules, and the baselines that run spot),
  * and, with `--lost-seeds K`, Hearth's lost jobs over seeds 1 to K, then what the retry hold costs
@@ -14,10 +16,13 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import {
+  defaultFleetModel,
+  type FleetModel,
   type ForgeChoice,
   parseTrace,
   policyNames,
   type SimResult,
+  type StoreFigures,
   simulate,
   type Trace,
 } from "../packages/core/src/simulation/trace";
@@ -30,8 +35,20 @@ const { values } = parseArgs({
     interruptions: { type: "boolean", default: false },
     "lost-seeds": { type: "string", default: "0" },
     "no-retry-hold": { type: "boolean", default: false },
+    "max-instances": { type: "string" },
   },
 });
+
+/** The fleet model: the README's, with `--max-instances` if given. */
+const maxInstances =
+  values["max-instances"] === undefined
+    ? defaultFleetModel.maxInstancesPerPool
+    : Number(values["max-instances"]);
+if (!Number.isInteger(maxInstances) || maxInstances < 1) {
+  process.stderr.write(`--max-instances must be a positive integer, got ${values["max-instances"]}\n`);
+  process.exit(2);
+}
+const model: Partial<FleetModel> = { maxInstancesPerPool: maxInstances };
 
 /** Hearth holds a pool's spot runners for a retry unless `--no-retry-hold`. */
 const retryHold = !values["no-retry-hold"];
@@ -47,6 +64,7 @@ function hearthRun(trace: Trace, seed: number, multiplier: number, forge: ForgeC
       seed,
       interruptionRateMultiplier: multiplier,
       hearth: { forge, retryHold: hold },
+      model,
     });
     hearthRuns.set(key, result);
   }
@@ -76,6 +94,8 @@ const colors: Record<string, string> = {
   ephemeral: "#868e96",
   ghr: "#c2255c",
 };
+/** A baseline's `+cache` variant: its base's colour, as a hollow point. */
+const colorOf = (policy: string) => colors[policy.replace(/\+cache$/, "")] ?? "#000";
 
 /** A power of ten, as an SVG text fragment: 1, 10, 100, 1000, then 10⁴… */
 const power = (v: number): string => {
@@ -108,12 +128,12 @@ function plot(trace: string, results: SimResult[]): string {
     `<text x="${margin.left}" y="22" font-size="14" font-weight="600">${esc(trace)}: cost against p95 wait</text>`,
   );
   if (oracle) {
-    // The targets: p95 under 60 s and cost within twice the oracle's.
+    // The goal: p95 under 60 s and cost within three times the oracle's.
     const right = px(Math.min(60, x.hi));
-    const top = py(Math.min(2 * oracle.costUsd, y.hi));
+    const top = py(Math.min(3 * oracle.costUsd, y.hi));
     parts.push(
       `<rect x="${margin.left}" y="${top}" width="${right - margin.left}" height="${margin.top + plotH - top}" fill="#40c05722"/>`,
-      `<text x="${margin.left + 4}" y="${top + 14}" fill="#2b8a3e">targets: p95 &lt; 60 s, cost ≤ 2× oracle</text>`,
+      `<text x="${margin.left + 4}" y="${top + 14}" fill="#2b8a3e">goal: p95 &lt; 60 s, cost ≤ 3× oracle</text>`,
     );
   }
   for (let v = x.lo; v <= x.hi * 1.001; v *= 10) {
@@ -140,7 +160,8 @@ function plot(trace: string, results: SimResult[]): string {
   for (const result of results) {
     const cx = px(result.waitP95);
     const cy = py(result.costUsd);
-    const color = colors[result.policy] ?? "#000";
+    const color = colorOf(result.policy);
+    const hollow = result.policy.endsWith("+cache");
     const r = result.policy === "hearth" ? 7 : 5;
     const label = { x: cx + 9, y: cy + 4, w: 7 * result.policy.length };
     while (
@@ -150,7 +171,9 @@ function plot(trace: string, results: SimResult[]): string {
     }
     placed.push(label);
     parts.push(
-      `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${r}" fill="${color}" stroke="#fff"/>`,
+      hollow
+        ? `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${r - 1}" fill="#fff" stroke="${color}" stroke-width="2"/>`
+        : `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${r}" fill="${color}" stroke="#fff"/>`,
       `<text x="${label.x.toFixed(1)}" y="${label.y.toFixed(1)}" fill="${color}"${result.policy === "hearth" ? ' font-weight="700"' : ""}>${esc(result.policy)}</text>`,
     );
   }
@@ -158,16 +181,25 @@ function plot(trace: string, results: SimResult[]): string {
   return `${parts.join("\n")}\n`;
 }
 
-function table(results: SimResult[]): string {
+/** A share as a percentage, "-" when there is nothing to share. */
+const percent = (n: number, of: number) => (of === 0 ? "-" : `${((100 * n) / of).toFixed(1)}%`);
+
+function table(results: Array<SimResult & { stores: StoreFigures }>): string {
   const oracle = results.find((r) => r.policy === "oracle")?.costUsd ?? Number.NaN;
   const lines = [
-    "| policy | p50 wait | p95 wait | max wait | cost | × oracle | instance-hours | warm hits | interrupted | lost |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| policy | p50 wait | p95 wait | max wait | cost | × oracle | instance-hours | warm hits | substituted | warm of achievable | interrupted | lost |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of results) {
     const name = r.policy === "hearth" ? "**hearth**" : r.policy;
+    const s = r.stores;
+    // The oracle runs every job warm by definition: no store history to speak of.
+    const stores =
+      r.policy === "oracle"
+        ? "- | -"
+        : `${percent(s.substituted, s.warm + s.substituted + s.cold)} | ${percent(s.warmOfAchievable, s.achievable)}`;
     lines.push(
-      `| ${name} | ${r.waitP50.toFixed(0)} s | ${r.waitP95.toFixed(0)} s | ${r.waitMax.toFixed(0)} s | $${r.costUsd.toFixed(2)} | ${(r.costUsd / oracle).toFixed(1)} | ${r.instanceHours.toFixed(0)} | ${(100 * r.warmHitRate).toFixed(1)}% | ${r.interruptedJobs} | ${r.lostJobs} |`,
+      `| ${name} | ${r.waitP50.toFixed(0)} s | ${r.waitP95.toFixed(0)} s | ${r.waitMax.toFixed(0)} s | $${r.costUsd.toFixed(2)} | ${(r.costUsd / oracle).toFixed(1)} | ${r.instanceHours.toFixed(0)} | ${(100 * r.warmHitRate).toFixed(1)}% | ${stores} | ${r.interruptedJobs} | ${r.lostJobs} |`,
     );
   }
   return lines.join("\n");
@@ -198,7 +230,7 @@ function interruptionTable(trace: Trace, seed: number): string {
       const { details, lostJobs } =
         run.policy === "hearth"
           ? hearthRun(trace, seed, multiplier, run.forge ?? "auto")
-          : simulate(trace, { policy: run.policy, seed, interruptionRateMultiplier: multiplier });
+          : simulate(trace, { policy: run.policy, seed, interruptionRateMultiplier: multiplier, model });
       const f = details.interruptions;
       lines.push(
         `| ${multiplier}× (${f.ratePerHour}/h) | ${run.label} | ${f.interruptedJobs} | ${f.retries} | ${f.restartsOnSpot} | ${minutes(f.extraWaitP50)} | ${minutes(f.extraWaitP95)} | ${minutes(f.extraWaitMax)} | ${(f.extraWaitTotal / 3600).toFixed(1)} h | ${(f.redoneSeconds / 3600).toFixed(1)} h | ${lostJobs} |`,
@@ -265,17 +297,19 @@ for (const file of files) {
     continue;
   }
   const results = policyNames.map((policy) => {
-    const { details: _, ...result } = simulate(trace, {
+    const { details, ...result } = simulate(trace, {
       policy,
       seed: Number(values.seed),
       hearth: { retryHold },
+      model,
     });
-    return result;
+    return { ...result, stores: details.stores };
   });
   const name = basename(file, ".csv");
-  const svg = join(values.out as string, `sim-${name}.svg`);
-  writeFileSync(svg, plot(name, results));
+  const suffix = maxInstances === defaultFleetModel.maxInstancesPerPool ? "" : `-max${maxInstances}`;
+  const svg = join(values.out as string, `sim-${name}${suffix}.svg`);
+  writeFileSync(svg, plot(`${name}${suffix ? `, at most ${maxInstances} instances` : ""}`, results));
   process.stdout.write(
-    `#### ${name} (${trace.jobs.length} jobs)\n\n${table(results)}\n\n![${name}](sim-${name}.svg)\n\n`,
+    `#### ${name} (${trace.jobs.length} jobs, at most ${maxInstances} instances per pool)\n\n${table(results)}\n\n![${name}](sim-${name}${suffix}.svg)\n\n`,
   );
 }

@@ -1,14 +1,20 @@
 /**
  * npm run simulate -- --trace FILE --policy NAME|all [--json] [--seed N] [fleet model flags]
  *   [--interruption-rate-multiplier K] [--interruptions] [Hearth's retry flags, --no-retry-hold]
+ *   [--binary-cache on|off|default] [--stores] [prototype flags] [pool settings]
  *
  * Replays a job trace (format: traces/README.md) through Hearth's planner and the
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
- * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row.
+ * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row,
+ * `--stores` where each job's store came from (warm, substituted from the binary cache, cold).
+ * The prototype flags (`--choose-resume`, `--warm-listening`, `--store-volumes`, `--persistent-spot`,
+ * `--stopped-store-ttl` and their settings) model store mechanisms the product does not build yet:
+ * each is off by default, so Hearth's default rows credit only what it ships.
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { defaultPools, poolConfigSchema } from "../packages/core/src/pools";
 import { HOLD_MAX_SECONDS } from "../packages/core/src/retries/holds";
 import {
   defaultFleetModel,
@@ -21,6 +27,7 @@ import {
   parseTrace,
   policyNames,
   type SimResult,
+  type StoreFigures,
   simulate,
   TraceError,
 } from "../packages/core/src/simulation/trace";
@@ -37,14 +44,32 @@ const modelFlags: Record<string, keyof FleetModel> = {
   "spot-warning": "spotWarningSeconds",
   "webhook-delay": "webhookDelaySeconds",
   "max-instances": "maxInstancesPerPool",
+  "cache-penalty": "cachePenaltySeconds",
+  "cache-window": "cacheWindowSeconds",
+  "volume-attach": "volumeAttachSeconds",
+  zones: "zones",
+  "spot-start-success": "spotStartSuccess",
+  "spot-start-fail": "spotStartFailSeconds",
 };
+
+/** Model values that only the prototypes below read (Hearth as shipped and the baselines never do). */
+const prototypeModelFlags = new Set(["volume-attach", "zones", "spot-start-success", "spot-start-fail"]);
 
 const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --policy NAME|all [--json] [--seed N]
   policies: ${policyNames.join(", ")}
   fleet model (defaults from traces/README.md):
 ${Object.entries(modelFlags)
-  .map(([flag, key]) => `    --${flag} N  (default ${defaultFleetModel[key]})`)
+  .map(
+    ([flag, key]) =>
+      `    --${flag} N  (default ${defaultFleetModel[key]})${prototypeModelFlags.has(flag) ? "  (read by the prototypes only)" : ""}`,
+  )
   .join("\n")}
+  binary cache:
+    --binary-cache on|off|default     the stage's binary cache for every policy run (default: Hearth, whose
+                                      runner image substitutes from and pushes to its stage's cache, and
+                                      the +cache variants have it; the other baselines do not)
+    --stores                          adds where stores came from (warm, substituted, cold) and the
+                                      achievable warm hits to each row
   spot interruptions:
     --interruption-rate-multiplier K  multiplies --spot-interruptions (default 1)
     --interruptions                   adds interruptions, retries, extra wait and lost jobs to each row
@@ -54,7 +79,20 @@ ${Object.entries(modelFlags)
     --retry-on-demand true|false      a retry's new capacity is on-demand (default true)
     --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
                                       pool's spot runners until the retry has started (the retry hold)
-    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)`;
+    --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)
+  prototypes of store mechanisms Hearth does NOT build yet, each off by default: models of what the
+  product would have to build, for measuring only; Hearth's default figures credit none of them:
+    --choose-resume                   Hearth names the stopped store that resumes (warm for the oldest queued job)
+    --resume-extra                    with --choose-resume, still resume the planner's extra stores (its step 2)
+    --warm-listening                  only slots warm for the oldest queued job listen while one exists
+    --cold-listen-delay S             …until the job has waited S seconds (default 15)
+    --store-volumes off|pinned|any-zone  stores on EBS volumes that outlive spot instances (warm group on spot)
+    --volume-retention H              a detached store volume is deleted after H hours (default 24)
+    --persistent-spot                 the warm group's instances are persistent spot instances that stop on interruption
+    --stopped-store-ttl H             a stopped store not resumed for H hours is terminated (default 0: never)
+  pool settings (the default pools' values unless given):
+    --warm-pool-max N                 pool setting warm.warmPoolSize: the most Stopped instances kept (default 50)
+    --warm-idle S, --burst-idle S     pool settings idleTimeouts.warmSeconds (30) and burstSeconds (300)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${usage}\n`);
@@ -73,6 +111,19 @@ function main(): void {
         help: { type: "boolean", default: false },
         "interruption-rate-multiplier": { type: "string", default: "1" },
         interruptions: { type: "boolean", default: false },
+        "binary-cache": { type: "string", default: "default" },
+        stores: { type: "boolean", default: false },
+        "choose-resume": { type: "boolean", default: false },
+        "resume-extra": { type: "boolean", default: false },
+        "warm-listening": { type: "boolean", default: false },
+        "cold-listen-delay": { type: "string", default: "15" },
+        "store-volumes": { type: "string", default: "off" },
+        "volume-retention": { type: "string", default: "24" },
+        "persistent-spot": { type: "boolean", default: false },
+        "stopped-store-ttl": { type: "string", default: "0" },
+        "warm-pool-max": { type: "string" },
+        "warm-idle": { type: "string" },
+        "burst-idle": { type: "string" },
         forge: { type: "string", default: "auto" },
         "retry-interrupted": { type: "string", default: "1" },
         "retry-on-demand": { type: "string", default: "true" },
@@ -128,7 +179,57 @@ function main(): void {
   const holdMax = Number(values["retry-hold-max"]);
   if (!Number.isFinite(holdMax) || holdMax < 0)
     fail(`--retry-hold-max must be a non-negative number of seconds, got ${values["retry-hold-max"]}`);
+  const cacheArg = values["binary-cache"] as string;
+  if (!["on", "off", "default"].includes(cacheArg))
+    fail(`--binary-cache must be on, off or default, got ${cacheArg}`);
+  const binaryCache = cacheArg === "default" ? undefined : cacheArg === "on";
+  const coldListenDelay = Number(values["cold-listen-delay"]);
+  if (!Number.isFinite(coldListenDelay) || coldListenDelay < 0)
+    fail(`--cold-listen-delay must be a non-negative number of seconds, got ${values["cold-listen-delay"]}`);
+  const storeVolumes = values["store-volumes"] as string;
+  if (storeVolumes !== "off" && storeVolumes !== "pinned" && storeVolumes !== "any-zone")
+    fail(`--store-volumes must be off, pinned or any-zone, got ${storeVolumes}`);
+  const retention = Number(values["volume-retention"]);
+  if (!Number.isFinite(retention) || retention < 0)
+    fail(`--volume-retention must be a non-negative number of hours, got ${values["volume-retention"]}`);
+  const setting = (flag: string): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) fail(`--${flag} must be a non-negative integer, got ${raw}`);
+    return value;
+  };
+  const warmPoolMax = setting("warm-pool-max");
+  const warmIdle = setting("warm-idle");
+  const burstIdle = setting("burst-idle");
+  const pools =
+    warmPoolMax === undefined && warmIdle === undefined && burstIdle === undefined
+      ? undefined
+      : defaultPools.map((pool) =>
+          poolConfigSchema.parse({
+            ...pool,
+            warm: { ...pool.warm, ...(warmPoolMax === undefined ? {} : { warmPoolSize: warmPoolMax }) },
+            idleTimeouts: {
+              ...pool.idleTimeouts,
+              ...(warmIdle === undefined ? {} : { warmSeconds: warmIdle }),
+              ...(burstIdle === undefined ? {} : { burstSeconds: burstIdle }),
+            },
+          }),
+        );
+  const stoppedTtl = Number(values["stopped-store-ttl"]);
+  if (!Number.isFinite(stoppedTtl) || stoppedTtl < 0)
+    fail(`--stopped-store-ttl must be a non-negative number of hours, got ${values["stopped-store-ttl"]}`);
   const hearth = {
+    mechanisms: {
+      chooseResume: values["choose-resume"] as boolean,
+      resumeOnlyNeeded: !values["resume-extra"],
+      warmListening: values["warm-listening"] as boolean,
+      coldListenDelaySeconds: coldListenDelay,
+      storeVolumes: storeVolumes as "off" | "pinned" | "any-zone",
+      volumeRetentionHours: retention,
+      persistentSpot: values["persistent-spot"] as boolean,
+      stoppedStoreTtlHours: stoppedTtl,
+    },
     forge: forge as ForgeChoice,
     retryInterrupted,
     retryOnDemand: onDemand === "true",
@@ -165,6 +266,8 @@ function main(): void {
         model,
         hearth,
         interruptionRateMultiplier: multiplier,
+        ...(pools === undefined ? {} : { pools }),
+        ...(binaryCache === undefined ? {} : { binaryCache }),
       });
       const seconds = (performance.now() - started) / 1000;
       if (!reported && details.unroutable.length > 0) {
@@ -179,11 +282,11 @@ function main(): void {
             .join("\n")}\n`,
         );
       }
-      results.push(
-        values.interruptions
-          ? { ...rounded(result), interruptions: roundedFigures(details.interruptions) }
-          : rounded(result),
-      );
+      results.push({
+        ...rounded(result),
+        ...(values.interruptions ? { interruptions: roundedFigures(details.interruptions) } : {}),
+        ...(values.stores ? { stores: details.stores } : {}),
+      });
       if (!values.json) process.stderr.write(`  ${trace.name} ${policy}: ${seconds.toFixed(2)} s\n`);
     }
   }
@@ -192,7 +295,7 @@ function main(): void {
 }
 
 /** A README row, with what interruptions cost when `--interruptions` asks for it. */
-type Row = SimResult & { interruptions?: InterruptionFigures };
+type Row = SimResult & { interruptions?: InterruptionFigures; stores?: StoreFigures };
 
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
@@ -219,6 +322,17 @@ function rounded(result: SimResult): SimResult {
   };
 }
 
+function storeCells(stores: StoreFigures): string[] {
+  const started = stores.warm + stores.substituted + stores.cold;
+  const share = (n: number, of: number) => (of === 0 ? "-" : ((100 * n) / of).toFixed(1));
+  return [
+    stores.binaryCache ? "on" : "off",
+    share(stores.substituted, started),
+    share(stores.achievable, started),
+    share(stores.warmOfAchievable, stores.achievable),
+  ];
+}
+
 export function table(results: readonly Row[]): string {
   const header = [
     "trace",
@@ -233,6 +347,7 @@ export function table(results: readonly Row[]): string {
     "intr",
     "lost",
     ...(results.some((r) => r.interruptions) ? ["retries", "extra wait p95 s", "lost to intr"] : []),
+    ...(results.some((r) => r.stores) ? ["cache", "subst %", "achievable %", "warm/achv %"] : []),
   ];
   const rows = results.map((r) => [
     r.trace,
@@ -253,6 +368,7 @@ export function table(results: readonly Row[]): string {
           String(r.interruptions.lostToInterruptions),
         ]
       : []),
+    ...(r.stores ? storeCells(r.stores) : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
   const line = (cells: string[]) =>

@@ -83,6 +83,57 @@ describe("npm run simulate", () => {
     expect(result?.interruptions).toMatchObject({ ratePerHour: 0.25, retries: 0, lostToInterruptions: 0 });
   }, 60_000);
 
+  it("switches the binary cache with --binary-cache and reports stores with --stores", () => {
+    const file = traceFile(
+      "cache.csv",
+      `${header}\n1,0,p,k,nix;x86_64-linux,30,600\n2,5000,p,k,nix;x86_64-linux,30,600\n`,
+    );
+    const run = (...flags: string[]) => {
+      const { status, stdout } = simulateCli(
+        "--trace",
+        file,
+        "--policy",
+        "ghr",
+        "--json",
+        "--stores",
+        ...flags,
+      );
+      expect(status).toBe(0);
+      return (JSON.parse(stdout) as Array<{ stores: Record<string, unknown> }>)[0]?.stores;
+    };
+    // ghr's second job lands on a fresh (cold) instance: substituted only with the cache.
+    expect(run()).toMatchObject({ binaryCache: false, substituted: 0, cold: 2, achievable: 1 });
+    expect(run("--binary-cache", "on")).toMatchObject({ binaryCache: true, substituted: 1, cold: 1 });
+    expect(run("--binary-cache", "on", "--cache-window", "100")).toMatchObject({ substituted: 0 });
+    const bad = simulateCli("--trace", file, "--binary-cache", "maybe");
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--binary-cache must be on, off or default, got maybe");
+  }, 60_000);
+
+  it("lists each store prototype in --help as a mechanism Hearth does not build yet, off by default", () => {
+    const { status, stdout } = simulateCli("--help");
+    expect(status).toBe(0);
+    const heading = stdout.indexOf(
+      "prototypes of store mechanisms Hearth does NOT build yet, each off by default",
+    );
+    const next = stdout.indexOf("pool settings");
+    expect(heading).toBeGreaterThan(0);
+    const section = stdout.slice(heading, next);
+    for (const flag of [
+      "--choose-resume",
+      "--resume-extra",
+      "--warm-listening",
+      "--cold-listen-delay",
+      "--store-volumes",
+      "--volume-retention",
+      "--persistent-spot",
+      "--stopped-store-ttl",
+    ])
+      expect(section).toContain(flag);
+    for (const flag of ["--volume-attach", "--zones", "--spot-start-success", "--spot-start-fail"])
+      expect(stdout).toMatch(new RegExp(`${flag} N .*read by the prototypes only`));
+  }, 60_000);
+
   it("prints a table without --json", () => {
     const file = traceFile("table.csv", `${header}\n1,0,p,k,nix;x86_64-linux,30,60\n`);
     const { status, stdout } = simulateCli("--trace", file, "--policy", "static");

@@ -391,3 +391,204 @@ describe("the Auto Scaling group model", () => {
     expect(jobs.map((j) => j.state)).toEqual(["queued", "queued"]);
   });
 });
+
+describe("the binary cache", () => {
+  /** Two instances; `first` runs a job with key k, then `second` (cold for k) runs another at `later`. */
+  function twoStores(binaryCache: boolean, later: number, model: Partial<FleetModel> = {}) {
+    const { clock, fleet, pool, job, at } = setup(model);
+    fleet.binaryCache = binaryCache;
+    const built = job("k", 100, 1000);
+    const again = job("k", 100, 1000);
+    let second: SimInstance | null = null;
+    at(0, () => {
+      const first = fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(built);
+      // The first instance runs nothing else: it stops listening once its job is done.
+      at(75 + 1000, () => first && fleet.drain(first));
+    });
+    at(later, () => {
+      second = fleet.launch(pool, { market: "on-demand", group: "g" });
+      fleet.enqueue(again);
+    });
+    clock.run();
+    return { built, again, second: second as SimInstance | null };
+  }
+
+  it("substitutes a closure the pool built: a cold store runs for min(cold, warm + 60 s)", () => {
+    const { built, again, second } = twoStores(true, 2000);
+    expect(built.store).toBe("cold");
+    expect(built.achievable).toBe(false);
+    expect(again.firstInstance).toBe(second);
+    expect(again.warmStart).toBe(false);
+    expect(again.store).toBe("substituted");
+    expect(again.achievable).toBe(true);
+    // Started at 2075 on the second instance, ran 160 s instead of 1000.
+    expect(again.firstStartAt).toBe(2075);
+    expect(again.startedAt + 160).toBe(2235);
+  });
+
+  it("builds from scratch without the cache, or once the closure is older than the window", () => {
+    const off = twoStores(false, 2000);
+    expect(off.again.store).toBe("cold");
+    const old = twoStores(true, 75 + 1000 + 7 * 24 * 3600 + 1);
+    expect(old.again.store).toBe("cold");
+    const penalty = twoStores(true, 2000, { cachePenaltySeconds: 300 });
+    expect(penalty.again.store).toBe("substituted");
+  });
+
+  it("never makes a substituted run longer than a cold one", () => {
+    const { clock, fleet, pool, job, at } = setup({ cachePenaltySeconds: 300 });
+    fleet.binaryCache = true;
+    const first = job("k", 100, 150);
+    const second = job("k", 100, 150);
+    at(0, () => {
+      const a = fleet.launch(pool, { market: "on-demand", group: "g", maxJobs: 1 });
+      fleet.enqueue(first);
+      at(500, () => {
+        if (a) fleet.terminate(a);
+        fleet.launch(pool, { market: "on-demand", group: "g" });
+        fleet.enqueue(second);
+      });
+    });
+    clock.run();
+    expect(second.store).toBe("substituted");
+    expect(clock.now).toBe(500 + 75 + 150);
+  });
+});
+
+describe("stores that survive spot (prototypes' fleet rules)", () => {
+  it("keeps a terminated instance's store on a volume in its zone, billed at the stopped price, and attaches it (+20 s)", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const first = job("k");
+    const second = job("k");
+    let next: SimInstance | null = null;
+    at(0, () => {
+      const a = fleet.launch(pool, { market: "spot", group: "g", storeVolume: true, maxJobs: 1 });
+      fleet.enqueue(first);
+      at(1000, () => {
+        if (a) fleet.terminate(a);
+        expect(pool.volumes).toHaveLength(1);
+        expect(pool.volumes[0]?.keys).toEqual(["k"]);
+        expect(pool.volumes[0]?.zone).toBe(a?.zone);
+      });
+      at(4600, () => {
+        const volume = fleet.detachedVolumes(pool)[0];
+        next = fleet.launch(pool, { market: "spot", group: "g", storeVolume: true, attach: volume });
+        fleet.enqueue(second);
+      });
+    });
+    clock.run();
+    expect(next).not.toBeNull();
+    expect((next as unknown as SimInstance).zone).toBe(first.firstInstance?.zone);
+    // Ready at 4600 + 75 + 20, and warm for k.
+    expect(second.firstStartAt).toBe(4695);
+    expect(second.warmStart).toBe(true);
+    expect(pool.volumes).toHaveLength(0);
+    expect(fleet.volumeAttaches).toBe(1);
+    const totals = fleet.totals();
+    // Spot: 1000 s, then 95 + 100 s; the volume: detached 3600 s.
+    expect(totals.cost).toBeCloseTo(hourly(1000 + 195, 0.05) + hourly(3600, 0.011), 12);
+  });
+
+  it("deletes a detached volume after its retention, and bills it only until then", () => {
+    const { clock, fleet, pool, at } = setup();
+    fleet.volumeRetentionSeconds = 3600;
+    at(0, () => {
+      const a = fleet.launch(pool, { market: "spot", group: "g", storeVolume: true });
+      at(100, () => a && fleet.terminate(a));
+    });
+    at(10_000, () => expect(fleet.detachedVolumes(pool)).toHaveLength(0));
+    clock.run();
+    expect(fleet.totals().cost).toBeCloseTo(hourly(100, 0.05) + hourly(3600, 0.011), 12);
+  });
+
+  it("stops a persistent spot instance at its interruption, store kept, and its job is interrupted", () => {
+    const { clock, fleet, pool, job, at } = setup({ spotInterruptionsPerHour: 3600 / 500 });
+    const warmUp = job("k", 100, 100);
+    const long = job("k", 100_000, 100_000);
+    const stopped: SimInstance[] = [];
+    fleet.observer = { instanceStopped: (instance) => stopped.push(instance), jobInterrupted: () => true };
+    let instance: SimInstance | null = null;
+    at(0, () => {
+      instance = fleet.launch(pool, { market: "spot", group: "g", persistent: true });
+      fleet.enqueue(warmUp);
+      at(200, () => fleet.enqueue(long));
+    });
+    clock.run(20_000);
+    const it = instance as unknown as SimInstance;
+    expect(stopped).toEqual([it]);
+    expect(it.state).toBe("stopped");
+    expect(it.keys).toEqual(["k"]);
+    expect(long.interrupted).toBe(true);
+    expect(fleet.interruptionStops).toBe(1);
+    expect(pool.instances).toContain(it);
+  });
+
+  it("starts a stopped persistent spot instance only when spot capacity is found (else it fails after 10 s)", () => {
+    const { clock, fleet, pool, at } = setup({ spotStartSuccess: 0 });
+    const failed: SimInstance[] = [];
+    fleet.observer = { resumeFailed: (instance) => failed.push(instance) };
+    let instance: SimInstance | null = null;
+    at(0, () => {
+      instance = fleet.launch(pool, { market: "spot", group: "g", persistent: true, intoWarmPool: true });
+    });
+    at(100, () => fleet.resume(instance as unknown as SimInstance));
+    clock.run();
+    expect(failed).toHaveLength(1);
+    expect((instance as unknown as SimInstance).state).toBe("stopped");
+    expect(clock.now).toBe(110);
+    expect(fleet.failedStarts).toBe(1);
+    // With capacity, the same start succeeds in 25 s.
+    const ok = setup({ spotStartSuccess: 1 });
+    let resumed: SimInstance | null = null;
+    ok.at(0, () => {
+      resumed = ok.fleet.launch(ok.pool, {
+        market: "spot",
+        group: "g",
+        persistent: true,
+        intoWarmPool: true,
+      });
+    });
+    ok.at(100, () => ok.fleet.resume(resumed as unknown as SimInstance));
+    ok.clock.run();
+    expect((resumed as unknown as SimInstance).state).toBe("ready");
+    expect((resumed as unknown as SimInstance).readyAt).toBe(125);
+  });
+});
+
+describe("which slots listen (a policy's rule)", () => {
+  it("claims only among the slots the rule lets listen, and asks again when the rule says", () => {
+    const { clock, fleet, pool, job, at } = setup();
+    const instances: SimInstance[] = [];
+    at(0, () => {
+      for (let i = 0; i < 4; i++) {
+        const instance = fleet.launch(pool, { market: "on-demand", group: "g", running: true });
+        if (instance) instances.push(instance);
+      }
+      (instances[2] as SimInstance).keys = ["k"];
+    });
+    // Only the store warm for the job listens for 30 s; then every slot.
+    fleet.listening = (_pool, head) =>
+      clock.now - head.queuedAt < 30
+        ? {
+            listens: (instance) => instance.keys.includes(head.trace.cacheKey),
+            recheckAt: head.queuedAt + 30,
+          }
+        : { listens: () => true, recheckAt: null };
+    const jobs = [job("k", 10, 10), job("k", 10, 10), job("k", 10, 10), job("other", 10, 10)];
+    at(1, () => {
+      for (const queued of jobs) fleet.enqueue(queued);
+    });
+    clock.run();
+    // The warm store's two slots take the first two jobs at once; the third waits for a warm slot
+    // (free again at 11 s) and takes it; the fourth (its key warm nowhere) waits for the 30 s.
+    expect(jobs.map((j) => j.firstInstance)).toEqual([
+      instances[2],
+      instances[2],
+      instances[2],
+      jobs[3]?.firstInstance,
+    ]);
+    expect(jobs.map((j) => j.firstStartAt)).toEqual([1, 1, 11, 31]);
+    expect(jobs.slice(0, 3).every((j) => j.warmStart)).toBe(true);
+  });
+});

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { interruptionFigures, runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
 import type { SimInstance, SimJob } from "../src/simulation/trace/fleet";
+import { defaultStoreMechanisms } from "../src/simulation/trace/policies/hearth";
 import { peakConcurrency } from "../src/simulation/trace/policies/static";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
@@ -426,5 +427,119 @@ describe("baselines", () => {
     const result = runSimulation(t, { policy: "ghr", model: noInterruptions });
     expect(result.jobs.map((job) => job.firstStartAt)).toEqual([106, 256]);
     expect(result.fleet.launches).toBe(2);
+  });
+});
+
+describe("hearth's store mechanisms (prototypes, off by default)", () => {
+  /** Four rounds of 12 keys at once (six stores of a few keys each), then one job with key k5 a day later. */
+  const history = (() => {
+    const rows: [number, string, number, number][] = [];
+    for (let round = 0; round < 4; round++)
+      for (let i = 0; i < 12; i++) rows.push([round * 7200, `k${i}`, 100, 1000]);
+    rows.push([86_400, "k5", 100, 1000]);
+    return trace(rows, "stores");
+  })();
+  const lastJob = (mechanisms: Partial<typeof defaultStoreMechanisms>, seed: number) => {
+    let stoppedWarm = 0;
+    const result = runSimulation(history, {
+      policy: "hearth",
+      seed,
+      model: noInterruptions,
+      binaryCache: false,
+      hearth: { mechanisms: { ...defaultStoreMechanisms, ...mechanisms } },
+      onStart: (fleet, clock) =>
+        clock.at(86_399, () => {
+          stoppedWarm = (fleet.pools[0]?.instances ?? []).filter(
+            (i) => i.state === "stopped" && i.keys.includes("k5"),
+          ).length;
+        }),
+    });
+    const job = result.jobs[result.jobs.length - 1] as SimJob;
+    const live = (result.fleet.pools[0]?.instances ?? []).filter((i) => i.live).length;
+    return { job, stoppedWarm, live };
+  };
+  const seeds = [1, 2, 3, 4, 5, 6];
+
+  it("as shipped, AWS picks which stores resume: a stopped store warm for the job does not always run it", () => {
+    const runs = seeds.map((seed) => lastJob({}, seed));
+    expect(runs.every((r) => r.stoppedWarm > 0)).toBe(true);
+    expect(runs.some((r) => !r.job.warmStart)).toBe(true);
+  });
+
+  it("chooseResume: Hearth names the stopped store warm for the queued job, and resumes only that one", () => {
+    for (const seed of seeds) {
+      const { job, live } = lastJob({ chooseResume: true }, seed);
+      expect(job.warmStart).toBe(true);
+      expect(job.firstStartAt).toBe(86_400 + 26);
+      expect(live).toBe(1);
+    }
+  });
+
+  it("warmListening: with several stores resumed, only the one warm for the job listens", () => {
+    for (const seed of seeds) expect(lastJob({ warmListening: true }, seed).job.warmStart).toBe(true);
+  });
+
+  it("persistentSpot: the warm group runs at the spot price", () => {
+    const t = trace([
+      [0, "k", 100, 200],
+      [3600, "k", 100, 200],
+      [7200, "k", 100, 200],
+    ]);
+    const shipped = runSimulation(t, { policy: "hearth", model: noInterruptions });
+    const persistent = runSimulation(t, {
+      policy: "hearth",
+      model: noInterruptions,
+      hearth: { mechanisms: { ...defaultStoreMechanisms, persistentSpot: true } },
+    });
+    expect(shipped.jobs[2]?.firstInstance?.market).toBe("on-demand");
+    expect(persistent.jobs[2]?.firstInstance?.market).toBe("spot");
+    expect(persistent.jobs[2]?.firstInstance?.persistent).toBe(true);
+    expect(persistent.jobs[2]?.warmStart).toBe(true);
+    expect(persistent.fleet.totals().cost).toBeLessThan(shipped.fleet.totals().cost);
+  });
+
+  it("stoppedStoreTtlHours: a stopped store not resumed for that long is terminated (the planner launches a new one if its forecast asks)", () => {
+    const oldest = (ttl: number) => {
+      let found = { stopped: 0, oldestHours: 0 };
+      runSimulation(history, {
+        policy: "hearth",
+        model: noInterruptions,
+        hearth: { mechanisms: { ...defaultStoreMechanisms, stoppedStoreTtlHours: ttl } },
+        onStart: (fleet, clock) =>
+          clock.at(86_399, () => {
+            const stopped = (fleet.pools[0]?.instances ?? []).filter((i) => i.state === "stopped");
+            found = {
+              stopped: stopped.length,
+              oldestHours: Math.max(0, ...stopped.map((i) => (clock.now - i.stoppedAt) / 3600)),
+            };
+          }),
+      });
+      return found;
+    };
+    expect(oldest(0).stopped).toBeGreaterThan(0);
+    expect(oldest(0).oldestHours).toBeGreaterThan(12);
+    const dropped = oldest(2);
+    // Checked at the minute tick: none stopped for more than 2 h and a minute.
+    expect(dropped.oldestHours).toBeLessThanOrEqual(2 + 1 / 60);
+  });
+
+  it("storeVolumes: a spot instance's store outlives it, and a later instance attaches it warm", () => {
+    const t = trace([
+      [0, "k", 100, 1000],
+      [86_400, "k", 100, 1000],
+    ]);
+    const result = runSimulation(t, {
+      policy: "hearth",
+      model: noInterruptions,
+      binaryCache: false,
+      hearth: { mechanisms: { ...defaultStoreMechanisms, storeVolumes: "pinned", volumeRetentionHours: 48 } },
+    });
+    const [first, second] = result.jobs;
+    expect(first?.firstInstance).not.toBe(second?.firstInstance);
+    expect(second?.firstInstance?.market).toBe("spot");
+    expect(second?.warmStart).toBe(true);
+    // Webhook 1 s, launch 75 s, attach 20 s.
+    expect(second?.firstStartAt).toBe(86_400 + 96);
+    expect(result.fleet.volumeAttaches).toBeGreaterThan(0);
   });
 });

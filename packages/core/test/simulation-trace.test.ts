@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseTrace, policyNames, simulate } from "../src/simulation/trace";
+import { defaultHearthOptions } from "../src/simulation/trace/policies/hearth";
 import { syntheticTraceCsv } from "../src/simulation/trace/synthetic";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
@@ -34,6 +35,48 @@ describe("simulate", () => {
       });
       expect(details.unroutable).toEqual([]);
     }
+  });
+
+  it("gives the baselines the binary cache only in their +cache variants, and Hearth by default", () => {
+    const diurnal = parseTrace(syntheticTraceCsv({ jobs: 600, days: 2, seed: 5 }), "synthetic-600");
+    for (const base of ["static", "terraform-nixos", "autogit", "ephemeral", "ghr"] as const) {
+      const plain = simulate(diurnal, { policy: base });
+      const cached = simulate(diurnal, { policy: `${base}+cache` });
+      expect(plain.details.stores.binaryCache).toBe(false);
+      expect(plain.details.stores.substituted).toBe(0);
+      expect(cached.policy).toBe(`${base}+cache`);
+      expect(cached.details.stores.binaryCache).toBe(true);
+      expect(cached.details.stores.substituted).toBeGreaterThan(0);
+      // The same policy with the cache forced on is the variant.
+      const { policy: _p, ...forced } = simulate(diurnal, { policy: base, binaryCache: true });
+      const { policy: _c, ...variant } = cached;
+      expect(forced).toEqual(variant);
+    }
+    const hearth = simulate(diurnal, { policy: "hearth" });
+    expect(hearth.details.stores.binaryCache).toBe(true);
+    expect(simulate(diurnal, { policy: "hearth", binaryCache: false }).details.stores.substituted).toBe(0);
+  });
+
+  it("credits Hearth by default with none of the store prototypes", () => {
+    // Each prototype models a mechanism the product does not build yet: flipping one on by default
+    // would credit Hearth's published figures with it.
+    expect(defaultHearthOptions.mechanisms).toEqual({
+      chooseResume: false,
+      resumeOnlyNeeded: true,
+      warmListening: false,
+      coldListenDelaySeconds: 15,
+      storeVolumes: "off",
+      volumeRetentionHours: 24,
+      persistentSpot: false,
+      stoppedStoreTtlHours: 0,
+    });
+    const diurnal = parseTrace(syntheticTraceCsv({ jobs: 600, days: 2, seed: 5 }), "synthetic-600");
+    const shipped = simulate(diurnal, { policy: "hearth" });
+    expect(shipped.details.stores).toMatchObject({
+      volumeAttaches: 0,
+      interruptionStops: 0,
+      failedStarts: 0,
+    });
   });
 
   it("is deterministic for a seed", () => {

@@ -1,6 +1,6 @@
 import type { Market } from "../../instances/vocabulary";
 import { awsChoice, type Random } from "../rules";
-import type { Fleet, SimInstance, SimPool } from "./fleet";
+import type { Fleet, LaunchOptions, SimInstance, SimPool } from "./fleet";
 
 /**
  * An EC2 Auto Scaling group as the simulator models it, with the semantics a driver relies on:
@@ -26,6 +26,14 @@ export interface AsgOptions {
   protectedFromScaleIn: boolean;
   /** Which instances AWS picks when the choice is its own. */
   random: Random;
+  /**
+   * Which Stopped instance resumes, when the policy names it (stopped instances kept outside a warm
+   * pool: Standby and StopInstances, or EC2 directly); without it, AWS's choice. Only the
+   * `--choose-resume` prototype names one: Hearth's product does not yet.
+   */
+  chooseResume?: (stopped: SimInstance[]) => SimInstance | undefined;
+  /** More launch options for each launch (persistent spot, a store volume to attach). */
+  launchOptions?: (asg: SimAsg) => Partial<LaunchOptions>;
 }
 
 export class SimAsg {
@@ -107,10 +115,38 @@ export class SimAsg {
    */
   detach(instance: SimInstance): void {
     const at = this.members.indexOf(instance);
+    // A persistent spot instance warned on its way into the stopped pool is not in service: it stays.
+    if (at < 0 && instance.persistent && this.warmPool.includes(instance)) return;
     if (at < 0) throw new Error(`${instance.id} is not in service in ${this.group}`);
     this.members.splice(at, 1);
     instance.owner = null;
     this.reconcile();
+  }
+
+  /**
+   * A persistent spot instance of ours stopped (an interruption) or failed to start: it waits Stopped
+   * with the group's other stopped instances, and the group works towards its desired capacity again.
+   */
+  takeBackStopped(instance: SimInstance): void {
+    for (const list of [this.members, this.warmPool]) {
+      const at = list.indexOf(instance);
+      if (at >= 0) list.splice(at, 1);
+    }
+    instance.owner = this;
+    this.warmPool.push(instance);
+    this.reconcile();
+  }
+
+  /**
+   * Terminates one Stopped instance the policy keeps itself (TerminateInstances), and keeps the stopped
+   * pool one smaller, so that nothing is launched to replace it until the policy asks again.
+   */
+  dropStopped(instance: SimInstance): void {
+    const at = this.warmPool.indexOf(instance);
+    if (at < 0 || instance.state !== "stopped") return;
+    this.warmPool.splice(at, 1);
+    if (this.warmPoolSize !== null) this.warmPoolSize = Math.max(0, this.warmPoolSize - 1);
+    this.fleet.terminate(instance);
   }
 
   /** The fleet terminated one of ours (an interruption): forget it, and replace it if still desired. */
@@ -130,7 +166,8 @@ export class SimAsg {
     while (this.members.length < this.desired) {
       const stopped = this.warmPool.filter((instance) => instance.state === "stopped");
       if (stopped.length > 0) {
-        const instance = awsChoice(stopped, this.options.random) as SimInstance;
+        const instance = (this.options.chooseResume?.(stopped) ??
+          awsChoice(stopped, this.options.random)) as SimInstance;
         if (!this.fleet.resume(instance)) break;
         this.warmPool.splice(this.warmPool.indexOf(instance), 1);
         this.members.push(instance);
@@ -138,6 +175,7 @@ export class SimAsg {
         const instance = this.fleet.launch(this.pool, {
           market: this.options.market(this),
           group: this.group,
+          ...this.options.launchOptions?.(this),
         });
         if (instance === null) break;
         instance.owner = this;
@@ -153,9 +191,12 @@ export class SimAsg {
     }
     if (this.warmPoolSize === null) return;
     while (this.warmPool.length < this.warmPoolSize) {
+      const extra = this.options.launchOptions?.(this) ?? {};
       const instance = this.fleet.launch(this.pool, {
-        market: "on-demand",
+        // A warm pool's instances are on-demand; a policy's own stopped persistent spot instances are not.
+        market: extra.persistent ? "spot" : "on-demand",
         group: this.group,
+        ...extra,
         intoWarmPool: true,
       });
       if (instance === null) break;

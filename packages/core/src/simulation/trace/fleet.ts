@@ -1,11 +1,11 @@
-import { Random, rememberKey } from "../rules";
+import { claimQueuedJobs, type ListeningRunner, Random, rememberKey } from "../rules";
 import type { EventQueue } from "./events";
 import type { FleetModel } from "./model";
 import { claimJobs } from "./runners";
-import type { SimJob, SimPool } from "./state";
+import type { SimJob, SimPool, StoreVolume } from "./state";
 import { type LaunchOptions, SimInstance } from "./state";
 
-export type { LaunchOptions, SimInstanceState, SimPool } from "./state";
+export type { LaunchOptions, SimInstanceState, SimPool, StoreVolume } from "./state";
 export { SimInstance, SimJob } from "./state";
 
 /**
@@ -27,7 +27,23 @@ export interface FleetObserver {
    * the README's rule for every policy.
    */
   jobInterrupted?(job: SimJob, instance: SimInstance): boolean;
+  /**
+   * A persistent spot instance was interrupted: it is Stopped now, its store kept. Only the
+   * `--persistent-spot` prototype launches these (the product does not build it yet).
+   */
+  instanceStopped?(instance: SimInstance): void;
+  /** A persistent spot instance's start found no spot capacity: it is Stopped again. */
+  resumeFailed?(instance: SimInstance): void;
 }
+
+/**
+ * Which free slots have a listening runner while `head` is the oldest queued job of the pool, as the
+ * policy's product decides it; `recheckAt` is when that may change if nothing else happens (null: never).
+ */
+export type ListeningRule = (
+  pool: SimPool,
+  head: SimJob,
+) => { listens: (instance: SimInstance) => boolean; recheckAt: number | null };
 
 export class Fleet {
   readonly pools: SimPool[];
@@ -46,6 +62,34 @@ export class Fleet {
   private retired = { cost: 0, runningSeconds: 0, stoppedSeconds: 0 };
   private serial = 0;
   private readonly spotRate: number;
+  /**
+   * The binary cache (a policy's option): a job cold on its store, whose key an instance of its pool
+   * finished within the model's window, substitutes its closure instead of building it.
+   */
+  binaryCache = false;
+  /**
+   * Which slots listen (null: every free slot, as for every policy by default). Only the
+   * `--warm-listening` prototype sets it: Hearth does not decide which slots listen yet.
+   */
+  listening: ListeningRule | null = null;
+  /**
+   * Detached store volumes (the `--store-volumes` prototype, not built yet) are deleted this long
+   * after they were detached.
+   */
+  volumeRetentionSeconds = Number.POSITIVE_INFINITY;
+  /** The zone a store-volume instance lands in when the policy does not pin one. */
+  zoneChoice: Random = Random.stream(1, "zones");
+  /** Whether a persistent spot instance's start finds capacity. */
+  spotStarts: Random = Random.stream(1, "spot-starts");
+  /** Billing of detached store volumes, settled when one is attached or deleted. */
+  volumeCost = 0;
+  volumeSeconds = 0;
+  /** Store volumes attached to a new instance. */
+  volumeAttaches = 0;
+  /** Persistent spot instances stopped by an interruption, and starts that found no capacity. */
+  interruptionStops = 0;
+  failedStarts = 0;
+  private readonly rechecks = new Map<SimPool, number>();
 
   /** Called when every job has finished or been abandoned. */
   onAllFinished: () => void = () => {};
@@ -59,7 +103,15 @@ export class Fleet {
     /** The forge's choice of which listening slot gets a job. */
     private readonly claims: Random = Random.stream(1, "claims"),
   ) {
-    this.pools = poolNames.map((name, index) => ({ index, name, waiting: [], head: 0, instances: [] }));
+    this.pools = poolNames.map((name, index) => ({
+      index,
+      name,
+      waiting: [],
+      head: 0,
+      instances: [],
+      finished: new Map(),
+      volumes: [],
+    }));
     this.spotRate = model.spotInterruptionsPerHour / 3600;
   }
 
@@ -99,12 +151,58 @@ export class Fleet {
       this.now,
     );
     pool.instances.push(instance);
-    this.boot(instance, options.running ? 0 : this.model.coldBootSeconds);
-    if (options.market === "spot") {
-      const warningAt = this.now + this.interruptions.exponential(this.spotRate);
-      if (Number.isFinite(warningAt)) this.clock.at(warningAt, () => this.warn(instance));
+    instance.starts = 1;
+    instance.persistent = options.persistent === true && options.market === "spot";
+    let attach = 0;
+    if (options.storeVolume === true) {
+      instance.storeVolume = true;
+      const volume = options.attach;
+      if (volume !== undefined && this.takeVolume(pool, volume)) {
+        instance.zone = volume.zone;
+        instance.keys = [...volume.keys];
+        attach = this.model.volumeAttachSeconds;
+        this.volumeAttaches++;
+      } else instance.zone = this.zoneChoice.int(this.model.zones);
     }
+    this.boot(instance, options.running ? 0 : this.model.coldBootSeconds + attach);
+    if (options.market === "spot") this.scheduleWarning(instance);
     return instance;
+  }
+
+  private scheduleWarning(instance: SimInstance): void {
+    const warningAt = this.now + this.interruptions.exponential(this.spotRate);
+    const starts = instance.starts;
+    if (Number.isFinite(warningAt))
+      this.clock.at(warningAt, () => {
+        if (instance.starts === starts) this.warn(instance);
+      });
+  }
+
+  /** The pool's detached store volumes not yet deleted (those past retention are deleted now). */
+  detachedVolumes(pool: SimPool): readonly StoreVolume[] {
+    const expired = pool.volumes.filter(
+      (volume) => this.now - volume.detachedAt >= this.volumeRetentionSeconds,
+    );
+    for (const volume of expired) this.deleteVolume(pool, volume);
+    return pool.volumes;
+  }
+
+  private takeVolume(pool: SimPool, volume: StoreVolume): boolean {
+    if (!this.detachedVolumes(pool).includes(volume)) return false;
+    this.deleteVolume(pool, volume);
+    return true;
+  }
+
+  /** The volume leaves the detached list (attached or deleted): bill its detached time. */
+  private deleteVolume(pool: SimPool, volume: StoreVolume): void {
+    const at = pool.volumes.indexOf(volume);
+    if (at >= 0) pool.volumes.splice(at, 1);
+    const seconds = Math.max(
+      0,
+      Math.min(this.now, volume.detachedAt + this.volumeRetentionSeconds) - volume.detachedAt,
+    );
+    this.volumeSeconds += seconds;
+    this.volumeCost += (seconds * this.model.stoppedHourly) / 3600;
   }
 
   /** A Stopped warm-pool instance starts again, its store intact. */
@@ -117,7 +215,22 @@ export class Fleet {
     instance.launchedAt = this.now;
     instance.intoWarmPool = false;
     instance.boot = "warm";
+    instance.starts++;
+    if (instance.persistent && this.spotStarts.next() >= this.model.spotStartSuccess) {
+      // No spot capacity: the start fails after a while and the instance is Stopped again.
+      this.failedStarts++;
+      const epoch = ++instance.epoch;
+      this.clock.after(this.model.spotStartFailSeconds, () => {
+        if (instance.epoch !== epoch || instance.state !== "launching") return;
+        this.settle(instance);
+        instance.state = "stopped";
+        instance.epoch++;
+        this.observer.resumeFailed?.(instance);
+      });
+      return true;
+    }
     this.boot(instance, this.model.warmBootSeconds);
+    if (instance.persistent) this.scheduleWarning(instance);
     return true;
   }
 
@@ -126,6 +239,7 @@ export class Fleet {
     if (!instance.live) throw new Error(`cannot stop ${instance.id}: it is ${instance.state}`);
     this.settle(instance);
     instance.state = "stopped";
+    instance.stoppedAt = this.now;
     instance.idleSince = null;
     instance.epoch++;
   }
@@ -142,9 +256,31 @@ export class Fleet {
     this.retired.cost += instance.cost;
     this.retired.runningSeconds += instance.runningSeconds;
     this.retired.stoppedSeconds += instance.stoppedSeconds;
+    if (instance.storeVolume) {
+      pool.volumes.push({ zone: instance.zone, keys: [...instance.keys], detachedAt: this.now });
+      // At most one detached volume per instance the pool may run: the oldest goes first.
+      while (pool.volumes.length > this.model.maxInstancesPerPool)
+        this.deleteVolume(pool, pool.volumes[0] as StoreVolume);
+    }
     const interrupted = instance.running.splice(0);
     for (const job of interrupted) this.cut(job);
     this.observer.instanceTerminated?.(instance);
+    for (const job of interrupted) this.interrupted(job, instance);
+  }
+
+  /** A persistent spot instance's interruption: it stops, store kept; jobs still running are interrupted. */
+  private interruptStop(instance: SimInstance): void {
+    if (!instance.live) return;
+    this.settle(instance);
+    this.interruptionStops++;
+    instance.state = "stopped";
+    instance.stoppedAt = this.now;
+    instance.idleSince = null;
+    instance.claiming = true;
+    instance.epoch++;
+    const interrupted = instance.running.splice(0);
+    for (const job of interrupted) this.cut(job);
+    this.observer.instanceStopped?.(instance);
     for (const job of interrupted) this.interrupted(job, instance);
   }
 
@@ -202,7 +338,44 @@ export class Fleet {
 
   /** Runners claim the queued jobs they can (see `claimJobs`). */
   dispatch(pool: SimPool): void {
-    claimJobs(pool, this.claims, (job, instance) => this.start(job, instance));
+    if (this.listening === null) {
+      claimJobs(pool, this.claims, (job, instance) => this.start(job, instance));
+      return;
+    }
+    // The policy decides which slots listen, for the oldest queued job; the forge still picks at
+    // random among the listening slots, one job at a time, oldest first.
+    while (pool.head < pool.waiting.length) {
+      const head = pool.waiting[pool.head] as SimJob;
+      const { listens, recheckAt } = this.listening(pool, head);
+      const listening: Array<ListeningRunner<SimInstance>> = [];
+      for (const instance of pool.instances) {
+        const free = instance.freeSlots();
+        if (free > 0 && listens(instance)) listening.push({ runner: instance, free });
+      }
+      if (listening.length === 0) {
+        if (recheckAt !== null) this.recheck(pool, recheckAt);
+        break;
+      }
+      const [claim] = claimQueuedJobs([head], listening, this.claims);
+      if (claim === undefined) break;
+      pool.head++;
+      this.start(claim.job, claim.runner);
+    }
+    if (pool.head > 1024 && pool.head * 2 > pool.waiting.length) {
+      pool.waiting.splice(0, pool.head);
+      pool.head = 0;
+    }
+  }
+
+  private recheck(pool: SimPool, at: number): void {
+    const when = Math.max(at, this.now);
+    const scheduled = this.rechecks.get(pool);
+    if (scheduled !== undefined && scheduled >= this.now && scheduled <= when) return;
+    this.rechecks.set(pool, when);
+    this.clock.at(when, () => {
+      if (this.rechecks.get(pool) === when) this.rechecks.delete(pool);
+      this.dispatch(pool);
+    });
   }
 
   queuedCount(pool: SimPool): number {
@@ -219,15 +392,35 @@ export class Fleet {
         sum.runningSeconds += instance.runningSeconds;
         sum.stoppedSeconds += instance.stoppedSeconds;
       }
+      // Detached volumes are billed up to now (or their deletion) as well.
+      for (const volume of [...this.detachedVolumes(pool)]) {
+        const seconds = Math.max(0, this.now - volume.detachedAt);
+        sum.cost += (seconds * this.model.stoppedHourly) / 3600;
+        sum.stoppedSeconds += seconds;
+      }
     }
+    sum.cost += this.volumeCost;
+    sum.stoppedSeconds += this.volumeSeconds;
     return sum;
   }
 
   private start(job: SimJob, instance: SimInstance): void {
-    const warm = instance.keys.includes(job.trace.cacheKey);
+    const key = job.trace.cacheKey;
+    const warm = instance.keys.includes(key);
+    let duration = warm ? job.trace.warmSeconds : job.trace.coldSeconds;
+    let store: SimJob["store"] = warm ? "warm" : "cold";
+    if (!warm && this.binaryCache) {
+      const last = instance.pool.finished.get(key);
+      if (last !== undefined && this.now - last <= this.model.cacheWindowSeconds) {
+        store = "substituted";
+        duration = Math.min(job.trace.coldSeconds, job.trace.warmSeconds + this.model.cachePenaltySeconds);
+      }
+    }
     if (job.firstStartAt < 0) {
       job.firstStartAt = this.now;
       job.warmStart = warm;
+      job.store = store;
+      job.achievable = instance.pool.finished.has(key);
       job.firstInstance = instance;
     }
     if (job.cutAt >= 0) {
@@ -242,7 +435,6 @@ export class Fleet {
     instance.running.push(job);
     instance.jobsStarted++;
     instance.idleSince = null;
-    const duration = warm ? job.trace.warmSeconds : job.trace.coldSeconds;
     this.clock.after(duration, () => {
       if (job.run === run && job.state === "running") this.finish(job, instance);
     });
@@ -257,6 +449,7 @@ export class Fleet {
     const at = instance.running.indexOf(job);
     instance.running.splice(at, 1);
     rememberKey(instance.keys, job.trace.cacheKey, this.model.storeKeys);
+    instance.pool.finished.set(job.trace.cacheKey, this.now);
     if (instance.running.length === 0) instance.idleSince = this.now;
     this.observer.jobFinished?.(job, instance);
     this.dispatch(instance.pool);
@@ -285,7 +478,12 @@ export class Fleet {
   warn(instance: SimInstance): void {
     if (!instance.live) return;
     this.observer.spotWarning?.(instance);
-    this.clock.after(this.model.spotWarningSeconds, () => this.terminate(instance));
+    const starts = instance.starts;
+    this.clock.after(this.model.spotWarningSeconds, () => {
+      if (instance.persistent) {
+        if (instance.starts === starts) this.interruptStop(instance);
+      } else this.terminate(instance);
+    });
   }
 
   private settle(instance: SimInstance): void {

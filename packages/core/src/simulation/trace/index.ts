@@ -24,7 +24,7 @@ export { parseTrace, TraceError } from "./trace";
  * `traces/README.md`, deterministically for a seed.
  */
 
-export const policyNames = [
+export const basePolicyNames = [
   "hearth",
   "static",
   "terraform-nixos",
@@ -33,7 +33,31 @@ export const policyNames = [
   "ghr",
   "oracle",
 ] as const;
+type BasePolicyName = (typeof basePolicyNames)[number];
+
+/**
+ * The baselines with the binary cache: any team can add an S3 substituter (and a post-build hook that
+ * pushes to it), so each baseline is compared with and without it.
+ */
+export const cachedBaselineNames = [
+  "static+cache",
+  "terraform-nixos+cache",
+  "autogit+cache",
+  "ephemeral+cache",
+  "ghr+cache",
+] as const;
+
+export const policyNames = [...basePolicyNames, ...cachedBaselineNames] as const;
 export type PolicyName = (typeof policyNames)[number];
+
+/** The policy a name runs, and whether it has the binary cache unless told otherwise. */
+export function policyVariant(name: PolicyName): { base: BasePolicyName; binaryCache: boolean } {
+  if (name.endsWith("+cache"))
+    return { base: name.slice(0, -"+cache".length) as BasePolicyName, binaryCache: true };
+  // Hearth's runner image substitutes from the stage's cache and pushes every build to it
+  // (nixos/modules/binary-cache.nix, enabled in nixos/configuration.nix; infra sets the URL).
+  return { base: name as BasePolicyName, binaryCache: name === "hearth" };
+}
 
 export const isPolicyName = (name: string): name is PolicyName =>
   (policyNames as readonly string[]).includes(name);
@@ -65,6 +89,24 @@ export interface SimDetails {
   endSeconds: number;
   resorted: boolean;
   interruptions: InterruptionFigures;
+  stores: StoreFigures;
+}
+
+/** Where each job's store came from at its first start, and how many warm hits were achievable. */
+export interface StoreFigures {
+  /** The run had the binary cache. */
+  binaryCache: boolean;
+  warm: number;
+  substituted: number;
+  cold: number;
+  /** Jobs whose key an instance of their pool had finished before their first start. */
+  achievable: number;
+  /** Warm hits among the achievable ones. */
+  warmOfAchievable: number;
+  /** Store volumes attached to new instances, persistent spot interruptions that stopped, failed starts. */
+  volumeAttaches: number;
+  interruptionStops: number;
+  failedStarts: number;
 }
 
 /** What spot interruptions cost a run. */
@@ -101,11 +143,16 @@ export interface SimulateOptions {
   horizonSeconds?: number;
   /** Multiplies the model's spot interruption rate (`--interruption-rate-multiplier`); default 1. */
   interruptionRateMultiplier?: number;
+  /**
+   * The binary cache: on or off for this run; by default a `+cache` variant and Hearth (whose product
+   * pushes to and substitutes from the stage's cache) have it, the baselines do not.
+   */
+  binaryCache?: boolean;
   /** Called once the policy has started, before the first event: to schedule extra events in tests. */
   onStart?: (fleet: Fleet, clock: EventQueue, jobs: readonly SimJob[]) => void;
 }
 
-const factories: Record<Exclude<PolicyName, "oracle">, (options: SimulateOptions) => PolicyFactory> = {
+const factories: Record<Exclude<BasePolicyName, "oracle">, (options: SimulateOptions) => PolicyFactory> = {
   hearth: (options) => hearthPolicy({ ...defaultHearthOptions, ...options.hearth }),
   static: () => staticPolicy,
   "terraform-nixos": () => terraformNixosPolicy,
@@ -141,6 +188,7 @@ export interface SimRun {
   model: FleetModel;
   /** When the run ended: the last job finished, or the horizon passed. */
   endSeconds: number;
+  binaryCache: boolean;
 }
 
 export function simulate(trace: Trace, options: SimulateOptions): SimResult & { details: SimDetails } {
@@ -152,8 +200,9 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
     endSeconds: run.endSeconds,
     resorted: trace.resorted,
     interruptions: interruptionFigures(run),
+    stores: storeFigures(run),
   });
-  if (options.policy === "oracle") {
+  if (variant(options).base === "oracle") {
     const { cost, slotSeconds } = oracleCost(jobs, model);
     return {
       ...summarize(options.policy, trace, jobs.length, unroutable.length, new Float64Array(jobs.length), {
@@ -185,6 +234,35 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
     }),
     details: details(totals.stoppedSeconds / 3600),
   };
+}
+
+function variant(options: SimulateOptions): { base: BasePolicyName; binaryCache: boolean } {
+  const { base, binaryCache } = policyVariant(options.policy);
+  return { base, binaryCache: options.binaryCache ?? binaryCache };
+}
+
+/** Where the stores of a run's first starts came from. */
+export function storeFigures(run: SimRun): StoreFigures {
+  const figures: StoreFigures = {
+    binaryCache: run.binaryCache,
+    warm: 0,
+    substituted: 0,
+    cold: 0,
+    achievable: 0,
+    warmOfAchievable: 0,
+    volumeAttaches: run.fleet.volumeAttaches,
+    interruptionStops: run.fleet.interruptionStops,
+    failedStarts: run.fleet.failedStarts,
+  };
+  for (const job of run.jobs) {
+    if (job.firstStartAt < 0) continue;
+    figures[job.store]++;
+    if (job.achievable) {
+      figures.achievable++;
+      if (job.warmStart) figures.warmOfAchievable++;
+    }
+  }
+  return figures;
 }
 
 /** Interruptions, retries, their extra wait and the jobs they lost, from a run's jobs. */
@@ -238,6 +316,10 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     Random.stream(seed, "spot-interruptions"),
     Random.stream(seed, "claims"),
   );
+  const { base, binaryCache } = variant(options);
+  fleet.binaryCache = binaryCache;
+  fleet.zoneChoice = Random.stream(seed, "zones");
+  fleet.spotStarts = Random.stream(seed, "spot-starts");
   const unroutable: SimDetails["unroutable"] = [];
   const jobs: SimJob[] = [];
   for (const job of trace.jobs) {
@@ -250,12 +332,12 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     if (pool === undefined) throw new Error(`routed to an unknown pool ${route.pool}`);
     jobs.push(new SimJob(jobs.length, job, pool));
   }
-  if (options.policy === "oracle") {
+  if (base === "oracle") {
     const end = jobs.reduce(
       (latest, job) => Math.max(latest, job.trace.createdAt + job.trace.warmSeconds),
       0,
     );
-    return { fleet, jobs, unroutable, model, endSeconds: end };
+    return { fleet, jobs, unroutable, model, endSeconds: end, binaryCache };
   }
 
   let done = false;
@@ -265,7 +347,7 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     clock.halt();
   };
   const context: PolicyContext = { fleet, clock, model, pools, jobs, seed, active: () => !done };
-  const policy = factories[options.policy](options)(context);
+  const policy = factories[base](options)(context);
   fleet.observer = policy.observer;
   policy.start();
   options.onStart?.(fleet, clock, jobs);
@@ -283,7 +365,7 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     clock.run(lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600));
   }
   done = true;
-  return { fleet, jobs, unroutable, model, endSeconds: clock.now };
+  return { fleet, jobs, unroutable, model, endSeconds: clock.now, binaryCache };
 }
 
 function summarize(

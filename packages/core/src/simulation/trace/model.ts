@@ -21,6 +21,23 @@ export const fleetModelSchema = z.object({
   /** A webhook reaches the control plane this long after the event. */
   webhookDelaySeconds: z.number().nonnegative().default(1),
   maxInstancesPerPool: z.number().int().min(1).default(50),
+  /**
+   * The binary cache (a policy's option): a job cold on its store whose key any instance of its pool
+   * finished within `cacheWindowSeconds` runs for min(cold, warm + `cachePenaltySeconds`).
+   */
+  cachePenaltySeconds: z.number().nonnegative().default(60),
+  cacheWindowSeconds: z
+    .number()
+    .nonnegative()
+    .default(7 * 24 * 3600),
+  /** Stores that survive spot: attaching and mounting a store volume adds this to the boot. */
+  volumeAttachSeconds: z.number().nonnegative().default(20),
+  /** Availability Zones an instance may land in (at random unless the policy pins one). */
+  zones: z.number().int().min(1).default(3),
+  /** A persistent spot instance's start finds spot capacity with this probability… */
+  spotStartSuccess: z.number().min(0).max(1).default(0.9),
+  /** …else it fails after this long. */
+  spotStartFailSeconds: z.number().nonnegative().default(10),
 });
 export type FleetModel = z.infer<typeof fleetModelSchema>;
 

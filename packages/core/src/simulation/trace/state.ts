@@ -15,6 +15,18 @@ export interface LaunchOptions {
   group: string;
   /** Jobs the runner takes before it exits (1 for ephemeral runners). */
   maxJobs?: number;
+  /**
+   * A persistent spot instance: interruptions stop it (store kept) instead of terminating it. A
+   * prototype (`--persistent-spot`): no policy's product launches these yet.
+   */
+  persistent?: boolean;
+  /**
+   * The store on its own EBS volume, kept (detached, in the instance's zone) when the instance goes. A
+   * prototype (`--store-volumes`): no policy's product does this yet.
+   */
+  storeVolume?: boolean;
+  /** With `storeVolume`: the zone to launch in and the detached volume to attach there (the policy's pick). */
+  attach?: StoreVolume;
   /** Boot, then stop: an ASG filling its warm pool. */
   intoWarmPool?: boolean;
   /** Already running when the simulation starts (a fixed fleet). */
@@ -74,6 +86,20 @@ export class SimInstance {
     return this.running.length;
   }
 
+  /**
+   * A persistent spot instance (interruption behaviour `stop`): an interruption stops it, store kept,
+   * and it can be started again at the spot price.
+   */
+  persistent = false;
+  /** The Availability Zone (0 to zones - 1) of an instance whose store is on its own volume; -1 otherwise. */
+  zone = -1;
+  /** The instance's store lives on its own EBS volume, kept when the instance goes. */
+  storeVolume = false;
+  /** When the instance last stopped (-1: never). */
+  stoppedAt = -1;
+  /** Launches and resumes so far: a timer of an earlier run (a spot warning) checks it. */
+  starts = 0;
+
   /** Running, launching or draining: the instance counts against the pool's maximum. */
   get live(): boolean {
     return this.state === "launching" || this.state === "ready" || this.state === "draining";
@@ -101,6 +127,10 @@ export class SimJob {
   queuedAt: number;
   firstStartAt = -1;
   warmStart = false;
+  /** Where the store of the first start came from: warm for the key, substituted from the binary cache, or cold. */
+  store: "warm" | "substituted" | "cold" = "cold";
+  /** At its first start the pool had finished a job with its key before: a warm hit was achievable. */
+  achievable = false;
   interrupted = false;
   /** Runs cut short by an interruption. */
   interruptions = 0;
@@ -140,4 +170,15 @@ export interface SimPool {
   head: number;
   /** Instances not terminated (live and stopped). */
   instances: SimInstance[];
+  /** When an instance of the pool last finished a job with each cache key. */
+  finished: Map<string, number>;
+  /** Store volumes detached from instances that went, waiting in their zone to be attached. */
+  volumes: StoreVolume[];
+}
+
+/** A store's own EBS volume, detached: billed at the stopped price until attached or deleted. */
+export interface StoreVolume {
+  zone: number;
+  keys: string[];
+  detachedAt: number;
 }

@@ -69,6 +69,13 @@ export const defaultInterruptionSettings: InterruptionSettings = {
   retryHoldMaxSeconds: HOLD_MAX_SECONDS,
 };
 
+/**
+ * The instances a retry hold stops: the pool's spot runners, except a warm group's (only on spot in the
+ * simulator's prototypes of stores that survive spot, where the retry's capacity is that group's).
+ */
+export const heldBySpotHold = (instance: SimInstance): boolean =>
+  instance.market === "spot" && instance.group !== "warm";
+
 /** The agent heartbeats every 15 s (docs/PROTOCOL.md, "The heartbeat"). */
 export const HEARTBEAT_SECONDS = 15;
 
@@ -235,7 +242,7 @@ export class HearthInterruptions {
     for (const pool of pools) {
       (this.pending[pool.index] as PendingRetry[]).push(call);
       // Every live spot instance hears the hold at its next heartbeat, and confirms it there.
-      for (const instance of pool.instances) if (instance.market === "spot") this.nextHeartbeat(instance);
+      for (const instance of pool.instances) if (heldBySpotHold(instance)) this.nextHeartbeat(instance);
     }
     this.clock.after(HOLD_CONFIRM_SECONDS, () => this.tryRetry(call));
     this.tryRetry(call);
@@ -249,7 +256,7 @@ export class HearthInterruptions {
       call.pools.every((pool) =>
         pool.instances.every(
           (instance) =>
-            instance.market !== "spot" ||
+            !heldBySpotHold(instance) ||
             instance.state !== "ready" ||
             (!instance.claiming && instance.lastHeartbeatAt >= call.since),
         ),
@@ -271,8 +278,7 @@ export class HearthInterruptions {
     list.splice(list.indexOf(hold), 1);
     // The last hold ended: the pool's spot instances claim again from their next heartbeat.
     if (list.length === 0)
-      for (const instance of hold.pool.instances)
-        if (instance.market === "spot") this.nextHeartbeat(instance);
+      for (const instance of hold.pool.instances) if (heldBySpotHold(instance)) this.nextHeartbeat(instance);
   }
 
   /** Schedules the instance's next heartbeat: every 15 s from the moment it was ready. */
@@ -297,7 +303,7 @@ export class HearthInterruptions {
   private heartbeat(instance: SimInstance): void {
     const pool = instance.pool;
     instance.lastHeartbeatAt = this.clock.now;
-    if (instance.market === "spot") {
+    if (heldBySpotHold(instance)) {
       const claiming = !this.held(pool);
       const resumed = claiming && !instance.claiming;
       instance.claiming = claiming;

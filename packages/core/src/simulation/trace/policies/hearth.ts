@@ -12,7 +12,7 @@ import { type Observation, observedQueue, planObservation } from "../../../scali
 import type { PoolState } from "../../../scaling/records";
 import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import { SimAsg } from "../asg";
-import type { SimInstance, SimJob, SimPool } from "../fleet";
+import type { LaunchOptions, ListeningRule, SimInstance, SimJob, SimPool, StoreVolume } from "../fleet";
 import { type Policy, type PolicyContext, randomFor } from "../policy";
 import {
   defaultInterruptionSettings,
@@ -35,6 +35,9 @@ import {
  *   for at most `maxIterations` iterations.
  * - Each pool has a warm group (on-demand, warm pool of Stopped instances, ReuseOnScaleIn) and a
  *   burst group (spot), both protected from scale-in, as the AWS driver sets them up.
+ * - The binary cache is on (`index.ts`, `policyVariant`): the runner image substitutes from the
+ *   stage's cache and pushes every build to it (`nixos/modules/binary-cache.nix`; `infra/fleet.ts`
+ *   gives the agent config the stage bucket's URL).
  * - A spot interruption is handled as HandleInterruption and the agent do it (`hearth-interruptions.ts`):
  *   the instance drains at once, is detached from its group (which replaces it at once) and a run
  *   starts; jobs still running 30 s before the deadline are stopped, and retried once the forge has
@@ -45,7 +48,72 @@ import {
  * milliseconds a run's steps take (`npm run bench:scale`).
  */
 
+/**
+ * Prototypes of mechanisms the product does not build yet (warm stores for real), each off by default
+ * so that Hearth is credited only with what it ships. Each follows the fleet model's rules
+ * (`traces/README.md`): what AWS and the forges do, and what Hearth would have to build.
+ */
+export interface StoreMechanisms {
+  /**
+   * Hearth names the stopped instance that resumes (stopped instances kept outside the warm pool:
+   * Standby then StopInstances, or EC2 directly): the store warm for the oldest queued job whose key
+   * no running store covers, else the one the forecast values most. Same 25 s, same stopped price.
+   */
+  chooseResume: boolean;
+  /**
+   * With `chooseResume`, the planner resumes only the stores the queue needs (no extra ones to make a
+   * warm store likely among AWS's picks, its step 2), since Hearth names which.
+   */
+  resumeOnlyNeeded: boolean;
+  /**
+   * Which slots listen: while the oldest queued job has a store warm for it in the pool, only that
+   * store's free slots listen; cold slots listen too once the job has waited `coldListenDelaySeconds`,
+   * or at once when no running store is warm for it. Among cold slots, those warm for other queued jobs
+   * keep quiet while others can listen. The forge still hands each job to a listening slot at random.
+   */
+  warmListening: boolean;
+  coldListenDelaySeconds: number;
+  /**
+   * Stores on their own EBS volumes: the warm group runs on spot without a warm pool, every instance's
+   * store is a volume kept (detached, at the stopped price) when the instance goes, and a new instance
+   * attaches one in its zone (+20 s). `pinned`: Hearth picks the volume (as `chooseResume` picks) and
+   * launches in its zone; `any-zone`: the instance lands in a random zone and takes the best volume there.
+   */
+  storeVolumes: "off" | "pinned" | "any-zone";
+  /** A detached store volume is deleted this long after it was detached. */
+  volumeRetentionHours: number;
+  /**
+   * The warm group's instances are persistent spot instances (interruption behaviour stop) that Hearth
+   * keeps stopped itself: they run at the spot price, an interruption stops them with their store, and
+   * a start finds capacity with the model's probability (else it fails after 10 s and another is tried).
+   */
+  persistentSpot: boolean;
+  /**
+   * A stopped store not resumed for this many hours is terminated (0: never), at the minute tick. With
+   * the binary cache a stopped store saves a job only the substitution's minute, so one that waits
+   * long pays more in EBS than it saves; the planner only grows the warm group back when the forecast
+   * asks for it.
+   */
+  stoppedStoreTtlHours: number;
+}
+
+export const defaultStoreMechanisms: StoreMechanisms = {
+  chooseResume: false,
+  resumeOnlyNeeded: true,
+  warmListening: false,
+  coldListenDelaySeconds: 15,
+  storeVolumes: "off",
+  volumeRetentionHours: 24,
+  persistentSpot: false,
+  stoppedStoreTtlHours: 0,
+};
+
 export interface HearthOptions extends InterruptionSettings {
+  /**
+   * Prototypes of store mechanisms the product does not build yet (all off by default, and off in
+   * every published default figure).
+   */
+  mechanisms: StoreMechanisms;
   /** The minute tick. */
   tickSeconds: number;
   /** A run stops after this many iterations (local mode's and the stage's default). */
@@ -58,6 +126,7 @@ export const defaultHearthOptions: HearthOptions = {
   tickSeconds: 60,
   maxIterations: 60,
   ...defaultInterruptionSettings,
+  mechanisms: defaultStoreMechanisms,
 };
 
 const ms = (seconds: number): number => Math.round(seconds * 1000);
@@ -99,20 +168,33 @@ class HearthPolicy implements Policy {
   ) {
     this.queued = context.fleet.pools.map(() => new Set<SimJob>());
     const random = randomFor(context, "asg");
+    const mechanisms = options.mechanisms;
+    const volumes = mechanisms.storeVolumes !== "off";
+    if (volumes) context.fleet.volumeRetentionSeconds = mechanisms.volumeRetentionHours * 3600;
+    if (mechanisms.warmListening) context.fleet.listening = (pool, head) => this.listening(pool, head);
     for (const [index, sim] of context.fleet.pools.entries()) {
       const config = context.pools[index];
       if (config === undefined) throw new Error(`no config for pool ${sim.name}`);
       const launched = { spot: 0, onDemand: 0 };
+      const volumeFor = (): Partial<LaunchOptions> =>
+        volumes ? { storeVolume: true, ...this.volumeToAttach(index) } : {};
       this.pools.push({
         index,
         sim,
         config,
         warm: new SimAsg(context.fleet, sim, {
           group: "warm",
-          market: () => "on-demand",
-          warmPoolSize: 0,
+          market: () => (volumes || mechanisms.persistentSpot ? "spot" : "on-demand"),
+          warmPoolSize: volumes ? null : 0,
           protectedFromScaleIn: true,
           random,
+          ...(mechanisms.chooseResume
+            ? { chooseResume: (stopped: SimInstance[]) => this.storeFor(index, stopped) }
+            : {}),
+          launchOptions: () => ({
+            ...(mechanisms.persistentSpot ? { persistent: true } : {}),
+            ...volumeFor(),
+          }),
         }),
         burst: new SimAsg(context.fleet, sim, {
           group: "burst",
@@ -130,6 +212,7 @@ class HearthPolicy implements Policy {
           warmPoolSize: null,
           protectedFromScaleIn: true,
           random,
+          launchOptions: volumeFor,
         }),
         running: false,
         iteration: 0,
@@ -185,7 +268,96 @@ class HearthPolicy implements Policy {
     instanceTerminated: (instance: SimInstance) => {
       if (instance.owner instanceof SimAsg) instance.owner.forget(instance);
     },
+    // Persistent spot instances (a prototype): stopped by an interruption, or a start without capacity.
+    instanceStopped: (instance: SimInstance) =>
+      this.pools[instance.pool.index]?.warm.takeBackStopped(instance),
+    resumeFailed: (instance: SimInstance) => this.pools[instance.pool.index]?.warm.takeBackStopped(instance),
   };
+
+  /**
+   * The store (a stopped instance, a detached volume) Hearth names for the pool's queue: one warm for
+   * the oldest queued job whose key the running stores do not cover, else the one whose keys the
+   * forecast values most (the planner's own measure of a store), else none (the caller's default).
+   */
+  private storeFor<T extends { keys: string[] }>(poolIndex: number, candidates: readonly T[]): T | undefined {
+    if (candidates.length === 0) return undefined;
+    const pool = this.pools[poolIndex] as PoolControl;
+    const covered = new Map<string, number>();
+    for (const instance of pool.sim.instances) {
+      if (!(instance.state === "launching" || instance.state === "ready")) continue;
+      for (const key of instance.keys) covered.set(key, (covered.get(key) ?? 0) + 1);
+    }
+    for (const job of this.queued[poolIndex] ?? []) {
+      const key = job.trace.cacheKey;
+      const left = covered.get(key) ?? 0;
+      if (left > 0) {
+        covered.set(key, left - 1);
+        continue;
+      }
+      const store = candidates.find((candidate) => candidate.keys.includes(key));
+      if (store !== undefined) return store;
+    }
+    const weights = this.demand[pool.sim.name]?.keyWeights;
+    if (weights === undefined) return undefined;
+    let best: T | undefined;
+    let bestValue = 0;
+    for (const candidate of candidates) {
+      let value = 0;
+      for (const key of candidate.keys) value += weights[key] ?? 0;
+      if (value > bestValue) {
+        best = candidate;
+        bestValue = value;
+      }
+    }
+    return best;
+  }
+
+  /** The detached volume a new instance of the pool attaches (and so its zone), if any. */
+  private volumeToAttach(poolIndex: number): { attach?: StoreVolume } {
+    const { fleet, model } = this.context;
+    const pool = this.pools[poolIndex] as PoolControl;
+    let candidates = fleet.detachedVolumes(pool.sim);
+    if (this.options.mechanisms.storeVolumes === "any-zone") {
+      const zone = fleet.zoneChoice.int(model.zones);
+      candidates = candidates.filter((volume) => volume.zone === zone);
+    }
+    // Without a better pick, the most recently detached store.
+    const volume = this.storeFor(poolIndex, candidates) ?? candidates[candidates.length - 1];
+    return volume === undefined ? {} : { attach: volume };
+  }
+
+  /** Which free slots listen while `head` is the pool's oldest queued job (`warmListening`). */
+  private listening(pool: SimPool, head: SimJob): ReturnType<ListeningRule> {
+    const key = head.trace.cacheKey;
+    const warmFor = (instance: SimInstance) => instance.keys.includes(key);
+    const delay = this.options.mechanisms.coldListenDelaySeconds;
+    const now = this.context.clock.now;
+    let warmBooting = false;
+    let warmBusy = false;
+    for (const instance of pool.instances) {
+      if (!warmFor(instance)) continue;
+      // A free warm slot: only warm slots listen (the forge hands the job to one of them).
+      if (instance.freeSlots() > 0) return { listens: warmFor, recheckAt: null };
+      if (instance.state === "launching" && !instance.intoWarmPool) warmBooting = true;
+      else if (instance.state === "ready") warmBusy = true;
+    }
+    // A store warm for the job is booting (a resume names it): wait for it, it claims at boot.
+    if (warmBooting) return { listens: warmFor, recheckAt: null };
+    // Busy warm stores: wait a little for one to free up, then let cold slots take the job.
+    if (warmBusy && now - head.queuedAt < delay) {
+      return { listens: warmFor, recheckAt: head.queuedAt + delay };
+    }
+    // Cold slots listen: those warm for the next queued jobs keep quiet while another one is free.
+    const others = new Set<string>();
+    for (let at = pool.head + 1; at < pool.waiting.length && at <= pool.head + 64; at++) {
+      const other = (pool.waiting[at] as SimJob).trace.cacheKey;
+      if (other !== key) others.add(other);
+    }
+    const spare = (instance: SimInstance) =>
+      warmFor(instance) || !instance.keys.some((other) => others.has(other));
+    const anySpare = pool.instances.some((instance) => instance.freeSlots() > 0 && spare(instance));
+    return { listens: anySpare ? spare : () => true, recheckAt: null };
+  }
 
   start(): void {
     const { clock } = this.context;
@@ -211,6 +383,16 @@ class HearthPolicy implements Policy {
 
   private tick(): void {
     const now = ms(this.context.clock.now);
+    const ttl = this.options.mechanisms.stoppedStoreTtlHours * 3600;
+    if (ttl > 0) {
+      const seconds = this.context.clock.now;
+      for (const pool of this.pools) {
+        for (const instance of [...pool.warm.warmPool]) {
+          if (instance.state === "stopped" && instance.stoppedAt >= 0 && seconds - instance.stoppedAt >= ttl)
+            pool.warm.dropStopped(instance);
+        }
+      }
+    }
     if (now - this.demandAt >= FORECAST_EVERY_MS) {
       this.demand = this.history.forecast(now);
       this.demandAt = now;
@@ -352,19 +534,35 @@ class HearthPolicy implements Policy {
       } else refused = { ...refused, [group]: refused[group] + 1 };
     }
     const cap = (n: number) => Math.max(0, Math.min(n, pool.config.maxInstances));
+    let desiredWarm = poolPlan.desiredWarm;
+    let warmPoolSize = poolPlan.warmPoolSize;
+    const { chooseResume, resumeOnlyNeeded } = this.options.mechanisms;
+    if (chooseResume && resumeOnlyNeeded) {
+      const { queued, rehome, reserve, freeSlots, resume } = poolPlan.counts;
+      const slots = pool.config.slotsPerInstance;
+      const needed = Math.max(0, Math.ceil((queued + rehome + reserve - freeSlots) / slots));
+      const extra = resume - Math.min(resume, needed);
+      // The stores not resumed stay stopped: the warm pool keeps them.
+      desiredWarm -= extra;
+      warmPoolSize += extra;
+    }
     const target = {
-      warm: cap(poolPlan.desiredWarm + refused.warm),
+      warm: cap(desiredWarm + refused.warm),
       burst: cap(poolPlan.desiredBurst + refused.burst),
     };
     // Each release is two calls (unprotect, decrement); a changed desired capacity or warm pool one.
     let calls = 2 * (released.warm.length + released.burst.length);
     // Desired capacity as the group counts it after the releases (each lowers it by one).
     if (pool.warm.desired - released.warm.length !== target.warm) calls++;
-    if (pool.warm.warmPoolSize !== poolPlan.warmPoolSize) calls++;
+    if (pool.warm.warmPoolSize !== null && pool.warm.warmPoolSize !== warmPoolSize) calls++;
     if (pool.burst.desired - released.burst.length !== target.burst) calls++;
     // AWS keeps working towards desired capacity without a call (a launch refused at the instance
     // limit is retried): applying an unchanged target reconciles.
-    pool.warm.apply({ release: released.warm, desired: target.warm, warmPoolSize: poolPlan.warmPoolSize });
+    pool.warm.apply({
+      release: released.warm,
+      desired: target.warm,
+      ...(pool.warm.warmPoolSize === null ? {} : { warmPoolSize }),
+    });
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
   }
