@@ -448,6 +448,8 @@ describe("the retry hold's gate", () => {
     slots: 2,
     runningJobs: [],
     cacheKeys: [],
+    finishedCacheKeys: [],
+    reportedCacheKeys: [],
     storeBytes: null,
     lastHeartbeatAt: "2026-01-01T10:05:10.000Z",
     idleSince: null,

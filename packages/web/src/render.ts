@@ -252,6 +252,7 @@ function poolBody(pool: PoolStatus, titleId: string): Node[] {
         capacityRow("Warm pool · stopped", warmPool.stopped, warmPool.target, "pool-capacity-warm-pool"),
       ),
     ),
+    ...storesLine(pool),
     h(
       "div",
       { class: "pool-instances" },
@@ -267,13 +268,65 @@ function poolBody(pool: PoolStatus, titleId: string): Node[] {
   ];
 }
 
+/** Where the stores of the pool's recent jobs came from: the warm-hit rate and the three counts. */
+function storesLine(pool: PoolStatus): Node[] {
+  const stores = pool.stores;
+  if (!stores) return [];
+  const hours = Math.round(stores.windowSeconds / 3600);
+  const rate = stores.warmHitRate === null ? "—" : `${Math.round(stores.warmHitRate * 100)}%`;
+  return [
+    h(
+      "div",
+      { class: "pool-stores", "data-testid": "pool-stores" },
+      h("span", { class: "sub" }, `Warm hits, jobs started in the last ${plural(hours, "hour")}`),
+      h("b", { "data-testid": "pool-warm-hit-rate" }, rate),
+      h(
+        "ul",
+        { class: "states", "aria-label": "Jobs by where their store came from" },
+        (["warm", "substituted", "cold"] as const).map((origin) =>
+          h(
+            "li",
+            { class: `badge badge-origin-${origin}`, "data-testid": `pool-origin-${origin}` },
+            `${stores[origin]} ${origin}`,
+          ),
+        ),
+      ),
+    ),
+  ];
+}
+
 // Jobs
 
 const jobRow = (job: JobView) => ({
   "data-testid": "job-row",
   "data-job": jobKey(job),
   "data-status": job.status,
+  "data-origin": job.origin ?? "",
 });
+/**
+ * Where the job's store came from: warm, substituted from the stage's binary cache (inferred), or
+ * cold; a dash before it started, or on an instance Hearth does not know.
+ */
+const originColumn: Column<JobView> = {
+  label: "Store",
+  cell: (job) =>
+    job.origin
+      ? h(
+          "span",
+          {
+            class: `badge badge-origin-${job.origin}`,
+            "data-testid": "job-origin",
+            title:
+              job.origin === "substituted"
+                ? "not warm: substituted from the binary cache, which the pool filled (inferred)"
+                : job.origin === "warm"
+                  ? "its instance's store held the job's cache key"
+                  : "built what the store lacked",
+          },
+          job.origin,
+        )
+      : "—",
+};
 const jobColumn: Column<JobView> = { label: "Job", cell: jobCell };
 const poolColumn: Column<JobView> = { label: "Pool", cell: (job) => job.pool ?? "—" };
 const instanceColumn: Column<JobView> = {
@@ -456,6 +509,7 @@ export function runningTable(jobs: JobView[]): Node {
         jobColumn,
         poolColumn,
         instanceColumn,
+        originColumn,
         { label: "Waited", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
         { label: "Running", numeric: true, cell: (job) => formatDuration(job.runSeconds) },
       ],
@@ -489,6 +543,7 @@ export function finishedTable(jobs: JobView[]): Node {
         },
         poolColumn,
         instanceColumn,
+        originColumn,
         { label: "Waited", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
         { label: "Ran", numeric: true, cell: (job) => formatDuration(job.runSeconds) },
       ],

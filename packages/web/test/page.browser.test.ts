@@ -113,6 +113,11 @@ describe("the status page", () => {
     expect(
       await page.locator('[data-pool="linux-arm64"]').getByTestId("pool-oldest-wait").textContent(),
     ).toBe("—");
+    // Where the stores of the pool's recent jobs came from.
+    expect(await x64.getByTestId("pool-warm-hit-rate").textContent()).toBe("81%");
+    expect(await x64.getByTestId("pool-stores").innerText()).toMatch(
+      /last 24 hours\s+81%\s+131 warm\s+22 substituted\s+9 cold/,
+    );
     // uPlot drew both charts, with their text alternative.
     expect(await page.locator('[data-testid="pool-chart"] canvas').count()).toBe(2);
     expect(await x64.locator("figcaption").textContent()).toBe(
@@ -137,6 +142,11 @@ describe("the status page", () => {
       "https://gitlab.example.com/platform-infrastructure/terraform-modules-monorepo/-/jobs/41877",
     );
     expect(await page.getByTestId("running-table").getByTestId("job-row").count()).toBe(8);
+    const origin = (table: string, job: string) =>
+      page.getByTestId(table).locator(`[data-job="${job}"]`).getByTestId("job-origin").textContent();
+    expect(await origin("running-table", "github#28311903001")).toBe("warm");
+    expect(await origin("running-table", "gitlab#41870")).toBe("substituted");
+    expect(await origin("finished-table", "gitlab#41866")).toBe("cold");
     // A job GitLab ended at its runner's maximum_timeout says so.
     const timedOut = page.getByTestId("finished-table").locator('[data-job="gitlab#41866"]');
     expect(await timedOut.innerText()).toContain("failure (job_execution_timeout)");

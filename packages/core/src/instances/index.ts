@@ -4,6 +4,7 @@ import * as z from "zod";
 import { type JobKey, sources } from "../jobs";
 import { reportedSlotRunnerStates, runnerStopReasons } from "../runners/vocabulary";
 import type { Store } from "../table";
+import { rememberKey, storeKeys } from "./store-keys";
 import { type Group, type Market, type RunnerState, reportedRunnerStates } from "./vocabulary";
 
 /**
@@ -132,7 +133,19 @@ export interface InstanceRecord {
   runner: RunnerState;
   slots: number;
   runningJobs: JobKey[];
+  /**
+   * The cache keys its store holds, most recent first: `finishedCacheKeys`, then any
+   * `reportedCacheKeys` adds (`storeKeys`). What the planner and the store origins read.
+   */
   cacheKeys: string[];
+  /**
+   * The keys of the jobs that completed on it, as the ledger recorded them (`cacheKeyOf`, which an
+   * instance cannot compute for GitHub jobs), the `STORE_KEYS` most recent first. Kept while the
+   * instance is stopped, as its store is; gone with it when it is terminated.
+   */
+  finishedCacheKeys: string[];
+  /** The keys its agent last reported (`<stateDir>/cache-keys.json`, when an image writes one). */
+  reportedCacheKeys: string[];
   storeBytes: number | null;
   lastHeartbeatAt: string | null;
   /** Since when no slot has been busy; null while busy or before the first heartbeat. */
@@ -178,6 +191,8 @@ const FIELDS = [
   "slots",
   "runningJobs",
   "cacheKeys",
+  "finishedCacheKeys",
+  "reportedCacheKeys",
   "storeBytes",
   "lastHeartbeatAt",
   "idleSince",
@@ -189,7 +204,14 @@ const FIELDS = [
 ] as const;
 
 function fromItem(item: Record<string, unknown>): InstanceRecord {
-  return Object.fromEntries(FIELDS.map((field) => [field, item[field] ?? null])) as unknown as InstanceRecord;
+  const record = Object.fromEntries(
+    FIELDS.map((field) => [field, item[field] ?? null]),
+  ) as unknown as InstanceRecord;
+  // A record written before the two lists were kept apart: what it held was the agent's report.
+  record.reportedCacheKeys ??= record.cacheKeys ?? [];
+  record.finishedCacheKeys ??= [];
+  record.cacheKeys ??= [];
+  return record;
 }
 
 export interface InstanceRegistry {
@@ -202,6 +224,11 @@ export interface InstanceRegistry {
     id: string,
     beat: Heartbeat,
   ): Promise<{ before: InstanceRecord; after: InstanceRecord } | undefined>;
+  /**
+   * A job with this cache key completed on the instance: its store now holds the key (most recent
+   * first). Returns the record as written, or undefined for an instance the registry does not know.
+   */
+  finishedJob(id: string, cacheKey: string): Promise<InstanceRecord | undefined>;
   /** An instance resumed from the warm pool: booting again, same store. */
   resumed(id: string, at: string): Promise<void>;
   /** An instance went into the warm pool: nothing runs on it until it resumes. */
@@ -321,6 +348,8 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         slots: registration.slots,
         runningJobs: [],
         cacheKeys: [],
+        finishedCacheKeys: [],
+        reportedCacheKeys: [],
         storeBytes: null,
         lastHeartbeatAt: null,
         idleSince: null,
@@ -376,7 +405,9 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           runner: beat.interruption ? "draining" : beat.runner,
           slots: beat.slots,
           runningJobs: beat.runningJobs,
-          cacheKeys: beat.cacheKeys,
+          // The agent's report adds to what the ledger recorded; it never takes a finished job's key away.
+          cacheKeys: storeKeys(record.finishedCacheKeys, beat.cacheKeys),
+          reportedCacheKeys: beat.cacheKeys,
           storeBytes: beat.storeBytes,
           lastHeartbeatAt: at,
           idleSince: busy ? null : (record.idleSince ?? at),
@@ -413,6 +444,21 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           ? { ...record, releasing: { ...record.releasing, releasedAt: now().toISOString() } }
           : null,
       );
+    },
+
+    async finishedJob(id, cacheKey) {
+      const done = await update(id, (record) => {
+        if (record.finishedCacheKeys[0] === cacheKey) return null;
+        const finished = [...record.finishedCacheKeys];
+        rememberKey(finished, cacheKey);
+        return {
+          ...record,
+          finishedCacheKeys: finished,
+          cacheKeys: storeKeys(finished, record.reportedCacheKeys),
+        };
+      });
+      if (!done) return undefined;
+      return done.after ?? done.before;
     },
 
     async resumed(id, at) {

@@ -1,5 +1,12 @@
 import * as z from "zod";
-import { type JobStatus, jobStatuses, type Source, sources } from "./vocabulary";
+import {
+  type JobStatus,
+  jobStatuses,
+  type Source,
+  type StoreOrigin,
+  sources,
+  storeOrigins,
+} from "./vocabulary";
 
 /**
  * The job ledger's model: one normalized job per forge job, the same for GitLab and GitHub.
@@ -8,7 +15,7 @@ import { type JobStatus, jobStatuses, type Source, sources } from "./vocabulary"
  * the ledger reaches the same job whatever order (and however often) the forge delivers events.
  */
 
-export { type JobStatus, jobStatuses, type Source, sources };
+export { type JobStatus, jobStatuses, type Source, type StoreOrigin, sources, storeOrigins };
 
 const statusRank: Record<JobStatus, number> = {
   waiting: 0,
@@ -67,6 +74,17 @@ export const jobSchema = z.object({
   retryOf: z.string().min(1).max(20).optional(),
   /** How many interruption retries led to this job: 1 for the retry of an original job. */
   retryNumber: z.number().int().min(1).max(100).optional(),
+  /**
+   * Where its store came from, decided once, when it started on an instance (`stores`): the origin,
+   * or null when Hearth did not know the instance (such a job is not counted); absent until then.
+   */
+  store: z
+    .object({
+      origin: z.enum(storeOrigins).nullable(),
+      instanceId: z.string().min(1).max(64),
+      at: isoTime,
+    })
+    .optional(),
 });
 export type Job = z.infer<typeof jobSchema>;
 
@@ -115,6 +133,7 @@ function higherStatus(a: JobStatus, b: JobStatus): JobStatus {
 }
 
 type Interrupted = NonNullable<Job["interruption"]>;
+type StoreDecision = NonNullable<Job["store"]>;
 type Retried = NonNullable<Job["retry"]>;
 
 function mergeInterruption(a: Interrupted | undefined, b: Interrupted | undefined): Interrupted | undefined {
@@ -132,6 +151,14 @@ function mergeRetry(a: Retried | undefined, b: Retried | undefined): Retried | u
   return { at: earliest(a.at, b.at) as string, newJobId: either(a.newJobId, b.newJobId) };
 }
 
+/** The decision made first stands; two made at the same time (which the ledger never writes) must commute. */
+function mergeStore(a: StoreDecision | undefined, b: StoreDecision | undefined): StoreDecision | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  if (a.at !== b.at) return earliest(a.at, b.at) === a.at ? a : b;
+  return JSON.stringify(a) >= JSON.stringify(b) ? a : b;
+}
+
 /** The retry fields that are known, and only those: a job without them stays without the keys. */
 function retryFields(a: Job, b: Job): Pick<Job, "interruption" | "retry" | "retryOf" | "retryNumber"> {
   const interruption = mergeInterruption(a.interruption, b.interruption);
@@ -144,6 +171,11 @@ function retryFields(a: Job, b: Job): Pick<Job, "interruption" | "retry" | "retr
     ...(retryOf !== null ? { retryOf } : {}),
     ...(retryNumber > 0 ? { retryNumber } : {}),
   };
+}
+
+function storeField(a: Job, b: Job): Pick<Job, "store"> {
+  const store = mergeStore(a.store, b.store);
+  return store ? { store } : {};
 }
 
 function mergeRunner(a: Job, b: Job): Runner | null {
@@ -183,6 +215,7 @@ export function mergeJobs(a: Job, b: Job): Job {
     instanceId: either(a.instanceId, b.instanceId),
     url: either(a.url, b.url),
     ...retryFields(a, b),
+    ...storeField(a, b),
   };
 }
 

@@ -12,3 +12,14 @@ export type Source = (typeof sources)[number];
  */
 export const jobStatuses = ["waiting", "queued", "running", "completed", "cancelled"] as const;
 export type JobStatus = (typeof jobStatuses)[number];
+
+/**
+ * Where a job's Nix store came from, decided once when it starts on an instance (`stores`):
+ * - `warm`: its instance's store held the job's cache key;
+ * - `substituted`: not warm, but an instance of the pool finished a job of that key within the
+ *   binary cache's window, so the stage's binary cache holds its outputs (an inference: Hearth does
+ *   not read the cache);
+ * - `cold`: neither; the store builds what it lacks.
+ */
+export const storeOrigins = ["warm", "substituted", "cold"] as const;
+export type StoreOrigin = (typeof storeOrigins)[number];

@@ -20,6 +20,7 @@ import {
   normalizeLabels,
   sameJob,
 } from "../jobs";
+import { completesOnInstance, createStoreKnowledge, needsOrigin } from "../stores";
 
 export interface LedgerOptions {
   client: DynamoDBDocumentClient;
@@ -106,7 +107,7 @@ type Item = Record<string, unknown>;
 /** A job's own fields: what `queued()` reads of each item. */
 const queuedProjection = Object.keys(jobSchema.shape) as Array<keyof Job>;
 
-const optionalFields = new Set<string>(["interruption", "retry", "retryOf", "retryNumber"]);
+const optionalFields = new Set<string>(["interruption", "retry", "retryOf", "retryNumber", "store"]);
 
 const projectionNames = Object.fromEntries(queuedProjection.map((field, i) => [`#f${i}`, field]));
 
@@ -195,7 +196,7 @@ export function createLedger(options: LedgerOptions): Ledger {
    */
   async function update(
     key: JobKey,
-    change: (current: Job | undefined) => Job | undefined,
+    change: (current: Job | undefined) => Job | undefined | Promise<Job | undefined>,
     deliveryId?: string,
   ): Promise<{ outcome: RecordOutcome; job: Job | undefined; previous: Job | undefined }> {
     for (let attempt = 1; ; attempt++) {
@@ -207,7 +208,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       const current = item ? fromItem(item) : undefined;
       if (deliveryId !== undefined && seen.includes(deliveryId))
         return { outcome: "duplicate", job: current, previous: current };
-      const next = change(current);
+      const next = await change(current);
       // An event that tells nothing new is not written at all: applying it again is harmless.
       if (next === undefined || (current !== undefined && sameJob(current, next))) {
         return { outcome: "unchanged", job: current, previous: current };
@@ -242,9 +243,31 @@ export function createLedger(options: LedgerOptions): Ledger {
     return items;
   }
 
+  const stores = createStoreKnowledge({ client, tableName, now });
+
+  /**
+   * What a job's store holds follows from the ledger's own transitions, whichever path recorded them
+   * (webhook, poll, heartbeat, sweep): the record where a job first runs on an instance decides its
+   * store's origin, before the record where it completes adds its key to that store. Both happen
+   * before the job is written, and again on a retried write: deciding reads only, and adding a key
+   * already held changes nothing, so `record` stays idempotent.
+   */
+  async function withStore(current: Job | undefined, next: Job): Promise<Job> {
+    let job = next;
+    if (needsOrigin(job) && job.instanceId !== null) {
+      const at = job.startedAt ? new Date(job.startedAt) : now();
+      const origin = await stores.originOf(job, job.instanceId, at);
+      job = { ...job, store: { origin, instanceId: job.instanceId, at: at.toISOString() } };
+    }
+    if (completesOnInstance(current, job) && job.instanceId !== null) {
+      await stores.finished(job, job.instanceId, job.finishedAt ? new Date(job.finishedAt) : now());
+    }
+    return job;
+  }
+
   return {
     record(event, deliveryId) {
-      return update(event, (current) => applyEvent(current, event), deliveryId);
+      return update(event, (current) => withStore(current, applyEvent(current, event)), deliveryId);
     },
 
     async get(key) {

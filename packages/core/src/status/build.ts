@@ -1,6 +1,6 @@
 import { type FleetInstance, plannerInstance } from "../fleet";
 import type { Group, InstanceRecord, InstanceRegistry } from "../instances";
-import { type Job, type JobKey, jobKeyString } from "../jobs";
+import { type Job, type JobKey, jobKeyString, type StoreOrigin } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
 import { queuePosition } from "../ledger";
@@ -92,7 +92,45 @@ function jobView(job: Job, pools: readonly PoolConfig[], now: number): JobView {
     interruptedAt: job.interruption?.at ?? null,
     retry: job.retry ?? null,
     retryOf: job.retryOf ?? null,
+    origin: job.store?.origin ?? null,
   };
+}
+
+/** The window over which the page counts where the pools' stores came from. */
+export const STORE_WINDOW_SECONDS = 24 * 3600;
+
+/**
+ * Per pool, where the stores of the jobs that started in the window came from. A job counts for
+ * the pool of the instance it started on (its origin was decided against that pool's stores); a job
+ * without an origin (not started, or on an instance Hearth does not know) is not counted.
+ */
+export function storeOriginCounts(
+  jobs: readonly Job[],
+  pools: readonly PoolConfig[],
+  poolOf: (instanceId: string) => string | undefined,
+  now: number,
+): Map<string, NonNullable<PoolStatus["stores"]>> {
+  const since = now - STORE_WINDOW_SECONDS * 1000;
+  const counts = new Map<string, Record<StoreOrigin, number>>(
+    pools.map((pool) => [pool.name, { warm: 0, substituted: 0, cold: 0 }]),
+  );
+  for (const job of jobs) {
+    const decision = job.store;
+    if (!decision?.origin || Date.parse(decision.at) < since) continue;
+    const route = routeJob(job, pools);
+    const pool = poolOf(decision.instanceId) ?? ("pool" in route ? route.pool : undefined);
+    const count = pool === undefined ? undefined : counts.get(pool);
+    if (count) count[decision.origin] += 1;
+  }
+  return new Map(
+    [...counts].map(([pool, count]) => {
+      const started = count.warm + count.substituted + count.cold;
+      return [
+        pool,
+        { windowSeconds: STORE_WINDOW_SECONDS, ...count, warmHitRate: started ? count.warm / started : null },
+      ];
+    }),
+  );
 }
 
 function instanceView(
@@ -365,8 +403,8 @@ export async function buildStatus(
   // Running jobs: those the instances report, and any the ledger saw start in the last day.
   const running = new Map<string, Job>();
   for (const job of recent) if (job.status === "running") running.set(jobKeyString(job), job);
-  const reported = (await Promise.all(deps.pools.map((pool) => deps.registry.inPool(pool.name))))
-    .flat()
+  const records = (await Promise.all(deps.pools.map((pool) => deps.registry.inPool(pool.name)))).flat();
+  const reported = records
     .flatMap((record) => record.runningJobs as JobKey[])
     .filter((key) => !running.has(jobKeyString(key)))
     .slice(0, LIST_LIMIT);
@@ -401,10 +439,20 @@ export async function buildStatus(
   }
 
   const view = (job: Job) => jobView(job, deps.pools, now);
+  const poolOfInstance = new Map(records.map((record) => [record.id, record.pool]));
+  const origins = storeOriginCounts(
+    [...new Map([...recent, ...running.values()].map((job) => [jobKeyString(job), job])).values()],
+    deps.pools,
+    (id) => poolOfInstance.get(id),
+    now,
+  );
   const document: Status = {
     generatedAt: nowDate.toISOString(),
     stage,
-    pools,
+    pools: pools.map((pool) => {
+      const stores = origins.get(pool.name);
+      return stores ? { ...pool, stores } : pool;
+    }),
     unroutable: {
       count: queue.unroutable.count,
       jobs: queue.unroutable.jobs.slice(0, LIST_LIMIT).map(view),

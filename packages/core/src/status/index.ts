@@ -1,7 +1,7 @@
 import * as z from "zod/mini";
 // Only the dependency-free vocabularies: the page bundles this module.
 import { groups, markets } from "../instances/vocabulary";
-import { jobStatuses, sources } from "../jobs/vocabulary";
+import { jobStatuses, sources, storeOrigins } from "../jobs/vocabulary";
 import { journalKinds } from "../journal/kinds";
 import { runnerViewStates } from "../runners/vocabulary";
 
@@ -70,6 +70,12 @@ export const jobViewSchema = z.object({
   retry: z.optional(z.nullable(z.object({ at: isoTime, newJobId: z.nullable(nonEmpty) }))),
   /** The interrupted job this one retries (the forge's id). */
   retryOf: z.optional(z.nullable(nonEmpty)),
+  /**
+   * Where its Nix store came from, decided when it started on an instance: `warm`, `substituted`
+   * (from the stage's binary cache, an inference) or `cold`; null before it started, or when it
+   * started on an instance Hearth does not know.
+   */
+  origin: z.optional(z.nullable(z.enum(storeOrigins))),
 });
 export type JobView = z.infer<typeof jobViewSchema>;
 
@@ -104,6 +110,20 @@ export const poolStatusSchema = z.object({
   /** Null when nothing is queued. */
   oldestQueuedSeconds: z.nullable(seconds),
   maxInstances: count,
+  /**
+   * Where the stores of the pool's jobs came from, over the jobs that started in the last
+   * `windowSeconds` (among the latest arrivals the document reads): how many ran warm, substituted and
+   * cold, and the warm-hit rate, warm / (warm + substituted + cold), null when none started.
+   */
+  stores: z.optional(
+    z.object({
+      windowSeconds: count,
+      warm: count,
+      substituted: count,
+      cold: count,
+      warmHitRate: z.nullable(z.number().check(z.gte(0), z.lte(1))),
+    }),
+  ),
 });
 export type PoolStatus = z.infer<typeof poolStatusSchema>;
 

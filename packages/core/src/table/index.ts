@@ -35,9 +35,11 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
  * | sweep mark    | `SWEEP`                | `MARK#<subject>`| –                                     | –                         |
  * | poll state    | `RECONCILE#<forge>`    | `STATE`         | –                                     | –                         |
  * | poll report   | `RECONCILE#poll`       | `REPORT`        | –                                     | –                         |
+ * | finished key  | `CACHED#<pool>`        | `<cache key>`   | –                                     | –                         |
  *
  * `expiresAt` (epoch seconds) is the TTL attribute: finished jobs, journal entries (and the marks of
- * reports journaled once), samples, gone instances and sweep marks no sweep has seen for a day expire.
+ * reports journaled once), samples, gone instances and sweep marks no sweep has seen for a day expire,
+ * and a pool's finished keys once the binary cache's window has passed.
  * The sweep reads gsi2 whole (a scan of the sparse index of jobs running on instances).
  */
 export const table = {

@@ -25,6 +25,7 @@ import {
 } from "@hearth/core/simulation/forge";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { claimQueuedJobs, Random, rememberKey } from "@hearth/core/simulation/rules";
+import { BINARY_CACHE_WINDOW_SECONDS } from "@hearth/core/stores";
 import type { Logger } from "../log";
 
 /**
@@ -40,6 +41,12 @@ import type { Logger } from "../log";
  * GitHub hand jobs to polling runners), and the forge sends the
  * `running`/`completed` webhooks a real forge would. A job runs for the duration the demo gave it
  * (warm or cold, by the instance's store), 60 s by default, unless a `completed` webhook ends it first.
+ * A job cold on its store whose key an instance of its pool finished within the binary cache's window
+ * substitutes its closure from the pool's cache instead: min(cold, warm + 60 s), the fleet model's rule.
+ *
+ * Like the runner image, the simulated agents report no cache keys (the image writes no
+ * `cache-keys.json`): what Hearth knows of their stores it learns from the jobs that completed on them,
+ * by the path it takes on AWS.
  */
 
 /** What the demo tells the simulation about a job before queueing it. */
@@ -135,6 +142,8 @@ export interface SimulatedRunnersOptions {
 }
 
 const DEFAULT_SECONDS = 60;
+/** What substituting a closure from the binary cache adds to a warm run (the fleet model's default). */
+const SUBSTITUTE_SECONDS = 60;
 
 /** The pool credentials parameter, as infra names it (`parameterPaths(stage).poolCredentials`). */
 const credentialsParameter = (pool: string) => `/hearth/local/pools/${pool}/credentials`;
@@ -153,6 +162,8 @@ export interface RunnersSnapshot {
   slots: Record<string, Array<SavedSlot | null>>;
   /** Jobs whose machine went away, whose failure the forge has not reported yet. */
   lost?: Array<SavedSlot & { instanceId: string }>;
+  /** Each pool's binary cache: when an instance of the pool last finished each key (epoch ms). */
+  binaryCache?: Record<string, Record<string, number>>;
   /** Each instance's slot runners and GitLab registration. */
   agents?: Record<
     string,
@@ -164,6 +175,8 @@ export class SimulatedRunners {
   private readonly agents = new Map<string, Agent>();
   /** Stores outlive stops: a resumed warm-pool instance keeps what it built. */
   private readonly stores = new Map<string, string[]>();
+  /** Per pool, what its instances pushed to the binary cache: key → when last finished (epoch ms). */
+  private readonly binaryCache = new Map<string, Map<string, number>>();
   private readonly jobs = new Map<string, SimulatedJob>();
   private readonly claimed = new Set<string>();
   private stopPolling: () => void = () => {};
@@ -198,6 +211,9 @@ export class SimulatedRunners {
   snapshot(): RunnersSnapshot {
     return {
       stores: Object.fromEntries(this.stores),
+      binaryCache: Object.fromEntries(
+        [...this.binaryCache].map(([pool, keys]) => [pool, Object.fromEntries(keys)]),
+      ),
       jobs: this.describedJobs(),
       lost: [...this.lost],
       agents: Object.fromEntries(
@@ -239,6 +255,9 @@ export class SimulatedRunners {
   /** Called before the fleet restores, so that restarted agents find their stores and slots. */
   restore(snapshot: RunnersSnapshot): void {
     for (const [id, keys] of Object.entries(snapshot.stores)) this.stores.set(id, keys);
+    for (const [pool, keys] of Object.entries(snapshot.binaryCache ?? {})) {
+      this.binaryCache.set(pool, new Map(Object.entries(keys)));
+    }
     this.describe(snapshot.jobs.slice(0, MAX_DESCRIBED_JOBS));
     for (const [id, slots] of Object.entries(snapshot.slots)) this.restoredSlots.set(id, slots);
     for (const [id, agent] of Object.entries(snapshot.agents ?? {})) this.restoredAgents.set(id, agent);
@@ -421,6 +440,10 @@ export class SimulatedRunners {
     const keys = [...(this.stores.get(agent.instance.id) ?? [])];
     rememberKey(keys, cacheKey);
     this.stores.set(agent.instance.id, keys);
+    // The image pushes what it built to the stage's binary cache, for every instance of the pool.
+    const pushed = this.binaryCache.get(agent.instance.pool) ?? new Map<string, number>();
+    pushed.set(cacheKey, this.options.clock.now());
+    this.binaryCache.set(agent.instance.pool, pushed);
     this.options.changed?.("state");
   }
 
@@ -462,7 +485,15 @@ export class SimulatedRunners {
     const described = this.jobs.get(key);
     const store = this.stores.get(agent.instance.id) ?? [];
     const warm = store.includes(cacheKey);
-    const seconds = described ? (warm ? described.warmSeconds : described.coldSeconds) : DEFAULT_SECONDS;
+    const pushedAt = this.binaryCache.get(agent.instance.pool)?.get(cacheKey);
+    const cached = pushedAt !== undefined && clock.now() - pushedAt <= BINARY_CACHE_WINDOW_SECONDS * 1000;
+    const seconds = !described
+      ? DEFAULT_SECONDS
+      : warm
+        ? described.warmSeconds
+        : cached
+          ? Math.min(described.coldSeconds, described.warmSeconds + SUBSTITUTE_SECONDS)
+          : described.coldSeconds;
     const startedAt = new Date(clock.now()).toISOString();
     const createdAt = job.queuedAt ?? startedAt;
     this.claimed.add(key);
@@ -742,7 +773,8 @@ export class SimulatedRunners {
             freeDiskBytes: null,
             pushQueueDepth: null,
             pushLagSeconds: null,
-            cacheKeys: keys,
+            // As the runner image's agent: no job hook writes cache-keys.json.
+            cacheKeys: [],
           };
         },
       },

@@ -9,21 +9,8 @@ export { Random } from "./random";
  * that the two cannot drift apart.
  */
 
-/** A store stays warm for the cache keys of the 12 jobs it finished most recently (LRU, as GC). */
-export const STORE_KEYS = 12;
-
-/**
- * The store finished a job with `key`: the key moves to the front (most recent first), and the least
- * recently used one falls off past `capacity`. Changes `keys` in place.
- */
-export function rememberKey(keys: string[], key: string, capacity: number = STORE_KEYS): void {
-  if (capacity <= 0) return;
-  const at = keys.indexOf(key);
-  if (at === 0) return;
-  if (at > 0) keys.splice(at, 1);
-  else while (keys.length >= capacity) keys.pop();
-  keys.unshift(key);
-}
+// The store's rule is the control plane's too: it believes a store holds what the model's stores hold.
+export { rememberKey, STORE_KEYS } from "../../instances/store-keys";
 
 /**
  * Which instance Auto Scaling takes when the choice is its own: which Stopped warm-pool instance

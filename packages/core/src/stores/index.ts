@@ -1,0 +1,167 @@
+import { createHash } from "node:crypto";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { createInstanceRegistry, type InstanceRegistry } from "../instances";
+import { cacheKeyOf, type Job, type StoreOrigin, storeOrigins } from "../jobs";
+
+/**
+ * What Hearth knows of the fleet's Nix stores, and where each job's store came from.
+ *
+ * The keys a store holds are defined once, by the control plane: when a job completes on an instance,
+ * the ledger adds its cache key (`cacheKeyOf`, the ledger's project and name) to the instance's record
+ * (`InstanceRegistry.finishedJob`), and to the pool's record of finished keys. An instance cannot
+ * compute the key itself (a GitHub job's name in the ledger is `workflow / job`, which its runner
+ * never sees), and the runner image writes no `cache-keys.json`; what an agent does report is merged
+ * in. The same path serves AWS and local mode, whose simulated agents report no keys either.
+ *
+ * A stopped instance keeps its record, as it keeps its store; a terminated one's record goes with it.
+ */
+
+export { type StoreOrigin, storeOrigins };
+
+/**
+ * How long the stage's binary cache is taken to hold what an instance pushed: the fleet model's 7 days
+ * (`traces/README.md`). Only an inference: Hearth never reads the cache, an instance pushes only once
+ * the stage has a signing key, and the bucket keeps objects longer.
+ */
+export const BINARY_CACHE_WINDOW_SECONDS = 7 * 24 * 3600;
+
+export interface StoreKnowledgeOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  now?: () => Date;
+}
+
+/** The pool's record of a key: which instance last finished a job of it, and when. */
+export interface FinishedKey {
+  pool: string;
+  cacheKey: string;
+  instanceId: string;
+  finishedAt: string;
+}
+
+export interface StoreKnowledge {
+  /**
+   * Where the store of a job that just started on an instance came from: null for an instance Hearth
+   * does not know (its store is unknown).
+   */
+  originOf(job: Job, instanceId: string, at: Date): Promise<StoreOrigin | null>;
+  /** A job completed on an instance: its store, and the pool's binary cache, now hold its key. */
+  finished(job: Job, instanceId: string, at: Date): Promise<void>;
+  /** The pool's record of a key, if an instance of the pool finished a job of it. */
+  lastFinished(pool: string, cacheKey: string): Promise<FinishedKey | undefined>;
+}
+
+/** gsi-free item `CACHED#<pool>` / `<key>`; a key too long for a sort key is named by its hash. */
+function finishedKeyItemKey(pool: string, cacheKey: string) {
+  const sk = Buffer.byteLength(cacheKey, "utf8") <= 1000 ? cacheKey : `sha256:${hash(cacheKey)}`;
+  return { pk: `CACHED#${pool}`, sk };
+}
+
+const hash = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/** The cache key of a job whose project and name the ledger knows; undefined otherwise. */
+export function knownCacheKey(job: Pick<Job, "project" | "name">): string | undefined {
+  return job.project && job.name ? cacheKeyOf(job) : undefined;
+}
+
+/**
+ * The decision itself: warm when the instance's store holds the key; substituted when an instance of
+ * the same pool finished the key within the binary cache's window (its outputs were pushed to the
+ * stage's cache, from which the store substitutes them); cold otherwise.
+ */
+export function classifyOrigin(
+  storeHolds: readonly string[],
+  cacheKey: string,
+  lastFinishedAt: string | undefined,
+  at: Date,
+): StoreOrigin {
+  if (storeHolds.includes(cacheKey)) return "warm";
+  if (
+    lastFinishedAt !== undefined &&
+    at.getTime() - Date.parse(lastFinishedAt) <= BINARY_CACHE_WINDOW_SECONDS * 1000
+  ) {
+    return "substituted";
+  }
+  return "cold";
+}
+
+export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowledge {
+  const { client, tableName } = options;
+  const now = options.now ?? (() => new Date());
+  const registry: InstanceRegistry = createInstanceRegistry({ client, tableName, now });
+
+  async function lastFinished(pool: string, cacheKey: string): Promise<FinishedKey | undefined> {
+    const got = await client.send(
+      new GetCommand({ TableName: tableName, Key: finishedKeyItemKey(pool, cacheKey), ConsistentRead: true }),
+    );
+    const item = got.Item;
+    if (!item || item.cacheKey !== cacheKey || typeof item.finishedAt !== "string") return undefined;
+    return { pool, cacheKey, instanceId: String(item.instanceId), finishedAt: item.finishedAt };
+  }
+
+  return {
+    lastFinished,
+
+    async originOf(job, instanceId, at) {
+      const cacheKey = knownCacheKey(job);
+      const instance = await registry.get(instanceId);
+      if (!instance || cacheKey === undefined) return null;
+      if (instance.cacheKeys.includes(cacheKey)) return "warm";
+      const last = await lastFinished(instance.pool, cacheKey);
+      return classifyOrigin(instance.cacheKeys, cacheKey, last?.finishedAt, at);
+    },
+
+    async finished(job, instanceId, at) {
+      const cacheKey = knownCacheKey(job);
+      if (cacheKey === undefined) return;
+      const instance = await registry.finishedJob(instanceId, cacheKey);
+      if (!instance) return;
+      const finishedAt = at.toISOString();
+      // The latest finish wins, so that a late or replayed event never moves the window back.
+      try {
+        await client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              ...finishedKeyItemKey(instance.pool, cacheKey),
+              kind: "cached",
+              pool: instance.pool,
+              cacheKey,
+              instanceId,
+              finishedAt,
+              expiresAt: Math.floor(at.getTime() / 1000) + BINARY_CACHE_WINDOW_SECONDS,
+            },
+            ConditionExpression: "attribute_not_exists(finishedAt) OR finishedAt < :at",
+            ExpressionAttributeValues: { ":at": finishedAt },
+          }),
+        );
+      } catch (error) {
+        if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+      }
+    },
+  };
+}
+
+/**
+ * Whether `next` is the first record of a job started on an instance whose store origin is not
+ * decided: it has an instance, it ran (running or finished), its key is known, and no origin was
+ * decided before. Decided once: the decision (even "unknown instance") stays with the job.
+ */
+export function needsOrigin(next: Job): boolean {
+  return (
+    next.store === undefined &&
+    next.instanceId !== null &&
+    (next.status === "running" || next.status === "completed") &&
+    knownCacheKey(next) !== undefined
+  );
+}
+
+/** Whether this record is the one where the job completed on an instance, with a known key. */
+export function completesOnInstance(current: Job | undefined, next: Job): boolean {
+  return (
+    next.status === "completed" &&
+    current?.status !== "completed" &&
+    next.instanceId !== null &&
+    knownCacheKey(next) !== undefined
+  );
+}

@@ -1,0 +1,273 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import { cacheKeyOf, type JobEvent } from "../src/jobs";
+import { createLedger, type Ledger } from "../src/ledger";
+import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
+import { BINARY_CACHE_WINDOW_SECONDS, classifyOrigin, createStoreKnowledge } from "../src/stores";
+import { ensureTable } from "../src/table";
+import { jobEvent } from "./support/jobs";
+
+/**
+ * Where a job's store came from: decided by the ledger when the job starts on an instance, from what
+ * the instance's store holds (the keys of the jobs that completed on it, merged with its agent's
+ * report) and what the pool finished within the binary cache's window.
+ */
+
+let dynamo: EmbeddedDynamo;
+beforeAll(async () => {
+  dynamo = await startEmbeddedDynamo();
+});
+afterAll(() => dynamo.close());
+
+const A = "i-0aaaaaaaaaaaaaaa1";
+const B = "i-0bbbbbbbbbbbbbbb2";
+const OTHER_POOL = "i-0ccccccccccccccc3";
+const STRANGER = "i-0ddddddddddddddd4";
+
+interface World {
+  ledger: Ledger;
+  registry: InstanceRegistry;
+  setClock(iso: string): void;
+  tableName: string;
+}
+
+async function world(): Promise<World> {
+  const { client, documents } = localDynamoClients(dynamo.endpoint);
+  const tableName = `stores-${randomUUID()}`;
+  await ensureTable(client, tableName);
+  let clock = new Date("2026-01-01T10:00:00.000Z");
+  const store = { client: documents, tableName, now: () => clock };
+  const registry = createInstanceRegistry(store);
+  for (const [id, pool] of [
+    [A, "x86_64"],
+    [B, "x86_64"],
+    [OTHER_POOL, "aarch64"],
+  ] as const) {
+    await registry.register({
+      id,
+      pool,
+      group: "warm",
+      market: "on-demand",
+      az: "eu-west-1a",
+      launchedAt: clock.toISOString(),
+      slots: 2,
+    });
+  }
+  return {
+    ledger: createLedger(store),
+    registry,
+    tableName,
+    setClock(iso) {
+      clock = new Date(iso);
+    },
+  };
+}
+
+/** A GitHub job's life on an instance: its key is `acme/app/ci / <name>`, which its runner never sees. */
+async function run(
+  w: World,
+  id: string,
+  instanceId: string,
+  at: { start: string; end?: string },
+  overrides: Partial<JobEvent> = {},
+) {
+  const runner = { id: "7", name: `hearth-${instanceId}-1` };
+  await w.ledger.record(jobEvent({ id, ...overrides }));
+  const started = await w.ledger.record(
+    jobEvent({ id, status: "running", startedAt: at.start, runner, instanceId, ...overrides }),
+  );
+  if (at.end === undefined) return started.job;
+  const done = await w.ledger.record(
+    jobEvent({
+      id,
+      status: "completed",
+      conclusion: "success",
+      startedAt: at.start,
+      finishedAt: at.end,
+      runner,
+      instanceId,
+      ...overrides,
+    }),
+  );
+  return done.job;
+}
+
+const originOf = async (w: World, id: string) => (await w.ledger.get({ source: "github", id }))?.store;
+
+const beat = (instanceId: string, cacheKeys: string[]): Heartbeat => ({
+  instanceId,
+  runner: "ready",
+  slots: 2,
+  runningJobs: [],
+  cacheKeys,
+  storeBytes: null,
+  interruption: null,
+  protocol: 3,
+});
+
+describe("store origins", () => {
+  it("a job's first run on an instance is cold; its key is then the instance's, and the next is warm", async () => {
+    const w = await world();
+    await run(w, "1", A, { start: "2026-01-01T10:00:10.000Z", end: "2026-01-01T10:05:00.000Z" });
+    expect(await originOf(w, "1")).toEqual({
+      origin: "cold",
+      instanceId: A,
+      at: "2026-01-01T10:00:10.000Z",
+    });
+    // The key is the ledger's, `cacheKeyOf(job)`, with GitHub's `workflow / job` name.
+    const key = cacheKeyOf({ project: "acme/app", name: "ci / build" });
+    expect((await w.registry.get(A))?.cacheKeys).toEqual([key]);
+    expect((await w.registry.get(A))?.finishedCacheKeys).toEqual([key]);
+
+    await run(w, "2", A, { start: "2026-01-01T10:06:00.000Z" });
+    expect((await originOf(w, "2"))?.origin).toBe("warm");
+  });
+
+  it("a job whose key another instance of the pool finished within the cache's window is substituted", async () => {
+    const w = await world();
+    await run(w, "1", A, { start: "2026-01-01T10:00:10.000Z", end: "2026-01-01T10:05:00.000Z" });
+    await run(w, "2", B, { start: "2026-01-01T10:06:00.000Z" });
+    expect((await originOf(w, "2"))?.origin).toBe("substituted");
+    // Another pool's instance: the pool's cache is not its own.
+    await run(w, "3", OTHER_POOL, { start: "2026-01-01T10:06:00.000Z" });
+    expect((await originOf(w, "3"))?.origin).toBe("cold");
+    // Past the window, the cache is not counted on.
+    const late = new Date(Date.parse("2026-01-01T10:05:00.000Z") + BINARY_CACHE_WINDOW_SECONDS * 1000 + 1000);
+    await run(w, "4", B, { start: late.toISOString() }, { name: "ci / build" });
+    expect((await originOf(w, "4"))?.origin).toBe("cold");
+  });
+
+  it("is decided once: later events, and a replayed start, leave it as it was", async () => {
+    const w = await world();
+    await run(w, "1", B, { start: "2026-01-01T10:00:10.000Z" });
+    expect((await originOf(w, "1"))?.origin).toBe("cold");
+    // Meanwhile A finishes a job of the same key: the running job's origin does not change.
+    await run(w, "2", A, { start: "2026-01-01T10:00:20.000Z", end: "2026-01-01T10:01:00.000Z" });
+    const replay = await w.ledger.record(
+      jobEvent({
+        id: "1",
+        status: "running",
+        startedAt: "2026-01-01T10:00:10.000Z",
+        runner: { id: "7", name: `hearth-${B}-1` },
+        instanceId: B,
+      }),
+    );
+    expect(replay.outcome).toBe("unchanged");
+    await w.ledger.record(
+      jobEvent({
+        id: "1",
+        status: "completed",
+        conclusion: "success",
+        startedAt: "2026-01-01T10:00:10.000Z",
+        finishedAt: "2026-01-01T10:09:00.000Z",
+        instanceId: B,
+      }),
+    );
+    expect((await originOf(w, "1"))?.origin).toBe("cold");
+    // A replayed completion adds nothing twice.
+    const before = await w.registry.get(B);
+    await w.ledger.record(
+      jobEvent({
+        id: "1",
+        status: "completed",
+        conclusion: "success",
+        finishedAt: "2026-01-01T10:09:00.000Z",
+        instanceId: B,
+      }),
+    );
+    expect((await w.registry.get(B))?.finishedCacheKeys).toEqual(before?.finishedCacheKeys);
+  });
+
+  it("a stopped and resumed store keeps its keys; a heartbeat does not take them away", async () => {
+    const w = await world();
+    await run(w, "1", A, { start: "2026-01-01T10:00:10.000Z", end: "2026-01-01T10:05:00.000Z" });
+    await w.registry.parked(A);
+    await w.registry.resumed(A, "2026-01-01T12:00:00.000Z");
+    // The runner image reports no keys (no cache-keys.json); an image that does adds its own.
+    await w.registry.heartbeat(A, beat(A, ["from-the-image"]));
+    const record = await w.registry.get(A);
+    const key = cacheKeyOf({ project: "acme/app", name: "ci / build" });
+    expect(record?.cacheKeys).toEqual([key, "from-the-image"]);
+    await w.registry.heartbeat(A, beat(A, []));
+    expect((await w.registry.get(A))?.cacheKeys).toEqual([key]);
+    await run(w, "2", A, { start: "2026-01-01T12:01:00.000Z" });
+    expect((await originOf(w, "2"))?.origin).toBe("warm");
+  });
+
+  it("a key an agent reports makes its store warm too", async () => {
+    const w = await world();
+    const key = cacheKeyOf({ project: "acme/app", name: "ci / build" });
+    await w.registry.heartbeat(B, beat(B, [key]));
+    await run(w, "1", B, { start: "2026-01-01T10:00:10.000Z" });
+    expect((await originOf(w, "1"))?.origin).toBe("warm");
+  });
+
+  it("a terminated instance's keys go with it: a job of its key on a new instance is substituted", async () => {
+    const w = await world();
+    await run(w, "1", A, { start: "2026-01-01T10:00:10.000Z", end: "2026-01-01T10:05:00.000Z" });
+    await w.registry.forget(A);
+    expect(await w.registry.get(A)).toBeUndefined();
+    // Its id comes back in the registry (a heartbeat of a new life): it holds nothing.
+    await w.registry.register({
+      id: A,
+      pool: "x86_64",
+      group: "burst",
+      market: "spot",
+      az: "eu-west-1a",
+      launchedAt: "2026-01-01T11:00:00.000Z",
+      slots: 2,
+    });
+    expect((await w.registry.get(A))?.cacheKeys).toEqual([]);
+    await run(w, "2", A, { start: "2026-01-01T11:01:00.000Z" });
+    expect((await originOf(w, "2"))?.origin).toBe("substituted");
+  });
+
+  it("a job on an instance Hearth does not know gets no origin, and adds no key anywhere", async () => {
+    const w = await world();
+    const job = await run(w, "1", STRANGER, {
+      start: "2026-01-01T10:00:10.000Z",
+      end: "2026-01-01T10:05:00.000Z",
+    });
+    expect(job?.store).toEqual({ origin: null, instanceId: STRANGER, at: "2026-01-01T10:00:10.000Z" });
+    expect(await w.registry.get(STRANGER)).toBeUndefined();
+    const knowledge = createStoreKnowledge({
+      client: localDynamoClients(dynamo.endpoint).documents,
+      tableName: w.tableName,
+    });
+    expect(await knowledge.lastFinished("x86_64", cacheKeyOf(job ?? { project: "", name: "" }))).toBe(
+      undefined,
+    );
+  });
+
+  it("a job whose name is not known yet (first seen in a heartbeat) is decided once its key is", async () => {
+    const w = await world();
+    await run(w, "9", A, { start: "2026-01-01T10:00:10.000Z", end: "2026-01-01T10:05:00.000Z" });
+    // GitLab: the heartbeat reports the job before any webhook names it.
+    const first = await w.ledger.record(
+      jobEvent({ source: "gitlab", id: "5", project: "", name: "", status: "running", instanceId: A }),
+    );
+    expect(first.job?.store).toBeUndefined();
+    await w.ledger.record(
+      jobEvent({
+        source: "gitlab",
+        id: "5",
+        status: "running",
+        name: "ci / build",
+        startedAt: "2026-01-01T10:06:00.000Z",
+      }),
+    );
+    expect((await w.ledger.get({ source: "gitlab", id: "5" }))?.store?.origin).toBe("warm");
+  });
+});
+
+describe("classifyOrigin", () => {
+  const at = new Date("2026-01-08T10:00:00.000Z");
+  it("warm over substituted over cold", () => {
+    expect(classifyOrigin(["k"], "k", "2026-01-08T09:00:00.000Z", at)).toBe("warm");
+    expect(classifyOrigin([], "k", "2026-01-08T09:00:00.000Z", at)).toBe("substituted");
+    expect(classifyOrigin([], "k", "2026-01-01T10:00:00.000Z", at)).toBe("substituted");
+    expect(classifyOrigin([], "k", "2026-01-01T09:59:59.000Z", at)).toBe("cold");
+    expect(classifyOrigin(["other"], "k", undefined, at)).toBe("cold");
+  });
+});
