@@ -18,6 +18,7 @@ import {
 import { defaultPools, type PoolConfig } from "../src/pools";
 import type { AfterRecorded } from "../src/scaling/after-recorded";
 import { ensureTable, type Store } from "../src/table";
+import { workflowJobExamples } from "./fixtures";
 import { FakeGitHub } from "./support/fake-github";
 import { type FakeGitLabJobs, startFakeGitLabJobs } from "./support/fake-gitlab-jobs";
 import { jobEvent } from "./support/jobs";
@@ -235,5 +236,58 @@ describe("one scheduled poll", () => {
     const [entry] = await deps.journal.latest(1);
     expect(entry?.reason).toMatch(/1 listing is unknown this poll/);
     expect((await loadPollReport(store))?.unknownCount).toBe(1);
+  });
+
+  it("gives every job it recorded to the retries, as a webhook's path does", async () => {
+    const store = await storeOf();
+    const given: Job[] = [];
+    const { deps } = depsOf(store, {
+      recorded: async (job) => {
+        given.push(job);
+      },
+    });
+    // A job's `completed` webhook failed: the poll reads it from the delivery log.
+    const example = workflowJobExamples.find((payload) => payload.action === "completed");
+    if (!example) throw new Error("GitHub's examples have a completed workflow_job");
+    github.addDelivery({ event: "workflow_job", action: "completed", statusCode: 502, payload: example });
+
+    const report = await pollOnce(deps);
+    expect(report).toMatchObject({ deliveriesRead: 1, recorded: 1 });
+    expect(given.map((job) => [job.id, job.status])).toEqual([
+      [String(example.workflow_job.id), "completed"],
+    ]);
+    // Seen again (the next poll lists nothing new), it is not given again.
+    clock += 60_000;
+    await pollOnce(deps);
+    expect(given).toHaveLength(1);
+  });
+
+  it("moves its cursors on only once what it found is recorded: a failed recording is read again", async () => {
+    const store = await storeOf();
+    const ledger = createLedger(store);
+    let failures = 1;
+    const { deps } = depsOf(store, {
+      ledger: {
+        ...ledger,
+        record: async (...args: Parameters<typeof ledger.record>) => {
+          if (failures-- > 0) throw new Error("the table is unavailable");
+          return ledger.record(...args);
+        },
+      },
+    });
+    const example = workflowJobExamples.find((payload) => payload.action === "queued");
+    if (!example) throw new Error("GitHub's examples have a queued workflow_job");
+    github.addDelivery({ event: "workflow_job", action: "queued", statusCode: 0, payload: example });
+
+    await expect(pollOnce(deps)).rejects.toThrow(/unavailable/);
+    expect(await ledger.get({ source: "github", id: String(example.workflow_job.id) })).toBeUndefined();
+    expect((await loadReconciliationState(store, "github")).poll).toEqual({});
+
+    clock += 60_000;
+    const report = await pollOnce(deps);
+    expect(report).toMatchObject({ deliveriesRead: 1, recorded: 1 });
+    expect(await ledger.get({ source: "github", id: String(example.workflow_job.id) })).toMatchObject({
+      status: "queued",
+    });
   });
 });

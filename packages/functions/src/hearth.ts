@@ -427,6 +427,20 @@ export function composeHearth(ports: HearthPorts): Hearth {
         budgetShare: reconciliation().budgetShare,
         pollMinutes: reconciliation().pollMinutes,
         scale: afterRecorded,
+        // As the webhooks' path does: a poll's job may be an interrupted one that failed, or a re-run's.
+        recorded: async (job) => {
+          try {
+            const outcome = await retryAfterJobRecorded(retries, job);
+            if (outcome.kind !== "none")
+              log.info("job retry", { source: job.source, job: job.id, outcome: outcome.kind });
+          } catch (error) {
+            log.error("job retry failed", {
+              source: job.source,
+              job: job.id,
+              error: error instanceof Error ? error.message : String(error),
+            });
+          }
+        },
         holder: ports.holder("poll"),
         now: () => ports.now(),
       });

@@ -13,6 +13,8 @@ import { type PoolConfig, routeJob } from "../pools";
 export interface PolledIngest {
   /** Events by what the ledger did with them. */
   outcomes: Record<RecordOutcome, number>;
+  /** Jobs the ledger learnt something new of, as recorded: what a webhook's retries step is given. */
+  recorded: Job[];
   /**
    * Jobs this poll made demand: new to the ledger as queued, turned queued, or queued with labels
    * now known (a GitLab job whose hook had no tags). What a webhook would have scaled for.
@@ -37,6 +39,7 @@ export async function ingestPolledEvents(
 ): Promise<PolledIngest> {
   const result: PolledIngest = {
     outcomes: { recorded: 0, unchanged: 0, duplicate: 0 },
+    recorded: [],
     newlyQueued: [],
     pools: [],
     unroutable: [],
@@ -46,6 +49,7 @@ export async function ingestPolledEvents(
   for (const event of events) {
     const { outcome, job, previous } = await ledger.record(event);
     result.outcomes[outcome] += 1;
+    if (outcome === "recorded" && job) result.recorded.push(job);
     if (outcome !== "recorded" || !job || !becameDemand(job, previous)) continue;
     result.newlyQueued.push(job);
     if (needsTagLookup(job)) {

@@ -10,7 +10,7 @@ import type { Store } from "../table";
 import { type GitHubPollResult, pollGitHub } from "./github";
 import { type GitLabPollResult, pollGitLab } from "./gitlab";
 import { type Denial, type GovernorReport, type RateGovernorOptions, RateGovernors } from "./governor";
-import { activeProjects, ingestPolledEvents } from "./ingest";
+import { activeProjects, ingestPolledEvents, type PolledIngest } from "./ingest";
 import { savePollReport } from "./report";
 import {
   loadReconciliationState,
@@ -23,8 +23,10 @@ import {
 /**
  * One poll, as the scheduled function (and local mode's timer) runs it: for each configured forge,
  * under the forge's reconciliation lease, load the poll's cursors and the tokens' governors, list
- * what the forge has queued and running, save them back; then record what was found through the
- * webhooks' ingestion, and scale each newly queued job's pool as its webhook would have.
+ * what the forge has queued and running, record what was found through the webhooks' ingestion, and
+ * only then save the cursors back (a delivery whose job was read is not read again, so its job must be
+ * in the ledger first); then give each recorded job to the retries, and scale each newly queued job's
+ * pool, as its webhook would have.
  */
 
 export interface PollDeps {
@@ -46,6 +48,11 @@ export interface PollDeps {
   pollMinutes: number;
   /** What a webhook's job goes through once recorded: its pool is asked for capacity. */
   scale(job: Job): Promise<AfterRecorded>;
+  /**
+   * What a webhook's recorded job goes through first: the retries (an interrupted job that failed is
+   * retried, a re-run's job linked, a retry hold ended). Errors are the hook's to handle.
+   */
+  recorded?(job: Job): Promise<void>;
   /** This poll's name, its lease holder. */
   holder: string;
   now(): Date;
@@ -171,12 +178,15 @@ async function withStoredPoll<F extends ReconciledForge, R extends { state: Poll
   forge: F,
   options: RateGovernorOptions,
   poll: (governors: RateGovernors, state: PollStates[F]) => Promise<R>,
+  ingest: (result: R) => Promise<void>,
 ): Promise<{ result: R } | undefined> {
   return withReconciliationLease(deps.leases, forge, deps.holder, async () => {
     const loaded = await loadReconciliationState(deps.store, forge);
     const governors = new RateGovernors(options);
     governors.restore(loaded.governors);
     const result = await poll(governors, loaded.poll);
+    // Recorded before the cursors move on: should recording fail, the next poll reads it all again.
+    await ingest(result);
     await saveReconciliationState(deps.store, loaded, {
       poll: result.state,
       governors: governors.snapshot(),
@@ -185,7 +195,17 @@ async function withStoredPoll<F extends ReconciledForge, R extends { state: Poll
   });
 }
 
-function pollGitHubForge(deps: PollDeps, client: GitHubClient) {
+/** The events a GitHub poll found: its deliveries' and its repositories'. */
+const githubEvents = (result: GitHubPollResult): JobEvent[] => [
+  ...result.deliveries.events,
+  ...result.repositories.flatMap((repository) => repository.events),
+];
+
+function pollGitHubForge(
+  deps: PollDeps,
+  client: GitHubClient,
+  ingest: (events: JobEvent[]) => Promise<void>,
+) {
   const now = () => deps.now().getTime();
   return withStoredPoll(
     deps,
@@ -199,10 +219,15 @@ function pollGitHubForge(deps: PollDeps, client: GitHubClient) {
         state,
         now,
       }),
+    (result) => ingest(githubEvents(result)),
   );
 }
 
-function pollGitLabForge(deps: PollDeps, gitlab: NonNullable<PollDeps["gitlab"]>) {
+function pollGitLabForge(
+  deps: PollDeps,
+  gitlab: NonNullable<PollDeps["gitlab"]>,
+  ingest: (events: JobEvent[]) => Promise<void>,
+) {
   const now = () => deps.now().getTime();
   return withStoredPoll(
     deps,
@@ -221,6 +246,7 @@ function pollGitLabForge(deps: PollDeps, gitlab: NonNullable<PollDeps["gitlab"]>
         now,
       });
     },
+    (result) => ingest(result.projects.flatMap((project) => project.events)),
   );
 }
 
@@ -231,6 +257,22 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
   const unknown: UnknownListing[] = [];
   let redelivered = 0;
   let deliveriesRead = 0;
+  const ingested: PolledIngest = {
+    outcomes: { recorded: 0, unchanged: 0, duplicate: 0 },
+    recorded: [],
+    newlyQueued: [],
+    pools: [],
+    unroutable: [],
+    tagsUnknown: [],
+  };
+  const ingest = async (found: JobEvent[]) => {
+    events.push(...found);
+    const result = await ingestPolledEvents(deps.ledger, deps.pools, found);
+    for (const outcome of Object.keys(result.outcomes) as (keyof PolledIngest["outcomes"])[])
+      ingested.outcomes[outcome] += result.outcomes[outcome];
+    ingested.recorded.push(...result.recorded);
+    ingested.newlyQueued.push(...result.newlyQueued);
+  };
   const skipped = (forge: ReconciledForge): PollForgeFigure => ({
     forge,
     status: "skipped",
@@ -241,7 +283,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
   });
 
   if (deps.github) {
-    const polled = await pollGitHubForge(deps, deps.github.client);
+    const polled = await pollGitHubForge(deps, deps.github.client, ingest);
     if (!polled) forges.push(skipped("github"));
     else {
       const { result } = polled;
@@ -256,12 +298,10 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
       });
       redelivered += result.deliveries.redelivered.length;
       deliveriesRead += result.deliveries.read.length;
-      events.push(...result.deliveries.events);
       if (result.deliveries.status === "unknown") {
         unknown.push({ forge: "github", listing: "deliveries", reason: short(result.deliveries.reason) });
       }
       for (const repository of result.repositories) {
-        events.push(...repository.events);
         if (repository.status === "unknown") {
           unknown.push({ forge: "github", listing: repository.repository, reason: short(repository.reason) });
         }
@@ -269,7 +309,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
     }
   }
   if (deps.gitlab) {
-    const polled = await pollGitLabForge(deps, deps.gitlab);
+    const polled = await pollGitLabForge(deps, deps.gitlab, ingest);
     if (!polled) forges.push(skipped("gitlab"));
     else {
       const { result } = polled;
@@ -288,7 +328,6 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
         }
       }
       for (const project of result.projects) {
-        events.push(...project.events);
         if (project.status === "unknown") {
           unknown.push({ forge: "gitlab", listing: project.project, reason: short(project.reason) });
         }
@@ -296,7 +335,8 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
     }
   }
 
-  const ingested = await ingestPolledEvents(deps.ledger, deps.pools, events);
+  // As a webhook's path: the retries first (a re-run's job is linked before its pool plans for it).
+  if (deps.recorded) for (const job of ingested.recorded) await deps.recorded(job);
   const scaled = new Set<string>();
   for (const job of ingested.newlyQueued) {
     const figure = forges.find((forge) => forge.forge === job.source);
