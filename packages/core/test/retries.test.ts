@@ -449,6 +449,7 @@ describe("the retry hold's gate", () => {
     runningJobs: [],
     cacheKeys: [],
     finishedCacheKeys: [],
+    finishedCacheKeyTimes: {},
     reportedCacheKeys: [],
     storeBytes: null,
     lastHeartbeatAt: "2026-01-01T10:05:10.000Z",

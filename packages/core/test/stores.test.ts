@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
 import { cacheKeyOf, type JobEvent } from "../src/jobs";
@@ -258,6 +259,95 @@ describe("store origins", () => {
       }),
     );
     expect((await w.ledger.get({ source: "gitlab", id: "5" }))?.store?.origin).toBe("warm");
+  });
+});
+
+describe("store origins decided late or under concurrent writes", () => {
+  it("a job whose start is recorded only with its end counts no key finished after it started", async () => {
+    const w = await world();
+    // Job 1 starts on A at 10:00:10; its `in_progress` is lost. Meanwhile job 2, of the same key, runs
+    // on A's other slot and completes at 10:03, and job 3 on B completes at 10:04.
+    await run(w, "2", A, { start: "2026-01-01T10:00:20.000Z", end: "2026-01-01T10:03:00.000Z" });
+    expect((await originOf(w, "2"))?.origin).toBe("cold");
+    const runner = { id: "7", name: `hearth-${A}-2` };
+    await w.ledger.record(jobEvent({ id: "1" }));
+    await w.ledger.record(
+      jobEvent({
+        id: "1",
+        status: "completed",
+        conclusion: "success",
+        startedAt: "2026-01-01T10:00:10.000Z",
+        finishedAt: "2026-01-01T10:05:00.000Z",
+        runner,
+        instanceId: A,
+      }),
+    );
+    // A's store held the key only from 10:03, and the pool finished it first at 10:03: cold at 10:00:10.
+    expect((await originOf(w, "1"))?.origin).toBe("cold");
+    await run(w, "3", B, { start: "2026-01-01T10:01:00.000Z" });
+    expect((await originOf(w, "3"))?.origin).toBe("cold");
+  });
+
+  it("a completion whose write is retried after a concurrent one does not see its own key", async () => {
+    const { client, documents } = localDynamoClients(dynamo.endpoint);
+    const tableName = `stores-${randomUUID()}`;
+    await ensureTable(client, tableName);
+    const now = () => new Date("2026-01-01T10:10:00.000Z");
+    const registry = createInstanceRegistry({ client: documents, tableName, now });
+    await registry.register({
+      id: A,
+      pool: "x86_64",
+      group: "warm",
+      market: "on-demand",
+      az: "eu-west-1a",
+      launchedAt: "2026-01-01T09:00:00.000Z",
+      slots: 2,
+    });
+    const plain = createLedger({ client: documents, tableName, now });
+    const runner = { id: "7", name: `hearth-${A}-1` };
+    const start = "2026-01-01T10:00:10.000Z";
+    let interleaved = false;
+    // The first write of job 9 meets a concurrent record of its start (a heartbeat's, say), which
+    // lands first: the completion's write then fails its condition and is tried again.
+    const racing = {
+      send: async (command: unknown) => {
+        if (!interleaved && command instanceof PutCommand && command.input.Item?.id === "9") {
+          interleaved = true;
+          await plain.record(
+            jobEvent({ id: "9", status: "running", startedAt: start, runner, instanceId: A }),
+          );
+        }
+        return documents.send(command as never);
+      },
+    } as unknown as typeof documents;
+    const ledger = createLedger({ client: racing, tableName, now });
+    await plain.record(jobEvent({ id: "9" }));
+    interleaved = false;
+    await ledger.record(
+      jobEvent({
+        id: "9",
+        status: "completed",
+        conclusion: "success",
+        startedAt: start,
+        finishedAt: "2026-01-01T10:05:00.000Z",
+        runner,
+        instanceId: A,
+      }),
+    );
+    expect(interleaved).toBe(true);
+    const job = await plain.get({ source: "github", id: "9" });
+    expect(job).toMatchObject({ status: "completed", store: { origin: "cold", instanceId: A } });
+    expect((await registry.get(A))?.finishedCacheKeys).toEqual([
+      cacheKeyOf({ project: "acme/app", name: "ci / build" }),
+    ]);
+  });
+
+  it("names a key too long for a store's record by a hash of the whole", () => {
+    const long = cacheKeyOf({ project: "acme/app", name: "x".repeat(2000) });
+    const other = cacheKeyOf({ project: "acme/app", name: `${"x".repeat(1999)}y` });
+    expect(long.length).toBeLessThanOrEqual(300);
+    expect(other).not.toBe(long);
+    expect(cacheKeyOf({ project: "acme/app", name: "ci / build" })).toBe("acme/app/ci / build");
   });
 });
 

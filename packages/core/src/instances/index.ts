@@ -144,6 +144,12 @@ export interface InstanceRecord {
    * instance is stopped, as its store is; gone with it when it is terminated.
    */
   finishedCacheKeys: string[];
+  /**
+   * When a job of each of `finishedCacheKeys` last completed on it: a store held a key only from then
+   * on, which a late decision of a job's store origin needs (a sibling slot may have finished the key
+   * after this job started).
+   */
+  finishedCacheKeyTimes: Record<string, string>;
   /** The keys its agent last reported (`<stateDir>/cache-keys.json`, when an image writes one). */
   reportedCacheKeys: string[];
   storeBytes: number | null;
@@ -192,6 +198,7 @@ const FIELDS = [
   "runningJobs",
   "cacheKeys",
   "finishedCacheKeys",
+  "finishedCacheKeyTimes",
   "reportedCacheKeys",
   "storeBytes",
   "lastHeartbeatAt",
@@ -210,6 +217,7 @@ function fromItem(item: Record<string, unknown>): InstanceRecord {
   // A record written before the two lists were kept apart: what it held was the agent's report.
   record.reportedCacheKeys ??= record.cacheKeys ?? [];
   record.finishedCacheKeys ??= [];
+  record.finishedCacheKeyTimes ??= {};
   record.cacheKeys ??= [];
   return record;
 }
@@ -225,10 +233,11 @@ export interface InstanceRegistry {
     beat: Heartbeat,
   ): Promise<{ before: InstanceRecord; after: InstanceRecord } | undefined>;
   /**
-   * A job with this cache key completed on the instance: its store now holds the key (most recent
-   * first). Returns the record as written, or undefined for an instance the registry does not know.
+   * A job with this cache key completed on the instance at `at` (ISO): its store now holds the key
+   * (most recent first). Returns the record as written, or undefined for an instance the registry
+   * does not know.
    */
-  finishedJob(id: string, cacheKey: string): Promise<InstanceRecord | undefined>;
+  finishedJob(id: string, cacheKey: string, at: string): Promise<InstanceRecord | undefined>;
   /** An instance resumed from the warm pool: booting again, same store. */
   resumed(id: string, at: string): Promise<void>;
   /** An instance went into the warm pool: nothing runs on it until it resumes. */
@@ -349,6 +358,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         runningJobs: [],
         cacheKeys: [],
         finishedCacheKeys: [],
+        finishedCacheKeyTimes: {},
         reportedCacheKeys: [],
         storeBytes: null,
         lastHeartbeatAt: null,
@@ -446,14 +456,22 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
       );
     },
 
-    async finishedJob(id, cacheKey) {
+    async finishedJob(id, cacheKey, at) {
       const done = await update(id, (record) => {
-        if (record.finishedCacheKeys[0] === cacheKey) return null;
+        // A replayed or late completion changes nothing: the key was already used since.
+        const last = record.finishedCacheKeyTimes[cacheKey];
+        if (record.finishedCacheKeys.includes(cacheKey) && last !== undefined && last >= at) return null;
         const finished = [...record.finishedCacheKeys];
         rememberKey(finished, cacheKey);
+        const times: Record<string, string> = {};
+        for (const key of finished) {
+          const time = key === cacheKey ? at : record.finishedCacheKeyTimes[key];
+          if (time !== undefined) times[key] = time;
+        }
         return {
           ...record,
           finishedCacheKeys: finished,
+          finishedCacheKeyTimes: times,
           cacheKeys: storeKeys(finished, record.reportedCacheKeys),
         };
       });

@@ -272,8 +272,34 @@ export function instanceFromRunnerName(name: string | null): string | null {
   return match?.[1] ?? null;
 }
 
+/** The longest cache key kept whole: what a heartbeat may report, and what an instance record holds. */
+export const CACHE_KEY_MAX_LENGTH = 300;
+
 /**
  * Jobs that share a cache key share a build closure, so an instance that ran one has a warm store for
- * the next. A job's key is its project and name (for matrix jobs, the name includes the entry).
+ * the next. A job's key is its project and name (for matrix jobs, the name includes the entry). A key
+ * longer than `CACHE_KEY_MAX_LENGTH` (a project and a name may be a thousand characters each) is cut
+ * and named by a hash of the whole, so that a store's record of a dozen keys stays small.
  */
-export const cacheKeyOf = (job: Pick<Job, "project" | "name">): string => `${job.project}/${job.name}`;
+export const cacheKeyOf = (job: Pick<Job, "project" | "name">): string => {
+  const key = `${job.project}/${job.name}`;
+  if (key.length <= CACHE_KEY_MAX_LENGTH) return key;
+  return `${key.slice(0, CACHE_KEY_MAX_LENGTH - 16)}#${hash53(key).toString(16).padStart(14, "0")}`;
+};
+
+/**
+ * A 53-bit string hash (cyrb53, public domain): no `node:crypto`, as the status page bundles this
+ * module's neighbours. For naming long keys apart, not for security.
+ */
+function hash53(text: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}

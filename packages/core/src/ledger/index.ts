@@ -248,27 +248,45 @@ export function createLedger(options: LedgerOptions): Ledger {
   /**
    * What a job's store holds follows from the ledger's own transitions, whichever path recorded them
    * (webhook, poll, heartbeat, sweep): the record where a job first runs on an instance decides its
-   * store's origin, before the record where it completes adds its key to that store. Both happen
-   * before the job is written, and again on a retried write: deciding reads only, and adding a key
-   * already held changes nothing, so `record` stays idempotent.
+   * store's origin, and the record where it completes adds its key to that store, only once that
+   * record is written. So a write retried after a concurrent one never sees the job's own key: the
+   * decision is made once per `record` call (reads only) and kept across its attempts, unless a
+   * concurrent write already decided it, whose decision the job keeps.
    */
-  async function withStore(current: Job | undefined, next: Job): Promise<Job> {
-    let job = next;
-    if (needsOrigin(job) && job.instanceId !== null) {
-      const at = job.startedAt ? new Date(job.startedAt) : now();
-      const origin = await stores.originOf(job, job.instanceId, at);
-      job = { ...job, store: { origin, instanceId: job.instanceId, at: at.toISOString() } };
+  async function record(event: JobEvent, deliveryId?: string) {
+    let decided: NonNullable<Job["store"]> | undefined;
+    const result = await update(
+      event,
+      async (current) => {
+        const next = applyEvent(current, event);
+        if (!needsOrigin(next) || next.instanceId === null) return next;
+        if (decided?.instanceId !== next.instanceId) {
+          const at = next.startedAt ? new Date(next.startedAt) : now();
+          const origin = await stores.originOf(next, next.instanceId, at);
+          decided = { origin, instanceId: next.instanceId, at: at.toISOString() };
+        }
+        return { ...next, store: decided };
+      },
+      deliveryId,
+    );
+    const { job, previous } = result;
+    if (
+      result.outcome === "recorded" &&
+      job &&
+      completesOnInstance(previous, job) &&
+      job.instanceId !== null
+    ) {
+      // Best effort, after the job is written: a key not recorded costs a later job a warm decision
+      // (counted cold), never a wrong job.
+      await stores
+        .finished(job, job.instanceId, job.finishedAt ? new Date(job.finishedAt) : now())
+        .catch(() => undefined);
     }
-    if (completesOnInstance(current, job) && job.instanceId !== null) {
-      await stores.finished(job, job.instanceId, job.finishedAt ? new Date(job.finishedAt) : now());
-    }
-    return job;
+    return result;
   }
 
   return {
-    record(event, deliveryId) {
-      return update(event, (current) => withStore(current, applyEvent(current, event)), deliveryId);
-    },
+    record,
 
     async get(key) {
       const got = await client.send(

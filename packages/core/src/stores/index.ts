@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { createInstanceRegistry, type InstanceRegistry } from "../instances";
+import { createInstanceRegistry, type InstanceRecord, type InstanceRegistry } from "../instances";
 import { cacheKeyOf, type Job, type StoreOrigin, storeOrigins } from "../jobs";
 
 /**
@@ -65,9 +65,11 @@ export function knownCacheKey(job: Pick<Job, "project" | "name">): string | unde
 }
 
 /**
- * The decision itself: warm when the instance's store holds the key; substituted when an instance of
- * the same pool finished the key within the binary cache's window (its outputs were pushed to the
- * stage's cache, from which the store substitutes them); cold otherwise.
+ * The decision itself, for a job that started at `at`: warm when the instance's store held the key
+ * then; substituted when an instance of the same pool had finished the key before, within the binary
+ * cache's window (its outputs were pushed to the stage's cache, from which the store substitutes
+ * them); cold otherwise. A finish after `at` counts for neither: a decision made late (the job's
+ * start was recorded after its end) must not credit what the fleet learnt meanwhile.
  */
 export function classifyOrigin(
   storeHolds: readonly string[],
@@ -76,13 +78,22 @@ export function classifyOrigin(
   at: Date,
 ): StoreOrigin {
   if (storeHolds.includes(cacheKey)) return "warm";
-  if (
-    lastFinishedAt !== undefined &&
-    at.getTime() - Date.parse(lastFinishedAt) <= BINARY_CACHE_WINDOW_SECONDS * 1000
-  ) {
-    return "substituted";
-  }
+  const finished = lastFinishedAt === undefined ? Number.NaN : Date.parse(lastFinishedAt);
+  const age = at.getTime() - finished;
+  if (age >= 0 && age <= BINARY_CACHE_WINDOW_SECONDS * 1000) return "substituted";
   return "cold";
+}
+
+/**
+ * The keys an instance's store held at `at`: those its agent reports (no time known), and those of
+ * jobs that had completed on it by then.
+ */
+export function keysHeldAt(instance: InstanceRecord, at: Date): string[] {
+  const held = instance.finishedCacheKeys.filter((key) => {
+    const time = instance.finishedCacheKeyTimes[key];
+    return time === undefined || Date.parse(time) <= at.getTime();
+  });
+  return [...new Set([...held, ...instance.reportedCacheKeys])];
 }
 
 export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowledge {
@@ -106,17 +117,18 @@ export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowl
       const cacheKey = knownCacheKey(job);
       const instance = await registry.get(instanceId);
       if (!instance || cacheKey === undefined) return null;
-      if (instance.cacheKeys.includes(cacheKey)) return "warm";
+      const held = keysHeldAt(instance, at);
+      if (held.includes(cacheKey)) return "warm";
       const last = await lastFinished(instance.pool, cacheKey);
-      return classifyOrigin(instance.cacheKeys, cacheKey, last?.finishedAt, at);
+      return classifyOrigin(held, cacheKey, last?.finishedAt, at);
     },
 
     async finished(job, instanceId, at) {
       const cacheKey = knownCacheKey(job);
       if (cacheKey === undefined) return;
-      const instance = await registry.finishedJob(instanceId, cacheKey);
-      if (!instance) return;
       const finishedAt = at.toISOString();
+      const instance = await registry.finishedJob(instanceId, cacheKey, finishedAt);
+      if (!instance) return;
       // The latest finish wins, so that a late or replayed event never moves the window back.
       try {
         await client.send(
