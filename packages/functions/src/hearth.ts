@@ -36,13 +36,7 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
-import {
-  createSweepGovernors,
-  createSweepMarks,
-  type SweepDeps,
-  type SweepGitLab,
-  storedSweepBudget,
-} from "@hearth/core/sweep";
+import type { SweepDeps, SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
 import { createApp } from "./app";
@@ -141,8 +135,8 @@ export interface Hearth {
   scaling: ScalingDeps;
   /** HandleInterruption's dependencies (its steps, `handleInterruptionTasks`, are bound by the hosts). */
   interruptions: InterruptionDeps;
-  /** The sweep's dependencies (its steps, `sweepTasks`, are bound by the hosts). */
-  sweep: SweepDeps;
+  /** The sweep's dependencies, loaded at its first step (its steps, `sweepTasks`, are bound by the hosts). */
+  sweep(): Promise<SweepDeps>;
   /** A webhook recorded a queued job: its tags, its pool, a spare slot or a run (core's `afterJobRecorded`). */
   afterJobRecorded(job: Job): Promise<AfterRecorded>;
   /**
@@ -332,26 +326,33 @@ export function composeHearth(ports: HearthPorts): Hearth {
   );
   // The sweep. Its forge calls go through rate governors per token, within reconciliation's share.
   const reconciliation = once(() => ports.reconciliation?.() ?? reconciliationSchema.parse({}));
-  const sweepGovernors = once(() => createSweepGovernors(reconciliation(), () => ports.now().getTime()));
-  const sweep: SweepDeps = lazily(
-    {
-      pools: () => ports.pools(),
-      ledger,
-      registry,
-      journal,
-      fleet: () => ports.fleet(),
-      runners,
-      gitlab: once(() => ports.gitlabLists?.()),
-      marks: once(() => createSweepMarks(ports.store())),
-      governors: sweepGovernors,
-      // Polling's stored governors: the two keep under one share of each token's budget together.
-      budget: once(() =>
-        storedSweepBudget({ store: ports.store(), leases: leases(), governors: sweepGovernors() }),
-      ),
-      settings: once(() => ({ dryRun: reconciliation().dryRun })),
-    },
-    { retries, now: () => ports.now() },
-  );
+  // Loaded by the sweep alone: the API function's bundle leaves its marks and governors out.
+  const sweep = once(async (): Promise<SweepDeps> => {
+    const [{ createSweepGovernors, storedSweepBudget }, { createSweepMarks }] = await Promise.all([
+      import("@hearth/core/sweep/governors"),
+      import("@hearth/core/sweep/marks"),
+    ]);
+    const sweepGovernors = once(() => createSweepGovernors(reconciliation(), () => ports.now().getTime()));
+    return lazily(
+      {
+        pools: () => ports.pools(),
+        ledger,
+        registry,
+        journal,
+        fleet: () => ports.fleet(),
+        runners,
+        gitlab: once(() => ports.gitlabLists?.()),
+        marks: once(() => createSweepMarks(ports.store())),
+        governors: sweepGovernors,
+        // Polling's stored governors: the two keep under one share of each token's budget together.
+        budget: once(() =>
+          storedSweepBudget({ store: ports.store(), leases: leases(), governors: sweepGovernors() }),
+        ),
+        settings: once(() => ({ dryRun: reconciliation().dryRun })),
+      },
+      { retries, now: () => ports.now() },
+    );
+  });
 
   // Which run holds a pool, when a job starts none: once a minute per pool (and per container).
   const leaseHeld = leaseNotices(scaling, (fields) =>

@@ -251,7 +251,7 @@ const exercise: Record<FunctionName, (runtime: ReturnType<typeof createAwsRuntim
     runtime.startScaleFleet();
     expect(runtime.github()).toBeUndefined();
     expect(runtime.gitlabRunners()).toBeUndefined();
-    expect(runtime.hearth.sweep.gitlab).toBeUndefined();
+    expect((await runtime.hearth.sweep()).gitlab).toBeUndefined();
   },
 };
 

@@ -110,46 +110,72 @@ export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowl
     return { pool, cacheKey, instanceId: String(item.instanceId), finishedAt: item.finishedAt };
   }
 
+  /**
+   * Each instance's pool, once read: it never changes, and knowing it lets a job's start and end read
+   * or write the instance's record and the pool's record of the key at once (these calls sit on the
+   * webhook's path). Bounded, the oldest dropped first.
+   */
+  const pools = new Map<string, string>();
+  const rememberPool = (instanceId: string, pool: string) => {
+    pools.set(instanceId, pool);
+    if (pools.size > 1000) pools.delete(pools.keys().next().value as string);
+  };
+
+  async function recordFinish(pool: string, cacheKey: string, instanceId: string, at: Date): Promise<void> {
+    const finishedAt = at.toISOString();
+    // The latest finish wins, so that a late or replayed event never moves the window back.
+    try {
+      await client.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: {
+            ...finishedKeyItemKey(pool, cacheKey),
+            kind: "cached",
+            pool,
+            cacheKey,
+            instanceId,
+            finishedAt,
+            expiresAt: Math.floor(at.getTime() / 1000) + BINARY_CACHE_WINDOW_SECONDS,
+          },
+          ConditionExpression: "attribute_not_exists(finishedAt) OR finishedAt < :at",
+          ExpressionAttributeValues: { ":at": finishedAt },
+        }),
+      );
+    } catch (error) {
+      if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+    }
+  }
+
   return {
     lastFinished,
 
     async originOf(job, instanceId, at) {
       const cacheKey = knownCacheKey(job);
-      const instance = await registry.get(instanceId);
-      if (!instance || cacheKey === undefined) return null;
+      if (cacheKey === undefined) return null;
+      const knownPool = pools.get(instanceId);
+      const [instance, early] = await Promise.all([
+        registry.get(instanceId),
+        knownPool === undefined ? undefined : lastFinished(knownPool, cacheKey),
+      ]);
+      if (!instance) return null;
+      rememberPool(instanceId, instance.pool);
       const held = keysHeldAt(instance, at);
       if (held.includes(cacheKey)) return "warm";
-      const last = await lastFinished(instance.pool, cacheKey);
+      const last = knownPool === instance.pool ? early : await lastFinished(instance.pool, cacheKey);
       return classifyOrigin(held, cacheKey, last?.finishedAt, at);
     },
 
     async finished(job, instanceId, at) {
       const cacheKey = knownCacheKey(job);
       if (cacheKey === undefined) return;
-      const finishedAt = at.toISOString();
-      const instance = await registry.finishedJob(instanceId, cacheKey, finishedAt);
+      const knownPool = pools.get(instanceId);
+      const [instance] = await Promise.all([
+        registry.finishedJob(instanceId, cacheKey, at.toISOString()),
+        knownPool === undefined ? undefined : recordFinish(knownPool, cacheKey, instanceId, at),
+      ]);
       if (!instance) return;
-      // The latest finish wins, so that a late or replayed event never moves the window back.
-      try {
-        await client.send(
-          new PutCommand({
-            TableName: tableName,
-            Item: {
-              ...finishedKeyItemKey(instance.pool, cacheKey),
-              kind: "cached",
-              pool: instance.pool,
-              cacheKey,
-              instanceId,
-              finishedAt,
-              expiresAt: Math.floor(at.getTime() / 1000) + BINARY_CACHE_WINDOW_SECONDS,
-            },
-            ConditionExpression: "attribute_not_exists(finishedAt) OR finishedAt < :at",
-            ExpressionAttributeValues: { ":at": finishedAt },
-          }),
-        );
-      } catch (error) {
-        if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
-      }
+      rememberPool(instanceId, instance.pool);
+      if (knownPool !== instance.pool) await recordFinish(instance.pool, cacheKey, instanceId, at);
     },
   };
 }

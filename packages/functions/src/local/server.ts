@@ -227,7 +227,7 @@ async function startWith(
   });
   handleInterruption = interruptions;
   const sweep = createLocalSweep({
-    tasks: sweepTasks(hearth.sweep, log),
+    tasks: sweepTasks(() => hearth.sweep(), log),
     log,
     clock,
     everySeconds: options.sweepSeconds ?? reconciliation.sweepMinutes * 60,

@@ -60,11 +60,12 @@ export interface SweepRun {
   outcomes: SweepActOutcome[];
 }
 
-export function sweepTasks(deps: SweepDeps, log: Logger) {
+/** The sweep's Task states; `load` gives its dependencies, loaded at the first step. */
+export function sweepTasks(load: () => Promise<SweepDeps>, log: Logger) {
   return {
     survey: (input: unknown): Promise<SweepSurvey> =>
       step(async () => {
-        const survey = await sweepSurvey(deps, surveyInput.parse(input));
+        const survey = await sweepSurvey(await load(), surveyInput.parse(input));
         log.info("sweep surveyed", {
           sweep: survey.sweepId,
           complete: survey.complete,
@@ -77,14 +78,14 @@ export function sweepTasks(deps: SweepDeps, log: Logger) {
 
     act: (input: unknown): Promise<SweepActOutcome> =>
       step(async () => {
-        const outcome = await sweepAct(deps, actInput.parse(input));
+        const outcome = await sweepAct(await load(), actInput.parse(input));
         log.info("sweep acted", { subject: outcome.action.subject, outcome: outcome.kind });
         return outcome;
       }),
 
     finish: (input: unknown): Promise<Record<string, never>> =>
       step(async () => {
-        await sweepFinish(deps, finishInput.parse(input) as SweepRun);
+        await sweepFinish(await load(), finishInput.parse(input) as SweepRun);
         return {};
       }),
 
@@ -96,7 +97,7 @@ export function sweepTasks(deps: SweepDeps, log: Logger) {
             ? state.error.Cause
             : JSON.stringify(state.error?.Cause ?? "");
         log.error("sweep failed", { sweep: state.survey?.sweepId, error: state.error?.Error, cause });
-        await deps.journal.write({
+        await (await load()).journal.write({
           pool: null,
           kind: "error",
           reason: `Sweep failed: ${state.error?.Error ?? "unknown error"}`,

@@ -9,7 +9,7 @@ import { type AwsRuntime, createAwsRuntime } from "../runtime";
  * item); a `survey` → Finish; else (`{ sweepId }`) → Survey. Local mode maps each state to its task.
  */
 export function createSweepHandler(runtime: AwsRuntime = createAwsRuntime()) {
-  const tasks = sweepTasks(runtime.hearth.sweep, runtime.log);
+  const tasks = sweepTasks(() => runtime.hearth.sweep(), runtime.log);
   return async (event: unknown, context?: LambdaContext): Promise<unknown> => {
     if (context) runtime.logger.addContext(context);
     const state = (event && typeof event === "object" ? event : {}) as Record<string, unknown>;
