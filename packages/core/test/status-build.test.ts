@@ -1,16 +1,13 @@
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createInstanceRegistry } from "../src/instances";
 import type { JobEvent } from "../src/jobs";
 import { createJournal } from "../src/journal";
-import { createLedger } from "../src/ledger";
-import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
+import { type EmbeddedDynamo, startEmbeddedDynamo } from "../src/local";
 import { defaultPools } from "../src/pools";
 import { createScalingRecords } from "../src/scaling";
 import { statusSchema } from "../src/status";
 import { buildStatus } from "../src/status/build";
-import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
+import { A, ARM, B, STRANGER, storeWorld } from "./support/store-world";
 
 /**
  * The status document counts, per pool, where the stores of the jobs that started in the last day
@@ -23,35 +20,14 @@ beforeAll(async () => {
 });
 afterAll(() => dynamo.close());
 
-const A = "i-0aaaaaaaaaaaaaaa1";
-const B = "i-0bbbbbbbbbbbbbbb2";
-const ARM = "i-0ccccccccccccccc3";
-const STRANGER = "i-0ddddddddddddddd4";
-
 describe("buildStatus: store origins", () => {
   it("counts warm, substituted and cold per pool over the window, and shows each job's origin", async () => {
-    const { client, documents } = localDynamoClients(dynamo.endpoint);
-    const tableName = `status-${randomUUID()}`;
-    await ensureTable(client, tableName);
+    const { store, ledger, registry, setClock } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
     let clock = new Date("2026-01-02T10:00:00.000Z");
-    const store = { client: documents, tableName, now: () => clock };
-    const ledger = createLedger(store);
-    const registry = createInstanceRegistry(store);
-    for (const [id, pool] of [
-      [A, "x86_64"],
-      [B, "x86_64"],
-      [ARM, "aarch64"],
-    ] as const) {
-      await registry.register({
-        id,
-        pool,
-        group: "warm",
-        market: "on-demand",
-        az: "eu-west-1a",
-        launchedAt: clock.toISOString(),
-        slots: 2,
-      });
-    }
+    const at = (iso: string) => {
+      clock = new Date(iso);
+      setClock(iso);
+    };
     const run = async (id: string, instanceId: string, start: string, rest: Partial<JobEvent> = {}) => {
       const runner = { id: "7", name: `hearth-${instanceId}-1` };
       const queuedAt = new Date(Date.parse(start) - 5_000).toISOString();
@@ -75,9 +51,9 @@ describe("buildStatus: store origins", () => {
         );
     };
     // Two days ago: outside the window, but it warms A and the pool's cache.
-    clock = new Date("2026-01-02T10:00:00.000Z");
+    at("2026-01-02T10:00:00.000Z");
     await (await run("1", A, "2026-01-02T10:00:00.000Z"))("2026-01-02T10:01:00.000Z");
-    clock = new Date("2026-01-04T10:00:00.000Z");
+    at("2026-01-04T10:00:00.000Z");
     await (await run("2", A, "2026-01-04T10:00:00.000Z"))("2026-01-04T10:02:00.000Z"); // warm
     await run("3", B, "2026-01-04T10:03:00.000Z"); // substituted, still running
     await (await run("4", B, "2026-01-04T10:04:00.000Z", { name: "ci / lint" }))("2026-01-04T10:05:00.000Z"); // cold
@@ -86,7 +62,7 @@ describe("buildStatus: store origins", () => {
       labels: ["nix", "aarch64-linux"],
     }); // cold, other pool
     await run("6", STRANGER, "2026-01-04T10:07:00.000Z"); // unknown instance: not counted
-    clock = new Date("2026-01-04T10:10:00.000Z");
+    at("2026-01-04T10:10:00.000Z");
 
     const status = await buildStatus(
       {

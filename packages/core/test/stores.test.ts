@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import { createInstanceRegistry, type Heartbeat } from "../src/instances";
 import { cacheKeyOf, type JobEvent } from "../src/jobs";
-import { createLedger, type Ledger } from "../src/ledger";
+import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { BINARY_CACHE_WINDOW_SECONDS, classifyOrigin, createStoreKnowledge } from "../src/stores";
 import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
+import { A, ARM, B, STRANGER, type StoreWorld, storeWorld } from "./support/store-world";
 
 /**
  * Where a job's store came from: decided by the ledger when the job starts on an instance, from what
@@ -21,49 +22,9 @@ beforeAll(async () => {
 });
 afterAll(() => dynamo.close());
 
-const A = "i-0aaaaaaaaaaaaaaa1";
-const B = "i-0bbbbbbbbbbbbbbb2";
-const OTHER_POOL = "i-0ccccccccccccccc3";
-const STRANGER = "i-0ddddddddddddddd4";
-
-interface World {
-  ledger: Ledger;
-  registry: InstanceRegistry;
-  setClock(iso: string): void;
-  tableName: string;
-}
-
-async function world(): Promise<World> {
-  const { client, documents } = localDynamoClients(dynamo.endpoint);
-  const tableName = `stores-${randomUUID()}`;
-  await ensureTable(client, tableName);
-  let clock = new Date("2026-01-01T10:00:00.000Z");
-  const store = { client: documents, tableName, now: () => clock };
-  const registry = createInstanceRegistry(store);
-  for (const [id, pool] of [
-    [A, "x86_64"],
-    [B, "x86_64"],
-    [OTHER_POOL, "aarch64"],
-  ] as const) {
-    await registry.register({
-      id,
-      pool,
-      group: "warm",
-      market: "on-demand",
-      az: "eu-west-1a",
-      launchedAt: clock.toISOString(),
-      slots: 2,
-    });
-  }
-  return {
-    ledger: createLedger(store),
-    registry,
-    tableName,
-    setClock(iso) {
-      clock = new Date(iso);
-    },
-  };
-}
+const OTHER_POOL = ARM;
+type World = StoreWorld;
+const world = () => storeWorld(dynamo, "2026-01-01T10:00:00.000Z");
 
 /** A GitHub job's life on an instance: its key is `acme/app/ci / <name>`, which its runner never sees. */
 async function run(
