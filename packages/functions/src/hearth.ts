@@ -414,7 +414,10 @@ export function composeHearth(ports: HearthPorts): Hearth {
     },
     async poll() {
       // Loaded by the poll alone: the API function's bundle leaves the forges' listings out.
-      const [{ pollOnce }, polling] = await Promise.all([import("@hearth/core/polling"), ports.polling?.()]);
+      const [{ pollOnce, pollFigures }, polling] = await Promise.all([
+        import("@hearth/core/polling"),
+        ports.polling?.(),
+      ]);
       // Read first, as a webhook's path would: what the poll finds may start a run.
       ports.startScaleFleet();
       const report = await pollOnce({
@@ -446,13 +449,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
         now: () => ports.now(),
       });
       log.info("poll", {
-        calls: report.calls,
-        found: report.found,
-        recorded: report.recorded,
-        queued: report.queued,
-        redelivered: report.redelivered,
-        deliveriesRead: report.deliveriesRead,
-        unknown: report.unknown.length,
+        ...pollFigures(report),
         skipped: report.forges
           .filter((forge) => forge.status === "skipped")
           .map((forge) => forge.forge)

@@ -32,19 +32,22 @@ const becameDemand = (job: Job, previous: Job | undefined): boolean =>
   job.status === "queued" &&
   (previous === undefined || previous.status !== "queued" || (!previous.labelsKnown && job.labelsKnown));
 
+/** An ingest of nothing: what a poll adds each forge's ingest to. */
+export const emptyPolledIngest = (): PolledIngest => ({
+  outcomes: { recorded: 0, unchanged: 0, duplicate: 0 },
+  recorded: [],
+  newlyQueued: [],
+  pools: [],
+  unroutable: [],
+  tagsUnknown: [],
+});
+
 export async function ingestPolledEvents(
   ledger: Ledger,
   pools: readonly PoolConfig[],
   events: readonly JobEvent[],
 ): Promise<PolledIngest> {
-  const result: PolledIngest = {
-    outcomes: { recorded: 0, unchanged: 0, duplicate: 0 },
-    recorded: [],
-    newlyQueued: [],
-    pools: [],
-    unroutable: [],
-    tagsUnknown: [],
-  };
+  const result = emptyPolledIngest();
   const poolNames = new Set<string>();
   for (const event of events) {
     const { outcome, job, previous } = await ledger.record(event);

@@ -10,7 +10,7 @@ import type { Store } from "../table";
 import { type GitHubPollResult, pollGitHub } from "./github";
 import { type GitLabPollResult, pollGitLab } from "./gitlab";
 import { type Denial, type GovernorReport, type RateGovernorOptions, RateGovernors } from "./governor";
-import { activeProjects, ingestPolledEvents, type PolledIngest } from "./ingest";
+import { activeProjects, emptyPolledIngest, ingestPolledEvents, type PolledIngest } from "./ingest";
 import { savePollReport } from "./report";
 import {
   loadReconciliationState,
@@ -257,14 +257,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
   const unknown: UnknownListing[] = [];
   let redelivered = 0;
   let deliveriesRead = 0;
-  const ingested: PolledIngest = {
-    outcomes: { recorded: 0, unchanged: 0, duplicate: 0 },
-    recorded: [],
-    newlyQueued: [],
-    pools: [],
-    unroutable: [],
-    tagsUnknown: [],
-  };
+  const ingested = emptyPolledIngest();
   const ingest = async (found: JobEvent[]) => {
     events.push(...found);
     const result = await ingestPolledEvents(deps.ledger, deps.pools, found);
@@ -368,13 +361,7 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
       kind: "poll",
       reason: pollSentence(report),
       details: {
-        calls: report.calls,
-        found: report.found,
-        recorded: report.recorded,
-        queued: report.queued,
-        redelivered: report.redelivered,
-        deliveriesRead: report.deliveriesRead,
-        unknown: report.unknown.length,
+        ...pollFigures(report),
         ...(report.unknown[0]
           ? {
               firstUnknown: `${report.unknown[0].forge} ${report.unknown[0].listing}: ${report.unknown[0].reason}`,
@@ -390,6 +377,17 @@ export async function pollOnce(deps: PollDeps): Promise<PollReport> {
   );
   return report;
 }
+
+/** A poll's figures, as its journal line and its log line give them. */
+export const pollFigures = (report: PollReport) => ({
+  calls: report.calls,
+  found: report.found,
+  recorded: report.recorded,
+  queued: report.queued,
+  redelivered: report.redelivered,
+  deliveriesRead: report.deliveriesRead,
+  unknown: report.unknown.length,
+});
 
 /** The journal's sentence for a poll. */
 export function pollSentence(report: PollReport): string {
