@@ -31,6 +31,7 @@ import {
   simulate,
   TraceError,
 } from "../packages/core/src/simulation/trace";
+import { HEARTBEAT_SECONDS } from "../packages/core/src/simulation/trace/policies/hearth-interruptions";
 
 const modelFlags: Record<string, keyof FleetModel> = {
   slots: "slotsPerInstance",
@@ -86,6 +87,9 @@ ${Object.entries(modelFlags)
     --resume-extra                    with --choose-resume, still resume the planner's extra stores (its step 2)
     --warm-listening                  only slots warm for the oldest queued job listen while one exists
     --cold-listen-delay S             …until the job has waited S seconds (default 15)
+    --listener-start S                a slot told to listen at a heartbeat (every 15 s) listens S s later (default 5)
+    --instant-listening               …or at once, with no heartbeat lag (the optimistic bound)
+    --idle-listening all|none         whether free slots listen while their agent knows of no queued job (default all)
     --store-volumes off|pinned|any-zone  stores on EBS volumes that outlive spot instances (warm group on spot)
     --volume-retention H              a detached store volume is deleted after H hours (default 24)
     --persistent-spot                 the warm group's instances are persistent spot instances that stop on interruption
@@ -117,6 +121,9 @@ function main(): void {
         "resume-extra": { type: "boolean", default: false },
         "warm-listening": { type: "boolean", default: false },
         "cold-listen-delay": { type: "string", default: "15" },
+        "listener-start": { type: "string", default: "5" },
+        "instant-listening": { type: "boolean", default: false },
+        "idle-listening": { type: "string", default: "all" },
         "store-volumes": { type: "string", default: "off" },
         "volume-retention": { type: "string", default: "24" },
         "persistent-spot": { type: "boolean", default: false },
@@ -186,6 +193,12 @@ function main(): void {
   const coldListenDelay = Number(values["cold-listen-delay"]);
   if (!Number.isFinite(coldListenDelay) || coldListenDelay < 0)
     fail(`--cold-listen-delay must be a non-negative number of seconds, got ${values["cold-listen-delay"]}`);
+  const listenerStart = Number(values["listener-start"]);
+  if (!Number.isFinite(listenerStart) || listenerStart < 0)
+    fail(`--listener-start must be a non-negative number of seconds, got ${values["listener-start"]}`);
+  const idleListening = values["idle-listening"] as string;
+  if (idleListening !== "all" && idleListening !== "none")
+    fail(`--idle-listening must be all or none, got ${idleListening}`);
   const storeVolumes = values["store-volumes"] as string;
   if (storeVolumes !== "off" && storeVolumes !== "pinned" && storeVolumes !== "any-zone")
     fail(`--store-volumes must be off, pinned or any-zone, got ${storeVolumes}`);
@@ -225,6 +238,10 @@ function main(): void {
       resumeOnlyNeeded: !values["resume-extra"],
       warmListening: values["warm-listening"] as boolean,
       coldListenDelaySeconds: coldListenDelay,
+      listeningLag: values["instant-listening"]
+        ? null
+        : { heartbeatSeconds: HEARTBEAT_SECONDS, listenerStartSeconds: listenerStart },
+      idleListening: idleListening as "all" | "none",
       storeVolumes: storeVolumes as "off" | "pinned" | "any-zone",
       volumeRetentionHours: retention,
       persistentSpot: values["persistent-spot"] as boolean,

@@ -11,6 +11,12 @@ import { afterIteration } from "../../../scaling/apply";
 import { type Observation, observedQueue, planObservation } from "../../../scaling/plan-input";
 import type { PoolState } from "../../../scaling/records";
 import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
+import {
+  LISTENING_LOOKAHEAD,
+  type ListeningJob,
+  type ListeningStore,
+  listeningStores,
+} from "../../../stores/listening";
 import { SimAsg } from "../asg";
 import type { LaunchOptions, ListeningRule, SimInstance, SimJob, SimPool, StoreVolume } from "../fleet";
 import { type Policy, type PolicyContext, randomFor } from "../policy";
@@ -74,6 +80,15 @@ export interface StoreMechanisms {
   warmListening: boolean;
   coldListenDelaySeconds: number;
   /**
+   * How late an instance learns which of its slots listen (null: at once, the optimistic bound). Its
+   * agent hears the decision in a heartbeat's answer (every `heartbeatSeconds` from boot), and a slot
+   * told to listen takes `listenerStartSeconds` more (a GitHub runner is minted and started). Until an
+   * instance has heard of the pool's oldest queued job, its slots do what `idleListening` says.
+   */
+  listeningLag: { heartbeatSeconds: number; listenerStartSeconds: number } | null;
+  /** Whether a free slot listens while its agent knows of no queued job: all do, or none. */
+  idleListening: "all" | "none";
+  /**
    * Stores on their own EBS volumes: the warm group runs on spot without a warm pool, every instance's
    * store is a volume kept (detached, at the stopped price) when the instance goes, and a new instance
    * attaches one in its zone (+20 s). `pinned`: Hearth picks the volume (as `chooseResume` picks) and
@@ -102,6 +117,8 @@ export const defaultStoreMechanisms: StoreMechanisms = {
   resumeOnlyNeeded: true,
   warmListening: false,
   coldListenDelaySeconds: 15,
+  listeningLag: { heartbeatSeconds: 15, listenerStartSeconds: 5 },
+  idleListening: "all",
   storeVolumes: "off",
   volumeRetentionHours: 24,
   persistentSpot: false,
@@ -326,37 +343,93 @@ class HearthPolicy implements Policy {
     return volume === undefined ? {} : { attach: volume };
   }
 
-  /** Which free slots listen while `head` is the pool's oldest queued job (`warmListening`). */
+  /**
+   * Which free slots listen while `head` is the pool's oldest queued job (`warmListening`), as each
+   * instance has heard it: the rule's decision reaches an agent at its heartbeat, and a listener then
+   * takes `listenerStartSeconds` to start. An instance that has not heard of `head` does what it does
+   * with no job queued (`idleListening`).
+   */
   private listening(pool: SimPool, head: SimJob): ReturnType<ListeningRule> {
-    const key = head.trace.cacheKey;
-    const warmFor = (instance: SimInstance) => instance.keys.includes(key);
-    const delay = this.options.mechanisms.coldListenDelaySeconds;
+    const decided = this.listeningNow(pool);
+    const lag = this.options.mechanisms.listeningLag;
+    if (lag === null) return decided;
     const now = this.context.clock.now;
-    let warmBooting = false;
-    let warmBusy = false;
+    const beat = lag.heartbeatSeconds;
+    // Heartbeats since boot by time `at` (a tolerance keeps float sums from missing a beat).
+    const beats = (instance: SimInstance, at: number) => Math.floor((at - instance.readyAt) / beat + 1e-9);
+    // The latest heartbeat whose answer is in force now (listeners started): its time.
+    const heardAt = (instance: SimInstance): number => {
+      const at = now - lag.listenerStartSeconds;
+      if (instance.readyAt < 0 || at < instance.readyAt - 1e-9) return Number.NEGATIVE_INFINITY;
+      return instance.readyAt + beat * beats(instance, at);
+    };
+    // When the first heartbeat after `at` is in force.
+    const inForceAfter = (instance: SimInstance, at: number): number =>
+      instance.readyAt +
+      beat * (beats(instance, Math.max(at, instance.readyAt)) + 1) +
+      lag.listenerStartSeconds;
+    const idle = this.options.mechanisms.idleListening === "all";
+    // Before the cold-listen delay has passed, as an agent heard it, the rule keeps cold slots quiet.
+    const early = this.listeningNow(pool, head.queuedAt);
+    const delayEnds = head.queuedAt + this.options.mechanisms.coldListenDelaySeconds;
+    const listens = (instance: SimInstance): boolean => {
+      const heard = heardAt(instance);
+      if (heard < head.queuedAt) return idle;
+      return heard < delayEnds ? early.listens(instance) : decided.listens(instance);
+    };
+    let recheckAt: number | null = null;
     for (const instance of pool.instances) {
-      if (!warmFor(instance)) continue;
-      // A free warm slot: only warm slots listen (the forge hands the job to one of them).
-      if (instance.freeSlots() > 0) return { listens: warmFor, recheckAt: null };
-      if (instance.state === "launching" && !instance.intoWarmPool) warmBooting = true;
-      else if (instance.state === "ready") warmBusy = true;
+      // A booting instance hears at boot, which dispatches again.
+      if (instance.freeSlots() === 0 || !instance.live || instance.readyAt < 0) continue;
+      const heard = heardAt(instance);
+      const next =
+        heard < head.queuedAt
+          ? inForceAfter(instance, head.queuedAt)
+          : heard < delayEnds
+            ? inForceAfter(instance, delayEnds)
+            : null;
+      if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
     }
-    // A store warm for the job is booting (a resume names it): wait for it, it claims at boot.
-    if (warmBooting) return { listens: warmFor, recheckAt: null };
-    // Busy warm stores: wait a little for one to free up, then let cold slots take the job.
-    if (warmBusy && now - head.queuedAt < delay) {
-      return { listens: warmFor, recheckAt: head.queuedAt + delay };
+    return { listens, recheckAt };
+  }
+
+  /**
+   * The listening rule as the control plane decides it (core's `listeningStores`), with the pool's
+   * queue and stores as they are now and the job's wait as of `at` (seconds).
+   */
+  private listeningNow(pool: SimPool, at: number = this.context.clock.now): ReturnType<ListeningRule> {
+    const queue: ListeningJob[] = [];
+    for (let index = pool.head; index < pool.waiting.length && queue.length <= LISTENING_LOOKAHEAD; index++) {
+      const job = pool.waiting[index] as SimJob;
+      queue.push({ cacheKey: job.trace.cacheKey, queuedAt: job.queuedAt * 1000 });
     }
-    // Cold slots listen: those warm for the next queued jobs keep quiet while another one is free.
-    const others = new Set<string>();
-    for (let at = pool.head + 1; at < pool.waiting.length && at <= pool.head + 64; at++) {
-      const other = (pool.waiting[at] as SimJob).trace.cacheKey;
-      if (other !== key) others.add(other);
-    }
-    const spare = (instance: SimInstance) =>
-      warmFor(instance) || !instance.keys.some((other) => others.has(other));
-    const anySpare = pool.instances.some((instance) => instance.freeSlots() > 0 && spare(instance));
-    return { listens: anySpare ? spare : () => true, recheckAt: null };
+    const stores: ListeningStore[] = pool.instances
+      .filter((instance) => instance.live)
+      .map((instance) => ({
+        id: instance.id,
+        state:
+          instance.state === "ready"
+            ? ("ready" as const)
+            : instance.state === "launching" && !instance.intoWarmPool
+              ? ("booting" as const)
+              : ("other" as const),
+        launchedAt: instance.launchedAt * 1000,
+        freeSlots: instance.freeSlots(),
+        cacheKeys: instance.keys,
+      }));
+    const listening = listeningStores(
+      queue,
+      stores,
+      at * 1000,
+      this.options.mechanisms.coldListenDelaySeconds * 1000,
+    );
+    const head = queue[0];
+    const delayEnds =
+      head === undefined ? null : head.queuedAt / 1000 + this.options.mechanisms.coldListenDelaySeconds;
+    return {
+      listens: (instance) => listening.has(instance.id),
+      recheckAt: delayEnds !== null && delayEnds > at ? delayEnds : null,
+    };
   }
 
   start(): void {
