@@ -7,7 +7,7 @@
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
  * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row,
  * `--stores` where each job's store came from (warm, substituted from the binary cache, cold).
- * The prototype flags (`--choose-resume`, `--warm-listening`, `--store-volumes`, `--persistent-spot`,
+ * The prototype flags (`--choose-resume`, `--instant-listening`, `--idle-listening all`, `--store-volumes`, `--persistent-spot`,
  * `--stopped-store-ttl` and their settings) model store mechanisms the product does not build yet:
  * each is off by default, so Hearth's default rows credit only what it ships.
  */
@@ -81,15 +81,16 @@ ${Object.entries(modelFlags)
     --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
                                       pool's spot runners until the retry has started (the retry hold)
     --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)
+  Hearth's placement (built: which stores' free slots listen, decided by core's listeningStores):
+    --placement warm-first|any        the pool setting placement (default warm-first); any: every free slot listens
+    --cold-listen-delay S             the oldest queued job waits S s for a busy warm store (default 15)
+    --listener-start S                a slot told to listen at its heartbeat (every 15 s) listens S s later (default 5)
   prototypes of store mechanisms Hearth does NOT build yet, each off by default: models of what the
   product would have to build, for measuring only; Hearth's default figures credit none of them:
     --choose-resume                   Hearth names the stopped store that resumes (warm for the oldest queued job)
     --resume-extra                    with --choose-resume, still resume the planner's extra stores (its step 2)
-    --warm-listening                  only slots warm for the oldest queued job listen while one exists
-    --cold-listen-delay S             …until the job has waited S seconds (default 15)
-    --listener-start S                a slot told to listen at a heartbeat (every 15 s) listens S s later (default 5)
-    --instant-listening               …or at once, with no heartbeat lag (the optimistic bound)
-    --idle-listening all|none         whether free slots listen while their agent knows of no queued job (default all)
+    --instant-listening               placement with no heartbeat lag (the optimistic bound no product reaches)
+    --idle-listening all|none         free slots listen while their agent knows of no queued job (default none, as built)
     --store-volumes off|pinned|any-zone  stores on EBS volumes that outlive spot instances (warm group on spot)
     --volume-retention H              a detached store volume is deleted after H hours (default 24)
     --persistent-spot                 the warm group's instances are persistent spot instances that stop on interruption
@@ -119,11 +120,11 @@ function main(): void {
         stores: { type: "boolean", default: false },
         "choose-resume": { type: "boolean", default: false },
         "resume-extra": { type: "boolean", default: false },
-        "warm-listening": { type: "boolean", default: false },
+        placement: { type: "string", default: "warm-first" },
         "cold-listen-delay": { type: "string", default: "15" },
         "listener-start": { type: "string", default: "5" },
         "instant-listening": { type: "boolean", default: false },
-        "idle-listening": { type: "string", default: "all" },
+        "idle-listening": { type: "string", default: "none" },
         "store-volumes": { type: "string", default: "off" },
         "volume-retention": { type: "string", default: "24" },
         "persistent-spot": { type: "boolean", default: false },
@@ -196,6 +197,9 @@ function main(): void {
   const listenerStart = Number(values["listener-start"]);
   if (!Number.isFinite(listenerStart) || listenerStart < 0)
     fail(`--listener-start must be a non-negative number of seconds, got ${values["listener-start"]}`);
+  const placement = values.placement as string;
+  if (placement !== "warm-first" && placement !== "any")
+    fail(`--placement must be warm-first or any, got ${placement}`);
   const idleListening = values["idle-listening"] as string;
   if (idleListening !== "all" && idleListening !== "none")
     fail(`--idle-listening must be all or none, got ${idleListening}`);
@@ -233,14 +237,16 @@ function main(): void {
   if (!Number.isFinite(stoppedTtl) || stoppedTtl < 0)
     fail(`--stopped-store-ttl must be a non-negative number of hours, got ${values["stopped-store-ttl"]}`);
   const hearth = {
+    placement: {
+      placement: placement as "warm-first" | "any",
+      coldListenDelaySeconds: coldListenDelay,
+      heartbeatSeconds: HEARTBEAT_SECONDS,
+      listenerStartSeconds: listenerStart,
+    },
     mechanisms: {
       chooseResume: values["choose-resume"] as boolean,
       resumeOnlyNeeded: !values["resume-extra"],
-      warmListening: values["warm-listening"] as boolean,
-      coldListenDelaySeconds: coldListenDelay,
-      listeningLag: values["instant-listening"]
-        ? null
-        : { heartbeatSeconds: HEARTBEAT_SECONDS, listenerStartSeconds: listenerStart },
+      instantListening: values["instant-listening"] as boolean,
       idleListening: idleListening as "all" | "none",
       storeVolumes: storeVolumes as "off" | "pinned" | "any-zone",
       volumeRetentionHours: retention,

@@ -108,6 +108,15 @@ describe("npm run simulate", () => {
     const bad = simulateCli("--trace", file, "--binary-cache", "maybe");
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("--binary-cache must be on, off or default, got maybe");
+    for (const [flag, value, message] of [
+      ["--placement", "nearest", "--placement must be warm-first or any, got nearest"],
+      ["--idle-listening", "some", "--idle-listening must be all or none, got some"],
+      ["--listener-start", "soon", "--listener-start must be a non-negative number of seconds, got soon"],
+    ]) {
+      const refused = simulateCli("--trace", file, flag as string, value as string);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toContain(message);
+    }
   }, 60_000);
 
   it("lists each store prototype in --help as a mechanism Hearth does not build yet, off by default", () => {
@@ -122,14 +131,19 @@ describe("npm run simulate", () => {
     for (const flag of [
       "--choose-resume",
       "--resume-extra",
-      "--warm-listening",
-      "--cold-listen-delay",
+      "--instant-listening",
+      "--idle-listening",
       "--store-volumes",
       "--volume-retention",
       "--persistent-spot",
       "--stopped-store-ttl",
     ])
       expect(section).toContain(flag);
+    // Placement is built: its flags are not among the prototypes.
+    for (const flag of ["--placement", "--cold-listen-delay", "--listener-start"]) {
+      expect(section).not.toContain(flag);
+      expect(stdout.slice(0, heading)).toContain(flag);
+    }
     for (const flag of ["--volume-attach", "--zones", "--spot-start-success", "--spot-start-fail"])
       expect(stdout).toMatch(new RegExp(`${flag} N .*read by the prototypes only`));
   }, 60_000);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { interruptionFigures, runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
 import type { SimInstance, SimJob } from "../src/simulation/trace/fleet";
-import { defaultStoreMechanisms } from "../src/simulation/trace/policies/hearth";
+import { defaultPlacementSettings, defaultStoreMechanisms } from "../src/simulation/trace/policies/hearth";
 import { peakConcurrency } from "../src/simulation/trace/policies/static";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
@@ -127,6 +127,9 @@ describe("hearth and spot interruptions, as built", () => {
     const run = runSimulation(t, {
       ...options,
       policy: "hearth",
+      // The timings below are the interruption handling's own: every free slot listens, so a retry
+      // does not also wait for a heartbeat to reach the store placement picks for it.
+      hearth: { placement: { ...defaultPlacementSettings, placement: "any" }, ...options.hearth },
       model: { ...noInterruptions, ...options.model },
       onStart: (fleet, clock, jobs) => {
         const launch = fleet.launch.bind(fleet);
@@ -430,6 +433,70 @@ describe("baselines", () => {
   });
 });
 
+describe("hearth's placement (as built: core's listeningStores, heard at each heartbeat)", () => {
+  // Two stores of two slots run `a`, `b` (from 76 s) and `c`, `d` (from 91 s) for 300 s, then idle;
+  // `a` comes again at 400 s.
+  const t = trace([
+    [0, "a", 300, 300],
+    [0, "b", 300, 300],
+    [0, "c", 300, 300],
+    [0, "d", 300, 300],
+    [400, "a", 10, 10],
+  ]);
+  const again = (
+    placement: "warm-first" | "any",
+    mechanisms: Partial<typeof defaultStoreMechanisms> = {},
+  ) => {
+    const result = runSimulation(t, {
+      policy: "hearth",
+      model: noInterruptions,
+      binaryCache: false,
+      hearth: {
+        placement: { ...defaultPlacementSettings, placement },
+        mechanisms: { ...defaultStoreMechanisms, ...mechanisms },
+      },
+    });
+    const jobs = result.jobs as SimJob[];
+    const stores = new Set(jobs.slice(0, 4).map((job) => job.firstInstance));
+    expect(stores.size).toBe(2);
+    return { first: jobs[0], last: jobs[4] };
+  };
+
+  it("runs the job on the store warm for it, once that store's heartbeat has told it to listen", () => {
+    const { first, last } = again("warm-first");
+    expect(first?.firstStartAt).toBe(76);
+    // No store listens while no job is queued. The warm store, ready at 76 s, heartbeats every 15 s:
+    // the one at 406 s tells it to listen, and its runner starts 5 s later.
+    expect(last?.firstStartAt).toBe(406 + 5);
+    expect(last?.firstInstance).toBe(first?.firstInstance);
+    expect(last?.warmStart).toBe(true);
+  });
+
+  it("the instant bound (no product reaches it) places the same job with no wait", () => {
+    const { first, last } = again("warm-first", { instantListening: true });
+    expect(last?.firstStartAt).toBe(400);
+    expect(last?.firstInstance).toBe(first?.firstInstance);
+  });
+
+  it("with idle stores listening, the job is taken at once by whichever the forge picks", () => {
+    const runs = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) =>
+      runSimulation(t, {
+        policy: "hearth",
+        seed,
+        model: noInterruptions,
+        binaryCache: false,
+        hearth: {
+          placement: { ...defaultPlacementSettings, placement: "any" },
+          mechanisms: defaultStoreMechanisms,
+        },
+      }),
+    );
+    for (const run of runs) expect(run.jobs[4]?.firstStartAt).toBe(400);
+    // Warmth-blind: over eight seeds a cold store takes it at least once.
+    expect(runs.some((run) => run.jobs[4]?.warmStart === false)).toBe(true);
+  });
+});
+
 describe("hearth's store mechanisms (prototypes, off by default)", () => {
   /** Four rounds of 12 keys at once (six stores of a few keys each), then one job with key k5 a day later. */
   const history = (() => {
@@ -439,14 +506,21 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     rows.push([86_400, "k5", 100, 1000]);
     return trace(rows, "stores");
   })();
-  const lastJob = (mechanisms: Partial<typeof defaultStoreMechanisms>, seed: number) => {
+  const lastJob = (
+    mechanisms: Partial<typeof defaultStoreMechanisms>,
+    seed: number,
+    placement: "warm-first" | "any" = "warm-first",
+  ) => {
     let stoppedWarm = 0;
     const result = runSimulation(history, {
       policy: "hearth",
       seed,
       model: noInterruptions,
       binaryCache: false,
-      hearth: { mechanisms: { ...defaultStoreMechanisms, ...mechanisms } },
+      hearth: {
+        mechanisms: { ...defaultStoreMechanisms, ...mechanisms },
+        placement: { ...defaultPlacementSettings, placement },
+      },
       onStart: (fleet, clock) =>
         clock.at(86_399, () => {
           stoppedWarm = (fleet.pools[0]?.instances ?? []).filter(
@@ -460,8 +534,8 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
   };
   const seeds = [1, 2, 3, 4, 5, 6];
 
-  it("as shipped, AWS picks which stores resume: a stopped store warm for the job does not always run it", () => {
-    const runs = seeds.map((seed) => lastJob({}, seed));
+  it("without placement, AWS picks which stores resume: a stopped store warm for the job does not always run it", () => {
+    const runs = seeds.map((seed) => lastJob({}, seed, "any"));
     expect(runs.every((r) => r.stoppedWarm > 0)).toBe(true);
     expect(runs.some((r) => !r.job.warmStart)).toBe(true);
   });
@@ -475,8 +549,8 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     }
   });
 
-  it("warmListening: with several stores resumed, only the one warm for the job listens", () => {
-    for (const seed of seeds) expect(lastJob({ warmListening: true }, seed).job.warmStart).toBe(true);
+  it("placement (as built): with several stores resumed, the one warm for the job runs it", () => {
+    for (const seed of seeds) expect(lastJob({}, seed).job.warmStart).toBe(true);
   });
 
   it("persistentSpot: the warm group runs at the spot price", () => {

@@ -63,8 +63,8 @@ describe("simulate", () => {
     expect(defaultHearthOptions.mechanisms).toEqual({
       chooseResume: false,
       resumeOnlyNeeded: true,
-      warmListening: false,
-      coldListenDelaySeconds: 15,
+      instantListening: false,
+      idleListening: "none",
       storeVolumes: "off",
       volumeRetentionHours: 24,
       persistentSpot: false,

@@ -12,6 +12,7 @@ import { type Observation, observedQueue, planObservation } from "../../../scali
 import type { PoolState } from "../../../scaling/records";
 import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import {
+  COLD_LISTEN_DELAY_MS,
   LISTENING_LOOKAHEAD,
   type ListeningJob,
   type ListeningStore,
@@ -22,6 +23,7 @@ import type { LaunchOptions, ListeningRule, SimInstance, SimJob, SimPool, StoreV
 import { type Policy, type PolicyContext, randomFor } from "../policy";
 import {
   defaultInterruptionSettings,
+  HEARTBEAT_SECONDS,
   HearthInterruptions,
   type InterruptionSettings,
 } from "./hearth-interruptions";
@@ -72,21 +74,14 @@ export interface StoreMechanisms {
    */
   resumeOnlyNeeded: boolean;
   /**
-   * Which slots listen: while the oldest queued job has a store warm for it in the pool, only that
-   * store's free slots listen; cold slots listen too once the job has waited `coldListenDelaySeconds`,
-   * or at once when no running store is warm for it. Among cold slots, those warm for other queued jobs
-   * keep quiet while others can listen. The forge still hands each job to a listening slot at random.
+   * Placement without the heartbeat's lag (the optimistic bound): every agent learns which of its
+   * slots listen the moment the control plane would decide it. No product can do this.
    */
-  warmListening: boolean;
-  coldListenDelaySeconds: number;
+  instantListening: boolean;
   /**
-   * How late an instance learns which of its slots listen (null: at once, the optimistic bound). Its
-   * agent hears the decision in a heartbeat's answer (every `heartbeatSeconds` from boot), and a slot
-   * told to listen takes `listenerStartSeconds` more (a GitHub runner is minted and started). Until an
-   * instance has heard of the pool's oldest queued job, its slots do what `idleListening` says.
+   * Free slots listen while their agent knows of no queued job (`all`), instead of none listening
+   * (`none`, as built): a job that arrives is then taken at once by any store, warm or not.
    */
-  listeningLag: { heartbeatSeconds: number; listenerStartSeconds: number } | null;
-  /** Whether a free slot listens while its agent knows of no queued job: all do, or none. */
   idleListening: "all" | "none";
   /**
    * Stores on their own EBS volumes: the warm group runs on spot without a warm pool, every instance's
@@ -115,17 +110,38 @@ export interface StoreMechanisms {
 export const defaultStoreMechanisms: StoreMechanisms = {
   chooseResume: false,
   resumeOnlyNeeded: true,
-  warmListening: false,
-  coldListenDelaySeconds: 15,
-  listeningLag: { heartbeatSeconds: 15, listenerStartSeconds: 5 },
-  idleListening: "all",
+  instantListening: false,
+  idleListening: "none",
   storeVolumes: "off",
   volumeRetentionHours: 24,
   persistentSpot: false,
   stoppedStoreTtlHours: 0,
 };
 
+/**
+ * Warm-first placement as built (the pool setting `placement`, core's `listeningStores`): which
+ * stores' free slots listen, as each agent hears it in its heartbeat's answer.
+ */
+export interface PlacementSettings {
+  placement: "warm-first" | "any";
+  /** How long the oldest queued job waits for a busy warm store before cold stores listen too. */
+  coldListenDelaySeconds: number;
+  /** An agent hears the decision at its heartbeat, every this many seconds from its boot. */
+  heartbeatSeconds: number;
+  /** A slot told to listen listens this much later (a GitHub runner is minted and started). */
+  listenerStartSeconds: number;
+}
+
+export const defaultPlacementSettings: PlacementSettings = {
+  placement: "warm-first",
+  coldListenDelaySeconds: COLD_LISTEN_DELAY_MS / 1000,
+  heartbeatSeconds: HEARTBEAT_SECONDS,
+  listenerStartSeconds: 5,
+};
+
 export interface HearthOptions extends InterruptionSettings {
+  /** Warm-first placement, as built, and its model's lags. */
+  placement: PlacementSettings;
   /**
    * Prototypes of store mechanisms the product does not build yet (all off by default, and off in
    * every published default figure).
@@ -143,6 +159,7 @@ export const defaultHearthOptions: HearthOptions = {
   tickSeconds: 60,
   maxIterations: 60,
   ...defaultInterruptionSettings,
+  placement: defaultPlacementSettings,
   mechanisms: defaultStoreMechanisms,
 };
 
@@ -188,7 +205,8 @@ class HearthPolicy implements Policy {
     const mechanisms = options.mechanisms;
     const volumes = mechanisms.storeVolumes !== "off";
     if (volumes) context.fleet.volumeRetentionSeconds = mechanisms.volumeRetentionHours * 3600;
-    if (mechanisms.warmListening) context.fleet.listening = (pool, head) => this.listening(pool, head);
+    if (options.placement.placement === "warm-first")
+      context.fleet.listening = (pool, head) => this.listening(pool, head);
     for (const [index, sim] of context.fleet.pools.entries()) {
       const config = context.pools[index];
       if (config === undefined) throw new Error(`no config for pool ${sim.name}`);
@@ -351,27 +369,29 @@ class HearthPolicy implements Policy {
    */
   private listening(pool: SimPool, head: SimJob): ReturnType<ListeningRule> {
     const decided = this.listeningNow(pool);
-    const lag = this.options.mechanisms.listeningLag;
-    if (lag === null) return decided;
+    if (this.options.mechanisms.instantListening) return decided;
+    const lag = this.options.placement;
     const now = this.context.clock.now;
     const beat = lag.heartbeatSeconds;
     // Heartbeats since boot by time `at` (a tolerance keeps float sums from missing a beat).
     const beats = (instance: SimInstance, at: number) => Math.floor((at - instance.readyAt) / beat + 1e-9);
-    // The latest heartbeat whose answer is in force now (listeners started): its time.
+    // The latest heartbeat whose answer is in force now (listeners started): its time. The answer to
+    // the first one, at boot, is in force at once: the model's boot time includes starting runners.
     const heardAt = (instance: SimInstance): number => {
+      if (instance.readyAt < 0 || now < instance.readyAt) return Number.NEGATIVE_INFINITY;
       const at = now - lag.listenerStartSeconds;
-      if (instance.readyAt < 0 || at < instance.readyAt - 1e-9) return Number.NEGATIVE_INFINITY;
+      if (at < instance.readyAt - 1e-9) return instance.readyAt;
       return instance.readyAt + beat * beats(instance, at);
     };
-    // When the first heartbeat after `at` is in force.
-    const inForceAfter = (instance: SimInstance, at: number): number =>
-      instance.readyAt +
-      beat * (beats(instance, Math.max(at, instance.readyAt)) + 1) +
-      lag.listenerStartSeconds;
+    // When the first heartbeat at or after `at` (the one at boot, if `at` is earlier) is in force.
+    const inForceAfter = (instance: SimInstance, at: number): number => {
+      const after = Math.ceil((at - instance.readyAt) / beat - 1e-9);
+      return after <= 0 ? instance.readyAt : instance.readyAt + beat * after + lag.listenerStartSeconds;
+    };
     const idle = this.options.mechanisms.idleListening === "all";
     // Before the cold-listen delay has passed, as an agent heard it, the rule keeps cold slots quiet.
     const early = this.listeningNow(pool, head.queuedAt);
-    const delayEnds = head.queuedAt + this.options.mechanisms.coldListenDelaySeconds;
+    const delayEnds = head.queuedAt + this.options.placement.coldListenDelaySeconds;
     const listens = (instance: SimInstance): boolean => {
       const heard = heardAt(instance);
       if (heard < head.queuedAt) return idle;
@@ -421,11 +441,11 @@ class HearthPolicy implements Policy {
       queue,
       stores,
       at * 1000,
-      this.options.mechanisms.coldListenDelaySeconds * 1000,
+      this.options.placement.coldListenDelaySeconds * 1000,
     );
     const head = queue[0];
     const delayEnds =
-      head === undefined ? null : head.queuedAt / 1000 + this.options.mechanisms.coldListenDelaySeconds;
+      head === undefined ? null : head.queuedAt / 1000 + this.options.placement.coldListenDelaySeconds;
     return {
       listens: (instance) => listening.has(instance.id),
       recheckAt: delayEnds !== null && delayEnds > at ? delayEnds : null,
