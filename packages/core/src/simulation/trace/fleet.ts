@@ -68,8 +68,8 @@ export class Fleet {
    */
   binaryCache = false;
   /**
-   * Which slots listen (null: every free slot, as for every policy by default). Only the
-   * `--warm-listening` prototype sets it: Hearth does not decide which slots listen yet.
+   * Which slots listen (null: every free slot, as for every policy by default). Hearth's placement
+   * (the pool setting `placement`) sets it.
    */
   listening: ListeningRule | null = null;
   /**

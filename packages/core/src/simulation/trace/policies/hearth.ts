@@ -362,7 +362,7 @@ class HearthPolicy implements Policy {
   }
 
   /**
-   * Which free slots listen while `head` is the pool's oldest queued job (`warmListening`), as each
+   * Which free slots listen while `head` is the pool's oldest queued job (placement `warm-first`), as each
    * instance has heard it: the rule's decision reaches an agent at its heartbeat, and a listener then
    * takes `listenerStartSeconds` to start. An instance that has not heard of `head` does what it does
    * with no job queued (`idleListening`).
