@@ -68,19 +68,55 @@ export function listeningStores(
 ): Set<string> {
   const head = queue[0];
   if (head === undefined) return new Set();
-  const warmFor = (store: ListeningStore) => store.cacheKeys.includes(head.cacheKey);
-  const free = (store: ListeningStore) => store.state === "ready" && store.freeSlots > 0;
-  const warm = stores.filter(warmFor);
-  if (warm.some(free)) return ids(warm);
-  if (warm.some((store) => store.state === "booting" && now - store.launchedAt < STORE_BOOT_WAIT_MS))
-    return ids(warm);
-  const warmBusy = warm.some((store) => store.state === "ready");
-  if (warmBusy && now - head.queuedAt < coldListenDelayMs) return ids(warm);
-  const others = new Set<string>();
-  for (const job of queue.slice(1, LISTENING_LOOKAHEAD + 1))
-    if (job.cacheKey !== head.cacheKey) others.add(job.cacheKey);
-  const spare = stores.filter((store) => warmFor(store) || !store.cacheKeys.some((key) => others.has(key)));
-  return spare.some(free) ? ids(spare) : ids(stores);
+  return listeningStoresFor(head, () => laterKeys(queue), stores, now, coldListenDelayMs);
 }
 
-const ids = (stores: readonly ListeningStore[]) => new Set(stores.map((store) => store.id));
+/** The keys of the queued jobs after the oldest one, as far as placement looks. */
+function* laterKeys(queue: readonly ListeningJob[]): Iterable<string> {
+  const end = Math.min(queue.length, LISTENING_LOOKAHEAD + 1);
+  for (let index = 1; index < end; index++) yield (queue[index] as ListeningJob).cacheKey;
+}
+
+/**
+ * `listeningStores` for the oldest queued job `head`, with the keys of the next queued jobs read
+ * only when cold stores listen (the simulator reads them from its own queue).
+ */
+export function listeningStoresFor(
+  head: ListeningJob,
+  later: () => Iterable<string>,
+  stores: readonly ListeningStore[],
+  now: number,
+  coldListenDelayMs: number = COLD_LISTEN_DELAY_MS,
+): Set<string> {
+  const key = head.cacheKey;
+  const warm = new Set<string>();
+  let warmFree = false;
+  let warmBooting = false;
+  let warmBusy = false;
+  for (const store of stores) {
+    if (!store.cacheKeys.includes(key)) continue;
+    warm.add(store.id);
+    if (store.state === "ready") {
+      if (store.freeSlots > 0) warmFree = true;
+      else warmBusy = true;
+    } else if (store.state === "booting" && now - store.launchedAt < STORE_BOOT_WAIT_MS) warmBooting = true;
+  }
+  if (warmFree || warmBooting) return warm;
+  if (warmBusy && now - head.queuedAt < coldListenDelayMs) return warm;
+  const others = new Set<string>();
+  for (const other of later()) if (other !== key) others.add(other);
+  const spare = new Set<string>();
+  let spareFree = false;
+  for (const store of stores) {
+    if (!warm.has(store.id) && holdsAny(store.cacheKeys, others)) continue;
+    spare.add(store.id);
+    if (store.state === "ready" && store.freeSlots > 0) spareFree = true;
+  }
+  if (spareFree) return spare;
+  return new Set(stores.map((store) => store.id));
+}
+
+function holdsAny(keys: readonly string[], wanted: ReadonlySet<string>): boolean {
+  for (const key of keys) if (wanted.has(key)) return true;
+  return false;
+}

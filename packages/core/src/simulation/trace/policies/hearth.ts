@@ -14,9 +14,8 @@ import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import {
   COLD_LISTEN_DELAY_MS,
   LISTENING_LOOKAHEAD,
-  type ListeningJob,
   type ListeningStore,
-  listeningStores,
+  listeningStoresFor,
 } from "../../../stores/listening";
 import { SimAsg } from "../asg";
 import type { LaunchOptions, ListeningRule, SimInstance, SimJob, SimPool, StoreVolume } from "../fleet";
@@ -368,45 +367,43 @@ class HearthPolicy implements Policy {
    * with no job queued (`idleListening`).
    */
   private listening(pool: SimPool, head: SimJob): ReturnType<ListeningRule> {
-    const decided = this.listeningNow(pool);
-    if (this.options.mechanisms.instantListening) return decided;
-    const lag = this.options.placement;
+    // No free slot, nobody to ask (a full pool: its next free slot dispatches again).
+    if (!pool.instances.some((instance) => instance.live && instance.freeSlots() > 0))
+      return { listens: () => false, recheckAt: null };
     const now = this.context.clock.now;
-    const beat = lag.heartbeatSeconds;
-    // Heartbeats since boot by time `at` (a tolerance keeps float sums from missing a beat).
-    const beats = (instance: SimInstance, at: number) => Math.floor((at - instance.readyAt) / beat + 1e-9);
-    // The latest heartbeat whose answer is in force now (listeners started): its time. The answer to
-    // the first one, at boot, is in force at once: the model's boot time includes starting runners.
-    const heardAt = (instance: SimInstance): number => {
-      if (instance.readyAt < 0 || now < instance.readyAt) return Number.NEGATIVE_INFINITY;
-      const at = now - lag.listenerStartSeconds;
-      if (at < instance.readyAt - 1e-9) return instance.readyAt;
-      return instance.readyAt + beat * beats(instance, at);
-    };
-    // When the first heartbeat at or after `at` (the one at boot, if `at` is earlier) is in force.
-    const inForceAfter = (instance: SimInstance, at: number): number => {
-      const after = Math.ceil((at - instance.readyAt) / beat - 1e-9);
-      return after <= 0 ? instance.readyAt : instance.readyAt + beat * after + lag.listenerStartSeconds;
-    };
+    const delay = this.options.placement.coldListenDelaySeconds;
+    const delayEnds = head.queuedAt + delay;
+    const stores = this.listeningStores(pool);
+    const job = { cacheKey: head.trace.cacheKey, queuedAt: head.queuedAt * 1000 };
+    const later = () => laterKeys(pool);
+    // The rule as the control plane decides it with the pool as it is, the job's wait as of `at`.
+    const decide = (at: number) => listeningStoresFor(job, later, stores, at * 1000, delay * 1000);
+    const decided = decide(now);
+    if (this.options.mechanisms.instantListening)
+      return {
+        listens: (instance) => decided.has(instance.id),
+        recheckAt: delayEnds > now ? delayEnds : null,
+      };
     const idle = this.options.mechanisms.idleListening === "all";
-    // Before the cold-listen delay has passed, as an agent heard it, the rule keeps cold slots quiet.
-    const early = this.listeningNow(pool, head.queuedAt);
-    const delayEnds = head.queuedAt + this.options.placement.coldListenDelaySeconds;
+    // An agent that heard of the job before the cold-listen delay ended keeps cold slots quiet.
+    let early: Set<string> | undefined;
     const listens = (instance: SimInstance): boolean => {
-      const heard = heardAt(instance);
+      const heard = this.heardAt(instance, now);
       if (heard < head.queuedAt) return idle;
-      return heard < delayEnds ? early.listens(instance) : decided.listens(instance);
+      if (heard >= delayEnds || now < delayEnds) return decided.has(instance.id);
+      early ??= decide(head.queuedAt);
+      return early.has(instance.id);
     };
     let recheckAt: number | null = null;
     for (const instance of pool.instances) {
       // A booting instance hears at boot, which dispatches again.
       if (instance.freeSlots() === 0 || !instance.live || instance.readyAt < 0) continue;
-      const heard = heardAt(instance);
+      const heard = this.heardAt(instance, now);
       const next =
         heard < head.queuedAt
-          ? inForceAfter(instance, head.queuedAt)
+          ? this.inForceAfter(instance, head.queuedAt)
           : heard < delayEnds
-            ? inForceAfter(instance, delayEnds)
+            ? this.inForceAfter(instance, delayEnds)
             : null;
       if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
     }
@@ -414,42 +411,44 @@ class HearthPolicy implements Policy {
   }
 
   /**
-   * The listening rule as the control plane decides it (core's `listeningStores`), with the pool's
-   * queue and stores as they are now and the job's wait as of `at` (seconds).
+   * The latest heartbeat whose answer is in force at `now` (listeners started): its time. The answer
+   * to the first one, at boot, is in force at once: the model's boot time includes starting runners.
+   * (A tolerance keeps float sums from missing a beat.)
    */
-  private listeningNow(pool: SimPool, at: number = this.context.clock.now): ReturnType<ListeningRule> {
-    const queue: ListeningJob[] = [];
-    for (let index = pool.head; index < pool.waiting.length && queue.length <= LISTENING_LOOKAHEAD; index++) {
-      const job = pool.waiting[index] as SimJob;
-      queue.push({ cacheKey: job.trace.cacheKey, queuedAt: job.queuedAt * 1000 });
-    }
-    const stores: ListeningStore[] = pool.instances
-      .filter((instance) => instance.live)
-      .map((instance) => ({
+  private heardAt(instance: SimInstance, now: number): number {
+    if (instance.readyAt < 0 || now < instance.readyAt) return Number.NEGATIVE_INFINITY;
+    const { heartbeatSeconds: beat, listenerStartSeconds } = this.options.placement;
+    const at = now - listenerStartSeconds;
+    if (at < instance.readyAt - 1e-9) return instance.readyAt;
+    return instance.readyAt + beat * Math.floor((at - instance.readyAt) / beat + 1e-9);
+  }
+
+  /** When the first heartbeat at or after `at` (the one at boot, if `at` is earlier) is in force. */
+  private inForceAfter(instance: SimInstance, at: number): number {
+    const { heartbeatSeconds: beat, listenerStartSeconds } = this.options.placement;
+    const after = Math.ceil((at - instance.readyAt) / beat - 1e-9);
+    return after <= 0 ? instance.readyAt : instance.readyAt + beat * after + listenerStartSeconds;
+  }
+
+  /** The pool's live instances as placement sees them (core's `ListeningStore`). */
+  private listeningStores(pool: SimPool): ListeningStore[] {
+    const stores: ListeningStore[] = [];
+    for (const instance of pool.instances) {
+      if (!instance.live) continue;
+      stores.push({
         id: instance.id,
         state:
           instance.state === "ready"
-            ? ("ready" as const)
+            ? "ready"
             : instance.state === "launching" && !instance.intoWarmPool
-              ? ("booting" as const)
-              : ("other" as const),
+              ? "booting"
+              : "other",
         launchedAt: instance.launchedAt * 1000,
         freeSlots: instance.freeSlots(),
         cacheKeys: instance.keys,
-      }));
-    const listening = listeningStores(
-      queue,
-      stores,
-      at * 1000,
-      this.options.placement.coldListenDelaySeconds * 1000,
-    );
-    const head = queue[0];
-    const delayEnds =
-      head === undefined ? null : head.queuedAt / 1000 + this.options.placement.coldListenDelaySeconds;
-    return {
-      listens: (instance) => listening.has(instance.id),
-      recheckAt: delayEnds !== null && delayEnds > at ? delayEnds : null,
-    };
+      });
+    }
+    return stores;
   }
 
   start(): void {
@@ -659,4 +658,10 @@ class HearthPolicy implements Policy {
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
   }
+}
+
+/** The cache keys of the pool's queued jobs after the oldest one, as far as placement looks. */
+function* laterKeys(pool: SimPool): Iterable<string> {
+  const end = Math.min(pool.waiting.length, pool.head + 1 + LISTENING_LOOKAHEAD);
+  for (let index = pool.head + 1; index < end; index++) yield (pool.waiting[index] as SimJob).trace.cacheKey;
 }
