@@ -70,7 +70,10 @@ export interface AgentState {
   draining: boolean;
   /** The control plane is releasing the instance: it claims no job (protocol 2). */
   releasing: boolean;
-  /** The control plane holds the instance's runners for a retry elsewhere: it claims no job (protocol 3). */
+  /**
+   * The control plane holds the instance's slots (a retry waits for other capacity, or another store
+   * is better placed for the queued jobs): it claims no job (protocol 3).
+   */
   holding: boolean;
   /** The protocol the control plane last answered with (0 before the first answer). */
   protocol: number;
@@ -82,6 +85,12 @@ export interface AgentState {
 }
 
 const CACHE_KEYS_MAX = 64;
+
+/**
+ * A hold lapses once no answer has come for this long: the control plane is unreachable, and
+ * gitlab-runner, which needs only GitLab, takes jobs again rather than wait for it (fail open).
+ */
+export const HOLD_LAPSE_MS = 60_000;
 
 export class Agent {
   private readonly heartbeatMs: number;
@@ -99,10 +108,14 @@ export class Agent {
   /** The control plane asked to release the instance: no job is claimed until it says otherwise. */
   private releaseRequested = false;
   /**
-   * The control plane holds the pool's spot runners while a retry waits for on-demand capacity: no
-   * job is claimed until it says otherwise. Not remembered across a restart: the next answer says it.
+   * The control plane holds the instance's slots (the pool's spot runners while a retry waits for
+   * on-demand capacity, or an instance whose store is not the one placement wants now): no job is
+   * claimed until it says otherwise, or no answer came for `HOLD_LAPSE_MS`. Not remembered across a
+   * restart: the next answer says it.
    */
   private holdRequested = false;
+  /** Epoch ms of the last heartbeat the control plane took (null before the first). */
+  private answeredAt: number | null = null;
   /** gitlab-runner was stopped for a release or a hold: started again when that is called off. */
   private gitlabStoppedForRelease = false;
   /** Null until the pool credentials were read; then whether gitlab-runner was started. */
@@ -181,6 +194,7 @@ export class Agent {
     if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
     const urgent = await this.pollNotices();
     if (this.draining) await this.stopIdleListeners();
+    this.lapseHold();
     await this.tendRelease();
     await this.enforceDeadline();
     await this.enforceJobTime();
@@ -582,6 +596,7 @@ export class Agent {
       return false;
     }
     this.failures = 0;
+    this.answeredAt = this.now();
     this.nextHeartbeatAt = this.now() + this.heartbeatMs;
     // Heard: each stop is reported once.
     this.stoppedRunners.splice(0, reportedStops);
@@ -628,9 +643,7 @@ export class Agent {
     if (hold !== this.holdRequested) {
       this.holdRequested = hold;
       this.ports.log.info(
-        hold
-          ? "the control plane holds this spot instance's runners for a retry: claiming no job"
-          : "the hold was lifted",
+        hold ? "the control plane holds this instance's slots: claiming no job" : "the hold was lifted",
       );
     }
     if (this.claimStopped && !stoppedBefore) {
@@ -641,6 +654,20 @@ export class Agent {
       await this.resumeGitLab();
       this.nextHeartbeatAt = this.now();
     }
+  }
+
+  /**
+   * A hold no answer has confirmed for `HOLD_LAPSE_MS` lapses: the agent claims again (the step's
+   * `tendRelease` starts gitlab-runner). The next answer that says hold stops it again. A release does
+   * not lapse: its instance may be on its way out.
+   */
+  private lapseHold(): void {
+    if (!this.holdRequested || this.answeredAt === null) return;
+    if (this.now() - this.answeredAt < HOLD_LAPSE_MS) return;
+    this.holdRequested = false;
+    this.ports.log.warn("no answer from the control plane for 60 s: the hold lapses, claiming jobs again", {
+      failures: this.failures,
+    });
   }
 
   /** A release or a hold stops the instance claiming jobs. */

@@ -22,8 +22,9 @@ export interface Instructions {
   /** Version 2: stop claiming jobs, the instance is being released (false: claim). */
   release: boolean;
   /**
-   * Version 3: stop claiming jobs while the pool holds its spot runners for a retry, which must land
-   * on on-demand capacity (false: claim).
+   * Version 3: stop claiming jobs, while the pool holds its spot runners for a retry that must land on
+   * on-demand capacity, or while another store is better placed for the pool's queued jobs (false:
+   * claim).
    */
   hold: boolean;
 }

@@ -595,6 +595,40 @@ describe("a hold (protocol 3)", () => {
     expect(h.controlPlane.last.claiming).toBe(true);
   });
 
+  it("a hold lapses after 60 s without an answer (gitlab-runner claims again); a release does not", async () => {
+    const h = start();
+    withGitLab(h);
+    h.agent.run();
+    await h.clock.advance(0);
+    h.controlPlane.hold = true;
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    const answeredAt = h.clock.now();
+    h.controlPlane.down = true;
+    // Unreachable, but not for long enough yet: still held.
+    await h.clock.advance(55_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.agent.state().holding).toBe(true);
+    await h.clock.advance(answeredAt + 60_000 + 5_000 - h.clock.now());
+    expect(h.gitlab.calls).toEqual(["start", "stop", "start"]);
+    expect(h.agent.state().holding).toBe(false);
+    expect(h.log.text).toContain("the hold lapses");
+    // Back: the answer holds it again.
+    h.controlPlane.down = false;
+    await h.clock.advance(60_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop", "start", "stop"]);
+    expect(h.agent.state().holding).toBe(true);
+    expect(h.controlPlane.last.claiming).toBe(false);
+    // A release stands however long the control plane is away.
+    h.controlPlane.hold = false;
+    h.controlPlane.release = true;
+    await h.clock.advance(15_000);
+    h.controlPlane.down = true;
+    await h.clock.advance(180_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop", "start", "stop"]);
+    expect(h.agent.state()).toMatchObject({ releasing: true, holding: false });
+  });
+
   it("an answer of version 2 carries no hold: the agent claims as before", async () => {
     const h = start();
     h.controlPlane.protocol = 2;

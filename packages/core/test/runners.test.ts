@@ -28,6 +28,7 @@ import {
   retryRemovals,
   tendSlotRunners,
 } from "../src/runners";
+import { storePlacement } from "../src/stores/placement";
 import { ensureTable, type Store } from "../src/table";
 import { FakeGitHub } from "./support/fake-github";
 import { jobEvent } from "./support/jobs";
@@ -406,6 +407,38 @@ describe("the heartbeat's answer", () => {
       runners: deps,
     };
   }
+
+  it("holds a version-3 agent whose store placement keeps quiet: no runner minted, no config, until a job is its to take", async () => {
+    const ledger = createLedger(storeOf() as never);
+    const placed = (): HeartbeatDeps => ({
+      ...heartbeatDeps(),
+      ledger,
+      placement: storePlacement({ ledger, registry, pools: [pool()], now: () => new Date(clock) }),
+    });
+    // Nothing queued: no store listens.
+    const idle = await acceptHeartbeat(placed(), instanceId, beat({ protocol: 3, slotRunners: [] }));
+    expect(idle).toMatchObject({ protocol: 3, instructions: { hold: true, runnerConfigs: [] } });
+    expect(registered()).toEqual([]);
+    // A job of the pool is queued and this is its only store: it listens, and its slots get runners.
+    await ledger.record(jobEvent({ queuedAt: new Date(clock).toISOString() }));
+    clock += 15_000;
+    const placedHere = await acceptHeartbeat(placed(), instanceId, beat({ protocol: 3, slotRunners: [] }));
+    expect(placedHere).toMatchObject({ instructions: { hold: false } });
+    expect(placedHere.kind === "accepted" && placedHere.instructions?.runnerConfigs.length).toBe(2);
+    expect(registered()).toHaveLength(2);
+  });
+
+  it("does not place a version-2 agent, which cannot hold its slots", async () => {
+    const ledger = createLedger(storeOf() as never);
+    const placed: HeartbeatDeps = {
+      ...heartbeatDeps(),
+      ledger,
+      placement: storePlacement({ ledger, registry, pools: [pool()], now: () => new Date(clock) }),
+    };
+    const answer = await acceptHeartbeat(placed, instanceId, beat({ protocol: 2, slotRunners: [] }));
+    expect(answer.kind === "accepted" && answer.instructions).not.toHaveProperty("hold");
+    expect(registered()).toHaveLength(2);
+  });
 
   it("gives a version-0 agent no instructions and mints nothing for it", async () => {
     const result = await acceptHeartbeat(heartbeatDeps(), instanceId, beat());

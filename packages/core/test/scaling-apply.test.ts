@@ -229,6 +229,39 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     expect(burst.desired).toBe(1);
   });
 
+  it("observe quiets a resumed instance's record, unless its agent has reported since the resume", async () => {
+    fleetWithBusyAndDraining();
+    const { deps, registry } = await scalingDeps();
+    const before = new Date(launched.getTime() - 3_600_000).toISOString();
+    for (const id of [idleWarm, idleBurst]) {
+      await registry.register({
+        id,
+        pool: "x86",
+        group: "warm",
+        market: "on-demand",
+        az: "us-east-1a",
+        launchedAt: before,
+        slots: 2,
+      });
+    }
+    // idleBurst last reported before the fleet's launch time (a resume since), idleWarm after it.
+    clock = new Date(launched.getTime() - 60_000);
+    await registry.heartbeat(idleBurst, beat(idleBurst));
+    clock = new Date(launched.getTime() + 30_000);
+    await registry.heartbeat(idleWarm, beat(idleWarm));
+    clock = NOW;
+    await observe(deps, "x86", 0);
+    expect(await registry.get(idleWarm)).toMatchObject({
+      runner: "ready",
+      lastHeartbeatAt: new Date(launched.getTime() + 30_000).toISOString(),
+    });
+    expect(await registry.get(idleBurst)).toMatchObject({
+      runner: "booting",
+      lastHeartbeatAt: null,
+      launchedAt: launched.toISOString(),
+    });
+  });
+
   it("observe tries a held pool's waiting retry, and says the pool holds its spot runners", async () => {
     fleetWithBusyAndDraining();
     const { deps, registry, store } = await scalingDeps();

@@ -36,6 +36,7 @@ import {
   tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
+import { storePlacement } from "@hearth/core/stores/placement";
 import type { SweepDeps, SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import type { AgentDeps } from "./agent";
@@ -482,6 +483,13 @@ export function composeHearth(ports: HearthPorts): Hearth {
           runners: runners(),
           startInterruption: ports.startHandleInterruption?.(),
           hold: holdFor("heartbeat"),
+          placement: storePlacement({
+            ledger: ledger(),
+            registry: registry(),
+            pools,
+            now: () => ports.now(),
+            log,
+          }),
           now: () => ports.now(),
           identify: http.identify,
         },

@@ -34,6 +34,9 @@ const pool: PoolConfig = poolConfigSchema.parse({
   maxInstances: 4,
   boot: { coldSeconds: 10, warmSeconds: 5 },
   idleTimeouts: { warmSeconds: 20, burstSeconds: 20 },
+  // These tests follow each free slot's runner; warm-first placement gives an idle instance none
+  // while nothing is queued (e2e-placement.test.ts covers that).
+  placement: "any",
 });
 
 let hearth: LocalHearth | undefined;

@@ -41,9 +41,10 @@ export interface HeartbeatInstructions {
    */
   release?: boolean;
   /**
-   * Version 3: the instance is a spot instance of a pool that holds its spot runners for a retry.
-   * Stop claiming jobs and report `claiming: false`, as for a release; claim again once an answer
-   * says false. Absent for an older agent (its instance is only minted no runner while held).
+   * Version 3: take no job now. Either the instance is a spot instance of a pool that holds its spot
+   * runners for a retry, or another store is better placed for the pool's queued jobs (warm-first
+   * placement). Stop claiming jobs and report `claiming: false`, as for a release; claim again once an
+   * answer says false. Absent for an older agent (its instance is only minted no runner while held).
    */
   hold?: boolean;
 }
@@ -77,6 +78,11 @@ export interface HeartbeatDeps {
    * tries its waiting retries again after a heartbeat of any of its instances. Absent: no hold.
    */
   hold?: HeartbeatHold | undefined;
+  /**
+   * Warm-first placement (`stores/placement`): whether the instance's free slots must not listen now.
+   * Asked for agents of version 3, which can hold their slots. Absent: every free slot listens.
+   */
+  placement?: HeartbeatPlacement | undefined;
   now?: () => Date;
   log?: { warn(message: string, fields?: Record<string, unknown>): void };
 }
@@ -85,6 +91,11 @@ export interface HeartbeatHold {
   state(pool: string): Promise<{ held: boolean; pending: boolean }>;
   /** Tries the pool's waiting retries again (the host decides whether before or after the answer). */
   retryPending(pool: string): Promise<unknown>;
+}
+
+export interface HeartbeatPlacement {
+  /** Decides fail-open: an error answers false (listen). */
+  holds(instance: InstanceRecord): Promise<boolean>;
 }
 
 /**
@@ -209,8 +220,13 @@ export async function acceptHeartbeat(
     });
   }
   await journalStoppedRunners(deps.journal, stored.after.pool, beat);
-  const hold = await holdAfterBeat(deps, stored.after);
   const protocol = Math.min(beat.protocol ?? 0, PROTOCOL_VERSION);
+  // The retry hold is served first: its trigger must run whatever placement says.
+  const retryHold = await holdAfterBeat(deps, stored.after);
+  // Only an agent of version 3 can hold its slots (and stop gitlab-runner); an older one listens.
+  const placementHold =
+    protocol >= 3 && !retryHold && deps.placement ? await deps.placement.holds(stored.after) : false;
+  const hold = retryHold || placementHold;
   if (protocol < 1) return { kind: "accepted", instance: stored.after, protocol, instructions: null };
   const draining = stored.after.runner === "draining" || stored.after.interruption !== null;
   // Only an agent of version 2 can stop claiming and say so; an older one is released in one phase.
@@ -230,7 +246,8 @@ export async function acceptHeartbeat(
         pool,
         reported: beat.slotRunners ?? [],
         // A releasing instance gets no runner: one that listened could take a job as it leaves. A held
-        // one none either: one that listened could take the retry the hold keeps for on-demand.
+        // one none either: one that listened could take the retry the hold keeps for on-demand, or
+        // the job placement keeps for a better placed store.
         mayMint: !draining && !releasing && !hold,
       });
       instructions.runnerConfigs = releasing || hold ? [] : tended.configs;

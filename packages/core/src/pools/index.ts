@@ -194,6 +194,13 @@ export const poolConfigSchema = strictObject({
    * market, and a second interruption would cost it another full run.
    */
   retryOnDemand: z.boolean().default(true),
+  /**
+   * Which free slots listen for jobs (`stores/placement`). `warm-first`: while a job is queued, only
+   * the stores warm for the pool's oldest queued job listen (cold ones too once it has waited a little,
+   * or when none is warm for it), and none while nothing is queued, so that a forge, which hands a job
+   * to any listening runner, hands it to a warm store. `any`: every free slot listens.
+   */
+  placement: z.enum(["warm-first", "any"]).default("warm-first"),
   /** This pool takes GitLab jobs without tags (and jobs whose tags are not known yet). */
   untagged: z.boolean().default(false),
   /**

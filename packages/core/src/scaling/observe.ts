@@ -99,7 +99,13 @@ export async function observe(deps: ScalingDeps, poolName: string, iteration: nu
       known.set(instance.id, await deps.registry.register({ ...instance, slots: pool.slotsPerInstance }));
     } else if (
       Date.parse(instance.launchedAt) > Date.parse(record.launchedAt) &&
-      instance.lifecycle !== "stopped"
+      instance.lifecycle !== "stopped" &&
+      // An agent that has reported since this resume is not booting: its report is newer than what
+      // the resume would write (placement would otherwise not count its store until it reports again).
+      !(
+        record.lastHeartbeatAt !== null &&
+        Date.parse(record.lastHeartbeatAt) >= Date.parse(instance.launchedAt)
+      )
     ) {
       // Resumed from the warm pool since we last looked: booting again, with the same store.
       await deps.registry.resumed(instance.id, instance.launchedAt);
