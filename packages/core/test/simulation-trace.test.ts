@@ -1,10 +1,12 @@
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { defaultPools, poolConfigSchema } from "../src/pools";
 import { parseTrace, policyNames, simulate } from "../src/simulation/trace";
 import { defaultHearthOptions } from "../src/simulation/trace/policies/hearth";
 import { syntheticTraceCsv } from "../src/simulation/trace/synthetic";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
+import { COLD_LISTEN_DELAY_MS } from "../src/stores/listening";
 
 const resultKeys = [
   "policy",
@@ -55,6 +57,13 @@ describe("simulate", () => {
     const hearth = simulate(diurnal, { policy: "hearth" });
     expect(hearth.details.stores.binaryCache).toBe(true);
     expect(simulate(diurnal, { policy: "hearth", binaryCache: false }).details.stores.substituted).toBe(0);
+  });
+
+  it("places jobs as the product does by default: the pool setting's default, heard at each heartbeat", () => {
+    expect(defaultHearthOptions.placement.placement).toBe(poolConfigSchema.parse(defaultPools[0]).placement);
+    expect(defaultHearthOptions.placement.coldListenDelaySeconds * 1000).toBe(COLD_LISTEN_DELAY_MS);
+    // The agent's own default (packages/agent/src/config.ts, heartbeatSeconds).
+    expect(defaultHearthOptions.placement.heartbeatSeconds).toBe(15);
   });
 
   it("credits Hearth by default with none of the store prototypes", () => {
