@@ -4,6 +4,7 @@ import {
   LISTENING_LOOKAHEAD,
   type ListeningStore,
   listeningStores,
+  PLACEMENT_GIVE_UP_MS,
   STORE_BOOT_WAIT_MS,
 } from "../src/stores/listening";
 
@@ -66,5 +67,11 @@ describe("listeningStores (warm-first placement)", () => {
     ];
     const stores = [store("for-far", ["far"]), store("for-filler", ["filler"])];
     expect(sorted(listeningStores(queue, stores, now))).toEqual(["for-far"]);
+  });
+
+  it("gives up placing a job that has waited too long: every store listens", () => {
+    const stores = [store("warm", ["k"]), store("cold", [])];
+    expect(sorted(listeningStores([job("k", PLACEMENT_GIVE_UP_MS - 1)], stores, now))).toEqual(["warm"]);
+    expect(sorted(listeningStores([job("k", PLACEMENT_GIVE_UP_MS)], stores, now))).toEqual(["cold", "warm"]);
   });
 });

@@ -184,7 +184,7 @@ describe("store placement", () => {
     expect(await placement(w, { queueLimit: 2 }).placement.holds(b)).toBe(false);
   });
 
-  it("listens when it cannot read (fail open), and says so without secrets", async () => {
+  it("listens when it cannot read (fail open), and says why, naming the instance", async () => {
     const w = await world();
     const a = await beaten(w, A);
     const missing = createLedger({ ...w.store, tableName: "no-such-table" });
@@ -225,5 +225,90 @@ describe("store placement", () => {
     expect(listeningStoreOf({ ...record, runner: "booting", lastHeartbeatAt: null }, now).state).toBe(
       "booting",
     );
+  });
+
+  it("counts on no spot store while the pool holds its spot runners for a retry", () => {
+    const now = Date.parse(START);
+    const record = {
+      id: A,
+      market: "spot",
+      runner: "ready",
+      slots: 2,
+      runningJobs: [],
+      cacheKeys: ["k"],
+      launchedAt: START,
+      lastHeartbeatAt: START,
+      releasing: null,
+      interruption: null,
+      claiming: true,
+      gitlabManager: null,
+    } as unknown as InstanceRecord;
+    expect(listeningStoreOf(record, now, false).state).toBe("ready");
+    expect(listeningStoreOf(record, now, true).state).toBe("other");
+    expect(listeningStoreOf({ ...record, market: "on-demand" } as InstanceRecord, now, true).state).toBe(
+      "ready",
+    );
+  });
+
+  it("counts a held GitLab store with a job running as having no free slot: its gitlab-runner is stopping", () => {
+    const now = Date.parse(START);
+    const record = {
+      id: A,
+      market: "on-demand",
+      runner: "busy",
+      slots: 2,
+      runningJobs: [{ source: "gitlab", id: "1" }],
+      cacheKeys: ["k"],
+      launchedAt: START,
+      lastHeartbeatAt: START,
+      releasing: null,
+      interruption: null,
+      claiming: false,
+      gitlabManager: { runnerId: 5, systemId: "s_1" },
+    } as unknown as InstanceRecord;
+    expect(listeningStoreOf(record, now).freeSlots).toBe(0);
+    expect(listeningStoreOf({ ...record, claiming: true } as InstanceRecord, now).freeSlots).toBe(1);
+    expect(listeningStoreOf({ ...record, gitlabManager: null } as InstanceRecord, now).freeSlots).toBe(1);
+  });
+
+  it("lets every store listen while a queued GitLab job's tags are unknown: placement cannot place it", async () => {
+    const w = await world();
+    const b = await beaten(w, B);
+    await w.ledger.record(
+      jobEvent({ source: "gitlab", id: "9", name: "build", labels: [], labelsKnown: false }),
+    );
+    expect(await placement(w).placement.holds(b)).toBe(false);
+  });
+
+  it("shares its reads among the heartbeats of a few seconds", async () => {
+    const w = await world();
+    await ranOn(w, "1", A, "ci / build");
+    const b = await beaten(w, B);
+    await queue(w, "2", "ci / build");
+    let at = Date.parse(START);
+    let scans = 0;
+    let listings = 0;
+    const { placement: p } = placement(w, {
+      now: () => new Date(at),
+      ledger: {
+        queuedIfFew: (limit) => {
+          scans += 1;
+          return w.ledger.queuedIfFew(limit);
+        },
+      },
+      registry: {
+        inPool: (pool) => {
+          listings += 1;
+          return w.registry.inPool(pool);
+        },
+      },
+    });
+    expect(await p.holds(b)).toBe(true);
+    at += 1_000;
+    expect(await p.holds(b)).toBe(true);
+    expect([scans, listings]).toEqual([1, 1]);
+    at += 2_000;
+    expect(await p.holds(b)).toBe(true);
+    expect([scans, listings]).toEqual([2, 2]);
   });
 });

@@ -94,8 +94,11 @@ export interface HeartbeatHold {
 }
 
 export interface HeartbeatPlacement {
-  /** Decides fail-open: an error answers false (listen). */
-  holds(instance: InstanceRecord): Promise<boolean>;
+  /**
+   * Decides fail-open: an error answers false (listen). `spotHeld`: the pool holds its spot runners
+   * for a retry, so its spot instances take no job whatever placement says.
+   */
+  holds(instance: InstanceRecord, context?: { spotHeld?: boolean }): Promise<boolean>;
 }
 
 /**
@@ -222,10 +225,13 @@ export async function acceptHeartbeat(
   await journalStoppedRunners(deps.journal, stored.after.pool, beat);
   const protocol = Math.min(beat.protocol ?? 0, PROTOCOL_VERSION);
   // The retry hold is served first: its trigger must run whatever placement says.
-  const retryHold = await holdAfterBeat(deps, stored.after);
+  const { held: retryHold, poolHeld } = await holdAfterBeat(deps, stored.after);
   // Only an agent of version 3 can hold its slots (and stop gitlab-runner); an older one listens.
+  // While the pool holds its spot runners for a retry, placement counts on none of them.
   const placementHold =
-    protocol >= 3 && !retryHold && deps.placement ? await deps.placement.holds(stored.after) : false;
+    protocol >= 3 && !retryHold && deps.placement
+      ? await deps.placement.holds(stored.after, { spotHeld: poolHeld })
+      : false;
   const hold = retryHold || placementHold;
   if (protocol < 1) return { kind: "accepted", instance: stored.after, protocol, instructions: null };
   const draining = stored.after.runner === "draining" || stored.after.interruption !== null;
@@ -268,18 +274,21 @@ export async function acceptHeartbeat(
  * again (this heartbeat may be the confirmation their gate waits for). A failure holds nothing: the
  * heartbeat is answered all the same, and the next one asks again.
  */
-async function holdAfterBeat(deps: HeartbeatDeps, instance: InstanceRecord): Promise<boolean> {
-  if (!deps.hold) return false;
+async function holdAfterBeat(
+  deps: HeartbeatDeps,
+  instance: InstanceRecord,
+): Promise<{ held: boolean; poolHeld: boolean }> {
+  if (!deps.hold) return { held: false, poolHeld: false };
   try {
     const state = await deps.hold.state(instance.pool);
     if (state.pending) await deps.hold.retryPending(instance.pool);
-    return state.held && instance.market === "spot";
+    return { held: state.held && instance.market === "spot", poolHeld: state.held };
   } catch (error) {
     deps.log?.warn("could not read or serve the pool's retry hold", {
       instance: instance.id,
       error: error instanceof Error ? error.message : String(error),
     });
-    return false;
+    return { held: false, poolHeld: false };
   }
 }
 

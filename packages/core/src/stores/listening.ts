@@ -46,6 +46,13 @@ export const COLD_LISTEN_DELAY_MS = 15_000;
  */
 export const STORE_BOOT_WAIT_MS = 120_000;
 
+/**
+ * Once the oldest queued job has waited this long, every store listens: the stores placement chose
+ * are not taking it (a store that never frees up, a runner that does not start, a job the ledger
+ * still has queued that the forge does not), and placing it costs more than it may save.
+ */
+export const PLACEMENT_GIVE_UP_MS = 120_000;
+
 /** How many queued jobs after the oldest one placement looks at to keep their warm stores free. */
 export const LISTENING_LOOKAHEAD = 64;
 
@@ -59,6 +66,7 @@ export const LISTENING_LOOKAHEAD = 64;
  * - Stores warm for it are all busy: only they listen, until the job has waited `coldListenDelayMs`.
  * - Otherwise cold stores listen too, except those warm for the next queued jobs while another store
  *   with a free slot can take it; if none can, every store listens.
+ * - Every store listens once the job has waited `PLACEMENT_GIVE_UP_MS`.
  */
 export function listeningStores(
   queue: readonly ListeningJob[],
@@ -88,6 +96,7 @@ export function listeningStoresFor(
   now: number,
   coldListenDelayMs: number = COLD_LISTEN_DELAY_MS,
 ): Set<string> {
+  if (now - head.queuedAt >= PLACEMENT_GIVE_UP_MS) return new Set(stores.map((store) => store.id));
   const key = head.cacheKey;
   const warm = new Set<string>();
   let warmFree = false;

@@ -16,6 +16,7 @@ import {
   LISTENING_LOOKAHEAD,
   type ListeningStore,
   listeningStoresFor,
+  PLACEMENT_GIVE_UP_MS,
 } from "../../../stores/listening";
 import { SimAsg } from "../asg";
 import type { LaunchOptions, ListeningRule, SimInstance, SimJob, SimPool, StoreVolume } from "../fleet";
@@ -378,7 +379,10 @@ class HearthPolicy implements Policy {
     const later = () => laterKeys(pool);
     // The rule as the control plane decides it with the pool as it is, the job's wait as of `at`.
     const decide = (at: number) => listeningStoresFor(job, later, stores, at * 1000, delay * 1000);
+    const giveUpAt = head.queuedAt + PLACEMENT_GIVE_UP_MS / 1000;
     const decided = decide(now);
+    // What an agent that heard of the job before placement gave up on it was told.
+    const placed = now < giveUpAt ? decided : decide(giveUpAt - 0.001);
     if (this.options.mechanisms.instantListening)
       return {
         listens: (instance) => decided.has(instance.id),
@@ -390,7 +394,8 @@ class HearthPolicy implements Policy {
     const listens = (instance: SimInstance): boolean => {
       const heard = this.heardAt(instance, now);
       if (heard < head.queuedAt) return idle;
-      if (heard >= delayEnds || now < delayEnds) return decided.has(instance.id);
+      if (heard >= giveUpAt) return true;
+      if (heard >= delayEnds || now < delayEnds) return placed.has(instance.id);
       early ??= decide(head.queuedAt);
       return early.has(instance.id);
     };
@@ -404,7 +409,9 @@ class HearthPolicy implements Policy {
           ? this.inForceAfter(instance, head.queuedAt)
           : heard < delayEnds
             ? this.inForceAfter(instance, delayEnds)
-            : null;
+            : heard < giveUpAt
+              ? this.inForceAfter(instance, giveUpAt)
+              : null;
       if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
     }
     return { listens, recheckAt };
