@@ -112,8 +112,7 @@ export function storePlacement(deps: StorePlacementDeps): StorePlacement {
   // them too, so it allows for as many as the pools may have.
   const queueLimit = deps.queueLimit ?? PLACEMENT_QUEUE_LIMIT;
   const scanLimit =
-    queueLimit +
-    deps.pools.reduce((sum, pool) => sum + pool.maxInstances + pool.warm.warmPoolSize, 0);
+    queueLimit + deps.pools.reduce((sum, pool) => sum + pool.maxInstances + pool.warm.warmPoolSize, 0);
   const queueRead = shortLived<Awaited<ReturnType<Ledger["queuedIfFew"]>>>(PLACEMENT_READ_TTL_MS, clock);
   const poolRead = shortLived<InstanceRecord[]>(PLACEMENT_READ_TTL_MS, clock);
   return {
