@@ -219,19 +219,29 @@ export function createLedger(options: LedgerOptions): Ledger {
 
   /**
    * Read-modify-write with optimistic concurrency: single-item conditional puts only (no
-   * transactions, which dynalite lacks and which cost twice as much on AWS). `alongside` are items
-   * read with the job's own in its first read, in the same call, for `change` to use.
+   * transactions, which dynalite lacks and which cost twice as much on AWS).
    */
   async function update(
     key: JobKey,
     change: (current: Job | undefined) => Job | undefined | Promise<Job | undefined>,
     deliveryId?: string,
-    alongside?: { keys: ItemKey[]; read(items: Item[]): void },
+    first: {
+      /** Items read with the job's own in its first read, in the same call, for `change` to use. */
+      alongside?: { keys: ItemKey[]; read(items: Item[]): void };
+      /**
+       * The job is most likely new: the first attempt does not read it, and writes it only if it is
+       * not there (as a read that found nothing would); a job that is there is then read as usual.
+       */
+      likelyNew?: boolean;
+    } = {},
   ): Promise<{ outcome: RecordOutcome; job: Job | undefined; previous: Job | undefined }> {
+    const { alongside, likelyNew } = first;
     const jobKey = { pk: jobPk(key), sk: "JOB" };
     for (let attempt = 1; ; attempt++) {
       let item: Item | undefined;
-      if (attempt === 1 && alongside) {
+      if (attempt === 1 && likelyNew) {
+        item = undefined;
+      } else if (attempt === 1 && alongside) {
         const items = await readItems([jobKey, ...alongside.keys]);
         item = items.find((read) => read.pk === jobKey.pk && read.sk === jobKey.sk);
         alongside.read(items.filter((read) => read !== item));
@@ -309,10 +319,15 @@ export function createLedger(options: LedgerOptions): Ledger {
         return { ...next, store: decided };
       },
       deliveryId,
-      reads && {
-        keys: reads.keys,
-        read: (items) => {
-          snapshot = reads.snapshot(items);
+      {
+        // A forge's delivery of a job's `queued` is mostly its first word of the job: written without
+        // a read first. (A poll's, without a delivery id, mostly finds a job a webhook recorded.)
+        likelyNew: event.status === "queued" && deliveryId !== undefined,
+        alongside: reads && {
+          keys: reads.keys,
+          read: (items) => {
+            snapshot = reads.snapshot(items);
+          },
         },
       },
     );
