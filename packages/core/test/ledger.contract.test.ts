@@ -51,6 +51,37 @@ describe.each(backends)("ledger on $name", (backend) => {
     expect(await ledger.get({ source: "gitlab", id: "1001" })).toBeUndefined();
   });
 
+  it("writes a new job's queued delivery without reading first; a job already there is read and merged", async () => {
+    const tableName = `ledger-${randomUUID()}`;
+    const { client, documents } = localDynamoClients(backend.endpoint());
+    await ensureTable(client, tableName);
+    const sent: string[] = [];
+    const counting = {
+      send: (command: { constructor: { name: string } }) => {
+        sent.push(command.constructor.name);
+        return documents.send(command as never);
+      },
+    } as unknown as typeof documents;
+    const ledger = createLedger({ client: counting, tableName, now: () => clock });
+    expect((await ledger.record(jobEvent(), "d-1")).outcome).toBe("recorded");
+    expect(sent).toEqual(["PutCommand"]);
+    // The same delivery again: the write finds the job there, and the read finds the delivery.
+    sent.length = 0;
+    expect((await ledger.record(jobEvent(), "d-1")).outcome).toBe("duplicate");
+    expect(sent).toEqual(["PutCommand", "GetCommand"]);
+    // A late queued delivery of a job that runs already changes nothing.
+    const [, running] = lifecycle("1002");
+    await ledger.record(running as Job, "d-2");
+    sent.length = 0;
+    expect((await ledger.record(jobEvent({ id: "1002" }), "d-3")).outcome).toBe("unchanged");
+    expect(sent).toEqual(["PutCommand", "GetCommand"]);
+    expect((await ledger.get({ source: "github", id: "1002" }))?.status).toBe("running");
+    // Without a delivery id (a poll's), the job is read first: a poll mostly finds jobs recorded.
+    sent.length = 0;
+    await ledger.record(jobEvent({ id: "1003" }));
+    expect(sent).toEqual(["GetCommand", "PutCommand"]);
+  });
+
   it("applies a delivery once: a replay writes nothing", async () => {
     const { ledger, raw } = await freshLedger();
     await ledger.record(jobEvent(), "d-1");

@@ -312,6 +312,132 @@ describe("store origins decided late or under concurrent writes", () => {
   });
 });
 
+/** A client that runs `before` once, ahead of the first job write matching `when`. */
+function interleaving(
+  documents: ReturnType<typeof localDynamoClients>["documents"],
+  when: (item: Record<string, unknown>) => boolean,
+  before: () => Promise<unknown>,
+) {
+  let done = false;
+  const client = {
+    send: async (command: unknown) => {
+      if (
+        !done &&
+        command instanceof PutCommand &&
+        command.input.Item?.kind === "job" &&
+        when(command.input.Item)
+      ) {
+        done = true;
+        await before();
+      }
+      return documents.send(command as never);
+    },
+  } as unknown as typeof documents;
+  return { client, interleaved: () => done };
+}
+
+describe("store bookkeeping on a job's start and end", () => {
+  const runner = { id: "7", name: `hearth-${A}-1` };
+  const started = (id: string, name: string, start: string) =>
+    jobEvent({ id, name, status: "running", startedAt: start, runner, instanceId: A });
+  const completed = (id: string, name: string, start: string, end: string) =>
+    jobEvent({
+      id,
+      name,
+      status: "completed",
+      conclusion: "success",
+      startedAt: start,
+      finishedAt: end,
+      runner,
+      instanceId: A,
+    });
+
+  it("reads the instance's store with the job itself, in one call, then writes", async () => {
+    const w = await world();
+    const { documents } = localDynamoClients(dynamo.endpoint);
+    const sent: string[] = [];
+    const counting = {
+      send: (command: { constructor: { name: string } }) => {
+        sent.push(command.constructor.name);
+        return documents.send(command as never);
+      },
+    } as unknown as typeof documents;
+    const ledger = createLedger({ client: counting, tableName: w.tableName, now: w.store.now });
+    const calls = async (record: () => Promise<unknown>) => {
+      sent.length = 0;
+      await record();
+      return [...sent];
+    };
+    await ledger.record(jobEvent({ id: "1" }));
+    // A's pool is not known yet: the pool's record of the key is read once the store is found cold.
+    expect(await calls(() => ledger.record(started("1", "ci / build", "2026-01-01T10:00:10.000Z")))).toEqual([
+      "BatchGetCommand",
+      "GetCommand",
+      "PutCommand",
+    ]);
+    // The job, then the instance's record and the pool's record of the key, at once.
+    expect(
+      await calls(() =>
+        ledger.record(completed("1", "ci / build", "2026-01-01T10:00:10.000Z", "2026-01-01T10:05:00.000Z")),
+      ),
+    ).toEqual(["BatchGetCommand", "PutCommand", "PutCommand", "PutCommand"]);
+    // A's pool known: the pool's record of the key is read with the job and the instance.
+    await ledger.record(jobEvent({ id: "2", name: "ci / test" }));
+    expect(await calls(() => ledger.record(started("2", "ci / test", "2026-01-01T10:06:00.000Z")))).toEqual([
+      "BatchGetCommand",
+      "PutCommand",
+    ]);
+    expect((await originOf(w, "1"))?.origin).toBe("cold");
+    expect((await originOf(w, "2"))?.origin).toBe("cold");
+    expect((await w.registry.get(A))?.finishedCacheKeys).toEqual([
+      cacheKeyOf({ project: "acme/app", name: "ci / build" }),
+    ]);
+  });
+
+  it("a completion whose instance changed since the job was read writes on a fresh read of it", async () => {
+    const w = await world();
+    const { documents } = localDynamoClients(dynamo.endpoint);
+    await run(w, "1", A, { start: "2026-01-01T10:00:10.000Z", end: "2026-01-01T10:05:00.000Z" });
+    await w.ledger.record(jobEvent({ id: "2", name: "ci / test" }));
+    await w.ledger.record(started("2", "ci / test", "2026-01-01T10:06:00.000Z"));
+    // A heartbeat lands between the completion's read of A and its write.
+    const { client, interleaved } = interleaving(
+      documents,
+      (item) => item.id === "2" && item.status === "completed",
+      () => w.registry.heartbeat(A, beat(A, ["from-the-image"])),
+    );
+    const ledger = createLedger({ client, tableName: w.tableName, now: w.store.now });
+    await ledger.record(completed("2", "ci / test", "2026-01-01T10:06:00.000Z", "2026-01-01T10:08:00.000Z"));
+    expect(interleaved()).toBe(true);
+    const record = await w.registry.get(A);
+    const keys = ["ci / test", "ci / build"].map((name) => cacheKeyOf({ project: "acme/app", name }));
+    expect(record?.finishedCacheKeys).toEqual(keys);
+    expect(record?.reportedCacheKeys).toEqual(["from-the-image"]);
+    expect(record?.lastHeartbeatAt).not.toBeNull();
+    expect((await w.ledger.get({ source: "github", id: "2" }))?.store?.origin).toBe("cold");
+  });
+
+  it("a completion never brings back an instance forgotten since the job was read", async () => {
+    const w = await world();
+    const { documents } = localDynamoClients(dynamo.endpoint);
+    await w.ledger.record(jobEvent({ id: "1" }));
+    await w.ledger.record(started("1", "ci / build", "2026-01-01T10:00:10.000Z"));
+    // A is terminated between the completion's read of it and its write.
+    const { client, interleaved } = interleaving(
+      documents,
+      (item) => item.id === "1" && item.status === "completed",
+      () => w.registry.forget(A),
+    );
+    const ledger = createLedger({ client, tableName: w.tableName, now: w.store.now });
+    const done = await ledger.record(
+      completed("1", "ci / build", "2026-01-01T10:00:10.000Z", "2026-01-01T10:05:00.000Z"),
+    );
+    expect(interleaved()).toBe(true);
+    expect(done.job?.status).toBe("completed");
+    expect(await w.registry.get(A)).toBeUndefined();
+  });
+});
+
 describe("classifyOrigin", () => {
   const at = new Date("2026-01-08T10:00:00.000Z");
   it("warm over substituted over cold", () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
@@ -185,6 +186,12 @@ export type Registration = Pick<InstanceRecord, "id" | "pool" | "group" | "marke
 };
 
 const key = (id: string) => ({ pk: `INSTANCE#${id}`, sk: "INSTANCE" });
+
+/** The table key of an instance's record, for a caller that reads it along with other items. */
+export const instanceItemKey = key;
+
+/** An instance's item as the table holds it (its record and the registry's bookkeeping). */
+export type InstanceItem = Record<string, unknown>;
 const FIELDS = [
   "id",
   "pool",
@@ -210,7 +217,7 @@ const FIELDS = [
   "releasing",
 ] as const;
 
-function fromItem(item: Record<string, unknown>): InstanceRecord {
+export function instanceFromItem(item: InstanceItem): InstanceRecord {
   const record = Object.fromEntries(
     FIELDS.map((field) => [field, item[field] ?? null]),
   ) as unknown as InstanceRecord;
@@ -235,9 +242,16 @@ export interface InstanceRegistry {
   /**
    * A job with this cache key completed on the instance at `at` (ISO): its store now holds the key
    * (most recent first). Returns the record as written, or undefined for an instance the registry
-   * does not know.
+   * does not know. `read` is the instance's item as the caller already read it (null: not in the
+   * table then), taken instead of reading it again: its write still holds only if no other write
+   * came since, and is tried again on a fresh read otherwise.
    */
-  finishedJob(id: string, cacheKey: string, at: string): Promise<InstanceRecord | undefined>;
+  finishedJob(
+    id: string,
+    cacheKey: string,
+    at: string,
+    read?: InstanceItem | null,
+  ): Promise<InstanceRecord | undefined>;
   /** An instance resumed from the warm pool: booting again, same store. */
   resumed(id: string, at: string): Promise<void>;
   /** An instance went into the warm pool: nothing runs on it until it resumes. */
@@ -302,12 +316,14 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
     const got = await client.send(
       new GetCommand({ TableName: tableName, Key: key(id), ConsistentRead: true }),
     );
-    return got.Item ? fromItem(got.Item) : undefined;
+    return got.Item ? instanceFromItem(got.Item) : undefined;
   }
 
   /**
-   * Optimistic update on `lastWrite`, so a heartbeat and a registration never undo each other. A
-   * change that returns null writes nothing (`after` is then null).
+   * Optimistic update on `lastWrite` (unique to each write), so a heartbeat and a registration never
+   * undo each other, and on the record still being there, so that a write never brings back a
+   * forgotten instance. A change that returns null writes nothing (`after` is then null). `read`,
+   * when given, is the item as the caller read it, taken for the first attempt instead of reading it.
    */
   async function update(
     id: string,
@@ -316,24 +332,33 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
   async function update(
     id: string,
     change: (record: InstanceRecord) => InstanceRecord | null,
+    read?: InstanceItem | null,
   ): Promise<{ before: InstanceRecord; after: InstanceRecord | null } | undefined>;
-  async function update(id: string, change: (record: InstanceRecord) => InstanceRecord | null) {
+  async function update(
+    id: string,
+    change: (record: InstanceRecord) => InstanceRecord | null,
+    read?: InstanceItem | null,
+  ) {
     for (let attempt = 1; ; attempt++) {
-      const got = await client.send(
-        new GetCommand({ TableName: tableName, Key: key(id), ConsistentRead: true }),
-      );
-      if (!got.Item) return undefined;
-      const before = fromItem(got.Item);
+      const item =
+        attempt === 1 && read !== undefined
+          ? read
+          : (await client.send(new GetCommand({ TableName: tableName, Key: key(id), ConsistentRead: true })))
+              .Item;
+      if (!item) return undefined;
+      const before = instanceFromItem(item);
       const after = change(before);
       if (!after) return { before, after: null };
-      const stamp = now().toISOString();
       try {
         await client.send(
           new PutCommand({
             TableName: tableName,
-            Item: { ...toItem(after), lastWrite: `${stamp}#${attempt}` },
-            ConditionExpression: "attribute_not_exists(lastWrite) OR lastWrite = :w",
-            ExpressionAttributeValues: { ":w": got.Item.lastWrite ?? null },
+            // Unique, not only a time: two writes in the same millisecond (or on a clock that does not
+            // move, as local mode's fake one) must not pass for each other.
+            Item: { ...toItem(after), lastWrite: `${now().toISOString()}#${randomUUID()}` },
+            ConditionExpression:
+              "attribute_exists(pk) AND (attribute_not_exists(lastWrite) OR lastWrite = :w)",
+            ExpressionAttributeValues: { ":w": item.lastWrite ?? null },
           }),
         );
         return { before, after };
@@ -399,7 +424,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
             ExclusiveStartKey: start,
           }),
         );
-        records.push(...(page.Items ?? []).map(fromItem));
+        records.push(...(page.Items ?? []).map(instanceFromItem));
         start = page.LastEvaluatedKey;
       } while (start);
       return records;
@@ -456,25 +481,29 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
       );
     },
 
-    async finishedJob(id, cacheKey, at) {
-      const done = await update(id, (record) => {
-        // A replayed or late completion changes nothing: the key was already used since.
-        const last = record.finishedCacheKeyTimes[cacheKey];
-        if (record.finishedCacheKeys.includes(cacheKey) && last !== undefined && last >= at) return null;
-        const finished = [...record.finishedCacheKeys];
-        rememberKey(finished, cacheKey);
-        const times: Record<string, string> = {};
-        for (const key of finished) {
-          const time = key === cacheKey ? at : record.finishedCacheKeyTimes[key];
-          if (time !== undefined) times[key] = time;
-        }
-        return {
-          ...record,
-          finishedCacheKeys: finished,
-          finishedCacheKeyTimes: times,
-          cacheKeys: storeKeys(finished, record.reportedCacheKeys),
-        };
-      });
+    async finishedJob(id, cacheKey, at, read) {
+      const done = await update(
+        id,
+        (record) => {
+          // A replayed or late completion changes nothing: the key was already used since.
+          const last = record.finishedCacheKeyTimes[cacheKey];
+          if (record.finishedCacheKeys.includes(cacheKey) && last !== undefined && last >= at) return null;
+          const finished = [...record.finishedCacheKeys];
+          rememberKey(finished, cacheKey);
+          const times: Record<string, string> = {};
+          for (const key of finished) {
+            const time = key === cacheKey ? at : record.finishedCacheKeyTimes[key];
+            if (time !== undefined) times[key] = time;
+          }
+          return {
+            ...record,
+            finishedCacheKeys: finished,
+            finishedCacheKeyTimes: times,
+            cacheKeys: storeKeys(finished, record.reportedCacheKeys),
+          };
+        },
+        read,
+      );
       if (!done) return undefined;
       return done.after ?? done.before;
     },

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -20,7 +21,14 @@ import {
   normalizeLabels,
   sameJob,
 } from "../jobs";
-import { completesOnInstance, createStoreKnowledge, needsOrigin } from "../stores";
+import {
+  completesOnInstance,
+  createStoreKnowledge,
+  type ItemKey,
+  needsOrigin,
+  type StoreReads,
+  type StoreSnapshot,
+} from "../stores";
 
 export interface LedgerOptions {
   client: DynamoDBDocumentClient;
@@ -191,6 +199,25 @@ export function createLedger(options: LedgerOptions): Ledger {
   }
 
   /**
+   * Consistent reads of a few items in one call (a BatchGetItem), whichever of them exist. Keys the
+   * table left unprocessed (throttling) are asked again, after a short wait.
+   */
+  async function readItems(keys: ItemKey[]): Promise<Item[]> {
+    const items: Item[] = [];
+    let pending: Item[] = keys.map((key) => ({ pk: key.pk, sk: key.sk }));
+    for (let round = 1; pending.length > 0; round++) {
+      if (round > 1) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** Math.min(round, 8)));
+      const got = await client.send(
+        new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: true } } }),
+      );
+      items.push(...(got.Responses?.[tableName] ?? []));
+      pending = got.UnprocessedKeys?.[tableName]?.Keys ?? [];
+      if (pending.length > 0 && round >= MAX_ATTEMPTS) throw new Error("DynamoDB left reads unprocessed");
+    }
+    return items;
+  }
+
+  /**
    * Read-modify-write with optimistic concurrency: single-item conditional puts only (no
    * transactions, which dynalite lacks and which cost twice as much on AWS).
    */
@@ -198,12 +225,32 @@ export function createLedger(options: LedgerOptions): Ledger {
     key: JobKey,
     change: (current: Job | undefined) => Job | undefined | Promise<Job | undefined>,
     deliveryId?: string,
+    first: {
+      /** Items read with the job's own in its first read, in the same call, for `change` to use. */
+      alongside?: { keys: ItemKey[]; read(items: Item[]): void };
+      /**
+       * The job is most likely new: the first attempt does not read it, and writes it only if it is
+       * not there (as a read that found nothing would); a job that is there is then read as usual.
+       */
+      likelyNew?: boolean;
+    } = {},
   ): Promise<{ outcome: RecordOutcome; job: Job | undefined; previous: Job | undefined }> {
+    const { alongside, likelyNew } = first;
+    const jobKey = { pk: jobPk(key), sk: "JOB" };
     for (let attempt = 1; ; attempt++) {
-      const got = await client.send(
-        new GetCommand({ TableName: tableName, Key: { pk: jobPk(key), sk: "JOB" }, ConsistentRead: true }),
-      );
-      const item = got.Item;
+      let item: Item | undefined;
+      if (attempt === 1 && likelyNew) {
+        item = undefined;
+      } else if (attempt === 1 && alongside) {
+        const items = await readItems([jobKey, ...alongside.keys]);
+        item = items.find((read) => read.pk === jobKey.pk && read.sk === jobKey.sk);
+        alongside.read(items.filter((read) => read !== item));
+      } else {
+        const got = await client.send(
+          new GetCommand({ TableName: tableName, Key: jobKey, ConsistentRead: true }),
+        );
+        item = got.Item;
+      }
       const seen: string[] = Array.isArray(item?.deliveries) ? item.deliveries : [];
       const current = item ? fromItem(item) : undefined;
       if (deliveryId !== undefined && seen.includes(deliveryId))
@@ -255,6 +302,10 @@ export function createLedger(options: LedgerOptions): Ledger {
    */
   async function record(event: JobEvent, deliveryId?: string) {
     let decided: NonNullable<Job["store"]> | undefined;
+    // An event that runs or completes the job on an instance reads the instance's store with the job
+    // itself, in one call: the decision and the completion below then read nothing more, mostly.
+    const reads: StoreReads | undefined = stores.readsFor(event);
+    let snapshot: StoreSnapshot | undefined;
     const result = await update(
       event,
       async (current) => {
@@ -262,12 +313,23 @@ export function createLedger(options: LedgerOptions): Ledger {
         if (!needsOrigin(next) || next.instanceId === null) return next;
         if (decided?.instanceId !== next.instanceId) {
           const at = next.startedAt ? new Date(next.startedAt) : now();
-          const origin = await stores.originOf(next, next.instanceId, at);
+          const origin = await stores.originOf(next, next.instanceId, at, snapshot);
           decided = { origin, instanceId: next.instanceId, at: at.toISOString() };
         }
         return { ...next, store: decided };
       },
       deliveryId,
+      {
+        // A forge's delivery of a job's `queued` is mostly its first word of the job: written without
+        // a read first. (A poll's, without a delivery id, mostly finds a job a webhook recorded.)
+        likelyNew: event.status === "queued" && deliveryId !== undefined,
+        alongside: reads && {
+          keys: reads.keys,
+          read: (items) => {
+            snapshot = reads.snapshot(items);
+          },
+        },
+      },
     );
     const { job, previous } = result;
     if (
@@ -279,7 +341,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       // Best effort, after the job is written: a key not recorded costs a later job a warm decision
       // (counted cold), never a wrong job.
       await stores
-        .finished(job, job.instanceId, job.finishedAt ? new Date(job.finishedAt) : now())
+        .finished(job, job.instanceId, job.finishedAt ? new Date(job.finishedAt) : now(), snapshot)
         .catch(() => undefined);
     }
     return result;

@@ -1,6 +1,13 @@
 import { createHash } from "node:crypto";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { createInstanceRegistry, type InstanceRecord, type InstanceRegistry } from "../instances";
+import {
+  createInstanceRegistry,
+  type InstanceItem,
+  type InstanceRecord,
+  type InstanceRegistry,
+  instanceFromItem,
+  instanceItemKey,
+} from "../instances";
 import { cacheKeyOf, type Job, type StoreOrigin, storeOrigins } from "../jobs";
 
 /**
@@ -39,14 +46,47 @@ export interface FinishedKey {
   finishedAt: string;
 }
 
+/** A table item's key. */
+export interface ItemKey {
+  pk: string;
+  sk: string;
+}
+
+/**
+ * What a job's record read of its instance's store along with the job's own item, in the same call:
+ * the instance's item (null: the registry did not hold it) and, when the instance's pool was known
+ * before the read, the pool's record of the job's key (null: none).
+ */
+export interface StoreSnapshot {
+  instanceId: string;
+  instance: InstanceItem | null;
+  finished?: { pool: string; cacheKey: string; item: InstanceItem | null };
+}
+
+/** The items to read with a job's own (`keys`), and what they tell once read (`snapshot`). */
+export interface StoreReads {
+  keys: ItemKey[];
+  snapshot(items: readonly Record<string, unknown>[]): StoreSnapshot;
+}
+
 export interface StoreKnowledge {
   /**
-   * Where the store of a job that just started on an instance came from: null for an instance Hearth
-   * does not know (its store is unknown).
+   * What to read with the job's own item for an event that runs or completes a named job (its key
+   * known) on an instance: its start or end reads the instance's record, and a start the pool's
+   * record of the key (when the instance's pool is known). Undefined for any other event.
    */
-  originOf(job: Job, instanceId: string, at: Date): Promise<StoreOrigin | null>;
-  /** A job completed on an instance: its store, and the pool's binary cache, now hold its key. */
-  finished(job: Job, instanceId: string, at: Date): Promise<void>;
+  readsFor(event: Job): StoreReads | undefined;
+  /**
+   * Where the store of a job that just started on an instance came from: null for an instance Hearth
+   * does not know (its store is unknown). What `snapshot` holds of this instance is not read again.
+   */
+  originOf(job: Job, instanceId: string, at: Date, snapshot?: StoreSnapshot): Promise<StoreOrigin | null>;
+  /**
+   * A job completed on an instance: its store, and the pool's binary cache, now hold its key. The
+   * instance's item in `snapshot` is the first attempt's read (an instance it did not hold is not
+   * credited).
+   */
+  finished(job: Job, instanceId: string, at: Date, snapshot?: StoreSnapshot): Promise<void>;
   /** The pool's record of a key, if an instance of the pool finished a job of it. */
   lastFinished(pool: string, cacheKey: string): Promise<FinishedKey | undefined>;
 }
@@ -105,9 +145,7 @@ export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowl
     const got = await client.send(
       new GetCommand({ TableName: tableName, Key: finishedKeyItemKey(pool, cacheKey), ConsistentRead: true }),
     );
-    const item = got.Item;
-    if (!item || item.cacheKey !== cacheKey || typeof item.finishedAt !== "string") return undefined;
-    return { pool, cacheKey, instanceId: String(item.instanceId), finishedAt: item.finishedAt };
+    return finishedKeyOf(pool, cacheKey, got.Item);
   }
 
   /**
@@ -146,31 +184,85 @@ export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowl
     }
   }
 
+  /** What `snapshot` read of this instance, if it is this instance's. */
+  const snapshotOf = (instanceId: string, snapshot: StoreSnapshot | undefined) =>
+    snapshot?.instanceId === instanceId ? snapshot : undefined;
+
   return {
     lastFinished,
 
-    async originOf(job, instanceId, at) {
+    readsFor(event) {
+      const { instanceId } = event;
+      const cacheKey = knownCacheKey(event);
+      // An event that does not name the job (a heartbeat's) reads nothing more: the job it reports
+      // running is mostly recorded already, and its store decided.
+      if (instanceId === null || cacheKey === undefined) return undefined;
+      if (event.status !== "running" && event.status !== "completed") return undefined;
+      const instanceKey = instanceItemKey(instanceId);
+      // A start's decision may need the pool's record of the key: read in the same call when the pool
+      // is known. A completion's (rarely, its start was never recorded) reads it itself.
+      const pool = pools.get(instanceId);
+      const finishedKey =
+        event.status === "running" && pool !== undefined
+          ? { pool, cacheKey, key: finishedKeyItemKey(pool, cacheKey) }
+          : undefined;
+      const find = (items: readonly Record<string, unknown>[], key: ItemKey) =>
+        items.find((item) => item.pk === key.pk && item.sk === key.sk) ?? null;
+      return {
+        keys: finishedKey ? [instanceKey, finishedKey.key] : [instanceKey],
+        snapshot: (items) => ({
+          instanceId,
+          instance: find(items, instanceKey),
+          ...(finishedKey && {
+            finished: {
+              pool: finishedKey.pool,
+              cacheKey: finishedKey.cacheKey,
+              item: find(items, finishedKey.key),
+            },
+          }),
+        }),
+      };
+    },
+
+    async originOf(job, instanceId, at, snapshot) {
       const cacheKey = knownCacheKey(job);
       if (cacheKey === undefined) return null;
-      const knownPool = pools.get(instanceId);
-      const [instance, early] = await Promise.all([
-        registry.get(instanceId),
-        knownPool === undefined ? undefined : lastFinished(knownPool, cacheKey),
-      ]);
+      const read = snapshotOf(instanceId, snapshot);
+      let instance: InstanceRecord | undefined;
+      let early: { pool: string; last: FinishedKey | undefined } | undefined;
+      if (read) {
+        instance = read.instance ? instanceFromItem(read.instance) : undefined;
+        const finished = read.finished;
+        if (finished?.cacheKey === cacheKey)
+          early = { pool: finished.pool, last: finishedKeyOf(finished.pool, cacheKey, finished.item) };
+      } else {
+        const knownPool = pools.get(instanceId);
+        const [got, last] = await Promise.all([
+          registry.get(instanceId),
+          knownPool === undefined ? undefined : lastFinished(knownPool, cacheKey),
+        ]);
+        instance = got;
+        if (knownPool !== undefined) early = { pool: knownPool, last };
+      }
       if (!instance) return null;
       rememberPool(instanceId, instance.pool);
       const held = keysHeldAt(instance, at);
       if (held.includes(cacheKey)) return "warm";
-      const last = knownPool === instance.pool ? early : await lastFinished(instance.pool, cacheKey);
+      const last = early?.pool === instance.pool ? early.last : await lastFinished(instance.pool, cacheKey);
       return classifyOrigin(held, cacheKey, last?.finishedAt, at);
     },
 
-    async finished(job, instanceId, at) {
+    async finished(job, instanceId, at, snapshot) {
       const cacheKey = knownCacheKey(job);
       if (cacheKey === undefined) return;
-      const knownPool = pools.get(instanceId);
+      const read = snapshotOf(instanceId, snapshot);
+      // An instance the registry did not hold when this record read it is not credited, as it would
+      // not be had it been read now: its key goes nowhere.
+      if (read?.instance === null) return;
+      // The pool, known, lets the pool's record of the key be written with the instance's at once.
+      const knownPool = read?.instance ? String(read.instance.pool) : pools.get(instanceId);
       const [instance] = await Promise.all([
-        registry.finishedJob(instanceId, cacheKey, at.toISOString()),
+        registry.finishedJob(instanceId, cacheKey, at.toISOString(), read?.instance),
         knownPool === undefined ? undefined : recordFinish(knownPool, cacheKey, instanceId, at),
       ]);
       if (!instance) return;
@@ -178,6 +270,16 @@ export function createStoreKnowledge(options: StoreKnowledgeOptions): StoreKnowl
       if (knownPool !== instance.pool) await recordFinish(instance.pool, cacheKey, instanceId, at);
     },
   };
+}
+
+/** The pool's record of a key, from its item as read. */
+function finishedKeyOf(
+  pool: string,
+  cacheKey: string,
+  item: Record<string, unknown> | null | undefined,
+): FinishedKey | undefined {
+  if (!item || item.cacheKey !== cacheKey || typeof item.finishedAt !== "string") return undefined;
+  return { pool, cacheKey, instanceId: String(item.instanceId), finishedAt: item.finishedAt };
 }
 
 /**
