@@ -24,6 +24,7 @@ import { createRunnerRecords, type RunnerDeps, type RunnerRecords } from "../src
 import { createScalingRecords } from "../src/scaling";
 import { SimulatedFleet } from "../src/simulation/fleet";
 import { ensureTable } from "../src/table";
+import { heartbeat } from "./support/heartbeats";
 
 /**
  * HandleInterruption's steps over real parts: the table in embedded DynamoDB and the simulated fleet
@@ -165,16 +166,7 @@ describe("HandleInterruption's steps", () => {
     return { claimed, progress: await drainInterrupted(deps, n, claimed) };
   }
 
-  const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat => ({
-    instanceId,
-    runner: "ready",
-    slots: 2,
-    runningJobs: [],
-    cacheKeys: [],
-    storeBytes: null,
-    interruption: null,
-    ...overrides,
-  });
+  const beat = heartbeat;
   const detaches = () => fleet.callLog.filter((call) => call.startsWith("DetachInstances"));
   const burstInService = async () =>
     (await fleet.observe(pool)).instances.filter((i) => i.group === "burst").map((i) => i.id);

@@ -6,6 +6,7 @@ import { type EmbeddedDynamo, startEmbeddedDynamo } from "../src/local";
 import { type PoolConfig, poolsConfigSchema } from "../src/pools";
 import { COLD_LISTEN_DELAY_MS } from "../src/stores/listening";
 import { listeningStoreOf, type StorePlacementDeps, storePlacement } from "../src/stores/placement";
+import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 import { A, ARM, B, type StoreWorld, storeWorld } from "./support/store-world";
 
@@ -40,17 +41,8 @@ const poolsWith = (placement: "warm-first" | "any"): PoolConfig[] =>
     },
   ]);
 
-const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat => ({
-  instanceId,
-  runner: "ready",
-  slots: 2,
-  runningJobs: [],
-  cacheKeys: [],
-  storeBytes: null,
-  interruption: null,
-  protocol: 3,
-  ...overrides,
-});
+const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat =>
+  heartbeat(instanceId, { protocol: 3, ...overrides });
 
 const keyOf = (name: string) => cacheKeyOf({ project: "acme/app", name });
 
@@ -85,6 +77,24 @@ function placement(w: StoreWorld, overrides: Partial<StorePlacementDeps> = {}) {
   };
   return { placement: storePlacement(deps), warnings };
 }
+
+/** An instance's record as the registry holds it, idle and reporting, warm for `k`. */
+const storeRecord = (overrides: Partial<InstanceRecord> = {}): InstanceRecord =>
+  ({
+    id: A,
+    market: "on-demand",
+    runner: "ready",
+    slots: 2,
+    runningJobs: [],
+    cacheKeys: ["k"],
+    launchedAt: START,
+    lastHeartbeatAt: START,
+    releasing: null,
+    interruption: null,
+    claiming: true,
+    gitlabManager: null,
+    ...overrides,
+  }) as unknown as InstanceRecord;
 
 describe("store placement", () => {
   it("holds every store of a pool with nothing queued, without reading the registry", async () => {
@@ -197,17 +207,7 @@ describe("store placement", () => {
 
   it("counts a store that stopped reporting, or is being released, as out of service", () => {
     const now = Date.parse(START);
-    const record = {
-      id: A,
-      runner: "ready",
-      slots: 2,
-      runningJobs: [{ source: "github", id: "1" }],
-      cacheKeys: ["k"],
-      launchedAt: START,
-      lastHeartbeatAt: START,
-      releasing: null,
-      interruption: null,
-    } as unknown as InstanceRecord;
+    const record = storeRecord({ runningJobs: [{ source: "github", id: "1" }] });
     expect(listeningStoreOf(record, now)).toEqual({
       id: A,
       state: "ready",
@@ -229,20 +229,7 @@ describe("store placement", () => {
 
   it("counts on no spot store while the pool holds its spot runners for a retry", () => {
     const now = Date.parse(START);
-    const record = {
-      id: A,
-      market: "spot",
-      runner: "ready",
-      slots: 2,
-      runningJobs: [],
-      cacheKeys: ["k"],
-      launchedAt: START,
-      lastHeartbeatAt: START,
-      releasing: null,
-      interruption: null,
-      claiming: true,
-      gitlabManager: null,
-    } as unknown as InstanceRecord;
+    const record = storeRecord({ market: "spot" });
     expect(listeningStoreOf(record, now, false).state).toBe("ready");
     expect(listeningStoreOf(record, now, true).state).toBe("other");
     expect(listeningStoreOf({ ...record, market: "on-demand" } as InstanceRecord, now, true).state).toBe(
@@ -252,20 +239,12 @@ describe("store placement", () => {
 
   it("counts a held GitLab store with a job running as having no free slot: its gitlab-runner is stopping", () => {
     const now = Date.parse(START);
-    const record = {
-      id: A,
-      market: "on-demand",
+    const record = storeRecord({
       runner: "busy",
-      slots: 2,
       runningJobs: [{ source: "gitlab", id: "1" }],
-      cacheKeys: ["k"],
-      launchedAt: START,
-      lastHeartbeatAt: START,
-      releasing: null,
-      interruption: null,
       claiming: false,
       gitlabManager: { runnerId: 5, systemId: "s_1" },
-    } as unknown as InstanceRecord;
+    });
     expect(listeningStoreOf(record, now).freeSlots).toBe(0);
     expect(listeningStoreOf({ ...record, claiming: true } as InstanceRecord, now).freeSlots).toBe(1);
     expect(listeningStoreOf({ ...record, gitlabManager: null } as InstanceRecord, now).freeSlots).toBe(1);

@@ -31,6 +31,7 @@ import {
 import { storePlacement } from "../src/stores/placement";
 import { ensureTable, type Store } from "../src/table";
 import { FakeGitHub } from "./support/fake-github";
+import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 
 /**
@@ -371,16 +372,7 @@ describe("an instance leaving service", () => {
 });
 
 describe("the heartbeat's answer", () => {
-  const beat = (overrides: Partial<Heartbeat> = {}): Heartbeat => ({
-    instanceId,
-    runner: "ready",
-    slots: 2,
-    runningJobs: [],
-    cacheKeys: [],
-    storeBytes: null,
-    interruption: null,
-    ...overrides,
-  });
+  const beat = (overrides: Partial<Heartbeat> = {}): Heartbeat => heartbeat(instanceId, overrides);
 
   function heartbeatDeps(market: "spot" | "on-demand" = "on-demand"): HeartbeatDeps {
     return {

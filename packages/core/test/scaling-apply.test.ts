@@ -9,7 +9,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
-import { createInstanceRegistry, type Heartbeat, type InstanceRegistry } from "../src/instances";
+import { createInstanceRegistry, type InstanceRegistry } from "../src/instances";
 import type { Job } from "../src/jobs";
 import { createJournal } from "../src/journal";
 import { createLeases } from "../src/leases";
@@ -37,6 +37,7 @@ import {
   pool,
   WARM,
 } from "./support/aws-fleet-fixtures";
+import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 
 /**
@@ -132,16 +133,7 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     return { deps, registry, store };
   }
 
-  const beat = (instanceId: string, overrides: Partial<Heartbeat> = {}): Heartbeat => ({
-    instanceId,
-    runner: "ready",
-    slots: 2,
-    runningJobs: [],
-    cacheKeys: [],
-    storeBytes: null,
-    interruption: null,
-    ...overrides,
-  });
+  const beat = heartbeat;
 
   async function registerAll(registry: InstanceRegistry) {
     for (const [id, group, market] of [

@@ -7,6 +7,7 @@ import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { BINARY_CACHE_WINDOW_SECONDS, classifyOrigin, createStoreKnowledge } from "../src/stores";
 import { ensureTable } from "../src/table";
+import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 import { A, ARM, B, STRANGER, type StoreWorld, storeWorld } from "./support/store-world";
 
@@ -57,16 +58,8 @@ async function run(
 
 const originOf = async (w: World, id: string) => (await w.ledger.get({ source: "github", id }))?.store;
 
-const beat = (instanceId: string, cacheKeys: string[]): Heartbeat => ({
-  instanceId,
-  runner: "ready",
-  slots: 2,
-  runningJobs: [],
-  cacheKeys,
-  storeBytes: null,
-  interruption: null,
-  protocol: 3,
-});
+const beat = (instanceId: string, cacheKeys: string[]): Heartbeat =>
+  heartbeat(instanceId, { cacheKeys, protocol: 3 });
 
 describe("store origins", () => {
   it("a job's first run on an instance is cold; its key is then the instance's, and the next is warm", async () => {
