@@ -5,6 +5,7 @@ import { applyEvent, type Job } from "../src/jobs";
 import { createLedger, type Ledger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { ensureTable } from "../src/table";
+import { countingClient } from "./support/counting-client";
 import { jobEvent, lifecycle } from "./support/jobs";
 
 /** One suite, two backends: what the ledger promises must hold on both. */
@@ -55,13 +56,7 @@ describe.each(backends)("ledger on $name", (backend) => {
     const tableName = `ledger-${randomUUID()}`;
     const { client, documents } = localDynamoClients(backend.endpoint());
     await ensureTable(client, tableName);
-    const sent: string[] = [];
-    const counting = {
-      send: (command: { constructor: { name: string } }) => {
-        sent.push(command.constructor.name);
-        return documents.send(command as never);
-      },
-    } as unknown as typeof documents;
+    const { client: counting, sent } = countingClient(documents);
     const ledger = createLedger({ client: counting, tableName, now: () => clock });
     expect((await ledger.record(jobEvent(), "d-1")).outcome).toBe("recorded");
     expect(sent).toEqual(["PutCommand"]);

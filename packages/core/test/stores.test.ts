@@ -7,6 +7,7 @@ import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { BINARY_CACHE_WINDOW_SECONDS, classifyOrigin, createStoreKnowledge } from "../src/stores";
 import { ensureTable } from "../src/table";
+import { countingClient } from "./support/counting-client";
 import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 import { A, ARM, B, STRANGER, type StoreWorld, storeWorld } from "./support/store-world";
@@ -348,13 +349,7 @@ describe("store bookkeeping on a job's start and end", () => {
   it("reads the instance's store with the job itself, in one call, then writes", async () => {
     const w = await world();
     const { documents } = localDynamoClients(dynamo.endpoint);
-    const sent: string[] = [];
-    const counting = {
-      send: (command: { constructor: { name: string } }) => {
-        sent.push(command.constructor.name);
-        return documents.send(command as never);
-      },
-    } as unknown as typeof documents;
+    const { client: counting, sent } = countingClient(documents);
     const ledger = createLedger({ client: counting, tableName: w.tableName, now: w.store.now });
     const calls = async (record: () => Promise<unknown>) => {
       sent.length = 0;
