@@ -12,10 +12,10 @@ import {
   jobHookPayload,
   workflowJobPayload,
 } from "@hearth/core/simulation/forge";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { createLogger } from "../src/log";
-import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
  * Spot interruptions end to end in local mode, on both forges: EC2's events as EventBridge delivers
@@ -35,11 +35,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
   idleTimeouts: { warmSeconds: 600, burstSeconds: 600 },
 });
 
-let hearth: LocalHearth | undefined;
-afterEach(async () => {
-  await hearth?.close();
-  hearth = undefined;
-});
+const closing = closeAfterEach();
 
 interface Setup {
   h: LocalHearth;
@@ -57,7 +53,7 @@ async function start(): Promise<Setup> {
       ? { log: createLogger((line) => console.log(`${Date.now() % 1_000_000} ${line}`)) }
       : {}),
   });
-  hearth = started.hearth;
+  closing(started.hearth);
   const fleet = started.hearth.simulation?.fleet;
   if (!fleet) throw new Error("expected the simulated fleet");
   return { h: started.hearth, clock: started.clock, fleet };

@@ -3,9 +3,9 @@ import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
  * Warm-first placement end to end in local mode: the simulated GitHub hands a queued job to any
@@ -29,11 +29,7 @@ const poolWith = (placement: "warm-first" | "any"): PoolConfig =>
     placement,
   });
 
-let hearth: LocalHearth | undefined;
-afterEach(async () => {
-  await hearth?.close();
-  hearth = undefined;
-});
+const closing = closeAfterEach();
 
 interface Setup {
   h: LocalHearth;
@@ -45,7 +41,7 @@ interface Setup {
 /** Four instances of the pool in service and reporting, their stores empty. */
 async function start(placement: "warm-first" | "any"): Promise<Setup> {
   const started = await startTestHearth({ pools: [poolWith(placement)], initialWarmPool: 4 });
-  hearth = started.hearth;
+  closing(started.hearth);
   const simulation = started.hearth.simulation;
   if (!simulation) throw new Error("expected the simulated fleet");
   const setup = { h: started.hearth, clock: started.clock, fleet: simulation.fleet, forge: simulation.forge };

@@ -11,10 +11,10 @@ import {
 } from "@hearth/core/simulation/forge";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import type { Status } from "@hearth/core/status";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { createLogger } from "../src/log";
-import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
  * Runner identity end to end in local mode, on both forges: a queued job → an instance ready → a
@@ -39,11 +39,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
   placement: "any",
 });
 
-let hearth: LocalHearth | undefined;
-afterEach(async () => {
-  await hearth?.close();
-  hearth = undefined;
-});
+const closing = closeAfterEach();
 
 interface Setup {
   h: LocalHearth;
@@ -64,7 +60,7 @@ async function start(): Promise<Setup> {
     initialWarmPool: 1,
     log: createLogger((line) => logged.push(line)),
   });
-  hearth = started.hearth;
+  closing(started.hearth);
   const simulation = started.hearth.simulation;
   if (!simulation) throw new Error("expected the simulated fleet");
   // Sees each config as the control plane hands it over (the fleet is the port it calls).

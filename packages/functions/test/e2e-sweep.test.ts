@@ -11,9 +11,9 @@ import {
   workflowJobPayload,
 } from "@hearth/core/simulation/forge";
 import type { SweepActOutcome, SweepSurvey } from "@hearth/core/sweep";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
  * The sweep end to end in local mode: the Sweep state machine run by aws-local-stepfunctions (`POST
@@ -36,11 +36,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
 /** The simulated GitHub's scope of a pool that names none (local-runners.ts). */
 const scope = { organization: "local" };
 
-let hearth: LocalHearth | undefined;
-afterEach(async () => {
-  await hearth?.close();
-  hearth = undefined;
-});
+const closing = closeAfterEach();
 
 interface Setup {
   h: LocalHearth;
@@ -55,7 +51,7 @@ async function start(options: { dryRun?: boolean; pools?: PoolConfig[] } = {}): 
     sweepSeconds: 0,
     reconciliation: { pollMinutes: 1, sweepMinutes: 5, budgetShare: 0.1, dryRun: options.dryRun ?? false },
   });
-  hearth = started.hearth;
+  closing(started.hearth);
   const fleet = started.hearth.simulation?.fleet;
   if (!fleet) throw new Error("expected the simulated fleet");
   return { h: started.hearth, clock: started.clock, fleet };
@@ -383,7 +379,7 @@ describe("local mode's sweep controls", () => {
       sweepSeconds: 0,
       statusToken: "t0k",
     });
-    hearth = started.hearth;
+    closing(started.hearth);
     for (const [method, path] of [
       ["POST", "/sim/sweep"],
       ["POST", "/sim/forge/runners"],

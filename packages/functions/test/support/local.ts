@@ -1,5 +1,6 @@
 import { FakeClock } from "@hearth/core/clock";
 import type { ForgeJob, ForgeRequest } from "@hearth/core/simulation/forge";
+import { afterEach } from "vitest";
 import { type LocalHearth, type LocalOptions, startLocal } from "../../src/local/server";
 import { silentLogger } from "../../src/log";
 
@@ -29,6 +30,21 @@ export async function startTestHearth(
     } as LocalOptions["settings"],
   });
   return { hearth, clock };
+}
+
+/**
+ * Closes after each test of the file the local Hearth it started: call once at the file's top, then
+ * hand it each Hearth a test starts.
+ */
+export function closeAfterEach(): (hearth: LocalHearth) => void {
+  let open: LocalHearth | undefined;
+  afterEach(async () => {
+    await open?.close();
+    open = undefined;
+  });
+  return (hearth) => {
+    open = hearth;
+  };
 }
 
 /** Moves fleet time on in 5 s steps, letting each step's work (boots, heartbeats, runs) finish. */
