@@ -175,6 +175,7 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     desiredBurst: 0,
     warmPoolSize: 3,
     release,
+    resumeStores: [],
     reason: "a planner bug releases every instance",
     recheckAt: null,
     counts: { queued: 0, rehome: 0, freeSlots: 0, resume: 0, launch: 0, reserve: 0 },

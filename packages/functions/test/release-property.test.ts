@@ -405,6 +405,7 @@ async function run(create: () => Promise<Driver>, commands: Command[], oldAgents
           desiredBurst: inService.filter((i) => !released.has(i.id)).length - release.length,
           warmPoolSize: 0,
           release,
+          resumeStores: [],
           reason: "an adversarial plan",
           recheckAt: null,
           counts: { queued: 0, rehome: 0, freeSlots: 0, resume: 0, launch: 0, reserve: 0 },

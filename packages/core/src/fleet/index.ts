@@ -42,6 +42,17 @@ export interface CapacityTarget {
   warm: number;
   burst: number;
   warmPoolSize: number;
+  /**
+   * Stopped warm instances to start first, in this order, when the warm group needs more in service:
+   * the stores the planner chose. A warm group Hearth keeps (`warm.market: spot`) starts them by id;
+   * an Auto Scaling warm pool resumes instances of AWS's choosing and ignores this.
+   */
+  resume?: readonly string[];
+  /**
+   * Of the instances the warm group adds, how many are new on-demand instances (capacity for retried
+   * jobs). Only a warm group of spot instances reads it: an Auto Scaling warm group is on-demand.
+   */
+  onDemand?: number;
 }
 
 export interface ReleaseResult {

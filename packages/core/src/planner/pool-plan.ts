@@ -57,7 +57,7 @@ export function planOnePool(
       if (i.heartbeatOverdue) continue;
       trusted.push(i);
       // A held pool's spot runners do not listen: their free slots serve no queued job.
-      if (!(held && i.group === "burst")) freeSlots += Math.max(0, i.slots - i.busySlots);
+      if (!(held && i.market === "spot")) freeSlots += Math.max(0, i.slots - i.busySlots);
       if (i.state === "ready" && i.busySlots === 0 && i.idleSince !== null) {
         const due = i.idleSince + (i.group === "burst" ? burstTimeout : warmTimeout);
         if (due <= now) idle.push(i);
@@ -77,25 +77,34 @@ export function planOnePool(
   const reserve = pool.warm.minReady * slots;
   let missing = Math.max(0, Math.ceil((waiting + reserve - freeSlots) / slots));
   let room = Math.max(0, pool.maxInstances - warmServing - burstServing);
-  const resumable = Math.min(stopped.length, room);
+  // 1b: retried jobs lost their first run to the spot market. The capacity they need is launched
+  // on-demand in the warm group rather than on spot. While the pool holds its spot runners for a
+  // retry, only on-demand slots listen: all of its new capacity is on-demand.
+  let launchForRetries = 0;
+  const forRetries = (): number => (held ? missing : Math.ceil(Math.min(queuedRetries, queuedCount) / slots));
+  const retriesOnDemand = held || (pool.retryOnDemand && queuedRetries > 0);
+  if (namesStores(pool) && retriesOnDemand) {
+    // A spot warm group's stopped stores are spot capacity too: retries come before resumes.
+    launchForRetries = Math.min(missing, room, forRetries());
+    missing -= launchForRetries;
+    room -= launchForRetries;
+  }
+  // A held pool's stopped spot stores would not listen either.
+  const resumable = held && namesStores(pool) ? 0 : Math.min(stopped.length, room);
   let resume = Math.min(missing, resumable);
-  if (resume < resumable)
-    resume = Math.max(resume, Math.min(resumable, resumeForWarmth(queued, trusted, stopped)));
+  const chosen = namesStores(pool) ? storesForQueue(queued, trusted, stopped) : [];
+  if (resume < resumable) {
+    const forWarmth = namesStores(pool) ? chosen.length : resumeForWarmth(queued, trusted, stopped);
+    resume = Math.max(resume, Math.min(resumable, forWarmth));
+  }
   missing = Math.max(0, missing - resume);
   room -= resume;
   let launch = Math.min(missing, room);
-  // 1b: retried jobs lost their first run to the spot market. The capacity they need, beyond what
-  // resumes, is launched on-demand in the warm group rather than on spot. While the pool holds its
-  // spot runners for a retry, only on-demand slots listen: all of its new capacity is on-demand.
-  let launchForRetries = 0;
-  if (held && launch > 0) {
-    launchForRetries = launch;
-    launch = 0;
-  } else if (pool.retryOnDemand && queuedRetries > 0 && launch > 0) {
-    const forRetries = Math.ceil(Math.min(queuedRetries, queuedCount) / slots);
-    launchForRetries = Math.min(launch, Math.max(0, forRetries - resume));
+  if (!namesStores(pool) && retriesOnDemand && launch > 0) {
+    launchForRetries = held ? launch : Math.min(launch, Math.max(0, forRetries() - resume));
     launch -= launchForRetries;
   }
+  const resumeStores = namesStores(pool) ? chooseResumes(chosen, stopped, resume, demand) : [];
 
   // 3: release idle capacity, only while no job waits: a runner on an idle instance may be claiming
   // a queued job right now, and an unprotected instance could be taken down under it.
@@ -139,6 +148,7 @@ export function planOnePool(
     desiredBurst,
     warmPoolSize,
     release: release.map((i) => i.id),
+    resumeStores,
     reason: describe(
       counts,
       release.length,
@@ -197,6 +207,63 @@ export function resumeForWarmth(
     needed = Math.max(needed, k);
   }
   return needed;
+}
+
+/** Whether the pool's warm group starts a stopped instance by id: Hearth keeps it (`warm.market: spot`). */
+export const namesStores = (pool: PoolConfig): boolean => pool.warm.market === "spot";
+
+/**
+ * The stopped stores the queue needs, when Hearth names which one starts: for each queued cache key
+ * no free slot is warm for, oldest queued first, one stopped store warm for it (the most recently
+ * used of them).
+ */
+export function storesForQueue(
+  queued: readonly QueuedGroup[],
+  serving: readonly PlannerInstance[],
+  stopped: readonly PlannerInstance[],
+): PlannerInstance[] {
+  if (queued.length === 0 || stopped.length === 0) return [];
+  const covered = new Set<string>();
+  for (const i of serving) {
+    if (i.busySlots >= i.slots) continue;
+    for (const key of i.cacheKeys) covered.add(key);
+  }
+  const keys = queued
+    .filter((group) => group.cacheKey !== null && group.count > 0 && !covered.has(group.cacheKey))
+    .sort((a, b) => a.oldestQueuedAt - b.oldestQueuedAt)
+    .map((group) => group.cacheKey as string);
+  const byRecency = [...stopped].sort((a, b) => b.launchedAt - a.launchedAt || (a.id < b.id ? -1 : 1));
+  const chosen: PlannerInstance[] = [];
+  for (const key of keys) {
+    const store = byRecency.find((i) => !chosen.includes(i) && i.cacheKeys.includes(key));
+    if (store) chosen.push(store);
+  }
+  return chosen;
+}
+
+/** The `count` stores to resume: those the queue needs, then the most valuable, then the most recent. */
+function chooseResumes(
+  chosen: readonly PlannerInstance[],
+  stopped: readonly PlannerInstance[],
+  count: number,
+  demand: PoolDemand,
+): string[] {
+  const picked = chosen.slice(0, count).map((i) => i.id);
+  if (picked.length >= count) return picked;
+  const rest = stopped
+    .filter((i) => !picked.includes(i.id))
+    .map((instance) => ({ instance, value: storeValue(instance, demand) }))
+    .sort(
+      (a, b) =>
+        b.value - a.value ||
+        b.instance.launchedAt - a.instance.launchedAt ||
+        (a.instance.id < b.instance.id ? -1 : 1),
+    );
+  for (const { instance } of rest) {
+    if (picked.length >= count) break;
+    picked.push(instance.id);
+  }
+  return picked;
 }
 
 /** How much a store is worth keeping: the recent jobs whose cache keys it is warm for. */

@@ -119,6 +119,13 @@ export interface PoolPlan {
    * `desiredWarm`/`desiredBurst` already account for them.
    */
   release: string[];
+  /**
+   * The stopped stores to resume, by id, in order (`counts.resume` of them when the warm group can
+   * start an instance by id, `warm.market: spot`): first those warm for queued jobs no free slot is
+   * warm for, then the most valuable. Empty for an Auto Scaling warm pool, which resumes instances
+   * of AWS's choosing.
+   */
+  resumeStores: string[];
   /** One line for people. */
   reason: string;
   /**

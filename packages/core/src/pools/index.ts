@@ -137,7 +137,7 @@ export const poolConfigSchema = strictObject({
    * in GitLab); on GitHub the agent stops the runner (its user data carries the limit).
    */
   maxJobMinutes: z.number().int().min(10).max(7200).default(360),
-  /** The warm group: on-demand, with a warm pool of Stopped instances. */
+  /** The warm group: instances in service and Stopped ones whose stores are kept. */
   warm: strictObject({
     /**
      * The most Stopped instances the warm pool keeps (each pays EBS only, and keeps its store).
@@ -146,6 +146,16 @@ export const poolConfigSchema = strictObject({
     warmPoolSize: z.number().int().min(0).max(1000).default(50),
     /** Instances kept in service and ready even when nothing is queued. */
     minReady: z.number().int().min(0).max(500).default(0),
+    /**
+     * What the warm group runs on.
+     * - `on-demand`: an Auto Scaling group with a warm pool of Stopped instances; AWS picks which
+     *   stopped instance resumes.
+     * - `spot`: Hearth keeps the group itself through EC2 (`RunInstances`, `StartInstances`,
+     *   `StopInstances` by id). Its instances are persistent spot instances whose interruption stops
+     *   them, store kept, so warm capacity runs at the spot price; the planner names which stopped
+     *   store starts; capacity for retried jobs is launched on-demand into the same group.
+     */
+    market: z.enum(["on-demand", "spot"]).default("on-demand"),
   }).prefault({}),
   burst: strictObject({
     /** Share of burst capacity bought on the spot market; the rest is on-demand. */

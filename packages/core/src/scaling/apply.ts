@@ -157,6 +157,8 @@ export async function apply(
     warm: poolPlan.desiredWarm + keptWarm,
     burst: poolPlan.desiredBurst + keptBurst,
     warmPoolSize: Math.max(0, poolPlan.warmPoolSize - pendingWarm),
+    ...(poolPlan.resumeStores.length ? { resume: poolPlan.resumeStores } : {}),
+    ...(poolPlan.counts.launchForRetries ? { onDemand: poolPlan.counts.launchForRetries } : {}),
   };
   const capacityCalls = await deps.fleet.setCapacity(pool, target);
   const calls = [...released.calls, ...capacityCalls];
@@ -194,6 +196,7 @@ export async function apply(
         refused: refused.join(" ") || null,
         releasing: phases.marked.join(" ") || null,
         unmarked: phases.unmarked.join(" ") || null,
+        ...(target.resume ? { resume: target.resume.join(" ") } : {}),
       },
       calls,
     });
