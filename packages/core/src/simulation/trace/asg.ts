@@ -118,7 +118,8 @@ export class SimAsg {
     if (instance.busy > 0) throw new Error(`${instance.id} is busy`);
     this.members.splice(at, 1);
     this.desired = Math.max(0, this.desired - 1);
-    if (this.warmPoolSize !== null) {
+    // A group the policy keeps holds spot stores: an on-demand instance (a retried job's) goes.
+    if (this.warmPoolSize !== null && !(this.options.keptByPolicy && instance.market === "on-demand")) {
       this.fleet.stop(instance);
       this.warmPool.push(instance);
     } else {
