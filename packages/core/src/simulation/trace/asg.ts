@@ -36,7 +36,7 @@ export interface AsgOptions {
    * The group is kept by the policy through EC2, not by Auto Scaling (Hearth's spot warm group): it
    * starts the stopped instances `apply` names, in order, then the most recently launched; it launches
    * `apply`'s `onDemand` new instances on-demand before anything else; and an oversized stopped pool
-   * loses its oldest instances first.
+   * loses its never-used stores first, then the least recently started.
    */
   keptByPolicy?: boolean;
   /** More launch options for each launch (persistent spot, a store volume to attach). */
@@ -256,7 +256,7 @@ export class SimAsg {
     while (this.warmPool.length > this.warmPoolSize) {
       const instance = (
         this.options.keptByPolicy
-          ? this.warmPool.reduce((oldest, i) => (i.launchedAt < oldest.launchedAt ? i : oldest))
+          ? this.warmPool.reduce((first, i) => (retiresBefore(i, first) ? i : first))
           : awsChoice(this.warmPool, this.options.random)
       ) as SimInstance;
       this.warmPool.splice(this.warmPool.indexOf(instance), 1);
@@ -264,3 +264,11 @@ export class SimAsg {
     }
   }
 }
+
+/** Which of two stopped stores a kept group retires first: one that never ran a job, then the older start. */
+const retiresBefore = (a: SimInstance, b: SimInstance): boolean => {
+  const aUsed = a.keys.length > 0;
+  const bUsed = b.keys.length > 0;
+  if (aUsed !== bUsed) return !aUsed;
+  return a.launchedAt < b.launchedAt;
+};
