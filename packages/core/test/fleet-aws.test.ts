@@ -1145,6 +1145,19 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     expect(run().at(-1)?.InstanceMarketOptions?.MarketType).toBe("spot");
   });
 
+  it("reports no call when spot is too short to park anything: nothing changed, the run may settle", async () => {
+    burstOnly();
+    aws.spotCapacity = 0;
+    expect(await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 2 })).toEqual([]);
+    expect(run()).toHaveLength(1);
+    expect(aws.ec2Instances).toEqual([]);
+    // Nothing parks on-demand: a store started later would run at the on-demand price.
+    expect((await fleet.observe(spotPool())).groups[0]).toMatchObject({
+      warmPoolSize: 0,
+      onDemandFallback: false,
+    });
+  });
+
   it("grows the warm pool by parking: launched spot, stopped once running, started into service without the tag", async () => {
     burstOnly();
     const target = { warm: 0, burst: 0, warmPoolSize: 2 };

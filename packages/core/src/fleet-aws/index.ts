@@ -376,6 +376,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     calls: string[],
   ) {
     const kept = await keptWarmInstances(pool);
+    const first = calls.length;
 
     // 1. Launched for the warm pool and running now: stopped, store kept.
     const parkedRunning = kept.filter((i) => i.parking && i.state === "running");
@@ -562,6 +563,9 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         .slice(0, parked.length - poolSize);
       await retire(extra, calls);
     }
+    // Only refusals (no spot to park, no store would start): nothing changed, so no call is reported
+    // and the run may settle; the next run tries again.
+    if (calls.slice(first).every((call) => call.includes("failed="))) calls.splice(first);
   }
 
   /** Stops the chosen idle instances of a warm group Hearth keeps: they join its warm pool. */
