@@ -242,7 +242,8 @@ function cancelKeptSpotRequests(scope: Scope): Statement {
  * What apply needs to keep the given pools' warm groups through EC2. RunInstances creates the
  * instance, its volumes and its spot request only with the stage's tags on them (`aws:RequestTag`),
  * from the stage's own launch templates and security group (`aws:ResourceTag`), into a subnet, from an
- * image and through a network interface (no tags to hold those to); tags are created only by that
+ * image (its id resolved from the stage's AMI parameters) and through a network interface (no tags to
+ * hold those to); tags are created only by that
  * launch (`ec2:CreateAction`); the only tag removed is `hearth:parking`; starts, stops and terminations
  * touch only the stage's warm instances of those pools; the instance roles passed are the stage's.
  */
@@ -284,6 +285,14 @@ function keepWarmGroups(scope: Scope, pools: readonly string[]): Statement[] {
         ec2("network-interface/*"),
         `arn:${scope.partition}:ec2:${scope.region}::image/*`,
       ],
+    },
+    {
+      // The launch templates name their AMI as `resolve:ssm:/hearth/<stage>/ami/<arch>`: a launch
+      // resolves it with the caller's permission.
+      Sid: "ResolveAmiParameters",
+      Effect: "Allow",
+      Action: ["ssm:GetParameters"],
+      Resource: [arn(scope, "ssm", `parameter${parameterPaths(scope.stage).ami("*")}`)],
     },
     {
       Sid: "TagOnLaunch",

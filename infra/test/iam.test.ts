@@ -327,6 +327,13 @@ describe("a warm group Hearth keeps through EC2 (warm.market: spot)", () => {
         StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
       },
     });
+    // The templates' AMI parameters resolve at launch; nothing else of Parameter Store is read.
+    const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
+    expect(allows(apply, "ssm:GetParameters", parameter("/hearth/prod/ami/x86_64"))).toBe(true);
+    expect(allows(apply, "ssm:GetParameters", parameter("/hearth/prod/pools/x86_64/credentials"))).toBe(
+      false,
+    );
+    expect(allows(apply, "ssm:GetParameters", parameter("/hearth/dev/ami/x86_64"))).toBe(false);
     // Only the stage's instance roles, and only to EC2.
     expect(instanceRolePath("prod")).toBe("/hearth/prod/");
     const role = (path: string) => `arn:aws:iam::123456789012:role${path}Pool-abc`;
