@@ -1263,6 +1263,21 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     expect(await fleet.lookup(instance.id)).toBeUndefined();
   });
 
+  it("refuses to launch without the burst group's subnets or launch template, with a clear error", async () => {
+    const burst = aws.group({ name: BURST, max: 20, onDemandPercent: 0 });
+    await expect(fleet.setCapacity(spotPool(), { warm: 1, burst: 0, warmPoolSize: 0 })).rejects.toThrow(
+      `burst group ${BURST} (pool x86) has no subnets`,
+    );
+    burst.onDemandPercent = undefined;
+    burst.subnets = ["subnet-a"];
+    await expect(fleet.setCapacity(spotPool(), { warm: 1, burst: 0, warmPoolSize: 0 })).rejects.toThrow(
+      `burst group ${BURST} (pool x86) has no launch template`,
+    );
+    expect(run()).toEqual([]);
+    // Nothing to launch: nothing asked of them.
+    expect(await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 0 })).toEqual([]);
+  });
+
   it("keeps the on-demand warm group an Auto Scaling group: no EC2 launches", async () => {
     steadyPool(aws);
     await fleet.setCapacity(pool(), { warm: 4, burst: 0, warmPoolSize: 6, resume: [iid(1)], onDemand: 2 });
