@@ -1263,6 +1263,23 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     expect(await fleet.lookup(instance.id)).toBeUndefined();
   });
 
+  it("never takes an Auto Scaling group's instance for one of its own, detached or not", async () => {
+    burstOnly();
+    // An on-demand warm group's instance carries the same tags, and Auto Scaling's own.
+    aws.group({
+      name: WARM,
+      desired: 1,
+      tags: warmTags,
+      instances: [{ id: iid(0x77), state: "InService", protected: true }],
+    });
+    await fleet.detach(pool(), iid(0x77));
+    expect(aws.loose.map((i) => i.id)).toEqual([iid(0x77)]);
+    expect(await fleet.lookup(iid(0x77))).toBeUndefined();
+    expect((await fleet.observe(spotPool())).instances.map((i) => i.id)).toEqual([]);
+    expect(await fleet.terminate(iid(0x77))).toEqual([`TerminateInstances(instances=${iid(0x77)})`]);
+    expect(ec2.commandCalls(CancelSpotInstanceRequestsCommand)).toEqual([]);
+  });
+
   it("refuses to launch without the burst group's subnets or launch template, with a clear error", async () => {
     const burst = aws.group({ name: BURST, max: 20, onDemandPercent: 0 });
     await expect(fleet.setCapacity(spotPool(), { warm: 1, burst: 0, warmPoolSize: 0 })).rejects.toThrow(
