@@ -1070,22 +1070,30 @@ describe("a spot warm group Hearth keeps through EC2", () => {
 
   it("tries the next store when a start fails, then launches anew", async () => {
     burstOnly();
-    const [first, second] = [store(5), store(10)];
-    // The first was stopped by an interruption (only EC2 restarts it); the second has no capacity.
+    const [first, second, third] = [store(5), store(10), store(15)];
+    // The first was stopped by an interruption (only EC2 restarts it: not even tried, and observed
+    // as such); the second has no capacity; the third was refused as only EC2 may start it.
     first.interrupted = true;
-    aws.fail("StartInstances", ec2Error("InsufficientInstanceCapacity", "no capacity"));
+    const seen = (await fleet.observe(spotPool())).instances;
+    expect(seen.find((i) => i.id === first.id)?.stoppedByInterruption).toBe(true);
+    expect(seen.find((i) => i.id === second.id)?.stoppedByInterruption).toBeUndefined();
+    aws.fail(
+      "StartInstances",
+      ec2Error("InsufficientInstanceCapacity", "no capacity"),
+      ec2Error("IncorrectSpotRequestState", "only EC2 may start it"),
+    );
     const calls = await fleet.setCapacity(spotPool(), {
       warm: 1,
       burst: 0,
-      warmPoolSize: 2,
-      resume: [second.id, first.id],
+      warmPoolSize: 3,
+      resume: [first.id, second.id, third.id],
     });
     expect(calls).toEqual([
       `StartInstances(instances=${second.id}, failed=InsufficientInstanceCapacity)`,
-      `StartInstances(instances=${first.id}, failed=IncorrectSpotRequestState)`,
+      `StartInstances(instances=${third.id}, failed=IncorrectSpotRequestState)`,
       "RunInstances(subnet=subnet-b, count=1, market=spot)",
     ]);
-    expect([first.ec2State, second.ec2State]).toEqual(["stopped", "stopped"]);
+    expect([first.ec2State, second.ec2State, third.ec2State]).toEqual(["stopped", "stopped", "stopped"]);
     // Other errors are no "try the next": they reach ScaleFleet.
     const denied = ec2Error("UnauthorizedOperation", "not allowed");
     aws.fail("StartInstances", denied);
@@ -1195,6 +1203,8 @@ describe("a spot warm group Hearth keeps through EC2", () => {
   it("shrinks the warm pool: the oldest extra stores not named to resume go, request cancelled first", async () => {
     burstOnly();
     const [oldest, older, named, recent] = [store(400), store(300), store(500), store(5)];
+    // A store that never served (still tagged for parking) goes before any other.
+    const unused = store(1, { tags: { ...warmTags, "hearth:parking": "true" } });
     const calls = await fleet.setCapacity(spotPool(), {
       warm: 0,
       burst: 0,
@@ -1202,12 +1212,13 @@ describe("a spot warm group Hearth keeps through EC2", () => {
       resume: [named.id],
     });
     expect(ec2Mutations()).toEqual(["CancelSpotInstanceRequests", "TerminateInstances"]);
+    const gone = [unused, oldest, older, recent];
     expect(ec2.commandCalls(CancelSpotInstanceRequestsCommand)[0]?.args[0].input).toEqual({
-      SpotInstanceRequestIds: [oldest.spotRequestId, older.spotRequestId, recent.spotRequestId],
+      SpotInstanceRequestIds: gone.map((i) => i.spotRequestId),
     });
     expect(calls).toEqual([
-      `CancelSpotInstanceRequests(requests=${oldest.spotRequestId}+${older.spotRequestId}+${recent.spotRequestId})`,
-      `TerminateInstances(instances=${oldest.id}+${older.id}+${recent.id})`,
+      `CancelSpotInstanceRequests(requests=${gone.map((i) => i.spotRequestId).join("+")})`,
+      `TerminateInstances(instances=${gone.map((i) => i.id).join("+")})`,
     ]);
     // EC2 acts: the terminated instances stay gone (no persistent request relaunches them).
     aws.settle();
@@ -1239,6 +1250,25 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     expect(asked).toEqual([idle.id, busy.id]);
     expect(inputs.setProtection()).toEqual([]);
     expect([idle.ec2State, busy.ec2State]).toEqual(["stopping", "running"]);
+  });
+
+  it("releases an on-demand instance of the group by terminating it: the group keeps spot stores only", async () => {
+    burstOnly();
+    const spotStore = store(20, { ec2State: "running" });
+    const onDemand = aws.runInstance({
+      subnet: "subnet-b",
+      instanceType: "c6a.xlarge",
+      tags: warmTags,
+      spot: false,
+    });
+    onDemand.ec2State = "running";
+    const result = await fleet.release(spotPool(), [spotStore.id, onDemand.id], async () => true);
+    expect(result.released).toEqual([spotStore.id, onDemand.id]);
+    expect(result.calls).toEqual([
+      `StopInstances(instances=${spotStore.id})`,
+      `TerminateInstances(instances=${onDemand.id})`,
+    ]);
+    expect(ec2.commandCalls(CancelSpotInstanceRequestsCommand)).toEqual([]);
   });
 
   it("looks up, detaches (nothing to do) and terminates an instance of the group, its request cancelled first", async () => {

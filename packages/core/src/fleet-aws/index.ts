@@ -194,7 +194,15 @@ interface KeptInstance {
   instanceType?: string;
   /** When spot capacity was short, for an on-demand instance launched in its place. */
   fallbackAt?: number;
+  /** Stopped by a spot interruption (`Server.SpotInstanceShutdown`): only EC2 starts it again. */
+  stoppedByInterruption: boolean;
 }
+
+/**
+ * EC2's state reason for an instance a spot interruption stopped (EC2 API Reference, StateReason);
+ * one Hearth stopped says `Client.UserInitiatedShutdown`.
+ */
+const SPOT_STOP_REASON = "Server.SpotInstanceShutdown";
 
 const tagOf = (instance: Ec2Instance, key: string): string | undefined =>
   instance.Tags?.find((tag) => tag.Key === key)?.Value;
@@ -289,6 +297,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       launchedAt: instance.LaunchTime ?? now(),
       ...(instance.InstanceType ? { instanceType: instance.InstanceType } : {}),
       ...(Number.isFinite(fallback) ? { fallbackAt: fallback } : {}),
+      stoppedByInterruption:
+        (state === "stopping" || state === "stopped") && instance.StateReason?.Code === SPOT_STOP_REASON,
     };
   }
 
@@ -343,6 +353,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       protectedFromScaleIn: true,
       launchedAt: i.launchedAt.toISOString(),
       ...(i.instanceType ? { instanceType: i.instanceType } : {}),
+      ...(i.stoppedByInterruption ? { stoppedByInterruption: true } : {}),
     };
   }
 
@@ -511,7 +522,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     const onDemand = Math.min(need, Math.max(0, target.onDemand ?? 0));
     need -= await launch(onDemand, { spot: false });
 
-    const stopped = kept.filter((i) => i.state === "stopped");
+    // A store a spot interruption stopped is EC2's to start again, when capacity returns.
+    const stopped = kept.filter((i) => i.state === "stopped" && !i.stoppedByInterruption);
     const named = (target.resume ?? []).flatMap((id) => stopped.filter((i) => i.id === id));
     const others = stopped
       .filter((i) => !named.includes(i))
@@ -557,9 +569,12 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       if (fallbackSince === undefined) await launch(poolSize - parked.length, { spot: true, parking: true });
     } else if (parked.length > poolSize) {
       const keep = new Set(target.resume ?? []);
+      // Stores that never served first (still tagged for parking), then the least recently started.
       const extra = kept
         .filter((i) => i.state === "stopped" && !keep.has(i.id))
-        .sort((a, b) => a.launchedAt.getTime() - b.launchedAt.getTime())
+        .sort(
+          (a, b) => Number(b.parking) - Number(a.parking) || a.launchedAt.getTime() - b.launchedAt.getTime(),
+        )
         .slice(0, parked.length - poolSize);
       await retire(extra, calls);
     }
@@ -584,8 +599,19 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       else result.refused.push(instance.id);
     }
     if (chosen.length === 0) return;
-    await ec2.send(new StopInstancesCommand({ InstanceIds: chosen }));
-    result.calls.push(describeCall("StopInstances", { instances: chosen }));
+    // A spot store is stopped, kept for its next job; an on-demand instance (a retried job's
+    // capacity, or a stand-in while spot was short) is terminated, so the group keeps spot stores only.
+    const byId = new Map(kept.map((instance) => [instance.id, instance]));
+    const stop = chosen.filter((id) => byId.get(id)?.spot);
+    const onDemand = chosen.flatMap((id) => {
+      const instance = byId.get(id);
+      return instance && !instance.spot ? [instance] : [];
+    });
+    if (stop.length) {
+      await ec2.send(new StopInstancesCommand({ InstanceIds: stop }));
+      result.calls.push(describeCall("StopInstances", { instances: stop }));
+    }
+    await retire(onDemand, result.calls);
     result.released.push(...chosen);
   }
 

@@ -695,6 +695,14 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
             Placement: { AvailabilityZone: instance.az },
             InstanceType: instance.instanceType as never,
             LaunchTime: instance.launchTime,
+            // As EC2 explains a stop (API Reference, StateReason).
+            ...(instance.ec2State === "stopping" || instance.ec2State === "stopped"
+              ? {
+                  StateReason: instance.interrupted
+                    ? { Code: "Server.SpotInstanceShutdown", Message: "Server.SpotInstanceShutdown: spot" }
+                    : { Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown" },
+                }
+              : {}),
           },
         })),
       ];
