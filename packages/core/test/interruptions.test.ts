@@ -289,6 +289,66 @@ describe("HandleInterruption's steps", () => {
     expect((await registry.get(warm))?.interruption).toBeNull();
   });
 
+  it("a spot warm store (warm.market: spot) drains on its warning and stops, store kept; a rebalance is left alone", async () => {
+    // The warm group is Hearth's own: nothing to detach from, and the instance stops, not terminates.
+    const spotPool = poolConfigSchema.parse({ ...pool, warm: { market: "spot" } });
+    deps.pools = [spotPool];
+    deps.fleet = new Proxy(fleet, {
+      get(target, name) {
+        if (name === "detach") return async () => [];
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const member = await fleet.lookup(warm);
+    await registry.forget(warm);
+    await registry.register({ ...(member as NonNullable<typeof member>), market: "spot", slots: 2 });
+    await registry.heartbeat(warm, beat(warm, { cacheKeys: ["acme/app#build"] }));
+    await runnerRecords.put({
+      instanceId: warm,
+      slot: 0,
+      pool: pool.name,
+      name: `hearth-${warm}-0`,
+      scope: { repository: "acme/app" },
+      runnerId: 21,
+      state: "running",
+      parameter: null,
+      job: { source: "github", id: "8" },
+      since: now().toISOString(),
+    });
+
+    expect((await begin(notice("rebalance", warm))).claimed).toMatchObject({
+      handled: false,
+      reason: "stops-on-interruption",
+    });
+    expect((await registry.get(warm))?.interruption).toBeNull();
+    const { claimed, progress } = await begin(notice("warning", warm));
+    expect(claimed).toMatchObject({ handled: true, pool: "x86" });
+    expect(marked).toEqual([{ instanceId: warm, pool: "x86" }]);
+    expect(started).toEqual(["x86"]);
+    expect((await journal.latest(10)).map((entry) => entry.reason)).toContainEqual(
+      expect.stringMatching(/drained, replacement requested; it stops, store kept/),
+    );
+    // Still running before its deadline.
+    expect(await settleInterrupted(deps, notice("warning", warm), progress as DrainProgress)).toMatchObject({
+      done: false,
+    });
+    // EC2 stops it (as a stop into the warm pool looks to the fleet port).
+    await fleet.release(pool, [warm], async () => true);
+    await fleet.setCapacity(pool, { warm: 0, burst: 2, warmPoolSize: 1 });
+    await clock.advance(120_000);
+    expect((await fleet.lookup(warm))?.lifecycle).toBe("stopped");
+    const settled = await settleInterrupted(deps, notice("warning", warm), progress as DrainProgress);
+    expect(settled).toMatchObject({ done: true, outcome: "stopped" });
+    // Its record stays, with its store's keys; its runners are gone, as on any stop.
+    expect((await registry.get(warm))?.cacheKeys).toEqual(["acme/app#build"]);
+    expect(await runnerRecords.ofInstance(warm)).toEqual([]);
+    expect(detaches()).toEqual([]);
+    // A stop ends the notice: when the instance runs again, it is not draining.
+    await registry.parked(warm);
+    expect((await registry.get(warm))?.interruption).toBeNull();
+  });
+
   it("a rebalance never terminates a busy instance; once drained and idle it does", async () => {
     const [atRisk] = spot;
     const { progress } = await begin(notice("rebalance"));

@@ -228,6 +228,90 @@ describe("plan: retried jobs prefer on-demand", () => {
   });
 });
 
+describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
+  const spotWarm = () => poolConfig({ warm: { market: "spot" } });
+  const spotStopped = (overrides: Partial<PlannerInstance> = {}) => stopped({ market: "spot", ...overrides });
+
+  it("resumes exactly the stopped store warm for the queued job, and names it", () => {
+    const stores = [spotStopped({ cacheKeys: ["b"] }), spotStopped({ cacheKeys: ["a"] }), spotStopped()];
+    const result = planOne({ pool: spotWarm(), instances: stores, jobs: [queued("a")] });
+    expect(result.counts.resume).toBe(1);
+    expect(result.resumeStores).toEqual([stores[1]?.id]);
+    expect(result.desiredWarm).toBe(1);
+    // An Auto Scaling warm pool resumes instances of AWS's choosing: more of them, none named.
+    const asg = planOne({
+      instances: stores.map((i) => ({ ...i, market: "on-demand" })),
+      jobs: [queued("a")],
+    });
+    expect(asg.counts.resume).toBe(3);
+    expect(asg.resumeStores).toEqual([]);
+  });
+
+  it("names one store per queued key, oldest job first, then the most valuable stores", () => {
+    const older = spotStopped({ cacheKeys: ["a"], launchedAt: NOW - 7200_000 });
+    const newer = spotStopped({ cacheKeys: ["a"], launchedAt: NOW - 60_000 });
+    const forB = spotStopped({ cacheKeys: ["b"] });
+    const valued = spotStopped({ cacheKeys: ["hot"] });
+    const plain = spotStopped();
+    const jobs = [queued("b", { queuedAt: NOW - 5_000 }), queued("a", { queuedAt: NOW - 50_000 })];
+    // Five jobs: "a" and "b", and three more of a key no store holds.
+    jobs.push(queued("new"), queued("new"), queued("new"));
+    const result = planOne({
+      pool: spotWarm(),
+      instances: [plain, older, forB, valued, newer],
+      jobs,
+      demand: { x86_64: demand({ keyWeights: { hot: 5 } }) },
+    });
+    // 5 jobs, 2 slots each: 3 instances, all from stopped stores.
+    expect(result.counts.resume).toBe(3);
+    // "a" was queued first: its most recently used store; then "b"'s; then the valued one.
+    expect(result.resumeStores).toEqual([newer.id, forB.id, valued.id]);
+  });
+
+  it("resumes nothing for a job a free slot is already warm for", () => {
+    const free = instance({ market: "spot", cacheKeys: ["a"] });
+    const result = planOne({
+      pool: spotWarm(),
+      instances: [free, spotStopped({ cacheKeys: ["a"] })],
+      jobs: [queued("a")],
+    });
+    expect(result.counts.resume).toBe(0);
+    expect(result.resumeStores).toEqual([]);
+  });
+
+  it("launches retried jobs' capacity on-demand before resuming spot stores", () => {
+    const stores = [spotStopped({ cacheKeys: ["a"] }), spotStopped()];
+    const jobs = Array.from({ length: 4 }, () => queued("a"));
+    const result = planOne({ pool: spotWarm(), instances: stores, jobs, queuedRetries: { x86_64: 2 } });
+    // 2 retries: one on-demand instance; the other 2 jobs: one resumed store, the warm one.
+    expect(result.counts).toMatchObject({ launchForRetries: 1, resume: 1, launch: 0 });
+    expect(result.resumeStores).toEqual([stores[0]?.id]);
+    expect(result.desiredWarm).toBe(2);
+    // On an on-demand warm group, a resume serves a retry as well as a launch would.
+    const asg = planOne({
+      instances: stores.map((i) => ({ ...i, market: "on-demand" })),
+      jobs,
+      queuedRetries: { x86_64: 2 },
+    });
+    expect(asg.counts.resume).toBe(2);
+    expect(asg.counts.launchForRetries ?? 0).toBe(0);
+  });
+
+  it("while held, resumes no spot store and counts no spot slot: all of it on-demand", () => {
+    const idleSpotWarm = instance({ market: "spot" });
+    const jobs = Array.from({ length: 3 }, () => queued("a"));
+    const result = planOne({
+      pool: spotWarm(),
+      instances: [idleSpotWarm, spotStopped({ cacheKeys: ["a"] })],
+      jobs,
+      heldPools: ["x86_64"],
+    });
+    expect(result.counts).toMatchObject({ freeSlots: 0, resume: 0, launchForRetries: 2, launch: 0 });
+    expect(result.resumeStores).toEqual([]);
+    expect(result).toMatchObject({ desiredWarm: 3, desiredBurst: 0 });
+  });
+});
+
 describe("plan: warm stores", () => {
   it("resumes enough of the warm pool to get back a store warm for a job no free slot is warm for", () => {
     // AWS picks which warm-pool instances start. Five of ten stores warm for "a": four resumed miss

@@ -279,6 +279,9 @@ const quiet = (record: InstanceRecord): InstanceRecord => ({
   idleSince: null,
   claiming: null,
   releasing: null,
+  // A stop ends what an interruption notice said about this run of the instance (a spot warm store
+  // stopped by its interruption runs again as a new spot instance).
+  interruption: null,
 });
 
 /**

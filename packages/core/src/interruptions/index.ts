@@ -2,7 +2,7 @@ import type { FleetPort } from "../fleet";
 import type { InstanceRecord, InstanceRegistry } from "../instances";
 import type { Journal } from "../journal";
 import type { Leases } from "../leases";
-import type { PoolConfig } from "../pools";
+import { namesStores, type PoolConfig } from "../pools";
 import { type RunnerDeps, retireIdleRunners, retireInstanceRunners } from "../runners";
 import type { ScalingRecords } from "../scaling/records";
 import { requestScale } from "../scaling/request";
@@ -15,6 +15,11 @@ import type { InterruptionRecords } from "./records";
  * (its group launches the replacement at once), asks its pool for a ScaleFleet run, retires its idle
  * runners, then waits until the instance is gone and retires the rest. A rebalance recommendation
  * never terminates a busy instance: it terminates it only once it has drained and is idle.
+ *
+ * A warm group of spot instances (`warm.market: spot`) is Hearth's own, in no Auto Scaling group: an
+ * interruption stops its instance, store kept. Its warning drains it the same way (nothing to detach;
+ * the planner replaces it), and the execution ends once it has stopped, its record kept for its
+ * store. A rebalance recommendation for it is not acted on: terminating would throw the store away.
  */
 
 export * from "./events";
@@ -58,8 +63,11 @@ export interface Claimed {
   instanceId: string;
   kind: NoticeKind;
   pool: string | null;
-  /** Why it is not handled: a weaker or repeated notice, not Hearth's, or an on-demand instance. */
-  reason: "repeated" | "not-hearth" | "on-demand" | null;
+  /**
+   * Why it is not handled: a weaker or repeated notice, not Hearth's, an on-demand instance, or a
+   * rebalance recommendation for a spot store that stops when interrupted.
+   */
+  reason: "repeated" | "not-hearth" | "on-demand" | "stops-on-interruption" | null;
   /** The notice it raises (null: none before). */
   previous: NoticeKind | null;
 }
@@ -73,7 +81,7 @@ export interface DrainProgress {
   beatSeen: string | null;
   waitSeconds: number;
   done: boolean;
-  outcome: "waiting" | "gone" | "terminated" | "superseded" | "gave-up";
+  outcome: "waiting" | "gone" | "terminated" | "stopped" | "superseded" | "gave-up";
 }
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -114,7 +122,9 @@ export async function claimInterruption(
     });
     return { ...base, handled: false, reason: "not-hearth", previous };
   }
-  if (record.group === "warm" || record.market === "on-demand") {
+  const pool = deps.pools.find((p) => p.name === record.pool);
+  const keptSpot = record.group === "warm" && pool !== undefined && namesStores(pool);
+  if (record.market === "on-demand" || (record.group === "warm" && !keptSpot)) {
     await deps.journal.write({
       pool: record.pool,
       kind: "interruption",
@@ -122,6 +132,15 @@ export async function claimInterruption(
       details: { instance: instanceId, notice: kind, source: notice.source },
     });
     return { ...base, pool: record.pool, handled: false, reason: "on-demand", previous };
+  }
+  if (keptSpot && kind === "rebalance") {
+    await deps.journal.write({
+      pool: record.pool,
+      kind: "interruption",
+      reason: `ignored a rebalance recommendation for ${instanceId}: a spot store of the warm group stops when interrupted, its store kept`,
+      details: { instance: instanceId, notice: kind, source: notice.source },
+    });
+    return { ...base, pool: record.pool, handled: false, reason: "stops-on-interruption", previous };
   }
   return { ...base, pool: record.pool, handled: true, reason: null, previous };
 }
@@ -175,13 +194,15 @@ export async function drainInterrupted(
     retired = idle.retired;
   }
   await deps.records.drained(instanceId, now.toISOString());
-  const escalated = claimed.previous !== null;
+  const stops = keepsStore(pool, await deps.registry.get(instanceId));
+  // A spot warm store's rebalance recommendation was not acted on: its warning is the first drain.
+  const escalated = claimed.previous !== null && !stops;
   await deps.journal.write({
     pool: pool.name,
     kind: "interruption",
     reason:
       kind === "warning"
-        ? `${instanceId} got a spot interruption warning (${notice.action} at ${notice.deadline}): drained${escalated ? " (after a rebalance recommendation)" : ", detached, replacement requested"}`
+        ? `${instanceId} got a spot interruption warning (${notice.action} at ${notice.deadline}): drained${escalated ? " (after a rebalance recommendation)" : stops ? ", replacement requested; it stops, store kept" : ", detached, replacement requested"}`
         : `${instanceId} got a rebalance recommendation: drained, detached, replacement requested; terminated once idle`,
     details: {
       instance: instanceId,
@@ -205,6 +226,10 @@ export async function drainInterrupted(
     outcome: "waiting",
   };
 }
+
+/** A warm instance of a spot warm group: an interruption stops it, and its store is kept. */
+const keepsStore = (pool: PoolConfig | undefined, record: InstanceRecord | undefined): boolean =>
+  pool !== undefined && namesStores(pool) && record?.group === "warm";
 
 /** The instance is gone (or terminated by Hearth): its runners and GitLab manager retired, its record forgotten. */
 async function retireGone(deps: InterruptionDeps, instanceId: string, pool: string): Promise<void> {
@@ -233,6 +258,22 @@ export async function settleInterrupted(
     await retireGone(deps, instanceId, progress.pool);
     return next({ done: true, outcome: "gone" });
   }
+  const pool = deps.pools.find((p) => p.name === progress.pool);
+  if (kind === "warning" && keepsStore(pool, await deps.registry.get(instanceId))) {
+    const member = await deps.fleet.lookup(instanceId);
+    if (member?.lifecycle === "stopping" || member?.lifecycle === "stopped") {
+      // Stopped by its interruption: its runners go as on any stop; its record stays for its store.
+      if (deps.runners)
+        await retireInstanceRunners(deps.runners, { instanceId, pool: progress.pool, how: "stopped" });
+      await deps.journal.write({
+        pool: progress.pool,
+        kind: "interruption",
+        reason: `${instanceId} stopped by its spot interruption: store kept`,
+        details: { instance: instanceId, notice: kind },
+      });
+      return next({ done: true, outcome: "stopped" });
+    }
+  }
   if (kind === "rebalance") {
     const record = await deps.registry.get(instanceId);
     const beat = record?.lastHeartbeatAt ?? null;
@@ -254,7 +295,6 @@ export async function settleInterrupted(
       }
     }
   }
-  const pool = deps.pools.find((p) => p.name === progress.pool);
   const elapsed = now.getTime() - Date.parse(progress.startedAt);
   const boundMs = (maxJobMinutesOf(pool) + DRAIN_GRACE_MINUTES) * 60_000;
   if (elapsed > boundMs) {

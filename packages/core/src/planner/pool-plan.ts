@@ -1,4 +1,4 @@
-import type { PoolConfig } from "../pools";
+import { namesStores, type PoolConfig } from "../pools";
 import type { PoolDemand } from "./forecast";
 import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } from "./types";
 
@@ -208,9 +208,6 @@ export function resumeForWarmth(
   }
   return needed;
 }
-
-/** Whether the pool's warm group starts a stopped instance by id: Hearth keeps it (`warm.market: spot`). */
-export const namesStores = (pool: PoolConfig): boolean => pool.warm.market === "spot";
 
 /**
  * The stopped stores the queue needs, when Hearth names which one starts: for each queued cache key

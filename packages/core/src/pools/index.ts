@@ -228,6 +228,12 @@ export const poolConfigSchema = strictObject({
   }).optional(),
 });
 export type PoolConfig = z.infer<typeof poolConfigSchema>;
+
+/**
+ * Whether Hearth keeps the pool's warm group itself (`warm.market: spot`): it then starts a stopped
+ * instance by id, so the planner names which store resumes.
+ */
+export const namesStores = (pool: PoolConfig): boolean => pool.warm.market === "spot";
 export type PoolConfigInput = z.input<typeof poolConfigSchema>;
 
 export const poolsConfigSchema = z
