@@ -165,24 +165,41 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     expect(fleet.get(a)?.protectedFromScaleIn).toBe(true);
   });
 
-  it("keeps the stopped stores at the warm pool size: launches ones that stop, terminates the oldest not named", async () => {
-    const { clock, fleet, left } = fleetWith();
-    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 2 });
-    await clock.advance(90_000);
-    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 3 });
-    await clock.advance(90_000);
-    const [oldest, older, newest] = ids(fleet.all()) as [string, string, string];
-    expect(withState(fleet, "stopped")).toEqual([oldest, older, newest]);
+  it("keeps the stopped stores at the warm pool size: terminates first the never used, then the least recently used, none named", async () => {
+    const { clock, fleet, left } = fleetWith({ stopped: 4 });
+    const [never, longAgo, lately, named] = ids(fleet.all()) as [string, string, string, string];
+    // `longAgo` serves, then `lately`; each goes back to stopped.
+    for (const id of [longAgo, lately]) {
+      await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 3, resume: [id] });
+      await clock.advance(30_000);
+      await fleet.release(pool, [id], async () => true);
+      await clock.advance(60_000);
+    }
+    expect(withState(fleet, "stopped")).toEqual([never, longAgo, lately, named]);
 
     const from = fleet.callLog.length;
-    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 1, resume: [oldest] });
+    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 1, resume: [named] });
     expect(callsSince(fleet, from)).toEqual([
-      `CancelSpotInstanceRequests(instances=${older}+${newest})`,
-      `TerminateInstances(instances=${older}+${newest})`,
+      `CancelSpotInstanceRequests(instances=${never}+${longAgo}+${lately})`,
+      `TerminateInstances(instances=${never}+${longAgo}+${lately})`,
     ]);
-    expect(ids(fleet.all())).toEqual([oldest]);
+    expect(ids(fleet.all())).toEqual([named]);
     // Nothing was running on them.
-    expect(left).toEqual([]);
+    expect(left.filter((leaving) => leaving.how === "terminated")).toEqual([]);
+  });
+
+  it("launches new stores that boot once and stop when fewer are stopped than the warm pool size", async () => {
+    const { clock, fleet } = fleetWith({ stopped: 1 });
+    const from = fleet.callLog.length;
+    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 3 });
+    expect(callsSince(fleet, from)).toEqual([
+      "RunInstances(group=sim-x86-warm, market=spot, count=2, afterBoot=stop)",
+    ]);
+    // Booting counts: asked again, nothing more launches.
+    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 3 });
+    expect(fleet.callLog.length).toBe(from + 1);
+    await clock.advance(90_000);
+    expect(withState(fleet, "stopped")).toHaveLength(3);
   });
 
   it("stops an instance at its interruption's deadline, store kept, launches no replacement, and only EC2 starts it again", async () => {

@@ -1,4 +1,5 @@
 import type { FakeClock } from "@hearth/core/clock";
+import type { Job } from "@hearth/core/jobs";
 import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
@@ -34,9 +35,14 @@ interface Setup {
   fleet: SimulatedFleet;
 }
 
-/** Three stopped spot stores, empty. Every start finds spot capacity unless a test says otherwise. */
-async function start(): Promise<Setup> {
-  const started = await startTestHearth({ pools: [pool], initialWarmPool: 3, spotStartSuccess: 1 });
+/** `stopped` stopped spot stores, empty. Every start finds spot capacity. */
+async function start(stopped = 3): Promise<Setup> {
+  const started = await startTestHearth({
+    pools: [pool],
+    initialWarmPool: stopped,
+    spotStartSuccess: 1,
+    interruptionWaitMs: 5,
+  });
   closing(started.hearth);
   const fleet = started.hearth.simulation?.fleet;
   if (!fleet) throw new Error("expected the simulated fleet");
@@ -78,6 +84,10 @@ async function until(s: Setup, seconds: number, what: string, check: () => Promi
     if (t % 15 === 0) await s.h.tick();
     await pass(s.h, s.clock, 5);
   }
+  if (process.env.E2E_TRACE) {
+    console.log(s.fleet.callLog.filter((call) => !call.includes("Parameter")).join("\n"));
+    console.log((await s.h.journal.latest(40)).map((entry) => entry.reason).join("\n"));
+  }
   throw new Error(`${what}: not within ${seconds} s`);
 }
 
@@ -87,6 +97,12 @@ async function ranOn(s: Setup, forgeJob: ForgeJob, seconds = 180): Promise<strin
     return (await recorded(s, forgeJob))?.status === "completed";
   });
   return (await recorded(s, forgeJob))?.instanceId as string;
+}
+
+/** Every job the ledger holds that retries `job` (directly). */
+async function retriesOf(h: LocalHearth, forgeJob: ForgeJob): Promise<Job[]> {
+  const all = await h.ledger.arrivedSince(new Date(h.clock.now() - 2 * 86_400_000));
+  return all.filter((j) => j.source === forgeJob.source && j.retryOf === forgeJob.id);
 }
 
 const withState = ({ fleet }: Setup, lifecycle: string) =>
@@ -145,5 +161,60 @@ describe("a spot warm group in local mode", () => {
       expect(decisions.some((entry) => entry.details.resume === target)).toBe(true);
       await until(s, 300, "the instance stopped again", async () => withState(s, "stopped").length === 3);
     }
+  });
+
+  it("keeps a spot instance's store through its interruption: it stops, and runs the key warm once capacity returns", {
+    timeout: 240_000,
+  }, async () => {
+    const s = await start();
+    const { h, fleet } = s;
+    // Three stores, each warm for its key (a load of three jobs at once, which the warm group keeps).
+    const warmFor = await warmStores(s, ["ci / alpha", "ci / beta", "ci / gamma"]);
+    const store = warmFor.get("ci / alpha") as string;
+    const keys = (await h.registry.get(store))?.cacheKeys as string[];
+    expect(keys.length).toBeGreaterThan(0);
+    // A job of the key that outlasts the two minutes' warning runs on its store.
+    const long = job("ci / alpha");
+    await queue(s, long, 200);
+    await until(s, 60, "the long job running", async () => (await recorded(s, long))?.status === "running");
+    expect((await recorded(s, long))?.instanceId).toBe(store);
+    expect(fleet.get(store)).toMatchObject({ group: "warm", market: "spot" });
+
+    await fleet.interrupt(store, "stop");
+    // Drained (the job marked, for its retry), nothing detached; stopped at the deadline, store kept.
+    await until(s, 60, "drained", async () => (await h.registry.get(store))?.interruption?.action === "stop");
+    await until(s, 180, "stopped", async () => fleet.get(store)?.lifecycle === "stopped");
+    expect(fleet.get(store)?.stoppedByInterruption).toBe(true);
+    const aimedAtStore = fleet.callLog.filter(
+      (call) =>
+        /^(DetachInstances|TerminateInstances|CancelSpotInstanceRequests)/.test(call) && call.includes(store),
+    );
+    expect(aimedAtStore).toEqual([]);
+
+    // The job is retried once, on on-demand capacity the warm group launched for it.
+    await until(s, 900, "the retry finished", async () => {
+      const retries = await retriesOf(h, long);
+      return retries.length === 1 && retries[0]?.status === "completed";
+    });
+    const [retry] = await retriesOf(h, long);
+    expect((await recorded(s, long))?.interruption?.instanceId).toBe(store);
+    expect(retry?.instanceId).not.toBe(store);
+    expect(fleet.get(retry?.instanceId ?? "")).toMatchObject({ group: "warm", market: "on-demand" });
+    expect(
+      fleet.callLog.some((call) => call.startsWith("RunInstances(group=sim-x86-warm, market=on-demand")),
+    ).toBe(true);
+
+    // Still stopped (only EC2 starts it), its record kept with its store's keys.
+    expect(fleet.get(store)?.lifecycle).toBe("stopped");
+    const kept = await h.registry.get(store);
+    expect(kept?.cacheKeys).toEqual(expect.arrayContaining(keys));
+    expect(kept?.interruption ?? null).toBeNull();
+
+    // Capacity returns: EC2 starts it, and a later job of the key runs on it, warm.
+    await fleet.capacityReturns(store);
+    const later = job("ci / alpha");
+    await queue(s, later, 10);
+    expect(await ranOn(s, later)).toBe(store);
+    expect((await recorded(s, later))?.store?.origin).toBe("warm");
   });
 });

@@ -16,7 +16,7 @@ import {
 } from "../../fleet";
 import { type Group, groups, type Interruption, type Lifecycle, type Market } from "../../instances";
 import { interruptionEvent } from "../../interruptions/events";
-import type { PoolConfig } from "../../pools";
+import { namesStores, type PoolConfig } from "../../pools";
 import { awsChoice, Random } from "../rules";
 
 /**
@@ -44,6 +44,8 @@ export interface SimulatedInstance extends FleetInstance {
    * returns (`capacityReturns`); a `StartInstances` by Hearth cannot.
    */
   stoppedByInterruption?: boolean;
+  /** When it last came into service (ISO); absent while it never has, its store as empty as the AMI's. */
+  inServiceAt?: string;
 }
 
 /** An EventBridge event as EC2 puts it on the default bus (`interruptionEvent`'s shape). */
@@ -215,7 +217,7 @@ export class SimulatedFleet implements FleetPort {
       const state = this.group(pool, name);
       // A group Hearth keeps through EC2 has no desired capacity or warm pool of its own: what runs is
       // what it wants, what is stopped is its warm pool.
-      const kept = name === "warm" && keptByHearth(pool);
+      const kept = name === "warm" && namesStores(pool);
       return {
         pool: pool.name,
         group: name,
@@ -271,7 +273,7 @@ export class SimulatedFleet implements FleetPort {
       result.released.push(id);
       // Hearth stops a warm instance of a group it keeps itself; a group's instance loses its
       // protection, and the next lower desired capacity takes it.
-      if (instance.group === "warm" && keptByHearth(pool)) stopping.push(instance);
+      if (instance.group === "warm" && namesStores(pool)) stopping.push(instance);
       else instance.protectedFromScaleIn = false;
     }
     const unprotected = result.released.filter((id) => !stopping.some((instance) => instance.id === id));
@@ -291,12 +293,12 @@ export class SimulatedFleet implements FleetPort {
     const warm = this.group(pool, "warm");
     const burst = this.group(pool, "burst");
     const cap = (n: number) => Math.max(0, Math.min(n, pool.maxInstances));
-    if (keptByHearth(pool)) calls.push(...(await this.keepWarmGroup(pool, target)));
+    if (namesStores(pool)) calls.push(...(await this.keepWarmGroup(pool, target)));
     else if (warm.desired !== cap(target.warm)) {
       warm.desired = cap(target.warm);
       calls.push(this.log("SetDesiredCapacity", { group: `sim-${pool.name}-warm`, desired: warm.desired }));
     }
-    if (!keptByHearth(pool) && warm.warmPoolSize !== target.warmPoolSize) {
+    if (!namesStores(pool) && warm.warmPoolSize !== target.warmPoolSize) {
       warm.warmPoolSize = Math.max(0, target.warmPoolSize);
       calls.push(this.log("PutWarmPool", { group: `sim-${pool.name}-warm`, minSize: warm.warmPoolSize }));
     }
@@ -369,10 +371,13 @@ export class SimulatedFleet implements FleetPort {
       );
       for (let n = parked; n < size; n++) this.launch(pool, "warm", "stopped");
     } else if (parked > size) {
-      // The stores used longest ago go; none the plan named.
+      // None the plan named goes. First those never in service (their stores hold nothing yet), then
+      // those in service longest ago.
+      const lastUse = (instance: SimulatedInstance) =>
+        instance.inServiceAt ? Date.parse(instance.inServiceAt) : Number.NEGATIVE_INFINITY;
       const extra = this.members(pool, "warm", ["stopped"])
         .filter((instance) => !resume.includes(instance.id))
-        .sort((a, b) => Date.parse(a.launchedAt) - Date.parse(b.launchedAt) || a.id.localeCompare(b.id))
+        .sort((a, b) => lastUse(a) - lastUse(b) || a.id.localeCompare(b.id))
         .slice(0, parked - size);
       if (extra.length) calls.push(...(await this.terminateKept(extra)));
     }
@@ -464,7 +469,7 @@ export class SimulatedFleet implements FleetPort {
       throw new Error(`${instanceId} is in pool ${instance.pool}, not in a group of pool ${pool.name}`);
     if (instance.lifecycle !== "in-service") return [];
     // A warm instance Hearth keeps is in no Auto Scaling group: there is nothing to detach it from.
-    if (instance.group === "warm" && keptByHearth(pool)) return [];
+    if (instance.group === "warm" && namesStores(pool)) return [];
     instance.detached = true;
     // The group launches the replacement at once; with more than one zone, in another one.
     this.avoidAz.set(`${pool.name}/${instance.group}`, instance.az);
@@ -551,7 +556,7 @@ export class SimulatedFleet implements FleetPort {
   /** A warm instance of a group Hearth keeps itself (`warm.market: spot`). */
   private keptInstance(instance: SimulatedInstance): boolean {
     const pool = this.pools.get(instance.pool);
-    return instance.group === "warm" && pool !== undefined && keptByHearth(pool);
+    return instance.group === "warm" && pool !== undefined && namesStores(pool);
   }
 
   private eventId(): string {
@@ -591,7 +596,7 @@ export class SimulatedFleet implements FleetPort {
   private async reconcile(pool: PoolConfig): Promise<void> {
     for (const group of groups) {
       // A warm group Hearth keeps changes only when Hearth calls (`setCapacity`, `release`).
-      if (group === "warm" && keptByHearth(pool)) continue;
+      if (group === "warm" && namesStores(pool)) continue;
       const state = this.group(pool, group);
       const inService = this.members(pool, group, ["pending", "in-service"]);
       if (inService.length < state.desired) {
@@ -611,7 +616,7 @@ export class SimulatedFleet implements FleetPort {
         }
       }
     }
-    if (keptByHearth(pool)) return;
+    if (namesStores(pool)) return;
     // The warm pool keeps itself at its size: new instances warm up and stop; extra ones go.
     const warm = this.group(pool, "warm");
     const pooled = this.members(pool, "warm", ["stopping", "stopped"]);
@@ -636,7 +641,7 @@ export class SimulatedFleet implements FleetPort {
       market === undefined
         ? group === "burst"
           ? pool.burst.spotShare > 0 && this.counter % 100 < pool.burst.spotShare * 100
-          : keptByHearth(pool)
+          : namesStores(pool)
         : market === "spot";
     const zones = ["sim-1a", "sim-1b", "sim-1c"];
     const avoid = this.avoidAz.get(`${pool.name}/${group}`);
@@ -681,6 +686,7 @@ export class SimulatedFleet implements FleetPort {
 
   private async enterService(instance: SimulatedInstance): Promise<void> {
     instance.lifecycle = "in-service";
+    instance.inServiceAt = new Date(this.clock.now()).toISOString();
     this.changed();
     await this.emit((listener) => listener.inService?.(instance));
   }
@@ -719,6 +725,3 @@ export class SimulatedFleet implements FleetPort {
     this.timers.set(id, cancel);
   }
 }
-
-/** Whether Hearth keeps the pool's warm group itself through EC2, rather than an Auto Scaling group. */
-const keptByHearth = (pool: PoolConfig): boolean => pool.warm.market === "spot";
