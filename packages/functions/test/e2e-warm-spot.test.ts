@@ -210,8 +210,19 @@ describe("a spot warm group in local mode", () => {
     expect(kept?.cacheKeys).toEqual(expect.arrayContaining(keys));
     expect(kept?.interruption ?? null).toBeNull();
 
-    // Capacity returns: EC2 starts it, and a later job of the key runs on it, warm.
-    await fleet.capacityReturns(store);
+    // Capacity returns (local mode's control): EC2 starts it, and a later job of the key runs on it, warm.
+    const returns = (id: string) =>
+      fetch(`${h.url}/sim/fleet/instances/${id}/capacity-returns`, { method: "POST" });
+    // Refused, changing nothing, for an instance that no interruption stopped, an unknown one, a bad id.
+    const other = retry?.instanceId as string;
+    const otherBefore = fleet.get(other)?.lifecycle;
+    expect((await returns(other)).status).toBe(409);
+    expect(fleet.get(other)?.lifecycle).toBe(otherBefore);
+    expect((await returns("i-0000000000000dead")).status).toBe(404);
+    expect((await returns("not-an-id")).status).toBe(400);
+    const answer = await returns(store);
+    expect(answer.status).toBe(202);
+    expect(await answer.json()).toEqual({ instanceId: store, lifecycle: "pending" });
     const later = job("ci / alpha");
     await queue(s, later, 10);
     expect(await ranOn(s, later)).toBe(store);
