@@ -236,7 +236,9 @@ export class SimulatedFleet implements FleetPort {
       groups: [group("warm"), group("burst")],
       instances: this.all()
         .filter((instance) => instance.pool === pool.name && !instance.detached)
-        .map(({ token: _token, ...instance }) => ({ ...instance })),
+        .map(({ token: _token, stoppedByInterruption: _stop, inServiceAt: _at, ...instance }) => ({
+          ...instance,
+        })),
     };
   }
 
@@ -244,8 +246,7 @@ export class SimulatedFleet implements FleetPort {
     const instance = this.instances.get(instanceId);
     // As DescribeAutoScalingInstances: a detached instance is in no group.
     if (!instance || instance.detached) return undefined;
-    const { token: _token, detached: _detached, ...rest } = instance;
-    return { ...rest };
+    return portView(instance);
   }
 
   async release(
@@ -505,7 +506,7 @@ export class SimulatedFleet implements FleetPort {
     // As DescribeInstances by the pool's tags: detached instances too, until they are terminated.
     return this.all()
       .filter((instance) => instance.pool === pool.name && instance.lifecycle !== "terminating")
-      .map(({ token: _token, detached: _detached, ...instance }) => ({ ...instance }));
+      .map(portView);
   }
 
   /**
@@ -724,4 +725,16 @@ export class SimulatedFleet implements FleetPort {
     });
     this.timers.set(id, cancel);
   }
+}
+
+/** What the fleet port shows of an instance: EC2's and Auto Scaling's view, not the simulation's own. */
+function portView(instance: SimulatedInstance): FleetInstance {
+  const {
+    token: _token,
+    detached: _detached,
+    stoppedByInterruption: _stop,
+    inServiceAt: _at,
+    ...rest
+  } = instance;
+  return { ...rest };
 }
