@@ -1,13 +1,15 @@
 import { api } from "./api";
 import { poolComponent, scope, settings } from "./config";
 import { burstGroup, launchTemplate, signingKeyParameter, warmGroup } from "./lib/fleet";
-import { checked, heartbeatPolicy, instancePolicy, trustPolicy } from "./lib/iam";
+import { checked, heartbeatPolicy, instancePolicy, instanceRolePath, trustPolicy } from "./lib/iam";
 import { groupNames, parameterPaths, resourcePrefix, stageTags } from "./lib/names";
 import { binaryCacheSigningKey, runnerTokens } from "./secrets";
 
 /**
  * The runners: per pool a launch template, a warm group (on-demand, with a warm pool of Stopped
- * instances) and a burst group (spot, mixed types), and an instance role. The groups start empty
+ * instances) and a burst group (spot, mixed types), and an instance role. A pool whose `warm.market`
+ * is `spot` gets no warm group: Hearth keeps it through EC2, launching from the burst group's
+ * template into its subnets. The groups start empty
  * (or at `warm.minReady`); Hearth's ScaleFleet sets their capacity from then on, and a deploy leaves
  * what it set alone.
  */
@@ -85,6 +87,8 @@ for (const pool of settings.pools) {
   const role = new aws.iam.Role(`Pool${name}InstanceRole`, {
     description: `Hearth ${stage}: runner instances of pool ${pool.name}`,
     assumeRolePolicy: JSON.stringify(trustPolicy("ec2.amazonaws.com")),
+    // The path the control plane's iam:PassRole names, when it launches a kept warm group's instances.
+    path: instanceRolePath(stage),
     tags,
   });
   new aws.iam.RolePolicy(`Pool${name}InstancePolicy`, {
@@ -145,26 +149,28 @@ for (const pool of settings.pools) {
   const version = "$Latest";
 
   const warm = warmGroup(stage, pool);
-  new aws.autoscaling.Group(
-    `Pool${name}Warm`,
-    {
-      name: warm.name,
-      minSize: warm.minSize,
-      maxSize: warm.maxSize,
-      desiredCapacity: warm.desiredCapacity,
-      vpcZoneIdentifiers: subnetIds,
-      launchTemplate: { id: launch.id, version },
-      protectFromScaleIn: warm.protectFromScaleIn,
-      healthCheckType: warm.healthCheckType,
-      healthCheckGracePeriod: warm.healthCheckGracePeriod,
-      suspendedProcesses: warm.suspendedProcesses,
-      waitForCapacityTimeout: warm.waitForCapacityTimeout,
-      warmPool: warm.warmPool,
-      tags: warm.tags,
-    },
-    // The agent's config must exist before an instance boots (a pool with `minReady` launches at once).
-    { ignoreChanges: warm.ignoreChanges, dependsOn: [agentConfig, cacheSigningKey] },
-  );
+  // `warm.market: spot`: no warm Auto Scaling group; the fleet driver keeps the warm group itself.
+  if (pool.warm.market !== "spot")
+    new aws.autoscaling.Group(
+      `Pool${name}Warm`,
+      {
+        name: warm.name,
+        minSize: warm.minSize,
+        maxSize: warm.maxSize,
+        desiredCapacity: warm.desiredCapacity,
+        vpcZoneIdentifiers: subnetIds,
+        launchTemplate: { id: launch.id, version },
+        protectFromScaleIn: warm.protectFromScaleIn,
+        healthCheckType: warm.healthCheckType,
+        healthCheckGracePeriod: warm.healthCheckGracePeriod,
+        suspendedProcesses: warm.suspendedProcesses,
+        waitForCapacityTimeout: warm.waitForCapacityTimeout,
+        warmPool: warm.warmPool,
+        tags: warm.tags,
+      },
+      // The agent's config must exist before an instance boots (a pool with `minReady` launches at once).
+      { ignoreChanges: warm.ignoreChanges, dependsOn: [agentConfig, cacheSigningKey] },
+    );
 
   const burst = burstGroup(stage, pool);
   new aws.autoscaling.Group(

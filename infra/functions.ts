@@ -52,6 +52,9 @@ export function hearthFunction<F extends FunctionName>(
             stateMachineArn,
             interruptionMachineArn,
             pools: settings.pools.map((pool) => pool.name),
+            keptWarmPools: settings.pools
+              .filter((pool) => pool.warm.market === "spot")
+              .map((pool) => pool.name),
           }),
           settings.stage,
           `${fn} function`,

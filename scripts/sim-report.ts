@@ -1,6 +1,6 @@
 /**
  * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N] [--max-instances N] [--interruptions]
- *   [--lost-seeds K] [--no-retry-hold]
+ *   [--lost-seeds K] [--no-retry-hold] [--warm-market on-demand|spot]
  *
  * Runs every policy (the baselines with and without the binary cache) on every trace in DIR (default
  * traces/), writes one SVG per trace to `docs/sim-<trace>.svg` (`sim-<trace>-max<N>.svg` with
@@ -10,11 +10,13 @@
  * With `--interruptions` it prints instead, per trace, what spot interruptions cost at the model's
  * rate and at 5 times it (Hearth under GitHub's and GitLab's rules, and the baselines that run spot),
  * and, with `--lost-seeds K`, Hearth's lost jobs over seeds 1 to K, then what the retry hold costs
- * (Hearth with and without it). `--no-retry-hold` runs Hearth without the retry hold throughout.
+ * (Hearth with and without it). `--no-retry-hold` runs Hearth without the retry hold throughout;
+ * `--warm-market` sets its pools' `warm.market` (default: the pool setting's default).
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
+import { DEFAULT_WARM_MARKET, type WarmMarket, warmMarkets } from "../packages/core/src/pools";
 import {
   defaultFleetModel,
   type FleetModel,
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     interruptions: { type: "boolean", default: false },
     "lost-seeds": { type: "string", default: "0" },
     "no-retry-hold": { type: "boolean", default: false },
+    "warm-market": { type: "string", default: DEFAULT_WARM_MARKET },
     "max-instances": { type: "string" },
   },
 });
@@ -50,6 +53,12 @@ if (!Number.isInteger(maxInstances) || maxInstances < 1) {
 }
 const model: Partial<FleetModel> = { maxInstancesPerPool: maxInstances };
 
+const warmMarket = values["warm-market"] as WarmMarket;
+if (!warmMarkets.includes(warmMarket)) {
+  process.stderr.write(`--warm-market must be ${warmMarkets.join(" or ")}, got ${warmMarket}\n`);
+  process.exit(2);
+}
+
 /** Hearth holds a pool's spot runners for a retry unless `--no-retry-hold`. */
 const retryHold = !values["no-retry-hold"];
 
@@ -63,7 +72,7 @@ function hearthRun(trace: Trace, seed: number, multiplier: number, forge: ForgeC
       policy: "hearth",
       seed,
       interruptionRateMultiplier: multiplier,
-      hearth: { forge, retryHold: hold },
+      hearth: { forge, retryHold: hold, warmMarket },
       model,
     });
     hearthRuns.set(key, result);
@@ -300,7 +309,7 @@ for (const file of files) {
     const { details, ...result } = simulate(trace, {
       policy,
       seed: Number(values.seed),
-      hearth: { retryHold },
+      hearth: { retryHold, warmMarket },
       model,
     });
     return { ...result, stores: details.stores };

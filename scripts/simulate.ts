@@ -7,14 +7,20 @@
  * baselines on the same fleet model. With --json it prints the README's JSON array; otherwise a table.
  * `--interruptions` adds what spot interruptions cost (retries, extra wait, lost jobs) to each row,
  * `--stores` where each job's store came from (warm, substituted from the binary cache, cold).
- * The prototype flags (`--choose-resume`, `--instant-listening`, `--idle-listening all`, `--store-volumes`, `--persistent-spot`,
+ * The prototype flags (`--choose-resume`, `--instant-listening`, `--idle-listening all`, `--store-volumes`,
  * `--stopped-store-ttl` and their settings) model store mechanisms the product does not build yet:
  * each is off by default, so Hearth's default rows credit only what it ships.
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { defaultPools, poolConfigSchema } from "../packages/core/src/pools";
+import {
+  DEFAULT_WARM_MARKET,
+  defaultPools,
+  poolConfigSchema,
+  type WarmMarket,
+  warmMarkets,
+} from "../packages/core/src/pools";
 import { HOLD_MAX_SECONDS } from "../packages/core/src/retries/holds";
 import {
   defaultFleetModel,
@@ -85,6 +91,10 @@ ${Object.entries(modelFlags)
     --placement warm-first|any        the pool setting placement (default warm-first); any: every free slot listens
     --cold-listen-delay S             the oldest queued job waits S s for a busy warm store (default 15)
     --listener-start S                a slot told to listen at its heartbeat (every 15 s) listens S s later (default 5)
+  Hearth's warm group (built: the pool setting warm.market):
+    --warm-market on-demand|spot      on-demand: an Auto Scaling warm pool (AWS picks which store resumes); spot:
+                                      Hearth keeps it, persistent spot instances that stop on interruption, and
+                                      names which stopped store starts (default: the pool setting's default)
   prototypes of store mechanisms Hearth does NOT build yet, each off by default: models of what the
   product would have to build, for measuring only; Hearth's default figures credit none of them:
     --choose-resume                   Hearth names the stopped store that resumes (warm for the oldest queued job)
@@ -93,7 +103,6 @@ ${Object.entries(modelFlags)
     --idle-listening all|none         free slots listen while their agent knows of no queued job (default none, as built)
     --store-volumes off|pinned|any-zone  stores on EBS volumes that outlive spot instances (warm group on spot)
     --volume-retention H              a detached store volume is deleted after H hours (default 24)
-    --persistent-spot                 the warm group's instances are persistent spot instances that stop on interruption
     --stopped-store-ttl H             a stopped store not resumed for H hours is terminated (default 0: never)
   pool settings (the default pools' values unless given):
     --warm-pool-max N                 pool setting warm.warmPoolSize: the most Stopped instances kept (default 50)
@@ -127,7 +136,7 @@ function main(): void {
         "idle-listening": { type: "string", default: "none" },
         "store-volumes": { type: "string", default: "off" },
         "volume-retention": { type: "string", default: "24" },
-        "persistent-spot": { type: "boolean", default: false },
+        "warm-market": { type: "string", default: DEFAULT_WARM_MARKET },
         "stopped-store-ttl": { type: "string", default: "0" },
         "warm-pool-max": { type: "string" },
         "warm-idle": { type: "string" },
@@ -233,6 +242,9 @@ function main(): void {
             },
           }),
         );
+  const warmMarket = values["warm-market"] as string;
+  if (!(warmMarkets as readonly string[]).includes(warmMarket))
+    fail(`--warm-market must be ${warmMarkets.join(" or ")}, got ${warmMarket}`);
   const stoppedTtl = Number(values["stopped-store-ttl"]);
   if (!Number.isFinite(stoppedTtl) || stoppedTtl < 0)
     fail(`--stopped-store-ttl must be a non-negative number of hours, got ${values["stopped-store-ttl"]}`);
@@ -250,9 +262,9 @@ function main(): void {
       idleListening: idleListening as "all" | "none",
       storeVolumes: storeVolumes as "off" | "pinned" | "any-zone",
       volumeRetentionHours: retention,
-      persistentSpot: values["persistent-spot"] as boolean,
       stoppedStoreTtlHours: stoppedTtl,
     },
+    warmMarket: warmMarket as WarmMarket,
     forge: forge as ForgeChoice,
     retryInterrupted,
     retryOnDemand: onDemand === "true",

@@ -1,5 +1,5 @@
 import type { FunctionName } from "../../packages/functions/src/aws/links";
-import { APP, groupNames, parameterPaths, resourcePrefix, stageTags } from "./names";
+import { APP, groupNames, parameterPaths, resourcePrefix, stageTags, tagKeys } from "./names";
 
 /**
  * Every IAM policy a stage deploys, as plain policy documents, so that tests can read them and the
@@ -54,6 +54,7 @@ export const unscopableActions = new Set([
   "autoscaling:DescribeScalingActivities",
   "autoscaling:DescribeWarmPool",
   "ec2:DescribeInstances",
+  "ec2:DescribeSpotInstanceRequests",
   // Session Manager and Run Command, for the instances (what AmazonSSMManagedInstanceCore grants for
   // sessions, without its ssm:GetParameter on every parameter in the account).
   "ssm:UpdateInstanceInformation",
@@ -164,6 +165,12 @@ function scaleGroups(scope: Scope, pools: readonly string[]): Statement {
 
 export interface FunctionResources {
   tableArn: string;
+  /**
+   * The pools whose warm group Hearth keeps itself through EC2 (`warm.market: spot`): apply launches,
+   * starts, stops and retires their instances; HandleInterruption and the sweep cancel their spot
+   * requests before terminating them. None: no such permission at all.
+   */
+  keptWarmPools?: readonly string[];
   /** Needed by the functions that start ScaleFleet (the API, the tick, the poll, HandleInterruption's tasks). */
   stateMachineArn?: string;
   /** HandleInterruption's state machine: the API starts it when an agent reports a notice first. */
@@ -198,6 +205,130 @@ function terminateOwnInstances(scope: Scope): Statement {
   };
 }
 
+/**
+ * Where the pools' instance roles live (`/hearth/<stage>/`): the only roles the control plane may
+ * pass to EC2, when it launches a warm group's instances from a pool's launch template.
+ */
+export const instanceRolePath = (stage: string): string => `/${APP}/${stage}/`;
+
+/** The EC2 calls that launch, start, stop, retire or retag the instances of a warm group Hearth keeps. */
+export const keptWarmMutations = [
+  "ec2:RunInstances",
+  "ec2:CreateTags",
+  "ec2:DeleteTags",
+  "ec2:StartInstances",
+  "ec2:StopInstances",
+  "ec2:TerminateInstances",
+  "ec2:CancelSpotInstanceRequests",
+];
+
+const stageCondition = (scope: Scope, prefix: "aws:ResourceTag" | "aws:RequestTag") =>
+  Object.fromEntries(
+    Object.entries(stageTags(scope.stage)).map(([key, value]) => [`${prefix}/${key}`, value]),
+  );
+
+/** Cancels the spot requests of the stage's kept warm instances (before terminating one). */
+function cancelKeptSpotRequests(scope: Scope): Statement {
+  return {
+    Sid: "CancelKeptSpotRequests",
+    Effect: "Allow",
+    Action: ["ec2:CancelSpotInstanceRequests"],
+    Resource: [arn(scope, "ec2", "spot-instances-request/*")],
+    Condition: { StringEquals: stageCondition(scope, "aws:ResourceTag") },
+  };
+}
+
+/**
+ * What apply needs to keep the given pools' warm groups through EC2. RunInstances creates the
+ * instance, its volumes and its spot request only with the stage's tags on them (`aws:RequestTag`),
+ * from the stage's own launch templates and security group (`aws:ResourceTag`), into a subnet, from an
+ * image (its id resolved from the stage's AMI parameters) and through a network interface (no tags to
+ * hold those to); tags are created only by that
+ * launch (`ec2:CreateAction`); the only tag removed is `hearth:parking`; starts, stops and terminations
+ * touch only the stage's warm instances of those pools; the instance roles passed are the stage's.
+ */
+function keepWarmGroups(scope: Scope, pools: readonly string[]): Statement[] {
+  const ec2 = (resource: string) => arn(scope, "ec2", resource);
+  const ownWarm = {
+    ...stageCondition(scope, "aws:ResourceTag"),
+    [`aws:ResourceTag/${tagKeys.pool}`]: [...pools],
+    [`aws:ResourceTag/${tagKeys.group}`]: "warm",
+  };
+  return [
+    describe("ReadKeptWarmGroups", ["ec2:DescribeInstances", "ec2:DescribeSpotInstanceRequests"]),
+    {
+      Sid: "LaunchKeptWarmInstances",
+      Effect: "Allow",
+      Action: ["ec2:RunInstances"],
+      Resource: [ec2("instance/*"), ec2("volume/*"), ec2("spot-instances-request/*")],
+      Condition: {
+        StringEquals: {
+          ...stageCondition(scope, "aws:RequestTag"),
+          [`aws:RequestTag/${tagKeys.pool}`]: [...pools],
+          [`aws:RequestTag/${tagKeys.group}`]: "warm",
+        },
+      },
+    },
+    {
+      Sid: "LaunchFromOwnTemplates",
+      Effect: "Allow",
+      Action: ["ec2:RunInstances"],
+      Resource: [ec2("launch-template/*"), ec2("security-group/*")],
+      Condition: { StringEquals: stageCondition(scope, "aws:ResourceTag") },
+    },
+    {
+      Sid: "LaunchIntoSubnets",
+      Effect: "Allow",
+      Action: ["ec2:RunInstances"],
+      Resource: [
+        ec2("subnet/*"),
+        ec2("network-interface/*"),
+        `arn:${scope.partition}:ec2:${scope.region}::image/*`,
+      ],
+    },
+    {
+      // The launch templates name their AMI as `resolve:ssm:/hearth/<stage>/ami/<arch>`: a launch
+      // resolves it with the caller's permission.
+      Sid: "ResolveAmiParameters",
+      Effect: "Allow",
+      Action: ["ssm:GetParameters"],
+      Resource: [arn(scope, "ssm", `parameter${parameterPaths(scope.stage).ami("*")}`)],
+    },
+    {
+      Sid: "TagOnLaunch",
+      Effect: "Allow",
+      Action: ["ec2:CreateTags"],
+      Resource: [ec2("instance/*"), ec2("volume/*"), ec2("spot-instances-request/*")],
+      Condition: { StringEquals: { "ec2:CreateAction": "RunInstances" } },
+    },
+    {
+      Sid: "Unpark",
+      Effect: "Allow",
+      Action: ["ec2:DeleteTags"],
+      Resource: [ec2("instance/*")],
+      Condition: {
+        StringEquals: ownWarm,
+        "ForAllValues:StringEquals": { "aws:TagKeys": [tagKeys.parking] },
+      },
+    },
+    {
+      Sid: "StartStopKeptWarmInstances",
+      Effect: "Allow",
+      Action: ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
+      Resource: [ec2("instance/*")],
+      Condition: { StringEquals: ownWarm },
+    },
+    cancelKeptSpotRequests(scope),
+    {
+      Sid: "PassInstanceRoles",
+      Effect: "Allow",
+      Action: ["iam:PassRole"],
+      Resource: [`arn:${scope.partition}:iam::${scope.accountId}:role${instanceRolePath(scope.stage)}*`],
+      Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+    },
+  ];
+}
+
 function startHandleInterruption(stateMachineArn: string | undefined): Statement {
   if (!stateMachineArn)
     throw new Error("this function starts HandleInterruption: its state machine ARN is needed");
@@ -212,6 +343,9 @@ function startHandleInterruption(stateMachineArn: string | undefined): Statement
 /** The policy of one function: what its handler calls, on this stage's resources, and its own logs. */
 export function functionPolicy(fn: FunctionName, scope: Scope, resources: FunctionResources): PolicyDocument {
   const table = tableStatements(resources.tableArn);
+  const kept = resources.keptWarmPools ?? [];
+  // Terminating a kept warm instance cancels its persistent spot request first.
+  const cancelKept = kept.length ? [cancelKeptSpotRequests(scope)] : [];
   switch (fn) {
     case "api":
       // Webhooks write the ledger and start ScaleFleet; a first heartbeat asks Auto Scaling whether
@@ -250,6 +384,7 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
           "autoscaling:DescribeScalingActivities",
         ]),
         scaleGroups(scope, resources.pools),
+        ...(kept.length ? keepWarmGroups(scope, kept) : []),
       );
     case "finish":
     case "recordFailure":
@@ -271,6 +406,7 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
         describe("LookUpInstance", ["autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances"]),
         detachOwnInstances(scope, resources.pools),
         terminateOwnInstances(scope),
+        ...cancelKept,
         runnerConfigs(scope),
       );
     case "sweep":
@@ -290,6 +426,7 @@ export function functionPolicy(fn: FunctionName, scope: Scope, resources: Functi
         ]),
         detachOwnInstances(scope, resources.pools),
         terminateOwnInstances(scope),
+        ...cancelKept,
         runnerConfigs(scope),
       );
   }
@@ -455,6 +592,50 @@ export function violations(policy: PolicyDocument, stage: string): string[] {
         found.push(`${where}: Auto Scaling changes on groups outside the stage`);
       }
     }
+    found.push(...ec2Violations(statement, stage, where));
+  }
+  return found;
+}
+
+/** EC2 changes that act on existing resources: only on the stage's tagged ones. */
+const taggedEc2Changes = new Set([
+  "ec2:StartInstances",
+  "ec2:StopInstances",
+  "ec2:TerminateInstances",
+  "ec2:DeleteTags",
+  "ec2:CancelSpotInstanceRequests",
+]);
+
+/**
+ * The rules for EC2 and role passing: what RunInstances creates carries the stage's tags, and it
+ * launches only from the stage's tagged launch templates; tags are created only by a launch; other
+ * changes need the stage's tags on their resource; a role is passed only to EC2, and only the stage's
+ * instance roles.
+ */
+function ec2Violations(statement: Statement, stage: string, where: string): string[] {
+  const found: string[] = [];
+  const equals = statement.Condition?.StringEquals ?? {};
+  const hasStageTags = (prefix: string) =>
+    Object.entries(stageTags(stage)).every(([key, value]) => equals[`${prefix}/${key}`] === value);
+  const has = (action: string) => statement.Action.some((a) => a.toLowerCase() === action.toLowerCase());
+  if (has("ec2:RunInstances")) {
+    const created = statement.Resource.filter((r) => /:(instance|volume|spot-instances-request)\//.test(r));
+    if (created.length && !hasStageTags("aws:RequestTag"))
+      found.push(`${where}: RunInstances creates resources without the stage's tags (aws:RequestTag)`);
+    const templates = statement.Resource.filter((r) => /:(launch-template|security-group)\//.test(r));
+    if (templates.length && !hasStageTags("aws:ResourceTag"))
+      found.push(`${where}: RunInstances from launch templates or security groups that are not the stage's`);
+    if (statement.Resource.includes("*")) found.push(`${where}: RunInstances on *`);
+  }
+  if (has("ec2:CreateTags") && equals["ec2:CreateAction"] !== "RunInstances")
+    found.push(`${where}: CreateTags other than at launch (ec2:CreateAction = RunInstances)`);
+  if (statement.Action.some((a) => taggedEc2Changes.has(a)) && !hasStageTags("aws:ResourceTag"))
+    found.push(`${where}: EC2 changes without the stage's tags on the resource`);
+  if (has("iam:PassRole")) {
+    if (equals["iam:PassedToService"] !== "ec2.amazonaws.com")
+      found.push(`${where}: PassRole without iam:PassedToService = ec2.amazonaws.com`);
+    if (!statement.Resource.every((r) => r.includes(`:role${instanceRolePath(stage)}`)))
+      found.push(`${where}: PassRole of roles outside the stage's instance roles`);
   }
   return found;
 }

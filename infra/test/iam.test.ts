@@ -9,6 +9,8 @@ import {
   functionPolicy,
   heartbeatPolicy,
   instancePolicy,
+  instanceRolePath,
+  keptWarmMutations,
   type PolicyDocument,
   runnerConfigActions,
   type Scope,
@@ -263,6 +265,139 @@ describe("HandleInterruption's permissions", () => {
       ],
     };
     expect(violations(unguarded, "prod").join()).toMatch(/Auto Scaling changes without the condition/);
+  });
+});
+
+describe("a warm group Hearth keeps through EC2 (warm.market: spot)", () => {
+  const keptWarmPools = ["x86_64"];
+  const keptPolicyOf = (fn: (typeof functionNames)[number]) =>
+    functionPolicy(fn, scope, { tableArn, stateMachineArn, interruptionMachineArn, pools, keptWarmPools });
+  const ec2 = (resource: string) => `arn:aws:ec2:eu-west-1:123456789012:${resource}`;
+  const statementOf = (policy: PolicyDocument, sid: string) => policy.Statement.find((s) => s.Sid === sid);
+
+  it.each(functionNames)("%s: passes the least-privilege check", (fn) => {
+    expect(violations(keptPolicyOf(fn), "prod")).toEqual([]);
+  });
+
+  it("gives no function any of it while no pool keeps its warm group so", () => {
+    for (const fn of functionNames) {
+      const actions = actionsOf(policyOf(fn));
+      for (const action of keptWarmMutations.filter((a) => a !== "ec2:TerminateInstances"))
+        expect(actions, fn).not.toContain(action);
+      expect(actions, fn).not.toContain("iam:PassRole");
+    }
+  });
+
+  it("lets apply launch, start, stop and retire only the stage's warm instances of those pools", () => {
+    const apply = keptPolicyOf("apply");
+    for (const action of keptWarmMutations) expect(actionsOf(apply), action).toContain(action);
+    expect(statementOf(apply, "LaunchKeptWarmInstances")?.Condition).toEqual({
+      StringEquals: {
+        "aws:RequestTag/hearth:app": "hearth",
+        "aws:RequestTag/hearth:stage": "prod",
+        "aws:RequestTag/hearth:pool": ["x86_64"],
+        "aws:RequestTag/hearth:group": "warm",
+      },
+    });
+    expect(statementOf(apply, "LaunchFromOwnTemplates")?.Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
+    });
+    expect(statementOf(apply, "TagOnLaunch")?.Condition).toEqual({
+      StringEquals: { "ec2:CreateAction": "RunInstances" },
+    });
+    const ownWarm = {
+      "aws:ResourceTag/hearth:app": "hearth",
+      "aws:ResourceTag/hearth:stage": "prod",
+      "aws:ResourceTag/hearth:pool": ["x86_64"],
+      "aws:ResourceTag/hearth:group": "warm",
+    };
+    expect(statementOf(apply, "StartStopKeptWarmInstances")).toMatchObject({
+      Action: ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"],
+      Resource: [ec2("instance/*")],
+      Condition: { StringEquals: ownWarm },
+    });
+    // The one tag it removes: hearth:parking.
+    expect(statementOf(apply, "Unpark")?.Condition).toEqual({
+      StringEquals: ownWarm,
+      "ForAllValues:StringEquals": { "aws:TagKeys": ["hearth:parking"] },
+    });
+    expect(statementOf(apply, "CancelKeptSpotRequests")).toMatchObject({
+      Resource: [ec2("spot-instances-request/*")],
+      Condition: {
+        StringEquals: { "aws:ResourceTag/hearth:app": "hearth", "aws:ResourceTag/hearth:stage": "prod" },
+      },
+    });
+    // The templates' AMI parameters resolve at launch; nothing else of Parameter Store is read.
+    const parameter = (path: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter${path}`;
+    expect(allows(apply, "ssm:GetParameters", parameter("/hearth/prod/ami/x86_64"))).toBe(true);
+    expect(allows(apply, "ssm:GetParameters", parameter("/hearth/prod/pools/x86_64/credentials"))).toBe(
+      false,
+    );
+    expect(allows(apply, "ssm:GetParameters", parameter("/hearth/dev/ami/x86_64"))).toBe(false);
+    // Only the stage's instance roles, and only to EC2.
+    expect(instanceRolePath("prod")).toBe("/hearth/prod/");
+    const role = (path: string) => `arn:aws:iam::123456789012:role${path}Pool-abc`;
+    expect(allows(apply, "iam:PassRole", role("/hearth/prod/"))).toBe(true);
+    expect(allows(apply, "iam:PassRole", role("/hearth/dev/"))).toBe(false);
+    expect(allows(apply, "iam:PassRole", role("/"))).toBe(false);
+    expect(statementOf(apply, "PassInstanceRoles")?.Condition).toEqual({
+      StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" },
+    });
+    // Nothing else launches or passes roles.
+    for (const fn of functionNames.filter((f) => f !== "apply")) {
+      expect(allows(keptPolicyOf(fn), "ec2:RunInstances", ec2("instance/*")), fn).toBe(false);
+      expect(allows(keptPolicyOf(fn), "iam:PassRole", role("/hearth/prod/")), fn).toBe(false);
+    }
+  });
+
+  it("lets HandleInterruption and the sweep cancel a kept instance's spot request before terminating it", () => {
+    for (const fn of functionNames) {
+      expect(
+        allows(keptPolicyOf(fn), "ec2:CancelSpotInstanceRequests", ec2("spot-instances-request/sir-1")),
+        fn,
+      ).toBe(fn === "apply" || fn === "interruption" || fn === "sweep");
+    }
+  });
+
+  it("the check refuses untagged launches, tags made after launch, untagged starts and any role passed", () => {
+    const policy = (
+      statement: Omit<PolicyDocument["Statement"][number], "Sid" | "Effect">,
+    ): PolicyDocument => ({
+      Version: "2012-10-17",
+      Statement: [{ Sid: "Bad", Effect: "Allow", ...statement }],
+    });
+    expect(
+      violations(policy({ Action: ["ec2:RunInstances"], Resource: [ec2("instance/*")] }), "prod").join(),
+    ).toMatch(/without the stage's tags \(aws:RequestTag\)/);
+    expect(
+      violations(
+        policy({ Action: ["ec2:RunInstances"], Resource: [ec2("launch-template/*")] }),
+        "prod",
+      ).join(),
+    ).toMatch(/launch templates or security groups that are not the stage's/);
+    expect(
+      violations(policy({ Action: ["ec2:CreateTags"], Resource: [ec2("instance/*")] }), "prod").join(),
+    ).toMatch(/CreateTags other than at launch/);
+    for (const action of [
+      "ec2:StartInstances",
+      "ec2:StopInstances",
+      "ec2:DeleteTags",
+      "ec2:CancelSpotInstanceRequests",
+    ]) {
+      expect(
+        violations(policy({ Action: [action], Resource: [ec2("instance/*")] }), "prod").join(),
+        action,
+      ).toMatch(/EC2 changes without the stage's tags/);
+    }
+    expect(
+      violations(
+        policy({ Action: ["iam:PassRole"], Resource: ["arn:aws:iam::123456789012:role/admin"] }),
+        "prod",
+      ),
+    ).toEqual([
+      "statement Bad: PassRole without iam:PassedToService = ec2.amazonaws.com",
+      "statement Bad: PassRole of roles outside the stage's instance roles",
+    ]);
   });
 });
 

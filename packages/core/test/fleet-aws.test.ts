@@ -12,7 +12,15 @@ import {
   SetInstanceProtectionCommand,
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { DescribeInstancesCommand, EC2Client, EC2ServiceException } from "@aws-sdk/client-ec2";
+import {
+  CancelSpotInstanceRequestsCommand,
+  DeleteTagsCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  EC2ServiceException,
+  RunInstancesCommand,
+  StartInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import {
   DeleteParameterCommand,
   GetParameterCommand,
@@ -23,7 +31,16 @@ import {
 import { beforeEach, describe, expect, it } from "vitest";
 import type { FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
-import { FakeAws, installFakeAws, mockedClients, ssmError, validation } from "./support/auto-scaling-fake";
+import type { PoolConfig } from "../src/pools";
+import {
+  ec2Error,
+  FakeAws,
+  type FakeEc2Instance,
+  installFakeAws,
+  mockedClients,
+  ssmError,
+  validation,
+} from "./support/auto-scaling-fake";
 import {
   mutations as autoScalingMutations,
   BURST,
@@ -687,7 +704,10 @@ describe("lookup", () => {
     });
     expect(await fleet.lookup(iid(0xf1))).toBeUndefined();
     expect(await fleet.lookup(iid(0xf2))).toBeUndefined();
-    expect(ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(0);
+    // Only the instance in no group is asked of EC2: it could be of a warm group Hearth keeps.
+    expect(ec2.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input)).toEqual([
+      { Filters: [{ Name: "instance-id", Values: [iid(0xf2)] }] },
+    ]);
   });
 });
 
@@ -862,5 +882,458 @@ describe("withdrawRunnerConfig", () => {
     await expect(fleet.withdrawRunnerConfig(`/hearth/runner-config/${iid(0xa1)}/0-7`)).rejects.toThrow(
       /not authorized/,
     );
+  });
+});
+
+// ─── a warm group Hearth keeps (warm.market: spot) ───────────────────────────────────────────────
+
+describe("a spot warm group Hearth keeps through EC2", () => {
+  const spotPool = (overrides: Partial<PoolConfig> = {}) =>
+    pool({ warm: { warmPoolSize: 0, minReady: 0, market: "spot" }, ...overrides });
+  const warmTags = {
+    "hearth:app": "hearth",
+    "hearth:stage": "test",
+    "hearth:pool": "x86",
+    "hearth:group": "warm",
+  };
+  const run = () => ec2.commandCalls(RunInstancesCommand).map((c) => c.args[0].input);
+  const started = () =>
+    ec2.commandCalls(StartInstancesCommand).flatMap((c) => c.args[0].input.InstanceIds ?? []);
+  /** The EC2 calls that change something, in order. */
+  const ec2Mutations = () =>
+    ec2
+      .calls()
+      .map((call) => (call.args[0] as object).constructor.name.replace(/Command$/, ""))
+      .filter((name) => !name.startsWith("Describe"));
+
+  /** Only the burst group exists, with the launch template and subnets the warm group launches from. */
+  function burstOnly() {
+    return aws.group({
+      name: BURST,
+      max: 20,
+      onDemandPercent: 0,
+      subnets: ["subnet-a", "subnet-b", "subnet-c"],
+    });
+  }
+  /** A stopped warm store, launched `minutes` ago on spot. */
+  function store(minutes: number, extra: Partial<FakeEc2Instance> = {}): FakeEc2Instance {
+    const instance = aws.runInstance({
+      subnet: "subnet-a",
+      instanceType: "c6a.xlarge",
+      tags: warmTags,
+      spot: true,
+      requestId: `sir-${minutes}`,
+    });
+    aws.spotRequests.set(`sir-${minutes}`, {
+      id: `sir-${minutes}`,
+      type: "persistent",
+      state: "active",
+      instanceId: instance.id,
+      tags: {},
+      launch: { subnet: "subnet-a", instanceType: "c6a.xlarge", tags: warmTags },
+    });
+    Object.assign(instance, { ec2State: "stopped", launchTime: minutesAgo(minutes) }, extra);
+    return instance;
+  }
+
+  it("launches persistent spot instances that stop on interruption, tagged, from the burst group's template, spread over its subnets", async () => {
+    burstOnly();
+    const calls = await fleet.setCapacity(spotPool(), { warm: 3, burst: 0, warmPoolSize: 0 });
+    // No warm Auto Scaling group is looked up, resized or given a warm pool.
+    expect(autoScaling.commandCalls(DescribeAutoScalingGroupsCommand).map((c) => c.args[0].input)).toEqual([
+      { AutoScalingGroupNames: [BURST] },
+    ]);
+    expect(inputs.setDesired()).toEqual([]);
+    expect(inputs.putWarmPool()).toEqual([]);
+    const tags = (extra: Record<string, string> = {}) =>
+      Object.entries({ ...warmTags, ...extra }).map(([Key, Value]) => ({ Key, Value }));
+    expect(run()).toEqual(
+      ["subnet-a", "subnet-b", "subnet-c"].map((SubnetId) => ({
+        LaunchTemplate: { LaunchTemplateName: `${BURST}-lt`, Version: "$Latest" },
+        InstanceType: "c6a.xlarge",
+        MinCount: 1,
+        MaxCount: 1,
+        SubnetId,
+        ClientToken: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        InstanceMarketOptions: {
+          MarketType: "spot",
+          SpotOptions: { SpotInstanceType: "persistent", InstanceInterruptionBehavior: "stop" },
+        },
+        TagSpecifications: [
+          { ResourceType: "instance", Tags: tags({ Name: "hearth-test-x86" }) },
+          { ResourceType: "volume", Tags: tags() },
+          { ResourceType: "spot-instances-request", Tags: tags() },
+        ],
+      })),
+    );
+    expect(new Set(run().map((input) => input.ClientToken)).size).toBe(3);
+    expect(calls).toEqual([
+      "RunInstances(subnet=subnet-a, count=1, market=spot)",
+      "RunInstances(subnet=subnet-b, count=1, market=spot)",
+      "RunInstances(subnet=subnet-c, count=1, market=spot)",
+    ]);
+    expect(aws.ec2Instances.map((i) => [i.spot, i.tags["hearth:group"], i.az])).toEqual([
+      [true, "warm", "us-east-1a"],
+      [true, "warm", "us-east-1b"],
+      [true, "warm", "us-east-1c"],
+    ]);
+    expect([...aws.spotRequests.values()].map((r) => r.type)).toEqual([
+      "persistent",
+      "persistent",
+      "persistent",
+    ]);
+    // Launching counts as in service: the same target again changes nothing.
+    expect(await fleet.setCapacity(spotPool(), { warm: 3, burst: 0, warmPoolSize: 0 })).toEqual([]);
+  });
+
+  it("observes the group from EC2's tags: counts, lifecycles, markets", async () => {
+    burstOnly();
+    const stopped = store(30);
+    const running = store(20, { ec2State: "running" });
+    const pending = aws.runInstance({
+      subnet: "subnet-b",
+      instanceType: "c6a.xlarge",
+      tags: warmTags,
+      spot: false,
+    });
+    const parking = store(1, { ec2State: "running", tags: { ...warmTags, "hearth:parking": "true" } });
+    const stopping = store(10, { ec2State: "stopping" });
+    store(40, { ec2State: "terminated" });
+    // Another pool's, and an Auto Scaling group's instance with the same tags: not this group's.
+    aws.runInstance({
+      subnet: "subnet-a",
+      instanceType: "c6a.xlarge",
+      tags: { ...warmTags, "hearth:pool": "arm" },
+      spot: true,
+    });
+    aws.group({
+      name: "hearth-x86-warm-before",
+      desired: 1,
+      tags: warmTags,
+      instances: [{ id: iid(0x77), state: "InService", protected: true }],
+    });
+
+    const { groups, instances } = await fleet.observe(spotPool());
+    expect(groups[0]).toEqual({
+      pool: "x86",
+      group: "warm",
+      name: WARM,
+      desired: 2,
+      max: 50,
+      warmPoolSize: 1,
+      onDemandFallback: false,
+    });
+    const lifecycles = Object.fromEntries(
+      instances.map((i) => [i.id, [i.lifecycle, i.market, i.protectedFromScaleIn]]),
+    );
+    expect(lifecycles).toEqual({
+      [stopped.id]: ["stopped", "spot", true],
+      [running.id]: ["in-service", "spot", true],
+      [pending.id]: ["pending", "on-demand", true],
+      // Launched to be stopped: on its way into the warm pool, never in service.
+      [parking.id]: ["stopping", "spot", true],
+      [stopping.id]: ["stopping", "spot", true],
+    });
+    expect(instances.find((i) => i.id === running.id)).toMatchObject({
+      group: "warm",
+      az: "us-east-1a",
+      launchedAt: minutesAgo(20).toISOString(),
+      instanceType: "c6a.xlarge",
+    });
+  });
+
+  it("starts the stopped stores in the planner's order, then the most recent, removing the parking tag first", async () => {
+    burstOnly();
+    const [old, recent, named, parked] = [store(300), store(5), store(100), store(50)];
+    parked.tags["hearth:parking"] = "true";
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 3,
+      burst: 0,
+      warmPoolSize: 1,
+      resume: [named.id, parked.id],
+    });
+    expect(started()).toEqual([named.id, parked.id, recent.id]);
+    expect(ec2.commandCalls(DeleteTagsCommand).map((c) => c.args[0].input)).toEqual([
+      { Resources: [parked.id], Tags: [{ Key: "hearth:parking" }] },
+    ]);
+    expect(ec2Mutations()).toEqual(["StartInstances", "DeleteTags", "StartInstances", "StartInstances"]);
+    expect(calls).toEqual([
+      `StartInstances(instances=${named.id})`,
+      `DeleteTags(instances=${parked.id}, tag=hearth:parking)`,
+      `StartInstances(instances=${parked.id})`,
+      `StartInstances(instances=${recent.id})`,
+    ]);
+    expect(parked.tags["hearth:parking"]).toBeUndefined();
+    expect(old.ec2State).toBe("stopped");
+    expect(run()).toEqual([]);
+  });
+
+  it("tries the next store when a start fails, then launches anew", async () => {
+    burstOnly();
+    const [first, second, third] = [store(5), store(10), store(15)];
+    // The first was stopped by an interruption (only EC2 restarts it: not even tried, and observed
+    // as such); the second has no capacity; the third was refused as only EC2 may start it.
+    first.interrupted = true;
+    const seen = (await fleet.observe(spotPool())).instances;
+    expect(seen.find((i) => i.id === first.id)?.stoppedByInterruption).toBe(true);
+    expect(seen.find((i) => i.id === second.id)?.stoppedByInterruption).toBeUndefined();
+    aws.fail(
+      "StartInstances",
+      ec2Error("InsufficientInstanceCapacity", "no capacity"),
+      ec2Error("IncorrectSpotRequestState", "only EC2 may start it"),
+    );
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 1,
+      burst: 0,
+      warmPoolSize: 3,
+      resume: [first.id, second.id, third.id],
+    });
+    expect(calls).toEqual([
+      `StartInstances(instances=${second.id}, failed=InsufficientInstanceCapacity)`,
+      `StartInstances(instances=${third.id}, failed=IncorrectSpotRequestState)`,
+      "RunInstances(subnet=subnet-b, count=1, market=spot)",
+    ]);
+    expect([first.ec2State, second.ec2State, third.ec2State]).toEqual(["stopped", "stopped", "stopped"]);
+    // Other errors are no "try the next": they reach ScaleFleet.
+    const denied = ec2Error("UnauthorizedOperation", "not allowed");
+    aws.fail("StartInstances", denied);
+    await expect(
+      fleet.setCapacity(spotPool(), { warm: 2, burst: 0, warmPoolSize: 2, resume: [second.id] }),
+    ).rejects.toBe(denied);
+  });
+
+  it("launches retried jobs' capacity on-demand first, then resumes", async () => {
+    burstOnly();
+    const stopped = store(5);
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 3,
+      burst: 0,
+      warmPoolSize: 0,
+      onDemand: 2,
+      resume: [stopped.id],
+    });
+    expect(run()[0]).toMatchObject({ MinCount: 1, SubnetId: "subnet-b" });
+    expect(run().map((input) => input.InstanceMarketOptions)).toEqual([undefined, undefined]);
+    // No spot request to tag for an on-demand launch.
+    expect(run()[0]?.TagSpecifications?.map((t) => t.ResourceType)).toEqual(["instance", "volume"]);
+    expect(calls).toEqual([
+      "RunInstances(subnet=subnet-b, count=1, market=on-demand)",
+      "RunInstances(subnet=subnet-c, count=1, market=on-demand)",
+      `StartInstances(instances=${stopped.id})`,
+    ]);
+    expect(aws.ec2Instances.filter((i) => !i.spot)).toHaveLength(2);
+  });
+
+  it("falls back to on-demand when spot is short, and reports it for the fallback window", async () => {
+    burstOnly();
+    aws.spotCapacity = 0;
+    const calls = await fleet.setCapacity(spotPool(), { warm: 1, burst: 0, warmPoolSize: 0 });
+    expect(calls).toEqual([
+      "RunInstances(subnet=subnet-a, count=1, market=spot, failed=InsufficientInstanceCapacity)",
+      "RunInstances(subnet=subnet-a, count=1, market=on-demand)",
+    ]);
+    const [standIn] = aws.ec2Instances;
+    expect(standIn).toMatchObject({ spot: false, tags: { "hearth:spot-fallback": NOW.toISOString() } });
+    expect((await fleet.observe(spotPool())).groups[0]?.onDemandFallback).toBe(true);
+
+    // Within the window, more capacity goes on-demand at once, keeping the first shortage's time.
+    aws.spotCapacity = 10;
+    await fleet.setCapacity(spotPool(), { warm: 2, burst: 0, warmPoolSize: 0 });
+    expect(run().map((input) => input.InstanceMarketOptions?.MarketType ?? "on-demand")).toEqual([
+      "spot",
+      "on-demand",
+      "on-demand",
+    ]);
+    expect(aws.ec2Instances[1]?.tags["hearth:spot-fallback"]).toBe(NOW.toISOString());
+
+    // Once the shortage is older than the window: spot again, and no fallback reported.
+    for (const i of aws.ec2Instances) i.tags["hearth:spot-fallback"] = minutesAgo(31).toISOString();
+    expect((await fleet.observe(spotPool())).groups[0]?.onDemandFallback).toBe(false);
+    await fleet.setCapacity(spotPool(), { warm: 3, burst: 0, warmPoolSize: 0 });
+    expect(run().at(-1)?.InstanceMarketOptions?.MarketType).toBe("spot");
+  });
+
+  it("reports no call when spot is too short to park anything: nothing changed, the run may settle", async () => {
+    burstOnly();
+    aws.spotCapacity = 0;
+    expect(await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 2 })).toEqual([]);
+    expect(run()).toHaveLength(1);
+    expect(aws.ec2Instances).toEqual([]);
+    // Nothing parks on-demand: a store started later would run at the on-demand price.
+    expect((await fleet.observe(spotPool())).groups[0]).toMatchObject({
+      warmPoolSize: 0,
+      onDemandFallback: false,
+    });
+  });
+
+  it("grows the warm pool by parking: launched spot, stopped once running, started into service without the tag", async () => {
+    burstOnly();
+    const target = { warm: 0, burst: 0, warmPoolSize: 2 };
+    expect(await fleet.setCapacity(spotPool(), target)).toEqual([
+      "RunInstances(subnet=subnet-a, count=1, market=spot, parking=true)",
+      "RunInstances(subnet=subnet-b, count=1, market=spot, parking=true)",
+    ]);
+    expect(run()[0]?.TagSpecifications?.[0]?.Tags).toContainEqual({ Key: "hearth:parking", Value: "true" });
+    // Still pending: on its way into the pool, counted there, nothing more launched.
+    let observed = await fleet.observe(spotPool());
+    expect(observed.instances.map((i) => i.lifecycle)).toEqual(["stopping", "stopping"]);
+    expect(observed.groups[0]?.desired).toBe(0);
+    expect(await fleet.setCapacity(spotPool(), target)).toEqual([]);
+
+    aws.step(); // EC2: running.
+    const ids = aws.ec2Instances.map((i) => i.id);
+    expect(await fleet.setCapacity(spotPool(), target)).toEqual([
+      `StopInstances(instances=${ids.join("+")})`,
+    ]);
+    aws.step(); // EC2: stopped.
+    observed = await fleet.observe(spotPool());
+    expect(observed.instances.map((i) => i.lifecycle)).toEqual(["stopped", "stopped"]);
+    expect(observed.groups[0]?.warmPoolSize).toBe(2);
+
+    const [first] = ids;
+    expect(
+      await fleet.setCapacity(spotPool(), { ...target, warm: 1, warmPoolSize: 1, resume: [first as string] }),
+    ).toEqual([`DeleteTags(instances=${first}, tag=hearth:parking)`, `StartInstances(instances=${first})`]);
+    aws.step();
+    observed = await fleet.observe(spotPool());
+    expect(observed.instances.find((i) => i.id === first)?.lifecycle).toBe("in-service");
+    expect(observed.groups[0]).toMatchObject({ desired: 1, warmPoolSize: 1 });
+  });
+
+  it("shrinks the warm pool: the oldest extra stores not named to resume go, request cancelled first", async () => {
+    burstOnly();
+    const [oldest, older, named, recent] = [store(400), store(300), store(500), store(5)];
+    // A store that never served (still tagged for parking) goes before any other.
+    const unused = store(1, { tags: { ...warmTags, "hearth:parking": "true" } });
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 0,
+      burst: 0,
+      warmPoolSize: 1,
+      resume: [named.id],
+    });
+    expect(ec2Mutations()).toEqual(["CancelSpotInstanceRequests", "TerminateInstances"]);
+    const gone = [unused, oldest, older, recent];
+    expect(ec2.commandCalls(CancelSpotInstanceRequestsCommand)[0]?.args[0].input).toEqual({
+      SpotInstanceRequestIds: gone.map((i) => i.spotRequestId),
+    });
+    expect(calls).toEqual([
+      `CancelSpotInstanceRequests(requests=${gone.map((i) => i.spotRequestId).join("+")})`,
+      `TerminateInstances(instances=${gone.map((i) => i.id).join("+")})`,
+    ]);
+    // EC2 acts: the terminated instances stay gone (no persistent request relaunches them).
+    aws.settle();
+    const { instances, groups } = await fleet.observe(spotPool());
+    expect(instances.map((i) => i.id)).toEqual([named.id]);
+    expect(groups[0]?.warmPoolSize).toBe(1);
+  });
+
+  it("never stops an instance in service from setCapacity: only release does, after stillIdle", async () => {
+    burstOnly();
+    const [idle, busy] = [store(20, { ec2State: "running" }), store(30, { ec2State: "running" })];
+    // Both in subnet-a: the new ones go where the group has fewest.
+    expect(await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 2 })).toEqual([
+      "RunInstances(subnet=subnet-b, count=1, market=spot, parking=true)",
+      "RunInstances(subnet=subnet-c, count=1, market=spot, parking=true)",
+    ]);
+    expect([idle.ec2State, busy.ec2State]).toEqual(["running", "running"]);
+
+    const asked: string[] = [];
+    const result = await fleet.release(spotPool(), [idle.id, busy.id, iid(0xdead)], async (id) => {
+      asked.push(id);
+      return id === idle.id;
+    });
+    expect(result).toEqual({
+      released: [idle.id],
+      refused: [busy.id, iid(0xdead)],
+      calls: [`StopInstances(instances=${idle.id})`],
+    });
+    expect(asked).toEqual([idle.id, busy.id]);
+    expect(inputs.setProtection()).toEqual([]);
+    expect([idle.ec2State, busy.ec2State]).toEqual(["stopping", "running"]);
+  });
+
+  it("releases an on-demand instance of the group by terminating it: the group keeps spot stores only", async () => {
+    burstOnly();
+    const spotStore = store(20, { ec2State: "running" });
+    const onDemand = aws.runInstance({
+      subnet: "subnet-b",
+      instanceType: "c6a.xlarge",
+      tags: warmTags,
+      spot: false,
+    });
+    onDemand.ec2State = "running";
+    const result = await fleet.release(spotPool(), [spotStore.id, onDemand.id], async () => true);
+    expect(result.released).toEqual([spotStore.id, onDemand.id]);
+    expect(result.calls).toEqual([
+      `StopInstances(instances=${spotStore.id})`,
+      `TerminateInstances(instances=${onDemand.id})`,
+    ]);
+    expect(ec2.commandCalls(CancelSpotInstanceRequestsCommand)).toEqual([]);
+  });
+
+  it("looks up, detaches (nothing to do) and terminates an instance of the group, its request cancelled first", async () => {
+    burstOnly();
+    const instance = store(20, { ec2State: "running" });
+    expect(await fleet.lookup(instance.id)).toMatchObject({
+      id: instance.id,
+      pool: "x86",
+      group: "warm",
+      market: "spot",
+      lifecycle: "in-service",
+    });
+    expect(await fleet.detach(spotPool(), instance.id)).toEqual([]);
+    expect(await fleet.terminate(instance.id)).toEqual([
+      `CancelSpotInstanceRequests(requests=${instance.spotRequestId})`,
+      `TerminateInstances(instances=${instance.id})`,
+    ]);
+    expect(ec2Mutations()).toEqual(["CancelSpotInstanceRequests", "TerminateInstances"]);
+    aws.settle();
+    // Gone for good: a standing persistent request would have launched a new instance.
+    expect(aws.ec2Instances.filter((i) => i.ec2State !== "terminated")).toEqual([]);
+    expect(await fleet.lookup(instance.id)).toBeUndefined();
+  });
+
+  it("never takes an Auto Scaling group's instance for one of its own, detached or not", async () => {
+    burstOnly();
+    // An on-demand warm group's instance carries the same tags, and Auto Scaling's own.
+    aws.group({
+      name: WARM,
+      desired: 1,
+      tags: warmTags,
+      instances: [{ id: iid(0x77), state: "InService", protected: true }],
+    });
+    await fleet.detach(pool(), iid(0x77));
+    expect(aws.loose.map((i) => i.id)).toEqual([iid(0x77)]);
+    expect(await fleet.lookup(iid(0x77))).toBeUndefined();
+    expect((await fleet.observe(spotPool())).instances.map((i) => i.id)).toEqual([]);
+    expect(await fleet.terminate(iid(0x77))).toEqual([`TerminateInstances(instances=${iid(0x77)})`]);
+    expect(ec2.commandCalls(CancelSpotInstanceRequestsCommand)).toEqual([]);
+  });
+
+  it("refuses to launch without the burst group's subnets or launch template, with a clear error", async () => {
+    const burst = aws.group({ name: BURST, max: 20, onDemandPercent: 0 });
+    await expect(fleet.setCapacity(spotPool(), { warm: 1, burst: 0, warmPoolSize: 0 })).rejects.toThrow(
+      `burst group ${BURST} (pool x86) has no subnets`,
+    );
+    burst.onDemandPercent = undefined;
+    burst.subnets = ["subnet-a"];
+    await expect(fleet.setCapacity(spotPool(), { warm: 1, burst: 0, warmPoolSize: 0 })).rejects.toThrow(
+      `burst group ${BURST} (pool x86) has no launch template`,
+    );
+    expect(run()).toEqual([]);
+    // Nothing to launch: nothing asked of them.
+    expect(await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 0 })).toEqual([]);
+  });
+
+  it("keeps the on-demand warm group an Auto Scaling group: no EC2 launches", async () => {
+    steadyPool(aws);
+    await fleet.setCapacity(pool(), { warm: 4, burst: 0, warmPoolSize: 6, resume: [iid(1)], onDemand: 2 });
+    expect(inputs.setDesired()[0]).toEqual({
+      AutoScalingGroupName: WARM,
+      DesiredCapacity: 4,
+      HonorCooldown: false,
+    });
+    expect(run()).toEqual([]);
+    expect(started()).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { plannerInstance } from "../src/fleet";
 import {
   type PlannerInput,
   type PlannerInstance,
@@ -820,5 +821,33 @@ describe("plan: properties", () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe("plannerInstance: a stopped store Hearth cannot start", () => {
+  it("counts a store a spot interruption stopped as on its way back, not as one to resume", () => {
+    const fleetInstance = {
+      id: "i-0aaaaaaaaaaaaaaa1",
+      pool: "x86_64",
+      group: "warm" as const,
+      market: "spot" as const,
+      az: "us-east-1a",
+      lifecycle: "stopped" as const,
+      protectedFromScaleIn: true,
+      launchedAt: new Date(NOW - 600_000).toISOString(),
+    };
+    const pool = poolConfig({ warm: { market: "spot" } });
+    expect(plannerInstance(fleetInstance, undefined, pool, NOW).state).toBe("stopped");
+    const interrupted = plannerInstance(
+      { ...fleetInstance, stoppedByInterruption: true },
+      undefined,
+      pool,
+      NOW,
+    );
+    expect(interrupted.state).toBe("stopping");
+    // The planner then resumes another store (or launches), never this one.
+    const result = planOne({ pool, instances: [{ ...interrupted, cacheKeys: ["a"] }], jobs: [queued("a")] });
+    expect(result.counts.resume).toBe(0);
+    expect(result.resumeStores).toEqual([]);
   });
 });

@@ -222,6 +222,91 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     expect(burst.desired).toBe(1);
   });
 
+  it("a spot warm group Hearth keeps: apply stops only the idle instance, and starts the stores the plan names after retries' on-demand capacity", async () => {
+    aws.group({ name: BURST, max: 20, onDemandPercent: 0, subnets: ["subnet-a", "subnet-b"] });
+    const warmTags = {
+      "hearth:app": "hearth",
+      "hearth:stage": "test",
+      "hearth:pool": "x86",
+      "hearth:group": "warm",
+    };
+    const kept = (state: "running" | "stopped", minutes: number) => {
+      const instance = aws.runInstance({
+        subnet: "subnet-a",
+        instanceType: "c6a.xlarge",
+        tags: warmTags,
+        spot: true,
+      });
+      const requestId = `sir-${minutes}`;
+      aws.spotRequests.set(requestId, {
+        id: requestId,
+        type: "persistent",
+        state: "active",
+        instanceId: instance.id,
+        tags: {},
+        launch: { subnet: "subnet-a", instanceType: "c6a.xlarge", tags: warmTags },
+      });
+      Object.assign(instance, { ec2State: state, launchTime: minutesAgo(minutes), spotRequestId: requestId });
+      return instance;
+    };
+    const [busy, idle, older, newer] = [
+      kept("running", 45),
+      kept("running", 45),
+      kept("stopped", 300),
+      kept("stopped", 30),
+    ];
+    const { deps, registry } = await scalingDeps();
+    const spotPool = pool({ warm: { warmPoolSize: 10, minReady: 0, market: "spot" } });
+    deps.pools = [spotPool];
+    for (const id of [busy.id, idle.id]) {
+      await registry.register({
+        id,
+        pool: "x86",
+        group: "warm",
+        market: "spot",
+        az: "us-east-1a",
+        launchedAt: minutesAgo(45).toISOString(),
+        slots: 2,
+      });
+    }
+    clock = new Date(NOW.getTime() - 10_000);
+    await registry.heartbeat(
+      busy.id,
+      beat(busy.id, { runner: "busy", runningJobs: [{ source: "github", id: "501" }] }),
+    );
+    await registry.heartbeat(idle.id, beat(idle.id));
+    clock = NOW;
+
+    const observation = await observe(deps, "x86", 0);
+    expect(Object.fromEntries(observation.instances.map((i) => [i.id, i.state]))).toEqual({
+      [busy.id]: "ready",
+      [idle.id]: "ready",
+      [older.id]: "stopped",
+      [newer.id]: "stopped",
+    });
+    clock = new Date(NOW.getTime() + 5_000);
+    const plan = wrongPlan([busy.id, idle.id]);
+    const applied = await apply(deps, observation, {
+      ...plan,
+      desiredWarm: 2,
+      warmPoolSize: 2,
+      resumeStores: [older.id, newer.id],
+      counts: { ...plan.counts, launchForRetries: 1 },
+    });
+    expect(applied.released).toEqual([idle.id]);
+    expect(applied.refused).toEqual([busy.id]);
+    expect([busy.ec2State, idle.ec2State]).toEqual(["running", "stopping"]);
+    // In service: the busy one; the plan's 2 plus the kept busy one make 3: one on-demand launch for
+    // retries, then the first store the plan names. Its second store stays stopped, in the pool.
+    expect(applied.calls).toEqual([
+      `StopInstances(instances=${idle.id})`,
+      "RunInstances(subnet=subnet-b, count=1, market=on-demand)",
+      `StartInstances(instances=${older.id})`,
+    ]);
+    expect([older.ec2State, newer.ec2State]).toEqual(["pending", "stopped"]);
+    expect(aws.ec2Instances.filter((i) => !i.spot).map((i) => i.ec2State)).toEqual(["pending"]);
+  });
+
   it("observe quiets a resumed instance's record, unless its agent has reported since the resume", async () => {
     fleetWithBusyAndDraining();
     const { deps, registry } = await scalingDeps();

@@ -135,12 +135,11 @@ describe("npm run simulate", () => {
       "--idle-listening",
       "--store-volumes",
       "--volume-retention",
-      "--persistent-spot",
       "--stopped-store-ttl",
     ])
       expect(section).toContain(flag);
     // Placement is built: its flags are not among the prototypes.
-    for (const flag of ["--placement", "--cold-listen-delay", "--listener-start"]) {
+    for (const flag of ["--placement", "--cold-listen-delay", "--listener-start", "--warm-market"]) {
       expect(section).not.toContain(flag);
       expect(stdout.slice(0, heading)).toContain(flag);
     }

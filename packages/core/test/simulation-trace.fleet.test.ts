@@ -392,6 +392,79 @@ describe("the Auto Scaling group model", () => {
   });
 });
 
+describe("a warm group Hearth keeps (warm.market spot)", () => {
+  const kept = (fleet: Fleet, pool: (typeof fleet.pools)[number]) =>
+    new SimAsg(fleet, pool, {
+      group: "warm",
+      market: () => "spot",
+      warmPoolSize: 0,
+      protectedFromScaleIn: true,
+      random: new Random(1),
+      keptByPolicy: true,
+      launchOptions: () => ({ persistent: true }),
+    });
+
+  it("starts the stores it is told to, in order; launches the on-demand ones first; retires the oldest", () => {
+    const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
+    const asg = kept(fleet, pool);
+    let stores: SimInstance[] = [];
+    at(0, () => asg.apply({ release: [], desired: 3 }));
+    at(100, () => {
+      stores = [...asg.members];
+      asg.apply({ release: stores, desired: 0, warmPoolSize: 3 });
+      expect(stores.map((i) => i.state)).toEqual(["stopped", "stopped", "stopped"]);
+    });
+    at(200, () => {
+      const [first, second, third] = stores as [SimInstance, SimInstance, SimInstance];
+      asg.apply({ release: [], desired: 2, warmPoolSize: 2, resume: [third.id], onDemand: 1 });
+      // One new on-demand instance, then the named store: the others stay stopped.
+      expect(asg.members.map((i) => [i.market, i.persistent])).toEqual([
+        ["on-demand", false],
+        ["spot", true],
+      ]);
+      expect(asg.members[1]).toBe(third);
+      expect([first.state, second.state]).toEqual(["stopped", "stopped"]);
+    });
+    at(400, () => {
+      // Released, the on-demand instance goes: the group keeps spot stores only.
+      const onDemand = asg.members[0] as SimInstance;
+      asg.apply({ release: [onDemand], desired: 1, warmPoolSize: 2 });
+      expect(onDemand.state).toBe("terminated");
+      expect(asg.warmPool).toHaveLength(2);
+    });
+    at(500, () => {
+      asg.apply({ release: [], desired: 1, warmPoolSize: 1 });
+      // Two stopped, one kept: the oldest launch goes.
+      expect(asg.warmPool).toEqual([stores[1]]);
+      expect(stores[0]?.state).toBe("terminated");
+    });
+    clock.run(600);
+  });
+
+  it("never starts a store a spot interruption stopped: only EC2 does", () => {
+    const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
+    const asg = kept(fleet, pool);
+    at(0, () => asg.apply({ release: [], desired: 1 }));
+    at(100, () => {
+      const store = asg.members[0] as SimInstance;
+      asg.apply({ release: [], desired: 1, warmPoolSize: 2 });
+      fleet.warn(store);
+    });
+    at(300, () => {
+      const store = pool.instances[0] as SimInstance;
+      expect([store.state, store.stoppedByInterruption]).toEqual(["stopped", true]);
+      asg.takeBackStopped(store);
+      asg.apply({ release: [], desired: 1, warmPoolSize: 2, resume: [store.id] });
+      // Another store instead; the interrupted one waits for EC2.
+      expect(asg.members).toHaveLength(1);
+      expect(asg.members[0]).not.toBe(store);
+      expect(store.state).toBe("stopped");
+      expect(() => fleet.resume(store)).toThrow(/only EC2 starts it again/);
+    });
+    clock.run(400);
+  });
+});
+
 describe("the binary cache", () => {
   /** Two instances; `first` runs a job with key k, then `second` (cold for k) runs another at `later`. */
   function twoStores(binaryCache: boolean, later: number, model: Partial<FleetModel> = {}) {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { interruptionFigures, runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
 import type { SimInstance, SimJob } from "../src/simulation/trace/fleet";
-import { defaultPlacementSettings, defaultStoreMechanisms } from "../src/simulation/trace/policies/hearth";
+import {
+  defaultHearthOptions,
+  defaultPlacementSettings,
+  defaultStoreMechanisms,
+} from "../src/simulation/trace/policies/hearth";
 import { peakConcurrency } from "../src/simulation/trace/policies/static";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
@@ -553,7 +557,7 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     for (const seed of seeds) expect(lastJob({}, seed).job.warmStart).toBe(true);
   });
 
-  it("persistentSpot: the warm group runs at the spot price", () => {
+  it("warm.market spot (built): the warm group runs at the spot price, on persistent instances", () => {
     const t = trace([
       [0, "k", 100, 200],
       [3600, "k", 100, 200],
@@ -563,13 +567,19 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     const persistent = runSimulation(t, {
       policy: "hearth",
       model: noInterruptions,
-      hearth: { mechanisms: { ...defaultStoreMechanisms, persistentSpot: true } },
+      hearth: { warmMarket: "spot" },
     });
-    expect(shipped.jobs[2]?.firstInstance?.market).toBe("on-demand");
+    const onDemand = runSimulation(t, {
+      policy: "hearth",
+      model: noInterruptions,
+      hearth: { warmMarket: "on-demand" },
+    });
+    expect(onDemand.jobs[2]?.firstInstance?.market).toBe("on-demand");
+    expect(shipped.jobs[2]?.firstInstance?.market).toBe(defaultHearthOptions.warmMarket);
     expect(persistent.jobs[2]?.firstInstance?.market).toBe("spot");
     expect(persistent.jobs[2]?.firstInstance?.persistent).toBe(true);
     expect(persistent.jobs[2]?.warmStart).toBe(true);
-    expect(persistent.fleet.totals().cost).toBeLessThan(shipped.fleet.totals().cost);
+    expect(persistent.fleet.totals().cost).toBeLessThan(onDemand.fleet.totals().cost);
   });
 
   it("stoppedStoreTtlHours: a stopped store not resumed for that long is terminated (the planner launches a new one if its forecast asks)", () => {

@@ -76,7 +76,6 @@ describe("simulate", () => {
       idleListening: "none",
       storeVolumes: "off",
       volumeRetentionHours: 24,
-      persistentSpot: false,
       stoppedStoreTtlHours: 0,
     });
     const diurnal = parseTrace(syntheticTraceCsv({ jobs: 600, days: 2, seed: 5 }), "synthetic-600");

@@ -14,6 +14,18 @@ export const tagKeys = {
   group: "hearth:group",
   /** A runner config's instance (`arn:…:ec2:<region>:<account>:instance/<id>`): only it may read it. */
   instanceArn: "hearth:instance-arn",
+  /**
+   * A spot warm instance launched only to be stopped into the warm pool (`warm.market: spot`): it
+   * counts as stopping until it is stopped, and loses the tag when it starts into service.
+   */
+  parking: "hearth:parking",
+  /**
+   * An on-demand warm instance launched because spot capacity was short (`warm.market: spot`); the
+   * value is when the shortage was met (ISO): the group reports the fallback for a while after it.
+   */
+  spotFallback: "hearth:spot-fallback",
+  /** Auto Scaling's own tag on the instances a group launched (kept after a detach). */
+  autoScalingGroup: "aws:autoscaling:groupName",
 } as const;
 
 export const stageTags = (stage: string): Record<string, string> => ({

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   type AutoScalingClient,
   type AutoScalingGroup,
@@ -12,15 +13,27 @@ import {
   SetInstanceProtectionCommand,
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { DescribeInstancesCommand, type EC2Client, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import {
+  CancelSpotInstanceRequestsCommand,
+  DeleteTagsCommand,
+  DescribeInstancesCommand,
+  type EC2Client,
+  type Instance as Ec2Instance,
+  type LaunchTemplateSpecification,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import {
   AddTagsToResourceCommand,
   DeleteParameterCommand,
   PutParameterCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { stageTags, tagKeys } from "../deploy";
+import { resourcePrefix, stageTags, tagKeys } from "../deploy";
 import {
+  type CapacityTarget,
   checkRunnerConfigHandOver,
   describeCall,
   type FleetGroup,
@@ -50,6 +63,12 @@ export {
  * Rebalancing: HandleInterruption detaches an instance at risk, and the group replaces it once).
  * Every instance launches protected from scale-in; Hearth releases one by unprotecting
  * it and lowering desired capacity, so the group can only take the instance Hearth chose.
+ *
+ * A pool with `warm.market: spot` has no warm Auto Scaling group: Hearth keeps its warm group itself
+ * through EC2, as the instances tagged with the stage, the pool and `hearth:group=warm` (and no Auto
+ * Scaling group's tag). They are persistent spot requests whose interruption stops the instance,
+ * store kept; Hearth starts and stops them by id, so the planner names which stopped store starts.
+ * They launch from the burst group's launch template into its subnets, so no other config is needed.
  */
 
 export interface PoolGroups {
@@ -80,6 +99,12 @@ export interface AwsFleetOptions {
 /** Spot launches failing for these reasons mean: not now, not here. Fall back to on-demand. */
 const spotShortage =
   /InsufficientInstanceCapacity|InsufficientCapacity|UnfulfillableCapacity|MaxSpotInstanceCountExceeded|SpotMaxPriceTooLow|capacity-not-available|There is no Spot capacity/i;
+/**
+ * A stopped instance that will not start now: no capacity for it, or (a spot instance an
+ * interruption stopped) only EC2 may start it again, once capacity returns. Another store may start.
+ */
+const cannotStart =
+  /InsufficientInstanceCapacity|InsufficientCapacity|InsufficientHostCapacity|IncorrectInstanceState|IncorrectSpotRequestState|UnsupportedOperation|SpotMaxPriceTooLow|MaxSpotInstanceCountExceeded/i;
 /** How recent a failed spot launch must be to keep the fallback on. */
 const FALLBACK_WINDOW_MS = 30 * 60_000;
 /** SetInstanceProtection takes at most 50 instance ids per call. */
@@ -151,6 +176,40 @@ const configuredOnDemandPercent = (pool: PoolConfig): number => Math.round((1 - 
 
 const errorName = (error: unknown): string => (error as { name?: unknown })?.name as string;
 
+/** Whether Hearth keeps the pool's warm group itself through EC2 (no warm Auto Scaling group). */
+const keepsWarmGroup = (pool: PoolConfig): boolean => pool.warm.market === "spot";
+
+/** An instance of a warm group Hearth keeps, as DescribeInstances shows it. */
+interface KeptInstance {
+  id: string;
+  state: "pending" | "running" | "stopping" | "stopped";
+  /** Launched to be stopped into the warm pool (`hearth:parking`). */
+  parking: boolean;
+  spot: boolean;
+  /** The spot request that keeps a persistent spot instance, cancelled before it is terminated. */
+  requestId?: string;
+  subnet?: string;
+  az: string;
+  launchedAt: Date;
+  instanceType?: string;
+  /** When spot capacity was short, for an on-demand instance launched in its place. */
+  fallbackAt?: number;
+  /** Stopped by a spot interruption (`Server.SpotInstanceShutdown`): only EC2 starts it again. */
+  stoppedByInterruption: boolean;
+}
+
+/**
+ * EC2's state reason for an instance a spot interruption stopped (EC2 API Reference, StateReason);
+ * one Hearth stopped says `Client.UserInitiatedShutdown`.
+ */
+const SPOT_STOP_REASON = "Server.SpotInstanceShutdown";
+
+const tagOf = (instance: Ec2Instance, key: string): string | undefined =>
+  instance.Tags?.find((tag) => tag.Key === key)?.Value;
+
+/** A running-or-about-to instance of the group: launching or in service, or on its way to the pool. */
+const live = (i: KeptInstance) => i.state === "pending" || i.state === "running";
+
 /** Removes a secret from an error's message and stack before it can reach a log or the journal. */
 function redact(error: unknown, secret: string): unknown {
   if (!(error instanceof Error) || !secret) return error;
@@ -181,19 +240,389 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     return names;
   }
 
+  /** The pool's Auto Scaling groups: no warm one where Hearth keeps the warm group itself. */
   async function describeGroups(
     pool: PoolConfig,
-  ): Promise<{ warm: AutoScalingGroup; burst: AutoScalingGroup }> {
+  ): Promise<{ warm: AutoScalingGroup | undefined; burst: AutoScalingGroup }> {
     const names = groupsOf(pool);
+    const kept = keepsWarmGroup(pool);
     const out = await autoScaling.send(
-      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [names.warm, names.burst] }),
+      new DescribeAutoScalingGroupsCommand({
+        AutoScalingGroupNames: kept ? [names.burst] : [names.warm, names.burst],
+      }),
     );
     const find = (name: string) => {
       const group = out.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name);
       if (!group) throw new Error(`Auto Scaling group ${name} (pool ${pool.name}) does not exist`);
       return group;
     };
-    return { warm: find(names.warm), burst: find(names.burst) };
+    return { warm: kept ? undefined : find(names.warm), burst: find(names.burst) };
+  }
+
+  /** The tags of a warm group Hearth keeps: how EC2 finds its instances, and how they launch. */
+  const keptTags = (pool: PoolConfig): Record<string, string> => ({
+    ...stageTags(options.stage),
+    [tagKeys.pool]: pool.name,
+    [tagKeys.group]: "warm",
+  });
+
+  /** Whether an EC2 instance is of a warm group Hearth keeps: its tags, and in no Auto Scaling group. */
+  const keptPoolOf = (instance: Ec2Instance): string | undefined => {
+    const pool = tagOf(instance, tagKeys.pool);
+    if (
+      tagOf(instance, tagKeys.stage) !== options.stage ||
+      tagOf(instance, tagKeys.group) !== "warm" ||
+      tagOf(instance, tagKeys.autoScalingGroup) !== undefined ||
+      pool === undefined ||
+      !Object.hasOwn(options.groups, pool)
+    )
+      return undefined;
+    return pool;
+  };
+
+  function keptInstance(instance: Ec2Instance): KeptInstance | undefined {
+    const state = instance.State?.Name;
+    if (!instance.InstanceId) return undefined;
+    if (state !== "pending" && state !== "running" && state !== "stopping" && state !== "stopped")
+      return undefined;
+    const fallback = Date.parse(tagOf(instance, tagKeys.spotFallback) ?? "");
+    return {
+      id: instance.InstanceId,
+      state,
+      parking: tagOf(instance, tagKeys.parking) === "true",
+      spot: instance.InstanceLifecycle === "spot",
+      ...(instance.SpotInstanceRequestId ? { requestId: instance.SpotInstanceRequestId } : {}),
+      ...(instance.SubnetId ? { subnet: instance.SubnetId } : {}),
+      az: instance.Placement?.AvailabilityZone ?? "",
+      launchedAt: instance.LaunchTime ?? now(),
+      ...(instance.InstanceType ? { instanceType: instance.InstanceType } : {}),
+      ...(Number.isFinite(fallback) ? { fallbackAt: fallback } : {}),
+      stoppedByInterruption:
+        (state === "stopping" || state === "stopped") && instance.StateReason?.Code === SPOT_STOP_REASON,
+    };
+  }
+
+  /** The instances of the pool's warm group Hearth keeps (not terminated), every page. */
+  async function keptWarmInstances(pool: PoolConfig): Promise<KeptInstance[]> {
+    const found: KeptInstance[] = [];
+    let token: string | undefined;
+    do {
+      const page = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            ...Object.entries(keptTags(pool)).map(([key, value]) => ({
+              Name: `tag:${key}`,
+              Values: [value],
+            })),
+            { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] },
+          ],
+          MaxResults: DESCRIBE_PAGE,
+          NextToken: token,
+        }),
+      );
+      for (const reservation of page.Reservations ?? []) {
+        for (const instance of reservation.Instances ?? []) {
+          const kept = keptPoolOf(instance) === pool.name ? keptInstance(instance) : undefined;
+          if (kept) found.push(kept);
+        }
+      }
+      token = page.NextToken;
+    } while (token);
+    return found;
+  }
+
+  /** The latest spot shortage an on-demand stand-in records, if within the fallback window. */
+  function recentFallback(kept: readonly KeptInstance[]): number | undefined {
+    const since = now().getTime() - FALLBACK_WINDOW_MS;
+    const times = kept.flatMap((i) =>
+      i.fallbackAt !== undefined && i.fallbackAt >= since ? [i.fallbackAt] : [],
+    );
+    return times.length ? Math.max(...times) : undefined;
+  }
+
+  function keptFleetInstance(pool: string, i: KeptInstance): FleetInstance {
+    return {
+      id: i.id,
+      pool,
+      group: "warm",
+      market: i.spot ? "spot" : "on-demand",
+      az: i.az,
+      // Launched for the warm pool: on its way to it until stopped, never in service.
+      lifecycle: i.parking && live(i) ? "stopping" : ec2Lifecycle(i.state),
+      // Nothing scales the group in but Hearth.
+      protectedFromScaleIn: true,
+      launchedAt: i.launchedAt.toISOString(),
+      ...(i.instanceType ? { instanceType: i.instanceType } : {}),
+      ...(i.stoppedByInterruption ? { stoppedByInterruption: true } : {}),
+    };
+  }
+
+  /**
+   * Cancels the spot requests of the given instances, then terminates them: a persistent request
+   * whose instance is terminated while the request stands launches a new one.
+   */
+  async function retire(instances: readonly KeptInstance[], calls: string[]) {
+    if (instances.length === 0) return;
+    const requests = instances.flatMap((i) => (i.requestId ? [i.requestId] : []));
+    if (requests.length) {
+      await ec2.send(new CancelSpotInstanceRequestsCommand({ SpotInstanceRequestIds: requests }));
+      calls.push(describeCall("CancelSpotInstanceRequests", { requests }));
+    }
+    const ids = instances.map((i) => i.id);
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
+    calls.push(describeCall("TerminateInstances", { instances: ids }));
+  }
+
+  /**
+   * Sizes a warm group Hearth keeps: stops what was launched for the warm pool once it runs, brings
+   * the instances in service up to `target.warm` (on-demand for retries, then the stopped stores in
+   * the planner's order, then new spot instances, on-demand when spot is short), and keeps the warm
+   * pool at `target.warmPoolSize` (parking new spot instances, or retiring the oldest extra stores).
+   * Never stops an instance in service: only `release` does.
+   */
+  async function setKeptWarmCapacity(
+    pool: PoolConfig,
+    burst: AutoScalingGroup,
+    target: CapacityTarget,
+    calls: string[],
+  ) {
+    const kept = await keptWarmInstances(pool);
+    const first = calls.length;
+
+    // 1. Launched for the warm pool and running now: stopped, store kept.
+    const parkedRunning = kept.filter((i) => i.parking && i.state === "running");
+    if (parkedRunning.length) {
+      const ids = parkedRunning.map((i) => i.id);
+      await ec2.send(new StopInstancesCommand({ InstanceIds: ids }));
+      calls.push(describeCall("StopInstances", { instances: ids }));
+      for (const i of parkedRunning) i.state = "stopping";
+    }
+
+    // The burst group's launch template and subnets, read only when something launches.
+    const launchSource = () => {
+      const template =
+        burst.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification ?? burst.LaunchTemplate;
+      const subnets = (burst.VPCZoneIdentifier ?? "")
+        .split(",")
+        .map((subnet) => subnet.trim())
+        .filter(Boolean);
+      if (!template?.LaunchTemplateId && !template?.LaunchTemplateName)
+        throw new Error(
+          `burst group ${burst.AutoScalingGroupName} (pool ${pool.name}) has no launch template`,
+        );
+      if (subnets.length === 0)
+        throw new Error(`burst group ${burst.AutoScalingGroupName} (pool ${pool.name}) has no subnets`);
+      return { template, subnets };
+    };
+    // Subnets in use by the group, so that new instances go where it has the fewest.
+    const subnetUse = new Map<string, number>();
+    for (const i of kept) if (i.subnet) subnetUse.set(i.subnet, (subnetUse.get(i.subnet) ?? 0) + 1);
+    const fallbackSince = recentFallback(kept);
+
+    /**
+     * Launches `count` instances, one RunInstances per subnet (the least used first), each all or
+     * nothing (MinCount = MaxCount). Returns how many launched: a spot shortage stops it.
+     */
+    const launch = async (
+      count: number,
+      how: { spot: boolean; parking?: boolean; fallbackAt?: number },
+    ): Promise<number> => {
+      if (count <= 0) return 0;
+      const { template, subnets } = launchSource();
+      const perSubnet = new Map<string, number>();
+      for (let n = 0; n < count; n++) {
+        const subnet = [...subnets].sort(
+          (a, b) =>
+            (subnetUse.get(a) ?? 0) +
+            (perSubnet.get(a) ?? 0) -
+            ((subnetUse.get(b) ?? 0) + (perSubnet.get(b) ?? 0)),
+        )[0] as string;
+        perSubnet.set(subnet, (perSubnet.get(subnet) ?? 0) + 1);
+      }
+      const base = keptTags(pool);
+      const instanceTags = {
+        ...base,
+        Name: `${resourcePrefix(options.stage)}-${pool.name}`,
+        ...(how.parking ? { [tagKeys.parking]: "true" } : {}),
+        ...(how.fallbackAt !== undefined
+          ? { [tagKeys.spotFallback]: new Date(how.fallbackAt).toISOString() }
+          : {}),
+      };
+      const asTags = (tags: Record<string, string>) =>
+        Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+      let launched = 0;
+      for (const [subnet, n] of perSubnet) {
+        const market = how.spot ? "spot" : "on-demand";
+        try {
+          await ec2.send(
+            new RunInstancesCommand({
+              LaunchTemplate: {
+                ...(template.LaunchTemplateId
+                  ? { LaunchTemplateId: template.LaunchTemplateId }
+                  : { LaunchTemplateName: template.LaunchTemplateName }),
+                ...(template.Version ? { Version: template.Version } : {}),
+              } satisfies LaunchTemplateSpecification,
+              InstanceType: pool.instanceTypes[0] as never,
+              MinCount: n,
+              MaxCount: n,
+              SubnetId: subnet,
+              // The SDK's own retries send the same token: a lost answer never launches twice.
+              ClientToken: randomUUID(),
+              ...(how.spot
+                ? {
+                    InstanceMarketOptions: {
+                      MarketType: "spot",
+                      SpotOptions: { SpotInstanceType: "persistent", InstanceInterruptionBehavior: "stop" },
+                    },
+                  }
+                : {}),
+              TagSpecifications: [
+                { ResourceType: "instance", Tags: asTags(instanceTags) },
+                { ResourceType: "volume", Tags: asTags(base) },
+                ...(how.spot
+                  ? [{ ResourceType: "spot-instances-request" as const, Tags: asTags(base) }]
+                  : []),
+              ],
+            }),
+          );
+        } catch (error) {
+          if (how.spot && spotShortage.test(`${errorName(error)} ${(error as Error)?.message ?? ""}`)) {
+            calls.push(
+              describeCall("RunInstances", {
+                subnet,
+                count: n,
+                market,
+                ...(how.parking ? { parking: true } : {}),
+                failed: errorName(error),
+              }),
+            );
+            return launched;
+          }
+          throw error;
+        }
+        calls.push(
+          describeCall("RunInstances", {
+            subnet,
+            count: n,
+            market,
+            ...(how.parking ? { parking: true } : {}),
+          }),
+        );
+        subnetUse.set(subnet, (subnetUse.get(subnet) ?? 0) + n);
+        launched += n;
+      }
+      return launched;
+    };
+
+    // 2. In service up to target.warm. More in service than asked: nothing stops (only release does).
+    let need = Math.max(
+      0,
+      Math.min(target.warm, pool.maxInstances) - kept.filter((i) => live(i) && !i.parking).length,
+    );
+    const onDemand = Math.min(need, Math.max(0, target.onDemand ?? 0));
+    need -= await launch(onDemand, { spot: false });
+
+    // A store a spot interruption stopped is EC2's to start again, when capacity returns.
+    const stopped = kept.filter((i) => i.state === "stopped" && !i.stoppedByInterruption);
+    const named = (target.resume ?? []).flatMap((id) => stopped.filter((i) => i.id === id));
+    const others = stopped
+      .filter((i) => !named.includes(i))
+      .sort((a, b) => b.launchedAt.getTime() - a.launchedAt.getTime());
+    for (const store of [...named, ...others]) {
+      if (need === 0) break;
+      if (store.parking) {
+        // Into service now: no longer on its way to the warm pool.
+        await ec2.send(new DeleteTagsCommand({ Resources: [store.id], Tags: [{ Key: tagKeys.parking }] }));
+        calls.push(describeCall("DeleteTags", { instances: [store.id], tag: tagKeys.parking }));
+        store.parking = false;
+      }
+      try {
+        await ec2.send(new StartInstancesCommand({ InstanceIds: [store.id] }));
+      } catch (error) {
+        if (!cannotStart.test(`${errorName(error)} ${(error as Error)?.message ?? ""}`)) throw error;
+        calls.push(describeCall("StartInstances", { instances: [store.id], failed: errorName(error) }));
+        continue;
+      }
+      calls.push(describeCall("StartInstances", { instances: [store.id] }));
+      store.state = "pending";
+      need -= 1;
+    }
+
+    if (need > 0) {
+      // Spot was short lately: on-demand stands in, recording the same shortage, so that spot is
+      // tried again once the window has passed.
+      let shortage = fallbackSince;
+      if (shortage === undefined) {
+        need -= await launch(need, { spot: true });
+        if (need > 0) shortage = now().getTime();
+      }
+      if (need > 0) await launch(need, { spot: false, fallbackAt: shortage });
+    }
+
+    // 3. The warm pool: stopped stores, and those on their way (stopping, or launched to park).
+    const poolSize = Math.max(0, target.warmPoolSize);
+    const parked = kept.filter(
+      (i) => i.state === "stopped" || i.state === "stopping" || (i.parking && live(i)),
+    );
+    if (parked.length < poolSize) {
+      // No spot capacity lately: nothing to park (an on-demand store would start on-demand).
+      if (fallbackSince === undefined) await launch(poolSize - parked.length, { spot: true, parking: true });
+    } else if (parked.length > poolSize) {
+      const keep = new Set(target.resume ?? []);
+      // Stores that never served first (still tagged for parking), then the least recently started.
+      const extra = kept
+        .filter((i) => i.state === "stopped" && !keep.has(i.id))
+        .sort(
+          (a, b) => Number(b.parking) - Number(a.parking) || a.launchedAt.getTime() - b.launchedAt.getTime(),
+        )
+        .slice(0, parked.length - poolSize);
+      await retire(extra, calls);
+    }
+    // Only refusals (no spot to park, no store would start): nothing changed, so no call is reported
+    // and the run may settle; the next run tries again.
+    if (calls.slice(first).every((call) => call.includes("failed="))) calls.splice(first);
+  }
+
+  /** Stops the chosen idle instances of a warm group Hearth keeps: they join its warm pool. */
+  async function releaseKept(
+    pool: PoolConfig,
+    wanted: Set<string>,
+    stillIdle: (id: string) => Promise<boolean>,
+    result: ReleaseResult,
+  ) {
+    const kept = await keptWarmInstances(pool);
+    const chosen: string[] = [];
+    for (const instance of kept) {
+      if (!wanted.has(instance.id) || instance.state !== "running" || instance.parking) continue;
+      wanted.delete(instance.id);
+      if (await stillIdle(instance.id)) chosen.push(instance.id);
+      else result.refused.push(instance.id);
+    }
+    if (chosen.length === 0) return;
+    // A spot store is stopped, kept for its next job; an on-demand instance (a retried job's
+    // capacity, or a stand-in while spot was short) is terminated, so the group keeps spot stores only.
+    const byId = new Map(kept.map((instance) => [instance.id, instance]));
+    const stop = chosen.filter((id) => byId.get(id)?.spot);
+    const onDemand = chosen.flatMap((id) => {
+      const instance = byId.get(id);
+      return instance && !instance.spot ? [instance] : [];
+    });
+    if (stop.length) {
+      await ec2.send(new StopInstancesCommand({ InstanceIds: stop }));
+      result.calls.push(describeCall("StopInstances", { instances: stop }));
+    }
+    await retire(onDemand, result.calls);
+    result.released.push(...chosen);
+  }
+
+  /** An instance EC2 knows, by id (an `instance-id` filter: an unknown id is no error). */
+  async function ec2Instance(instanceId: string): Promise<Ec2Instance | undefined> {
+    const page = await ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: [instanceId] }] }),
+    );
+    return (page.Reservations ?? [])
+      .flatMap((reservation) => reservation.Instances ?? [])
+      .find((i) => i.InstanceId === instanceId);
   }
 
   async function warmPoolInstances(name: string): Promise<Instance[]> {
@@ -279,7 +708,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
   return {
     async observe(pool) {
       const { warm, burst } = await describeGroups(pool);
-      const warmPool = warm.WarmPoolConfiguration
+      const warmPool = warm?.WarmPoolConfiguration
         ? await warmPoolInstances(warm.AutoScalingGroupName ?? "")
         : [];
       // An instance moving between the group and its warm pool may show up in both lists for a
@@ -291,7 +720,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
             members.set(instance.InstanceId, { group, instance });
         }
       };
-      add("warm", warm.Instances ?? []);
+      add("warm", warm?.Instances ?? []);
       add("warm", warmPool);
       add("burst", burst.Instances ?? []);
       const details = await launchDetails([...members.keys()]);
@@ -311,8 +740,9 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         };
       });
       const configured = configuredOnDemandPercent(pool);
-      const groups: FleetGroup[] = [
-        {
+      let warmGroup: FleetGroup;
+      if (warm) {
+        warmGroup = {
           pool: pool.name,
           group: "warm",
           name: warm.AutoScalingGroupName ?? "",
@@ -320,7 +750,23 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           max: warm.MaxSize ?? 0,
           warmPoolSize: warmPoolTarget(warm),
           onDemandFallback: false,
-        },
+        };
+      } else {
+        // Hearth keeps the warm group: EC2's instances by their tags are the group.
+        const kept = await keptWarmInstances(pool);
+        instances.push(...kept.map((i) => keptFleetInstance(pool.name, i)));
+        warmGroup = {
+          pool: pool.name,
+          group: "warm",
+          name: groupsOf(pool).warm,
+          desired: kept.filter((i) => live(i) && !i.parking).length,
+          max: pool.maxInstances,
+          warmPoolSize: kept.filter((i) => i.state === "stopped").length,
+          onDemandFallback: recentFallback(kept) !== undefined,
+        };
+      }
+      const groups: FleetGroup[] = [
+        warmGroup,
         {
           pool: pool.name,
           group: "burst",
@@ -341,7 +787,13 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }),
       );
       const member = out.AutoScalingInstances?.find((i) => i.InstanceId === instanceId);
-      if (!member?.AutoScalingGroupName) return undefined;
+      if (!member?.AutoScalingGroupName) {
+        // In no Auto Scaling group: of a warm group Hearth keeps, if it carries that group's tags.
+        const instance = await ec2Instance(instanceId);
+        const pool = instance && keptPoolOf(instance);
+        const kept = pool && instance ? keptInstance(instance) : undefined;
+        return pool && kept ? keptFleetInstance(pool, kept) : undefined;
+      }
       const owner = Object.entries(options.groups).find(
         ([, names]) =>
           names.warm === member.AutoScalingGroupName || names.burst === member.AutoScalingGroupName,
@@ -367,7 +819,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       const calls: string[] = [];
       const result: ReleaseResult = { released: [], refused: [], calls };
       const wanted = new Set(instanceIds);
-      for (const group of [warm, burst]) {
+      for (const group of warm ? [warm, burst] : [burst]) {
         const name = group.AutoScalingGroupName ?? "";
         // Only instances in service can be released (and protected: the API refuses warm-pool ones).
         const inService = (group.Instances ?? []).filter(
@@ -403,6 +855,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         );
         result.released.push(...chosen);
       }
+      if (!warm && wanted.size > 0) await releaseKept(pool, wanted, stillIdle, result);
       // Not in service in this pool's groups (already gone, in the warm pool, or never ours): left
       // alone, and reported so that desired capacity keeps counting it.
       result.refused.push(...wanted);
@@ -428,33 +881,37 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         calls.push(describeCall("SetDesiredCapacity", { group: name, desired }));
       };
 
-      // Desired first, then the warm pool: scaling out draws on the stopped instances before the
-      // pool is refilled, and on scale-in the old, larger bound leaves room for the instances that
-      // return to the pool (ReuseOnScaleIn) with their stores.
-      const warmDesired = bounded(warm, target.warm);
-      await setDesired(warm, warmDesired);
-      const warmName = warm.AutoScalingGroupName ?? "";
-      const warmPool = warm.WarmPoolConfiguration;
-      const minSize = Math.max(0, target.warmPoolSize);
-      // Warm pool size = MaxGroupPreparedCapacity − desired, and at least MinSize.
-      const prepared = warmDesired + minSize;
-      if (
-        !warmPool ||
-        warmPool.MinSize !== minSize ||
-        warmPool.MaxGroupPreparedCapacity !== prepared ||
-        warmPool.PoolState !== "Stopped" ||
-        warmPool.InstanceReusePolicy?.ReuseOnScaleIn !== true
-      ) {
-        await autoScaling.send(
-          new PutWarmPoolCommand({
-            AutoScalingGroupName: warmName,
-            MinSize: minSize,
-            MaxGroupPreparedCapacity: prepared,
-            PoolState: "Stopped",
-            InstanceReusePolicy: { ReuseOnScaleIn: true },
-          }),
-        );
-        calls.push(describeCall("PutWarmPool", { group: warmName, minSize, maxPrepared: prepared }));
+      if (warm) {
+        // Desired first, then the warm pool: scaling out draws on the stopped instances before the
+        // pool is refilled, and on scale-in the old, larger bound leaves room for the instances that
+        // return to the pool (ReuseOnScaleIn) with their stores.
+        const warmDesired = bounded(warm, target.warm);
+        await setDesired(warm, warmDesired);
+        const warmName = warm.AutoScalingGroupName ?? "";
+        const warmPool = warm.WarmPoolConfiguration;
+        const minSize = Math.max(0, target.warmPoolSize);
+        // Warm pool size = MaxGroupPreparedCapacity − desired, and at least MinSize.
+        const prepared = warmDesired + minSize;
+        if (
+          !warmPool ||
+          warmPool.MinSize !== minSize ||
+          warmPool.MaxGroupPreparedCapacity !== prepared ||
+          warmPool.PoolState !== "Stopped" ||
+          warmPool.InstanceReusePolicy?.ReuseOnScaleIn !== true
+        ) {
+          await autoScaling.send(
+            new PutWarmPoolCommand({
+              AutoScalingGroupName: warmName,
+              MinSize: minSize,
+              MaxGroupPreparedCapacity: prepared,
+              PoolState: "Stopped",
+              InstanceReusePolicy: { ReuseOnScaleIn: true },
+            }),
+          );
+          calls.push(describeCall("PutWarmPool", { group: warmName, minSize, maxPrepared: prepared }));
+        }
+      } else {
+        await setKeptWarmCapacity(pool, burst, target, calls);
       }
 
       const burstName = burst.AutoScalingGroupName ?? "";
@@ -597,6 +1054,14 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         throw new Error(
           `${instanceId} is still in ${member.AutoScalingGroupName}: terminating it would make the group replace it`,
         );
+      }
+      // Of a warm group Hearth keeps: in no group, so it may go, its persistent request first.
+      const instance = await ec2Instance(instanceId);
+      const kept = instance && keptPoolOf(instance) ? keptInstance(instance) : undefined;
+      if (kept) {
+        const calls: string[] = [];
+        await retire([kept], calls);
+        return calls;
       }
       try {
         await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));

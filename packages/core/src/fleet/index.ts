@@ -19,6 +19,12 @@ export interface FleetInstance {
   /** The last launch or start (EC2 `LaunchTime`), ISO. */
   launchedAt: string;
   instanceType?: string;
+  /**
+   * Stopped by a spot interruption (a spot warm group's persistent instance): only EC2 starts it again,
+   * when spot capacity returns; Hearth cannot. The planner counts it on its way back, not as a store to
+   * resume.
+   */
+  stoppedByInterruption?: boolean;
 }
 
 export interface FleetGroup {
@@ -238,7 +244,7 @@ export function plannerInstance(
       state = "stopping";
       break;
     case "stopped":
-      state = "stopped";
+      state = instance.stoppedByInterruption ? "stopping" : "stopped";
       break;
     case "terminating":
       state = "terminating";

@@ -118,6 +118,11 @@ const gitlabRunnerScope = strictObject({
 /** Where a pool's GitLab runner is registered (`POST /user/runners`' runner type). */
 export type GitLabRunnerScope = { project: string } | { group: string } | { instance: true };
 
+/** What a pool's warm group runs on (`warm.market`). */
+export const warmMarkets = ["on-demand", "spot"] as const;
+export type WarmMarket = (typeof warmMarkets)[number];
+export const DEFAULT_WARM_MARKET: WarmMarket = "on-demand";
+
 export const poolConfigSchema = strictObject({
   /** Used in AWS resource names, so kept short and plain. */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "letters, digits, `_` or `-`, at most 32"),
@@ -155,7 +160,7 @@ export const poolConfigSchema = strictObject({
      *   them, store kept, so warm capacity runs at the spot price; the planner names which stopped
      *   store starts; capacity for retried jobs is launched on-demand into the same group.
      */
-    market: z.enum(["on-demand", "spot"]).default("on-demand"),
+    market: z.enum(warmMarkets).default(DEFAULT_WARM_MARKET),
   }).prefault({}),
   burst: strictObject({
     /** Share of burst capacity bought on the spot market; the rest is on-demand. */

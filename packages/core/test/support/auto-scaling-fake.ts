@@ -23,10 +23,20 @@ import {
   type WarmPoolConfiguration,
 } from "@aws-sdk/client-auto-scaling";
 import {
+  CancelSpotInstanceRequestsCommand,
+  type CancelSpotInstanceRequestsCommandInput,
+  DeleteTagsCommand,
+  type DeleteTagsCommandInput,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   EC2Client,
   EC2ServiceException,
+  RunInstancesCommand,
+  type RunInstancesCommandInput,
+  StartInstancesCommand,
+  type StartInstancesCommandInput,
+  StopInstancesCommand,
+  type StopInstancesCommandInput,
   TerminateInstancesCommand,
   type TerminateInstancesCommandInput,
 } from "@aws-sdk/client-ec2";
@@ -89,7 +99,49 @@ export interface FakeGroup {
   protectNewInstances: boolean;
   /** Tags the group propagates to its instances at launch (infra's stage, pool and group tags). */
   tags?: Record<string, string>;
+  /** The group's subnets (`VPCZoneIdentifier`), of `SUBNETS`. */
+  subnets?: string[];
 }
+
+/**
+ * An instance EC2 launched outside any group (RunInstances): a warm group Hearth keeps itself. Its
+ * state moves on when the model steps (pending → running, stopping → stopped, shutting-down →
+ * terminated), as EC2's would a few seconds after the call.
+ */
+export interface FakeEc2Instance {
+  id: string;
+  ec2State: "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
+  tags: Record<string, string>;
+  spot: boolean;
+  spotRequestId?: string;
+  subnet: string;
+  az: string;
+  instanceType: string;
+  launchTime: Date;
+  /** Stopped by a spot interruption: only EC2 may start it again. */
+  interrupted?: boolean;
+}
+
+/** A spot request as EC2 keeps it: a persistent one relaunches while it stands. */
+export interface FakeSpotRequest {
+  id: string;
+  type: "persistent" | "one-time";
+  state: "active" | "open" | "cancelled" | "closed";
+  instanceId?: string;
+  tags: Record<string, string>;
+  /** What a relaunch repeats. */
+  launch: { subnet: string; instanceType: string; tags: Record<string, string> };
+}
+
+export const ec2Error = (name: string, message: string) =>
+  new EC2ServiceException({ name, $fault: "client", $metadata: { httpStatusCode: 400 }, message });
+
+/** The subnets the model knows, and their zones. */
+export const SUBNETS: Record<string, string> = {
+  "subnet-a": "us-east-1a",
+  "subnet-b": "us-east-1b",
+  "subnet-c": "us-east-1c",
+};
 
 export const validation = (message: string) =>
   new AutoScalingServiceException({
@@ -124,6 +176,13 @@ export class FakeAws {
   parameters = new Map<string, FakeParameter>();
   /** Instances detached from their groups: EC2 still runs them (and shows terminated ones a while). */
   loose: FakeLooseInstance[] = [];
+  /** Instances launched by RunInstances, in no group. */
+  ec2Instances: FakeEc2Instance[] = [];
+  spotRequests = new Map<string, FakeSpotRequest>();
+  /** How many more spot instances EC2 can launch or start now; an ask beyond it fails whole. */
+  spotCapacity = Number.POSITIVE_INFINITY;
+  /** RunInstances' client tokens, and the instances each launched (idempotency). */
+  clientTokens = new Map<string, string[]>();
   /** The account and region the model is (instance ARNs, and the instance role's tag condition). */
   readonly account: string;
   readonly region = "us-east-1";
@@ -137,7 +196,7 @@ export class FakeAws {
   readonly defaultLaunchTime: number;
   private launched = 0;
   private readonly random: Random;
-  private readonly now: () => Date;
+  readonly now: () => Date;
 
   constructor(options: { seed?: number; now?: () => Date; account?: string } = {}) {
     this.account = options.account ?? "123456789012";
@@ -222,6 +281,12 @@ export class FakeAws {
       const instance = group.instances.find((i) => i.id === id);
       if (instance) instance.state = "Terminating";
     }
+    // A persistent spot instance whose interruption behavior is `stop`: stopped, store kept.
+    const kept = this.ec2Instances.find((i) => i.id === id);
+    if (kept && (kept.ec2State === "running" || kept.ec2State === "pending")) {
+      kept.ec2State = "stopping";
+      kept.interrupted = true;
+    }
     // A detached instance is reclaimed all the same; no group replaces it.
     const loose = this.loose.find((i) => i.id === id);
     if (loose && loose.ec2State === "running") loose.ec2State = "shutting-down";
@@ -238,7 +303,7 @@ export class FakeAws {
    * resumes show as `Pending` for one round; warm-pool launches as `Warmed:Pending`.
    */
   step(): boolean {
-    let changed = false;
+    let changed = this.stepEc2();
     for (const instance of this.loose) {
       if (instance.ec2State === "shutting-down") {
         instance.ec2State = "terminated";
@@ -314,6 +379,64 @@ export class FakeAws {
     return changed;
   }
 
+  /** EC2's own round: transitions finish; a standing persistent request relaunches its instance. */
+  private stepEc2(): boolean {
+    let changed = false;
+    const next = { pending: "running", stopping: "stopped", "shutting-down": "terminated" } as const;
+    for (const instance of this.ec2Instances) {
+      const state = instance.ec2State;
+      if (state === "pending" || state === "stopping" || state === "shutting-down") {
+        instance.ec2State = next[state];
+        changed = true;
+      }
+    }
+    for (const request of this.spotRequests.values()) {
+      if (request.type !== "persistent" || request.state === "cancelled" || request.state === "closed")
+        continue;
+      const instance = this.ec2Instances.find((i) => i.id === request.instanceId);
+      if (instance && instance.ec2State !== "terminated" && instance.ec2State !== "shutting-down") continue;
+      const relaunched = this.runInstance({
+        ...request.launch,
+        spot: true,
+        requestId: request.id,
+      });
+      request.instanceId = relaunched.id;
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** One instance EC2 launches now (no group's). */
+  runInstance(launch: {
+    subnet: string;
+    instanceType: string;
+    tags: Record<string, string>;
+    spot: boolean;
+    requestId?: string;
+  }): FakeEc2Instance {
+    this.launched += 1;
+    const instance: FakeEc2Instance = {
+      id: `i-0${(0xe000 + this.launched).toString(16).padStart(16, "0")}`,
+      ec2State: "pending",
+      tags: { ...launch.tags },
+      spot: launch.spot,
+      ...(launch.requestId ? { spotRequestId: launch.requestId } : {}),
+      subnet: launch.subnet,
+      az: SUBNETS[launch.subnet] ?? "us-east-1a",
+      instanceType: launch.instanceType,
+      launchTime: this.now(),
+    };
+    this.ec2Instances.push(instance);
+    return instance;
+  }
+
+  /** The instance EC2 launched (no group's) with this id, or a NotFound error as EC2 answers. */
+  ec2Instance(id: string): FakeEc2Instance {
+    const instance = this.ec2Instances.find((i) => i.id === id && i.ec2State !== "terminated");
+    if (!instance) throw ec2Error("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
+    return instance;
+  }
+
   private launch(group: FakeGroup, state: string): FakeInstance {
     this.launched += 1;
     const percent = group.onDemandPercent;
@@ -350,7 +473,9 @@ const asGroup = (g: FakeGroup) => ({
     g.onDemandPercent === undefined
       ? undefined
       : {
-          LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateName: `${g.name}-lt` } },
+          LaunchTemplate: {
+            LaunchTemplateSpecification: { LaunchTemplateName: `${g.name}-lt`, Version: "$Latest" },
+          },
           InstancesDistribution: {
             OnDemandAllocationStrategy: "prioritized",
             OnDemandBaseCapacity: 0,
@@ -358,6 +483,7 @@ const asGroup = (g: FakeGroup) => ({
             SpotAllocationStrategy: "price-capacity-optimized",
           },
         },
+  VPCZoneIdentifier: (g.subnets ?? []).join(","),
   // Hearth's burst groups run without Capacity Rebalancing: HandleInterruption replaces at-risk instances.
   CapacityRebalance: false,
   NewInstancesProtectedFromScaleIn: g.protectNewInstances,
@@ -484,7 +610,9 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
       const ids = input.InstanceIds ?? [];
       for (const id of ids) {
         const known =
-          aws.loose.some((i) => i.id === id) || aws.all().some(({ instance }) => instance.id === id);
+          aws.loose.some((i) => i.id === id) ||
+          aws.all().some(({ instance }) => instance.id === id) ||
+          aws.ec2Instances.some((i) => i.id === id && i.ec2State !== "terminated");
         if (!known) {
           throw new EC2ServiceException({
             name: "InvalidInstanceID.NotFound",
@@ -496,6 +624,16 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
       }
       return {
         TerminatingInstances: ids.map((id) => {
+          const kept = aws.ec2Instances.find((i) => i.id === id && i.ec2State !== "terminated");
+          if (kept) {
+            const previous = kept.ec2State;
+            kept.ec2State = "shutting-down";
+            return {
+              InstanceId: id,
+              PreviousState: { Name: previous },
+              CurrentState: { Name: kept.ec2State },
+            };
+          }
           const loose = aws.loose.find((i) => i.id === id);
           const previous = loose?.ec2State ?? "running";
           if (loose && loose.ec2State === "running") loose.ec2State = "shutting-down";
@@ -512,22 +650,6 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
   );
   ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) =>
     aws.answer("DescribeInstances", () => {
-      const known = [
-        ...aws.all().filter(({ instance }) => instance.visibleToEc2 !== false),
-        ...aws.loose.map((instance) => ({ instance })),
-      ];
-      if (input.InstanceIds) {
-        // As EC2 does: one id it does not know fails the whole call.
-        const missing = input.InstanceIds.find((id) => !known.some(({ instance }) => instance.id === id));
-        if (missing) {
-          throw new EC2ServiceException({
-            name: "InvalidInstanceID.NotFound",
-            $fault: "client",
-            $metadata: {},
-            message: `The instance ID '${missing}' does not exist`,
-          });
-        }
-      }
       const ec2State = (instance: FakeInstance) =>
         "ec2State" in instance
           ? (instance as FakeLooseInstance).ec2State
@@ -536,37 +658,78 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
             : instance.state.includes("Terminat")
               ? "shutting-down"
               : "running";
-      // An instance keeps the tags its group gave it at launch, detached or not.
+      // An instance keeps the tags its group gave it at launch, detached or not, and Auto Scaling's
+      // own `aws:autoscaling:groupName`.
       const tagsOf = (instance: FakeInstance): Record<string, string> => {
         const from =
           "detachedFrom" in instance
             ? aws.groups.get((instance as FakeLooseInstance).detachedFrom)
             : aws.all().find((entry) => entry.instance.id === instance.id)?.group;
-        return from?.tags ?? {};
+        return from ? { ...from.tags, "aws:autoscaling:groupName": from.name } : {};
       };
+      const described = [
+        ...[
+          ...aws.all().filter(({ instance }) => instance.visibleToEc2 !== false),
+          ...aws.loose.map((instance) => ({ instance })),
+        ].map(({ instance }) => ({
+          id: instance.id,
+          state: ec2State(instance),
+          tags: tagsOf(instance),
+          out: {
+            InstanceId: instance.id,
+            State: { Name: ec2State(instance) },
+            InstanceLifecycle: instance.spot ? ("spot" as const) : undefined,
+            LaunchTime: instance.launchTime ?? new Date(aws.defaultLaunchTime),
+          },
+        })),
+        ...aws.ec2Instances.map((instance) => ({
+          id: instance.id,
+          state: instance.ec2State,
+          tags: instance.tags,
+          out: {
+            InstanceId: instance.id,
+            State: { Name: instance.ec2State },
+            InstanceLifecycle: instance.spot ? ("spot" as const) : undefined,
+            SpotInstanceRequestId: instance.spotRequestId,
+            SubnetId: instance.subnet,
+            Placement: { AvailabilityZone: instance.az },
+            InstanceType: instance.instanceType as never,
+            LaunchTime: instance.launchTime,
+            // As EC2 explains a stop (API Reference, StateReason).
+            ...(instance.ec2State === "stopping" || instance.ec2State === "stopped"
+              ? {
+                  StateReason: instance.interrupted
+                    ? { Code: "Server.SpotInstanceShutdown", Message: "Server.SpotInstanceShutdown: spot" }
+                    : { Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown" },
+                }
+              : {}),
+          },
+        })),
+      ];
+      if (input.InstanceIds) {
+        // As EC2 does: one id it does not know fails the whole call.
+        const missing = input.InstanceIds.find((id) => !described.some((d) => d.id === id));
+        if (missing)
+          throw ec2Error("InvalidInstanceID.NotFound", `The instance ID '${missing}' does not exist`);
+      }
       const ids = input.InstanceIds ?? input.Filters?.find((f) => f.Name === "instance-id")?.Values;
       const tagFilters = (input.Filters ?? []).filter((f) => f.Name?.startsWith("tag:"));
       const states = input.Filters?.find((f) => f.Name === "instance-state-name")?.Values;
-      const matching = known.filter(
-        ({ instance }) =>
+      const matching = described.filter(
+        (d) =>
           (ids !== undefined || tagFilters.length > 0) &&
-          (ids === undefined || ids.includes(instance.id)) &&
-          tagFilters.every((f) =>
-            (f.Values ?? []).includes(tagsOf(instance)[(f.Name ?? "").slice(4)] ?? ""),
-          ) &&
-          (states === undefined || states.includes(ec2State(instance))),
+          (ids === undefined || ids.includes(d.id)) &&
+          tagFilters.every((f) => (f.Values ?? []).includes(d.tags[(f.Name ?? "").slice(4)] ?? "")) &&
+          (states === undefined || states.includes(d.state)),
       );
       const start = Number(input.NextToken ?? 0);
       const end = start + aws.ec2PageSize;
       return {
         Reservations: [
           {
-            Instances: matching.slice(start, end).map(({ instance }) => ({
-              InstanceId: instance.id,
-              State: { Name: ec2State(instance) },
-              Tags: Object.entries(tagsOf(instance)).map(([Key, Value]) => ({ Key, Value })),
-              InstanceLifecycle: instance.spot ? "spot" : undefined,
-              LaunchTime: instance.launchTime ?? new Date(aws.defaultLaunchTime),
+            Instances: matching.slice(start, end).map((d) => ({
+              ...d.out,
+              Tags: Object.entries(d.tags).map(([Key, Value]) => ({ Key, Value })),
             })),
           },
         ],
@@ -574,7 +737,164 @@ export function installFakeAws(aws: FakeAws, { autoScaling, ec2, ssm }: MockedCl
       };
     }),
   );
+  installFakeEc2Launches(aws, ec2);
   installFakeParameterStore(aws, ssm);
+}
+
+/**
+ * EC2's launches outside any group, with the rules AWS states: RunInstances launches all or nothing
+ * (MinCount = MaxCount), once per client token; a spot launch beyond the spot capacity left fails with
+ * InsufficientInstanceCapacity; stop-on-interruption needs a persistent request; only a stopped
+ * instance starts, and a spot one an interruption stopped only by EC2; only a persistent spot instance
+ * stops; a cancelled request launches nothing more.
+ */
+function installFakeEc2Launches(aws: FakeAws, ec2: MockedClients["ec2"]) {
+  const tagsOf = (input: RunInstancesCommandInput, type: string) =>
+    Object.fromEntries(
+      (input.TagSpecifications ?? [])
+        .filter((spec) => spec.ResourceType === type)
+        .flatMap((spec) => spec.Tags ?? [])
+        .map((tag) => [tag.Key ?? "", tag.Value ?? ""]),
+    );
+  ec2.on(RunInstancesCommand).callsFake((input: RunInstancesCommandInput) =>
+    aws.answer("RunInstances", () => {
+      const token = input.ClientToken;
+      const earlier = token ? aws.clientTokens.get(token) : undefined;
+      const reply = (ids: readonly string[]) => ({
+        Instances: ids.map((id) => ({ InstanceId: id, State: { Name: aws.ec2Instance(id).ec2State } })),
+      });
+      if (earlier) return reply(earlier);
+      const count = input.MaxCount ?? 0;
+      if (count < 1 || input.MinCount !== count)
+        throw ec2Error("InvalidParameterValue", "MinCount and MaxCount must be equal and at least 1 here");
+      if (!input.LaunchTemplate?.LaunchTemplateId && !input.LaunchTemplate?.LaunchTemplateName)
+        throw ec2Error("MissingParameter", "a launch template is required");
+      if (!input.SubnetId || !SUBNETS[input.SubnetId])
+        throw ec2Error("InvalidSubnetID.NotFound", `The subnet ID '${input.SubnetId}' does not exist`);
+      const market = input.InstanceMarketOptions;
+      const spot = market?.MarketType === "spot";
+      const persistent = market?.SpotOptions?.SpotInstanceType === "persistent";
+      if (spot && market?.SpotOptions?.InstanceInterruptionBehavior === "stop" && !persistent)
+        throw ec2Error("InvalidParameterCombination", "stop requires a persistent spot request");
+      const requestTags = tagsOf(input, "spot-instances-request");
+      if (!spot && Object.keys(requestTags).length)
+        throw ec2Error("InvalidParameterValue", "spot-instances-request tags need a spot launch");
+      if (spot) {
+        if (count > aws.spotCapacity)
+          throw ec2Error(
+            "InsufficientInstanceCapacity",
+            "There is no Spot capacity available that matches your request.",
+          );
+        aws.spotCapacity -= count;
+      }
+      const launch = {
+        subnet: input.SubnetId,
+        instanceType: input.InstanceType ?? "m5.large",
+        tags: tagsOf(input, "instance"),
+      };
+      const ids: string[] = [];
+      for (let n = 0; n < count; n++) {
+        let requestId: string | undefined;
+        if (spot) {
+          requestId = `sir-${(aws.spotRequests.size + 1).toString(16).padStart(8, "0")}`;
+          aws.spotRequests.set(requestId, {
+            id: requestId,
+            type: persistent ? "persistent" : "one-time",
+            state: "active",
+            tags: requestTags,
+            launch,
+          });
+        }
+        const instance = aws.runInstance({ ...launch, spot, ...(requestId ? { requestId } : {}) });
+        const request = requestId ? aws.spotRequests.get(requestId) : undefined;
+        if (request) request.instanceId = instance.id;
+        ids.push(instance.id);
+      }
+      if (token) aws.clientTokens.set(token, ids);
+      return reply(ids);
+    }),
+  );
+  ec2.on(StartInstancesCommand).callsFake((input: StartInstancesCommandInput) =>
+    aws.answer("StartInstances", () => {
+      const instances = (input.InstanceIds ?? []).map((id) => aws.ec2Instance(id));
+      for (const instance of instances) {
+        if (instance.ec2State !== "stopped")
+          throw ec2Error(
+            "IncorrectInstanceState",
+            `The instance '${instance.id}' is not in a state from which it can be started.`,
+          );
+        if (instance.interrupted)
+          throw ec2Error(
+            "IncorrectSpotRequestState",
+            `The spot request of '${instance.id}' is not in a state to start the instance`,
+          );
+      }
+      const spot = instances.filter((i) => i.spot).length;
+      if (spot > aws.spotCapacity)
+        throw ec2Error(
+          "InsufficientInstanceCapacity",
+          "There is no Spot capacity available that matches your request.",
+        );
+      aws.spotCapacity -= spot;
+      return {
+        StartingInstances: instances.map((instance) => {
+          instance.ec2State = "pending";
+          instance.launchTime = aws.now();
+          return { InstanceId: instance.id, CurrentState: { Name: "pending" as const } };
+        }),
+      };
+    }),
+  );
+  ec2.on(StopInstancesCommand).callsFake((input: StopInstancesCommandInput) =>
+    aws.answer("StopInstances", () => {
+      const instances = (input.InstanceIds ?? []).map((id) => aws.ec2Instance(id));
+      for (const instance of instances) {
+        if (!["pending", "running", "stopping", "stopped"].includes(instance.ec2State))
+          throw ec2Error(
+            "IncorrectInstanceState",
+            `The instance '${instance.id}' is not in a state from which it can be stopped.`,
+          );
+        const request = instance.spotRequestId ? aws.spotRequests.get(instance.spotRequestId) : undefined;
+        if (instance.spot && request?.type !== "persistent")
+          throw ec2Error("UnsupportedOperation", "Only a persistent spot instance can be stopped.");
+      }
+      return {
+        StoppingInstances: instances.map((instance) => {
+          if (instance.ec2State === "pending" || instance.ec2State === "running")
+            instance.ec2State = "stopping";
+          return { InstanceId: instance.id, CurrentState: { Name: instance.ec2State } };
+        }),
+      };
+    }),
+  );
+  ec2.on(CancelSpotInstanceRequestsCommand).callsFake((input: CancelSpotInstanceRequestsCommandInput) =>
+    aws.answer("CancelSpotInstanceRequests", () => {
+      const requests = (input.SpotInstanceRequestIds ?? []).map((id) => {
+        const request = aws.spotRequests.get(id);
+        if (!request)
+          throw ec2Error(
+            "InvalidSpotInstanceRequestID.NotFound",
+            `The spot instance request ID '${id}' does not exist`,
+          );
+        return request;
+      });
+      return {
+        CancelledSpotInstanceRequests: requests.map((request) => {
+          request.state = "cancelled";
+          return { SpotInstanceRequestId: request.id, State: "cancelled" as const };
+        }),
+      };
+    }),
+  );
+  ec2.on(DeleteTagsCommand).callsFake((input: DeleteTagsCommandInput) =>
+    aws.answer("DeleteTags", () => {
+      for (const id of input.Resources ?? []) {
+        const instance = aws.ec2Instance(id);
+        for (const tag of input.Tags ?? []) delete instance.tags[tag.Key ?? ""];
+      }
+      return {};
+    }),
+  );
 }
 
 /**

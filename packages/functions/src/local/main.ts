@@ -6,7 +6,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import { ConfigError, loadHearthConfig, readSettings, stageSettings } from "@hearth/core/config";
 import { groupNames, parameterPaths } from "@hearth/core/deploy";
 import { createAwsFleet, fleetClientConfig } from "@hearth/core/fleet-aws";
-import type { PoolConfig } from "@hearth/core/pools";
+import { namesStores, type PoolConfig } from "@hearth/core/pools";
 import { identifyBySts } from "../agent/sts-identity";
 import { createLogger } from "../log";
 import { AwsFleetError, checkAwsFleet } from "./aws-check";
@@ -99,7 +99,11 @@ async function main() {
     ? await checkAwsFleet(
         autoScaling,
         stage,
-        pools.flatMap((pool) => Object.values(groupsOf(stage, pool))),
+        // A pool whose warm group Hearth keeps (`warm.market: spot`) has only its burst group.
+        pools.flatMap((pool) => {
+          const groups = groupsOf(stage, pool);
+          return namesStores(pool) ? [groups.burst] : [groups.warm, groups.burst];
+        }),
       )
     : undefined;
   const aws = autoScaling && checked ? awsFleet(stage, pools, autoScaling, checked) : undefined;

@@ -28,10 +28,17 @@ export interface AsgOptions {
   random: Random;
   /**
    * Which Stopped instance resumes, when the policy names it (stopped instances kept outside a warm
-   * pool: Standby and StopInstances, or EC2 directly); without it, AWS's choice. Only the
-   * `--choose-resume` prototype names one: Hearth's product does not yet.
+   * pool: Standby and StopInstances); without it, AWS's choice. Only the `--choose-resume` prototype
+   * of an on-demand warm pool names one this way.
    */
   chooseResume?: (stopped: SimInstance[]) => SimInstance | undefined;
+  /**
+   * The group is kept by the policy through EC2, not by Auto Scaling (Hearth's spot warm group): it
+   * starts the stopped instances `apply` names, in order, then the most recently launched; it launches
+   * `apply`'s `onDemand` new instances on-demand before anything else; and an oversized stopped pool
+   * loses its never-used stores first, then the least recently started.
+   */
+  keptByPolicy?: boolean;
   /** More launch options for each launch (persistent spot, a store volume to attach). */
   launchOptions?: (asg: SimAsg) => Partial<LaunchOptions>;
 }
@@ -79,7 +86,17 @@ export class SimAsg {
    * Releases, desired capacity and warm-pool size in one step, as a driver applies a plan (the warm
    * pool's size is MaxGroupPreparedCapacity minus desired, so both change together).
    */
-  apply(change: { release: readonly SimInstance[]; desired: number; warmPoolSize?: number }): void {
+  apply(change: {
+    release: readonly SimInstance[];
+    desired: number;
+    warmPoolSize?: number;
+    /** Stopped instances to start first, by id (`keptByPolicy`). */
+    resume?: readonly string[];
+    /** New on-demand instances among those added (`keptByPolicy`). */
+    onDemand?: number;
+  }): void {
+    this.resumeFirst = change.resume ?? [];
+    this.onDemandLeft = change.onDemand ?? 0;
     for (const instance of change.release) this.detachForRelease(instance);
     this.desired = Math.max(0, change.desired);
     if (change.warmPoolSize !== undefined) {
@@ -101,7 +118,8 @@ export class SimAsg {
     if (instance.busy > 0) throw new Error(`${instance.id} is busy`);
     this.members.splice(at, 1);
     this.desired = Math.max(0, this.desired - 1);
-    if (this.warmPoolSize !== null) {
+    // A group the policy keeps holds spot stores: an on-demand instance (a retried job's) goes.
+    if (this.warmPoolSize !== null && !(this.options.keptByPolicy && instance.market === "on-demand")) {
       this.fleet.stop(instance);
       this.warmPool.push(instance);
     } else {
@@ -162,12 +180,44 @@ export class SimAsg {
     if (known) this.reconcile();
   }
 
+  /** `apply`'s named resumes and on-demand launches, until the next `apply`. */
+  private resumeFirst: readonly string[] = [];
+  private onDemandLeft = 0;
+
+  /** The stopped instance to start: the named one, or the policy's or AWS's choice. */
+  private toStart(stopped: SimInstance[]): SimInstance {
+    if (this.options.keptByPolicy) {
+      for (const id of this.resumeFirst) {
+        const named = stopped.find((instance) => instance.id === id);
+        if (named) return named;
+      }
+      return stopped.reduce((best, instance) => (instance.launchedAt > best.launchedAt ? instance : best));
+    }
+    return (this.options.chooseResume?.(stopped) ?? awsChoice(stopped, this.options.random)) as SimInstance;
+  }
+
   reconcile(): void {
     while (this.members.length < this.desired) {
-      const stopped = this.warmPool.filter((instance) => instance.state === "stopped");
+      if (this.onDemandLeft > 0) {
+        const extra = this.options.launchOptions?.(this) ?? {};
+        const instance = this.fleet.launch(this.pool, {
+          ...extra,
+          market: "on-demand",
+          persistent: false,
+          group: this.group,
+        });
+        if (instance === null) break;
+        this.onDemandLeft--;
+        instance.owner = this;
+        this.members.push(instance);
+        continue;
+      }
+      // An instance a spot interruption stopped starts again only when EC2 starts it.
+      const stopped = this.warmPool.filter(
+        (instance) => instance.state === "stopped" && !instance.stoppedByInterruption,
+      );
       if (stopped.length > 0) {
-        const instance = (this.options.chooseResume?.(stopped) ??
-          awsChoice(stopped, this.options.random)) as SimInstance;
+        const instance = this.toStart(stopped);
         if (!this.fleet.resume(instance)) break;
         this.warmPool.splice(this.warmPool.indexOf(instance), 1);
         this.members.push(instance);
@@ -204,9 +254,21 @@ export class SimAsg {
       this.warmPool.push(instance);
     }
     while (this.warmPool.length > this.warmPoolSize) {
-      const instance = awsChoice(this.warmPool, this.options.random) as SimInstance;
+      const instance = (
+        this.options.keptByPolicy
+          ? this.warmPool.reduce((first, i) => (retiresBefore(i, first) ? i : first))
+          : awsChoice(this.warmPool, this.options.random)
+      ) as SimInstance;
       this.warmPool.splice(this.warmPool.indexOf(instance), 1);
       this.fleet.terminate(instance);
     }
   }
 }
+
+/** Which of two stopped stores a kept group retires first: one that never ran a job, then the older start. */
+const retiresBefore = (a: SimInstance, b: SimInstance): boolean => {
+  const aUsed = a.keys.length > 0;
+  const bUsed = b.keys.length > 0;
+  if (aUsed !== bUsed) return !aUsed;
+  return a.launchedAt < b.launchedAt;
+};

@@ -27,10 +27,7 @@ export interface FleetObserver {
    * the README's rule for every policy.
    */
   jobInterrupted?(job: SimJob, instance: SimInstance): boolean;
-  /**
-   * A persistent spot instance was interrupted: it is Stopped now, its store kept. Only the
-   * `--persistent-spot` prototype launches these (the product does not build it yet).
-   */
+  /** A persistent spot instance (a spot warm group's) was interrupted: it is Stopped now, its store kept. */
   instanceStopped?(instance: SimInstance): void;
   /** A persistent spot instance's start found no spot capacity: it is Stopped again. */
   resumeFailed?(instance: SimInstance): void;
@@ -208,6 +205,8 @@ export class Fleet {
   /** A Stopped warm-pool instance starts again, its store intact. */
   resume(instance: SimInstance): boolean {
     if (instance.state !== "stopped") throw new Error(`${instance.id} is ${instance.state}, not stopped`);
+    if (instance.stoppedByInterruption)
+      throw new Error(`${instance.id} was stopped by a spot interruption: only EC2 starts it again`);
     if (this.liveCount(instance.pool) >= this.model.maxInstancesPerPool) return false;
     this.settle(instance);
     this.resumes++;
@@ -274,6 +273,7 @@ export class Fleet {
     this.settle(instance);
     this.interruptionStops++;
     instance.state = "stopped";
+    instance.stoppedByInterruption = true;
     instance.stoppedAt = this.now;
     instance.idleSince = null;
     instance.claiming = true;

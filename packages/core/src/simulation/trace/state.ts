@@ -16,8 +16,8 @@ export interface LaunchOptions {
   /** Jobs the runner takes before it exits (1 for ephemeral runners). */
   maxJobs?: number;
   /**
-   * A persistent spot instance: interruptions stop it (store kept) instead of terminating it. A
-   * prototype (`--persistent-spot`): no policy's product launches these yet.
+   * A persistent spot instance: interruptions stop it (store kept) instead of terminating it (Hearth's
+   * spot warm group, `warm.market: spot`).
    */
   persistent?: boolean;
   /**
@@ -91,6 +91,12 @@ export class SimInstance {
    * and it can be started again at the spot price.
    */
   persistent = false;
+  /**
+   * Stopped by a spot interruption: only EC2 starts it again, when spot capacity returns (AWS: "Only
+   * Amazon EC2 can restart an interrupted stopped Spot Instance"). The model does not restart it: its
+   * store waits stopped, paid for, until the warm pool retires it.
+   */
+  stoppedByInterruption = false;
   /** The Availability Zone (0 to zones - 1) of an instance whose store is on its own volume; -1 otherwise. */
   zone = -1;
   /** The instance's store lives on its own EBS volume, kept when the instance goes. */

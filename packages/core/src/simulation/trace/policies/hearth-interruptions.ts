@@ -70,11 +70,11 @@ export const defaultInterruptionSettings: InterruptionSettings = {
 };
 
 /**
- * The instances a retry hold stops: the pool's spot runners, except a warm group's (only on spot in the
- * simulator's prototypes of stores that survive spot, where the retry's capacity is that group's).
+ * The instances a retry hold stops: the pool's spot runners, as the heartbeat holds them (by market),
+ * except in the store-volume prototype, whose spot warm group is where a retry's capacity goes.
  */
 export const heldBySpotHold = (instance: SimInstance): boolean =>
-  instance.market === "spot" && instance.group !== "warm";
+  instance.market === "spot" && !(instance.group === "warm" && instance.storeVolume);
 
 /** The agent heartbeats every 15 s (docs/PROTOCOL.md, "The heartbeat"). */
 export const HEARTBEAT_SECONDS = 15;

@@ -6,7 +6,7 @@ import {
   type PoolPlan,
   QueueSummary,
 } from "../../../planner";
-import type { PoolConfig } from "../../../pools";
+import { DEFAULT_WARM_MARKET, type PoolConfig, type WarmMarket } from "../../../pools";
 import { afterIteration } from "../../../scaling/apply";
 import { type Observation, observedQueue, planObservation } from "../../../scaling/plan-input";
 import type { PoolState } from "../../../scaling/records";
@@ -93,12 +93,6 @@ export interface StoreMechanisms {
   /** A detached store volume is deleted this long after it was detached. */
   volumeRetentionHours: number;
   /**
-   * The warm group's instances are persistent spot instances (interruption behaviour stop) that Hearth
-   * keeps stopped itself: they run at the spot price, an interruption stops them with their store, and
-   * a start finds capacity with the model's probability (else it fails after 10 s and another is tried).
-   */
-  persistentSpot: boolean;
-  /**
    * A stopped store not resumed for this many hours is terminated (0: never), at the minute tick. With
    * the binary cache a stopped store saves a job only the substitution's minute, so one that waits
    * long pays more in EBS than it saves; the planner only grows the warm group back when the forecast
@@ -114,7 +108,6 @@ export const defaultStoreMechanisms: StoreMechanisms = {
   idleListening: "none",
   storeVolumes: "off",
   volumeRetentionHours: 24,
-  persistentSpot: false,
   stoppedStoreTtlHours: 0,
 };
 
@@ -143,6 +136,14 @@ export interface HearthOptions extends InterruptionSettings {
   /** Warm-first placement, as built, and its model's lags. */
   placement: PlacementSettings;
   /**
+   * The pools' `warm.market`, as built. `spot`: Hearth keeps the warm group through EC2, as persistent
+   * spot instances (interruption behaviour stop) that run at the spot price; an interruption stops one
+   * with its store; the planner names which stopped store starts, and a start finds capacity with the
+   * model's probability (else it fails after 10 s and another is tried); retried jobs' capacity is
+   * launched on-demand into the group. `on-demand`: an Auto Scaling warm pool.
+   */
+  warmMarket: WarmMarket;
+  /**
    * Prototypes of store mechanisms the product does not build yet (all off by default, and off in
    * every published default figure).
    */
@@ -160,6 +161,7 @@ export const defaultHearthOptions: HearthOptions = {
   maxIterations: 60,
   ...defaultInterruptionSettings,
   placement: defaultPlacementSettings,
+  warmMarket: DEFAULT_WARM_MARKET,
   mechanisms: defaultStoreMechanisms,
 };
 
@@ -204,12 +206,20 @@ class HearthPolicy implements Policy {
     const random = randomFor(context, "asg");
     const mechanisms = options.mechanisms;
     const volumes = mechanisms.storeVolumes !== "off";
+    const spotWarm = options.warmMarket === "spot" && !volumes;
     if (volumes) context.fleet.volumeRetentionSeconds = mechanisms.volumeRetentionHours * 3600;
     if (options.placement.placement === "warm-first")
       context.fleet.listening = (pool, head) => this.listening(pool, head);
     for (const [index, sim] of context.fleet.pools.entries()) {
-      const config = context.pools[index];
-      if (config === undefined) throw new Error(`no config for pool ${sim.name}`);
+      const given = context.pools[index];
+      if (given === undefined) throw new Error(`no config for pool ${sim.name}`);
+      // The planner reads these pool settings itself: queued retries' capacity on demand, and a warm
+      // group Hearth keeps (named resumes).
+      const config: PoolConfig = {
+        ...given,
+        retryOnDemand: options.retryOnDemand,
+        warm: { ...given.warm, market: spotWarm ? "spot" : "on-demand" },
+      };
       const launched = { spot: 0, onDemand: 0 };
       const volumeFor = (): Partial<LaunchOptions> =>
         volumes ? { storeVolume: true, ...this.volumeToAttach(index) } : {};
@@ -219,15 +229,16 @@ class HearthPolicy implements Policy {
         config,
         warm: new SimAsg(context.fleet, sim, {
           group: "warm",
-          market: () => (volumes || mechanisms.persistentSpot ? "spot" : "on-demand"),
+          market: () => (volumes || spotWarm ? "spot" : "on-demand"),
           warmPoolSize: volumes ? null : 0,
           protectedFromScaleIn: true,
           random,
-          ...(mechanisms.chooseResume
+          ...(spotWarm ? { keptByPolicy: true } : {}),
+          ...(mechanisms.chooseResume && !spotWarm
             ? { chooseResume: (stopped: SimInstance[]) => this.storeFor(index, stopped) }
             : {}),
           launchOptions: () => ({
-            ...(mechanisms.persistentSpot ? { persistent: true } : {}),
+            ...(spotWarm ? { persistent: true } : {}),
             ...volumeFor(),
           }),
         }),
@@ -511,7 +522,7 @@ class HearthPolicy implements Policy {
     const observation = this.observe(pool);
     pool.iteration = observation.iteration;
     // The planner itself puts queued retries' new capacity on demand (pool setting `retryOnDemand`).
-    const pools = this.context.pools.map((p) => ({ ...p, retryOnDemand: this.options.retryOnDemand }));
+    const pools = this.pools.map((p) => p.config);
     const poolPlan = planObservation({ pools }, observation);
     this.options.onPlan?.(observation, poolPlan);
     const { calls, target } = this.apply(pool, observation, poolPlan);
@@ -599,7 +610,7 @@ class HearthPolicy implements Policy {
       group: instance.group === "warm" ? "warm" : "burst",
       market: instance.market,
       state:
-        instance.state === "launching" && instance.intoWarmPool
+        (instance.state === "launching" && instance.intoWarmPool) || instance.stoppedByInterruption
           ? "stopping"
           : instance.state === "terminated"
             ? "terminating"
@@ -636,7 +647,8 @@ class HearthPolicy implements Policy {
     let desiredWarm = poolPlan.desiredWarm;
     let warmPoolSize = poolPlan.warmPoolSize;
     const { chooseResume, resumeOnlyNeeded } = this.options.mechanisms;
-    if (chooseResume && resumeOnlyNeeded) {
+    const keptByPolicy = pool.config.warm.market === "spot";
+    if (chooseResume && resumeOnlyNeeded && !keptByPolicy) {
       const { queued, rehome, reserve, freeSlots, resume } = poolPlan.counts;
       const slots = pool.config.slotsPerInstance;
       const needed = Math.max(0, Math.ceil((queued + rehome + reserve - freeSlots) / slots));
@@ -661,6 +673,9 @@ class HearthPolicy implements Policy {
       release: released.warm,
       desired: target.warm,
       ...(pool.warm.warmPoolSize === null ? {} : { warmPoolSize }),
+      ...(keptByPolicy
+        ? { resume: poolPlan.resumeStores, onDemand: poolPlan.counts.launchForRetries ?? 0 }
+        : {}),
     });
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
