@@ -104,9 +104,9 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     // The plan counts `a` started: a warm pool of the other two.
     await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 2, resume: [a] });
     expect(callsSince(fleet, from)).toEqual([
-      `StartInstances(instances=${a}, error=InsufficientInstanceCapacity)`,
-      expect.stringMatching(/^StartInstances\(instances=i-\w+, error=InsufficientInstanceCapacity\)$/),
-      expect.stringMatching(/^StartInstances\(instances=i-\w+, error=InsufficientInstanceCapacity\)$/),
+      `StartInstances(instances=${a}, failed=InsufficientInstanceCapacity)`,
+      expect.stringMatching(/^StartInstances\(instances=i-\w+, failed=InsufficientInstanceCapacity\)$/),
+      expect.stringMatching(/^StartInstances\(instances=i-\w+, failed=InsufficientInstanceCapacity\)$/),
       "RunInstances(group=sim-x86-warm, market=spot, count=1)",
     ]);
     // All three stores are kept: none is terminated as extra because its start failed.
@@ -163,6 +163,17 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     await clock.advance(10_000);
     expect(fleet.get(a)?.lifecycle).toBe("stopped");
     expect(fleet.get(a)?.protectedFromScaleIn).toBe(true);
+
+    // An on-demand instance (capacity for a retried job) is terminated instead: the group keeps spot stores.
+    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 2, onDemand: 1 });
+    await clock.advance(90_000);
+    const onDemand = fleet.all().find((instance) => instance.market === "on-demand") as SimulatedInstance;
+    expect(onDemand.lifecycle).toBe("in-service");
+    expect((await fleet.release(pool, [onDemand.id], async () => true)).calls).toEqual([
+      `TerminateInstances(instances=${onDemand.id})`,
+    ]);
+    expect(fleet.get(onDemand.id)).toBeUndefined();
+    expect(left).toContainEqual({ id: onDemand.id, how: "terminated" });
   });
 
   it("keeps the stopped stores at the warm pool size: terminates first the never used, then the least recently used, none named", async () => {

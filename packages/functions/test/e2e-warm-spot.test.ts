@@ -214,7 +214,7 @@ describe("a spot warm group in local mode", () => {
     const returns = (id: string) =>
       fetch(`${h.url}/sim/fleet/instances/${id}/capacity-returns`, { method: "POST" });
     // Refused, changing nothing, for an instance that no interruption stopped, an unknown one, a bad id.
-    const other = retry?.instanceId as string;
+    const other = fleet.all().find((instance) => instance.id !== store)?.id as string;
     const otherBefore = fleet.get(other)?.lifecycle;
     expect((await returns(other)).status).toBe(409);
     expect(fleet.get(other)?.lifecycle).toBe(otherBefore);

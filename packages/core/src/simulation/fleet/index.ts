@@ -255,7 +255,7 @@ export class SimulatedFleet implements FleetPort {
     stillIdle: (id: string) => Promise<boolean>,
   ): Promise<ReleaseResult> {
     const result: ReleaseResult = { released: [], refused: [], calls: [] };
-    const stopping: SimulatedInstance[] = [];
+    const retiring: SimulatedInstance[] = [];
     for (const id of instanceIds) {
       const instance = this.instances.get(id);
       if (
@@ -272,20 +272,24 @@ export class SimulatedFleet implements FleetPort {
         continue;
       }
       result.released.push(id);
-      // Hearth stops a warm instance of a group it keeps itself; a group's instance loses its
+      // Hearth stops a spot store of a group it keeps itself (an on-demand one, capacity for a retried
+      // job, is terminated: the group keeps spot stores only); a group's instance loses its
       // protection, and the next lower desired capacity takes it.
-      if (instance.group === "warm" && namesStores(pool)) stopping.push(instance);
+      if (this.keptInstance(instance)) retiring.push(instance);
       else instance.protectedFromScaleIn = false;
     }
-    const unprotected = result.released.filter((id) => !stopping.some((instance) => instance.id === id));
+    const unprotected = result.released.filter((id) => !retiring.some((instance) => instance.id === id));
     if (unprotected.length) {
       result.calls.push(this.log("SetInstanceProtection", { instances: unprotected, protected: false }));
       this.changed();
     }
+    const stopping = retiring.filter((instance) => instance.market === "spot");
     if (stopping.length) {
       result.calls.push(this.log("StopInstances", { instances: stopping.map((instance) => instance.id) }));
       for (const instance of stopping) await this.stop(pool, instance);
     }
+    const onDemand = retiring.filter((instance) => instance.market !== "spot");
+    if (onDemand.length) result.calls.push(...(await this.terminateKept(onDemand)));
     return result;
   }
 
@@ -346,7 +350,7 @@ export class SimulatedFleet implements FleetPort {
       if (instance.stoppedByInterruption) continue;
       if (instance.market === "spot" && this.spotStarts.next() >= this.spotStartSuccess) {
         calls.push(
-          this.log("StartInstances", { instances: [instance.id], error: "InsufficientInstanceCapacity" }),
+          this.log("StartInstances", { instances: [instance.id], failed: "InsufficientInstanceCapacity" }),
         );
         continue;
       }
