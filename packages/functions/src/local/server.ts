@@ -64,6 +64,11 @@ export interface LocalOptions {
   identify?: AgentDeps["identify"];
   /** Stopped instances each simulated warm pool starts with. */
   initialWarmPool?: number;
+  /**
+   * The chance that starting a stopped spot warm instance (`warm.market: spot`) finds spot capacity,
+   * in the simulated fleet; the fleet model's 0.9 by default.
+   */
+  spotStartSuccess?: number;
   /** ScaleFleet iterations per run, and a fixed wait between them (ms) if given. */
   maxIterations?: number;
   waitMs?: number;
@@ -154,7 +159,12 @@ async function startWith(
 
   const simulatedFleet = options.fleet
     ? null
-    : new SimulatedFleet({ pools, clock, initialWarmPool: options.initialWarmPool ?? 2 });
+    : new SimulatedFleet({
+        pools,
+        clock,
+        initialWarmPool: options.initialWarmPool ?? 2,
+        ...(options.spotStartSuccess !== undefined ? { spotStartSuccess: options.spotStartSuccess } : {}),
+      });
   const fleet: FleetPort = options.fleet ?? (simulatedFleet as SimulatedFleet);
   let selfUrl = "";
   let simulation: LocalSimulation | null = null;

@@ -1,5 +1,6 @@
 import { InvalidInterruptionEvent } from "@hearth/core/interruptions";
 import { sources } from "@hearth/core/jobs";
+import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import type { Context, Hono } from "hono";
 import * as z from "zod";
 import { bearerMatches, errorResponse, readJsonBody } from "../http";
@@ -55,6 +56,11 @@ export interface SimRouteOptions {
   interruptionEvents?: (body: unknown) => Promise<EventOutcome[]>;
   /** A GitLab job the simulated forge tracks, as `GET /projects/:id/jobs/:job_id` answers it. */
   gitlabJob?: (project: string, job: string) => unknown;
+  /**
+   * The simulated fleet, for `POST /sim/fleet/instances/:id/capacity-returns`: EC2 starts a spot warm
+   * instance it stopped for an interruption (`SimulatedFleet.capacityReturns`).
+   */
+  fleet?: Pick<SimulatedFleet, "get" | "capacityReturns">;
 }
 
 /**
@@ -160,6 +166,21 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
         return errorResponse(c, 400, "invalid_event", error.message);
       throw error;
     }
+  });
+  // Spot capacity is back for an instance an interruption stopped: EC2 starts it, store kept.
+  app.post("/sim/fleet/instances/:id/capacity-returns", async (c) => {
+    const fleet = options.fleet;
+    if (!fleet) return errorResponse(c, 404, "not_found", "no simulated fleet runs here");
+    const id = c.req.param("id");
+    if (!/^i-[0-9a-f]{8,17}$/.test(id))
+      return errorResponse(c, 400, "invalid_instance", "the instance id is i- and 8 or 17 hex digits");
+    if (!fleet.get(id)) return errorResponse(c, 404, "not_found", `no instance ${id} in the simulated fleet`);
+    try {
+      await fleet.capacityReturns(id);
+    } catch (error) {
+      return errorResponse(c, 409, "not_interrupted", error instanceof Error ? error.message : String(error));
+    }
+    return c.json({ instanceId: id, lifecycle: fleet.get(id)?.lifecycle ?? null }, 202);
   });
   app.get("/sim/gitlab/api/v4/projects/:project/jobs/:job", (c) => {
     // A job the forge tracks, with its status as it is now (the sweep reads stuck jobs so).

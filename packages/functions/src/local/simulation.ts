@@ -193,6 +193,7 @@ export function attachSimulation(options: {
     described: () => files?.flush("jobs"),
     interruptionEvents: options.interruptionEvents,
     gitlabJob: (project, job) => forgeJobs.gitlabJob(project, job),
+    fleet,
     forge: {
       async create(jobs, webhook) {
         let delivered = 0;

@@ -14,9 +14,9 @@ import {
   type RunnerConfigHandOver,
   runnerConfigParameter,
 } from "../../fleet";
-import { type Group, groups, type Interruption, type Lifecycle } from "../../instances";
+import { type Group, groups, type Interruption, type Lifecycle, type Market } from "../../instances";
 import { interruptionEvent } from "../../interruptions/events";
-import type { PoolConfig } from "../../pools";
+import { namesStores, type PoolConfig } from "../../pools";
 import { awsChoice, Random } from "../rules";
 
 /**
@@ -25,6 +25,13 @@ import { awsChoice, Random } from "../rules";
  * the warm pool on scale-in, get replaced when interrupted. Which warm-pool instance resumes, or
  * leaves an oversized warm pool, is AWS's choice (`awsChoice`, seeded), as in the trace simulator.
  * It runs on an injectable clock, so local mode watches it in real time and tests drive it by hand.
+ *
+ * A pool with `warm.market: spot` has no Auto Scaling warm group: Hearth keeps it through EC2, as the
+ * AWS driver does. Its instances are persistent spot instances (interruption behaviour `stop`),
+ * started and stopped by id, so `setCapacity` starts the stores the plan names; a start by Hearth may
+ * find no spot capacity (`spotStartSuccess`), and an instance an interruption stopped is restarted
+ * only by EC2 (`capacityReturns`). Nothing replaces or resizes that group but `setCapacity` and
+ * `release`.
  */
 
 export interface SimulatedInstance extends FleetInstance {
@@ -32,6 +39,13 @@ export interface SimulatedInstance extends FleetInstance {
   token: string;
   /** Detached from its group (`detach`): it runs on, but no group counts or replaces it. */
   detached?: boolean;
+  /**
+   * A spot warm instance that an interruption stopped: only EC2 starts it again, when capacity
+   * returns (`capacityReturns`); a `StartInstances` by Hearth cannot.
+   */
+  stoppedByInterruption?: boolean;
+  /** When it last came into service (ISO); absent while it never has, its store as empty as the AMI's. */
+  inServiceAt?: string;
 }
 
 /** An EventBridge event as EC2 puts it on the default bus (`interruptionEvent`'s shape). */
@@ -62,6 +76,11 @@ export interface SimulatedFleetOptions {
   initialWarmPool?: number;
   /** Seeds AWS's choices (which warm-pool instance resumes); any number replays the same choices. */
   seed?: number;
+  /**
+   * The chance that Hearth's `StartInstances` of a stopped spot instance finds spot capacity (the
+   * fleet model's 0.9 by default); seeded by `seed`, apart from the warm pool's choices.
+   */
+  spotStartSuccess?: number;
 }
 
 interface GroupState {
@@ -102,6 +121,8 @@ export class SimulatedFleet implements FleetPort {
   private readonly parameters = new Map<string, SimulatedParameter>();
   private counter = 0;
   private readonly random: Random;
+  private readonly spotStarts: Random;
+  private readonly spotStartSuccess: number;
   private readonly calls: string[] = [];
   /** Per group: the AZ a detached instance was in, which its replacement avoids. */
   private readonly avoidAz = new Map<string, string>();
@@ -115,6 +136,10 @@ export class SimulatedFleet implements FleetPort {
     this.stopMs = (options.stopSeconds ?? 10) * 1000;
     this.noticeMs = (options.interruptionNoticeSeconds ?? 120) * 1000;
     this.random = Random.stream(options.seed ?? 1, "warm-pool");
+    this.spotStarts = Random.stream(options.seed ?? 1, "spot-start");
+    this.spotStartSuccess = options.spotStartSuccess ?? 0.9;
+    if (!(this.spotStartSuccess >= 0 && this.spotStartSuccess <= 1))
+      throw new Error(`spotStartSuccess is a probability from 0 to 1, not ${options.spotStartSuccess}`);
     for (const pool of options.pools) {
       const initial = Math.min(options.initialWarmPool ?? 0, pool.warm.warmPoolSize);
       this.groups.set(`${pool.name}/warm`, { desired: 0, warmPoolSize: initial });
@@ -190,13 +215,20 @@ export class SimulatedFleet implements FleetPort {
   async observe(pool: PoolConfig): Promise<FleetObservation> {
     const group = (name: Group): FleetGroup => {
       const state = this.group(pool, name);
+      // A group Hearth keeps through EC2 has no desired capacity or warm pool of its own: what runs is
+      // what it wants, what is stopped is its warm pool.
+      const kept = name === "warm" && namesStores(pool);
       return {
         pool: pool.name,
         group: name,
         name: `sim-${pool.name}-${name}`,
-        desired: state.desired,
+        desired: kept ? this.members(pool, "warm", ["pending", "in-service"]).length : state.desired,
         max: pool.maxInstances,
-        warmPoolSize: name === "warm" ? state.warmPoolSize : null,
+        warmPoolSize: kept
+          ? this.members(pool, "warm", ["stopped"]).length
+          : name === "warm"
+            ? state.warmPoolSize
+            : null,
         onDemandFallback: false,
       };
     };
@@ -204,7 +236,9 @@ export class SimulatedFleet implements FleetPort {
       groups: [group("warm"), group("burst")],
       instances: this.all()
         .filter((instance) => instance.pool === pool.name && !instance.detached)
-        .map(({ token: _token, ...instance }) => ({ ...instance })),
+        .map(({ token: _token, stoppedByInterruption: _stop, inServiceAt: _at, ...instance }) => ({
+          ...instance,
+        })),
     };
   }
 
@@ -212,8 +246,7 @@ export class SimulatedFleet implements FleetPort {
     const instance = this.instances.get(instanceId);
     // As DescribeAutoScalingInstances: a detached instance is in no group.
     if (!instance || instance.detached) return undefined;
-    const { token: _token, detached: _detached, ...rest } = instance;
-    return { ...rest };
+    return portView(instance);
   }
 
   async release(
@@ -222,6 +255,7 @@ export class SimulatedFleet implements FleetPort {
     stillIdle: (id: string) => Promise<boolean>,
   ): Promise<ReleaseResult> {
     const result: ReleaseResult = { released: [], refused: [], calls: [] };
+    const retiring: SimulatedInstance[] = [];
     for (const id of instanceIds) {
       const instance = this.instances.get(id);
       if (
@@ -237,13 +271,25 @@ export class SimulatedFleet implements FleetPort {
         result.refused.push(id);
         continue;
       }
-      instance.protectedFromScaleIn = false;
       result.released.push(id);
+      // Hearth stops a spot store of a group it keeps itself (an on-demand one, capacity for a retried
+      // job, is terminated: the group keeps spot stores only); a group's instance loses its
+      // protection, and the next lower desired capacity takes it.
+      if (this.keptInstance(instance)) retiring.push(instance);
+      else instance.protectedFromScaleIn = false;
     }
-    if (result.released.length) {
-      result.calls.push(this.log("SetInstanceProtection", { instances: result.released, protected: false }));
+    const unprotected = result.released.filter((id) => !retiring.some((instance) => instance.id === id));
+    if (unprotected.length) {
+      result.calls.push(this.log("SetInstanceProtection", { instances: unprotected, protected: false }));
       this.changed();
     }
+    const stopping = retiring.filter((instance) => instance.market === "spot");
+    if (stopping.length) {
+      result.calls.push(this.log("StopInstances", { instances: stopping.map((instance) => instance.id) }));
+      for (const instance of stopping) await this.stop(pool, instance);
+    }
+    const onDemand = retiring.filter((instance) => instance.market !== "spot");
+    if (onDemand.length) result.calls.push(...(await this.terminateKept(onDemand)));
     return result;
   }
 
@@ -252,11 +298,12 @@ export class SimulatedFleet implements FleetPort {
     const warm = this.group(pool, "warm");
     const burst = this.group(pool, "burst");
     const cap = (n: number) => Math.max(0, Math.min(n, pool.maxInstances));
-    if (warm.desired !== cap(target.warm)) {
+    if (namesStores(pool)) calls.push(...(await this.keepWarmGroup(pool, target)));
+    else if (warm.desired !== cap(target.warm)) {
       warm.desired = cap(target.warm);
       calls.push(this.log("SetDesiredCapacity", { group: `sim-${pool.name}-warm`, desired: warm.desired }));
     }
-    if (warm.warmPoolSize !== target.warmPoolSize) {
+    if (!namesStores(pool) && warm.warmPoolSize !== target.warmPoolSize) {
       warm.warmPoolSize = Math.max(0, target.warmPoolSize);
       calls.push(this.log("PutWarmPool", { group: `sim-${pool.name}-warm`, minSize: warm.warmPoolSize }));
     }
@@ -267,6 +314,110 @@ export class SimulatedFleet implements FleetPort {
     await this.reconcile(pool);
     if (calls.length) this.changed();
     return calls;
+  }
+
+  /**
+   * The warm group Hearth keeps through EC2 (`warm.market: spot`), brought to the target: too few in
+   * service, first the on-demand launches the target asks for (capacity for retried jobs), then
+   * stopped stores started by id (those the plan names, in its order, then the most recently
+   * launched), each start finding spot capacity or not, then new spot launches for the rest. Too
+   * many in service: nothing, since only `release` stops an instance. The stopped ones are then kept
+   * at the warm pool size: new ones launched to boot once and stop, or extra ones terminated.
+   */
+  private async keepWarmGroup(pool: PoolConfig, target: CapacityTarget): Promise<string[]> {
+    const calls: string[] = [];
+    const group = `sim-${pool.name}-warm`;
+    const resume = target.resume ?? [];
+    let missing =
+      Math.max(0, Math.min(target.warm, pool.maxInstances)) -
+      this.members(pool, "warm", ["pending", "in-service"]).length;
+    const onDemand = Math.max(0, Math.min(missing, target.onDemand ?? 0));
+    if (onDemand > 0) {
+      calls.push(this.log("RunInstances", { group, market: "on-demand", count: onDemand }));
+      for (let n = 0; n < onDemand; n++) this.launch(pool, "warm", "in-service", false, "on-demand");
+      missing -= onDemand;
+    }
+    const stopped = this.members(pool, "warm", ["stopped"]);
+    const named = resume.flatMap((id) => stopped.filter((instance) => instance.id === id));
+    const others = stopped
+      .filter((instance) => !resume.includes(instance.id))
+      .sort((a, b) => Date.parse(b.launchedAt) - Date.parse(a.launchedAt) || a.id.localeCompare(b.id));
+    const wanted = missing;
+    let started = 0;
+    for (const instance of [...named, ...others]) {
+      if (missing <= 0) break;
+      // Only EC2 starts an instance it stopped for an interruption, once capacity returns.
+      if (instance.stoppedByInterruption) continue;
+      if (instance.market === "spot" && this.spotStarts.next() >= this.spotStartSuccess) {
+        calls.push(
+          this.log("StartInstances", { instances: [instance.id], failed: "InsufficientInstanceCapacity" }),
+        );
+        continue;
+      }
+      calls.push(this.log("StartInstances", { instances: [instance.id] }));
+      this.resume(pool, instance);
+      started += 1;
+      missing -= 1;
+    }
+    // The plan's warm pool size counts the stores it named as started. Those that could not start
+    // (no spot capacity, or stopped by an interruption) and found no stand-in are still stopped: not
+    // extra stores to terminate below.
+    const unstarted = Math.max(0, Math.min(named.length, wanted) - started);
+    if (missing > 0) {
+      calls.push(this.log("RunInstances", { group, market: "spot", count: missing }));
+      for (let n = 0; n < missing; n++) this.launch(pool, "warm", "in-service");
+    }
+    const parked = this.members(pool, "warm", ["stopping", "stopped"]).length - unstarted;
+    const size = Math.max(0, target.warmPoolSize);
+    if (parked < size) {
+      // As a warm pool's new instance: it boots once (so its image is initialised), then stops.
+      calls.push(
+        this.log("RunInstances", { group, market: "spot", count: size - parked, afterBoot: "stop" }),
+      );
+      for (let n = parked; n < size; n++) this.launch(pool, "warm", "stopped");
+    } else if (parked > size) {
+      // None the plan named goes. First those never in service (their stores hold nothing yet), then
+      // those in service longest ago.
+      const lastUse = (instance: SimulatedInstance) =>
+        instance.inServiceAt ? Date.parse(instance.inServiceAt) : Number.NEGATIVE_INFINITY;
+      const extra = this.members(pool, "warm", ["stopped"])
+        .filter((instance) => !resume.includes(instance.id))
+        .sort((a, b) => lastUse(a) - lastUse(b) || a.id.localeCompare(b.id))
+        .slice(0, parked - size);
+      if (extra.length) calls.push(...(await this.terminateKept(extra)));
+    }
+    return calls;
+  }
+
+  /**
+   * Terminates instances of a warm group Hearth keeps: a persistent spot instance's request is
+   * cancelled first, or EC2 would launch it again.
+   */
+  private async terminateKept(instances: readonly SimulatedInstance[]): Promise<string[]> {
+    const calls: string[] = [];
+    const spot = instances.filter((instance) => instance.market === "spot").map((instance) => instance.id);
+    if (spot.length) calls.push(this.log("CancelSpotInstanceRequests", { instances: spot }));
+    calls.push(this.log("TerminateInstances", { instances: instances.map((instance) => instance.id) }));
+    for (const instance of instances) await this.remove(instance, "terminated");
+    return calls;
+  }
+
+  /**
+   * EC2 found spot capacity again for an instance it stopped for an interruption, and starts it (as
+   * it does for a persistent spot instance): it resumes with its store, and no call of Hearth's is
+   * involved. Refuses, changing nothing, an instance that is not stopped by an interruption.
+   */
+  async capacityReturns(instanceId: string): Promise<void> {
+    const instance = this.instances.get(instanceId);
+    const pool = instance ? this.pools.get(instance.pool) : undefined;
+    if (!instance || !pool) throw new Error(`${instanceId} is not an instance of the simulated fleet`);
+    if (!instance.stoppedByInterruption || instance.lifecycle !== "stopped") {
+      throw new Error(
+        `${instanceId} is ${instance.lifecycle}, not stopped by an interruption: only such an instance waits for capacity`,
+      );
+    }
+    instance.stoppedByInterruption = false;
+    this.resume(pool, instance);
   }
 
   async handRunnerConfig(handOver: RunnerConfigHandOver): Promise<RunnerConfigHanded> {
@@ -322,6 +473,8 @@ export class SimulatedFleet implements FleetPort {
     if (instance.pool !== pool.name)
       throw new Error(`${instanceId} is in pool ${instance.pool}, not in a group of pool ${pool.name}`);
     if (instance.lifecycle !== "in-service") return [];
+    // A warm instance Hearth keeps is in no Auto Scaling group: there is nothing to detach it from.
+    if (instance.group === "warm" && namesStores(pool)) return [];
     instance.detached = true;
     // The group launches the replacement at once; with more than one zone, in another one.
     this.avoidAz.set(`${pool.name}/${instance.group}`, instance.az);
@@ -338,6 +491,7 @@ export class SimulatedFleet implements FleetPort {
   async terminate(instanceId: string): Promise<string[]> {
     const instance = this.instances.get(instanceId);
     if (!instance) return [this.log("TerminateInstances", { instances: [instanceId], found: false })];
+    if (this.keptInstance(instance)) return this.terminateKept([instance]);
     if (!instance.detached) {
       throw new Error(
         `${instanceId} is still in sim-${instance.pool}-${instance.group}: terminating it would make the group replace it`,
@@ -356,7 +510,7 @@ export class SimulatedFleet implements FleetPort {
     // As DescribeInstances by the pool's tags: detached instances too, until they are terminated.
     return this.all()
       .filter((instance) => instance.pool === pool.name && instance.lifecycle !== "terminating")
-      .map(({ token: _token, detached: _detached, ...instance }) => ({ ...instance }));
+      .map(portView);
   }
 
   /**
@@ -387,11 +541,27 @@ export class SimulatedFleet implements FleetPort {
         interruptionEvent({ kind: "warning", instanceId, action, time: now, id: this.eventId() }),
       ),
     );
+    const pool = this.pools.get(instance.pool);
+    if (pool && action !== "terminate" && this.keptInstance(instance)) {
+      // A persistent spot instance whose interruption behaviour is stop: it stops, store kept, and
+      // waits for EC2 to start it again; no group launches a replacement.
+      this.schedule(instanceId, this.noticeMs, async () => {
+        if (instance.lifecycle !== "in-service") return;
+        instance.stoppedByInterruption = true;
+        await this.stop(pool, instance);
+      });
+      return;
+    }
     this.schedule(instanceId, this.noticeMs, async () => {
       await this.remove(instance, "terminated");
-      const pool = this.pools.get(instance.pool);
       if (pool) await this.reconcile(pool);
     });
+  }
+
+  /** A warm instance of a group Hearth keeps itself (`warm.market: spot`). */
+  private keptInstance(instance: SimulatedInstance): boolean {
+    const pool = this.pools.get(instance.pool);
+    return instance.group === "warm" && pool !== undefined && namesStores(pool);
   }
 
   private eventId(): string {
@@ -430,6 +600,8 @@ export class SimulatedFleet implements FleetPort {
   /** What an Auto Scaling group does when desired capacity and reality differ. */
   private async reconcile(pool: PoolConfig): Promise<void> {
     for (const group of groups) {
+      // A warm group Hearth keeps changes only when Hearth calls (`setCapacity`, `release`).
+      if (group === "warm" && namesStores(pool)) continue;
       const state = this.group(pool, group);
       const inService = this.members(pool, group, ["pending", "in-service"]);
       if (inService.length < state.desired) {
@@ -449,6 +621,7 @@ export class SimulatedFleet implements FleetPort {
         }
       }
     }
+    if (namesStores(pool)) return;
     // The warm pool keeps itself at its size: new instances warm up and stop; extra ones go.
     const warm = this.group(pool, "warm");
     const pooled = this.members(pool, "warm", ["stopping", "stopped"]);
@@ -465,11 +638,16 @@ export class SimulatedFleet implements FleetPort {
     group: Group,
     into: Extract<Lifecycle, "in-service" | "stopped">,
     ready = false,
+    market?: Market,
   ): void {
     this.counter += 1;
     const id = `i-0${this.counter.toString(16).padStart(16, "0")}`;
     const spot =
-      group === "burst" && pool.burst.spotShare > 0 && this.counter % 100 < pool.burst.spotShare * 100;
+      market === undefined
+        ? group === "burst"
+          ? pool.burst.spotShare > 0 && this.counter % 100 < pool.burst.spotShare * 100
+          : namesStores(pool)
+        : market === "spot";
     const zones = ["sim-1a", "sim-1b", "sim-1c"];
     const avoid = this.avoidAz.get(`${pool.name}/${group}`);
     this.avoidAz.delete(`${pool.name}/${group}`);
@@ -513,6 +691,7 @@ export class SimulatedFleet implements FleetPort {
 
   private async enterService(instance: SimulatedInstance): Promise<void> {
     instance.lifecycle = "in-service";
+    instance.inServiceAt = new Date(this.clock.now()).toISOString();
     this.changed();
     await this.emit((listener) => listener.inService?.(instance));
   }
@@ -550,4 +729,16 @@ export class SimulatedFleet implements FleetPort {
     });
     this.timers.set(id, cancel);
   }
+}
+
+/** What the fleet port shows of an instance: EC2's and Auto Scaling's view, not the simulation's own. */
+function portView(instance: SimulatedInstance): FleetInstance {
+  const {
+    token: _token,
+    detached: _detached,
+    stoppedByInterruption: _stop,
+    inServiceAt: _at,
+    ...rest
+  } = instance;
+  return { ...rest };
 }
