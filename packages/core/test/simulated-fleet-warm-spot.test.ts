@@ -233,6 +233,10 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     await clock.advance(10_000);
     expect(fleet.get(a)).toMatchObject({ lifecycle: "stopped", stoppedByInterruption: true });
     expect(ids(fleet.all())).toEqual([a, b]);
+    // The port shows it as EC2 does (its state reason), and only it: the planner leaves it to EC2.
+    const seen = (await fleet.observe(pool)).instances;
+    expect(seen.filter((i) => i.stoppedByInterruption).map((i) => i.id)).toEqual([a]);
+    expect((await fleet.lookup(a))?.stoppedByInterruption).toBe(true);
 
     // Hearth cannot start it: the plan's choice goes to the next store.
     const from = fleet.callLog.length;

@@ -236,8 +236,10 @@ export class SimulatedFleet implements FleetPort {
       groups: [group("warm"), group("burst")],
       instances: this.all()
         .filter((instance) => instance.pool === pool.name && !instance.detached)
-        .map(({ token: _token, stoppedByInterruption: _stop, inServiceAt: _at, ...instance }) => ({
+        // EC2 shows a stop by a spot interruption (its state reason): the planner leaves it to EC2.
+        .map(({ token: _token, stoppedByInterruption, inServiceAt: _at, ...instance }) => ({
           ...instance,
+          ...(stoppedByInterruption ? { stoppedByInterruption: true } : {}),
         })),
     };
   }
@@ -733,12 +735,6 @@ export class SimulatedFleet implements FleetPort {
 
 /** What the fleet port shows of an instance: EC2's and Auto Scaling's view, not the simulation's own. */
 function portView(instance: SimulatedInstance): FleetInstance {
-  const {
-    token: _token,
-    detached: _detached,
-    stoppedByInterruption: _stop,
-    inServiceAt: _at,
-    ...rest
-  } = instance;
-  return { ...rest };
+  const { token: _token, detached: _detached, stoppedByInterruption, inServiceAt: _at, ...rest } = instance;
+  return { ...rest, ...(stoppedByInterruption ? { stoppedByInterruption: true } : {}) };
 }
