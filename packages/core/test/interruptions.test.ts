@@ -347,6 +347,19 @@ describe("HandleInterruption's steps", () => {
     // A stop ends the notice: when the instance runs again, it is not draining.
     await registry.parked(warm);
     expect((await registry.get(warm))?.interruption).toBeNull();
+    // A late duplicate of that warning is still one notice; EC2 starts the store again, and a
+    // warning for that new run is handled in full.
+    const late = parseInterruptionEvents(
+      event("warning", warm, new Date(clock.now() - 200_000).toISOString()),
+    )[0] as InterruptionNotice;
+    expect((await begin(late)).claimed).toMatchObject({ handled: false, reason: "repeated" });
+    await clock.advance(3_600_000);
+    const again = await begin(notice("warning", warm));
+    expect(again.claimed).toMatchObject({ handled: true, previous: null });
+    expect(marked).toEqual([
+      { instanceId: warm, pool: "x86" },
+      { instanceId: warm, pool: "x86" },
+    ]);
   });
 
   it("a rebalance never terminates a busy instance; once drained and idle it does", async () => {

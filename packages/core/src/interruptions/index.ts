@@ -265,6 +265,8 @@ export async function settleInterrupted(
       // Stopped by its interruption: its runners go as on any stop; its record stays for its store.
       if (deps.runners)
         await retireInstanceRunners(deps.runners, { instanceId, pool: progress.pool, how: "stopped" });
+      // When EC2 starts it again, a notice then is for that new run.
+      await deps.records.stopped(instanceId, now.toISOString());
       await deps.journal.write({
         pool: progress.pool,
         kind: "interruption",

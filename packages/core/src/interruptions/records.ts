@@ -7,7 +7,8 @@ import { type NoticeKind, noticeStrength } from "./events";
  * Each instance's strongest interruption notice so far (none < rebalance < warning), one item per
  * instance: `INTERRUPTION#<instance id>` / `INTERRUPTION`. A notice is acted on only by the
  * conditional write that raises it, so however many events arrive, in whatever order, each
- * strength is handled once.
+ * strength is handled once. A spot warm store that its interruption stopped runs again later as a
+ * new spot instance with the same id: a notice given after that stop starts over.
  */
 
 export interface InterruptionRecord {
@@ -19,6 +20,8 @@ export interface InterruptionRecord {
   deadline: string | null;
   /** When HandleInterruption first drained the instance (null until then). */
   drainedAt: string | null;
+  /** When the interruption stopped it (a spot warm store): a later notice is for its next run. */
+  stoppedAt: string | null;
 }
 
 /** A claim is kept a week: a late duplicate (EventBridge retries for up to a day) still finds it. */
@@ -39,6 +42,8 @@ export interface InterruptionRecords {
   }): Promise<{ raised: boolean; previous: NoticeKind | null }>;
   /** Notes the first drain (later ones keep the first time). */
   drained(instanceId: string, at: string): Promise<void>;
+  /** Notes that the interruption stopped the instance (store kept): a notice after `at` starts over. */
+  stopped(instanceId: string, at: string): Promise<void>;
 }
 
 export function createInterruptionRecords(store: Store): InterruptionRecords {
@@ -48,7 +53,7 @@ export function createInterruptionRecords(store: Store): InterruptionRecords {
       new GetCommand({ TableName: tableName, Key: key(instanceId), ConsistentRead: true }),
     );
     if (!got.Item) return undefined;
-    const { instanceId: id, notice: kind, strength, at, deadline, drainedAt } = got.Item;
+    const { instanceId: id, notice: kind, strength, at, deadline, drainedAt, stoppedAt } = got.Item;
     return {
       instanceId: id,
       kind,
@@ -56,13 +61,17 @@ export function createInterruptionRecords(store: Store): InterruptionRecords {
       at,
       deadline,
       drainedAt: drainedAt ?? null,
+      stoppedAt: stoppedAt ?? null,
     } as InterruptionRecord;
   };
   return {
     get,
     async raise(notice) {
       const strength = noticeStrength(notice.kind);
-      const before = await get(notice.instanceId);
+      const found = await get(notice.instanceId);
+      // A notice given after the instance's stop is for its next run: the old claim does not count.
+      const fresh = found?.stoppedAt != null && notice.at > found.stoppedAt;
+      const before = fresh ? undefined : found;
       if (before && before.strength >= strength) return { raised: false, previous: before.kind };
       try {
         await client.send(
@@ -80,8 +89,8 @@ export function createInterruptionRecords(store: Store): InterruptionRecords {
               drainedAt: before?.drainedAt ?? null,
               expiresAt: epochSeconds(now()) + KEEP_DAYS * 86_400,
             },
-            ConditionExpression: "attribute_not_exists(pk) OR strength < :s",
-            ExpressionAttributeValues: { ":s": strength },
+            ConditionExpression: "attribute_not_exists(pk) OR strength < :s OR stoppedAt < :at",
+            ExpressionAttributeValues: { ":s": strength, ":at": notice.at },
           }),
         );
         return { raised: true, previous: before?.kind ?? null };
@@ -89,6 +98,21 @@ export function createInterruptionRecords(store: Store): InterruptionRecords {
         if (error instanceof ConditionalCheckFailedException) return { raised: false, previous: null };
         throw error;
       }
+    },
+    async stopped(instanceId, at) {
+      await client
+        .send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: key(instanceId),
+            UpdateExpression: "SET stoppedAt = :at",
+            ConditionExpression: "attribute_exists(pk)",
+            ExpressionAttributeValues: { ":at": at },
+          }),
+        )
+        .catch((error) => {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        });
     },
     async drained(instanceId, at) {
       try {
