@@ -1085,7 +1085,8 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     const calls = await fleet.setCapacity(spotPool(), {
       warm: 1,
       burst: 0,
-      warmPoolSize: 3,
+      // As the planner sizes it: three stopped, one of them to start.
+      warmPoolSize: 2,
       resume: [first.id, second.id, third.id],
     });
     expect(calls).toEqual([
@@ -1100,6 +1101,24 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     await expect(
       fleet.setCapacity(spotPool(), { warm: 2, burst: 0, warmPoolSize: 2, resume: [second.id] }),
     ).rejects.toBe(denied);
+  });
+
+  it("retires no store in place of a named one that could not start", async () => {
+    burstOnly();
+    const [named, other, third] = [store(5), store(10), store(15)];
+    const noCapacity = () => ec2Error("InsufficientInstanceCapacity", "no capacity");
+    aws.fail("StartInstances", noCapacity(), noCapacity(), noCapacity());
+    // The plan counts the named store as started: two stores stay stopped, by its count.
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 1,
+      burst: 0,
+      warmPoolSize: 2,
+      resume: [named.id],
+    });
+    expect(calls.filter((call) => call.startsWith("RunInstances"))).toHaveLength(1);
+    expect(ec2Mutations()).not.toContain("CancelSpotInstanceRequests");
+    expect(ec2Mutations()).not.toContain("TerminateInstances");
+    expect([named, other, third].map((i) => i.ec2State)).toEqual(["stopped", "stopped", "stopped"]);
   });
 
   it("launches retried jobs' capacity on-demand first, then resumes", async () => {

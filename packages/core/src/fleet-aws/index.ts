@@ -528,6 +528,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     const others = stopped
       .filter((i) => !named.includes(i))
       .sort((a, b) => b.launchedAt.getTime() - a.launchedAt.getTime());
+    const wanted = need;
+    let started = 0;
     for (const store of [...named, ...others]) {
       if (need === 0) break;
       if (store.parking) {
@@ -545,8 +547,12 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       }
       calls.push(describeCall("StartInstances", { instances: [store.id] }));
       store.state = "pending";
+      started += 1;
       need -= 1;
     }
+    // The plan's warm pool counts the stores it named as started. Those that could not start (no
+    // spot capacity) are still stopped: no extra stores for step 3 to retire in their place.
+    const unstarted = Math.max(0, Math.min(named.length, wanted) - started);
 
     if (need > 0) {
       // Spot was short lately: on-demand stands in, recording the same shortage, so that spot is
@@ -561,13 +567,13 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
 
     // 3. The warm pool: stopped stores, and those on their way (stopping, or launched to park).
     const poolSize = Math.max(0, target.warmPoolSize);
-    const parked = kept.filter(
-      (i) => i.state === "stopped" || i.state === "stopping" || (i.parking && live(i)),
-    );
-    if (parked.length < poolSize) {
+    const parked =
+      kept.filter((i) => i.state === "stopped" || i.state === "stopping" || (i.parking && live(i))).length -
+      unstarted;
+    if (parked < poolSize) {
       // No spot capacity lately: nothing to park (an on-demand store would start on-demand).
-      if (fallbackSince === undefined) await launch(poolSize - parked.length, { spot: true, parking: true });
-    } else if (parked.length > poolSize) {
+      if (fallbackSince === undefined) await launch(poolSize - parked, { spot: true, parking: true });
+    } else if (parked > poolSize) {
       const keep = new Set(target.resume ?? []);
       // Stores that never served first (still tagged for parking), then the least recently started.
       const extra = kept
@@ -575,7 +581,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         .sort(
           (a, b) => Number(b.parking) - Number(a.parking) || a.launchedAt.getTime() - b.launchedAt.getTime(),
         )
-        .slice(0, parked.length - poolSize);
+        .slice(0, parked - poolSize);
       await retire(extra, calls);
     }
     // Only refusals (no spot to park, no store would start): nothing changed, so no call is reported
