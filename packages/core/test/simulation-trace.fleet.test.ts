@@ -441,25 +441,6 @@ describe("a warm group Hearth keeps (warm.market spot)", () => {
     clock.run(600);
   });
 
-  it("retires no store in place of a named one that could not start", () => {
-    const { clock, fleet, pool, at } = setup({ spotStartSuccess: 0 });
-    const asg = kept(fleet, pool);
-    let stores: SimInstance[] = [];
-    at(0, () => asg.apply({ release: [], desired: 2 }));
-    at(100, () => {
-      stores = [...asg.members];
-      asg.apply({ release: stores, desired: 0, warmPoolSize: 2 });
-    });
-    at(200, () => {
-      // As the planner sizes it: two stopped, one of them named to start.
-      asg.apply({ release: [], desired: 1, warmPoolSize: 1, resume: [(stores[0] as SimInstance).id] });
-    });
-    clock.run(260);
-    // Every start found no capacity; both stores are still there, stopped.
-    expect(fleet.failedStarts).toBeGreaterThan(0);
-    expect(stores.map((i) => i.state)).toEqual(["stopped", "stopped"]);
-  });
-
   it("never starts a store a spot interruption stopped: only EC2 does", () => {
     const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
     const asg = kept(fleet, pool);

@@ -253,19 +253,11 @@ export class SimAsg {
       instance.owner = this;
       this.warmPool.push(instance);
     }
-    // A kept group never retires a store the policy named to start: the plan counted it as started,
-    // so one that could not start (no spot capacity) is no extra store either.
-    const named = (i: SimInstance) =>
-      this.options.keptByPolicy === true && i.state === "stopped" && this.resumeFirst.includes(i.id);
-    let namedStopped = 0;
-    for (const instance of this.warmPool) if (named(instance)) namedStopped++;
-    while (this.warmPool.length - namedStopped > this.warmPoolSize) {
-      const candidates = this.options.keptByPolicy ? this.warmPool.filter((i) => !named(i)) : this.warmPool;
-      if (candidates.length === 0) break;
+    while (this.warmPool.length > this.warmPoolSize) {
       const instance = (
         this.options.keptByPolicy
-          ? candidates.reduce((first, i) => (retiresBefore(i, first) ? i : first))
-          : awsChoice(candidates, this.options.random)
+          ? this.warmPool.reduce((first, i) => (retiresBefore(i, first) ? i : first))
+          : awsChoice(this.warmPool, this.options.random)
       ) as SimInstance;
       this.warmPool.splice(this.warmPool.indexOf(instance), 1);
       this.fleet.terminate(instance);
