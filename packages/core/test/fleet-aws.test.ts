@@ -957,16 +957,30 @@ describe("a spot warm group Hearth keeps through EC2", () => {
         ClientToken: expect.stringMatching(/^[0-9a-f-]{36}$/),
         InstanceMarketOptions: {
           MarketType: "spot",
-          SpotOptions: { SpotInstanceType: "persistent", InstanceInterruptionBehavior: "stop" },
+          // Not EC2's default of 7 days, after which a stopped store could not start again.
+          SpotOptions: {
+            SpotInstanceType: "persistent",
+            InstanceInterruptionBehavior: "stop",
+            ValidUntil: expect.any(Date),
+          },
         },
         TagSpecifications: [
-          { ResourceType: "instance", Tags: tags({ Name: "hearth-test-x86" }) },
+          {
+            ResourceType: "instance",
+            Tags: tags({ "hearth:spot-until": expect.any(String), Name: "hearth-test-x86" }),
+          },
           { ResourceType: "volume", Tags: tags() },
           { ResourceType: "spot-instances-request", Tags: tags() },
         ],
       })),
     );
     expect(new Set(run().map((input) => input.ClientToken)).size).toBe(3);
+    const validUntil = run()[0]?.InstanceMarketOptions?.SpotOptions?.ValidUntil as Date;
+    expect(validUntil.getTime() - NOW.getTime()).toBe(365 * 86_400_000);
+    expect(run()[0]?.TagSpecifications?.[0]?.Tags).toContainEqual({
+      Key: "hearth:spot-until",
+      Value: validUntil.toISOString(),
+    });
     expect(calls).toEqual([
       "RunInstances(subnet=subnet-a, count=1, market=spot)",
       "RunInstances(subnet=subnet-b, count=1, market=spot)",
@@ -1101,6 +1115,25 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     await expect(
       fleet.setCapacity(spotPool(), { warm: 2, burst: 0, warmPoolSize: 2, resume: [second.id] }),
     ).rejects.toBe(denied);
+  });
+
+  it("retires a stopped store whose spot request ends within a day, and starts another", async () => {
+    burstOnly();
+    const soon = new Date(NOW.getTime() + 3600_000).toISOString();
+    const later = new Date(NOW.getTime() + 200 * 86_400_000).toISOString();
+    const ending = store(5, { tags: { ...warmTags, "hearth:spot-until": soon } });
+    const lasting = store(10, { tags: { ...warmTags, "hearth:spot-until": later } });
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 1,
+      burst: 0,
+      warmPoolSize: 0,
+      resume: [ending.id, lasting.id],
+    });
+    expect(calls).toEqual([
+      `CancelSpotInstanceRequests(requests=${ending.spotRequestId})`,
+      `TerminateInstances(instances=${ending.id})`,
+      `StartInstances(instances=${lasting.id})`,
+    ]);
   });
 
   it("retires no store in place of a named one that could not start", async () => {

@@ -24,6 +24,8 @@ export const tagKeys = {
    * value is when the shortage was met (ISO): the group reports the fallback for a while after it.
    */
   spotFallback: "hearth:spot-fallback",
+  /** When a spot warm store's persistent request ends (its `ValidUntil`): it is retired before then. */
+  spotUntil: "hearth:spot-until",
   /** Auto Scaling's own tag on the instances a group launched (kept after a detach). */
   autoScalingGroup: "aws:autoscaling:groupName",
 } as const;

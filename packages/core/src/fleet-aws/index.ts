@@ -196,7 +196,17 @@ interface KeptInstance {
   fallbackAt?: number;
   /** Stopped by a spot interruption (`Server.SpotInstanceShutdown`): only EC2 starts it again. */
   stoppedByInterruption: boolean;
+  /** When its persistent spot request ends (`hearth:spot-until`): no start after that. */
+  spotUntil?: number;
 }
+
+/**
+ * How long a spot warm store's persistent request lasts (`SpotMarketOptions.ValidUntil`, which
+ * defaults to 7 days: EC2 API Reference). A stopped store whose request ends within
+ * `SPOT_REQUEST_MARGIN_MS` is retired rather than started.
+ */
+const SPOT_REQUEST_DAYS = 365;
+const SPOT_REQUEST_MARGIN_MS = 24 * 3600_000;
 
 /**
  * EC2's state reason for an instance a spot interruption stopped (EC2 API Reference, StateReason);
@@ -286,6 +296,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     if (state !== "pending" && state !== "running" && state !== "stopping" && state !== "stopped")
       return undefined;
     const fallback = Date.parse(tagOf(instance, tagKeys.spotFallback) ?? "");
+    const until = Date.parse(tagOf(instance, tagKeys.spotUntil) ?? "");
     return {
       id: instance.InstanceId,
       state,
@@ -299,6 +310,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       ...(Number.isFinite(fallback) ? { fallbackAt: fallback } : {}),
       stoppedByInterruption:
         (state === "stopping" || state === "stopped") && instance.StateReason?.Code === SPOT_STOP_REASON,
+      ...(Number.isFinite(until) ? { spotUntil: until } : {}),
     };
   }
 
@@ -440,8 +452,10 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         perSubnet.set(subnet, (perSubnet.get(subnet) ?? 0) + 1);
       }
       const base = keptTags(pool);
+      const validUntil = new Date(now().getTime() + SPOT_REQUEST_DAYS * 86_400_000);
       const instanceTags = {
         ...base,
+        ...(how.spot ? { [tagKeys.spotUntil]: validUntil.toISOString() } : {}),
         Name: `${resourcePrefix(options.stage)}-${pool.name}`,
         ...(how.parking ? { [tagKeys.parking]: "true" } : {}),
         ...(how.fallbackAt !== undefined
@@ -472,7 +486,11 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
                 ? {
                     InstanceMarketOptions: {
                       MarketType: "spot",
-                      SpotOptions: { SpotInstanceType: "persistent", InstanceInterruptionBehavior: "stop" },
+                      SpotOptions: {
+                        SpotInstanceType: "persistent",
+                        InstanceInterruptionBehavior: "stop",
+                        ValidUntil: validUntil,
+                      },
                     },
                   }
                 : {}),
@@ -522,8 +540,18 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     const onDemand = Math.min(need, Math.max(0, target.onDemand ?? 0));
     need -= await launch(onDemand, { spot: false });
 
+    // A store whose spot request is about to end goes: started, it could not be started again.
+    const ending = kept.filter(
+      (i) =>
+        i.state === "stopped" &&
+        i.spotUntil !== undefined &&
+        i.spotUntil - now().getTime() < SPOT_REQUEST_MARGIN_MS,
+    );
+    await retire(ending, calls);
     // A store a spot interruption stopped is EC2's to start again, when capacity returns.
-    const stopped = kept.filter((i) => i.state === "stopped" && !i.stoppedByInterruption);
+    const stopped = kept.filter(
+      (i) => i.state === "stopped" && !i.stoppedByInterruption && !ending.includes(i),
+    );
     const named = (target.resume ?? []).flatMap((id) => stopped.filter((i) => i.id === id));
     const others = stopped
       .filter((i) => !named.includes(i))
@@ -568,8 +596,10 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     // 3. The warm pool: stopped stores, and those on their way (stopping, or launched to park).
     const poolSize = Math.max(0, target.warmPoolSize);
     const parked =
-      kept.filter((i) => i.state === "stopped" || i.state === "stopping" || (i.parking && live(i))).length -
-      unstarted;
+      kept.filter(
+        (i) =>
+          !ending.includes(i) && (i.state === "stopped" || i.state === "stopping" || (i.parking && live(i))),
+      ).length - unstarted;
     if (parked < poolSize) {
       // No spot capacity lately: nothing to park (an on-demand store would start on-demand).
       if (fallbackSince === undefined) await launch(poolSize - parked, { spot: true, parking: true });
@@ -577,7 +607,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       const keep = new Set(target.resume ?? []);
       // Stores that never served first (still tagged for parking), then the least recently started.
       const extra = kept
-        .filter((i) => i.state === "stopped" && !keep.has(i.id))
+        .filter((i) => i.state === "stopped" && !keep.has(i.id) && !ending.includes(i))
         .sort(
           (a, b) => Number(b.parking) - Number(a.parking) || a.launchedAt.getTime() - b.launchedAt.getTime(),
         )
