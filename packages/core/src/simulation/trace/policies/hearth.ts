@@ -197,6 +197,8 @@ class HearthPolicy implements Policy {
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
   private readonly interruptions: HearthInterruptions;
+  /** The pools' settings as the planner reads them (the same every iteration). */
+  private readonly configs: PoolConfig[];
   /** Each pool's placement decision (by index), for the job the forge hands out now. */
   private readonly decisions: PlacementDecision[];
 
@@ -277,6 +279,7 @@ class HearthPolicy implements Policy {
         spareSlots: 0,
       });
     }
+    this.configs = this.pools.map((pool) => pool.config);
     this.interruptions = new HearthInterruptions(
       context.fleet,
       context.clock,
@@ -491,15 +494,19 @@ class HearthPolicy implements Policy {
     const observation = this.observe(pool);
     pool.iteration = observation.iteration;
     // The planner itself puts queued retries' new capacity on demand (pool setting `retryOnDemand`).
-    const pools = this.pools.map((p) => p.config);
-    const poolPlan = planObservation({ pools }, observation);
+    const poolPlan = planObservation({ pools: this.configs }, observation);
     this.options.onPlan?.(observation, poolPlan);
     const { calls, target } = this.apply(pool, observation, poolPlan);
     const after = afterIteration(observation, target, pool.config.slotsPerInstance, calls);
     pool.spareSlots = after.spareSlots;
+    const at = observation.at;
     pool.state = {
       pool: pool.sim.name,
-      at: new Date(observation.at).toISOString(),
+      // Formatted only when read (the tick's reconcile check, on a pool with nothing to do): a run
+      // iterates every 5 or 15 s, and formatting each time weighed as much as planning.
+      get at() {
+        return new Date(at).toISOString();
+      },
       desiredWarm: target.warm,
       desiredBurst: target.burst,
       warmPoolSize: poolPlan.warmPoolSize,
