@@ -499,21 +499,15 @@ class HearthPolicy implements Policy {
     const { calls, target } = this.apply(pool, observation, poolPlan);
     const after = afterIteration(observation, target, pool.config.slotsPerInstance, calls);
     pool.spareSlots = after.spareSlots;
-    const at = observation.at;
-    pool.state = {
+    pool.state = new StoredPoolState(observation.at, {
       pool: pool.sim.name,
-      // Formatted only when read (the tick's reconcile check, on a pool with nothing to do): a run
-      // iterates every 5 or 15 s, and formatting each time weighed as much as planning.
-      get at() {
-        return new Date(at).toISOString();
-      },
       desiredWarm: target.warm,
       desiredBurst: target.burst,
       warmPoolSize: poolPlan.warmPoolSize,
       queued: observation.queued,
       spareSlots: after.spareSlots,
       reason: poolPlan.reason,
-    };
+    });
     if (after.settled || observation.iteration >= this.options.maxIterations || !this.context.active()) {
       pool.running = false;
       return;
@@ -593,7 +587,7 @@ class HearthPolicy implements Policy {
             : instance.state,
       slots: instance.slots,
       busySlots: instance.state === "ready" || instance.state === "draining" ? instance.busy : 0,
-      cacheKeys: [...instance.keys],
+      cacheKeys: keysCopy(instance),
       launchedAt: ms(instance.launchedAt),
       idleSince: instance.state === "ready" && instance.idleSince !== null ? ms(instance.idleSince) : null,
       heartbeatOverdue: false,
@@ -659,6 +653,39 @@ class HearthPolicy implements Policy {
 }
 
 /**
+ * The pool state a run stores, its time formatted only when read (the tick's reconcile check, on a
+ * pool with nothing to do): a run iterates every 5 or 15 s, and formatting each time weighed as much
+ * as planning.
+ */
+class StoredPoolState implements PoolState {
+  readonly pool: string;
+  readonly desiredWarm: number;
+  readonly desiredBurst: number;
+  readonly warmPoolSize: number;
+  readonly queued: number;
+  readonly spareSlots: number;
+  readonly reason: string;
+
+  constructor(
+    /** Epoch milliseconds. */
+    private readonly atMs: number,
+    fields: Omit<PoolState, "at">,
+  ) {
+    this.pool = fields.pool;
+    this.desiredWarm = fields.desiredWarm;
+    this.desiredBurst = fields.desiredBurst;
+    this.warmPoolSize = fields.warmPoolSize;
+    this.queued = fields.queued;
+    this.spareSlots = fields.spareSlots;
+    this.reason = fields.reason;
+  }
+
+  get at(): string {
+    return new Date(this.atMs).toISOString();
+  }
+}
+
+/**
  * The cache keys of the pool's queued jobs after the oldest one, as far as placement looks (an array:
  * the rule reads them on most decisions, and a generator costs more than the copy).
  */
@@ -672,18 +699,14 @@ function laterKeys(pool: SimPool): string[] {
 
 /**
  * The pool's live instances as placement sees them (core's `ListeningStore`), into `stores`. Each
- * instance keeps its own store object (its `view`), updated in place: the rule reads the stores and
- * keeps none, and placement decides about twice per job.
+ * instance keeps its own store object, updated in place: the rule reads the stores and keeps none,
+ * and placement decides about twice per job.
  */
 function listeningStores(pool: SimPool, stores: ListeningStore[]): ListeningStore[] {
   let count = 0;
   for (const instance of pool.instances) {
     if (!instance.live) continue;
-    let store = instance.view as ListeningStore | null;
-    if (store === null) {
-      store = { id: instance.id, state: "other", launchedAt: 0, freeSlots: 0, cacheKeys: instance.keys };
-      instance.view = store;
-    }
+    const store = viewOf(instance).store;
     store.state =
       instance.state === "ready"
         ? "ready"
@@ -697,6 +720,36 @@ function listeningStores(pool: SimPool, stores: ListeningStore[]): ListeningStor
   }
   stores.length = count;
   return stores;
+}
+
+/** What Hearth keeps with each instance (its `view`), reused from one decision or observation to the next. */
+interface InstanceView {
+  /** The instance as placement sees it, updated at each decision. */
+  store: ListeningStore;
+  /** A copy of its keys for the planner, replaced (never changed) when they change. */
+  keys: string[];
+}
+
+function viewOf(instance: SimInstance): InstanceView {
+  let view = instance.view as InstanceView | null;
+  if (view === null) {
+    view = {
+      store: { id: instance.id, state: "other", launchedAt: 0, freeSlots: 0, cacheKeys: instance.keys },
+      keys: [...instance.keys],
+    };
+    instance.view = view;
+  }
+  return view;
+}
+
+/** The instance's keys as of now, a copy shared by observations until they change. */
+function keysCopy(instance: SimInstance): string[] {
+  const view = viewOf(instance);
+  const keys = instance.keys;
+  let same = view.keys.length === keys.length;
+  for (let index = 0; same && index < keys.length; index++) same = view.keys[index] === keys[index];
+  if (!same) view.keys = [...keys];
+  return view.keys;
 }
 
 function hasFreeSlot(pool: SimPool): boolean {
