@@ -587,7 +587,7 @@ class HearthPolicy implements Policy {
             : instance.state,
       slots: instance.slots,
       busySlots: instance.state === "ready" || instance.state === "draining" ? instance.busy : 0,
-      cacheKeys: keysCopy(instance),
+      cacheKeys: [...instance.keys],
       launchedAt: ms(instance.launchedAt),
       idleSince: instance.state === "ready" && instance.idleSince !== null ? ms(instance.idleSince) : null,
       heartbeatOverdue: false,
@@ -706,7 +706,7 @@ function listeningStores(pool: SimPool, stores: ListeningStore[]): ListeningStor
   let count = 0;
   for (const instance of pool.instances) {
     if (!instance.live) continue;
-    const store = viewOf(instance).store;
+    const store = storeOf(instance);
     store.state =
       instance.state === "ready"
         ? "ready"
@@ -722,34 +722,14 @@ function listeningStores(pool: SimPool, stores: ListeningStore[]): ListeningStor
   return stores;
 }
 
-/** What Hearth keeps with each instance (its `view`), reused from one decision or observation to the next. */
-interface InstanceView {
-  /** The instance as placement sees it, updated at each decision. */
-  store: ListeningStore;
-  /** A copy of its keys for the planner, replaced (never changed) when they change. */
-  keys: string[];
-}
-
-function viewOf(instance: SimInstance): InstanceView {
-  let view = instance.view as InstanceView | null;
-  if (view === null) {
-    view = {
-      store: { id: instance.id, state: "other", launchedAt: 0, freeSlots: 0, cacheKeys: instance.keys },
-      keys: [...instance.keys],
-    };
-    instance.view = view;
+/** The instance as placement sees it (kept as its `view`), updated at each decision. */
+function storeOf(instance: SimInstance): ListeningStore {
+  let store = instance.view as ListeningStore | null;
+  if (store === null) {
+    store = { id: instance.id, state: "other", launchedAt: 0, freeSlots: 0, cacheKeys: instance.keys };
+    instance.view = store;
   }
-  return view;
-}
-
-/** The instance's keys as of now, a copy shared by observations until they change. */
-function keysCopy(instance: SimInstance): string[] {
-  const view = viewOf(instance);
-  const keys = instance.keys;
-  let same = view.keys.length === keys.length;
-  for (let index = 0; same && index < keys.length; index++) same = view.keys[index] === keys[index];
-  if (!same) view.keys = [...keys];
-  return view.keys;
+  return store;
 }
 
 function hasFreeSlot(pool: SimPool): boolean {
