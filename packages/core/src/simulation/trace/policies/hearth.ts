@@ -208,10 +208,12 @@ class HearthPolicy implements Policy {
   ) {
     this.queued = context.fleet.pools.map(() => new Set<SimJob>());
     const heardAt = (instance: SimInstance, now: number) => this.heardAt(instance, now);
+    const inForceAfter = (instance: SimInstance, at: number) => this.inForceAfter(instance, at);
     this.decisions = context.fleet.pools.map(
       () =>
         new PlacementDecision(
           heardAt,
+          inForceAfter,
           options.placement.coldListenDelaySeconds,
           options.mechanisms.idleListening === "all",
         ),
@@ -403,22 +405,7 @@ class HearthPolicy implements Policy {
         listens: decision.listensInstantly,
         recheckAt: decision.delayEnds > now ? decision.delayEnds : null,
       };
-    let recheckAt: number | null = null;
-    for (const instance of pool.instances) {
-      // A booting instance hears at boot, which dispatches again.
-      if (instance.freeSlots() === 0 || !instance.live || instance.readyAt < 0) continue;
-      const heard = this.heardAt(instance, now);
-      const next =
-        heard < head.queuedAt
-          ? this.inForceAfter(instance, head.queuedAt)
-          : heard < decision.delayEnds
-            ? this.inForceAfter(instance, decision.delayEnds)
-            : heard < decision.giveUpAt
-              ? this.inForceAfter(instance, decision.giveUpAt)
-              : null;
-      if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
-    }
-    return { listens: decision.listens, recheckAt };
+    return decision;
   }
 
   /**
@@ -761,6 +748,7 @@ class PlacementDecision {
 
   constructor(
     private readonly heardAt: (instance: SimInstance, now: number) => number,
+    private readonly inForceAfter: (instance: SimInstance, at: number) => number,
     private readonly coldListenDelaySeconds: number,
     /** Free slots listen while their agent knows of no queued job (`idleListening: all`). */
     private readonly idle: boolean,
@@ -795,6 +783,32 @@ class PlacementDecision {
       at * 1000,
       this.coldListenDelaySeconds * 1000,
     );
+  }
+
+  /**
+   * When what the instances have heard changes next (null: never): the next heartbeat in force after
+   * the job was queued, after its cold-listen delay ended, or after placement gave up on it. The fleet
+   * reads it only when no slot listens.
+   */
+  get recheckAt(): number | null {
+    const { now, delayEnds, giveUpAt } = this;
+    const queuedAt = (this.head as SimJob).queuedAt;
+    let recheckAt: number | null = null;
+    for (const instance of (this.pool as SimPool).instances) {
+      // A booting instance hears at boot, which dispatches again.
+      if (instance.freeSlots() === 0 || !instance.live || instance.readyAt < 0) continue;
+      const heard = this.heardAt(instance, now);
+      const next =
+        heard < queuedAt
+          ? this.inForceAfter(instance, queuedAt)
+          : heard < delayEnds
+            ? this.inForceAfter(instance, delayEnds)
+            : heard < giveUpAt
+              ? this.inForceAfter(instance, giveUpAt)
+              : null;
+      if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
+    }
+    return recheckAt;
   }
 
   /** Which free slots listen with no heartbeat lag (`instantListening`). */
