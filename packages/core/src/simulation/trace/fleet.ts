@@ -35,7 +35,9 @@ export interface FleetObserver {
 
 /**
  * Which free slots have a listening runner while `head` is the oldest queued job of the pool, as the
- * policy's product decides it; `recheckAt` is when that may change if nothing else happens (null: never).
+ * policy's product decides it; `recheckAt` is when that may change if nothing else happens (null: never),
+ * read only when no slot listens (a policy may compute it then). The fleet asks both before anything
+ * in the pool changes.
  */
 export type ListeningRule = (
   pool: SimPool,
@@ -346,13 +348,14 @@ export class Fleet {
     // random among the listening slots, one job at a time, oldest first.
     while (pool.head < pool.waiting.length) {
       const head = pool.waiting[pool.head] as SimJob;
-      const { listens, recheckAt } = this.listening(pool, head);
+      const rule = this.listening(pool, head);
       const listening: Array<ListeningRunner<SimInstance>> = [];
       for (const instance of pool.instances) {
         const free = instance.freeSlots();
-        if (free > 0 && listens(instance)) listening.push({ runner: instance, free });
+        if (free > 0 && rule.listens(instance)) listening.push({ runner: instance, free });
       }
       if (listening.length === 0) {
+        const recheckAt = rule.recheckAt;
         if (recheckAt !== null) this.recheck(pool, recheckAt);
         break;
       }

@@ -110,8 +110,8 @@ export function parseTrace(text: string, name = "trace"): Trace {
     const keyText = fields[at.key] as string;
     let cacheKey = keys.get(keyText);
     if (cacheKey === undefined) {
-      cacheKey = keyText;
-      keys.set(keyText, keyText);
+      cacheKey = internalized(keyText);
+      keys.set(keyText, cacheKey);
     }
     jobs.push({
       id,
@@ -126,4 +126,14 @@ export function parseTrace(text: string, name = "trace"): Trace {
   // Array.prototype.sort is stable, so jobs created at the same second keep their file order.
   if (resorted) jobs.sort((a, b) => a.createdAt - b.createdAt);
   return { name, jobs, resorted };
+}
+
+/**
+ * The text as the engine keeps property names: one flat copy, shared by every equal name. Cache keys
+ * are compared on every placement decision (`includes` over each store's keys); a key sliced from the
+ * trace's text compares through a slow path, two internalized ones by identity.
+ */
+function internalized(text: string): string {
+  const holder: Record<string, true> = { [text]: true };
+  return Object.keys(holder)[0] as string;
 }

@@ -197,12 +197,27 @@ class HearthPolicy implements Policy {
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
   private readonly interruptions: HearthInterruptions;
+  /** The pools' settings as the planner reads them (the same every iteration). */
+  private readonly configs: PoolConfig[];
+  /** Each pool's placement decision (by index), for the job the forge hands out now. */
+  private readonly decisions: PlacementDecision[];
 
   constructor(
     private readonly context: PolicyContext,
     private readonly options: HearthOptions,
   ) {
     this.queued = context.fleet.pools.map(() => new Set<SimJob>());
+    const heardAt = (instance: SimInstance, now: number) => this.heardAt(instance, now);
+    const inForceAfter = (instance: SimInstance, at: number) => this.inForceAfter(instance, at);
+    this.decisions = context.fleet.pools.map(
+      () =>
+        new PlacementDecision(
+          heardAt,
+          inForceAfter,
+          options.placement.coldListenDelaySeconds,
+          options.mechanisms.idleListening === "all",
+        ),
+    );
     const random = randomFor(context, "asg");
     const mechanisms = options.mechanisms;
     const volumes = mechanisms.storeVolumes !== "off";
@@ -266,6 +281,7 @@ class HearthPolicy implements Policy {
         spareSlots: 0,
       });
     }
+    this.configs = this.pools.map((pool) => pool.config);
     this.interruptions = new HearthInterruptions(
       context.fleet,
       context.clock,
@@ -380,52 +396,16 @@ class HearthPolicy implements Policy {
    */
   private listening(pool: SimPool, head: SimJob): ReturnType<ListeningRule> {
     // No free slot, nobody to ask (a full pool: its next free slot dispatches again).
-    if (!pool.instances.some((instance) => instance.live && instance.freeSlots() > 0))
-      return { listens: () => false, recheckAt: null };
+    if (!hasFreeSlot(pool)) return NOBODY_LISTENS;
     const now = this.context.clock.now;
-    const delay = this.options.placement.coldListenDelaySeconds;
-    const delayEnds = head.queuedAt + delay;
-    const stores = this.listeningStores(pool);
-    const job = { cacheKey: head.trace.cacheKey, queuedAt: head.queuedAt * 1000 };
-    const later = () => laterKeys(pool);
-    // The rule as the control plane decides it with the pool as it is, the job's wait as of `at`.
-    const decide = (at: number) => listeningStoresFor(job, later, stores, at * 1000, delay * 1000);
-    const giveUpAt = head.queuedAt + PLACEMENT_GIVE_UP_MS / 1000;
-    const decided = decide(now);
-    // What an agent that heard of the job before placement gave up on it was told.
-    const placed = now < giveUpAt ? decided : decide(giveUpAt - 0.001);
+    const decision = this.decisions[pool.index] as PlacementDecision;
+    decision.reset(pool, head, now);
     if (this.options.mechanisms.instantListening)
       return {
-        listens: (instance) => decided.has(instance.id),
-        recheckAt: delayEnds > now ? delayEnds : null,
+        listens: decision.listensInstantly,
+        recheckAt: decision.delayEnds > now ? decision.delayEnds : null,
       };
-    const idle = this.options.mechanisms.idleListening === "all";
-    // An agent that heard of the job before the cold-listen delay ended keeps cold slots quiet.
-    let early: Set<string> | undefined;
-    const listens = (instance: SimInstance): boolean => {
-      const heard = this.heardAt(instance, now);
-      if (heard < head.queuedAt) return idle;
-      if (heard >= giveUpAt) return true;
-      if (heard >= delayEnds || now < delayEnds) return placed.has(instance.id);
-      early ??= decide(head.queuedAt);
-      return early.has(instance.id);
-    };
-    let recheckAt: number | null = null;
-    for (const instance of pool.instances) {
-      // A booting instance hears at boot, which dispatches again.
-      if (instance.freeSlots() === 0 || !instance.live || instance.readyAt < 0) continue;
-      const heard = this.heardAt(instance, now);
-      const next =
-        heard < head.queuedAt
-          ? this.inForceAfter(instance, head.queuedAt)
-          : heard < delayEnds
-            ? this.inForceAfter(instance, delayEnds)
-            : heard < giveUpAt
-              ? this.inForceAfter(instance, giveUpAt)
-              : null;
-      if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
-    }
-    return { listens, recheckAt };
+    return decision;
   }
 
   /**
@@ -446,27 +426,6 @@ class HearthPolicy implements Policy {
     const { heartbeatSeconds: beat, listenerStartSeconds } = this.options.placement;
     const after = Math.ceil((at - instance.readyAt) / beat - 1e-9);
     return after <= 0 ? instance.readyAt : instance.readyAt + beat * after + listenerStartSeconds;
-  }
-
-  /** The pool's live instances as placement sees them (core's `ListeningStore`). */
-  private listeningStores(pool: SimPool): ListeningStore[] {
-    const stores: ListeningStore[] = [];
-    for (const instance of pool.instances) {
-      if (!instance.live) continue;
-      stores.push({
-        id: instance.id,
-        state:
-          instance.state === "ready"
-            ? "ready"
-            : instance.state === "launching" && !instance.intoWarmPool
-              ? "booting"
-              : "other",
-        launchedAt: instance.launchedAt * 1000,
-        freeSlots: instance.freeSlots(),
-        cacheKeys: instance.keys,
-      });
-    }
-    return stores;
   }
 
   start(): void {
@@ -522,22 +481,20 @@ class HearthPolicy implements Policy {
     const observation = this.observe(pool);
     pool.iteration = observation.iteration;
     // The planner itself puts queued retries' new capacity on demand (pool setting `retryOnDemand`).
-    const pools = this.pools.map((p) => p.config);
-    const poolPlan = planObservation({ pools }, observation);
+    const poolPlan = planObservation({ pools: this.configs }, observation);
     this.options.onPlan?.(observation, poolPlan);
     const { calls, target } = this.apply(pool, observation, poolPlan);
     const after = afterIteration(observation, target, pool.config.slotsPerInstance, calls);
     pool.spareSlots = after.spareSlots;
-    pool.state = {
+    pool.state = new StoredPoolState(observation.at, {
       pool: pool.sim.name,
-      at: new Date(observation.at).toISOString(),
       desiredWarm: target.warm,
       desiredBurst: target.burst,
       warmPoolSize: poolPlan.warmPoolSize,
       queued: observation.queued,
       spareSlots: after.spareSlots,
       reason: poolPlan.reason,
-    };
+    });
     if (after.settled || observation.iteration >= this.options.maxIterations || !this.context.active()) {
       pool.running = false;
       return;
@@ -682,8 +639,205 @@ class HearthPolicy implements Policy {
   }
 }
 
-/** The cache keys of the pool's queued jobs after the oldest one, as far as placement looks. */
-function* laterKeys(pool: SimPool): Iterable<string> {
+/**
+ * The pool state a run stores, its time formatted only when read (the tick's reconcile check, on a
+ * pool with nothing to do): a run iterates every 5 or 15 s, and formatting each time weighed as much
+ * as planning.
+ */
+class StoredPoolState implements PoolState {
+  readonly pool: string;
+  readonly desiredWarm: number;
+  readonly desiredBurst: number;
+  readonly warmPoolSize: number;
+  readonly queued: number;
+  readonly spareSlots: number;
+  readonly reason: string;
+
+  constructor(
+    /** Epoch milliseconds. */
+    private readonly atMs: number,
+    fields: Omit<PoolState, "at">,
+  ) {
+    this.pool = fields.pool;
+    this.desiredWarm = fields.desiredWarm;
+    this.desiredBurst = fields.desiredBurst;
+    this.warmPoolSize = fields.warmPoolSize;
+    this.queued = fields.queued;
+    this.spareSlots = fields.spareSlots;
+    this.reason = fields.reason;
+  }
+
+  get at(): string {
+    return new Date(this.atMs).toISOString();
+  }
+}
+
+/**
+ * The cache keys of the pool's queued jobs after the oldest one, as far as placement looks (an array:
+ * the rule reads them on most decisions, and a generator costs more than the copy).
+ */
+function laterKeys(pool: SimPool): string[] {
   const end = Math.min(pool.waiting.length, pool.head + 1 + LISTENING_LOOKAHEAD);
-  for (let index = pool.head + 1; index < end; index++) yield (pool.waiting[index] as SimJob).trace.cacheKey;
+  const keys: string[] = [];
+  for (let index = pool.head + 1; index < end; index++)
+    keys.push((pool.waiting[index] as SimJob).trace.cacheKey);
+  return keys;
+}
+
+/**
+ * The pool's live instances as placement sees them (core's `ListeningStore`), into `stores`. Each
+ * instance keeps its own store object, updated in place: the rule reads the stores and keeps none,
+ * and placement decides about twice per job.
+ */
+function listeningStores(pool: SimPool, stores: ListeningStore[]): ListeningStore[] {
+  let count = 0;
+  for (const instance of pool.instances) {
+    if (!instance.live) continue;
+    const store = storeOf(instance);
+    store.state =
+      instance.state === "ready"
+        ? "ready"
+        : instance.state === "launching" && !instance.intoWarmPool
+          ? "booting"
+          : "other";
+    store.launchedAt = instance.launchedAt * 1000;
+    store.freeSlots = instance.freeSlots();
+    store.cacheKeys = instance.keys;
+    stores[count++] = store;
+  }
+  stores.length = count;
+  return stores;
+}
+
+/** The instance as placement sees it (kept as its `view`), updated at each decision. */
+function storeOf(instance: SimInstance): ListeningStore {
+  let store = instance.view as ListeningStore | null;
+  if (store === null) {
+    store = { id: instance.id, state: "other", launchedAt: 0, freeSlots: 0, cacheKeys: instance.keys };
+    instance.view = store;
+  }
+  return store;
+}
+
+function hasFreeSlot(pool: SimPool): boolean {
+  for (const instance of pool.instances) if (instance.live && instance.freeSlots() > 0) return true;
+  return false;
+}
+
+const NOBODY_LISTENS: ReturnType<ListeningRule> = { listens: () => false, recheckAt: null };
+
+/**
+ * One pool's placement for the job the forge hands out now (`head`, placement `warm-first`), decided by
+ * core's rule only as far as the fleet asks: most hand-outs find no agent that has heard of the job yet,
+ * and those need no decision at all. One object per pool, reset at each hand-out: the fleet consults
+ * `listens` before anything in the pool changes, so a decision made at the first question holds for all.
+ */
+class PlacementDecision {
+  private pool: SimPool | undefined;
+  private head: SimJob | undefined;
+  private readonly job = { cacheKey: "", queuedAt: 0 };
+  private now = 0;
+  /** When the job's cold-listen delay ends, and when placement gives up on it (seconds). */
+  delayEnds = 0;
+  giveUpAt = 0;
+  private readonly stores: ListeningStore[] = [];
+  private storesRead = false;
+  private decided: Set<string> | undefined;
+  private placed: Set<string> | undefined;
+  private early: Set<string> | undefined;
+
+  constructor(
+    private readonly heardAt: (instance: SimInstance, now: number) => number,
+    private readonly inForceAfter: (instance: SimInstance, at: number) => number,
+    private readonly coldListenDelaySeconds: number,
+    /** Free slots listen while their agent knows of no queued job (`idleListening: all`). */
+    private readonly idle: boolean,
+  ) {}
+
+  reset(pool: SimPool, head: SimJob, now: number): void {
+    this.pool = pool;
+    this.head = head;
+    this.job.cacheKey = head.trace.cacheKey;
+    this.job.queuedAt = head.queuedAt * 1000;
+    this.now = now;
+    this.delayEnds = head.queuedAt + this.coldListenDelaySeconds;
+    this.giveUpAt = head.queuedAt + PLACEMENT_GIVE_UP_MS / 1000;
+    this.storesRead = false;
+    this.decided = undefined;
+    this.placed = undefined;
+    this.early = undefined;
+  }
+
+  private readonly later = () => laterKeys(this.pool as SimPool);
+
+  /** The rule as the control plane decides it with the pool as it is, the job's wait as of `at`. */
+  private decide(at: number): Set<string> {
+    if (!this.storesRead) {
+      listeningStores(this.pool as SimPool, this.stores);
+      this.storesRead = true;
+    }
+    return listeningStoresFor(
+      this.job,
+      this.later,
+      this.stores,
+      at * 1000,
+      this.coldListenDelaySeconds * 1000,
+    );
+  }
+
+  /**
+   * When what the instances have heard changes next (null: never): the next heartbeat in force after
+   * the job was queued, after its cold-listen delay ended, or after placement gave up on it. The fleet
+   * reads it only when no slot listens.
+   */
+  get recheckAt(): number | null {
+    const { now, delayEnds, giveUpAt } = this;
+    const queuedAt = (this.head as SimJob).queuedAt;
+    let recheckAt: number | null = null;
+    for (const instance of (this.pool as SimPool).instances) {
+      // A booting instance hears at boot, which dispatches again.
+      if (instance.freeSlots() === 0 || !instance.live || instance.readyAt < 0) continue;
+      const heard = this.heardAt(instance, now);
+      const next =
+        heard < queuedAt
+          ? this.inForceAfter(instance, queuedAt)
+          : heard < delayEnds
+            ? this.inForceAfter(instance, delayEnds)
+            : heard < giveUpAt
+              ? this.inForceAfter(instance, giveUpAt)
+              : null;
+      if (next !== null && (recheckAt === null || next < recheckAt)) recheckAt = Math.max(next, now + 0.001);
+    }
+    return recheckAt;
+  }
+
+  /** Which free slots listen with no heartbeat lag (`instantListening`). */
+  readonly listensInstantly = (instance: SimInstance): boolean => {
+    this.decided ??= this.decide(this.now);
+    return this.decided.has(instance.id);
+  };
+
+  /**
+   * Which free slots listen as each instance has heard it: the rule's decision reaches an agent at its
+   * heartbeat, and an instance that has not heard of the job does what it does with no job queued.
+   */
+  readonly listens = (instance: SimInstance): boolean => {
+    const heard = this.heardAt(instance, this.now);
+    const queuedAt = (this.head as SimJob).queuedAt;
+    if (heard < queuedAt) return this.idle;
+    if (heard >= this.giveUpAt) return true;
+    if (heard >= this.delayEnds || this.now < this.delayEnds) {
+      // What an agent that heard of the job before placement gave up on it was told.
+      if (this.placed === undefined) {
+        if (this.now < this.giveUpAt) {
+          this.decided ??= this.decide(this.now);
+          this.placed = this.decided;
+        } else this.placed = this.decide(this.giveUpAt - 0.001);
+      }
+      return this.placed.has(instance.id);
+    }
+    // An agent that heard of the job before the cold-listen delay ended keeps cold slots quiet.
+    this.early ??= this.decide(queuedAt);
+    return this.early.has(instance.id);
+  };
 }
