@@ -320,6 +320,18 @@ function keepWarmGroups(scope: Scope, pools: readonly string[]): Statement[] {
     },
     cancelKeptSpotRequests(scope),
     {
+      // A spot launch by RunInstances needs EC2 Spot's service-linked role, AWSServiceRoleForEC2Spot
+      // ("If you use the AWS CLI or an API ... you must ensure that this role exists", EC2 User
+      // Guide): the first launch creates it, once per account. Only that role.
+      Sid: "CreateSpotServiceLinkedRole",
+      Effect: "Allow",
+      Action: ["iam:CreateServiceLinkedRole"],
+      Resource: [
+        `arn:${scope.partition}:iam::${scope.accountId}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot`,
+      ],
+      Condition: { StringEquals: { "iam:AWSServiceName": "spot.amazonaws.com" } },
+    },
+    {
       Sid: "PassInstanceRoles",
       Effect: "Allow",
       Action: ["iam:PassRole"],
@@ -631,6 +643,16 @@ function ec2Violations(statement: Statement, stage: string, where: string): stri
     found.push(`${where}: CreateTags other than at launch (ec2:CreateAction = RunInstances)`);
   if (statement.Action.some((a) => taggedEc2Changes.has(a)) && !hasStageTags("aws:ResourceTag"))
     found.push(`${where}: EC2 changes without the stage's tags on the resource`);
+  if (has("iam:CreateServiceLinkedRole")) {
+    if (equals["iam:AWSServiceName"] !== "spot.amazonaws.com")
+      found.push(`${where}: CreateServiceLinkedRole for a service other than EC2 Spot`);
+    if (
+      !statement.Resource.every((r) =>
+        r.endsWith(":role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"),
+      )
+    )
+      found.push(`${where}: CreateServiceLinkedRole of a role other than AWSServiceRoleForEC2Spot`);
+  }
   if (has("iam:PassRole")) {
     if (equals["iam:PassedToService"] !== "ec2.amazonaws.com")
       found.push(`${where}: PassRole without iam:PassedToService = ec2.amazonaws.com`);

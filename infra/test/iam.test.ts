@@ -343,6 +343,20 @@ describe("a warm group Hearth keeps through EC2 (warm.market: spot)", () => {
     expect(statementOf(apply, "PassInstanceRoles")?.Condition).toEqual({
       StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" },
     });
+    // EC2 Spot's service-linked role, which a spot launch needs, and no other.
+    const spotRole =
+      "arn:aws:iam::123456789012:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot";
+    expect(allows(apply, "iam:CreateServiceLinkedRole", spotRole)).toBe(true);
+    expect(
+      allows(
+        apply,
+        "iam:CreateServiceLinkedRole",
+        "arn:aws:iam::123456789012:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+      ),
+    ).toBe(false);
+    expect(statementOf(apply, "CreateSpotServiceLinkedRole")?.Condition).toEqual({
+      StringEquals: { "iam:AWSServiceName": "spot.amazonaws.com" },
+    });
     // Nothing else launches or passes roles.
     for (const fn of functionNames.filter((f) => f !== "apply")) {
       expect(allows(keptPolicyOf(fn), "ec2:RunInstances", ec2("instance/*")), fn).toBe(false);
@@ -397,6 +411,18 @@ describe("a warm group Hearth keeps through EC2 (warm.market: spot)", () => {
     ).toEqual([
       "statement Bad: PassRole without iam:PassedToService = ec2.amazonaws.com",
       "statement Bad: PassRole of roles outside the stage's instance roles",
+    ]);
+    expect(
+      violations(
+        policy({
+          Action: ["iam:CreateServiceLinkedRole"],
+          Resource: ["arn:aws:iam::123456789012:role/admin"],
+        }),
+        "prod",
+      ),
+    ).toEqual([
+      "statement Bad: CreateServiceLinkedRole for a service other than EC2 Spot",
+      "statement Bad: CreateServiceLinkedRole of a role other than AWSServiceRoleForEC2Spot",
     ]);
   });
 });
