@@ -2,10 +2,10 @@ import type { FakeClock } from "@hearth/core/clock";
 import type { Job } from "@hearth/core/jobs";
 import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
-import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
+import type { ForgeJob } from "@hearth/core/simulation/forge";
 import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { closeAfterEach, namedJobs, pass, queueGitHubJob, startTestHearth } from "./support/local";
 
 /**
  * A spot warm group (`warm.market: spot`) end to end in local mode: Hearth keeps its stopped stores
@@ -49,31 +49,8 @@ async function start(stopped = 3): Promise<Setup> {
   return { h: started.hearth, clock: started.clock, fleet };
 }
 
-let nextId = 97_100;
-/** A GitHub job of `name`: jobs of one name share a cache key (the ledger's `project` and name). */
-function job(name: string): ForgeJob {
-  nextId += 1;
-  return {
-    source: "github",
-    id: String(nextId),
-    project: "acme/app",
-    projectId: "77",
-    pipelineId: String(nextId),
-    name,
-    labels: ["nix", "x86_64-linux"],
-  };
-}
-
-async function queue({ h, clock }: Setup, forgeJob: ForgeJob, seconds: number): Promise<void> {
-  await describeJobs(h, [forgeJob], seconds);
-  const createdAt = new Date(clock.now()).toISOString();
-  const response = await send(
-    h,
-    githubDelivery(workflowJobPayload(forgeJob, "queued", { createdAt }), secrets),
-  );
-  expect(response.status, await response.clone().text()).toBeLessThan(300);
-  await h.idle();
-}
+const job = namedJobs(97_100);
+const queue = queueGitHubJob;
 
 const recorded = ({ h }: Setup, forgeJob: ForgeJob) => h.ledger.get({ source: "github", id: forgeJob.id });
 

@@ -1,6 +1,11 @@
 import { FakeClock } from "@hearth/core/clock";
-import type { ForgeJob, ForgeRequest } from "@hearth/core/simulation/forge";
-import { afterEach } from "vitest";
+import {
+  type ForgeJob,
+  type ForgeRequest,
+  githubDelivery,
+  workflowJobPayload,
+} from "@hearth/core/simulation/forge";
+import { afterEach, expect } from "vitest";
 import { type LocalHearth, type LocalOptions, startLocal } from "../../src/local/server";
 import { silentLogger } from "../../src/log";
 
@@ -87,3 +92,39 @@ export const githubJob = (id: string, pipelineId: string): ForgeJob => ({
   name: `test-${id}`,
   labels: ["nix", "x86_64-linux"],
 });
+
+/**
+ * GitHub jobs of the `x86` pools the placement tests use, one run each, numbered from `firstId`:
+ * jobs of one name share a cache key (the ledger's `project` and name).
+ */
+export function namedJobs(firstId: number): (name: string) => ForgeJob {
+  let next = firstId;
+  return (name) => {
+    next += 1;
+    return {
+      source: "github",
+      id: String(next),
+      project: "acme/app",
+      projectId: "77",
+      pipelineId: String(next),
+      name,
+      labels: ["nix", "x86_64-linux"],
+    };
+  };
+}
+
+/** Queues a GitHub job that runs `seconds` once it starts: described, then its `queued` webhook. */
+export async function queueGitHubJob(
+  { h, clock }: { h: LocalHearth; clock: FakeClock },
+  forgeJob: ForgeJob,
+  seconds: number,
+): Promise<void> {
+  await describeJobs(h, [forgeJob], seconds);
+  const createdAt = new Date(clock.now()).toISOString();
+  const response = await send(
+    h,
+    githubDelivery(workflowJobPayload(forgeJob, "queued", { createdAt }), secrets),
+  );
+  expect(response.status, await response.clone().text()).toBeLessThan(300);
+  await h.idle();
+}
