@@ -314,32 +314,34 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     };
   }
 
-  /** The instances of the pool's warm group Hearth keeps (not terminated), every page. */
-  async function keptWarmInstances(pool: PoolConfig): Promise<KeptInstance[]> {
-    const found: KeptInstance[] = [];
+  /** The instances carrying all of `tags` that exist (not shutting down or terminated), every page. */
+  async function describeTagged(tags: Record<string, string>): Promise<Ec2Instance[]> {
+    const found: Ec2Instance[] = [];
     let token: string | undefined;
     do {
       const page = await ec2.send(
         new DescribeInstancesCommand({
           Filters: [
-            ...Object.entries(keptTags(pool)).map(([key, value]) => ({
-              Name: `tag:${key}`,
-              Values: [value],
-            })),
+            ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
             { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] },
           ],
           MaxResults: DESCRIBE_PAGE,
           NextToken: token,
         }),
       );
-      for (const reservation of page.Reservations ?? []) {
-        for (const instance of reservation.Instances ?? []) {
-          const kept = keptPoolOf(instance) === pool.name ? keptInstance(instance) : undefined;
-          if (kept) found.push(kept);
-        }
-      }
+      for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
       token = page.NextToken;
     } while (token);
+    return found;
+  }
+
+  /** The instances of the pool's warm group Hearth keeps (not terminated). */
+  async function keptWarmInstances(pool: PoolConfig): Promise<KeptInstance[]> {
+    const found: KeptInstance[] = [];
+    for (const instance of await describeTagged(keptTags(pool))) {
+      const kept = keptPoolOf(instance) === pool.name ? keptInstance(instance) : undefined;
+      if (kept) found.push(kept);
+    }
     return found;
   }
 
@@ -1111,46 +1113,31 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
 
     async tagged(pool) {
       const found: FleetInstance[] = [];
-      let token: string | undefined;
-      do {
-        const page = await ec2.send(
-          new DescribeInstancesCommand({
-            Filters: [
-              ...Object.entries({ ...stageTags(options.stage), [tagKeys.pool]: pool.name }).map(
-                ([key, value]) => ({ Name: `tag:${key}`, Values: [value] }),
-              ),
-              { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] },
-            ],
-            MaxResults: DESCRIBE_PAGE,
-            NextToken: token,
-          }),
-        );
-        for (const reservation of page.Reservations ?? []) {
-          for (const instance of reservation.Instances ?? []) {
-            if (!instance.InstanceId) continue;
-            const tag = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value;
-            const spot = instance.InstanceLifecycle === "spot";
-            const group: Group =
-              tag(tagKeys.group) === "warm" || tag(tagKeys.group) === "burst"
-                ? (tag(tagKeys.group) as Group)
-                : spot
-                  ? "burst"
-                  : "warm";
-            found.push({
-              id: instance.InstanceId,
-              pool: pool.name,
-              group,
-              market: spot ? "spot" : "on-demand",
-              az: instance.Placement?.AvailabilityZone ?? "",
-              lifecycle: ec2Lifecycle(instance.State?.Name),
-              protectedFromScaleIn: false,
-              launchedAt: (instance.LaunchTime ?? now()).toISOString(),
-              ...(instance.InstanceType ? { instanceType: instance.InstanceType } : {}),
-            });
-          }
-        }
-        token = page.NextToken;
-      } while (token);
+      for (const instance of await describeTagged({
+        ...stageTags(options.stage),
+        [tagKeys.pool]: pool.name,
+      })) {
+        if (!instance.InstanceId) continue;
+        const tag = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value;
+        const spot = instance.InstanceLifecycle === "spot";
+        const group: Group =
+          tag(tagKeys.group) === "warm" || tag(tagKeys.group) === "burst"
+            ? (tag(tagKeys.group) as Group)
+            : spot
+              ? "burst"
+              : "warm";
+        found.push({
+          id: instance.InstanceId,
+          pool: pool.name,
+          group,
+          market: spot ? "spot" : "on-demand",
+          az: instance.Placement?.AvailabilityZone ?? "",
+          lifecycle: ec2Lifecycle(instance.State?.Name),
+          protectedFromScaleIn: false,
+          launchedAt: (instance.LaunchTime ?? now()).toISOString(),
+          ...(instance.InstanceType ? { instanceType: instance.InstanceType } : {}),
+        });
+      }
       return found;
     },
 
