@@ -469,6 +469,14 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       let launched = 0;
       for (const [subnet, n] of perSubnet) {
         const market = how.spot ? "spot" : "on-demand";
+        const ran = (outcome: { failed?: string } = {}) =>
+          describeCall("RunInstances", {
+            subnet,
+            count: n,
+            market,
+            ...(how.parking ? { parking: true } : {}),
+            ...outcome,
+          });
         try {
           await ec2.send(
             new RunInstancesCommand({
@@ -507,27 +515,12 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           );
         } catch (error) {
           if (how.spot && spotShortage.test(`${errorName(error)} ${(error as Error)?.message ?? ""}`)) {
-            calls.push(
-              describeCall("RunInstances", {
-                subnet,
-                count: n,
-                market,
-                ...(how.parking ? { parking: true } : {}),
-                failed: errorName(error),
-              }),
-            );
+            calls.push(ran({ failed: errorName(error) }));
             return launched;
           }
           throw error;
         }
-        calls.push(
-          describeCall("RunInstances", {
-            subnet,
-            count: n,
-            market,
-            ...(how.parking ? { parking: true } : {}),
-          }),
-        );
+        calls.push(ran());
         subnetUse.set(subnet, (subnetUse.get(subnet) ?? 0) + n);
         launched += n;
       }
