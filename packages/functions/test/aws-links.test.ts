@@ -4,7 +4,7 @@ import {
   DescribeAutoScalingInstancesCommand,
   DescribeScalingActivitiesCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { EC2Client } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createGitLabJobs } from "@hearth/core/gitlab-api/client";
 import { scaleLease } from "@hearth/core/scaling";
@@ -40,7 +40,8 @@ import {
 
 const sfn = mockClient(SFNClient);
 const autoScaling = mockClient(AutoScalingClient);
-mockClient(EC2Client);
+// EC2 knows none of the instances these steps ask about (an unknown instance is an empty listing).
+mockClient(EC2Client).on(DescribeInstancesCommand).resolves({ Reservations: [] });
 
 let stage: AwsTestStage;
 beforeAll(async () => {
