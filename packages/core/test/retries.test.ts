@@ -21,6 +21,7 @@ import {
   retryHeld,
 } from "../src/retries";
 import { ensureTable } from "../src/table";
+import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 
 /**
@@ -524,17 +525,7 @@ describe("the retry hold", () => {
   }
 
   const beat = (setup: Awaited<ReturnType<typeof setUp>>, id: string, claiming: boolean) =>
-    setup.registry.heartbeat(id, {
-      instanceId: id,
-      runner: "ready",
-      slots: 2,
-      runningJobs: [],
-      cacheKeys: [],
-      storeBytes: null,
-      interruption: null,
-      protocol: 3,
-      claiming,
-    });
+    setup.registry.heartbeat(id, heartbeat(id, { protocol: 3, claiming }));
 
   async function failedGitLabJob(setup: Awaited<ReturnType<typeof setUp>>) {
     const job = await interruptedGitLabJob(setup);

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { FakeClock } from "@hearth/core/clock";
 import { interruptionEvent } from "@hearth/core/interruptions";
 import type { Job } from "@hearth/core/jobs";
-import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
+import type { PoolConfig } from "@hearth/core/pools";
 import { gitlabSystemId } from "@hearth/core/runners";
 import type { SimulatedFleet, SimulatedInstance } from "@hearth/core/simulation/fleet";
 import {
@@ -15,7 +14,16 @@ import {
 import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { createLogger } from "../src/log";
-import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import {
+  closeAfterEach,
+  describeJobs,
+  type LocalSetup,
+  localPool,
+  pass,
+  secrets,
+  send,
+  startTestHearth,
+} from "./support/local";
 
 /**
  * Spot interruptions end to end in local mode, on both forges: EC2's events as EventBridge delivers
@@ -23,12 +31,7 @@ import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } fr
  * aws-local-stepfunctions, the instances' own agents, the simulated forges' retry rules.
  */
 
-const pool: PoolConfig = poolConfigSchema.parse({
-  name: "x86",
-  labels: ["nix", "x86_64-linux"],
-  architecture: "x86_64",
-  instanceTypes: ["c6a.xlarge"],
-  untagged: true,
+const pool: PoolConfig = localPool({
   slotsPerInstance: 2,
   maxInstances: 6,
   boot: { coldSeconds: 10, warmSeconds: 5 },
@@ -37,11 +40,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
 
 const closing = closeAfterEach();
 
-interface Setup {
-  h: LocalHearth;
-  clock: FakeClock;
-  fleet: SimulatedFleet;
-}
+type Setup = LocalSetup;
 
 async function start(): Promise<Setup> {
   // No warm pool: the first capacity is burst (spot) capacity.

@@ -1,11 +1,16 @@
-import type { FakeClock } from "@hearth/core/clock";
-import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
-import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import type { PoolConfig } from "@hearth/core/pools";
 import type { ForgeJob } from "@hearth/core/simulation/forge";
 import type { SimulatedForgeRunners } from "@hearth/core/simulation/forge/runners";
 import { describe, expect, it } from "vitest";
-import type { LocalHearth } from "../src/local/server";
-import { closeAfterEach, namedJobs, pass, queueGitHubJob, startTestHearth } from "./support/local";
+import {
+  closeAfterEach,
+  type LocalSetup,
+  localPool,
+  namedJobs,
+  pass,
+  queueGitHubJob,
+  startTestHearth,
+} from "./support/local";
 
 /**
  * Warm-first placement end to end in local mode: the simulated GitHub hands a queued job to any
@@ -14,12 +19,7 @@ import { closeAfterEach, namedJobs, pass, queueGitHubJob, startTestHearth } from
  */
 
 const poolWith = (placement: "warm-first" | "any"): PoolConfig =>
-  poolConfigSchema.parse({
-    name: "x86",
-    labels: ["nix", "x86_64-linux"],
-    architecture: "x86_64",
-    instanceTypes: ["c6a.xlarge"],
-    untagged: true,
+  localPool({
     // One slot each: which instance runs a job is which store it runs on.
     slotsPerInstance: 1,
     maxInstances: 4,
@@ -31,10 +31,7 @@ const poolWith = (placement: "warm-first" | "any"): PoolConfig =>
 
 const closing = closeAfterEach();
 
-interface Setup {
-  h: LocalHearth;
-  clock: FakeClock;
-  fleet: SimulatedFleet;
+interface Setup extends LocalSetup {
   forge: SimulatedForgeRunners;
 }
 

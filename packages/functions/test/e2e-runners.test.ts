@@ -1,7 +1,5 @@
-import type { FakeClock } from "@hearth/core/clock";
-import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
+import type { PoolConfig } from "@hearth/core/pools";
 import { gitlabSystemId } from "@hearth/core/runners";
-import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
   githubDelivery,
@@ -14,7 +12,16 @@ import type { Status } from "@hearth/core/status";
 import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
 import { createLogger } from "../src/log";
-import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import {
+  closeAfterEach,
+  describeJobs,
+  type LocalSetup,
+  localPool,
+  pass,
+  secrets,
+  send,
+  startTestHearth,
+} from "./support/local";
 
 /**
  * Runner identity end to end in local mode, on both forges: a queued job → an instance ready → a
@@ -24,12 +31,7 @@ import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } fr
  * resumes; a terminated instance's runners and GitLab manager are deleted.
  */
 
-const pool: PoolConfig = poolConfigSchema.parse({
-  name: "x86",
-  labels: ["nix", "x86_64-linux"],
-  architecture: "x86_64",
-  instanceTypes: ["c6a.xlarge"],
-  untagged: true,
+const pool: PoolConfig = localPool({
   slotsPerInstance: 2,
   maxInstances: 4,
   boot: { coldSeconds: 10, warmSeconds: 5 },
@@ -41,10 +43,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
 
 const closing = closeAfterEach();
 
-interface Setup {
-  h: LocalHearth;
-  clock: FakeClock;
-  fleet: SimulatedFleet;
+interface Setup extends LocalSetup {
   forge: SimulatedForgeRunners;
 }
 

@@ -1,7 +1,6 @@
-import type { FakeClock } from "@hearth/core/clock";
 import { BOOT_GRACE_MS } from "@hearth/core/fleet";
 import type { JournalEntry } from "@hearth/core/journal";
-import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
+import type { PoolConfig } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
@@ -13,7 +12,16 @@ import {
 import type { SweepActOutcome, SweepSurvey } from "@hearth/core/sweep";
 import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import {
+  closeAfterEach,
+  describeJobs,
+  type LocalSetup,
+  localPool,
+  pass,
+  secrets,
+  send,
+  startTestHearth,
+} from "./support/local";
 
 /**
  * The sweep end to end in local mode: the Sweep state machine run by aws-local-stepfunctions (`POST
@@ -21,12 +29,7 @@ import { closeAfterEach, describeJobs, pass, secrets, send, startTestHearth } fr
  * API, with faults injected through local mode's routes as a user would.
  */
 
-const pool: PoolConfig = poolConfigSchema.parse({
-  name: "x86",
-  labels: ["nix", "x86_64-linux"],
-  architecture: "x86_64",
-  instanceTypes: ["c6a.xlarge"],
-  untagged: true,
+const pool: PoolConfig = localPool({
   slotsPerInstance: 2,
   maxInstances: 4,
   boot: { coldSeconds: 10, warmSeconds: 5 },
@@ -38,11 +41,7 @@ const scope = { organization: "local" };
 
 const closing = closeAfterEach();
 
-interface Setup {
-  h: LocalHearth;
-  clock: FakeClock;
-  fleet: SimulatedFleet;
-}
+type Setup = LocalSetup;
 
 async function start(options: { dryRun?: boolean; pools?: PoolConfig[] } = {}): Promise<Setup> {
   const started = await startTestHearth({

@@ -1,11 +1,17 @@
-import type { FakeClock } from "@hearth/core/clock";
 import type { Job } from "@hearth/core/jobs";
-import { type PoolConfig, poolConfigSchema } from "@hearth/core/pools";
-import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
+import type { PoolConfig } from "@hearth/core/pools";
 import type { ForgeJob } from "@hearth/core/simulation/forge";
 import { describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { closeAfterEach, namedJobs, pass, queueGitHubJob, startTestHearth } from "./support/local";
+import {
+  closeAfterEach,
+  type LocalSetup,
+  localPool,
+  namedJobs,
+  pass,
+  queueGitHubJob,
+  startTestHearth,
+} from "./support/local";
 
 /**
  * A spot warm group (`warm.market: spot`) end to end in local mode: Hearth keeps its stopped stores
@@ -13,12 +19,7 @@ import { closeAfterEach, namedJobs, pass, queueGitHubJob, startTestHearth } from
  * and a persistent spot instance's interruption stops it, so its store outlives the interruption.
  */
 
-const pool: PoolConfig = poolConfigSchema.parse({
-  name: "x86",
-  labels: ["nix", "x86_64-linux"],
-  architecture: "x86_64",
-  instanceTypes: ["c6a.xlarge"],
-  untagged: true,
+const pool: PoolConfig = localPool({
   // One slot each: which instance runs a job is which store it runs on.
   slotsPerInstance: 1,
   maxInstances: 3,
@@ -29,11 +30,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
 
 const closing = closeAfterEach();
 
-interface Setup {
-  h: LocalHearth;
-  clock: FakeClock;
-  fleet: SimulatedFleet;
-}
+type Setup = LocalSetup;
 
 /** `stopped` stopped spot stores, empty. Every start finds spot capacity. */
 async function start(stopped = 3): Promise<Setup> {

@@ -1,4 +1,6 @@
 import { FakeClock } from "@hearth/core/clock";
+import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "@hearth/core/pools";
+import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
   type ForgeRequest,
@@ -127,4 +129,24 @@ export async function queueGitHubJob(
   );
   expect(response.status, await response.clone().text()).toBeLessThan(300);
   await h.idle();
+}
+
+/** The `x86` pool the e2e tests run: untagged jobs and `nix`/`x86_64-linux` ones, with their settings. */
+export const localPool = (
+  settings: Omit<PoolConfigInput, "name" | "labels" | "architecture" | "instanceTypes">,
+): PoolConfig =>
+  poolConfigSchema.parse({
+    name: "x86",
+    labels: ["nix", "x86_64-linux"],
+    architecture: "x86_64",
+    instanceTypes: ["c6a.xlarge"],
+    untagged: true,
+    ...settings,
+  });
+
+/** A local Hearth on a fake clock, with its simulated fleet. */
+export interface LocalSetup {
+  h: LocalHearth;
+  clock: FakeClock;
+  fleet: SimulatedFleet;
 }
