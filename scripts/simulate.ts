@@ -60,7 +60,9 @@ const modelFlags: Record<string, keyof FleetModel> = {
 };
 
 /** Model values that only the prototypes below read (Hearth as shipped and the baselines never do). */
-const prototypeModelFlags = new Set(["volume-attach", "zones", "spot-start-success", "spot-start-fail"]);
+/** Model values only some runs read: the store-volume prototype's, and a spot warm group's starts. */
+const prototypeModelFlags = new Set(["volume-attach", "zones"]);
+const spotWarmModelFlags = new Set(["spot-start-success", "spot-start-fail"]);
 
 const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --policy NAME|all [--json] [--seed N]
   policies: ${policyNames.join(", ")}
@@ -68,7 +70,7 @@ const usage = `usage: npm run simulate -- --trace FILE [--trace FILE…] --polic
 ${Object.entries(modelFlags)
   .map(
     ([flag, key]) =>
-      `    --${flag} N  (default ${defaultFleetModel[key]})${prototypeModelFlags.has(flag) ? "  (read by the prototypes only)" : ""}`,
+      `    --${flag} N  (default ${defaultFleetModel[key]})${prototypeModelFlags.has(flag) ? "  (read by the prototypes only)" : spotWarmModelFlags.has(flag) ? "  (read with --warm-market spot)" : ""}`,
   )
   .join("\n")}
   binary cache:

@@ -143,8 +143,10 @@ describe("npm run simulate", () => {
       expect(section).not.toContain(flag);
       expect(stdout.slice(0, heading)).toContain(flag);
     }
-    for (const flag of ["--volume-attach", "--zones", "--spot-start-success", "--spot-start-fail"])
+    for (const flag of ["--volume-attach", "--zones"])
       expect(stdout).toMatch(new RegExp(`${flag} N .*read by the prototypes only`));
+    for (const flag of ["--spot-start-success", "--spot-start-fail"])
+      expect(stdout).toMatch(new RegExp(`${flag} N .*read with --warm-market spot`));
   }, 60_000);
 
   it("prints a table without --json", () => {
