@@ -4,8 +4,8 @@ import { type GitLabJobs, TagsUnavailable } from "../src/gitlab-api";
 import { createLeases } from "../src/leases";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
-import { defaultPools } from "../src/pools";
-import { createScalingRecords } from "../src/scaling";
+import { defaultPools, type PoolConfig } from "../src/pools";
+import { createScalingRecords, holdLease, LEASE_SECONDS, requestScale, scaleLease } from "../src/scaling";
 import { afterJobRecorded } from "../src/scaling/after-recorded";
 import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
@@ -22,7 +22,11 @@ beforeAll(async () => {
 afterAll(() => dynamo.close());
 
 /** The tag lookup's budget: short where GitLab never answers, ample where it does (a loaded machine). */
-async function setUp(gitlab: GitLabJobs | undefined, lookupBudgetMs = 100) {
+async function setUp(
+  gitlab: GitLabJobs | undefined,
+  lookupBudgetMs = 100,
+  pools: readonly PoolConfig[] = defaultPools,
+) {
   const { client, documents } = localDynamoClients(dynamo.endpoint);
   const tableName = `after-${randomUUID()}`;
   await ensureTable(client, tableName);
@@ -42,7 +46,7 @@ async function setUp(gitlab: GitLabJobs | undefined, lookupBudgetMs = 100) {
   });
   const started: string[] = [];
   const deps = {
-    pools: defaultPools,
+    pools,
     ledger,
     leases: createLeases(store),
     scalingRecords,
@@ -59,6 +63,8 @@ async function setUp(gitlab: GitLabJobs | undefined, lookupBudgetMs = 100) {
   if (!job) throw new Error("not recorded");
   return { deps, job, started, scalingRecords };
 }
+
+const anyPlacement = defaultPools.map((pool) => ({ ...pool, placement: "any" as const }));
 
 describe("afterJobRecorded", () => {
   it("looks a GitLab job's tags up and starts its own pool's run", async () => {
@@ -88,7 +94,8 @@ describe("afterJobRecorded", () => {
       undefined,
       { tagList: (_: string, id: string) => Promise.reject(new TagsUnavailable(id)) },
     ]) {
-      const { deps, job, started, scalingRecords } = await setUp(gitlab);
+      // Under placement `any` a spare slot covers a job: any free slot takes it.
+      const { deps, job, started, scalingRecords } = await setUp(gitlab, 100, anyPlacement);
       expect(await afterJobRecorded(deps, job)).toEqual({
         kind: "requested",
         pool: "x86_64",
@@ -98,5 +105,69 @@ describe("afterJobRecorded", () => {
       expect(started).toEqual([]);
       expect((await scalingRecords.get("x86_64"))?.spareSlots).toBe(0);
     }
+  });
+
+  it("under warm-first placement, starts a run even with a spare slot: only a run resumes the job's warm store", async () => {
+    const { deps, job, started, scalingRecords } = await setUp(undefined);
+    expect(await afterJobRecorded(deps, job)).toEqual({
+      kind: "requested",
+      pool: "x86_64",
+      outcome: "started",
+      tags: "unknown",
+    });
+    expect(started).toEqual(["x86_64"]);
+    expect((await scalingRecords.get("x86_64"))?.spareSlots).toBe(1);
+  });
+});
+
+describe("a new job and a run under way", () => {
+  async function underWay() {
+    const { deps, started } = await setUp(undefined);
+    const lease = scaleLease("x86_64");
+    expect(await deps.leases.acquire(lease, "run-1", LEASE_SECONDS)).toBe(true);
+    const request = (options?: { wake?: boolean }) =>
+      requestScale(deps, "x86_64", deps.startScaleFleet, "run-2", { covered: false, ...options });
+    return { deps, started, lease, request };
+  }
+
+  it("supersedes a run that waits between iterations: the new run observes now, the old one stops", async () => {
+    const { deps, started, lease, request } = await underWay();
+    // Apply's last renewal: the run waits 15 s.
+    expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 15_000)).toBe(true);
+    expect(await request()).toBe("superseded");
+    expect(started).toEqual(["x86_64"]);
+    expect((await deps.leases.get(lease))?.holder).toBe("run-2");
+    // The old run's next step finds its lease lost.
+    expect(await holdLease(deps, "x86_64", "run-1")).toBe(false);
+    // The new run, observing, is not waiting: a later job leaves it be.
+    expect(await holdLease(deps, "x86_64", "run-2")).toBe(true);
+    expect(await requestScale(deps, "x86_64", deps.startScaleFleet, "run-3", { covered: false })).toBe(
+      "running",
+    );
+    expect((await deps.leases.get(lease))?.holder).toBe("run-2");
+  });
+
+  it("leaves a run that is working, or about to observe, or asked by the tick", async () => {
+    const { deps, started, lease, request } = await underWay();
+    // Observing or applying: no wait announced.
+    expect(await holdLease(deps, "x86_64", "run-1")).toBe(true);
+    expect(await request()).toBe("running");
+    // Waiting, but within the margin of its next observation.
+    expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 1_000)).toBe(true);
+    expect(await request()).toBe("running");
+    // Waiting long, but the tick does not wake runs.
+    expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 15_000)).toBe(true);
+    expect(await request({ wake: false })).toBe("running");
+    expect(started).toEqual([]);
+    expect((await deps.leases.get(lease))?.holder).toBe("run-1");
+  });
+
+  it("a run that renewed before the takeover keeps its lease: the two writes exclude each other", async () => {
+    const { deps, lease, request } = await underWay();
+    expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 15_000)).toBe(true);
+    // Its wait ended early (it observes again): the renewal withdraws the wait.
+    expect(await holdLease(deps, "x86_64", "run-1")).toBe(true);
+    expect(await request()).toBe("running");
+    expect((await deps.leases.get(lease))?.holder).toBe("run-1");
   });
 });

@@ -220,7 +220,6 @@ describe("the API Lambda", () => {
       new Set([
         "dynamodb:PutItem",
         "dynamodb:GetItem",
-        "dynamodb:UpdateItem",
         "dynamodb:Query",
         "dynamodb:Scan",
         "states:StartExecution",

@@ -7,6 +7,7 @@ import {
 } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
+import type { Logger } from "../src/log";
 import { describeJobs, secrets, send, startTestHearth } from "./support/local";
 
 let hearth: LocalHearth | undefined;
@@ -18,10 +19,17 @@ afterEach(async () => {
 describe("a burst of 200 queued jobs across two pools", () => {
   // Two hundred deliveries and two real ScaleFleet runs: on a loaded machine this takes longer than
   // vitest's default 30 s, which is a guard against hangs, not a speed target.
-  it("starts one ScaleFleet run per pool, scales each pool to its maximum, and launches nothing twice", {
+  it("starts one ScaleFleet run per pool (later ones only in place of a waiting one), scales each pool to its maximum, and launches nothing twice", {
     timeout: 120_000,
   }, async () => {
+    // What each webhook's request for capacity came to.
+    const requested: Array<{ pool: unknown; outcome: unknown }> = [];
+    const note = (message: string, fields?: Record<string, unknown>) => {
+      if (message === "scale requested") requested.push({ pool: fields?.pool, outcome: fields?.outcome });
+    };
+    const log: Logger = { info: note, warn: note, error: note };
     const started = await startTestHearth({
+      log,
       // Runs outlast the burst: each iteration waits 250 ms of real time, for 24 iterations.
       maxIterations: 24,
       waitMs: 250,
@@ -61,7 +69,16 @@ describe("a burst of 200 queued jobs across two pools", () => {
     await h.idle();
 
     expect(await h.ledger.queued()).toHaveLength(200);
-    expect(h.scaleFleet.executions).toBe(2);
+    // One run started per pool; any other execution superseded a run that waited between
+    // iterations (it stopped at its next step); every other webhook found a run at work.
+    expect(requested).toHaveLength(200);
+    for (const pool of ["x86_64", "aarch64"]) {
+      const outcomes = requested.filter((r) => r.pool === pool).map((r) => r.outcome);
+      expect(outcomes.filter((o) => o === "started")).toHaveLength(1);
+      expect(outcomes.every((o) => ["started", "superseded", "running"].includes(o as string))).toBe(true);
+    }
+    const superseded = requested.filter((r) => r.outcome === "superseded").length;
+    expect(h.scaleFleet.executions).toBe(2 + superseded);
     for (const name of ["x86_64", "aarch64"]) {
       const pool = h.pools.find((p) => p.name === name);
       const serving = fleet

@@ -84,8 +84,9 @@ describe("ScaleFleet", () => {
     expect(sim.callLog).toContain("SetDesiredCapacity(group=sim-x86_64-warm, desired=1)");
   });
 
-  it("starts no run for a job that capacity already booting can take", async () => {
-    const started = await startTestHearth({ initialWarmPool: 1 });
+  it("under placement any, starts no run for a job that capacity already booting can take", async () => {
+    const pools = defaultPools.map((pool) => ({ ...pool, placement: "any" as const }));
+    const started = await startTestHearth({ initialWarmPool: 1, pools });
     hearth = started.hearth;
     const { clock } = started;
     await describeJobs(hearth, [job("3"), job("4")], 600);
@@ -94,6 +95,23 @@ describe("ScaleFleet", () => {
     // The resumed instance has two slots; the second job takes the spare one.
     await queue(hearth, clock.now(), job("4"));
     expect(hearth.scaleFleet.executions).toBe(1);
+    await pass(hearth, clock, 35);
+    const statuses = await Promise.all(
+      [job("3"), job("4")].map(async (j) => (await hearth?.ledger.get(j))?.status),
+    );
+    expect(statuses).toEqual(["running", "running"]);
+  });
+
+  it("under warm-first placement, starts a run for each job: only a run resumes the store warm for it", async () => {
+    const started = await startTestHearth({ initialWarmPool: 1 });
+    hearth = started.hearth;
+    const { clock } = started;
+    await describeJobs(hearth, [job("3"), job("4")], 600);
+    await queue(hearth, clock.now(), job("3"));
+    expect(hearth.scaleFleet.executions).toBe(1);
+    // A spare slot is left, but it covers no job: the run decides whether a warm store resumes.
+    await queue(hearth, clock.now(), job("4"));
+    expect(hearth.scaleFleet.executions).toBe(2);
     await pass(hearth, clock, 35);
     const statuses = await Promise.all(
       [job("3"), job("4")].map(async (j) => (await hearth?.ledger.get(j))?.status),

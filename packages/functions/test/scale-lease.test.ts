@@ -96,4 +96,43 @@ describe("the ScaleFleet lease", () => {
     expect(await hearth.journal.latest(5)).toEqual([]);
     expect((await leases.get(scaleLease("x86_64")))?.holder).toBe("other-run");
   });
+
+  it("a job that arrives while a run waits between iterations starts a new run, which takes the pool", async () => {
+    const clock = new FakeClock();
+    // Two iterations a run, and a real wait long enough to send a webhook during it.
+    ({ hearth } = await startTestHearth({ clock, initialWarmPool: 2, maxIterations: 2, waitMs: 60_000 }));
+    const lease = scaleLease("x86_64");
+    const request = githubDelivery(
+      workflowJobPayload(job("11"), "queued", { createdAt: new Date(clock.now()).toISOString() }),
+      secrets,
+    );
+    expect((await send(hearth, request)).status).toBe(202);
+    // The first run asks for capacity for job 11, then waits: its Apply said until when.
+    let held = await hearth.leases.get(lease);
+    for (let tries = 0; held?.waitingUntil === undefined && tries < 200; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      held = await hearth.leases.get(lease);
+    }
+    expect([5_000, 15_000]).toContain((held?.waitingUntil ?? 0) - clock.now());
+    const first = held?.holder;
+    expect(hearth.scaleFleet.executions).toBe(1);
+
+    // Job 12 supersedes the waiting run: a second execution takes the lease and observes at once.
+    const second = githubDelivery(
+      workflowJobPayload(job("12"), "queued", { createdAt: new Date(clock.now()).toISOString() }),
+      secrets,
+    );
+    expect((await send(hearth, second)).status).toBe(202);
+    expect(hearth.scaleFleet.executions).toBe(2);
+    held = await hearth.leases.get(lease);
+    expect(held?.holder).not.toBe(first);
+    // The new run completes an iteration (Observe, Plan, Apply) and announces its own wait, while
+    // the old run still sits in its 60 s one: it will find the lease lost when it wakes.
+    for (let tries = 0; held?.waitingUntil === undefined && tries < 200; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      held = await hearth.leases.get(lease);
+    }
+    expect(held?.holder).not.toBe(first);
+    expect(held?.waitingUntil).toBeGreaterThan(clock.now());
+  });
 });

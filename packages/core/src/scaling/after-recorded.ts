@@ -2,7 +2,7 @@ import { TagsUnavailable } from "../gitlab-api";
 import { needsTagLookup, resolveTags } from "../ingest";
 import type { Job } from "../jobs";
 import { routeJob } from "../pools";
-import { requestScale, type ScalingDeps } from "./index";
+import { requestScale, type ScaleRequest, type ScalingDeps } from "./index";
 
 /**
  * What follows "a webhook recorded a queued job", the same in every host: learn the job's tags if it
@@ -28,7 +28,7 @@ export type AfterRecorded =
   | {
       kind: "requested";
       pool: string;
-      outcome: "covered" | "running" | "started";
+      outcome: ScaleRequest;
       /** `looked_up`: from GitLab's API just now; `unknown`: they cannot be known, routed as untagged. */
       tags: "known" | "looked_up" | "unknown";
     };
@@ -80,6 +80,12 @@ export async function afterJobRecorded(deps: AfterRecordedDeps, recorded: Job): 
   }
   const route = routeJob(job, deps.pools);
   if (!("pool" in route)) return { kind: "unroutable", reason: route.unroutable };
-  const outcome = await requestScale(deps, route.pool, deps.startScaleFleet, deps.holder(route.pool));
+  // Under warm-first placement a free slot may not take the job: its warm store, stopped, resumes
+  // for it instead, which only a run decides. So a spare slot covers a job only where any free slot
+  // takes it.
+  const pool = deps.pools.find((candidate) => candidate.name === route.pool);
+  const outcome = await requestScale(deps, route.pool, deps.startScaleFleet, deps.holder(route.pool), {
+    covered: pool?.placement === "any",
+  });
   return { kind: "requested", pool: route.pool, outcome, tags };
 }

@@ -19,5 +19,13 @@ export {
   type ScalingRecords,
   SNAPSHOT_LABEL_SETS,
 } from "./records";
-export { holdLease, LEASE_SECONDS, leaseNotices, requestScale, scaleLease } from "./request";
+export {
+  holdLease,
+  LEASE_SECONDS,
+  leaseNotices,
+  requestScale,
+  type ScaleRequest,
+  SUPERSEDE_MARGIN_MS,
+  scaleLease,
+} from "./request";
 export { oldestWaitSeconds, poolNeedsRun, type TickSummary, tick } from "./tick";

@@ -12,13 +12,23 @@ import type { ScalingDeps } from "./deps";
 export const LEASE_SECONDS = 90;
 export const scaleLease = (pool: string) => `scale#${pool}`;
 
-/** Keeps the run's lease while it loops; false when another run holds it now (this one stops). */
+/**
+ * A new job may supersede a run that waits at least this much longer: a run about to observe again
+ * will see the job itself, for less than a new execution costs.
+ */
+export const SUPERSEDE_MARGIN_MS = 2_000;
+
+/**
+ * Keeps the run's lease while it loops; false when another run holds it now (this one stops).
+ * `waitingUntil`: the run is about to wait until then (epoch ms), so a new job may supersede it.
+ */
 export async function holdLease(
   deps: Pick<ScalingDeps, "leases">,
   pool: string,
   holder: string,
+  waitingUntil?: number,
 ): Promise<boolean> {
-  if (await deps.leases.renew(scaleLease(pool), holder, LEASE_SECONDS)) return true;
+  if (await deps.leases.renew(scaleLease(pool), holder, LEASE_SECONDS, waitingUntil)) return true;
   return deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS);
 }
 
@@ -48,24 +58,37 @@ export function leaseNotices(
   };
 }
 
+export type ScaleRequest = "covered" | "running" | "started" | "superseded";
+
 /**
  * A queued job arrived for `pool`: start a ScaleFleet run unless spare capacity already covers it or
  * a run is under way (the lease). A burst of webhooks thus starts one execution.
+ * - `covered: false`: spare slots do not count (the tick; or a pool whose placement may keep the
+ *   job off a free slot while its warm store resumes, which only a run decides).
+ * - `wake` (on unless false): when the run under way is waiting (between iterations, up to 15 s),
+ *   a new run supersedes it and observes now; the waiting one stops at its next step. Without it
+ *   the job would wait for the end of that wait before any instance starts for it.
  */
 export async function requestScale(
   deps: Pick<ScalingDeps, "leases" | "scalingRecords">,
   pool: string,
   start: (pool: string, holder: string) => Promise<void>,
   holder: string,
-  options: { covered?: boolean } = {},
-): Promise<"covered" | "running" | "started"> {
+  options: { covered?: boolean; wake?: boolean } = {},
+): Promise<ScaleRequest> {
   if (options.covered !== false && (await deps.scalingRecords.takeSpareSlot(pool))) return "covered";
-  if (!(await deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS))) return "running";
+  let outcome: ScaleRequest = "started";
+  if (!(await deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS))) {
+    if (options.wake === false) return "running";
+    if (!(await deps.leases.supersede(scaleLease(pool), holder, LEASE_SECONDS, SUPERSEDE_MARGIN_MS)))
+      return "running";
+    outcome = "superseded";
+  }
   try {
     await start(pool, holder);
   } catch (error) {
     await deps.leases.release(scaleLease(pool), holder);
     throw error;
   }
-  return "started";
+  return outcome;
 }

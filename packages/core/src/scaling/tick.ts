@@ -4,7 +4,7 @@ import type { ScalingDeps } from "./deps";
 import { refreshForecast } from "./forecast";
 import { queuedByPool } from "./observe";
 import type { PoolState } from "./records";
-import { requestScale } from "./request";
+import { requestScale, type ScaleRequest } from "./request";
 
 /**
  * The minute tick, the same in AWS (an EventBridge Scheduler cron) and locally (a timer): refresh the
@@ -19,7 +19,7 @@ export const RECONCILE_EVERY_MS = 10 * 60_000;
 export interface TickSummary {
   queue: Array<{ pool: string; queued: number; oldestWaitSeconds: number }>;
   unroutable: { count: number; oldestWaitSeconds: number; reasons: string[] };
-  runs: Array<{ pool: string; outcome: "covered" | "running" | "started" | "idle" }>;
+  runs: Array<{ pool: string; outcome: ScaleRequest | "idle" }>;
   failures: string[];
 }
 
@@ -103,7 +103,11 @@ export async function tick(
         summary.runs.push({ pool: pool.name, outcome: "idle" });
         return;
       }
-      const outcome = await requestScale(deps, pool.name, start, holder(pool.name), { covered: false });
+      const outcome = await requestScale(deps, pool.name, start, holder(pool.name), {
+        covered: false,
+        // A run under way observes on its own; the tick has nothing new to tell it.
+        wake: false,
+      });
       summary.runs.push({ pool: pool.name, outcome });
     });
   }

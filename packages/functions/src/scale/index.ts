@@ -59,7 +59,12 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
    * when the work fails and will be retried), so the lease's bound covers one step, not a whole
    * iteration. Undefined when another run holds the lease: this run stops.
    */
-  async function holding<T>(run: { pool: string; holder: string }, work: () => Promise<T>) {
+  async function holding<T>(
+    run: { pool: string; holder: string },
+    work: () => Promise<T>,
+    /** After the work: the epoch ms until which the run will wait, if it will (a new job may then supersede it). */
+    waitingUntil?: (result: T) => number | undefined,
+  ) {
     if (!(await holdLease(deps, run.pool, run.holder))) return undefined;
     let result: T;
     try {
@@ -68,7 +73,7 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
       await holdLease(deps, run.pool, run.holder).catch(() => false);
       throw error;
     }
-    return (await holdLease(deps, run.pool, run.holder)) ? result : undefined;
+    return (await holdLease(deps, run.pool, run.holder, waitingUntil?.(result))) ? result : undefined;
   }
 
   return {
@@ -90,8 +95,15 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
     apply: (input: unknown) =>
       step(async () => {
         const run = runSchema.parse(input);
-        const applied = await holding(run, () =>
-          apply(deps, run.observation as Observation, run.plan as PoolPlan),
+        const observation = run.observation as Observation;
+        const applied = await holding(
+          run,
+          () => apply(deps, observation, run.plan as PoolPlan),
+          // The workflow waits after an unsettled Apply, unless the run is out of iterations.
+          (result) =>
+            result.settled || observation.iteration >= run.maxIterations
+              ? undefined
+              : deps.now().getTime() + result.waitSeconds * 1000,
         );
         // Lost before applying: nothing was changed, and the run that holds the lease decides.
         if (!applied) return { ...yielded, leaseLost: true };

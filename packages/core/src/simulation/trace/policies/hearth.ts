@@ -10,6 +10,7 @@ import { DEFAULT_WARM_MARKET, type PoolConfig, type WarmMarket } from "../../../
 import { afterIteration } from "../../../scaling/apply";
 import { type Observation, observedQueue, planObservation } from "../../../scaling/plan-input";
 import type { PoolState } from "../../../scaling/records";
+import { SUPERSEDE_MARGIN_MS } from "../../../scaling/request";
 import { FORECAST_EVERY_MS, poolNeedsRun } from "../../../scaling/tick";
 import {
   COLD_LISTEN_DELAY_MS,
@@ -184,6 +185,10 @@ interface PoolControl {
   /** The stored pool state: what the last iteration asked for, and the spare slots it left. */
   state: PoolState | undefined;
   spareSlots: number;
+  /** The run under way waits until then (simulated seconds), or null while it works or none runs. */
+  waitingUntil: number | null;
+  /** Counts runs: a wait ends in an iteration only if no run superseded its own. */
+  run: number;
 }
 
 class HearthPolicy implements Policy {
@@ -279,6 +284,8 @@ class HearthPolicy implements Policy {
         iteration: 0,
         state: undefined,
         spareSlots: 0,
+        waitingUntil: null,
+        run: 0,
       });
     }
     this.configs = this.pools.map((pool) => pool.config);
@@ -291,7 +298,7 @@ class HearthPolicy implements Policy {
       (instance) => {
         const pool = this.pools[instance.pool.index] as PoolControl;
         if (instance.owner instanceof SimAsg) instance.owner.detach(instance);
-        this.requestScale(pool, false);
+        this.requestScale(pool, { spare: false, wake: true });
       },
     );
   }
@@ -310,7 +317,10 @@ class HearthPolicy implements Policy {
         }
         // The ledger holds it queued until the webhook of its start arrives (below).
         if (job.state !== "done") this.queued[job.pool.index]?.add(job);
-        this.requestScale(this.pools[job.pool.index] as PoolControl, true);
+        this.requestScale(this.pools[job.pool.index] as PoolControl, {
+          spare: this.options.placement.placement === "any",
+          wake: true,
+        });
       });
     },
     jobStarted: (job: SimJob) => {
@@ -438,13 +448,21 @@ class HearthPolicy implements Policy {
     clock.at(0, tick);
   }
 
-  /** The webhook's `requestScale` (`covered`), or the tick's (without spare slots). */
-  private requestScale(pool: PoolControl, covered: boolean): void {
-    if (covered && pool.spareSlots > 0) {
+  /**
+   * `requestScale`, as each caller asks it: a job's webhook (`afterJobRecorded`: a spare slot covers
+   * the job only under placement `any`, and a run waiting between iterations for more than the
+   * margin is superseded by a new run, which observes now), HandleInterruption (no spare slot; it
+   * wakes a waiting run) and the tick (neither).
+   */
+  private requestScale(pool: PoolControl, ask: { spare: boolean; wake: boolean }): void {
+    if (ask.spare && pool.spareSlots > 0) {
       pool.spareSlots--;
       return;
     }
-    if (pool.running) return;
+    if (pool.running) {
+      const waits = pool.waitingUntil === null ? 0 : pool.waitingUntil - this.context.clock.now;
+      if (!ask.wake || waits <= SUPERSEDE_MARGIN_MS / 1000) return;
+    }
     pool.running = true;
     pool.iteration = 0;
     this.iterate(pool);
@@ -470,7 +488,7 @@ class HearthPolicy implements Policy {
       const active = pool.sim.instances.some((instance) => instance.live);
       const queued = this.queued[pool.index]?.size ?? 0;
       if (poolNeedsRun(pool.state, active, queued, now)) {
-        this.requestScale(pool, false);
+        this.requestScale(pool, { spare: false, wake: false });
       }
     }
   }
@@ -478,6 +496,9 @@ class HearthPolicy implements Policy {
   /** One iteration of ScaleFleet: Observe, Plan, Apply, then settled or wait. */
   private iterate(pool: PoolControl): void {
     const { clock } = this.context;
+    // A run superseded while it waited stops at its next step: its wait is forgotten.
+    pool.waitingUntil = null;
+    const run = ++pool.run;
     const observation = this.observe(pool);
     pool.iteration = observation.iteration;
     // The planner itself puts queued retries' new capacity on demand (pool setting `retryOnDemand`).
@@ -499,7 +520,10 @@ class HearthPolicy implements Policy {
       pool.running = false;
       return;
     }
-    clock.after(after.waitSeconds, () => this.iterate(pool));
+    pool.waitingUntil = clock.now + after.waitSeconds;
+    clock.after(after.waitSeconds, () => {
+      if (pool.run === run) this.iterate(pool);
+    });
   }
 
   /** The pool's queue summarised as Observe summarises the ledger's. */
