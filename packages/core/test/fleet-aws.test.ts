@@ -1099,8 +1099,9 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     const calls = await fleet.setCapacity(spotPool(), {
       warm: 1,
       burst: 0,
-      // As the planner sizes it: three stopped, one of them to start.
-      warmPoolSize: 2,
+      // As the planner sizes it: two stopped stores it may start (the interrupted one is none of the
+      // warm pool), one of them to start.
+      warmPoolSize: 1,
       resume: [first.id, second.id, third.id],
     });
     expect(calls).toEqual([
@@ -1115,6 +1116,33 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     await expect(
       fleet.setCapacity(spotPool(), { warm: 2, burst: 0, warmPoolSize: 2, resume: [second.id] }),
     ).rejects.toBe(denied);
+  });
+
+  it("parks a store in place of one an interruption stopped, and gives that one up an hour after its last start", async () => {
+    burstOnly();
+    const [waiting, old, healthy] = [store(30), store(61), store(90)];
+    waiting.interrupted = true;
+    old.interrupted = true;
+    const { groups } = await fleet.observe(spotPool());
+    expect(groups[0]?.warmPoolSize).toBe(1);
+    // The planner keeps a warm pool of two: the healthy store, and a new one parked beside it.
+    const calls = await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 2 });
+    expect(calls).toEqual([
+      `CancelSpotInstanceRequests(requests=${old.spotRequestId})`,
+      `TerminateInstances(instances=${old.id})`,
+      "RunInstances(subnet=subnet-b, count=1, market=spot, parking=true)",
+    ]);
+    expect([waiting.ec2State, old.ec2State, healthy.ec2State]).toEqual([
+      "stopped",
+      "shutting-down",
+      "stopped",
+    ]);
+    // Within its hour, EC2 may start it again: it is kept, and never retired as an extra store.
+    expect(await fleet.setCapacity(spotPool(), { warm: 0, burst: 0, warmPoolSize: 0 })).toEqual([
+      expect.stringMatching(/^CancelSpotInstanceRequests/),
+      expect.stringMatching(/^TerminateInstances/),
+    ]);
+    expect(waiting.ec2State).toBe("stopped");
   });
 
   it("retires a stopped store whose spot request ends within a day, and starts another", async () => {

@@ -825,7 +825,7 @@ describe("plan: properties", () => {
 });
 
 describe("plannerInstance: a stopped store Hearth cannot start", () => {
-  it("counts a store a spot interruption stopped as on its way back, not as one to resume", () => {
+  it("leaves a store a spot interruption stopped out of the warm group: never resumed, not counted", () => {
     const fleetInstance = {
       id: "i-0aaaaaaaaaaaaaaa1",
       pool: "x86_64",
@@ -844,10 +844,17 @@ describe("plannerInstance: a stopped store Hearth cannot start", () => {
       pool,
       NOW,
     );
-    expect(interrupted.state).toBe("stopping");
-    // The planner then resumes another store (or launches), never this one.
+    expect(interrupted).toMatchObject({ state: "stopped", waitsForCapacity: true });
+    // The planner then launches, and never names this store to start.
     const result = planOne({ pool, instances: [{ ...interrupted, cacheKeys: ["a"] }], jobs: [queued("a")] });
     expect(result.counts.resume).toBe(0);
+    expect(result.counts.launch).toBe(1);
     expect(result.resumeStores).toEqual([]);
+    // Nor does it count in the warm group: a pool without a forecast keeps the stores it has, and
+    // this is none of them (a healthy stopped store would be kept).
+    const kept = planOne({ pool, instances: [{ ...interrupted, cacheKeys: ["a"] }] });
+    expect(kept.warmPoolSize).toBe(0);
+    const healthy = plannerInstance(fleetInstance, undefined, pool, NOW);
+    expect(planOne({ pool, instances: [healthy] }).warmPoolSize).toBe(1);
   });
 });

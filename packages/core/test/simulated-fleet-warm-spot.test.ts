@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "../src/clock";
+import { INTERRUPTED_STORE_WAIT_MS } from "../src/fleet";
 import type { Interruption } from "../src/instances";
 import { type PoolConfig, poolConfigSchema } from "../src/pools";
 import { type SimulatedAwsEvent, SimulatedFleet, type SimulatedInstance } from "../src/simulation/fleet";
@@ -238,9 +239,10 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     expect(seen.filter((i) => i.stoppedByInterruption).map((i) => i.id)).toEqual([a]);
     expect((await fleet.lookup(a))?.stoppedByInterruption).toBe(true);
 
-    // Hearth cannot start it: the plan's choice goes to the next store.
+    // Hearth cannot start it: the plan's choice goes to the next store. The plan sizes the warm pool
+    // without it (none of the warm pool: it waits for EC2), so nothing is parked in b's place.
     const from = fleet.callLog.length;
-    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 1, resume: [a] });
+    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 0, resume: [a] });
     expect(callsSince(fleet, from)).toEqual([`StartInstances(instances=${b})`]);
     expect(fleet.get(a)?.lifecycle).toBe("stopped");
 
@@ -250,6 +252,34 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     expect(fleet.callLog.length).toBe(calls);
     await clock.advance(25_000);
     expect(fleet.get(a)).toMatchObject({ lifecycle: "in-service", stoppedByInterruption: false });
+  });
+
+  it("parks a store in place of one an interruption stopped, and gives that one up an hour after its last start", async () => {
+    const { clock, fleet } = fleetWith({ stopped: 1 });
+    const [a] = ids(fleet.all()) as [string];
+    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 0, resume: [a] });
+    await clock.advance(30_000);
+    await fleet.interrupt(a, "stop");
+    await clock.advance(130_000);
+    expect(fleet.get(a)).toMatchObject({ lifecycle: "stopped", stoppedByInterruption: true });
+    // A warm pool of one: the interrupted store is none of it, so a new one is parked.
+    let from = fleet.callLog.length;
+    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 1 });
+    expect(callsSince(fleet, from)).toEqual([
+      "RunInstances(group=sim-x86-warm, market=spot, count=1, afterBoot=stop)",
+    ]);
+    // Within the hour it waits for EC2; past it, it is given up (request cancelled first).
+    await clock.advance(INTERRUPTED_STORE_WAIT_MS - 200_000);
+    from = fleet.callLog.length;
+    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 1 });
+    expect(callsSince(fleet, from)).toEqual([]);
+    await clock.advance(60_000);
+    await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 1 });
+    expect(callsSince(fleet, from)).toEqual([
+      `CancelSpotInstanceRequests(instances=${a})`,
+      `TerminateInstances(instances=${a})`,
+    ]);
+    expect(await fleet.exists(a)).toBe(false);
   });
 
   it("refuses capacityReturns for an instance no interruption stopped, changing nothing", async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { INTERRUPTED_STORE_WAIT_MS } from "../src/fleet";
 import { Random } from "../src/simulation/rules";
 import { SimAsg } from "../src/simulation/trace/asg";
 import { EventQueue } from "../src/simulation/trace/events";
@@ -460,8 +461,17 @@ describe("a warm group Hearth keeps (warm.market spot)", () => {
       expect(asg.members[0]).not.toBe(store);
       expect(store.state).toBe("stopped");
       expect(() => fleet.resume(store)).toThrow(/only EC2 starts it again/);
+      // None of the warm pool: beside the other stopped store, a new one is parked in its place.
+      expect(asg.warmPool.filter((i) => i !== store && i.state !== "terminated")).toHaveLength(2);
     });
-    clock.run(400);
+    // An hour after its last start it is given up, as the fleet drivers do; the pool stays two.
+    at(100 + INTERRUPTED_STORE_WAIT_MS / 1000, () => {
+      const store = pool.instances.find((i) => i.stoppedByInterruption) as SimInstance;
+      asg.apply({ release: [], desired: 1, warmPoolSize: 2 });
+      expect(store.state).toBe("terminated");
+      expect(asg.warmPool).toHaveLength(2);
+    });
+    clock.run(200 + INTERRUPTED_STORE_WAIT_MS / 1000);
   });
 });
 

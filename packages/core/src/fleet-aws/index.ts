@@ -40,6 +40,7 @@ import {
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
+  INTERRUPTED_STORE_WAIT_MS,
   parseRunnerConfigParameter,
   type ReleaseResult,
   runnerConfigParameter,
@@ -542,8 +543,16 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
         i.spotUntil !== undefined &&
         i.spotUntil - now().getTime() < SPOT_REQUEST_MARGIN_MS,
     );
-    await retire(ending, calls);
-    // A store a spot interruption stopped is EC2's to start again, when capacity returns.
+    // A store a spot interruption stopped is EC2's to start again, when capacity returns; one that
+    // has waited too long is given up.
+    const givenUp = kept.filter(
+      (i) =>
+        i.state === "stopped" &&
+        i.stoppedByInterruption &&
+        now().getTime() - i.launchedAt.getTime() >= INTERRUPTED_STORE_WAIT_MS &&
+        !ending.includes(i),
+    );
+    await retire([...ending, ...givenUp], calls);
     const stopped = kept.filter(
       (i) => i.state === "stopped" && !i.stoppedByInterruption && !ending.includes(i),
     );
@@ -588,12 +597,15 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       if (need > 0) await launch(need, { spot: false, fallbackAt: shortage });
     }
 
-    // 3. The warm pool: stopped stores, and those on their way (stopping, or launched to park).
+    // 3. The warm pool: stopped stores, and those on their way (stopping, or launched to park). A store
+    // a spot interruption stopped is none of it: it cannot start when a job needs it.
     const poolSize = Math.max(0, target.warmPoolSize);
     const parked =
       kept.filter(
         (i) =>
-          !ending.includes(i) && (i.state === "stopped" || i.state === "stopping" || (i.parking && live(i))),
+          !ending.includes(i) &&
+          !i.stoppedByInterruption &&
+          (i.state === "stopped" || i.state === "stopping" || (i.parking && live(i))),
       ).length - unstarted;
     if (parked < poolSize) {
       // No spot capacity lately: nothing to park (an on-demand store would start on-demand).
@@ -602,7 +614,9 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       const keep = new Set(target.resume ?? []);
       // Stores that never served first (still tagged for parking), then the least recently started.
       const extra = kept
-        .filter((i) => i.state === "stopped" && !keep.has(i.id) && !ending.includes(i))
+        .filter(
+          (i) => i.state === "stopped" && !i.stoppedByInterruption && !keep.has(i.id) && !ending.includes(i),
+        )
         .sort(
           (a, b) => Number(b.parking) - Number(a.parking) || a.launchedAt.getTime() - b.launchedAt.getTime(),
         )
@@ -792,7 +806,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
           name: groupsOf(pool).warm,
           desired: kept.filter((i) => live(i) && !i.parking).length,
           max: pool.maxInstances,
-          warmPoolSize: kept.filter((i) => i.state === "stopped").length,
+          // A store a spot interruption stopped waits for EC2: none of the warm pool.
+          warmPoolSize: kept.filter((i) => i.state === "stopped" && !i.stoppedByInterruption).length,
           onDemandFallback: recentFallback(kept) !== undefined,
         };
       }

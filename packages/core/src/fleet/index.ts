@@ -209,6 +209,13 @@ export function describeCall(api: string, params: Record<string, unknown>): stri
 export const HEARTBEAT_OVERDUE_MS = 90_000;
 /** How long a new or resumed instance may take to send its first heartbeat. */
 export const BOOT_GRACE_MS = 10 * 60_000;
+/**
+ * A store a spot interruption stopped waits for EC2 to start it again (when spot capacity returns)
+ * until its last start is this old; then the driver gives it up (its spot request cancelled, the
+ * instance terminated). Meanwhile it is no part of the warm pool, which parks a store in its place:
+ * it cannot be started when a job needs it, and it must not hold the pool's room for ever.
+ */
+export const INTERRUPTED_STORE_WAIT_MS = 60 * 60_000;
 
 /**
  * What the planner sees of an instance: Auto Scaling's lifecycle joined with the instance's own
@@ -244,7 +251,7 @@ export function plannerInstance(
       state = "stopping";
       break;
     case "stopped":
-      state = instance.stoppedByInterruption ? "stopping" : "stopped";
+      state = "stopped";
       break;
     case "terminating":
       state = "terminating";
@@ -267,5 +274,6 @@ export function plannerInstance(
     launchedAt,
     idleSince,
     heartbeatOverdue,
+    ...(state === "stopped" && instance.stoppedByInterruption ? { waitsForCapacity: true } : {}),
   };
 }

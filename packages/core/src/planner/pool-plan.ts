@@ -64,6 +64,8 @@ export function planOnePool(
         else recheckAt = recheckAt === null ? due : Math.min(recheckAt, due);
       }
     } else if (i.state === "draining") draining.add(i.id);
+    // A store stopped by a spot interruption waits for EC2, not for the planner: not counted at all.
+    else if (i.waitsForCapacity) continue;
     else if (i.group === "warm" && i.state === "stopped") stopped.push(i);
     else if (i.group === "warm" && i.state === "stopping") joining++;
   }

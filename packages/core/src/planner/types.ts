@@ -50,7 +50,8 @@ export interface RunningJob {
  *   the plan's desired capacities, which ask for its replacement (nothing detaches it from its group
  *   yet: the group keeps it until it is gone);
  * - `stopping`: on its way into the warm pool (being stopped, or a new instance warming up for it);
- * - `stopped`: in the warm group's warm pool, store intact;
+ * - `stopped`: in the warm group's warm pool, store intact (unless it `waitsForCapacity`: stopped by a
+ *   spot interruption, out of the warm pool until EC2 starts it again);
  * - `terminating`: going away.
  */
 export type PlannerState = "launching" | "ready" | "draining" | "stopping" | "stopped" | "terminating";
@@ -71,6 +72,11 @@ export interface PlannerInstance {
   idleSince: number | null;
   /** No heartbeat lately: suspect. Never counted as idle, never released: nothing reclaims it yet. */
   heartbeatOverdue: boolean;
+  /**
+   * A stopped store that a spot interruption stopped: only EC2 starts it again, when capacity
+   * returns. It is not part of the warm group: none of the warm pool, never named to start.
+   */
+  waitsForCapacity?: boolean;
 }
 
 export interface PlannerInput {

@@ -8,6 +8,7 @@ import {
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
+  INTERRUPTED_STORE_WAIT_MS,
   parseRunnerConfigParameter,
   type ReleaseResult,
   type RunnerConfigHanded,
@@ -339,7 +340,17 @@ export class SimulatedFleet implements FleetPort {
       for (let n = 0; n < onDemand; n++) this.launch(pool, "warm", "in-service", false, "on-demand");
       missing -= onDemand;
     }
-    const stopped = this.members(pool, "warm", ["stopped"]);
+    // A store a spot interruption stopped waits for EC2 until its last start is an hour old, then goes.
+    const givenUp = this.members(pool, "warm", ["stopped"]).filter(
+      (instance) =>
+        instance.stoppedByInterruption &&
+        this.clock.now() - Date.parse(instance.launchedAt) >= INTERRUPTED_STORE_WAIT_MS,
+    );
+    if (givenUp.length) calls.push(...(await this.terminateKept(givenUp)));
+    // Only EC2 starts an instance it stopped for an interruption, once capacity returns.
+    const stopped = this.members(pool, "warm", ["stopped"]).filter(
+      (instance) => !instance.stoppedByInterruption,
+    );
     const named = resume.flatMap((id) => stopped.filter((instance) => instance.id === id));
     const others = stopped
       .filter((instance) => !resume.includes(instance.id))
@@ -348,8 +359,6 @@ export class SimulatedFleet implements FleetPort {
     let started = 0;
     for (const instance of [...named, ...others]) {
       if (missing <= 0) break;
-      // Only EC2 starts an instance it stopped for an interruption, once capacity returns.
-      if (instance.stoppedByInterruption) continue;
       if (instance.market === "spot" && this.spotStarts.next() >= this.spotStartSuccess) {
         calls.push(
           this.log("StartInstances", { instances: [instance.id], failed: "InsufficientInstanceCapacity" }),
@@ -362,14 +371,17 @@ export class SimulatedFleet implements FleetPort {
       missing -= 1;
     }
     // The plan's warm pool size counts the stores it named as started. Those that could not start
-    // (no spot capacity, or stopped by an interruption) and found no stand-in are still stopped: not
-    // extra stores to terminate below.
+    // (no spot capacity) and found no stand-in are still stopped: not extra stores to terminate below.
     const unstarted = Math.max(0, Math.min(named.length, wanted) - started);
     if (missing > 0) {
       calls.push(this.log("RunInstances", { group, market: "spot", count: missing }));
       for (let n = 0; n < missing; n++) this.launch(pool, "warm", "in-service");
     }
-    const parked = this.members(pool, "warm", ["stopping", "stopped"]).length - unstarted;
+    // Not of the warm pool: a store a spot interruption stopped, which cannot start when a job needs it.
+    const parked =
+      this.members(pool, "warm", ["stopping", "stopped"]).filter(
+        (instance) => !instance.stoppedByInterruption,
+      ).length - unstarted;
     const size = Math.max(0, target.warmPoolSize);
     if (parked < size) {
       // As a warm pool's new instance: it boots once (so its image is initialised), then stops.
@@ -383,7 +395,7 @@ export class SimulatedFleet implements FleetPort {
       const lastUse = (instance: SimulatedInstance) =>
         instance.inServiceAt ? Date.parse(instance.inServiceAt) : Number.NEGATIVE_INFINITY;
       const extra = this.members(pool, "warm", ["stopped"])
-        .filter((instance) => !resume.includes(instance.id))
+        .filter((instance) => !instance.stoppedByInterruption && !resume.includes(instance.id))
         .sort((a, b) => lastUse(a) - lastUse(b) || a.id.localeCompare(b.id))
         .slice(0, parked - size);
       if (extra.length) calls.push(...(await this.terminateKept(extra)));

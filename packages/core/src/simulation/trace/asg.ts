@@ -1,3 +1,4 @@
+import { INTERRUPTED_STORE_WAIT_MS } from "../../fleet";
 import type { Market } from "../../instances/vocabulary";
 import { awsChoice, type Random } from "../rules";
 import type { Fleet, LaunchOptions, SimInstance, SimPool } from "./fleet";
@@ -240,7 +241,19 @@ export class SimAsg {
       }
     }
     if (this.warmPoolSize === null) return;
-    while (this.warmPool.length < this.warmPoolSize) {
+    // A store a spot interruption stopped is none of the warm pool (it cannot start when a job needs
+    // it), and is given up once its last start is an hour old, as the fleet drivers do.
+    let waiting = 0;
+    if (this.options.keptByPolicy) {
+      for (const instance of [...this.warmPool]) {
+        if (!instance.stoppedByInterruption || instance.state !== "stopped") continue;
+        if (this.fleet.now - instance.launchedAt >= INTERRUPTED_STORE_WAIT_MS / 1000) {
+          this.warmPool.splice(this.warmPool.indexOf(instance), 1);
+          this.fleet.terminate(instance);
+        } else waiting++;
+      }
+    }
+    while (this.warmPool.length - waiting < this.warmPoolSize) {
       const extra = this.options.launchOptions?.(this) ?? {};
       const instance = this.fleet.launch(this.pool, {
         // A warm pool's instances are on-demand; a policy's own stopped persistent spot instances are not.
@@ -253,10 +266,12 @@ export class SimAsg {
       instance.owner = this;
       this.warmPool.push(instance);
     }
-    while (this.warmPool.length > this.warmPoolSize) {
+    while (this.warmPool.length - waiting > this.warmPoolSize) {
       const instance = (
         this.options.keptByPolicy
-          ? this.warmPool.reduce((first, i) => (retiresBefore(i, first) ? i : first))
+          ? this.warmPool
+              .filter((i) => !i.stoppedByInterruption)
+              .reduce((first, i) => (retiresBefore(i, first) ? i : first))
           : awsChoice(this.warmPool, this.options.random)
       ) as SimInstance;
       this.warmPool.splice(this.warmPool.indexOf(instance), 1);

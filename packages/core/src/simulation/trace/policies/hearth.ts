@@ -591,7 +591,7 @@ class HearthPolicy implements Policy {
       group: instance.group === "warm" ? "warm" : "burst",
       market: instance.market,
       state:
-        (instance.state === "launching" && instance.intoWarmPool) || instance.stoppedByInterruption
+        instance.state === "launching" && instance.intoWarmPool
           ? "stopping"
           : instance.state === "terminated"
             ? "terminating"
@@ -602,6 +602,7 @@ class HearthPolicy implements Policy {
       launchedAt: ms(instance.launchedAt),
       idleSince: instance.state === "ready" && instance.idleSince !== null ? ms(instance.idleSince) : null,
       heartbeatOverdue: false,
+      ...(instance.state === "stopped" && instance.stoppedByInterruption ? { waitsForCapacity: true } : {}),
     };
   }
 
