@@ -113,6 +113,35 @@ describe("hearth", () => {
   });
 });
 
+describe("hearth: a new job wakes its pool", () => {
+  /** Two jobs fill the first instance; a third, arriving `at`, needs a second one. */
+  const third = (at: number) => {
+    const { jobs } = runSimulation(
+      trace([
+        [0, "k", 100, 200],
+        [0, "k", 100, 200],
+        [at, "k", 100, 200],
+      ]),
+      { policy: "hearth", model: noInterruptions },
+    );
+    return jobs[2] as SimJob;
+  };
+
+  it("supersedes a run that waits, so the job's instance launches at its webhook", () => {
+    // The first two webhooks arrive at 1 s. The first starts a run, which launches an instance and
+    // waits 15 s (its observation saw nothing boot); the second supersedes it, and the new run, which
+    // sees the instance boot, waits 5 s, until 6 s. The third job's webhook at 2.5 s supersedes that
+    // one in turn: its instance launches at 2.5 s. (Without supersession: at 16 s.)
+    expect(third(1.5).firstStartAt).toBe(2.5 + 75);
+  });
+
+  it("leaves a run that observes within the margin: the job waits for that observation", () => {
+    // Webhook at 5.5 s; the waiting run observes at 6 s (0.5 s later, within the 2 s margin) and
+    // launches it then.
+    expect(third(4.5).firstStartAt).toBe(6 + 75);
+  });
+});
+
 describe("hearth and spot interruptions, as built", () => {
   type Launch = { at: number; group: string; market: string };
   type Start = { job: string; at: number; group: string; market: string };
