@@ -162,6 +162,14 @@ describe("a new job and a run under way", () => {
     expect((await deps.leases.get(lease))?.holder).toBe("run-1");
   });
 
+  it("takes a lease freed meanwhile (the run finished between the two writes), as acquire would", async () => {
+    const { deps, started, lease } = await underWay();
+    await deps.leases.release(lease, "run-1");
+    expect(await deps.leases.supersede(lease, "run-2", LEASE_SECONDS, 2_000)).toBe(true);
+    expect((await deps.leases.get(lease))?.holder).toBe("run-2");
+    expect(started).toEqual([]);
+  });
+
   it("a run that renewed before the takeover keeps its lease: the two writes exclude each other", async () => {
     const { deps, lease, request } = await underWay();
     expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 15_000)).toBe(true);

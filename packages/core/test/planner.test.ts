@@ -221,6 +221,24 @@ describe("plan: retried jobs prefer on-demand", () => {
     expect(free).toMatchObject({ desiredWarm: 0, desiredBurst: 2 });
   });
 
+  it("while held, releases idle spot instances even while jobs wait: their room goes to on-demand", () => {
+    const pool = poolConfig({ maxInstances: 2 });
+    const idleSince = NOW - 1000 * (pool.idleTimeouts.burstSeconds + 1);
+    const [deaf, busy] = [burst({ idleSince }), burst({ busySlots: 2 })];
+    const jobs = Array.from({ length: 2 }, () => queued());
+    const held = planOne({ pool, jobs, instances: [deaf, busy], heldPools: ["x86_64"] });
+    // Full pool, and the idle spot instance claims nothing: it goes, and an on-demand one takes its room.
+    expect(held.release).toEqual([deaf.id]);
+    expect(held.counts).toMatchObject({ freeSlots: 0, launchForRetries: 1, launch: 0 });
+    expect(held).toMatchObject({ desiredWarm: 1, desiredBurst: 1 });
+    // Not held, an idle instance is never released while jobs wait: one may be claiming right now.
+    const free = planOne({ pool, jobs, instances: [deaf, busy] });
+    expect(free.release).toEqual([]);
+    // Not yet past its idle timeout: kept, held or not.
+    const recent = burst({ idleSince: NOW - 1000 });
+    expect(planOne({ pool, jobs, instances: [recent, busy], heldPools: ["x86_64"] }).release).toEqual([]);
+  });
+
   it("never goes past maxInstances for them", () => {
     const jobs = Array.from({ length: 8 }, () => queued());
     const result = planOne({ jobs, pool: poolConfig({ maxInstances: 2 }), queuedRetries: { x86_64: 8 } });
@@ -845,6 +863,15 @@ describe("plannerInstance: a stopped store Hearth cannot start", () => {
       NOW,
     );
     expect(interrupted).toMatchObject({ state: "stopped", waitsForCapacity: true });
+    // Still being stopped by the interruption: the same, not a store on its way into the warm pool.
+    expect(
+      plannerInstance(
+        { ...fleetInstance, lifecycle: "stopping", stoppedByInterruption: true },
+        undefined,
+        pool,
+        NOW,
+      ),
+    ).toMatchObject({ state: "stopped", waitsForCapacity: true });
     // The planner then launches, and never names this store to start.
     const result = planOne({ pool, instances: [{ ...interrupted, cacheKeys: ["a"] }], jobs: [queued("a")] });
     expect(result.counts.resume).toBe(0);

@@ -262,6 +262,7 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     await fleet.interrupt(a, "stop");
     await clock.advance(130_000);
     expect(fleet.get(a)).toMatchObject({ lifecycle: "stopped", stoppedByInterruption: true });
+    expect((await fleet.observe(pool)).groups.find((g) => g.group === "warm")?.warmPoolSize).toBe(0);
     // A warm pool of one: the interrupted store is none of it, so a new one is parked.
     let from = fleet.callLog.length;
     await fleet.setCapacity(pool, { warm: 0, burst: 0, warmPoolSize: 1 });

@@ -248,7 +248,8 @@ export function plannerInstance(
       }
       break;
     case "stopping":
-      state = "stopping";
+      // Being stopped by a spot interruption: as good as stopped for the planner, which leaves it to EC2.
+      state = instance.stoppedByInterruption ? "stopped" : "stopping";
       break;
     case "stopped":
       state = "stopped";

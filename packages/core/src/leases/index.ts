@@ -16,8 +16,9 @@ export interface Leases {
    */
   renew(name: string, holder: string, seconds: number, waitingUntil?: number): Promise<boolean>;
   /**
-   * Takes a held lease from a holder that said it waits for more than `marginMs` from now, so it is
-   * doing nothing now; true when `holder` now has it. The holder finds it lost at its next
+   * Takes the lease from a holder that said it waits for more than `marginMs` from now, so it is
+   * doing nothing now (or, as `acquire` does, a lease freed or expired meanwhile); true when
+   * `holder` now has it. The holder finds it lost at its next
    * renewal. A holder's renewal and a takeover are both conditional writes of the one item, so one of
    * them fails: a holder that renewed (it stopped waiting) keeps the lease.
    */
@@ -79,9 +80,15 @@ export function createLeases(store: Store): Leases {
     renew: (name, holder, seconds, waitingUntil) =>
       put(name, holder, seconds, "holder = :holder AND leaseUntil >= :now", { waitingUntil }),
     supersede: (name, holder, seconds, marginMs) =>
-      put(name, holder, seconds, "leaseUntil >= :now AND waitingUntil > :notBefore AND holder <> :holder", {
-        marginMs,
-      }),
+      put(
+        name,
+        holder,
+        seconds,
+        "attribute_not_exists(pk) OR leaseUntil < :now OR (waitingUntil > :notBefore AND holder <> :holder)",
+        {
+          marginMs,
+        },
+      ),
     async release(name, holder) {
       try {
         await client.send(

@@ -13,7 +13,8 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *    which warm-pool instances start. Those that get no job go back after `idleTimeouts.warmSeconds`.
  * 3. Idle instances past their idle timeout go while no job waits (one may be claiming a slot right
  *    now) and `minReady` does not need them: burst before warm, then the least valuable store
- *    (fewest recent jobs for its cache keys), then the longest idle. A warm instance's timeout is
+ *    (fewest recent jobs for its cache keys), then the longest idle. In a pool held for a retry, idle
+ *    spot instances go even while jobs wait: they claim nothing, and their room serves on-demand. A warm instance's timeout is
  *    short, since stopping keeps its store and a resume takes seconds; a burst instance's is longer,
  *    since terminating throws its store away.
  * 4. The warm group (in service and stopped) is kept at the load the pool usually carries when jobs
@@ -78,7 +79,11 @@ export function planOnePool(
   // 1 and 2: capacity for the waiting jobs and the ready minimum.
   const reserve = pool.warm.minReady * slots;
   let missing = Math.max(0, Math.ceil((waiting + reserve - freeSlots) / slots));
-  let room = Math.max(0, pool.maxInstances - warmServing - burstServing);
+  // 3a: a held pool's idle spot instances claim nothing until the hold ends, yet count against
+  // `maxInstances`: they go even while jobs wait, so that the on-demand capacity the queue (and the
+  // retry) needs has room. Otherwise a full pool waits for its hold to run out.
+  const deaf = held ? idle.filter((i) => i.market === "spot") : [];
+  let room = Math.max(0, pool.maxInstances - warmServing - burstServing + deaf.length);
   // 1b: retried jobs lost their first run to the spot market. The capacity they need is launched
   // on-demand in the warm group rather than on spot. While the pool holds its spot runners for a
   // retry, only on-demand slots listen: all of its new capacity is on-demand.
@@ -109,10 +114,11 @@ export function planOnePool(
   const resumeStores = namesStores(pool) ? chooseResumes(chosen, stopped, resume, demand) : [];
 
   // 3: release idle capacity, only while no job waits: a runner on an idle instance may be claiming
-  // a queued job right now, and an unprotected instance could be taken down under it.
+  // a queued job right now, and an unprotected instance could be taken down under it. (A held
+  // pool's spot instances claim nothing: 3a.)
   let spare = waiting > 0 ? 0 : freeSlots - reserve;
-  const release: PlannerInstance[] = [];
-  for (const instance of releaseOrder(idle, demand)) {
+  const release: PlannerInstance[] = [...deaf];
+  for (const instance of releaseOrder(deaf.length ? idle.filter((i) => !deaf.includes(i)) : idle, demand)) {
     if (spare < instance.slots) break;
     spare -= instance.slots;
     release.push(instance);

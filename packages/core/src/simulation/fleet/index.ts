@@ -225,8 +225,10 @@ export class SimulatedFleet implements FleetPort {
         name: `sim-${pool.name}-${name}`,
         desired: kept ? this.members(pool, "warm", ["pending", "in-service"]).length : state.desired,
         max: pool.maxInstances,
+        // A store a spot interruption stopped waits for EC2: none of the warm pool (as in AWS).
         warmPoolSize: kept
-          ? this.members(pool, "warm", ["stopped"]).length
+          ? this.members(pool, "warm", ["stopped"]).filter((instance) => !instance.stoppedByInterruption)
+              .length
           : name === "warm"
             ? state.warmPoolSize
             : null,
