@@ -5,7 +5,14 @@ import { createLeases } from "../src/leases";
 import { createLedger } from "../src/ledger";
 import { type EmbeddedDynamo, localDynamoClients, startEmbeddedDynamo } from "../src/local";
 import { defaultPools, type PoolConfig } from "../src/pools";
-import { createScalingRecords, holdLease, LEASE_SECONDS, requestScale, scaleLease } from "../src/scaling";
+import {
+  createScalingRecords,
+  holdLease,
+  LEASE_SECONDS,
+  requestScale,
+  type StartRun,
+  scaleLease,
+} from "../src/scaling";
 import { afterJobRecorded } from "../src/scaling/after-recorded";
 import { ensureTable } from "../src/table";
 import { jobEvent } from "./support/jobs";
@@ -122,29 +129,35 @@ describe("afterJobRecorded", () => {
 
 describe("a new job and a run under way", () => {
   async function underWay() {
-    const { deps, started } = await setUp(undefined);
+    const { deps } = await setUp(undefined);
     const lease = scaleLease("x86_64");
     expect(await deps.leases.acquire(lease, "run-1", LEASE_SECONDS)).toBe(true);
+    const started: Array<{ pool: string; holder: string; supersede: boolean }> = [];
+    const start: StartRun = async (pool, holder, how) => {
+      started.push({ pool, holder, supersede: how?.supersede === true });
+    };
     const request = (options?: { wake?: boolean }) =>
-      requestScale(deps, "x86_64", deps.startScaleFleet, "run-2", { covered: false, ...options });
-    return { deps, started, lease, request };
+      requestScale(deps, "x86_64", start, "run-2", { covered: false, ...options });
+    /** The superseding run's first Observe: it takes the lease from the waiting run, or stops. */
+    const takeOver = () => deps.leases.supersede(lease, "run-2", LEASE_SECONDS, 0);
+    return { deps, started, lease, request, takeOver };
   }
 
-  it("supersedes a run that waits between iterations: the new run observes now, the old one stops", async () => {
-    const { deps, started, lease, request } = await underWay();
+  it("supersedes a run that waits between iterations: the new run takes the pool, the old one stops", async () => {
+    const { deps, started, lease, request, takeOver } = await underWay();
     // Apply's last renewal: the run waits 15 s.
     expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 15_000)).toBe(true);
     expect(await request()).toBe("superseded");
-    expect(started).toEqual(["x86_64"]);
+    expect(started).toEqual([{ pool: "x86_64", holder: "run-2", supersede: true }]);
+    // The webhook changes no lease: if its start failed, the waiting run would keep the pool.
+    expect((await deps.leases.get(lease))?.holder).toBe("run-1");
+    // The new run's first Observe takes it; the old run's next step finds it lost.
+    expect(await takeOver()).toBe(true);
     expect((await deps.leases.get(lease))?.holder).toBe("run-2");
-    // The old run's next step finds its lease lost.
     expect(await holdLease(deps, "x86_64", "run-1")).toBe(false);
     // The new run, observing, is not waiting: a later job leaves it be.
     expect(await holdLease(deps, "x86_64", "run-2")).toBe(true);
-    expect(await requestScale(deps, "x86_64", deps.startScaleFleet, "run-3", { covered: false })).toBe(
-      "running",
-    );
-    expect((await deps.leases.get(lease))?.holder).toBe("run-2");
+    expect(await requestScale(deps, "x86_64", async () => {}, "run-3", { covered: false })).toBe("running");
   });
 
   it("leaves a run that is working, or about to observe, or asked by the tick", async () => {
@@ -162,20 +175,21 @@ describe("a new job and a run under way", () => {
     expect((await deps.leases.get(lease))?.holder).toBe("run-1");
   });
 
-  it("takes a lease freed meanwhile (the run finished between the two writes), as acquire would", async () => {
-    const { deps, started, lease } = await underWay();
+  it("takes a lease freed meanwhile (the run finished before the new one's first step), as acquire would", async () => {
+    const { deps, lease, takeOver } = await underWay();
     await deps.leases.release(lease, "run-1");
-    expect(await deps.leases.supersede(lease, "run-2", LEASE_SECONDS, 2_000)).toBe(true);
+    expect(await takeOver()).toBe(true);
     expect((await deps.leases.get(lease))?.holder).toBe("run-2");
-    expect(started).toEqual([]);
   });
 
-  it("a run that renewed before the takeover keeps its lease: the two writes exclude each other", async () => {
-    const { deps, lease, request } = await underWay();
+  it("a run that observes again before the takeover keeps its lease: the new run stops", async () => {
+    const { deps, lease, request, takeOver } = await underWay();
     expect(await holdLease(deps, "x86_64", "run-1", Date.now() + 15_000)).toBe(true);
-    // Its wait ended early (it observes again): the renewal withdraws the wait.
+    expect(await request()).toBe("superseded");
+    // Its wait ended before the new run's first step: the renewal withdraws the wait, and the two
+    // conditional writes exclude each other.
     expect(await holdLease(deps, "x86_64", "run-1")).toBe(true);
-    expect(await request()).toBe("running");
+    expect(await takeOver()).toBe(false);
     expect((await deps.leases.get(lease))?.holder).toBe("run-1");
   });
 });

@@ -32,6 +32,7 @@ import {
   requestScale,
   type ScalingDeps,
   type ScalingRecords,
+  type StartRun,
   type TickSummary,
   tick,
 } from "@hearth/core/scaling";
@@ -50,7 +51,7 @@ import type { Logger } from "./log";
  * on first use, so a Lambda reads only the links its own work needs.
  */
 
-export type StartScaleFleet = (pool: string, holder: string) => Promise<void>;
+export type StartScaleFleet = StartRun;
 export type { StartHandleInterruption };
 
 /** GitHub's runners of a scope (a repository, or an organization's runner group), as the App sees them. */
@@ -265,9 +266,15 @@ export function composeHearth(ports: HearthPorts): Hearth {
       retried: (pool: string) => ports.retried?.(pool),
       // Read when a run is started: from ScaleFleet's own Observe the lease is held, and none is.
       requestRun: (pool: string) =>
-        requestScale(scaling, pool, (p, holder) => ports.startScaleFleet()(p, holder), ports.holder(pool), {
-          covered: false,
-        }),
+        requestScale(
+          scaling,
+          pool,
+          (p, holder, how) => ports.startScaleFleet()(p, holder, how),
+          ports.holder(pool),
+          {
+            covered: false,
+          },
+        ),
     },
   );
   /**

@@ -10,8 +10,10 @@ import {
 } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { createJournal } from "@hearth/core/journal";
+import { createLeases } from "@hearth/core/leases";
 import { createLedger } from "@hearth/core/ledger";
 import { localDynamoClients } from "@hearth/core/local";
+import { LEASE_SECONDS, scaleLease } from "@hearth/core/scaling";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { functionPolicy } from "../../../infra/lib/iam";
@@ -191,5 +193,29 @@ describe("ScaleFleet's Lambdas, one iteration", () => {
     expect(entries.some((entry) => entry.kind === "error" && entry.reason.includes("Hearth.Throttled"))).toBe(
       true,
     );
+  });
+
+  it("observe, for a run that supersedes: takes the lease from a run that waits, and stops if it is at work", async () => {
+    const { documents } = localDynamoClients(stage.dynamo.endpoint);
+    const leases = createLeases({ client: documents, tableName: stage.tableName, now: () => new Date() });
+    const lease = scaleLease("x86_64");
+    await leases.clear(lease);
+    const superseding = { ...start, holder: "x86_64-run-4", supersede: true };
+    // The run under way is at work (it renewed without a wait): the new run stops at once.
+    expect(await leases.acquire(lease, "x86_64-run-3", LEASE_SECONDS)).toBe(true);
+    expect((await run("observe", superseding)).result).toMatchObject({ leaseLost: true });
+    expect((await leases.get(lease))?.holder).toBe("x86_64-run-3");
+    // It waits 15 s: the new run takes the pool and observes.
+    expect(await leases.renew(lease, "x86_64-run-3", LEASE_SECONDS, Date.now() + 15_000)).toBe(true);
+    const { result, calls } = await run("observe", superseding);
+    expect(result).toMatchObject({ leaseLost: false, iteration: 1 });
+    expect((await leases.get(lease))?.holder).toBe("x86_64-run-4");
+    expect(forbidden(policyOf("observe"), calls)).toEqual([]);
+    // A run not started to supersede never takes a held lease, waiting or not.
+    expect(await leases.renew(lease, "x86_64-run-4", LEASE_SECONDS, Date.now() + 15_000)).toBe(true);
+    expect((await run("observe", { ...start, holder: "x86_64-run-5" })).result).toMatchObject({
+      leaseLost: true,
+    });
+    await leases.clear(lease);
   });
 });

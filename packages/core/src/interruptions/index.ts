@@ -5,7 +5,7 @@ import type { Leases } from "../leases";
 import { namesStores, type PoolConfig } from "../pools";
 import { type RunnerDeps, retireIdleRunners, retireInstanceRunners } from "../runners";
 import type { ScalingRecords } from "../scaling/records";
-import { requestScale } from "../scaling/request";
+import { requestScale, type StartRun } from "../scaling/request";
 import { type InterruptionNotice, type NoticeKind, noticeStrength } from "./events";
 import type { InterruptionRecords } from "./records";
 
@@ -35,7 +35,7 @@ export interface InterruptionDeps {
   scalingRecords: ScalingRecords;
   /** Runner identity: absent where no forge is wired (runners are then not retired). */
   runners?: RunnerDeps | undefined;
-  startScaleFleet: (pool: string, holder: string) => Promise<void>;
+  startScaleFleet: StartRun;
   holder: (pool: string) => string;
   /** Marks the jobs running on an interrupted instance (spot warnings only), so they can be retried. */
   onJobsInterrupted?:

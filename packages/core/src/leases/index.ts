@@ -24,6 +24,8 @@ export interface Leases {
    */
   supersede(name: string, holder: string, seconds: number, marginMs: number): Promise<boolean>;
   release(name: string, holder: string): Promise<void>;
+  /** Whether the lease's holder said it waits for more than `marginMs` from now (see `renew`). */
+  waiting(name: string, marginMs: number): Promise<boolean>;
   /** Who holds the lease and until when (epoch ms), if anyone does, and until when it said it waits. */
   get(name: string): Promise<{ holder: string; until: number; waitingUntil?: number } | undefined>;
   /**
@@ -102,6 +104,18 @@ export function createLeases(store: Store): Leases {
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
       }
+    },
+    async waiting(name, marginMs) {
+      const { Item } = await client.send(
+        new GetCommand({ TableName: tableName, Key: key(name), ConsistentRead: true }),
+      );
+      const at = now().getTime();
+      return (
+        Item !== undefined &&
+        Number(Item.leaseUntil) >= at &&
+        Item.waitingUntil !== undefined &&
+        Number(Item.waitingUntil) > at + marginMs
+      );
     },
     async get(name) {
       const { Item } = await client.send(

@@ -2,7 +2,7 @@ import { TagsUnavailable } from "../gitlab-api";
 import { needsTagLookup, resolveTags } from "../ingest";
 import type { Job } from "../jobs";
 import { routeJob } from "../pools";
-import { requestScale, type ScaleRequest, type ScalingDeps } from "./index";
+import { requestScale, type ScaleRequest, type ScalingDeps, type StartRun } from "./index";
 
 /**
  * What follows "a webhook recorded a queued job", the same in every host: learn the job's tags if it
@@ -36,7 +36,7 @@ export type AfterRecorded =
 export interface AfterRecordedDeps
   extends Pick<ScalingDeps, "pools" | "ledger" | "leases" | "scalingRecords" | "gitlab"> {
   /** Starts a ScaleFleet run (StartExecution in AWS, aws-local-stepfunctions locally). */
-  startScaleFleet: (pool: string, holder: string) => Promise<void>;
+  startScaleFleet: StartRun;
   /** A new run's name, which is also its lease holder. */
   holder: (pool: string) => string;
   lookupBudgetMs?: number;

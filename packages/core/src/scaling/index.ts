@@ -25,6 +25,7 @@ export {
   leaseNotices,
   requestScale,
   type ScaleRequest,
+  type StartRun,
   SUPERSEDE_MARGIN_MS,
   scaleLease,
 } from "./request";

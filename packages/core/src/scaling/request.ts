@@ -61,28 +61,36 @@ export function leaseNotices(
 export type ScaleRequest = "covered" | "running" | "started" | "superseded";
 
 /**
+ * Starts a ScaleFleet run (StartExecution). `supersede`: the run takes the pool's lease from a run
+ * that waits, at its first Observe (`leases.supersede`), or stops there if that run is at work again.
+ */
+export type StartRun = (pool: string, holder: string, options?: { supersede?: boolean }) => Promise<void>;
+
+/**
  * A queued job arrived for `pool`: start a ScaleFleet run unless spare capacity already covers it or
  * a run is under way (the lease). A burst of webhooks thus starts one execution.
  * - `covered: false`: spare slots do not count (the tick; or a pool whose placement may keep the
  *   job off a free slot while its warm store resumes, which only a run decides).
  * - `wake` (on unless false): when the run under way is waiting (between iterations, up to 15 s),
- *   a new run supersedes it and observes now; the waiting one stops at its next step. Without it
- *   the job would wait for the end of that wait before any instance starts for it.
+ *   a new run supersedes it and observes now (it takes the lease at its first Observe); the waiting
+ *   one stops at its next step. Without it the job would wait for the end of that wait before any
+ *   instance starts for it.
  */
 export async function requestScale(
   deps: Pick<ScalingDeps, "leases" | "scalingRecords">,
   pool: string,
-  start: (pool: string, holder: string) => Promise<void>,
+  start: StartRun,
   holder: string,
   options: { covered?: boolean; wake?: boolean } = {},
 ): Promise<ScaleRequest> {
   if (options.covered !== false && (await deps.scalingRecords.takeSpareSlot(pool))) return "covered";
-  let outcome: ScaleRequest = "started";
   if (!(await deps.leases.acquire(scaleLease(pool), holder, LEASE_SECONDS))) {
-    if (options.wake === false) return "running";
-    if (!(await deps.leases.supersede(scaleLease(pool), holder, LEASE_SECONDS, SUPERSEDE_MARGIN_MS)))
+    if (options.wake === false || !(await deps.leases.waiting(scaleLease(pool), SUPERSEDE_MARGIN_MS)))
       return "running";
-    outcome = "superseded";
+    // The new run takes the lease itself, at its first step: if this start fails, the waiting run
+    // keeps the pool, as if no job had come.
+    await start(pool, holder, { supersede: true });
+    return "superseded";
   }
   try {
     await start(pool, holder);
@@ -90,5 +98,5 @@ export async function requestScale(
     await deps.leases.release(scaleLease(pool), holder);
     throw error;
   }
-  return outcome;
+  return "started";
 }

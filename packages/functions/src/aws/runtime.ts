@@ -276,13 +276,19 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
       const sdk = await import("@aws-sdk/client-sfn");
       return { sfn: new sdk.SFNClient({}), StartExecutionCommand: sdk.StartExecutionCommand };
     });
-    return async (pool, holder) => {
+    return async (pool, holder, how) => {
       const { sfn, StartExecutionCommand } = await client();
       await sfn.send(
         new StartExecutionCommand({
           stateMachineArn,
           name: holder,
-          input: JSON.stringify({ pool, holder, iteration: 0, maxIterations: config().maxIterations }),
+          input: JSON.stringify({
+            pool,
+            holder,
+            iteration: 0,
+            maxIterations: config().maxIterations,
+            ...(how?.supersede ? { supersede: true } : {}),
+          }),
         }),
       );
     };

@@ -207,7 +207,7 @@ async function startWith(
       const token = configured ? (settings.GITLAB_API_TOKEN as string) : (settings.STATUS_TOKEN ?? "local");
       return { url, lists: createGitLabLists({ url, token }) };
     },
-    startScaleFleet: () => (pool, holder) => (scaleFleet as LocalScaleFleet).start(pool, holder),
+    startScaleFleet: () => (pool, holder, how) => (scaleFleet as LocalScaleFleet).start(pool, holder, how),
     startHandleInterruption: () => (notice) => (handleInterruption as LocalHandleInterruption).start(notice),
     polling: async () =>
       localPolling({

@@ -43,7 +43,7 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
 
   return {
     /** Starts a run for `pool` (like StartExecution: returns once it has started). */
-    async start(pool: string, holder: string): Promise<void> {
+    async start(pool: string, holder: string, how?: { supersede?: boolean }): Promise<void> {
       if (stopped) {
         // The caller took the lease for this run; nothing will release it if the run never starts.
         await options.release(pool, holder);
@@ -51,7 +51,13 @@ export function createLocalScaleFleet(options: LocalWorkflowOptions) {
       }
       executions += 1;
       const execution = machine.run(
-        { pool, holder, iteration: 0, maxIterations: options.maxIterations },
+        {
+          pool,
+          holder,
+          iteration: 0,
+          maxIterations: options.maxIterations,
+          ...(how?.supersede ? { supersede: true } : {}),
+        },
         {
           noThrowOnAbort: true,
           overrides: {

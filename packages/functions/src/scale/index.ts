@@ -4,6 +4,7 @@ import {
   type Applied,
   apply,
   holdLease,
+  LEASE_SECONDS,
   type Observation,
   observe,
   planObservation,
@@ -23,6 +24,8 @@ const runSchema = z.object({
   holder: z.string().min(1),
   iteration: z.number().int().nonnegative().default(0),
   maxIterations: z.number().int().positive(),
+  /** Started for a new job while another run waited: this run takes the lease from it at its first Observe. */
+  supersede: z.boolean().optional(),
   observation: z.unknown().optional(),
   plan: z.unknown().optional(),
   error: z.object({ Error: z.string().optional(), Cause: z.unknown().optional() }).optional(),
@@ -64,8 +67,13 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
     work: () => Promise<T>,
     /** After the work: the epoch ms until which the run will wait, if it will (a new job may then supersede it). */
     waitingUntil?: (result: T) => number | undefined,
+    /** Before the work: take the lease from a run that still waits (a superseding run's first step). */
+    supersede = false,
   ) {
-    if (!(await holdLease(deps, run.pool, run.holder))) return undefined;
+    const taken =
+      (await holdLease(deps, run.pool, run.holder)) ||
+      (supersede && (await deps.leases.supersede(scaleLease(run.pool), run.holder, LEASE_SECONDS, 0)));
+    if (!taken) return undefined;
     let result: T;
     try {
       result = await work();
@@ -81,7 +89,15 @@ export function scaleFleetTasks(deps: ScalingDeps, log: Logger) {
       step(async () => {
         const run = runSchema.parse(input);
         const previous = (run.observation as Observation | undefined)?.iteration ?? run.iteration;
-        const observation = await holding(run, () => observe(deps, run.pool, previous));
+        // A superseding run's first Observe takes the lease from the run that waits; if that one is at
+        // work again, this one stops and leaves the job to it.
+        const first = run.observation === undefined;
+        const observation = await holding(
+          run,
+          () => observe(deps, run.pool, previous),
+          undefined,
+          first && run.supersede === true,
+        );
         if (!observation) return { leaseLost: true, iteration: previous };
         return { ...observation, leaseLost: false };
       }),
