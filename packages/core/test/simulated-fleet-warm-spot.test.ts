@@ -254,13 +254,19 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     expect(fleet.get(a)).toMatchObject({ lifecycle: "in-service", stoppedByInterruption: false });
   });
 
-  it("parks a store in place of one an interruption stopped, and gives that one up an hour after its last start", async () => {
+  /** One store, started, then stopped by a spot interruption (its deadline passed). */
+  async function interruptedStore() {
     const { clock, fleet } = fleetWith({ stopped: 1 });
     const [a] = ids(fleet.all()) as [string];
     await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 0, resume: [a] });
     await clock.advance(30_000);
     await fleet.interrupt(a, "stop");
     await clock.advance(130_000);
+    return { clock, fleet, a };
+  }
+
+  it("parks a store in place of one an interruption stopped, and gives that one up an hour after its last start", async () => {
+    const { clock, fleet, a } = await interruptedStore();
     expect(fleet.get(a)).toMatchObject({ lifecycle: "stopped", stoppedByInterruption: true });
     expect((await fleet.observe(pool)).groups.find((g) => g.group === "warm")?.warmPoolSize).toBe(0);
     // A warm pool of one: the interrupted store is none of it, so a new one is parked.
@@ -309,12 +315,7 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
   });
 
   it("keeps an interruption's stop across a snapshot and restore", async () => {
-    const { clock, fleet } = fleetWith({ stopped: 1 });
-    const [a] = ids(fleet.all()) as [string];
-    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 0, resume: [a] });
-    await clock.advance(30_000);
-    await fleet.interrupt(a, "stop");
-    await clock.advance(130_000);
+    const { clock, fleet, a } = await interruptedStore();
 
     const restored = new SimulatedFleet({ pools: [pool], clock, spotStartSuccess: 1 });
     await restored.restore(JSON.parse(JSON.stringify(fleet.snapshot())));

@@ -84,39 +84,35 @@ describe("ScaleFleet", () => {
     expect(sim.callLog).toContain("SetDesiredCapacity(group=sim-x86_64-warm, desired=1)");
   });
 
-  it("under placement any, starts no run for a job that capacity already booting can take", async () => {
-    const pools = defaultPools.map((pool) => ({ ...pool, placement: "any" as const }));
+  /**
+   * Two jobs, one after the other, with one stopped instance (two slots): the runs started after each
+   * webhook, and the jobs' statuses 35 s later.
+   */
+  async function twoJobs(placement: "any" | "warm-first") {
+    const pools = defaultPools.map((pool) => ({ ...pool, placement }));
     const started = await startTestHearth({ initialWarmPool: 1, pools });
     hearth = started.hearth;
     const { clock } = started;
     await describeJobs(hearth, [job("3"), job("4")], 600);
     await queue(hearth, clock.now(), job("3"));
-    expect(hearth.scaleFleet.executions).toBe(1);
-    // The resumed instance has two slots; the second job takes the spare one.
+    const afterFirst = hearth.scaleFleet.executions;
     await queue(hearth, clock.now(), job("4"));
-    expect(hearth.scaleFleet.executions).toBe(1);
+    const afterSecond = hearth.scaleFleet.executions;
     await pass(hearth, clock, 35);
     const statuses = await Promise.all(
       [job("3"), job("4")].map(async (j) => (await hearth?.ledger.get(j))?.status),
     );
-    expect(statuses).toEqual(["running", "running"]);
+    return { runs: [afterFirst, afterSecond], statuses };
+  }
+
+  it("under placement any, starts no run for a job that capacity already booting can take", async () => {
+    // The resumed instance has two slots; the second job takes the spare one.
+    expect(await twoJobs("any")).toEqual({ runs: [1, 1], statuses: ["running", "running"] });
   });
 
   it("under warm-first placement, starts a run for each job: only a run resumes the store warm for it", async () => {
-    const started = await startTestHearth({ initialWarmPool: 1 });
-    hearth = started.hearth;
-    const { clock } = started;
-    await describeJobs(hearth, [job("3"), job("4")], 600);
-    await queue(hearth, clock.now(), job("3"));
-    expect(hearth.scaleFleet.executions).toBe(1);
     // A spare slot is left, but it covers no job: the run decides whether a warm store resumes.
-    await queue(hearth, clock.now(), job("4"));
-    expect(hearth.scaleFleet.executions).toBe(2);
-    await pass(hearth, clock, 35);
-    const statuses = await Promise.all(
-      [job("3"), job("4")].map(async (j) => (await hearth?.ledger.get(j))?.status),
-    );
-    expect(statuses).toEqual(["running", "running"]);
+    expect(await twoJobs("warm-first")).toEqual({ runs: [1, 2], statuses: ["running", "running"] });
   });
 });
 
