@@ -21,8 +21,8 @@ export interface FleetInstance {
   instanceType?: string;
   /**
    * Stopped by a spot interruption (a spot warm group's persistent instance): only EC2 starts it again,
-   * when spot capacity returns; Hearth cannot. The planner counts it on its way back, not as a store to
-   * resume.
+   * when spot capacity returns; Hearth cannot. The planner leaves it out of the warm group
+   * (`waitsForCapacity`), and the driver gives it up after `INTERRUPTED_STORE_WAIT_MS`.
    */
   stoppedByInterruption?: boolean;
 }

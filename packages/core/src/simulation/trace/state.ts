@@ -94,7 +94,8 @@ export class SimInstance {
   /**
    * Stopped by a spot interruption: only EC2 starts it again, when spot capacity returns (AWS: "Only
    * Amazon EC2 can restart an interrupted stopped Spot Instance"). The model does not restart it: its
-   * store waits stopped, paid for, until the warm pool retires it.
+   * store waits stopped, paid for and none of the warm pool, until it is given up an hour after its
+   * last start (`INTERRUPTED_STORE_WAIT_MS`, as the fleet drivers do).
    */
   stoppedByInterruption = false;
   /** The Availability Zone (0 to zones - 1) of an instance whose store is on its own volume; -1 otherwise. */
