@@ -91,3 +91,49 @@ describe("buildStatus: store origins", () => {
     expect(origins).toEqual({ "2": "warm", "3": "substituted", "4": "cold", "5": "cold", "6": null });
   });
 });
+
+describe("buildStatus: a spot warm group's stores", () => {
+  it("shows a store a spot interruption stopped as stopped, but not in the warm pool", async () => {
+    const { store, ledger, registry } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
+    const scalingRecords = createScalingRecords(store);
+    const stopped = (id: string, stoppedByInterruption: boolean) => ({
+      id,
+      pool: "x86_64",
+      group: "warm" as const,
+      market: "spot" as const,
+      az: "us-east-1a",
+      lifecycle: "stopped" as const,
+      protectedFromScaleIn: true,
+      launchedAt: "2026-01-02T09:00:00.000Z",
+      ...(stoppedByInterruption ? { stoppedByInterruption } : {}),
+    });
+    await scalingRecords.putFleet("x86_64", {
+      groups: [
+        {
+          pool: "x86_64",
+          group: "warm",
+          name: "x86-warm",
+          desired: 0,
+          max: 50,
+          warmPoolSize: 1,
+          onDemandFallback: false,
+        },
+      ],
+      instances: [stopped("i-0aaaaaaaaaaaaaaa1", false), stopped("i-0aaaaaaaaaaaaaaa2", true)],
+    });
+    const status = await buildStatus(
+      {
+        pools: defaultPools,
+        ledger,
+        registry,
+        journal: createJournal(store),
+        scalingRecords,
+        now: () => new Date("2026-01-02T10:00:00.000Z"),
+      },
+      "local",
+    );
+    const [x86] = status.pools;
+    expect(x86?.instances.stopped).toBe(2);
+    expect(x86?.capacity.warmPool).toEqual({ target: 1, stopped: 1 });
+  });
+});

@@ -233,6 +233,10 @@ export async function poolStatuses(deps: StatusDeps) {
       if (view) views.push(view);
     }
     const byState = (state: DisplayState) => views.filter((view) => view.state === state).length;
+    // A store a spot interruption stopped waits for EC2: shown stopped, but none of the warm pool.
+    const waitingForCapacity = (fleet?.instances ?? []).filter(
+      (instance) => instance.stoppedByInterruption === true,
+    ).length;
     const serving = views.filter((view) => view.state !== "stopped");
     const group = (name: Group) => fleet?.groups.find((g) => g.group === name);
     const oldestAt = queue.oldest(pool.name);
@@ -250,7 +254,10 @@ export async function poolStatuses(deps: StatusDeps) {
           desired: group("burst")?.desired ?? 0,
           actual: serving.filter((v) => v.group === "burst").length,
         },
-        warmPool: { target: group("warm")?.warmPoolSize ?? 0, stopped: byState("stopped") },
+        warmPool: {
+          target: group("warm")?.warmPoolSize ?? 0,
+          stopped: Math.max(0, byState("stopped") - waitingForCapacity),
+        },
       },
       instances: {
         launching: byState("launching"),
