@@ -51,7 +51,6 @@ import type { Logger } from "./log";
  * on first use, so a Lambda reads only the links its own work needs.
  */
 
-export type StartScaleFleet = StartRun;
 export type { StartHandleInterruption };
 
 /** GitHub's runners of a scope (a repository, or an organization's runner group), as the App sees them. */
@@ -86,7 +85,7 @@ export interface HearthPorts {
   /** GitLab's list API with the API token, for the sweep; undefined when no API token is configured. */
   gitlabLists?(): SweepGitLab | undefined;
   /** StartExecution in AWS; aws-local-stepfunctions locally. */
-  startScaleFleet(): StartScaleFleet;
+  startScaleFleet(): StartRun;
   /**
    * HandleInterruption for a notice an agent reports (StartExecution in AWS, aws-local-stepfunctions
    * locally); absent: reports are only recorded.

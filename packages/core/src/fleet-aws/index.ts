@@ -40,7 +40,7 @@ import {
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
-  INTERRUPTED_STORE_WAIT_MS,
+  givesUpWaitingStore,
   parseRunnerConfigParameter,
   type ReleaseResult,
   runnerConfigParameter,
@@ -549,7 +549,7 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       (i) =>
         i.state === "stopped" &&
         i.stoppedByInterruption &&
-        now().getTime() - i.launchedAt.getTime() >= INTERRUPTED_STORE_WAIT_MS &&
+        givesUpWaitingStore(i.launchedAt.getTime(), now().getTime()) &&
         !ending.includes(i),
     );
     await retire([...ending, ...givenUp], calls);

@@ -217,6 +217,10 @@ export const BOOT_GRACE_MS = 10 * 60_000;
  */
 export const INTERRUPTED_STORE_WAIT_MS = 60 * 60_000;
 
+/** Whether a store a spot interruption stopped, last started at `lastStart`, is given up at `now` (epoch ms). */
+export const givesUpWaitingStore = (lastStart: number, now: number): boolean =>
+  now - lastStart >= INTERRUPTED_STORE_WAIT_MS;
+
 /**
  * What the planner sees of an instance: Auto Scaling's lifecycle joined with the instance's own
  * report. An instance that stopped reporting is suspect, never idle.

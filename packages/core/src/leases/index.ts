@@ -106,16 +106,8 @@ export function createLeases(store: Store): Leases {
       }
     },
     async waiting(name, marginMs) {
-      const { Item } = await client.send(
-        new GetCommand({ TableName: tableName, Key: key(name), ConsistentRead: true }),
-      );
-      const at = now().getTime();
-      return (
-        Item !== undefined &&
-        Number(Item.leaseUntil) >= at &&
-        Item.waitingUntil !== undefined &&
-        Number(Item.waitingUntil) > at + marginMs
-      );
+      const lease = await this.get(name);
+      return lease?.waitingUntil !== undefined && lease.waitingUntil > now().getTime() + marginMs;
     },
     async get(name) {
       const { Item } = await client.send(

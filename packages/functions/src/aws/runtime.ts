@@ -6,6 +6,7 @@ import type { GitHubClientConfig } from "@hearth/core/github-api/client";
 import type { ScopeRunners } from "@hearth/core/github-api/runners";
 import type { GitLabApiConfig, GitLabJobs } from "@hearth/core/gitlab-api";
 import type { PoolConfig } from "@hearth/core/pools";
+import type { StartRun } from "@hearth/core/scaling";
 import type { SweepGitLab } from "@hearth/core/sweep";
 import type { Store } from "@hearth/core/table";
 import { Resource } from "sst/resource";
@@ -17,7 +18,6 @@ import {
   type Hearth,
   type PollingPorts,
   type StartHandleInterruption,
-  type StartScaleFleet,
 } from "../hearth";
 import type { Logger } from "../log";
 import { type Link, type LinkName, readLink, secretValue } from "./links";
@@ -50,8 +50,6 @@ function once<T>(make: () => T): () => T {
     return made.value;
   };
 }
-
-export type { StartScaleFleet };
 
 /**
  * The GitLab API client, loaded at the first lookup: the API function loads it only when a GitLab
@@ -154,7 +152,7 @@ export interface AwsRuntime {
   githubAuthFailed(pool: string): void;
   /** GitLab's runner managers and each pool's runner token; undefined when no pool has a token. */
   gitlabRunners(): GitLabRunners | undefined;
-  startScaleFleet(): StartScaleFleet;
+  startScaleFleet(): StartRun;
   /**
    * Polling's clients: the App's (no retry on a rate limit: the governor answers it) and GitLab's
    * lists with the API token, each loaded at the first poll; a forge left out when not configured.
@@ -269,7 +267,7 @@ export function createAwsRuntime(options: AwsRuntimeOptions = {}): AwsRuntime {
       tokenOf: (pool) => tokens.get(pool),
     };
   });
-  const startScaleFleet = once((): StartScaleFleet => {
+  const startScaleFleet = once((): StartRun => {
     const { stateMachineArn } = link("ScaleFleet");
     // Loaded on the first run to start: most webhooks find capacity and start none.
     const client = once(async () => {

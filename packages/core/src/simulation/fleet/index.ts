@@ -8,7 +8,7 @@ import {
   type FleetInstance,
   type FleetObservation,
   type FleetPort,
-  INTERRUPTED_STORE_WAIT_MS,
+  givesUpWaitingStore,
   parseRunnerConfigParameter,
   type ReleaseResult,
   type RunnerConfigHanded,
@@ -346,7 +346,7 @@ export class SimulatedFleet implements FleetPort {
     const givenUp = this.members(pool, "warm", ["stopped"]).filter(
       (instance) =>
         instance.stoppedByInterruption &&
-        this.clock.now() - Date.parse(instance.launchedAt) >= INTERRUPTED_STORE_WAIT_MS,
+        givesUpWaitingStore(Date.parse(instance.launchedAt), this.clock.now()),
     );
     if (givenUp.length) calls.push(...(await this.terminateKept(givenUp)));
     // Only EC2 starts an instance it stopped for an interruption, once capacity returns.

@@ -1,4 +1,4 @@
-import { INTERRUPTED_STORE_WAIT_MS } from "../../fleet";
+import { givesUpWaitingStore } from "../../fleet";
 import type { Market } from "../../instances/vocabulary";
 import { awsChoice, type Random } from "../rules";
 import type { Fleet, LaunchOptions, SimInstance, SimPool } from "./fleet";
@@ -247,7 +247,7 @@ export class SimAsg {
     if (this.options.keptByPolicy) {
       for (const instance of [...this.warmPool]) {
         if (!instance.stoppedByInterruption || instance.state !== "stopped") continue;
-        if (this.fleet.now - instance.launchedAt >= INTERRUPTED_STORE_WAIT_MS / 1000) {
+        if (givesUpWaitingStore(instance.launchedAt * 1000, this.fleet.now * 1000)) {
           this.warmPool.splice(this.warmPool.indexOf(instance), 1);
           this.fleet.terminate(instance);
         } else waiting++;
