@@ -5,6 +5,7 @@ import {
   type ListeningStore,
   listeningStores,
   PLACEMENT_GIVE_UP_MS,
+  PROMPT_START_MS,
   STORE_BOOT_WAIT_MS,
 } from "../src/stores/listening";
 
@@ -35,11 +36,43 @@ describe("listeningStores (warm-first placement)", () => {
   });
 
   it("waits for a store warm for the job that is booting, but not past the boot wait", () => {
+    // Started 2 s after the job was queued: for it, at once.
     const booting = store("booting", ["k"], { state: "booting", freeSlots: 0, launchedAt: now - 10_000 });
     const cold = store("cold", []);
-    expect(sorted(listeningStores([job("k", 60_000)], [booting, cold], now))).toEqual(["booting"]);
-    const late = { ...booting, launchedAt: now - STORE_BOOT_WAIT_MS };
-    expect(sorted(listeningStores([job("k", 60_000)], [late, cold], now))).toEqual(["booting", "cold"]);
+    expect(sorted(listeningStores([job("k", 12_000)], [booting, cold], now))).toEqual(["booting"]);
+    // Still waited for once the job has waited longer than the cold-listen delay.
+    const slowBoot = { ...booting, launchedAt: now - 100_000 };
+    expect(sorted(listeningStores([job("k", 102_000)], [slowBoot, cold], now))).toEqual(["booting"]);
+    const gone = { ...booting, launchedAt: now - STORE_BOOT_WAIT_MS };
+    expect(sorted(listeningStores([job("k", STORE_BOOT_WAIT_MS + 2_000)], [gone, cold], now))).toEqual([
+      "booting",
+      "cold",
+    ]);
+  });
+
+  it("waits for a warm store started late for the job only as for a busy one", () => {
+    // The job waited `waitedMs`; its warm store was started `startedAfterMs` after it was queued.
+    const decide = (waitedMs: number, startedAfterMs: number) => {
+      const late = store("late", ["k"], {
+        state: "booting",
+        freeSlots: 0,
+        launchedAt: now - waitedMs + startedAfterMs,
+      });
+      const stores = [late, store("for-next", ["next"]), store("fresh", [])];
+      return sorted(listeningStores([job("k", waitedMs), job("next", waitedMs)], stores, now));
+    };
+    // Started 11 s after (a start tried again after spot had no capacity): the jobs queued behind
+    // would wait for it while other stores are ready, so it is waited for only the cold-listen delay.
+    expect(decide(COLD_LISTEN_DELAY_MS - 1, 11_000)).toEqual(["late"]);
+    // Then a cold store not warm for the next job listens too (and the late one, once it is up).
+    expect(decide(26_000, 11_000)).toEqual(["fresh", "late"]);
+    // Started within PROMPT_START_MS, it is waited for.
+    expect(decide(26_000, PROMPT_START_MS)).toEqual(["late"]);
+    // So is a late one while no other store has a free slot (all still booting, say).
+    const late = store("late", ["k"], { state: "booting", freeSlots: 0, launchedAt: now - 26_000 + 11_000 });
+    const booting = store("booting", [], { state: "booting", freeSlots: 0, launchedAt: now - 26_000 });
+    const full = store("full", [], { freeSlots: 0 });
+    expect(sorted(listeningStores([job("k", 26_000)], [late, booting, full], now))).toEqual(["late"]);
   });
 
   it("keeps cold stores quiet while the warm ones are busy, until the job has waited the delay", () => {

@@ -30,8 +30,20 @@ describe("forecastDemand", () => {
     const jobs = Array.from({ length: 10 }, (_, i) => pipeline(T0 + i * 30 * minute, i + 1)).flat();
     const demand = forecastDemand(jobs, T0 + 6 * hour).x86_64;
     expect(demand?.peakBurstJobs).toBe(10);
-    // The 90th percentile by nearest rank: the 9th of 10.
-    expect(demand?.burstJobs).toBe(9);
+    // The 90th percentile over jobs, by nearest rank: the 50th of 55 jobs came in the burst of 10,
+    // and the 45th in the burst of 9.
+    expect(demand?.burstJobs).toBe(10);
+    const fewer = jobs.filter((job) => job.at < T0 + 9 * 30 * minute);
+    expect(forecastDemand(fewer, T0 + 6 * hour).x86_64?.burstJobs).toBe(9);
+    // Weighted by jobs, not bursts: nine pipelines of 2 and one of 20. Nine bursts in ten are of 2,
+    // but 20 of the 38 jobs arrived in the wide one, and that is what a wait target counts.
+    const wide = [
+      ...Array.from({ length: 9 }, (_, i) => pipeline(T0 + i * 30 * minute, 2)).flat(),
+      ...pipeline(T0 + 9 * 30 * minute, 20),
+    ];
+    const weighted = forecastDemand(wide, T0 + 6 * hour).x86_64;
+    expect(weighted?.burstJobs).toBe(20);
+    expect(weighted?.loadJobs).toBe(20);
     // Two pipelines 50 s apart are one burst.
     const close = [...pipeline(T0, 3), ...pipeline(T0 + 52_000, 3)];
     expect(forecastDemand(close, T0 + hour).x86_64?.peakBurstJobs).toBe(6);

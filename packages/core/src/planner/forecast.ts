@@ -24,15 +24,19 @@ export interface Arrival {
 
 export interface PoolDemand {
   /**
-   * Jobs that may arrive together: a high quantile of the burst sizes over the lookback, what the
-   * pool should be able to start within seconds.
+   * Jobs that may arrive together: the size of burst that a high quantile of the lookback's jobs
+   * arrived in (weighted by jobs, not bursts: a wait target is over jobs, and a few wide pipelines
+   * may carry most of them), what the pool should be able to start within seconds.
    */
   burstJobs: number;
   /** The largest burst over the lookback. */
   peakBurstJobs: number;
   /** The most jobs queued or running at once over the last peak window (a day by default). */
   peakJobs: number;
-  /** A high quantile (as for bursts) of the jobs queued or running when a job arrived, over the lookback. */
+  /**
+   * A high quantile, over the lookback's jobs, of the jobs queued or running while its burst
+   * arrived (each burst's most at once, weighted by its jobs, as for `burstJobs`).
+   */
   loadJobs: number;
   /** Jobs per hour over the rate window. */
   jobsPerHour: number;
@@ -47,7 +51,7 @@ export interface ForecastOptions {
   burstGapMs: number;
   /** How far back bursts and cache keys count. */
   lookbackMs: number;
-  /** The quantile of burst sizes `burstJobs` reports. */
+  /** The quantile, over jobs, that `burstJobs` and `loadJobs` report. */
   burstQuantile: number;
   /** How far back `peakJobs` looks: a day covers the working day's peak. */
   peakWindowMs: number;
@@ -75,7 +79,7 @@ interface Burst {
   load: number;
 }
 
-/** Counts of small non-negative integers, for quantiles without sorting. */
+/** Weighted counts of small non-negative integers, for quantiles without sorting. */
 class Histogram {
   private readonly counts: number[] = [];
   private total = 0;
@@ -134,8 +138,8 @@ export class DemandHistory {
       history.bursts.length > history.burstHead &&
       arrival.at - last.last <= this.options.burstGapMs
     ) {
-      history.sizes.add(last.size, -1);
-      history.loads.add(last.load, -1);
+      history.sizes.add(last.size, -last.size);
+      history.loads.add(last.load, -last.size);
       last.size++;
       last.last = arrival.at;
       last.load = Math.max(last.load, history.level);
@@ -143,8 +147,8 @@ export class DemandHistory {
       history.bursts.push({ last: arrival.at, size: 1, load: history.level });
     }
     const burst = history.bursts[history.bursts.length - 1] as Burst;
-    history.sizes.add(burst.size, 1);
-    history.loads.add(burst.load, 1);
+    history.sizes.add(burst.size, burst.size);
+    history.loads.add(burst.load, burst.size);
     history.recent.push(arrival.at);
     history.keys[arrival.cacheKey] = (history.keys[arrival.cacheKey] ?? 0) + 1;
     history.keyLog.push({ at: arrival.at, key: arrival.cacheKey });
@@ -210,8 +214,8 @@ export class DemandHistory {
     while (history.burstHead < history.bursts.length) {
       const burst = history.bursts[history.burstHead] as Burst;
       if (burst.last >= horizon) break;
-      history.sizes.add(burst.size, -1);
-      history.loads.add(burst.load, -1);
+      history.sizes.add(burst.size, -burst.size);
+      history.loads.add(burst.load, -burst.size);
       history.burstHead++;
     }
     if (history.burstHead > 4096) {

@@ -47,6 +47,13 @@ export const COLD_LISTEN_DELAY_MS = 15_000;
 export const STORE_BOOT_WAIT_MS = 120_000;
 
 /**
+ * A store warm for the oldest job, booting, was started for it at once if it was started at most this
+ * long after the job was queued: the job's webhook, its ScaleFleet run and the start take a few
+ * seconds (the forge's queueing time is the reference, so its delivery counts too).
+ */
+export const PROMPT_START_MS = 10_000;
+
+/**
  * Once the oldest queued job has waited this long, every store listens: the stores placement chose
  * are not taking it (a store that never frees up, a runner that does not start, a job the ledger
  * still has queued that the forge does not), and placing it costs more than it may save.
@@ -61,8 +68,10 @@ export const LISTENING_LOOKAHEAD = 64;
  *
  * - No job queued: none listens.
  * - A ready store warm for the oldest job has a free slot: only stores warm for it listen.
- * - A store warm for it is booting (resumed lately): only stores warm for it listen; the job waits for
- *   it, at most until `STORE_BOOT_WAIT_MS` after its launch.
+ * - A store warm for it is booting: only stores warm for it listen; the job waits for it, at most
+ *   until `STORE_BOOT_WAIT_MS` after its launch. One started later than `PROMPT_START_MS` after the
+ *   job was queued counts as busy while another store has a free slot: every job queued behind the
+ *   oldest would wait for it too.
  * - Stores warm for it are all busy: only they listen, until the job has waited `coldListenDelayMs`.
  * - Otherwise cold stores listen too, except those warm for the next queued jobs while another store
  *   with a free slot can take it; if none can, every store listens.
@@ -108,7 +117,13 @@ export function listeningStoresFor(
     if (store.state === "ready") {
       if (store.freeSlots > 0) warmFree = true;
       else warmBusy = true;
-    } else if (store.state === "booting" && now - store.launchedAt < STORE_BOOT_WAIT_MS) warmBooting = true;
+    } else if (store.state === "booting" && now - store.launchedAt < STORE_BOOT_WAIT_MS) {
+      // Started for the job at once, it comes up with the stores started with it. Started later (a
+      // start tried again when spot had no capacity, a later iteration) while other stores can take
+      // a job now, it would keep every job queued behind this one waiting: it counts as busy.
+      if (store.launchedAt - head.queuedAt > PROMPT_START_MS && anyFree(stores)) warmBusy = true;
+      else warmBooting = true;
+    }
   }
   if (warmFree || warmBooting) return warm;
   if (warmBusy && now - head.queuedAt < coldListenDelayMs) return warm;
@@ -123,6 +138,11 @@ export function listeningStoresFor(
   }
   if (spareFree) return spare;
   return new Set(stores.map((store) => store.id));
+}
+
+function anyFree(stores: readonly ListeningStore[]): boolean {
+  for (const store of stores) if (store.state === "ready" && store.freeSlots > 0) return true;
+  return false;
 }
 
 function holdsAny(keys: readonly string[], wanted: ReadonlySet<string>): boolean {
