@@ -135,5 +135,8 @@ describe("buildStatus: a spot warm group's stores", () => {
     const [x86] = status.pools;
     expect(x86?.instances.stopped).toBe(2);
     expect(x86?.capacity.warmPool).toEqual({ target: 1, stopped: 1 });
+    // The instances list says which one waits for spot capacity.
+    const waits = Object.fromEntries(status.instances.map((view) => [view.id, view.waitsForCapacity]));
+    expect(waits).toEqual({ "i-0aaaaaaaaaaaaaaa1": undefined, "i-0aaaaaaaaaaaaaaa2": true });
   });
 });

@@ -600,6 +600,7 @@ export function instancesTable(instances: InstanceView[]): Node {
         "data-testid": "instance-row",
         "data-instance": instance.id,
         "data-state": instance.state,
+        "data-waits-for-capacity": instance.waitsForCapacity === true,
       }),
       columns: [
         {
@@ -617,7 +618,22 @@ export function instancesTable(instances: InstanceView[]): Node {
             h("span", { class: "sub" }, `${instance.market} · ${instance.az}`),
           ],
         },
-        { label: "State", cell: (instance) => badge(instance.state, instance.state) },
+        {
+          label: "State",
+          cell: (instance) => [
+            badge(instance.state, instance.state),
+            instance.waitsForCapacity
+              ? h(
+                  "span",
+                  {
+                    class: "sub",
+                    title: "Stopped by a spot interruption, store kept: EC2 starts it when capacity returns",
+                  },
+                  "waits for spot capacity",
+                )
+              : null,
+          ],
+        },
         { label: "Slots", numeric: true, cell: (instance) => `${instance.busySlots} / ${instance.slots}` },
         { label: "Runners", cell: (instance) => runnersCell(instance.runners) },
         {

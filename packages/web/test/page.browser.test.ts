@@ -132,6 +132,12 @@ describe("the status page", () => {
     expect(await busy.getByTestId("instance-runners").innerText()).toMatch(
       /GitHub slot 0 #30114 running · job 28311903001\s+GitHub slot 1 #30117 running · job 28311903002/,
     );
+    // A store a spot interruption stopped says it waits for capacity; another stopped one does not.
+    const waiting = page.locator('[data-testid="instance-row"][data-waits-for-capacity]');
+    expect(await waiting.getAttribute("data-instance")).toBe("i-07aa5e1c2b3d40005");
+    expect(await waiting.innerText()).toContain("waits for spot capacity");
+    const parked = page.locator('[data-testid="instance-row"][data-instance="i-07aa5e1c2b3d40004"]');
+    expect(await parked.innerText()).not.toContain("waits for spot capacity");
     const second = page.locator('[data-testid="instance-row"][data-instance="i-0a1b2c3d4e5f60002"]');
     expect(await second.locator('[data-forge="gitlab"]').innerText()).toBe("GitLab manager #812 registered");
     expect(await second.locator('[data-forge="gitlab"]').getAttribute("title")).toBe("s_4e1f0a9c2b7d");

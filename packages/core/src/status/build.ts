@@ -163,6 +163,7 @@ function instanceView(
     storeBytes: record?.storeBytes ?? null,
     lastHeartbeatSeconds: running && record?.lastHeartbeatAt ? seconds(record.lastHeartbeatAt, now) : null,
     runners,
+    ...(seen.waitsForCapacity ? { waitsForCapacity: true as const } : {}),
   };
   return view;
 }

@@ -146,6 +146,11 @@ export const instanceViewSchema = z.object({
   /** Seconds since the agent's last heartbeat; null before the first one, or while stopped. */
   lastHeartbeatSeconds: z.nullable(seconds),
   /**
+   * Stopped by a spot interruption, store kept: only EC2 starts it again, when spot capacity
+   * returns, so it is none of the warm pool (absent otherwise).
+   */
+  waitsForCapacity: z.optional(z.literal(true)),
+  /**
    * The runners Hearth registered for it: each slot's GitHub runner, deletions still owed, and its
    * GitLab runner manager. Ids and names only: a registration is never here.
    */
