@@ -12,7 +12,7 @@ import {
   type RunningJob,
   summarizeQueue,
 } from "../src/planner";
-import { resumeForWarmth } from "../src/planner/pool-plan";
+import { resumeForWarmth, storesForQueue } from "../src/planner/pool-plan";
 import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "../src/pools";
 
 const NOW = Date.parse("2026-03-02T10:00:00Z");
@@ -251,40 +251,59 @@ describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
   const spotWarm = () => poolConfig({ warm: { market: "spot" } });
   const spotStopped = (overrides: Partial<PlannerInstance> = {}) => stopped({ market: "spot", ...overrides });
 
-  it("resumes exactly the stopped store warm for the queued job, and names it", () => {
+  it("names the stopped store warm for the queued job first, then as many as a warm pool would start", () => {
     const stores = [spotStopped({ cacheKeys: ["b"] }), spotStopped({ cacheKeys: ["a"] }), spotStopped()];
-    const result = planOne({ pool: spotWarm(), instances: stores, jobs: [queued("a")] });
-    expect(result.counts.resume).toBe(1);
-    expect(result.resumeStores).toEqual([stores[1]?.id]);
-    expect(result.desiredWarm).toBe(1);
-    // An Auto Scaling warm pool resumes instances of AWS's choosing: more of them, none named.
+    const demandFor = { x86_64: demand({ keyWeights: { b: 5 } }) };
+    const result = planOne({ pool: spotWarm(), instances: stores, jobs: [queued("a")], demand: demandFor });
+    // An Auto Scaling warm pool would resume all three to get the one warm for "a" back with 95%
+    // probability; Hearth names that one first, then the most valuable ("b"), then the last.
+    expect(result.counts.resume).toBe(3);
+    expect(result.resumeStores).toEqual([stores[1]?.id, stores[0]?.id, stores[2]?.id]);
+    expect(result.desiredWarm).toBe(3);
+    // AWS's choice: as many, none named.
     const asg = planOne({
       instances: stores.map((i) => ({ ...i, market: "on-demand" })),
       jobs: [queued("a")],
     });
     expect(asg.counts.resume).toBe(3);
     expect(asg.resumeStores).toEqual([]);
+    // With many stores warm for the job, a few suffice: the named one and the next most valuable.
+    const many = [
+      ...Array.from({ length: 8 }, () => spotStopped({ cacheKeys: ["a"] })),
+      spotStopped({ cacheKeys: ["b"] }),
+    ];
+    const few = planOne({ pool: spotWarm(), instances: many, jobs: [queued("a")], demand: demandFor });
+    expect(few.counts.resume).toBe(resumeForWarmth(summarizeQueue([queued("a")]), [], many));
+    expect(few.counts.resume).toBe(2);
+    expect(few.resumeStores?.[1]).toBe(many[8]?.id);
   });
 
-  it("names one store per queued key, oldest job first, then the most valuable stores", () => {
+  it("names stores so that each queued job has a warm slot, oldest job first", () => {
     const older = spotStopped({ cacheKeys: ["a"], launchedAt: NOW - 7200_000 });
     const newer = spotStopped({ cacheKeys: ["a"], launchedAt: NOW - 60_000 });
-    const forB = spotStopped({ cacheKeys: ["b"] });
-    const valued = spotStopped({ cacheKeys: ["hot"] });
+    const forB = spotStopped({ cacheKeys: ["b"], launchedAt: NOW - 1800_000 });
+    const both = spotStopped({ cacheKeys: ["a", "b"], launchedAt: NOW - 3600_000 });
     const plain = spotStopped();
-    const jobs = [queued("b", { queuedAt: NOW - 5_000 }), queued("a", { queuedAt: NOW - 50_000 })];
-    // Five jobs: "a" and "b", and three more of a key no store holds.
-    jobs.push(queued("new"), queued("new"), queued("new"));
-    const result = planOne({
-      pool: spotWarm(),
-      instances: [plain, older, forB, valued, newer],
-      jobs,
-      demand: { x86_64: demand({ keyWeights: { hot: 5 } }) },
-    });
-    // 5 jobs, 2 slots each: 3 instances, all from stopped stores.
-    expect(result.counts.resume).toBe(3);
-    // "a" was queued first: its most recently used store; then "b"'s; then the valued one.
-    expect(result.resumeStores).toEqual([newer.id, forB.id, valued.id]);
+    const stores = [plain, older, forB, both, newer];
+    const jobs = summarizeQueue([
+      queued("b", { queuedAt: NOW - 5_000 }),
+      ...Array.from({ length: 3 }, () => queued("a", { queuedAt: NOW - 50_000 })),
+      queued("new"),
+    ]);
+    const names = (serving: PlannerInstance[]) => storesForQueue(jobs, serving, stores).map((i) => i.id);
+    // Three jobs of "a" (queued first) need two stores' slots: the most recently used, then the next
+    // (`both`), whose second slot then serves "b"; no store holds "new".
+    expect(names([])).toEqual([newer.id, both.id]);
+    // A free slot in service warm for "a" takes one of them: `newer` holds the other two, and "b"
+    // gets the most recently used store warm for it.
+    expect(names([instance({ market: "spot", cacheKeys: ["a"], busySlots: 1 })])).toEqual([
+      newer.id,
+      forB.id,
+    ]);
+    // Two free slots warm for "a": one store for the third, and "b"'s.
+    expect(names([instance({ market: "spot", cacheKeys: ["a"] })])).toEqual([newer.id, forB.id]);
+    // Free slots warm for everything: nothing to start.
+    expect(names([instance({ market: "spot", cacheKeys: ["a", "b"], slots: 4 })])).toEqual([]);
   });
 
   it("resumes nothing for a job a free slot is already warm for", () => {
@@ -302,10 +321,11 @@ describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
     const stores = [spotStopped({ cacheKeys: ["a"] }), spotStopped()];
     const jobs = Array.from({ length: 4 }, () => queued("a"));
     const result = planOne({ pool: spotWarm(), instances: stores, jobs, queuedRetries: { x86_64: 2 } });
-    // 2 retries: one on-demand instance; the other 2 jobs: one resumed store, the warm one.
-    expect(result.counts).toMatchObject({ launchForRetries: 1, resume: 1, launch: 0 });
-    expect(result.resumeStores).toEqual([stores[0]?.id]);
-    expect(result.desiredWarm).toBe(2);
+    // 2 retries: one on-demand instance; the other 2 jobs: the warm store first (then the other,
+    // as a warm pool would resume both to get the warm one back).
+    expect(result.counts).toMatchObject({ launchForRetries: 1, resume: 2, launch: 0 });
+    expect(result.resumeStores).toEqual([stores[0]?.id, stores[1]?.id]);
+    expect(result.desiredWarm).toBe(3);
     // On an on-demand warm group, a resume serves a retry as well as a launch would.
     const asg = planOne({
       instances: stores.map((i) => ({ ...i, market: "on-demand" })),

@@ -116,8 +116,10 @@ describe("a spot warm group in local mode", () => {
     }
     expect(s.fleet.callLog.filter((call) => call.startsWith("StopInstances"))).not.toHaveLength(0);
 
-    // One key at a time, each once all three are stopped again: the store warm for it starts, and
-    // no other. (Starting any stopped store, or the most recent one, would not pick both.)
+    // One key at a time, each once all three are stopped again: the store warm for it starts first,
+    // by id, and runs the job. (Starting the stores in any other order, or the most recent one
+    // first, would not pick both.) The others start after it, as many as an Auto Scaling warm pool
+    // would resume for warmth: with one store of three warm for the key, all three.
     for (const name of ["ci / beta", "ci / alpha"]) {
       const target = warmFor.get(name) as string;
       const from = s.fleet.callLog.length;
@@ -126,13 +128,20 @@ describe("a spot warm group in local mode", () => {
       expect(await ranOn(s, forgeJob)).toBe(target);
       expect((await recorded(s, forgeJob))?.store?.origin).toBe("warm");
       const calls = s.fleet.callLog.slice(from);
-      expect(calls.filter((call) => call.startsWith("StartInstances"))).toEqual([
-        `StartInstances(instances=${target})`,
-      ]);
+      const starts = calls.filter((call) => call.startsWith("StartInstances"));
+      expect(starts[0]).toBe(`StartInstances(instances=${target})`);
+      expect(starts.slice(1).sort()).toEqual(
+        [...warmFor.values()]
+          .filter((id) => id !== target)
+          .map((id) => `StartInstances(instances=${id})`)
+          .sort(),
+      );
       expect(calls.filter((call) => call.startsWith("RunInstances"))).toEqual([]);
-      // The journal shows the plan naming it.
+      // The journal shows the plan naming it first.
       const decisions = (await s.h.journal.latest(200)).filter((entry) => entry.kind === "decision");
-      expect(decisions.some((entry) => entry.details.resume === target)).toBe(true);
+      expect(decisions.some((entry) => String(entry.details.resume ?? "").split(" ")[0] === target)).toBe(
+        true,
+      );
       await until(s, 300, "the instance stopped again", async () => withState(s, "stopped").length === 3);
     }
   });

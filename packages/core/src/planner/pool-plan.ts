@@ -10,7 +10,10 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *    (seconds, store intact), then by new spot instances in the burst group, up to `maxInstances`.
  * 2. When a queued job has no free slot warm for its cache key but stopped stores are warm for it,
  *    enough of the warm pool resumes that one of those stores is very likely among them: AWS picks
- *    which warm-pool instances start. Those that get no job go back after `idleTimeouts.warmSeconds`.
+ *    which warm-pool instances start. Where Hearth names the stores (`warm.market: spot`), it starts
+ *    those that give each queued job a warm slot (`storesForQueue`), then as many more, the most
+ *    valuable, as AWS would have started. Those that get no job go back after
+ *    `idleTimeouts.warmSeconds`.
  * 3. Idle instances past their idle timeout go while no job waits (one may be claiming a slot right
  *    now) and `minReady` does not need them: burst before warm, then the least valuable store
  *    (fewest recent jobs for its cache keys), then the longest idle. In a pool held for a retry, idle
@@ -101,8 +104,11 @@ export function planOnePool(
   let resume = Math.min(missing, resumable);
   const chosen = namesStores(pool) ? storesForQueue(queued, trusted, stopped) : [];
   if (resume < resumable) {
-    const forWarmth = namesStores(pool) ? chosen.length : resumeForWarmth(queued, trusted, stopped);
-    resume = Math.max(resume, Math.min(resumable, forWarmth));
+    // Named stores come first; as many more as an Auto Scaling warm pool would resume for warmth
+    // follow, the most valuable: a pipeline's jobs arrive over seconds and popular keys come back,
+    // and a store up for a minute that catches one warm costs a fraction of a cent at the spot price.
+    const forWarmth = resumeForWarmth(queued, trusted, stopped);
+    resume = Math.max(resume, Math.min(resumable, Math.max(chosen.length, forWarmth)));
   }
   missing = Math.max(0, missing - resume);
   room -= resume;
@@ -218,9 +224,10 @@ export function resumeForWarmth(
 }
 
 /**
- * The stopped stores the queue needs, when Hearth names which one starts: for each queued cache key
- * no free slot is warm for, oldest queued first, one stopped store warm for it (the most recently
- * used of them).
+ * The stopped stores the queue needs, when Hearth names which one starts: each queued job, oldest
+ * first, gets a free slot warm for its cache key, on an instance in service if one has it, or else
+ * on a stopped store warm for it (the most recently used of them), whose other slots then serve the
+ * next jobs. A key with more queued jobs than one store's slots gets as many stores as it needs.
  */
 export function storesForQueue(
   queued: readonly QueuedGroup[],
@@ -228,20 +235,32 @@ export function storesForQueue(
   stopped: readonly PlannerInstance[],
 ): PlannerInstance[] {
   if (queued.length === 0 || stopped.length === 0) return [];
-  const covered = new Set<string>();
-  for (const i of serving) {
-    if (i.busySlots >= i.slots) continue;
-    for (const key of i.cacheKeys) covered.add(key);
-  }
-  const keys = queued
-    .filter((group) => group.cacheKey !== null && group.count > 0 && !covered.has(group.cacheKey))
-    .sort((a, b) => a.oldestQueuedAt - b.oldestQueuedAt)
-    .map((group) => group.cacheKey as string);
+  const free = new Map<PlannerInstance, number>();
+  for (const i of serving) if (i.busySlots < i.slots) free.set(i, i.slots - i.busySlots);
   const byRecency = [...stopped].sort((a, b) => b.launchedAt - a.launchedAt || (a.id < b.id ? -1 : 1));
   const chosen: PlannerInstance[] = [];
-  for (const key of keys) {
-    const store = byRecency.find((i) => !chosen.includes(i) && i.cacheKeys.includes(key));
-    if (store) chosen.push(store);
+  const groups = queued
+    .filter((group) => group.cacheKey !== null && group.count > 0)
+    .sort((a, b) => a.oldestQueuedAt - b.oldestQueuedAt);
+  for (const group of groups) {
+    const key = group.cacheKey as string;
+    for (let job = 0; job < group.count; job++) {
+      let slot: PlannerInstance | undefined;
+      for (const [instance, slots] of free) {
+        if (slots > 0 && instance.cacheKeys.includes(key)) {
+          slot = instance;
+          break;
+        }
+      }
+      if (slot === undefined) {
+        slot = byRecency.find((i) => !free.has(i) && i.cacheKeys.includes(key));
+        // No store left warm for this key: its other jobs find none either.
+        if (slot === undefined) break;
+        chosen.push(slot);
+        free.set(slot, slot.slots);
+      }
+      free.set(slot, (free.get(slot) as number) - 1);
+    }
   }
   return chosen;
 }
