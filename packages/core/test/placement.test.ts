@@ -90,6 +90,7 @@ const storeRecord = (overrides: Partial<InstanceRecord> = {}): InstanceRecord =>
     launchedAt: START,
     lastHeartbeatAt: START,
     releasing: null,
+    parkedAt: null,
     interruption: null,
     claiming: true,
     gitlabManager: null,
@@ -225,6 +226,26 @@ describe("store placement", () => {
     expect(listeningStoreOf({ ...record, runner: "booting", lastHeartbeatAt: null }, now).state).toBe(
       "booting",
     );
+  });
+
+  it("counts a store parked into the warm pool as out of service, not booting, until it resumes or reports", async () => {
+    const w = await world();
+    await beaten(w, A);
+    await w.registry.parked(A);
+    const parked = (await w.registry.get(A)) as InstanceRecord;
+    expect(parked.parkedAt).toBe(START);
+    // Stopped a minute after its launch, it would otherwise look like a store still booting.
+    const soon = Date.parse(START) + 60_000;
+    expect(listeningStoreOf(parked, soon).state).toBe("other");
+    expect(listeningStoreOf({ ...parked, parkedAt: null }, soon).state).toBe("booting");
+    // Resumed: booting again.
+    await w.registry.resumed(A, "2026-01-01T10:00:30.000Z");
+    const resumed = (await w.registry.get(A)) as InstanceRecord;
+    expect(resumed.parkedAt).toBeNull();
+    expect(listeningStoreOf(resumed, soon).state).toBe("booting");
+    // Parked again, then a heartbeat: it runs.
+    await w.registry.parked(A);
+    expect(listeningStoreOf(await beaten(w, A), Date.parse(START)).state).toBe("ready");
   });
 
   it("counts on no spot store while the pool holds its spot runners for a retry", () => {

@@ -460,6 +460,7 @@ describe("the retry hold's gate", () => {
     agentProtocol: 3,
     claiming: true,
     releasing: null,
+    parkedAt: null,
     ...overrides,
   });
 

@@ -166,6 +166,11 @@ export interface InstanceRecord {
   claiming: boolean | null;
   /** The instance is being released (two phases, docs/PROTOCOL.md); null otherwise. */
   releasing: Releasing | null;
+  /**
+   * When Observe found it stopped (or stopping) into the warm pool, until it is resumed or reports
+   * again: its record otherwise looks like one booting since its last launch.
+   */
+  parkedAt: string | null;
 }
 
 /**
@@ -215,6 +220,7 @@ const FIELDS = [
   "agentProtocol",
   "claiming",
   "releasing",
+  "parkedAt",
 ] as const;
 
 export function instanceFromItem(item: InstanceItem): InstanceRecord {
@@ -282,6 +288,7 @@ const quiet = (record: InstanceRecord): InstanceRecord => ({
   // A stop ends what an interruption notice said about this run of the instance (a spot warm store
   // stopped by its interruption runs again as a new spot instance).
   interruption: null,
+  parkedAt: null,
 });
 
 /**
@@ -396,6 +403,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         agentProtocol: null,
         claiming: null,
         releasing: null,
+        parkedAt: null,
       };
       try {
         await client.send(
@@ -456,6 +464,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           agentProtocol: protocol,
           claiming: beat.claiming ?? (protocol >= 2 ? true : null),
           releasing: releasingAfterBeat(record.releasing, beat, at),
+          parkedAt: null,
         };
       });
     },
@@ -516,7 +525,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
     },
 
     async parked(id) {
-      await update(id, quiet);
+      await update(id, (record) => ({ ...quiet(record), parkedAt: now().toISOString() }));
     },
 
     async interrupted(id, interruption) {

@@ -80,9 +80,11 @@ export function listeningStoreOf(record: InstanceRecord, now: number, spotHeld =
   // job until that one ends, whatever an answer says, so its free slots are none.
   const stopping =
     record.claiming === false && record.runningJobs.length > 0 && record.gitlabManager !== null;
+  // A parked store (stopped into the warm pool) keeps its last launch time: not booting.
+  const booting = record.runner === "booting" && record.parkedAt === null;
   return {
     id: record.id,
-    state: inService ? "ready" : record.runner === "booting" ? "booting" : "other",
+    state: inService ? "ready" : booting ? "booting" : "other",
     launchedAt: Date.parse(record.launchedAt),
     freeSlots: stopping ? 0 : Math.max(0, record.slots - record.runningJobs.length),
     cacheKeys: record.cacheKeys,
