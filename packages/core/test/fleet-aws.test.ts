@@ -1118,6 +1118,87 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     ).rejects.toBe(denied);
   });
 
+  it("launches nothing in place of a store started for warmth that would not start", async () => {
+    burstOnly();
+    const [needed, extra, other] = [store(5), store(10), store(15)];
+    const noCapacity = () => ec2Error("InsufficientInstanceCapacity", "no capacity");
+    aws.fail("StartInstances", noCapacity(), noCapacity(), noCapacity());
+    // Three to start, two of them for warmth only: none starts, one new instance stands in.
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 3,
+      burst: 0,
+      warmPoolSize: 0,
+      resume: [needed.id, extra.id, other.id],
+      optional: 2,
+    });
+    expect(calls.filter((call) => call.startsWith("RunInstances"))).toEqual([
+      "RunInstances(subnet=subnet-b, count=1, market=spot)",
+    ]);
+    expect(calls.filter((call) => call.startsWith("StartInstances"))).toHaveLength(3);
+    // One of them started: it stands in for the needed one, and nothing is launched.
+    aws.fail("StartInstances", noCapacity(), noCapacity());
+    const later = await fleet.setCapacity(spotPool(), {
+      warm: 4,
+      burst: 0,
+      warmPoolSize: 0,
+      resume: [needed.id, extra.id, other.id],
+      optional: 2,
+    });
+    expect(later).toEqual([
+      `StartInstances(instances=${needed.id}, failed=InsufficientInstanceCapacity)`,
+      `StartInstances(instances=${extra.id}, failed=InsufficientInstanceCapacity)`,
+      `StartInstances(instances=${other.id})`,
+    ]);
+  });
+
+  it("starts the stores for warmth several at once, after the needed ones one at a time", async () => {
+    burstOnly();
+    const stores = [store(5), store(10), store(15), store(20), store(25), store(30)];
+    aws.overlap = true;
+    const resume = stores.map((s) => s.id);
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 5,
+      burst: 0,
+      warmPoolSize: 1,
+      resume,
+      optional: 4,
+    });
+    // The needed one alone, then the four for warmth together; the log keeps the plan's order.
+    expect(calls).toEqual(resume.slice(0, 5).map((id) => `StartInstances(instances=${id})`));
+    expect(aws.mostAtOnce.get("StartInstances")).toBe(4);
+    expect(stores.map((s) => s.ec2State)).toEqual([
+      "pending",
+      "pending",
+      "pending",
+      "pending",
+      "pending",
+      "stopped",
+    ]);
+    // Among those started at once, one refused for capacity is no error, and nothing is launched
+    // for it; another error reaches ScaleFleet once the others are logged.
+    for (const s of stores) s.ec2State = "stopped";
+    const denied = ec2Error("UnauthorizedOperation", "not allowed");
+    aws.fail("StartInstances", ec2Error("InsufficientInstanceCapacity", "no capacity"));
+    const refused = await fleet.setCapacity(spotPool(), {
+      warm: 3,
+      burst: 0,
+      warmPoolSize: 3,
+      resume,
+      optional: 2,
+    });
+    expect(refused).toEqual([
+      `StartInstances(instances=${stores[0]?.id}, failed=InsufficientInstanceCapacity)`,
+      `StartInstances(instances=${stores[1]?.id})`,
+      `StartInstances(instances=${stores[2]?.id})`,
+      `StartInstances(instances=${stores[3]?.id})`,
+    ]);
+    for (const s of stores) s.ec2State = "stopped";
+    aws.fail("StartInstances", denied);
+    await expect(
+      fleet.setCapacity(spotPool(), { warm: 3, burst: 0, warmPoolSize: 3, resume, optional: 3 }),
+    ).rejects.toBe(denied);
+  });
+
   it("parks a store in place of one an interruption stopped, and gives that one up an hour after its last start", async () => {
     burstOnly();
     const [waiting, old, healthy] = [store(30), store(61), store(90)];

@@ -259,6 +259,8 @@ describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
     // probability; Hearth names that one first, then the most valuable ("b"), then the last.
     expect(result.counts.resume).toBe(3);
     expect(result.resumeStores).toEqual([stores[1]?.id, stores[0]?.id, stores[2]?.id]);
+    // The queue needs one: the other two are for warmth, started if they can be, never launched.
+    expect(result.counts.resumeForWarmth).toBe(2);
     expect(result.desiredWarm).toBe(3);
     // AWS's choice: as many, none named.
     const asg = planOne({

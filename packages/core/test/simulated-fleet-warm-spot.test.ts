@@ -115,6 +115,18 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     expect(withState(fleet, "pending")).toHaveLength(1);
   });
 
+  it("launches nothing in place of stores started for warmth that find no spot capacity", async () => {
+    const { fleet } = fleetWith({ stopped: 3, spotStartSuccess: 0 });
+    const [a, b, c] = ids(fleet.all()) as [string, string, string];
+    const from = fleet.callLog.length;
+    // Three to start, two for warmth only: none starts, and one new instance stands in.
+    await fleet.setCapacity(pool, { warm: 3, burst: 0, warmPoolSize: 0, resume: [a, b, c], optional: 2 });
+    expect(callsSince(fleet, from).filter((call) => call.startsWith("RunInstances"))).toEqual([
+      "RunInstances(group=sim-x86-warm, market=spot, count=1)",
+    ]);
+    expect(withState(fleet, "pending")).toHaveLength(1);
+  });
+
   it("finds spot capacity for a start with the configured probability, replayed by its seed", async () => {
     const failures = async (seed: number) => {
       const { clock, fleet } = fleetWith({ stopped: 1, spotStartSuccess: 0.9, seed });

@@ -442,6 +442,24 @@ describe("a warm group Hearth keeps (warm.market spot)", () => {
     clock.run(600);
   });
 
+  it("launches nothing for what it was asked for warmth only once no stopped store is left", () => {
+    const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
+    const asg = kept(fleet, pool);
+    at(0, () => asg.apply({ release: [], desired: 1 }));
+    at(100, () => {
+      const [store] = asg.members as [SimInstance];
+      asg.apply({ release: [store], desired: 0, warmPoolSize: 1 });
+      // Three asked for, two for warmth only: the one stopped store starts, nothing is launched.
+      asg.apply({ release: [], desired: 3, warmPoolSize: 0, resume: [store.id], optional: 2 });
+      expect(asg.members).toEqual([store]);
+      expect(pool.instances.filter((i) => i.state !== "terminated")).toHaveLength(1);
+      // Without the allowance the group would launch two more.
+      asg.apply({ release: [], desired: 3, warmPoolSize: 0 });
+      expect(asg.members).toHaveLength(3);
+    });
+    clock.run(200);
+  });
+
   it("never starts a store a spot interruption stopped: only EC2 does", () => {
     const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
     const asg = kept(fleet, pool);

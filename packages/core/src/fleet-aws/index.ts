@@ -210,6 +210,12 @@ const SPOT_REQUEST_DAYS = 365;
 const SPOT_REQUEST_MARGIN_MS = 24 * 3600_000;
 
 /**
+ * How many stores started for warmth (the plan's `optional`) are started at once: a plan may name
+ * most of the warm pool, and StartInstances one at a time would hold Apply for seconds.
+ */
+const WARMTH_STARTS_AT_ONCE = 10;
+
+/**
  * EC2's state reason for an instance a spot interruption stopped (EC2 API Reference, StateReason);
  * one Hearth stopped says `Client.UserInitiatedShutdown`.
  */
@@ -562,30 +568,65 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       .sort((a, b) => b.launchedAt.getTime() - a.launchedAt.getTime());
     const wanted = need;
     let started = 0;
-    for (const store of [...named, ...others]) {
-      if (need === 0) break;
+    /** Starts one stopped store: its calls, and whether it started (a refusal for capacity is no error). */
+    const start = async (store: KeptInstance): Promise<{ calls: string[]; ok: boolean }> => {
+      const made: string[] = [];
       if (store.parking) {
         // Into service now: no longer on its way to the warm pool.
         await ec2.send(new DeleteTagsCommand({ Resources: [store.id], Tags: [{ Key: tagKeys.parking }] }));
-        calls.push(describeCall("DeleteTags", { instances: [store.id], tag: tagKeys.parking }));
+        made.push(describeCall("DeleteTags", { instances: [store.id], tag: tagKeys.parking }));
         store.parking = false;
       }
       try {
         await ec2.send(new StartInstancesCommand({ InstanceIds: [store.id] }));
       } catch (error) {
         if (!cannotStart.test(`${errorName(error)} ${(error as Error)?.message ?? ""}`)) throw error;
-        calls.push(describeCall("StartInstances", { instances: [store.id], failed: errorName(error) }));
-        continue;
+        made.push(describeCall("StartInstances", { instances: [store.id], failed: errorName(error) }));
+        return { calls: made, ok: false };
       }
-      calls.push(describeCall("StartInstances", { instances: [store.id] }));
+      made.push(describeCall("StartInstances", { instances: [store.id] }));
       store.state = "pending";
-      started += 1;
-      need -= 1;
+      return { calls: made, ok: true };
+    };
+    const candidates = [...named, ...others];
+    let next = 0;
+    // The capacity the queue needs: one store at a time, in the plan's order, the next one tried
+    // when a start is refused.
+    const optional = Math.min(need, Math.max(0, target.optional ?? 0));
+    while (need > optional && next < candidates.length) {
+      const result = await start(candidates[next++] as KeptInstance);
+      calls.push(...result.calls);
+      if (result.ok) {
+        started += 1;
+        need -= 1;
+      }
+    }
+    // Stores for warmth (the plan may name most of the warm pool): several at once, so that Apply
+    // does not wait for each in turn.
+    while (need > 0 && next < candidates.length) {
+      const wave = candidates.slice(next, next + Math.min(need, WARMTH_STARTS_AT_ONCE));
+      next += wave.length;
+      const results = await Promise.allSettled(wave.map(start));
+      let failure: unknown;
+      for (const result of results) {
+        if (result.status === "rejected") {
+          failure ??= result.reason;
+          continue;
+        }
+        calls.push(...result.value.calls);
+        if (result.value.ok) {
+          started += 1;
+          need -= 1;
+        }
+      }
+      if (failure !== undefined) throw failure;
     }
     // The plan's warm pool counts the stores it named as started. Those that could not start (no
     // spot capacity) are still stopped: no extra stores for step 3 to retire in their place.
     const unstarted = Math.max(0, Math.min(named.length, wanted) - started);
 
+    // Stores started for warmth only: none launched in place of one that would not start.
+    need = Math.max(0, need - optional);
     if (need > 0) {
       // Spot was short lately: on-demand stands in, recording the same shortage, so that spot is
       // tried again once the window has passed.

@@ -59,6 +59,12 @@ export interface CapacityTarget {
    * jobs). Only a warm group of spot instances reads it: an Auto Scaling warm group is on-demand.
    */
   onDemand?: number;
+  /**
+   * Of the instances the warm group adds, how many may stay unadded: stores started for warmth
+   * (the plan's `resumeForWarmth`). A driver starts stopped stores for them, and launches no new
+   * instance in place of one that will not start.
+   */
+  optional?: number;
 }
 
 export interface ReleaseResult {

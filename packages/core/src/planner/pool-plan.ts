@@ -102,6 +102,7 @@ export function planOnePool(
   // A held pool's stopped spot stores would not listen either.
   const resumable = held && namesStores(pool) ? 0 : Math.min(stopped.length, room);
   let resume = Math.min(missing, resumable);
+  const neededResumes = resume;
   const chosen = namesStores(pool) ? storesForQueue(queued, trusted, stopped) : [];
   if (resume < resumable) {
     // Named stores come first; as many more as an Auto Scaling warm pool would resume for warmth
@@ -155,6 +156,7 @@ export function planOnePool(
     launch,
     reserve,
     ...(launchForRetries > 0 ? { launchForRetries } : {}),
+    ...(resume > neededResumes ? { resumeForWarmth: resume - neededResumes } : {}),
   };
   return {
     pool: pool.name,

@@ -159,4 +159,10 @@ export interface PlanCounts {
    * instead of burst ones; absent when none.
    */
   launchForRetries?: number;
+  /**
+   * Of `resume`, the stores started for warmth beyond the capacity the queue needs: a driver starts
+   * them if it can, and launches nothing in place of one that will not start (no spot capacity).
+   * Absent when none.
+   */
+  resumeForWarmth?: number;
 }

@@ -159,6 +159,7 @@ export async function apply(
     warmPoolSize: Math.max(0, poolPlan.warmPoolSize - pendingWarm),
     ...(poolPlan.resumeStores.length ? { resume: poolPlan.resumeStores } : {}),
     ...(poolPlan.counts.launchForRetries ? { onDemand: poolPlan.counts.launchForRetries } : {}),
+    ...(poolPlan.counts.resumeForWarmth ? { optional: poolPlan.counts.resumeForWarmth } : {}),
   };
   const capacityCalls = await deps.fleet.setCapacity(pool, target);
   const calls = [...released.calls, ...capacityCalls];

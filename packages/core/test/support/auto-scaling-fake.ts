@@ -257,8 +257,23 @@ export class FakeAws {
     this.failures.set(api, [...(this.failures.get(api) ?? []), ...errors]);
   }
 
+  /**
+   * With `overlap` on, each call takes a turn of the event loop to answer, so that calls a caller
+   * makes at once overlap; `mostAtOnce` is then the most calls of each API in flight together.
+   */
+  overlap = false;
+  readonly mostAtOnce = new Map<string, number>();
+  private readonly inFlight = new Map<string, number>();
+
   /** Answers one API call, or throws the next queued failure for it. */
   async answer<T>(api: string, respond: () => T): Promise<T> {
+    if (this.overlap) {
+      const now = (this.inFlight.get(api) ?? 0) + 1;
+      this.inFlight.set(api, now);
+      this.mostAtOnce.set(api, Math.max(this.mostAtOnce.get(api) ?? 0, now));
+      await new Promise((resolve) => setImmediate(resolve));
+      this.inFlight.set(api, (this.inFlight.get(api) ?? 1) - 1);
+    }
     const error = this.failures.get(api)?.shift();
     if (error) throw error;
     return respond();

@@ -375,6 +375,8 @@ export class SimulatedFleet implements FleetPort {
     // The plan's warm pool size counts the stores it named as started. Those that could not start
     // (no spot capacity) and found no stand-in are still stopped: not extra stores to terminate below.
     const unstarted = Math.max(0, Math.min(named.length, wanted) - started);
+    // Stores started for warmth only: none launched in place of one that would not start.
+    missing = Math.max(0, missing - Math.max(0, target.optional ?? 0));
     if (missing > 0) {
       calls.push(this.log("RunInstances", { group, market: "spot", count: missing }));
       for (let n = 0; n < missing; n++) this.launch(pool, "warm", "in-service");

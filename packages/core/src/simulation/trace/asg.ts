@@ -95,9 +95,12 @@ export class SimAsg {
     resume?: readonly string[];
     /** New on-demand instances among those added (`keptByPolicy`). */
     onDemand?: number;
+    /** Of those added, how many may stay unadded: stores started for warmth, never launched (`keptByPolicy`). */
+    optional?: number;
   }): void {
     this.resumeFirst = change.resume ?? [];
     this.onDemandLeft = change.onDemand ?? 0;
+    this.optional = change.optional ?? 0;
     for (const instance of change.release) this.detachForRelease(instance);
     this.desired = Math.max(0, change.desired);
     if (change.warmPoolSize !== undefined) {
@@ -184,6 +187,7 @@ export class SimAsg {
   /** `apply`'s named resumes and on-demand launches, until the next `apply`. */
   private resumeFirst: readonly string[] = [];
   private onDemandLeft = 0;
+  private optional = 0;
 
   /** The stopped instance to start: the named one, or the policy's or AWS's choice. */
   private toStart(stopped: SimInstance[]): SimInstance {
@@ -223,6 +227,8 @@ export class SimAsg {
         this.warmPool.splice(this.warmPool.indexOf(instance), 1);
         this.members.push(instance);
       } else {
+        // What is still missing was asked for warmth only: a new instance would be cold.
+        if (this.desired - this.members.length <= this.optional) break;
         const instance = this.fleet.launch(this.pool, {
           market: this.options.market(this),
           group: this.group,

@@ -656,7 +656,11 @@ class HearthPolicy implements Policy {
       desired: target.warm,
       ...(pool.warm.warmPoolSize === null ? {} : { warmPoolSize }),
       ...(keptByPolicy
-        ? { resume: poolPlan.resumeStores, onDemand: poolPlan.counts.launchForRetries ?? 0 }
+        ? {
+            resume: poolPlan.resumeStores,
+            onDemand: poolPlan.counts.launchForRetries ?? 0,
+            optional: poolPlan.counts.resumeForWarmth ?? 0,
+          }
         : {}),
     });
     pool.burst.apply({ release: released.burst, desired: target.burst });
