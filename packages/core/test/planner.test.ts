@@ -306,6 +306,14 @@ describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
     expect(names([instance({ market: "spot", cacheKeys: ["a"] })])).toEqual([newer.id, forB.id]);
     // Free slots warm for everything: nothing to start.
     expect(names([instance({ market: "spot", cacheKeys: ["a", "b"], slots: 4 })])).toEqual([]);
+    // Whatever the order the instances in service come in, the same stores (free slots are taken
+    // in id order).
+    const first = instance({ market: "spot", cacheKeys: ["a", "b"], slots: 1 });
+    const second = instance({ market: "spot", cacheKeys: ["a"], slots: 2 });
+    const small = summarizeQueue([queued("a"), queued("a"), queued("b")]);
+    const either = storesForQueue(small, [first, second], stores).map((i) => i.id);
+    expect(storesForQueue(small, [second, first], stores).map((i) => i.id)).toEqual(either);
+    expect(either).toEqual([forB.id]);
   });
 
   it("resumes nothing for a job a free slot is already warm for", () => {
@@ -603,12 +611,13 @@ const poolArb = fc
     warmPoolSize: fc.integer({ min: 0, max: 8 }),
     warmSeconds: fc.constantFrom(0, 30, 120),
     burstSeconds: fc.constantFrom(0, 300),
+    market: fc.constantFrom("on-demand" as const, "spot" as const),
   })
   .map((p) =>
     poolConfig({
       maxInstances: p.maxInstances,
       slotsPerInstance: p.slotsPerInstance,
-      warm: { minReady: p.minReady, warmPoolSize: p.warmPoolSize },
+      warm: { minReady: p.minReady, warmPoolSize: p.warmPoolSize, market: p.market },
       idleTimeouts: { warmSeconds: p.warmSeconds, burstSeconds: p.burstSeconds },
     }),
   );
@@ -663,7 +672,16 @@ const inputOf = ({ jobs, ...rest }: Case): PlannerInput => ({ ...rest, ...jobsIn
 const inputArb: fc.Arbitrary<Case> = poolArb.chain((pool) =>
   fc
     .record({
-      instances: fc.array(instanceArb(pool.slotsPerInstance), { maxLength: 14 }),
+      instances: fc
+        .array(instanceArb(pool.slotsPerInstance), { maxLength: 14 })
+        // A spot warm group's instances are spot, but for retries' on-demand ones in service.
+        .map((list) =>
+          pool.warm.market === "spot"
+            ? list.map((i) =>
+                i.group === "warm" && i.state === "stopped" ? { ...i, market: "spot" as const } : i,
+              )
+            : list,
+        ),
       queued: fc.array(fc.constantFrom(...keys), { maxLength: 12 }),
       demand: fc.option(demandArb, { nil: undefined }),
     })

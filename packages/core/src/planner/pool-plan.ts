@@ -237,8 +237,11 @@ export function storesForQueue(
   stopped: readonly PlannerInstance[],
 ): PlannerInstance[] {
   if (queued.length === 0 || stopped.length === 0) return [];
+  // Instances in service first, by id, then the stores chosen, in order: the plan does not depend
+  // on the order instances are listed in.
   const free = new Map<PlannerInstance, number>();
-  for (const i of serving) if (i.busySlots < i.slots) free.set(i, i.slots - i.busySlots);
+  for (const i of [...serving].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
+    if (i.busySlots < i.slots) free.set(i, i.slots - i.busySlots);
   const byRecency = [...stopped].sort((a, b) => b.launchedAt - a.launchedAt || (a.id < b.id ? -1 : 1));
   const chosen: PlannerInstance[] = [];
   const groups = queued
