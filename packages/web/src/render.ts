@@ -247,7 +247,7 @@ function poolBody(pool: PoolStatus, titleId: string): Node[] {
       h(
         "tbody",
         null,
-        capacityRow("Warm · on-demand", warm.actual, warm.desired, "pool-capacity-warm"),
+        capacityRow(`Warm · ${warm.market ?? "on-demand"}`, warm.actual, warm.desired, "pool-capacity-warm"),
         capacityRow("Burst · spot", burst.actual, burst.desired, "pool-capacity-burst"),
         capacityRow("Warm pool · stopped", warmPool.stopped, warmPool.target, "pool-capacity-warm-pool"),
       ),

@@ -109,6 +109,10 @@ describe("the status page", () => {
     expect(await x64.getByTestId("pool-oldest-wait").textContent()).toBe("4m 12s");
     expect(await x64.getByTestId("pool-slots").textContent()).toBe("7 / 12");
     expect(await x64.getByTestId("pool-capacity-burst").innerText()).toMatch(/Burst · spot\s+3\s+3/);
+    // What each pool's warm group runs on: an Auto Scaling warm pool, or spot stores Hearth keeps.
+    expect(await x64.getByTestId("pool-capacity-warm").innerText()).toMatch(/^Warm · on-demand\s+3\s+3/);
+    const arm64 = page.locator('[data-testid="pool-card"][data-pool="linux-arm64"]');
+    expect(await arm64.getByTestId("pool-capacity-warm").innerText()).toMatch(/^Warm · spot\s+3\s+3/);
     expect(await x64.getByTestId("pool-capacity-warm-pool").innerText()).toMatch(/2\s+3 ↑/);
     expect(
       await page.locator('[data-pool="linux-arm64"]').getByTestId("pool-oldest-wait").textContent(),

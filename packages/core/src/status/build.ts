@@ -250,6 +250,7 @@ export async function poolStatuses(deps: StatusDeps) {
         warm: {
           desired: group("warm")?.desired ?? 0,
           actual: serving.filter((v) => v.group === "warm").length,
+          market: pool.warm.market,
         },
         burst: {
           desired: group("burst")?.desired ?? 0,

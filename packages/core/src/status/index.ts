@@ -87,8 +87,11 @@ export const poolStatusSchema = z.object({
   /** The EC2 architecture of the pool's instances: `x86_64` or `arm64`. */
   architecture: nonEmpty,
   capacity: z.object({
-    /** The on-demand group; `actual` counts instances in service or pending, not the stopped ones. */
-    warm: desiredActual,
+    /**
+     * The warm group; `actual` counts instances in service or pending, not the stopped ones.
+     * `market` is what it runs on (the pool's `warm.market`; absent in a document from before it).
+     */
+    warm: z.object({ desired: count, actual: count, market: z.optional(z.enum(markets)) }),
     /** The spot group. */
     burst: desiredActual,
     /** The warm group's pool of stopped instances, which resume with their Nix store. */
