@@ -3,6 +3,7 @@ import type { JobEvent } from "../src/jobs";
 import { createJournal } from "../src/journal";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "../src/local";
 import { defaultPools } from "../src/pools";
+import { createRetryHolds } from "../src/retries/holds";
 import { createScalingRecords } from "../src/scaling";
 import { statusSchema } from "../src/status";
 import { buildStatus } from "../src/status/build";
@@ -133,10 +134,51 @@ describe("buildStatus: a spot warm group's stores", () => {
       "local",
     );
     const [x86] = status.pools;
+    expect(x86?.heldForRetries).toBeUndefined();
     expect(x86?.instances.stopped).toBe(2);
     expect(x86?.capacity.warmPool).toEqual({ target: 1, stopped: 1 });
     // The instances list says which one waits for spot capacity.
     const waits = Object.fromEntries(status.instances.map((view) => [view.id, view.waitsForCapacity]));
     expect(waits).toEqual({ "i-0aaaaaaaaaaaaaaa1": undefined, "i-0aaaaaaaaaaaaaaa2": true });
+  });
+});
+
+describe("buildStatus: a pool holding its spot runners for retries", () => {
+  it("says how many retries hold it, and since when, and nothing once they end", async () => {
+    const { store, ledger, registry } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
+    const holds = createRetryHolds(store);
+    const build = (at: string) =>
+      buildStatus(
+        {
+          pools: defaultPools,
+          ledger,
+          registry,
+          journal: createJournal(store),
+          scalingRecords: createScalingRecords(store),
+          retryHolds: holds,
+          now: () => new Date(at),
+        },
+        "local",
+      );
+    const held = (status: Awaited<ReturnType<typeof build>>) =>
+      status.pools.map((pool) => [pool.name, pool.heldForRetries ?? null]);
+    expect(held(await build("2026-01-02T10:00:00.000Z"))).toEqual([
+      ["x86_64", null],
+      ["aarch64", null],
+    ]);
+    await holds.begin("x86_64", { source: "gitlab", id: "41" });
+    await holds.begin("x86_64", { source: "gitlab", id: "42" });
+    const status = await build("2026-01-02T10:05:00.000Z");
+    expect(statusSchema.parse(status)).toEqual(status);
+    expect(held(status)).toEqual([
+      ["x86_64", { jobs: 2, since: "2026-01-02T10:00:00.000Z" }],
+      ["aarch64", null],
+    ]);
+    await holds.end("x86_64", { source: "gitlab", id: "41" }, "started");
+    await holds.end("x86_64", { source: "gitlab", id: "42" }, "started");
+    expect(held(await build("2026-01-02T10:06:00.000Z"))).toEqual([
+      ["x86_64", null],
+      ["aarch64", null],
+    ]);
   });
 });

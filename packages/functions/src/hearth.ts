@@ -506,6 +506,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           journal: journal(),
           scalingRecords: scalingRecords(),
           runnerRecords: runnerRecords(),
+          retryHolds: retryHolds(),
           pollReport: () => loadPollReport(ports.store()),
           now: () => ports.now(),
           ...http.status,

@@ -252,6 +252,7 @@ function poolBody(pool: PoolStatus, titleId: string): Node[] {
         capacityRow("Warm pool · stopped", warmPool.stopped, warmPool.target, "pool-capacity-warm-pool"),
       ),
     ),
+    ...heldLine(pool),
     ...storesLine(pool),
     h(
       "div",
@@ -269,6 +270,20 @@ function poolBody(pool: PoolStatus, titleId: string): Node[] {
 }
 
 /** Where the stores of the pool's recent jobs came from: the warm-hit rate and the three counts. */
+/** A pool holding its spot runners for retries: why its spot slots take no job. */
+function heldLine(pool: PoolStatus): Node[] {
+  const held = pool.heldForRetries;
+  if (!held) return [];
+  return [
+    h(
+      "p",
+      { class: "pool-held", "data-testid": "pool-held", role: "status" },
+      `Spot runners held for ${plural(held.jobs, "retry", "retries")} since ${formatClock(held.since)}: `,
+      "they take no job until the retried jobs start on on-demand capacity.",
+    ),
+  ];
+}
+
 function storesLine(pool: PoolStatus): Node[] {
   const stores = pool.stores;
   if (!stores) return [];

@@ -113,6 +113,11 @@ describe("the status page", () => {
     expect(await x64.getByTestId("pool-capacity-warm").innerText()).toMatch(/^Warm · on-demand\s+3\s+3/);
     const arm64 = page.locator('[data-testid="pool-card"][data-pool="linux-arm64"]');
     expect(await arm64.getByTestId("pool-capacity-warm").innerText()).toMatch(/^Warm · spot\s+3\s+3/);
+    // A pool holding its spot runners for a retry says so; one that holds nothing says nothing.
+    expect(await arm64.getByTestId("pool-held").innerText()).toMatch(
+      /^Spot runners held for 1 retry since \d\d:\d\d:\d\d: they take no job until/,
+    );
+    expect(await x64.getByTestId("pool-held").count()).toBe(0);
     expect(await x64.getByTestId("pool-capacity-warm-pool").innerText()).toMatch(/2\s+3 ↑/);
     expect(
       await page.locator('[data-pool="linux-arm64"]').getByTestId("pool-oldest-wait").textContent(),

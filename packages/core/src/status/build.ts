@@ -6,6 +6,7 @@ import type { Ledger } from "../ledger";
 import { queuePosition } from "../ledger";
 import type { StoredPollReport } from "../polling/report";
 import { type PoolConfig, routeJob } from "../pools";
+import { active as holdsPool, type RetryHolds } from "../retries/holds";
 import { type RunnerRecords, type RunnerView, runnerViews } from "../runners";
 import { type QueueSnapshot, routeQueue, type ScalingRecords } from "../scaling";
 import {
@@ -35,6 +36,8 @@ export interface StatusDeps {
   scalingRecords: ScalingRecords;
   /** What Hearth recorded of the runners it registered; absent, instances list no runner. */
   runnerRecords?: RunnerRecords | undefined;
+  /** The pools' retry holds; absent, the document says nothing of them. */
+  retryHolds?: Pick<RetryHolds, "open"> | undefined;
   /** The last poll's report; absent, the document has no polling figure. */
   pollReport?: () => Promise<StoredPollReport | undefined>;
   now: () => Date;
@@ -211,6 +214,7 @@ export async function poolStatuses(deps: StatusDeps) {
           deps.scalingRecords.fleet(pool.name),
           deps.registry.inPool(pool.name),
           runnerRecords ? runnerRecords.inPool(pool.name) : Promise.resolve([]),
+          deps.retryHolds ? deps.retryHolds.open(pool.name) : Promise.resolve([]),
         ]),
       ),
     ),
@@ -219,7 +223,8 @@ export async function poolStatuses(deps: StatusDeps) {
   const pools: PoolStatus[] = [];
   const instances: InstanceView[] = [];
   for (const [index, pool] of deps.pools.entries()) {
-    const [fleet, records, slotRunners] = perPool[index] ?? [undefined, [], []];
+    const [fleet, records, slotRunners, holds] = perPool[index] ?? [undefined, [], [], []];
+    const holding = holds.filter((hold) => holdsPool(hold, now));
     const known = new Map(records.map((record) => [record.id, record]));
     const views: InstanceView[] = [];
     for (const instance of fleet?.instances ?? []) {
@@ -277,6 +282,14 @@ export async function poolStatuses(deps: StatusDeps) {
       running: serving.reduce((sum, view) => sum + view.busySlots, 0),
       oldestQueuedSeconds: oldest,
       maxInstances: pool.maxInstances,
+      ...(holding.length
+        ? {
+            heldForRetries: {
+              jobs: holding.length,
+              since: holding.map((hold) => hold.since).reduce((a, b) => (a < b ? a : b)),
+            },
+          }
+        : {}),
     });
     instances.push(...views);
   }

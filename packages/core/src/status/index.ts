@@ -114,6 +114,11 @@ export const poolStatusSchema = z.object({
   oldestQueuedSeconds: z.nullable(seconds),
   maxInstances: count,
   /**
+   * The pool holds its spot runners for interrupted jobs' retries (they take no job, so that a retry
+   * lands on on-demand capacity): how many retries, and since when the oldest hold. Absent otherwise.
+   */
+  heldForRetries: z.optional(z.object({ jobs: count, since: isoTime })),
+  /**
    * Where the stores of the pool's jobs came from, over the jobs that started in the last
    * `windowSeconds` (among the latest arrivals the document reads): how many ran warm, substituted and
    * cold, and the warm-hit rate, warm / (warm + substituted + cold), null when none started.
