@@ -590,21 +590,15 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
     };
     const candidates = [...named, ...others];
     let next = 0;
-    // The capacity the queue needs: one store at a time, in the plan's order, the next one tried
-    // when a start is refused.
+    // The capacity the queue needs one store at a time, in the plan's order, the next one tried when
+    // a start is refused; then the stores for warmth (the plan may name most of the warm pool)
+    // several at once, so that Apply does not wait for each in turn.
     const optional = Math.min(need, Math.max(0, target.optional ?? 0));
-    while (need > optional && next < candidates.length) {
-      const result = await start(candidates[next++] as KeptInstance);
-      calls.push(...result.calls);
-      if (result.ok) {
-        started += 1;
-        need -= 1;
-      }
-    }
-    // Stores for warmth (the plan may name most of the warm pool): several at once, so that Apply
-    // does not wait for each in turn.
     while (need > 0 && next < candidates.length) {
-      const wave = candidates.slice(next, next + Math.min(need, WARMTH_STARTS_AT_ONCE));
+      const wave = candidates.slice(
+        next,
+        next + (need > optional ? 1 : Math.min(need, WARMTH_STARTS_AT_ONCE)),
+      );
       next += wave.length;
       const results = await Promise.allSettled(wave.map(start));
       let failure: unknown;
