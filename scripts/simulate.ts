@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import {
+  DEFAULT_RETRY_INTERRUPTED,
   DEFAULT_WARM_MARKET,
   defaultPools,
   poolConfigSchema,
@@ -84,10 +85,10 @@ ${Object.entries(modelFlags)
     --interruptions                   adds interruptions, retries, extra wait and lost jobs to each row
   Hearth's handling of interrupted jobs:
     --forge auto|github|gitlab        whose rules end and retry a job (default auto: GitHub for a job with labels)
-    --retry-interrupted N             retries per interrupted job, 0 to 3 (default 1)
+    --retry-interrupted N             retries per interrupted job, 0 to 3 (default 2)
     --retry-on-demand true|false      a retry's new capacity is on-demand (default true)
-    --no-retry-hold                   with --retry-on-demand, retry at once instead of holding the
-                                      pool's spot runners until the retry has started (the retry hold)
+    --no-retry-hold                   with --retry-on-demand, make a job's last retry at once instead of
+                                      holding the pool's spot runners until it has started (the retry hold)
     --retry-hold-max S                a hold ends S seconds after it started at the latest (default 3600, the product's)
   Hearth's placement (built: which stores' free slots listen, decided by core's listeningStores):
     --placement warm-first|any        the pool setting placement (default warm-first); any: every free slot listens
@@ -144,7 +145,7 @@ function main(): void {
         "warm-idle": { type: "string" },
         "burst-idle": { type: "string" },
         forge: { type: "string", default: "auto" },
-        "retry-interrupted": { type: "string", default: "1" },
+        "retry-interrupted": { type: "string", default: String(DEFAULT_RETRY_INTERRUPTED) },
         "retry-on-demand": { type: "string", default: "true" },
         "no-retry-hold": { type: "boolean", default: false },
         "retry-hold-max": { type: "string", default: String(HOLD_MAX_SECONDS) },

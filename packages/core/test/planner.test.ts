@@ -12,7 +12,7 @@ import {
   type RunningJob,
   summarizeQueue,
 } from "../src/planner";
-import { resumeForWarmth, storesForQueue } from "../src/planner/pool-plan";
+import { resumeForWarmth, spareStarts, storesForQueue } from "../src/planner/pool-plan";
 import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "../src/pools";
 
 const NOW = Date.parse("2026-03-02T10:00:00Z");
@@ -278,6 +278,48 @@ describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
     expect(few.counts.resume).toBe(resumeForWarmth(summarizeQueue([queued("a")]), [], many));
     expect(few.counts.resume).toBe(2);
     expect(few.resumeStores?.[1]).toBe(many[8]?.id);
+  });
+
+  it("starts a spare store beside those a queue needs: a spot start may find no capacity", () => {
+    // No store is warm for "new": a warm pool's resume for warmth adds none.
+    const stores = [spotStopped({ cacheKeys: ["b"] }), spotStopped({ cacheKeys: ["c"] }), spotStopped()];
+    const one = planOne({ pool: spotWarm(), instances: stores, jobs: [queued("new")] });
+    expect([one.counts.resume, one.counts.resumeForWarmth]).toEqual([2, 1]);
+    // On-demand, a start does not fail for capacity: only the one the job needs.
+    const onDemand = planOne({
+      instances: stores.map((i) => ({ ...i, market: "on-demand" })),
+      jobs: [queued("new")],
+    });
+    expect([onDemand.counts.resume, onDemand.counts.resumeForWarmth]).toEqual([1, undefined]);
+    // Two booting for three jobs: slots enough, none spare, and a start may fail: a spare starts.
+    const booting = [
+      instance({ market: "spot", state: "launching" }),
+      instance({ market: "spot", state: "launching" }),
+    ];
+    const three = ["x", "y", "z"].map((key) => queued(key));
+    const short = planOne({ pool: spotWarm(), instances: [...booting, ...stores], jobs: three });
+    expect([short.counts.resume, short.counts.resumeForWarmth]).toEqual([1, 1]);
+    // Two jobs for the same two: a spare is wanted, and the two slots the jobs leave free are one.
+    const covered = planOne({
+      pool: spotWarm(),
+      instances: [...booting, ...stores],
+      jobs: three.slice(0, 2),
+    });
+    expect(covered.counts.resume).toBe(0);
+    expect(spareStarts(2, 4, 2, 2)).toBe(0);
+    expect(spareStarts(3, 4, 2, 2)).toBe(1);
+    expect(spareStarts(3, 4, 2, 2 + 5)).toBe(2);
+    expect(spareStarts(0, 0, 2, 3)).toBe(0);
+  });
+
+  it("keeps a tenth more stores than the forecast asks for, one at least: those spare starts start", () => {
+    const forecast = { x86_64: demand({ burstJobs: 4, loadJobs: 4 }) };
+    expect(planOne({ pool: spotWarm(), demand: forecast }).warmPoolSize).toBe(3);
+    expect(planOne({ demand: forecast }).warmPoolSize).toBe(2);
+    const wide = { x86_64: demand({ burstJobs: 42, loadJobs: 30 }) };
+    expect(planOne({ pool: spotWarm(), demand: wide }).warmPoolSize).toBe(21 + 3);
+    // No forecast traffic, no store.
+    expect(planOne({ pool: spotWarm(), demand: { x86_64: demand() } }).warmPoolSize).toBe(0);
   });
 
   it("names stores so that each queued job has a warm slot, oldest job first", () => {

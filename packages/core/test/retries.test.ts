@@ -72,6 +72,9 @@ class FakeGitHub {
   }
 }
 
+/** Pools that retry an interrupted job once: its first retry is its last, and held. */
+const oneRetry = defaultPools.map((pool) => ({ ...pool, retryInterrupted: 1 }));
+
 async function setUp(pools: readonly PoolConfig[] = defaultPools, options: { holds?: boolean } = {}) {
   const { client, documents } = localDynamoClients(dynamo.endpoint);
   const tableName = `retries-${randomUUID()}`;
@@ -261,7 +264,7 @@ describe("GitLab: retry once the job failed", () => {
   });
 
   it("does not retry a retry whose retries are spent, and retries a failure at the next event", async () => {
-    const setup = await setUp();
+    const setup = await setUp(oneRetry);
     const { deps, gitlab } = setup;
     const job = await interruptedGitLabJob(setup);
     const { job: done } = await deps.ledger.record(failed({ ...job, instanceId: null, runner: null }));
@@ -540,7 +543,7 @@ describe("the retry hold", () => {
     (await setup.deps.journal.latest(50)).map((entry) => entry.reason);
 
   it("holds the pool, asks the retry once the spot agents stopped claiming, and ends when the retry runs", async () => {
-    const setup = await setUp(defaultPools, { holds: true });
+    const setup = await setUp(oneRetry, { holds: true });
     const { deps, gitlab } = setup;
     const done = await failedGitLabJob(setup);
     expect(await retryAfterJobRecorded(deps, done)).toEqual({ kind: "held", pool: "x86_64" });
@@ -580,8 +583,33 @@ describe("the retry hold", () => {
     expect(journal.filter((reason) => reason.includes("holds its spot runners"))).toHaveLength(2);
   });
 
-  it("asks the retry without the confirmation after 60 s, and says so", async () => {
+  it("asks a job's first of two retries at once, and holds the pool only for its last", async () => {
     const setup = await setUp(defaultPools, { holds: true });
+    const { deps, gitlab } = setup;
+    expect(defaultPools.every((pool) => pool.retryInterrupted === 2)).toBe(true);
+    const done = await failedGitLabJob(setup);
+    // The first retry goes at once, spot runners claiming: any of them may take it.
+    expect(await retryAfterJobRecorded(deps, done)).toEqual({ kind: "retried", newJobId: "5000" });
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+    const first = await deps.ledger.get({ source: "gitlab", id: "5000" });
+    expect(first?.retryNumber).toBe(1);
+    // It runs on the spot instance, which is interrupted too: the second retry is the last, held.
+    await deps.ledger.record(running({ source: "gitlab", id: "5000", instanceId: SPOT, runner: null }));
+    await markJobsInterrupted(deps, { instanceId: SPOT, pool: "x86_64", at: "2026-01-01T10:06:00.000Z" });
+    const { job: again } = await deps.ledger.record(
+      failed({ source: "gitlab", id: "5000", instanceId: null, runner: null }),
+    );
+    gitlab.finished.add("5000");
+    expect(await retryAfterJobRecorded(deps, again as Job)).toEqual({ kind: "held", pool: "x86_64" });
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: true });
+    expect(gitlab.retries).toHaveLength(1);
+    expect(await reasons(setup)).toContain(
+      "x86_64 holds its spot runners: the retry of gitlab job 5000 waits for on-demand capacity",
+    );
+  });
+
+  it("asks the retry without the confirmation after 60 s, and says so", async () => {
+    const setup = await setUp(oneRetry, { holds: true });
     const { deps, gitlab } = setup;
     const done = await failedGitLabJob(setup);
     expect((await retryAfterJobRecorded(deps, done)).kind).toBe("held");
@@ -597,7 +625,7 @@ describe("the retry hold", () => {
   });
 
   it("ends a hold whose retry has not started within an hour, and tries a failed call meanwhile", async () => {
-    const setup = await setUp(defaultPools, { holds: true });
+    const setup = await setUp(oneRetry, { holds: true });
     const { deps, gitlab } = setup;
     const done = await failedGitLabJob(setup);
     await beat(setup, SPOT, false);
@@ -622,7 +650,7 @@ describe("the retry hold", () => {
 
   it("holds nothing in a pool whose retryOnDemand is off", async () => {
     const setup = await setUp(
-      defaultPools.map((pool) => ({ ...pool, retryOnDemand: false })),
+      oneRetry.map((pool) => ({ ...pool, retryOnDemand: false })),
       { holds: true },
     );
     const done = await failedGitLabJob(setup);
@@ -631,7 +659,7 @@ describe("the retry hold", () => {
   });
 
   it("GitHub: a run completing between its record's two writes asks nothing past the hold", async () => {
-    const setup = await setUp(defaultPools, { holds: true });
+    const setup = await setUp(oneRetry, { holds: true });
     const { deps, github, store } = setup;
     await deps.ledger.record(running({ id: "1" }));
     await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
@@ -653,7 +681,7 @@ describe("the retry hold", () => {
   });
 
   it("GitHub: holds from the job's failure, lets go while the run runs, holds again when it completes", async () => {
-    const setup = await setUp(defaultPools, { holds: true });
+    const setup = await setUp(oneRetry, { holds: true });
     const { deps, github } = setup;
     await deps.ledger.record(running({ id: "1" }));
     await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });

@@ -520,7 +520,8 @@ describe("the heartbeat's answer", () => {
         journal,
         records: createRetryRecords(store),
         holds: createRetryHolds(store),
-        pools: [pool()],
+        // One retry per job: the first is the last, and held.
+        pools: [{ ...pool(), retryInterrupted: 1 }],
         forges: {
           gitlab: {
             retryJob: async (_project, job) => {

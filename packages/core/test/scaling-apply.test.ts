@@ -342,7 +342,9 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
 
   it("observe tries a held pool's waiting retry, and says the pool holds its spot runners", async () => {
     fleetWithBusyAndDraining();
-    const { deps, registry, store } = await scalingDeps();
+    const { deps: scaling, registry, store } = await scalingDeps();
+    // One retry per job: the first is the last, held, and planned on demand.
+    const deps = { ...scaling, pools: scaling.pools.map((p) => ({ ...p, retryInterrupted: 1 })) };
     await registerAll(registry);
     const retried: string[] = [];
     const runs: string[] = [];

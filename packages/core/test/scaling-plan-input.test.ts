@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { FleetGroup } from "../src/fleet";
+import { applyEvent } from "../src/jobs";
 import { poolConfigSchema } from "../src/pools";
+import { routeQueue } from "../src/scaling/observe";
 import { type Observation, planObservation } from "../src/scaling/plan-input";
+import { jobEvent } from "./support/jobs";
 
 const pool = poolConfigSchema.parse({
   name: "x86_64",
@@ -41,5 +44,22 @@ describe("planObservation", () => {
     expect(planObservation({ pools: [pool] }, observation(false)).reason).toBe(
       "4 waiting for a slot, 0 free; launch 2 spot",
     );
+  });
+});
+
+describe("routeQueue", () => {
+  it("counts as retries to plan on demand only a job's last retry, as its pool allows it", () => {
+    const twice = poolConfigSchema.parse({ ...pool, labels: ["nix", "x86_64-linux"] });
+    expect(twice.retryInterrupted).toBe(2);
+    const queued = [
+      applyEvent(undefined, jobEvent({ id: "1" })),
+      applyEvent(undefined, jobEvent({ id: "2", retryOf: "10", retryNumber: 1 })),
+      applyEvent(undefined, jobEvent({ id: "3", retryOf: "11", retryNumber: 2 })),
+    ];
+    const { summary } = routeQueue(queued, [twice]);
+    expect(summary.count(twice.name)).toBe(3);
+    expect(summary.retries(twice.name)).toBe(1);
+    const once = { ...twice, retryInterrupted: 1 };
+    expect(routeQueue(queued, [once]).summary.retries(twice.name)).toBe(2);
   });
 });

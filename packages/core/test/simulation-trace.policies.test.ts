@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { interruptionFigures, runSimulation, type SimulateOptions, simulate } from "../src/simulation/trace";
 import type { SimInstance, SimJob } from "../src/simulation/trace/fleet";
+import { defaultFleetModel } from "../src/simulation/trace/model";
 import {
   defaultHearthOptions,
   defaultPlacementSettings,
@@ -245,8 +246,9 @@ describe("hearth and spot interruptions, as built", () => {
   });
 
   it("with the retry hold, retries only once the spot replacement stopped claiming, on demand", () => {
+    // One retry per job: the first is the last, and held.
     const { launches, starts, figures } = interrupt(traceOf(job("a", 0, 1000)), [{ at: 200, job: "a" }], {
-      hearth: { forge: "gitlab" },
+      hearth: { forge: "gitlab", retryInterrupted: 1 },
     });
     // GitLab fails the job at 290 s; its webhook (291 s) starts the hold. The replacement, ready at
     // 276 s, hears it at its next heartbeat (276 + 2 × 15 = 306 s), stops claiming and confirms: the
@@ -267,6 +269,34 @@ describe("hearth and spot interruptions, as built", () => {
       restartsOnSpot: 0,
       lostToInterruptions: 0,
       extraWaitMax: 382 - 290,
+    });
+  });
+
+  it("holds only for a job's last retry: the first of two goes at once, the second waits on demand", () => {
+    // The default, two retries. The first is queued at the failure's webhook (291 s), the spot
+    // replacement claiming: it takes it. Interrupted again (at 500 s, stopped at 590 s), the job's
+    // second retry is its last: held, and run on demand.
+    const { starts, byId, figures } = interrupt(
+      traceOf(job("a", 0, 1000)),
+      [
+        { at: 200, job: "a" },
+        { at: 500, job: "a" },
+      ],
+      { hearth: { forge: "gitlab" } },
+    );
+    const runs = starts.filter((start) => start.job === "a");
+    expect(runs.map((start) => [start.at, start.market])).toEqual([
+      [76, "spot"],
+      [291, "spot"],
+      [expect.any(Number), "on-demand"],
+    ]);
+    expect(runs[2]?.at).toBeGreaterThan(591);
+    expect([byId("a").state, byId("a").retries]).toEqual(["done", 2]);
+    expect(figures).toMatchObject({
+      interruptions: 2,
+      retries: 2,
+      restartsOnSpot: 1,
+      lostToInterruptions: 0,
     });
   });
 
@@ -305,14 +335,14 @@ describe("hearth and spot interruptions, as built", () => {
     // Nothing is left to run: the simulation ends when the job is given up, not at the horizon.
     expect(none.run.endSeconds).toBe(291);
 
-    // Retried once (the default), then interrupted again on the replacement: lost.
+    // Retried once, then interrupted again on the replacement: lost.
     const twice = interrupt(
       traceOf(job("a", 0, 1000)),
       [
         { at: 200, job: "a" },
         { at: 500, job: "a" },
       ],
-      { hearth: { forge: "gitlab" } },
+      { hearth: { forge: "gitlab", retryInterrupted: 1 } },
     );
     expect([twice.byId("a").state, twice.byId("a").interruptions]).toEqual(["lost", 2]);
     expect(twice.figures).toMatchObject({
@@ -324,7 +354,7 @@ describe("hearth and spot interruptions, as built", () => {
     const spent = simulate(traceOf(job("a", 0, 1000)), {
       policy: "hearth",
       model: noInterruptions,
-      hearth: { forge: "gitlab" },
+      hearth: { forge: "gitlab", retryInterrupted: 1 },
       onStart: (fleet, clock, jobs) => {
         for (const at of [200, 500]) clock.at(at, () => fleet.warn(jobs[0]?.instance as SimInstance));
       },
@@ -338,7 +368,7 @@ describe("hearth and spot interruptions, as built", () => {
     const where = (retryOnDemand: boolean) => {
       const { starts, byId } = interrupt(traceOf(job("a", 0, 1000)), [{ at: 200, job: "a" }], {
         model: { maxInstancesPerPool: 1 },
-        hearth: { forge: "gitlab", retryOnDemand },
+        hearth: { forge: "gitlab", retryOnDemand, retryInterrupted: 1 },
       });
       expect(byId("a").state).toBe("done");
       const rerun = starts.filter((start) => start.job === "a")[1];
@@ -363,7 +393,8 @@ describe("hearth and spot interruptions, as built", () => {
         policy: "hearth",
         seed: 1,
         model: { spotInterruptionsPerHour: 1 },
-        hearth: { forge, retryHold },
+        // One retry per job: every retry is the last, and held.
+        hearth: { forge, retryHold, retryInterrupted: 1 },
         onStart: (fleet, clock) => {
           const observer = fleet.observer;
           fleet.observer = {
@@ -608,7 +639,14 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     expect(persistent.jobs[2]?.firstInstance?.market).toBe("spot");
     expect(persistent.jobs[2]?.firstInstance?.persistent).toBe(true);
     expect(persistent.jobs[2]?.warmStart).toBe(true);
-    expect(persistent.fleet.totals().cost).toBeLessThan(onDemand.fleet.totals().cost);
+    // Running, it costs less; stopped, it keeps a spare store (`spareStarts`), which over three jobs
+    // costs more than it saves.
+    const running = (r: typeof shipped) => {
+      const totals = r.fleet.totals();
+      return totals.cost - (totals.stoppedSeconds * defaultFleetModel.stoppedHourly) / 3600;
+    };
+    expect(running(persistent)).toBeLessThan(running(onDemand));
+    expect(persistent.fleet.totals().stoppedSeconds).toBeGreaterThan(onDemand.fleet.totals().stoppedSeconds);
   });
 
   it("stoppedStoreTtlHours: a stopped store not resumed for that long is terminated (the planner launches a new one if its forecast asks)", () => {

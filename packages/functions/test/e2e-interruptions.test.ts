@@ -36,6 +36,8 @@ const pool: PoolConfig = localPool({
   maxInstances: 6,
   boot: { coldSeconds: 10, warmSeconds: 5 },
   idleTimeouts: { warmSeconds: 600, burstSeconds: 600 },
+  // One retry: it is the job's last, held, and run on demand.
+  retryInterrupted: 1,
 });
 
 const closing = closeAfterEach();

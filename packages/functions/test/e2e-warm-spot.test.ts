@@ -26,6 +26,8 @@ const pool: PoolConfig = localPool({
   warm: { warmPoolSize: 3, market: "spot" },
   boot: { coldSeconds: 10, warmSeconds: 5 },
   idleTimeouts: { warmSeconds: 30, burstSeconds: 600 },
+  // One retry: it is the job's last, held, and run on demand.
+  retryInterrupted: 1,
 });
 
 const closing = closeAfterEach();

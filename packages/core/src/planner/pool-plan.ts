@@ -48,6 +48,7 @@ export function planOnePool(
   let burstServing = 0;
   let freeSlots = 0;
   let joining = 0;
+  let bootingSpot = 0;
   const stopped: PlannerInstance[] = [];
   const trusted: PlannerInstance[] = [];
   const idle: PlannerInstance[] = [];
@@ -62,6 +63,7 @@ export function planOnePool(
       trusted.push(i);
       // A held pool's spot runners do not listen: their free slots serve no queued job.
       if (!(held && i.market === "spot")) freeSlots += Math.max(0, i.slots - i.busySlots);
+      if (i.state === "launching" && i.group === "warm" && i.market === "spot") bootingSpot++;
       if (i.state === "ready" && i.busySlots === 0 && i.idleSince !== null) {
         const due = i.idleSince + (i.group === "burst" ? burstTimeout : warmTimeout);
         if (due <= now) idle.push(i);
@@ -109,7 +111,10 @@ export function planOnePool(
     // follow, the most valuable: a pipeline's jobs arrive over seconds and popular keys come back,
     // and a store up for a minute that catches one warm costs a fraction of a cent at the spot price.
     const forWarmth = resumeForWarmth(queued, trusted, stopped);
-    resume = Math.max(resume, Math.min(resumable, Math.max(chosen.length, forWarmth)));
+    const spares = namesStores(pool)
+      ? spareStarts(waiting + reserve, freeSlots, slots, bootingSpot + resume)
+      : 0;
+    resume = Math.max(resume, Math.min(resumable, Math.max(chosen.length, forWarmth, resume + spares)));
   }
   missing = Math.max(0, missing - resume);
   room -= resume;
@@ -135,7 +140,12 @@ export function planOnePool(
   const desiredBurst = burstServing - (release.length - releasedWarm) + launch;
 
   // 4: the warm group's size, and so its warm pool.
-  const usual = Math.ceil(Math.max(demand.burstJobs, demand.loadJobs) / slots);
+  const forecastStores = Math.ceil(Math.max(demand.burstJobs, demand.loadJobs) / slots);
+  // A spot warm group keeps a tenth more stores, one at least: what spare starts (`spareStarts`) start.
+  const usual =
+    namesStores(pool) && forecastStores > 0
+      ? forecastStores + Math.ceil(forecastStores / SPARE_STORES_PER)
+      : forecastStores;
   const largest = Math.ceil(Math.max(demand.peakBurstJobs, demand.peakJobs) / slots);
   const warmGroup = warmServing + stopped.length + joining;
   // Without a forecast (not computed yet, or lost), keep the stores there are rather than none.
@@ -184,6 +194,28 @@ const noForecast: PoolDemand = {
   jobsPerHour: 0,
   keyWeights: {},
 };
+
+/**
+ * A spot store's start may find no spot capacity, and the job waiting for it then waits for another
+ * start (in the fleet model, one start in ten fails after 10 s). While jobs wait, one spare store
+ * starts for every `SPOT_STARTS_PER_SPARE` stores starting or booting, beside them.
+ */
+export const SPOT_STARTS_PER_SPARE = 5;
+
+/** A spot warm group keeps one spare stopped store per this many its forecast asks for (and one at least). */
+export const SPARE_STORES_PER = 10;
+
+/**
+ * How many spare stores to start beside `starting` spot stores (those booting and those the plan
+ * starts), so that a start that fails leaves its jobs a slot: one per `SPOT_STARTS_PER_SPARE`, less
+ * the free slots beyond what the `waiting` jobs need, which serve as spares already.
+ */
+export function spareStarts(waiting: number, freeSlots: number, slots: number, starting: number): number {
+  if (waiting <= 0 || starting <= 0) return 0;
+  const wanted = Math.ceil(starting / SPOT_STARTS_PER_SPARE);
+  const surplus = Math.floor(Math.max(0, freeSlots - waiting) / slots);
+  return Math.max(0, wanted - surplus);
+}
 
 /** How sure the planner wants to be of getting a warm store back when it resumes for one. */
 const warmthConfidence = 0.95;

@@ -13,7 +13,7 @@ export interface QueuedJobView {
   cacheKey: string;
   /** Epoch milliseconds. */
   queuedAt: number;
-  /** The job retries an interrupted one (`retryOf`): it prefers on-demand capacity. */
+  /** The job is the last retry of an interrupted one (`lastRetry`): it prefers on-demand capacity. */
   retry?: boolean;
 }
 
@@ -47,7 +47,7 @@ export class QueueSummary {
     return total;
   }
 
-  /** Queued jobs in `pool` that retry interrupted ones. */
+  /** Queued jobs in `pool` that are the last retries of interrupted ones. */
   retries(pool: string): number {
     return this.retryCounts.get(pool) ?? 0;
   }

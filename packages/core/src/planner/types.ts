@@ -98,8 +98,9 @@ export interface PlannerInput {
    */
   onDemandFallback?: readonly string[];
   /**
-   * Queued jobs per pool that retry interrupted ones (`retryOf`), counted in `queued` too. Where the
-   * pool's `retryOnDemand` is on, the new capacity they need is planned in the warm (on-demand) group.
+   * Queued jobs per pool that are the last retries of interrupted ones (`lastRetry`), counted in
+   * `queued` too. Where the pool's `retryOnDemand` is on, the new capacity they need is planned in
+   * the warm (on-demand) group.
    */
   queuedRetries?: Readonly<Record<string, number>>;
   /**

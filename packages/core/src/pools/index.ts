@@ -123,6 +123,9 @@ export const warmMarkets = ["on-demand", "spot"] as const;
 export type WarmMarket = (typeof warmMarkets)[number];
 export const DEFAULT_WARM_MARKET: WarmMarket = "on-demand";
 
+/** Retries per interrupted job unless a pool says otherwise (`retryInterrupted`). */
+export const DEFAULT_RETRY_INTERRUPTED = 2;
+
 export const poolConfigSchema = strictObject({
   /** Used in AWS resource names, so kept short and plain. */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "letters, digits, `_` or `-`, at most 32"),
@@ -201,12 +204,15 @@ export const poolConfigSchema = strictObject({
   /**
    * How many times a job interrupted by a spot warning is retried, once its forge has ended it as
    * failed (GitLab: the job's retry; GitHub: the run's failed jobs re-run). Counted along the chain
-   * of retries: with 1, a retry that is interrupted again is not retried. 0 turns retries off.
+   * of retries: with 2, a retry that is interrupted again is retried once more, and that one is not.
+   * 0 turns retries off.
    */
-  retryInterrupted: z.number().int().min(0).max(3).default(1),
+  retryInterrupted: z.number().int().min(0).max(3).default(DEFAULT_RETRY_INTERRUPTED),
   /**
-   * A retried job prefers on-demand (warm group) capacity: its first run was taken back by the spot
-   * market, and a second interruption would cost it another full run.
+   * The last retry a job may have (`lastRetry`) runs on on-demand capacity: the pool holds its spot
+   * runners until it has started, and plans its capacity on demand. An interruption of it would lose
+   * the job. Earlier retries run wherever a runner claims them, as any job: spot interruptions are
+   * rare, and holding a pool's spot runners stalls every job that arrives meanwhile.
    */
   retryOnDemand: z.boolean().default(true),
   /**
@@ -239,6 +245,13 @@ export type PoolConfig = z.infer<typeof poolConfigSchema>;
  * instance by id, so the planner names which store resumes.
  */
 export const namesStores = (pool: PoolConfig): boolean => pool.warm.market === "spot";
+
+/**
+ * Whether the `retryNumber`th retry of an interrupted job (1 for the first) is the last its pool
+ * allows: no retry follows it if it is interrupted too, so it goes on demand (`retryOnDemand`).
+ */
+export const lastRetry = (pool: Pick<PoolConfig, "retryInterrupted">, retryNumber: number): boolean =>
+  retryNumber >= pool.retryInterrupted;
 export type PoolConfigInput = z.input<typeof poolConfigSchema>;
 
 export const poolsConfigSchema = z

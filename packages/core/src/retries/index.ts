@@ -2,7 +2,7 @@ import type { InstanceRegistry } from "../instances";
 import { isTerminal, type Job, type JobKey, jobKeyString, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
-import { type PoolConfig, routeJob } from "../pools";
+import { lastRetry, type PoolConfig, routeJob } from "../pools";
 import { gitlabStatusToJobStatus } from "../sources/gitlab";
 import { active, expired, type Gate, gateOpen, HOLD_MAX_SECONDS, type Hold, type RetryHolds } from "./holds";
 import type { RetryRecords } from "./records";
@@ -36,8 +36,9 @@ export { createRetryRecords, type RetryRecords, STALE_CLAIM_MS } from "./records
  *
  * Claims are conditional writes (`records.ts`), so concurrent deliveries of one event retry once.
  *
- * In a pool whose `retryOnDemand` is on, a retry is held (`holds.ts`): the pool's spot runners stop
- * claiming, and the call waits (outcome `held`) until the gate finds none that could take the retry.
+ * In a pool whose `retryOnDemand` is on, a job's last retry (`lastRetry`) is held (`holds.ts`): the
+ * pool's spot runners stop claiming, and the call waits (outcome `held`) until the gate finds none
+ * that could take the retry. Earlier retries are asked at once and run wherever they are claimed.
  * `retryHeld` tries a pool's waiting retries again; the heartbeat and every ScaleFleet run call it.
  */
 
@@ -173,9 +174,12 @@ export async function retryAfterJobRecorded(deps: RetryDeps, job: Job): Promise<
   return { kind: "none" };
 }
 
-/** Whether the job's retry is held: a hold is wired and its pool puts retries on demand. */
-const holding = (deps: RetryDeps, pool: PoolConfig | undefined): pool is PoolConfig =>
-  !!deps.holds && !!pool?.retryOnDemand;
+/**
+ * Whether a job's retry is held: a hold is wired, its pool puts retries on demand, and the retry is
+ * the last the pool allows (`lastRetry`), `retriesBefore` being the retries the job had already.
+ */
+const holding = (deps: RetryDeps, pool: PoolConfig | undefined, retriesBefore: number): pool is PoolConfig =>
+  !!deps.holds && !!pool?.retryOnDemand && lastRetry(pool, retriesBefore + 1);
 
 const heldJob = (source: Job["source"], id: string) => `${source} job ${id}`;
 
@@ -351,7 +355,7 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
   if (!forge || !job.projectId) {
     return { kind: "unavailable", reason: "no GitLab API is configured to retry jobs with" };
   }
-  const held = holding(deps, pool);
+  const held = holding(deps, pool, job.retryNumber ?? 0);
   if (held && !(await holdAndGate(deps, pool, job, true)).open) return { kind: "held", pool: pool.name };
   if (!(await deps.records.claimGitLab(job.id))) return { kind: "none" };
   let created: { id: string; status: string | null };
@@ -429,7 +433,7 @@ async function awaitRerun(deps: RetryDeps, job: Job, pool: PoolConfig | undefine
     retryNumber: job.retryNumber ?? 0,
     pool: pool?.name ?? null,
   });
-  if (holding(deps, pool)) {
+  if (holding(deps, pool, job.retryNumber ?? 0)) {
     // The run may have completed already (webhooks come in any order): its re-run may be due now.
     const begun = await deps.holds?.begin(pool.name, job);
     if (begun?.began) await noteHolding(deps, pool.name, job);
@@ -438,10 +442,15 @@ async function awaitRerun(deps: RetryDeps, job: Job, pool: PoolConfig | undefine
 }
 
 /** The run's interrupted jobs whose retries are held, each with its pool. */
-const heldRunJobs = (deps: RetryDeps, jobs: readonly { jobId: string; pool: string | null }[]) =>
+const heldRunJobs = (
+  deps: RetryDeps,
+  jobs: readonly { jobId: string; pool: string | null; retryNumber: number }[],
+) =>
   jobs.flatMap((entry) => {
     const pool = deps.pools.find((p) => p.name === entry.pool);
-    return holding(deps, pool) ? [{ key: { source: "github" as const, id: entry.jobId }, pool }] : [];
+    return holding(deps, pool, entry.retryNumber)
+      ? [{ key: { source: "github" as const, id: entry.jobId }, pool }]
+      : [];
   });
 
 /**

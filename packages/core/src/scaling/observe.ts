@@ -2,7 +2,7 @@ import { plannerInstance } from "../fleet";
 import { resolveTags } from "../ingest";
 import { cacheKeyOf, type Job, jobKeyString, labelSetKey } from "../jobs";
 import { QueueSummary, type RunningJob } from "../planner";
-import { type PoolConfig, routeJob } from "../pools";
+import { lastRetry, type PoolConfig, routeJob } from "../pools";
 import { retireInstanceRunners, retryRemovals } from "../runners";
 import { poolOf, type ScalingDeps } from "./deps";
 import { type Observation, observedQueue } from "./plan-input";
@@ -23,11 +23,13 @@ export function routeQueue(queued: readonly Job[], pools: readonly PoolConfig[])
     const route = routeJob(job, pools);
     if ("pool" in route) {
       routed.push({ job, pool: route.pool });
+      const pool = pools.find((p) => p.name === route.pool);
       summary.add({
         pool: route.pool,
         cacheKey: cacheKeyOf(job),
         queuedAt: job.queuedAt ? Date.parse(job.queuedAt) : 0,
-        retry: job.retryOf !== undefined && job.retryOf !== null,
+        // Only a job's last retry goes on demand; an earlier one is planned as any job.
+        retry: !!job.retryOf && pool !== undefined && lastRetry(pool, job.retryNumber ?? 1),
       });
       labelSets.set(labelSetKey(job), (labelSets.get(labelSetKey(job)) ?? 0) + 1);
     } else unroutable.push({ job, reason: route.unroutable });

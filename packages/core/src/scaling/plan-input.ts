@@ -30,7 +30,7 @@ export interface Observation {
   running: RunningJob[];
   /** Queued jobs in the pool: the sum of `queue`'s counts. */
   queued: number;
-  /** Of those, jobs that retry interrupted ones (absent in observations made before retries). */
+  /** Of those, last retries of interrupted jobs (`lastRetry`; absent when there are none). */
   queuedRetries?: number;
   /** The pool holds its spot runners for a waiting retry (absent: it does not). */
   held?: boolean;

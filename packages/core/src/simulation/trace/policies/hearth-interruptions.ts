@@ -1,3 +1,4 @@
+import { DEFAULT_RETRY_INTERRUPTED, lastRetry } from "../../../pools";
 import { HOLD_CONFIRM_SECONDS, HOLD_MAX_SECONDS } from "../../../retries/holds";
 import type { EventQueue } from "../events";
 import type { Fleet, SimInstance, SimJob, SimPool } from "../fleet";
@@ -18,11 +19,12 @@ import type { FleetModel } from "../model";
  *   Hearth, which calls `rerun-failed-jobs`, and every failed job of the run is queued again. A run is
  *   the trace's jobs sharing a `pipeline_id` (a job without one is a run alone); jobs of a run that
  *   arrive later keep it open until they finish.
- * - A job is retried at most `retryInterrupted` times (pool setting, default 1); an interrupted job
+ * - A job is retried at most `retryInterrupted` times (pool setting, default 2); an interrupted job
  *   with no retry left is lost. A rerun re-runs every failed job of the run, as GitHub does, so a job
  *   of a run that still has a retry is queued again even if its own are spent.
- * - The retry hold (`retryOnDemand` with `retryHold`): when a retry is wanted (GitLab: the failure's
- *   webhook; GitHub: the run's completion's), the pool of each job to retry starts holding. Each of
+ * - The retry hold (`retryOnDemand` with `retryHold`): when a job's last retry (`lastRetry`) is wanted
+ *   (GitLab: the failure's webhook; GitHub: the run's completion's), its pool starts holding; an
+ *   earlier retry is made at once, and any listening slot may take it. Each of
  *   its live spot instances hears it at its agent's next heartbeat (every 15 s from the moment it was
  *   ready, so at a time in (0, 15] s that depends on its boot; an instance that boots while the pool
  *   holds hears it at its first heartbeat, at boot) and stops claiming: its free slots, and those that
@@ -61,7 +63,7 @@ export interface InterruptionSettings {
 }
 
 export const defaultInterruptionSettings: InterruptionSettings = {
-  retryInterrupted: 1,
+  retryInterrupted: DEFAULT_RETRY_INTERRUPTED,
   retryOnDemand: true,
   stopBeforeDeadlineSeconds: 30,
   forge: "auto",
@@ -220,13 +222,15 @@ export class HearthInterruptions {
     const queue = () => {
       for (const job of jobs) this.fleet.retry(job);
     };
-    if (!this.holding) {
+    // Only last retries are held; a rerun that re-runs one waits for its pool's hold.
+    const last = jobs.filter((job) => lastRetry(this.settings, job.retries + 1));
+    if (!this.holding || last.length === 0) {
       queue();
       return;
     }
     const since = this.clock.now;
     const pools: SimPool[] = [];
-    for (const job of jobs) {
+    for (const job of last) {
       const hold: Hold = { job, pool: job.pool, since, ended: false };
       this.holdOf.set(job, hold);
       (this.holds[job.pool.index] as Hold[]).push(hold);

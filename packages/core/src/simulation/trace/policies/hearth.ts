@@ -6,7 +6,7 @@ import {
   type PoolPlan,
   QueueSummary,
 } from "../../../planner";
-import { DEFAULT_WARM_MARKET, type PoolConfig, type WarmMarket } from "../../../pools";
+import { DEFAULT_WARM_MARKET, lastRetry, type PoolConfig, type WarmMarket } from "../../../pools";
 import { afterIteration } from "../../../scaling/apply";
 import { type Observation, observedQueue, planObservation } from "../../../scaling/plan-input";
 import type { PoolState } from "../../../scaling/records";
@@ -534,7 +534,7 @@ class HearthPolicy implements Policy {
         pool: job.pool.name,
         cacheKey: job.trace.cacheKey,
         queuedAt: ms(job.trace.createdAt),
-        retry: job.retries > 0,
+        retry: job.retries > 0 && lastRetry(this.options, job.retries),
       });
     }
     return summary;
