@@ -23,6 +23,8 @@ const pool: PoolConfig = poolConfigSchema.parse({
   architecture: "x86_64",
   instanceTypes: ["c6a.xlarge"],
   maxInstances: 10,
+  // The port's contract over an Auto Scaling warm group: its warm pool is AWS's.
+  warm: { market: "on-demand" },
 });
 const other: PoolConfig = { ...pool, name: "arm" };
 

@@ -37,6 +37,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
   labels: ["nix"],
   architecture: "x86_64",
   instanceTypes: ["c6a.xlarge"],
+  warm: { market: "on-demand" },
 });
 
 const event = (kind: "warning" | "rebalance", instanceId: string, time: string) =>

@@ -17,6 +17,7 @@ import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "../src/
 
 const NOW = Date.parse("2026-03-02T10:00:00Z");
 
+/** A pool; its warm group is an Auto Scaling group with a warm pool unless `warm.market` says spot. */
 function poolConfig(overrides: Partial<PoolConfigInput> = {}): PoolConfig {
   return poolConfigSchema.parse({
     name: "x86_64",
@@ -25,6 +26,7 @@ function poolConfig(overrides: Partial<PoolConfigInput> = {}): PoolConfig {
     instanceTypes: ["c6a.xlarge"],
     idleTimeouts: { warmSeconds: 30, burstSeconds: 300 },
     ...overrides,
+    warm: { market: "on-demand", ...overrides.warm },
   });
 }
 

@@ -21,8 +21,9 @@ describe("pool config", () => {
     const config = pool({ name: "x", labels: ["nix"] });
     expect(config.slotsPerInstance).toBe(2);
     expect(config.maxInstances).toBe(50);
-    expect(config.warm).toEqual({ warmPoolSize: 50, minReady: 0, market: "on-demand" });
+    expect(config.warm).toEqual({ warmPoolSize: 50, minReady: 0, market: "spot" });
     expect(config.burst).toEqual({ spotShare: 1, onDemandFallback: true });
+    expect([config.retryInterrupted, config.retryOnDemand]).toEqual([2, true]);
     expect(config.boot).toEqual({ coldSeconds: 75, warmSeconds: 25 });
     expect(config.untagged).toBe(false);
     expect(config.ami).toBeUndefined();
@@ -33,7 +34,7 @@ describe("pool config", () => {
 
   it("keeps nested values it is given and defaults the rest", () => {
     const config = pool({ name: "x", labels: ["nix"], warm: { minReady: 2 }, boot: { coldSeconds: 60 } });
-    expect(config.warm).toEqual({ warmPoolSize: 50, minReady: 2, market: "on-demand" });
+    expect(config.warm).toEqual({ warmPoolSize: 50, minReady: 2, market: "spot" });
     expect(config.boot).toEqual({ coldSeconds: 60, warmSeconds: 25 });
   });
 

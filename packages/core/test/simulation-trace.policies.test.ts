@@ -162,8 +162,13 @@ describe("hearth and spot interruptions, as built", () => {
       ...options,
       policy: "hearth",
       // The timings below are the interruption handling's own: every free slot listens, so a retry
-      // does not also wait for a heartbeat to reach the store placement picks for it.
-      hearth: { placement: { ...defaultPlacementSettings, placement: "any" }, ...options.hearth },
+      // does not also wait for a heartbeat to reach the store placement picks for it, and the warm
+      // group is an Auto Scaling group (on-demand), which no spot start or spare store adds to.
+      hearth: {
+        placement: { ...defaultPlacementSettings, placement: "any" },
+        warmMarket: "on-demand",
+        ...options.hearth,
+      },
       model: { ...noInterruptions, ...options.model },
       onStart: (fleet, clock, jobs) => {
         const launch = fleet.launch.bind(fleet);
@@ -581,7 +586,9 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
       seed,
       model: noInterruptions,
       binaryCache: false,
+      // An Auto Scaling warm group, whose warm pool AWS resumes from at random unless a prototype says.
       hearth: {
+        warmMarket: "on-demand",
         mechanisms: { ...defaultStoreMechanisms, ...mechanisms },
         placement: { ...defaultPlacementSettings, placement },
       },

@@ -55,6 +55,7 @@ const pool: PoolConfig = poolConfigSchema.parse({
   github: scope,
   gitlab: { project: "acme/app" },
   boot: { coldSeconds: 60, warmSeconds: 20 },
+  warm: { market: "on-demand" },
 });
 
 let embedded: EmbeddedDynamo | undefined;

@@ -9,7 +9,7 @@ import {
 } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { autoScalingPools, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
 
 /**
  * The whole control plane in one process on a fake clock: webhook → ledger → ScaleFleet (the real
@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 async function start(): Promise<{ hearth: LocalHearth; clock: FakeClock; fleet: SimulatedFleet }> {
-  const started = await startTestHearth({ initialWarmPool: 1 });
+  const started = await startTestHearth({ initialWarmPool: 1, pools: autoScalingPools });
   hearth = started.hearth;
   const fleet = started.hearth.simulation?.fleet;
   if (!fleet) throw new Error("expected the simulated fleet");

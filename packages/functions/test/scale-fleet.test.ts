@@ -1,10 +1,17 @@
 import type { FleetPort } from "@hearth/core/fleet";
-import { defaultPools } from "@hearth/core/pools";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { describeJobs, githubJob, pass, secrets, send, startTestHearth } from "./support/local";
+import {
+  autoScalingPools,
+  describeJobs,
+  githubJob,
+  pass,
+  secrets,
+  send,
+  startTestHearth,
+} from "./support/local";
 
 /** ScaleFleet's ASL as local mode runs it: retries, failures, and when a webhook starts a run. */
 
@@ -50,13 +57,17 @@ describe("ScaleFleet", () => {
   it("retries a throttled step, then applies the plan", async () => {
     const { FakeClock } = await import("@hearth/core/clock");
     const clock = new FakeClock();
-    const sim = new SimulatedFleet({ pools: defaultPools, clock, initialWarmPool: 1 });
+    const sim = new SimulatedFleet({ pools: autoScalingPools, clock, initialWarmPool: 1 });
     let throttles = 2;
     const throttled = () => {
       if (throttles-- <= 0) return undefined;
       return Object.assign(new Error("Rate exceeded"), { name: "Throttling" });
     };
-    ({ hearth } = await startTestHearth({ clock, fleet: faultyFleet(sim, throttled) }));
+    ({ hearth } = await startTestHearth({
+      clock,
+      fleet: faultyFleet(sim, throttled),
+      pools: autoScalingPools,
+    }));
     await queue(hearth, clock.now(), job("1"));
     expect(throttles).toBe(-1); // two throttled attempts, then the one that went through
     expect(sim.callLog).toContain("SetDesiredCapacity(group=sim-x86_64-warm, desired=1)");
@@ -66,13 +77,13 @@ describe("ScaleFleet", () => {
   it("catches a failure, journals it, and frees the pool for the next run", async () => {
     const { FakeClock } = await import("@hearth/core/clock");
     const clock = new FakeClock();
-    const sim = new SimulatedFleet({ pools: defaultPools, clock, initialWarmPool: 1 });
+    const sim = new SimulatedFleet({ pools: autoScalingPools, clock, initialWarmPool: 1 });
     let broken = true;
     const denied = () =>
       broken
         ? Object.assign(new Error("not authorized to SetDesiredCapacity"), { name: "AccessDenied" })
         : undefined;
-    ({ hearth } = await startTestHearth({ clock, fleet: faultyFleet(sim, denied) }));
+    ({ hearth } = await startTestHearth({ clock, fleet: faultyFleet(sim, denied), pools: autoScalingPools }));
     await queue(hearth, clock.now(), job("2"));
     const [failure] = await hearth.journal.latest(5);
     expect(failure).toMatchObject({ kind: "error", pool: "x86_64" });
@@ -89,7 +100,7 @@ describe("ScaleFleet", () => {
    * webhook, and the jobs' statuses 35 s later.
    */
   async function twoJobs(placement: "any" | "warm-first") {
-    const pools = defaultPools.map((pool) => ({ ...pool, placement }));
+    const pools = autoScalingPools.map((pool) => ({ ...pool, placement }));
     const started = await startTestHearth({ initialWarmPool: 1, pools });
     hearth = started.hearth;
     const { clock } = started;

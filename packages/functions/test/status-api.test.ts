@@ -3,14 +3,18 @@ import { githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forg
 import { type Status, statusSchema } from "@hearth/core/status";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { pass, secrets, startTestHearth } from "./support/local";
+import { autoScalingPools, pass, secrets, startTestHearth } from "./support/local";
 
 const STATUS_TOKEN = "status-token-for-tests";
 
 let hearth: LocalHearth;
 let clock: FakeClock;
 beforeAll(async () => {
-  ({ hearth, clock } = await startTestHearth({ statusToken: STATUS_TOKEN, initialWarmPool: 1 }));
+  ({ hearth, clock } = await startTestHearth({
+    statusToken: STATUS_TOKEN,
+    initialWarmPool: 1,
+    pools: autoScalingPools,
+  }));
   const job = {
     source: "github" as const,
     id: "3141",

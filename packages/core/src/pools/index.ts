@@ -121,7 +121,7 @@ export type GitLabRunnerScope = { project: string } | { group: string } | { inst
 /** What a pool's warm group runs on (`warm.market`). */
 export const warmMarkets = ["on-demand", "spot"] as const;
 export type WarmMarket = (typeof warmMarkets)[number];
-export const DEFAULT_WARM_MARKET: WarmMarket = "on-demand";
+export const DEFAULT_WARM_MARKET: WarmMarket = "spot";
 
 /** Retries per interrupted job unless a pool says otherwise (`retryInterrupted`). */
 export const DEFAULT_RETRY_INTERRUPTED = 2;

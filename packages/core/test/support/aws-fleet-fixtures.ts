@@ -17,12 +17,14 @@ export const BURST = "hearth-x86-burst";
 /** Instance ids as EC2 spells them (17 hex digits); the tag makes the tests readable. */
 export const iid = (tag: number) => `i-${tag.toString(16).padStart(17, "0")}`;
 
+/** A pool whose warm group is an Auto Scaling group with a warm pool (`warm.market: on-demand`). */
 export const pool = (overrides: Partial<PoolConfig> = {}): PoolConfig => ({
   ...poolConfigSchema.parse({
     name: "x86",
     labels: ["nix", "x86_64-linux"],
     architecture: "x86_64",
     instanceTypes: ["c6a.xlarge", "c6i.xlarge", "c7a.xlarge"],
+    warm: { market: "on-demand" },
   }),
   ...overrides,
 });

@@ -13,6 +13,7 @@ import {
   type LinkName,
   linkEnvironment,
 } from "../../src/aws/links";
+import { autoScalingPools } from "./local";
 
 /**
  * Runs the Lambda handlers as Lambda would: their links in `SST_RESOURCE_*`, DynamoDB on a real
@@ -40,7 +41,8 @@ export function allLinks(tableName: string): { [N in LinkName]: Link<N> } {
   return {
     App: { name: "hearth", stage: STAGE },
     HearthConfig: {
-      pools: defaultPools,
+      // Warm groups that are Auto Scaling groups: the Auto Scaling mocks answer for them.
+      pools: autoScalingPools,
       gitlabUrl: "https://gitlab.example.com",
       githubApiUrl: "https://api.github.com",
       maxIterations: 60,
