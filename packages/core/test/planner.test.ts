@@ -308,10 +308,39 @@ describe("plan: a spot warm group Hearth keeps (warm.market: spot)", () => {
       jobs: three.slice(0, 2),
     });
     expect(covered.counts.resume).toBe(0);
-    expect(spareStarts(2, 4, 2, 2)).toBe(0);
-    expect(spareStarts(3, 4, 2, 2)).toBe(1);
-    expect(spareStarts(3, 4, 2, 2 + 5)).toBe(2);
-    expect(spareStarts(0, 0, 2, 3)).toBe(0);
+    expect([
+      spareStarts(1, 1),
+      spareStarts(1, 2),
+      spareStarts(5, 5),
+      spareStarts(6, 6),
+      spareStarts(0, 3),
+    ]).toEqual([1, 0, 1, 2, 0]);
+  });
+
+  it("counts the spares it started as spares: one per five stores relied on, however many passes", () => {
+    for (const needed of [1, 5, 10, 20]) {
+      const stores = Array.from({ length: 40 }, () => spotStopped());
+      const jobs = Array.from({ length: 2 * needed }, (_, n) => queued(`k${n}`));
+      let instances: PlannerInstance[] = stores;
+      let started = 0;
+      // Each pass: the plan's stores start and stay booting, and the next pass sees them so.
+      for (let pass = 0; pass < 4; pass++) {
+        const result = planOne({ pool: spotWarm(), instances, jobs });
+        const named = new Set(result.resumeStores);
+        const resumed = stores
+          .filter((i) => named.has(i.id) && i.state === "stopped")
+          .slice(0, result.counts.resume);
+        started += resumed.length;
+        instances = instances.map((i) => (resumed.includes(i) ? { ...i, state: "launching" as const } : i));
+      }
+      expect([needed, started]).toEqual([needed, needed + Math.ceil(needed / 5)]);
+    }
+  });
+
+  it("starts no spare while no job waits, even to restore the ready minimum", () => {
+    const pool = poolConfig({ warm: { market: "spot", minReady: 1 } });
+    const result = planOne({ pool, instances: [spotStopped(), spotStopped(), spotStopped()] });
+    expect([result.counts.resume, result.counts.resumeForWarmth]).toEqual([1, undefined]);
   });
 
   it("keeps a tenth more stores than the forecast asks for, one at least: those spare starts start", () => {

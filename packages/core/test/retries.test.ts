@@ -680,6 +680,63 @@ describe("the retry hold", () => {
     expect(github.reruns).toEqual([]);
   });
 
+  it("tries a first retry's failed call again at the pool's next trigger, holding nothing", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, gitlab } = setup;
+    const done = await failedGitLabJob(setup);
+    gitlab.failNext = true;
+    expect((await retryAfterJobRecorded(deps, done)).kind).toBe("failed");
+    // Nothing holds the pool, but the call is pending: a heartbeat or a ScaleFleet run tries it again.
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: true });
+    expect(await retryHeld(deps, "x86_64")).toEqual([{ kind: "retried", newJobId: "5000" }]);
+    expect(gitlab.retries).toHaveLength(1);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+    expect(await retryHeld(deps, "x86_64")).toEqual([]);
+  });
+
+  it("GitHub: re-runs a run's first retries at once; one with a last retry waits for its hold", async () => {
+    const setup = await setUp(defaultPools, { holds: true });
+    const { deps, github } = setup;
+    const run = { repository: "acme/app", runId: "77", attempt: 1 };
+    // A run whose only interrupted job is on its first retry: re-run as soon as the run has completed.
+    await deps.ledger.record(running({ id: "1" }));
+    await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    await fleetOf(setup);
+    github.completed.add("acme/app#77");
+    const { job: first } = await deps.ledger.record(failed({ id: "1" }));
+    expect(await retryAfterJobRecorded(deps, first as Job)).toEqual({ kind: "retried", newJobId: null });
+    expect(github.reruns).toEqual(["acme/app#77"]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: false, pending: false });
+
+    // Another run: job 3 is a last retry, job 2 a first one. Job 3 fails first, before its run has
+    // completed: held, then let go (GitHub's 403) while the run runs.
+    await deps.ledger.record(running({ id: "3", pipelineId: "78", retryOf: "30", retryNumber: 1 }));
+    await deps.ledger.record(running({ id: "2", pipelineId: "78" }));
+    await markJobsInterrupted(deps, { instanceId: INSTANCE, pool: "x86_64", at: WARNED });
+    const { job: last } = await deps.ledger.record(failed({ id: "3", pipelineId: "78" }));
+    expect(await retryAfterJobRecorded(deps, last as Job)).toEqual({ kind: "held", pool: "x86_64" });
+    setup.advance(15_000);
+    await beat(setup, SPOT, false);
+    expect((await retryHeld(deps, "x86_64")).map((outcome) => outcome.kind)).toEqual(["awaiting-run"]);
+    // The run completes; job 2's failure is handled before the completion's webhook: it asks nothing
+    // past job 3's hold, while the spot runners claim again.
+    github.completed.add("acme/app#78");
+    await beat(setup, SPOT, true);
+    const { job: earlier } = await deps.ledger.record(failed({ id: "2", pipelineId: "78" }));
+    expect(await retryAfterJobRecorded(deps, earlier as Job)).toEqual({ kind: "awaiting-run" });
+    expect(github.reruns).toEqual(["acme/app#77"]);
+    // The completion holds the pool again; the re-run goes once the spot runners have stopped.
+    expect(await retryAfterRunCompleted(deps, { ...run, runId: "78" })).toEqual({
+      kind: "held",
+      pool: "x86_64",
+    });
+    setup.advance(15_000);
+    await beat(setup, SPOT, false);
+    expect((await retryHeld(deps, "x86_64")).map((outcome) => outcome.kind)).toContain("retried");
+    expect(github.reruns).toEqual(["acme/app#77", "acme/app#78"]);
+    expect(await holdState(deps, "x86_64")).toEqual({ held: true, pending: false });
+  });
+
   it("GitHub: holds from the job's failure, lets go while the run runs, holds again when it completes", async () => {
     const setup = await setUp(oneRetry, { holds: true });
     const { deps, github } = setup;

@@ -646,8 +646,8 @@ describe("hearth's store mechanisms (prototypes, off by default)", () => {
     expect(persistent.jobs[2]?.firstInstance?.market).toBe("spot");
     expect(persistent.jobs[2]?.firstInstance?.persistent).toBe(true);
     expect(persistent.jobs[2]?.warmStart).toBe(true);
-    // Running, it costs less; stopped, it keeps a spare store (`spareStarts`), which over three jobs
-    // costs more than it saves.
+    // Running, it costs less; stopped, it keeps a spare store (`SPARE_STORES_PER`), which over three
+    // jobs costs more than it saves.
     const running = (r: typeof shipped) => {
       const totals = r.fleet.totals();
       return totals.cost - (totals.stoppedSeconds * defaultFleetModel.stoppedHourly) / 3600;

@@ -79,16 +79,13 @@ describe("simulate", () => {
       stoppedStoreTtlHours: 0,
     });
     const diurnal = parseTrace(syntheticTraceCsv({ jobs: 600, days: 2, seed: 5 }), "synthetic-600");
-    // The spot warm group is built (and the default): its stores stop on interruption, and some starts
-    // find no capacity. No store volume is attached.
+    // The spot warm group is built, and the default: its stores are persistent spot instances, some
+    // of whose starts find no capacity. No store volume is attached, with either warm market.
     const shipped = simulate(diurnal, { policy: "hearth" });
     expect(shipped.details.stores).toMatchObject({ volumeAttaches: 0 });
+    expect((shipped.details.stores as { failedStarts: number }).failedStarts).toBeGreaterThan(0);
     const onDemand = simulate(diurnal, { policy: "hearth", hearth: { warmMarket: "on-demand" } });
-    expect(onDemand.details.stores).toMatchObject({
-      volumeAttaches: 0,
-      interruptionStops: 0,
-      failedStarts: 0,
-    });
+    expect(onDemand.details.stores).toMatchObject({ volumeAttaches: 0 });
   });
 
   it("is deterministic for a seed", () => {

@@ -9,7 +9,8 @@ import {
 } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { autoScalingPools, describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { describeJobs, pass, secrets, send, startTestHearth } from "./support/local";
+import { autoScalingPools } from "./support/pools";
 
 /**
  * The whole control plane in one process on a fake clock: webhook → ledger → ScaleFleet (the real

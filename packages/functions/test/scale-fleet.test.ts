@@ -3,15 +3,8 @@ import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import { type ForgeJob, githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forge";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import {
-  autoScalingPools,
-  describeJobs,
-  githubJob,
-  pass,
-  secrets,
-  send,
-  startTestHearth,
-} from "./support/local";
+import { describeJobs, githubJob, pass, secrets, send, startTestHearth } from "./support/local";
+import { autoScalingPools } from "./support/pools";
 
 /** ScaleFleet's ASL as local mode runs it: retries, failures, and when a webhook starts a run. */
 

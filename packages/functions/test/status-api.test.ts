@@ -3,7 +3,8 @@ import { githubDelivery, workflowJobPayload } from "@hearth/core/simulation/forg
 import { type Status, statusSchema } from "@hearth/core/status";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalHearth } from "../src/local/server";
-import { autoScalingPools, pass, secrets, startTestHearth } from "./support/local";
+import { pass, secrets, startTestHearth } from "./support/local";
+import { autoScalingPools } from "./support/pools";
 
 const STATUS_TOKEN = "status-token-for-tests";
 

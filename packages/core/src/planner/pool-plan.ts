@@ -12,7 +12,8 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *    enough of the warm pool resumes that one of those stores is very likely among them: AWS picks
  *    which warm-pool instances start. Where Hearth names the stores (`warm.market: spot`), it starts
  *    those that give each queued job a warm slot (`storesForQueue`), then as many more, the most
- *    valuable, as AWS would have started. Those that get no job go back after
+ *    valuable, as AWS would have started, or, if more, a spare beside every five the waiting jobs rely
+ *    on (`spareStarts`: a spot start may find no capacity). Those that get no job go back after
  *    `idleTimeouts.warmSeconds`.
  * 3. Idle instances past their idle timeout go while no job waits (one may be claiming a slot right
  *    now) and `minReady` does not need them: burst before warm, then the least valuable store
@@ -22,7 +23,8 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *    since terminating throws its store away.
  * 4. The warm group (in service and stopped) is kept at the load the pool usually carries when jobs
  *    arrive, and at least the usual burst, so that those start within seconds on stores that know
- *    them; it keeps what it has up to the largest load of the last day. Its warm pool is whatever of
+ *    them (a spot warm group a tenth more, for its spare starts); it keeps what it has up to the
+ *    largest load of the last day. Its warm pool is whatever of
  *    it is not in service, so resuming never makes AWS launch a replacement behind it. It grows only
  *    within the room `maxInstances` leaves beside the instances in service.
  */
@@ -48,7 +50,9 @@ export function planOnePool(
   let burstServing = 0;
   let freeSlots = 0;
   let joining = 0;
+  // Spot warm stores booting, and the free slots of the other instances in service (not in doubt).
   let bootingSpot = 0;
+  let sureSlots = 0;
   const stopped: PlannerInstance[] = [];
   const trusted: PlannerInstance[] = [];
   const idle: PlannerInstance[] = [];
@@ -62,8 +66,12 @@ export function planOnePool(
       if (i.heartbeatOverdue) continue;
       trusted.push(i);
       // A held pool's spot runners do not listen: their free slots serve no queued job.
-      if (!(held && i.market === "spot")) freeSlots += Math.max(0, i.slots - i.busySlots);
-      if (i.state === "launching" && i.group === "warm" && i.market === "spot") bootingSpot++;
+      if (!(held && i.market === "spot")) {
+        const free = Math.max(0, i.slots - i.busySlots);
+        freeSlots += free;
+        if (i.state === "launching" && i.group === "warm" && i.market === "spot") bootingSpot++;
+        else sureSlots += free;
+      }
       if (i.state === "ready" && i.busySlots === 0 && i.idleSince !== null) {
         const due = i.idleSince + (i.group === "burst" ? burstTimeout : warmTimeout);
         if (due <= now) idle.push(i);
@@ -112,7 +120,7 @@ export function planOnePool(
     // and a store up for a minute that catches one warm costs a fraction of a cent at the spot price.
     const forWarmth = resumeForWarmth(queued, trusted, stopped);
     const spares = namesStores(pool)
-      ? spareStarts(waiting + reserve, freeSlots, slots, bootingSpot + resume)
+      ? spareStarts(Math.ceil(Math.max(0, waiting - sureSlots) / slots), bootingSpot + resume)
       : 0;
     resume = Math.max(resume, Math.min(resumable, Math.max(chosen.length, forWarmth, resume + spares)));
   }
@@ -198,7 +206,7 @@ const noForecast: PoolDemand = {
 /**
  * A spot store's start may find no spot capacity, and the job waiting for it then waits for another
  * start (in the fleet model, one start in ten fails after 10 s). While jobs wait, one spare store
- * starts for every `SPOT_STARTS_PER_SPARE` stores starting or booting, beside them.
+ * starts beside every `SPOT_STARTS_PER_SPARE` spot stores they rely on (starting or booting).
  */
 export const SPOT_STARTS_PER_SPARE = 5;
 
@@ -206,15 +214,14 @@ export const SPOT_STARTS_PER_SPARE = 5;
 export const SPARE_STORES_PER = 10;
 
 /**
- * How many spare stores to start beside `starting` spot stores (those booting and those the plan
- * starts), so that a start that fails leaves its jobs a slot: one per `SPOT_STARTS_PER_SPARE`, less
- * the free slots beyond what the `waiting` jobs need, which serve as spares already.
+ * How many spare stores to start when the waiting jobs rely on `relied` spot stores booting or
+ * starting, and `starting` are: one per `SPOT_STARTS_PER_SPARE` relied on, less those already
+ * booting or starting beyond them.
  */
-export function spareStarts(waiting: number, freeSlots: number, slots: number, starting: number): number {
-  if (waiting <= 0 || starting <= 0) return 0;
-  const wanted = Math.ceil(starting / SPOT_STARTS_PER_SPARE);
-  const surplus = Math.floor(Math.max(0, freeSlots - waiting) / slots);
-  return Math.max(0, wanted - surplus);
+export function spareStarts(relied: number, starting: number): number {
+  if (relied <= 0) return 0;
+  const wanted = Math.ceil(relied / SPOT_STARTS_PER_SPARE);
+  return Math.max(0, wanted - Math.max(0, starting - relied));
 }
 
 /** How sure the planner wants to be of getting a warm store back when it resumes for one. */

@@ -18,7 +18,9 @@ import { conditionalWrite, epochSeconds, type Store } from "../table";
  *
  * A held retry is `pending` (its call waits for the gate, or failed and is tried again), `placed`
  * (asked of the forge; held until its job runs) or `awaiting` (GitHub: the run has not completed, so
- * no re-run is due yet; this does not hold the pool). It ends when the retry's job runs or ends, or
+ * no re-run is due yet; this does not hold the pool). A retry that is not its job's last is recorded
+ * `unheld`: it holds nothing, and the record only keeps its call tried (`retryHeld`) until it is made.
+ * A record ends when the retry's job runs or ends (an `unheld` one once its call is made), or
  * `HOLD_MAX_SECONDS` after `since`. The pool's flag only makes the journal say once when the pool
  * starts and stops holding.
  */
@@ -34,7 +36,7 @@ export const HOLD_MAX_SECONDS = 3600;
 /** Ended and expired items are kept a day, then go with the table's TTL. */
 const KEEP_SECONDS = 86_400;
 
-export type HoldState = "pending" | "awaiting" | "placed";
+export type HoldState = "pending" | "awaiting" | "placed" | "unheld";
 
 export interface Hold {
   pool: string;
@@ -52,9 +54,10 @@ export interface RetryHolds {
   /**
    * Holds the pool for the job's retry, from now, if it is not held for it already: an `awaiting` hold
    * becomes `pending` again with a new `since`. Returns the hold, and whether the pool's hold for the
-   * job began with this call.
+   * job began with this call. With `state` `unheld`, records a retry that holds nothing the same way
+   * (an `awaiting` one becomes `unheld`).
    */
-  begin(pool: string, job: JobKey): Promise<{ hold: Hold; began: boolean }>;
+  begin(pool: string, job: JobKey, state?: "pending" | "unheld"): Promise<{ hold: Hold; began: boolean }>;
   get(pool: string, job: JobKey): Promise<Hold | undefined>;
   /** The pool's holds that have not ended (expired ones included: `active` tells). */
   open(pool: string): Promise<Hold[]>;
@@ -66,10 +69,10 @@ export interface RetryHolds {
   flag(pool: string, holding: boolean): Promise<boolean>;
 }
 
-/** Whether a hold holds its pool at `now`: not ended, not expired, and its retry due. */
+/** Whether a hold holds its pool at `now`: not ended, not expired, and its retry due and held. */
 export const active = (hold: Hold, now: number): boolean =>
   hold.endedAt === null &&
-  hold.state !== "awaiting" &&
+  (hold.state === "pending" || hold.state === "placed") &&
   now - Date.parse(hold.since) < HOLD_MAX_SECONDS * 1000;
 
 export const expired = (hold: Hold, now: number): boolean =>
@@ -109,14 +112,14 @@ export function createRetryHolds(store: Store): RetryHolds {
   }
 
   return {
-    async begin(pool, job) {
+    async begin(pool, job, state = "pending") {
       const at = now();
       const hold: Hold = {
         pool,
         source: job.source,
         jobId: job.id,
         since: at.toISOString(),
-        state: "pending",
+        state,
         placedAt: null,
         endedAt: null,
         endReason: null,
@@ -141,7 +144,7 @@ export function createRetryHolds(store: Store): RetryHolds {
             ConditionExpression: "#state = :awaiting AND attribute_type(endedAt, :null)",
             ExpressionAttributeNames: { "#state": "state" },
             ExpressionAttributeValues: {
-              ":pending": "pending",
+              ":pending": state,
               ":awaiting": "awaiting",
               ":since": hold.since,
               ":expires": expiresAt(at),

@@ -2,7 +2,7 @@ import type { InstanceRegistry } from "../instances";
 import { isTerminal, type Job, type JobKey, jobKeyString, partialEvent } from "../jobs";
 import type { Journal } from "../journal";
 import type { Ledger } from "../ledger";
-import { lastRetry, type PoolConfig, routeJob } from "../pools";
+import { DEFAULT_RETRY_INTERRUPTED, lastRetry, type PoolConfig, routeJob } from "../pools";
 import { gitlabStatusToJobStatus } from "../sources/gitlab";
 import { active, expired, type Gate, gateOpen, HOLD_MAX_SECONDS, type Hold, type RetryHolds } from "./holds";
 import type { RetryRecords } from "./records";
@@ -154,7 +154,7 @@ export async function retryAfterJobRecorded(deps: RetryDeps, job: Job): Promise<
   await retryStarted(deps, job);
   if (needsRetry(job)) {
     const pool = poolOf(job, deps.pools);
-    const limit = pool?.retryInterrupted ?? 1;
+    const limit = pool?.retryInterrupted ?? DEFAULT_RETRY_INTERRUPTED;
     if ((job.retryNumber ?? 0) >= limit) {
       await deps.journal.write({
         pool: pool?.name ?? null,
@@ -178,8 +178,8 @@ export async function retryAfterJobRecorded(deps: RetryDeps, job: Job): Promise<
  * Whether a job's retry is held: a hold is wired, its pool puts retries on demand, and the retry is
  * the last the pool allows (`lastRetry`), `retriesBefore` being the retries the job had already.
  */
-const holding = (deps: RetryDeps, pool: PoolConfig | undefined, retriesBefore: number): pool is PoolConfig =>
-  !!deps.holds && !!pool?.retryOnDemand && lastRetry(pool, retriesBefore + 1);
+const holding = (deps: RetryDeps, pool: PoolConfig, retriesBefore: number): boolean =>
+  !!deps.holds && pool.retryOnDemand && lastRetry(pool, retriesBefore + 1);
 
 const heldJob = (source: Job["source"], id: string) => `${source} job ${id}`;
 
@@ -306,8 +306,12 @@ export async function holdState(
   const open = await deps.holds.open(pool);
   return {
     held: open.some((hold) => active(hold, now)),
-    // An expired hold is pending too: `retryHeld` ends it, and the journal says the pool stopped.
-    pending: open.some((hold) => (active(hold, now) && hold.state === "pending") || expired(hold, now)),
+    // An expired hold is pending too: `retryHeld` ends it, and the journal says the pool stopped. So
+    // is an unheld retry whose call is not made yet.
+    pending: open.some(
+      (hold) =>
+        (active(hold, now) && hold.state === "pending") || hold.state === "unheld" || expired(hold, now),
+    ),
   };
 }
 
@@ -330,7 +334,7 @@ export async function retryHeld(deps: RetryDeps, poolName: string): Promise<Retr
       }
       continue;
     }
-    if (hold.state !== "pending") continue;
+    if (hold.state !== "pending" && hold.state !== "unheld") continue;
     const job = await deps.ledger.get(key);
     if (job?.source === "gitlab" && needsRetry(job)) {
       outcomes.push(await retryAfterJobRecorded(deps, job));
@@ -340,8 +344,10 @@ export async function retryHeld(deps: RetryDeps, poolName: string): Promise<Retr
       runs.add(run);
       outcomes.push(await rerun(deps, job.project, job.pipelineId, job.attempt, false));
     } else if (job?.retry) {
-      // Asked by another path (a crash between the call and the mark): held until its job runs.
-      await holds.mark(poolName, key, "placed");
+      // Asked by another path (a crash between the call and the mark): held until its job runs, or,
+      // unheld, done.
+      if (hold.state === "unheld") await holds.end(poolName, key, "asked");
+      else await holds.mark(poolName, key, "placed");
     } else if (await holds.end(poolName, key, "no retry is wanted")) {
       ended = `the retry of ${what} is not wanted any more`;
     }
@@ -355,8 +361,11 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
   if (!forge || !job.projectId) {
     return { kind: "unavailable", reason: "no GitLab API is configured to retry jobs with" };
   }
-  const held = holding(deps, pool, job.retryNumber ?? 0);
-  if (held && !(await holdAndGate(deps, pool, job, true)).open) return { kind: "held", pool: pool.name };
+  const held = !!pool && holding(deps, pool, job.retryNumber ?? 0);
+  if (held && pool && !(await holdAndGate(deps, pool, job, true)).open)
+    return { kind: "held", pool: pool.name };
+  // Not held: recorded all the same, so that a failed call is tried again (`retryHeld`).
+  if (!held && pool) await deps.holds?.begin(pool.name, job, "unheld");
   if (!(await deps.records.claimGitLab(job.id))) return { kind: "none" };
   let created: { id: string; status: string | null };
   try {
@@ -366,7 +375,7 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
     await deps.journal.write({
       pool: pool?.name ?? null,
       kind: "error",
-      reason: `could not retry interrupted gitlab job ${job.id}: ${message(error)}; tried again at its next event${held ? " or its pool's next heartbeat" : ""}`,
+      reason: `could not retry interrupted gitlab job ${job.id}: ${message(error)}; tried again at its next event${deps.holds && pool ? " or its pool's next heartbeat" : ""}`,
       details: { source: "gitlab", job: job.id },
     });
     return { kind: "failed", error: message(error) };
@@ -395,7 +404,8 @@ async function retryGitLab(deps: RetryDeps, job: Job, pool: PoolConfig | undefin
   );
   await deps.ledger.record(partialEvent(job, { retry: { at, newJobId: created.id } }));
   await deps.records.settleGitLab(job.id, { newJobId: created.id });
-  if (held) await placed(deps, pool.name, [job]);
+  if (pool && held) await placed(deps, pool.name, [job]);
+  else if (pool) await deps.holds?.end(pool.name, job, "asked");
   await journalRetried(deps, pool, job, created.id);
   return { kind: "retried", newJobId: created.id };
 }
@@ -433,24 +443,22 @@ async function awaitRerun(deps: RetryDeps, job: Job, pool: PoolConfig | undefine
     retryNumber: job.retryNumber ?? 0,
     pool: pool?.name ?? null,
   });
-  if (holding(deps, pool, job.retryNumber ?? 0)) {
+  if (pool && holding(deps, pool, job.retryNumber ?? 0)) {
     // The run may have completed already (webhooks come in any order): its re-run may be due now.
     const begun = await deps.holds?.begin(pool.name, job);
     if (begun?.began) await noteHolding(deps, pool.name, job);
-  }
+  } else if (pool) await deps.holds?.begin(pool.name, job, "unheld");
   return rerun(deps, job.project, job.pipelineId, job.attempt, false);
 }
 
-/** The run's interrupted jobs whose retries are held, each with its pool. */
-const heldRunJobs = (
-  deps: RetryDeps,
-  jobs: readonly { jobId: string; pool: string | null; retryNumber: number }[],
-) =>
+type RunJob = { jobId: string; pool: string | null; retryNumber: number };
+
+/** The run's interrupted jobs whose retries are held (`held`) or recorded unheld, each with its pool. */
+const runJobs = (deps: RetryDeps, jobs: readonly RunJob[], held: boolean) =>
   jobs.flatMap((entry) => {
     const pool = deps.pools.find((p) => p.name === entry.pool);
-    return holding(deps, pool, entry.retryNumber)
-      ? [{ key: { source: "github" as const, id: entry.jobId }, pool }]
-      : [];
+    if (!pool || !deps.holds || holding(deps, pool, entry.retryNumber) !== held) return [];
+    return [{ key: { source: "github" as const, id: entry.jobId }, pool }];
   });
 
 /**
@@ -480,10 +488,17 @@ async function rerun(
   const forge = deps.forges.github;
   if (!forge)
     return { kind: "unavailable", reason: "no GitHub credentials are configured to re-run jobs with" };
-  const held = heldRunJobs(deps, run.jobs);
+  const held = runJobs(deps, run.jobs, true);
+  const unheld = runJobs(deps, run.jobs, false);
   for (const { key, pool } of held) {
+    // A last retry's hold let go while the run had not completed: the re-run waits for the run's
+    // completion, which holds the pool again, even when an earlier retry of the run asks it first.
+    if (!due && (await deps.holds?.get(pool.name, key))?.state === "awaiting")
+      return { kind: "awaiting-run" };
     if (!(await holdAndGate(deps, pool, key, due)).open) return { kind: "held", pool: pool.name };
   }
+  // Unheld retries of a run that has just completed are due again (tried until the call is made).
+  if (due) for (const { key, pool } of unheld) await deps.holds?.begin(pool.name, key, "unheld");
   if (!(await deps.records.claimRun(repository, runId, attempt))) return { kind: "awaiting-run" };
   let answer: "rerun" | "not-completed";
   try {
@@ -493,15 +508,16 @@ async function rerun(
     await deps.journal.write({
       pool: run.jobs[0]?.pool ?? null,
       kind: "error",
-      reason: `could not re-run the failed jobs of ${repository} run ${runId}: ${message(error)}; tried again at the run's next event${held.length ? " or its pool's next heartbeat" : ""}`,
+      reason: `could not re-run the failed jobs of ${repository} run ${runId}: ${message(error)}; tried again at the run's next event${held.length || unheld.length ? " or its pool's next heartbeat" : ""}`,
       details: { source: "github", run: runId, attempt },
     });
     return { kind: "failed", error: message(error) };
   }
   if (answer === "not-completed") {
     await deps.records.settleRun(repository, runId, attempt, "awaiting");
-    // Not due before the run completes: its spot runners claim again meanwhile.
-    for (const { key, pool } of held) await deps.holds?.mark(pool.name, key, "awaiting");
+    // Not due before the run completes: its spot runners claim again meanwhile, and no unheld retry
+    // is asked again until then.
+    for (const { key, pool } of [...held, ...unheld]) await deps.holds?.mark(pool.name, key, "awaiting");
     for (const pool of new Set(held.map((entry) => entry.pool.name))) {
       await noteEnded(deps, pool, `${repository} run ${runId} has not completed; its re-run waits for it`);
     }
@@ -514,7 +530,7 @@ async function rerun(
   await deps.records.settleRun(repository, runId, attempt, "done");
   // A job whose failure was added while the re-run was asked is in the record now, not in `run`.
   const settled = await deps.records.run(repository, runId, attempt);
-  const placedJobs = heldRunJobs(deps, settled?.jobs ?? run.jobs);
+  const placedJobs = runJobs(deps, settled?.jobs ?? run.jobs, true);
   for (const pool of new Set(placedJobs.map((entry) => entry.pool.name))) {
     await placed(
       deps,
@@ -522,6 +538,8 @@ async function rerun(
       placedJobs.filter((entry) => entry.pool.name === pool).map((entry) => entry.key),
     );
   }
+  for (const { key, pool } of runJobs(deps, settled?.jobs ?? run.jobs, false))
+    await deps.holds?.end(pool.name, key, "asked");
   await markRetried(deps, settled?.jobs ?? run.jobs, settled?.rerunAt ?? deps.now().toISOString());
   return { kind: "retried", newJobId: null };
 }

@@ -13,7 +13,7 @@ import {
   type LinkName,
   linkEnvironment,
 } from "../../src/aws/links";
-import { autoScalingPools } from "./local";
+import { autoScalingPools } from "./pools";
 
 /**
  * Runs the Lambda handlers as Lambda would: their links in `SST_RESOURCE_*`, DynamoDB on a real

@@ -1,5 +1,5 @@
 import { FakeClock } from "@hearth/core/clock";
-import { defaultPools, type PoolConfig, type PoolConfigInput, poolConfigSchema } from "@hearth/core/pools";
+import { type PoolConfig, type PoolConfigInput, poolConfigSchema } from "@hearth/core/pools";
 import type { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import {
   type ForgeJob,
@@ -12,15 +12,6 @@ import { type LocalHearth, type LocalOptions, startLocal } from "../../src/local
 import { silentLogger } from "../../src/log";
 
 export const secrets = { githubWebhookSecret: "gh-secret", gitlabWebhookToken: "gl-token" };
-
-/**
- * The default pools with `warm.market: on-demand`: warm groups that are Auto Scaling groups with warm
- * pools, for the tests of that path (the default, spot, has its own).
- */
-export const autoScalingPools: PoolConfig[] = defaultPools.map((pool) => ({
-  ...pool,
-  warm: { ...pool.warm, market: "on-demand" },
-}));
 
 /**
  * Local mode on a fake clock: no periodic tick, poll or sweep (tests call `tick()`, `poll()` and `POST

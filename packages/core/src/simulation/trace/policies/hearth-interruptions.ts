@@ -222,8 +222,12 @@ export class HearthInterruptions {
     const queue = () => {
       for (const job of jobs) this.fleet.retry(job);
     };
-    // Only last retries are held; a rerun that re-runs one waits for its pool's hold.
-    const last = jobs.filter((job) => lastRetry(this.settings, job.retries + 1));
+    // Only last retries are held; a rerun that re-runs one waits for its pool's hold. A job whose
+    // retries are spent, re-run with its run, is neither held nor counted as a retry (Hearth does
+    // not record it as one).
+    const last = jobs.filter(
+      (job) => job.retries < this.settings.retryInterrupted && lastRetry(this.settings, job.retries + 1),
+    );
     if (!this.holding || last.length === 0) {
       queue();
       return;

@@ -534,7 +534,10 @@ class HearthPolicy implements Policy {
         pool: job.pool.name,
         cacheKey: job.trace.cacheKey,
         queuedAt: ms(job.trace.createdAt),
-        retry: job.retries > 0 && lastRetry(this.options, job.retries),
+        retry:
+          job.retries > 0 &&
+          job.retries <= this.options.retryInterrupted &&
+          lastRetry(this.options, job.retries),
       });
     }
     return summary;
