@@ -1,7 +1,7 @@
 import { gitlabSystemId } from "@hearth/core/gitlab-api";
 import { PROTOCOL_VERSION } from "@hearth/core/runners/vocabulary";
 import { type RunnerConfigInstruction, readAnswer, refusalCode } from "./answer";
-import type { AgentPorts, GitLabCredentials, HeartbeatBody, JobKey } from "./ports";
+import type { AgentPorts, GitLabCredentials, HeartbeatBody, JobKey, RunnerObservation } from "./ports";
 
 /**
  * The agent's logic (docs/PROTOCOL.md, version 1), with every effect behind a port: production runs
@@ -374,28 +374,56 @@ export class Agent {
     }
     let changed = false;
     for (const slot of held) {
-      const runner = this.slots[slot];
       const now = seen.get(slot);
-      if (!runner || !now) continue;
-      const job = now.state === "running" ? now.job : null;
-      if (now.state === runner.state && sameJob(job, runner.job)) continue;
-      // A runner never goes back to listening: an ephemeral one serves one job.
-      if (now.state === "listening" && runner.state === "running") continue;
-      this.slots[slot] = {
-        ...runner,
-        state: now.state,
-        job: now.state === "exited" ? runner.job : job,
-        runningSince: now.state === "running" ? (runner.runningSince ?? this.now()) : runner.runningSince,
-      };
-      changed = true;
+      if (now && this.observed(slot, now)) changed = true;
     }
     return changed;
   }
 
-  /** Draining: a listener that has no job is stopped, so it takes none; it is reported exited. */
+  /** Records what a slot's runner was seen doing; true when that changed. */
+  private observed(slot: number, now: RunnerObservation): boolean {
+    const runner = this.slots[slot];
+    if (!runner) return false;
+    const job = now.state === "running" ? now.job : null;
+    if (now.state === runner.state && sameJob(job, runner.job)) return false;
+    // A runner never goes back to listening: an ephemeral one serves one job.
+    if (now.state === "listening" && runner.state === "running") return false;
+    this.slots[slot] = {
+      ...runner,
+      state: now.state,
+      job: now.state === "exited" ? runner.job : job,
+      runningSince: now.state === "running" ? (runner.runningSince ?? this.now()) : runner.runningSince,
+    };
+    return true;
+  }
+
+  /**
+   * Whether a slot's runner still listens, looked at again just before it is stopped: since the
+   * step's observation, a heartbeat's round trip (the answer that asks the stop) or the previous
+   * slot's stop may have let the forge hand it a job, which stopping it would kill. Unseen, it is
+   * taken as still listening; if it cannot be looked at, it is left for the next step.
+   */
+  private async stillListening(slot: number): Promise<boolean> {
+    let now: RunnerObservation | undefined;
+    try {
+      now = (await this.ports.runners.inspect([slot])).get(slot);
+    } catch (error) {
+      this.ports.log.warn("could not look at a runner before stopping it", { slot, error: message(error) });
+      return false;
+    }
+    if (now === undefined) return true;
+    if (this.observed(slot, now)) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    return this.slots[slot]?.state === "listening";
+  }
+
+  /**
+   * Draining, released or held: a listener that has no job is stopped, so it takes none; it is
+   * reported exited.
+   */
   private async stopIdleListeners(): Promise<void> {
     for (const [slot, runner] of this.slots.entries()) {
       if (runner?.state !== "listening") continue;
+      if (!(await this.stillListening(slot))) continue;
       try {
         await this.ports.runners.stop(slot);
         this.slots[slot] = { ...runner, state: "exited" };

@@ -571,6 +571,64 @@ describe("a hold (protocol 3)", () => {
     expect(h.agent.state().holding).toBe(false);
   });
 
+  it("a runner handed a job while the answer asking the hold was on its way is not stopped", async () => {
+    const h = start();
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.controlPlane.hand(h.parameters, 1, 502);
+    h.agent.run();
+    await h.clock.advance(0);
+    expect(h.controlPlane.last.slotRunners?.map((r) => r.state)).toEqual(["listening", "listening"]);
+    // The forge hands slot 1 a job during the heartbeat whose answer says hold.
+    const answer = h.controlPlane.port.heartbeat;
+    h.controlPlane.port.heartbeat = async (body) => {
+      const reply = await answer(body);
+      if (h.controlPlane.hold && h.runners.slots.get(1)?.observed.state === "listening")
+        h.runners.takeJob(1, { source: "github", id: "77" });
+      return reply;
+    };
+    h.controlPlane.hold = true;
+    await h.clock.advance(15_000);
+    expect(h.runners.stopped.map((s) => s.slot)).toEqual([0]);
+    expect(h.controlPlane.last).toMatchObject({
+      claiming: false,
+      slotRunners: [
+        { slot: 0, runnerId: 501, state: "exited" },
+        { slot: 1, runnerId: 502, state: "running", job: { source: "github", id: "77" } },
+      ],
+    });
+  });
+
+  it("a listener that cannot be looked at is not stopped blind: the next step stops it", async () => {
+    const h = start();
+    h.controlPlane.hand(h.parameters, 0, 501);
+    h.agent.run();
+    await h.clock.advance(0);
+    const inspect = h.runners.inspect.bind(h.runners);
+    let broken = false;
+    h.runners.inspect = async (slots) => {
+      if (broken) throw new Error("systemctl: connection refused");
+      return inspect(slots);
+    };
+    // Broken from the answer asking the hold on: the step's own observation fails too.
+    const answer = h.controlPlane.port.heartbeat;
+    h.controlPlane.port.heartbeat = async (body) => {
+      const reply = await answer(body);
+      if (h.controlPlane.hold) broken = true;
+      return reply;
+    };
+    h.controlPlane.hold = true;
+    await h.clock.advance(15_000);
+    expect(h.runners.stopped).toEqual([]);
+    expect(h.controlPlane.last.claiming).toBe(true);
+    expect(h.log.text).toContain("could not look at a runner before stopping it");
+    broken = false;
+    h.controlPlane.port.heartbeat = answer;
+    await h.clock.advance(5_000);
+    expect(h.runners.stopped.map((s) => s.slot)).toEqual([0]);
+    await h.clock.advance(15_000);
+    expect(h.controlPlane.last.claiming).toBe(false);
+  });
+
   it("a hold lifted while a release stands claims nothing, nor a release called off while held", async () => {
     const h = start();
     withGitLab(h);
