@@ -79,7 +79,7 @@ export interface AgentState {
   protocol: number;
   /** Heartbeats not taken in a row (unreachable, 403, 5xx). */
   failures: number;
-  /** Epoch ms of the next heartbeat. */
+  /** When the next heartbeat is due, on the clock's `elapsed` time (it never steps). */
   nextHeartbeatAt: number;
   gitlab: { systemId: string } | null;
 }
@@ -114,7 +114,7 @@ export class Agent {
    * restart: the next answer says it.
    */
   private holdRequested = false;
-  /** Epoch ms of the last heartbeat the control plane took (null before the first). */
+  /** When the control plane last took a heartbeat, on the `elapsed` time (null before the first). */
   private answeredAt: number | null = null;
   /** gitlab-runner was stopped for a release or a hold: started again when that is called off. */
   private gitlabStoppedForRelease = false;
@@ -191,7 +191,7 @@ export class Agent {
   private async step(): Promise<void> {
     if (!(await this.ensureInstanceId())) return;
     // Observed first: a listener that has just taken a job is not idle any more.
-    if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    if (await this.observeRunners()) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.elapsed());
     const urgent = await this.pollNotices();
     if (this.draining) await this.stopIdleListeners();
     this.lapseHold();
@@ -199,9 +199,9 @@ export class Agent {
     await this.enforceDeadline();
     await this.enforceJobTime();
     await this.startGitLab();
-    if (!urgent && this.now() < this.nextHeartbeatAt) return;
+    if (!urgent && this.elapsed() < this.nextHeartbeatAt) return;
     // A heartbeat whose answer changed a slot (a runner started) is followed by one reporting it.
-    for (let beats = 0; beats < 3 && (beats === 0 || this.now() >= this.nextHeartbeatAt); beats++) {
+    for (let beats = 0; beats < 3 && (beats === 0 || this.elapsed() >= this.nextHeartbeatAt); beats++) {
       if (!(await this.beat())) break;
     }
   }
@@ -211,7 +211,7 @@ export class Agent {
     return this.serial(async () => {
       if (!(await this.ensureInstanceId())) return false;
       const taken = await this.beat();
-      if (taken && this.now() >= this.nextHeartbeatAt) await this.beat();
+      if (taken && this.elapsed() >= this.nextHeartbeatAt) await this.beat();
       await this.remember();
       return taken;
     });
@@ -219,9 +219,9 @@ export class Agent {
 
   /** Milliseconds until the next step is due. */
   nextStepIn(): number {
-    const now = this.now();
     if (!this.instanceId) return this.pollMs;
-    let next = Math.min(this.pollMs, Math.max(0, this.nextHeartbeatAt - now));
+    let next = Math.min(this.pollMs, Math.max(0, this.nextHeartbeatAt - this.elapsed()));
+    const now = this.now();
     const deadline = this.stopAt();
     if (deadline !== null && deadline > now) next = Math.min(next, deadline - now);
     return Math.max(0, next);
@@ -251,8 +251,17 @@ export class Agent {
     this.stopLoop = null;
   }
 
+  /** Wall-clock time: for what is compared with other machines' times (a spot action's deadline). */
   private now(): number {
     return this.ports.clock.now();
+  }
+
+  /**
+   * Time that never steps: for the agent's own intervals (the heartbeat's schedule, the hold's lapse),
+   * which a wall-clock step (time synchronised after a resume) would otherwise stretch or cut short.
+   */
+  private elapsed(): number {
+    return this.ports.clock.elapsed();
   }
 
   /** Adopts the runners a previous run of the agent started in this boot (once). */
@@ -332,7 +341,7 @@ export class Agent {
     this.gitlab = { systemId };
     this.ports.log.info("gitlab-runner started", { systemId });
     if (this.draining) await this.drainGitLab();
-    this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.elapsed());
   }
 
   /** Polls IMDS; true when a new notice came (then the agent drains and reports at once). */
@@ -412,7 +421,7 @@ export class Agent {
       return false;
     }
     if (now === undefined) return true;
-    if (this.observed(slot, now)) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    if (this.observed(slot, now)) this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.elapsed());
     return this.slots[slot]?.state === "listening";
   }
 
@@ -427,7 +436,7 @@ export class Agent {
       try {
         await this.ports.runners.stop(slot);
         this.slots[slot] = { ...runner, state: "exited" };
-        this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+        this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.elapsed());
       } catch (error) {
         this.ports.log.warn("could not stop an idle runner", { slot, error: message(error) });
       }
@@ -466,7 +475,7 @@ export class Agent {
       try {
         await this.ports.runners.stop(slot);
         this.slots[slot] = { ...runner, state: "exited" };
-        this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+        this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.elapsed());
         this.ports.log.warn("stopped a runner before the interruption's deadline", {
           slot,
           runnerId: runner.runnerId,
@@ -555,7 +564,7 @@ export class Agent {
   private reportStop(slot: number | null, runnerId: number | null, reason: StoppedRunner["reason"]): void {
     this.stoppedRunners.push({ slot, runnerId, reason, at: new Date(this.now()).toISOString() });
     if (this.stoppedRunners.length > STOPPED_RUNNERS_MAX) this.stoppedRunners.shift();
-    this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.now());
+    this.nextHeartbeatAt = Math.min(this.nextHeartbeatAt, this.elapsed());
   }
 
   /**
@@ -613,7 +622,7 @@ export class Agent {
       this.ports.log.warn("the control plane refused the heartbeat as invalid", {
         code: refusalCode(answer.body),
       });
-      this.nextHeartbeatAt = this.now() + this.heartbeatMs;
+      this.nextHeartbeatAt = this.elapsed() + this.heartbeatMs;
       return false;
     }
     if (answer.status < 200 || answer.status >= 300) {
@@ -624,8 +633,8 @@ export class Agent {
       return false;
     }
     this.failures = 0;
-    this.answeredAt = this.now();
-    this.nextHeartbeatAt = this.now() + this.heartbeatMs;
+    this.answeredAt = this.elapsed();
+    this.nextHeartbeatAt = this.elapsed() + this.heartbeatMs;
     // Heard: each stop is reported once.
     this.stoppedRunners.splice(0, reportedStops);
     const instructions = readAnswer(answer.body);
@@ -648,7 +657,8 @@ export class Agent {
       if (await this.pickUp(config)) started = true;
     }
     // Runners started, or stopped by a drain: reported at once.
-    if (started || this.slots.some((runner) => runner?.state === "exited")) this.nextHeartbeatAt = this.now();
+    if (started || this.slots.some((runner) => runner?.state === "exited"))
+      this.nextHeartbeatAt = this.elapsed();
     return true;
   }
 
@@ -676,11 +686,11 @@ export class Agent {
     }
     if (this.claimStopped && !stoppedBefore) {
       await this.stopClaiming();
-      this.nextHeartbeatAt = this.now();
+      this.nextHeartbeatAt = this.elapsed();
     } else if (!this.claimStopped && stoppedBefore) {
       this.ports.log.info("claiming jobs again");
       await this.resumeGitLab();
-      this.nextHeartbeatAt = this.now();
+      this.nextHeartbeatAt = this.elapsed();
     }
   }
 
@@ -691,7 +701,7 @@ export class Agent {
    */
   private lapseHold(): void {
     if (!this.holdRequested || this.answeredAt === null) return;
-    if (this.now() - this.answeredAt < HOLD_LAPSE_MS) return;
+    if (this.elapsed() - this.answeredAt < HOLD_LAPSE_MS) return;
     this.holdRequested = false;
     this.ports.log.warn("no answer from the control plane for 60 s: the hold lapses, claiming jobs again", {
       failures: this.failures,
@@ -804,7 +814,7 @@ export class Agent {
   private backOff(reason: string, fields: Record<string, unknown>): void {
     this.failures += 1;
     const wait = Math.min(this.maxBackoffMs, 5000 * 2 ** Math.min(this.failures - 1, 20));
-    this.nextHeartbeatAt = this.now() + wait;
+    this.nextHeartbeatAt = this.elapsed() + wait;
     this.ports.log.warn(reason, { ...fields, failures: this.failures, retryInSeconds: wait / 1000 });
   }
 }

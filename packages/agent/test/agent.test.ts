@@ -146,6 +146,16 @@ describe("the agent's heartbeat", () => {
 });
 
 describe("draining", () => {
+  it("keeps its heartbeat's pace when the wall clock steps back, as a time synchronisation may", async () => {
+    const { agent, clock, controlPlane } = start();
+    agent.run();
+    await clock.advance(15_000);
+    expect(controlPlane.beats).toHaveLength(2);
+    clock.stepWallClock(-3600_000);
+    await clock.advance(30_000);
+    expect(controlPlane.beats).toHaveLength(4);
+  });
+
   it("on `drain`: starts no runner, stops idle listeners and sends gitlab-runner SIGQUIT", async () => {
     const { agent, clock, controlPlane, parameters, runners, gitlab } = start();
     parameters.values.set(
@@ -685,6 +695,21 @@ describe("a hold (protocol 3)", () => {
     await h.clock.advance(180_000);
     expect(h.gitlab.calls).toEqual(["start", "stop", "start", "stop"]);
     expect(h.agent.state()).toMatchObject({ releasing: true, holding: false });
+  });
+
+  it("a wall-clock step forward does not lapse a hold that answers still confirm", async () => {
+    const h = start();
+    withGitLab(h);
+    h.agent.run();
+    await h.clock.advance(0);
+    h.controlPlane.hold = true;
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    h.clock.stepWallClock(120_000);
+    await h.clock.advance(5_000);
+    expect(h.agent.state().holding).toBe(true);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    expect(h.log.text).not.toContain("the hold lapses");
   });
 
   it("an answer of version 2 carries no hold: the agent claims as before", async () => {

@@ -3,13 +3,20 @@
  * they advance by hand, so minutes of fleet behaviour take milliseconds and never flake.
  */
 export interface Clock {
+  /** Wall-clock epoch milliseconds: may step when the machine's time is synchronised. */
   now(): number;
+  /**
+   * Milliseconds from an arbitrary origin on a clock that never steps (monotonic): for intervals,
+   * which a step of the wall clock must neither stretch nor cut short. Timers (`after`) run on it.
+   */
+  elapsed(): number;
   /** Runs `task` once `ms` have passed; returns a function that cancels it. */
   after(ms: number, task: () => void | Promise<void>): () => void;
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  elapsed: () => performance.now(),
   after(ms, task) {
     const timer = setTimeout(() => void task(), Math.max(0, ms));
     timer.unref?.();
@@ -26,6 +33,8 @@ interface Timer {
 /** A clock that moves only when told to, running due timers in order (and awaiting each). */
 export class FakeClock implements Clock {
   private current: number;
+  /** How far the wall clock was stepped (`stepWallClock`) from the time that never steps. */
+  private wallOffset = 0;
   private seq = 0;
   private timers: Timer[] = [];
 
@@ -34,7 +43,16 @@ export class FakeClock implements Clock {
   }
 
   now(): number {
+    return this.current + this.wallOffset;
+  }
+
+  elapsed(): number {
     return this.current;
+  }
+
+  /** Steps the wall clock by `ms` (either way), as a time synchronisation does; timers keep their time. */
+  stepWallClock(ms: number): void {
+    this.wallOffset += ms;
   }
 
   after(ms: number, task: () => void | Promise<void>): () => void {
