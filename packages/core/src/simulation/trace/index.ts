@@ -13,6 +13,7 @@ import { terraformNixosPolicy } from "./policies/terraform-nixos";
 import type { PolicyContext, PolicyFactory } from "./policy";
 import type { Trace, TraceJob } from "./trace";
 
+export { type CapacityFloor, type CapacityRule, capacityFloor, capacityRules, slidingMax } from "./capacity";
 export type { FleetModel } from "./model";
 export { defaultFleetModel, fleetModelSchema } from "./model";
 export { type ForgeChoice, forgeChoices } from "./policies/hearth-interruptions";

@@ -1,0 +1,69 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { capacityFloor, defaultFleetModel, slidingMax } from "../src/simulation/trace";
+import type { Trace, TraceJob } from "../src/simulation/trace/trace";
+
+const job = (id: string, createdAt: number, labels: string[] = ["nix"]): TraceJob => ({
+  id,
+  createdAt,
+  pipelineId: id,
+  cacheKey: "k",
+  labels,
+  warmSeconds: 600,
+  coldSeconds: 1200,
+});
+
+// Four jobs at once, then one two hours later; one more that routes nowhere.
+const trace: Trace = {
+  name: "floor",
+  resorted: false,
+  jobs: [job("a", 0), job("b", 0), job("c", 0), job("d", 0), job("x", 60, ["gpu"]), job("e", 7200)],
+};
+const poolOf = (j: TraceJob) => (j.labels.includes("gpu") ? null : "p");
+const hours = (minutes: number) => minutes / 60;
+
+describe("capacityFloor", () => {
+  it("prices the stopped instances each rule keeps, and the jobs they give a slot", () => {
+    const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.95);
+    expect(floor.jobs).toBe(5);
+    // Five 10-minute runs, per slot at the spot price.
+    expect(floor.oracleUsd).toBeCloseTo((3000 / 3600) * (0.05 / 2), 10);
+    // The load at arrivals is 1, 2, 3, 4 and 1: covering 95% needs 4 slots, 2 instances.
+    expect(floor.constantInstances).toEqual({ p: 2 });
+    // Minutes 0-10 run 2 instances, 11-119 none, 120-130 one.
+    expect(floor.rules.constant).toMatchObject({ stoppedHours: hours(109 * 2 + 11), coveredJobs: 5 });
+    expect(floor.rules.constant.stoppedUsd).toBeCloseTo(hours(229) * 0.011, 10);
+    // The last day's peak: nothing before the burst, which finds no slot, then 2 instances throughout.
+    expect(floor.rules.lastDay).toMatchObject({ stoppedHours: hours(229), coveredJobs: 1 });
+    // The next hour's peak: 2 instances for the burst, then one from an hour before the last job.
+    expect(floor.rules.nextHour).toMatchObject({ stoppedHours: hours(59), coveredJobs: 5 });
+  });
+
+  it("keeps fewer instances for a lower coverage, and gives fewer jobs a slot", () => {
+    const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.6);
+    expect(floor.constantInstances).toEqual({ p: 1 });
+    expect(floor.rules.constant).toMatchObject({ stoppedHours: hours(109), coveredJobs: 3 });
+  });
+});
+
+describe("slidingMax", () => {
+  it("takes the largest value over the window before each entry, or from it on", () => {
+    expect(slidingMax([1, 3, 2, 0, 5], 2, "behind")).toEqual([0, 1, 3, 3, 2]);
+    expect(slidingMax([1, 3, 2, 0, 5], 2, "ahead")).toEqual([3, 3, 2, 5, 5]);
+  });
+
+  it("agrees with a direct scan", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(50), { maxLength: 40 }),
+        fc.integer({ min: 1, max: 12 }),
+        (values, width) => {
+          const behind = values.map((_, b) => Math.max(0, ...values.slice(Math.max(0, b - width), b)));
+          const ahead = values.map((_, b) => Math.max(0, ...values.slice(b, b + width)));
+          expect(slidingMax(values, width, "behind")).toEqual(behind);
+          expect(slidingMax(values, width, "ahead")).toEqual(ahead);
+        },
+      ),
+    );
+  });
+});

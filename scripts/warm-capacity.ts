@@ -1,0 +1,79 @@
+/**
+ * npx tsx scripts/warm-capacity.ts [--traces DIR] [--coverage 0.95] [TRACE.csv ...]
+ *
+ * What stopped capacity costs at a p95 wait of 35 s, whatever the policy (core's `capacityFloor`:
+ * loose floors, for a fixed number of instances, one following the last day's peak, and one that
+ * knows the next hour's), beside what the cheapest baselines with the binary cache cost in the
+ * simulator (seed 1), for every trace in DIR (default traces/) or those named.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { parseArgs } from "node:util";
+import { defaultPools, isRouted } from "../packages/core/src/pools";
+import {
+  capacityFloor,
+  capacityRules,
+  defaultFleetModel,
+  parseTrace,
+  poolsForModel,
+  routeTraceJob,
+  simulate,
+} from "../packages/core/src/simulation/trace";
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    traces: { type: "string", default: "traces" },
+    coverage: { type: "string", default: "0.95" },
+  },
+});
+const coverage = Number(values.coverage);
+if (!(coverage > 0 && coverage <= 1)) {
+  process.stderr.write(`--coverage must be in (0, 1], got ${values.coverage}\n`);
+  process.exit(2);
+}
+
+const model = defaultFleetModel;
+const pools = poolsForModel(defaultPools, model);
+const ruleNames = { constant: "constant", lastDay: "last day's peak", nextHour: "next hour's peak" };
+const usd = (value: number) => `$${value.toFixed(2)}`;
+
+const files = positionals.length
+  ? positionals
+  : readdirSync(values.traces)
+      .filter((name) => name.endsWith(".csv"))
+      .sort()
+      .map((name) => join(values.traces, name));
+const lines = [
+  "| trace | oracle | rule | instances kept | stopped | floor in all | × oracle | jobs with a slot | ghr+cache | terraform-nixos+cache |",
+  "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+];
+for (const file of files) {
+  const trace = parseTrace(readFileSync(file, "utf8"), basename(file, ".csv"));
+  const floor = capacityFloor(
+    trace,
+    (job) => {
+      const route = routeTraceJob(job, pools);
+      return isRouted(route) ? route.pool : null;
+    },
+    model,
+    coverage,
+  );
+  const baselines = (["ghr+cache", "terraform-nixos+cache"] as const).map((policy) =>
+    usd(simulate(trace, { policy, seed: 1 }).costUsd),
+  );
+  for (const rule of capacityRules) {
+    const figures = floor.rules[rule];
+    const kept =
+      rule === "constant"
+        ? Object.entries(floor.constantInstances)
+            .map(([pool, count]) => `${pool} ${count}`)
+            .join(", ")
+        : "varies";
+    const total = floor.oracleUsd + figures.stoppedUsd;
+    lines.push(
+      `| ${trace.name} | ${usd(floor.oracleUsd)} | ${ruleNames[rule]} | ${kept} | ${usd(figures.stoppedUsd)} | ${usd(total)} | ${(total / floor.oracleUsd).toFixed(1)} | ${((100 * figures.coveredJobs) / floor.jobs).toFixed(1)}% | ${baselines.join(" | ")} |`,
+    );
+  }
+}
+process.stdout.write(`${lines.join("\n")}\n`);
