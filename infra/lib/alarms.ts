@@ -19,7 +19,7 @@ export interface MetricStat<T = string> {
   namespace: string;
   metricName: string;
   dimensions: Record<string, string | T>;
-  stat: "Sum" | "Maximum" | "Average";
+  stat: "Sum" | "Maximum" | "Minimum" | "Average";
   period: number;
 }
 
@@ -173,6 +173,41 @@ export function alarms<T = string>(settings: StageSettings, targets: AlarmTarget
       // Emitted only when an instance is interrupted: no data is none.
       treatMissingData: "notBreaching",
       metrics: [hearthMetric(stage, "m1", "interruptions", "Sum", 3600, { pool: pool.name })],
+    });
+  }
+
+  // The stores' health, as the agents report it (the tick's per-pool worst). Builds that do not reach
+  // the binary cache (no signing key set, no access to the bucket) leave every other store, and every
+  // fresh spot instance, to build them again: the queue's oldest build an hour old is not a slow
+  // upload. A store short of disk fails its jobs' builds: Nix collects garbage below
+  // `services.hearth.nix.minFree` (10 GiB), so less than the threshold means collection cannot keep
+  // up. No instance reporting is no data, and no alarm.
+  for (const pool of settings.pools) {
+    list.push({
+      key: `cache-push-${pool.name}`,
+      name: name(`cache-push-${pool.name}`),
+      description: `A store of pool ${pool.name} has had builds waiting over ${t.pushLagSeconds} s to reach the binary cache: check its signing key (npm run cache-key) and the instances' access to the cache bucket`,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      threshold: t.pushLagSeconds,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: "notBreaching",
+      metrics: [
+        hearthMetric(stage, "m1", "storePushLagSeconds", "Maximum", FIVE_MINUTES, { pool: pool.name }),
+      ],
+    });
+    list.push({
+      key: `store-disk-${pool.name}`,
+      name: name(`store-disk-${pool.name}`),
+      description: `A store of pool ${pool.name} has had less than ${t.freeDiskGiB} GiB of disk free for 15 minutes: its builds may fail (raise fleet.rootVolumeGiB)`,
+      comparisonOperator: "LessThanThreshold",
+      threshold: t.freeDiskGiB * 2 ** 30,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+      treatMissingData: "notBreaching",
+      metrics: [
+        hearthMetric(stage, "m1", "storeFreeDiskBytes", "Minimum", FIVE_MINUTES, { pool: pool.name }),
+      ],
     });
   }
 

@@ -91,6 +91,10 @@ describe("the metrics the functions emit", () => {
       });
       metrics.decision(pool.name);
     }
+    for (const pool of settings.pools)
+      metrics.stores(pool.name, { pushLagSeconds: 42.4, freeDiskBytes: 5e10 });
+    // A pool whose reporting instances measured neither: nothing is emitted for it.
+    metrics.stores("quiet", { pushLagSeconds: null, freeDiskBytes: null });
     metrics.unroutable(2, 700);
     metrics.webhook(202);
     metrics.webhook(401);
@@ -133,6 +137,13 @@ describe("the metrics the functions emit", () => {
     expect(find("Interruptions", { pool: "aarch64" })).toEqual([
       expect.objectContaining({ value: 1, unit: "Count" }),
     ]);
+    expect(find("StorePushLagSeconds", { pool: "x86_64" })).toEqual([
+      expect.objectContaining({ value: 42, unit: "Seconds" }),
+    ]);
+    expect(find("StoreFreeDiskBytes", { pool: "aarch64" })).toEqual([
+      expect.objectContaining({ value: 5e10, unit: "Bytes" }),
+    ]);
+    expect(points.filter((p) => p.dimensions.pool === "quiet")).toEqual([]);
     // A poll's figure per forge: its calls and the budget its tokens have left.
     expect(
       ["PollCalls", "PollBudgetLeft", "PollFoundJobs", "PollUnknownListings"].map(
@@ -262,6 +273,39 @@ describe("the alarms", () => {
         },
       ]);
     }
+  });
+
+  it("watch every pool's stores: builds not reaching the binary cache, and disk running out", () => {
+    for (const pool of settings.pools) {
+      expect(byKey(`cache-push-${pool.name}`)).toMatchObject({
+        comparisonOperator: "GreaterThanOrEqualToThreshold",
+        threshold: 3600,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: "notBreaching",
+        metrics: [
+          expect.objectContaining({ metricName: "StorePushLagSeconds", stat: "Maximum", period: 300 }),
+        ],
+      });
+      expect(byKey(`cache-push-${pool.name}`).description).toContain("npm run cache-key");
+      expect(byKey(`store-disk-${pool.name}`)).toMatchObject({
+        comparisonOperator: "LessThanThreshold",
+        threshold: 5 * 2 ** 30,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        treatMissingData: "notBreaching",
+        metrics: [
+          expect.objectContaining({ metricName: "StoreFreeDiskBytes", stat: "Minimum", period: 300 }),
+        ],
+      });
+    }
+    const strict = stageSettings(
+      parseHearthConfig({ alarms: { thresholds: { pushLagSeconds: 900, freeDiskGiB: 20 } } }),
+      "production",
+    );
+    const custom = alarms(strict, targets);
+    expect(custom.find((a) => a.key === "cache-push-x86_64")?.threshold).toBe(900);
+    expect(custom.find((a) => a.key === "store-disk-x86_64")?.threshold).toBe(20 * 2 ** 30);
   });
 
   it("have unique names under the stage's prefix, which the event pattern matches", () => {

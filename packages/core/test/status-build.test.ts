@@ -7,6 +7,7 @@ import { createRetryHolds } from "../src/retries/holds";
 import { createScalingRecords } from "../src/scaling";
 import { statusSchema } from "../src/status";
 import { buildStatus } from "../src/status/build";
+import { heartbeat } from "./support/heartbeats";
 import { jobEvent } from "./support/jobs";
 import { A, ARM, B, STRANGER, storeWorld } from "./support/store-world";
 
@@ -140,6 +141,52 @@ describe("buildStatus: a spot warm group's stores", () => {
     // The instances list says which one waits for spot capacity.
     const waits = Object.fromEntries(status.instances.map((view) => [view.id, view.waitsForCapacity]));
     expect(waits).toEqual({ "i-0aaaaaaaaaaaaaaa1": undefined, "i-0aaaaaaaaaaaaaaa2": true });
+  });
+});
+
+describe("buildStatus: the stores' health", () => {
+  it("shows each store's free disk, and its push lag while it runs (a stopped store's is frozen)", async () => {
+    const { store, ledger, registry } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
+    const scalingRecords = createScalingRecords(store);
+    for (const [id, freeDiskBytes, pushLagSeconds] of [
+      [A, 40_000_000_000, 5_400],
+      [B, 9_000_000_000, 12],
+    ] as const) {
+      await registry.heartbeat(
+        id,
+        heartbeat(id, { storeBytes: 30_000_000_000, freeDiskBytes, pushQueueDepth: 3, pushLagSeconds }),
+      );
+    }
+    const instance = (id: string, lifecycle: "in-service" | "stopped") => ({
+      id,
+      pool: "x86_64",
+      group: "warm" as const,
+      market: "spot" as const,
+      az: "eu-west-1a",
+      lifecycle,
+      protectedFromScaleIn: true,
+      launchedAt: "2026-01-02T09:00:00.000Z",
+    });
+    await scalingRecords.putFleet("x86_64", {
+      groups: [],
+      instances: [instance(A, "in-service"), instance(B, "stopped")],
+    });
+    const status = await buildStatus(
+      {
+        pools: defaultPools,
+        ledger,
+        registry,
+        journal: createJournal(store),
+        scalingRecords,
+        now: () => new Date("2026-01-02T10:00:00.000Z"),
+      },
+      "local",
+    );
+    expect(statusSchema.safeParse(status).success).toBe(true);
+    const views = Object.fromEntries(
+      status.instances.map((view) => [view.id, [view.freeDiskBytes, view.pushLagSeconds]]),
+    );
+    expect(views).toEqual({ [A]: [40_000_000_000, 5_400], [B]: [9_000_000_000, null] });
   });
 });
 

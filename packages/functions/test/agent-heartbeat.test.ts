@@ -44,17 +44,42 @@ describe("POST /agent/heartbeat", () => {
     const [instance] = instances;
     if (!instance) throw new Error("no instance");
     const running = { source: "github", id: "555" };
-    const result = await post(beat(instance.id, { runner: "busy", runningJobs: [running] }), instance.token);
+    const health = { freeDiskBytes: 2_000_000_000, pushQueueDepth: 4, pushLagSeconds: 5_400 };
+    const result = await post(
+      beat(instance.id, { runner: "busy", runningJobs: [running], ...health }),
+      instance.token,
+    );
     expect(result.status).toBe(200);
     const record = await hearth.registry.get(instance.id);
-    expect(record).toMatchObject({ runner: "busy", runningJobs: [running], cacheKeys: ["acme/app/build"] });
-    // The store's size reaches the status page's instance card.
-    await hearth.tick();
+    expect(record).toMatchObject({
+      runner: "busy",
+      runningJobs: [running],
+      cacheKeys: ["acme/app/build"],
+      ...health,
+    });
+    // The tick sums up the pool's stores (what the alarms watch): this one is the worst.
+    const summary = await hearth.tick();
     await hearth.idle();
+    expect(summary.stores.find((stores) => stores.pool === instance.pool)).toMatchObject({
+      pushLagSeconds: 5_400,
+      freeDiskBytes: 2_000_000_000,
+    });
+    // The store's size and free disk reach the status page's instance card. The instance is one of
+    // the warm pool's, stopped as the fleet sees it: its push lag, frozen while stopped, is not shown.
     const status = (await (await fetch(`${hearth.url}/api/status`)).json()) as {
-      instances: { id: string; storeBytes: number | null }[];
+      instances: {
+        id: string;
+        storeBytes: number | null;
+        freeDiskBytes: number | null;
+        pushLagSeconds: number | null;
+      }[];
     };
-    expect(status.instances.find((view) => view.id === instance.id)?.storeBytes).toBe(1_000_000);
+    expect(status.instances.find((view) => view.id === instance.id)).toMatchObject({
+      state: "stopped",
+      storeBytes: 1_000_000,
+      freeDiskBytes: 2_000_000_000,
+      pushLagSeconds: null,
+    });
     // The instance is the authority on what it runs: the ledger learns the job is running there.
     expect(await hearth.ledger.get({ source: "github", id: "555" })).toMatchObject({
       status: "running",

@@ -657,11 +657,9 @@ export function instancesTable(instances: InstanceView[]): Node {
             instance.warmCacheKeys === 0
               ? h("span", { class: "cold" }, "cold")
               : h("span", { class: "warm" }, plural(instance.warmCacheKeys, "cache key")),
-            instance.storeBytes === null
-              ? null
-              : h("span", { class: "sub" }, `${formatBytes(instance.storeBytes)} store`),
           ],
         },
+        { label: "Store", cell: storeCell },
         { label: "Uptime", numeric: true, cell: (instance) => formatDuration(instance.uptimeSeconds) },
         {
           label: "Heartbeat",
@@ -672,6 +670,34 @@ export function instancesTable(instances: InstanceView[]): Node {
       ],
     }),
   );
+}
+
+/**
+ * The store's size, its free disk and how far its builds are behind the binary cache, as the agent
+ * last reported; "—" when it reported none of them.
+ */
+function storeCell(instance: InstanceView): Node[] | string {
+  const parts: Node[] = [];
+  if (instance.storeBytes !== null) parts.push(h("span", null, formatBytes(instance.storeBytes)));
+  if (instance.freeDiskBytes !== null)
+    parts.push(
+      h("span", { class: "sub", "data-testid": "free-disk" }, `${formatBytes(instance.freeDiskBytes)} free`),
+    );
+  if (instance.pushLagSeconds !== null)
+    parts.push(
+      h(
+        "span",
+        {
+          class: "sub",
+          "data-testid": "push-lag",
+          title: "The oldest build not yet pushed to the binary cache",
+        },
+        instance.pushLagSeconds === 0
+          ? "cache: all pushed"
+          : `cache: ${formatDuration(instance.pushLagSeconds)} behind`,
+      ),
+    );
+  return parts.length ? parts : "—";
 }
 
 // Timeline

@@ -150,6 +150,13 @@ describe("the status page", () => {
     const second = page.locator('[data-testid="instance-row"][data-instance="i-0a1b2c3d4e5f60002"]');
     expect(await second.locator('[data-forge="gitlab"]').innerText()).toBe("GitLab manager #812 registered");
     expect(await second.locator('[data-forge="gitlab"]').getAttribute("title")).toBe("s_4e1f0a9c2b7d");
+    // Each store's size, free disk and how far its builds are behind the binary cache.
+    expect(await busy.innerText()).toContain("45.0 GiB");
+    expect(await busy.getByTestId("free-disk").textContent()).toBe("50.0 GiB free");
+    expect(await busy.getByTestId("push-lag").textContent()).toBe("cache: all pushed");
+    expect(await second.getByTestId("free-disk").textContent()).toBe("3.5 GiB free");
+    expect(await second.getByTestId("push-lag").textContent()).toBe("cache: 1h 30m behind");
+    expect(await parked.getByTestId("push-lag").count()).toBe(0);
 
     const queued = page.getByTestId("queue-table").locator('[data-job="gitlab#41877"]');
     expect(await queued.innerText()).toContain("4m 12s");

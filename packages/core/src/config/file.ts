@@ -39,6 +39,10 @@ const thresholds = strictObject({
   unroutableAfterSeconds: z.number().int().min(60).max(86_400).default(600),
   /** Alarm when more than this many of a pool's spot instances are interrupted within an hour. */
   interruptionsPerHour: z.number().int().min(1).max(10_000).default(10),
+  /** Alarm when a store's oldest build not yet pushed to the binary cache has waited this long (seconds), 10 minutes running. */
+  pushLagSeconds: z.number().int().min(300).max(604_800).default(3600),
+  /** Alarm when a store has had less than this much disk free (GiB), 15 minutes running. */
+  freeDiskGiB: z.number().min(1).max(16_384).default(5),
 });
 
 /** GitHub.com's REST API. */

@@ -91,8 +91,9 @@ export const heartbeatSchema = z.object({
     .nullable()
     .optional(),
   /**
-   * Version 1, optional: the store's health (docs/PROTOCOL.md). The control plane accepts them and
-   * stores nothing of them yet; an agent that cannot measure one sends null or leaves it out.
+   * Version 1, optional: the store's health (docs/PROTOCOL.md). The control plane keeps them on the
+   * instance's record: the status page shows them, and the minute tick makes each pool's worst of
+   * them a metric that an alarm watches. An agent that cannot measure one sends null or leaves it out.
    */
   freeDiskBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
   /** Store paths waiting to be pushed to the binary cache. */
@@ -154,6 +155,11 @@ export interface InstanceRecord {
   /** The keys its agent last reported (`<stateDir>/cache-keys.json`, when an image writes one). */
   reportedCacheKeys: string[];
   storeBytes: number | null;
+  /** Free bytes on the store's file system, as the agent last reported (null: not measured). */
+  freeDiskBytes: number | null;
+  /** Builds waiting to be pushed to the binary cache, and the oldest one's wait, as last reported. */
+  pushQueueDepth: number | null;
+  pushLagSeconds: number | null;
   lastHeartbeatAt: string | null;
   /** Since when no slot has been busy; null while busy or before the first heartbeat. */
   idleSince: string | null;
@@ -213,6 +219,9 @@ const FIELDS = [
   "finishedCacheKeyTimes",
   "reportedCacheKeys",
   "storeBytes",
+  "freeDiskBytes",
+  "pushQueueDepth",
+  "pushLagSeconds",
   "lastHeartbeatAt",
   "idleSince",
   "interruption",
@@ -396,6 +405,9 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
         finishedCacheKeyTimes: {},
         reportedCacheKeys: [],
         storeBytes: null,
+        freeDiskBytes: null,
+        pushQueueDepth: null,
+        pushLagSeconds: null,
         lastHeartbeatAt: null,
         idleSince: null,
         interruption: null,
@@ -455,6 +467,9 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
           cacheKeys: storeKeys(record.finishedCacheKeys, beat.cacheKeys),
           reportedCacheKeys: beat.cacheKeys,
           storeBytes: beat.storeBytes,
+          freeDiskBytes: beat.freeDiskBytes ?? null,
+          pushQueueDepth: beat.pushQueueDepth ?? null,
+          pushLagSeconds: beat.pushLagSeconds ?? null,
           lastHeartbeatAt: at,
           idleSince: busy ? null : (record.idleSince ?? at),
           // A notice stays until the instance is gone (EC2 does not take it back); a warning outranks a

@@ -1,3 +1,4 @@
+import { type PoolStoreHealth, poolStoreHealth } from "../instances/store-health";
 import type { Job } from "../jobs";
 import type { QueueSummary } from "../planner";
 import type { ScalingDeps } from "./deps";
@@ -9,8 +10,9 @@ import { requestScale, type ScaleRequest } from "./request";
 /**
  * The minute tick, the same in AWS (an EventBridge Scheduler cron) and locally (a timer): refresh the
  * demand forecast when it is ten minutes old, route the queue (resolving GitLab tags webhooks could
- * not), and start ScaleFleet for every pool that has something to do: queued jobs, instances in
- * service (idle ones age out), or no run for ten minutes (to reconcile). An idle pool costs no run.
+ * not), sum up each pool's store health (`poolStoreHealth`), and start ScaleFleet for every pool
+ * that has something to do: queued jobs, instances in service (idle ones age out), or no run for ten
+ * minutes (to reconcile). An idle pool costs no run.
  */
 
 export const FORECAST_EVERY_MS = 10 * 60_000;
@@ -19,6 +21,8 @@ export const RECONCILE_EVERY_MS = 10 * 60_000;
 export interface TickSummary {
   queue: Array<{ pool: string; queued: number; oldestWaitSeconds: number }>;
   unroutable: { count: number; oldestWaitSeconds: number; reasons: string[] };
+  /** Per pool with an instance reporting: its worst store health. */
+  stores: Array<{ pool: string } & PoolStoreHealth>;
   runs: Array<{ pool: string; outcome: ScaleRequest | "idle" }>;
   failures: string[];
 }
@@ -51,6 +55,7 @@ export async function tick(
   const summary: TickSummary = {
     queue: [],
     unroutable: { count: 0, oldestWaitSeconds: 0, reasons: [] },
+    stores: [],
     runs: [],
     failures: [],
   };
@@ -87,6 +92,14 @@ export async function tick(
         oldestWaitSeconds: oldest === null ? 0 : Math.max(0, (now - oldest) / 1000),
       });
     }
+  });
+
+  await attempt("stores", async () => {
+    const records = await Promise.all(deps.pools.map((pool) => deps.registry.inPool(pool.name)));
+    deps.pools.forEach((pool, index) => {
+      const health = poolStoreHealth(records[index] ?? [], now);
+      if (health.reporting > 0) summary.stores.push({ pool: pool.name, ...health });
+    });
   });
 
   for (const pool of deps.pools) {

@@ -164,6 +164,8 @@ function instanceView(
     uptimeSeconds: running ? (seconds(instance.launchedAt, now) ?? 0) : 0,
     warmCacheKeys: record?.cacheKeys.length ?? 0,
     storeBytes: record?.storeBytes ?? null,
+    freeDiskBytes: record?.freeDiskBytes ?? null,
+    pushLagSeconds: running ? (record?.pushLagSeconds ?? null) : null,
     lastHeartbeatSeconds: running && record?.lastHeartbeatAt ? seconds(record.lastHeartbeatAt, now) : null,
     runners,
     ...(seen.waitsForCapacity ? { waitsForCapacity: true as const } : {}),

@@ -13,6 +13,13 @@ export const metricNames = {
   queuedJobs: "QueuedJobs",
   /** Per pool, each tick: how long the pool's oldest queued job has waited (0 when none). */
   oldestQueuedSeconds: "OldestQueuedSeconds",
+  /**
+   * Per pool, each tick with an instance reporting: the longest any of its reporting instances has
+   * had a build waiting to be pushed to the binary cache.
+   */
+  storePushLagSeconds: "StorePushLagSeconds",
+  /** Per pool, each tick with an instance reporting: the least free disk of its reporting stores. */
+  storeFreeDiskBytes: "StoreFreeDiskBytes",
   /** Each tick: queued jobs that no pool can run (some are for GitHub's hosted runners, and soon start). */
   unroutableJobs: "UnroutableJobs",
   /** Each tick: how long the oldest of them has waited (0 when none); a long wait is a config problem. */
@@ -63,6 +70,8 @@ export type CapacityState = (typeof capacityStates)[number];
 export const metricDimensions: Record<keyof typeof metricNames, readonly string[]> = {
   queuedJobs: ["pool"],
   oldestQueuedSeconds: ["pool"],
+  storePushLagSeconds: ["pool"],
+  storeFreeDiskBytes: ["pool"],
   unroutableJobs: [],
   oldestUnroutableSeconds: [],
   instances: ["pool", "state"],

@@ -15,6 +15,11 @@ import {
 export interface HearthMetrics {
   /** A pool's queue, once a tick. */
   queue(pool: string, queued: number, oldestSeconds: number): void;
+  /**
+   * A pool's worst store health, once a tick while an instance of it reports: each figure only when
+   * some instance measured it.
+   */
+  stores(pool: string, health: { pushLagSeconds: number | null; freeDiskBytes: number | null }): void;
   /** Queued jobs that no pool can run, and the oldest one's wait, once a tick. */
   unroutable(count: number, oldestSeconds: number): void;
   /**
@@ -57,6 +62,14 @@ export function createHearthMetrics(stage: string, metrics?: Metrics): HearthMet
       emit(metricNames.oldestQueuedSeconds, MetricUnit.Seconds, Math.max(0, Math.round(oldestSeconds)), {
         pool,
       });
+    },
+    stores(pool, health) {
+      if (health.pushLagSeconds !== null)
+        emit(metricNames.storePushLagSeconds, MetricUnit.Seconds, Math.round(health.pushLagSeconds), {
+          pool,
+        });
+      if (health.freeDiskBytes !== null)
+        emit(metricNames.storeFreeDiskBytes, MetricUnit.Bytes, health.freeDiskBytes, { pool });
     },
     unroutable(count, oldestSeconds) {
       emit(metricNames.unroutableJobs, MetricUnit.Count, count);

@@ -10,7 +10,7 @@ import type { Ledger } from "@hearth/core/ledger";
 import { localDynamoClients, startEmbeddedDynamo } from "@hearth/core/local";
 import type { PollReport } from "@hearth/core/polling";
 import { defaultPools, type PoolConfig } from "@hearth/core/pools";
-import { scaleLease } from "@hearth/core/scaling";
+import { scaleLease, type TickSummary } from "@hearth/core/scaling";
 import { SimulatedFleet } from "@hearth/core/simulation/fleet";
 import type { SimulatedDeliveries } from "@hearth/core/simulation/forge/deliveries";
 import type { SimulatedForgeJobs } from "@hearth/core/simulation/forge/jobs";
@@ -114,8 +114,11 @@ export interface LocalHearth {
   /** The secrets in effect, including ones generated because none was configured. */
   secrets: { githubWebhookSecret: string; gitlabWebhookToken: string };
   generated: string[];
-  /** What the periodic timer does: refresh the forecast, and run ScaleFleet for pools with work. */
-  tick(): Promise<void>;
+  /**
+   * What the periodic timer does: refresh the forecast, sum up the stores' health, and run ScaleFleet
+   * for pools with work.
+   */
+  tick(): Promise<TickSummary>;
   /** One poll of the forges for jobs whose webhooks were missed (what the poll timer does). */
   poll(): Promise<PollReport>;
   /** Resolves when the work started so far (tag lookups, ScaleFleet runs) has settled. */
@@ -289,6 +292,7 @@ async function startWith(
     const summary = await hearth.tick();
     for (const failure of summary.failures) log.error("tick step failed", { error: failure });
     files?.flush();
+    return summary;
   };
   const tickSeconds = options.tickSeconds ?? 60;
   const stopTicking =

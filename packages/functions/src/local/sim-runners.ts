@@ -111,6 +111,11 @@ export interface AgentFaultChange {
   heartbeatEverySeconds?: number | null;
 }
 
+/** A simulated instance's disk: the stage's default root volume (`fleet.rootVolumeGiB`, 100 GiB). */
+const SIMULATED_DISK_BYTES = 100 * 2 ** 30;
+/** What the system (the image's own closure, logs) takes of it, before any job's store paths. */
+const SIMULATED_SYSTEM_BYTES = 8 * 2 ** 30;
+
 export interface SimulatedRunnersOptions {
   fleet: SimulatedFleet;
   ledger: Ledger;
@@ -768,9 +773,11 @@ export class SimulatedRunners {
       store: {
         measure: async () => {
           const keys = this.stores.get(instanceId) ?? [];
+          const storeBytes = keys.length * 2_000_000_000;
           return {
-            storeBytes: keys.length * 2_000_000_000,
-            freeDiskBytes: null,
+            storeBytes,
+            // The default root volume, less the system's share; local mode has no binary cache to push to.
+            freeDiskBytes: Math.max(0, SIMULATED_DISK_BYTES - SIMULATED_SYSTEM_BYTES - storeBytes),
             pushQueueDepth: null,
             pushLagSeconds: null,
             // As the runner image's agent: no job hook writes cache-keys.json.

@@ -9,7 +9,7 @@ import type { Logger } from "../log";
 export function startTicker(options: {
   clock: Clock;
   seconds: number;
-  tick: () => Promise<void>;
+  tick: () => Promise<unknown>;
   /** Runs the first tick without holding up the start. */
   background: (task: () => Promise<void>) => void;
   log: Logger;

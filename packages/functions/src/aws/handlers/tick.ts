@@ -10,6 +10,7 @@ export async function runTick(runtime: AwsRuntime): Promise<void> {
   const summary = await runtime.hearth.tick();
   const metrics = runtime.metrics();
   for (const pool of summary.queue) metrics.queue(pool.pool, pool.queued, pool.oldestWaitSeconds);
+  for (const store of summary.stores) metrics.stores(store.pool, store);
   metrics.unroutable(summary.unroutable.count, summary.unroutable.oldestWaitSeconds);
   if (summary.unroutable.count) {
     log.warn("unroutable jobs queued", {
