@@ -1,10 +1,11 @@
 /**
- * npx tsx scripts/warm-capacity.ts [--traces DIR] [--coverage 0.95] [TRACE.csv ...]
+ * npx tsx scripts/warm-capacity.ts [--traces DIR] [--coverage 0.95] [--past-hours 24] [--coming-hours 1] [TRACE.csv ...]
  *
- * What stopped capacity costs at a p95 wait of 35 s, whatever the policy (core's `capacityFloor`:
- * loose floors, for a fixed number of instances, one following the last day's peak, and one that
- * knows the next hour's), beside what the cheapest baselines with the binary cache cost in the
- * simulator (seed 1), for every trace in DIR (default traces/) or those named.
+ * What stopped capacity costs at a p95 wait of 35 s under three rules for how many instances a pool
+ * keeps (core's `capacityFloor`, loose figures: a fixed number per pool, the peak of the past
+ * `--past-hours`, and the peak of the coming `--coming-hours`, which is foresight), beside what the
+ * cheapest baselines with the binary cache cost in the simulator (seed 1), for every trace in DIR
+ * (default traces/) or those named.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -25,8 +26,16 @@ const { values, positionals } = parseArgs({
   options: {
     traces: { type: "string", default: "traces" },
     coverage: { type: "string", default: "0.95" },
+    "past-hours": { type: "string", default: "24" },
+    "coming-hours": { type: "string", default: "1" },
   },
 });
+const pastHours = Number(values["past-hours"]);
+const comingHours = Number(values["coming-hours"]);
+if (!(pastHours > 0 && comingHours > 0)) {
+  process.stderr.write("--past-hours and --coming-hours must be positive numbers\n");
+  process.exit(2);
+}
 const coverage = Number(values.coverage);
 if (!(coverage > 0 && coverage <= 1)) {
   process.stderr.write(`--coverage must be in (0, 1], got ${values.coverage}\n`);
@@ -35,7 +44,11 @@ if (!(coverage > 0 && coverage <= 1)) {
 
 const model = defaultFleetModel;
 const pools = poolsForModel(defaultPools, model);
-const ruleNames = { constant: "constant", lastDay: "last day's peak", nextHour: "next hour's peak" };
+const ruleNames = {
+  constant: "constant",
+  pastPeak: `past ${pastHours} h's peak`,
+  comingPeak: `coming ${comingHours} h's peak`,
+};
 const usd = (value: number) => `$${value.toFixed(2)}`;
 
 const files = positionals.length
@@ -58,6 +71,7 @@ for (const file of files) {
     },
     model,
     coverage,
+    { pastHours, comingHours },
   );
   const baselines = (["ghr+cache", "terraform-nixos+cache"] as const).map((policy) =>
     usd(simulate(trace, { policy, seed: 1 }).costUsd),

@@ -181,7 +181,9 @@ export function alarms<T = string>(settings: StageSettings, targets: AlarmTarget
   // fresh spot instance, to build them again: the queue's oldest build an hour old is not a slow
   // upload. A store short of disk fails its jobs' builds: Nix collects garbage below
   // `services.hearth.nix.minFree` (10 GiB), so less than the threshold means collection cannot keep
-  // up. No instance reporting is no data, and no alarm.
+  // up. No instance reporting is no data, and no alarm. A store stopped with builds still queued
+  // reports their age, stop included, once resumed; two five-minute periods let its first push
+  // clear that before the alarm fires.
   for (const pool of settings.pools) {
     list.push({
       key: `cache-push-${pool.name}`,

@@ -41,6 +41,8 @@ describe("stage settings", () => {
         scaleFleetFailures: 1,
         unroutableAfterSeconds: 600,
         interruptionsPerHour: 10,
+        pushLagSeconds: 3600,
+        freeDiskGiB: 5,
       },
     });
   });

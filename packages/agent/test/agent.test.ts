@@ -143,9 +143,7 @@ describe("the agent's heartbeat", () => {
     expect(runners.started).toEqual([]);
     expect(agent.state().protocol).toBe(0);
   });
-});
 
-describe("draining", () => {
   it("keeps its heartbeat's pace when the wall clock steps back, as a time synchronisation may", async () => {
     const { agent, clock, controlPlane } = start();
     agent.run();
@@ -155,7 +153,9 @@ describe("draining", () => {
     await clock.advance(30_000);
     expect(controlPlane.beats).toHaveLength(4);
   });
+});
 
+describe("draining", () => {
   it("on `drain`: starts no runner, stops idle listeners and sends gitlab-runner SIGQUIT", async () => {
     const { agent, clock, controlPlane, parameters, runners, gitlab } = start();
     parameters.values.set(

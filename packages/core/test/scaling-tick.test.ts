@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { oldestWaitSeconds, type PoolState, poolNeedsRun } from "../src/scaling";
+import type { PoolState } from "../src/scaling";
+import { oldestWaitSeconds, poolNeedsRun } from "../src/scaling/tick";
 
 const now = Date.parse("2026-01-05T10:00:00.000Z");
 const state = (fields: Partial<PoolState> = {}): PoolState => ({

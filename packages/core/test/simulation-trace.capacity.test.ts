@@ -34,15 +34,34 @@ describe("capacityFloor", () => {
     expect(floor.rules.constant).toMatchObject({ stoppedHours: hours(109 * 2 + 11), coveredJobs: 5 });
     expect(floor.rules.constant.stoppedUsd).toBeCloseTo(hours(229) * 0.011, 10);
     // The last day's peak: nothing before the burst, which finds no slot, then 2 instances throughout.
-    expect(floor.rules.lastDay).toMatchObject({ stoppedHours: hours(229), coveredJobs: 1 });
+    expect(floor.rules.pastPeak).toMatchObject({ stoppedHours: hours(229), coveredJobs: 1 });
     // The next hour's peak: 2 instances for the burst, then one from an hour before the last job.
-    expect(floor.rules.nextHour).toMatchObject({ stoppedHours: hours(59), coveredJobs: 5 });
+    expect(floor.rules.comingPeak).toMatchObject({ stoppedHours: hours(59), coveredJobs: 5 });
+  });
+
+  it("looks back and ahead as far as told", () => {
+    const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.95, { pastHours: 1, comingHours: 2 });
+    // Back an hour: 2 instances in minutes 1-70 (stopped from 11 on), none in 71-120, so the last job
+    // finds no slot, and neither does the burst, which nothing came before.
+    expect(floor.rules.pastPeak).toMatchObject({ stoppedHours: hours(60 * 2), coveredJobs: 0 });
+    // Two hours ahead: the burst's 2 instances, then one from minute 11 on, for the last job.
+    expect(floor.rules.comingPeak).toMatchObject({ stoppedHours: hours(109), coveredJobs: 5 });
   });
 
   it("keeps fewer instances for a lower coverage, and gives fewer jobs a slot", () => {
     const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.6);
     expect(floor.constantInstances).toEqual({ p: 1 });
     expect(floor.rules.constant).toMatchObject({ stoppedHours: hours(109), coveredJobs: 3 });
+  });
+
+  it("chooses the pools' numbers together: coverage is over all the trace's jobs, as the p95 is", () => {
+    // A second pool with one job: covering it would keep an instance stopped for two hours.
+    const two: Trace = { ...trace, jobs: [...trace.jobs, { ...job("q1", 0), labels: ["q"] }] };
+    const poolOfTwo = (j: TraceJob) => (j.labels.includes("q") ? "q" : poolOf(j));
+    const floor = capacityFloor(two, poolOfTwo, defaultFleetModel, 0.8);
+    // Five of the six jobs: the first pool's two instances give them a slot, the second pool none.
+    expect(floor.constantInstances).toEqual({ p: 2, q: 0 });
+    expect(floor.rules.constant).toMatchObject({ stoppedHours: hours(229), coveredJobs: 5 });
   });
 });
 

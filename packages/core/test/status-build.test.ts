@@ -146,17 +146,19 @@ describe("buildStatus: a spot warm group's stores", () => {
 
 describe("buildStatus: the stores' health", () => {
   it("shows each store's free disk, and its push lag while it runs (a stopped store's is frozen)", async () => {
-    const { store, ledger, registry } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
+    const { store, ledger, registry, setClock } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
     const scalingRecords = createScalingRecords(store);
-    for (const [id, freeDiskBytes, pushLagSeconds] of [
-      [A, 40_000_000_000, 5_400],
-      [B, 9_000_000_000, 12],
-    ] as const) {
-      await registry.heartbeat(
+    const beat = (id: string, freeDiskBytes: number, pushLagSeconds: number) =>
+      registry.heartbeat(
         id,
         heartbeat(id, { storeBytes: 30_000_000_000, freeDiskBytes, pushQueueDepth: 3, pushLagSeconds }),
       );
-    }
+    // ARM reported long ago and has been silent since: its lag is not now's.
+    setClock("2026-01-02T09:50:00.000Z");
+    await beat(ARM, 20_000_000_000, 7_200);
+    setClock("2026-01-02T10:00:00.000Z");
+    await beat(A, 40_000_000_000, 5_400);
+    await beat(B, 9_000_000_000, 12);
     const instance = (id: string, lifecycle: "in-service" | "stopped") => ({
       id,
       pool: "x86_64",
@@ -170,6 +172,10 @@ describe("buildStatus: the stores' health", () => {
     await scalingRecords.putFleet("x86_64", {
       groups: [],
       instances: [instance(A, "in-service"), instance(B, "stopped")],
+    });
+    await scalingRecords.putFleet("aarch64", {
+      groups: [],
+      instances: [{ ...instance(ARM, "in-service"), pool: "aarch64" }],
     });
     const status = await buildStatus(
       {
@@ -186,7 +192,11 @@ describe("buildStatus: the stores' health", () => {
     const views = Object.fromEntries(
       status.instances.map((view) => [view.id, [view.freeDiskBytes, view.pushLagSeconds]]),
     );
-    expect(views).toEqual({ [A]: [40_000_000_000, 5_400], [B]: [9_000_000_000, null] });
+    expect(views).toEqual({
+      [A]: [40_000_000_000, 5_400],
+      [B]: [9_000_000_000, null],
+      [ARM]: [20_000_000_000, null],
+    });
   });
 });
 

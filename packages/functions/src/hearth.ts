@@ -34,7 +34,6 @@ import {
   type ScalingRecords,
   type StartRun,
   type TickSummary,
-  tick,
 } from "@hearth/core/scaling";
 import { type AfterRecorded, afterJobRecorded } from "@hearth/core/scaling/after-recorded";
 import { storePlacement } from "@hearth/core/stores/placement";
@@ -415,6 +414,8 @@ export function composeHearth(ports: HearthPorts): Hearth {
     retries,
     onJobsInterrupted,
     async tick() {
+      // Loaded by the tick alone: the API function's bundle leaves it out.
+      const { tick } = await import("@hearth/core/scaling/tick");
       const summary = await tick(scaling, ports.startScaleFleet(), ports.holder);
       for (const run of summary.runs) if (run.outcome === "running") await leaseHeld(run.pool);
       return summary;

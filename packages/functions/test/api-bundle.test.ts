@@ -7,7 +7,8 @@ import { loadedAtInit } from "../bench/bundle";
  * What the API Lambda loads at init, bundled as deployed (the AWS SDK from the runtime): no client it
  * needs only on first use (EC2, Auto Scaling, SSM, Step Functions), no GitLab API client (loaded at
  * the first tag lookup: most webhooks need none) and no GitHub App client (Octokit, its plugins and
- * JWT signing, loaded at the first GitHub call: most requests make none). Its cold start is measured by `bench:ingest`.
+ * JWT signing, loaded at the first GitHub call: most requests make none) and no minute tick (loaded by
+ * the tick alone). Its cold start is measured by `bench:ingest`.
  */
 describe("the API Lambda's bundle", () => {
   it("loads at init only what answering a request needs", async () => {
@@ -32,6 +33,7 @@ describe("the API Lambda's bundle", () => {
       (outputs[file]?.imports ?? []).filter((i) => i.kind === "import-statement").map((i) => i.path),
     );
     expect(inputs.filter((input) => input.includes("@gitbeaker"))).toEqual([]);
+    expect(inputs.filter((input) => input.includes("scaling/tick"))).toEqual([]);
     expect(
       inputs.filter((input) =>
         /@octokit\/(core|auth-app|plugin-retry|plugin-throttling|request)\/|bottleneck|github-api\/client/.test(

@@ -679,11 +679,11 @@ export function instancesTable(instances: InstanceView[]): Node {
 function storeCell(instance: InstanceView): Node[] | string {
   const parts: Node[] = [];
   if (instance.storeBytes !== null) parts.push(h("span", null, formatBytes(instance.storeBytes)));
-  if (instance.freeDiskBytes !== null)
+  if (instance.freeDiskBytes != null)
     parts.push(
       h("span", { class: "sub", "data-testid": "free-disk" }, `${formatBytes(instance.freeDiskBytes)} free`),
     );
-  if (instance.pushLagSeconds !== null)
+  if (instance.pushLagSeconds != null)
     parts.push(
       h(
         "span",

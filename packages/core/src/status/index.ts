@@ -152,12 +152,13 @@ export const instanceViewSchema = z.object({
   /** The size of its Nix store in bytes, as its agent last reported; null before the first report. */
   storeBytes: z.nullable(count),
   /** Free disk on its store's file system, as its agent last reported (a stopped store keeps it); null if not reported. */
-  freeDiskBytes: z.nullable(count),
+  freeDiskBytes: z.optional(z.nullable(count)),
   /**
    * How long the oldest of its builds has waited to be pushed to the binary cache (0: none waits), as
-   * its agent last reported; null if not, or while stopped.
+   * its agent reported within the last 90 s; null otherwise (stopped, booting, silent, or not reported).
+   * Both figures are absent from an API older than them.
    */
-  pushLagSeconds: z.nullable(seconds),
+  pushLagSeconds: z.optional(z.nullable(seconds)),
   /** Seconds since the agent's last heartbeat; null before the first one, or while stopped. */
   lastHeartbeatSeconds: z.nullable(seconds),
   /**

@@ -776,10 +776,11 @@ export class SimulatedRunners {
           const storeBytes = keys.length * 2_000_000_000;
           return {
             storeBytes,
-            // The default root volume, less the system's share; local mode has no binary cache to push to.
+            // The default root volume, less the system's share.
             freeDiskBytes: Math.max(0, SIMULATED_DISK_BYTES - SIMULATED_SYSTEM_BYTES - storeBytes),
-            pushQueueDepth: null,
-            pushLagSeconds: null,
+            // The simulated binary cache takes a job's closure the moment the job finishes.
+            pushQueueDepth: 0,
+            pushLagSeconds: 0,
             // As the runner image's agent: no job hook writes cache-keys.json.
             cacheKeys: [],
           };

@@ -7,16 +7,19 @@
  *
  * The figures are loose on purpose, each assumption lowering them: every job starts on arrival and
  * runs its warm duration, instances pack jobs perfectly, and a store's warmth for cache keys is not
- * asked for. Three rules for how many instances a pool keeps:
- * - `constant`: a fixed number, the fewest that give `coverage` of the pool's jobs a slot;
- * - `lastDay`: the most jobs at once over the previous 24 hours (a forecast from recent load);
- * - `nextHour`: the most jobs at once over the coming hour: foresight no policy has, a bound for any
- *   forecast of load.
+ * asked for. Three rules for how many instances a pool keeps, each a rule, not every policy:
+ * - `constant`: a fixed number per pool, the cheapest numbers that give `coverage` of all the trace's
+ *   jobs a slot (chosen jointly over up to `JOINT_POOLS` pools; beyond, each pool covers `coverage`
+ *   of its own jobs, which raises the figure);
+ * - `pastPeak`: the most jobs at once over the previous `pastHours` (24: a forecast from the last
+ *   day's load);
+ * - `comingPeak`: the most jobs at once over the next `comingHours` (1): foresight, which no policy
+ *   has, for illustration (a stock of each minute's own load would cost nothing stopped).
  */
 import type { FleetModel } from "./model";
 import type { Trace, TraceJob } from "./trace";
 
-export const capacityRules = ["constant", "lastDay", "nextHour"] as const;
+export const capacityRules = ["constant", "pastPeak", "comingPeak"] as const;
 export type CapacityRule = (typeof capacityRules)[number];
 
 export interface CapacityFloor {
@@ -27,6 +30,9 @@ export interface CapacityFloor {
   constantInstances: Record<string, number>;
   rules: Record<CapacityRule, { stoppedHours: number; stoppedUsd: number; coveredJobs: number }>;
 }
+
+/** Up to this many pools, the `constant` rule's numbers are chosen together (an exhaustive search). */
+export const JOINT_POOLS = 3;
 
 /** The load is sampled per minute: its most at once within each minute. */
 const bucketSeconds = 60;
@@ -44,7 +50,10 @@ export function capacityFloor(
   poolOf: (job: TraceJob) => string | null,
   model: FleetModel,
   coverage = 0.95,
+  windows: { pastHours?: number; comingHours?: number } = {},
 ): CapacityFloor {
+  const pastHours = windows.pastHours ?? 24;
+  const comingHours = windows.comingHours ?? 1;
   const slots = model.slotsPerInstance;
   const instances = (jobs: number) => Math.ceil(jobs / slots);
   const byPool = new Map<string, { at: number; seconds: number }[]>();
@@ -66,24 +75,22 @@ export function capacityFloor(
     constantInstances: {},
     rules: {
       constant: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
-      lastDay: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
-      nextHour: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
+      pastPeak: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
+      comingPeak: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
     },
   };
-  for (const [pool, jobs] of [...byPool].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  const pools = [...byPool].sort(([a], [b]) => (a < b ? -1 : 1));
+  const choices: { pool: string; options: ConstantOption[]; own: number }[] = [];
+  for (const [pool, jobs] of pools) {
     const load = poolLoad(jobs, buckets);
     floor.jobs += load.arrivals.length;
-    const sorted = load.arrivals.map((arrival) => arrival.load).sort((a, b) => a - b);
-    const fixed = instances(sorted[Math.max(0, Math.ceil(coverage * sorted.length) - 1)] ?? 0);
-    floor.constantInstances[pool] = fixed;
-    const behind = slidingMax(load.peak, (24 * 3600) / bucketSeconds, "behind");
-    const ahead = slidingMax(load.peak, 3600 / bucketSeconds, "ahead");
-    const stock: Record<CapacityRule, (bucket: number) => number> = {
-      constant: () => fixed,
-      lastDay: (b) => instances(behind[b] as number),
-      nextHour: (b) => instances(ahead[b] as number),
+    const behind = slidingMax(load.peak, Math.round((pastHours * 3600) / bucketSeconds), "behind");
+    const ahead = slidingMax(load.peak, Math.round((comingHours * 3600) / bucketSeconds), "ahead");
+    const stock: Record<Exclude<CapacityRule, "constant">, (bucket: number) => number> = {
+      pastPeak: (b) => instances(behind[b] as number),
+      comingPeak: (b) => instances(ahead[b] as number),
     };
-    for (const rule of capacityRules) {
+    for (const rule of ["pastPeak", "comingPeak"] as const) {
       const figures = floor.rules[rule];
       let stopped = 0;
       for (let b = 0; b < buckets; b++)
@@ -92,10 +99,84 @@ export function capacityFloor(
       for (const arrival of load.arrivals)
         if (arrival.load <= slots * stock[rule](arrival.bucket)) figures.coveredJobs++;
     }
+    const sorted = load.arrivals.map((arrival) => arrival.load).sort((a, b) => a - b);
+    const own = instances(sorted[Math.max(0, Math.ceil(coverage * sorted.length) - 1)] ?? 0);
+    choices.push({ pool, options: constantOptions(load, sorted, slots), own });
   }
+  const picked =
+    choices.length <= JOINT_POOLS
+      ? cheapestCovering(
+          choices.map((choice) => choice.options),
+          Math.ceil(coverage * floor.jobs),
+        )
+      : choices.map((choice) => choice.own);
+  choices.forEach((choice, index) => {
+    const count = picked[index] as number;
+    const option = choice.options[count] as ConstantOption;
+    floor.constantInstances[choice.pool] = count;
+    floor.rules.constant.stoppedHours += (option.stoppedMinutes * bucketSeconds) / 3600;
+    floor.rules.constant.coveredJobs += option.covered;
+  });
   for (const rule of capacityRules)
     floor.rules[rule].stoppedUsd = floor.rules[rule].stoppedHours * model.stoppedHourly;
   return floor;
+}
+
+/** A pool kept at a fixed number of instances: the stopped minutes it pays, and the jobs it gives a slot. */
+interface ConstantOption {
+  stoppedMinutes: number;
+  covered: number;
+}
+
+/** For each fixed number of instances, from none to enough for the pool's largest load. */
+function constantOptions(load: PoolLoad, sortedLoads: readonly number[], slots: number): ConstantOption[] {
+  const running = load.peak.map((peak) => Math.ceil(peak / slots));
+  const most = Math.ceil((sortedLoads[sortedLoads.length - 1] ?? 0) / slots);
+  // Minutes with each number of instances running.
+  const minutes = new Array<number>(Math.max(most, ...running) + 2).fill(0);
+  for (const r of running) minutes[r] = (minutes[r] as number) + 1;
+  const options: ConstantOption[] = [];
+  let stopped = 0;
+  let below = 0;
+  let covered = 0;
+  for (let count = 0; count <= most; count++) {
+    // One more instance than `count - 1`: stopped in every minute that runs fewer than `count`.
+    if (count > 0) stopped += below;
+    below += minutes[count] as number;
+    while (covered < sortedLoads.length && (sortedLoads[covered] as number) <= slots * count) covered++;
+    options.push({ stoppedMinutes: stopped, covered });
+  }
+  return options;
+}
+
+/** The count per pool, one of each pool's `options`, that covers `needed` jobs for the fewest stopped minutes. */
+function cheapestCovering(options: readonly ConstantOption[][], needed: number): number[] {
+  // The most each pool after `index` can still cover, to stop a branch that cannot reach `needed`.
+  const rest = options.map((_, index) =>
+    options.slice(index + 1).reduce((sum, pool) => sum + (pool[pool.length - 1]?.covered ?? 0), 0),
+  );
+  let best: { cost: number; counts: number[] } | null = null;
+  const counts: number[] = [];
+  const search = (index: number, cost: number, covered: number) => {
+    if (best !== null && cost >= best.cost) return;
+    if (index === options.length) {
+      if (covered >= needed) best = { cost, counts: [...counts] };
+      return;
+    }
+    const pool = options[index] as ConstantOption[];
+    for (let count = 0; count < pool.length; count++) {
+      const option = pool[count] as ConstantOption;
+      if (covered + option.covered + (rest[index] as number) < needed) continue;
+      counts.push(count);
+      search(index + 1, cost + option.stoppedMinutes, covered + option.covered);
+      counts.pop();
+    }
+  };
+  search(0, 0, 0);
+  // With every pool at its most, every job has a slot: a choice always exists.
+  return (
+    (best as { cost: number; counts: number[] } | null)?.counts ?? options.map((pool) => pool.length - 1)
+  );
 }
 
 function poolLoad(jobs: readonly { at: number; seconds: number }[], buckets: number): PoolLoad {
