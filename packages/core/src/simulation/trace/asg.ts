@@ -52,12 +52,16 @@ export class SimAsg {
   /** The warm pool: Stopped instances, and new ones on their way there. */
   readonly warmPool: SimInstance[] = [];
 
+  /** The group's name, as the fleet driver names it: the pool's, then the group's. */
+  readonly name: string;
+
   constructor(
     private readonly fleet: Fleet,
     readonly pool: SimPool,
     private readonly options: AsgOptions,
   ) {
     this.warmPoolSize = options.warmPoolSize;
+    this.name = `${pool.name}-${options.group}`;
   }
 
   get group(): string {
