@@ -56,7 +56,7 @@ export function planOnePool(
   const stopped: PlannerInstance[] = [];
   const trusted: PlannerInstance[] = [];
   const idle: PlannerInstance[] = [];
-  const draining = new Set<string>();
+  let draining: Set<string> | undefined;
   let recheckAt: number | null = null;
   for (const i of instances) {
     if (i.state === "launching" || i.state === "ready") {
@@ -77,7 +77,10 @@ export function planOnePool(
         if (due <= now) idle.push(i);
         else recheckAt = recheckAt === null ? due : Math.min(recheckAt, due);
       }
-    } else if (i.state === "draining") draining.add(i.id);
+    } else if (i.state === "draining") {
+      draining ??= new Set();
+      draining.add(i.id);
+    }
     // A store stopped by a spot interruption waits for EC2, not for the planner: not counted at all.
     else if (i.waitsForCapacity) continue;
     else if (i.group === "warm" && i.state === "stopped") stopped.push(i);
@@ -86,7 +89,7 @@ export function planOnePool(
   let queuedCount = 0;
   for (const group of queued) queuedCount += group.count;
   let rehome = 0;
-  if (draining.size > 0) for (const job of running) if (draining.has(job.instanceId)) rehome++;
+  if (draining !== undefined) for (const job of running) if (draining.has(job.instanceId)) rehome++;
   const waiting = queuedCount + rehome;
 
   // 1 and 2: capacity for the waiting jobs and the ready minimum.

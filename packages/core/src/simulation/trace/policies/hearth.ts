@@ -197,7 +197,7 @@ class HearthPolicy implements Policy {
    * The ledger's queued jobs per pool (by index): a job counts once its webhook arrived, until the
    * webhook of its start arrives.
    */
-  private readonly queued: Set<SimJob>[];
+  private readonly queued: Ledger[];
   private readonly history = new DemandHistory();
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
@@ -211,7 +211,7 @@ class HearthPolicy implements Policy {
     private readonly context: PolicyContext,
     private readonly options: HearthOptions,
   ) {
-    this.queued = context.fleet.pools.map(() => new Set<SimJob>());
+    this.queued = context.fleet.pools.map(() => new Ledger());
     const heardAt = (instance: SimInstance, now: number) => this.heardAt(instance, now);
     const inForceAfter = (instance: SimInstance, at: number) => this.inForceAfter(instance, at);
     this.decisions = context.fleet.pools.map(
@@ -306,6 +306,8 @@ class HearthPolicy implements Policy {
   readonly observer = {
     jobQueued: (job: SimJob) => {
       const { clock, model } = this.context;
+      // A retry counts the job's retries up: if the ledger still holds the job, its summary changed.
+      this.queued[job.pool.index]?.changed();
       clock.after(model.webhookDelaySeconds, () => {
         if (job.seenAt < 0) {
           job.seenAt = clock.now;
@@ -359,7 +361,7 @@ class HearthPolicy implements Policy {
       if (!(instance.state === "launching" || instance.state === "ready")) continue;
       for (const key of instance.keys) covered.set(key, (covered.get(key) ?? 0) + 1);
     }
-    for (const job of this.queued[poolIndex] ?? []) {
+    for (const job of this.queued[poolIndex]?.jobs ?? []) {
       const key = job.trace.cacheKey;
       const left = covered.get(key) ?? 0;
       if (left > 0) {
@@ -486,7 +488,7 @@ class HearthPolicy implements Policy {
     }
     for (const pool of this.pools) {
       const active = pool.sim.instances.some((instance) => instance.live);
-      const queued = this.queued[pool.index]?.size ?? 0;
+      const queued = this.queued[pool.index]?.jobs.size ?? 0;
       if (poolNeedsRun(pool.state, active, queued, now)) {
         this.requestScale(pool, { spare: false, wake: false });
       }
@@ -529,7 +531,7 @@ class HearthPolicy implements Policy {
   /** The pool's queue summarised as Observe summarises the ledger's. */
   private queueSummary(pool: PoolControl): QueueSummary {
     const summary = new QueueSummary();
-    for (const job of this.queued[pool.index] ?? []) {
+    for (const job of (this.queued[pool.index] as Ledger).jobs) {
       summary.add({
         pool: job.pool.name,
         cacheKey: job.trace.cacheKey,
@@ -576,7 +578,9 @@ class HearthPolicy implements Policy {
       pool: pool.sim.name,
       at: now,
       iteration: pool.iteration + 1,
-      ...observedQueue(this.queueSummary(pool), pool.sim.name),
+      ...(this.queued[pool.index] as Ledger).observe(() =>
+        observedQueue(this.queueSummary(pool), pool.sim.name),
+      ),
       running,
       instances,
       groups,
@@ -644,6 +648,37 @@ class HearthPolicy implements Policy {
     });
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
+  }
+}
+
+/**
+ * A pool's queued jobs as the ledger holds them (a job counts once its webhook arrived, until the
+ * webhook of its start arrives), and Observe's summary of them, kept until they change: a run observes
+ * every 5 or 15 s, and the queue changes less often.
+ */
+class Ledger {
+  readonly jobs = new Set<SimJob>();
+  private observed: ReturnType<typeof observedQueue> | undefined;
+
+  add(job: SimJob): void {
+    this.jobs.add(job);
+    this.observed = undefined;
+  }
+
+  delete(job: SimJob): void {
+    this.jobs.delete(job);
+    this.observed = undefined;
+  }
+
+  /** A job the ledger may hold changed (a retry counts its retries up). */
+  changed(): void {
+    this.observed = undefined;
+  }
+
+  /** The summary, made by `summarise` unless the jobs are the same as when it was last made. */
+  observe(summarise: () => ReturnType<typeof observedQueue>): ReturnType<typeof observedQueue> {
+    this.observed ??= summarise();
+    return this.observed;
   }
 }
 
