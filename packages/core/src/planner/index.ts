@@ -1,3 +1,4 @@
+import type { PoolConfig } from "../pools";
 import { planOnePool } from "./pool-plan";
 import type { PlannerInput, PoolPlan } from "./types";
 
@@ -49,12 +50,38 @@ function groupBy<T extends { pool: string }>(items: readonly T[]): Map<string, T
   return groups;
 }
 
+function ofPool(items: readonly { pool: string }[], pool: PoolConfig): boolean {
+  for (const item of items) if (item.pool !== pool.name) return false;
+  return true;
+}
+
 /**
  * Plans every configured pool, in config order. Pure and deterministic: the same input gives the
  * same plans, whatever order jobs and instances are listed in (every choice breaks ties by id).
  * Jobs and instances of pools not in the config are ignored.
  */
 export function plan(input: PlannerInput): PoolPlan[] {
+  const only = input.pools.length === 1 ? (input.pools[0] as PoolConfig) : undefined;
+  if (
+    only !== undefined &&
+    ofPool(input.queued, only) &&
+    ofPool(input.running, only) &&
+    ofPool(input.instances, only)
+  )
+    // One pool, as ScaleFleet plans (a run per pool), everything its own: no grouping to do.
+    return [
+      planOnePool(
+        input.now,
+        only,
+        input.queued,
+        input.running,
+        input.instances,
+        input.demand?.[only.name],
+        input.onDemandFallback?.includes(only.name) ?? false,
+        input.queuedRetries?.[only.name] ?? 0,
+        input.heldPools?.includes(only.name) ?? false,
+      ),
+    ];
   const queued = groupBy(input.queued);
   const running = groupBy(input.running);
   const instances = groupBy(input.instances);

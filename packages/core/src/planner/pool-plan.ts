@@ -40,7 +40,7 @@ export function planOnePool(
   held = false,
 ): PoolPlan {
   // A forecast stored by an older version may lack a field: missing figures count as zero.
-  const demand = forecast === undefined ? noForecast : { ...noForecast, ...forecast };
+  const demand = forecast === undefined ? noForecast : complete(forecast);
   const slots = pool.slotsPerInstance;
   const warmTimeout = 1000 * pool.idleTimeouts.warmSeconds;
   const burstTimeout = 1000 * pool.idleTimeouts.burstSeconds;
@@ -56,7 +56,7 @@ export function planOnePool(
   const stopped: PlannerInstance[] = [];
   const trusted: PlannerInstance[] = [];
   const idle: PlannerInstance[] = [];
-  const draining = new Set<string>();
+  let draining: Set<string> | undefined;
   let recheckAt: number | null = null;
   for (const i of instances) {
     if (i.state === "launching" || i.state === "ready") {
@@ -77,7 +77,10 @@ export function planOnePool(
         if (due <= now) idle.push(i);
         else recheckAt = recheckAt === null ? due : Math.min(recheckAt, due);
       }
-    } else if (i.state === "draining") draining.add(i.id);
+    } else if (i.state === "draining") {
+      draining ??= new Set();
+      draining.add(i.id);
+    }
     // A store stopped by a spot interruption waits for EC2, not for the planner: not counted at all.
     else if (i.waitsForCapacity) continue;
     else if (i.group === "warm" && i.state === "stopped") stopped.push(i);
@@ -86,7 +89,7 @@ export function planOnePool(
   let queuedCount = 0;
   for (const group of queued) queuedCount += group.count;
   let rehome = 0;
-  for (const job of running) if (draining.has(job.instanceId)) rehome++;
+  if (draining !== undefined) for (const job of running) if (draining.has(job.instanceId)) rehome++;
   const waiting = queuedCount + rehome;
 
   // 1 and 2: capacity for the waiting jobs and the ready minimum.
@@ -101,11 +104,12 @@ export function planOnePool(
   // on-demand in the warm group rather than on spot. While the pool holds its spot runners for a
   // retry, only on-demand slots listen: all of its new capacity is on-demand.
   let launchForRetries = 0;
-  const forRetries = (): number => (held ? missing : Math.ceil(Math.min(queuedRetries, queuedCount) / slots));
+  // The instances queued retries need (a held pool's: all that is missing).
+  const retryInstances = Math.ceil(Math.min(queuedRetries, queuedCount) / slots);
   const retriesOnDemand = held || (pool.retryOnDemand && queuedRetries > 0);
   if (namesStores(pool) && retriesOnDemand) {
     // A spot warm group's stopped stores are spot capacity too: retries come before resumes.
-    launchForRetries = Math.min(missing, room, forRetries());
+    launchForRetries = Math.min(missing, room, held ? missing : retryInstances);
     missing -= launchForRetries;
     room -= launchForRetries;
   }
@@ -128,7 +132,7 @@ export function planOnePool(
   room -= resume;
   let launch = Math.min(missing, room);
   if (!namesStores(pool) && retriesOnDemand && launch > 0) {
-    launchForRetries = held ? launch : Math.min(launch, Math.max(0, forRetries() - resume));
+    launchForRetries = held ? launch : Math.min(launch, Math.max(0, retryInstances - resume));
     launch -= launchForRetries;
   }
   const resumeStores = namesStores(pool) ? chooseResumes(chosen, stopped, resume, demand) : [];
@@ -203,6 +207,13 @@ const noForecast: PoolDemand = {
   keyWeights: {},
 };
 
+/** The forecast with every figure: as given when it has them all (a copy costs at every plan), else completed with zeros. */
+function complete(forecast: PoolDemand): PoolDemand {
+  for (const field in noForecast)
+    if (forecast[field as keyof PoolDemand] === undefined) return { ...noForecast, ...forecast };
+  return forecast;
+}
+
 /**
  * A spot store's start may find no spot capacity, and the job waiting for it then waits for another
  * start (in the fleet model, one start in ten fails after 10 s). While jobs wait, one spare store
@@ -240,15 +251,12 @@ export function resumeForWarmth(
   confidence = warmthConfidence,
 ): number {
   if (queued.length === 0 || stopped.length === 0) return 0;
-  const uncovered = new Set<string>();
-  for (const group of queued) if (group.cacheKey !== null && group.count > 0) uncovered.add(group.cacheKey);
-  for (const i of serving) {
-    if (i.busySlots >= i.slots) continue;
-    for (const key of i.cacheKeys) uncovered.delete(key);
-  }
   let needed = 0;
   const n = stopped.length;
-  for (const key of uncovered) {
+  // Each queued key appears in one group: no key is counted twice.
+  for (const group of queued) {
+    const key = group.cacheKey;
+    if (key === null || group.count === 0 || freeSlotWarmFor(serving, key)) continue;
     let m = 0;
     for (const i of stopped) if (i.cacheKeys.includes(key)) m++;
     if (m === 0) continue;
@@ -264,6 +272,12 @@ export function resumeForWarmth(
   return needed;
 }
 
+/** Some instance in service has a free slot and a store warm for `key`. */
+function freeSlotWarmFor(serving: readonly PlannerInstance[], key: string): boolean {
+  for (const i of serving) if (i.busySlots < i.slots && i.cacheKeys.includes(key)) return true;
+  return false;
+}
+
 /**
  * The stopped stores the queue needs, when Hearth names which one starts: each queued job, oldest
  * first, gets a free slot warm for its cache key, on an instance in service if one has it, or else
@@ -276,37 +290,69 @@ export function storesForQueue(
   stopped: readonly PlannerInstance[],
 ): PlannerInstance[] {
   if (queued.length === 0 || stopped.length === 0) return [];
-  // Instances in service first, by id, then the stores chosen, in order: the plan does not depend
-  // on the order instances are listed in.
-  const free = new Map<PlannerInstance, number>();
-  for (const i of [...serving].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
-    if (i.busySlots < i.slots) free.set(i, i.slots - i.busySlots);
-  const byRecency = [...stopped].sort((a, b) => b.launchedAt - a.launchedAt || (a.id < b.id ? -1 : 1));
-  const chosen: PlannerInstance[] = [];
   const groups = queued
     .filter((group) => group.cacheKey !== null && group.count > 0)
     .sort((a, b) => a.oldestQueuedAt - b.oldestQueuedAt);
+  if (groups.length === 0) return [];
+  // Instances in service with a free slot first, by id, then the stores chosen, in order: the plan
+  // does not depend on the order instances are listed in. (Parallel arrays: the planner runs at
+  // every iteration of every run, and the simulator replays hundreds of thousands.)
+  const free: PlannerInstance[] = [];
+  for (const i of serving) if (i.busySlots < i.slots) free.push(i);
+  if (!sortedById(free)) free.sort(byId);
+  const left = free.map((i) => i.slots - i.busySlots);
+  const chosen: PlannerInstance[] = [];
   for (const group of groups) {
     const key = group.cacheKey as string;
     for (let job = 0; job < group.count; job++) {
-      let slot: PlannerInstance | undefined;
-      for (const [instance, slots] of free) {
-        if (slots > 0 && instance.cacheKeys.includes(key)) {
-          slot = instance;
+      let slot = -1;
+      for (let at = 0; at < free.length; at++) {
+        if ((left[at] as number) > 0 && (free[at] as PlannerInstance).cacheKeys.includes(key)) {
+          slot = at;
           break;
         }
       }
-      if (slot === undefined) {
-        slot = byRecency.find((i) => !free.has(i) && i.cacheKeys.includes(key));
+      if (slot < 0) {
+        const store = mostRecentWarmFor(stopped, free, key);
         // No store left warm for this key: its other jobs find none either.
-        if (slot === undefined) break;
-        chosen.push(slot);
-        free.set(slot, slot.slots);
+        if (store === undefined) break;
+        chosen.push(store);
+        slot = free.push(store) - 1;
+        left.push(store.slots);
       }
-      free.set(slot, (free.get(slot) as number) - 1);
+      left[slot] = (left[slot] as number) - 1;
     }
   }
   return chosen;
+}
+
+const byId = (a: PlannerInstance, b: PlannerInstance): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+function sortedById(instances: readonly PlannerInstance[]): boolean {
+  for (let at = 1; at < instances.length; at++)
+    if (byId(instances[at - 1] as PlannerInstance, instances[at] as PlannerInstance) > 0) return false;
+  return true;
+}
+
+/**
+ * The stopped store warm for `key` not among `free` (not chosen yet), the most recently launched, then
+ * the first by id: the first of them in order of recency, found without sorting them all.
+ */
+function mostRecentWarmFor(
+  stopped: readonly PlannerInstance[],
+  free: readonly PlannerInstance[],
+  key: string,
+): PlannerInstance | undefined {
+  let best: PlannerInstance | undefined;
+  for (const i of stopped) {
+    if (
+      best !== undefined &&
+      (i.launchedAt < best.launchedAt || (i.launchedAt === best.launchedAt && i.id > best.id))
+    )
+      continue;
+    if (i.cacheKeys.includes(key) && !free.includes(i)) best = i;
+  }
+  return best;
 }
 
 /** The `count` stores to resume: those the queue needs, then the most valuable, then the most recent. */

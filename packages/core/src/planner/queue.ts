@@ -72,14 +72,18 @@ export class QueueSummary {
     for (const name of names) {
       const keys = this.pools.get(name);
       if (keys === undefined) continue;
-      const sorted = [...keys.entries()].sort(
-        ([a, x], [b, y]) => y.count - x.count || x.oldest - y.oldest || (a < b ? -1 : a > b ? 1 : 0),
-      );
-      for (const [cacheKey, group] of sorted.slice(0, limit)) {
+      const sorted = [...keys.entries()];
+      // Observe summarises the queue at every iteration, and most queues hold one key or none.
+      if (sorted.length > 1)
+        sorted.sort(
+          ([a, x], [b, y]) => y.count - x.count || x.oldest - y.oldest || (a < b ? -1 : a > b ? 1 : 0),
+        );
+      const all = sorted.length <= limit;
+      for (const [cacheKey, group] of all ? sorted : sorted.slice(0, limit)) {
         result.push({ pool: name, cacheKey, count: group.count, oldestQueuedAt: group.oldest });
       }
-      const rest = sorted.slice(limit);
-      if (rest.length > 0) {
+      if (!all) {
+        const rest = sorted.slice(limit);
         result.push({
           pool: name,
           cacheKey: null,

@@ -52,12 +52,16 @@ export class SimAsg {
   /** The warm pool: Stopped instances, and new ones on their way there. */
   readonly warmPool: SimInstance[] = [];
 
+  /** The group's name, as the fleet driver names it: the pool's, then the group's. */
+  readonly name: string;
+
   constructor(
     private readonly fleet: Fleet,
     readonly pool: SimPool,
     private readonly options: AsgOptions,
   ) {
     this.warmPoolSize = options.warmPoolSize;
+    this.name = `${pool.name}-${options.group}`;
   }
 
   get group(): string {
@@ -250,7 +254,8 @@ export class SimAsg {
     // A store a spot interruption stopped is none of the warm pool (it cannot start when a job needs
     // it), and is given up once its last start is an hour old, as the fleet drivers do.
     let waiting = 0;
-    if (this.options.keptByPolicy) {
+    // (The copy only when some store waits: the group reconciles at every iteration of every run.)
+    if (this.options.keptByPolicy && this.warmPool.some((instance) => instance.stoppedByInterruption)) {
       for (const instance of [...this.warmPool]) {
         if (!instance.stoppedByInterruption || instance.state !== "stopped") continue;
         if (givesUpWaitingStore(instance.launchedAt * 1000, this.fleet.now * 1000)) {

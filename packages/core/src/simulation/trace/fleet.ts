@@ -452,6 +452,7 @@ export class Fleet {
     const at = instance.running.indexOf(job);
     instance.running.splice(at, 1);
     rememberKey(instance.keys, job.trace.cacheKey, this.model.storeKeys);
+    instance.keysChanged++;
     instance.pool.finished.set(job.trace.cacheKey, this.now);
     if (instance.running.length === 0) instance.idleSince = this.now;
     this.observer.jobFinished?.(job, instance);

@@ -38,6 +38,8 @@ export class SimInstance {
   readonly running: SimJob[] = [];
   /** Cache keys the store is warm for, most recent first. */
   keys: string[] = [];
+  /** Bumped whenever the fleet changes `keys` in place, so that a policy's copy can tell it is stale. */
+  keysChanged = 0;
   jobsStarted = 0;
   /** The last launch or resume request. */
   launchedAt: number;
@@ -60,6 +62,8 @@ export class SimInstance {
   owner: unknown = null;
   /** A policy's own view of the instance, kept with it to avoid a lookup. */
   view: unknown = null;
+  /** A policy's last observation of the instance (Hearth: the planner's view, reused while unchanged). */
+  observed: unknown = null;
   // Billing, settled at every state change.
   since: number;
   cost = 0;
@@ -158,6 +162,8 @@ export class SimJob {
   firstInstance: SimInstance | null = null;
   /** A policy's own bookkeeping (e.g. when its control plane learned of the job). */
   seenAt = -1;
+  /** A policy's last observation of the job running (Hearth: Observe's running job, reused while unchanged). */
+  observed: unknown = null;
 
   constructor(
     readonly index: number,

@@ -112,7 +112,8 @@ const runKey = (job: SimJob): string =>
   job.trace.pipelineId === "" ? `job:${job.trace.id}` : `run:${job.trace.pipelineId}`;
 
 export class HearthInterruptions {
-  private readonly runs = new Map<string, RunAttempt>();
+  /** Each GitHub job's run attempt, by the job's index (looked up at every finish). */
+  private readonly runs: (RunAttempt | undefined)[] = [];
   /** Holds not ended, per pool (by index). */
   private readonly holds: Hold[][];
   /** The hold of each job whose retry has not started yet. */
@@ -133,12 +134,17 @@ export class HearthInterruptions {
   ) {
     this.holds = fleet.pools.map(() => []);
     this.pending = fleet.pools.map(() => []);
+    const byKey = new Map<string, RunAttempt>();
     for (const job of jobs) {
       if (forgeOf(job, settings.forge) !== "github") continue;
       const key = runKey(job);
-      const run = this.runs.get(key);
-      if (run === undefined) this.runs.set(key, { open: 1, failed: [] });
-      else run.open++;
+      let run = byKey.get(key);
+      if (run === undefined) {
+        run = { open: 0, failed: [] };
+        byKey.set(key, run);
+      }
+      run.open++;
+      this.runs[job.index] = run;
     }
   }
 
@@ -321,7 +327,7 @@ export class HearthInterruptions {
   }
 
   private runOf(job: SimJob): RunAttempt {
-    const run = this.runs.get(runKey(job));
+    const run = this.runs[job.index];
     if (run === undefined) throw new Error(`job ${job.trace.id} belongs to no known run`);
     return run;
   }

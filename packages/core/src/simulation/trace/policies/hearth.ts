@@ -197,7 +197,7 @@ class HearthPolicy implements Policy {
    * The ledger's queued jobs per pool (by index): a job counts once its webhook arrived, until the
    * webhook of its start arrives.
    */
-  private readonly queued: Set<SimJob>[];
+  private readonly queued: Ledger[];
   private readonly history = new DemandHistory();
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
@@ -211,7 +211,7 @@ class HearthPolicy implements Policy {
     private readonly context: PolicyContext,
     private readonly options: HearthOptions,
   ) {
-    this.queued = context.fleet.pools.map(() => new Set<SimJob>());
+    this.queued = context.fleet.pools.map(() => new Ledger());
     const heardAt = (instance: SimInstance, now: number) => this.heardAt(instance, now);
     const inForceAfter = (instance: SimInstance, at: number) => this.inForceAfter(instance, at);
     this.decisions = context.fleet.pools.map(
@@ -306,6 +306,8 @@ class HearthPolicy implements Policy {
   readonly observer = {
     jobQueued: (job: SimJob) => {
       const { clock, model } = this.context;
+      // A retry counts the job's retries up: if the ledger still holds the job, its summary changed.
+      this.queued[job.pool.index]?.changed();
       clock.after(model.webhookDelaySeconds, () => {
         if (job.seenAt < 0) {
           job.seenAt = clock.now;
@@ -359,7 +361,7 @@ class HearthPolicy implements Policy {
       if (!(instance.state === "launching" || instance.state === "ready")) continue;
       for (const key of instance.keys) covered.set(key, (covered.get(key) ?? 0) + 1);
     }
-    for (const job of this.queued[poolIndex] ?? []) {
+    for (const job of this.queued[poolIndex]?.jobs ?? []) {
       const key = job.trace.cacheKey;
       const left = covered.get(key) ?? 0;
       if (left > 0) {
@@ -486,7 +488,7 @@ class HearthPolicy implements Policy {
     }
     for (const pool of this.pools) {
       const active = pool.sim.instances.some((instance) => instance.live);
-      const queued = this.queued[pool.index]?.size ?? 0;
+      const queued = this.queued[pool.index]?.jobs.size ?? 0;
       if (poolNeedsRun(pool.state, active, queued, now)) {
         this.requestScale(pool, { spare: false, wake: false });
       }
@@ -529,7 +531,7 @@ class HearthPolicy implements Policy {
   /** The pool's queue summarised as Observe summarises the ledger's. */
   private queueSummary(pool: PoolControl): QueueSummary {
     const summary = new QueueSummary();
-    for (const job of this.queued[pool.index] ?? []) {
+    for (const job of (this.queued[pool.index] as Ledger).jobs) {
       summary.add({
         pool: job.pool.name,
         cacheKey: job.trace.cacheKey,
@@ -549,16 +551,14 @@ class HearthPolicy implements Policy {
     const instances: PlannerInstance[] = [];
     const running: Observation["running"] = [];
     for (const instance of pool.sim.instances) {
-      instances.push(this.instanceView(instance));
-      for (const job of instance.running) {
-        running.push({ key: job.trace.id, pool: pool.sim.name, instanceId: instance.id });
-      }
+      instances.push(instanceView(instance));
+      for (const job of instance.running) running.push(runningView(job, instance));
     }
     const groups: FleetGroup[] = [
       {
         pool: pool.sim.name,
         group: "warm",
-        name: `${pool.sim.name}-warm`,
+        name: pool.warm.name,
         desired: pool.warm.desired,
         max: pool.config.maxInstances,
         warmPoolSize: pool.warm.warmPoolSize,
@@ -567,7 +567,7 @@ class HearthPolicy implements Policy {
       {
         pool: pool.sim.name,
         group: "burst",
-        name: `${pool.sim.name}-burst`,
+        name: pool.burst.name,
         desired: pool.burst.desired,
         max: pool.config.maxInstances,
         warmPoolSize: null,
@@ -578,34 +578,14 @@ class HearthPolicy implements Policy {
       pool: pool.sim.name,
       at: now,
       iteration: pool.iteration + 1,
-      ...observedQueue(this.queueSummary(pool), pool.sim.name),
+      ...(this.queued[pool.index] as Ledger).observe(() =>
+        observedQueue(this.queueSummary(pool), pool.sim.name),
+      ),
       running,
       instances,
       groups,
       demand: this.demand[pool.sim.name] ?? null,
       ...(this.interruptions.held(pool.sim) ? { held: true } : {}),
-    };
-  }
-
-  private instanceView(instance: SimInstance): PlannerInstance {
-    return {
-      id: instance.id,
-      pool: instance.pool.name,
-      group: instance.group === "warm" ? "warm" : "burst",
-      market: instance.market,
-      state:
-        instance.state === "launching" && instance.intoWarmPool
-          ? "stopping"
-          : instance.state === "terminated"
-            ? "terminating"
-            : instance.state,
-      slots: instance.slots,
-      busySlots: instance.state === "ready" || instance.state === "draining" ? instance.busy : 0,
-      cacheKeys: [...instance.keys],
-      launchedAt: ms(instance.launchedAt),
-      idleSince: instance.state === "ready" && instance.idleSince !== null ? ms(instance.idleSince) : null,
-      heartbeatOverdue: false,
-      ...(instance.state === "stopped" && instance.stoppedByInterruption ? { waitsForCapacity: true } : {}),
     };
   }
 
@@ -628,7 +608,6 @@ class HearthPolicy implements Policy {
         released[group].push(instance);
       } else refused = { ...refused, [group]: refused[group] + 1 };
     }
-    const cap = (n: number) => Math.max(0, Math.min(n, pool.config.maxInstances));
     let desiredWarm = poolPlan.desiredWarm;
     let warmPoolSize = poolPlan.warmPoolSize;
     const { chooseResume, resumeOnlyNeeded } = this.options.mechanisms;
@@ -642,9 +621,10 @@ class HearthPolicy implements Policy {
       desiredWarm -= extra;
       warmPoolSize += extra;
     }
+    const max = pool.config.maxInstances;
     const target = {
-      warm: cap(desiredWarm + refused.warm),
-      burst: cap(poolPlan.desiredBurst + refused.burst),
+      warm: Math.max(0, Math.min(desiredWarm + refused.warm, max)),
+      burst: Math.max(0, Math.min(poolPlan.desiredBurst + refused.burst, max)),
     };
     // Each release is two calls (unprotect, decrement); a changed desired capacity or warm pool one.
     let calls = 2 * (released.warm.length + released.burst.length);
@@ -668,6 +648,37 @@ class HearthPolicy implements Policy {
     });
     pool.burst.apply({ release: released.burst, desired: target.burst });
     return { calls, target };
+  }
+}
+
+/**
+ * A pool's queued jobs as the ledger holds them (a job counts once its webhook arrived, until the
+ * webhook of its start arrives), and Observe's summary of them, kept until they change: a run observes
+ * every 5 or 15 s, and the queue changes less often.
+ */
+class Ledger {
+  readonly jobs = new Set<SimJob>();
+  private observed: ReturnType<typeof observedQueue> | undefined;
+
+  add(job: SimJob): void {
+    this.jobs.add(job);
+    this.observed = undefined;
+  }
+
+  delete(job: SimJob): void {
+    this.jobs.delete(job);
+    this.observed = undefined;
+  }
+
+  /** A job the ledger may hold changed (a retry counts its retries up). */
+  changed(): void {
+    this.observed = undefined;
+  }
+
+  /** The summary, made by `summarise` unless the jobs are the same as when it was last made. */
+  observe(summarise: () => ReturnType<typeof observedQueue>): ReturnType<typeof observedQueue> {
+    this.observed ??= summarise();
+    return this.observed;
   }
 }
 
@@ -702,6 +713,91 @@ class StoredPoolState implements PoolState {
   get at(): string {
     return new Date(this.atMs).toISOString();
   }
+}
+
+/**
+ * The instance as Observe lists it (the planner's view). A run observes every 5 or 15 s and most
+ * instances have not changed since the last observation, so the last view is kept with the instance
+ * (`observed`) with what it was made from, and handed out again while that is the same; a view once
+ * handed out is never changed (a caller may keep the observation), a changed instance gets a new one.
+ */
+function instanceView(instance: SimInstance): PlannerInstance {
+  let observed = instance.observed as ObservedInstance | null;
+  if (observed === null) {
+    observed = new ObservedInstance(instance);
+    instance.observed = observed;
+  } else if (!observed.current(instance)) observed.update(instance);
+  return observed.view;
+}
+
+/** An instance's planner view, and the instance's fields it was made from. */
+class ObservedInstance {
+  view!: PlannerInstance;
+  private state!: SimInstance["state"];
+  private intoWarmPool!: boolean;
+  private busy!: number;
+  private launchedAt!: number;
+  private idleSince!: number | null;
+  private stoppedByInterruption!: boolean;
+  private keys!: string[];
+  private keysChanged!: number;
+
+  constructor(instance: SimInstance) {
+    this.update(instance);
+  }
+
+  current(instance: SimInstance): boolean {
+    return (
+      this.state === instance.state &&
+      this.busy === instance.busy &&
+      this.idleSince === instance.idleSince &&
+      this.launchedAt === instance.launchedAt &&
+      this.keysChanged === instance.keysChanged &&
+      this.keys === instance.keys &&
+      this.intoWarmPool === instance.intoWarmPool &&
+      this.stoppedByInterruption === instance.stoppedByInterruption
+    );
+  }
+
+  update(instance: SimInstance): void {
+    this.state = instance.state;
+    this.intoWarmPool = instance.intoWarmPool;
+    this.busy = instance.busy;
+    this.launchedAt = instance.launchedAt;
+    this.idleSince = instance.idleSince;
+    this.stoppedByInterruption = instance.stoppedByInterruption;
+    this.keys = instance.keys;
+    this.keysChanged = instance.keysChanged;
+    this.view = {
+      id: instance.id,
+      pool: instance.pool.name,
+      group: instance.group === "warm" ? "warm" : "burst",
+      market: instance.market,
+      state:
+        instance.state === "launching" && instance.intoWarmPool
+          ? "stopping"
+          : instance.state === "terminated"
+            ? "terminating"
+            : instance.state,
+      slots: instance.slots,
+      busySlots: instance.state === "ready" || instance.state === "draining" ? instance.busy : 0,
+      // A copy: the fleet changes the instance's keys in place.
+      cacheKeys: [...instance.keys],
+      launchedAt: ms(instance.launchedAt),
+      idleSince: instance.state === "ready" && instance.idleSince !== null ? ms(instance.idleSince) : null,
+      heartbeatOverdue: false,
+      ...(instance.state === "stopped" && instance.stoppedByInterruption ? { waitsForCapacity: true } : {}),
+    };
+  }
+}
+
+/** A running job as Observe lists it, kept with the job for as long as it runs on the same instance. */
+function runningView(job: SimJob, instance: SimInstance): Observation["running"][number] {
+  const last = job.observed as Observation["running"][number] | null;
+  if (last !== null && last.instanceId === instance.id) return last;
+  const view = { key: job.trace.id, pool: instance.pool.name, instanceId: instance.id };
+  job.observed = view;
+  return view;
 }
 
 /**
