@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createInstanceRegistry, type InstanceRecord } from "../src/instances";
+import { createInstanceRegistry } from "../src/instances";
 import { type Job, type JobEvent, mergeJobs } from "../src/jobs";
 import { createJournal } from "../src/journal";
 import { createLedger } from "../src/ledger";
@@ -22,6 +22,7 @@ import {
 } from "../src/retries";
 import { ensureTable } from "../src/table";
 import { heartbeat } from "./support/heartbeats";
+import { instanceRecord } from "./support/instance-record";
 import { jobEvent } from "./support/jobs";
 
 /**
@@ -440,35 +441,7 @@ describe("the retry fields merge as a join", () => {
 describe("the retry hold's gate", () => {
   const at = Date.parse("2026-01-01T10:05:00.000Z");
   const since = "2026-01-01T10:05:00.000Z";
-  const record = (overrides: Partial<InstanceRecord>): InstanceRecord => ({
-    id: "i-0aaaaaaaaaaaaaaa1",
-    pool: "x86_64",
-    group: "burst",
-    market: "spot",
-    az: "eu-west-1a",
-    launchedAt: "2026-01-01T09:00:00.000Z",
-    registeredAt: "2026-01-01T09:00:00.000Z",
-    runner: "ready",
-    slots: 2,
-    runningJobs: [],
-    cacheKeys: [],
-    finishedCacheKeys: [],
-    finishedCacheKeyTimes: {},
-    reportedCacheKeys: [],
-    storeBytes: null,
-    freeDiskBytes: null,
-    pushQueueDepth: null,
-    pushLagSeconds: null,
-    lastHeartbeatAt: "2026-01-01T10:05:10.000Z",
-    idleSince: null,
-    interruption: null,
-    gitlabManager: null,
-    agentProtocol: 3,
-    claiming: true,
-    releasing: null,
-    parkedAt: null,
-    ...overrides,
-  });
+  const record = instanceRecord;
 
   it("opens once every live spot agent said it stopped claiming after the hold began", () => {
     const now = at + 15_000;

@@ -22,6 +22,26 @@ beforeAll(async () => {
 });
 afterAll(() => dynamo.close());
 
+/** The status document of a store world, with its scaling records, at 2026-01-02T10:00Z. */
+function statusAtTen(world: {
+  store: Parameters<typeof createJournal>[0];
+  ledger: Parameters<typeof buildStatus>[0]["ledger"];
+  registry: Parameters<typeof buildStatus>[0]["registry"];
+  scalingRecords: Parameters<typeof buildStatus>[0]["scalingRecords"];
+}) {
+  return buildStatus(
+    {
+      pools: defaultPools,
+      ledger: world.ledger,
+      registry: world.registry,
+      journal: createJournal(world.store),
+      scalingRecords: world.scalingRecords,
+      now: () => new Date("2026-01-02T10:00:00.000Z"),
+    },
+    "local",
+  );
+}
+
 describe("buildStatus: store origins", () => {
   it("counts warm, substituted and cold per pool over the window, and shows each job's origin", async () => {
     const { store, ledger, registry, setClock } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
@@ -123,17 +143,7 @@ describe("buildStatus: a spot warm group's stores", () => {
       ],
       instances: [stopped("i-0aaaaaaaaaaaaaaa1", false), stopped("i-0aaaaaaaaaaaaaaa2", true)],
     });
-    const status = await buildStatus(
-      {
-        pools: defaultPools,
-        ledger,
-        registry,
-        journal: createJournal(store),
-        scalingRecords,
-        now: () => new Date("2026-01-02T10:00:00.000Z"),
-      },
-      "local",
-    );
+    const status = await statusAtTen({ store, ledger, registry, scalingRecords });
     const [x86] = status.pools;
     expect(x86?.heldForRetries).toBeUndefined();
     expect(x86?.instances.stopped).toBe(2);
@@ -177,17 +187,7 @@ describe("buildStatus: the stores' health", () => {
       groups: [],
       instances: [{ ...instance(ARM, "in-service"), pool: "aarch64" }],
     });
-    const status = await buildStatus(
-      {
-        pools: defaultPools,
-        ledger,
-        registry,
-        journal: createJournal(store),
-        scalingRecords,
-        now: () => new Date("2026-01-02T10:00:00.000Z"),
-      },
-      "local",
-    );
+    const status = await statusAtTen({ store, ledger, registry, scalingRecords });
     expect(statusSchema.safeParse(status).success).toBe(true);
     const views = Object.fromEntries(
       status.instances.map((view) => [view.id, [view.freeDiskBytes, view.pushLagSeconds]]),

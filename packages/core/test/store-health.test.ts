@@ -1,38 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { InstanceRecord } from "../src/instances";
 import { poolStoreHealth } from "../src/instances/store-health";
+import { instanceRecord } from "./support/instance-record";
 
 const now = Date.parse("2026-01-05T10:00:00.000Z");
 const ago = (ms: number) => new Date(now - ms).toISOString();
-const record = (overrides: Partial<InstanceRecord>): InstanceRecord => ({
-  id: "i-0aaaaaaaaaaaaaaa1",
-  pool: "x86_64",
-  group: "warm",
-  market: "spot",
-  az: "eu-west-1a",
-  launchedAt: ago(3_600_000),
-  registeredAt: ago(3_600_000),
-  runner: "ready",
-  slots: 2,
-  runningJobs: [],
-  cacheKeys: [],
-  finishedCacheKeys: [],
-  finishedCacheKeyTimes: {},
-  reportedCacheKeys: [],
-  storeBytes: null,
-  freeDiskBytes: null,
-  pushQueueDepth: null,
-  pushLagSeconds: null,
-  lastHeartbeatAt: ago(10_000),
-  idleSince: null,
-  interruption: null,
-  gitlabManager: null,
-  agentProtocol: 3,
-  claiming: true,
-  releasing: null,
-  parkedAt: null,
-  ...overrides,
-});
+const record = (overrides: Partial<InstanceRecord>): InstanceRecord =>
+  instanceRecord({ lastHeartbeatAt: ago(10_000), ...overrides });
 
 describe("a pool's store health", () => {
   it("is the worst of its reporting instances: the longest push lag, the least free disk", () => {
