@@ -197,7 +197,7 @@ class HearthPolicy implements Policy {
    * The ledger's queued jobs per pool (by index): a job counts once its webhook arrived, until the
    * webhook of its start arrives.
    */
-  private readonly queued: Ledger[];
+  private readonly queued: QueuedJobs[];
   private readonly history = new DemandHistory();
   private demand: Demand = {};
   private demandAt = Number.NEGATIVE_INFINITY;
@@ -211,7 +211,7 @@ class HearthPolicy implements Policy {
     private readonly context: PolicyContext,
     private readonly options: HearthOptions,
   ) {
-    this.queued = context.fleet.pools.map(() => new Ledger());
+    this.queued = context.fleet.pools.map(() => new QueuedJobs());
     const heardAt = (instance: SimInstance, now: number) => this.heardAt(instance, now);
     const inForceAfter = (instance: SimInstance, at: number) => this.inForceAfter(instance, at);
     this.decisions = context.fleet.pools.map(
@@ -531,7 +531,7 @@ class HearthPolicy implements Policy {
   /** The pool's queue summarised as Observe summarises the ledger's. */
   private queueSummary(pool: PoolControl): QueueSummary {
     const summary = new QueueSummary();
-    for (const job of (this.queued[pool.index] as Ledger).jobs) {
+    for (const job of (this.queued[pool.index] as QueuedJobs).jobs) {
       summary.add({
         pool: job.pool.name,
         cacheKey: job.trace.cacheKey,
@@ -578,7 +578,7 @@ class HearthPolicy implements Policy {
       pool: pool.sim.name,
       at: now,
       iteration: pool.iteration + 1,
-      ...(this.queued[pool.index] as Ledger).observe(() =>
+      ...(this.queued[pool.index] as QueuedJobs).observe(() =>
         observedQueue(this.queueSummary(pool), pool.sim.name),
       ),
       running,
@@ -656,7 +656,7 @@ class HearthPolicy implements Policy {
  * webhook of its start arrives), and Observe's summary of them, kept until they change: a run observes
  * every 5 or 15 s, and the queue changes less often.
  */
-class Ledger {
+class QueuedJobs {
   readonly jobs = new Set<SimJob>();
   private observed: ReturnType<typeof observedQueue> | undefined;
 
