@@ -44,10 +44,10 @@ const closing = closeAfterEach();
 
 type Setup = LocalSetup;
 
-async function start(): Promise<Setup> {
+async function start(pools: PoolConfig[] = [pool]): Promise<Setup> {
   // No warm pool: the first capacity is burst (spot) capacity.
   const started = await startTestHearth({
-    pools: [pool],
+    pools,
     initialWarmPool: 0,
     interruptionWaitMs: 5,
     ...(process.env.E2E_TRACE
@@ -202,6 +202,60 @@ describe.each(["github", "gitlab"] as const)("a spot warning for a busy %s insta
       const systemId = gitlabSystemId(spot.id);
       expect(forge.gitlab.all().flatMap((r) => r.managers)).not.toContain(systemId);
     }
+  });
+});
+
+describe("a GitLab job interrupted twice, with the default two retries", () => {
+  it("is retried at once on spot the first time, and held for on-demand capacity the second", {
+    timeout: 300_000,
+  }, async () => {
+    // The pool's defaults: two retries, the warm group on spot.
+    const defaults = localPool({
+      slotsPerInstance: 2,
+      maxInstances: 6,
+      boot: { coldSeconds: 10, warmSeconds: 5 },
+      idleTimeouts: { warmSeconds: 600, burstSeconds: 600 },
+    });
+    expect(defaults).toMatchObject({ retryInterrupted: 2, warm: { market: "spot" } });
+    const s = await start([defaults]);
+    const { h, fleet } = s;
+    const job = forgeJob("gitlab");
+    await describeJobs(h, [job], 600);
+    await queue(s, job);
+    const first = await runningOn(s, job);
+    await fleet.interrupt(first.id, "terminate");
+
+    // The first retry is not the last: asked at once, unheld, and run on spot capacity.
+    let retry: Job | undefined;
+    await until(s, 300, "the first retry running", async () => {
+      [retry] = await retriesOf(h, job);
+      return retry?.status === "running";
+    });
+    const again = fleet.get(retry?.instanceId ?? "");
+    expect(again?.market).toBe("spot");
+    const held = () =>
+      h.journal
+        .latest(500)
+        .then((entries) => entries.filter((e) => e.reason.includes("holds its spot runners")));
+    expect(await held()).toEqual([]);
+
+    // Interrupted again: its retry is the job's last, so the pool holds its spot runners, and the last
+    // retry runs to completion on on-demand capacity.
+    await fleet.interrupt(again?.id ?? "", "terminate");
+    const retried = { ...job, id: retry?.id ?? "" };
+    await until(s, 900, "the last retry finished", async () => {
+      const [last] = await retriesOf(h, retried);
+      return last?.status === "completed";
+    });
+    const [last] = await retriesOf(h, retried);
+    expect(last?.conclusion).toBe("success");
+    expect(fleet.get(last?.instanceId ?? "")).toMatchObject({ group: "warm", market: "on-demand" });
+    expect((await held()).map((e) => e.reason)).toContain(
+      `x86 holds its spot runners: the retry of gitlab job ${retry?.id} waits for on-demand capacity`,
+    );
+    // Each job retried once, nothing more.
+    expect(await retriesOf(h, job)).toHaveLength(1);
+    expect(await retriesOf(h, { ...job, id: last?.id ?? "" })).toEqual([]);
   });
 });
 
