@@ -547,6 +547,18 @@ describe("a release (protocol 2)", () => {
 });
 
 describe("a hold (protocol 3)", () => {
+  /** An agent running gitlab-runner whose pool holds it: gitlab-runner started, then stopped. */
+  async function heldWithGitLab() {
+    const h = start();
+    withGitLab(h);
+    h.agent.run();
+    await h.clock.advance(0);
+    h.controlPlane.hold = true;
+    await h.clock.advance(15_000);
+    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    return h;
+  }
+
   it("on `hold`: claims no job and says so at once; when lifted, claims again", async () => {
     const h = start();
     withGitLab(h);
@@ -664,13 +676,7 @@ describe("a hold (protocol 3)", () => {
   });
 
   it("a hold lapses after 60 s without an answer (gitlab-runner claims again); a release does not", async () => {
-    const h = start();
-    withGitLab(h);
-    h.agent.run();
-    await h.clock.advance(0);
-    h.controlPlane.hold = true;
-    await h.clock.advance(15_000);
-    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    const h = await heldWithGitLab();
     const answeredAt = h.clock.now();
     h.controlPlane.down = true;
     // Unreachable, but not for long enough yet: still held.
@@ -698,13 +704,7 @@ describe("a hold (protocol 3)", () => {
   });
 
   it("a wall-clock step forward does not lapse a hold that answers still confirm", async () => {
-    const h = start();
-    withGitLab(h);
-    h.agent.run();
-    await h.clock.advance(0);
-    h.controlPlane.hold = true;
-    await h.clock.advance(15_000);
-    expect(h.gitlab.calls).toEqual(["start", "stop"]);
+    const h = await heldWithGitLab();
     h.clock.stepWallClock(120_000);
     await h.clock.advance(5_000);
     expect(h.agent.state().holding).toBe(true);

@@ -213,6 +213,11 @@ export function describeCall(api: string, params: Record<string, unknown>): stri
 
 /** A heartbeat older than this marks an in-service instance as suspect. */
 export const HEARTBEAT_OVERDUE_MS = 90_000;
+/** Whether an agent that last reported at `lastHeartbeatAt` (ISO; null: never) is on time at `now`. */
+export function reportsOnTime(lastHeartbeatAt: string | null, now: number): boolean {
+  return lastHeartbeatAt !== null && now - Date.parse(lastHeartbeatAt) <= HEARTBEAT_OVERDUE_MS;
+}
+
 /** How long a new or resumed instance may take to send its first heartbeat. */
 export const BOOT_GRACE_MS = 10 * 60_000;
 /**

@@ -196,6 +196,38 @@ export type Registration = Pick<InstanceRecord, "id" | "pool" | "group" | "marke
   slots: number;
 };
 
+/** A newly registered instance's record: booting, nothing reported yet. */
+export function registeredRecord(registration: Registration, registeredAt: string): InstanceRecord {
+  return {
+    id: registration.id,
+    pool: registration.pool,
+    group: registration.group,
+    market: registration.market,
+    az: registration.az,
+    launchedAt: registration.launchedAt,
+    registeredAt,
+    runner: "booting",
+    slots: registration.slots,
+    runningJobs: [],
+    cacheKeys: [],
+    finishedCacheKeys: [],
+    finishedCacheKeyTimes: {},
+    reportedCacheKeys: [],
+    storeBytes: null,
+    freeDiskBytes: null,
+    pushQueueDepth: null,
+    pushLagSeconds: null,
+    lastHeartbeatAt: null,
+    idleSince: null,
+    interruption: null,
+    gitlabManager: null,
+    agentProtocol: null,
+    claiming: null,
+    releasing: null,
+    parkedAt: null,
+  };
+}
+
 const key = (id: string) => ({ pk: `INSTANCE#${id}`, sk: "INSTANCE" });
 
 /** The table key of an instance's record, for a caller that reads it along with other items. */
@@ -389,34 +421,7 @@ export function createInstanceRegistry(store: Store): InstanceRegistry {
 
   return {
     async register(registration) {
-      const record: InstanceRecord = {
-        id: registration.id,
-        pool: registration.pool,
-        group: registration.group,
-        market: registration.market,
-        az: registration.az,
-        launchedAt: registration.launchedAt,
-        registeredAt: now().toISOString(),
-        runner: "booting",
-        slots: registration.slots,
-        runningJobs: [],
-        cacheKeys: [],
-        finishedCacheKeys: [],
-        finishedCacheKeyTimes: {},
-        reportedCacheKeys: [],
-        storeBytes: null,
-        freeDiskBytes: null,
-        pushQueueDepth: null,
-        pushLagSeconds: null,
-        lastHeartbeatAt: null,
-        idleSince: null,
-        interruption: null,
-        gitlabManager: null,
-        agentProtocol: null,
-        claiming: null,
-        releasing: null,
-        parkedAt: null,
-      };
+      const record = registeredRecord(registration, now().toISOString());
       try {
         await client.send(
           new PutCommand({

@@ -1,4 +1,4 @@
-import { HEARTBEAT_OVERDUE_MS } from "../fleet";
+import { reportsOnTime } from "../fleet";
 import type { InstanceRecord } from "./index";
 
 /**
@@ -8,7 +8,7 @@ import type { InstanceRecord } from "./index";
  * them again; a store short of disk fails its jobs' builds.
  */
 export interface PoolStoreHealth {
-  /** Instances whose agent reported within `HEARTBEAT_OVERDUE_MS`. */
+  /** Instances whose agent reports on time (`reportsOnTime`: within the last 90 s). */
   reporting: number;
   /** The longest any of them has had a build waiting to be pushed to the binary cache; null if none measured it. */
   pushLagSeconds: number | null;
@@ -20,8 +20,7 @@ export function poolStoreHealth(records: readonly InstanceRecord[], now: number)
   const health: PoolStoreHealth = { reporting: 0, pushLagSeconds: null, freeDiskBytes: null };
   for (const record of records) {
     // A stopped or silent instance's figures are old: they say nothing of the store now.
-    if (record.lastHeartbeatAt === null || now - Date.parse(record.lastHeartbeatAt) > HEARTBEAT_OVERDUE_MS)
-      continue;
+    if (!reportsOnTime(record.lastHeartbeatAt, now)) continue;
     health.reporting++;
     if (record.pushLagSeconds !== null)
       health.pushLagSeconds = Math.max(health.pushLagSeconds ?? 0, record.pushLagSeconds);

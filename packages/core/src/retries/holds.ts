@@ -1,5 +1,5 @@
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { BOOT_GRACE_MS, HEARTBEAT_OVERDUE_MS } from "../fleet";
+import { BOOT_GRACE_MS, reportsOnTime } from "../fleet";
 import type { InstanceRecord } from "../instances";
 import type { JobKey, Source } from "../jobs";
 import { conditionalWrite, epochSeconds, type Store } from "../table";
@@ -239,7 +239,7 @@ function liveSpot(instance: InstanceRecord, now: number): boolean {
   if (instance.interruption || instance.runner === "draining") return false;
   if (instance.releasing?.releasedAt) return false;
   if (instance.lastHeartbeatAt === null) return now - Date.parse(instance.launchedAt) <= BOOT_GRACE_MS;
-  return now - Date.parse(instance.lastHeartbeatAt) <= HEARTBEAT_OVERDUE_MS;
+  return reportsOnTime(instance.lastHeartbeatAt, now);
 }
 
 export type Gate =

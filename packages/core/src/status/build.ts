@@ -1,4 +1,4 @@
-import { type FleetInstance, HEARTBEAT_OVERDUE_MS, plannerInstance } from "../fleet";
+import { type FleetInstance, plannerInstance, reportsOnTime } from "../fleet";
 import type { Group, InstanceRecord, InstanceRegistry } from "../instances";
 import { type Job, type JobKey, jobKeyString, type StoreOrigin } from "../jobs";
 import type { Journal } from "../journal";
@@ -166,7 +166,10 @@ function instanceView(
     storeBytes: record?.storeBytes ?? null,
     freeDiskBytes: record?.freeDiskBytes ?? null,
     // Only a fresh report: a resumed store's lag from before its stop, or a silent one's, is not now's.
-    pushLagSeconds: running && heardRecently(record, now) ? (record?.pushLagSeconds ?? null) : null,
+    pushLagSeconds:
+      running && reportsOnTime(record?.lastHeartbeatAt ?? null, now)
+        ? (record?.pushLagSeconds ?? null)
+        : null,
     lastHeartbeatSeconds: running && record?.lastHeartbeatAt ? seconds(record.lastHeartbeatAt, now) : null,
     runners,
     ...(seen.waitsForCapacity ? { waitsForCapacity: true as const } : {}),
@@ -496,10 +499,4 @@ export async function buildStatus(
   };
   // Parsing strips anything the schema does not name: nothing else can reach the page.
   return statusSchema.parse(document);
-}
-
-/** Whether the instance's agent reported within `HEARTBEAT_OVERDUE_MS` of `now`. */
-function heardRecently(record: InstanceRecord | undefined, now: number): boolean {
-  if (!record?.lastHeartbeatAt) return false;
-  return now - Date.parse(record.lastHeartbeatAt) <= HEARTBEAT_OVERDUE_MS;
 }
