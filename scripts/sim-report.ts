@@ -1,6 +1,6 @@
 /**
  * npx tsx scripts/sim-report.ts [--traces DIR] [--out docs] [--seed N] [--max-instances N] [--interruptions]
- *   [--lost-seeds K] [--no-retry-hold] [--warm-market on-demand|spot]
+ *   [--lost-seeds K] [--no-retry-hold] [--warm-market on-demand|spot] [--frontier]
  *
  * Runs every policy (the baselines with and without the binary cache) on every trace in DIR (default
  * traces/), writes one SVG per trace to `docs/sim-<trace>.svg` (`sim-<trace>-max<N>.svg` with
@@ -13,21 +13,32 @@
  * and, with `--lost-seeds K`, Hearth's lost jobs over seeds 1 to K, then what the retry hold costs
  * (Hearth with and without it). `--no-retry-hold` runs Hearth without the retry hold throughout;
  * `--warm-market` sets its pools' `warm.market` (default: the pool setting's default).
+ * With `--frontier` it prints instead, per trace, Hearth under each cap on its stopped stores (the
+ * pool setting `warm.warmPoolSize`, `FRONTIER_CAPS`): what each cap buys in wait, cost and warm hits,
+ * and which baselines (with and without the cache) Hearth then does not dominate.
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_WARM_MARKET, type WarmMarket, warmMarkets } from "../packages/core/src/pools";
+import {
+  DEFAULT_WARM_MARKET,
+  defaultPools,
+  poolConfigSchema,
+  type WarmMarket,
+  warmMarkets,
+} from "../packages/core/src/pools";
 import {
   defaultFleetModel,
   type FleetModel,
   type ForgeChoice,
+  notDominated,
   parseTrace,
   policyNames,
   type SimResult,
   type StoreFigures,
   simulate,
   type Trace,
+  WAIT_FLOOR_SECONDS,
 } from "../packages/core/src/simulation/trace";
 
 const { values } = parseArgs({
@@ -36,6 +47,7 @@ const { values } = parseArgs({
     out: { type: "string", default: "docs" },
     seed: { type: "string", default: "1" },
     interruptions: { type: "boolean", default: false },
+    frontier: { type: "boolean", default: false },
     "lost-seeds": { type: "string", default: "0" },
     "no-retry-hold": { type: "boolean", default: false },
     "warm-market": { type: "string", default: DEFAULT_WARM_MARKET },
@@ -149,7 +161,7 @@ function plot(trace: string, results: Row[]): string {
   if (oracle) {
     // The goal: p95 within the 35 s warm-resume floor (what dominating `static` asks) and cost
     // within three times the oracle's.
-    const right = px(Math.min(35, x.hi));
+    const right = px(Math.min(WAIT_FLOOR_SECONDS, x.hi));
     const top = py(Math.min(3 * oracle.costUsd, y.hi));
     parts.push(
       `<rect x="${margin.left}" y="${top}" width="${right - margin.left}" height="${margin.top + plotH - top}" fill="#40c05722"/>`,
@@ -307,12 +319,55 @@ function holdCostTable(trace: Trace, seed: number): string {
   return lines.join("\n");
 }
 
+/** The caps on a pool's stopped stores the frontier tries; the last is the pool setting's default. */
+const FRONTIER_CAPS = [0, 2, 4, 8, 12, 16, 24, defaultPools[0]?.warm.warmPoolSize ?? 50];
+
+/**
+ * Hearth under each cap on its stopped stores, against every baseline: whom it does not dominate
+ * (p95 above max(theirs, 35 s), or cost above theirs), and the issue's other goals.
+ */
+function frontierTable(trace: Trace, seed: number): string {
+  const baselines = policyNames
+    .filter((policy) => policy !== "hearth" && policy !== "oracle")
+    .map((policy) => simulate(trace, { policy, seed, model }));
+  const oracle = simulate(trace, { policy: "oracle", seed, model }).costUsd;
+  const lines = [
+    "| `warm.warmPoolSize` | p95 wait | cost | × oracle | warm of achievable | lost | baselines not dominated |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+  ];
+  for (const cap of FRONTIER_CAPS) {
+    const pools = defaultPools.map((pool) =>
+      poolConfigSchema.parse({ ...pool, warm: { ...pool.warm, warmPoolSize: cap } }),
+    );
+    const r = simulate(trace, {
+      policy: "hearth",
+      seed,
+      pools,
+      hearth: { retryHold, warmMarket },
+      model,
+    });
+    const missed = notDominated(r, baselines);
+    const s = r.details.stores;
+    const name = cap === FRONTIER_CAPS[FRONTIER_CAPS.length - 1] ? `**${cap}** (default)` : String(cap);
+    lines.push(
+      `| ${name} | ${r.waitP95.toFixed(0)} s | $${r.costUsd.toFixed(2)} | ${(r.costUsd / oracle).toFixed(1)} | ${percent(s.warmOfAchievable, s.achievable)} | ${r.lostJobs} | ${missed.length ? missed.join("; ") : "none"} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
 const dir = values.traces as string;
 const files = readdirSync(dir)
   .filter((file) => file.endsWith(".csv"))
   .sort();
 for (const file of files) {
   const trace = parseTrace(readFileSync(join(dir, file), "utf8"), file);
+  if (values.frontier) {
+    process.stdout.write(
+      `#### ${basename(file, ".csv")} (${trace.jobs.length} jobs, at most ${maxInstances} instances per pool)\n\n${frontierTable(trace, Number(values.seed))}\n\n`,
+    );
+    continue;
+  }
   if (values.interruptions) {
     const name = basename(file, ".csv");
     const seeds = Number(values["lost-seeds"]);
