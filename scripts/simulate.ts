@@ -27,6 +27,7 @@ import {
   defaultFleetModel,
   type FleetModel,
   type ForgeChoice,
+  fleetModelSchema,
   forgeChoices,
   type InterruptionFigures,
   isPolicyName,
@@ -37,6 +38,7 @@ import {
   type StoreFigures,
   simulate,
   TraceError,
+  traceWarnings,
 } from "../packages/core/src/simulation/trace";
 import { HEARTBEAT_SECONDS } from "../packages/core/src/simulation/trace/policies/hearth-interruptions";
 
@@ -60,7 +62,6 @@ const modelFlags: Record<string, keyof FleetModel> = {
   "spot-start-fail": "spotStartFailSeconds",
 };
 
-/** Model values that only the prototypes below read (Hearth as shipped and the baselines never do). */
 /** Model values only some runs read: the store-volume prototype's, and a spot warm group's starts. */
 const prototypeModelFlags = new Set(["volume-attach", "zones"]);
 const spotWarmModelFlags = new Set(["spot-start-success", "spot-start-fail"]);
@@ -182,6 +183,14 @@ function main(): void {
     if (!Number.isFinite(value) || value < 0) fail(`--${flag} must be a non-negative number, got ${raw}`);
     model[key] = value;
   }
+  // The model's own bounds (whole slots, at least one instance, a probability), flag by flag.
+  const checked = fleetModelSchema.safeParse(model);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const key = issue?.path[0];
+    const flag = Object.entries(modelFlags).find(([, name]) => name === key)?.[0] ?? String(key);
+    fail(`--${flag} ${String(model[key as keyof FleetModel])}: ${issue?.message ?? "invalid"}`);
+  }
   const multiplier = Number(values["interruption-rate-multiplier"]);
   if (!Number.isFinite(multiplier) || multiplier < 0)
     fail(
@@ -295,6 +304,7 @@ function main(): void {
     }
     if (trace.resorted)
       process.stderr.write(`${trace.name}: rows were not sorted by created_at_s; sorted them\n`);
+    for (const warning of traceWarnings(trace)) process.stderr.write(`${trace.name}: ${warning}\n`);
     let reported = false;
     for (const policy of policies) {
       const started = performance.now();

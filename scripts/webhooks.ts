@@ -8,8 +8,8 @@
  *
  * The stage's URL comes from `.sst/outputs.json` (written by `npx sst deploy`) or `--url`; its
  * secrets from `GITLAB_WEBHOOK_TOKEN` / `GITHUB_WEBHOOK_SECRET`, or else from `npx sst secret list`.
- * The forge's API token comes from `GITLAB_TOKEN` (scope `api`) or `GITHUB_TOKEN` (repository or
- * organization webhooks: write).
+ * The forge's API token comes from `GITLAB_TOKEN` (scope `api`; else `GITLAB_API_TOKEN`, the variable
+ * Hearth's other commands read) or `GITHUB_TOKEN` (repository or organization webhooks: write).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -234,7 +234,7 @@ TARGET, one of:
   --github-repo OWNER/NAME
   --github-org ORG      every repository of an organization
 
-Environment: GITLAB_TOKEN (and GITLAB_URL, default https://gitlab.com) or GITHUB_TOKEN;
+Environment: GITLAB_TOKEN or GITLAB_API_TOKEN (and GITLAB_URL, default https://gitlab.com) or GITHUB_TOKEN;
 GITLAB_WEBHOOK_TOKEN / GITHUB_WEBHOOK_SECRET (default: the stage's secrets, via sst secret list).`;
 
 async function main() {
@@ -269,9 +269,13 @@ async function main() {
     throw new Error("no webhook URL: deploy the stage first (npx sst deploy --stage NAME), or pass --url");
 
   const gitlab = target.forge === "gitlab";
-  const apiToken = (gitlab ? process.env.GITLAB_TOKEN : process.env.GITHUB_TOKEN)?.trim();
+  const apiToken = (
+    gitlab ? (process.env.GITLAB_TOKEN ?? process.env.GITLAB_API_TOKEN) : process.env.GITHUB_TOKEN
+  )?.trim();
   if (!apiToken)
-    throw new Error(`set ${gitlab ? "GITLAB_TOKEN" : "GITHUB_TOKEN"} to a token that may manage webhooks`);
+    throw new Error(
+      `set ${gitlab ? "GITLAB_TOKEN (or GITLAB_API_TOKEN)" : "GITHUB_TOKEN"} to a token that may manage webhooks`,
+    );
   const secret = gitlab
     ? stageSecret("GITLAB_WEBHOOK_TOKEN", "GitlabWebhookToken", values.stage)
     : stageSecret("GITHUB_WEBHOOK_SECRET", "GithubWebhookSecret", values.stage);

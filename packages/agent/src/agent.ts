@@ -77,7 +77,7 @@ export interface AgentState {
   holding: boolean;
   /** The protocol the control plane last answered with (0 before the first answer). */
   protocol: number;
-  /** Heartbeats not taken in a row (unreachable, 403, 5xx). */
+  /** Heartbeats not taken in a row (unreachable, 401, 403, 5xx). */
   failures: number;
   /** When the next heartbeat is due, on the clock's `elapsed` time (it never steps). */
   nextHeartbeatAt: number;

@@ -87,11 +87,18 @@ describe("POST /agent/heartbeat", () => {
     });
   });
 
-  it("refuses a caller without credentials, or one speaking for another instance, with 403", async () => {
+  it("refuses a caller without credentials with 401 before reading the body, and one speaking for another instance with 403", async () => {
     const [a, b] = instances;
     if (!a || !b) throw new Error("no instances");
-    expect((await post(beat(a.id))).status).toBe(403);
-    expect((await post(beat(a.id), "forged-token")).status).toBe(403);
+    for (const token of [undefined, "forged-token"]) {
+      const anonymous = await post(beat(a.id), token);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.error?.code).toBe("unauthenticated");
+      // A malformed body is not looked at: the schema's details are for instances only.
+      const malformed = await post(beat(a.id, { slots: 0 }), token);
+      expect(malformed.status).toBe(401);
+      expect(malformed.body.error?.message).not.toContain("slots");
+    }
     const other = await post(beat(b.id), a.token);
     expect(other.status).toBe(403);
     expect(other.body.error?.code).toBe("forbidden");

@@ -196,9 +196,10 @@ describe("the API Lambda", () => {
     expect(result.statusCode).toBe(200);
     expect(JSON.parse(result.body)).toMatchObject({ status: "ok", instance: INSTANCE });
 
-    // Without IAM identity (or as another instance) it is refused, whatever the body says.
+    // Without an instance's IAM identity it is refused (401), as another instance too (403),
+    // whatever the body says.
     const unsigned = { ...signed, requestContext: { ...signed.requestContext, authorizer: undefined } };
-    expect((await invoke(unsigned)).result.statusCode).toBe(403);
+    expect((await invoke(unsigned)).result.statusCode).toBe(401);
     const other = httpEvent({
       method: "POST",
       path: "/agent/heartbeat",

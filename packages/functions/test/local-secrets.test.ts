@@ -117,6 +117,10 @@ describe("secrets in local mode", () => {
       ...files(cwd),
     ];
     expect(written.some((file) => file.path.endsWith("simulation.json"))).toBe(true);
+    // With a signing token, an unsigned GitLab webhook is refused: the banner offers no curl line
+    // that would be.
+    expect(child.stderr()).toContain("GitLab webhooks must be signed here");
+    expect(child.stderr()).not.toContain("X-Gitlab-Token: $GITLAB_WEBHOOK_TOKEN");
     for (const [name, value] of Object.entries(configured)) {
       if (name === "GITLAB_URL") continue;
       const found = written.filter((file) => file.bytes.includes(value)).map((file) => file.path);
@@ -131,5 +135,7 @@ describe("secrets in local mode", () => {
     const output = child.stdout() + child.stderr();
     expect(output).toContain("so Hearth generated them for this run:");
     for (const value of [token, secret] as string[]) expect(output.split(value).length - 1).toBe(1);
+    // Without a signing token, the generated token is all a GitLab webhook needs: the banner's example.
+    expect(output).toContain("X-Gitlab-Token: $GITLAB_WEBHOOK_TOKEN");
   });
 });

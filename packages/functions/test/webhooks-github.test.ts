@@ -98,6 +98,15 @@ describe("POST /webhooks/github", () => {
     const broken = await app.request(await sign("{not json"));
     expect(broken.status).toBe(400);
     expect(await broken.json()).toMatchObject({ error: { code: "malformed" } });
+    // An empty body signed correctly: nothing to record, and no signature problem to report.
+    const signedEmpty = new Headers(notJson.headers);
+    signedEmpty.set(
+      "x-hub-signature-256",
+      `sha256=${createHmac("sha256", GITHUB_SECRET).update("").digest("hex")}`,
+    );
+    const empty = await app.request(new Request(notJson.url, { method: "POST", headers: signedEmpty }));
+    expect(empty.status).toBe(400);
+    expect(await empty.json()).toEqual({ error: { code: "malformed", message: "the body is empty" } });
     const offSchema = await app.request(
       await githubRequest("workflow_job", { action: "queued", workflow_job: {} }),
     );

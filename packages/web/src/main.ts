@@ -14,6 +14,7 @@ import {
   runningTable,
   timeline,
   unroutableBody,
+  waitingTable,
 } from "./render";
 import { tokenStore } from "./token";
 
@@ -44,6 +45,7 @@ const el = {
   unroutable: byId("unroutable"),
   simulation: byId("simulation"),
   polling: byId("polling"),
+  waiting: byId("waiting"),
   lossForm: byId<HTMLFormElement>("loss-form"),
   lossInput: byId<HTMLInputElement>("loss-input"),
   lossError: byId("loss-error"),
@@ -171,6 +173,11 @@ function draw(status: Status): void {
     );
     byId("running-count").textContent = String(status.jobs.running.length);
     byId("running-body").replaceChildren(runningTable(status.jobs.running));
+    // Shown only when some job waits for a person (an older API sends no list).
+    const waiting = status.jobs.waiting ?? [];
+    el.waiting.hidden = waiting.length === 0;
+    byId("waiting-count").textContent = String(waiting.length);
+    byId("waiting-body").replaceChildren(...(waiting.length ? [waitingTable(waiting)] : []));
     byId("instances-count").textContent = String(status.instances.length);
     byId("instances-body").replaceChildren(instancesTable(status.instances));
     byId("finished-body").replaceChildren(finishedTable(status.jobs.finished));

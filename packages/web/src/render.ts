@@ -532,6 +532,22 @@ export function runningTable(jobs: JobView[]): Node {
   );
 }
 
+/** Jobs that wait for an approval or a manual action: not demand, so they wait for no instance. */
+export function waitingTable(jobs: JobView[]): Node {
+  return table({
+    labelledBy: "waiting-title",
+    testId: "waiting-table",
+    rows: jobs,
+    row: jobRow,
+    columns: [
+      jobColumn,
+      { label: "Labels", cell: (job) => labelList(job.labels) },
+      poolColumn,
+      { label: "Waiting", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
+    ],
+  });
+}
+
 const conclusionTone = (job: JobView) =>
   job.conclusion === "success"
     ? "success"

@@ -237,6 +237,38 @@ describe("the status page", () => {
     await page.context().close();
   });
 
+  it("shows jobs waiting for a person apart from the queue, and no such section when none waits", async () => {
+    const now = new Date("2026-03-02T14:30:00.000Z");
+    const example = exampleStatus(now);
+    const approval = {
+      ...(example.jobs.queued[0] as (typeof example.jobs.queued)[number]),
+      id: "28311909999",
+      name: "deploy / production",
+      status: "waiting" as const,
+      waitSeconds: 3_720,
+    };
+    api.document = () => ({ ...example, jobs: { ...example.jobs, waiting: [approval] } });
+    const { page, errors } = await open({ timezoneId: "UTC", locale: "en-GB" });
+    await page.clock.setFixedTime(now);
+    await page.goto(site.url);
+    const waiting = page.getByTestId("waiting");
+    await waiting.getByTestId("job-row").first().waitFor();
+    expect(await page.locator("#waiting-count").textContent()).toBe("1");
+    const key = `${approval.source}#28311909999`;
+    const row = waiting.locator(`[data-job="${key}"]`);
+    expect(await row.textContent()).toContain("deploy / production");
+    expect(await row.textContent()).toContain("1h 02m");
+    // Not in the queue: it is not demand.
+    expect(await page.getByTestId("queue-table").locator(`[data-job="${key}"]`).count()).toBe(0);
+
+    // A document without the list (none waits, or an older API's): the section is hidden.
+    api.document = () => exampleStatus(now);
+    await advanceUntil(page, page.locator('[data-testid="waiting"][hidden]'));
+    expect(await waiting.isVisible()).toBe(false);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
   it("asks for the token on 401, and again when the token is wrong", async () => {
     api.token = "s3cret-status-token";
     const { page, errors } = await open();

@@ -103,6 +103,8 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
     if (!webhooks) return reject("not_configured", "GitHub webhooks are not configured (no webhook secret)");
     const signature = delivery.header("x-hub-signature-256");
     if (!signature) return reject("unauthorized", "X-Hub-Signature-256 header is missing");
+    // Nothing to verify or record (the signature library refuses an empty payload outright).
+    if (delivery.body.byteLength === 0) return reject("malformed", "the body is empty");
     const malformed = notUtf8(delivery.body);
     if (malformed) return reject("malformed", malformed);
     // Valid UTF-8 decodes and re-encodes to the same bytes, which the signature covers.

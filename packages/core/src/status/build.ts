@@ -88,7 +88,11 @@ function jobView(job: Job, pools: readonly PoolConfig[], now: number): JobView {
     conclusion: job.conclusion,
     failureReason: job.failureReason?.slice(0, 100) ?? null,
     instanceId: job.instanceId,
-    waitSeconds: seconds(job.queuedAt, job.startedAt ?? (job.status === "queued" ? now : null)),
+    // A job waiting for a person has waited as long as a queued one has.
+    waitSeconds: seconds(
+      job.queuedAt,
+      job.startedAt ?? (job.status === "queued" || job.status === "waiting" ? now : null),
+    ),
     runSeconds: seconds(job.startedAt, job.finishedAt ?? (active ? now : null)),
     url: safeUrl(job.url),
     queuedAt: job.queuedAt,
@@ -417,10 +421,11 @@ export async function buildStatus(
   // The reads do not depend on each other: one round trip's time, not the sum.
   const [{ pools, instances, queue }, recent, events, samplesByPool, pollReport] = await Promise.all([
     poolStatuses(deps),
-    // Only jobs that ran or finished, among the latest arrivals: the day's may be tens of thousands.
+    // Only jobs that wait for a person, ran or finished, among the latest arrivals: the day's may be
+    // tens of thousands.
     deps.ledger.latestArrivals(
       new Date(now - 24 * 3600_000),
-      ["running", "completed", "cancelled"],
+      ["waiting", "running", "completed", "cancelled"],
       RECENT_READ,
     ),
     deps.journal.latest(EVENT_LIMIT),
@@ -443,6 +448,11 @@ export async function buildStatus(
     .filter((job) => job.status === "completed" || job.status === "cancelled")
     .sort((a, b) => (b.finishedAt ?? "").localeCompare(a.finishedAt ?? ""))
     .slice(0, FINISHED_LIMIT);
+  // Known but not runnable (an approval, a manual action): shown, never demand. Latest first.
+  const waiting = recent
+    .filter((job) => job.status === "waiting")
+    .sort((a, b) => (b.queuedAt ?? "").localeCompare(a.queuedAt ?? ""))
+    .slice(0, LIST_LIMIT);
   const page = await queuedPage(deps, queue, after);
 
   const series: Status["series"] = {
@@ -492,6 +502,7 @@ export async function buildStatus(
       next: page.next,
       running: [...running.values()].slice(0, LIST_LIMIT).map(view),
       finished: finished.map(view),
+      waiting: waiting.map(view),
     },
     events: events.map(eventView),
     series,

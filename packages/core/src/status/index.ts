@@ -296,6 +296,11 @@ export const statusSchema = z.object({
     running: z.array(jobViewSchema),
     /** Recently finished (completed or cancelled), latest first. */
     finished: z.array(jobViewSchema),
+    /**
+     * Jobs of the last day that wait for a person (a deployment approval, a manual job), latest
+     * first: known, but not demand. Absent from an older API's document.
+     */
+    waiting: z.optional(z.array(jobViewSchema)),
   }),
   /** Latest first. */
   events: z.array(statusEventSchema),

@@ -22,6 +22,18 @@ const MAX_HEARTBEAT_BYTES = 64 * 1024;
 export function agentRoutes(deps: AgentDeps) {
   return new Hono()
     .post("/heartbeat", async (c) => {
+      // Who is calling comes first: a caller that is no instance learns nothing of the schema, and
+      // costs no body read.
+      const caller = await deps.identify(c);
+      if (caller === null) {
+        deps.log.warn("heartbeat rejected", { code: "unauthenticated" });
+        return errorResponse(
+          c,
+          401,
+          "unauthenticated",
+          "no instance credentials: an instance signs its heartbeat with its own role (locally, its token)",
+        );
+      }
       const read = await readBody(c.req.raw, MAX_HEARTBEAT_BYTES);
       if (!read.ok) return errorResponse(c, read.status, read.code, read.message);
       let body: unknown;
@@ -30,7 +42,6 @@ export function agentRoutes(deps: AgentDeps) {
       } catch {
         return errorResponse(c, 400, "malformed", "body is not valid UTF-8 JSON");
       }
-      const caller = await deps.identify(c);
       const result = await acceptHeartbeat(deps, caller, body);
       if (result.kind === "rejected") {
         deps.log.warn("heartbeat rejected", { code: result.code, caller });

@@ -71,9 +71,10 @@ async function main() {
     console.log(usage);
     return;
   }
-  const port = Number(values.port ?? process.env.PORT ?? 3000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new ConfigError(`--port: not a port: ${port}`);
+  const portText = values.port ?? process.env.PORT ?? "3000";
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText.trim()) || port > 65535)
+    throw new ConfigError(`--port: not a port (0 to 65535): ${JSON.stringify(portText)}`);
 
   if (values.fleet !== "sim" && values.fleet !== "aws")
     throw new ConfigError(`--fleet: sim or aws, not ${values.fleet}`);
@@ -148,18 +149,26 @@ async function main() {
       lines.push(`  GITLAB_WEBHOOK_TOKEN=${hearth.secrets.gitlabWebhookToken}`);
     }
   }
-  lines.push(
-    "",
-    "Watch it scale: run `npm run demo` in another terminal, and open the status page.",
-    "",
-    `Or send one job yourself, with GITLAB_WEBHOOK_TOKEN set to the token${
-      hearth.generated.includes("GITLAB_WEBHOOK_TOKEN") ? " generated above" : " you configured"
-    }:`,
-    `  curl -s -X POST ${hearth.url}/webhooks/gitlab -H 'X-Gitlab-Event: Job Hook' \\`,
-    `    -H "X-Gitlab-Token: $GITLAB_WEBHOOK_TOKEN" -H 'Content-Type: application/json' \\`,
-    `    -d '{"object_kind":"build","build_id":1,"build_name":"test","build_status":"pending","pipeline_id":1,"project_id":1}'`,
-    "",
-  );
+  lines.push("", "Watch it scale: run `npm run demo` in another terminal, and open the status page.", "");
+  // With a signing token, GitLab's webhooks must be signed (Standard Webhooks): a token alone is
+  // refused, so the one-line example would not work. The demo signs with the same variable.
+  if (settings.GITLAB_SIGNING_TOKEN) {
+    lines.push(
+      "GitLab webhooks must be signed here (GITLAB_SIGNING_TOKEN is set): `npm run demo` signs them",
+      "when GITLAB_SIGNING_TOKEN is set in its environment too.",
+      "",
+    );
+  } else {
+    lines.push(
+      `Or send one job yourself, with GITLAB_WEBHOOK_TOKEN set to the token${
+        hearth.generated.includes("GITLAB_WEBHOOK_TOKEN") ? " generated above" : " you configured"
+      }:`,
+      `  curl -s -X POST ${hearth.url}/webhooks/gitlab -H 'X-Gitlab-Event: Job Hook' \\`,
+      `    -H "X-Gitlab-Token: $GITLAB_WEBHOOK_TOKEN" -H 'Content-Type: application/json' \\`,
+      `    -d '{"object_kind":"build","build_id":1,"build_name":"test","build_status":"pending","pipeline_id":1,"project_id":1}'`,
+      "",
+    );
+  }
   process.stderr.write(`${lines.join("\n")}\n`);
   // Only generated secrets are written down (for `npm run demo`); configured ones stay where they are.
   writeLocalSecrets({

@@ -19,7 +19,7 @@ export type { FleetModel } from "./model";
 export { defaultFleetModel, fleetModelSchema } from "./model";
 export { type ForgeChoice, forgeChoices } from "./policies/hearth-interruptions";
 export type { Trace, TraceJob } from "./trace";
-export { parseTrace, TraceError } from "./trace";
+export { parseTrace, TraceError, traceWarnings } from "./trace";
 
 /**
  * The simulator: replays a trace through one policy on the fleet model of

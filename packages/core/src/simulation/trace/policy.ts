@@ -29,12 +29,29 @@ export interface Policy {
 
 export type PolicyFactory = (context: PolicyContext) => Policy;
 
-/** Runs `action` every `seconds` (first at `first`) while the simulation is active. */
+/** How long before the first arrival periodic timers begin: what is idle before it is not simulated. */
+export const TIMERS_LEAD_SECONDS = 3600;
+
+/**
+ * When a policy's timer of period `seconds` begins: at the multiple of its period an hour before the
+ * first arrival (0 at the earliest). A trace may start late (its times Unix epochs, say): ticking from
+ * 0 through that much nothing would take the simulator hours, and change nothing.
+ */
+export function timersStart(context: PolicyContext, seconds: number): number {
+  const first = context.jobs[0]?.trace.createdAt ?? 0;
+  const lead = first - TIMERS_LEAD_SECONDS;
+  return lead <= 0 || seconds <= 0 ? 0 : seconds * Math.floor(lead / seconds);
+}
+
+/**
+ * Runs `action` every `seconds` while the simulation is active, first `first` seconds after the
+ * timers begin (`timersStart`).
+ */
 export function every(context: PolicyContext, seconds: number, first: number, action: () => void): void {
   const tick = () => {
     if (!context.active()) return;
     action();
     context.clock.after(seconds, tick);
   };
-  context.clock.at(first, tick);
+  context.clock.at(timersStart(context, seconds) + first, tick);
 }

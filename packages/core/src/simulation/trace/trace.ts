@@ -137,3 +137,27 @@ function internalized(text: string): string {
   const holder: Record<string, true> = { [text]: true };
   return Object.keys(holder)[0] as string;
 }
+
+/** A first arrival later than this after the trace's start is most likely a clock time, not an offset. */
+const LATE_START_SECONDS = 7 * 24 * 3600;
+
+/**
+ * What a valid trace may still get wrong, for the reader to check: times that look like clock times
+ * (`created_at_s` counts from the trace's start, and a fixed fleet pays for the time before the first
+ * job), and jobs that run longer on a warm store than on a cold one.
+ */
+export function traceWarnings(trace: Trace): string[] {
+  const warnings: string[] = [];
+  const first = trace.jobs[0]?.createdAt ?? 0;
+  if (first > LATE_START_SECONDS)
+    warnings.push(
+      `the first job arrives ${(first / 86400).toFixed(0)} days after the trace's start (created_at_s counts from it); the time before it is simulated idle, and a fixed fleet pays for it. If these are clock times, subtract the first`,
+    );
+  let slower = 0;
+  for (const job of trace.jobs) if (job.warmSeconds > job.coldSeconds) slower++;
+  if (slower > 0)
+    warnings.push(
+      `${slower} of ${trace.jobs.length} jobs run longer warm than cold (duration_warm_s > duration_cold_s); simulated as given`,
+    );
+  return warnings;
+}

@@ -21,7 +21,7 @@ import {
 } from "../../../stores/listening";
 import { SimAsg } from "../asg";
 import type { LaunchOptions, ListeningRule, SimInstance, SimJob, SimPool, StoreVolume } from "../fleet";
-import { type Policy, type PolicyContext, randomFor } from "../policy";
+import { type Policy, type PolicyContext, randomFor, timersStart } from "../policy";
 import {
   defaultInterruptionSettings,
   HEARTBEAT_SECONDS,
@@ -447,7 +447,7 @@ class HearthPolicy implements Policy {
       this.tick();
       clock.after(this.options.tickSeconds, tick);
     };
-    clock.at(0, tick);
+    clock.at(timersStart(this.context, this.options.tickSeconds), tick);
   }
 
   /**
