@@ -178,5 +178,29 @@ describe("npm run simulate", () => {
     const holdMax = simulateCli("--trace", bad, "--retry-hold-max", "soon");
     expect(holdMax.status).toBe(2);
     expect(holdMax.stderr).toContain("--retry-hold-max must be a non-negative number of seconds, got soon");
+    // The model's own bounds: one line naming the flag, no stack trace.
+    for (const [name, value, says] of [
+      ["--slots", "0", "--slots 0: Too small"],
+      ["--slots", "1.5", "--slots 1.5:"],
+      ["--max-instances", "0", "--max-instances 0: Too small"],
+      ["--spot-start-success", "2", "--spot-start-success 2: Too big"],
+    ] as const) {
+      const model = simulateCli("--trace", bad, name, value);
+      expect([name, value, model.status]).toEqual([name, value, 2]);
+      expect(model.stderr).toContain(says);
+      expect(model.stderr).not.toMatch(/ZodError|\n\s+at /);
+    }
+  }, 60_000);
+
+  it("warns of times that look like clock times and of jobs slower warm than cold, and still runs them", () => {
+    const file = traceFile(
+      "epoch.csv",
+      `${header}\n1,1726000000,p1,k,nix;x86_64-linux,600,60\n2,1726000100,p2,k,nix;x86_64-linux,60,120\n`,
+    );
+    const { status, stdout, stderr } = simulateCli("--trace", file, "--policy", "hearth", "--json");
+    expect(status).toBe(0);
+    expect(stderr).toContain("epoch.csv: the first job arrives 19977 days after the trace's start");
+    expect(stderr).toContain("epoch.csv: 1 of 2 jobs run longer warm than cold");
+    expect((JSON.parse(stdout) as { lostJobs: number }[])[0]?.lostJobs).toBe(0);
   }, 60_000);
 });
