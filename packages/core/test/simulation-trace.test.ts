@@ -304,3 +304,58 @@ describe("a trace whose first job arrives late", () => {
     ]);
   });
 });
+
+describe("the horizon", () => {
+  it("bills every policy until 30 days after the last arrival when a job is still unfinished, a fixed fleet too", () => {
+    const trace = {
+      name: "long",
+      resorted: false,
+      jobs: [
+        {
+          id: "1",
+          createdAt: 0,
+          pipelineId: "p",
+          cacheKey: "k",
+          labels: ["nix", "x86_64-linux"],
+          warmSeconds: 5_000_000,
+          coldSeconds: 6_000_000,
+        },
+      ],
+    };
+    for (const policy of ["static", "hearth", "ghr"] as const) {
+      const r = simulate(trace, { policy, seed: 1 });
+      expect([policy, r.lostJobs, r.details.endSeconds]).toEqual([policy, 1, 30 * 24 * 3600]);
+    }
+    // The fixed fleet's one instance, on demand, for the 720 hours.
+    expect(simulate(trace, { policy: "static", seed: 1 }).costUsd).toBeCloseTo(720 * 0.145, 6);
+  });
+});
+
+describe("waits of jobs that never start", () => {
+  it("count until the run's end, not as 0", () => {
+    const trace = {
+      name: "stuck",
+      resorted: false,
+      jobs: [
+        {
+          id: "1",
+          createdAt: 100,
+          pipelineId: "p",
+          cacheKey: "k",
+          labels: ["nix", "x86_64-linux"],
+          warmSeconds: 60,
+          coldSeconds: 120,
+        },
+      ],
+    };
+    // No instance ever boots within the horizon.
+    const r = simulate(trace, {
+      policy: "hearth",
+      seed: 1,
+      model: { coldBootSeconds: 1e12, warmBootSeconds: 1e12 },
+    });
+    expect(r.lostJobs).toBe(1);
+    expect([r.waitP50, r.waitP95, r.waitMax]).toEqual([30 * 24 * 3600, 30 * 24 * 3600, 30 * 24 * 3600]);
+    expect(r.warmHitRate).toBe(0);
+  });
+});

@@ -31,6 +31,11 @@ export class EventQueue {
     this.halted = true;
   }
 
+  /** Moves the clock on to `time` (not back) without running anything. */
+  advanceTo(time: number): void {
+    if (time > this.now) this.now = time;
+  }
+
   /** Runs events in time order until none is left, the next is later than `until`, or `halt()`. */
   run(until = Number.POSITIVE_INFINITY): void {
     this.halted = false;

@@ -208,6 +208,7 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
     const { cost, slotSeconds } = oracleCost(jobs, model);
     return {
       ...summarize(options.policy, trace, jobs.length, unroutable.length, new Float64Array(jobs.length), {
+        started: jobs.length,
         costUsd: cost,
         instanceHours: slotSeconds / model.slotsPerInstance / 3600,
         warmStarts: jobs.length,
@@ -221,13 +222,20 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
   const waits = new Float64Array(jobs.length);
   let started = 0;
   let warmStarts = 0;
-  for (const job of jobs) {
-    if (job.firstStartAt < 0) continue;
-    waits[started++] = job.firstStartAt - job.trace.createdAt;
+  for (const [index, job] of jobs.entries()) {
+    // A job that never started waited at least until the run ended (the horizon): counted so, a
+    // run that starts nothing does not report waits of 0.
+    if (job.firstStartAt < 0) {
+      waits[index] = Math.max(0, run.endSeconds - job.trace.createdAt);
+      continue;
+    }
+    waits[index] = job.firstStartAt - job.trace.createdAt;
+    started++;
     if (job.warmStart) warmStarts++;
   }
   return {
-    ...summarize(options.policy, trace, jobs.length, unroutable.length, waits.subarray(0, started), {
+    ...summarize(options.policy, trace, jobs.length, unroutable.length, waits, {
+      started,
       costUsd: totals.cost,
       instanceHours: totals.runningSeconds / 3600,
       warmStarts,
@@ -364,7 +372,11 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
   if (first !== undefined) {
     clock.at(first.trace.createdAt, () => arrive(0));
     const lastArrival = (jobs[jobs.length - 1] as SimJob).trace.createdAt;
-    clock.run(lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600));
+    const horizon = lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600);
+    clock.run(horizon);
+    // Jobs left unfinished: the run lasted until the horizon, and every policy pays until then, even
+    // one with no event of its own to get there by (a fixed fleet).
+    if (!done) clock.advanceTo(horizon);
   }
   done = true;
   return { fleet, jobs, unroutable, model, endSeconds: clock.now, binaryCache };
@@ -377,6 +389,8 @@ function summarize(
   unroutable: number,
   waits: Float64Array,
   figures: {
+    /** Jobs that started at least once: the share of warm starts is over them. */
+    started: number;
     costUsd: number;
     instanceHours: number;
     warmStarts: number;
@@ -394,7 +408,7 @@ function summarize(
     waitMax: waits.length > 0 ? (waits[waits.length - 1] as number) : 0,
     costUsd: figures.costUsd,
     instanceHours: figures.instanceHours,
-    warmHitRate: waits.length > 0 ? figures.warmStarts / waits.length : 0,
+    warmHitRate: figures.started > 0 ? figures.warmStarts / figures.started : 0,
     interruptedJobs: figures.interruptedJobs,
     lostJobs: routed - figures.finished + unroutable,
   };

@@ -148,6 +148,7 @@ const LATE_START_SECONDS = 7 * 24 * 3600;
  */
 export function traceWarnings(trace: Trace): string[] {
   const warnings: string[] = [];
+  if (trace.jobs.length === 0) return ["the trace has no jobs: every figure is zero"];
   const first = trace.jobs[0]?.createdAt ?? 0;
   if (first > LATE_START_SECONDS)
     warnings.push(
