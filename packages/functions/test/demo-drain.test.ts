@@ -46,3 +46,20 @@ describe("npm run demo's ending", () => {
     expect(drain.last.seconds).toBeLessThanOrEqual(120);
   }, 120_000);
 });
+
+describe("npm run demo's schedule", () => {
+  it("starts the replay with the first job, however late in its trace it comes", () => {
+    const row = (createdAt: number) => ({
+      id: String(createdAt),
+      createdAt,
+      pipelineId: "p1",
+      cacheKey: "app/build",
+      labels: ["nix", "x86_64-linux"],
+      warmSeconds: 60,
+      coldSeconds: 120,
+    });
+    const late = demoJobs([row(1_726_000_000), row(1_726_000_120)], { speed: 60, firstId: 1 });
+    expect(late.map((job) => job.at)).toEqual([0, 2]);
+    expect(late.map((job) => job.warmSeconds)).toEqual([1, 1]);
+  });
+});

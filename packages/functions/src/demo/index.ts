@@ -29,16 +29,18 @@ const numeric = (text: string, digits = 9) =>
 
 /**
  * Trace rows as forge jobs. A pipeline goes to GitLab or GitHub as a whole (by its id), its cache key
- * `project/job` names the project and the job, and job ids count up from `firstId`.
+ * `project/job` names the project and the job, and job ids count up from `firstId`. The replay starts
+ * with the first row's job, however late in its trace that comes (a trace of clock times).
  */
 export function demoJobs(jobs: readonly TraceJob[], options: { speed: number; firstId: number }): DemoJob[] {
+  const first = jobs[0]?.createdAt ?? 0;
   return jobs.map((row, index) => {
     const source = Number(numeric(row.pipelineId, 6)) % 2 === 0 ? "github" : "gitlab";
     const slash = row.cacheKey.indexOf("/");
     const project = `demo/${slash > 0 ? row.cacheKey.slice(0, slash) : "app"}`;
     const name = slash > 0 ? row.cacheKey.slice(slash + 1) : row.cacheKey;
     return {
-      at: row.createdAt / options.speed,
+      at: (row.createdAt - first) / options.speed,
       job: {
         source,
         id: String(options.firstId + index),
