@@ -305,23 +305,16 @@ describe("a trace whose first job arrives late", () => {
   });
 });
 
+/** A trace of one x86_64 job. */
+const oneJobTrace = (job: Pick<TraceJob, "createdAt" | "warmSeconds" | "coldSeconds">): Trace => ({
+  name: "one",
+  resorted: false,
+  jobs: [{ id: "1", pipelineId: "p", cacheKey: "k", labels: ["nix", "x86_64-linux"], ...job }],
+});
+
 describe("the horizon", () => {
   it("bills every policy until 30 days after the last arrival when a job is still unfinished, a fixed fleet too", () => {
-    const trace = {
-      name: "long",
-      resorted: false,
-      jobs: [
-        {
-          id: "1",
-          createdAt: 0,
-          pipelineId: "p",
-          cacheKey: "k",
-          labels: ["nix", "x86_64-linux"],
-          warmSeconds: 5_000_000,
-          coldSeconds: 6_000_000,
-        },
-      ],
-    };
+    const trace = oneJobTrace({ createdAt: 0, warmSeconds: 5_000_000, coldSeconds: 6_000_000 });
     for (const policy of ["static", "hearth", "ghr"] as const) {
       const r = simulate(trace, { policy, seed: 1 });
       expect([policy, r.lostJobs, r.details.endSeconds]).toEqual([policy, 1, 30 * 24 * 3600]);
@@ -333,21 +326,7 @@ describe("the horizon", () => {
 
 describe("waits of jobs that never start", () => {
   it("count until the run's end, not as 0", () => {
-    const trace = {
-      name: "stuck",
-      resorted: false,
-      jobs: [
-        {
-          id: "1",
-          createdAt: 100,
-          pipelineId: "p",
-          cacheKey: "k",
-          labels: ["nix", "x86_64-linux"],
-          warmSeconds: 60,
-          coldSeconds: 120,
-        },
-      ],
-    };
+    const trace = oneJobTrace({ createdAt: 100, warmSeconds: 60, coldSeconds: 120 });
     // No instance ever boots within the horizon.
     const r = simulate(trace, {
       policy: "hearth",

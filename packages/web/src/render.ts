@@ -344,6 +344,13 @@ const originColumn: Column<JobView> = {
 };
 const jobColumn: Column<JobView> = { label: "Job", cell: jobCell };
 const poolColumn: Column<JobView> = { label: "Pool", cell: (job) => job.pool ?? "—" };
+/** A job not started yet, queued or waiting for a person: what it asks for, and how long it has waited. */
+const notStartedColumns: Column<JobView>[] = [
+  jobColumn,
+  { label: "Labels", cell: (job) => labelList(job.labels) },
+  poolColumn,
+  { label: "Waiting", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
+];
 const instanceColumn: Column<JobView> = {
   label: "Instance",
   cell: (job) => (job.instanceId ? h("code", null, job.instanceId) : "—"),
@@ -358,12 +365,7 @@ export function queueTable(jobs: JobView[]): Node {
       testId: "queue-table",
       rows,
       row: jobRow,
-      columns: [
-        jobColumn,
-        { label: "Labels", cell: (job) => labelList(job.labels) },
-        poolColumn,
-        { label: "Waiting", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
-      ],
+      columns: notStartedColumns,
     }),
   );
 }
@@ -539,12 +541,7 @@ export function waitingTable(jobs: JobView[]): Node {
     testId: "waiting-table",
     rows: jobs,
     row: jobRow,
-    columns: [
-      jobColumn,
-      { label: "Labels", cell: (job) => labelList(job.labels) },
-      poolColumn,
-      { label: "Waiting", numeric: true, cell: (job) => formatDuration(job.waitSeconds) },
-    ],
+    columns: notStartedColumns,
   });
 }
 
