@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dominanceGaps, notDominated, WAIT_FLOOR_SECONDS } from "../src/simulation/trace";
+import { dominanceGaps, dominanceMisses, WAIT_FLOOR_SECONDS } from "../src/simulation/trace";
 
 const hearth = { policy: "hearth", waitP95: 30, costUsd: 100 };
 
@@ -35,8 +35,8 @@ describe("dominance", () => {
       { policy: "ghr", waitP95: 106, costUsd: 164 },
       { policy: "ghr+cache", waitP95: 106, costUsd: 97.62 },
     ];
-    expect(notDominated({ ...hearth, costUsd: 163.02 }, baselines)).toEqual(["ghr+cache (cost > $97.62)"]);
-    expect(notDominated({ ...hearth, waitP95: 76, costUsd: 76.54 }, baselines)).toEqual([
+    expect(dominanceMisses({ ...hearth, costUsd: 163.02 }, baselines)).toEqual(["ghr+cache (cost > $97.62)"]);
+    expect(dominanceMisses({ ...hearth, waitP95: 76, costUsd: 76.54 }, baselines)).toEqual([
       "static (p95 > 35 s)",
     ]);
   });

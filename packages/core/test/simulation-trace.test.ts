@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import { defaultPools, poolConfigSchema } from "../src/pools";
 import { parseTrace, policyNames, simulate, traceWarnings } from "../src/simulation/trace";
 import { defaultHearthOptions } from "../src/simulation/trace/policies/hearth";
+import { type PolicyContext, runStart, timersStart } from "../src/simulation/trace/policy";
 import { syntheticTraceCsv } from "../src/simulation/trace/synthetic";
-import type { Trace, TraceJob } from "../src/simulation/trace/trace";
+import { LATE_START_SECONDS, type Trace, type TraceJob } from "../src/simulation/trace/trace";
 import { COLD_LISTEN_DELAY_MS } from "../src/stores/listening";
 
 const resultKeys = [
@@ -258,23 +259,28 @@ describe("the bundled traces", () => {
 });
 
 describe("a trace whose first job arrives late", () => {
-  it("gives Hearth the same run as the trace started at 0, without simulating the idle time before it", () => {
+  it("runs, for every policy, as the same trace starting an hour before its first job", () => {
+    // The same jobs an hour into a trace, and 38 years into one (clock times): a whole number of
+    // minutes apart, so Hearth's minute tick keeps its phase.
     const jobs = (shift: number) =>
       [0, 30, 400, 405, 2_000, 2_010, 7_200].map((at, index) => ({
         id: String(index + 1),
-        createdAt: shift + at,
+        createdAt: shift + 3_600 + at,
         pipelineId: `p${index}`,
         cacheKey: `k${index % 3}`,
         labels: ["nix", "x86_64-linux"],
         warmSeconds: 120,
         coldSeconds: 300,
       }));
-    // A whole number of minutes later, so Hearth's minute tick keeps its phase: epoch-like times.
     const shift = 60 * 20_000_000;
-    const run = (offset: number) => {
+    // A ready minimum, which starts instances before any job: it starts with the run, as a fixed fleet does.
+    const ready = defaultPools.map((pool) =>
+      poolConfigSchema.parse({ ...pool, warm: { ...pool.warm, minReady: 2 } }),
+    );
+    const run = (offset: number, policy: "hearth" | "static", pools?: typeof ready) => {
       const r = simulate(
         { name: "late", jobs: jobs(offset), resorted: false },
-        { policy: "hearth", seed: 1 },
+        { policy, seed: 1, ...(pools ? { pools } : {}) },
       );
       return {
         waits: [r.waitP50, r.waitP95, r.waitMax].map((s) => Math.round(s)),
@@ -283,7 +289,22 @@ describe("a trace whose first job arrives late", () => {
       };
     };
     // Ticking through 38 years of nothing would not finish in the test's time.
-    expect(run(shift)).toEqual(run(0));
+    expect(run(shift, "hearth")).toEqual(run(0, "hearth"));
+    expect(run(shift, "hearth", ready)).toEqual(run(0, "hearth", ready));
+    expect(run(shift, "static")).toEqual(run(0, "static"));
+  });
+
+  it("starts the run at the trace's start unless the first job comes more than a week in", () => {
+    const context = (first: number) =>
+      ({ jobs: [{ trace: { createdAt: first } }] }) as unknown as PolicyContext;
+    // Six hours in (a trace from midnight, its first job at 06:00): the run starts at 0, so a ready
+    // minimum or a fixed fleet runs those hours, as it would have.
+    expect(runStart(context(6 * 3600))).toBe(0);
+    expect(timersStart(context(6 * 3600), 60)).toBe(0);
+    expect(runStart(context(LATE_START_SECONDS))).toBe(0);
+    // Later: an hour before the first job, the timers on their period's beat.
+    expect(runStart(context(LATE_START_SECONDS + 90))).toBe(LATE_START_SECONDS + 90 - 3600);
+    expect(timersStart(context(LATE_START_SECONDS + 90), 60)).toBe(LATE_START_SECONDS - 3600 + 60);
   });
 
   it("warns of clock times and of jobs slower warm than cold", () => {
@@ -299,7 +320,7 @@ describe("a trace whose first job arrives late", () => {
         resorted: false,
       }),
     ).toEqual([
-      "the first job arrives 8 days after the trace's start (created_at_s counts from it); the time before it is simulated idle, and a fixed fleet pays for it. If these are clock times, subtract the first",
+      "the first job arrives 8 days after the trace's start (created_at_s counts from it): clock times? The run starts an hour before it, for every policy",
       "1 of 2 jobs run longer warm than cold (duration_warm_s > duration_cold_s); simulated as given",
     ]);
   });

@@ -240,14 +240,16 @@ describe("buildStatus: a pool holding its spot runners for retries", () => {
   });
 });
 
-describe("buildStatus: jobs that wait for a person", () => {
-  it("lists waiting jobs of the last day, latest first, apart from the queue and never as demand", async () => {
+describe("buildStatus: jobs held for approval", () => {
+  it("lists GitHub's waiting jobs of the last day, latest first, apart from the queue and never as demand", async () => {
     const { store, ledger, registry } = await storeWorld(dynamo, "2026-01-02T10:00:00.000Z");
     const scalingRecords = createScalingRecords(store);
-    // A deployment approval (GitHub's `waiting`) and a manual GitLab job, and one queued job.
+    // Two deployment approvals (GitHub's `waiting`), a GitLab job waiting (for an earlier stage, say:
+    // not listed), and one queued job.
     await ledger.record(jobEvent({ id: "10", status: "waiting", queuedAt: "2026-01-02T09:50:00.000Z" }));
+    await ledger.record(jobEvent({ id: "11", status: "waiting", queuedAt: "2026-01-02T09:58:00.000Z" }));
     await ledger.record(
-      jobEvent({ id: "11", source: "gitlab", status: "waiting", queuedAt: "2026-01-02T09:58:00.000Z" }),
+      jobEvent({ id: "14", source: "gitlab", status: "waiting", queuedAt: "2026-01-02T09:57:00.000Z" }),
     );
     await ledger.record(jobEvent({ id: "12", queuedAt: "2026-01-02T09:59:00.000Z" }));
     // Older than a day: not read.
@@ -255,7 +257,7 @@ describe("buildStatus: jobs that wait for a person", () => {
     const status = await statusAtTen({ store, ledger, registry, scalingRecords });
     expect(statusSchema.parse(status)).toEqual(status);
     expect(status.jobs.waiting?.map((job) => [job.source, job.id, job.status, job.waitSeconds])).toEqual([
-      ["gitlab", "11", "waiting", 120],
+      ["github", "11", "waiting", 120],
       ["github", "10", "waiting", 600],
     ]);
     // The queue has the queued job only.

@@ -119,6 +119,8 @@ export interface HttpPorts {
   status: { stage: string; token: string | undefined; allowOrigin?: string };
   /** The instance a heartbeat comes from: IAM in AWS, a token (or a signed STS request) locally. */
   identify: AgentDeps["identify"];
+  /** What a caller `identify` cannot name gets (`AgentDeps.unidentified`; 401 unless said). */
+  unidentified?: AgentDeps["unidentified"];
 }
 
 export interface Hearth {
@@ -499,6 +501,7 @@ export function composeHearth(ports: HearthPorts): Hearth {
           }),
           now: () => ports.now(),
           identify: http.identify,
+          ...(http.unidentified ? { unidentified: http.unidentified } : {}),
         },
         status: {
           pools,

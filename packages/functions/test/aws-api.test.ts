@@ -196,10 +196,17 @@ describe("the API Lambda", () => {
     expect(result.statusCode).toBe(200);
     expect(JSON.parse(result.body)).toMatchObject({ status: "ok", instance: INSTANCE });
 
-    // Without an instance's IAM identity it is refused (401), as another instance too (403),
-    // whatever the body says.
-    const unsigned = { ...signed, requestContext: { ...signed.requestContext, authorizer: undefined } };
-    expect((await invoke(unsigned)).result.statusCode).toBe(401);
+    // Signed as a principal that is not an instance, or as another instance, it is refused (403),
+    // whatever the body says. (An unsigned request never gets here: API Gateway answers it.)
+    const user = httpEvent({
+      method: "POST",
+      path: "/agent/heartbeat",
+      body: JSON.stringify(beat),
+      iamUserArn: "arn:aws:iam::123456789012:user/someone",
+    });
+    const refused = (await invoke(user)).result;
+    expect(refused.statusCode).toBe(403);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: "forbidden" } });
     const other = httpEvent({
       method: "POST",
       path: "/agent/heartbeat",

@@ -107,6 +107,13 @@ describe("POST /webhooks/github", () => {
     const empty = await app.request(new Request(notJson.url, { method: "POST", headers: signedEmpty }));
     expect(empty.status).toBe(400);
     expect(await empty.json()).toEqual({ error: { code: "malformed", message: "the body is empty" } });
+    // The same empty body signed with another secret: a signature problem, said as one.
+    signedEmpty.set(
+      "x-hub-signature-256",
+      `sha256=${createHmac("sha256", "not-it").update("").digest("hex")}`,
+    );
+    const forged = await app.request(new Request(notJson.url, { method: "POST", headers: signedEmpty }));
+    expect(forged.status).toBe(401);
     const offSchema = await app.request(
       await githubRequest("workflow_job", { action: "queued", workflow_job: {} }),
     );

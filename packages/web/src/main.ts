@@ -173,7 +173,7 @@ function draw(status: Status): void {
     );
     byId("running-count").textContent = String(status.jobs.running.length);
     byId("running-body").replaceChildren(runningTable(status.jobs.running));
-    // Shown only when some job waits for a person (an older API sends no list).
+    // Shown only when some job waits for approval (an older API sends no list).
     const waiting = status.jobs.waiting ?? [];
     el.waiting.hidden = waiting.length === 0;
     byId("waiting-count").textContent = String(waiting.length);

@@ -534,7 +534,7 @@ export function runningTable(jobs: JobView[]): Node {
   );
 }
 
-/** Jobs that wait for an approval or a manual action: not demand, so they wait for no instance. */
+/** GitHub jobs held by a deployment's protection rules: not demand, so they wait for no instance. */
 export function waitingTable(jobs: JobView[]): Node {
   return table({
     labelledBy: "waiting-title",

@@ -237,11 +237,12 @@ describe("the status page", () => {
     await page.context().close();
   });
 
-  it("shows jobs waiting for a person apart from the queue, and no such section when none waits", async () => {
+  it("shows jobs held for approval apart from the queue, and no such section when none waits", async () => {
     const now = new Date("2026-03-02T14:30:00.000Z");
     const example = exampleStatus(now);
     const approval = {
       ...(example.jobs.queued[0] as (typeof example.jobs.queued)[number]),
+      source: "github" as const,
       id: "28311909999",
       name: "deploy / production",
       status: "waiting" as const,
@@ -254,7 +255,7 @@ describe("the status page", () => {
     const waiting = page.getByTestId("waiting");
     await waiting.getByTestId("job-row").first().waitFor();
     expect(await page.locator("#waiting-count").textContent()).toBe("1");
-    const key = `${approval.source}#28311909999`;
+    const key = "github#28311909999";
     const row = waiting.locator(`[data-job="${key}"]`);
     expect(await row.textContent()).toContain("deploy / production");
     expect(await row.textContent()).toContain("1h 02m");

@@ -134,9 +134,10 @@ function mayClaim(job: Job, pool: string, instanceId: string, pools: readonly Po
   return true;
 }
 
+/** A heartbeat from `callerInstanceId`, the instance its route authenticated (it refuses callers it cannot name). */
 export async function acceptHeartbeat(
   deps: HeartbeatDeps,
-  callerInstanceId: string | null,
+  callerInstanceId: string,
   body: unknown,
 ): Promise<HeartbeatResult> {
   const parsed = heartbeatSchema.safeParse(body);

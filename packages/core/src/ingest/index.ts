@@ -1,5 +1,5 @@
 import { isUtf8 } from "node:buffer";
-import { createHash } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Webhooks } from "@octokit/webhooks";
 import * as z from "zod";
 import type { GitLabJobs } from "../gitlab-api";
@@ -103,8 +103,19 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
     if (!webhooks) return reject("not_configured", "GitHub webhooks are not configured (no webhook secret)");
     const signature = delivery.header("x-hub-signature-256");
     if (!signature) return reject("unauthorized", "X-Hub-Signature-256 header is missing");
-    // Nothing to verify or record (the signature library refuses an empty payload outright).
-    if (delivery.body.byteLength === 0) return reject("malformed", "the body is empty");
+    // Nothing to record, but only a sender that holds the secret learns so (the signature library
+    // refuses an empty payload outright, so its signature is checked here).
+    if (delivery.body.byteLength === 0) {
+      const expected = Buffer.from(
+        `sha256=${createHmac("sha256", options.secret as string)
+          .update("")
+          .digest("hex")}`,
+      );
+      const given = Buffer.from(signature);
+      return given.length === expected.length && timingSafeEqual(given, expected)
+        ? reject("malformed", "the body is empty")
+        : reject("unauthorized", "X-Hub-Signature-256 does not match the body");
+    }
     const malformed = notUtf8(delivery.body);
     if (malformed) return reject("malformed", malformed);
     // Valid UTF-8 decodes and re-encodes to the same bytes, which the signature covers.

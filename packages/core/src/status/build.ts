@@ -421,7 +421,7 @@ export async function buildStatus(
   // The reads do not depend on each other: one round trip's time, not the sum.
   const [{ pools, instances, queue }, recent, events, samplesByPool, pollReport] = await Promise.all([
     poolStatuses(deps),
-    // Only jobs that wait for a person, ran or finished, among the latest arrivals: the day's may be
+    // Only jobs held for approval, running or finished, among the latest arrivals: the day's may be
     // tens of thousands.
     deps.ledger.latestArrivals(
       new Date(now - 24 * 3600_000),
@@ -448,9 +448,11 @@ export async function buildStatus(
     .filter((job) => job.status === "completed" || job.status === "cancelled")
     .sort((a, b) => (b.finishedAt ?? "").localeCompare(a.finishedAt ?? ""))
     .slice(0, FINISHED_LIMIT);
-  // Known but not runnable (an approval, a manual action): shown, never demand. Latest first.
+  // GitHub jobs held by a deployment's protection rules (a reviewer, a wait timer): shown, never
+  // demand. Latest first. GitLab's waiting jobs are not: most wait for an earlier stage, and they have
+  // no arrival time (nor a place in the arrivals' index) until they are queued.
   const waiting = recent
-    .filter((job) => job.status === "waiting")
+    .filter((job) => job.status === "waiting" && job.source === "github")
     .sort((a, b) => (b.queuedAt ?? "").localeCompare(a.queuedAt ?? ""))
     .slice(0, LIST_LIMIT);
   const page = await queuedPage(deps, queue, after);

@@ -297,8 +297,9 @@ export const statusSchema = z.object({
     /** Recently finished (completed or cancelled), latest first. */
     finished: z.array(jobViewSchema),
     /**
-     * Jobs of the last day that wait for a person (a deployment approval, a manual job), latest
-     * first: known, but not demand. Absent from an older API's document.
+     * GitHub jobs held by a deployment's protection rules (a reviewer, a wait timer), among the
+     * latest arrivals of the last day, latest first: known, but not demand. Absent from an older
+     * API's document.
      */
     waiting: z.optional(z.array(jobViewSchema)),
   }),

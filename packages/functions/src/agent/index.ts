@@ -6,6 +6,13 @@ import type { Logger } from "../log";
 export interface AgentDeps extends HeartbeatDeps {
   /** The instance the caller authenticated as (IAM session in AWS, token locally), or null. */
   identify: (c: Context) => string | null | Promise<string | null>;
+  /**
+   * What a caller `identify` cannot name gets: 401 `unauthenticated` where the route is the one that
+   * checks credentials (local mode's tokens; the default), 403 `forbidden` behind API Gateway's IAM
+   * authorization, which answers unsigned requests itself: a caller that reaches the route is signed,
+   * as some principal that is not an instance.
+   */
+  unidentified?: 401 | 403;
   log: Logger;
 }
 
@@ -26,12 +33,17 @@ export function agentRoutes(deps: AgentDeps) {
       // costs no body read.
       const caller = await deps.identify(c);
       if (caller === null) {
+        if (deps.unidentified === 403) {
+          deps.log.warn("heartbeat rejected", { code: "forbidden" });
+          return errorResponse(c, 403, "forbidden", "the caller is not one of the fleet's instances");
+        }
         deps.log.warn("heartbeat rejected", { code: "unauthenticated" });
+        c.header("WWW-Authenticate", 'Bearer realm="hearth-agent"');
         return errorResponse(
           c,
           401,
           "unauthenticated",
-          "no instance credentials: an instance signs its heartbeat with its own role (locally, its token)",
+          "no instance credentials: an instance presents its own token (or its signed identity)",
         );
       }
       const read = await readBody(c.req.raw, MAX_HEARTBEAT_BYTES);

@@ -7,14 +7,15 @@
 /** The warm-resume floor: 25 s of resume, and the heartbeat and webhook delays around it. */
 export const WAIT_FLOOR_SECONDS = 35;
 
-export interface Outcome {
+/** What the rule compares of a policy's run. */
+export interface PolicyFigures {
   policy: string;
   waitP95: number;
   costUsd: number;
 }
 
 /** Why `candidate` does not dominate `baseline`: empty when it does. */
-export function dominanceGaps(candidate: Outcome, baseline: Outcome): string[] {
+export function dominanceGaps(candidate: PolicyFigures, baseline: PolicyFigures): string[] {
   const gaps: string[] = [];
   const wait = Math.max(baseline.waitP95, WAIT_FLOOR_SECONDS);
   if (candidate.waitP95 > wait) gaps.push(`p95 > ${wait.toFixed(0)} s`);
@@ -22,8 +23,8 @@ export function dominanceGaps(candidate: Outcome, baseline: Outcome): string[] {
   return gaps;
 }
 
-/** The baselines `candidate` does not dominate, each with why: "ghr+cache (cost > $97.62)". */
-export function notDominated(candidate: Outcome, baselines: readonly Outcome[]): string[] {
+/** Each baseline `candidate` does not dominate, said with why: "ghr+cache (cost > $97.62)". */
+export function dominanceMisses(candidate: PolicyFigures, baselines: readonly PolicyFigures[]): string[] {
   return baselines.flatMap((baseline) => {
     const gaps = dominanceGaps(candidate, baseline);
     return gaps.length > 0 ? [`${baseline.policy} (${gaps.join(", ")})`] : [];

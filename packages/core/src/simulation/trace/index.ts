@@ -14,7 +14,7 @@ import type { PolicyContext, PolicyFactory } from "./policy";
 import type { Trace, TraceJob } from "./trace";
 
 export { type CapacityFloor, type CapacityRule, capacityFloor, capacityRules, slidingMax } from "./capacity";
-export { dominanceGaps, notDominated, type Outcome, WAIT_FLOOR_SECONDS } from "./dominance";
+export { dominanceGaps, dominanceMisses, type PolicyFigures, WAIT_FLOOR_SECONDS } from "./dominance";
 export type { FleetModel } from "./model";
 export { defaultFleetModel, fleetModelSchema } from "./model";
 export { type ForgeChoice, forgeChoices } from "./policies/hearth-interruptions";

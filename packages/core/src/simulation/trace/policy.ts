@@ -3,6 +3,7 @@ import { Random } from "../rules";
 import type { EventQueue } from "./events";
 import type { Fleet, FleetObserver, SimJob } from "./fleet";
 import type { FleetModel } from "./model";
+import { LATE_START_SECONDS } from "./trace";
 
 /** What a policy may use: the fleet to act on, the clock, and the pools with the model's values. */
 export interface PolicyContext {
@@ -29,18 +30,23 @@ export interface Policy {
 
 export type PolicyFactory = (context: PolicyContext) => Policy;
 
-/** How long before the first arrival periodic timers begin: what is idle before it is not simulated. */
-export const TIMERS_LEAD_SECONDS = 3600;
+/** How long before a late first arrival the run starts. */
+export const LATE_START_LEAD_SECONDS = 3600;
 
 /**
- * When a policy's timer of period `seconds` begins: at the multiple of its period an hour before the
- * first arrival (0 at the earliest). A trace may start late (its times Unix epochs, say): ticking from
- * 0 through that much nothing would take the simulator hours, and change nothing.
+ * When the run starts, for every policy: at the trace's start (0), or, when the first job comes more
+ * than `LATE_START_SECONDS` in (clock times, most likely), an hour before it. Ticking from 0 through
+ * decades of nothing would take the simulator hours; a fixed fleet and a ready minimum start there too.
  */
-export function timersStart(context: PolicyContext, seconds: number): number {
+export function runStart(context: PolicyContext): number {
   const first = context.jobs[0]?.trace.createdAt ?? 0;
-  const lead = first - TIMERS_LEAD_SECONDS;
-  return lead <= 0 || seconds <= 0 ? 0 : seconds * Math.floor(lead / seconds);
+  return first > LATE_START_SECONDS ? first - LATE_START_LEAD_SECONDS : 0;
+}
+
+/** When a policy's timer of period `seconds` begins: the run's start, down to a multiple of the period. */
+export function timersStart(context: PolicyContext, seconds: number): number {
+  const start = runStart(context);
+  return start <= 0 || seconds <= 0 ? 0 : seconds * Math.floor(start / seconds);
 }
 
 /**

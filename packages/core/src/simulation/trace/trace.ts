@@ -139,7 +139,7 @@ function internalized(text: string): string {
 }
 
 /** A first arrival later than this after the trace's start is most likely a clock time, not an offset. */
-const LATE_START_SECONDS = 7 * 24 * 3600;
+export const LATE_START_SECONDS = 7 * 24 * 3600;
 
 /**
  * What a valid trace may still get wrong, for the reader to check: times that look like clock times
@@ -152,7 +152,7 @@ export function traceWarnings(trace: Trace): string[] {
   const first = trace.jobs[0]?.createdAt ?? 0;
   if (first > LATE_START_SECONDS)
     warnings.push(
-      `the first job arrives ${(first / 86400).toFixed(0)} days after the trace's start (created_at_s counts from it); the time before it is simulated idle, and a fixed fleet pays for it. If these are clock times, subtract the first`,
+      `the first job arrives ${(first / 86400).toFixed(0)} days after the trace's start (created_at_s counts from it): clock times? The run starts an hour before it, for every policy`,
     );
   let slower = 0;
   for (const job of trace.jobs) if (job.warmSeconds > job.coldSeconds) slower++;

@@ -49,6 +49,9 @@ export function createApiHandler(runtime: AwsRuntime = createAwsRuntime()) {
       gitlabSigningToken: settings.GITLAB_SIGNING_TOKEN,
     },
     identify: (c) => callerInstance(c as Context<{ Bindings: Bindings }>),
+    // API Gateway's IAM authorization answers unsigned requests itself (403): a caller that gets
+    // here is signed, as a principal that is not an instance.
+    unidentified: 403,
     status: {
       stage: runtime.stage(),
       token: statusToken,

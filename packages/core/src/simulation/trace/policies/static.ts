@@ -1,5 +1,5 @@
 import type { SimJob } from "../fleet";
-import type { Policy, PolicyContext } from "../policy";
+import { type Policy, type PolicyContext, runStart } from "../policy";
 
 /**
  * `static`: a fixed fleet of always-on on-demand instances, what teams with dedicated runner nodes
@@ -26,17 +26,23 @@ export function peakConcurrency(jobs: readonly SimJob[]): number {
 }
 
 export function staticPolicy(context: PolicyContext): Policy {
+  const launch = () => {
+    const { fleet, model } = context;
+    for (const pool of fleet.pools) {
+      const peak = peakConcurrency(context.jobs.filter((job) => job.pool === pool));
+      const count = Math.min(model.maxInstancesPerPool, Math.ceil(peak / model.slotsPerInstance));
+      for (let i = 0; i < count; i++) {
+        fleet.launch(pool, { market: "on-demand", group: "static", running: true });
+      }
+    }
+  };
   return {
     observer: {},
     start() {
-      const { fleet, model } = context;
-      for (const pool of fleet.pools) {
-        const peak = peakConcurrency(context.jobs.filter((job) => job.pool === pool));
-        const count = Math.min(model.maxInstancesPerPool, Math.ceil(peak / model.slotsPerInstance));
-        for (let i = 0; i < count; i++) {
-          fleet.launch(pool, { market: "on-demand", group: "static", running: true });
-        }
-      }
+      // Running from the run's start: the trace's, or an hour before a late first job (`runStart`).
+      const start = runStart(context);
+      if (start > 0) context.clock.at(start, launch);
+      else launch();
     },
   };
 }
