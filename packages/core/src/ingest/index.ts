@@ -97,6 +97,8 @@ export interface GitHubIngestOptions {
   secret: string | undefined;
 }
 
+const SIGNATURE_MISMATCH = "X-Hub-Signature-256 does not match the body";
+
 export function createGitHubIngest(options: GitHubIngestOptions) {
   const webhooks = options.secret ? new Webhooks({ secret: options.secret }) : undefined;
   return async function ingestGitHub(delivery: WebhookDelivery): Promise<IngestResult> {
@@ -114,7 +116,7 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
       const given = Buffer.from(signature);
       return given.length === expected.length && timingSafeEqual(given, expected)
         ? reject("malformed", "the body is empty")
-        : reject("unauthorized", "X-Hub-Signature-256 does not match the body");
+        : reject("unauthorized", SIGNATURE_MISMATCH);
     }
     const malformed = notUtf8(delivery.body);
     if (malformed) return reject("malformed", malformed);
@@ -126,7 +128,7 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
     } catch {
       valid = false;
     }
-    if (!valid) return reject("unauthorized", "X-Hub-Signature-256 does not match the body");
+    if (!valid) return reject("unauthorized", SIGNATURE_MISMATCH);
     const event = delivery.header("x-github-event");
     if (!event) return reject("malformed", "X-GitHub-Event header is missing");
     if (event === "ping") return { kind: "pong" };

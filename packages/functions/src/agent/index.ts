@@ -33,17 +33,15 @@ export function agentRoutes(deps: AgentDeps) {
       // costs no body read.
       const caller = await deps.identify(c);
       if (caller === null) {
-        if (deps.unidentified === 403) {
-          deps.log.warn("heartbeat rejected", { code: "forbidden" });
-          return errorResponse(c, 403, "forbidden", "the caller is not one of the fleet's instances");
-        }
-        deps.log.warn("heartbeat rejected", { code: "unauthenticated" });
-        c.header("WWW-Authenticate", 'Bearer realm="hearth-agent"');
+        const forbidden = deps.unidentified === 403;
+        const code = forbidden ? "forbidden" : "unauthenticated";
+        deps.log.warn("heartbeat rejected", { code });
+        if (!forbidden) c.header("WWW-Authenticate", "Bearer");
         return errorResponse(
           c,
-          401,
-          "unauthenticated",
-          "no instance credentials: an instance presents its own token (or its signed identity)",
+          forbidden ? 403 : 401,
+          code,
+          forbidden ? "not an instance of the fleet" : "no instance credentials",
         );
       }
       const read = await readBody(c.req.raw, MAX_HEARTBEAT_BYTES);
