@@ -20,13 +20,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  DEFAULT_WARM_MARKET,
-  defaultPools,
-  poolConfigSchema,
-  type WarmMarket,
-  warmMarkets,
-} from "../packages/core/src/pools";
+import { DEFAULT_WARM_MARKET, defaultPools, type WarmMarket, warmMarkets } from "../packages/core/src/pools";
 import {
   defaultFleetModel,
   dominanceMisses,
@@ -39,6 +33,7 @@ import {
   simulate,
   type Trace,
   WAIT_FLOOR_SECONDS,
+  withPoolSettings,
 } from "../packages/core/src/simulation/trace";
 
 const { values } = parseArgs({
@@ -337,9 +332,7 @@ function frontierTable(trace: Trace, seed: number): string {
     "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const cap of FRONTIER_CAPS) {
-    const pools = defaultPools.map((pool) =>
-      poolConfigSchema.parse({ ...pool, warm: { ...pool.warm, warmPoolSize: cap } }),
-    );
+    const pools = withPoolSettings(defaultPools, { warm: { warmPoolSize: cap } });
     const r = simulate(trace, {
       policy: "hearth",
       seed,

@@ -18,7 +18,6 @@ import {
   DEFAULT_RETRY_INTERRUPTED,
   DEFAULT_WARM_MARKET,
   defaultPools,
-  poolConfigSchema,
   type WarmMarket,
   warmMarkets,
 } from "../packages/core/src/pools";
@@ -39,6 +38,7 @@ import {
   simulate,
   TraceError,
   traceWarnings,
+  withPoolSettings,
 } from "../packages/core/src/simulation/trace";
 import { HEARTBEAT_SECONDS } from "../packages/core/src/simulation/trace/policies/hearth-interruptions";
 
@@ -243,17 +243,13 @@ function main(): void {
   const pools =
     warmPoolMax === undefined && warmIdle === undefined && burstIdle === undefined
       ? undefined
-      : defaultPools.map((pool) =>
-          poolConfigSchema.parse({
-            ...pool,
-            warm: { ...pool.warm, ...(warmPoolMax === undefined ? {} : { warmPoolSize: warmPoolMax }) },
-            idleTimeouts: {
-              ...pool.idleTimeouts,
-              ...(warmIdle === undefined ? {} : { warmSeconds: warmIdle }),
-              ...(burstIdle === undefined ? {} : { burstSeconds: burstIdle }),
-            },
-          }),
-        );
+      : withPoolSettings(defaultPools, {
+          warm: warmPoolMax === undefined ? {} : { warmPoolSize: warmPoolMax },
+          idleTimeouts: {
+            ...(warmIdle === undefined ? {} : { warmSeconds: warmIdle }),
+            ...(burstIdle === undefined ? {} : { burstSeconds: burstIdle }),
+          },
+        });
   const warmMarket = values["warm-market"] as string;
   if (!(warmMarkets as readonly string[]).includes(warmMarket))
     fail(`--warm-market must be ${warmMarkets.join(" or ")}, got ${warmMarket}`);

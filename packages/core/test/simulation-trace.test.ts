@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { defaultPools, poolConfigSchema } from "../src/pools";
-import { parseTrace, policyNames, simulate, traceWarnings } from "../src/simulation/trace";
+import { parseTrace, policyNames, simulate, traceWarnings, withPoolSettings } from "../src/simulation/trace";
 import { defaultHearthOptions } from "../src/simulation/trace/policies/hearth";
 import { type PolicyContext, runStart, timersStart } from "../src/simulation/trace/policy";
 import { syntheticTraceCsv } from "../src/simulation/trace/synthetic";
@@ -274,9 +274,7 @@ describe("a trace whose first job arrives late", () => {
       }));
     const shift = 60 * 20_000_000;
     // A ready minimum, which starts instances before any job: it starts with the run, as a fixed fleet does.
-    const ready = defaultPools.map((pool) =>
-      poolConfigSchema.parse({ ...pool, warm: { ...pool.warm, minReady: 2 } }),
-    );
+    const ready = withPoolSettings(defaultPools, { warm: { minReady: 2 } });
     const run = (offset: number, policy: "hearth" | "static", pools?: typeof ready) => {
       const r = simulate(
         { name: "late", jobs: jobs(offset), resorted: false },

@@ -163,6 +163,23 @@ const factories: Record<Exclude<BasePolicyName, "oracle">, (options: SimulateOpt
   ghr: () => ghrPolicy,
 };
 
+/** Pool settings a what-if run changes on every pool: the simulator's flags, its reports, tests. */
+export interface PoolSettingsChange {
+  warm?: Partial<PoolConfig["warm"]>;
+  idleTimeouts?: Partial<PoolConfig["idleTimeouts"]>;
+}
+
+/** `pools` with `change` made to each, checked again by the pool schema. */
+export function withPoolSettings(pools: readonly PoolConfig[], change: PoolSettingsChange): PoolConfig[] {
+  return pools.map((pool) =>
+    poolConfigSchema.parse({
+      ...pool,
+      warm: { ...pool.warm, ...change.warm },
+      idleTimeouts: { ...pool.idleTimeouts, ...change.idleTimeouts },
+    }),
+  );
+}
+
 /** The pool configs the simulator plans with: the model's boot times, slots and maximum (it bills with the model's prices). */
 export function poolsForModel(pools: readonly PoolConfig[], model: FleetModel): PoolConfig[] {
   return pools.map((pool) =>
