@@ -169,6 +169,21 @@ describe("plan: serving queued jobs", () => {
     expect(result.reason).toContain("3 short at the instance limit");
   });
 
+  it("counts instances on their way into the warm pool against maxInstances", () => {
+    // Two new stores booting to be parked (launched as a burst began) run until they stop: a burst
+    // launched beside them would take the pool past its limit.
+    const pool = poolConfig({ maxInstances: 5, warm: { market: "spot" } });
+    const busy = instance({ market: "spot", busySlots: 2 });
+    const parking = () => instance({ market: "spot", state: "stopping", launchedAt: NOW - 5000 });
+    const result = planOne({
+      pool,
+      instances: [busy, parking(), parking()],
+      jobs: [running(busy), running(busy), ...Array.from({ length: 10 }, () => queued())],
+    });
+    expect(result).toMatchObject({ desiredWarm: 1, desiredBurst: 2 });
+    expect(result.reason).toContain("3 short at the instance limit");
+  });
+
   it("does not count free slots of a suspect instance", () => {
     const suspect = instance({ heartbeatOverdue: true, idleSince: NOW - 3600_000 });
     const result = planOne({ instances: [suspect], jobs: [queued()] });
@@ -849,9 +864,13 @@ describe("plan: properties", () => {
         const released = new Set(result.release);
         const keptWarm = inService.filter((i) => i.group === "warm" && !released.has(i.id)).length;
         const keptBurst = inService.filter((i) => i.group === "burst" && !released.has(i.id)).length;
-        // Instances already in service above the limit stay (only release removes them); nothing new.
-        expect(result.desiredWarm + result.desiredBurst).toBeLessThanOrEqual(
-          Math.max(pool.maxInstances, keptWarm + keptBurst),
+        // Instances on their way into the warm pool run until stopped: they count.
+        const joining = input.instances.filter(
+          (i) => i.group === "warm" && i.state === "stopping" && !i.waitsForCapacity,
+        ).length;
+        // Instances already running above the limit stay (only release removes them); nothing new.
+        expect(result.desiredWarm + result.desiredBurst + joining).toBeLessThanOrEqual(
+          Math.max(pool.maxInstances, keptWarm + keptBurst + joining),
         );
         expect(result.desiredWarm).toBeGreaterThanOrEqual(keptWarm);
         expect(result.desiredBurst).toBeGreaterThanOrEqual(keptBurst);

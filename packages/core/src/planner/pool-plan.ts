@@ -7,7 +7,8 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *
  * 1. Jobs waiting for a slot (queued, plus those on draining instances, which will be retried) are
  *    served from free slots on instances in service, then by resuming Stopped warm-pool instances
- *    (seconds, store intact), then by new spot instances in the burst group, up to `maxInstances`.
+ *    (seconds, store intact), then by new spot instances in the burst group, up to `maxInstances`
+ *    (which counts the instances on their way into the warm pool: they run until stopped).
  * 2. When a queued job has no free slot warm for its cache key but stopped stores are warm for it,
  *    enough of the warm pool resumes that one of those stores is very likely among them: AWS picks
  *    which warm-pool instances start. Where Hearth names the stores (`warm.market: spot`), it starts
@@ -99,7 +100,10 @@ export function planOnePool(
   // `maxInstances`: they go even while jobs wait, so that the on-demand capacity the queue (and the
   // retry) needs has room. Otherwise a full pool waits for its hold to run out.
   const deaf = held ? idle.filter((i) => i.market === "spot") : [];
-  let room = Math.max(0, pool.maxInstances - warmServing - burstServing + deaf.length);
+  // Instances on their way into the warm pool run too (a new store booting to be parked, or one
+  // being stopped): they count against `maxInstances` until stopped, or a burst launched beside
+  // stores parked as it began would take the pool past its limit.
+  let room = Math.max(0, pool.maxInstances - warmServing - burstServing - joining + deaf.length);
   // 1b: retried jobs lost their first run to the spot market. The capacity they need is launched
   // on-demand in the warm group rather than on spot. While the pool holds its spot runners for a
   // retry, only on-demand slots listen: all of its new capacity is on-demand.

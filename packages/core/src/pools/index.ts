@@ -171,7 +171,10 @@ export const poolConfigSchema = strictObject({
     /** Let the burst group fall back to on-demand when spot capacity is short. */
     onDemandFallback: z.boolean().default(true),
   }).prefault({}),
-  /** The most instances in service (warm and burst together). Stopped instances are not counted. */
+  /**
+   * The most instances running (warm and burst together): in service, and on their way into the
+   * warm pool until stopped. Stopped instances are not counted.
+   */
   maxInstances: z.number().int().min(1).max(1000).default(50),
   idleTimeouts: strictObject({
     /**
