@@ -1,9 +1,10 @@
 /**
  * npx tsx scripts/warm-capacity.ts [--traces DIR] [--coverage 0.95] [--past-hours 24] [--coming-hours 1] [TRACE.csv ...]
  *
- * What stopped capacity costs at a p95 wait of 35 s under three rules for how many instances a pool
+ * What stopped capacity costs at a p95 wait of 35 s under four rules for how many instances a pool
  * keeps (core's `capacityFloor`, loose figures: a fixed number per pool, the peak of the past
- * `--past-hours`, and the peak of the coming `--coming-hours`, which is foresight), beside what the
+ * `--past-hours`, the peak of the coming `--coming-hours`, which is foresight, and a number for each
+ * hour of the day chosen with the whole trace known, which is hindsight), beside what the
  * cheapest baselines with the binary cache cost in the simulator (seed 1), for every trace in DIR
  * (default traces/) or those named.
  */
@@ -48,6 +49,7 @@ const ruleNames = {
   constant: "constant",
   pastPeak: `past ${pastHours} h's peak`,
   comingPeak: `coming ${comingHours} h's peak`,
+  hourOfDay: "by hour of the day, in hindsight",
 };
 const usd = (value: number) => `$${value.toFixed(2)}`;
 

@@ -39,6 +39,41 @@ describe("capacityFloor", () => {
     expect(floor.rules.comingPeak).toMatchObject({ stoppedHours: hours(59), coveredJobs: 5 });
   });
 
+  it("keeps a number for each hour of the day, chosen with the whole trace known", () => {
+    const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.95);
+    // Hour 0 keeps the burst's 2 instances (stopped in its minutes 11-59), hour 1 none, hour 2 one,
+    // which runs the last job in every minute the trace still has (120-130).
+    expect(floor.rules.hourOfDay).toMatchObject({ stoppedHours: hours(2 * 49), coveredJobs: 5 });
+  });
+
+  it("never keeps more by hour of the day than a fixed number costs, and covers as much as asked", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ at: fc.integer({ min: 0, max: 3 * 86400 }), pool: fc.constantFrom("a", "b") }), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        fc.constantFrom(0.5, 0.8, 0.95, 1),
+        (arrivals, coverage) => {
+          const jobs = arrivals
+            .sort((x, y) => x.at - y.at)
+            .map((arrival, index) => job(`j${index}`, arrival.at, [arrival.pool]));
+          const floor = capacityFloor(
+            { name: "random", resorted: false, jobs },
+            (j) => j.labels[0] ?? null,
+            defaultFleetModel,
+            coverage,
+          );
+          expect(floor.rules.hourOfDay.stoppedHours).toBeLessThanOrEqual(
+            floor.rules.constant.stoppedHours + 1e-9,
+          );
+          expect(floor.rules.hourOfDay.coveredJobs).toBeGreaterThanOrEqual(Math.ceil(coverage * jobs.length));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it("looks back and ahead as far as told", () => {
     const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.95, { pastHours: 1, comingHours: 2 });
     // Back an hour: 2 instances in minutes 1-70 (stopped from 11 on), none in 71-120, so the last job

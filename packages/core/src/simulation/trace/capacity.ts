@@ -14,12 +14,16 @@
  * - `pastPeak`: the most jobs at once over the previous `pastHours` (24: a forecast from the last
  *   day's load);
  * - `comingPeak`: the most jobs at once over the next `comingHours` (1): foresight, which no policy
- *   has, for illustration (a stock of each minute's own load would cost nothing stopped).
+ *   has, for illustration (a stock of each minute's own load would cost nothing stopped);
+ * - `hourOfDay`: a fixed number per pool for each hour of the day (hours counted from the trace's
+ *   start), the cheapest numbers that give `coverage` of all the trace's jobs a slot, chosen with the
+ *   whole trace known: the most that a forecast by time of day could save, since a forecast learns
+ *   its profile from days already past.
  */
 import type { FleetModel } from "./model";
 import type { Trace, TraceJob } from "./trace";
 
-export const capacityRules = ["constant", "pastPeak", "comingPeak"] as const;
+export const capacityRules = ["constant", "pastPeak", "comingPeak", "hourOfDay"] as const;
 export type CapacityRule = (typeof capacityRules)[number];
 
 export interface CapacityFloor {
@@ -77,16 +81,18 @@ export function capacityFloor(
       constant: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
       pastPeak: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
       comingPeak: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
+      hourOfDay: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
     },
   };
   const pools = [...byPool].sort(([a], [b]) => (a < b ? -1 : 1));
   const choices: { pool: string; options: ConstantOption[]; own: number }[] = [];
+  const hourly: ConstantOption[][] = [];
   for (const [pool, jobs] of pools) {
     const load = poolLoad(jobs, buckets);
     floor.jobs += load.arrivals.length;
     const behind = slidingMax(load.peak, Math.round((pastHours * 3600) / bucketSeconds), "behind");
     const ahead = slidingMax(load.peak, Math.round((comingHours * 3600) / bucketSeconds), "ahead");
-    const stock: Record<Exclude<CapacityRule, "constant">, (bucket: number) => number> = {
+    const stock: Record<"pastPeak" | "comingPeak", (bucket: number) => number> = {
       pastPeak: (b) => instances(behind[b] as number),
       comingPeak: (b) => instances(ahead[b] as number),
     };
@@ -102,7 +108,19 @@ export function capacityFloor(
     const sorted = load.arrivals.map((arrival) => arrival.load).sort((a, b) => a - b);
     const own = instances(sorted[Math.max(0, Math.ceil(coverage * sorted.length) - 1)] ?? 0);
     choices.push({ pool, options: constantOptions(load, sorted, slots), own });
+    for (let hour = 0; hour < HOURS_PER_DAY; hour++) {
+      const inHour = (b: number) => Math.floor((b * bucketSeconds) / 3600) % HOURS_PER_DAY === hour;
+      const loads = load.arrivals
+        .filter((arrival) => inHour(arrival.bucket))
+        .map((arrival) => arrival.load)
+        .sort((a, b) => a - b);
+      const peak = load.peak.filter((_, b) => inHour(b));
+      hourly.push(constantOptions({ peak, arrivals: [] }, loads, slots));
+    }
   }
+  const hourOfDay = cheapestCoveringMany(hourly, Math.ceil(coverage * floor.jobs));
+  floor.rules.hourOfDay.stoppedHours = (hourOfDay.stoppedMinutes * bucketSeconds) / 3600;
+  floor.rules.hourOfDay.coveredJobs = hourOfDay.covered;
   const picked =
     choices.length <= JOINT_POOLS
       ? cheapestCovering(
@@ -177,6 +195,35 @@ function cheapestCovering(options: readonly ConstantOption[][], needed: number):
   return (
     (best as { cost: number; counts: number[] } | null)?.counts ?? options.map((pool) => pool.length - 1)
   );
+}
+
+const HOURS_PER_DAY = 24;
+
+/**
+ * One option of each group, covering at least `needed` jobs for the fewest stopped minutes: exact,
+ * by the fewest minutes for each number of jobs covered so far (for many groups, where
+ * `cheapestCovering`'s search would not end).
+ */
+function cheapestCoveringMany(groups: readonly ConstantOption[][], needed: number): ConstantOption {
+  // fewest[c]: the fewest stopped minutes that cover c jobs (needed or more counted as needed), and
+  // the jobs they cover.
+  let fewest: (ConstantOption | undefined)[] = [{ stoppedMinutes: 0, covered: 0 }];
+  for (const options of groups) {
+    const next: (ConstantOption | undefined)[] = new Array(needed + 1);
+    fewest.forEach((sofar, c) => {
+      if (sofar === undefined) return;
+      for (const option of options) {
+        const at = Math.min(needed, c + option.covered);
+        const minutes = sofar.stoppedMinutes + option.stoppedMinutes;
+        const best = next[at];
+        if (best === undefined || minutes < best.stoppedMinutes)
+          next[at] = { stoppedMinutes: minutes, covered: sofar.covered + option.covered };
+      }
+    });
+    fewest = next;
+  }
+  // With every group at its most, every job has a slot: a choice always exists.
+  return fewest[needed] ?? { stoppedMinutes: 0, covered: 0 };
 }
 
 function poolLoad(jobs: readonly { at: number; seconds: number }[], buckets: number): PoolLoad {
