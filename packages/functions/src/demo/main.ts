@@ -38,7 +38,8 @@ async function main() {
   const file = values.trace ?? new URL("../../demo/sample-trace.csv", import.meta.url).pathname;
   const trace = parseTrace(readFileSync(file, "utf8"), file);
   const rows = values.limit ? trace.jobs.slice(0, Number(values.limit)) : trace.jobs;
-  const local = readLocalSecrets();
+  // The secrets of the Hearth asked for (`--url`), or of the one started last.
+  const local = readLocalSecrets(values.url);
   const url = values.url ?? local?.url ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
   // One clear line when nothing answers, rather than the fetch's "fetch failed".
   try {
@@ -56,7 +57,7 @@ async function main() {
   };
   if (!secrets.githubWebhookSecret || !secrets.gitlabWebhookToken) {
     throw new Error(
-      "no webhook secrets: start Hearth with `npm start` first, or set them in the environment",
+      `no webhook secrets for ${url}: start Hearth with \`npm start\` first, or set them in the environment`,
     );
   }
   const authorization: Record<string, string> = process.env.STATUS_TOKEN
