@@ -1,12 +1,13 @@
 /**
- * npx tsx scripts/warm-capacity.ts [--traces DIR] [--coverage 0.95] [--past-hours 24] [--coming-hours 1] [TRACE.csv ...]
+ * npx tsx scripts/warm-capacity.ts [--traces DIR] [--coverage 0.95] [--past-hours 24] [--coming-hours 1]
+ *   [--seasonal-days 7] [--seasonal-spread-minutes 60] [--seasonal-recent-hours 3] [TRACE.csv ...]
  *
- * What stopped capacity costs at a p95 wait of 35 s under four rules for how many instances a pool
- * keeps (core's `capacityFloor`, loose figures: a fixed number per pool, the peak of the past
- * `--past-hours`, the peak of the coming `--coming-hours`, which is foresight, and a number for each
- * hour of the day chosen with the whole trace known, which is hindsight), beside what the
- * cheapest baselines with the binary cache cost in the simulator (seed 1), for every trace in DIR
- * (default traces/) or those named.
+ * What stopped capacity costs at a p95 wait of 35 s under five rules for how many instances a pool
+ * keeps (core's `capacityFloor`, loose figures): a fixed number per pool; the peak of the past
+ * `--past-hours`; the peak of the coming `--coming-hours`, which is foresight; a number for each hour
+ * of the day chosen with the whole trace known, which is hindsight; and a forecast by time of day
+ * learned from the past week (`--seasonal-*`). Beside them, what the cheapest baselines with the binary cache cost in
+ * the simulator (seed 1), for every trace in DIR (default traces/) or those named.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -16,6 +17,7 @@ import {
   capacityFloor,
   capacityRules,
   defaultFleetModel,
+  defaultSeasonalWindow,
   parseTrace,
   poolsForModel,
   routeTraceJob,
@@ -29,12 +31,33 @@ const { values, positionals } = parseArgs({
     coverage: { type: "string", default: "0.95" },
     "past-hours": { type: "string", default: "24" },
     "coming-hours": { type: "string", default: "1" },
+    "seasonal-days": { type: "string", default: String(defaultSeasonalWindow.days) },
+    "seasonal-spread-minutes": { type: "string", default: String(defaultSeasonalWindow.spreadMinutes) },
+    "seasonal-recent-hours": { type: "string", default: String(defaultSeasonalWindow.recentHours) },
   },
 });
 const pastHours = Number(values["past-hours"]);
 const comingHours = Number(values["coming-hours"]);
 if (!(pastHours > 0 && comingHours > 0)) {
   process.stderr.write("--past-hours and --coming-hours must be positive numbers\n");
+  process.exit(2);
+}
+const seasonal = {
+  days: Number(values["seasonal-days"]),
+  spreadMinutes: Number(values["seasonal-spread-minutes"]),
+  recentHours: Number(values["seasonal-recent-hours"]),
+};
+if (
+  !(
+    Number.isInteger(seasonal.days) &&
+    seasonal.days >= 0 &&
+    seasonal.spreadMinutes >= 0 &&
+    seasonal.recentHours >= 0
+  )
+) {
+  process.stderr.write(
+    "--seasonal-days must be a whole number, and the seasonal window's minutes and hours not negative\n",
+  );
   process.exit(2);
 }
 const coverage = Number(values.coverage);
@@ -50,6 +73,7 @@ const ruleNames = {
   pastPeak: `past ${pastHours} h's peak`,
   comingPeak: `coming ${comingHours} h's peak`,
   hourOfDay: "by hour of the day, in hindsight",
+  seasonal: `same time of the past ${seasonal.days} days (±${seasonal.spreadMinutes} min), or past ${seasonal.recentHours} h's peak`,
 };
 const usd = (value: number) => `$${value.toFixed(2)}`;
 
@@ -73,7 +97,7 @@ for (const file of files) {
     },
     model,
     coverage,
-    { pastHours, comingHours },
+    { pastHours, comingHours, seasonal },
   );
   const baselines = (["ghr+cache", "terraform-nixos+cache"] as const).map((policy) =>
     usd(simulate(trace, { policy, seed: 1 }).costUsd),

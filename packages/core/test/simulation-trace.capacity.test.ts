@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { capacityFloor, defaultFleetModel, slidingMax } from "../src/simulation/trace";
+import { capacityFloor, defaultFleetModel, seasonalPeak, slidingMax } from "../src/simulation/trace";
 import type { Trace, TraceJob } from "../src/simulation/trace/trace";
 
 const job = (id: string, createdAt: number, labels: string[] = ["nix"]): TraceJob => ({
@@ -74,6 +74,23 @@ describe("capacityFloor", () => {
     );
   });
 
+  it("keeps, by time of day, what the same time of the past days and the past hours ran", () => {
+    // Four jobs at 10:00 on the first day, four at 10:30 on the next.
+    const day = 86400;
+    const daily: Trace = {
+      name: "daily",
+      resorted: false,
+      jobs: [0, 1, 2, 3]
+        .flatMap((n) => [job(`d0-${n}`, 36000), job(`d1-${n}`, day + 37800)])
+        .sort((a, b) => a.createdAt - b.createdAt),
+    };
+    const floor = capacityFloor(daily, () => "p", defaultFleetModel, 0.95);
+    // The first burst has no past, so no slot. After it the past 3 hours keep its 2 instances
+    // (stopped in minutes 611-790). The next day, the same time ±60 min keeps them from 09:00
+    // (minute 1980) until the second burst (2070-2080), which they cover; the trace ends at 2080.
+    expect(floor.rules.seasonal).toMatchObject({ stoppedHours: hours(2 * 180 + 2 * 90), coveredJobs: 4 });
+  });
+
   it("looks back and ahead as far as told", () => {
     const floor = capacityFloor(trace, poolOf, defaultFleetModel, 0.95, { pastHours: 1, comingHours: 2 });
     // Back an hour: 2 instances in minutes 1-70 (stopped from 11 on), none in 71-120, so the last job
@@ -97,6 +114,36 @@ describe("capacityFloor", () => {
     // Five of the six jobs: the first pool's two instances give them a slot, the second pool none.
     expect(floor.constantInstances).toEqual({ p: 2, q: 0 });
     expect(floor.rules.constant).toMatchObject({ stoppedHours: hours(229), coveredJobs: 5 });
+  });
+});
+
+describe("seasonalPeak", () => {
+  it("agrees with a direct scan", () => {
+    const minutes = 3 * 1440 + 200;
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ at: fc.nat(minutes - 1), value: fc.nat(9) }), { maxLength: 30 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 0, max: 90 }),
+        fc.integer({ min: 1, max: 4 }),
+        (points, days, spreadMinutes, recentHours) => {
+          const peak = new Array<number>(minutes).fill(0);
+          for (const { at, value } of points) peak[at] = Math.max(peak[at] as number, value);
+          const most = (from: number, to: number) =>
+            Math.max(0, ...peak.slice(Math.max(0, from), Math.max(0, to)));
+          const direct = peak.map((_, b) => {
+            let value = most(b - 60 * recentHours, b);
+            for (let d = 1; d <= days; d++) {
+              const c = b - d * 1440;
+              value = Math.max(value, most(c - spreadMinutes, c + spreadMinutes + 1));
+            }
+            return value;
+          });
+          expect(seasonalPeak(peak, { days, spreadMinutes, recentHours })).toEqual(direct);
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
 

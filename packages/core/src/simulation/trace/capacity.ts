@@ -18,12 +18,15 @@
  * - `hourOfDay`: a fixed number per pool for each hour of the day (hours counted from the trace's
  *   start), the cheapest numbers that give `coverage` of all the trace's jobs a slot, chosen with the
  *   whole trace known: the most that a forecast by time of day could save, since a forecast learns
- *   its profile from days already past.
+ *   its profile from days already past;
+ * - `seasonal`: what a forecast by time of day learned from the days already past keeps: the most
+ *   jobs at once within `spreadMinutes` (60) either side of the same time on each of the past `days`
+ *   (7), or over the past `recentHours` (3) if that is more (a day unlike the last week's).
  */
 import type { FleetModel } from "./model";
 import type { Trace, TraceJob } from "./trace";
 
-export const capacityRules = ["constant", "pastPeak", "comingPeak", "hourOfDay"] as const;
+export const capacityRules = ["constant", "pastPeak", "comingPeak", "hourOfDay", "seasonal"] as const;
 export type CapacityRule = (typeof capacityRules)[number];
 
 export interface CapacityFloor {
@@ -41,6 +44,15 @@ export const JOINT_POOLS = 3;
 /** The load is sampled per minute: its most at once within each minute. */
 const bucketSeconds = 60;
 
+/** The `seasonal` rule's window: the same time on each of the past `days`, and the past `recentHours`. */
+export interface SeasonalWindow {
+  days: number;
+  spreadMinutes: number;
+  recentHours: number;
+}
+
+export const defaultSeasonalWindow: SeasonalWindow = { days: 7, spreadMinutes: 60, recentHours: 3 };
+
 interface PoolLoad {
   /** The most jobs running at once within each minute. */
   peak: number[];
@@ -54,10 +66,11 @@ export function capacityFloor(
   poolOf: (job: TraceJob) => string | null,
   model: FleetModel,
   coverage = 0.95,
-  windows: { pastHours?: number; comingHours?: number } = {},
+  windows: { pastHours?: number; comingHours?: number; seasonal?: SeasonalWindow } = {},
 ): CapacityFloor {
   const pastHours = windows.pastHours ?? 24;
   const comingHours = windows.comingHours ?? 1;
+  const seasonal = windows.seasonal ?? defaultSeasonalWindow;
   const slots = model.slotsPerInstance;
   const instances = (jobs: number) => Math.ceil(jobs / slots);
   const byPool = new Map<string, { at: number; seconds: number }[]>();
@@ -82,6 +95,7 @@ export function capacityFloor(
       pastPeak: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
       comingPeak: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
       hourOfDay: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
+      seasonal: { stoppedHours: 0, stoppedUsd: 0, coveredJobs: 0 },
     },
   };
   const pools = [...byPool].sort(([a], [b]) => (a < b ? -1 : 1));
@@ -92,11 +106,13 @@ export function capacityFloor(
     floor.jobs += load.arrivals.length;
     const behind = slidingMax(load.peak, Math.round((pastHours * 3600) / bucketSeconds), "behind");
     const ahead = slidingMax(load.peak, Math.round((comingHours * 3600) / bucketSeconds), "ahead");
-    const stock: Record<"pastPeak" | "comingPeak", (bucket: number) => number> = {
+    const sameTime = seasonalPeak(load.peak, seasonal);
+    const stock: Record<"pastPeak" | "comingPeak" | "seasonal", (bucket: number) => number> = {
       pastPeak: (b) => instances(behind[b] as number),
       comingPeak: (b) => instances(ahead[b] as number),
+      seasonal: (b) => instances(sameTime[b] as number),
     };
-    for (const rule of ["pastPeak", "comingPeak"] as const) {
+    for (const rule of ["pastPeak", "comingPeak", "seasonal"] as const) {
       const figures = floor.rules[rule];
       let stopped = 0;
       for (let b = 0; b < buckets; b++)
@@ -244,6 +260,34 @@ function poolLoad(jobs: readonly { at: number; seconds: number }[], buckets: num
     if (change > 0) arrivals.push({ bucket: b, load: level });
   }
   return { peak, arrivals };
+}
+
+/**
+ * For each minute, the most of `peak` within `spreadMinutes` either side of the same minute on each of
+ * the past `days` (minutes before the trace's start count as none), or over the past `recentHours`.
+ */
+export function seasonalPeak(peak: readonly number[], window: SeasonalWindow): number[] {
+  const day = Math.round((24 * 3600) / bucketSeconds);
+  const spread = Math.round((window.spreadMinutes * 60) / bucketSeconds);
+  const width = 2 * spread + 1;
+  // around[c]: the most over [c - spread, c + spread], clipped to the trace.
+  const ahead = slidingMax(peak, width, "ahead");
+  const around = (c: number) => {
+    if (c - spread >= 0) return ahead[c - spread] as number;
+    let most = 0;
+    for (let i = 0; i <= Math.min(peak.length - 1, c + spread); i++) most = Math.max(most, peak[i] as number);
+    return most;
+  };
+  const recent = slidingMax(peak, Math.round((window.recentHours * 3600) / bucketSeconds), "behind");
+  return peak.map((_, b) => {
+    let most = recent[b] as number;
+    for (let d = 1; d <= window.days; d++) {
+      const c = b - d * day;
+      if (c + spread < 0) break;
+      most = Math.max(most, around(c));
+    }
+    return most;
+  });
 }
 
 /** The most of `values` over the `width` entries before each one (`behind`), or from it on (`ahead`). */

@@ -13,7 +13,16 @@ import { terraformNixosPolicy } from "./policies/terraform-nixos";
 import type { PolicyContext, PolicyFactory } from "./policy";
 import type { Trace, TraceJob } from "./trace";
 
-export { type CapacityFloor, type CapacityRule, capacityFloor, capacityRules, slidingMax } from "./capacity";
+export {
+  type CapacityFloor,
+  type CapacityRule,
+  capacityFloor,
+  capacityRules,
+  defaultSeasonalWindow,
+  type SeasonalWindow,
+  seasonalPeak,
+  slidingMax,
+} from "./capacity";
 export { dominanceGaps, dominanceMisses, type PolicyFigures, WAIT_FLOOR_SECONDS } from "./dominance";
 export type { FleetModel } from "./model";
 export { defaultFleetModel, fleetModelSchema } from "./model";
