@@ -67,4 +67,20 @@ describe("/sim/* in local mode", () => {
     expect((await fetch(lookup)).status).toBe(401);
     expect((await fetch(lookup, { headers: { "private-token": "sim-token" } })).status).toBe(404);
   });
+
+  it("takes a project or group path's escapes as sent, once: a stray % is a path like any other", async () => {
+    ({ hearth } = await startTestHearth());
+    const gitlab = `${hearth.url}/sim/gitlab/api/v4`;
+    for (const [method, path, status] of [
+      ["GET", "/projects/%25/jobs/1", 404],
+      // The simulated forge lists no jobs of a project it has none of.
+      ["GET", "/projects/%25/jobs", 200],
+      ["GET", "/groups/%25/projects", 404],
+      ["POST", "/projects/%25/jobs/1/retry", 404],
+      ["GET", "/projects/a%252Fb/jobs/1", 404],
+    ] as const) {
+      const response = await fetch(`${gitlab}${path}`, { method });
+      expect([method, path, response.status]).toEqual([method, path, status]);
+    }
+  });
 });

@@ -545,7 +545,7 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
   });
 
   app.post(`${GITLAB}/projects/:id/jobs/:job_id/retry`, (c) => {
-    const projectId = decodeURIComponent(c.req.param("id"));
+    const projectId = c.req.param("id");
     const jobId = c.req.param("job_id");
     if (!options.jobs || !/^\d{1,20}$/.test(jobId)) return gitlabError(c, 404, "404 Job Not Found");
     const answer = options.jobs.forge.retryGitLab(projectId, jobId);
@@ -573,7 +573,7 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
   // id seen), and a group's projects (by path: the projects the forge has jobs of under it).
   app.get(`${GITLAB}/projects/:id/jobs`, (c) => {
     if (!options.jobs) return gitlabError(c, 404, "404 Project Not Found");
-    const project = decodeURIComponent(c.req.param("id"));
+    const project = c.req.param("id");
     const scopes = new URL(c.req.url).searchParams.getAll("scope[]");
     const known = ["created", "pending", "running", "failed", "success", "canceled", "skipped", "manual"];
     if (scopes.some((scope) => !known.includes(scope)))
@@ -594,7 +594,7 @@ function gitlabRoutes(app: Hono, forge: SimulatedForgeRunners, options: SimForge
     return c.json(page);
   });
   app.get(`${GITLAB}/groups/:id/projects`, (c) => {
-    const group = decodeURIComponent(c.req.param("id"));
+    const group = c.req.param("id");
     if (!options.jobs?.forge.knowsGitLabGroup(group)) return gitlabError(c, 404, "404 Group Not Found");
     const projects = options.jobs.forge.gitlabProjectsOf(group);
     const perPage = queryInteger(c, "per_page", 20, 100);

@@ -184,7 +184,7 @@ export function simRoutes(app: Hono, runners: SimulatedRunners, options: SimRout
   });
   app.get("/sim/gitlab/api/v4/projects/:project/jobs/:job", (c) => {
     // A job the forge tracks, with its status as it is now (the sweep reads stuck jobs so).
-    const tracked = options.gitlabJob?.(decodeURIComponent(c.req.param("project")), c.req.param("job"));
+    const tracked = options.gitlabJob?.(c.req.param("project"), c.req.param("job"));
     if (tracked) return c.json(tracked);
     const tags = runners.tagsOf(c.req.param("job"));
     if (!tags) return c.json({ message: "404 Job Not Found" }, 404);
