@@ -113,7 +113,7 @@ ${Object.entries(modelFlags)
     --warm-idle S, --burst-idle S     pool settings idleTimeouts.warmSeconds (30) and burstSeconds (300)`;
 
 function fail(message: string): never {
-  process.stderr.write(`${message}\n\n${usage}\n`);
+  process.stderr.write(`${message}\n(--help lists the options)\n`);
   process.exit(2);
 }
 

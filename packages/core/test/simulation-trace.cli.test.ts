@@ -165,6 +165,11 @@ describe("npm run simulate", () => {
     const policy = simulateCli("--trace", bad, "--policy", "nomad");
     expect(policy.status).toBe(2);
     expect(policy.stderr).toContain("unknown policy nomad");
+    // The message and a pointer to --help, not the whole usage after it.
+    expect(policy.stderr.trim().split("\n")).toEqual([
+      expect.stringContaining("unknown policy nomad"),
+      "(--help lists the options)",
+    ]);
     const flag = simulateCli("--trace", bad, "--spot-price", "-1");
     expect(flag.status).toBe(2);
     const multiplier = simulateCli("--trace", bad, "--interruption-rate-multiplier=-5");

@@ -108,6 +108,9 @@ describe("parseTrace", () => {
     ["a negative duration", `${header}\nj,0,p,k,nix,-1,2\n`, /duration_warm_s must be a non-negative/],
     ["an empty duration", `${header}\nj,0,p,k,nix,1,\n`, /duration_cold_s must be a non-negative/],
     ["broken quoting", `${header}\nj,0,p,"k,nix,1,2\n`, /unterminated quoted field/],
+    ["a hexadecimal time", `${header}\nj,0x10,p,k,nix,1,2\n`, /created_at_s must be a non-negative/],
+    ["a signed duration", `${header}\nj,0,p,k,nix,+1,2\n`, /duration_warm_s must be a non-negative/],
+    ["a column named twice", `${header},job_id\nj,0,p,k,nix,1,2,k\n`, /column job_id appears twice/],
   ])("rejects %s", (_, text, message) => {
     expect(() => parseTrace(text, "bad.csv")).toThrow(TraceError);
     expect(() => parseTrace(text, "bad.csv")).toThrow(message);

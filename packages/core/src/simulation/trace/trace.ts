@@ -34,10 +34,13 @@ export const traceColumns = [
   "duration_cold_s",
 ] as const;
 
+/** A decimal number, as a CSV of seconds writes one (`Number` alone would take `0x10` as 16). */
+const decimal = /^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
 function seconds(value: string): number | undefined {
   const trimmed = value.trim();
-  const number = trimmed === "" ? Number.NaN : Number(trimmed);
-  return Number.isFinite(number) && number >= 0 ? number : undefined;
+  const number = decimal.test(trimmed) ? Number(trimmed) : Number.NaN;
+  return Number.isFinite(number) ? number : undefined;
 }
 
 /**
@@ -59,6 +62,8 @@ export function parseTrace(text: string, name = "trace"): Trace {
     traceColumns.map((column) => {
       const at = names.indexOf(column);
       if (at < 0) throw new TraceError(`${name}: missing column ${column} in the header`);
+      if (names.lastIndexOf(column) !== at)
+        throw new TraceError(`${name}: column ${column} appears twice in the header`);
       return [column, at];
     }),
   ) as Record<(typeof traceColumns)[number], number>;
