@@ -41,10 +41,48 @@ describe("npm run demo's ending", () => {
     expect(looks[0]).toBeGreaterThan(0);
     expect(drain.drained).toBe(true);
     expect(drain.last.queued).toBe(0);
+    expect(drain.last.unroutable).toBe(0);
     expect(drain.longestWaitSeconds).toBeGreaterThan(0);
     // Booting a spot instance takes 75 s: within two minutes of fleet time every job has a slot.
     expect(drain.last.seconds).toBeLessThanOrEqual(120);
   }, 120_000);
+});
+
+describe("npm run demo's ending, with a job no pool runs", () => {
+  it("counts the jobs that match no pool apart: they never start, and the queue drains without them", async () => {
+    const started = await startTestHearth();
+    const local = started.hearth;
+    try {
+      const row = {
+        id: "1",
+        createdAt: 0,
+        pipelineId: "p1",
+        cacheKey: "app/build",
+        warmSeconds: 60,
+        coldSeconds: 120,
+      };
+      const jobs = demoJobs([{ ...row, labels: ["nix", "riscv64-linux"] }], {
+        speed: 60,
+        firstId: 8_000_000,
+      });
+      await replay(jobs, {
+        url: local.url,
+        secrets,
+        now: () => new Date(started.clock.now()),
+        waitUntil: async () => {},
+      });
+      await local.idle();
+      const drain = await watchDrain({
+        url: local.url,
+        everySeconds: 5,
+        timeoutSeconds: 10,
+        sleep: (seconds) => pass(local, started.clock, seconds),
+      });
+      expect(drain).toMatchObject({ drained: true, last: { queued: 0, unroutable: 1 } });
+    } finally {
+      await local.close();
+    }
+  }, 60_000);
 });
 
 describe("npm run demo's schedule", () => {

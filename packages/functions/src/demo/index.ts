@@ -158,6 +158,8 @@ export interface DrainLook {
   /** Jobs queued for a pool (unroutable jobs never drain, and are not counted). */
   queued: number;
   running: number;
+  /** Jobs that match no pool, which no instance will run (the status page lists them). */
+  unroutable: number;
   /** The longest any queued job had waited at this look. */
   oldestQueuedSeconds: number;
 }
@@ -177,11 +179,13 @@ export async function watchDrain(
     if (!response.ok) throw new Error(`GET /api/status answered ${response.status}`);
     const status = (await response.json()) as {
       pools: Array<{ queued: number; running: number; oldestQueuedSeconds: number | null }>;
+      unroutable?: { count: number };
     };
     const look: DrainLook = {
       seconds,
       queued: status.pools.reduce((sum, pool) => sum + pool.queued, 0),
       running: status.pools.reduce((sum, pool) => sum + pool.running, 0),
+      unroutable: status.unroutable?.count ?? 0,
       oldestQueuedSeconds: Math.max(0, ...status.pools.map((pool) => pool.oldestQueuedSeconds ?? 0)),
     };
     longestWaitSeconds = Math.max(longestWaitSeconds, look.oldestQueuedSeconds);

@@ -37,7 +37,9 @@ async function main() {
   if (!(speed > 0)) throw new Error(`--speed must be a positive number, got ${values.speed}`);
   const file = values.trace ?? new URL("../../demo/sample-trace.csv", import.meta.url).pathname;
   const trace = parseTrace(readFileSync(file, "utf8"), file);
-  const rows = values.limit ? trace.jobs.slice(0, Number(values.limit)) : trace.jobs;
+  if (values.limit !== undefined && !/^\d+$/.test(values.limit))
+    throw new Error(`--limit must be a whole number of jobs, got ${values.limit}`);
+  const rows = values.limit === undefined ? trace.jobs : trace.jobs.slice(0, Number(values.limit));
   // The secrets of the Hearth asked for (`--url`), or of the one started last.
   const local = readLocalSecrets(values.url);
   const url = values.url ?? local?.url ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`;
@@ -113,10 +115,14 @@ async function main() {
         process.stderr.write(`  +${look.seconds} s: ${look.queued} queued, ${look.running} running\n`);
     },
   });
+  const unroutable = drain.last.unroutable;
   process.stderr.write(
-    drain.drained
-      ? `Every job has started: the queue emptied ${drain.last.seconds} s after the last webhook; the longest wait seen was ${drain.longestWaitSeconds} s.\n`
-      : `${drain.last.queued} jobs still queued after ${drain.last.seconds} s: see ${url}/ for why (the timeline says what Hearth decided).\n`,
+    (drain.drained
+      ? `Every job ${unroutable ? "that matches a pool " : ""}has started: the queue emptied ${drain.last.seconds} s after the last webhook; the longest wait seen was ${drain.longestWaitSeconds} s.\n`
+      : `${drain.last.queued} jobs still queued after ${drain.last.seconds} s: see ${url}/ for why (the timeline says what Hearth decided).\n`) +
+      (unroutable
+        ? `${unroutable} ${unroutable === 1 ? "job matches" : "jobs match"} no pool and will not start: the status page lists them under Unroutable.\n`
+        : ""),
   );
 }
 
