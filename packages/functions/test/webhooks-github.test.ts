@@ -166,6 +166,20 @@ describe("POST /webhooks/github", () => {
     );
     expect(response.status).toBe(202);
     expect((await ledger.get({ source: "github", id: "289782451" }))?.status).toBe("queued");
+    // A media type is case-insensitive (RFC 9110), and may carry parameters.
+    const shouted = await app.request(
+      new Request("http://hearth.test/webhooks/github", {
+        method: "POST",
+        headers: {
+          "content-type": "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+          "x-github-event": "workflow_job",
+          "x-github-delivery": "form-2",
+          "x-hub-signature-256": await new Webhooks({ secret: GITHUB_SECRET }).sign(body),
+        },
+        body,
+      }),
+    );
+    expect(shouted.status).toBe(202);
   });
 
   it("refuses bodies over 1 MiB, by header and by the bytes actually read", async () => {

@@ -135,7 +135,9 @@ export function createGitHubIngest(options: GitHubIngestOptions) {
     if (event !== "workflow_job" && event !== "workflow_run")
       return { kind: "ignored", reason: `event ${event.slice(0, 60)} is not handled` };
 
-    const form = (delivery.header("content-type") ?? "").startsWith("application/x-www-form-urlencoded");
+    const form = (delivery.header("content-type") ?? "")
+      .toLowerCase()
+      .startsWith("application/x-www-form-urlencoded");
     const parsed = parseJson(delivery.body, form);
     if (!parsed.ok) return reject("malformed", parsed.message);
     if (event === "workflow_run") {
