@@ -340,6 +340,10 @@ describe("the horizon", () => {
     }
     // The fixed fleet's one instance, on demand, for the 720 hours.
     expect(simulate(trace, { policy: "static", seed: 1 }).costUsd).toBeCloseTo(720 * 0.145, 6);
+    // The oracle too ends there: the job is lost, and its slot billed for the 720 hours, at spot.
+    const oracle = simulate(trace, { policy: "oracle", seed: 1 });
+    expect([oracle.lostJobs, oracle.details.endSeconds]).toEqual([1, 30 * 24 * 3600]);
+    expect(oracle.costUsd).toBeCloseTo((720 * 0.05) / 2, 6);
   });
 });
 

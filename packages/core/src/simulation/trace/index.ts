@@ -231,7 +231,9 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
     stores: storeFigures(run),
   });
   if (variant(options).base === "oracle") {
-    const { cost, slotSeconds } = oracleCost(jobs, model);
+    // Like every policy, the oracle runs until the horizon: a job still running then is lost, and
+    // billed until then.
+    const { cost, slotSeconds, finished } = oracleCost(jobs, model, run.endSeconds);
     return {
       ...summarize(options.policy, trace, jobs.length, unroutable.length, new Float64Array(jobs.length), {
         started: jobs.length,
@@ -239,7 +241,7 @@ export function simulate(trace: Trace, options: SimulateOptions): SimResult & { 
         instanceHours: slotSeconds / model.slotsPerInstance / 3600,
         warmStarts: jobs.length,
         interruptedJobs: 0,
-        finished: jobs.length,
+        finished,
       }),
       details: details(0),
     };
@@ -336,6 +338,12 @@ export function interruptionFigures(run: SimRun): InterruptionFigures {
 }
 
 /** Runs the simulation and returns its raw state, for diagnostics and tests. */
+/** When a run ends at the latest: jobs not finished by then are lost. */
+function horizonOf(jobs: readonly SimJob[], options: SimulateOptions): number {
+  const lastArrival = jobs.at(-1)?.trace.createdAt ?? 0;
+  return lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600);
+}
+
 export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
   const multiplier = options.interruptionRateMultiplier ?? 1;
   if (!(multiplier >= 0 && Number.isFinite(multiplier)))
@@ -368,12 +376,13 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
     if (pool === undefined) throw new Error(`routed to an unknown pool ${route.pool}`);
     jobs.push(new SimJob(jobs.length, job, pool));
   }
+  const horizon = horizonOf(jobs, options);
   if (base === "oracle") {
     const end = jobs.reduce(
       (latest, job) => Math.max(latest, job.trace.createdAt + job.trace.warmSeconds),
       0,
     );
-    return { fleet, jobs, unroutable, model, endSeconds: end, binaryCache };
+    return { fleet, jobs, unroutable, model, endSeconds: Math.min(end, horizon), binaryCache };
   }
 
   let done = false;
@@ -397,8 +406,6 @@ export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
   const first = jobs[0];
   if (first !== undefined) {
     clock.at(first.trace.createdAt, () => arrive(0));
-    const lastArrival = (jobs[jobs.length - 1] as SimJob).trace.createdAt;
-    const horizon = lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600);
     clock.run(horizon);
     // Jobs left unfinished: the run lasted until the horizon, and every policy pays until then, even
     // one with no event of its own to get there by (a fixed fleet).
