@@ -17,8 +17,8 @@
  *   has, for illustration (a stock of each minute's own load would cost nothing stopped);
  * - `hourOfDay`: a fixed number per pool for each hour of the day (hours counted from the trace's
  *   start), the cheapest numbers that give `coverage` of all the trace's jobs a slot, chosen with the
- *   whole trace known: the most that a forecast by time of day could save, since a forecast learns
- *   its profile from days already past;
+ *   whole trace known: the most that a forecast keeping one profile by time of day could save, since
+ *   it learns that profile from days already past;
  * - `seasonal`: what a forecast by time of day learned from the days already past keeps: the most
  *   jobs at once within `spreadMinutes` (60) either side of the same time on each of the past `days`
  *   (7), or over the past `recentHours` (3) if that is more (a day unlike the last week's).
