@@ -1263,6 +1263,29 @@ describe("a spot warm group Hearth keeps through EC2", () => {
     expect([named, other, third].map((i) => i.ec2State)).toEqual(["stopped", "stopped", "stopped"]);
   });
 
+  it("retires no store in place of a named one it had no need to start", async () => {
+    burstOnly();
+    // In service already as many as the plan asks for: an instance the plan no longer counts (it
+    // drains, about to be detached) still counts here, so the named store does not start. The plan
+    // counted it as started: its warm pool of two is the other two.
+    const draining = store(20, { ec2State: "running" });
+    const [named, other, third] = [store(5), store(10), store(15)];
+    const calls = await fleet.setCapacity(spotPool(), {
+      warm: 1,
+      burst: 0,
+      warmPoolSize: 2,
+      resume: [named.id],
+      resumes: 1,
+    });
+    expect(calls).toEqual([]);
+    expect([draining, named, other, third].map((i) => i.ec2State)).toEqual([
+      "running",
+      "stopped",
+      "stopped",
+      "stopped",
+    ]);
+  });
+
   it("launches retried jobs' capacity on-demand first, then resumes", async () => {
     burstOnly();
     const stopped = store(5);

@@ -115,6 +115,19 @@ describe("the simulated fleet's spot warm group (warm.market: spot)", () => {
     expect(withState(fleet, "pending")).toHaveLength(1);
   });
 
+  it("keeps a named store it had no need to start, when the plan counted it started", async () => {
+    const { fleet } = fleetWith({ stopped: 4, spotStartSuccess: 1 });
+    const [a, b, c, d] = ids(fleet.all()) as [string, string, string, string];
+    // One store in service already: the group counts it, where the plan (say, as it drains before
+    // its detach) does not, and asked for one more in service, `a`, with a warm pool of the others.
+    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 3, resume: [d] });
+    const from = fleet.callLog.length;
+    await fleet.setCapacity(pool, { warm: 1, burst: 0, warmPoolSize: 2, resume: [a], resumes: 1 });
+    // Nothing to start, and nothing terminated in place of `a`.
+    expect(callsSince(fleet, from)).toEqual([]);
+    expect(withState(fleet, "stopped")).toEqual([a, b, c]);
+  });
+
   it("launches nothing in place of stores started for warmth that find no spot capacity", async () => {
     const { fleet } = fleetWith({ stopped: 3, spotStartSuccess: 0 });
     const [a, b, c] = ids(fleet.all()) as [string, string, string];

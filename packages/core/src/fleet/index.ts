@@ -55,6 +55,12 @@ export interface CapacityTarget {
    */
   resume?: readonly string[];
   /**
+   * How many stores the plan counts as started (its warm pool counts them out already): those of
+   * `resume` that do not start stay stopped, and no other store is retired in their place. Without
+   * it, as many as the warm group needs.
+   */
+  resumes?: number;
+  /**
    * Of the instances the warm group adds, how many are new on-demand instances (capacity for retried
    * jobs). Only a warm group of spot instances reads it: an Auto Scaling warm group is on-demand.
    */

@@ -27,7 +27,8 @@ import type { PlanCounts, PlannerInstance, PoolPlan, QueuedGroup, RunningJob } f
  *    them (a spot warm group a tenth more, for its spare starts); it keeps what it has up to the
  *    largest load of the last day. Its warm pool is whatever of
  *    it is not in service, so resuming never makes AWS launch a replacement behind it. It grows only
- *    within the room `maxInstances` leaves beside the instances in service.
+ *    within the room `maxInstances` leaves beside the instances in service, or, while jobs wait,
+ *    beside the forecast's burst if that is more.
  */
 export function planOnePool(
   now: number,
@@ -169,9 +170,16 @@ export function planOnePool(
   const prepared = Math.max(usual, keep, desiredWarm);
   // New stores are worth launching into the warm pool only if they can be resumed: not while the
   // instances in service leave no room under `maxInstances` (a burst on spot). Those would boot now,
-  // competing with the burst, and then wait stopped; the stores already there are kept.
+  // competing with the burst, and then wait stopped; the stores already there are kept. And while
+  // jobs wait, a burst may still be arriving (a pipeline's jobs reach Hearth over seconds): a new
+  // store takes only the room left once the forecast's burst is in service, or it holds room while
+  // it boots to be parked, and the burst's last jobs wait for it to boot, stop and resume.
   const kept = stopped.length - resume + joining;
-  const roomLeft = Math.max(0, pool.maxInstances - desiredWarm - desiredBurst);
+  const inService = desiredWarm + desiredBurst;
+  const roomLeft = Math.max(
+    0,
+    pool.maxInstances - (waiting > 0 ? Math.max(inService, forecastStores) : inService),
+  );
   const warmPoolSize = Math.min(pool.warm.warmPoolSize, prepared - desiredWarm, Math.max(kept, roomLeft));
 
   const counts: PlanCounts = {

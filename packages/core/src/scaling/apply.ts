@@ -157,7 +157,9 @@ export async function apply(
     warm: poolPlan.desiredWarm + keptWarm,
     burst: poolPlan.desiredBurst + keptBurst,
     warmPoolSize: Math.max(0, poolPlan.warmPoolSize - pendingWarm),
-    ...(poolPlan.resumeStores.length ? { resume: poolPlan.resumeStores } : {}),
+    ...(poolPlan.resumeStores.length
+      ? { resume: poolPlan.resumeStores, resumes: poolPlan.counts.resume }
+      : {}),
     ...(poolPlan.counts.launchForRetries ? { onDemand: poolPlan.counts.launchForRetries } : {}),
     ...(poolPlan.counts.resumeForWarmth ? { optional: poolPlan.counts.resumeForWarmth } : {}),
   };

@@ -372,9 +372,10 @@ export class SimulatedFleet implements FleetPort {
       started += 1;
       missing -= 1;
     }
-    // The plan's warm pool size counts the stores it named as started. Those that could not start
-    // (no spot capacity) and found no stand-in are still stopped: not extra stores to terminate below.
-    const unstarted = Math.max(0, Math.min(named.length, wanted) - started);
+    // The plan's warm pool size counts the stores it named as started (`resumes` of them). Those
+    // that did not start (no spot capacity and no stand-in; or no need, the group counting an
+    // instance draining before its detach) are still stopped: not extra stores to terminate below.
+    const unstarted = Math.max(0, Math.min(named.length, target.resumes ?? wanted) - started);
     // Stores started for warmth only: none launched in place of one that would not start.
     missing = Math.max(0, missing - Math.max(0, target.optional ?? 0));
     if (missing > 0) {

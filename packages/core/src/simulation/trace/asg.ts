@@ -97,12 +97,16 @@ export class SimAsg {
     warmPoolSize?: number;
     /** Stopped instances to start first, by id (`keptByPolicy`). */
     resume?: readonly string[];
+    /** How many of `resume` the plan counts as started (`keptByPolicy`). */
+    resumes?: number;
     /** New on-demand instances among those added (`keptByPolicy`). */
     onDemand?: number;
     /** Of those added, how many may stay unadded: stores started for warmth, never launched (`keptByPolicy`). */
     optional?: number;
   }): void {
     this.resumeFirst = change.resume ?? [];
+    this.plannedStarts = change.resumes ?? 0;
+    this.startsSinceApply = 0;
     this.onDemandLeft = change.onDemand ?? 0;
     this.optional = change.optional ?? 0;
     for (const instance of change.release) this.detachForRelease(instance);
@@ -190,6 +194,8 @@ export class SimAsg {
 
   /** `apply`'s named resumes and on-demand launches, until the next `apply`. */
   private resumeFirst: readonly string[] = [];
+  private plannedStarts = 0;
+  private startsSinceApply = 0;
   private onDemandLeft = 0;
   private optional = 0;
 
@@ -228,6 +234,7 @@ export class SimAsg {
       if (stopped.length > 0) {
         const instance = this.toStart(stopped);
         if (!this.fleet.resume(instance)) break;
+        this.startsSinceApply++;
         this.warmPool.splice(this.warmPool.indexOf(instance), 1);
         this.members.push(instance);
       } else {
@@ -277,6 +284,11 @@ export class SimAsg {
       instance.owner = this;
       this.warmPool.push(instance);
     }
+    // The plan's warm pool counts the stores it named as started (`resumes` of them); those not
+    // started (no capacity, or no need: the group counts an instance draining before its detach,
+    // which the plan does not) are no extra stores to retire, as the driver reckons them.
+    if (this.options.keptByPolicy)
+      waiting += Math.max(0, Math.min(this.resumeFirst.length, this.plannedStarts) - this.startsSinceApply);
     while (this.warmPool.length - waiting > this.warmPoolSize) {
       const instance = (
         this.options.keptByPolicy

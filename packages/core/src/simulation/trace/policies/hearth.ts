@@ -641,6 +641,7 @@ class HearthPolicy implements Policy {
       ...(keptByPolicy
         ? {
             resume: poolPlan.resumeStores,
+            resumes: poolPlan.counts.resume,
             onDemand: poolPlan.counts.launchForRetries ?? 0,
             optional: poolPlan.counts.resumeForWarmth ?? 0,
           }
