@@ -52,11 +52,12 @@ if (
     Number.isInteger(seasonal.days) &&
     seasonal.days >= 0 &&
     seasonal.spreadMinutes >= 0 &&
+    seasonal.spreadMinutes < 24 * 60 &&
     seasonal.recentHours >= 0
   )
 ) {
   process.stderr.write(
-    "--seasonal-days must be a whole number, and the seasonal window's minutes and hours not negative\n",
+    "--seasonal-days must be a whole number, --seasonal-spread-minutes under a day (a wider window would see the present), and none of the three negative\n",
   );
   process.exit(2);
 }

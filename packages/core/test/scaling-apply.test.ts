@@ -7,7 +7,7 @@ import {
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { FleetPort } from "../src/fleet";
+import type { CapacityTarget, FleetPort } from "../src/fleet";
 import { createAwsFleet } from "../src/fleet-aws";
 import { createInstanceRegistry, type InstanceRegistry } from "../src/instances";
 import type { Job } from "../src/jobs";
@@ -286,13 +286,21 @@ describe("ScaleFleet's observe and apply over the AWS driver never release a bus
     });
     clock = new Date(NOW.getTime() + 5_000);
     const plan = wrongPlan([busy.id, idle.id]);
+    // The driver hears how many of the named stores the plan counts as started.
+    const targets: CapacityTarget[] = [];
+    const setCapacity = deps.fleet.setCapacity.bind(deps.fleet);
+    deps.fleet.setCapacity = (p, target) => {
+      targets.push(target);
+      return setCapacity(p, target);
+    };
     const applied = await apply(deps, observation, {
       ...plan,
       desiredWarm: 2,
       warmPoolSize: 2,
       resumeStores: [older.id, newer.id],
-      counts: { ...plan.counts, launchForRetries: 1 },
+      counts: { ...plan.counts, resume: 1, launchForRetries: 1 },
     });
+    expect(targets).toMatchObject([{ resume: [older.id, newer.id], resumes: 1, onDemand: 1 }]);
     expect(applied.released).toEqual([idle.id]);
     expect(applied.refused).toEqual([busy.id]);
     expect([busy.ec2State, idle.ec2State]).toEqual(["running", "stopping"]);

@@ -145,6 +145,12 @@ describe("seasonalPeak", () => {
       { numRuns: 40 },
     );
   });
+
+  it("refuses a window that would reach the present", () => {
+    expect(() => seasonalPeak([0, 1], { days: 1, spreadMinutes: 24 * 60, recentHours: 0 })).toThrow(
+      RangeError,
+    );
+  });
 });
 
 describe("slidingMax", () => {

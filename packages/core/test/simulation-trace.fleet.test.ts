@@ -405,6 +405,26 @@ describe("a warm group Hearth keeps (warm.market spot)", () => {
       launchOptions: () => ({ persistent: true }),
     });
 
+  it("retires no store in place of a named one it had no need to start, when the plan counted it started", () => {
+    const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
+    const asg = kept(fleet, pool);
+    let stores: SimInstance[] = [];
+    at(0, () => asg.apply({ release: [], desired: 4 }));
+    at(100, () => {
+      stores = asg.members.slice(1);
+      asg.apply({ release: stores, desired: 1, warmPoolSize: 3 });
+    });
+    at(200, () => {
+      // One in service already, as asked: the group counts it where the plan (as it drains before
+      // its detach) does not, and counted the named store as started, leaving a warm pool of two.
+      const [named] = stores as [SimInstance];
+      asg.apply({ release: [], desired: 1, warmPoolSize: 2, resume: [named.id], resumes: 1 });
+      expect(stores.map((i) => i.state)).toEqual(["stopped", "stopped", "stopped"]);
+      expect(asg.warmPool).toHaveLength(3);
+    });
+    clock.run(300);
+  });
+
   it("starts the stores it is told to, in order; launches the on-demand ones first; retires the oldest", () => {
     const { clock, fleet, pool, at } = setup({ spotStartSuccess: 1 });
     const asg = kept(fleet, pool);

@@ -158,7 +158,7 @@ export interface DrainLook {
   /** Jobs queued for a pool (unroutable jobs never drain, and are not counted). */
   queued: number;
   running: number;
-  /** Jobs that match no pool, which no instance will run (the status page lists them). */
+  /** Jobs on the status page that match no pool, this replay's or earlier: no instance will run them. */
   unroutable: number;
   /** The longest any queued job had waited at this look. */
   oldestQueuedSeconds: number;

@@ -121,7 +121,7 @@ async function main() {
       ? `Every job ${unroutable ? "that matches a pool " : ""}has started: the queue emptied ${drain.last.seconds} s after the last webhook; the longest wait seen was ${drain.longestWaitSeconds} s.\n`
       : `${drain.last.queued} jobs still queued after ${drain.last.seconds} s: see ${url}/ for why (the timeline says what Hearth decided).\n`) +
       (unroutable
-        ? `${unroutable} ${unroutable === 1 ? "job matches" : "jobs match"} no pool and will not start: the status page lists them under Unroutable.\n`
+        ? `${unroutable} ${unroutable === 1 ? "job" : "jobs"} on the status page (this replay's or earlier) ${unroutable === 1 ? "matches" : "match"} no pool and will not start: it lists them under Unroutable.\n`
         : ""),
   );
 }

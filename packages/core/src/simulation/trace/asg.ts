@@ -105,7 +105,10 @@ export class SimAsg {
     optional?: number;
   }): void {
     this.resumeFirst = change.resume ?? [];
-    this.plannedStarts = change.resumes ?? 0;
+    const named = this.resumeFirst.filter((id) =>
+      this.warmPool.some((instance) => instance.id === id && instance.state === "stopped"),
+    ).length;
+    this.plannedStarts = Math.min(named, change.resumes ?? 0);
     this.startsSinceApply = 0;
     this.onDemandLeft = change.onDemand ?? 0;
     this.optional = change.optional ?? 0;
@@ -271,6 +274,10 @@ export class SimAsg {
         } else waiting++;
       }
     }
+    // The plan's warm pool counts the stores it named as started (`resumes` of them); those not
+    // started (no capacity, or no need: the group counts an instance draining before its detach,
+    // which the plan does not) are none of it, as the drivers reckon them.
+    if (this.options.keptByPolicy) waiting += Math.max(0, this.plannedStarts - this.startsSinceApply);
     while (this.warmPool.length - waiting < this.warmPoolSize) {
       const extra = this.options.launchOptions?.(this) ?? {};
       const instance = this.fleet.launch(this.pool, {
@@ -284,11 +291,6 @@ export class SimAsg {
       instance.owner = this;
       this.warmPool.push(instance);
     }
-    // The plan's warm pool counts the stores it named as started (`resumes` of them); those not
-    // started (no capacity, or no need: the group counts an instance draining before its detach,
-    // which the plan does not) are no extra stores to retire, as the driver reckons them.
-    if (this.options.keptByPolicy)
-      waiting += Math.max(0, Math.min(this.resumeFirst.length, this.plannedStarts) - this.startsSinceApply);
     while (this.warmPool.length - waiting > this.warmPoolSize) {
       const instance = (
         this.options.keptByPolicy

@@ -269,6 +269,9 @@ function poolLoad(jobs: readonly { at: number; seconds: number }[], buckets: num
 export function seasonalPeak(peak: readonly number[], window: SeasonalWindow): number[] {
   const day = Math.round((24 * 3600) / bucketSeconds);
   const spread = Math.round((window.spreadMinutes * 60) / bucketSeconds);
+  // A day's window of a day or more would reach the present: foresight, not a forecast.
+  if (spread >= day)
+    throw new RangeError(`a seasonal spread of ${window.spreadMinutes} min reaches the present`);
   const width = 2 * spread + 1;
   // around[c]: the most over [c - spread, c + spread], clipped to the trace.
   const ahead = slidingMax(peak, width, "ahead");

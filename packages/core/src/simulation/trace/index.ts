@@ -337,13 +337,13 @@ export function interruptionFigures(run: SimRun): InterruptionFigures {
   };
 }
 
-/** Runs the simulation and returns its raw state, for diagnostics and tests. */
 /** When a run ends at the latest: jobs not finished by then are lost. */
 function horizonOf(jobs: readonly SimJob[], options: SimulateOptions): number {
   const lastArrival = jobs.at(-1)?.trace.createdAt ?? 0;
   return lastArrival + (options.horizonSeconds ?? 30 * 24 * 3600);
 }
 
+/** Runs the simulation and returns its raw state, for diagnostics and tests. */
 export function runSimulation(trace: Trace, options: SimulateOptions): SimRun {
   const multiplier = options.interruptionRateMultiplier ?? 1;
   if (!(multiplier >= 0 && Number.isFinite(multiplier)))
