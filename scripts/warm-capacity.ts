@@ -6,8 +6,8 @@
  * keeps (core's `capacityFloor`, loose figures): a fixed number per pool; the peak of the past
  * `--past-hours`; the peak of the coming `--coming-hours`, which is foresight; a number for each hour
  * of the day chosen with the whole trace known, which is hindsight; and a forecast by time of day
- * learned from the past week (`--seasonal-*`). Beside them, what the cheapest baselines with the binary cache cost in
- * the simulator (seed 1), for every trace in DIR (default traces/) or those named.
+ * learned from the past week (`--seasonal-*`). Beside them, what the cheapest baselines with the
+ * binary cache cost in the simulator (seed 1), for every trace in DIR (default traces/) or those named.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";

@@ -45,6 +45,7 @@ import {
   type ReleaseResult,
   runnerConfigParameter,
 } from "../fleet";
+import { unstartedNamedStores } from "../fleet/named-stores";
 import type { Group, Lifecycle } from "../instances";
 import type { PoolConfig } from "../pools";
 import { retryBusyErrors } from "./retry";
@@ -615,11 +616,8 @@ export function createAwsFleet(options: AwsFleetOptions): FleetPort {
       }
       if (failure !== undefined) throw failure;
     }
-    // The plan's warm pool counts the stores it named as started (`resumes` of them). Those that did
-    // not start are still stopped (no spot capacity; or no need, the group counting in service an
-    // instance the plan no longer counts, one draining before its detach): no extra stores for step
-    // 3 to retire in their place.
-    const unstarted = Math.max(0, Math.min(named.length, target.resumes ?? wanted) - started);
+    // Named stores the plan counts as started that did not start: none of step 3's warm pool.
+    const unstarted = unstartedNamedStores(named.length, target.resumes ?? wanted, started);
 
     // Stores started for warmth only: none launched in place of one that would not start.
     need = Math.max(0, need - optional);

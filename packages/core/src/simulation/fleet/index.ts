@@ -15,6 +15,7 @@ import {
   type RunnerConfigHandOver,
   runnerConfigParameter,
 } from "../../fleet";
+import { unstartedNamedStores } from "../../fleet/named-stores";
 import { type Group, groups, type Interruption, type Lifecycle, type Market } from "../../instances";
 import { interruptionEvent } from "../../interruptions/events";
 import { namesStores, type PoolConfig } from "../../pools";
@@ -372,10 +373,8 @@ export class SimulatedFleet implements FleetPort {
       started += 1;
       missing -= 1;
     }
-    // The plan's warm pool size counts the stores it named as started (`resumes` of them). Those
-    // that did not start (no spot capacity and no stand-in; or no need, the group counting an
-    // instance draining before its detach) are still stopped: not extra stores to terminate below.
-    const unstarted = Math.max(0, Math.min(named.length, target.resumes ?? wanted) - started);
+    // Named stores the plan counts as started that did not start: not extra stores to terminate below.
+    const unstarted = unstartedNamedStores(named.length, target.resumes ?? wanted, started);
     // Stores started for warmth only: none launched in place of one that would not start.
     missing = Math.max(0, missing - Math.max(0, target.optional ?? 0));
     if (missing > 0) {

@@ -1,4 +1,5 @@
 import { givesUpWaitingStore } from "../../fleet";
+import { unstartedNamedStores } from "../../fleet/named-stores";
 import type { Market } from "../../instances/vocabulary";
 import { awsChoice, type Random } from "../rules";
 import type { Fleet, LaunchOptions, SimInstance, SimPool } from "./fleet";
@@ -105,10 +106,10 @@ export class SimAsg {
     optional?: number;
   }): void {
     this.resumeFirst = change.resume ?? [];
-    const named = this.resumeFirst.filter((id) =>
+    this.namedStopped = this.resumeFirst.filter((id) =>
       this.warmPool.some((instance) => instance.id === id && instance.state === "stopped"),
     ).length;
-    this.plannedStarts = Math.min(named, change.resumes ?? 0);
+    this.countedStarted = change.resumes ?? 0;
     this.startsSinceApply = 0;
     this.onDemandLeft = change.onDemand ?? 0;
     this.optional = change.optional ?? 0;
@@ -197,7 +198,9 @@ export class SimAsg {
 
   /** `apply`'s named resumes and on-demand launches, until the next `apply`. */
   private resumeFirst: readonly string[] = [];
-  private plannedStarts = 0;
+  /** Of `resumeFirst`, those stopped at the `apply`, and how many the plan counts as started. */
+  private namedStopped = 0;
+  private countedStarted = 0;
   private startsSinceApply = 0;
   private onDemandLeft = 0;
   private optional = 0;
@@ -274,10 +277,10 @@ export class SimAsg {
         } else waiting++;
       }
     }
-    // The plan's warm pool counts the stores it named as started (`resumes` of them); those not
-    // started (no capacity, or no need: the group counts an instance draining before its detach,
-    // which the plan does not) are none of it, as the drivers reckon them.
-    if (this.options.keptByPolicy) waiting += Math.max(0, this.plannedStarts - this.startsSinceApply);
+    // Named stores the plan counts as started that did not start: none of the warm pool, as the
+    // drivers reckon them.
+    if (this.options.keptByPolicy)
+      waiting += unstartedNamedStores(this.namedStopped, this.countedStarted, this.startsSinceApply);
     while (this.warmPool.length - waiting < this.warmPoolSize) {
       const extra = this.options.launchOptions?.(this) ?? {};
       const instance = this.fleet.launch(this.pool, {
